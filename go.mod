@@ -1,0 +1,3 @@
+module github.com/finsync/finsync
+
+go 1.26.8
