@@ -1,0 +1,148 @@
+// Package clickhouse loads Arrow records of the common schema into
+// ClickHouse over the native protocol, applies the migrations in sql/, and
+// keeps the pipeline's state (etl_state, etl_runs) in the warehouse itself.
+//
+// It knows tables and columns, never providers. It works against ClickHouse
+// 18.16 (Debian's package) and current releases; what 18.16 needs:
+//   - every INSERT names its columns (without a list the server sends a
+//     0-column header and appends fail);
+//   - query settings, if any, are integers or booleans;
+//   - no TTL, DateTime64, Map or LowCardinality in the base schema.
+package clickhouse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	ch "github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+// Options say which server and database to use.
+type Options struct {
+	Addr     string // host:port of the native protocol
+	Database string
+	Username string
+	Password string // never logged
+	// DialTimeout bounds connecting; 0 means 5 s.
+	DialTimeout time.Duration
+}
+
+// Version is a server's release number.
+type Version struct{ Major, Minor, Patch int }
+
+func (v Version) String() string { return fmt.Sprintf("%d.%d.%d", v.Major, v.Minor, v.Patch) }
+
+// AtLeast reports whether v is the same release as o or newer.
+func (v Version) AtLeast(o Version) bool {
+	if v.Major != o.Major {
+		return v.Major > o.Major
+	}
+	if v.Minor != o.Minor {
+		return v.Minor > o.Minor
+	}
+	return v.Patch >= o.Patch
+}
+
+// DB is a connection pool to one database of one server.
+type DB struct {
+	conn     driver.Conn
+	addr     string
+	database string
+	version  Version
+}
+
+// ErrUnreachable marks a server that could not be connected to.
+var ErrUnreachable = errors.New("ClickHouse is unreachable")
+
+// Open connects to opts.Database and checks the server answers. The database
+// must exist (finsync migrate creates it).
+func Open(ctx context.Context, opts Options) (*DB, error) {
+	db, err := open(ctx, opts, opts.Database)
+	if err != nil && errorCode(err) == codeUnknownDatabase {
+		return nil, fmt.Errorf("database %q does not exist on %s: run `finsync migrate` first", opts.Database, opts.Addr)
+	}
+	return db, err
+}
+
+func open(ctx context.Context, opts Options, database string) (*DB, error) {
+	if opts.Addr == "" {
+		return nil, errors.New("no ClickHouse address given")
+	}
+	dial := opts.DialTimeout
+	if dial == 0 {
+		dial = 5 * time.Second
+	}
+	conn, err := ch.Open(&ch.Options{
+		Addr:        []string{opts.Addr},
+		Auth:        ch.Auth{Database: database, Username: opts.Username, Password: opts.Password},
+		DialTimeout: dial,
+		// Inserts are large and one per table at a time; a few connections suffice.
+		MaxOpenConns: 8,
+		MaxIdleConns: 4,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w at %s: %v", ErrUnreachable, opts.Addr, err)
+	}
+	if err := conn.Ping(ctx); err != nil {
+		conn.Close()
+		if errorCode(err) != 0 {
+			return nil, fmt.Errorf("ClickHouse at %s: %w", opts.Addr, err)
+		}
+		return nil, fmt.Errorf("%w at %s (%v); for the local server run: deploy/clickhouse/local.sh start", ErrUnreachable, opts.Addr, err)
+	}
+	sv, err := conn.ServerVersion()
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("ClickHouse at %s: reading server version: %w", opts.Addr, err)
+	}
+	return &DB{
+		conn:     conn,
+		addr:     opts.Addr,
+		database: database,
+		version:  Version{int(sv.Version.Major), int(sv.Version.Minor), int(sv.Version.Patch)},
+	}, nil
+}
+
+// Close releases the pool.
+func (db *DB) Close() error { return db.conn.Close() }
+
+// Version is the server's release.
+func (db *DB) Version() Version { return db.version }
+
+// Database is the database tables are read from and written to.
+func (db *DB) Database() string { return db.database }
+
+// Conn is the driver connection, for queries the pipeline does not wrap
+// (reports, tests).
+func (db *DB) Conn() driver.Conn { return db.conn }
+
+// Exec runs one statement that returns no rows.
+func (db *DB) Exec(ctx context.Context, query string, args ...any) error {
+	return db.conn.Exec(ctx, query, args...)
+}
+
+// table quotes a table name of this database.
+func (db *DB) table(name string) string { return quoteIdent(db.database) + "." + quoteIdent(name) }
+
+func quoteIdent(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
+
+// Server error codes the package reacts to.
+const (
+	codeUnknownDatabase = 81
+)
+
+// errorCode is the ClickHouse exception code inside err, or 0.
+func errorCode(err error) int32 {
+	var ex *ch.Exception
+	if errors.As(err, &ex) {
+		return ex.Code
+	}
+	return 0
+}
+
+// Addr is the server's address.
+func (db *DB) Addr() string { return db.addr }

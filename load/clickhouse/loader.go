@@ -1,0 +1,268 @@
+package clickhouse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"syscall"
+	"time"
+
+	ch "github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/apache/arrow/go/v17/arrow"
+
+	"github.com/finsync/finsync/transform"
+)
+
+// LoaderOptions tune how records are grouped into INSERTs and retried.
+type LoaderOptions struct {
+	// MaxRows and MaxBytes cap one INSERT. The driver holds a whole INSERT
+	// in memory, so together they bound the loader's memory; big INSERTs
+	// keep ClickHouse far from "Too many parts". Defaults: 500,000 rows,
+	// 64 MiB of Arrow buffers.
+	MaxRows  int
+	MaxBytes int64
+	// MaxAttempts bounds tries of one INSERT on transient server errors;
+	// BackoffBase and BackoffMax shape the exponential backoff with full
+	// jitter between them. Defaults: 5, 500 ms, 30 s.
+	MaxAttempts int
+	BackoffBase time.Duration
+	BackoffMax  time.Duration
+	Logger      *slog.Logger
+}
+
+func (o LoaderOptions) withDefaults() LoaderOptions {
+	if o.MaxRows <= 0 {
+		o.MaxRows = 500_000
+	}
+	if o.MaxBytes <= 0 {
+		o.MaxBytes = 64 << 20
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 5
+	}
+	if o.BackoffBase <= 0 {
+		o.BackoffBase = 500 * time.Millisecond
+	}
+	if o.BackoffMax <= 0 {
+		o.BackoffMax = 30 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// Loader inserts Arrow records of the common schema into ClickHouse.
+type Loader struct {
+	db   *DB
+	opts LoaderOptions
+}
+
+// NewLoader returns a loader writing to db.
+func NewLoader(db *DB, opts LoaderOptions) *Loader {
+	return &Loader{db: db, opts: opts.withDefaults()}
+}
+
+// Batch collects the records bound for one table and inserts them in
+// INSERTs of bounded size. It is not safe for concurrent use.
+type Batch struct {
+	ctx      context.Context
+	loader   *Loader
+	table    transform.Table
+	query    string
+	pending  []arrow.Record
+	rows     int
+	bytes    int64
+	accepted int64
+	retries  int64
+}
+
+// NewBatch starts a batch for table t.
+func (l *Loader) NewBatch(ctx context.Context, t transform.Table) *Batch {
+	names := make([]string, len(t.Schema.Fields()))
+	for i, f := range t.Schema.Fields() {
+		names[i] = quoteIdent(f.Name)
+	}
+	return &Batch{
+		ctx:    ctx,
+		loader: l,
+		table:  t,
+		// 18.16 needs the column list; it also keeps inserts independent of
+		// column order on the server.
+		query: "INSERT INTO " + l.db.table(t.Name) + " (" + strings.Join(names, ", ") + ")",
+	}
+}
+
+// Append adds rec to the batch. The batch retains rec (the caller may
+// release its own reference) and inserts once the batch reaches its row or
+// byte budget; an error from that INSERT is returned here.
+func (b *Batch) Append(rec arrow.Record) error {
+	if !rec.Schema().Equal(b.table.Schema) {
+		return fmt.Errorf("%s: record schema does not match the table schema:\n got %s\nwant %s", b.table.Name, rec.Schema(), b.table.Schema)
+	}
+	if rec.NumRows() == 0 {
+		return nil
+	}
+	rec.Retain()
+	b.pending = append(b.pending, rec)
+	b.rows += int(rec.NumRows())
+	b.bytes += recordBytes(rec)
+	if b.rows >= b.loader.opts.MaxRows || b.bytes >= b.loader.opts.MaxBytes {
+		return b.flush()
+	}
+	return nil
+}
+
+// Send inserts whatever is pending. Once it returns nil, every row appended
+// to the batch has been accepted by ClickHouse: only then may a cursor
+// covering them be written.
+func (b *Batch) Send() error { return b.flush() }
+
+// Abort drops the rows not inserted yet.
+func (b *Batch) Abort() { b.release() }
+
+// Rows is the number of rows ClickHouse accepted through this batch.
+func (b *Batch) Rows() int64 { return b.accepted }
+
+// Retries is the number of INSERTs that were retried after a transient error.
+func (b *Batch) Retries() int64 { return b.retries }
+
+func (b *Batch) flush() error {
+	if len(b.pending) == 0 {
+		return nil
+	}
+	defer b.release()
+	if err := b.insertWithRetry(); err != nil {
+		return fmt.Errorf("inserting %d rows into %s: %w", b.rows, b.table.Name, err)
+	}
+	b.accepted += int64(b.rows)
+	return nil
+}
+
+func (b *Batch) release() {
+	for _, r := range b.pending {
+		r.Release()
+	}
+	b.pending, b.rows, b.bytes = b.pending[:0], 0, 0
+}
+
+func (b *Batch) insertWithRetry() error {
+	opts := b.loader.opts
+	for attempt := 1; ; attempt++ {
+		err := b.insert()
+		if err == nil {
+			return nil
+		}
+		if attempt >= opts.MaxAttempts || !transient(err) || b.ctx.Err() != nil {
+			return err
+		}
+		wait := backoff(opts.BackoffBase, opts.BackoffMax, attempt)
+		opts.Logger.Warn("insert failed, retrying", "table", b.table.Name, "rows", b.rows,
+			"attempt", attempt, "wait", wait, "err", err)
+		b.retries++
+		t := time.NewTimer(wait)
+		select {
+		case <-b.ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%w (after: %v)", b.ctx.Err(), err)
+		case <-t.C:
+		}
+	}
+}
+
+// insert sends the pending records as one INSERT, column by column.
+func (b *Batch) insert() error {
+	batch, err := b.loader.db.conn.PrepareBatch(b.ctx, b.query)
+	if err != nil {
+		return err
+	}
+	defer batch.Close()
+	fields := b.table.Schema.Fields()
+	for _, rec := range b.pending {
+		for i, f := range fields {
+			vals, err := columnValues(rec.Column(i), f.Nullable)
+			if err != nil {
+				return permanent{fmt.Errorf("column %s: %w", f.Name, err)}
+			}
+			if err := batch.Column(i).Append(vals); err != nil {
+				return permanent{fmt.Errorf("column %s: %w", f.Name, err)}
+			}
+		}
+	}
+	return batch.Send()
+}
+
+// recordBytes estimates a record's memory from its buffers.
+func recordBytes(rec arrow.Record) int64 {
+	var n int64
+	for _, c := range rec.Columns() {
+		n += dataBytes(c.Data())
+	}
+	return n
+}
+
+func dataBytes(d arrow.ArrayData) int64 {
+	var n int64
+	for _, buf := range d.Buffers() {
+		if buf != nil {
+			n += int64(buf.Len())
+		}
+	}
+	for _, c := range d.Children() {
+		n += dataBytes(c)
+	}
+	return n
+}
+
+// permanent marks an error retrying cannot fix (bad data, schema mismatch).
+type permanent struct{ error }
+
+func (p permanent) Unwrap() error { return p.error }
+
+// Server errors worth retrying: overload, timeouts, merges behind.
+var transientCodes = map[int32]bool{
+	159: true, // TIMEOUT_EXCEEDED
+	202: true, // TOO_MANY_SIMULTANEOUS_QUERIES
+	203: true, // NO_FREE_CONNECTION
+	209: true, // SOCKET_TIMEOUT
+	210: true, // NETWORK_ERROR
+	241: true, // MEMORY_LIMIT_EXCEEDED
+	242: true, // TABLE_IS_READ_ONLY
+	252: true, // TOO_MANY_PARTS
+	285: true, // TOO_FEW_LIVE_REPLICAS
+	319: true, // UNKNOWN_STATUS_OF_INSERT
+	425: true, // SYSTEM_ERROR
+	999: true, // KEEPER_EXCEPTION
+}
+
+// transient reports whether an INSERT that failed with err may succeed if
+// tried again: a server busy or restarting, a dropped connection.
+func transient(err error) bool {
+	var p permanent
+	if errors.As(err, &p) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var ex *ch.Exception
+	if errors.As(err, &ex) {
+		return transientCodes[ex.Code]
+	}
+	var netErr net.Error
+	return errors.As(err, &netErr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, ch.ErrAcquireConnTimeout)
+}
+
+// backoff is the wait before retry number attempt (1-based): exponential,
+// capped, with full jitter so concurrent writers spread out.
+func backoff(base, max time.Duration, attempt int) time.Duration {
+	d := base << min(attempt-1, 20)
+	if d <= 0 || d > max {
+		d = max
+	}
+	return time.Duration(rand.Int64N(int64(d)) + 1)
+}

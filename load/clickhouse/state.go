@@ -1,0 +1,201 @@
+package clickhouse
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/apache/arrow/go/v17/arrow/memory"
+
+	"github.com/finsync/finsync/transform"
+)
+
+// State keeps the pipeline's own bookkeeping in ClickHouse: cursors and
+// pending async jobs in etl_state, one row per run in etl_runs. Rows are
+// versioned, so the newest write of a key wins (read with FINAL).
+type State struct {
+	db     *DB
+	loader *Loader
+	mem    memory.Allocator
+
+	mu   sync.Mutex
+	last uint64 // the last _version handed out
+}
+
+// NewState returns the state API over db, writing through loader.
+func NewState(db *DB, loader *Loader) *State {
+	return &State{db: db, loader: loader, mem: memory.DefaultAllocator}
+}
+
+// Version returns a _version larger than any this State handed out before:
+// the wall clock in nanoseconds, bumped when two calls share a tick.
+func (s *State) Version() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v := uint64(time.Now().UnixNano())
+	if v <= s.last {
+		v = s.last + 1
+	}
+	s.last = v
+	return v
+}
+
+// Job statuses in etl_state.
+const (
+	JobActive = "active" // created at the provider, not collected yet
+	JobDone   = "done"   // collected and loaded
+	JobLost   = "lost"   // the provider no longer knows it; a new one is needed
+)
+
+const cursorKey = "cursor"
+
+// Cursor returns the cursor of stream for tenant, "" before the first run.
+func (s *State) Cursor(ctx context.Context, stream, tenant string) (string, error) {
+	var cursor string
+	err := s.db.conn.QueryRow(ctx, "SELECT value FROM "+s.db.table(transform.EtlState.Name)+
+		" FINAL WHERE stream = ? AND tenant = ? AND key = ?", stream, tenant, cursorKey).Scan(&cursor)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("reading cursor of %s/%s: %w", stream, tenant, err)
+	}
+	return cursor, nil
+}
+
+// SetCursor records the cursor of stream for tenant. Call it only after
+// ClickHouse accepted every row the cursor covers (Batch.Send returned nil):
+// a crash between the two then re-reads the window, and the reload
+// replaces the rows instead of duplicating them.
+func (s *State) SetCursor(ctx context.Context, stream, tenant, cursor string) error {
+	now := time.Now().UTC()
+	return s.write(ctx, transform.EtlState, stream, tenant, cursorKey, cursor, JobActive, now, nil, now, s.Version())
+}
+
+// Job is an async job a stream started at a provider (finAPI jobId, finoOS
+// correlation id, FinGoal batch_request_id).
+type Job struct {
+	ID         string
+	Params     string // what the job was created with, for the collector
+	Status     string
+	CreatedAt  time.Time
+	NextPollAt time.Time // zero = poll at once
+}
+
+const jobKeyPrefix = "job:"
+
+// PutJob records or updates a job. Record a job right after the provider
+// returned its id and before anything else, so a restart resumes polling it
+// instead of creating (and paying for) a new one.
+func (s *State) PutJob(ctx context.Context, stream, tenant string, j Job) error {
+	if j.Status == "" {
+		j.Status = JobActive
+	}
+	var next any
+	if !j.NextPollAt.IsZero() {
+		next = j.NextPollAt.UTC()
+	}
+	return s.write(ctx, transform.EtlState, stream, tenant, jobKeyPrefix+j.ID, j.Params, j.Status,
+		j.CreatedAt.UTC(), next, time.Now().UTC(), s.Version())
+}
+
+// Jobs returns the jobs of stream for tenant with the given status, oldest
+// first.
+func (s *State) Jobs(ctx context.Context, stream, tenant, status string) ([]Job, error) {
+	rows, err := s.db.conn.Query(ctx, "SELECT substring(key, ?), value, status, created_at, next_poll_at FROM "+
+		s.db.table(transform.EtlState.Name)+" FINAL WHERE stream = ? AND tenant = ? AND startsWith(key, ?) AND status = ?",
+		len(jobKeyPrefix)+1, stream, tenant, jobKeyPrefix, status)
+	if err != nil {
+		return nil, fmt.Errorf("reading jobs of %s/%s: %w", stream, tenant, err)
+	}
+	defer rows.Close()
+	var jobs []Job
+	for rows.Next() {
+		var j Job
+		var next *time.Time
+		if err := rows.Scan(&j.ID, &j.Params, &j.Status, &j.CreatedAt, &next); err != nil {
+			return nil, err
+		}
+		if next != nil {
+			j.NextPollAt = *next
+		}
+		jobs = append(jobs, j)
+	}
+	sort.Slice(jobs, func(a, b int) bool { return jobs[a].CreatedAt.Before(jobs[b].CreatedAt) })
+	return jobs, rows.Err()
+}
+
+// Run statuses in etl_runs.
+const (
+	RunRunning = "running"
+	RunSuccess = "success"
+	RunPartial = "partial" // stopped early (rate limit, deadline); the next run resumes
+	RunFailed  = "failed"
+)
+
+// Run is one run of one stream for one tenant.
+type Run struct {
+	Stream, ID, Tenant string
+	Status             string
+	WindowFrom         time.Time // zero = none
+	WindowTo           time.Time
+	StartedAt          time.Time
+	FinishedAt         time.Time         // zero while running
+	Rows               map[string]uint64 // rows accepted per table
+	Rejects            uint64
+	Retries            uint64
+	Error              string
+}
+
+// RecordRun writes the run's current row; call it when the run starts and
+// again when it ends (the newer row replaces the older).
+func (s *State) RecordRun(ctx context.Context, r Run) error {
+	tables := make([]string, 0, len(r.Rows))
+	for t := range r.Rows {
+		tables = append(tables, t)
+	}
+	sort.Strings(tables)
+	counts := make([]uint64, len(tables))
+	var total uint64
+	for i, t := range tables {
+		counts[i] = r.Rows[t]
+		total += r.Rows[t]
+	}
+	var duration uint64
+	var finished any
+	if !r.FinishedAt.IsZero() {
+		finished = r.FinishedAt.UTC()
+		duration = uint64(r.FinishedAt.Sub(r.StartedAt).Milliseconds())
+	}
+	return s.write(ctx, transform.EtlRuns, r.Stream, r.ID, r.Tenant, r.Status,
+		optTime(r.WindowFrom), optTime(r.WindowTo), r.StartedAt.UTC(), finished,
+		tables, counts, total, r.Rejects, r.Retries, duration, r.Error, s.Version())
+}
+
+func optTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UTC()
+}
+
+// write inserts one row of t and waits until ClickHouse accepted it.
+func (s *State) write(ctx context.Context, t transform.Table, vals ...any) error {
+	w := transform.NewRowWriter(s.mem, t)
+	defer w.Release()
+	if err := w.Append(vals...); err != nil {
+		return err
+	}
+	rec := w.Record()
+	defer rec.Release()
+	b := s.loader.NewBatch(ctx, t)
+	if err := b.Append(rec); err != nil {
+		b.Abort()
+		return err
+	}
+	return b.Send()
+}

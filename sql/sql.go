@@ -1,0 +1,20 @@
+// Package sql holds the warehouse DDL as numbered migration files, embedded
+// into the binary and applied in order by `finsync migrate`
+// (load/clickhouse.Migrate).
+//
+// File names are NNNN_description.sql. Statements end with a semicolon at
+// the end of a line. A file whose first line is
+//
+//	-- finsync:min-server 21.8
+//
+// uses features newer ClickHouse releases have (LowCardinality, TTL,
+// DateTime64, ...) and is applied only on servers of at least that version;
+// the base schema never needs one, so it runs on 18.16 and on 24+ alike.
+package sql
+
+import "embed"
+
+// Files are the migration files, at the root of the FS.
+//
+//go:embed *.sql
+var Files embed.FS

@@ -1,0 +1,127 @@
+package transform
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
+	"github.com/apache/arrow/go/v17/arrow/decimal128"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+	"github.com/shopspring/decimal"
+)
+
+// RowWriter builds a record of one table a row at a time from plain Go
+// values. It suits small writes (state, run rows, registry entries) and
+// tests; high-volume transforms use Arrow builders directly.
+type RowWriter struct {
+	table Table
+	b     *array.RecordBuilder
+}
+
+// NewRowWriter starts an empty record of t.
+func NewRowWriter(mem memory.Allocator, t Table) *RowWriter {
+	return &RowWriter{table: t, b: array.NewRecordBuilder(mem, t.Schema)}
+}
+
+// Append adds one row: one value per column in schema order, nil for null.
+// Accepted values: string; time.Time for date and timestamp columns;
+// decimal.Decimal for decimals; bool; int32; uint64; []string; []uint64.
+func (w *RowWriter) Append(vals ...any) error {
+	fields := w.table.Schema.Fields()
+	if len(vals) != len(fields) {
+		return fmt.Errorf("%s: %d values for %d columns", w.table.Name, len(vals), len(fields))
+	}
+	// Check every value before appending any, so a bad row leaves no half row.
+	for i, v := range vals {
+		if err := check(fields[i], v); err != nil {
+			return fmt.Errorf("%s.%s: %w", w.table.Name, fields[i].Name, err)
+		}
+	}
+	for i, v := range vals {
+		appendValue(w.b.Field(i), v)
+	}
+	return nil
+}
+
+// Record returns the rows appended so far as a record (the caller releases
+// it) and starts a new, empty one.
+func (w *RowWriter) Record() arrow.Record { return w.b.NewRecord() }
+
+// Release frees the builder.
+func (w *RowWriter) Release() { w.b.Release() }
+
+func check(f arrow.Field, v any) error {
+	if v == nil {
+		if !f.Nullable {
+			return fmt.Errorf("null in a column that is not nullable")
+		}
+		return nil
+	}
+	ok := false
+	switch t := f.Type.(type) {
+	case *arrow.StringType:
+		_, ok = v.(string)
+	case *arrow.Date32Type, *arrow.TimestampType:
+		_, ok = v.(time.Time)
+	case *arrow.Decimal128Type:
+		var d decimal.Decimal
+		if d, ok = v.(decimal.Decimal); ok && -d.Exponent() > t.Scale {
+			return fmt.Errorf("%s has more than %d decimals", d, t.Scale)
+		}
+	case *arrow.BooleanType:
+		_, ok = v.(bool)
+	case *arrow.Int32Type:
+		_, ok = v.(int32)
+	case *arrow.Uint64Type:
+		_, ok = v.(uint64)
+	case *arrow.ListType:
+		switch t.Elem().(type) {
+		case *arrow.StringType:
+			_, ok = v.([]string)
+		case *arrow.Uint64Type:
+			_, ok = v.([]uint64)
+		}
+	}
+	if !ok {
+		return fmt.Errorf("value %v (%T) does not fit Arrow type %s", v, v, f.Type)
+	}
+	return nil
+}
+
+func appendValue(b array.Builder, v any) {
+	if v == nil {
+		b.AppendNull()
+		return
+	}
+	switch b := b.(type) {
+	case *array.StringBuilder:
+		b.Append(v.(string))
+	case *array.Date32Builder:
+		b.Append(arrow.Date32FromTime(v.(time.Time)))
+	case *array.TimestampBuilder:
+		b.Append(arrow.Timestamp(v.(time.Time).Unix()))
+	case *array.Decimal128Builder:
+		b.Append(DecimalToNum(v.(decimal.Decimal), b.Type().(*arrow.Decimal128Type).Scale))
+	case *array.BooleanBuilder:
+		b.Append(v.(bool))
+	case *array.Int32Builder:
+		b.Append(v.(int32))
+	case *array.Uint64Builder:
+		b.Append(v.(uint64))
+	case *array.ListBuilder:
+		b.Append(true)
+		switch vb := b.ValueBuilder().(type) {
+		case *array.StringBuilder:
+			vb.AppendValues(v.([]string), nil)
+		case *array.Uint64Builder:
+			vb.AppendValues(v.([]uint64), nil)
+		}
+	}
+}
+
+// DecimalToNum converts d to an Arrow decimal with the given scale. d must
+// not have more decimals than scale (RowWriter checks).
+func DecimalToNum(d decimal.Decimal, scale int32) decimal128.Num {
+	return decimal128.FromBigInt(d.Shift(scale).BigInt())
+}
