@@ -1,0 +1,375 @@
+package clickhouse_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+	"github.com/shopspring/decimal"
+
+	"github.com/finsync/finsync/load/clickhouse"
+	"github.com/finsync/finsync/load/clickhouse/chtest"
+	"github.com/finsync/finsync/transform"
+)
+
+// sampleValue gives row i's value for field f: edge cases first (extremes,
+// nulls, empty and odd strings), so a few rows cover every mapping.
+func sampleValue(f arrow.Field, i int) any {
+	if f.Nullable && i%3 == 1 {
+		return nil
+	}
+	switch t := f.Type.(type) {
+	case *arrow.StringType:
+		return []string{"", "plain", "quote ' \" \\ back`tick", "tab\tnew\nline", "ünïcødé €", "\x00nul"}[i%6] + strconv.Itoa(i)
+	case *arrow.Date32Type:
+		return []time.Time{
+			time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC),
+			time.Date(2024, 2, 29, 0, 0, 0, 0, time.UTC),
+			time.Date(2105, 12, 31, 0, 0, 0, 0, time.UTC),
+		}[i%3].AddDate(0, 0, i/3)
+	case *arrow.TimestampType:
+		return []time.Time{
+			time.Unix(0, 0).UTC(),
+			time.Date(2026, 11, 22, 1, 58, 18, 0, time.UTC),
+			time.Date(2106, 1, 1, 0, 0, 0, 0, time.UTC),
+		}[i%3].Add(time.Duration(i) * time.Second)
+	case *arrow.Decimal128Type:
+		whole := strings.Repeat("9", int(t.Precision-t.Scale))
+		frac := strings.Repeat("9", int(t.Scale))
+		return decimal.RequireFromString([]string{
+			"-" + whole + "." + frac, // the smallest value the type holds
+			"0",
+			"-1426.84",
+			whole + "." + frac,
+			"0.0001",
+			"123456789.1234",
+		}[i%6])
+	case *arrow.BooleanType:
+		return i%2 == 0
+	case *arrow.Int32Type:
+		return []int32{-2147483648, 0, 2147483647, 90}[i%4]
+	case *arrow.Uint64Type:
+		return []uint64{0, 18446744073709551615, uint64(i)}[i%3]
+	case *arrow.ListType:
+		if _, ok := t.Elem().(*arrow.Uint64Type); ok {
+			return [][]uint64{{}, {1, 2, 3}, {18446744073709551615}}[i%3]
+		}
+		return [][]string{{}, {"a"}, {"insurance_legal", "insurance", "spending"}, {"", "x,y"}}[i%4]
+	}
+	panic("no sample for " + f.Type.String())
+}
+
+// canonical prints a value the same way whether it came from the sample
+// generator or back from ClickHouse.
+func canonical(f arrow.Field, v any) string {
+	rv := reflect.ValueOf(v)
+	if v == nil || (rv.Kind() == reflect.Pointer && rv.IsNil()) {
+		return "NULL"
+	}
+	if rv.Kind() == reflect.Pointer {
+		v = rv.Elem().Interface()
+	}
+	switch v := v.(type) {
+	case time.Time:
+		if f.Type.ID() == arrow.DATE32 {
+			return v.UTC().Format("2006-01-02")
+		}
+		return strconv.FormatInt(v.Unix(), 10)
+	case decimal.Decimal:
+		return v.StringFixed(f.Type.(*arrow.Decimal128Type).Scale)
+	case bool:
+		if v {
+			return "1"
+		}
+		return "0"
+	}
+	return fmt.Sprint(v)
+}
+
+// TestRoundTripEveryTable loads rows covering every column type and edge
+// value into each table and reads them back unchanged.
+func TestRoundTripEveryTable(t *testing.T) {
+	db := chtest.NewDB(t)
+	ctx := context.Background()
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	loader := clickhouse.NewLoader(db, clickhouse.LoaderOptions{})
+	const rows = 12
+	for _, tb := range transform.Tables() {
+		t.Run(tb.Name, func(t *testing.T) {
+			fields := tb.Schema.Fields()
+			want := make([][]string, rows)
+			w := transform.NewRowWriter(mem, tb)
+			for i := range rows {
+				vals := make([]any, len(fields))
+				for c, f := range fields {
+					vals[c] = sampleValue(f, i)
+					want[i] = append(want[i], canonical(f, vals[c]))
+				}
+				// The first column is part of every key: keep rows distinct.
+				vals[0] = fmt.Sprintf("k%02d", i)
+				want[i][0] = vals[0].(string)
+				if err := w.Append(vals...); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rec := w.Record()
+			w.Release()
+			b := loader.NewBatch(ctx, tb)
+			if err := b.Append(rec); err != nil {
+				t.Fatal(err)
+			}
+			rec.Release()
+			if err := b.Send(); err != nil {
+				t.Fatal(err)
+			}
+			if b.Rows() != rows {
+				t.Errorf("batch accepted %d rows, want %d", b.Rows(), rows)
+			}
+			got := selectAll(t, db, tb)
+			if len(got) != rows {
+				t.Fatalf("read back %d rows, want %d", len(got), rows)
+			}
+			for i := range rows {
+				for c, f := range fields {
+					if got[i][c] != want[i][c] {
+						t.Errorf("row %d column %s: got %q, want %q", i, f.Name, got[i][c], want[i][c])
+					}
+				}
+			}
+		})
+	}
+	mem.AssertSize(t, 0)
+}
+
+func selectAll(t *testing.T, db *clickhouse.DB, tb transform.Table) [][]string {
+	t.Helper()
+	names := make([]string, 0, len(tb.Schema.Fields()))
+	for _, f := range tb.Schema.Fields() {
+		names = append(names, "`"+f.Name+"`")
+	}
+	rows, err := db.Conn().Query(context.Background(), "SELECT "+strings.Join(names, ", ")+" FROM "+tb.Name+" FINAL ORDER BY "+names[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out [][]string
+	types := rows.ColumnTypes()
+	for rows.Next() {
+		dest := make([]any, len(types))
+		for i, ct := range types {
+			dest[i] = reflect.New(ct.ScanType()).Interface()
+		}
+		if err := rows.Scan(dest...); err != nil {
+			t.Fatal(err)
+		}
+		row := make([]string, len(dest))
+		for i, d := range dest {
+			row[i] = canonical(tb.Schema.Field(i), reflect.ValueOf(d).Elem().Interface())
+		}
+		out = append(out, row)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// transactions builds n transaction rows, from offset on, with the given version.
+func transactions(t *testing.T, mem memory.Allocator, offset, n int, version uint64) arrow.Record {
+	t.Helper()
+	w := transform.NewRowWriter(mem, transform.Transactions)
+	defer w.Release()
+	fields := transform.Transactions.Schema.Fields()
+	for i := offset; i < offset+n; i++ {
+		vals := make([]any, len(fields))
+		for c, f := range fields {
+			vals[c] = sampleValue(f, i)
+		}
+		vals[0], vals[1], vals[2], vals[3] = "fino", "client-a", fmt.Sprintf("user-%d", i%7), fmt.Sprintf("tx-%06d", i)
+		vals[7] = decimal.New(int64(i%1000)-500, -2) // amount
+		vals[len(vals)-1] = version
+		if err := w.Append(vals...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return w.Record()
+}
+
+func countAndSum(t *testing.T, db *clickhouse.DB, final string) (uint64, string) {
+	t.Helper()
+	var n uint64
+	var sum decimal.Decimal
+	if err := db.Conn().QueryRow(context.Background(), "SELECT count(), sum(amount) FROM transactions "+final).Scan(&n, &sum); err != nil {
+		t.Fatal(err)
+	}
+	return n, sum.StringFixed(2)
+}
+
+func TestLoadingTwiceIsIdempotent(t *testing.T) {
+	db := chtest.NewDB(t)
+	ctx := context.Background()
+	loader := clickhouse.NewLoader(db, clickhouse.LoaderOptions{})
+	load := func(version uint64) {
+		rec := transactions(t, memory.DefaultAllocator, 0, 5000, version)
+		defer rec.Release()
+		b := loader.NewBatch(ctx, transform.Transactions)
+		if err := b.Append(rec); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Send(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	load(1)
+	n1, sum1 := countAndSum(t, db, "FINAL")
+	load(1) // the same records again, e.g. a run that crashed before its checkpoint
+	load(2) // a re-extraction of the same window
+	n2, sum2 := countAndSum(t, db, "FINAL")
+	if n1 != 5000 || n2 != n1 || sum2 != sum1 {
+		t.Fatalf("FINAL after one load: %d rows, sum %s; after three: %d rows, sum %s", n1, sum1, n2, sum2)
+	}
+	if raw, _ := countAndSum(t, db, ""); raw < 5000 {
+		t.Fatalf("raw count %d", raw)
+	}
+}
+
+func TestBatchInsertsWithinItsBudget(t *testing.T) {
+	db := chtest.NewDB(t)
+	ctx := context.Background()
+	loader := clickhouse.NewLoader(db, clickhouse.LoaderOptions{MaxRows: 1000})
+	b := loader.NewBatch(ctx, transform.Transactions)
+	for i := range 10 {
+		rec := transactions(t, memory.DefaultAllocator, i*300, 300, 1)
+		if err := b.Append(rec); err != nil {
+			t.Fatal(err)
+		}
+		rec.Release()
+	}
+	// 3,000 rows went out in INSERTs of at most ~1,000 before Send.
+	if n, _ := countAndSum(t, db, ""); n != 2400 || b.Rows() != 2400 {
+		t.Fatalf("before Send: %d rows on the server, batch says %d; want 2400 (two INSERTs of 1200)", n, b.Rows())
+	}
+	if err := b.Send(); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := countAndSum(t, db, ""); n != 3000 || b.Rows() != 3000 {
+		t.Fatalf("after Send: %d rows, batch says %d", n, b.Rows())
+	}
+}
+
+func TestBatchRefusesBadRecords(t *testing.T) {
+	db := chtest.NewDB(t)
+	loader := clickhouse.NewLoader(db, clickhouse.LoaderOptions{})
+	rec := transactions(t, memory.DefaultAllocator, 0, 3, 1)
+	defer rec.Release()
+	b := loader.NewBatch(context.Background(), transform.Accounts)
+	if err := b.Append(rec); err == nil || !strings.Contains(err.Error(), "record schema does not match") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+// cutProxy forwards TCP to ClickHouse but cuts the first connection that
+// carries more than cutAfter bytes from the client: an INSERT dies mid-stream.
+type cutProxy struct {
+	ln       net.Listener
+	target   string
+	cutAfter int64
+	cuts     atomic.Int32
+}
+
+func (p *cutProxy) serve() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		go p.pipe(c)
+	}
+}
+
+func (p *cutProxy) pipe(client net.Conn) {
+	server, err := net.Dial("tcp", p.target)
+	if err != nil {
+		client.Close()
+		return
+	}
+	go func() { io.Copy(client, server); client.Close() }()
+	var sent int64
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := client.Read(buf)
+		sent += int64(n)
+		if sent > p.cutAfter && p.cuts.CompareAndSwap(0, 1) {
+			server.Close()
+			client.Close()
+			return
+		}
+		if n > 0 {
+			if _, werr := server.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			server.Close()
+			return
+		}
+	}
+}
+
+func TestInsertRetriesAfterConnectionCut(t *testing.T) {
+	db := chtest.NewDB(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	proxy := &cutProxy{ln: ln, target: db.Addr(), cutAfter: 256 << 10}
+	go proxy.serve()
+
+	viaProxy, err := clickhouse.Open(context.Background(), clickhouse.Options{Addr: ln.Addr().String(), Database: db.Database()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer viaProxy.Close()
+	loader := clickhouse.NewLoader(viaProxy, clickhouse.LoaderOptions{BackoffBase: 10 * time.Millisecond})
+	b := loader.NewBatch(context.Background(), transform.Transactions)
+	rec := transactions(t, memory.DefaultAllocator, 0, 20000, 1)
+	defer rec.Release()
+	if err := b.Append(rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Send(); err != nil {
+		t.Fatalf("insert not retried to success: %v", err)
+	}
+	if proxy.cuts.Load() != 1 || b.Retries() < 1 {
+		t.Fatalf("cuts %d, retries %d: the fault never happened", proxy.cuts.Load(), b.Retries())
+	}
+	if n, _ := countAndSum(t, db, "FINAL"); n != 20000 {
+		t.Fatalf("%d rows after the retry, want 20000", n)
+	}
+}
+
+func TestInsertGivesUpOnPermanentErrors(t *testing.T) {
+	db := chtest.NewDB(t)
+	if err := db.Exec(context.Background(), "DROP TABLE transactions"); err != nil {
+		t.Fatal(err)
+	}
+	loader := clickhouse.NewLoader(db, clickhouse.LoaderOptions{BackoffBase: time.Millisecond})
+	b := loader.NewBatch(context.Background(), transform.Transactions)
+	rec := transactions(t, memory.DefaultAllocator, 0, 10, 1)
+	defer rec.Release()
+	b.Append(rec)
+	err := b.Send()
+	if err == nil || b.Retries() != 0 || !strings.Contains(err.Error(), "inserting 10 rows into transactions") {
+		t.Fatalf("err %v after %d retries", err, b.Retries())
+	}
+}
