@@ -1,0 +1,290 @@
+// Command finsync keeps a ClickHouse warehouse in sync with financial-data
+// providers. Run `finsync -h` for the commands.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"sort"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+
+	"github.com/finsync/finsync/load/clickhouse"
+	finsql "github.com/finsync/finsync/sql"
+	"github.com/finsync/finsync/transform"
+)
+
+// version is set at build time (-ldflags "-X main.version=...").
+var version = "dev"
+
+// command is one subcommand of the CLI.
+type command struct {
+	name, summary string
+	run           func(ctx context.Context, app *app, args []string) error
+}
+
+func commands() []command {
+	return []command{
+		{"migrate", "create the database and apply the schema migrations (idempotent)", runMigrate},
+		{"streams", "list the registered streams", runStreams},
+		{"validate", "check the configuration and report every problem", runValidate},
+		{"demo", "migrate and print a summary of the warehouse (make demo)", runDemo},
+		{"version", "print the version", runVersion},
+	}
+}
+
+// app is what every command gets: where to write and how to configure.
+type app struct {
+	stdout, stderr io.Writer
+	lookup         func(string) (string, bool)
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	a := &app{stdout: os.Stdout, stderr: os.Stderr, lookup: os.LookupEnv}
+	os.Exit(a.main(ctx, os.Args[1:]))
+}
+
+// main runs the command named by args and returns the exit code: 0 ok,
+// 1 the command failed, 2 the command line was wrong.
+func (a *app) main(ctx context.Context, args []string) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help" {
+		a.usage()
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name != args[0] {
+			continue
+		}
+		err := c.run(ctx, a, args[1:])
+		switch {
+		case err == nil:
+			return 0
+		case errors.Is(err, flag.ErrHelp):
+			return 0
+		case errors.Is(err, errUsage):
+			return 2
+		}
+		fmt.Fprintf(a.stderr, "finsync %s: %v\n", c.name, err)
+		return 1
+	}
+	fmt.Fprintf(a.stderr, "finsync: unknown command %q (run finsync -h)\n", args[0])
+	return 2
+}
+
+func (a *app) usage() {
+	fmt.Fprintln(a.stderr, "finsync keeps a ClickHouse warehouse in sync with financial-data providers.\n\nUsage: finsync <command> [flags]\n\nCommands:")
+	w := tabwriter.NewWriter(a.stderr, 0, 0, 2, ' ', 0)
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %s\t%s\n", c.name, c.summary)
+	}
+	w.Flush()
+	fmt.Fprintln(a.stderr, "\nConfiguration comes from FINSYNC_* environment variables (see README); run finsync <command> -h for its flags.")
+}
+
+// errUsage marks a wrong command line; the flag package already said why.
+var errUsage = errors.New("usage")
+
+// flags parses a command's flags, with -h printing its usage.
+func (a *app) flags(name, summary string, args []string, define func(*flag.FlagSet)) error {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(a.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(a.stderr, "Usage: finsync %s [flags]\n\n%s\n", name, summary)
+		if hasFlags(fs) {
+			fmt.Fprintln(a.stderr, "\nFlags:")
+			fs.PrintDefaults()
+		}
+	}
+	if define != nil {
+		define(fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(a.stderr, "finsync %s: unexpected argument %q\n", name, fs.Arg(0))
+		fs.Usage()
+		return errUsage
+	}
+	return nil
+}
+
+func hasFlags(fs *flag.FlagSet) bool {
+	n := 0
+	fs.VisitAll(func(*flag.Flag) { n++ })
+	return n > 0
+}
+
+func summaryOf(name string) string {
+	for _, c := range commands() {
+		if c.name == name {
+			return c.summary
+		}
+	}
+	return ""
+}
+
+// config loads and validates the configuration.
+func (a *app) config(ctx context.Context) (Config, error) { return LoadConfig(ctx, a.lookup) }
+
+func (a *app) logger(c Config) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: logLevels[c.LogLevel]}
+	if c.LogFormat == "json" || (c.LogFormat == "auto" && !isTerminal(a.stderr)) {
+		return slog.New(slog.NewJSONHandler(a.stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(a.stderr, opts))
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+func runVersion(ctx context.Context, a *app, args []string) error {
+	if err := a.flags("version", summaryOf("version"), args, nil); err != nil {
+		return err
+	}
+	v := version
+	if bi, ok := debug.ReadBuildInfo(); ok && v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		v = bi.Main.Version
+	}
+	fmt.Fprintf(a.stdout, "finsync %s (%s, %s/%s)\n", v, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return nil
+}
+
+func runValidate(ctx context.Context, a *app, args []string) error {
+	if err := a.flags("validate", summaryOf("validate"), args, nil); err != nil {
+		return err
+	}
+	if _, err := a.config(ctx); err != nil {
+		return err
+	}
+	fmt.Fprintln(a.stdout, "configuration ok")
+	return nil
+}
+
+func runStreams(ctx context.Context, a *app, args []string) error {
+	if err := a.flags("streams", summaryOf("streams"), args, nil); err != nil {
+		return err
+	}
+	// Providers register their streams here as they are added.
+	fmt.Fprintln(a.stdout, "no streams registered yet")
+	return nil
+}
+
+func runMigrate(ctx context.Context, a *app, args []string) error {
+	if err := a.flags("migrate", summaryOf("migrate"), args, nil); err != nil {
+		return err
+	}
+	c, err := a.config(ctx)
+	if err != nil {
+		return err
+	}
+	res, err := migrate(ctx, c, a.logger(c))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stdout, "database %s on ClickHouse %s at %s: %d migration(s) applied, schema matches the %d tables\n",
+		c.ClickHouse.Database, res.Version, c.ClickHouse.Addr, len(res.Applied), len(transform.Tables()))
+	for _, s := range res.Skipped {
+		fmt.Fprintf(a.stdout, "skipped %s\n", s)
+	}
+	return nil
+}
+
+// migrate applies the migrations and checks the result against the Arrow
+// schema.
+func migrate(ctx context.Context, c Config, log *slog.Logger) (clickhouse.MigrateResult, error) {
+	res, err := clickhouse.Migrate(ctx, c.clickhouseOptions(), finsql.Files, log)
+	if err != nil {
+		return res, err
+	}
+	db, err := clickhouse.Open(ctx, c.clickhouseOptions())
+	if err != nil {
+		return res, err
+	}
+	defer db.Close()
+	return res, db.CheckSchema(ctx, transform.Tables())
+}
+
+func runDemo(ctx context.Context, a *app, args []string) error {
+	if err := a.flags("demo", summaryOf("demo"), args, nil); err != nil {
+		return err
+	}
+	c, err := a.config(ctx)
+	if err != nil {
+		return err
+	}
+	res, err := migrate(ctx, c, a.logger(c))
+	if err != nil {
+		return err
+	}
+	db, err := clickhouse.Open(ctx, c.clickhouseOptions())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	fmt.Fprintf(a.stdout, "finsync demo: ClickHouse %s at %s, database %s (%d migration(s) applied now)\n\n",
+		res.Version, c.ClickHouse.Addr, c.ClickHouse.Database, len(res.Applied))
+	return printTables(ctx, db, a.stdout)
+}
+
+// printTables prints every table of the common schema with its row count
+// (after deduplication) and, per provider, where the table has one.
+func printTables(ctx context.Context, db *clickhouse.DB, out io.Writer) error {
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "table\trows\tby provider\t")
+	for _, t := range transform.Tables() {
+		_, hasProvider := t.Schema.FieldsByName("provider")
+		query := "SELECT '', count() FROM " + t.Name + " FINAL"
+		if hasProvider {
+			query = "SELECT provider, count() FROM " + t.Name + " FINAL GROUP BY provider"
+		}
+		rows, err := db.Conn().Query(ctx, query)
+		if err != nil {
+			return fmt.Errorf("counting %s: %w", t.Name, err)
+		}
+		var total uint64
+		var parts []string
+		for rows.Next() {
+			var provider string
+			var n uint64
+			if err := rows.Scan(&provider, &n); err != nil {
+				rows.Close()
+				return err
+			}
+			total += n
+			if provider != "" {
+				parts = append(parts, fmt.Sprintf("%s %d", provider, n))
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		sort.Strings(parts)
+		fmt.Fprintf(w, "%s\t%d\t%s\t\n", t.Name, total, strings.Join(parts, ", "))
+	}
+	return w.Flush()
+}

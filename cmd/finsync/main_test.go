@@ -1,0 +1,64 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/finsync/finsync/load/clickhouse/chtest"
+)
+
+func run(t *testing.T, env map[string]string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errs bytes.Buffer
+	a := &app{stdout: &out, stderr: &errs, lookup: lookupFrom(env)}
+	code = a.main(context.Background(), args)
+	return code, out.String(), errs.String()
+}
+
+func TestCLI(t *testing.T) {
+	opts := chtest.Options(t)
+	env := map[string]string{"FINSYNC_CLICKHOUSE_ADDR": opts.Addr, "FINSYNC_CLICKHOUSE_DATABASE": opts.Database, "FINSYNC_LOG_LEVEL": "warn"}
+	t.Cleanup(func() {
+		db := chtest.NewDB(t) // any connection will do to drop ours
+		db.Exec(context.Background(), "DROP DATABASE IF EXISTS `"+opts.Database+"`")
+	})
+	tests := []struct {
+		name       string
+		env        map[string]string
+		args       []string
+		code       int
+		stdout     string
+		stderr     string
+		notInOuput string
+	}{
+		{"no command", env, nil, 2, "", "Usage: finsync <command>", ""},
+		{"unknown command", env, []string{"sync-all"}, 2, "", `unknown command "sync-all"`, ""},
+		{"help of a command", env, []string{"migrate", "-h"}, 0, "", "Usage: finsync migrate", ""},
+		{"stray argument", env, []string{"version", "now"}, 2, "", `unexpected argument "now"`, ""},
+		{"version", env, []string{"version"}, 0, "finsync dev", "", ""},
+		{"validate ok", env, []string{"validate"}, 0, "configuration ok", "", ""},
+		{"validate bad", map[string]string{"FINSYNC_CLICKHOUSE_ADDR": "x", "FINSYNC_CLICKHOUSE_PASSWORD": "s3cret"}, []string{"validate"}, 1, "", "FINSYNC_CLICKHOUSE_ADDR", "s3cret"},
+		{"migrate", env, []string{"migrate"}, 0, "1 migration(s) applied, schema matches the 11 tables", "", ""},
+		{"migrate again", env, []string{"migrate"}, 0, "0 migration(s) applied", "", ""},
+		{"demo lists the tables", env, []string{"demo"}, 0, "etl_rejects", "", ""},
+		{"streams", env, []string{"streams"}, 0, "no streams registered yet", "", ""},
+		{"unreachable server", map[string]string{"FINSYNC_CLICKHOUSE_ADDR": "127.0.0.1:1", "FINSYNC_CLICKHOUSE_PASSWORD": "s3cret"}, []string{"migrate"}, 1, "",
+			"ClickHouse is unreachable at 127.0.0.1:1", "s3cret"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, stdout, stderr := run(t, tc.env, tc.args...)
+			if code != tc.code || !strings.Contains(stdout, tc.stdout) || !strings.Contains(stderr, tc.stderr) {
+				t.Fatalf("exit %d (want %d)\nstdout: %s\nstderr: %s", code, tc.code, stdout, stderr)
+			}
+			if tc.notInOuput != "" && strings.Contains(stdout+stderr, tc.notInOuput) {
+				t.Fatalf("output contains %q", tc.notInOuput)
+			}
+		})
+	}
+	if _, stdout, _ := run(t, env, "demo"); strings.Count(stdout, "\n") < 13 {
+		t.Errorf("demo should list the 11 tables:\n%s", stdout)
+	}
+}
