@@ -27,7 +27,7 @@ type Config struct {
 		Password Secret `env:"FINSYNC_CLICKHOUSE_PASSWORD"`
 		// One INSERT's budget: the loader's memory is bounded by these.
 		InsertMaxRows  int   `env:"FINSYNC_INSERT_MAX_ROWS, default=500000"`
-		InsertMaxBytes int64 `env:"FINSYNC_INSERT_MAX_BYTES, default=67108864"`
+		InsertMaxBytes int64 `env:"FINSYNC_INSERT_MAX_BYTES, default=16777216"`
 	}
 	LogLevel  string `env:"FINSYNC_LOG_LEVEL, default=info"`  // debug, info, warn, error
 	LogFormat string `env:"FINSYNC_LOG_FORMAT, default=auto"` // auto (text on a terminal, else JSON), text, json
