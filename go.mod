@@ -1,14 +1,18 @@
 module github.com/finsync/finsync
 
-go 1.26.8
+go 1.26.0
 
-require golang.org/x/time v0.16.0
+require (
+	github.com/ClickHouse/clickhouse-go/v2 v2.50.0
+	github.com/apache/arrow/go/v17 v17.0.0
+	github.com/sethvargo/go-envconfig v1.4.3
+	github.com/shopspring/decimal v1.5.0
+	golang.org/x/time v0.16.0
+)
 
 require (
 	github.com/ClickHouse/ch-go v0.74.0 // indirect
-	github.com/ClickHouse/clickhouse-go/v2 v2.50.0 // indirect
 	github.com/andybalholm/brotli v1.2.6 // indirect
-	github.com/apache/arrow/go/v17 v17.0.0 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/go-faster/city v1.0.1 // indirect
 	github.com/go-faster/errors v0.7.1 // indirect
@@ -20,8 +24,6 @@ require (
 	github.com/paulmach/orb v0.13.0 // indirect
 	github.com/pierrec/lz4/v4 v4.1.27 // indirect
 	github.com/segmentio/asm v1.2.1 // indirect
-	github.com/sethvargo/go-envconfig v1.4.3 // indirect
-	github.com/shopspring/decimal v1.5.0 // indirect
 	github.com/zeebo/xxh3 v1.0.2 // indirect
 	go.opentelemetry.io/otel v1.47.0 // indirect
 	go.opentelemetry.io/otel/trace v1.47.0 // indirect

@@ -1,0 +1,74 @@
+package extract
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+)
+
+// RetryAfter says the call may succeed if repeated after Wait. The run
+// ends as a partial success and the next run resumes from its cursor,
+// instead of one rate limit failing the whole sync (DESIGN §9).
+type RetryAfter struct {
+	Wait time.Duration
+	Err  error
+}
+
+func (e *RetryAfter) Error() string {
+	return fmt.Sprintf("retry after %s: %v", e.Wait.Round(time.Millisecond), e.Err)
+}
+
+func (e *RetryAfter) Unwrap() error { return e.Err }
+
+// Permanent says repeating the call will not help (bad request, missing
+// scope, unknown resource, credentials refused).
+type Permanent struct{ Err error }
+
+func (e *Permanent) Error() string { return "permanent: " + e.Err.Error() }
+
+func (e *Permanent) Unwrap() error { return e.Err }
+
+// HTTPError is a response with a status the caller did not accept.
+type HTTPError struct {
+	Status int
+	Body   []byte // first 4 KiB; nil for calls made with Sensitive
+	Method string
+	URL    string // without credentials
+}
+
+const errBodyMax = 4 << 10
+
+func (e *HTTPError) Error() string {
+	msg := fmt.Sprintf("%s %s: %d %s", e.Method, e.URL, e.Status, http.StatusText(e.Status))
+	if len(e.Body) > 0 {
+		// Enough of the provider's error message to act on, not a page of HTML.
+		b := e.Body
+		if len(b) > 256 {
+			b = b[:256]
+		}
+		msg += fmt.Sprintf(": %q", b)
+	}
+	return msg
+}
+
+// IsRetryable reports whether err says to try again later: a RetryAfter
+// anywhere in its chain. Context errors and Permanent are not retryable.
+func IsRetryable(err error) bool {
+	var p *Permanent
+	if errors.As(err, &p) {
+		return false
+	}
+	var ra *RetryAfter
+	return errors.As(err, &ra)
+}
+
+// retryableStatus lists the answers that mean "not now" rather than "no".
+func retryableStatus(code int) bool {
+	switch code {
+	case http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusBadGateway,
+		http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
+}

@@ -1,0 +1,79 @@
+// Package fino extracts from finoOS, fino's open-banking and analytics
+// platform: a client's users (persons or companies, per tenant) connect or
+// upload bank data, finoOS analyses it in runs identified by a correlation
+// id, and modules serve the results per user: categorized transactions,
+// detected accounts, daily account balances, contracts and person/company
+// analyses. Auth is OAuth2 client credentials (POST /api/auth, tokens of
+// about 300 s); completion is signalled by webhook or by polling.
+//
+// The package holds the API types (api.go) and a sandbox (sandbox.go,
+// sandbox_data.go): a fake finoOS over deterministic synthetic data with
+// fault knobs, for tests, the demo and benchmarks. Amounts are decoded as
+// json.Number so the provider's decimal text reaches the warehouse without
+// float rounding.
+//
+// # Assumptions where the docs are silent
+//
+// The sandbox and the extractor share these; a real API difference is fixed
+// here and in the constants of api.go. Sources are the docs' page names.
+//
+//  1. Paths: base URL without /api (e.g. https://os.test.fino.cloud) plus
+//     /api/...; Quick Start calls .../api the base yet lists /api/auth and curls .../api/auth.
+//  2. Auth answers only the snake_case fields of Quick Start (access_token, expires_in, ...),
+//     not "accessToken" of Authentication; no refresh token: re-authenticate on 401 or near expiry.
+//  3. A TenantID header that is neither the client id nor "<client-id>-..." gets 403
+//     {"type":"forbidden"} (Tenancy says "ensure that it is prefixed", not what happens otherwise).
+//  4. A user asked for in another tenant is 404 (Tenancy: "cannot be accessed ... and vice versa").
+//  5. Error "type" is the snake_case status text (unauthorized, not_found, too_many_requests, ...);
+//     Errors documents only "forbidden". 429 carries Retry-After in seconds (Errors lists only 429).
+//  6. POST /api/users answers 201 with the user and its userId (Quick Start); customUserID is the
+//     request field the webhook docs name. DELETE /api/users/{user-id} (op users-delete-user) answers 204.
+//  7. POST /api/users/{user-id}/trigger-analysis answers 202 without body; only the
+//     Finoos-Correlation-Id header matters (Analysis Lifecycle).
+//  8. Correlation polling sends the id as header Finoos-Correlation-Id (the response header's name)
+//     or query correlationId (Quick Start: "as a query parameter or header"); the extractor uses the header.
+//  9. Only the correlation endpoint's status counts: 200 done, 404 running, cancelled or unknown;
+//     its 200 body (CorrelationStatus) is ours. A 404 that lasts needs a deadline.
+//  10. GET /api/users/{user-id}/categorization is paged by page (1-based) and size (1..1000,
+//     default 100) into {"categorizations":[...],"page","size","totalPages","totalElements"}
+//     (Categorization shows one item, no list): the Spring-style page most Java APIs return.
+//     Decoders also take a bare JSON array as one page holding everything.
+//  11. Categorization is ordered by booking date, then account, the same on every call, so page
+//     numbers address the same records throughout a run (the docs state no order).
+//  12. includeTransaction=true adds the raw "transaction", locale=de|en adds "localizedTag"
+//     (Categorization: "optionally the raw transaction data can be included", "(if requested)").
+//  13. Optional from/to (YYYY-MM-DD, both inclusive) filter categorization by booking date and
+//     account history by date. The docs name no filter, so the extractor filters again itself.
+//  14. Paths of the modules without an operation anchor are named after their scopes, as
+//     /categorization is after scope categorization: /api/users/{user-id}/contracts,
+//     /api/users/{user-id}/account-history, /api/users/{user-id}/account-detection (Scopes).
+//  15. Contracts come as {"contracts":[...]}, not paged (Contracts shows one); decoders also take
+//     a bare array. transactions[] are oldest first.
+//  16. contractPartner has the fields of paymentPartner (name, iban, bic, creditorId); Contracts
+//     shows only "{ // detailed information about the contract partner }".
+//  17. Contract duration is the interval's length in days (the example pairs QUARTERLY with 90);
+//     interval is MONTHLY, QUARTERLY, HALF_YEARLY or YEARLY; amountConsistency FIX or VARIABLE.
+//  18. Account history is not paged: per account one end-of-day balance per day from its first day
+//     of data, at most 730 days up to today, newest first (Account History: "past 2 years").
+//  19. Incremental history: the cursor is the newest date loaded per user; the next run asks
+//     from=that date, re-reading it because today's balance still changes.
+//  20. Incremental categorization: a user is re-read when an analysis of it completed after the
+//     cursor (webhook or correlation 200); from/to select the run's window minus a lookback.
+//  21. Amounts are JSON numbers with at most two decimals (examples -55.08, 7481.06, 150), printed
+//     as a float serializer prints them (150, 12.5).
+//  22. bookingDate/valueDate are Unix seconds of 00:00 UTC of the day (Meaning of data fields:
+//     "Unix timestamp", zone unsaid); creationDate is RFC 3339 with offset as in its example.
+//  23. merchantCategoryCode is a string of four digits (leading zeros kept); transactionCode an
+//     integer (Meaning of data fields).
+//  24. Account overdraft is {"amount": number, "available": bool}; the field table swaps the types.
+//  25. Account detection: creditorId sits where the example has it, inside additionalAnalysesInfo
+//     in accountsView but at the account in creditsView; isUserAdded follows the example (true =
+//     connected by the user), not the prose, which says the opposite.
+//  26. The webhook for a finished analysis is a POST with event "categorization", data
+//     {"status":"COMPLETED"}, correlationTimestamp RFC 3339 (Webhooks: the event list is empty).
+//     Receivers treat any event with userID and correlationID as "analysis done".
+//  27. Webhook retries ("a certain number of failed attempts") keep the X-Request-Id, so a
+//     receiver can drop repeats; the sandbox tries 3 times.
+//  28. Analysis results can be read at any time; the sandbox does not model "no results before
+//     the first analysis", and a user created over the API gets synthetic data at once.
+package fino

@@ -1,0 +1,877 @@
+package fino
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	mrand "math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// SandboxOptions configure a Sandbox. Zero fields take the defaults named.
+type SandboxOptions struct {
+	ClientID     string // default "sandbox-client"
+	ClientSecret string // default "sandbox-secret"
+
+	// Tenants get UsersPerTenant synthetic users each. Every name must be
+	// ClientID or start with ClientID + "-". Default: just ClientID.
+	Tenants         []string
+	UsersPerTenant  int // default 3
+	AccountsPerUser int // default 3: giro, credit card, overnight money; more are extra giro accounts
+	Months          int // months of data up to Today, default 12
+	// TransactionsPerUser, when set, spreads this many transactions evenly
+	// over the months (never fewer than the recurring ones) for benchmarks.
+	TransactionsPerUser int
+	Seed                int64
+	Today               time.Time // last day with data; default 2026-02-23
+
+	TokenTTL time.Duration    // default 300s
+	Now      func() time.Time // clock for token expiry; default time.Now
+
+	// An analysis completes AnalysisDuration after it was triggered (negative:
+	// never, a job that never finishes). The correlation endpoint answers 404
+	// until it completed and AnalysisPolls polls have been answered 404.
+	AnalysisDuration time.Duration
+	AnalysisPolls    int
+
+	WebhookURL        string // receives a POST when an analysis completes
+	WebhookSecret     string // echoed in the payload, as finoOS does
+	WebhookAttempts   int    // default 3
+	WebhookRetryDelay time.Duration
+
+	Faults Faults
+	Logger *slog.Logger // default: discard
+}
+
+// Faults are per-request fault probabilities (0..1). Draws come from one
+// stream seeded by Seed, so a client issuing the same requests in the same
+// order meets the same faults. A fault never sticks to a request: a retry
+// gets the right answer, except Malformed, which is a property of a record.
+type Faults struct {
+	Seed        uint64
+	RateLimit   float64       // 429 with Retry-After
+	RetryAfter  int           // seconds sent in Retry-After
+	ServerError float64       // 500 or 503
+	Latency     time.Duration // added to every request
+	TokenExpiry float64       // the presented token is declared expired: 401 now and later
+	Malformed   float64       // share of records (transactions, contracts, daily balances) always served schema-invalid
+	Truncated   float64       // a success body cut in half (Content-Length still announces all of it)
+	Duplicate   float64       // a categorization page repeats the last record of the page before
+}
+
+// FaultCounts are the faults injected so far.
+type FaultCounts struct {
+	RateLimited, ServerErrors, TokensExpired, Malformed, Truncated, Duplicated int64
+}
+
+// Sandbox is a fake finoOS API over deterministic synthetic data. It is an
+// http.Handler to mount at the root; all paths start with /api/.
+type Sandbox struct {
+	opts   SandboxOptions
+	data   dataset
+	mux    *http.ServeMux
+	log    *slog.Logger
+	client *http.Client // delivers webhooks
+
+	ctx    context.Context // ends with Close; stops analyses and webhook retries
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu           sync.Mutex
+	tokens       map[string]time.Time // access token → expiry
+	tenants      map[string]*tenant
+	analyses     map[string]*analysis // by correlation id
+	analysisSeq  int
+	faultDraws   *mrand.Rand
+	rateLimited  atomic.Int64
+	serverErrors atomic.Int64
+	expired      atomic.Int64
+	malformed    atomic.Int64
+	truncated    atomic.Int64
+	duplicated   atomic.Int64
+}
+
+type tenant struct {
+	users   map[string]*User
+	order   []string // user ids in creation order
+	created int      // users created over the API
+}
+
+type analysis struct {
+	id, tenant   string
+	user         User
+	started      time.Time
+	done         bool
+	notFoundPoll int // polls answered 404
+}
+
+// NewSandbox builds a sandbox with its synthetic users. It panics on a
+// tenant name the TenantID rules would refuse, a programming error.
+func NewSandbox(opts SandboxOptions) *Sandbox {
+	opts = withDefaults(opts)
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Sandbox{
+		opts:       opts,
+		data:       newDataset(opts),
+		mux:        http.NewServeMux(),
+		log:        opts.Logger,
+		client:     &http.Client{Timeout: 10 * time.Second},
+		ctx:        ctx,
+		cancel:     cancel,
+		tokens:     map[string]time.Time{},
+		tenants:    map[string]*tenant{},
+		analyses:   map[string]*analysis{},
+		faultDraws: mrand.New(mrand.NewPCG(opts.Faults.Seed, 0x5eed)),
+	}
+	for _, name := range opts.Tenants {
+		if !validTenant(opts.ClientID, name) {
+			panic(fmt.Sprintf("fino sandbox: tenant %q must be %q or start with %q", name, opts.ClientID, opts.ClientID+"-"))
+		}
+		t := s.tenant(name)
+		for i := range opts.UsersPerTenant {
+			t.add(&User{
+				UserID:            uuidFor(s.data.seed, "user/"+name+"/"+strconv.Itoa(i)),
+				Type:              "person",
+				AutomaticAnalysis: "active",
+				CustomUserID:      fmt.Sprintf("customer-%04d", i+1),
+			})
+		}
+	}
+	s.routes()
+	return s
+}
+
+func withDefaults(o SandboxOptions) SandboxOptions {
+	if o.ClientID == "" {
+		o.ClientID = "sandbox-client"
+	}
+	if o.ClientSecret == "" {
+		o.ClientSecret = "sandbox-secret"
+	}
+	if len(o.Tenants) == 0 {
+		o.Tenants = []string{o.ClientID}
+	}
+	if o.UsersPerTenant <= 0 {
+		o.UsersPerTenant = 3
+	}
+	if o.AccountsPerUser <= 0 {
+		o.AccountsPerUser = 3
+	}
+	if o.Months <= 0 {
+		o.Months = 12
+	}
+	if o.Today.IsZero() {
+		o.Today = time.Date(2026, 2, 23, 0, 0, 0, 0, time.UTC)
+	}
+	if o.TokenTTL <= 0 {
+		o.TokenTTL = 300 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.WebhookAttempts <= 0 {
+		o.WebhookAttempts = 3
+	}
+	if o.WebhookRetryDelay <= 0 {
+		o.WebhookRetryDelay = time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// ServeHTTP serves the finoOS API.
+func (s *Sandbox) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// Close stops pending analyses and webhook deliveries and waits for them.
+func (s *Sandbox) Close() {
+	s.cancel()
+	s.wg.Wait()
+}
+
+// Users lists the users of a tenant (synthetic and created, not deleted).
+func (s *Sandbox) Users(tenantID string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.tenants[tenantID]
+	if t == nil {
+		return nil
+	}
+	var ids []string
+	for _, id := range t.order {
+		if t.users[id] != nil {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// Injected counts the faults injected so far.
+func (s *Sandbox) Injected() FaultCounts {
+	return FaultCounts{
+		RateLimited:   s.rateLimited.Load(),
+		ServerErrors:  s.serverErrors.Load(),
+		TokensExpired: s.expired.Load(),
+		Malformed:     s.malformed.Load(),
+		Truncated:     s.truncated.Load(),
+		Duplicated:    s.duplicated.Load(),
+	}
+}
+
+// Ledger is the truth about one user's data, computed by the same generator
+// the endpoints serve from, for tests to compare with what landed.
+// Amounts are exact decimals with two places ("-1234.50").
+type Ledger struct {
+	Transactions int
+	AmountSum    string
+	Days         map[string]DayTotal          // by booking date YYYY-MM-DD
+	Balances     map[string]map[string]string // accountId → date → end-of-day balance
+	Contracts    []Contract
+
+	// Records the Malformed fault always corrupts: the rejects a run must report.
+	MalformedTransactions []string // transaction ids
+	MalformedContracts    []string // contract ids
+	MalformedBalances     []string // "accountId/YYYY-MM-DD"
+}
+
+// DayTotal sums the transactions booked on one day.
+type DayTotal struct {
+	Transactions int
+	AmountSum    string
+}
+
+// Ledger computes the truth about a user; an error means no such user.
+func (s *Sandbox) Ledger(tenantID, userID string) (Ledger, error) {
+	if _, ok := s.lookup(tenantID, userID); !ok {
+		return Ledger{}, fmt.Errorf("fino sandbox: no user %q in tenant %q", userID, tenantID)
+	}
+	p := s.data.profile(tenantID, userID)
+	l := Ledger{Days: map[string]DayTotal{}, Balances: map[string]map[string]string{}}
+	var sum int64
+	days := map[string]int64{}
+	s.data.walk(p, func(txns []txn) {
+		for _, t := range txns {
+			day := t.day.Format(time.DateOnly)
+			l.Transactions++
+			sum += t.amount
+			days[day] += t.amount
+			dt := l.Days[day]
+			dt.Transactions++
+			l.Days[day] = dt
+			if s.isMalformed("transaction/" + t.id) {
+				l.MalformedTransactions = append(l.MalformedTransactions, t.id)
+			}
+		}
+	})
+	l.AmountSum = fixed2(sum)
+	for day, dt := range l.Days {
+		dt.AmountSum = fixed2(days[day])
+		l.Days[day] = dt
+	}
+	for i, daily := range s.data.balances(p) {
+		id := p.accounts[i].id
+		l.Balances[id] = make(map[string]string, len(daily))
+		for _, b := range daily {
+			day := b.day.Format(time.DateOnly)
+			l.Balances[id][day] = fixed2(b.balance)
+			if s.isMalformed("balance/" + id + "/" + day) {
+				l.MalformedBalances = append(l.MalformedBalances, id+"/"+day)
+			}
+		}
+	}
+	l.Contracts = s.data.contracts(p)
+	for _, c := range l.Contracts {
+		if s.isMalformed("contract/" + c.ContractID) {
+			l.MalformedContracts = append(l.MalformedContracts, c.ContractID)
+		}
+	}
+	return l, nil
+}
+
+// call is what the middleware learned about a request.
+type call struct {
+	tenant    string
+	truncate  bool
+	duplicate bool
+}
+
+type handler func(w http.ResponseWriter, r *http.Request, c *call)
+
+func (s *Sandbox) routes() {
+	user := pathUsers + "/{userID}"
+	s.handle("POST "+pathAuth, false, s.authenticate)
+	s.handle("POST "+pathUsers, true, s.createUser)
+	s.handle("GET "+user, true, s.getUser)
+	s.handle("DELETE "+user, true, s.deleteUser)
+	s.handle("POST "+user+suffixTriggerAnalysis, true, s.triggerAnalysis)
+	s.handle("GET "+user+suffixCategorization, true, s.categorizations)
+	s.handle("GET "+user+suffixCorrelation, true, s.correlation)
+	s.handle("GET "+user+suffixAccountDetect, true, s.accountDetection)
+	s.handle("GET "+user+suffixAccountHistory, true, s.accountHistory)
+	s.handle("GET "+user+suffixContracts, true, s.contracts)
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
+	})
+}
+
+// handle registers h behind the fault injection, and for authenticated
+// endpoints behind the token and TenantID checks.
+func (s *Sandbox) handle(pattern string, authenticated bool, h handler) {
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		f := s.drawFaults()
+		if s.opts.Faults.Latency > 0 && !sleep(r.Context(), s.opts.Faults.Latency) {
+			return
+		}
+		switch {
+		case f.rateLimit:
+			s.rateLimited.Add(1)
+			w.Header().Set("Retry-After", strconv.Itoa(s.opts.Faults.RetryAfter))
+			writeError(w, http.StatusTooManyRequests, "rate limit exceeded")
+			return
+		case f.serverError:
+			s.serverErrors.Add(1)
+			writeError(w, f.serverStatus, "injected server error")
+			return
+		}
+		c := &call{truncate: f.truncate, duplicate: f.duplicate}
+		if authenticated {
+			if msg := s.authorize(r, f.expireToken); msg != "" {
+				writeError(w, http.StatusUnauthorized, msg)
+				return
+			}
+			c.tenant = r.Header.Get(headerTenant)
+			if c.tenant == "" {
+				c.tenant = s.opts.ClientID
+			} else if !validTenant(s.opts.ClientID, c.tenant) {
+				writeError(w, http.StatusForbidden, "forbidden. No access to this resource")
+				return
+			}
+		}
+		h(w, r, c)
+	})
+}
+
+type faultDraw struct {
+	rateLimit, serverError, expireToken, truncate, duplicate bool
+	serverStatus                                             int
+}
+
+// drawFaults draws every knob on every request, so the sequence of faults
+// depends only on the seed and the order of requests.
+func (s *Sandbox) drawFaults() faultDraw {
+	f := &s.opts.Faults
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.faultDraws
+	d := faultDraw{
+		rateLimit:    r.Float64() < f.RateLimit,
+		serverError:  r.Float64() < f.ServerError,
+		serverStatus: http.StatusInternalServerError,
+		expireToken:  r.Float64() < f.TokenExpiry,
+		truncate:     r.Float64() < f.Truncated,
+		duplicate:    r.Float64() < f.Duplicate,
+	}
+	if r.IntN(2) == 0 {
+		d.serverStatus = http.StatusServiceUnavailable
+	}
+	return d
+}
+
+// isMalformed tells whether the Malformed fault corrupts a record; it depends
+// only on the fault seed and the record's key, so it is the same every time.
+func (s *Sandbox) isMalformed(key string) bool {
+	p := s.opts.Faults.Malformed
+	return p > 0 && float64(mrand.NewPCG(s.opts.Faults.Seed, hashString(key)).Uint64()>>11)/(1<<53) < p
+}
+
+// authorize checks the bearer token and returns why it is refused, if it is.
+func (s *Sandbox) authorize(r *http.Request, expireNow bool) string {
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return "missing bearer token"
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	expiry, known := s.tokens[token]
+	switch {
+	case !known:
+		return "invalid access token"
+	case !s.opts.Now().Before(expiry):
+		return "access token expired"
+	case expireNow:
+		s.tokens[token] = time.Time{}
+		s.expired.Add(1)
+		return "access token expired"
+	}
+	return ""
+}
+
+func validTenant(clientID, tenantID string) bool {
+	return tenantID == clientID || (strings.HasPrefix(tenantID, clientID+"-") && len(tenantID) > len(clientID)+1)
+}
+
+func (s *Sandbox) authenticate(w http.ResponseWriter, r *http.Request, c *call) {
+	if err := r.ParseForm(); err != nil {
+		writeError(w, http.StatusBadRequest, "form body expected")
+		return
+	}
+	if g := r.PostForm.Get("grant_type"); g != "client_credentials" {
+		writeError(w, http.StatusBadRequest, "unsupported grant_type "+strconv.Quote(g))
+		return
+	}
+	id, secret := r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+	if subtle.ConstantTimeCompare([]byte(id), []byte(s.opts.ClientID)) != 1 ||
+		subtle.ConstantTimeCompare([]byte(secret), []byte(s.opts.ClientSecret)) != 1 {
+		writeError(w, http.StatusUnauthorized, "invalid client credentials")
+		return
+	}
+	token, session := randomHex(32), randomHex(16)
+	now := s.opts.Now()
+	s.mu.Lock()
+	for t, expiry := range s.tokens { // forget expired tokens so a long demo does not grow
+		if !now.Before(expiry) {
+			delete(s.tokens, t)
+		}
+	}
+	s.tokens[token] = now.Add(s.opts.TokenTTL)
+	s.mu.Unlock()
+	s.reply(w, c, http.StatusOK, Token{
+		AccessToken:  token,
+		ExpiresIn:    int(s.opts.TokenTTL / time.Second),
+		TokenType:    "Bearer",
+		Scope:        "banking-fetch categorization account-detection account-history contracts webhooks",
+		SessionState: session,
+	})
+}
+
+func (s *Sandbox) createUser(w http.ResponseWriter, r *http.Request, c *call) {
+	var u User
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&u); err != nil && !errors.Is(err, io.EOF) {
+		writeError(w, http.StatusBadRequest, "invalid user: "+err.Error())
+		return
+	}
+	u.UserID = ""
+	if u.Type == "" {
+		u.Type = "person"
+	}
+	if u.AutomaticAnalysis == "" {
+		u.AutomaticAnalysis = "active"
+	}
+	if (u.Type != "person" && u.Type != "company") || (u.AutomaticAnalysis != "active" && u.AutomaticAnalysis != "suspended") {
+		writeError(w, http.StatusBadRequest, "type must be person or company, automaticAnalysis active or suspended")
+		return
+	}
+	s.mu.Lock()
+	t := s.tenant(c.tenant)
+	t.created++
+	u.UserID = uuidFor(s.data.seed, "created/"+c.tenant+"/"+strconv.Itoa(t.created))
+	t.add(&u)
+	s.mu.Unlock()
+	s.reply(w, c, http.StatusCreated, u)
+}
+
+func (s *Sandbox) getUser(w http.ResponseWriter, r *http.Request, c *call) {
+	if u, ok := s.userOf(w, r, c); ok {
+		s.reply(w, c, http.StatusOK, u)
+	}
+}
+
+func (s *Sandbox) deleteUser(w http.ResponseWriter, r *http.Request, c *call) {
+	u, ok := s.userOf(w, r, c)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	delete(s.tenants[c.tenant].users, u.UserID)
+	s.mu.Unlock()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Sandbox) triggerAnalysis(w http.ResponseWriter, r *http.Request, c *call) {
+	u, ok := s.userOf(w, r, c)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	s.analysisSeq++
+	a := &analysis{
+		id:      uuidFor(s.data.seed, "analysis/"+strconv.Itoa(s.analysisSeq)),
+		tenant:  c.tenant,
+		user:    u,
+		started: s.opts.Now().UTC(),
+	}
+	s.analyses[a.id] = a
+	s.mu.Unlock()
+
+	switch d := s.opts.AnalysisDuration; {
+	case d == 0:
+		s.complete(a)
+		s.wg.Go(func() { s.deliverWebhook(a) })
+	case d > 0:
+		s.wg.Go(func() {
+			if sleep(s.ctx, d) {
+				s.complete(a)
+				s.deliverWebhook(a)
+			}
+		})
+	}
+	w.Header().Set(headerCorrelationID, a.id)
+	w.WriteHeader(http.StatusAccepted)
+}
+
+func (s *Sandbox) complete(a *analysis) {
+	s.mu.Lock()
+	a.done = true
+	s.mu.Unlock()
+}
+
+// deliverWebhook posts the analysis-completed event, retrying a reply above
+// 299 (or no reply) a few times with the same X-Request-Id.
+func (s *Sandbox) deliverWebhook(a *analysis) {
+	if s.opts.WebhookURL == "" {
+		return
+	}
+	body, err := json.Marshal(WebhookPayload{
+		WebhookID:            uuidFor(s.data.seed, "webhook/"+a.tenant),
+		UserID:               a.user.UserID,
+		CustomUserID:         a.user.CustomUserID,
+		TenantID:             a.tenant,
+		CorrelationID:        a.id,
+		CorrelationTimestamp: a.started.Format(time.RFC3339),
+		Secret:               s.opts.WebhookSecret,
+		Event:                "categorization",
+		Data:                 json.RawMessage(`{"status":"COMPLETED"}`),
+	})
+	if err != nil {
+		s.log.Error("fino sandbox: webhook payload", "err", err)
+		return
+	}
+	requestID := uuidFor(s.data.seed, "request/"+a.id)
+	for attempt := 1; attempt <= s.opts.WebhookAttempts; attempt++ {
+		if attempt > 1 && !sleep(s.ctx, s.opts.WebhookRetryDelay) {
+			return
+		}
+		req, err := http.NewRequestWithContext(s.ctx, http.MethodPost, s.opts.WebhookURL, bytes.NewReader(body))
+		if err != nil {
+			s.log.Error("fino sandbox: webhook request", "err", err)
+			return
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set(headerRequestID, requestID)
+		req.Header.Set(headerWebhookTenant, a.tenant)
+		resp, err := s.client.Do(req)
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode <= 299 {
+				return
+			}
+			err = fmt.Errorf("status %d", resp.StatusCode)
+		}
+		s.log.Warn("fino sandbox: webhook delivery failed", "attempt", attempt, "correlationID", a.id, "err", err)
+	}
+}
+
+func (s *Sandbox) correlation(w http.ResponseWriter, r *http.Request, c *call) {
+	u, ok := s.userOf(w, r, c)
+	if !ok {
+		return
+	}
+	id := r.Header.Get(headerCorrelationID)
+	if id == "" {
+		id = r.URL.Query().Get(paramCorrelationID)
+	}
+	if id == "" {
+		writeError(w, http.StatusBadRequest, "correlation id missing: header "+headerCorrelationID+" or query "+paramCorrelationID)
+		return
+	}
+	s.mu.Lock()
+	a := s.analyses[id]
+	known := a != nil && a.tenant == c.tenant && a.user.UserID == u.UserID
+	running := known && (!a.done || a.notFoundPoll < s.opts.AnalysisPolls)
+	if running {
+		a.notFoundPoll++
+	}
+	s.mu.Unlock()
+	switch {
+	case !known:
+		writeError(w, http.StatusNotFound, "no analysis "+id+" for this user")
+	case running:
+		writeError(w, http.StatusNotFound, "analysis in progress")
+	default:
+		s.reply(w, c, http.StatusOK, CorrelationStatus{CorrelationID: id, UserID: u.UserID, Status: "COMPLETED"})
+	}
+}
+
+func (s *Sandbox) categorizations(w http.ResponseWriter, r *http.Request, c *call) {
+	u, ok := s.userOf(w, r, c)
+	if !ok {
+		return
+	}
+	q := r.URL.Query()
+	page, err1 := intParam(q.Get(paramPage), 1, 1, 1<<30)
+	size, err2 := intParam(q.Get(paramSize), DefaultPageSize, 1, MaxPageSize)
+	from, to, err3 := dateRange(q.Get(paramFrom), q.Get(paramTo))
+	withTx, err4 := boolParam(q.Get(paramIncludeTransaction))
+	locale := q.Get(paramLocale)
+	if err := errors.Join(err1, err2, err3, err4); err != nil || (locale != "" && locale != "de" && locale != "en") {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("bad query (page ≥ 1, size 1..%d, from/to YYYY-MM-DD, includeTransaction bool, locale de|en): %v", MaxPageSize, err))
+		return
+	}
+	p := s.data.profile(c.tenant, u.UserID)
+	offset := (page - 1) * size
+	txns, total := s.data.txnRange(p, from, to, offset, size)
+	if c.duplicate && offset > 0 {
+		if prev, _ := s.data.txnRange(p, from, to, offset-1, 1); len(prev) == 1 {
+			txns = append(prev, txns...)
+			s.duplicated.Add(1)
+		}
+	}
+	items := make([][]byte, len(txns))
+	for i := range txns {
+		items[i] = s.encodeCategorization(p, &txns[i], withTx, locale)
+	}
+	tail := fmt.Sprintf(`,"page":%d,"size":%d,"totalPages":%d,"totalElements":%d}`, page, size, (total+size-1)/size, total)
+	s.replyBody(w, c, http.StatusOK, listJSON(`{"categorizations":`, items, tail))
+}
+
+// encodeCategorization encodes one item; a malformed one stays valid JSON
+// but has a non-numeric amount or no transactionId.
+func (s *Sandbox) encodeCategorization(p *profile, t *txn, withTx bool, locale string) []byte {
+	c := p.categorization(t, withTx, locale)
+	if !s.isMalformed("transaction/" + t.id) {
+		return mustJSON(c)
+	}
+	s.malformed.Add(1)
+	// Fields of the outer struct shadow the embedded ones of the same name.
+	if c.Transaction != nil && hashString(t.id)%2 == 0 {
+		type badAmount struct {
+			*Transaction
+			Amount string `json:"amount"`
+		}
+		return mustJSON(struct {
+			Categorization
+			Transaction badAmount `json:"transaction"`
+		}{c, badAmount{c.Transaction, "abc"}})
+	}
+	return mustJSON(struct {
+		Categorization
+		TransactionID *string `json:"transactionId,omitempty"` // nil: the id is dropped
+	}{Categorization: c})
+}
+
+func (s *Sandbox) accountDetection(w http.ResponseWriter, r *http.Request, c *call) {
+	if u, ok := s.userOf(w, r, c); ok {
+		s.reply(w, c, http.StatusOK, s.data.detection(s.data.profile(c.tenant, u.UserID)))
+	}
+}
+
+func (s *Sandbox) accountHistory(w http.ResponseWriter, r *http.Request, c *call) {
+	u, ok := s.userOf(w, r, c)
+	if !ok {
+		return
+	}
+	from, to, err := dateRange(r.URL.Query().Get(paramFrom), r.URL.Query().Get(paramTo))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	p := s.data.profile(c.tenant, u.UserID)
+	var histories [][]byte
+	for i, daily := range s.data.balances(p) {
+		id := p.accounts[i].id
+		var balances [][]byte
+		for j := len(daily) - 1; j >= 0; j-- { // newest first
+			b := daily[j]
+			if (!from.IsZero() && b.day.Before(from)) || (!to.IsZero() && !b.day.Before(to)) {
+				continue
+			}
+			date := b.day.Format(time.DateOnly)
+			if s.isMalformed("balance/" + id + "/" + date) {
+				s.malformed.Add(1)
+				balances = append(balances, mustJSON(struct {
+					Date    string `json:"date"`
+					Balance string `json:"balance"` // a string where a number belongs
+				}{date, "abc"}))
+				continue
+			}
+			balances = append(balances, mustJSON(DailyBalance{Date: date, Balance: amountJSON(b.balance)}))
+		}
+		head := `{"account":` + string(mustJSON(AccountRef{AccountID: id})) + `,"dailyBalances":`
+		histories = append(histories, listJSON(head, balances, "}"))
+	}
+	s.replyBody(w, c, http.StatusOK, listJSON(`{"histories":`, histories, "}"))
+}
+
+func (s *Sandbox) contracts(w http.ResponseWriter, r *http.Request, c *call) {
+	u, ok := s.userOf(w, r, c)
+	if !ok {
+		return
+	}
+	var items [][]byte
+	for _, ct := range s.data.contracts(s.data.profile(c.tenant, u.UserID)) {
+		if s.isMalformed("contract/" + ct.ContractID) {
+			s.malformed.Add(1)
+			items = append(items, mustJSON(struct {
+				Contract
+				Amount string `json:"amount"` // shadows the number
+			}{ct, "abc"}))
+			continue
+		}
+		items = append(items, mustJSON(ct))
+	}
+	s.replyBody(w, c, http.StatusOK, listJSON(`{"contracts":`, items, "}"))
+}
+
+// tenant returns a tenant's state, creating it: finoOS creates a tenant on
+// the first request that names it. s.mu must be held.
+func (s *Sandbox) tenant(name string) *tenant {
+	t := s.tenants[name]
+	if t == nil {
+		t = &tenant{users: map[string]*User{}}
+		s.tenants[name] = t
+	}
+	return t
+}
+
+func (t *tenant) add(u *User) {
+	t.users[u.UserID] = u
+	t.order = append(t.order, u.UserID)
+}
+
+func (s *Sandbox) lookup(tenantID, userID string) (User, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t := s.tenants[tenantID]; t != nil && t.users[userID] != nil {
+		return *t.users[userID], true
+	}
+	return User{}, false
+}
+
+// userOf finds the path's user in the request's tenant or answers 404:
+// a user is invisible outside the tenant that created it.
+func (s *Sandbox) userOf(w http.ResponseWriter, r *http.Request, c *call) (User, bool) {
+	u, ok := s.lookup(c.tenant, r.PathValue("userID"))
+	if !ok {
+		writeError(w, http.StatusNotFound, "user not found")
+	}
+	return u, ok
+}
+
+// reply writes v as JSON; the Truncated fault cuts the body in half while
+// Content-Length still announces all of it, as a dropped connection would.
+func (s *Sandbox) reply(w http.ResponseWriter, c *call, status int, v any) {
+	s.replyBody(w, c, status, mustJSON(v))
+}
+
+func (s *Sandbox) replyBody(w http.ResponseWriter, c *call, status int, body []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	if c.truncate && len(body) > 1 {
+		s.truncated.Add(1)
+		body = body[:len(body)/2]
+	}
+	w.Write(body)
+}
+
+func writeError(w http.ResponseWriter, status int, message string) {
+	kind := strings.ReplaceAll(strings.ToLower(http.StatusText(status)), " ", "_")
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(mustJSON(APIError{Type: kind, Message: message}))
+}
+
+// mustJSON encodes values whose types cannot fail to encode.
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic("fino sandbox: " + err.Error())
+	}
+	return b
+}
+
+// listJSON joins encoded items into head[item,item,...]tail. Building the
+// list by hand spares encoding/json re-compacting every json.RawMessage.
+func listJSON(head string, items [][]byte, tail string) []byte {
+	n := len(head) + len(tail) + len(items) + 2
+	for _, it := range items {
+		n += len(it)
+	}
+	b := make([]byte, 0, n)
+	b = append(append(b, head...), '[')
+	for i, it := range items {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, it...)
+	}
+	return append(append(b, ']'), tail...)
+}
+
+func intParam(s string, def, lo, hi int) (int, error) {
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < lo || n > hi {
+		return 0, fmt.Errorf("%q is not in %d..%d", s, lo, hi)
+	}
+	return n, nil
+}
+
+func boolParam(s string) (bool, error) {
+	if s == "" {
+		return false, nil
+	}
+	return strconv.ParseBool(s)
+}
+
+// dateRange parses inclusive from/to dates into [from, to) (zero = open).
+func dateRange(fromText, toText string) (from, to time.Time, err error) {
+	if fromText != "" {
+		if from, err = time.Parse(time.DateOnly, fromText); err != nil {
+			return from, to, fmt.Errorf("from: %w", err)
+		}
+	}
+	if toText != "" {
+		if to, err = time.Parse(time.DateOnly, toText); err != nil {
+			return from, to, fmt.Errorf("to: %w", err)
+		}
+		to = to.AddDate(0, 0, 1)
+	}
+	if !from.IsZero() && !to.IsZero() && !from.Before(to) {
+		return from, to, errors.New("from is after to")
+	}
+	return from, to, nil
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
