@@ -33,10 +33,11 @@ answers() {
 }
 
 running_pid() {
-	[ -f "$pidfile" ] || return 1
-	local pid
-	pid=$(cat "$pidfile")
-	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && echo "$pid"
+	local pid=""
+	[ -f "$pidfile" ] && pid=$(cat "$pidfile")
+	# 18.16 writes no pid file when not daemonized: find it by its config.
+	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || pid=$(pgrep -f -- "--config-file=$home/config.xml" | head -n 1)
+	[ -n "$pid" ] && echo "$pid"
 }
 
 write_config() {
@@ -97,8 +98,9 @@ start() {
 	write_config
 	log "starting on 127.0.0.1:$tcp_port (data in $home)"
 	# setsid: the server outlives the shell that started it (make, CI steps).
-	setsid clickhouse-server --config-file="$home/config.xml" --pid-file="$pidfile" \
+	setsid clickhouse-server --config-file="$home/config.xml" \
 		>"$home/log/stdout.log" 2>&1 </dev/null &
+	echo $! >"$pidfile"
 	for _ in $(seq 1 120); do
 		if answers >/dev/null; then
 			log "ready: version $(answers)"
@@ -119,7 +121,7 @@ stop() {
 	fi
 	kill "$pid"
 	for _ in $(seq 1 60); do
-		kill -0 "$pid" 2>/dev/null || { log "stopped"; return 0; }
+		kill -0 "$pid" 2>/dev/null || { rm -f "$pidfile"; log "stopped"; return 0; }
 		sleep 0.5
 	done
 	log "still running after 30s; sending SIGKILL"
