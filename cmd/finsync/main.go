@@ -201,10 +201,11 @@ func runMigrate(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	res, err := migrate(ctx, c, a.logger(c))
+	db, res, err := migrate(ctx, c, a.logger(c))
 	if err != nil {
 		return err
 	}
+	db.Close()
 	fmt.Fprintf(a.stdout, "database %s on ClickHouse %s at %s: %d migration(s) applied, schema matches the %d tables\n",
 		c.ClickHouse.Database, res.Version, c.ClickHouse.Addr, len(res.Applied), len(transform.Tables()))
 	for _, s := range res.Skipped {
@@ -213,19 +214,22 @@ func runMigrate(ctx context.Context, a *app, args []string) error {
 	return nil
 }
 
-// migrate applies the migrations and checks the result against the Arrow
-// schema.
-func migrate(ctx context.Context, c Config, log *slog.Logger) (clickhouse.MigrateResult, error) {
+// migrate applies the migrations, checks the result against the Arrow
+// schema and returns the open database (the caller closes it).
+func migrate(ctx context.Context, c Config, log *slog.Logger) (*clickhouse.DB, clickhouse.MigrateResult, error) {
 	res, err := clickhouse.Migrate(ctx, c.clickhouseOptions(), finsql.Files, log)
 	if err != nil {
-		return res, err
+		return nil, res, err
 	}
 	db, err := clickhouse.Open(ctx, c.clickhouseOptions())
 	if err != nil {
-		return res, err
+		return nil, res, err
 	}
-	defer db.Close()
-	return res, db.CheckSchema(ctx, transform.Tables())
+	if err := db.CheckSchema(ctx, transform.Tables()); err != nil {
+		db.Close()
+		return nil, res, err
+	}
+	return db, res, nil
 }
 
 func runDemo(ctx context.Context, a *app, args []string) error {
@@ -236,11 +240,7 @@ func runDemo(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	res, err := migrate(ctx, c, a.logger(c))
-	if err != nil {
-		return err
-	}
-	db, err := clickhouse.Open(ctx, c.clickhouseOptions())
+	db, res, err := migrate(ctx, c, a.logger(c))
 	if err != nil {
 		return err
 	}
