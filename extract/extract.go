@@ -1,10 +1,9 @@
-// Package extract holds what every provider extractor shares: the stream
-// contract below and the provider HTTP client (token cache, rate limit,
-// retries with backoff, async-job polling, paging, streaming JSON).
+// Package extract holds what every provider extractor shares: the request
+// types below (what one run of a stream asks for) and the provider HTTP
+// client (token cache, rate limit, retries with backoff, async-job polling,
+// paging, streaming JSON).
 //
-// An extractor knows its provider's API and nothing of ClickHouse: it hands
-// pages of decoded provider objects, already transformed into Arrow records,
-// to emit, and returns the cursor the next run resumes from.
+// An extractor knows its provider's API and nothing of ClickHouse.
 package extract
 
 import (
