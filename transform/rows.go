@@ -102,7 +102,7 @@ func appendValue(b array.Builder, v any) {
 	case *array.TimestampBuilder:
 		b.Append(arrow.Timestamp(v.(time.Time).Unix()))
 	case *array.Decimal128Builder:
-		b.Append(DecimalToNum(v.(decimal.Decimal), b.Type().(*arrow.Decimal128Type).Scale))
+		b.Append(decimalToNum(v.(decimal.Decimal), b.Type().(*arrow.Decimal128Type).Scale))
 	case *array.BooleanBuilder:
 		b.Append(v.(bool))
 	case *array.Int32Builder:
@@ -120,8 +120,8 @@ func appendValue(b array.Builder, v any) {
 	}
 }
 
-// DecimalToNum converts d to an Arrow decimal with the given scale. d must
+// decimalToNum converts d to an Arrow decimal with the given scale. d must
 // not have more decimals than scale (RowWriter checks).
-func DecimalToNum(d decimal.Decimal, scale int32) decimal128.Num {
+func decimalToNum(d decimal.Decimal, scale int32) decimal128.Num {
 	return decimal128.FromBigInt(d.Shift(scale).BigInt())
 }

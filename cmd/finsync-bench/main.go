@@ -123,10 +123,14 @@ func run(ctx context.Context) error {
 		names = append(names, f.Name)
 	}
 	query := "INSERT INTO finsync_bench.transactions (" + strings.Join(names, ", ") + ") FORMAT JSONEachRow"
+	input, err := os.Open(jsonPath)
+	if err != nil {
+		return err
+	}
+	defer input.Close()
 	clientRes, err := measureChild("clickhouse-client (JSONEachRow)", rows, func() *exec.Cmd {
 		cmd := exec.CommandContext(ctx, "clickhouse-client", "--host", host, "--port", port, "--query", query)
-		f, _ := os.Open(jsonPath)
-		cmd.Stdin = f
+		cmd.Stdin = input
 		cmd.Stderr = os.Stderr
 		return cmd
 	})

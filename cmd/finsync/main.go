@@ -194,14 +194,7 @@ func runStreams(ctx context.Context, a *app, args []string) error {
 }
 
 func runMigrate(ctx context.Context, a *app, args []string) error {
-	if err := a.flags("migrate", summaryOf("migrate"), args, nil); err != nil {
-		return err
-	}
-	c, err := a.config(ctx)
-	if err != nil {
-		return err
-	}
-	db, res, err := migrate(ctx, c, a.logger(c))
+	c, db, res, err := a.migrated(ctx, "migrate", args)
 	if err != nil {
 		return err
 	}
@@ -214,33 +207,8 @@ func runMigrate(ctx context.Context, a *app, args []string) error {
 	return nil
 }
 
-// migrate applies the migrations, checks the result against the Arrow
-// schema and returns the open database (the caller closes it).
-func migrate(ctx context.Context, c Config, log *slog.Logger) (*clickhouse.DB, clickhouse.MigrateResult, error) {
-	res, err := clickhouse.Migrate(ctx, c.clickhouseOptions(), finsql.Files, log)
-	if err != nil {
-		return nil, res, err
-	}
-	db, err := clickhouse.Open(ctx, c.clickhouseOptions())
-	if err != nil {
-		return nil, res, err
-	}
-	if err := db.CheckSchema(ctx, transform.Tables()); err != nil {
-		db.Close()
-		return nil, res, err
-	}
-	return db, res, nil
-}
-
 func runDemo(ctx context.Context, a *app, args []string) error {
-	if err := a.flags("demo", summaryOf("demo"), args, nil); err != nil {
-		return err
-	}
-	c, err := a.config(ctx)
-	if err != nil {
-		return err
-	}
-	db, res, err := migrate(ctx, c, a.logger(c))
+	c, db, res, err := a.migrated(ctx, "demo", args)
 	if err != nil {
 		return err
 	}
@@ -248,6 +216,33 @@ func runDemo(ctx context.Context, a *app, args []string) error {
 	fmt.Fprintf(a.stdout, "finsync demo: ClickHouse %s at %s, database %s (%d migration(s) applied now)\n\n",
 		res.Version, c.ClickHouse.Addr, c.ClickHouse.Database, len(res.Applied))
 	return printTables(ctx, db, a.stdout)
+}
+
+// migrated is the start of every command that writes: parse the command's
+// flags, load the configuration, apply the migrations and check the tables
+// against the Arrow schema. The caller closes the returned database.
+func (a *app) migrated(ctx context.Context, name string, args []string) (Config, *clickhouse.DB, clickhouse.MigrateResult, error) {
+	var res clickhouse.MigrateResult
+	if err := a.flags(name, summaryOf(name), args, nil); err != nil {
+		return Config{}, nil, res, err
+	}
+	c, err := a.config(ctx)
+	if err != nil {
+		return c, nil, res, err
+	}
+	res, err = clickhouse.Migrate(ctx, c.clickhouseOptions(), finsql.Files, a.logger(c))
+	if err != nil {
+		return c, nil, res, err
+	}
+	db, err := clickhouse.Open(ctx, c.clickhouseOptions())
+	if err != nil {
+		return c, nil, res, err
+	}
+	if err := db.CheckSchema(ctx, transform.Tables()); err != nil {
+		db.Close()
+		return c, nil, res, err
+	}
+	return c, db, res, nil
 }
 
 // printTables prints every table of the common schema with its row count

@@ -20,10 +20,7 @@ func run(t *testing.T, env map[string]string, args ...string) (code int, stdout,
 func TestCLI(t *testing.T) {
 	opts := chtest.Options(t)
 	env := map[string]string{"FINSYNC_CLICKHOUSE_ADDR": opts.Addr, "FINSYNC_CLICKHOUSE_DATABASE": opts.Database, "FINSYNC_LOG_LEVEL": "warn"}
-	t.Cleanup(func() {
-		db := chtest.NewDB(t) // any connection will do to drop ours
-		db.Exec(context.Background(), "DROP DATABASE IF EXISTS `"+opts.Database+"`")
-	})
+	t.Cleanup(func() { chtest.DropDatabase(t, opts) })
 	tests := []struct {
 		name       string
 		env        map[string]string

@@ -69,8 +69,6 @@ func columnValues(arr arrow.Array, nullable bool) (any, error) {
 		return orNull(a.Int32Values(), a, nullable), nil
 	case *array.Uint64:
 		return orNull(a.Uint64Values(), a, nullable), nil
-	case *array.Uint8:
-		return orNull(a.Uint8Values(), a, nullable), nil
 	case *array.List:
 		if nullable {
 			return nil, fmt.Errorf("nullable list: ClickHouse arrays cannot be NULL")

@@ -86,7 +86,7 @@ func TestMigrateErrors(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			opts := chtest.Options(t)
-			t.Cleanup(func() { dropDatabase(t, opts) })
+			t.Cleanup(func() { chtest.DropDatabase(t, opts) })
 			var err error
 			for _, fs := range tc.steps {
 				_, err = clickhouse.Migrate(ctx, opts, fs, nil)
@@ -101,7 +101,7 @@ func TestMigrateErrors(t *testing.T) {
 func TestMigrateSkipsFilesForNewerServers(t *testing.T) {
 	ctx := context.Background()
 	opts := chtest.Options(t)
-	t.Cleanup(func() { dropDatabase(t, opts) })
+	t.Cleanup(func() { chtest.DropDatabase(t, opts) })
 	files := fstest.MapFS{
 		"0001_base.sql":   {Data: []byte("CREATE TABLE IF NOT EXISTS a (x UInt8) ENGINE = Memory;")},
 		"0002_future.sql": {Data: []byte("-- finsync:min-server 999.1\nCREATE TABLE f (x Nope) ENGINE = Memory;")},
@@ -151,16 +151,4 @@ func showCreate(t *testing.T, db *clickhouse.DB) string {
 
 func optionsOf(db *clickhouse.DB) clickhouse.Options {
 	return clickhouse.Options{Addr: db.Addr(), Database: db.Database()}
-}
-
-func dropDatabase(t *testing.T, opts clickhouse.Options) {
-	db, err := clickhouse.Open(context.Background(), clickhouse.Options{Addr: opts.Addr, Database: "default"})
-	if err != nil {
-		t.Error(err)
-		return
-	}
-	defer db.Close()
-	if err := db.Exec(context.Background(), "DROP DATABASE IF EXISTS `"+opts.Database+"`"); err != nil {
-		t.Error(err)
-	}
 }

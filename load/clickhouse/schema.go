@@ -30,7 +30,7 @@ func ColumnType(f arrow.Field) (string, error) {
 		}
 	case *arrow.Decimal128Type:
 		base = fmt.Sprintf("Decimal(%d, %d)", t.Precision, t.Scale)
-	case *arrow.BooleanType, *arrow.Uint8Type:
+	case *arrow.BooleanType:
 		base = "UInt8"
 	case *arrow.Int32Type:
 		base = "Int32"

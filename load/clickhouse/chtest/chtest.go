@@ -53,12 +53,25 @@ func NewDB(t testing.TB) *clickhouse.DB {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := db.Exec(ctx, "DROP DATABASE IF EXISTS `"+opts.Database+"`"); err != nil {
-			t.Errorf("dropping test database: %v", err)
-		}
 		db.Close()
+		DropDatabase(t, opts)
 	})
 	return db
+}
+
+// DropDatabase drops opts.Database, for tests that create databases
+// themselves (migrations, the CLI).
+func DropDatabase(t testing.TB, opts clickhouse.Options) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	db, err := clickhouse.Open(ctx, clickhouse.Options{Addr: opts.Addr, Database: "system"})
+	if err != nil {
+		t.Errorf("dropping test database: %v", err)
+		return
+	}
+	defer db.Close()
+	if err := db.Exec(ctx, "DROP DATABASE IF EXISTS `"+opts.Database+"`"); err != nil {
+		t.Errorf("dropping test database: %v", err)
+	}
 }
