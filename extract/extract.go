@@ -7,7 +7,12 @@
 package extract
 
 import (
+	"context"
 	"time"
+
+	"github.com/apache/arrow/go/v17/arrow"
+
+	"github.com/finsync/finsync/transform"
 )
 
 // Window is the half-open time range [From, To) a run covers, in UTC.
@@ -31,4 +36,40 @@ type Request struct {
 	Window   Window
 	Cursor   string // opaque; "" on the first run
 	Subjects []Subject
+	// Lineage goes on every row the run produces.
+	Lineage transform.Lineage
+}
+
+// Stream is one provider dataset (DESIGN §2): "provider.dataset", e.g.
+// fino.transactions. Each provider package returns its streams from one
+// constructor; cmd/finsync holds the one list of providers.
+type Stream struct {
+	Name     string
+	Provider string
+	// Tables are the tables the stream writes, besides etl_rejects.
+	Tables []transform.Table
+	// SubjectKind is the kind of registry subject the stream iterates
+	// ("user", "process", ...), or "" for a tenant-level stream.
+	SubjectKind string
+	// Run extracts what req asks for, hands records to out and returns the
+	// cursor the next run resumes from. It returns only after out accepted
+	// every record; the runner writes the cursor once they are loaded.
+	Run func(ctx context.Context, req Request, out Output) (cursor string, err error)
+}
+
+// Output receives what a run extracts. Records are borrowed: the callee
+// retains what it keeps, the caller releases what it built.
+type Output interface {
+	Records(t transform.Table, rec arrow.Record) error
+	Reject(r Reject) error
+}
+
+// Reject is a provider record that could not be transformed. It goes to
+// etl_rejects with its raw payload (scrubbed of personal identifiers) and the
+// reason; the rest of its page still loads.
+type Reject struct {
+	Table  string // the table it was bound for
+	Key    string // the provider's id of the record, or "" if unknown
+	Reason string
+	Raw    []byte
 }

@@ -14,7 +14,11 @@
 // scrubbed before they land.
 package transform
 
-import "github.com/apache/arrow/go/v17/arrow"
+import (
+	"time"
+
+	"github.com/apache/arrow/go/v17/arrow"
+)
 
 // Table is one warehouse table: its name in ClickHouse and its columns.
 type Table struct {
@@ -257,4 +261,14 @@ func Tables() []Table {
 		Transactions, Accounts, AccountBalances, Contracts, SegmentMembers,
 		Insights, UserTags, Subjects, EtlState, EtlRuns, EtlRejects,
 	}
+}
+
+// Lineage is what every row of one run carries in the lineage columns,
+// besides the provider's job id, which varies per row.
+type Lineage struct {
+	Provider    string
+	Tenant      string
+	RunID       string
+	ExtractedAt time.Time // UTC, whole seconds
+	Version     uint64    // larger than every earlier run's
 }
