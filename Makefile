@@ -3,7 +3,7 @@ GO       ?= go
 BIN      := bin/finsync
 CH       := deploy/clickhouse/local.sh
 # Packages whose concurrency matters get the race detector in `make test`.
-RACE_PKGS := ./extract/... ./load/... ./transform/...
+RACE_PKGS := ./extract/... ./load/... ./transform/... ./schedules/...
 
 .PHONY: all build clickhouse clickhouse-stop demo test vet bench clean
 

@@ -55,6 +55,9 @@ type Stream struct {
 	// cursor the next run resumes from. It returns only after out accepted
 	// every record; the runner writes the cursor once they are loaded.
 	Run func(ctx context.Context, req Request, out Output) (cursor string, err error)
+	// Stats, if set, reports the provider client's counters; the runner
+	// records the retries a run caused.
+	Stats func() ClientStats
 }
 
 // Output receives what a run extracts. Records are borrowed: the callee

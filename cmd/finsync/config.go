@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -28,6 +30,18 @@ type Config struct {
 		// One INSERT's budget: the loader's memory is bounded by these.
 		InsertMaxRows  int   `env:"FINSYNC_INSERT_MAX_ROWS, default=500000"`
 		InsertMaxBytes int64 `env:"FINSYNC_INSERT_MAX_BYTES, default=16777216"`
+	}
+	Fino struct {
+		BaseURL      string `env:"FINSYNC_FINO_BASE_URL"` // unset: the fino streams are listed but not runnable
+		ClientID     string `env:"FINSYNC_FINO_CLIENT_ID"`
+		ClientSecret Secret `env:"FINSYNC_FINO_CLIENT_SECRET"`
+		// Tenants are TenantID header values; default: the client's own.
+		Tenants []string `env:"FINSYNC_FINO_TENANTS"`
+		// Users ("user" or "tenant/user") enter the subjects registry from
+		// config; webhooks and operators' INSERTs add more.
+		Users         []string `env:"FINSYNC_FINO_USERS"`
+		WebhookSecret Secret   `env:"FINSYNC_FINO_WEBHOOK_SECRET"`
+		RateLimit     float64  `env:"FINSYNC_FINO_RATE_LIMIT, default=20"` // requests per second
 	}
 	LogLevel  string `env:"FINSYNC_LOG_LEVEL, default=info"`  // debug, info, warn, error
 	LogFormat string `env:"FINSYNC_LOG_FORMAT, default=auto"` // auto (text on a terminal, else JSON), text, json
@@ -87,6 +101,7 @@ func (c Config) Validate() []error {
 	if c.ClickHouse.InsertMaxBytes < 1<<20 {
 		bad("FINSYNC_INSERT_MAX_BYTES=%d: want at least 1048576", c.ClickHouse.InsertMaxBytes)
 	}
+	problems = append(problems, c.validateFino()...)
 	if _, ok := logLevels[c.LogLevel]; !ok {
 		bad("FINSYNC_LOG_LEVEL=%q: want debug, info, warn or error", c.LogLevel)
 	}
@@ -131,4 +146,49 @@ func (l *fileLookuper) Lookup(key string) (string, bool) {
 		return "", false
 	}
 	return strings.TrimRight(string(b), "\r\n"), true
+}
+
+func (c Config) validateFino() []error {
+	f := c.Fino
+	if f.BaseURL == "" {
+		return nil
+	}
+	var problems []error
+	bad := func(format string, args ...any) { problems = append(problems, fmt.Errorf(format, args...)) }
+	if u, err := url.Parse(f.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		bad("FINSYNC_FINO_BASE_URL=%q: want an http(s) URL", f.BaseURL)
+	}
+	if f.ClientID == "" {
+		bad("FINSYNC_FINO_CLIENT_ID is required with FINSYNC_FINO_BASE_URL")
+	}
+	if f.ClientSecret == "" {
+		bad("FINSYNC_FINO_CLIENT_SECRET is required with FINSYNC_FINO_BASE_URL")
+	}
+	for _, t := range f.Tenants {
+		// finoOS: a TenantID must be the client id or start with "<client-id>-".
+		if t != f.ClientID && !strings.HasPrefix(t, f.ClientID+"-") {
+			bad("FINSYNC_FINO_TENANTS: %q must be %q or start with %q", t, f.ClientID, f.ClientID+"-")
+		}
+	}
+	for _, u := range f.Users {
+		tenant, user, found := strings.Cut(u, "/")
+		if !found {
+			tenant, user = f.ClientID, u
+		}
+		if user == "" || !slices.Contains(c.finoTenants(), tenant) {
+			bad("FINSYNC_FINO_USERS: %q: want user or tenant/user with a tenant of FINSYNC_FINO_TENANTS", u)
+		}
+	}
+	if f.RateLimit <= 0 {
+		bad("FINSYNC_FINO_RATE_LIMIT=%v: want requests per second > 0", f.RateLimit)
+	}
+	return problems
+}
+
+// finoTenants are the configured tenants, or the client's own.
+func (c Config) finoTenants() []string {
+	if len(c.Fino.Tenants) > 0 {
+		return c.Fino.Tenants
+	}
+	return []string{c.Fino.ClientID}
 }

@@ -11,12 +11,16 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"reflect"
 	"runtime"
 	"runtime/debug"
 	"sort"
 	"strings"
 	"syscall"
 	"text/tabwriter"
+	"time"
+
+	"github.com/shopspring/decimal"
 
 	"github.com/finsync/finsync/load/clickhouse"
 	finsql "github.com/finsync/finsync/sql"
@@ -35,9 +39,11 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"migrate", "create the database and apply the schema migrations (idempotent)", runMigrate},
-		{"streams", "list the registered streams", runStreams},
+		{"streams", "list the streams of every provider", runStreams},
+		{"once", "run one stream once, end to end, and print the rows loaded", runOnce},
+		{"sandbox", "serve the providers' sandboxes on loopback and print the settings that point finsync at them", runSandbox},
 		{"validate", "check the configuration and report every problem", runValidate},
-		{"demo", "migrate and print a summary of the warehouse (make demo)", runDemo},
+		{"demo", "sync every stream from the sandboxes into ClickHouse and print a summary (make demo)", runDemo},
 		{"version", "print the version", runVersion},
 	}
 }
@@ -184,15 +190,6 @@ func runValidate(ctx context.Context, a *app, args []string) error {
 	return nil
 }
 
-func runStreams(ctx context.Context, a *app, args []string) error {
-	if err := a.flags("streams", summaryOf("streams"), args, nil); err != nil {
-		return err
-	}
-	// Providers register their streams here as they are added.
-	fmt.Fprintln(a.stdout, "no streams registered yet")
-	return nil
-}
-
 func runMigrate(ctx context.Context, a *app, args []string) error {
 	c, db, res, err := a.migrated(ctx, "migrate", args)
 	if err != nil {
@@ -208,14 +205,121 @@ func runMigrate(ctx context.Context, a *app, args []string) error {
 }
 
 func runDemo(ctx context.Context, a *app, args []string) error {
-	c, db, res, err := a.migrated(ctx, "demo", args)
+	var o sandboxOptions
+	err := a.flags("demo", summaryOf("demo"), args, o.define)
+	if err != nil {
+		return err
+	}
+	c, db, res, err := a.migrated(ctx, "demo", nil)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	fmt.Fprintf(a.stdout, "finsync demo: ClickHouse %s at %s, database %s (%d migration(s) applied now)\n\n",
+	fmt.Fprintf(a.stdout, "finsync demo: ClickHouse %s at %s, database %s (%d migration(s) applied now)\n",
 		res.Version, c.ClickHouse.Addr, c.ClickHouse.Database, len(res.Applied))
-	return printTables(ctx, db, a.stdout)
+	if c.Fino.BaseURL == "" {
+		sb, err := startSandbox("127.0.0.1:0", o)
+		if err != nil {
+			return err
+		}
+		defer sb.close()
+		c.Fino.BaseURL, c.Fino.ClientID, c.Fino.ClientSecret = sb.url, "sandbox-client", "sandbox-secret"
+		c.Fino.Users = sb.fino.Users(c.Fino.ClientID)
+		fmt.Fprintf(a.stdout, "finoOS sandbox on %s with %d users\n", sb.url, len(c.Fino.Users))
+	}
+	log := a.logger(c)
+	var runs []clickhouse.Run
+	var firstErr error
+	for _, p := range providers(c, log) {
+		if !p.configured {
+			continue
+		}
+		fmt.Fprintf(a.stdout, "syncing %s: %d streams\n", p.name, len(p.streams))
+		r, err := syncStreams(ctx, c, db, log, p, p.streams, "")
+		runs = append(runs, r...)
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	fmt.Fprintln(a.stdout, "\nruns:")
+	printRuns(a, runs)
+	fmt.Fprintln(a.stdout, "\nthe warehouse (rows after deduplication):")
+	if err := printTables(ctx, db, a.stdout); err != nil {
+		return err
+	}
+	if err := printExamples(ctx, db, a.stdout); err != nil {
+		return err
+	}
+	return firstErr
+}
+
+// printExamples shows a few rows of the main tables, as a BI user would
+// query them.
+func printExamples(ctx context.Context, db *clickhouse.DB, out io.Writer) error {
+	queries := []struct{ title, query string }{
+		{"spending by category (fino, all users)", `SELECT category, count() AS transactions, sum(amount) AS total
+			FROM transactions FINAL WHERE amount < 0 GROUP BY category ORDER BY total LIMIT 8`},
+		{"latest balance per account (first 5)", `SELECT user_id, account_id, argMax(balance, balance_date) AS balance, max(balance_date) AS on
+			FROM account_balances FINAL GROUP BY user_id, account_id ORDER BY user_id, account_id LIMIT 5`},
+		{"active contracts (first 5)", "SELECT user_id, category, `interval`, amount, next_booking_date " +
+			"FROM contracts FINAL WHERE is_active ORDER BY user_id, contract_id LIMIT 5"},
+		{"rejected records", `SELECT stream, target_table, reason, count() AS n FROM etl_rejects FINAL GROUP BY stream, target_table, reason ORDER BY n DESC LIMIT 5`},
+	}
+	for _, q := range queries {
+		fmt.Fprintf(out, "\n%s:\n", q.title)
+		if err := printQuery(ctx, db, out, q.query); err != nil {
+			return fmt.Errorf("%s: %w", q.title, err)
+		}
+	}
+	return nil
+}
+
+// printQuery prints any result as an aligned table.
+func printQuery(ctx context.Context, db *clickhouse.DB, out io.Writer, query string) error {
+	rows, err := db.Conn().Query(ctx, query)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "  "+strings.Join(rows.Columns(), "\t")+"\t")
+	types := rows.ColumnTypes()
+	for rows.Next() {
+		dest := make([]any, len(types))
+		for i, ct := range types {
+			dest[i] = reflect.New(ct.ScanType()).Interface()
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return err
+		}
+		cells := make([]string, len(dest))
+		for i, d := range dest {
+			cells[i] = cell(reflect.ValueOf(d).Elem().Interface())
+		}
+		fmt.Fprintln(w, "  "+strings.Join(cells, "\t")+"\t")
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	return w.Flush()
+}
+
+func cell(v any) string {
+	switch v := v.(type) {
+	case time.Time:
+		if v.Hour() == 0 && v.Minute() == 0 && v.Second() == 0 {
+			return v.Format(time.DateOnly)
+		}
+		return v.UTC().Format(time.DateTime)
+	case *time.Time:
+		if v == nil {
+			return "NULL"
+		}
+		return cell(*v)
+	case decimal.Decimal:
+		return v.StringFixed(2)
+	}
+	return fmt.Sprint(v)
 }
 
 // migrated is the start of every command that writes: parse the command's

@@ -39,8 +39,11 @@ func TestCLI(t *testing.T) {
 		{"validate bad", map[string]string{"FINSYNC_CLICKHOUSE_ADDR": "x", "FINSYNC_CLICKHOUSE_PASSWORD": "s3cret"}, []string{"validate"}, 1, "", "FINSYNC_CLICKHOUSE_ADDR", "s3cret"},
 		{"migrate", env, []string{"migrate"}, 0, "1 migration(s) applied, schema matches the 11 tables", "", ""},
 		{"migrate again", env, []string{"migrate"}, 0, "0 migration(s) applied", "", ""},
-		{"demo lists the tables", env, []string{"demo"}, 0, "etl_rejects", "", ""},
-		{"streams", env, []string{"streams"}, 0, "no streams registered yet", "", ""},
+		{"streams", env, []string{"streams"}, 0, "fino.account_history", "", ""},
+		{"once needs a stream", env, []string{"once"}, 2, "", "-stream is required", ""},
+		{"once of an unknown stream", env, []string{"once", "-stream", "nope"}, 1, "", `no stream "nope"`, ""},
+		{"once of an unconfigured provider", env, []string{"once", "-stream", "fino.contracts"}, 1, "", "fino is not configured", ""},
+		{"demo syncs the sandbox", env, []string{"demo", "-users", "2", "-months", "2"}, 0, "fino.transactions     sandbox-client  success", "", ""},
 		{"unreachable server", map[string]string{"FINSYNC_CLICKHOUSE_ADDR": "127.0.0.1:1", "FINSYNC_CLICKHOUSE_PASSWORD": "s3cret"}, []string{"migrate"}, 1, "",
 			"ClickHouse is unreachable at 127.0.0.1:1", "s3cret"},
 	}
@@ -55,7 +58,10 @@ func TestCLI(t *testing.T) {
 			}
 		})
 	}
-	if _, stdout, _ := run(t, env, "demo"); strings.Count(stdout, "\n") < 13 {
-		t.Errorf("demo should list the 11 tables:\n%s", stdout)
+	_, stdout, _ := run(t, env, "demo", "-users", "1", "-months", "1")
+	for _, table := range []string{"transactions", "accounts", "account_balances", "contracts", "etl_rejects"} {
+		if !strings.Contains(stdout, "\n"+table+" ") {
+			t.Errorf("demo does not list table %s:\n%s", table, stdout)
+		}
 	}
 }

@@ -57,8 +57,9 @@
 //     of data, at most 730 days up to today, newest first (Account History: "past 2 years").
 //  19. Incremental history: the cursor is the newest date loaded per user; the next run asks
 //     from=that date, re-reading it because today's balance still changes.
-//  20. Incremental categorization: a user is re-read when an analysis of it completed after the
-//     cursor (webhook or correlation 200); from/to select the run's window minus a lookback.
+//  20. Incremental categorization: the cursor is the last day a run read; the next run asks every
+//     user of the registry for from = cursor - LookbackDays (default 3, for late bookings) to the
+//     last day of its window. A first run reads HistoryDays (default 730) back.
 //  21. Amounts are JSON numbers with at most two decimals (examples -55.08, 7481.06, 150), printed
 //     as a float serializer prints them (150, 12.5).
 //  22. bookingDate/valueDate are Unix seconds of 00:00 UTC of the day (Meaning of data fields:
@@ -76,4 +77,21 @@
 //     receiver can drop repeats; the sandbox tries 3 times.
 //  28. Analysis results can be read at any time; the sandbox does not model "no results before
 //     the first analysis", and a user created over the API gets synthetic data at once.
+//  29. Account history names no currency; its balances are stored as EUR (finoOS serves German
+//     banks). Accounts and transactions without a currency are EUR too ("currency (default EUR)").
+//  30. Common categories (categories.csv): the descriptiveTag if mapped, else the first mapped tag
+//     of tags[] (most specific first), else "other"; provider_category keeps descriptiveTag (or
+//     tags[0]). "spending" and "living" are too broad to map on their own.
+//  31. A categorization without its raw transaction is rejected (the amount is unknown), and so is
+//     one whose transaction.transactionId differs from its own, or a bookingDate of 0.
+//  32. Dates outside ClickHouse's Date range (1970-01-01..2149-06-06) are rejected rather than
+//     wrapped; that also catches milliseconds sent where seconds belong.
+//  33. Amounts: more than 4 significant decimals or 14 integer digits are rejected; exponent form
+//     and trailing zeros are accepted.
+//  34. A detected account with an empty accountId (the docs' creditsView example) is keyed
+//     "creditor:<creditorId>"; without a creditorId either it is rejected. A creditsView account
+//     whose type names no kind is a loan; overdraft_limit is overdraft.amount whatever available says.
+//  35. Raw payloads are scrubbed before they land: transactions drop paymentPartner.name,
+//     differentCreditor and differentDebitor; accounts drop owner, transactions and standingOrders.
+//     Counterparty and contract-partner names stay in their columns (see the README's open points).
 package fino

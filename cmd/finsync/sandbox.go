@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/finsync/finsync/extract/fino"
+)
+
+// sandboxOptions size the synthetic data of the sandboxes.
+type sandboxOptions struct {
+	users, months int
+	seed          int64
+}
+
+func (o *sandboxOptions) define(fs *flag.FlagSet) {
+	fs.IntVar(&o.users, "users", 5, "synthetic users per tenant")
+	fs.IntVar(&o.months, "months", 12, "months of transactions per user")
+	fs.Int64Var(&o.seed, "seed", 1, "seed of the synthetic data")
+}
+
+// sandbox is the providers' fake servers on one loopback listener. Only
+// finoOS's exists so far; its paths start with /api/.
+type sandbox struct {
+	fino   *fino.Sandbox
+	server *http.Server
+	url    string
+}
+
+func startSandbox(addr string, o sandboxOptions) (*sandbox, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	f := fino.NewSandbox(fino.SandboxOptions{UsersPerTenant: o.users, Months: o.months, Seed: o.seed,
+		Today: time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -1)})
+	sb := &sandbox{fino: f, server: &http.Server{Handler: f, ReadHeaderTimeout: 10 * time.Second}, url: "http://" + ln.Addr().String()}
+	go sb.server.Serve(ln)
+	return sb, nil
+}
+
+func (sb *sandbox) close() {
+	sb.server.Close()
+	sb.fino.Close()
+}
+
+// env are the settings that point finsync at the sandbox (its credentials
+// are the sandbox's fixed fake ones).
+func (sb *sandbox) env() []string {
+	const client = "sandbox-client"
+	return []string{
+		"FINSYNC_FINO_BASE_URL=" + sb.url,
+		"FINSYNC_FINO_CLIENT_ID=" + client,
+		"FINSYNC_FINO_CLIENT_SECRET=sandbox-secret",
+		"FINSYNC_FINO_USERS=" + strings.Join(sb.fino.Users(client), ","),
+	}
+}
+
+func runSandbox(ctx context.Context, a *app, args []string) error {
+	var addr string
+	var o sandboxOptions
+	err := a.flags("sandbox", summaryOf("sandbox"), args, func(fs *flag.FlagSet) {
+		fs.StringVar(&addr, "addr", "127.0.0.1:18080", "loopback address to listen on")
+		o.define(fs)
+	})
+	if err != nil {
+		return err
+	}
+	sb, err := startSandbox(addr, o)
+	if err != nil {
+		return err
+	}
+	defer sb.close()
+	fmt.Fprintf(a.stderr, "finoOS sandbox on %s; point finsync at it with:\n", sb.url)
+	for _, line := range sb.env() {
+		fmt.Fprintln(a.stdout, "export "+line)
+	}
+	<-ctx.Done()
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return nil
+	}
+	return ctx.Err()
+}

@@ -1,0 +1,250 @@
+package schedules_test
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/finsync/finsync/extract"
+	"github.com/finsync/finsync/extract/fino"
+	"github.com/finsync/finsync/load/clickhouse"
+	"github.com/finsync/finsync/load/clickhouse/chtest"
+	"github.com/finsync/finsync/schedules"
+)
+
+var finoTenants = []string{"sandbox-client", "sandbox-client-b"}
+
+// finoWorld is a sandbox, a private database and a runner wired together.
+type finoWorld struct {
+	sandbox *fino.Sandbox
+	db      *clickhouse.DB
+	state   *clickhouse.State
+	runner  *schedules.Runner
+	streams []extract.Stream
+	api     *fino.API
+}
+
+func newFinoWorld(t *testing.T, faults fino.Faults) *finoWorld {
+	t.Helper()
+	sb := fino.NewSandbox(fino.SandboxOptions{Tenants: finoTenants, UsersPerTenant: 3, Months: 4, Seed: 7, Faults: faults})
+	srv := httptest.NewServer(sb)
+	t.Cleanup(func() { srv.Close(); sb.Close() })
+	db := chtest.NewDB(t)
+	loader := clickhouse.NewLoader(db, clickhouse.LoaderOptions{})
+	state := clickhouse.NewState(db, loader)
+	var subs []clickhouse.Subject
+	for _, tenant := range finoTenants {
+		for _, u := range sb.Users(tenant) {
+			subs = append(subs, clickhouse.Subject{Provider: "fino", Tenant: tenant, Kind: "user", ID: u, Source: "config"})
+		}
+	}
+	if err := state.AddSubjects(context.Background(), subs); err != nil {
+		t.Fatal(err)
+	}
+	// Small pages, so that paging (and the faults that hit pages) happens.
+	api := fino.NewAPI(fino.Config{BaseURL: srv.URL, ClientID: "sandbox-client", ClientSecret: "sandbox-secret", RateLimit: 1000, PageSize: 40})
+	// The sandbox's last day of data is 2026-02-23; runs happen the day after.
+	now := func() time.Time { return time.Date(2026, 2, 24, 6, 0, 0, 0, time.UTC) }
+	return &finoWorld{sandbox: sb, db: db, state: state, api: api, streams: fino.Streams(api),
+		runner: &schedules.Runner{Loader: loader, State: state, Now: now}}
+}
+
+func (w *finoWorld) runAll(t *testing.T) []clickhouse.Run {
+	t.Helper()
+	var runs []clickhouse.Run
+	for _, s := range w.streams {
+		for _, tenant := range finoTenants {
+			run, err := w.runner.Run(context.Background(), s, tenant)
+			if err != nil {
+				t.Fatalf("%s/%s: %v", s.Name, tenant, err)
+			}
+			runs = append(runs, run)
+		}
+	}
+	return runs
+}
+
+func (w *finoWorld) query(t *testing.T, q string, args ...any) []string {
+	t.Helper()
+	rows, err := w.db.Conn().Query(context.Background(), q, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// snapshot is what a BI user sees per table: FINAL counts and amount sums
+// per tenant and user.
+func (w *finoWorld) snapshot(t *testing.T) []string {
+	t.Helper()
+	var out []string
+	for _, q := range []string{
+		`SELECT concat('tx ', tenant, ' ', user_id, ' ', toString(count()), ' ', toString(sum(amount))) FROM transactions FINAL GROUP BY tenant, user_id`,
+		`SELECT concat('bal ', tenant, ' ', account_id, ' ', toString(count()), ' ', toString(sum(balance))) FROM account_balances FINAL GROUP BY tenant, account_id`,
+		`SELECT concat('ct ', tenant, ' ', user_id, ' ', toString(count()), ' ', toString(sum(amount))) FROM contracts FINAL GROUP BY tenant, user_id`,
+		`SELECT concat('acc ', tenant, ' ', user_id, ' ', toString(count())) FROM accounts FINAL GROUP BY tenant, user_id`,
+	} {
+		out = append(out, w.query(t, q)...)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func TestFinoStreamsLoadTheSandboxLedger(t *testing.T) {
+	w := newFinoWorld(t, fino.Faults{})
+	for _, run := range w.runAll(t) {
+		if run.Status != clickhouse.RunSuccess || run.Rejects != 0 {
+			t.Errorf("%s/%s: %s, %d rejects, %s", run.Stream, run.Tenant, run.Status, run.Rejects, run.Error)
+		}
+	}
+	for _, tenant := range finoTenants {
+		for _, user := range w.sandbox.Users(tenant) {
+			l, err := w.sandbox.Ledger(tenant, user)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := w.query(t, `SELECT concat(toString(count()), ' ', toString(sum(amount))) FROM transactions FINAL WHERE tenant = ? AND user_id = ?`, tenant, user)
+			want := fmt.Sprintf("%d %s", l.Transactions, decimal.RequireFromString(l.AmountSum).StringFixed(4))
+			if len(got) != 1 || got[0] != want {
+				t.Errorf("%s/%s transactions: got %v, ledger %s", tenant, user, got, want)
+			}
+			// Balances on chosen dates: the first, a middle and the last day of each account.
+			for acc, days := range l.Balances {
+				dates := make([]string, 0, len(days))
+				for d := range days {
+					dates = append(dates, d)
+				}
+				sort.Strings(dates)
+				for _, d := range []string{dates[0], dates[len(dates)/2], dates[len(dates)-1]} {
+					got := w.query(t, `SELECT toString(balance) FROM account_balances FINAL WHERE tenant = ? AND account_id = ? AND balance_date = toDate(?)`, tenant, acc, d)
+					want := decimal.RequireFromString(days[d]).StringFixed(4)
+					if len(got) != 1 || got[0] != want {
+						t.Errorf("%s balance on %s: got %v, ledger %s", acc, d, got, want)
+					}
+				}
+			}
+			var wantContracts []string
+			for _, c := range l.Contracts {
+				wantContracts = append(wantContracts, c.ContractID+" "+c.Interval+" "+decimal.RequireFromString(c.Amount.String()).StringFixed(4))
+			}
+			sort.Strings(wantContracts)
+			gotContracts := w.query(t, "SELECT concat(contract_id, ' ', `interval`, ' ', toString(amount)) FROM contracts FINAL WHERE tenant = ? AND user_id = ? ORDER BY contract_id", tenant, user)
+			if strings.Join(gotContracts, "\n") != strings.Join(wantContracts, "\n") {
+				t.Errorf("%s/%s contracts:\ngot  %v\nwant %v", tenant, user, gotContracts, wantContracts)
+			}
+		}
+	}
+	if n := w.query(t, `SELECT toString(count()) FROM accounts FINAL WHERE account_type = 'checking'`); len(n) != 1 || n[0] == "0" {
+		t.Errorf("no checking accounts: %v", n)
+	}
+	if n := w.query(t, `SELECT toString(countIf(tenant = 'sandbox-client-b')) FROM transactions FINAL`); len(n) != 1 || n[0] == "0" {
+		t.Errorf("second tenant missing: %v", n)
+	}
+}
+
+func TestFinoFaultsChangeNothingButRejects(t *testing.T) {
+	clean := newFinoWorld(t, fino.Faults{})
+	clean.runAll(t)
+	faulty := newFinoWorld(t, fino.Faults{Seed: 3, RateLimit: 0.1, RetryAfter: 0, ServerError: 0.05,
+		TokenExpiry: 0.02, Truncated: 0.05, Duplicate: 0.1, Malformed: 0.01})
+	runs := faulty.runAll(t)
+	var retries, rejects uint64
+	for _, r := range runs {
+		retries += r.Retries
+		rejects += r.Rejects
+	}
+	injected := faulty.sandbox.Injected()
+	if retries == 0 || injected.RateLimited == 0 || injected.Truncated == 0 || injected.Duplicated == 0 {
+		t.Fatalf("faults did not happen: retries %d, injected %+v", retries, injected)
+	}
+	// The run rows in the warehouse record the retries.
+	if got := faulty.query(t, `SELECT toString(sum(retries)) FROM etl_runs FINAL`); got[0] != fmt.Sprint(retries) {
+		t.Errorf("etl_runs records %v retries, the runs %d", got, retries)
+	}
+	// Every malformed record is a reject, with its reason and raw payload.
+	var wantRejects int
+	for _, tenant := range finoTenants {
+		for _, u := range faulty.sandbox.Users(tenant) {
+			l, _ := faulty.sandbox.Ledger(tenant, u)
+			wantRejects += len(l.MalformedTransactions) + len(l.MalformedContracts) + len(l.MalformedBalances)
+		}
+	}
+	got := faulty.query(t, `SELECT toString(count()) FROM etl_rejects FINAL WHERE raw != '' AND reason != ''`)
+	if wantRejects == 0 || got[0] != fmt.Sprint(wantRejects) {
+		t.Fatalf("etl_rejects holds %v rows, want the %d malformed records", got, wantRejects)
+	}
+	// The same warehouse as the clean run, minus the rejected records.
+	cleanSnap, faultySnap := clean.snapshot(t), faulty.snapshot(t)
+	if strings.Join(cleanSnap, "\n") == strings.Join(faultySnap, "\n") {
+		t.Fatal("malformed records should be missing from the faulty run")
+	}
+	removed := clean.query(t, `SELECT toString(count()) FROM transactions FINAL`)[0]
+	kept := faulty.query(t, `SELECT toString(count()) FROM transactions FINAL`)[0]
+	var malformedTx int
+	for _, tenant := range finoTenants {
+		for _, u := range faulty.sandbox.Users(tenant) {
+			l, _ := faulty.sandbox.Ledger(tenant, u)
+			malformedTx += len(l.MalformedTransactions)
+		}
+	}
+	if fmt.Sprint(mustAtoi(t, removed)-malformedTx) != kept {
+		t.Errorf("transactions: clean %s, faulty %s, malformed %d", removed, kept, malformedTx)
+	}
+	t.Logf("faulty run: %d retries, %d rejects, injected %+v", retries, rejects, injected)
+}
+
+func TestFinoSecondRunReadsOnlyTheLookback(t *testing.T) {
+	w := newFinoWorld(t, fino.Faults{})
+	stream := w.streams[0] // fino.transactions
+	tenant := finoTenants[0]
+	start := time.Now()
+	first, err := w.runner.Run(context.Background(), stream, tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	firstTook := time.Since(start)
+	before := w.snapshot(t)
+	requests := w.api.Stats().Requests
+	start = time.Now()
+	second, err := w.runner.Run(context.Background(), stream, tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secondTook := time.Since(start)
+	secondRequests := w.api.Stats().Requests - requests
+	if after := w.snapshot(t); strings.Join(after, "\n") != strings.Join(before, "\n") {
+		t.Fatalf("a run without new data changed the warehouse")
+	}
+	firstRows, secondRows := first.Rows["transactions"], second.Rows["transactions"]
+	if firstRows == 0 || secondRows*20 > firstRows {
+		t.Fatalf("second run loaded %d rows, first %d: the cursor did not narrow the window", secondRows, firstRows)
+	}
+	t.Logf("first run: %d rows in %v; second run: %d rows, %d requests in %v", firstRows, firstTook, secondRows, secondRequests, secondTook)
+	cursor, _ := w.state.Cursor(context.Background(), stream.Name, tenant)
+	if cursor != "2026-02-24" && cursor != "2026-02-23" {
+		t.Errorf("cursor %q", cursor)
+	}
+}
+
+func mustAtoi(t *testing.T, s string) int {
+	var n int
+	if _, err := fmt.Sscan(s, &n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}

@@ -1,0 +1,205 @@
+// Package schedules runs streams: one run of one stream for one tenant
+// (Runner), and — to come — the cron schedules that start runs.
+package schedules
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+
+	"github.com/finsync/finsync/extract"
+	"github.com/finsync/finsync/load/clickhouse"
+	"github.com/finsync/finsync/transform"
+)
+
+// Runner runs streams end to end: extract, load, and only then checkpoint.
+type Runner struct {
+	Loader *clickhouse.Loader
+	State  *clickhouse.State
+	Log    *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Run runs stream s once for tenant over the window ending now, from the
+// stream's cursor, and returns the run row as recorded in etl_runs.
+//
+// The order is what makes a crash harmless: every record is loaded (Send
+// returned) before the cursor moves, and the cursor moves before the run
+// row says success. A run killed anywhere re-reads its window next time;
+// the reload replaces rows instead of duplicating them.
+//
+// A provider that keeps refusing (rate limit, outage: extract.RetryAfter)
+// ends the run as partial: what was extracted is loaded, the cursor stays,
+// and the next run resumes.
+func (r *Runner) Run(ctx context.Context, s extract.Stream, tenant string) (clickhouse.Run, error) {
+	now := time.Now
+	if r.Now != nil {
+		now = r.Now
+	}
+	log := r.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	start := now().UTC().Truncate(time.Second)
+	run := clickhouse.Run{Stream: s.Name, ID: newRunID(start), Tenant: tenant, Status: clickhouse.RunRunning,
+		StartedAt: start, WindowTo: start}
+	if err := r.State.RecordRun(ctx, run); err != nil {
+		return run, err
+	}
+	var before extract.ClientStats
+	if s.Stats != nil {
+		before = s.Stats()
+	}
+
+	req := extract.Request{Tenant: tenant, Window: extract.Window{To: start},
+		Lineage: transform.Lineage{Provider: s.Provider, Tenant: tenant, RunID: run.ID, ExtractedAt: start, Version: r.State.Version()}}
+	cursor, err := r.State.Cursor(ctx, s.Name, tenant)
+	if err == nil && s.SubjectKind != "" {
+		req.Subjects, err = r.subjects(ctx, s, tenant)
+	}
+	req.Cursor = cursor
+	var next string
+	sink := newSink(ctx, r.Loader, s.Name, req.Lineage)
+	if err == nil {
+		log.Info("run started", "stream", s.Name, "tenant", tenant, "run", run.ID, "cursor", cursor, "subjects", len(req.Subjects))
+		next, err = s.Run(ctx, req, sink)
+	}
+	// Load what was extracted, even when extraction stopped early: it is
+	// valid, and loading it twice later is harmless.
+	sendErr := sink.send()
+
+	run.Rows, run.Rejects, run.Retries = sink.accepted(), sink.rejects, uint64(sink.retries())
+	if s.Stats != nil {
+		run.Retries += uint64(s.Stats().Retries - before.Retries)
+	}
+	switch {
+	case sendErr != nil:
+		run.Status, run.Error = clickhouse.RunFailed, joinErrors(err, sendErr)
+	case err == nil:
+		run.Status = clickhouse.RunSuccess
+		if next != cursor {
+			if cerr := r.State.SetCursor(ctx, s.Name, tenant, next); cerr != nil {
+				run.Status, run.Error = clickhouse.RunFailed, cerr.Error()
+			}
+		}
+	case extract.IsRetryable(err):
+		run.Status, run.Error = clickhouse.RunPartial, err.Error()
+	default:
+		run.Status, run.Error = clickhouse.RunFailed, err.Error()
+	}
+	run.FinishedAt = now().UTC()
+	// The run row must land even when ctx ended the run.
+	recordErr := r.State.RecordRun(context.WithoutCancel(ctx), run)
+	log.Info("run finished", "stream", s.Name, "tenant", tenant, "run", run.ID, "status", run.Status,
+		"rows", run.Rows, "rejects", run.Rejects, "retries", run.Retries, "error", run.Error)
+	if run.Status == clickhouse.RunFailed || run.Status == clickhouse.RunPartial {
+		return run, errors.Join(fmt.Errorf("%s %s: %s", s.Name, run.Status, run.Error), recordErr)
+	}
+	return run, recordErr
+}
+
+func (r *Runner) subjects(ctx context.Context, s extract.Stream, tenant string) ([]extract.Subject, error) {
+	rows, err := r.State.Subjects(ctx, s.Provider, tenant, s.SubjectKind)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]extract.Subject, len(rows))
+	for i, row := range rows {
+		out[i] = extract.Subject{Provider: row.Provider, Tenant: row.Tenant, Kind: row.Kind, ID: row.ID, CorrelationID: row.CorrelationID}
+	}
+	return out, nil
+}
+
+func joinErrors(errs ...error) string {
+	return errors.Join(errs...).Error()
+}
+
+// newRunID is sortable by start time and unique across daemons.
+func newRunID(start time.Time) string {
+	b := make([]byte, 4)
+	rand.Read(b)
+	return start.Format("20060102T150405Z") + "-" + hex.EncodeToString(b)
+}
+
+// sink is the runner's extract.Output: a batch per table, rejects into
+// etl_rejects.
+type sink struct {
+	ctx     context.Context
+	loader  *clickhouse.Loader
+	stream  string
+	lineage transform.Lineage
+	batches map[string]*clickhouse.Batch
+	order   []string
+	rejects uint64
+	// rejected builds etl_rejects rows; they are few, so row by row.
+	rejected *transform.RowWriter
+}
+
+func newSink(ctx context.Context, l *clickhouse.Loader, stream string, lin transform.Lineage) *sink {
+	return &sink{ctx: ctx, loader: l, stream: stream, lineage: lin, batches: map[string]*clickhouse.Batch{},
+		rejected: transform.NewRowWriter(memory.DefaultAllocator, transform.EtlRejects)}
+}
+
+func (s *sink) batch(t transform.Table) *clickhouse.Batch {
+	b, ok := s.batches[t.Name]
+	if !ok {
+		b = s.loader.NewBatch(s.ctx, t)
+		s.batches[t.Name] = b
+		s.order = append(s.order, t.Name)
+	}
+	return b
+}
+
+func (s *sink) Records(t transform.Table, rec arrow.Record) error { return s.batch(t).Append(rec) }
+
+func (s *sink) Reject(r extract.Reject) error {
+	key := r.Key
+	if key == "" {
+		sum := sha256.Sum256(r.Raw)
+		key = "sha256:" + hex.EncodeToString(sum[:8])
+	}
+	s.rejects++
+	return s.rejected.Append(s.stream, s.lineage.RunID, key, s.lineage.Provider, s.lineage.Tenant,
+		r.Table, r.Reason, string(r.Raw), s.lineage.ExtractedAt, s.lineage.Version)
+}
+
+// send loads the rejects and waits for every batch; it returns the first
+// error after trying them all.
+func (s *sink) send() error {
+	defer s.rejected.Release()
+	rec := s.rejected.Record()
+	defer rec.Release()
+	var errs []error
+	if rec.NumRows() > 0 {
+		errs = append(errs, s.batch(transform.EtlRejects).Append(rec))
+	}
+	for _, name := range s.order {
+		errs = append(errs, s.batches[name].Send())
+	}
+	return errors.Join(errs...)
+}
+
+func (s *sink) accepted() map[string]uint64 {
+	rows := map[string]uint64{}
+	for name, b := range s.batches {
+		rows[name] = uint64(b.Rows())
+	}
+	return rows
+}
+
+func (s *sink) retries() int64 {
+	var n int64
+	for _, b := range s.batches {
+		n += b.Retries()
+	}
+	return n
+}
