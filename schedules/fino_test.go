@@ -160,52 +160,71 @@ func TestFinoStreamsLoadTheSandboxLedger(t *testing.T) {
 func TestFinoFaultsChangeNothingButRejects(t *testing.T) {
 	clean := newFinoWorld(t, fino.Faults{})
 	clean.runAll(t)
-	faulty := newFinoWorld(t, fino.Faults{Seed: 3, RateLimit: 0.1, RetryAfter: 0, ServerError: 0.05,
-		TokenExpiry: 0.02, Truncated: 0.05, Duplicate: 0.1, Malformed: 0.01})
-	runs := faulty.runAll(t)
-	var retries, rejects uint64
-	for _, r := range runs {
-		retries += r.Retries
-		rejects += r.Rejects
+	cleanSnap := strings.Join(clean.snapshot(t), "\n")
+	all := fino.Faults{Seed: 3, RateLimit: 0.1, ServerError: 0.05, TokenExpiry: 0.02, Truncated: 0.05,
+		Duplicate: 0.1, Malformed: 0.01, Latency: time.Millisecond}
+	tests := []struct {
+		name     string
+		faults   fino.Faults
+		retries  bool // the knob makes the client retry
+		injected func(fino.FaultCounts) int64
+	}{
+		{"429 with Retry-After", fino.Faults{Seed: 1, RateLimit: 0.2}, true, func(c fino.FaultCounts) int64 { return c.RateLimited }},
+		{"5xx", fino.Faults{Seed: 1, ServerError: 0.2}, true, func(c fino.FaultCounts) int64 { return c.ServerErrors }},
+		{"token expiry", fino.Faults{Seed: 1, TokenExpiry: 0.05}, false, func(c fino.FaultCounts) int64 { return c.TokensExpired }},
+		{"truncated bodies", fino.Faults{Seed: 1, Truncated: 0.1}, true, func(c fino.FaultCounts) int64 { return c.Truncated }},
+		{"duplicate records", fino.Faults{Seed: 1, Duplicate: 0.3}, false, func(c fino.FaultCounts) int64 { return c.Duplicated }},
+		{"latency", fino.Faults{Seed: 1, Latency: 5 * time.Millisecond}, false, nil},
+		{"malformed records", fino.Faults{Seed: 1, Malformed: 0.01}, false, func(c fino.FaultCounts) int64 { return c.Malformed }},
+		{"everything at once", all, true, func(c fino.FaultCounts) int64 { return c.RateLimited * c.Truncated * c.Duplicated * c.Malformed }},
 	}
-	injected := faulty.sandbox.Injected()
-	if retries == 0 || injected.RateLimited == 0 || injected.Truncated == 0 || injected.Duplicated == 0 {
-		t.Fatalf("faults did not happen: retries %d, injected %+v", retries, injected)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newFinoWorld(t, tc.faults)
+			var retries uint64
+			for _, r := range w.runAll(t) {
+				retries += r.Retries
+			}
+			injected := w.sandbox.Injected()
+			if tc.injected != nil && tc.injected(injected) == 0 {
+				t.Fatalf("the fault never happened: %+v", injected)
+			}
+			if tc.retries && retries == 0 {
+				t.Fatalf("no retries recorded (injected %+v)", injected)
+			}
+			// The run rows in the warehouse record the retries.
+			if got := w.query(t, `SELECT toString(sum(retries)) FROM etl_runs FINAL`); got[0] != fmt.Sprint(retries) {
+				t.Errorf("etl_runs records %v retries, the runs %d", got, retries)
+			}
+			// Every malformed record is a reject with its reason and raw
+			// payload; nothing else is.
+			var malformed, malformedTx int
+			for _, tenant := range finoTenants {
+				for _, u := range w.sandbox.Users(tenant) {
+					l, _ := w.sandbox.Ledger(tenant, u)
+					malformed += len(l.MalformedTransactions) + len(l.MalformedContracts) + len(l.MalformedBalances)
+					malformedTx += len(l.MalformedTransactions)
+				}
+			}
+			if got := w.query(t, `SELECT toString(count()) FROM etl_rejects FINAL WHERE raw != '' AND reason != ''`); got[0] != fmt.Sprint(malformed) {
+				t.Fatalf("etl_rejects holds %v rows, want the %d malformed records", got, malformed)
+			}
+			if malformed == 0 {
+				// Nothing rejected: the warehouse equals the fault-free one.
+				if snap := strings.Join(w.snapshot(t), "\n"); snap != cleanSnap {
+					t.Fatalf("the warehouse differs from the fault-free run")
+				}
+				return
+			}
+			// Otherwise it lacks exactly the rejected records.
+			cleanTx := mustAtoi(t, clean.query(t, `SELECT toString(count()) FROM transactions FINAL`)[0])
+			gotTx := mustAtoi(t, w.query(t, `SELECT toString(count()) FROM transactions FINAL`)[0])
+			if gotTx != cleanTx-malformedTx {
+				t.Errorf("transactions: %d, fault-free %d, malformed %d", gotTx, cleanTx, malformedTx)
+			}
+			t.Logf("%d retries, %d rejects, injected %+v", retries, malformed, injected)
+		})
 	}
-	// The run rows in the warehouse record the retries.
-	if got := faulty.query(t, `SELECT toString(sum(retries)) FROM etl_runs FINAL`); got[0] != fmt.Sprint(retries) {
-		t.Errorf("etl_runs records %v retries, the runs %d", got, retries)
-	}
-	// Every malformed record is a reject, with its reason and raw payload.
-	var wantRejects int
-	for _, tenant := range finoTenants {
-		for _, u := range faulty.sandbox.Users(tenant) {
-			l, _ := faulty.sandbox.Ledger(tenant, u)
-			wantRejects += len(l.MalformedTransactions) + len(l.MalformedContracts) + len(l.MalformedBalances)
-		}
-	}
-	got := faulty.query(t, `SELECT toString(count()) FROM etl_rejects FINAL WHERE raw != '' AND reason != ''`)
-	if wantRejects == 0 || got[0] != fmt.Sprint(wantRejects) {
-		t.Fatalf("etl_rejects holds %v rows, want the %d malformed records", got, wantRejects)
-	}
-	// The same warehouse as the clean run, minus the rejected records.
-	cleanSnap, faultySnap := clean.snapshot(t), faulty.snapshot(t)
-	if strings.Join(cleanSnap, "\n") == strings.Join(faultySnap, "\n") {
-		t.Fatal("malformed records should be missing from the faulty run")
-	}
-	removed := clean.query(t, `SELECT toString(count()) FROM transactions FINAL`)[0]
-	kept := faulty.query(t, `SELECT toString(count()) FROM transactions FINAL`)[0]
-	var malformedTx int
-	for _, tenant := range finoTenants {
-		for _, u := range faulty.sandbox.Users(tenant) {
-			l, _ := faulty.sandbox.Ledger(tenant, u)
-			malformedTx += len(l.MalformedTransactions)
-		}
-	}
-	if fmt.Sprint(mustAtoi(t, removed)-malformedTx) != kept {
-		t.Errorf("transactions: clean %s, faulty %s, malformed %d", removed, kept, malformedTx)
-	}
-	t.Logf("faulty run: %d retries, %d rejects, injected %+v", retries, rejects, injected)
 }
 
 func TestFinoSecondRunReadsOnlyTheLookback(t *testing.T) {
