@@ -49,9 +49,12 @@ func (r *Runner) Run(ctx context.Context, s extract.Stream, tenant string) (clic
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	start := now().UTC().Truncate(time.Second)
+	// The run's own clock keeps sub-second precision (duration_ms); what
+	// lands in DateTime columns is whole seconds.
+	started := now().UTC()
+	start := started.Truncate(time.Second)
 	run := clickhouse.Run{Stream: s.Name, ID: newRunID(start), Tenant: tenant, Status: clickhouse.RunRunning,
-		StartedAt: start, WindowTo: start}
+		StartedAt: started, WindowTo: start}
 	if err := r.State.RecordRun(ctx, run); err != nil {
 		return run, err
 	}
