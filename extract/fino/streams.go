@@ -178,11 +178,7 @@ func (a *API) runTransactions(ctx context.Context, req extract.Request, out extr
 		err := extract.Pages(ctx, 1, func(ctx context.Context, page int) (bool, error) {
 			q.Set(paramPage, strconv.Itoa(page))
 			scalars, err := c.GetElements(ctx, apiUserPath(s.ID, suffixCategorization), q, []string{"categorizations"}, func(raw json.RawMessage) error {
-				var item Categorization
-				if err := json.Unmarshal(raw, &item); err != nil {
-					return out.Reject(b.reject(idOf(raw, "transactionId"), "not a categorization: "+err.Error(), raw, b.scrub))
-				}
-				if rej, ok := b.Add(s.ID, s.CorrelationID, item, raw); !ok {
+				if rej, ok := b.AddJSON(s.ID, s.CorrelationID, raw); !ok {
 					return out.Reject(rej)
 				}
 				return a.flush(out, transform.Transactions, b, false)
@@ -215,11 +211,7 @@ func (a *API) runAccounts(ctx context.Context, req extract.Request, out extract.
 			credit bool
 		}{{"accountsView", false}, {"creditsView", true}} {
 			_, err := c.GetElements(ctx, apiUserPath(s.ID, suffixAccountDetect), nil, []string{"accountsOverview", view.name}, func(raw json.RawMessage) error {
-				var acc DetectedAccount
-				if err := json.Unmarshal(raw, &acc); err != nil {
-					return out.Reject(b.reject(idOf(raw, "accountId"), "not an account: "+err.Error(), raw, b.scrub))
-				}
-				if rej, ok := b.Add(s.ID, acc, view.credit, raw); !ok {
+				if rej, ok := b.AddJSON(s.ID, raw, view.credit); !ok {
 					return out.Reject(rej)
 				}
 				return nil
@@ -254,19 +246,8 @@ func (a *API) runHistory(ctx context.Context, req extract.Request, out extract.O
 				return out.Reject(extract.Reject{Table: transform.AccountBalances.Name, Reason: "not an account history", Raw: raw})
 			}
 			for _, dr := range h.DailyBalances {
-				var d DailyBalance
-				if err := json.Unmarshal(dr, &d); err != nil {
-					var day struct{ Date string }
-					json.Unmarshal(dr, &day)
-					rej := extract.Reject{Table: transform.AccountBalances.Name, Key: h.Account.AccountID + "/" + day.Date,
-						Reason: "not a daily balance: " + err.Error(), Raw: dr}
-					if err := out.Reject(rej); err != nil {
-						return err
-					}
-					continue
-				}
 				// The history names no currency; finoOS accounts are German (assumption 29).
-				if rej, ok := b.Add(s.ID, h.Account.AccountID, d, "EUR"); !ok {
+				if rej, ok := b.AddJSON(s.ID, h.Account.AccountID, dr, "EUR"); !ok {
 					if err := out.Reject(rej); err != nil {
 						return err
 					}
@@ -291,11 +272,7 @@ func (a *API) runContracts(ctx context.Context, req extract.Request, out extract
 	c := a.client(req.Tenant)
 	for _, s := range req.Subjects {
 		_, err := c.GetElements(ctx, apiUserPath(s.ID, suffixContracts), nil, []string{"contracts"}, func(raw json.RawMessage) error {
-			var ct Contract
-			if err := json.Unmarshal(raw, &ct); err != nil {
-				return out.Reject(b.reject(idOf(raw, "contractId"), "not a contract: "+err.Error(), raw, nil)) // contracts keep their raw whole
-			}
-			if rej, ok := b.Add(s.ID, ct, raw); !ok {
+			if rej, ok := b.AddJSON(s.ID, raw); !ok {
 				return out.Reject(rej)
 			}
 			return nil
@@ -305,16 +282,4 @@ func (a *API) runContracts(ctx context.Context, req extract.Request, out extract
 		}
 	}
 	return "", a.flush(out, transform.Contracts, b, true)
-}
-
-// idOf digs the id out of a record that did not decode, so its reject has
-// a stable key ("" if even that fails).
-func idOf(raw []byte, field string) string {
-	var m map[string]json.RawMessage
-	if json.Unmarshal(raw, &m) != nil {
-		return ""
-	}
-	var id string
-	json.Unmarshal(m[field], &id)
-	return id
 }

@@ -1045,3 +1045,55 @@ func skipValue(src []byte, i int) (int, error) {
 	}
 	return j, nil
 }
+
+// The AddJSON methods are the one decoder of each finoOS record type: a
+// record as received becomes a row or a reject, never an error that stops
+// the page (FuzzRecords feeds them arbitrary bytes).
+
+// AddJSON decodes one categorization item and adds it (see Add).
+func (b *TransactionsBuilder) AddJSON(userID, correlationID string, raw []byte) (extract.Reject, bool) {
+	var c Categorization
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return b.reject(idOf(raw, "transactionId"), "not a categorization: "+err.Error(), raw, b.scrub), false
+	}
+	return b.Add(userID, correlationID, c, raw)
+}
+
+// AddJSON decodes one account of account detection and adds it (see Add).
+func (b *AccountsBuilder) AddJSON(userID string, raw []byte, credit bool) (extract.Reject, bool) {
+	var a DetectedAccount
+	if err := json.Unmarshal(raw, &a); err != nil {
+		return b.reject(idOf(raw, "accountId"), "not an account: "+err.Error(), raw, b.scrub), false
+	}
+	return b.Add(userID, a, credit, raw)
+}
+
+// AddJSON decodes one daily balance of accountID and adds it (see Add).
+func (b *BalancesBuilder) AddJSON(userID, accountID string, raw []byte, currency string) (extract.Reject, bool) {
+	var d DailyBalance
+	if err := json.Unmarshal(raw, &d); err != nil {
+		return b.reject(accountID+"/"+idOf(raw, "date"), "not a daily balance: "+err.Error(), raw, nil), false
+	}
+	return b.Add(userID, accountID, d, currency)
+}
+
+// AddJSON decodes one contract and adds it (see Add).
+func (b *ContractsBuilder) AddJSON(userID string, raw []byte) (extract.Reject, bool) {
+	var c Contract
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return b.reject(idOf(raw, "contractId"), "not a contract: "+err.Error(), raw, nil), false
+	}
+	return b.Add(userID, c, raw)
+}
+
+// idOf digs the id out of a record that did not decode, so its reject has
+// a stable key ("" if even that fails).
+func idOf(raw []byte, field string) string {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(raw, &m) != nil {
+		return ""
+	}
+	var id string
+	json.Unmarshal(m[field], &id)
+	return id
+}
