@@ -31,6 +31,9 @@ type ClientOptions struct {
 
 	RateLimit float64 // requests per second; 0: unlimited
 	Burst     int     // default 1
+	// Limiter, when set, replaces RateLimit and Burst: clients that share
+	// one (a provider's tenants) share its rate.
+	Limiter *rate.Limiter
 
 	MaxAttempts int           // per call, retries included; default 6
 	BackoffBase time.Duration // default 200ms
@@ -78,7 +81,10 @@ func NewClient(opts ClientOptions) *Client {
 	if c.http == nil {
 		c.http = defaultHTTPClient()
 	}
-	if opts.RateLimit > 0 {
+	switch {
+	case opts.Limiter != nil:
+		c.limiter = opts.Limiter
+	case opts.RateLimit > 0:
 		c.limiter = rate.NewLimiter(rate.Limit(opts.RateLimit), max(opts.Burst, 1))
 	}
 	if c.maxAttempts <= 0 {

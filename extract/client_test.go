@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // reply is one scripted answer of a test server.
@@ -659,5 +661,29 @@ func TestClientRepeatsOnlyIdempotentRequests(t *testing.T) {
 	_, err := NewClient(opts).Do(t.Context(), http.MethodPost, "/x", nil, nil, nil)
 	if !IsRetryable(err) || !strings.Contains(err.Error(), "gave up after 2 attempts") {
 		t.Fatalf("POST to a closed port: err = %v, want retried then RetryAfter", err)
+	}
+}
+
+// Clients that share a Limiter share its rate: once one has used the
+// burst, the other must wait (here: past its deadline, so RetryAfter).
+func TestSharedLimiter(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	shared := rate.NewLimiter(rate.Limit(0.001), 2)
+	a := NewClient(ClientOptions{BaseURL: srv.URL, Limiter: shared})
+	b := NewClient(ClientOptions{BaseURL: srv.URL, Limiter: shared})
+	for range 2 {
+		resp, err := a.Do(context.Background(), http.MethodGet, "/", nil, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_, err := b.Do(ctx, http.MethodGet, "/", nil, nil, nil)
+	var ra *RetryAfter
+	if !errors.As(err, &ra) || b.Stats().Requests != 0 {
+		t.Fatalf("the second client was not held back by the shared limit: %v, %d requests", err, b.Stats().Requests)
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/memory"
+	"golang.org/x/time/rate"
 
 	"github.com/finsync/finsync/extract"
 	"github.com/finsync/finsync/transform"
@@ -43,7 +44,9 @@ type Config struct {
 type API struct {
 	cfg  Config
 	auth *extract.TokenCache
-	mem  memory.Allocator
+	// limit is finoOS's rate, shared by every tenant's client.
+	limit *rate.Limiter
+	mem   memory.Allocator
 
 	mu      sync.Mutex
 	tenants map[string]*extract.Client
@@ -69,7 +72,8 @@ func NewAPI(cfg Config) *API {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	a := &API{cfg: cfg, mem: memory.DefaultAllocator, tenants: map[string]*extract.Client{}}
+	a := &API{cfg: cfg, mem: memory.DefaultAllocator, tenants: map[string]*extract.Client{},
+		limit: rate.NewLimiter(rate.Limit(cfg.RateLimit), 4)}
 	authClient := extract.NewClient(extract.ClientOptions{BaseURL: cfg.BaseURL, HTTP: cfg.HTTP, Logger: cfg.Logger})
 	a.auth = extract.NewTokenCache(func(ctx context.Context) (extract.Token, error) {
 		form := url.Values{"client_id": {cfg.ClientID}, "client_secret": {cfg.ClientSecret}, "grant_type": {"client_credentials"}}
@@ -93,7 +97,7 @@ func (a *API) client(tenant string) *extract.Client {
 			h.Set(headerTenant, tenant)
 		}
 		c = extract.NewClient(extract.ClientOptions{BaseURL: a.cfg.BaseURL, HTTP: a.cfg.HTTP, Auth: a.auth,
-			Header: h, RateLimit: a.cfg.RateLimit, Burst: 4, Logger: a.cfg.Logger})
+			Header: h, Limiter: a.limit, Logger: a.cfg.Logger})
 		a.tenants[tenant] = c
 	}
 	return c
