@@ -2,8 +2,11 @@ package schedules_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"sort"
 	"strings"
 	"testing"
@@ -266,4 +269,70 @@ func mustAtoi(t *testing.T, s string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// A user announced by finoOS's analysis-complete webhook enters the
+// registry, and the next run extracts it with the analysis's correlation id
+// as the rows' source job.
+func TestFinoWebhookBringsANewUser(t *testing.T) {
+	db := chtest.NewDB(t)
+	loader := clickhouse.NewLoader(db, clickhouse.LoaderOptions{})
+	state := clickhouse.NewState(db, loader)
+	receiver := httptest.NewServer(fino.WebhookHandler("hook-secret", schedules.RecordSubject(state), nil))
+	defer receiver.Close()
+	const tenant = "sandbox-client"
+	sb := fino.NewSandbox(fino.SandboxOptions{UsersPerTenant: 2, Months: 2, Seed: 9,
+		AnalysisDuration: 10 * time.Millisecond, WebhookURL: receiver.URL, WebhookSecret: "hook-secret"})
+	srv := httptest.NewServer(sb)
+	defer func() { srv.Close(); sb.Close() }()
+	user := sb.Users(tenant)[1]
+
+	// Trigger the analysis as an app would: token, then trigger-analysis.
+	resp, err := http.PostForm(srv.URL+"/api/auth", url.Values{"client_id": {"sandbox-client"},
+		"client_secret": {"sandbox-secret"}, "grant_type": {"client_credentials"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	json.NewDecoder(resp.Body).Decode(&tok)
+	resp.Body.Close()
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/api/users/"+user+"/trigger-analysis", nil)
+	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	correlation := resp.Header.Get("Finoos-Correlation-Id")
+	if correlation == "" {
+		t.Fatalf("no correlation id (status %d)", resp.StatusCode)
+	}
+
+	var subs []clickhouse.Subject
+	for deadline := time.Now().Add(10 * time.Second); len(subs) == 0 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if subs, err = state.Subjects(context.Background(), "fino", tenant, "user"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(subs) != 1 || subs[0].ID != user || subs[0].CorrelationID != correlation || subs[0].Source != clickhouse.SourceWebhook {
+		t.Fatalf("registry after the webhook: %+v", subs)
+	}
+
+	api := fino.NewAPI(fino.Config{BaseURL: srv.URL, ClientID: "sandbox-client", ClientSecret: "sandbox-secret"})
+	runner := &schedules.Runner{Loader: loader, State: state, Now: func() time.Time { return time.Date(2026, 2, 24, 6, 0, 0, 0, time.UTC) }}
+	if _, err := runner.Run(context.Background(), fino.Streams(api)[0], tenant); err != nil {
+		t.Fatal(err)
+	}
+	got := query(t, db, `SELECT concat(user_id, ' ', source_job_id, ' ', toString(count() > 0)) FROM transactions FINAL GROUP BY user_id, source_job_id`)
+	if len(got) != 1 || got[0] != user+" "+correlation+" 1" {
+		t.Fatalf("transactions by user and job: %v", got)
+	}
+}
+
+func query(t *testing.T, db *clickhouse.DB, q string) []string {
+	t.Helper()
+	w := &finoWorld{db: db}
+	return w.query(t, q)
 }

@@ -206,3 +206,13 @@ func (s *sink) retries() int64 {
 	}
 	return n
 }
+
+// RecordSubject is what a provider's webhook receiver calls with the subject
+// a webhook announced: it enters the registry (source webhook) and returns
+// once ClickHouse accepted it, so the receiver answers 2xx only then.
+func RecordSubject(state *clickhouse.State) func(context.Context, extract.Subject) error {
+	return func(ctx context.Context, s extract.Subject) error {
+		return state.AddSubjects(ctx, []clickhouse.Subject{{Provider: s.Provider, Tenant: s.Tenant, Kind: s.Kind,
+			ID: s.ID, CorrelationID: s.CorrelationID, Source: clickhouse.SourceWebhook}})
+	}
+}
