@@ -120,7 +120,7 @@ func run(ctx context.Context) error {
 			pprof.StartCPUProfile(f)
 			defer pprof.StopCPUProfile()
 		}
-		loader := clickhouse.NewLoader(db, clickhouse.LoaderOptions{MaxRows: envInt("BENCH_INSERT_ROWS", 0), MaxBytes: int64(envInt("BENCH_INSERT_BYTES", 0))})
+		loader := clickhouse.NewLoader(db, clickhouse.LoaderOptions{MaxRows: envInt("BENCH_INSERT_ROWS", 0), MaxBytes: int64(envInt("BENCH_INSERT_BYTES", 0)), InFlight: envInt("BENCH_INSERT_INFLIGHT", 0)})
 		b := loader.NewBatch(ctx, transform.Transactions)
 		for _, rec := range input {
 			if err := b.Append(rec); err != nil {

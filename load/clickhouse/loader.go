@@ -26,6 +26,9 @@ type LoaderOptions struct {
 	// 16 MiB of Arrow buffers (measured: larger budgets buy no speed, only memory).
 	MaxRows  int
 	MaxBytes int64
+	// InFlight is how many INSERTs of one batch may run at once, each on
+	// its own connection, while the next one fills. Default 2.
+	InFlight int
 	// MaxAttempts bounds tries of one INSERT on transient server errors;
 	// BackoffBase and BackoffMax shape the exponential backoff with full
 	// jitter between them. Defaults: 5, 500 ms, 30 s.
@@ -41,6 +44,9 @@ func (o LoaderOptions) withDefaults() LoaderOptions {
 	}
 	if o.MaxBytes <= 0 {
 		o.MaxBytes = 16 << 20
+	}
+	if o.InFlight <= 0 {
+		o.InFlight = 2
 	}
 	if o.MaxAttempts <= 0 {
 		o.MaxAttempts = 5
@@ -69,9 +75,10 @@ func NewLoader(db *DB, opts LoaderOptions) *Loader {
 }
 
 // Batch collects the records bound for one table and inserts them in
-// INSERTs of bounded size. While one INSERT is on the wire the next one
-// fills up, so building records and ClickHouse's parsing overlap; at most
-// one INSERT is in flight, which keeps memory at about twice the budget.
+// INSERTs of bounded size. INSERTs run in the background (InFlight of them,
+// each on its own connection) while the next one fills, so converting
+// columns and ClickHouse's writing overlap; memory stays at about
+// InFlight+1 budgets.
 // A Batch is not safe for concurrent use.
 type Batch struct {
 	ctx      context.Context
@@ -81,7 +88,7 @@ type Batch struct {
 	pending  []arrow.Record
 	rows     int
 	bytes    int64
-	inflight chan insertResult // nil when no INSERT is running
+	inflight []chan insertResult // INSERTs running, oldest first
 	accepted int64
 	retries  int64
 }
@@ -150,11 +157,13 @@ func (b *Batch) Rows() int64 { return b.accepted }
 // Retries is the number of INSERTs that were retried after a transient error.
 func (b *Batch) Retries() int64 { return b.retries }
 
-// startInsert waits for the INSERT in flight, then sends the pending
-// records in the background.
+// startInsert sends the pending records in the background, once fewer than
+// InFlight INSERTs are running.
 func (b *Batch) startInsert() error {
-	if err := b.wait(); err != nil {
-		return err
+	for len(b.inflight) >= b.loader.opts.InFlight {
+		if err := b.waitOldest(); err != nil {
+			return err
+		}
 	}
 	if len(b.pending) == 0 {
 		return nil
@@ -162,7 +171,7 @@ func (b *Batch) startInsert() error {
 	recs, rows := b.pending, b.rows
 	b.pending, b.rows, b.bytes = nil, 0, 0
 	done := make(chan insertResult, 1)
-	b.inflight = done
+	b.inflight = append(b.inflight, done)
 	go func() {
 		defer releaseAll(recs)
 		retries, err := b.insertWithRetry(recs)
@@ -175,13 +184,20 @@ func (b *Batch) startInsert() error {
 	return nil
 }
 
-// wait collects the INSERT in flight, if any.
+// wait collects every INSERT in flight and returns the first error.
 func (b *Batch) wait() error {
-	if b.inflight == nil {
-		return nil
+	var first error
+	for len(b.inflight) > 0 {
+		if err := b.waitOldest(); err != nil && first == nil {
+			first = err
+		}
 	}
-	res := <-b.inflight
-	b.inflight = nil
+	return first
+}
+
+func (b *Batch) waitOldest() error {
+	res := <-b.inflight[0]
+	b.inflight = b.inflight[1:]
 	b.accepted += res.rows
 	b.retries += res.retries
 	return res.err
