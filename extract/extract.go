@@ -28,6 +28,9 @@ type Subject struct {
 	// CorrelationID is the provider's job handle that made the subject
 	// known (finoOS correlation id, FinGoal batch_request_id), if any.
 	CorrelationID string
+	// FirstSeen is when the subject entered the registry: a stream reads
+	// the whole history of a subject newer than its cursor.
+	FirstSeen time.Time
 }
 
 // Request is what one run of a stream asks an extractor for.

@@ -31,6 +31,7 @@ type finoWorld struct {
 	runner  *schedules.Runner
 	streams []extract.Stream
 	api     *fino.API
+	url     string // the sandbox's
 }
 
 func newFinoWorld(t *testing.T, faults fino.Faults) *finoWorld {
@@ -44,7 +45,8 @@ func newFinoWorld(t *testing.T, faults fino.Faults) *finoWorld {
 	var subs []clickhouse.Subject
 	for _, tenant := range finoTenants {
 		for _, u := range sb.Users(tenant) {
-			subs = append(subs, clickhouse.Subject{Provider: "fino", Tenant: tenant, Kind: "user", ID: u, Source: "config"})
+			subs = append(subs, clickhouse.Subject{Provider: "fino", Tenant: tenant, Kind: "user", ID: u, Source: "config",
+				FirstSeen: time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)})
 		}
 	}
 	if err := state.AddSubjects(context.Background(), subs); err != nil {
@@ -54,7 +56,7 @@ func newFinoWorld(t *testing.T, faults fino.Faults) *finoWorld {
 	api := fino.NewAPI(fino.Config{BaseURL: srv.URL, ClientID: "sandbox-client", ClientSecret: "sandbox-secret", RateLimit: 1000, PageSize: 40})
 	// The sandbox's last day of data is 2026-02-23; runs happen the day after.
 	now := func() time.Time { return time.Date(2026, 2, 24, 6, 0, 0, 0, time.UTC) }
-	return &finoWorld{sandbox: sb, db: db, state: state, api: api, streams: fino.Streams(api),
+	return &finoWorld{sandbox: sb, db: db, state: state, api: api, streams: fino.Streams(api), url: srv.URL,
 		runner: &schedules.Runner{Loader: loader, State: state, Now: now}}
 }
 
@@ -258,8 +260,33 @@ func TestFinoSecondRunReadsOnlyTheLookback(t *testing.T) {
 	}
 	t.Logf("first run: %d rows in %v; second run: %d rows, %d requests in %v", firstRows, firstTook, secondRows, secondRequests, secondTook)
 	cursor, _ := w.state.Cursor(context.Background(), stream.Name, tenant)
-	if cursor != "2026-02-24" && cursor != "2026-02-23" {
+	if cursor != "2026-02-24" {
 		t.Errorf("cursor %q", cursor)
+	}
+
+	// A user who enters the registry after the cursor's day was never read:
+	// the next run reads its whole history, and the others' lookback only.
+	var created struct {
+		UserID string `json:"userId"`
+	}
+	resp := sandboxCall(t, w.url, http.MethodPost, "/api/users")
+	json.NewDecoder(resp.Body).Decode(&created)
+	resp.Body.Close()
+	if err := w.state.AddSubjects(context.Background(), []clickhouse.Subject{{Provider: "fino", Tenant: tenant, Kind: "user",
+		ID: created.UserID, Source: "webhook", FirstSeen: time.Date(2026, 2, 24, 10, 0, 0, 0, time.UTC)}}); err != nil {
+		t.Fatal(err)
+	}
+	third, err := w.runner.Run(context.Background(), stream, tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := w.sandbox.Ledger(tenant, created.UserID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := w.query(t, `SELECT toString(count()) FROM transactions FINAL WHERE user_id = ?`, created.UserID)
+	if got[0] != fmt.Sprint(l.Transactions) || third.Rows["transactions"] < uint64(l.Transactions) {
+		t.Fatalf("new user: %v rows in the warehouse, ledger %d, run loaded %d", got, l.Transactions, third.Rows["transactions"])
 	}
 }
 
@@ -287,23 +314,8 @@ func TestFinoWebhookBringsANewUser(t *testing.T) {
 	defer func() { srv.Close(); sb.Close() }()
 	user := sb.Users(tenant)[1]
 
-	// Trigger the analysis as an app would: token, then trigger-analysis.
-	resp, err := http.PostForm(srv.URL+"/api/auth", url.Values{"client_id": {"sandbox-client"},
-		"client_secret": {"sandbox-secret"}, "grant_type": {"client_credentials"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	json.NewDecoder(resp.Body).Decode(&tok)
-	resp.Body.Close()
-	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/api/users/"+user+"/trigger-analysis", nil)
-	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
-	resp, err = http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Trigger the analysis as an app would.
+	resp := sandboxCall(t, srv.URL, http.MethodPost, "/api/users/"+user+"/trigger-analysis")
 	resp.Body.Close()
 	correlation := resp.Header.Get("Finoos-Correlation-Id")
 	if correlation == "" {
@@ -311,6 +323,7 @@ func TestFinoWebhookBringsANewUser(t *testing.T) {
 	}
 
 	var subs []clickhouse.Subject
+	var err error
 	for deadline := time.Now().Add(10 * time.Second); len(subs) == 0 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if subs, err = state.Subjects(context.Background(), "fino", tenant, "user"); err != nil {
 			t.Fatal(err)
@@ -335,4 +348,31 @@ func query(t *testing.T, db *clickhouse.DB, q string) []string {
 	t.Helper()
 	w := &finoWorld{db: db}
 	return w.query(t, q)
+}
+
+// sandboxCall calls the finoOS sandbox's API as an app would, with a token
+// of the sandbox's client in its own tenant.
+func sandboxCall(t *testing.T, base, method, path string) *http.Response {
+	t.Helper()
+	resp, err := http.PostForm(base+"/api/auth", url.Values{"client_id": {"sandbox-client"},
+		"client_secret": {"sandbox-secret"}, "grant_type": {"client_credentials"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	json.NewDecoder(resp.Body).Decode(&tok)
+	resp.Body.Close()
+	req, _ := http.NewRequest(method, base+path, strings.NewReader("{}"))
+	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("%s %s: %s", method, path, resp.Status)
+	}
+	return resp
 }

@@ -117,7 +117,8 @@ func (r *Runner) subjects(ctx context.Context, s extract.Stream, tenant string) 
 	}
 	out := make([]extract.Subject, len(rows))
 	for i, row := range rows {
-		out[i] = extract.Subject{Provider: row.Provider, Tenant: row.Tenant, Kind: row.Kind, ID: row.ID, CorrelationID: row.CorrelationID}
+		out[i] = extract.Subject{Provider: row.Provider, Tenant: row.Tenant, Kind: row.Kind, ID: row.ID,
+			CorrelationID: row.CorrelationID, FirstSeen: row.FirstSeen}
 	}
 	return out, nil
 }

@@ -59,7 +59,9 @@
 //     from=that date, re-reading it because today's balance still changes.
 //  20. Incremental categorization: the cursor is the last day a run read; the next run asks every
 //     user of the registry for from = cursor - LookbackDays (default 3, for late bookings) to the
-//     last day of its window. A first run reads HistoryDays (default 730) back.
+//     last day of its window. A first run reads HistoryDays (default 730) back, and so does a run
+//     for a user who entered the registry on or after the cursor's day (it was never read).
+//     Account history uses the same rule without the lookback.
 //  21. Amounts are JSON numbers with at most two decimals (examples -55.08, 7481.06, 150), printed
 //     as a float serializer prints them (150, 12.5).
 //  22. bookingDate/valueDate are Unix seconds of 00:00 UTC of the day (Meaning of data fields:

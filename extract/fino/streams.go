@@ -134,19 +134,35 @@ func Streams(a *API) []extract.Stream {
 // provider is the provider column of every row and the registry's name.
 const provider = "fino"
 
-// window returns the days [from, to] a run reads: from the cursor date
-// minus lookback days, or HistoryDays back on a first run, to the last day
-// the run's window [From, To) touches.
-func (a *API) window(req extract.Request, lookback int) (from, to time.Time, err error) {
-	to = req.Window.To.Add(-time.Second).UTC().Truncate(24 * time.Hour)
+// span is the days a run reads: up to the last day its window [From, To)
+// touches, from the cursor day minus a lookback — or, on a first run and for
+// a subject that entered the registry after the cursor's day (it was never
+// read), from HistoryDays back.
+type span struct {
+	first, resume, to time.Time
+	cursor            time.Time // zero on a first run
+}
+
+func (a *API) span(req extract.Request, lookback int) (span, error) {
+	to := req.Window.To.Add(-time.Second).UTC().Truncate(24 * time.Hour)
+	sp := span{first: to.AddDate(0, 0, -a.cfg.HistoryDays), to: to}
 	if req.Cursor == "" {
-		return to.AddDate(0, 0, -a.cfg.HistoryDays), to, nil
+		return sp, nil
 	}
 	c, err := time.Parse(time.DateOnly, req.Cursor)
 	if err != nil {
-		return from, to, fmt.Errorf("cursor %q: %w", req.Cursor, err)
+		return sp, fmt.Errorf("cursor %q: %w", req.Cursor, err)
 	}
-	return c.AddDate(0, 0, -lookback), to, nil
+	sp.cursor, sp.resume = c, c.AddDate(0, 0, -lookback)
+	return sp, nil
+}
+
+// from is the first day to read for subject s.
+func (sp span) from(s extract.Subject) time.Time {
+	if sp.cursor.IsZero() || !s.FirstSeen.Before(sp.cursor) {
+		return sp.first
+	}
+	return sp.resume
 }
 
 func apiUserPath(user, suffix string) string { return pathUsers + "/" + url.PathEscape(user) + suffix }
@@ -169,7 +185,7 @@ func (a *API) flush(out extract.Output, t transform.Table, b flusher, force bool
 // runTransactions reads each user's categorized transactions with their raw
 // transaction, page by page, in the window (assumptions 10–13, 20).
 func (a *API) runTransactions(ctx context.Context, req extract.Request, out extract.Output) (string, error) {
-	from, to, err := a.window(req, a.cfg.LookbackDays)
+	sp, err := a.span(req, a.cfg.LookbackDays)
 	if err != nil {
 		return "", err
 	}
@@ -178,7 +194,7 @@ func (a *API) runTransactions(ctx context.Context, req extract.Request, out extr
 	c := a.client(req.Tenant)
 	for _, s := range req.Subjects {
 		q := url.Values{paramSize: {strconv.Itoa(a.cfg.PageSize)}, paramIncludeTransaction: {"true"},
-			paramFrom: {from.Format(time.DateOnly)}, paramTo: {to.Format(time.DateOnly)}}
+			paramFrom: {sp.from(s).Format(time.DateOnly)}, paramTo: {sp.to.Format(time.DateOnly)}}
 		err := extract.Pages(ctx, 1, func(ctx context.Context, page int) (bool, error) {
 			q.Set(paramPage, strconv.Itoa(page))
 			scalars, err := c.GetElements(ctx, apiUserPath(s.ID, suffixCategorization), q, []string{"categorizations"}, func(raw json.RawMessage) error {
@@ -200,7 +216,7 @@ func (a *API) runTransactions(ctx context.Context, req extract.Request, out extr
 	if err := a.flush(out, transform.Transactions, b, true); err != nil {
 		return "", err
 	}
-	return to.Format(time.DateOnly), nil
+	return sp.to.Format(time.DateOnly), nil
 }
 
 // runAccounts reads each user's account detection: connected accounts and
@@ -232,15 +248,15 @@ func (a *API) runAccounts(ctx context.Context, req extract.Request, out extract.
 // (assumptions 18–19): the cursor day itself is read again, since that
 // day's balance may have changed.
 func (a *API) runHistory(ctx context.Context, req extract.Request, out extract.Output) (string, error) {
-	from, to, err := a.window(req, 0)
+	sp, err := a.span(req, 0)
 	if err != nil {
 		return "", err
 	}
 	b := NewBalancesBuilder(a.mem, req.Lineage)
 	defer b.Release()
 	c := a.client(req.Tenant)
-	q := url.Values{paramFrom: {from.Format(time.DateOnly)}, paramTo: {to.Format(time.DateOnly)}}
 	for _, s := range req.Subjects {
+		q := url.Values{paramFrom: {sp.from(s).Format(time.DateOnly)}, paramTo: {sp.to.Format(time.DateOnly)}}
 		_, err := c.GetElements(ctx, apiUserPath(s.ID, suffixAccountHistory), q, []string{"histories"}, func(raw json.RawMessage) error {
 			var h struct {
 				Account       AccountRef        `json:"account"`
@@ -266,7 +282,7 @@ func (a *API) runHistory(ctx context.Context, req extract.Request, out extract.O
 	if err := a.flush(out, transform.AccountBalances, b, true); err != nil {
 		return "", err
 	}
-	return to.Format(time.DateOnly), nil
+	return sp.to.Format(time.DateOnly), nil
 }
 
 // runContracts reads each user's detected contracts: a snapshot, no cursor.
