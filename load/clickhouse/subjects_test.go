@@ -324,3 +324,29 @@ func TestAddManySubjects(t *testing.T) {
 		}
 	}
 }
+
+// An operator's INSERT naming only the key is a complete, new subject.
+func TestOperatorInsertOfTheKeyOnly(t *testing.T) {
+	db, st := newSubjectsState(t)
+	ctx := context.Background()
+	before := time.Now().Add(-time.Second)
+	if err := db.Exec(ctx, "INSERT INTO subjects (provider, tenant, kind, subject_id) SELECT 'fino', 'client-a', 'user', 'by-hand'"); err != nil {
+		t.Fatal(err)
+	}
+	subs, err := st.Subjects(ctx, "fino", "client-a", "user")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(subs) != 1 || subs[0].Source != clickhouse.SourceInsert || subs[0].FirstSeen.Before(before.Truncate(time.Second)) {
+		t.Fatalf("subjects %+v: want source insert, first seen now", subs)
+	}
+	// Its version is on the daemon's scale: a later daemon write still wins.
+	if err := st.AddSubjects(ctx, []clickhouse.Subject{{Provider: "fino", Tenant: "client-a", Kind: "user", ID: "by-hand",
+		Source: clickhouse.SourceWebhook, CorrelationID: "c1"}}); err != nil {
+		t.Fatal(err)
+	}
+	subs, _ = st.Subjects(ctx, "fino", "client-a", "user")
+	if len(subs) != 1 || subs[0].CorrelationID != "c1" || subs[0].Source != clickhouse.SourceWebhook {
+		t.Fatalf("after the daemon's write: %+v", subs)
+	}
+}
