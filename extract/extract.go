@@ -68,6 +68,9 @@ type Stream struct {
 type Output interface {
 	Records(t transform.Table, rec arrow.Record) error
 	Reject(r Reject) error
+	// Skip says a subject could not be extracted for a lasting reason (the
+	// provider no longer knows it); the run goes on with the others.
+	Skip(s Subject, reason string) error
 }
 
 // Reject is a provider record that could not be transformed. It goes to

@@ -376,3 +376,32 @@ func sandboxCall(t *testing.T, base, method, path string) *http.Response {
 	}
 	return resp
 }
+
+// A registry entry finoOS does not know (a deleted user) is skipped and
+// marked in the registry; the others load, and the run succeeds.
+func TestFinoUnknownUserIsSkipped(t *testing.T) {
+	w := newFinoWorld(t, fino.Faults{})
+	tenant := finoTenants[0]
+	if err := w.state.AddSubjects(context.Background(), []clickhouse.Subject{{Provider: "fino", Tenant: tenant, Kind: "user",
+		ID: "deleted-user", Source: clickhouse.SourceInsert, FirstSeen: time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)}}); err != nil {
+		t.Fatal(err)
+	}
+	run, err := w.runner.Run(context.Background(), w.streams[0], tenant)
+	if err != nil || run.Status != clickhouse.RunSuccess || !strings.Contains(run.Error, "skipped 1 subject") {
+		t.Fatalf("run %s (%s): %v", run.Status, run.Error, err)
+	}
+	want := 0
+	for _, u := range w.sandbox.Users(tenant) {
+		l, _ := w.sandbox.Ledger(tenant, u)
+		want += l.Transactions
+	}
+	if got := w.query(t, `SELECT toString(count()) FROM transactions FINAL`); got[0] != fmt.Sprint(want) {
+		t.Errorf("%v transactions, want the other users' %d", got, want)
+	}
+	subs, _ := w.state.Subjects(context.Background(), "fino", tenant, "user")
+	for _, s := range subs {
+		if (s.ID == "deleted-user") != (s.Status == "skipped") {
+			t.Errorf("subject %s has status %q (%s)", s.ID, s.Status, s.StatusDetail)
+		}
+	}
+}

@@ -66,12 +66,14 @@ func (r *Runner) Run(ctx context.Context, s extract.Stream, tenant string) (clic
 	req := extract.Request{Tenant: tenant, Window: extract.Window{To: start},
 		Lineage: transform.Lineage{Provider: s.Provider, Tenant: tenant, RunID: run.ID, ExtractedAt: start, Version: r.State.Version()}}
 	cursor, err := r.State.Cursor(ctx, s.Name, tenant)
+	var registry map[string]clickhouse.Subject
 	if err == nil && s.SubjectKind != "" {
-		req.Subjects, err = r.subjects(ctx, s, tenant)
+		req.Subjects, registry, err = r.subjects(ctx, s, tenant)
 	}
 	req.Cursor = cursor
 	var next string
-	sink := newSink(ctx, r.Loader, s.Name, req.Lineage)
+	sink := newSink(ctx, r.Loader, s.Name, req.Lineage, registry)
+	defer sink.rejected.Release()
 	if err == nil {
 		log.Info("run started", "stream", s.Name, "tenant", tenant, "run", run.ID, "cursor", cursor, "subjects", len(req.Subjects))
 		next, err = s.Run(ctx, req, sink)
@@ -89,6 +91,10 @@ func (r *Runner) Run(ctx context.Context, s extract.Stream, tenant string) (clic
 		run.Status, run.Error = clickhouse.RunFailed, joinErrors(err, sendErr)
 	case err == nil:
 		run.Status = clickhouse.RunSuccess
+		if len(sink.skipped) > 0 {
+			run.Error = fmt.Sprintf("skipped %d subject(s), see subjects.status_detail; first: %s %s",
+				len(sink.skipped), sink.skipped[0].ID, sink.skipped[0].StatusDetail)
+		}
 		if next != cursor {
 			if cerr := r.State.SetCursor(ctx, s.Name, tenant, next); cerr != nil {
 				run.Status, run.Error = clickhouse.RunFailed, cerr.Error()
@@ -98,6 +104,11 @@ func (r *Runner) Run(ctx context.Context, s extract.Stream, tenant string) (clic
 		run.Status, run.Error = clickhouse.RunPartial, err.Error()
 	default:
 		run.Status, run.Error = clickhouse.RunFailed, err.Error()
+	}
+	if len(sink.skipped) > 0 {
+		if serr := r.State.AddSubjects(context.WithoutCancel(ctx), sink.skipped); serr != nil {
+			log.Warn("recording skipped subjects", "stream", s.Name, "err", serr)
+		}
 	}
 	run.FinishedAt = now().UTC()
 	// The run row must land even when ctx ended the run.
@@ -110,17 +121,21 @@ func (r *Runner) Run(ctx context.Context, s extract.Stream, tenant string) (clic
 	return run, recordErr
 }
 
-func (r *Runner) subjects(ctx context.Context, s extract.Stream, tenant string) ([]extract.Subject, error) {
+// subjects reads the stream's subjects from the registry, also returned by
+// id (the runner updates their status).
+func (r *Runner) subjects(ctx context.Context, s extract.Stream, tenant string) ([]extract.Subject, map[string]clickhouse.Subject, error) {
 	rows, err := r.State.Subjects(ctx, s.Provider, tenant, s.SubjectKind)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out := make([]extract.Subject, len(rows))
+	byID := make(map[string]clickhouse.Subject, len(rows))
 	for i, row := range rows {
 		out[i] = extract.Subject{Provider: row.Provider, Tenant: row.Tenant, Kind: row.Kind, ID: row.ID,
 			CorrelationID: row.CorrelationID, FirstSeen: row.FirstSeen}
+		byID[row.ID] = row
 	}
-	return out, nil
+	return out, byID, nil
 }
 
 func joinErrors(errs ...error) string {
@@ -146,11 +161,25 @@ type sink struct {
 	rejects uint64
 	// rejected builds etl_rejects rows; they are few, so row by row.
 	rejected *transform.RowWriter
+	registry map[string]clickhouse.Subject
+	skipped  []clickhouse.Subject // registry rows with their new status
 }
 
-func newSink(ctx context.Context, l *clickhouse.Loader, stream string, lin transform.Lineage) *sink {
+func newSink(ctx context.Context, l *clickhouse.Loader, stream string, lin transform.Lineage, registry map[string]clickhouse.Subject) *sink {
 	return &sink{ctx: ctx, loader: l, stream: stream, lineage: lin, batches: map[string]*clickhouse.Batch{},
-		rejected: transform.NewRowWriter(memory.DefaultAllocator, transform.EtlRejects)}
+		rejected: transform.NewRowWriter(memory.DefaultAllocator, transform.EtlRejects), registry: registry}
+}
+
+// Skip notes a subject the provider could not serve; the runner records it
+// in the registry's status once the run ends.
+func (s *sink) Skip(sub extract.Subject, reason string) error {
+	row, ok := s.registry[sub.ID]
+	if !ok {
+		row = clickhouse.Subject{Provider: sub.Provider, Tenant: sub.Tenant, Kind: sub.Kind, ID: sub.ID, Source: clickhouse.SourceInsert}
+	}
+	row.Status, row.StatusDetail = "skipped", s.stream+": "+reason
+	s.skipped = append(s.skipped, row)
+	return nil
 }
 
 func (s *sink) batch(t transform.Table) *clickhouse.Batch {
@@ -179,7 +208,6 @@ func (s *sink) Reject(r extract.Reject) error {
 // send loads the rejects and waits for every batch; it returns the first
 // error after trying them all.
 func (s *sink) send() error {
-	defer s.rejected.Release()
 	rec := s.rejected.Record()
 	defer rec.Release()
 	var errs []error

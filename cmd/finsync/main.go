@@ -241,8 +241,15 @@ func runDemo(ctx context.Context, a *app, args []string) error {
 			firstErr = err
 		}
 	}
-	fmt.Fprintln(a.stdout, "\nruns:")
-	printRuns(a, runs)
+	fmt.Fprintln(a.stdout, "\nthis sync's runs, from etl_runs:")
+	ids := make([]string, len(runs))
+	for i, r := range runs {
+		ids[i] = r.ID
+	}
+	if err := printQuery(ctx, db, a.stdout, `SELECT stream, tenant, status, arrayStringConcat(arrayMap((t, n) -> concat(t, ' ', toString(n)), rows_tables, rows_counts), ', ') AS rows,
+		rejects, retries, duration_ms, error FROM etl_runs FINAL WHERE has(?, run_id) ORDER BY started_at, stream`, ids); err != nil {
+		return err
+	}
 	fmt.Fprintln(a.stdout, "\nthe warehouse (rows after deduplication):")
 	if err := printTables(ctx, db, a.stdout); err != nil {
 		return err
@@ -275,8 +282,8 @@ func printExamples(ctx context.Context, db *clickhouse.DB, out io.Writer) error 
 }
 
 // printQuery prints any result as an aligned table.
-func printQuery(ctx context.Context, db *clickhouse.DB, out io.Writer, query string) error {
-	rows, err := db.Conn().Query(ctx, query)
+func printQuery(ctx context.Context, db *clickhouse.DB, out io.Writer, query string, args ...any) error {
+	rows, err := db.Conn().Query(ctx, query, args...)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package fino
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -204,12 +205,12 @@ func (a *API) runTransactions(ctx context.Context, req extract.Request, out extr
 				return a.flush(out, transform.Transactions, b, false)
 			})
 			if err != nil {
-				return false, fmt.Errorf("user %s: %w", s.ID, err)
+				return false, err
 			}
 			total, _ := strconv.Atoi(string(scalars["totalPages"]))
 			return page < total, nil
 		})
-		if err != nil {
+		if err := skipGone(out, s, err); err != nil {
 			return "", err
 		}
 	}
@@ -236,8 +237,8 @@ func (a *API) runAccounts(ctx context.Context, req extract.Request, out extract.
 				}
 				return nil
 			})
-			if err != nil {
-				return "", fmt.Errorf("user %s: %w", s.ID, err)
+			if err := skipGone(out, s, err); err != nil {
+				return "", err
 			}
 		}
 	}
@@ -275,8 +276,8 @@ func (a *API) runHistory(ctx context.Context, req extract.Request, out extract.O
 			}
 			return a.flush(out, transform.AccountBalances, b, false)
 		})
-		if err != nil {
-			return "", fmt.Errorf("user %s: %w", s.ID, err)
+		if err := skipGone(out, s, err); err != nil {
+			return "", err
 		}
 	}
 	if err := a.flush(out, transform.AccountBalances, b, true); err != nil {
@@ -297,9 +298,23 @@ func (a *API) runContracts(ctx context.Context, req extract.Request, out extract
 			}
 			return nil
 		})
-		if err != nil {
-			return "", fmt.Errorf("user %s: %w", s.ID, err)
+		if err := skipGone(out, s, err); err != nil {
+			return "", err
 		}
 	}
 	return "", a.flush(out, transform.Contracts, b, true)
+}
+
+// skipGone turns a user finoOS does not know (404: deleted, or created in
+// another tenant) into a skipped subject, so one stale registry entry does
+// not fail the run for everybody. Other errors come back naming the user.
+func skipGone(out extract.Output, s extract.Subject, err error) error {
+	var herr *extract.HTTPError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &herr) && herr.Status == http.StatusNotFound:
+		return out.Skip(s, "finoOS does not know this user (deleted, or created in another tenant)")
+	}
+	return fmt.Errorf("user %s: %w", s.ID, err)
 }
