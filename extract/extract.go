@@ -39,8 +39,31 @@ type Request struct {
 	Window   Window
 	Cursor   string // opaque; "" on the first run
 	Subjects []Subject
+	// Jobs are the stream's async jobs for the tenant still active at the
+	// provider (created by an earlier run that did not collect them), oldest
+	// first: a run resumes them instead of creating new ones.
+	Jobs []Job
 	// Lineage goes on every row the run produces.
 	Lineage transform.Lineage
+}
+
+// Job statuses.
+const (
+	JobActive  = "active"  // created at the provider, not collected yet
+	JobDone    = "done"    // collected and loaded
+	JobLost    = "lost"    // the provider no longer knows it; a new one is needed
+	JobExpired = "expired" // its result is gone at the provider (past its lifetime)
+)
+
+// Job is an async job a stream started at a provider (finAPI jobId,
+// FinGoal batch_request_id). Params is what the collector needs to know
+// about it later (the request it was created with).
+type Job struct {
+	ID         string
+	Params     string
+	Status     string
+	CreatedAt  time.Time
+	NextPollAt time.Time // zero: poll at once
 }
 
 // Stream is one provider dataset (DESIGN §2): "provider.dataset", e.g.
@@ -71,6 +94,11 @@ type Output interface {
 	// Skip says a subject could not be extracted for a lasting reason (the
 	// provider no longer knows it); the run goes on with the others.
 	Skip(s Subject, reason string) error
+	// Job records the state of an async job. An active, lost or expired job
+	// is written before Job returns, so that a crash right after creating a
+	// job still knows it; a done job is written only once every record the
+	// run handed over was loaded, like the cursor.
+	Job(ctx context.Context, j Job) error
 }
 
 // Reject is a provider record that could not be transformed. It goes to

@@ -19,6 +19,9 @@ type PollOptions struct {
 	Factor   float64       // growth per wait; default 2
 	Max      time.Duration // longest wait before jitter; default 30s
 	Deadline time.Duration // give up after this long; 0: only when ctx ends
+	// Wake, when it receives, ends the current wait at once: a provider's
+	// "job ready" callback makes the next check immediate.
+	Wake <-chan struct{}
 }
 
 // Poll calls check at once and then after growing waits until it reports
@@ -61,9 +64,24 @@ func Poll(ctx context.Context, p PollOptions, check func(ctx context.Context) (d
 			}
 			wait = min(wait, left)
 		}
-		if err := sleep(ctx, wait); err != nil {
+		if err := sleepOrWake(ctx, wait, p.Wake); err != nil {
 			return err
 		}
 		interval = min(time.Duration(float64(interval)*p.Factor), p.Max)
+	}
+}
+
+// sleepOrWake waits for d, for wake to receive (never, if nil), or for ctx
+// to end.
+func sleepOrWake(ctx context.Context, d time.Duration, wake <-chan struct{}) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-wake:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }

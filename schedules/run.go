@@ -70,9 +70,12 @@ func (r *Runner) Run(ctx context.Context, s extract.Stream, tenant string) (clic
 	if err == nil && s.SubjectKind != "" {
 		req.Subjects, registry, err = r.subjects(ctx, s, tenant)
 	}
+	if err == nil {
+		req.Jobs, err = r.jobs(ctx, s.Name, tenant)
+	}
 	req.Cursor = cursor
 	var next string
-	sink := newSink(ctx, r.Loader, s.Name, req.Lineage, registry)
+	sink := newSink(ctx, r.Loader, r.State, s.Name, tenant, req.Lineage, registry)
 	defer sink.rejected.Release()
 	if err == nil {
 		log.Info("run started", "stream", s.Name, "tenant", tenant, "run", run.ID, "cursor", cursor, "subjects", len(req.Subjects))
@@ -85,6 +88,10 @@ func (r *Runner) Run(ctx context.Context, s extract.Stream, tenant string) (clic
 	run.Rows, run.Rejects, run.Retries = sink.accepted(), sink.rejects, uint64(sink.retries())
 	if s.Stats != nil {
 		run.Retries += uint64(s.Stats().Retries - before.Retries)
+	}
+	if sendErr == nil {
+		// Jobs collected and loaded are done only now.
+		sendErr = sink.jobsDone(context.WithoutCancel(ctx))
 	}
 	switch {
 	case sendErr != nil:
@@ -138,6 +145,16 @@ func (r *Runner) subjects(ctx context.Context, s extract.Stream, tenant string) 
 	return out, byID, nil
 }
 
+// jobs reads the stream's active async jobs.
+func (r *Runner) jobs(ctx context.Context, stream, tenant string) ([]extract.Job, error) {
+	rows, err := r.State.Jobs(ctx, stream, tenant, extract.JobActive)
+	out := make([]extract.Job, len(rows))
+	for i, j := range rows {
+		out[i] = extract.Job(j)
+	}
+	return out, err
+}
+
 func joinErrors(errs ...error) string {
 	return errors.Join(errs...).Error()
 }
@@ -154,7 +171,10 @@ func newRunID(start time.Time) string {
 type sink struct {
 	ctx     context.Context
 	loader  *clickhouse.Loader
+	state   *clickhouse.State
 	stream  string
+	tenant  string
+	done    []extract.Job // written once the run's records are loaded
 	lineage transform.Lineage
 	batches map[string]*clickhouse.Batch
 	order   []string
@@ -165,8 +185,8 @@ type sink struct {
 	skipped  []clickhouse.Subject // registry rows with their new status
 }
 
-func newSink(ctx context.Context, l *clickhouse.Loader, stream string, lin transform.Lineage, registry map[string]clickhouse.Subject) *sink {
-	return &sink{ctx: ctx, loader: l, stream: stream, lineage: lin, batches: map[string]*clickhouse.Batch{},
+func newSink(ctx context.Context, l *clickhouse.Loader, st *clickhouse.State, stream, tenant string, lin transform.Lineage, registry map[string]clickhouse.Subject) *sink {
+	return &sink{ctx: ctx, loader: l, state: st, stream: stream, tenant: tenant, lineage: lin, batches: map[string]*clickhouse.Batch{},
 		rejected: transform.NewRowWriter(memory.DefaultAllocator, transform.EtlRejects), registry: registry}
 }
 
@@ -179,6 +199,25 @@ func (s *sink) Skip(sub extract.Subject, reason string) error {
 	}
 	row.Status, row.StatusDetail = "skipped", s.stream+": "+reason
 	s.skipped = append(s.skipped, row)
+	return nil
+}
+
+// Job writes an async job's state now, or for a done job once the run's
+// records are loaded (jobsDone).
+func (s *sink) Job(ctx context.Context, j extract.Job) error {
+	if j.Status == extract.JobDone {
+		s.done = append(s.done, j)
+		return nil
+	}
+	return s.state.PutJob(ctx, s.stream, s.tenant, clickhouse.Job(j))
+}
+
+func (s *sink) jobsDone(ctx context.Context) error {
+	for _, j := range s.done {
+		if err := s.state.PutJob(ctx, s.stream, s.tenant, clickhouse.Job(j)); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

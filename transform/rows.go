@@ -44,6 +44,9 @@ func (w *RowWriter) Append(vals ...any) error {
 	return nil
 }
 
+// Len is the number of rows appended since the last Record.
+func (w *RowWriter) Len() int { return w.b.Field(0).Len() }
+
 // Record returns the rows appended so far as a record (the caller releases
 // it) and starts a new, empty one.
 func (w *RowWriter) Record() arrow.Record { return w.b.NewRecord() }

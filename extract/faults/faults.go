@@ -1,0 +1,151 @@
+// Package faults injects the failures of DESIGN §6 into a provider sandbox:
+// rate limits with Retry-After, server errors, latency, tokens expiring
+// early, truncated bodies and malformed records. Every sandbox draws from
+// one Injector, so a client that sends the same requests in the same order
+// meets the same faults.
+package faults
+
+import (
+	"context"
+	"hash/fnv"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Knobs are per-request fault probabilities (0..1). A fault never sticks to
+// a request: a retry gets the right answer, except Malformed, which is a
+// property of a record (the same records are malformed every time).
+type Knobs struct {
+	Seed        uint64
+	RateLimit   float64       // 429 with Retry-After
+	RetryAfter  int           // seconds sent in Retry-After
+	ServerError float64       // 500 or 503
+	Latency     time.Duration // added to every request
+	TokenExpiry float64       // the presented token is declared expired: 401
+	Truncated   float64       // a success body cut in half (Content-Length still announces all of it)
+	Malformed   float64       // share of records always served schema-invalid
+}
+
+// Counts are the faults injected so far.
+type Counts struct {
+	RateLimited, ServerErrors, TokensExpired, Truncated int64
+}
+
+// Injector draws and applies faults. Safe for concurrent use.
+type Injector struct {
+	knobs Knobs
+
+	mu    sync.Mutex
+	draws *rand.Rand
+
+	rateLimited, serverErrors, expired, truncated atomic.Int64
+}
+
+// New returns an Injector for k.
+func New(k Knobs) *Injector {
+	return &Injector{knobs: k, draws: rand.New(rand.NewPCG(k.Seed, 0x5eed))}
+}
+
+// Draw is the faults one request meets.
+type Draw struct {
+	ExpireToken bool // the sandbox should refuse the token with 401
+	Truncate    bool // the sandbox should serve the body with WriteBody
+	rateLimit   bool
+	serverError bool
+	status      int
+}
+
+// Begin draws the faults of one request and applies latency, 429 and 5xx.
+// It returns false when it answered the request itself (or the client
+// left during the latency); writeError writes a provider-shaped error.
+func (in *Injector) Begin(w http.ResponseWriter, r *http.Request, writeError func(w http.ResponseWriter, status int, msg string)) (Draw, bool) {
+	d := in.draw()
+	if in.knobs.Latency > 0 && !sleep(r.Context(), in.knobs.Latency) {
+		return d, false
+	}
+	switch {
+	case d.rateLimit:
+		in.rateLimited.Add(1)
+		w.Header().Set("Retry-After", strconv.Itoa(in.knobs.RetryAfter))
+		writeError(w, http.StatusTooManyRequests, "rate limit exceeded")
+		return d, false
+	case d.serverError:
+		in.serverErrors.Add(1)
+		writeError(w, d.status, "injected server error")
+		return d, false
+	}
+	if d.ExpireToken {
+		in.expired.Add(1)
+	}
+	return d, true
+}
+
+// draw draws every knob on every request, so the sequence of faults
+// depends only on the seed and the order of requests.
+func (in *Injector) draw() Draw {
+	k := &in.knobs
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	r := in.draws
+	d := Draw{
+		rateLimit:   r.Float64() < k.RateLimit,
+		serverError: r.Float64() < k.ServerError,
+		ExpireToken: r.Float64() < k.TokenExpiry,
+		Truncate:    r.Float64() < k.Truncated,
+		status:      http.StatusInternalServerError,
+	}
+	if r.IntN(2) == 0 {
+		d.status = http.StatusServiceUnavailable
+	}
+	return d
+}
+
+// WriteBody writes a 200 JSON body, cut in half if d says so.
+func (in *Injector) WriteBody(w http.ResponseWriter, d Draw, body []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	if d.Truncate && len(body) > 1 {
+		in.truncated.Add(1)
+		body = body[:len(body)/2]
+	}
+	w.Write(body)
+}
+
+// Malformed tells whether the Malformed knob corrupts the record with this
+// key; it depends only on the seed and the key, so it is the same every
+// time.
+func (in *Injector) Malformed(key string) bool {
+	p := in.knobs.Malformed
+	if p <= 0 {
+		return false
+	}
+	h := fnv.New64a()
+	h.Write([]byte(key))
+	return float64(rand.NewPCG(in.knobs.Seed, h.Sum64()).Uint64()>>11)/(1<<53) < p
+}
+
+// Counts returns the faults injected so far.
+func (in *Injector) Counts() Counts {
+	return Counts{
+		RateLimited:   in.rateLimited.Load(),
+		ServerErrors:  in.serverErrors.Load(),
+		TokensExpired: in.expired.Load(),
+		Truncated:     in.truncated.Load(),
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,342 @@
+package finapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/apache/arrow/go/v17/arrow/memory"
+	"golang.org/x/time/rate"
+
+	"github.com/finsync/finsync/extract"
+	"github.com/finsync/finsync/transform"
+)
+
+// Config is how finsync reaches finAPI.
+type Config struct {
+	BaseURL string // the Data Intelligence API base; paths add /segments/...
+	// TokenURL is the OAuth token endpoint; default BaseURL + /oauth/token.
+	TokenURL string
+	// Tenants are the mandators, each with its own client credentials.
+	Tenants []Tenant
+	Params  Params
+	// CallbackURL is where the daemon receives finAPI's "job ready" calls
+	// (CallbackHandler); "" means poll only.
+	CallbackURL string
+	PageSize    int     // users per result page; default 500
+	FirstPage   int     // number of the first page; default 0 (assumption 3)
+	RateLimit   float64 // requests per second over all tenants; default 10
+	// Polling of a job not ready yet: the first wait, the longest wait, and
+	// how long one run polls before it ends as partial (the next run
+	// resumes the same job). Defaults 1s, 30s, 10m.
+	PollInitial, PollMax, PollTimeout time.Duration
+	HTTP                              *http.Client
+	Logger                            *slog.Logger
+	Now                               func() time.Time // default time.Now
+}
+
+// Tenant is one mandator and its credentials.
+type Tenant struct {
+	Name, ClientID, ClientSecret string
+}
+
+// API is a finAPI client shared by the five segment streams: one token and
+// one HTTP client per mandator, one rate limit for all.
+type API struct {
+	cfg     Config
+	limit   *rate.Limiter
+	mem     memory.Allocator
+	clients map[string]*extract.Client
+
+	mu      sync.Mutex
+	waiting map[string]chan struct{} // job id → wakes the run polling it
+}
+
+// NewAPI returns a client for cfg.
+func NewAPI(cfg Config) *API {
+	if cfg.TokenURL == "" {
+		cfg.TokenURL = cfg.BaseURL + pathToken
+	}
+	if cfg.PageSize <= 0 {
+		cfg.PageSize = 500
+	}
+	if cfg.RateLimit <= 0 {
+		cfg.RateLimit = 10
+	}
+	if cfg.PollInitial <= 0 {
+		cfg.PollInitial = time.Second
+	}
+	if cfg.PollMax <= 0 {
+		cfg.PollMax = 30 * time.Second
+	}
+	if cfg.PollTimeout <= 0 {
+		cfg.PollTimeout = 10 * time.Minute
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	a := &API{cfg: cfg, limit: rate.NewLimiter(rate.Limit(cfg.RateLimit), 2), mem: memory.DefaultAllocator,
+		clients: map[string]*extract.Client{}, waiting: map[string]chan struct{}{}}
+	// The token endpoint may live on another host (finAPI's Access API), so
+	// it gets a client of its own.
+	tokens := extract.NewClient(extract.ClientOptions{BaseURL: cfg.TokenURL, HTTP: cfg.HTTP, Logger: cfg.Logger})
+	for _, t := range cfg.Tenants {
+		auth := extract.NewTokenCache(func(ctx context.Context) (extract.Token, error) {
+			form := url.Values{"grant_type": {"client_credentials"}, "client_id": {t.ClientID}, "client_secret": {t.ClientSecret}}
+			var tok struct {
+				AccessToken string `json:"access_token"`
+				ExpiresIn   int    `json:"expires_in"`
+			}
+			if err := tokens.PostForm(ctx, "", nil, form, &tok, extract.Sensitive(), extract.Idempotent()); err != nil {
+				return extract.Token{}, fmt.Errorf("finAPI auth of mandator %s: %w", t.Name, err)
+			}
+			if tok.AccessToken == "" {
+				return extract.Token{}, &extract.Permanent{Err: fmt.Errorf("finAPI auth of mandator %s: no access_token in the answer", t.Name)}
+			}
+			var expiry time.Time
+			if tok.ExpiresIn > 0 {
+				expiry = time.Now().Add(time.Duration(tok.ExpiresIn) * time.Second)
+			}
+			return extract.Token{Value: tok.AccessToken, Expiry: expiry}, nil
+		}, nil)
+		a.clients[t.Name] = extract.NewClient(extract.ClientOptions{BaseURL: cfg.BaseURL, HTTP: cfg.HTTP, Auth: auth,
+			Limiter: a.limit, Logger: cfg.Logger})
+	}
+	return a
+}
+
+// Stats adds up what the mandators' clients did.
+func (a *API) Stats() extract.ClientStats {
+	var s extract.ClientStats
+	for _, c := range a.clients {
+		cs := c.Stats()
+		s.Requests += cs.Requests
+		s.Retries += cs.Retries
+		s.Reauths += cs.Reauths
+	}
+	return s
+}
+
+// Streams are the five segment streams, each per mandator (tenant).
+func Streams(a *API) []extract.Stream {
+	var out []extract.Stream
+	for _, seg := range Segments() {
+		out = append(out, extract.Stream{Name: seg.Stream, Provider: provider, Stats: a.Stats,
+			Tables: []transform.Table{transform.SegmentMembers},
+			Run: func(ctx context.Context, req extract.Request, o extract.Output) (string, error) {
+				return a.run(ctx, seg, req, o)
+			}})
+	}
+	return out
+}
+
+// errLost is finAPI's 400 on a job: it does not know the job (any more).
+var errLost = errors.New("finAPI does not know the job (400)")
+
+// run resumes the stream's active jobs or, when there is none, creates one;
+// then collects them. The cursor is the id of the last job collected.
+//
+// A job is recorded (Output.Job) right after finAPI returned its id and
+// before anything else, so a restart polls the same job instead of creating
+// and paying for another. A job finAPI no longer knows is marked lost and
+// the next run creates a new one; a job past the 14-day lifetime is
+// marked expired without asking.
+func (a *API) run(ctx context.Context, seg Segment, req extract.Request, out extract.Output) (string, error) {
+	c, ok := a.clients[req.Tenant]
+	if !ok {
+		return req.Cursor, &extract.Permanent{Err: fmt.Errorf("finAPI mandator %q has no credentials configured", req.Tenant)}
+	}
+	now := a.cfg.Now().UTC()
+	jobs := req.Jobs
+	if len(jobs) == 0 {
+		j, err := a.create(ctx, c, seg, req.Tenant, now)
+		if err != nil {
+			return req.Cursor, err
+		}
+		if err := out.Job(ctx, j); err != nil {
+			return req.Cursor, fmt.Errorf("recording job %s: %w", j.ID, err)
+		}
+		jobs = []extract.Job{j}
+	}
+	cursor := req.Cursor
+	for _, j := range jobs {
+		if now.Sub(j.CreatedAt) >= Lifetime {
+			j.Status = extract.JobExpired
+			if err := out.Job(ctx, j); err != nil {
+				return cursor, err
+			}
+			continue
+		}
+		err := a.collect(ctx, c, seg, req, j, out)
+		if errors.Is(err, errLost) {
+			j.Status = extract.JobLost
+			if jerr := out.Job(ctx, j); jerr != nil {
+				return cursor, jerr
+			}
+			return cursor, &extract.RetryAfter{Err: fmt.Errorf("%s job %s: %w; the next run creates a new one", seg.Type, j.ID, err)}
+		}
+		if err != nil {
+			return cursor, fmt.Errorf("%s job %s: %w", seg.Type, j.ID, err)
+		}
+		j.Status = extract.JobDone
+		if err := out.Job(ctx, j); err != nil {
+			return cursor, err
+		}
+		cursor = j.ID
+	}
+	return cursor, nil
+}
+
+// create posts a new job. The POST is not repeated on an ambiguous failure
+// (the client's rule for non-idempotent calls): a second job would be
+// billed again.
+func (a *API) create(ctx context.Context, c *extract.Client, seg Segment, tenant string, now time.Time) (extract.Job, error) {
+	body := a.cfg.Params.Request(seg, now, "")
+	params, err := json.Marshal(body)
+	if err != nil {
+		return extract.Job{}, err
+	}
+	if a.cfg.CallbackURL != "" {
+		body.CallbackURL = a.cfg.CallbackURL + "?" + url.Values{"tenant": {tenant}, "segmentType": {seg.Type}}.Encode()
+	}
+	var resp CreateResponse
+	if err := c.PostJSON(ctx, pathSegments+seg.Type, nil, body, &resp); err != nil {
+		return extract.Job{}, fmt.Errorf("creating a %s job: %w", seg.Type, err)
+	}
+	if resp.JobID == "" {
+		return extract.Job{}, &extract.Permanent{Err: fmt.Errorf("creating a %s job: no jobId in the answer", seg.Type)}
+	}
+	a.cfg.Logger.Info("finAPI segment job created", "segment", seg.Type, "tenant", tenant, "job", resp.JobID)
+	return extract.Job{ID: resp.JobID, Params: string(params), Status: extract.JobActive, CreatedAt: now.Truncate(time.Second)}, nil
+}
+
+// collect polls job j until its first page is ready, then loads every page.
+func (a *API) collect(ctx context.Context, c *extract.Client, seg Segment, req extract.Request, j extract.Job, out extract.Output) error {
+	wake := a.wait(j.ID)
+	defer a.unwait(j.ID)
+	var first ResultPage
+	err := extract.Poll(ctx, extract.PollOptions{Initial: a.cfg.PollInitial, Max: a.cfg.PollMax, Deadline: a.cfg.PollTimeout, Wake: wake},
+		func(ctx context.Context) (bool, error) {
+			var err error
+			first, err = a.page(ctx, c, seg, j.ID, a.cfg.FirstPage)
+			var herr *extract.HTTPError
+			if errors.As(err, &herr) && herr.Status == http.StatusNotFound {
+				return false, nil // not ready yet
+			}
+			return err == nil, err
+		})
+	if errors.Is(err, extract.ErrPollDeadline) {
+		return &extract.RetryAfter{Wait: a.cfg.PollMax, Err: fmt.Errorf("not ready: %w; the next run polls it again", err)}
+	}
+	if err != nil {
+		return err
+	}
+
+	w := NewMembersWriter(a.mem, req.Lineage)
+	defer w.Release()
+	pg, users := first, 0
+	for number := a.cfg.FirstPage; ; number++ {
+		if number != a.cfg.FirstPage {
+			if pg, err = a.page(ctx, c, seg, j.ID, number); err != nil {
+				return fmt.Errorf("page %d: %w", number, err)
+			}
+		}
+		users += len(pg.Users)
+		for _, r := range w.AddPage(seg, j.ID, j.Params, pg) {
+			if err := out.Reject(r); err != nil {
+				return err
+			}
+		}
+		if w.Len() > 0 {
+			rec := w.Record()
+			err := out.Records(transform.SegmentMembers, rec)
+			rec.Release()
+			if err != nil {
+				return err
+			}
+		}
+		// The docs show totalPages on one example and not on the other:
+		// without it, a short page is the last.
+		last := number-a.cfg.FirstPage+1 >= pg.TotalPages
+		if pg.TotalPages == 0 {
+			last = len(pg.Users) < a.cfg.PageSize
+		}
+		if last {
+			break
+		}
+	}
+	if pg.TotalElements != 0 && users != pg.TotalElements {
+		return out.Reject(extract.Reject{Table: transform.SegmentMembers.Name, Key: j.ID,
+			Reason: fmt.Sprintf("received %d users, finAPI announced totalElements %d", users, pg.TotalElements)})
+	}
+	return nil
+}
+
+// page fetches one result page. 404 (not ready) comes back as an
+// *extract.HTTPError, 400 as errLost. A body cut off in transit is fetched
+// again a few times.
+func (a *API) page(ctx context.Context, c *extract.Client, seg Segment, jobID string, number int) (ResultPage, error) {
+	q := url.Values{"number": {strconv.Itoa(number)}, "size": {strconv.Itoa(a.cfg.PageSize)}}
+	path := pathSegments + seg.Type + "/" + url.PathEscape(jobID)
+	var err error
+	for range 4 {
+		var pg ResultPage
+		err = c.GetJSON(ctx, path, q, nil, &pg, extract.Expect(http.StatusNotFound, http.StatusBadRequest))
+		var herr *extract.HTTPError
+		switch {
+		case err == nil:
+			return pg, nil
+		case errors.As(err, &herr) && herr.Status == http.StatusBadRequest:
+			return pg, errLost
+		case errors.As(err, &herr), ctx.Err() != nil, extract.IsRetryable(err):
+			return pg, err
+		}
+		var perm *extract.Permanent
+		if errors.As(err, &perm) {
+			return pg, err
+		}
+		// A body that broke off: ask again.
+	}
+	return ResultPage{}, &extract.RetryAfter{Wait: a.cfg.PollMax, Err: fmt.Errorf("GET %s: body unreadable: %w", path, err)}
+}
+
+// wait registers the run polling job id, for Ready to wake.
+func (a *API) wait(id string) <-chan struct{} {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ch := make(chan struct{}, 1)
+	a.waiting[id] = ch
+	return ch
+}
+
+func (a *API) unwait(id string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.waiting, id)
+}
+
+// Ready says finAPI called back that job id is ready: a run polling it
+// checks at once. It reports whether one was polling it; if not, the
+// caller starts a run of the stream (the job is in etl_state).
+func (a *API) Ready(id string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ch, ok := a.waiting[id]
+	if ok {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	return ok
+}

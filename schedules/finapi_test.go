@@ -1,0 +1,488 @@
+package schedules_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http/httptest"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/finsync/finsync/extract"
+	"github.com/finsync/finsync/extract/faults"
+	"github.com/finsync/finsync/extract/finapi"
+	"github.com/finsync/finsync/load/clickhouse"
+	"github.com/finsync/finsync/load/clickhouse/chtest"
+	"github.com/finsync/finsync/schedules"
+)
+
+var finapiTenants = []string{"mandator-a", "mandator-b"}
+
+// finapiWorld is a finAPI sandbox, a private database and a runner.
+type finapiWorld struct {
+	sandbox *finapi.Sandbox
+	db      *clickhouse.DB
+	state   *clickhouse.State
+	runner  *schedules.Runner
+	api     *finapi.API
+	streams map[string]extract.Stream
+	now     time.Time
+}
+
+func newFinapiWorld(t *testing.T, sopts finapi.SandboxOptions, cfg finapi.Config) *finapiWorld {
+	t.Helper()
+	sopts.Tenants, sopts.UsersPerTenant, sopts.Seed = finapiTenants, 24, 3
+	sb := finapi.NewSandbox(sopts)
+	srv := httptest.NewServer(sb)
+	t.Cleanup(func() { srv.Close(); sb.Close() })
+	db := chtest.NewDB(t)
+	loader := clickhouse.NewLoader(db, clickhouse.LoaderOptions{})
+	state := clickhouse.NewState(db, loader)
+	cfg.BaseURL, cfg.RateLimit, cfg.PageSize = srv.URL, 1000, 7 // small pages: paging happens
+	if cfg.Params.HighBalance.AccountType == "" {
+		cfg.Params = finapi.DefaultParams()
+	}
+	if cfg.PollInitial == 0 {
+		cfg.PollInitial, cfg.PollMax = 5*time.Millisecond, 20*time.Millisecond
+	}
+	for _, tenant := range finapiTenants {
+		id, secret := finapi.Credentials(tenant)
+		cfg.Tenants = append(cfg.Tenants, finapi.Tenant{Name: tenant, ClientID: id, ClientSecret: secret})
+	}
+	w := &finapiWorld{sandbox: sb, db: db, state: state, streams: map[string]extract.Stream{}, now: sb.Today().Add(9 * time.Hour)}
+	cfg.Now = func() time.Time { return w.now }
+	w.api = finapi.NewAPI(cfg)
+	w.runner = &schedules.Runner{Loader: loader, State: state, Now: func() time.Time { return w.now }}
+	for _, s := range finapi.Streams(w.api) {
+		w.streams[s.Name] = s
+	}
+	return w
+}
+
+func (w *finapiWorld) run(t *testing.T, seg finapi.Segment, tenant string) (clickhouse.Run, error) {
+	t.Helper()
+	return w.runner.Run(context.Background(), w.streams[seg.Stream], tenant)
+}
+
+func (w *finapiWorld) query(t *testing.T, q string, args ...any) []string {
+	t.Helper()
+	return (&finoWorld{db: w.db}).query(t, q, args...)
+}
+
+// members reads "user/account amount" of one segment type per tenant.
+func (w *finapiWorld) members(t *testing.T, seg finapi.Segment, tenant string) []string {
+	return w.query(t, `SELECT concat(user_id, '/', account_id, ' ', toString(amount)) FROM segment_members FINAL
+		WHERE tenant = ? AND segment_type = ? ORDER BY user_id, account_id`, tenant, seg.Type)
+}
+
+// The expectations below are computed from the sandbox's ledger by code of
+// their own (day-by-day balance walks), not by the sandbox's functions.
+
+// eodBalances is an account's end-of-day balance for every day of the
+// ledger through day last.
+func eodBalances(a finapi.LedgerAccount, last time.Time) map[string]int64 {
+	out := map[string]int64{}
+	if len(a.Transactions) == 0 {
+		return out
+	}
+	bal := a.Opening
+	i := 0
+	for d := a.Transactions[0].Day; !d.After(last); d = d.AddDate(0, 0, 1) {
+		for ; i < len(a.Transactions) && a.Transactions[i].Day.Equal(d); i++ {
+			bal += a.Transactions[i].Amount
+		}
+		out[d.Format(time.DateOnly)] = bal
+	}
+	return out
+}
+
+func fixed4(cents int64) string {
+	sign := ""
+	if cents < 0 {
+		sign, cents = "-", -cents
+	}
+	return fmt.Sprintf("%s%d.%02d00", sign, cents/100, cents%100)
+}
+
+// monthsBefore are the n complete months before day's month, oldest first.
+func monthsBefore(day time.Time, n int) []time.Time {
+	var out []time.Time
+	for i := n; i >= 1; i-- {
+		out = append(out, time.Date(day.Year(), day.Month()-time.Month(i), 1, 0, 0, 0, 0, time.UTC))
+	}
+	return out
+}
+
+func expectedMembers(seg finapi.Segment, p finapi.Params, ledger []finapi.LedgerAccount, created time.Time) []string {
+	var out []string
+	add := func(a finapi.LedgerAccount, amount int64) {
+		out = append(out, a.UserID+"/"+a.AccountID+" "+fixed4(amount))
+	}
+	threshold := func(s string) int64 {
+		var f float64
+		fmt.Sscan(s, &f)
+		return int64(math.Round(f * 100))
+	}
+	for _, a := range ledger {
+		bal := eodBalances(a, created)
+		switch seg {
+		case finapi.HighBalance:
+			if b := bal[created.Format(time.DateOnly)]; a.Type == p.HighBalance.AccountType && b > threshold(p.HighBalance.Threshold) {
+				add(a, b)
+			}
+		case finapi.LowBalance:
+			if a.Type != p.LowBalance.AccountType {
+				continue
+			}
+			lowest, every := int64(math.MaxInt64), true
+			for _, m := range monthsBefore(created, p.LowBalance.Months) {
+				low := int64(math.MaxInt64)
+				for d := m; d.Month() == m.Month(); d = d.AddDate(0, 0, 1) {
+					low = min(low, bal[d.Format(time.DateOnly)])
+				}
+				every, lowest = every && low < threshold(p.LowBalance.Threshold), min(lowest, low)
+			}
+			if every {
+				add(a, lowest)
+			}
+		case finapi.IncomeSpending:
+			months := monthsBefore(created, p.IncomeSpending.Months)
+			var net int64
+			n := 0
+			for _, tx := range a.Transactions {
+				if !tx.Day.Before(months[0]) && tx.Day.Before(months[len(months)-1].AddDate(0, 1, 0)) && tx.Amount != 0 {
+					net, n = net+tx.Amount, n+1
+				}
+			}
+			if n > 0 {
+				add(a, net)
+			}
+		case finapi.InsuranceSpending:
+			months := monthsBefore(created, 12)
+			var sum int64
+			n := 0
+			for _, tx := range a.Transactions {
+				if tx.Label == "INSURANCES" && !tx.Day.Before(months[0]) && tx.Day.Before(months[11].AddDate(0, 1, 0)) {
+					sum, n = sum+tx.Amount, n+1
+				}
+			}
+			if n > 0 {
+				add(a, sum)
+			}
+		case finapi.FinancialBreakdown:
+			months := monthsBefore(created, p.FinancialBreakdown.Months)
+			var sum int64
+			n := 0
+			for _, tx := range a.Transactions {
+				in := !tx.Day.Before(months[0]) && tx.Day.Before(months[len(months)-1].AddDate(0, 1, 0))
+				for _, g := range p.FinancialBreakdown.LabelGroups {
+					if in && tx.Label == g {
+						sum, n = sum+tx.Amount, n+1
+					}
+				}
+			}
+			if n > 0 {
+				add(a, sum)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func TestFinapiSegmentsMatchTheLedger(t *testing.T) {
+	w := newFinapiWorld(t, finapi.SandboxOptions{}, finapi.Config{})
+	p := finapi.DefaultParams()
+	for _, seg := range finapi.Segments() {
+		for _, tenant := range finapiTenants {
+			run, err := w.run(t, seg, tenant)
+			if err != nil || run.Status != clickhouse.RunSuccess || run.Rejects != 0 {
+				t.Fatalf("%s/%s: %s, %d rejects, %v", seg.Stream, tenant, run.Status, run.Rejects, err)
+			}
+			want := expectedMembers(seg, p, w.sandbox.Ledger(tenant), w.sandbox.Today())
+			got := w.members(t, seg, tenant)
+			if len(want) == 0 {
+				t.Fatalf("%s/%s: the ledger gives no members; the test data is too thin", seg.Type, tenant)
+			}
+			if strings.Join(got, "\n") != strings.Join(want, "\n") {
+				t.Errorf("%s/%s members:\ngot  %v\nwant %v", seg.Type, tenant, got, want)
+			}
+		}
+	}
+
+	// Type-specific metrics, spot-checked against the ledger.
+	tenant := finapiTenants[0]
+	ledger := w.sandbox.Ledger(tenant)
+	byAccount := map[string]finapi.LedgerAccount{}
+	for _, a := range ledger {
+		byAccount[a.AccountID] = a
+	}
+	months := monthsBefore(w.sandbox.Today(), 12)
+	rows := w.query(t, `SELECT concat(account_id, '\t', metrics, '\t', toString(duration_in_month), '\t', toString(expires_on), '\t', toString(creation_date))
+		FROM segment_members FINAL WHERE tenant = ? AND segment_type = 'financialBreakdown'`, tenant)
+	for _, row := range rows {
+		f := strings.Split(row, "\t")
+		var m struct{ Breakdowns []finapi.Breakdown }
+		if err := json.Unmarshal([]byte(f[1]), &m); err != nil {
+			t.Fatal(err)
+		}
+		if f[2] != "12" || f[4] != w.sandbox.Today().Format(time.DateOnly) || f[3] != w.sandbox.Today().AddDate(0, 0, 14).Format(time.DateOnly) {
+			t.Errorf("breakdown row %s: duration %s, created %s, expires %s", f[0], f[2], f[4], f[3])
+		}
+		for _, b := range m.Breakdowns {
+			sums := make([]int64, 12)
+			for _, tx := range byAccount[f[0]].Transactions {
+				for i, mo := range months {
+					if tx.Label == b.LabelGroup && tx.Day.Year() == mo.Year() && tx.Day.Month() == mo.Month() {
+						sums[i] += tx.Amount
+					}
+				}
+			}
+			var total int64
+			lo, hi := sums[0], sums[0]
+			for _, s := range sums {
+				total, lo, hi = total+s, min(lo, s), max(hi, s)
+			}
+			got := fmt.Sprintf("%s %s %s %s", b.Total, b.Min, b.Max, b.Monthly[3].Amount)
+			want := fmt.Sprintf("%s %s %s %s", fixed4(total)[:len(fixed4(total))-2], fixed4(lo)[:len(fixed4(lo))-2], fixed4(hi)[:len(fixed4(hi))-2], fixed4(sums[3])[:len(fixed4(sums[3]))-2])
+			if got != want {
+				t.Errorf("breakdown %s %s: total min max month4 %s, ledger %s", f[0], b.LabelGroup, got, want)
+			}
+		}
+	}
+	counts := w.query(t, `SELECT concat(account_id, ' ', toString(visitParamExtractUInt(metrics, 'incomingCount')), ' ', toString(visitParamExtractUInt(metrics, 'outgoingCount')))
+		FROM segment_members FINAL WHERE tenant = ? AND segment_type = 'incomeSpendingSummary'`, tenant)
+	last := monthsBefore(w.sandbox.Today(), 1)[0]
+	for _, c := range counts {
+		var id string
+		var in, out int
+		fmt.Sscan(c, &id, &in, &out)
+		wantIn, wantOut := 0, 0
+		for _, tx := range byAccount[id].Transactions {
+			if tx.Day.Year() == last.Year() && tx.Day.Month() == last.Month() {
+				if tx.Amount > 0 {
+					wantIn++
+				} else if tx.Amount < 0 {
+					wantOut++
+				}
+			}
+		}
+		if in != wantIn || out != wantOut {
+			t.Errorf("income/spending %s: %d in %d out, ledger %d in %d out", id, in, out, wantIn, wantOut)
+		}
+	}
+	ins := w.query(t, `SELECT metrics FROM segment_members FINAL WHERE tenant = ? AND segment_type = 'insuranceSpending' LIMIT 1`, tenant)
+	if len(ins) != 1 || !strings.Contains(ins[0], `"frequency"`) || !strings.Contains(ins[0], `"provider"`) {
+		t.Errorf("insurance metrics: %v", ins)
+	}
+	// A second run of every stream creates new jobs (new snapshots); the
+	// FINAL rows of each job stay as they were.
+	if n := w.sandbox.JobsCreated(""); n != 10 {
+		t.Errorf("%d jobs created, want 10 (5 types × 2 mandators)", n)
+	}
+}
+
+func TestFinapiJobSurvivesARestartAndLoadsOnce(t *testing.T) {
+	w := newFinapiWorld(t, finapi.SandboxOptions{ReadyPolls: -1}, finapi.Config{PollTimeout: 200 * time.Millisecond})
+	tenant := finapiTenants[0]
+	run, err := w.run(t, finapi.HighBalance, tenant)
+	if run.Status != clickhouse.RunPartial || err == nil || !strings.Contains(run.Error, "not ready") {
+		t.Fatalf("first run: %s %q %v", run.Status, run.Error, err)
+	}
+	jobs, err := w.state.Jobs(context.Background(), finapi.HighBalance.Stream, tenant, extract.JobActive)
+	if err != nil || len(jobs) != 1 || !strings.Contains(jobs[0].Params, `"threshold":5000`) {
+		t.Fatalf("active jobs after the first run: %+v %v", jobs, err)
+	}
+	// Still not ready: the second run polls the same job, creates none.
+	if run, _ := w.run(t, finapi.HighBalance, tenant); run.Status != clickhouse.RunPartial {
+		t.Fatalf("second run: %s", run.Status)
+	}
+	if err := w.sandbox.MakeReady(jobs[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	run, err = w.run(t, finapi.HighBalance, tenant)
+	if err != nil || run.Status != clickhouse.RunSuccess {
+		t.Fatalf("third run: %s %v", run.Status, err)
+	}
+	if n := w.sandbox.JobsCreated(""); n != 1 {
+		t.Errorf("%d jobs created, want 1", n)
+	}
+	want := expectedMembers(finapi.HighBalance, finapi.DefaultParams(), w.sandbox.Ledger(tenant), w.sandbox.Today())
+	raw := w.query(t, `SELECT toString(count()) FROM segment_members WHERE job_id = ?`, jobs[0].ID)
+	if raw[0] != fmt.Sprint(len(want)) || run.Rows["segment_members"] != uint64(len(want)) {
+		t.Errorf("rows without FINAL %v, run rows %v, want %d", raw, run.Rows, len(want))
+	}
+	done, _ := w.state.Jobs(context.Background(), finapi.HighBalance.Stream, tenant, extract.JobDone)
+	if len(done) != 1 || done[0].ID != jobs[0].ID {
+		t.Errorf("done jobs: %+v", done)
+	}
+	// The next run makes a new snapshot (which this sandbox never finishes).
+	if w.run(t, finapi.HighBalance, tenant); w.sandbox.JobsCreated("") != 2 {
+		t.Errorf("fourth run: %d jobs, want 2", w.sandbox.JobsCreated(""))
+	}
+}
+
+func TestFinapiLostAndExpiredJobs(t *testing.T) {
+	w := newFinapiWorld(t, finapi.SandboxOptions{ReadyPolls: -1}, finapi.Config{PollTimeout: 100 * time.Millisecond})
+	tenant := finapiTenants[1]
+	w.run(t, finapi.LowBalance, tenant)
+	ids := w.sandbox.JobIDs()
+	if len(ids) != 1 {
+		t.Fatalf("jobs %v", ids)
+	}
+	// finAPI forgets the job: 400 marks it lost, the next run creates another.
+	w.sandbox.Forget(ids[0])
+	run, err := w.run(t, finapi.LowBalance, tenant)
+	if err == nil || run.Status != clickhouse.RunPartial || !strings.Contains(run.Error, "next run creates a new one") {
+		t.Fatalf("run on a lost job: %s %q", run.Status, run.Error)
+	}
+	lost, _ := w.state.Jobs(context.Background(), finapi.LowBalance.Stream, tenant, extract.JobLost)
+	if len(lost) != 1 || lost[0].ID != ids[0] {
+		t.Fatalf("lost jobs %+v", lost)
+	}
+	w.run(t, finapi.LowBalance, tenant)
+	if n := w.sandbox.JobsCreated(""); n != 2 {
+		t.Fatalf("%d jobs created, want 2", n)
+	}
+	// Fifteen days later the pending job is past finAPI's lifetime: it is
+	// marked expired without a request, and the run after creates a new one.
+	w.now = w.now.AddDate(0, 0, 15)
+	w.sandbox.SetToday(w.sandbox.Today().AddDate(0, 0, 15))
+	if run, _ := w.run(t, finapi.LowBalance, tenant); run.Status != clickhouse.RunSuccess {
+		t.Fatalf("run over an expired job: %s %s", run.Status, run.Error)
+	}
+	expired, _ := w.state.Jobs(context.Background(), finapi.LowBalance.Stream, tenant, extract.JobExpired)
+	active, _ := w.state.Jobs(context.Background(), finapi.LowBalance.Stream, tenant, extract.JobActive)
+	if len(expired) != 1 || len(active) != 0 {
+		t.Fatalf("expired %+v, active %+v", expired, active)
+	}
+}
+
+func TestFinapiCallbackWakesThePoll(t *testing.T) {
+	mux := httptest.NewServer(nil)
+	defer mux.Close()
+	w := newFinapiWorld(t, finapi.SandboxOptions{ReadyPolls: -1, ReadyAfter: 300 * time.Millisecond},
+		finapi.Config{CallbackURL: mux.URL, PollInitial: time.Minute, PollMax: time.Minute, PollTimeout: 2 * time.Minute})
+	var started []string
+	mux.Config.Handler = finapi.CallbackHandler(w.api, func(_ context.Context, stream, tenant string) { started = append(started, stream) })
+	begin := time.Now()
+	run, err := w.run(t, finapi.InsuranceSpending, finapiTenants[0])
+	if err != nil || run.Status != clickhouse.RunSuccess || run.Rows["segment_members"] == 0 {
+		t.Fatalf("run: %s %v %v", run.Status, run.Rows, err)
+	}
+	// Without the callback the second poll would come a minute later.
+	if took := time.Since(begin); took > 30*time.Second {
+		t.Errorf("the callback did not wake the poll: the run took %s", took)
+	}
+	if len(started) != 0 {
+		t.Errorf("a run was polling, yet the handler asked for another: %v", started)
+	}
+}
+
+func TestFinapiFaultsLoseNothing(t *testing.T) {
+	clean := newFinapiWorld(t, finapi.SandboxOptions{}, finapi.Config{})
+	knobs := faults.Knobs{Seed: 11, RateLimit: 0.15, ServerError: 0.15, TokenExpiry: 0.1, Truncated: 0.15, Malformed: 0.1}
+	faulty := newFinapiWorld(t, finapi.SandboxOptions{Faults: knobs}, finapi.Config{})
+	tenant := finapiTenants[0]
+	var malformed []string
+	for _, seg := range finapi.Segments() {
+		if _, err := clean.run(t, seg, tenant); err != nil {
+			t.Fatal(err)
+		}
+		// Faults may end a run early (partial): the next run resumes its job.
+		var run clickhouse.Run
+		for range 5 {
+			before := len(faulty.sandbox.JobIDs())
+			run, _ = faulty.run(t, seg, tenant)
+			if ids := faulty.sandbox.JobIDs(); len(ids) > before {
+				for _, id := range ids {
+					malformed = append(malformed, faulty.sandbox.Malformed(id)...)
+				}
+			}
+			if run.Status == clickhouse.RunSuccess {
+				break
+			}
+		}
+		if run.Status != clickhouse.RunSuccess {
+			t.Fatalf("%s never succeeded: %s", seg.Type, run.Error)
+		}
+	}
+	if c := faulty.sandbox.Injected(); c.RateLimited == 0 || c.ServerErrors == 0 || c.TokensExpired == 0 || c.Truncated == 0 || len(malformed) == 0 {
+		t.Fatalf("the faults did not happen: %+v, malformed %v", c, malformed)
+	}
+	// Every member but the malformed users landed; those are in etl_rejects.
+	q := `SELECT concat(segment_type, ' ', user_id, '/', account_id, ' ', toString(amount), ' ', metrics) FROM segment_members FINAL WHERE NOT has(?, user_id) ORDER BY 1`
+	if got, want := faulty.query(t, q, malformed), clean.query(t, q, malformed); strings.Join(got, "\n") != strings.Join(want, "\n") || len(want) == 0 {
+		t.Errorf("faulty run differs from the clean one:\ngot  %d rows\nwant %d rows", len(got), len(want))
+	}
+	rejected := faulty.query(t, `SELECT DISTINCT splitByChar('/', record_key)[2] FROM etl_rejects WHERE reason LIKE 'user does not match%'`)
+	sort.Strings(rejected)
+	sort.Strings(malformed)
+	if strings.Join(rejected, ",") != strings.Join(dedupe(malformed), ",") {
+		t.Errorf("rejected users %v, malformed %v", rejected, malformed)
+	}
+}
+
+func dedupe(s []string) []string {
+	var out []string
+	for i, v := range s {
+		if i == 0 || v != s[i-1] {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func TestExpiredSegmentMembersLeaveTheViewAndTheTable(t *testing.T) {
+	// Jobs created 14 and 15 days before the server's today: the first
+	// expires today (still current), the second yesterday.
+	today := time.Now().UTC().Truncate(24 * time.Hour)
+	var counts []string
+	db := chtest.NewDB(t)
+	loader := clickhouse.NewLoader(db, clickhouse.LoaderOptions{})
+	state := clickhouse.NewState(db, loader)
+	for _, age := range []int{14, 15, 40} {
+		sb := finapi.NewSandbox(finapi.SandboxOptions{Tenants: []string{fmt.Sprint("m", age)}, UsersPerTenant: 10, Seed: 3, Today: today.AddDate(0, 0, -age)})
+		srv := httptest.NewServer(sb)
+		defer srv.Close()
+		defer sb.Close()
+		id, secret := finapi.Credentials(fmt.Sprint("m", age))
+		api := finapi.NewAPI(finapi.Config{BaseURL: srv.URL, Params: finapi.DefaultParams(), PollInitial: time.Millisecond,
+			Tenants: []finapi.Tenant{{Name: fmt.Sprint("m", age), ClientID: id, ClientSecret: secret}},
+			Now:     func() time.Time { return today.AddDate(0, 0, -age) }})
+		runner := &schedules.Runner{Loader: loader, State: state, Now: func() time.Time { return today.AddDate(0, 0, -age) }}
+		if _, err := runner.Run(context.Background(), finapi.Streams(api)[0], fmt.Sprint("m", age)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := &finapiWorld{db: db}
+	counts = w.query(t, `SELECT concat(tenant, ' ', toString(count())) FROM current_segment_members GROUP BY tenant ORDER BY tenant`)
+	if strings.Join(counts, ",") != "m14 "+w.query(t, `SELECT toString(count()) FROM segment_members FINAL WHERE tenant = 'm14'`)[0] {
+		t.Fatalf("current members per tenant: %v (want only m14's)", counts)
+	}
+	ex, err := db.DeleteExpiredSegments(context.Background(), today)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ex.Partitions) == 0 && ex.Rows == 0 {
+		t.Fatalf("nothing deleted: %+v", ex)
+	}
+	// Mutations run in the background on 18.16: wait for them.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		left := w.query(t, `SELECT toString(count()) FROM segment_members WHERE expires_on < toDate(?)`, today.Format(time.DateOnly))
+		if left[0] == "0" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s expired rows left after %+v", left[0], ex)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got := w.query(t, `SELECT DISTINCT tenant FROM segment_members`); strings.Join(got, ",") != "m14" {
+		t.Errorf("tenants left: %v", got)
+	}
+}
