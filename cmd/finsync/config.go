@@ -15,6 +15,7 @@ import (
 
 	"github.com/sethvargo/go-envconfig"
 
+	"github.com/finsync/finsync/extract/finapi"
 	"github.com/finsync/finsync/load/clickhouse"
 )
 
@@ -42,6 +43,26 @@ type Config struct {
 		Users         []string `env:"FINSYNC_FINO_USERS"`
 		WebhookSecret Secret   `env:"FINSYNC_FINO_WEBHOOK_SECRET"`
 		RateLimit     float64  `env:"FINSYNC_FINO_RATE_LIMIT, default=20"` // requests per second
+	}
+	Finapi struct {
+		BaseURL  string `env:"FINSYNC_FINAPI_BASE_URL"`  // unset: the finapi streams are listed but not runnable
+		TokenURL string `env:"FINSYNC_FINAPI_TOKEN_URL"` // default BASE_URL/oauth/token
+		// Mandators are the tenants, "name:client_id:client_secret" each,
+		// comma-separated: secret as a whole.
+		Mandators Secret `env:"FINSYNC_FINAPI_MANDATORS"`
+		// CallbackURL is the daemon's public address of its finAPI callback
+		// receiver; unset: poll only.
+		CallbackURL string  `env:"FINSYNC_FINAPI_CALLBACK_URL"`
+		RateLimit   float64 `env:"FINSYNC_FINAPI_RATE_LIMIT, default=10"`
+		// The segments' request parameters (extract/finapi Params).
+		HighBalanceAccountType string   `env:"FINSYNC_FINAPI_HIGH_BALANCE_ACCOUNT_TYPE, default=checking"`
+		HighBalanceThreshold   string   `env:"FINSYNC_FINAPI_HIGH_BALANCE_THRESHOLD, default=5000"`
+		LowBalanceAccountType  string   `env:"FINSYNC_FINAPI_LOW_BALANCE_ACCOUNT_TYPE, default=checking"`
+		LowBalanceThreshold    string   `env:"FINSYNC_FINAPI_LOW_BALANCE_THRESHOLD, default=0"`
+		LowBalanceMonths       int      `env:"FINSYNC_FINAPI_LOW_BALANCE_MONTHS, default=3"`
+		IncomeSpendingMonths   int      `env:"FINSYNC_FINAPI_INCOME_SPENDING_MONTHS, default=1"`
+		BreakdownLabelGroups   []string `env:"FINSYNC_FINAPI_FINANCIAL_BREAKDOWN_LABEL_GROUPS, default=SALARY,INVESTMENTS"`
+		BreakdownMonths        int      `env:"FINSYNC_FINAPI_FINANCIAL_BREAKDOWN_MONTHS, default=12"`
 	}
 	LogLevel  string `env:"FINSYNC_LOG_LEVEL, default=info"`  // debug, info, warn, error
 	LogFormat string `env:"FINSYNC_LOG_FORMAT, default=auto"` // auto (text on a terminal, else JSON), text, json
@@ -102,6 +123,7 @@ func (c Config) Validate() []error {
 		bad("FINSYNC_INSERT_MAX_BYTES=%d: want at least 1048576", c.ClickHouse.InsertMaxBytes)
 	}
 	problems = append(problems, c.validateFino()...)
+	problems = append(problems, c.validateFinapi()...)
 	if _, ok := logLevels[c.LogLevel]; !ok {
 		bad("FINSYNC_LOG_LEVEL=%q: want debug, info, warn or error", c.LogLevel)
 	}
@@ -191,4 +213,66 @@ func (c Config) finoTenants() []string {
 		return c.Fino.Tenants
 	}
 	return []string{c.Fino.ClientID}
+}
+
+// finapiParams are the segment parameters as configured.
+func (c Config) finapiParams() finapi.Params {
+	f := c.Finapi
+	var p finapi.Params
+	p.HighBalance.AccountType, p.HighBalance.Threshold = f.HighBalanceAccountType, f.HighBalanceThreshold
+	p.LowBalance.AccountType, p.LowBalance.Threshold, p.LowBalance.Months = f.LowBalanceAccountType, f.LowBalanceThreshold, f.LowBalanceMonths
+	p.IncomeSpending.Months = f.IncomeSpendingMonths
+	p.FinancialBreakdown.LabelGroups, p.FinancialBreakdown.Months = f.BreakdownLabelGroups, f.BreakdownMonths
+	return p
+}
+
+// finapiTenants parses FINSYNC_FINAPI_MANDATORS.
+func (c Config) finapiTenants() ([]finapi.Tenant, error) {
+	var out []finapi.Tenant
+	for _, m := range strings.Split(c.Finapi.Mandators.Value(), ",") {
+		if m = strings.TrimSpace(m); m == "" {
+			continue
+		}
+		parts := strings.SplitN(m, ":", 3)
+		if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
+			// Never echo the entry: it holds a secret.
+			return nil, fmt.Errorf("FINSYNC_FINAPI_MANDATORS: entry %d is not name:client_id:client_secret", len(out)+1)
+		}
+		out = append(out, finapi.Tenant{Name: parts[0], ClientID: parts[1], ClientSecret: parts[2]})
+	}
+	return out, nil
+}
+
+func (c Config) validateFinapi() []error {
+	var problems []error
+	// Parameters are checked even when finAPI is not configured: a schedule
+	// must not discover them at 3 a.m.
+	for _, err := range c.finapiParams().Validate() {
+		var pe *finapi.ParamError
+		if errors.As(err, &pe) {
+			err = fmt.Errorf("FINSYNC_FINAPI_%s: %s", strings.ToUpper(strings.ReplaceAll(pe.Param, ".", "_")), pe.Problem)
+		}
+		problems = append(problems, err)
+	}
+	f := c.Finapi
+	if f.BaseURL == "" {
+		return problems
+	}
+	bad := func(format string, args ...any) { problems = append(problems, fmt.Errorf(format, args...)) }
+	for name, v := range map[string]string{"FINSYNC_FINAPI_BASE_URL": f.BaseURL, "FINSYNC_FINAPI_TOKEN_URL": f.TokenURL, "FINSYNC_FINAPI_CALLBACK_URL": f.CallbackURL} {
+		if u, err := url.Parse(v); v != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
+			bad("%s=%q: want an http(s) URL", name, v)
+		}
+	}
+	tenants, err := c.finapiTenants()
+	switch {
+	case err != nil:
+		problems = append(problems, err)
+	case len(tenants) == 0:
+		bad("FINSYNC_FINAPI_MANDATORS is required with FINSYNC_FINAPI_BASE_URL")
+	}
+	if f.RateLimit <= 0 {
+		bad("FINSYNC_FINAPI_RATE_LIMIT=%v: want requests per second > 0", f.RateLimit)
+	}
+	return problems
 }

@@ -49,6 +49,18 @@ func TestConfigReportsEveryProblem(t *testing.T) {
 			[]string{"FINSYNC_CLICKHOUSE_PASSWORD and FINSYNC_CLICKHOUSE_PASSWORD_FILE are both set"}},
 		{"missing file", map[string]string{"FINSYNC_CLICKHOUSE_PASSWORD_FILE": filepath.Join(dir, "nope")},
 			[]string{"FINSYNC_CLICKHOUSE_PASSWORD_FILE: open"}},
+		{"breakdown over 12 months", map[string]string{"FINSYNC_FINAPI_FINANCIAL_BREAKDOWN_MONTHS": "13"},
+			[]string{"FINSYNC_FINAPI_FINANCIAL_BREAKDOWN_MONTHS: months 13 is outside 1..12"}},
+		{"unknown label group", map[string]string{"FINSYNC_FINAPI_FINANCIAL_BREAKDOWN_LABEL_GROUPS": "SALARY,CRYPTO"},
+			[]string{`FINSYNC_FINAPI_FINANCIAL_BREAKDOWN_LABEL_GROUPS: unknown label group "CRYPTO"`}},
+		{"negative months", map[string]string{"FINSYNC_FINAPI_LOW_BALANCE_MONTHS": "-2"},
+			[]string{"FINSYNC_FINAPI_LOW_BALANCE_MONTHS: months -2 is outside 1..24"}},
+		{"bad threshold and account type", map[string]string{"FINSYNC_FINAPI_HIGH_BALANCE_THRESHOLD": "lots", "FINSYNC_FINAPI_HIGH_BALANCE_ACCOUNT_TYPE": "piggybank"},
+			[]string{`FINSYNC_FINAPI_HIGH_BALANCE_THRESHOLD: threshold "lots" is not a number`, `FINSYNC_FINAPI_HIGH_BALANCE_ACCOUNT_TYPE: unknown account type "piggybank"`}},
+		{"finapi without mandators", map[string]string{"FINSYNC_FINAPI_BASE_URL": "https://di-sandbox.finapi.io/api"},
+			[]string{"FINSYNC_FINAPI_MANDATORS is required"}},
+		{"malformed mandator", map[string]string{"FINSYNC_FINAPI_BASE_URL": "https://di-sandbox.finapi.io/api", "FINSYNC_FINAPI_MANDATORS": "m1:id"},
+			[]string{"FINSYNC_FINAPI_MANDATORS: entry 1 is not name:client_id:client_secret"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

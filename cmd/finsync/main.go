@@ -217,15 +217,22 @@ func runDemo(ctx context.Context, a *app, args []string) error {
 	defer db.Close()
 	fmt.Fprintf(a.stdout, "finsync demo: ClickHouse %s at %s, database %s (%d migration(s) applied now)\n",
 		res.Version, c.ClickHouse.Addr, c.ClickHouse.Database, len(res.Applied))
-	if c.Fino.BaseURL == "" {
+	// Providers not configured get the in-process sandboxes.
+	if c.Fino.BaseURL == "" || c.Finapi.BaseURL == "" {
 		sb, err := startSandbox("127.0.0.1:0", o)
 		if err != nil {
 			return err
 		}
 		defer sb.close()
-		c.Fino.BaseURL, c.Fino.ClientID, c.Fino.ClientSecret = sb.url, "sandbox-client", "sandbox-secret"
-		c.Fino.Users = sb.fino.Users(c.Fino.ClientID)
-		fmt.Fprintf(a.stdout, "finoOS sandbox on %s with %d users\n", sb.url, len(c.Fino.Users))
+		if c.Fino.BaseURL == "" {
+			c.Fino.BaseURL, c.Fino.ClientID, c.Fino.ClientSecret = sb.url, "sandbox-client", "sandbox-secret"
+			c.Fino.Users = sb.fino.Users(c.Fino.ClientID)
+			fmt.Fprintf(a.stdout, "finoOS sandbox on %s with %d users\n", sb.url, len(c.Fino.Users))
+		}
+		if c.Finapi.BaseURL == "" {
+			c.Finapi.BaseURL, c.Finapi.Mandators = sb.url+"/finapi", Secret(sb.finapiMandators())
+			fmt.Fprintf(a.stdout, "finAPI sandbox on %s/finapi with %d mandators\n", sb.url, len(finapiMandators))
+		}
 	}
 	log := a.logger(c)
 	var runs []clickhouse.Run
@@ -270,6 +277,9 @@ func printExamples(ctx context.Context, db *clickhouse.DB, out io.Writer) error 
 			FROM account_balances FINAL GROUP BY user_id, account_id ORDER BY user_id, account_id LIMIT 5`},
 		{"active contracts (first 5)", "SELECT user_id, category, `interval`, amount, next_booking_date " +
 			"FROM contracts FINAL WHERE is_active ORDER BY user_id, contract_id LIMIT 5"},
+		{"finAPI segment members per type (latest job per mandator, current only)", `SELECT segment_type, tenant, count() AS members,
+			uniqExact(user_id) AS users, sum(amount) AS total_amount, min(creation_date) AS created, min(expires_on) AS expires
+			FROM latest_segment_members GROUP BY segment_type, tenant ORDER BY segment_type, tenant`},
 		{"rejected records", `SELECT stream, target_table, reason, count() AS n FROM etl_rejects FINAL GROUP BY stream, target_table, reason ORDER BY n DESC LIMIT 5`},
 	}
 	for _, q := range queries {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/finsync/finsync/extract"
+	"github.com/finsync/finsync/extract/finapi"
 	"github.com/finsync/finsync/extract/fino"
 	"github.com/finsync/finsync/load/clickhouse"
 	"github.com/finsync/finsync/schedules"
@@ -24,6 +25,8 @@ type provider struct {
 	streams    []extract.Stream
 	tenants    []string
 	subjects   []clickhouse.Subject
+	// maintain, if set, runs after the provider's streams (retention).
+	maintain func(ctx context.Context, db *clickhouse.DB, log *slog.Logger) error
 }
 
 // providers is the one list of providers finsync knows.
@@ -38,7 +41,23 @@ func providers(c Config, log *slog.Logger) []provider {
 		}
 		finoP.subjects = append(finoP.subjects, clickhouse.Subject{Provider: "fino", Tenant: tenant, Kind: "user", ID: user, Source: "config"})
 	}
-	return []provider{finoP}
+	mandators, _ := c.finapiTenants() // Validate reported a bad list
+	finapiP := provider{name: "finapi", configured: c.Finapi.BaseURL != "", maintain: expireSegments,
+		streams: finapi.Streams(finapi.NewAPI(finapi.Config{BaseURL: c.Finapi.BaseURL, TokenURL: c.Finapi.TokenURL,
+			Tenants: mandators, Params: c.finapiParams(), CallbackURL: c.Finapi.CallbackURL, RateLimit: c.Finapi.RateLimit, Logger: log}))}
+	for _, m := range mandators {
+		finapiP.tenants = append(finapiP.tenants, m.Name)
+	}
+	return []provider{finoP, finapiP}
+}
+
+// expireSegments deletes the segment members finAPI no longer keeps.
+func expireSegments(ctx context.Context, db *clickhouse.DB, log *slog.Logger) error {
+	ex, err := db.DeleteExpiredSegments(ctx, time.Now())
+	if err == nil && (len(ex.Partitions) > 0 || ex.Rows > 0) {
+		log.Info("expired segment members removed", "partitions", ex.Partitions, "rows", ex.Rows)
+	}
+	return err
 }
 
 func findStream(ps []provider, name string) (provider, extract.Stream, bool) {
@@ -132,6 +151,11 @@ func syncStreams(ctx context.Context, c Config, db *clickhouse.DB, log *slog.Log
 			if err != nil && firstErr == nil {
 				firstErr = err
 			}
+		}
+	}
+	if p.maintain != nil {
+		if err := p.maintain(ctx, db, log); err != nil && firstErr == nil {
+			firstErr = err
 		}
 	}
 	return runs, firstErr

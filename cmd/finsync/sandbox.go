@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/finsync/finsync/extract/finapi"
 	"github.com/finsync/finsync/extract/fino"
 )
 
@@ -25,13 +26,17 @@ func (o *sandboxOptions) define(fs *flag.FlagSet) {
 	fs.Int64Var(&o.seed, "seed", 1, "seed of the synthetic data")
 }
 
-// sandbox is the providers' fake servers on one loopback listener. Only
-// finoOS's exists so far; its paths start with /api/.
+// sandbox is the providers' fake servers on one loopback listener:
+// finoOS's paths start with /api/, finAPI's sandbox is under /finapi.
 type sandbox struct {
 	fino   *fino.Sandbox
+	finapi *finapi.Sandbox
 	server *http.Server
 	url    string
 }
+
+// finapiMandators are the finAPI sandbox's tenants.
+var finapiMandators = []string{"mandator-a", "mandator-b"}
 
 func startSandbox(addr string, o sandboxOptions) (*sandbox, error) {
 	ln, err := net.Listen("tcp", addr)
@@ -40,7 +45,12 @@ func startSandbox(addr string, o sandboxOptions) (*sandbox, error) {
 	}
 	f := fino.NewSandbox(fino.SandboxOptions{UsersPerTenant: o.users, Months: o.months, Seed: o.seed,
 		Today: time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -1)})
-	sb := &sandbox{fino: f, server: &http.Server{Handler: f, ReadHeaderTimeout: 10 * time.Second}, url: "http://" + ln.Addr().String()}
+	fa := finapi.NewSandbox(finapi.SandboxOptions{Tenants: finapiMandators, UsersPerTenant: 4 * o.users, Seed: o.seed,
+		Today: time.Now().UTC().Truncate(24 * time.Hour)})
+	mux := http.NewServeMux()
+	mux.Handle("/finapi/", http.StripPrefix("/finapi", fa))
+	mux.Handle("/", f)
+	sb := &sandbox{fino: f, finapi: fa, server: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, url: "http://" + ln.Addr().String()}
 	go sb.server.Serve(ln)
 	return sb, nil
 }
@@ -48,6 +58,17 @@ func startSandbox(addr string, o sandboxOptions) (*sandbox, error) {
 func (sb *sandbox) close() {
 	sb.server.Close()
 	sb.fino.Close()
+	sb.finapi.Close()
+}
+
+// finapiMandators is FINSYNC_FINAPI_MANDATORS for the sandbox.
+func (sb *sandbox) finapiMandators() string {
+	var m []string
+	for _, t := range finapiMandators {
+		id, secret := finapi.Credentials(t)
+		m = append(m, t+":"+id+":"+secret)
+	}
+	return strings.Join(m, ",")
 }
 
 // env are the settings that point finsync at the sandbox (its credentials
@@ -59,6 +80,8 @@ func (sb *sandbox) env() []string {
 		"FINSYNC_FINO_CLIENT_ID=" + client,
 		"FINSYNC_FINO_CLIENT_SECRET=sandbox-secret",
 		"FINSYNC_FINO_USERS=" + strings.Join(sb.fino.Users(client), ","),
+		"FINSYNC_FINAPI_BASE_URL=" + sb.url + "/finapi",
+		"FINSYNC_FINAPI_MANDATORS=" + sb.finapiMandators(),
 	}
 }
 
@@ -77,7 +100,7 @@ func runSandbox(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	defer sb.close()
-	fmt.Fprintf(a.stderr, "finoOS sandbox on %s; point finsync at it with:\n", sb.url)
+	fmt.Fprintf(a.stderr, "finoOS and finAPI sandboxes on %s; point finsync at them with:\n", sb.url)
 	for _, line := range sb.env() {
 		fmt.Fprintln(a.stdout, "export "+line)
 	}

@@ -56,11 +56,19 @@ func DefaultParams() Params {
 	return p
 }
 
-// Validate reports every problem, each naming the parameter.
+// ParamError is a parameter finAPI would refuse.
+type ParamError struct {
+	Param   string // e.g. financial_breakdown.months
+	Problem string
+}
+
+func (e *ParamError) Error() string { return "finapi " + e.Param + ": " + e.Problem }
+
+// Validate reports every problem, each a *ParamError naming the parameter.
 func (p Params) Validate() []error {
 	var errs []error
 	bad := func(name, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("finapi %s: %s", name, fmt.Sprintf(format, args...)))
+		errs = append(errs, &ParamError{Param: name, Problem: fmt.Sprintf(format, args...)})
 	}
 	accountType := func(name, v string) {
 		if !slices.Contains(AccountTypes, v) {
