@@ -72,6 +72,10 @@ func check(f arrow.Field, v any) error {
 		if d, ok = v.(decimal.Decimal); ok && -d.Exponent() > t.Scale {
 			return fmt.Errorf("%s has more than %d decimals", d, t.Scale)
 		}
+		// The exponent test first: 1e999999999 must not become a billion digits.
+		if ok && (d.Exponent() > t.Precision || len(d.Shift(t.Scale).BigInt().Text(10)) > int(t.Precision)+boolInt(d.Sign() < 0)) {
+			return fmt.Errorf("%s has more than %d digits", d, t.Precision)
+		}
 	case *arrow.BooleanType:
 		_, ok = v.(bool)
 	case *arrow.Int32Type:
@@ -127,4 +131,11 @@ func appendValue(b array.Builder, v any) {
 // not have more decimals than scale (RowWriter checks).
 func decimalToNum(d decimal.Decimal, scale int32) decimal128.Num {
 	return decimal128.FromBigInt(d.Shift(scale).BigInt())
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

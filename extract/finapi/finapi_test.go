@@ -1,0 +1,289 @@
+package finapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow/go/v17/arrow/memory"
+
+	"github.com/finsync/finsync/transform"
+	"github.com/finsync/finsync/transform/transformtest"
+)
+
+var updateGolden = flag.Bool("update", false, "rewrite testdata/golden from the current output")
+
+func testLineage() transform.Lineage {
+	return transform.Lineage{Provider: provider, Tenant: "mandator-a", RunID: "run-1",
+		ExtractedAt: time.Date(2026, 3, 25, 6, 0, 0, 0, time.UTC), Version: 42}
+}
+
+// goldenPages are result pages: the docs' example first, then one per
+// segment type in the shape of assumptions 8–12.
+var goldenPages = []struct {
+	seg  Segment
+	page string
+}{
+	{HighBalance, `{"durationInMonth":6,"creationDate":"2026-03-25","users":[{"userId":"756cba12-330c-4eef-8124-8cef876a4493",
+		"accounts":[{"accountId":"4e760145-2e65-4242-ac33-488943528c93","amount":1426.84}]}],"totalElements":1,"totalPages":1}`},
+	{LowBalance, `{"durationInMonth":2,"creationDate":"2026-03-25","users":[{"userId":"u1","accounts":[{"accountId":"a1","amount":-12.5,
+		"monthlyMinimum":[{"month":"2026-01","amount":-12.50},{"month":"2026-02","amount":-3.00}]}]}],"totalElements":1,"totalPages":1}`},
+	{IncomeSpending, `{"durationInMonth":1,"creationDate":"2026-03-25","users":[{"userId":"u1","accounts":[{"accountId":"a1","amount":310.2,
+		"incomingCount":2,"outgoingCount":17,"incomingAmount":3200.00,"outgoingAmount":-2889.80}]}],"totalElements":1,"totalPages":1}`},
+	{InsuranceSpending, `{"durationInMonth":12,"creationDate":"2026-03-25","users":[{"userId":"u2","accounts":[{"accountId":"a9","amount":-480,
+		"insurances":[{"provider":"Allianz","insuranceType":"liability","amount":-40.00,"frequency":"MONTHLY"}]}]},
+		{"userId":"u3","accounts":[]}],"totalElements":2,"totalPages":1}`},
+	{FinancialBreakdown, `{"durationInMonth":2,"creationDate":"2026-03-25","users":[{"userId":"u1","accounts":[{"accountId":"a1","amount":5400,
+		"breakdowns":[{"labelGroup":"SALARY","total":5400.00,"average":2700.00,"min":2600.00,"max":2800.00,"median":2700.00,"stdDev":100.00,
+		"monthly":[{"month":"2026-01","amount":2600.00},{"month":"2026-02","amount":2800.00}]}],"unknownField":true}]}],"totalElements":1,"totalPages":1}`},
+}
+
+func TestGolden(t *testing.T) {
+	w := NewMembersWriter(memory.NewCheckedAllocator(memory.DefaultAllocator), testLineage())
+	defer w.Release()
+	for i, g := range goldenPages {
+		var pg ResultPage
+		if err := json.Unmarshal([]byte(g.page), &pg); err != nil {
+			t.Fatal(err)
+		}
+		if rejects := w.AddPage(g.seg, "job-"+string(rune('1'+i)), `{"threshold":5000}`, pg); len(rejects) != 0 {
+			t.Fatalf("%s: rejects %+v", g.seg.Type, rejects)
+		}
+	}
+	rec := w.Record()
+	defer rec.Release()
+	if !rec.Schema().Equal(transform.SegmentMembers.Schema) {
+		t.Fatalf("schema %s", rec.Schema())
+	}
+	var got bytes.Buffer
+	transformtest.PrintRecord(&got, rec)
+	transformtest.Golden(t, filepath.Join("testdata", "golden", "segment_members.jsonl"), got.Bytes(), *updateGolden)
+}
+
+func TestBadUsersAreRejectedAlone(t *testing.T) {
+	page := `{"creationDate":"2026-03-25","users":[
+		{"userId":"ok","accounts":[{"accountId":"a","amount":1}]},
+		{"accounts":[{"accountId":"a","amount":1}]},
+		{"userId":"wrong-type","accounts":"unavailable"},
+		{"userId":"too-precise","accounts":[{"accountId":"a","amount":1.123456}]},
+		{"userId":"no-account-id","accounts":[{"amount":1}]},
+		{"userId":"count-as-text","accounts":[{"accountId":"a","incomingCount":"3"}]}]}`
+	var pg ResultPage
+	if err := json.Unmarshal([]byte(page), &pg); err != nil {
+		t.Fatal(err)
+	}
+	w := NewMembersWriter(memory.NewCheckedAllocator(memory.DefaultAllocator), testLineage())
+	defer w.Release()
+	rejects := w.AddPage(IncomeSpending, "job", "{}", pg)
+	want := []string{"user without userId", "does not match the result shape", "at most 4 places", "without accountId", "does not match the result shape"}
+	if len(rejects) != len(want) || w.Len() != 1 {
+		t.Fatalf("%d rows, rejects %+v", w.Len(), rejects)
+	}
+	for i, r := range rejects {
+		if !strings.Contains(r.Reason, want[i]) || len(r.Raw) == 0 || r.Table != "segment_members" {
+			t.Errorf("reject %d: %+v, want reason with %q", i, r, want[i])
+		}
+	}
+	pg.CreationDate = "25.03.2026"
+	if rejects := w.AddPage(IncomeSpending, "job", "{}", pg); len(rejects) != len(pg.Users) || !strings.Contains(rejects[0].Reason, "creationDate") {
+		t.Errorf("a page without a usable creationDate: %+v", rejects)
+	}
+}
+
+// FuzzResultPage: any page either fails to decode or turns every user
+// into rows or rejects, without panicking.
+func FuzzResultPage(f *testing.F) {
+	for _, g := range goldenPages {
+		f.Add(g.page)
+	}
+	f.Add(`{"creationDate":"2026-03-25","users":[{"userId":"x","accounts":[{"accountId":"a","amount":1e400}]}]}`)
+	f.Fuzz(func(t *testing.T, page string) {
+		var pg ResultPage
+		if json.Unmarshal([]byte(page), &pg) != nil {
+			return
+		}
+		mem := memory.NewCheckedAllocator(memory.DefaultAllocator)
+		w := NewMembersWriter(mem, testLineage())
+		rejects := w.AddPage(FinancialBreakdown, "job", "{}", pg)
+		if len(pg.Users) > 0 && w.Len() == 0 && len(rejects) == 0 {
+			t.Fatalf("%d users vanished", len(pg.Users))
+		}
+		rec := w.Record()
+		rec.Release()
+		w.Release()
+		mem.AssertSize(t, 0)
+	})
+}
+
+func TestParamsValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(p *Params)
+		want   []string
+	}{
+		{"defaults", func(p *Params) {}, nil},
+		{"breakdown over 12 months", func(p *Params) { p.FinancialBreakdown.Months = 13 }, []string{"financial_breakdown.months: months 13 is outside 1..12"}},
+		{"unknown label group", func(p *Params) { p.FinancialBreakdown.LabelGroups = []string{"SALARY", "Salary"} },
+			[]string{`financial_breakdown.label_groups: unknown label group "Salary"`}},
+		{"no label group", func(p *Params) { p.FinancialBreakdown.LabelGroups = nil }, []string{"at least one label group"}},
+		{"negative months", func(p *Params) { p.LowBalance.Months = -1 }, []string{"low_balance.months: months -1 is outside 1..24"}},
+		{"everything at once", func(p *Params) {
+			p.HighBalance.Threshold, p.HighBalance.AccountType, p.IncomeSpending.Months = "5k", "Checking", 0
+		}, []string{`unknown account type "Checking"`, `threshold "5k" is not a number`, "income_spending.months: months 0"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := DefaultParams()
+			tc.change(&p)
+			errs := p.Validate()
+			if len(errs) != len(tc.want) {
+				t.Fatalf("errors %v, want %d", errs, len(tc.want))
+			}
+			for i, w := range tc.want {
+				if !strings.Contains(errs[i].Error(), w) {
+					t.Errorf("error %q, want %q", errs[i], w)
+				}
+			}
+		})
+	}
+}
+
+func TestRequestBodies(t *testing.T) {
+	p := DefaultParams()
+	today := time.Date(2026, 3, 10, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		seg  Segment
+		want string
+	}{
+		{HighBalance, `{"callbackURL":"https://cb","accountType":"checking","threshold":5000}`},
+		{LowBalance, `{"callbackURL":"https://cb","accountType":"checking","threshold":0,"numberOfMonths":3}`},
+		{IncomeSpending, `{"callbackURL":"https://cb","dateFrom":"2026-02-01","dateTo":"2026-02-28"}`},
+		{InsuranceSpending, `{"callbackURL":"https://cb"}`},
+		{FinancialBreakdown, `{"callbackURL":"https://cb","numberOfMonths":12,"labelGroups":["SALARY","INVESTMENTS"]}`},
+	}
+	for _, tc := range tests {
+		b, _ := json.Marshal(p.Request(tc.seg, today, "https://cb"))
+		if string(b) != tc.want {
+			t.Errorf("%s: %s, want %s", tc.seg.Type, b, tc.want)
+		}
+	}
+}
+
+// TestSandboxSpeaksTheDocs checks the documented status codes on the wire.
+func TestSandboxSpeaksTheDocs(t *testing.T) {
+	sb := NewSandbox(SandboxOptions{UsersPerTenant: 30})
+	srv := httptest.NewServer(sb)
+	defer srv.Close()
+	defer sb.Close()
+	id, secret := Credentials("mandator")
+	resp, err := http.PostForm(srv.URL+"/oauth/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {id}, "client_secret": {secret}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	json.NewDecoder(resp.Body).Decode(&tok)
+	resp.Body.Close()
+	call := func(method, path, body string, auth bool) (int, string) {
+		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+		if auth {
+			req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := call("POST", "/segments/highBalance", `{"accountType":"checking","threshold":5000}`, false); code != 401 {
+		t.Errorf("without a token: %d", code)
+	}
+	if code, body := call("POST", "/segments/financialBreakdown", `{"labelGroups":["SALARY"],"numberOfMonths":13}`, true); code != 400 || !strings.Contains(body, "outside 1..12") {
+		t.Errorf("a 13-month breakdown: %d %s", code, body)
+	}
+	code, body := call("POST", "/segments/highBalance", `{"accountType":"checking","threshold":5000}`, true)
+	var job CreateResponse
+	json.Unmarshal([]byte(body), &job)
+	if code != 200 || job.JobID == "" {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	if code, _ := call("GET", "/segments/highBalance/"+job.JobID, "", true); code != 404 {
+		t.Errorf("first poll: %d, want 404 (not ready)", code)
+	}
+	if code, _ := call("GET", "/segments/highBalance/no-such-job", "", true); code != 400 {
+		t.Errorf("unknown job: %d, want 400", code)
+	}
+	var users int
+	for number := 0; ; number++ {
+		code, body := call("GET", "/segments/highBalance/"+job.JobID+"?number="+string(rune('0'+number))+"&size=4", "", true)
+		var pg ResultPage
+		if err := json.Unmarshal([]byte(body), &pg); code != 200 || err != nil {
+			t.Fatalf("page %d: %d %s", number, code, body)
+		}
+		users += len(pg.Users)
+		if number+1 >= pg.TotalPages {
+			if users != pg.TotalElements || pg.TotalPages < 2 {
+				t.Errorf("%d users over %d pages, totalElements %d", users, number+1, pg.TotalElements)
+			}
+			break
+		}
+	}
+	// Fifteen days on, finAPI has deleted the segment.
+	sb.SetToday(sb.Today().AddDate(0, 0, 15))
+	if code, _ := call("GET", "/segments/highBalance/"+job.JobID, "", true); code != 400 {
+		t.Errorf("expired job: %d, want 400", code)
+	}
+}
+
+func TestCallbackHandler(t *testing.T) {
+	a := NewAPI(Config{BaseURL: "http://finapi.invalid"})
+	var started []string
+	h := CallbackHandler(a, func(_ context.Context, stream, tenant string) { started = append(started, stream+" "+tenant) })
+	post := func(query, body string) int {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/cb?"+query, strings.NewReader(body)))
+		return rec.Code
+	}
+	tests := []struct {
+		name, query, body string
+		code              int
+	}{
+		{"no tenant", "", `{"jobId":"j1","segmentType":"highBalance"}`, 400},
+		{"unknown type", "tenant=m", `{"jobId":"j1","segmentType":"bigSpender"}`, 400},
+		{"not json", "tenant=m", `jobId=j1`, 400},
+		{"no job id", "tenant=m&segmentType=lowBalance", `{}`, 400},
+		{"type from the query", "tenant=m&segmentType=lowBalance", `{"jobId":"j1"}`, 204},
+		{"full body", "tenant=m", `{"jobId":"j2","segmentType":"highBalance"}`, 204},
+	}
+	for _, tc := range tests {
+		if code := post(tc.query, tc.body); code != tc.code {
+			t.Errorf("%s: %d, want %d", tc.name, code, tc.code)
+		}
+	}
+	if strings.Join(started, ",") != "finapi.segments.low_balance m,finapi.segments.high_balance m" {
+		t.Errorf("runs started: %v", started)
+	}
+	// A job being polled is woken instead of starting a run.
+	wake := a.wait("j3")
+	if post("tenant=m", `{"jobId":"j3","segmentType":"highBalance"}`) != 204 || len(started) != 2 {
+		t.Fatalf("started %v", started)
+	}
+	select {
+	case <-wake:
+	default:
+		t.Error("the polling run was not woken")
+	}
+}
