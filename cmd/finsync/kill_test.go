@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/finsync/finsync/extract"
+	"github.com/finsync/finsync/extract/finapi"
+	"github.com/finsync/finsync/load/clickhouse"
+	"github.com/finsync/finsync/load/clickhouse/chtest"
+)
+
+// TestMain lets a test run the finsync command in a child process (the
+// test binary itself, with FINSYNC_TEST_ARGS), so it can be killed.
+func TestMain(m *testing.M) {
+	if args := os.Getenv("FINSYNC_TEST_ARGS"); args != "" {
+		a := &app{stdout: os.Stdout, stderr: os.Stderr, lookup: os.LookupEnv}
+		os.Exit(a.main(context.Background(), strings.Fields(args)))
+	}
+	os.Exit(m.Run())
+}
+
+// A finsync process killed with SIGKILL after creating a finAPI job and
+// before collecting it: the restarted run polls the same job (finAPI bills
+// per job) and the members land once.
+func TestKilledBetweenJobCreationAndCollection(t *testing.T) {
+	// Created today, so the members are current (once removes expired ones).
+	sb := finapi.NewSandbox(finapi.SandboxOptions{UsersPerTenant: 12, Seed: 5, ReadyPolls: -1, Today: time.Now().UTC().Truncate(24 * time.Hour)})
+	srv := httptest.NewServer(sb)
+	defer srv.Close()
+	defer sb.Close()
+	opts := chtest.Options(t)
+	t.Cleanup(func() { chtest.DropDatabase(t, opts) })
+	id, secret := finapi.Credentials("mandator")
+	env := map[string]string{
+		"FINSYNC_CLICKHOUSE_ADDR": opts.Addr, "FINSYNC_CLICKHOUSE_DATABASE": opts.Database, "FINSYNC_LOG_LEVEL": "warn",
+		"FINSYNC_FINAPI_BASE_URL": srv.URL, "FINSYNC_FINAPI_MANDATORS": "mandator:" + id + ":" + secret,
+	}
+	child := exec.Command(os.Args[0], "-test.run=^$")
+	child.Env = append(os.Environ(), "FINSYNC_TEST_ARGS=once -stream finapi.segments.high_balance")
+	for k, v := range env {
+		child.Env = append(child.Env, k+"="+v)
+	}
+	var out strings.Builder
+	child.Stdout, child.Stderr = &out, &out
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the child recorded the job and is polling it, then kill it.
+	db, err := clickhouse.Open(context.Background(), opts)
+	deadline := time.Now().Add(30 * time.Second)
+	var jobs []clickhouse.Job
+	for len(jobs) == 0 {
+		if time.Now().After(deadline) {
+			child.Process.Kill()
+			t.Fatalf("no job recorded in 30s (%v); child said: %s", err, out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+		if db == nil {
+			db, err = clickhouse.Open(context.Background(), opts)
+			continue
+		}
+		jobs, _ = clickhouse.NewState(db, nil).Jobs(context.Background(), finapi.HighBalance.Stream, "mandator", extract.JobActive)
+	}
+	defer db.Close()
+	if err := child.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	child.Wait()
+	if n := sb.JobsCreated(""); n != 1 {
+		t.Fatalf("%d jobs created before the kill", n)
+	}
+
+	if err := sb.MakeReady(jobs[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := run(t, env, "once", "-stream", "finapi.segments.high_balance")
+	if code != 0 || !strings.Contains(stdout, "success") {
+		t.Fatalf("restart: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if n := sb.JobsCreated(""); n != 1 {
+		t.Errorf("%d jobs created, want 1: the restart did not resume the job", n)
+	}
+	var rows, final uint64
+	db.Conn().QueryRow(context.Background(), "SELECT count() FROM segment_members WHERE job_id = ?", jobs[0].ID).Scan(&rows)
+	db.Conn().QueryRow(context.Background(), "SELECT count() FROM segment_members FINAL").Scan(&final)
+	if rows == 0 || rows != final || !strings.Contains(stdout, fmt.Sprintf("segment_members %d", rows)) {
+		t.Errorf("%d rows of the job, %d after FINAL, run said:\n%s", rows, final, stdout)
+	}
+}
