@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -41,6 +42,17 @@ type Runner struct {
 // ends the run as partial: what was extracted is loaded, the cursor stays,
 // and the next run resumes.
 func (r *Runner) Run(ctx context.Context, s extract.Stream, tenant string) (clickhouse.Run, error) {
+	return r.run(ctx, s, tenant, extract.Window{})
+}
+
+// RunWindow runs stream s once for tenant over window w (a backfill): the
+// stream reads [w.From, w.To) whatever its cursor, and the stream's cursor
+// is left alone (the backfill keeps its own checkpoint).
+func (r *Runner) RunWindow(ctx context.Context, s extract.Stream, tenant string, w extract.Window) (clickhouse.Run, error) {
+	return r.run(ctx, s, tenant, w)
+}
+
+func (r *Runner) run(ctx context.Context, s extract.Stream, tenant string, window extract.Window) (clickhouse.Run, error) {
 	now := time.Now
 	if r.Now != nil {
 		now = r.Now
@@ -53,8 +65,14 @@ func (r *Runner) Run(ctx context.Context, s extract.Stream, tenant string) (clic
 	// lands in DateTime columns is whole seconds.
 	started := now().UTC()
 	start := started.Truncate(time.Second)
+	backfill := !window.To.IsZero()
+	if !backfill {
+		window.To = start
+	}
 	run := clickhouse.Run{Stream: s.Name, ID: newRunID(start), Tenant: tenant, Status: clickhouse.RunRunning,
-		StartedAt: started, WindowTo: start}
+		StartedAt: started, WindowFrom: window.From, WindowTo: window.To}
+	// Every log line of the run, the extractors' included, carries its id.
+	ctx = WithRun(ctx, s.Name, tenant, run.ID)
 	if err := r.State.RecordRun(ctx, run); err != nil {
 		return run, err
 	}
@@ -63,9 +81,13 @@ func (r *Runner) Run(ctx context.Context, s extract.Stream, tenant string) (clic
 		before = s.Stats()
 	}
 
-	req := extract.Request{Tenant: tenant, Window: extract.Window{To: start},
+	req := extract.Request{Tenant: tenant, Window: window,
 		Lineage: transform.Lineage{Provider: s.Provider, Tenant: tenant, RunID: run.ID, ExtractedAt: start, Version: r.State.Version()}}
-	cursor, err := r.State.Cursor(ctx, s.Name, tenant)
+	var cursor string
+	var err error
+	if !backfill {
+		cursor, err = r.State.Cursor(ctx, s.Name, tenant)
+	}
 	var registry map[string]clickhouse.Subject
 	if err == nil && s.SubjectKind != "" {
 		req.Subjects, registry, err = r.subjects(ctx, s, tenant)
@@ -78,8 +100,8 @@ func (r *Runner) Run(ctx context.Context, s extract.Stream, tenant string) (clic
 	sink := newSink(ctx, r.Loader, r.State, s.Name, tenant, req.Lineage, registry)
 	defer sink.rejected.Release()
 	if err == nil {
-		log.Info("run started", "stream", s.Name, "tenant", tenant, "run", run.ID, "cursor", cursor, "subjects", len(req.Subjects))
-		next, err = s.Run(ctx, req, sink)
+		log.InfoContext(ctx, "run started", "cursor", cursor, "subjects", len(req.Subjects), "window_from", window.From)
+		next, err = runStream(ctx, s, req, sink)
 	}
 	// Load what was extracted, even when extraction stopped early: it is
 	// valid, and loading it twice later is harmless.
@@ -102,7 +124,7 @@ func (r *Runner) Run(ctx context.Context, s extract.Stream, tenant string) (clic
 			run.Error = fmt.Sprintf("skipped %d subject(s), see subjects.status_detail; first: %s %s",
 				len(sink.skipped), sink.skipped[0].ID, sink.skipped[0].StatusDetail)
 		}
-		if next != cursor {
+		if next != cursor && !backfill {
 			if cerr := r.State.SetCursor(ctx, s.Name, tenant, next); cerr != nil {
 				run.Status, run.Error = clickhouse.RunFailed, cerr.Error()
 			}
@@ -114,18 +136,29 @@ func (r *Runner) Run(ctx context.Context, s extract.Stream, tenant string) (clic
 	}
 	if len(sink.skipped) > 0 {
 		if serr := r.State.AddSubjects(context.WithoutCancel(ctx), sink.skipped); serr != nil {
-			log.Warn("recording skipped subjects", "stream", s.Name, "err", serr)
+			log.WarnContext(ctx, "recording skipped subjects", "err", serr)
 		}
 	}
 	run.FinishedAt = now().UTC()
 	// The run row must land even when ctx ended the run.
 	recordErr := r.State.RecordRun(context.WithoutCancel(ctx), run)
-	log.Info("run finished", "stream", s.Name, "tenant", tenant, "run", run.ID, "status", run.Status,
+	log.InfoContext(ctx, "run finished", "status", run.Status,
 		"rows", run.Rows, "rejects", run.Rejects, "retries", run.Retries, "error", run.Error)
 	if run.Status == clickhouse.RunFailed || run.Status == clickhouse.RunPartial {
 		return run, errors.Join(fmt.Errorf("%s %s: %s", s.Name, run.Status, run.Error), recordErr)
 	}
 	return run, recordErr
+}
+
+// runStream calls the stream, turning a panic into an error: one broken
+// extractor fails its run, not the daemon.
+func runStream(ctx context.Context, s extract.Stream, req extract.Request, out extract.Output) (next string, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			next, err = req.Cursor, fmt.Errorf("panic in %s: %v\n%s", s.Name, p, debug.Stack())
+		}
+	}()
+	return s.Run(ctx, req, out)
 }
 
 // subjects reads the stream's subjects from the registry, also returned by

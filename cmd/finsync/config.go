@@ -17,6 +17,7 @@ import (
 
 	"github.com/finsync/finsync/extract/finapi"
 	"github.com/finsync/finsync/load/clickhouse"
+	"github.com/finsync/finsync/schedules"
 )
 
 // Config is everything finsync reads from the environment. Any variable may
@@ -54,18 +55,15 @@ type Config struct {
 		// receiver; unset: poll only.
 		CallbackURL string  `env:"FINSYNC_FINAPI_CALLBACK_URL"`
 		RateLimit   float64 `env:"FINSYNC_FINAPI_RATE_LIMIT, default=10"`
-		// The segments' request parameters (extract/finapi Params).
-		HighBalanceAccountType string   `env:"FINSYNC_FINAPI_HIGH_BALANCE_ACCOUNT_TYPE, default=checking"`
-		HighBalanceThreshold   string   `env:"FINSYNC_FINAPI_HIGH_BALANCE_THRESHOLD, default=5000"`
-		LowBalanceAccountType  string   `env:"FINSYNC_FINAPI_LOW_BALANCE_ACCOUNT_TYPE, default=checking"`
-		LowBalanceThreshold    string   `env:"FINSYNC_FINAPI_LOW_BALANCE_THRESHOLD, default=0"`
-		LowBalanceMonths       int      `env:"FINSYNC_FINAPI_LOW_BALANCE_MONTHS, default=3"`
-		IncomeSpendingMonths   int      `env:"FINSYNC_FINAPI_INCOME_SPENDING_MONTHS, default=1"`
-		BreakdownLabelGroups   []string `env:"FINSYNC_FINAPI_FINANCIAL_BREAKDOWN_LABEL_GROUPS, default=SALARY,INVESTMENTS"`
-		BreakdownMonths        int      `env:"FINSYNC_FINAPI_FINANCIAL_BREAKDOWN_MONTHS, default=12"`
 	}
+	// Schedules is the path of the schedules file; unset: the built-in one
+	// (schedules/default.yaml).
+	Schedules string `env:"FINSYNC_SCHEDULES"`
 	LogLevel  string `env:"FINSYNC_LOG_LEVEL, default=info"`  // debug, info, warn, error
 	LogFormat string `env:"FINSYNC_LOG_FORMAT, default=auto"` // auto (text on a terminal, else JSON), text, json
+
+	// sched is the parsed schedules file (LoadConfig reads it).
+	sched *schedules.Schedules
 }
 
 // Secret is a configuration value that must never be printed or logged: it
@@ -96,6 +94,10 @@ func LoadConfig(ctx context.Context, lookup func(string) (string, bool)) (Config
 		problems = append(problems, err)
 	}
 	problems = append(problems, c.Validate()...)
+	var err2 error
+	if c.sched, err2 = loadSchedules(c); err2 != nil {
+		problems = append(problems, err2)
+	}
 	if len(problems) > 0 {
 		return c, fmt.Errorf("invalid configuration:\n%w", errors.Join(problems...))
 	}
@@ -124,6 +126,11 @@ func (c Config) Validate() []error {
 	}
 	problems = append(problems, c.validateFino()...)
 	problems = append(problems, c.validateFinapi()...)
+	if c.Schedules != "" {
+		if _, err := os.Stat(c.Schedules); err != nil {
+			bad("FINSYNC_SCHEDULES: %v", err)
+		}
+	}
 	if _, ok := logLevels[c.LogLevel]; !ok {
 		bad("FINSYNC_LOG_LEVEL=%q: want debug, info, warn or error", c.LogLevel)
 	}
@@ -215,17 +222,6 @@ func (c Config) finoTenants() []string {
 	return []string{c.Fino.ClientID}
 }
 
-// finapiParams are the segment parameters as configured.
-func (c Config) finapiParams() finapi.Params {
-	f := c.Finapi
-	var p finapi.Params
-	p.HighBalance.AccountType, p.HighBalance.Threshold = f.HighBalanceAccountType, f.HighBalanceThreshold
-	p.LowBalance.AccountType, p.LowBalance.Threshold, p.LowBalance.Months = f.LowBalanceAccountType, f.LowBalanceThreshold, f.LowBalanceMonths
-	p.IncomeSpending.Months = f.IncomeSpendingMonths
-	p.FinancialBreakdown.LabelGroups, p.FinancialBreakdown.Months = f.BreakdownLabelGroups, f.BreakdownMonths
-	return p
-}
-
 // finapiTenants parses FINSYNC_FINAPI_MANDATORS.
 func (c Config) finapiTenants() ([]finapi.Tenant, error) {
 	var out []finapi.Tenant
@@ -245,15 +241,6 @@ func (c Config) finapiTenants() ([]finapi.Tenant, error) {
 
 func (c Config) validateFinapi() []error {
 	var problems []error
-	// Parameters are checked even when finAPI is not configured: a schedule
-	// must not discover them at 3 a.m.
-	for _, err := range c.finapiParams().Validate() {
-		var pe *finapi.ParamError
-		if errors.As(err, &pe) {
-			err = fmt.Errorf("FINSYNC_FINAPI_%s: %s", strings.ToUpper(strings.ReplaceAll(pe.Param, ".", "_")), pe.Problem)
-		}
-		problems = append(problems, err)
-	}
 	f := c.Finapi
 	if f.BaseURL == "" {
 		return problems
@@ -275,4 +262,28 @@ func (c Config) validateFinapi() []error {
 		bad("FINSYNC_FINAPI_RATE_LIMIT=%v: want requests per second > 0", f.RateLimit)
 	}
 	return problems
+}
+
+// loadSchedules reads the schedules file (FINSYNC_SCHEDULES, or the one
+// built in) and checks it against the streams finsync has.
+func loadSchedules(c Config) (*schedules.Schedules, error) {
+	name, data := "schedules/default.yaml (built in)", schedules.DefaultFile
+	if c.Schedules != "" {
+		var err error
+		if data, err = os.ReadFile(c.Schedules); err != nil {
+			return nil, fmt.Errorf("FINSYNC_SCHEDULES: %w", err)
+		}
+		name = c.Schedules
+	}
+	known := map[string]schedules.ParamsCheck{}
+	c.sched = nil
+	for _, p := range providers(c, slog.New(slog.DiscardHandler)) {
+		for _, s := range p.streams {
+			known[s.Name] = nil
+			if p.params != nil {
+				known[s.Name] = p.params(s.Name)
+			}
+		}
+	}
+	return schedules.Parse(name, data, known)
 }

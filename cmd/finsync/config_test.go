@@ -49,14 +49,6 @@ func TestConfigReportsEveryProblem(t *testing.T) {
 			[]string{"FINSYNC_CLICKHOUSE_PASSWORD and FINSYNC_CLICKHOUSE_PASSWORD_FILE are both set"}},
 		{"missing file", map[string]string{"FINSYNC_CLICKHOUSE_PASSWORD_FILE": filepath.Join(dir, "nope")},
 			[]string{"FINSYNC_CLICKHOUSE_PASSWORD_FILE: open"}},
-		{"breakdown over 12 months", map[string]string{"FINSYNC_FINAPI_FINANCIAL_BREAKDOWN_MONTHS": "13"},
-			[]string{"FINSYNC_FINAPI_FINANCIAL_BREAKDOWN_MONTHS: months 13 is outside 1..12"}},
-		{"unknown label group", map[string]string{"FINSYNC_FINAPI_FINANCIAL_BREAKDOWN_LABEL_GROUPS": "SALARY,CRYPTO"},
-			[]string{`FINSYNC_FINAPI_FINANCIAL_BREAKDOWN_LABEL_GROUPS: unknown label group "CRYPTO"`}},
-		{"negative months", map[string]string{"FINSYNC_FINAPI_LOW_BALANCE_MONTHS": "-2"},
-			[]string{"FINSYNC_FINAPI_LOW_BALANCE_MONTHS: months -2 is outside 1..24"}},
-		{"bad threshold and account type", map[string]string{"FINSYNC_FINAPI_HIGH_BALANCE_THRESHOLD": "lots", "FINSYNC_FINAPI_HIGH_BALANCE_ACCOUNT_TYPE": "piggybank"},
-			[]string{`FINSYNC_FINAPI_HIGH_BALANCE_THRESHOLD: threshold "lots" is not a number`, `FINSYNC_FINAPI_HIGH_BALANCE_ACCOUNT_TYPE: unknown account type "piggybank"`}},
 		{"finapi without mandators", map[string]string{"FINSYNC_FINAPI_BASE_URL": "https://di-sandbox.finapi.io/api"},
 			[]string{"FINSYNC_FINAPI_MANDATORS is required"}},
 		{"malformed mandator", map[string]string{"FINSYNC_FINAPI_BASE_URL": "https://di-sandbox.finapi.io/api", "FINSYNC_FINAPI_MANDATORS": "m1:id"},
@@ -74,6 +66,59 @@ func TestConfigReportsEveryProblem(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A schedules file's problems are reported with file, line and the exact
+// complaint, all at once.
+func TestSchedulesFileProblems(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name, file string
+		want       []string
+	}{
+		{"broken spec", "streams:\n  fino.transactions:\n    schedule: \"61 * * * *\"\n",
+			[]string{`bad.yaml:2: fino.transactions: schedule "61 * * * *": end of range (61) above maximum (59): 61`}},
+		{"unknown stream", "streams:\n  fino.transactionz:\n    schedule: \"@hourly\"\n",
+			[]string{`bad.yaml:2: unknown stream "fino.transactionz" (see finsync streams)`}},
+		{"invalid parameters", "streams:\n  finapi.segments.financial_breakdown:\n    schedule: \"@daily\"\n    params: {months: 13, label_groups: [SALARY, CRYPTO]}\n" +
+			"  finapi.segments.low_balance:\n    schedule: \"@daily\"\n    params: {months: -1}\n",
+			[]string{`bad.yaml:2: finapi.segments.financial_breakdown: label_groups: unknown label group "CRYPTO"`,
+				"bad.yaml:2: finapi.segments.financial_breakdown: months: months 13 is outside 1..12",
+				"bad.yaml:5: finapi.segments.low_balance: months: months -1 is outside 1..24"}},
+		{"params where none are taken", "streams:\n  fino.contracts:\n    schedule: \"@daily\"\n    params: {x: 1}\n",
+			[]string{"bad.yaml:2: fino.contracts takes no params"}},
+		{"typos and bad values", "defaults:\n  timeout: soon\nstreams:\n  fino.accounts:\n    shedule: \"@daily\"\n    enabled: maybe\n",
+			[]string{`bad.yaml:2: timeout: "soon" is not a duration`, `bad.yaml:5: unknown setting "shedule"`, `bad.yaml:6: enabled: "maybe" is not true or false`, "bad.yaml:4: fino.accounts: no schedule"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, "bad.yaml")
+			if err := os.WriteFile(path, []byte(tc.file), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := LoadConfig(context.Background(), lookupFrom(map[string]string{"FINSYNC_SCHEDULES": path}))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), path[:len(path)-len("bad.yaml")]+w) {
+					t.Errorf("error\n%v\ndoes not contain %q", err, w)
+				}
+			}
+		})
+	}
+	// The built-in file names every stream finsync has.
+	c, err := LoadConfig(context.Background(), lookupFrom(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range providers(c, slog.New(slog.DiscardHandler)) {
+		for _, s := range p.streams {
+			if _, ok := c.sched.Find(s.Name); !ok {
+				t.Errorf("schedules/default.yaml has no entry for %s", s.Name)
+			}
+		}
 	}
 }
 

@@ -27,6 +27,8 @@ type provider struct {
 	subjects   []clickhouse.Subject
 	// maintain, if set, runs after the provider's streams (retention).
 	maintain func(ctx context.Context, db *clickhouse.DB, log *slog.Logger) error
+	// params, if set, checks a stream's params in the schedules file.
+	params func(stream string) schedules.ParamsCheck
 }
 
 // providers is the one list of providers finsync knows.
@@ -42,13 +44,40 @@ func providers(c Config, log *slog.Logger) []provider {
 		finoP.subjects = append(finoP.subjects, clickhouse.Subject{Provider: "fino", Tenant: tenant, Kind: "user", ID: user, Source: "config"})
 	}
 	mandators, _ := c.finapiTenants() // Validate reported a bad list
-	finapiP := provider{name: "finapi", configured: c.Finapi.BaseURL != "", maintain: expireSegments,
+	params := finapi.DefaultParams()
+	for _, seg := range finapi.Segments() {
+		if s, ok := c.schedule(seg.Stream); ok {
+			params.Apply(seg, s.Params) // loadSchedules reported the problems
+		}
+	}
+	finapiP := provider{name: "finapi", configured: c.Finapi.BaseURL != "", maintain: expireSegments, params: finapiParamsCheck,
 		streams: finapi.Streams(finapi.NewAPI(finapi.Config{BaseURL: c.Finapi.BaseURL, TokenURL: c.Finapi.TokenURL,
-			Tenants: mandators, Params: c.finapiParams(), CallbackURL: c.Finapi.CallbackURL, RateLimit: c.Finapi.RateLimit, Logger: log}))}
+			Tenants: mandators, Params: params, CallbackURL: c.Finapi.CallbackURL, RateLimit: c.Finapi.RateLimit, Logger: log}))}
 	for _, m := range mandators {
 		finapiP.tenants = append(finapiP.tenants, m.Name)
 	}
 	return []provider{finoP, finapiP}
+}
+
+// finapiParamsCheck checks a segment stream's params.
+func finapiParamsCheck(stream string) schedules.ParamsCheck {
+	for _, seg := range finapi.Segments() {
+		if seg.Stream == stream && seg != finapi.InsuranceSpending {
+			return func(kv map[string]string) []error {
+				p := finapi.DefaultParams()
+				return p.Apply(seg, kv)
+			}
+		}
+	}
+	return nil
+}
+
+// schedule is a stream's entry in the schedules file, if any.
+func (c Config) schedule(stream string) (schedules.Schedule, bool) {
+	if c.sched == nil {
+		return schedules.Schedule{}, false
+	}
+	return c.sched.Find(stream)
 }
 
 // expireSegments deletes the segment members finAPI no longer keeps.

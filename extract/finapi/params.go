@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -62,7 +64,7 @@ type ParamError struct {
 	Problem string
 }
 
-func (e *ParamError) Error() string { return "finapi " + e.Param + ": " + e.Problem }
+func (e *ParamError) Error() string { return e.Param + ": " + e.Problem }
 
 // Validate reports every problem, each a *ParamError naming the parameter.
 func (p Params) Validate() []error {
@@ -126,6 +128,53 @@ func (p Params) Request(s Segment, today time.Time, callbackURL string) CreateRe
 func CompleteMonths(today time.Time, n int) (first, last time.Time) {
 	month := time.Date(today.Year(), today.Month(), 1, 0, 0, 0, 0, time.UTC)
 	return month.AddDate(0, -n, 0), month.AddDate(0, 0, -1)
+}
+
+// Apply sets segment seg's parameters from a stream's params in the
+// schedules file (keys: account_type, threshold, months, label_groups as
+// each type takes them) and returns the problems with the result, each a
+// *ParamError named by its key.
+func (p *Params) Apply(seg Segment, kv map[string]string) []error {
+	var errs []error
+	prefix := map[Segment]string{HighBalance: "high_balance.", LowBalance: "low_balance.", IncomeSpending: "income_spending.",
+		InsuranceSpending: "insurance_spending.", FinancialBreakdown: "financial_breakdown."}[seg]
+	for k, v := range kv {
+		months := func(dst *int) {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				errs = append(errs, &ParamError{Param: k, Problem: fmt.Sprintf("%q is not a number of months", v)})
+			}
+			*dst = n
+		}
+		switch {
+		case seg == HighBalance && k == "account_type":
+			p.HighBalance.AccountType = v
+		case seg == HighBalance && k == "threshold":
+			p.HighBalance.Threshold = v
+		case seg == LowBalance && k == "account_type":
+			p.LowBalance.AccountType = v
+		case seg == LowBalance && k == "threshold":
+			p.LowBalance.Threshold = v
+		case seg == LowBalance && k == "months":
+			months(&p.LowBalance.Months)
+		case seg == IncomeSpending && k == "months":
+			months(&p.IncomeSpending.Months)
+		case seg == FinancialBreakdown && k == "months":
+			months(&p.FinancialBreakdown.Months)
+		case seg == FinancialBreakdown && k == "label_groups":
+			p.FinancialBreakdown.LabelGroups = strings.Split(v, ",")
+		default:
+			errs = append(errs, &ParamError{Param: k, Problem: "unknown parameter for " + seg.Type})
+		}
+	}
+	for _, err := range p.Validate() {
+		var pe *ParamError
+		if errors.As(err, &pe) && strings.HasPrefix(pe.Param, prefix) {
+			errs = append(errs, &ParamError{Param: strings.TrimPrefix(pe.Param, prefix), Problem: pe.Problem})
+		}
+	}
+	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
+	return errs
 }
 
 // errParams wraps Validate's problems into one error.

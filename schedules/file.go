@@ -1,0 +1,253 @@
+package schedules
+
+import (
+	_ "embed"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+	"gopkg.in/yaml.v3"
+)
+
+// DefaultFile is the schedules file built into the binary; FINSYNC_SCHEDULES
+// names an operator's file instead.
+//
+//go:embed default.yaml
+var DefaultFile []byte
+
+// Schedules is a parsed schedules file: when and how each stream runs.
+type Schedules struct {
+	File    string
+	Streams []Schedule // sorted by stream name
+	// Concurrency caps the runs in flight: over all streams, and per
+	// provider (to keep its rate limits); 0 = unlimited.
+	Global      int
+	PerProvider map[string]int
+}
+
+// Schedule is one stream's entry.
+type Schedule struct {
+	Stream   string
+	Spec     string        // cron: 5 fields or a descriptor (@hourly, @every 1h), optional CRON_TZ=
+	Window   time.Duration // backfill window size
+	Lookback time.Duration // how far before its cursor a run re-reads (0: the provider's default)
+	Timeout  time.Duration // one run's limit
+	Jitter   time.Duration // start times spread over [0, Jitter) by a stable hash of the stream
+	Tenants  []string      // empty: every configured tenant
+	Enabled  bool
+	Params   map[string]string // stream parameters (e.g. finAPI thresholds)
+	Line     int               // where it is in the file
+
+	cron cron.Schedule
+}
+
+// Next is the first start after t, jitter included.
+func (s Schedule) Next(t time.Time) time.Time { return s.cron.Next(t).Add(s.Delay()) }
+
+// Delay is the stream's stable start delay within its Jitter.
+func (s Schedule) Delay() time.Duration {
+	if s.Jitter <= 0 {
+		return 0
+	}
+	h := fnv.New64a()
+	h.Write([]byte(s.Stream))
+	return time.Duration(h.Sum64() % uint64(s.Jitter))
+}
+
+// Find returns the schedule of a stream.
+func (ss *Schedules) Find(stream string) (Schedule, bool) {
+	for _, s := range ss.Streams {
+		if s.Stream == stream {
+			return s, true
+		}
+	}
+	return Schedule{}, false
+}
+
+// ParamsCheck validates a stream's parameters; nil means the stream takes
+// none.
+type ParamsCheck func(params map[string]string) []error
+
+// Parse reads a schedules file. known maps every stream name to the check
+// of its parameters. Every problem is reported, each as "file:line: ...".
+func Parse(file string, data []byte, known map[string]ParamsCheck) (*Schedules, error) {
+	ss := &Schedules{File: file, PerProvider: map[string]int{}}
+	var errs []error
+	bad := func(line int, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s:%d: %s", file, line, fmt.Sprintf(format, args...)))
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("%s:1: want a mapping with defaults, concurrency and streams", file)
+	}
+	defaults := Schedule{Window: 24 * time.Hour, Timeout: 30 * time.Minute, Jitter: time.Minute, Enabled: true}
+	var streams *yaml.Node
+	for key, val := range pairs(doc.Content[0]) {
+		switch key.Value {
+		case "defaults":
+			readEntry(val, &defaults, bad, false)
+		case "concurrency":
+			for k, v := range pairs(val) {
+				n, err := strconv.Atoi(v.Value)
+				if err != nil || n < 0 {
+					bad(v.Line, "concurrency %s: %q is not a count", k.Value, v.Value)
+					continue
+				}
+				switch {
+				case k.Value == "global":
+					ss.Global = n
+				case strings.HasPrefix(k.Value, "provider."):
+					ss.PerProvider[strings.TrimPrefix(k.Value, "provider.")] = n
+				default:
+					bad(k.Line, "concurrency: unknown key %q (global, provider.<name>)", k.Value)
+				}
+			}
+		case "streams":
+			streams = val
+		default:
+			bad(key.Line, "unknown key %q (defaults, concurrency, streams)", key.Value)
+		}
+	}
+	if streams == nil || streams.Kind != yaml.MappingNode {
+		bad(doc.Content[0].Line, "no streams mapping")
+		return nil, errors.Join(errs...)
+	}
+	seen := map[string]bool{}
+	for key, val := range pairs(streams) {
+		s := defaults
+		s.Stream, s.Line, s.Tenants, s.Params = key.Value, key.Line, slices.Clone(defaults.Tenants), nil
+		check, ok := known[s.Stream]
+		switch {
+		case !ok:
+			bad(key.Line, "unknown stream %q (see finsync streams)", s.Stream)
+			continue
+		case seen[s.Stream]:
+			bad(key.Line, "stream %q is listed twice", s.Stream)
+			continue
+		}
+		seen[s.Stream] = true
+		readEntry(val, &s, bad, true)
+		if s.Spec == "" {
+			bad(key.Line, "%s: no schedule", s.Stream)
+		} else if c, err := cron.ParseStandard(s.Spec); err != nil {
+			bad(key.Line, "%s: schedule %q: %v", s.Stream, s.Spec, err)
+		} else {
+			s.cron = c
+		}
+		switch {
+		case check == nil && len(s.Params) > 0:
+			bad(key.Line, "%s takes no params", s.Stream)
+		case check != nil:
+			for _, err := range check(s.Params) {
+				bad(key.Line, "%s: %v", s.Stream, err)
+			}
+		}
+		ss.Streams = append(ss.Streams, s)
+	}
+	sort.Slice(ss.Streams, func(i, j int) bool { return ss.Streams[i].Stream < ss.Streams[j].Stream })
+	return ss, errors.Join(errs...)
+}
+
+// readEntry reads the keys of one stream (or the defaults) into s.
+func readEntry(n *yaml.Node, s *Schedule, bad func(int, string, ...any), stream bool) {
+	if n.Kind != yaml.MappingNode {
+		bad(n.Line, "want a mapping of settings")
+		return
+	}
+	duration := func(v *yaml.Node, key string, dst *time.Duration) {
+		d, err := parseDuration(v.Value)
+		if err != nil || d < 0 {
+			bad(v.Line, "%s: %q is not a duration (like 90s, 30m, 24h, 7d)", key, v.Value)
+			return
+		}
+		*dst = d
+	}
+	for k, v := range pairs(n) {
+		switch k.Value {
+		case "schedule":
+			if !stream {
+				bad(k.Line, "schedule belongs to a stream, not to defaults")
+			}
+			s.Spec = v.Value
+		case "window":
+			duration(v, k.Value, &s.Window)
+		case "lookback":
+			duration(v, k.Value, &s.Lookback)
+		case "timeout":
+			duration(v, k.Value, &s.Timeout)
+		case "jitter":
+			duration(v, k.Value, &s.Jitter)
+		case "enabled":
+			b, err := strconv.ParseBool(v.Value)
+			if err != nil {
+				bad(v.Line, "enabled: %q is not true or false", v.Value)
+			}
+			s.Enabled = b
+		case "tenants":
+			s.Tenants = nil
+			if v.Kind != yaml.SequenceNode {
+				bad(v.Line, "tenants: want a list")
+				continue
+			}
+			for _, t := range v.Content {
+				s.Tenants = append(s.Tenants, t.Value)
+			}
+		case "params":
+			if !stream {
+				bad(k.Line, "params belong to a stream, not to defaults")
+			}
+			s.Params = map[string]string{}
+			for pk, pv := range pairs(v) {
+				if pv.Kind == yaml.SequenceNode {
+					var items []string
+					for _, it := range pv.Content {
+						items = append(items, it.Value)
+					}
+					s.Params[pk.Value] = strings.Join(items, ",")
+					continue
+				}
+				s.Params[pk.Value] = pv.Value
+			}
+		default:
+			bad(k.Line, "unknown setting %q (schedule, window, lookback, timeout, jitter, enabled, tenants, params)", k.Value)
+		}
+	}
+	if s.Window <= 0 {
+		bad(n.Line, "window must be positive")
+	}
+	if s.Timeout <= 0 {
+		bad(n.Line, "timeout must be positive")
+	}
+}
+
+// pairs iterates the key/value nodes of a mapping (none for other nodes).
+func pairs(n *yaml.Node) func(yield func(k, v *yaml.Node) bool) {
+	return func(yield func(k, v *yaml.Node) bool) {
+		if n.Kind != yaml.MappingNode {
+			return
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if !yield(n.Content[i], n.Content[i+1]) {
+				return
+			}
+		}
+	}
+}
+
+// parseDuration is time.ParseDuration plus whole days ("7d").
+func parseDuration(s string) (time.Duration, error) {
+	if d, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(d)
+		return time.Duration(n) * 24 * time.Hour, err
+	}
+	return time.ParseDuration(s)
+}
