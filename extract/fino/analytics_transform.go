@@ -16,6 +16,8 @@ package fino
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math/big"
@@ -246,9 +248,20 @@ func (s *insightSink) flow(id, period string, f *FlowOverview) {
 	s.num(id, "totalTransactionCount", period, f.TotalTransactionCount, nil)
 }
 
-// reject rejects a whole module part or element.
+// reject rejects a whole module part or element, keyed by module, user
+// and the element's month, date or account when it names one.
 func (s *insightSink) reject(raw []byte, reason string) {
-	s.rejects = append(s.rejects, s.b.reject(s.module+"/"+s.user, s.module+": "+reason, raw, analyticsScrub))
+	key := s.module + "/" + s.user
+	for _, field := range []string{"month", "date", "code", "category"} {
+		if v := idOf(raw, field); v != "" {
+			key += "/" + v
+			break
+		}
+	}
+	// Two accounts' bad months share a month: the text tells them apart.
+	sum := sha256.Sum256(raw)
+	key += "/" + hex.EncodeToString(sum[:4])
+	s.rejects = append(s.rejects, s.b.reject(key, s.module+": "+reason, raw, analyticsScrub))
 }
 
 // bad rejects the elements of a list that did not decode.
