@@ -49,6 +49,12 @@ func TestConfigReportsEveryProblem(t *testing.T) {
 			[]string{"FINSYNC_CLICKHOUSE_PASSWORD and FINSYNC_CLICKHOUSE_PASSWORD_FILE are both set"}},
 		{"missing file", map[string]string{"FINSYNC_CLICKHOUSE_PASSWORD_FILE": filepath.Join(dir, "nope")},
 			[]string{"FINSYNC_CLICKHOUSE_PASSWORD_FILE: open"}},
+		{"unknown scope and tenant", map[string]string{"FINSYNC_FINO_BASE_URL": "http://x", "FINSYNC_FINO_CLIENT_ID": "c", "FINSYNC_FINO_CLIENT_SECRET": "s",
+			"FINSYNC_FINO_SCOPES": "person-income-salary,person-income-lottery,other/company-*"},
+			[]string{`FINSYNC_FINO_SCOPES: no analytics module matches ["person-income-lottery"]`}},
+		{"scope for an unconfigured tenant", map[string]string{"FINSYNC_FINO_BASE_URL": "http://x", "FINSYNC_FINO_CLIENT_ID": "c", "FINSYNC_FINO_CLIENT_SECRET": "s",
+			"FINSYNC_FINO_SCOPES": "person-spending-creditCard,c-b/cockpits"},
+			[]string{`FINSYNC_FINO_SCOPES: tenant "c-b" is not one of FINSYNC_FINO_TENANTS`}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

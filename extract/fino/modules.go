@@ -30,7 +30,7 @@ type Module struct {
 	// Name is the normalized scope and the value of insights.module.
 	Name string
 	// Scopes are the spellings of its scope in the docs; the first is the
-	// one the scopes table uses. Config accepts any of them (assumption 47).
+	// one the scopes table uses. Config accepts any of them (assumption 45).
 	Scopes []string
 	// Stream is the stream's name after "fino.analytics."; the modules of
 	// one stream share its endpoint (income's ten modules come from one call).
@@ -259,7 +259,7 @@ func (a *API) runAnalytics(mods []Module) func(context.Context, extract.Request,
 	}
 }
 
-// userType asks finoOS for a user's type once per process (assumption 36):
+// userType asks finoOS for a user's type once per process (assumption 37):
 // it never changes, and every analytics stream needs it.
 func (a *API) userType(ctx context.Context, c *extract.Client, tenant, user string) (string, error) {
 	key := tenant + "/" + user
