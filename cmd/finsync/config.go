@@ -16,6 +16,7 @@ import (
 	"github.com/sethvargo/go-envconfig"
 
 	"github.com/finsync/finsync/extract/finapi"
+	"github.com/finsync/finsync/extract/fino"
 	"github.com/finsync/finsync/load/clickhouse"
 	"github.com/finsync/finsync/schedules"
 )
@@ -44,6 +45,9 @@ type Config struct {
 		Users         []string `env:"FINSYNC_FINO_USERS"`
 		WebhookSecret Secret   `env:"FINSYNC_FINO_WEBHOOK_SECRET"`
 		RateLimit     float64  `env:"FINSYNC_FINO_RATE_LIMIT, default=20"` // requests per second
+		// Scopes are the analytics modules to read: "scope" for every
+		// tenant or "tenant/scope"; a trailing * matches a prefix. Unset: all.
+		Scopes []string `env:"FINSYNC_FINO_SCOPES"`
 	}
 	Finapi struct {
 		BaseURL  string `env:"FINSYNC_FINAPI_BASE_URL"`  // unset: the finapi streams are listed but not runnable
@@ -210,6 +214,15 @@ func (c Config) validateFino() []error {
 	}
 	if f.RateLimit <= 0 {
 		bad("FINSYNC_FINO_RATE_LIMIT=%v: want requests per second > 0", f.RateLimit)
+	}
+	if scopes, err := fino.ParseScopes(f.Scopes); err != nil {
+		bad("FINSYNC_FINO_SCOPES: %v", err)
+	} else {
+		for _, t := range scopes.Tenants() {
+			if !slices.Contains(c.finoTenants(), t) {
+				bad("FINSYNC_FINO_SCOPES: tenant %q is not one of FINSYNC_FINO_TENANTS", t)
+			}
+		}
 	}
 	return problems
 }

@@ -53,6 +53,12 @@ func TestConfigReportsEveryProblem(t *testing.T) {
 			[]string{"FINSYNC_FINAPI_MANDATORS is required"}},
 		{"malformed mandator", map[string]string{"FINSYNC_FINAPI_BASE_URL": "https://di-sandbox.finapi.io/api", "FINSYNC_FINAPI_MANDATORS": "m1:id"},
 			[]string{"FINSYNC_FINAPI_MANDATORS: entry 1 is not name:client_id:client_secret"}},
+		{"unknown scope and tenant", map[string]string{"FINSYNC_FINO_BASE_URL": "http://x", "FINSYNC_FINO_CLIENT_ID": "c", "FINSYNC_FINO_CLIENT_SECRET": "s",
+			"FINSYNC_FINO_SCOPES": "person-income-salary,person-income-lottery,other/company-*"},
+			[]string{`FINSYNC_FINO_SCOPES: no analytics module matches ["person-income-lottery"]`}},
+		{"scope for an unconfigured tenant", map[string]string{"FINSYNC_FINO_BASE_URL": "http://x", "FINSYNC_FINO_CLIENT_ID": "c", "FINSYNC_FINO_CLIENT_SECRET": "s",
+			"FINSYNC_FINO_SCOPES": "person-spending-creditCard,c-b/cockpits"},
+			[]string{`FINSYNC_FINO_SCOPES: tenant "c-b" is not one of FINSYNC_FINO_TENANTS`}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -280,6 +280,16 @@ func printExamples(ctx context.Context, db *clickhouse.DB, out io.Writer) error 
 		{"finAPI segment members per type (latest job per mandator, current only)", `SELECT segment_type, tenant, count() AS members,
 			uniqExact(user_id) AS users, sum(amount) AS total_amount, min(creation_date) AS created, min(expires_on) AS expires
 			FROM latest_segment_members GROUP BY segment_type, tenant ORDER BY segment_type, tenant`},
+		{"analytics insights per module (fino.analytics.*), with one example metric", `SELECT module, count() AS facts, uniqExact(user_id) AS users,
+			any(metric) AS example_metric FROM insights FINAL GROUP BY module ORDER BY module`},
+		{"monthly salary per user (module person-income-salary, metric salary.amount; first 6)", `SELECT user_id, period AS month, value AS salary
+			FROM insights FINAL WHERE module = 'person-income-salary' AND metric = 'salary.amount' ORDER BY user_id, period LIMIT 6`},
+		{"users with gambling in the last 3 months", `SELECT user_id, sum(value) AS bets, groupArray(period) AS months FROM insights FINAL
+			WHERE module = 'person-risk-gambling' AND metric = 'gambling.count' AND value > 0
+			AND period >= formatDateTime(addMonths(today(), -2), '%Y-%m') GROUP BY user_id ORDER BY user_id LIMIT 5`},
+		{"company liquidity: end-of-month balance per account (last 2 months)", `SELECT user_id, insight_id AS account_id, period AS month, value AS end_of_month_balance
+			FROM insights FINAL WHERE module = 'company-liquidity' AND metric = 'endOfMonthBalance'
+			AND period >= formatDateTime(addMonths(today(), -1), '%Y-%m') ORDER BY user_id, account_id, period LIMIT 8`},
 		{"rejected records", `SELECT stream, target_table, reason, count() AS n FROM etl_rejects FINAL GROUP BY stream, target_table, reason ORDER BY n DESC LIMIT 5`},
 	}
 	for _, q := range queries {

@@ -33,9 +33,12 @@ type provider struct {
 
 // providers is the one list of providers finsync knows.
 func providers(c Config, log *slog.Logger) []provider {
+	// Validate has checked the scopes; an error here leaves every module on.
+	scopes, _ := fino.ParseScopes(c.Fino.Scopes)
 	api := fino.NewAPI(fino.Config{BaseURL: c.Fino.BaseURL, ClientID: c.Fino.ClientID,
-		ClientSecret: c.Fino.ClientSecret.Value(), RateLimit: c.Fino.RateLimit, Logger: log})
-	finoP := provider{name: "fino", configured: c.Fino.BaseURL != "", streams: fino.Streams(api), tenants: c.finoTenants()}
+		ClientSecret: c.Fino.ClientSecret.Value(), RateLimit: c.Fino.RateLimit, Scopes: scopes, Logger: log})
+	finoP := provider{name: "fino", configured: c.Fino.BaseURL != "", streams: append(fino.Streams(api), fino.AnalyticsStreams(api)...),
+		tenants: c.finoTenants()}
 	for _, u := range c.Fino.Users {
 		tenant, user, found := strings.Cut(u, "/")
 		if !found {

@@ -16,12 +16,13 @@ import (
 
 // sandboxOptions size the synthetic data of the sandboxes.
 type sandboxOptions struct {
-	users, months int
-	seed          int64
+	users, companies, months int
+	seed                     int64
 }
 
 func (o *sandboxOptions) define(fs *flag.FlagSet) {
-	fs.IntVar(&o.users, "users", 5, "synthetic users per tenant")
+	fs.IntVar(&o.users, "users", 5, "synthetic person users per tenant")
+	fs.IntVar(&o.companies, "companies", 2, "synthetic company users per tenant")
 	fs.IntVar(&o.months, "months", 12, "months of transactions per user")
 	fs.Int64Var(&o.seed, "seed", 1, "seed of the synthetic data")
 }
@@ -43,7 +44,7 @@ func startSandbox(addr string, o sandboxOptions) (*sandbox, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
-	f := fino.NewSandbox(fino.SandboxOptions{UsersPerTenant: o.users, Months: o.months, Seed: o.seed,
+	f := fino.NewSandbox(fino.SandboxOptions{UsersPerTenant: o.users, CompaniesPerTenant: o.companies, LifeEvents: true, Months: o.months, Seed: o.seed,
 		Today: time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -1)})
 	fa := finapi.NewSandbox(finapi.SandboxOptions{Tenants: finapiMandators, UsersPerTenant: 4 * o.users, Seed: o.seed,
 		Today: time.Now().UTC().Truncate(24 * time.Hour)})

@@ -96,4 +96,56 @@
 //  35. Raw payloads are scrubbed before they land: transactions drop paymentPartner.name,
 //     differentCreditor and differentDebitor; accounts drop owner, transactions and standingOrders.
 //     Counterparty and contract-partner names stay in their columns (see the README's open points).
+//  36. Analytics paths follow the one documented (/analysis/person/income): person
+//     /api/users/{user-id}/analysis/person/{income,spending,risk,household-budget,adult-check,
+//     living-situation}, company .../analysis/company/<the company pages' relative paths>, cockpits
+//     .../cockpits/{person,company}. Quick Start's .../company/cashflow is taken as another name of
+//     cash-transactions: the extractor asks cash-transactions and, on a 404 for a user that exists,
+//     cashflow, then keeps the path that answered. The sandbox serves both.
+//  37. A user's type comes from GET /api/users/{user-id} (the user as POST /api/users answers it),
+//     asked once per process and cached: it never changes. Person endpoints are asked only for
+//     persons, company endpoints only for companies; "" counts as person (the create default).
+//     observedTimespan is from/to in company modules and since/until in the adult check: both decode
+//     into one Timespan.
+//  38. Person income and spending answer {"observedTimespan", "<module>": {...}} with one member per
+//     booked module, named as its scope's last part in camel case (salary, childBenefit,
+//     selfEmployment, creditCard, ...), each {available, average, median, monthlyOverview[{month,
+//     amount, count, transactionIDs}]} over every month observed, oldest first; amounts are signed
+//     (spending negative); average and median are over the complete months. Credit-card spending is
+//     the card billings on the current account; "other" leaves out the card account's own bookings.
+//  39. Person risk uses the same member shape for backDebit, garnishment, collection and gambling
+//     (count and the amounts' sum per month); overdraftAmount is {monthlyOverview[{month, days,
+//     overdrafts[{date, amount}]}]}: days whose end-of-day balance of a current account is below 0.
+//  40. Household budget is {observedTimespan, income{salary, pension, childBenefit,
+//     parentalAllowance, rental, alimony, otherRecurring, otherNonRecurring, total}, spending{rent,
+//     credits, insurances, investments, creditCards, otherRecurring, otherNonRecurring, total},
+//     balance}: averages per complete month; balance = income.total + spending.total.
+//  41. Adult check is {decision, indicators[{indicator, strength (VERY_STRONG, STRONG, MEDIUM,
+//     NEGATIVE), transactionIDs}], observedTimespan{since, until}}; the page lists the indicators by
+//     strength but names no keys.
+//  42. Living situation is {observedTimespan, children, motorVehicle, property, housingRent}, each
+//     {detected, monthlyAmount, transactionIDs}; a part not analysed is absent.
+//  43. A company "sum, count, and transaction IDs" is {sum, count, transactionIDs}; account
+//     information is {accountId, iban, type, currency}; monthly lists are newest first except top
+//     categories (ascending), as the pages say. Staff sources.contracts and contractSummary are
+//     counted, not exploded (their schema is undocumented).
+//  44. Company risk's overdraftDays counts days below the agreed overdraft (the page: "below the
+//     account overdraw limit"); company-spending-other has no page or path and is not read.
+//  45. Scope spellings: the scopes table's person-spending-credit-card and person-risk-back-debit are
+//     the module names (insights.module); the module pages' person-spending-creditCard and
+//     person-risk-backDebit are accepted wherever a scope is configured. person-income-loan (module
+//     page only) and person-living-situation (missing from the table) are modules like the others.
+//     The cockpits share scope "cockpits"; their modules are cockpit-person and cockpit-company.
+//  46. A cockpit as JSON is {cockpitId, type, createdAt, observedTimespan, sections{<module>: its
+//     module's document}}: the sections are the tenant's choice (Cockpits > Configuration), so the
+//     extractor flattens them generically: metric = the dotted path, an object with month or date
+//     sets the period.
+//  47. A module the client lacks answers 403 {"type":"forbidden"}; an endpoint serving several
+//     modules (income, spending, risk) leaves out the ones not booked ("one endpoint per component
+//     delivers all booked modules") and answers 403 only when none is booked. A 403 ends that
+//     stream's run for the tenant as a success with one etl_rejects row naming the modules.
+//  48. Analytics are snapshots: no cursor, no from/to; every run reads the whole result again and
+//     ReplacingMergeTree keeps the newest. Liquidity's month-level balances go to account_balances
+//     with granularity month_end, month_min and month_max (daily history is "day"), dated the
+//     month's last day, also for the current month (replaced once the month is over).
 package fino

@@ -37,6 +37,23 @@ type SandboxOptions struct {
 	Seed                int64
 	Today               time.Time // last day with data; default 2026-02-23
 
+	// CompaniesPerTenant adds company users after the persons, with
+	// business ledgers (customers, suppliers, payroll, cash, loans) for the
+	// company analytics modules. Default 0: the older tests' tenants stay
+	// as they were.
+	CompaniesPerTenant int
+	// LifeEvents gives persons the bookings the person analytics look for
+	// beyond salary and rent: child benefit, pension, parental allowance,
+	// rental income, alimony, self-employment, loans and their instalments,
+	// refunds, gambling, returned debits, garnishments and debt collection.
+	// Off by default: it changes the persons' ledgers.
+	LifeEvents bool
+	// DeniedScopes are analytics scopes the client lacks: an endpoint none
+	// of whose modules is granted answers 403; income, spending and risk
+	// leave out the modules not granted (Person Analysis: "one endpoint per
+	// component delivers all booked modules").
+	DeniedScopes []string
+
 	TokenTTL time.Duration    // default 300s
 	Now      func() time.Time // clock for token expiry; default time.Now
 
@@ -148,6 +165,14 @@ func NewSandbox(opts SandboxOptions) *Sandbox {
 				CustomUserID:      fmt.Sprintf("customer-%04d", i+1),
 			})
 		}
+		for i := range opts.CompaniesPerTenant {
+			t.add(&User{
+				UserID:            uuidFor(s.data.seed, "company/"+name+"/"+strconv.Itoa(i)),
+				Type:              companyUser,
+				AutomaticAnalysis: "active",
+				CustomUserID:      fmt.Sprintf("company-%04d", i+1),
+			})
+		}
 	}
 	s.routes()
 	return s
@@ -255,10 +280,11 @@ type DayTotal struct {
 
 // Ledger computes the truth about a user; an error means no such user.
 func (s *Sandbox) Ledger(tenantID, userID string) (Ledger, error) {
-	if _, ok := s.lookup(tenantID, userID); !ok {
+	u, ok := s.lookup(tenantID, userID)
+	if !ok {
 		return Ledger{}, fmt.Errorf("fino sandbox: no user %q in tenant %q", userID, tenantID)
 	}
-	p := s.data.profile(tenantID, userID)
+	p := s.data.profile(tenantID, u)
 	l := Ledger{Days: map[string]DayTotal{}, Balances: map[string]map[string]string{}}
 	var sum int64
 	days := map[string]int64{}
@@ -322,6 +348,7 @@ func (s *Sandbox) routes() {
 	s.handle("GET "+user+suffixAccountDetect, true, s.accountDetection)
 	s.handle("GET "+user+suffixAccountHistory, true, s.accountHistory)
 	s.handle("GET "+user+suffixContracts, true, s.contracts)
+	s.analyticsRoutes(user)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
@@ -631,7 +658,7 @@ func (s *Sandbox) categorizations(w http.ResponseWriter, r *http.Request, c *cal
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("bad query (page ≥ 1, size 1..%d, from/to YYYY-MM-DD, includeTransaction bool, locale de|en): %v", MaxPageSize, err))
 		return
 	}
-	p := s.data.profile(c.tenant, u.UserID)
+	p := s.data.profile(c.tenant, u)
 	offset := (page - 1) * size
 	txns, total := s.data.txnRange(p, from, to, offset, size)
 	if c.duplicate && offset > 0 {
@@ -675,7 +702,7 @@ func (s *Sandbox) encodeCategorization(p *profile, t *txn, withTx bool, locale s
 
 func (s *Sandbox) accountDetection(w http.ResponseWriter, r *http.Request, c *call) {
 	if u, ok := s.userOf(w, r, c); ok {
-		s.reply(w, c, http.StatusOK, s.data.detection(s.data.profile(c.tenant, u.UserID)))
+		s.reply(w, c, http.StatusOK, s.data.detection(s.data.profile(c.tenant, u)))
 	}
 }
 
@@ -689,7 +716,7 @@ func (s *Sandbox) accountHistory(w http.ResponseWriter, r *http.Request, c *call
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	p := s.data.profile(c.tenant, u.UserID)
+	p := s.data.profile(c.tenant, u)
 	var histories [][]byte
 	for i, daily := range s.data.balances(p) {
 		id := p.accounts[i].id
@@ -722,7 +749,7 @@ func (s *Sandbox) contracts(w http.ResponseWriter, r *http.Request, c *call) {
 		return
 	}
 	var items [][]byte
-	for _, ct := range s.data.contracts(s.data.profile(c.tenant, u.UserID)) {
+	for _, ct := range s.data.contracts(s.data.profile(c.tenant, u)) {
 		if s.isMalformed("contract/" + ct.ContractID) {
 			s.malformed.Add(1)
 			items = append(items, mustJSON(struct {

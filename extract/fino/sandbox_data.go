@@ -29,6 +29,7 @@ type dataset struct {
 	start       time.Time // first day with data (first day of the first month)
 	today       time.Time // last day with data
 	historyFrom time.Time // first day of account history
+	lifeEvents  bool
 }
 
 func newDataset(o SandboxOptions) dataset {
@@ -46,6 +47,7 @@ func newDataset(o SandboxOptions) dataset {
 		start:       start,
 		today:       today,
 		historyFrom: historyFrom,
+		lifeEvents:  o.LifeEvents,
 	}
 }
 
@@ -172,8 +174,11 @@ type txn struct {
 	spec    int // index into profile.specs, -1 for everyday spending and card settlements
 }
 
-func (d *dataset) profile(tenant, userID string) *profile {
-	h := hashString(tenant + "/" + userID)
+func (d *dataset) profile(tenant string, u User) *profile {
+	if u.Type == companyUser {
+		return d.companyProfile(tenant, u.UserID)
+	}
+	h := hashString(tenant + "/" + u.UserID)
 	r := rand.New(rand.NewPCG(d.seed, h))
 	p := &profile{hash: h, card: -1}
 	p.owner = pick(r, firstNames) + " " + pick(r, lastNames)
@@ -283,6 +288,9 @@ func (d *dataset) profile(tenant, userID string) *profile {
 		if a.typ == AccountGiro {
 			add(kFees, i, PaymentPartner{Name: a.bank.name}, -euros(r, 3, 9)-90, 1, 0, 28, "Kontofuehrung %s")
 		}
+	}
+	if d.lifeEvents {
+		d.addLifeEvents(p, h)
 	}
 	return p
 }

@@ -378,7 +378,7 @@ func TestMonthCountMatchesGeneration(t *testing.T) {
 	} {
 		d := newDataset(withDefaults(opts))
 		for u := range 5 {
-			p := d.profile("t", strconv.Itoa(u))
+			p := d.profile("t", User{UserID: strconv.Itoa(u)})
 			for m := range d.months {
 				if got, want := d.monthCount(p, m), len(d.month(p, m)); got != want {
 					t.Fatalf("%+v user %d month %d: counted %d, generated %d", opts, u, m, got, want)

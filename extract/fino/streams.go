@@ -35,8 +35,10 @@ type Config struct {
 	// RecordRows is how many rows a record collects before it is handed
 	// on; default 50,000.
 	RecordRows int
-	HTTP       *http.Client
-	Logger     *slog.Logger
+	// Scopes are the analytics modules enabled per tenant; zero: all.
+	Scopes Scopes
+	HTTP   *http.Client
+	Logger *slog.Logger
 }
 
 // API is a finoOS client shared by the streams: one token (finoOS tokens
@@ -51,6 +53,8 @@ type API struct {
 
 	mu      sync.Mutex
 	tenants map[string]*extract.Client
+	types   map[string]string // "tenant/user" → person or company
+	paths   map[string]int    // analytics stream → index of the path that answers
 }
 
 // NewAPI returns a client for cfg.
@@ -74,6 +78,7 @@ func NewAPI(cfg Config) *API {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	a := &API{cfg: cfg, mem: memory.DefaultAllocator, tenants: map[string]*extract.Client{},
+		types: map[string]string{}, paths: map[string]int{},
 		limit: rate.NewLimiter(rate.Limit(cfg.RateLimit), 4)}
 	authClient := extract.NewClient(extract.ClientOptions{BaseURL: cfg.BaseURL, HTTP: cfg.HTTP, Logger: cfg.Logger})
 	a.auth = extract.NewTokenCache(func(ctx context.Context) (extract.Token, error) {

@@ -491,35 +491,41 @@ func NewBalancesBuilder(mem memory.Allocator, lin transform.Lineage) *BalancesBu
 // converted is returned as a Reject keyed "accountId/date" (ok=false) and
 // nothing is appended. source_job_id stays "": the call names no job.
 func (b *BalancesBuilder) Add(userID, accountID string, d DailyBalance, currency string) (rej extract.Reject, ok bool) {
-	fail := func(reason string) (extract.Reject, bool) {
-		// The table has no raw column and the caller passes none: the
-		// reject carries the balance re-encoded, which holds nothing
-		// personal; a balance that is no number is encoded as a string.
-		raw, err := json.Marshal(d)
-		if err != nil {
-			raw, _ = json.Marshal(map[string]string{"date": d.Date, "balance": string(d.Balance)})
-		}
-		return b.reject(accountID+"/"+d.Date, reason, raw, nil), false
-	}
-	if accountID == "" {
-		return fail("accountId missing")
-	}
 	day, ok := parseDay(d.Date)
-	if !ok {
-		return fail(badDay("date", d.Date))
+	if !ok && accountID != "" {
+		return b.fail(accountID, d, badDay("date", d.Date)), false
+	}
+	return b.add(userID, accountID, "day", day, d, currency)
+}
+
+// add appends a balance of granularity on day (d.Date names it in rejects).
+func (b *BalancesBuilder) add(userID, accountID, granularity string, day int32, d DailyBalance, currency string) (rej extract.Reject, ok bool) {
+	if accountID == "" {
+		return b.fail(accountID, d, "accountId missing"), false
 	}
 	balance, err := parseMoney(d.Balance)
 	if err != nil {
-		return fail("balance " + err.Error())
+		return b.fail(accountID, d, "balance "+err.Error()), false
 	}
 
 	b.appendCommon(userID, "")
 	appendString(b.accountID, accountID)
-	appendString(b.granularity, "day")
+	appendString(b.granularity, granularity)
 	b.balanceDate.Append(arrow.Date32(day))
 	b.balance.Append(decimal128.FromI64(balance))
 	appendString(b.currency, orDefault(currency, defaultCurrency))
 	return extract.Reject{}, true
+}
+
+func (b *BalancesBuilder) fail(accountID string, d DailyBalance, reason string) extract.Reject {
+	// The table has no raw column and the caller passes none: the reject
+	// carries the balance re-encoded, which holds nothing personal; a
+	// balance that is no number is encoded as a string.
+	raw, err := json.Marshal(d)
+	if err != nil {
+		raw, _ = json.Marshal(map[string]string{"date": d.Date, "balance": string(d.Balance)})
+	}
+	return b.reject(accountID+"/"+d.Date, reason, raw, nil)
 }
 
 // ContractsBuilder converts contracts into rows of transform.Contracts.

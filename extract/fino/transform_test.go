@@ -631,7 +631,7 @@ func sandboxUsers(opts SandboxOptions, users int) (dataset, []*profile) {
 	d := newDataset(withDefaults(opts))
 	var ps []*profile
 	for i := range users {
-		ps = append(ps, d.profile("sandbox-client", fmt.Sprintf("user-%d", i)))
+		ps = append(ps, d.profile("sandbox-client", User{UserID: fmt.Sprintf("user-%d", i)}))
 	}
 	return d, ps
 }
