@@ -105,11 +105,15 @@ func NewClient(opts ClientOptions) *Client {
 // defaultHTTPClient bounds connecting and waiting for response headers but
 // sets no overall timeout: large pages are streamed, and the caller's
 // context bounds the whole call.
-func defaultHTTPClient() *http.Client {
+func defaultHTTPClient() *http.Client { return &http.Client{Transport: DefaultTransport()} }
+
+// DefaultTransport is the transport of the default HTTP client, for callers
+// that wrap it (the daemon counts requests per provider).
+func DefaultTransport() *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.ResponseHeaderTimeout = 60 * time.Second
 	t.MaxIdleConnsPerHost = 8
-	return &http.Client{Transport: t}
+	return t
 }
 
 // Stats returns the counters so far.

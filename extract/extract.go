@@ -81,6 +81,10 @@ type Stream struct {
 	// cursor the next run resumes from. It returns only after out accepted
 	// every record; the runner writes the cursor once they are loaded.
 	Run func(ctx context.Context, req Request, out Output) (cursor string, err error)
+	// Backfill says the stream reads exactly Request.Window when its From
+	// is set, whatever its cursor: `finsync backfill` can split a range
+	// into windows. Snapshot streams (segments, analytics) cannot.
+	Backfill bool
 	// Stats, if set, reports the provider client's counters; the runner
 	// records the retries a run caused.
 	Stats func() ClientStats

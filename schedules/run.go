@@ -100,7 +100,7 @@ func (r *Runner) run(ctx context.Context, s extract.Stream, tenant string, windo
 	sink := newSink(ctx, r.Loader, r.State, s.Name, tenant, req.Lineage, registry)
 	defer sink.rejected.Release()
 	if err == nil {
-		log.InfoContext(ctx, "run started", "cursor", cursor, "subjects", len(req.Subjects), "window_from", window.From)
+		log.InfoContext(ctx, "run started", "cursor", cursor, "subjects", len(req.Subjects), "window", windowText(window, backfill))
 		next, err = runStream(ctx, s, req, sink)
 	}
 	// Load what was extracted, even when extraction stopped early: it is
@@ -148,6 +148,13 @@ func (r *Runner) run(ctx context.Context, s extract.Stream, tenant string, windo
 		return run, errors.Join(fmt.Errorf("%s %s: %s", s.Name, run.Status, run.Error), recordErr)
 	}
 	return run, recordErr
+}
+
+func windowText(w extract.Window, backfill bool) string {
+	if !backfill {
+		return "from the cursor"
+	}
+	return w.From.UTC().Format(time.DateOnly) + " to " + w.To.UTC().Format(time.DateOnly)
 }
 
 // runStream calls the stream, turning a panic into an error: one broken

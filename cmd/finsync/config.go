@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sethvargo/go-envconfig"
 
@@ -60,6 +61,12 @@ type Config struct {
 		CallbackURL string  `env:"FINSYNC_FINAPI_CALLBACK_URL"`
 		RateLimit   float64 `env:"FINSYNC_FINAPI_RATE_LIMIT, default=10"`
 	}
+	// HTTPAddr is where the daemon serves webhooks, metrics, health and
+	// its status page.
+	HTTPAddr string `env:"FINSYNC_HTTP_ADDR, default=127.0.0.1:8080"`
+	// ShutdownGrace is how long the daemon lets running runs finish on
+	// SIGTERM before it cancels them.
+	ShutdownGrace time.Duration `env:"FINSYNC_SHUTDOWN_GRACE, default=30s"`
 	// Schedules is the path of the schedules file; unset: the built-in one
 	// (schedules/default.yaml).
 	Schedules string `env:"FINSYNC_SCHEDULES"`
@@ -290,7 +297,7 @@ func loadSchedules(c Config) (*schedules.Schedules, error) {
 	}
 	known := map[string]schedules.ParamsCheck{}
 	c.sched = nil
-	for _, p := range providers(c, slog.New(slog.DiscardHandler)) {
+	for _, p := range providers(c, slog.New(slog.DiscardHandler), nil) {
 		for _, s := range p.streams {
 			known[s.Name] = nil
 			if p.params != nil {

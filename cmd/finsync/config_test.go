@@ -119,7 +119,7 @@ func TestSchedulesFileProblems(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range providers(c, slog.New(slog.DiscardHandler)) {
+	for _, p := range providers(c, slog.New(slog.DiscardHandler), nil) {
 		for _, s := range p.streams {
 			if _, ok := c.sched.Find(s.Name); !ok {
 				t.Errorf("schedules/default.yaml has no entry for %s", s.Name)

@@ -23,6 +23,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/finsync/finsync/load/clickhouse"
+	"github.com/finsync/finsync/schedules"
 	finsql "github.com/finsync/finsync/sql"
 	"github.com/finsync/finsync/transform"
 )
@@ -40,7 +41,9 @@ func commands() []command {
 	return []command{
 		{"migrate", "create the database and apply the schema migrations (idempotent)", runMigrate},
 		{"streams", "list the streams of every provider", runStreams},
+		{"run", "the daemon: run the streams on their schedules, serve webhooks, /metrics, /healthz, /readyz and a status page", runDaemon},
 		{"once", "run one stream once, end to end, and print the rows loaded", runOnce},
+		{"backfill", "load a date range of a stream window by window, with progress; resumes where it stopped", runBackfill},
 		{"sandbox", "serve the providers' sandboxes on loopback and print the settings that point finsync at them", runSandbox},
 		{"validate", "check the configuration and report every problem", runValidate},
 		{"demo", "sync every stream from the sandboxes into ClickHouse and print a summary (make demo)", runDemo},
@@ -152,10 +155,11 @@ func (a *app) config(ctx context.Context) (Config, error) { return LoadConfig(ct
 
 func (a *app) logger(c Config) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: logLevels[c.LogLevel]}
+	// Lines logged within a run carry its stream, tenant and run id.
 	if c.LogFormat == "json" || (c.LogFormat == "auto" && !isTerminal(a.stderr)) {
-		return slog.New(slog.NewJSONHandler(a.stderr, opts))
+		return slog.New(schedules.RunHandler(slog.NewJSONHandler(a.stderr, opts)))
 	}
-	return slog.New(slog.NewTextHandler(a.stderr, opts))
+	return slog.New(schedules.RunHandler(slog.NewTextHandler(a.stderr, opts)))
 }
 
 func isTerminal(w io.Writer) bool {
@@ -237,7 +241,7 @@ func runDemo(ctx context.Context, a *app, args []string) error {
 	log := a.logger(c)
 	var runs []clickhouse.Run
 	var firstErr error
-	for _, p := range providers(c, log) {
+	for _, p := range providers(c, log, nil) {
 		if !p.configured {
 			continue
 		}

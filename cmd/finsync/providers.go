@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -29,16 +30,35 @@ type provider struct {
 	maintain func(ctx context.Context, db *clickhouse.DB, log *slog.Logger) error
 	// params, if set, checks a stream's params in the schedules file.
 	params func(stream string) schedules.ParamsCheck
+	// webhook, if set, is the provider's receiver, which the daemon mounts
+	// at /webhooks/<name>.
+	webhook func(h webhookHooks) http.Handler
 }
 
-// providers is the one list of providers finsync knows.
-func providers(c Config, log *slog.Logger) []provider {
+// webhookHooks is what a webhook receiver may do: enter a subject into the
+// registry, or start a stream's run for a tenant now.
+type webhookHooks struct {
+	record  func(ctx context.Context, s extract.Subject) error
+	trigger func(ctx context.Context, stream, tenant string)
+}
+
+// providers is the one list of providers finsync knows. m, if not nil,
+// counts their HTTP requests.
+func providers(c Config, log *slog.Logger, m *schedules.Metrics) []provider {
+	httpFor := func(name string) *http.Client {
+		if m == nil {
+			return nil // the client's default
+		}
+		return &http.Client{Transport: m.Transport(name, extract.DefaultTransport())}
+	}
 	// Validate has checked the scopes; an error here leaves every module on.
 	scopes, _ := fino.ParseScopes(c.Fino.Scopes)
 	api := fino.NewAPI(fino.Config{BaseURL: c.Fino.BaseURL, ClientID: c.Fino.ClientID,
-		ClientSecret: c.Fino.ClientSecret.Value(), RateLimit: c.Fino.RateLimit, Scopes: scopes, Logger: log})
+		ClientSecret: c.Fino.ClientSecret.Value(), RateLimit: c.Fino.RateLimit, Scopes: scopes, Logger: log, HTTP: httpFor("fino")})
 	finoP := provider{name: "fino", configured: c.Fino.BaseURL != "", streams: append(fino.Streams(api), fino.AnalyticsStreams(api)...),
-		tenants: c.finoTenants()}
+		tenants: c.finoTenants(), webhook: func(h webhookHooks) http.Handler {
+			return fino.WebhookHandler(c.Fino.WebhookSecret.Value(), h.record, log)
+		}}
 	for _, u := range c.Fino.Users {
 		tenant, user, found := strings.Cut(u, "/")
 		if !found {
@@ -53,9 +73,12 @@ func providers(c Config, log *slog.Logger) []provider {
 			params.Apply(seg, s.Params) // loadSchedules reported the problems
 		}
 	}
+	finapiAPI := finapi.NewAPI(finapi.Config{BaseURL: c.Finapi.BaseURL, TokenURL: c.Finapi.TokenURL, Tenants: mandators,
+		Params: params, CallbackURL: c.Finapi.CallbackURL, RateLimit: c.Finapi.RateLimit, Logger: log, HTTP: httpFor("finapi")})
 	finapiP := provider{name: "finapi", configured: c.Finapi.BaseURL != "", maintain: expireSegments, params: finapiParamsCheck,
-		streams: finapi.Streams(finapi.NewAPI(finapi.Config{BaseURL: c.Finapi.BaseURL, TokenURL: c.Finapi.TokenURL,
-			Tenants: mandators, Params: params, CallbackURL: c.Finapi.CallbackURL, RateLimit: c.Finapi.RateLimit, Logger: log}))}
+		streams: finapi.Streams(finapiAPI), webhook: func(h webhookHooks) http.Handler {
+			return finapi.CallbackHandler(finapiAPI, h.trigger)
+		}}
 	for _, m := range mandators {
 		finapiP.tenants = append(finapiP.tenants, m.Name)
 	}
@@ -113,7 +136,7 @@ func runStreams(ctx context.Context, a *app, args []string) error {
 	}
 	w := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "stream\tprovider\tper\ttables\tconfigured")
-	for _, p := range providers(c, a.logger(c)) {
+	for _, p := range providers(c, a.logger(c), nil) {
 		for _, s := range p.streams {
 			var tables []string
 			for _, t := range s.Tables {
@@ -148,7 +171,7 @@ func runOnce(ctx context.Context, a *app, args []string) error {
 	}
 	defer db.Close()
 	log := a.logger(c)
-	p, s, ok := findStream(providers(c, log), stream)
+	p, s, ok := findStream(providers(c, log, nil), stream)
 	if !ok {
 		return fmt.Errorf("no stream %q (run finsync streams)", stream)
 	}

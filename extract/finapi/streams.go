@@ -216,7 +216,7 @@ func (a *API) create(ctx context.Context, c *extract.Client, seg Segment, tenant
 	if resp.JobID == "" {
 		return extract.Job{}, &extract.Permanent{Err: fmt.Errorf("creating a %s job: no jobId in the answer", seg.Type)}
 	}
-	a.cfg.Logger.Info("finAPI segment job created", "segment", seg.Type, "tenant", tenant, "job", resp.JobID)
+	a.cfg.Logger.InfoContext(ctx, "finAPI segment job created", "segment", seg.Type, "job", resp.JobID)
 	return extract.Job{ID: resp.JobID, Params: string(params), Status: extract.JobActive, CreatedAt: now.Truncate(time.Second)}, nil
 }
 

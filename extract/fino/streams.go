@@ -126,11 +126,11 @@ func (a *API) Stats() extract.ClientStats {
 // Streams are finoOS's streams, all per user of the subjects registry.
 func Streams(a *API) []extract.Stream {
 	return []extract.Stream{
-		{Name: "fino.transactions", Provider: provider, SubjectKind: "user", Stats: a.Stats,
+		{Name: "fino.transactions", Provider: provider, SubjectKind: "user", Stats: a.Stats, Backfill: true,
 			Tables: []transform.Table{transform.Transactions}, Run: a.runTransactions},
 		{Name: "fino.accounts", Provider: provider, SubjectKind: "user", Stats: a.Stats,
 			Tables: []transform.Table{transform.Accounts}, Run: a.runAccounts},
-		{Name: "fino.account_history", Provider: provider, SubjectKind: "user", Stats: a.Stats,
+		{Name: "fino.account_history", Provider: provider, SubjectKind: "user", Stats: a.Stats, Backfill: true,
 			Tables: []transform.Table{transform.AccountBalances}, Run: a.runHistory},
 		{Name: "fino.contracts", Provider: provider, SubjectKind: "user", Stats: a.Stats,
 			Tables: []transform.Table{transform.Contracts}, Run: a.runContracts},
@@ -152,6 +152,11 @@ type span struct {
 func (a *API) span(req extract.Request, lookback int) (span, error) {
 	to := req.Window.To.Add(-time.Second).UTC().Truncate(24 * time.Hour)
 	sp := span{first: to.AddDate(0, 0, -a.cfg.HistoryDays), to: to}
+	if !req.Window.From.IsZero() {
+		// A backfill window: exactly its days, for every subject.
+		sp.first = req.Window.From.UTC().Truncate(24 * time.Hour)
+		return sp, nil
+	}
 	if req.Cursor == "" {
 		return sp, nil
 	}

@@ -253,3 +253,23 @@ func firstLine(s string) string {
 	}
 	return l
 }
+
+// Pending lists the migrations of files this server should have and has
+// not applied (or applied in another version): what /readyz reports.
+func (db *DB) Pending(ctx context.Context, files fs.FS) ([]string, error) {
+	applied, err := db.appliedMigrations(ctx)
+	if err != nil {
+		return nil, err
+	}
+	migrations, err := readMigrations(files)
+	if err != nil {
+		return nil, err
+	}
+	var pending []string
+	for _, m := range migrations {
+		if applied[m.version] != m.checksum && db.Version().AtLeast(m.minServer) {
+			pending = append(pending, m.name)
+		}
+	}
+	return pending, nil
+}

@@ -55,16 +55,7 @@ const cursorKey = "cursor"
 
 // Cursor returns the cursor of stream for tenant, "" before the first run.
 func (s *State) Cursor(ctx context.Context, stream, tenant string) (string, error) {
-	var cursor string
-	err := s.db.conn.QueryRow(ctx, "SELECT value FROM "+s.db.table(transform.EtlState.Name)+
-		" FINAL WHERE stream = ? AND tenant = ? AND key = ?", stream, tenant, cursorKey).Scan(&cursor)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("reading cursor of %s/%s: %w", stream, tenant, err)
-	}
-	return cursor, nil
+	return s.Checkpoint(ctx, stream, tenant, cursorKey)
 }
 
 // SetCursor records the cursor of stream for tenant. Call it only after
@@ -72,8 +63,29 @@ func (s *State) Cursor(ctx context.Context, stream, tenant string) (string, erro
 // a crash between the two then re-reads the window, and the reload
 // replaces the rows instead of duplicating them.
 func (s *State) SetCursor(ctx context.Context, stream, tenant, cursor string) error {
+	return s.SetCheckpoint(ctx, stream, tenant, cursorKey, cursor)
+}
+
+// Checkpoint returns the value stored under key for stream and tenant ("" if
+// none): the cursor, or a backfill's progress.
+func (s *State) Checkpoint(ctx context.Context, stream, tenant, key string) (string, error) {
+	var v string
+	err := s.db.conn.QueryRow(ctx, "SELECT value FROM "+s.db.table(transform.EtlState.Name)+
+		" FINAL WHERE stream = ? AND tenant = ? AND key = ?", stream, tenant, key).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("reading %s of %s/%s: %w", key, stream, tenant, err)
+	}
+	return v, nil
+}
+
+// SetCheckpoint stores value under key for stream and tenant; like
+// SetCursor, only once the rows it covers were accepted.
+func (s *State) SetCheckpoint(ctx context.Context, stream, tenant, key, value string) error {
 	now := time.Now().UTC()
-	return s.write(ctx, transform.EtlState, stream, tenant, cursorKey, cursor, JobActive, now, nil, now, s.Version())
+	return s.write(ctx, transform.EtlState, stream, tenant, key, value, JobActive, now, nil, now, s.Version())
 }
 
 // Job is an async job a stream started at a provider (finAPI jobId, finoOS
@@ -198,4 +210,54 @@ func (s *State) write(ctx context.Context, t transform.Table, vals ...any) error
 		return err
 	}
 	return b.Send()
+}
+
+// RecentRuns returns the last n runs of every stream, newest first.
+func (s *State) RecentRuns(ctx context.Context, n int) (map[string][]Run, error) {
+	rows, err := s.db.conn.Query(ctx, "SELECT stream, run_id, tenant, status, started_at, finished_at, rows_tables, rows_counts, rejects, retries, error FROM "+
+		s.db.table(transform.EtlRuns.Name)+" FINAL ORDER BY stream, started_at DESC, run_id DESC LIMIT ? BY stream", n)
+	if err != nil {
+		return nil, fmt.Errorf("reading recent runs: %w", err)
+	}
+	defer rows.Close()
+	out := map[string][]Run{}
+	for rows.Next() {
+		var r Run
+		var finished *time.Time
+		var tables []string
+		var counts []uint64
+		if err := rows.Scan(&r.Stream, &r.ID, &r.Tenant, &r.Status, &r.StartedAt, &finished, &tables, &counts, &r.Rejects, &r.Retries, &r.Error); err != nil {
+			return nil, err
+		}
+		if finished != nil {
+			r.FinishedAt = *finished
+		}
+		r.Rows = make(map[string]uint64, len(tables))
+		for i, t := range tables {
+			r.Rows[t] = counts[i]
+		}
+		out[r.Stream] = append(out[r.Stream], r)
+	}
+	return out, rows.Err()
+}
+
+// Cursors returns every stream's cursor per tenant.
+func (s *State) Cursors(ctx context.Context) (map[string]map[string]string, error) {
+	rows, err := s.db.conn.Query(ctx, "SELECT stream, tenant, value FROM "+s.db.table(transform.EtlState.Name)+" FINAL WHERE key = ?", cursorKey)
+	if err != nil {
+		return nil, fmt.Errorf("reading cursors: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]map[string]string{}
+	for rows.Next() {
+		var stream, tenant, value string
+		if err := rows.Scan(&stream, &tenant, &value); err != nil {
+			return nil, err
+		}
+		if out[stream] == nil {
+			out[stream] = map[string]string{}
+		}
+		out[stream][tenant] = value
+	}
+	return out, rows.Err()
 }

@@ -1,0 +1,181 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/finsync/finsync/extract"
+	"github.com/finsync/finsync/load/clickhouse"
+	"github.com/finsync/finsync/schedules"
+)
+
+// runBackfill is `finsync backfill -stream S -from D -to D`: the range in
+// windows, oldest first, each checkpointed once loaded, so that the same
+// command after an interruption resumes after the last window done.
+func runBackfill(ctx context.Context, a *app, args []string) error {
+	var stream, tenant, from, to string
+	var window time.Duration
+	err := a.flags("backfill", summaryOf("backfill"), args, func(fs *flag.FlagSet) {
+		fs.StringVar(&stream, "stream", "", "the stream to backfill (one that reads windows, e.g. fino.transactions)")
+		fs.StringVar(&from, "from", "", "first day, YYYY-MM-DD")
+		fs.StringVar(&to, "to", "", "last day, YYYY-MM-DD (included)")
+		fs.StringVar(&tenant, "tenant", "", "backfill this tenant only (default: every configured tenant)")
+		fs.DurationVar(&window, "window", 0, "window size (default: the stream's window in the schedules file)")
+	})
+	if err != nil {
+		return err
+	}
+	first, err1 := time.Parse(time.DateOnly, from)
+	last, err2 := time.Parse(time.DateOnly, to)
+	if stream == "" || err1 != nil || err2 != nil || last.Before(first) {
+		fmt.Fprintln(a.stderr, "finsync backfill: -stream, -from and -to (YYYY-MM-DD, -from ≤ -to) are required")
+		return errUsage
+	}
+	c, db, _, err := a.migrated(ctx, "backfill", nil)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	log := a.logger(c)
+	p, s, ok := findStream(providers(c, log, nil), stream)
+	switch {
+	case !ok:
+		return fmt.Errorf("no stream %q (run finsync streams)", stream)
+	case !p.configured:
+		return fmt.Errorf("%s is not configured: set FINSYNC_%s_BASE_URL and its credentials", p.name, strings.ToUpper(p.name))
+	case !s.Backfill:
+		return fmt.Errorf("%s reads snapshots, not windows: it has nothing to backfill (run it with finsync once)", stream)
+	}
+	if window <= 0 {
+		sched, _ := c.schedule(stream)
+		window = max(sched.Window, 24*time.Hour)
+	}
+	window = window.Truncate(24 * time.Hour)
+	if window <= 0 {
+		return fmt.Errorf("-window must be at least one day")
+	}
+	windows := split(first, last.AddDate(0, 0, 1), window)
+	loader := clickhouse.NewLoader(db, clickhouse.LoaderOptions{MaxRows: c.ClickHouse.InsertMaxRows, MaxBytes: c.ClickHouse.InsertMaxBytes, Logger: log})
+	state := clickhouse.NewState(db, loader)
+	if len(p.subjects) > 0 {
+		if err := state.AddSubjects(ctx, p.subjects); err != nil {
+			return err
+		}
+	}
+	runner := &schedules.Runner{Loader: loader, State: state, Log: log}
+	key := fmt.Sprintf("backfill:%s..%s/%s", from, to, window)
+	for _, t := range p.tenants {
+		if tenant != "" && t != tenant {
+			continue
+		}
+		// The checkpoint is the end of the last window loaded.
+		done, err := state.Checkpoint(ctx, stream, t, key)
+		if err != nil {
+			return err
+		}
+		start := 0
+		for start < len(windows) && windows[start].To.Format(time.DateOnly) <= done {
+			start++
+		}
+		bar := newProgress(a.stdout, isTerminal(a.stdout), stream+" "+t, len(windows), start)
+		for _, w := range windows[start:] {
+			run, err := runner.RunWindow(ctx, s, t, w)
+			if err == nil {
+				err = state.SetCheckpoint(ctx, stream, t, key, w.To.Format(time.DateOnly))
+			}
+			if err != nil {
+				bar.stop()
+				return fmt.Errorf("window %s: %w (run the same command again to resume)", windowText(w), err)
+			}
+			var rows uint64
+			for _, n := range run.Rows {
+				rows += n
+			}
+			bar.window(w, rows)
+		}
+		bar.stop()
+	}
+	return nil
+}
+
+// split cuts [from, to) into windows of size d, the last one shorter.
+func split(from, to time.Time, d time.Duration) []extract.Window {
+	var out []extract.Window
+	for f := from; f.Before(to); f = f.Add(d) {
+		out = append(out, extract.Window{From: f, To: minTime(f.Add(d), to)})
+	}
+	return out
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+func windowText(w extract.Window) string {
+	return w.From.Format(time.DateOnly) + ".." + w.To.AddDate(0, 0, -1).Format(time.DateOnly)
+}
+
+// progress shows a backfill's progress: a bar redrawn in place on a
+// terminal, one line per window otherwise (logs, CI).
+type progress struct {
+	out         io.Writer
+	tty         bool
+	name        string
+	total, done int
+	skipped     int // windows done by an earlier, interrupted backfill
+	rows        uint64
+	start       time.Time
+}
+
+func newProgress(out io.Writer, tty bool, name string, total, done int) *progress {
+	p := &progress{out: out, tty: tty, name: name, total: total, done: done, skipped: done, start: time.Now()}
+	if done > 0 {
+		fmt.Fprintf(out, "%s: resuming after %d of %d windows already loaded\n", name, done, total)
+	}
+	if tty {
+		p.draw("")
+	}
+	return p
+}
+
+func (p *progress) window(w extract.Window, rows uint64) {
+	p.done++
+	p.rows += rows
+	if p.tty {
+		p.draw("")
+		return
+	}
+	fmt.Fprintf(p.out, "%s: window %d/%d %s loaded, %d rows%s\n", p.name, p.done, p.total, windowText(w), rows, p.rate())
+}
+
+// rate is the throughput so far and the time left, estimated from the
+// windows this process loaded.
+func (p *progress) rate() string {
+	elapsed := time.Since(p.start)
+	ran := p.done - p.skipped
+	if ran == 0 || elapsed <= 0 {
+		return ""
+	}
+	eta := time.Duration(float64(elapsed) / float64(ran) * float64(p.total-p.done)).Round(time.Second)
+	return fmt.Sprintf(" (total %d rows, %.0f rows/s, ETA %s)", p.rows, float64(p.rows)/elapsed.Seconds(), eta)
+}
+
+func (p *progress) draw(suffix string) {
+	const width = 30
+	filled := width * p.done / max(p.total, 1)
+	fmt.Fprintf(p.out, "\r%s [%s%s] %d/%d windows%s%s\033[K", p.name, strings.Repeat("█", filled), strings.Repeat("·", width-filled),
+		p.done, p.total, p.rate(), suffix)
+}
+
+func (p *progress) stop() {
+	if p.tty {
+		p.draw("\n")
+	}
+}

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/finsync/finsync/extract"
+	"github.com/finsync/finsync/load/clickhouse"
+	"github.com/finsync/finsync/schedules"
+	finsql "github.com/finsync/finsync/sql"
+)
+
+// runDaemon is `finsync run`: the schedules, the webhook receivers, the
+// metrics and the status page, until SIGTERM or SIGINT.
+func runDaemon(ctx context.Context, a *app, args []string) error {
+	err := a.flags("run", summaryOf("run"), args, func(fs *flag.FlagSet) {})
+	if err != nil {
+		return err
+	}
+	c, db, _, err := a.migrated(ctx, "run", nil)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if c.LogFormat == "auto" {
+		c.LogFormat = "json" // the daemon's logs go to a collector
+	}
+	log := a.logger(c)
+	metrics := schedules.NewMetrics()
+	ps := providers(c, log, metrics)
+	loader := clickhouse.NewLoader(db, clickhouse.LoaderOptions{MaxRows: c.ClickHouse.InsertMaxRows, MaxBytes: c.ClickHouse.InsertMaxBytes, Logger: log})
+	state := clickhouse.NewState(db, loader)
+	d := &schedules.Daemon{Runner: &schedules.Runner{Loader: loader, State: state, Log: log},
+		Global: c.sched.Global, PerProvider: c.sched.PerProvider, Metrics: metrics, Log: log}
+	maintain := map[string]provider{}
+	for _, p := range ps {
+		if !p.configured {
+			continue
+		}
+		if len(p.subjects) > 0 {
+			if err := state.AddSubjects(ctx, p.subjects); err != nil {
+				return err
+			}
+		}
+		for _, s := range p.streams {
+			sched, ok := c.sched.Find(s.Name)
+			if !ok {
+				continue
+			}
+			tenants := sched.Tenants
+			if len(tenants) == 0 {
+				tenants = p.tenants
+			}
+			d.Jobs = append(d.Jobs, schedules.Job{Stream: s, Schedule: sched, Tenants: tenants})
+			maintain[s.Name] = p
+		}
+	}
+	d.AfterRuns = func(ctx context.Context, s extract.Stream) {
+		if p := maintain[s.Name]; p.maintain != nil {
+			if err := p.maintain(ctx, db, log); err != nil {
+				log.Error("maintenance failed", "provider", p.name, "err", err)
+			}
+		}
+	}
+
+	ln, err := net.Listen("tcp", c.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("FINSYNC_HTTP_ADDR: %w", err)
+	}
+	srv := &http.Server{Handler: daemonMux(c, ps, d, state, db, metrics), ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	d.Start()
+	log.Info("finsync daemon started", "http", "http://"+ln.Addr().String(), "streams", len(d.Jobs), "schedules", c.sched.File)
+	fmt.Fprintf(a.stdout, "finsync daemon: %d streams scheduled, status page and metrics on http://%s\n", len(d.Jobs), ln.Addr())
+
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		d.Stop(c.ShutdownGrace)
+		return fmt.Errorf("http server: %w", err)
+	}
+	log.Info("stopping: no new runs; waiting for running ones", "grace", c.ShutdownGrace)
+	finished := d.Stop(c.ShutdownGrace)
+	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	srv.Shutdown(shutdown)
+	log.Info("finsync daemon stopped", "runs_finished_in_grace", finished)
+	return nil
+}
+
+// daemonMux serves the webhooks, /metrics, /healthz, /readyz and the
+// status page.
+func daemonMux(c Config, ps []provider, d *schedules.Daemon, state *clickhouse.State, db *clickhouse.DB, m *schedules.Metrics) *http.ServeMux {
+	mux := http.NewServeMux()
+	hooks := webhookHooks{
+		record: schedules.RecordSubject(state),
+		trigger: func(_ context.Context, stream, tenant string) {
+			d.Tick(stream, tenant)
+		},
+	}
+	for _, p := range ps {
+		if p.configured && p.webhook != nil {
+			mux.Handle("/webhooks/"+p.name, m.Webhook(p.name, p.webhook(hooks)))
+		}
+	}
+	mux.Handle("GET /metrics", m.Handler())
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		defer cancel()
+		pending, err := db.Pending(ctx, finsql.Files)
+		switch {
+		case err != nil:
+			http.Error(w, "ClickHouse unreachable at "+c.ClickHouse.Addr+": "+err.Error(), http.StatusServiceUnavailable)
+		case len(pending) > 0:
+			http.Error(w, fmt.Sprintf("migrations not applied: %v (run finsync migrate)", pending), http.StatusServiceUnavailable)
+		default:
+			fmt.Fprintln(w, "ready")
+		}
+	})
+	mux.Handle("GET /{$}", statusPage(c, d, state))
+	return mux
+}

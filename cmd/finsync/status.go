@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"html/template"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/finsync/finsync/load/clickhouse"
+	"github.com/finsync/finsync/schedules"
+)
+
+// statusRow is one stream on the status page.
+type statusRow struct {
+	Stream, Schedule string
+	Enabled          bool
+	Last             *clickhouse.Run
+	LastRows         uint64
+	Duration         string
+	Next             string
+	Cursors          string
+	Bars             []bar // rows of the last runs, oldest first
+}
+
+type bar struct {
+	X, Y, H int
+	Title   string
+	Class   string
+}
+
+const sparkRuns, sparkHeight = 12, 24
+
+// statusPage answers at-a-glance "is the warehouse fresh?": one row per
+// scheduled stream with its schedule, last run, next run, cursor and the
+// rows loaded by its last runs.
+func statusPage(c Config, d *schedules.Daemon, state *clickhouse.State) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+		defer cancel()
+		runs, err := state.RecentRuns(ctx, sparkRuns)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		cursors, err := state.Cursors(ctx)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		next := d.Next()
+		var rows []statusRow
+		for _, j := range d.Jobs {
+			row := statusRow{Stream: j.Stream.Name, Schedule: j.Schedule.Spec, Enabled: j.Schedule.Enabled, Next: "—"}
+			if t, ok := next[j.Stream.Name]; ok && j.Schedule.Enabled {
+				row.Next = t.UTC().Format("2006-01-02 15:04 MST")
+			}
+			var cs []string
+			for tenant, cur := range cursors[j.Stream.Name] {
+				cs = append(cs, tenant+": "+cur)
+			}
+			sort.Strings(cs)
+			row.Cursors = strings.Join(cs, "; ")
+			history := runs[j.Stream.Name]
+			if len(history) > 0 {
+				row.Last = &history[0]
+				for _, n := range history[0].Rows {
+					row.LastRows += n
+				}
+				if !history[0].FinishedAt.IsZero() {
+					row.Duration = history[0].FinishedAt.Sub(history[0].StartedAt).Round(10 * time.Millisecond).String()
+				}
+			}
+			row.Bars = bars(history)
+			rows = append(rows, row)
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		if err := statusTemplate.Execute(w, map[string]any{"Rows": rows, "Now": time.Now().UTC().Format(time.RFC1123),
+			"Database": c.ClickHouse.Database, "Schedules": c.sched.File}); err != nil {
+			fmt.Fprintf(w, "<p>rendering failed: %s</p>", template.HTMLEscapeString(err.Error()))
+		}
+	})
+}
+
+// bars draws the rows of the last runs, scaled to the largest.
+func bars(history []clickhouse.Run) []bar {
+	var most uint64 = 1
+	totals := make([]uint64, len(history))
+	for i, r := range history {
+		for _, n := range r.Rows {
+			totals[i] += n
+		}
+		most = max(most, totals[i])
+	}
+	var out []bar
+	for i := len(history) - 1; i >= 0; i-- {
+		h := max(1, int(totals[i]*sparkHeight/most))
+		out = append(out, bar{X: len(out) * 7, Y: sparkHeight - h, H: h, Class: history[i].Status,
+			Title: fmt.Sprintf("%s %s: %d rows", history[i].StartedAt.UTC().Format("01-02 15:04"), history[i].Status, totals[i])})
+	}
+	return out
+}
+
+var statusTemplate = template.Must(template.New("status").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="30">
+<title>finsync status</title>
+<style>
+body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}
+table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.35em .6em;border-bottom:1px solid #ddd;vertical-align:top}
+th{background:#f4f4f4}.success{color:#1a7f37;fill:#2da44e}.partial{color:#9a6700;fill:#d4a72c}.failed{color:#cf222e;fill:#cf222e}
+.running{color:#0969da;fill:#0969da}.err{color:#cf222e;font-size:12px;max-width:28em;word-break:break-word}.muted{color:#888}
+</style></head><body>
+<h1>finsync</h1>
+<p class="muted">database {{.Database}} · schedules {{.Schedules}} · {{.Now}} · refreshes every 30 s · <a href="/metrics">metrics</a></p>
+<table id="streams"><thead><tr><th>stream</th><th>schedule</th><th>last run</th><th>rows</th><th>duration</th><th>next run</th><th>cursor</th><th>last runs</th></tr></thead><tbody>
+{{range .Rows}}<tr class="stream" data-stream="{{.Stream}}">
+<td>{{.Stream}}</td>
+<td><code>{{.Schedule}}</code>{{if not .Enabled}} <span class="muted">(disabled)</span>{{end}}</td>
+<td>{{with .Last}}<span class="{{.Status}}">{{.Status}}</span> {{.StartedAt.UTC.Format "01-02 15:04"}}{{if .Error}}<div class="err">{{.Error}}</div>{{end}}{{else}}<span class="muted">never</span>{{end}}</td>
+<td>{{if .Last}}{{.LastRows}}{{end}}</td>
+<td>{{.Duration}}</td>
+<td>{{.Next}}</td>
+<td>{{.Cursors}}</td>
+<td><svg width="84" height="24" role="img" aria-label="rows loaded by the last runs">{{range .Bars}}<rect class="{{.Class}}" x="{{.X}}" y="{{.Y}}" width="5" height="{{.H}}"><title>{{.Title}}</title></rect>{{end}}</svg></td>
+</tr>{{end}}
+</tbody></table></body></html>
+`))

@@ -1,0 +1,232 @@
+package schedules
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/robfig/cron/v3"
+
+	"github.com/finsync/finsync/extract"
+	"github.com/finsync/finsync/load/clickhouse"
+)
+
+// Job is one scheduled stream: what to run, when, and for which tenants.
+type Job struct {
+	Stream   extract.Stream
+	Schedule Schedule
+	Tenants  []string
+}
+
+// Daemon starts the jobs' runs on their schedules. Runs of one stream never
+// overlap (a tick that finds the previous run going is skipped and
+// counted), start times are spread by each stream's stable jitter, the
+// global and per-provider limits cap the runs in flight, and one stream's
+// failure or panic never stops the others.
+type Daemon struct {
+	Runner      *Runner
+	Jobs        []Job
+	Global      int            // runs in flight at once; 0 = unlimited
+	PerProvider map[string]int // per provider; 0 or absent = unlimited
+	Metrics     *Metrics
+	Log         *slog.Logger
+	// AfterRuns, if set, runs after each tick's runs of a stream (retention).
+	AfterRuns func(ctx context.Context, stream extract.Stream)
+
+	cron   *cron.Cron
+	global chan struct{}
+	per    map[string]chan struct{}
+	busy   map[string]*sync.Mutex // one per stream: no overlap
+	next   map[string]time.Time
+	runCtx context.Context // ends when the grace period of Stop is over
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+}
+
+// Start schedules every enabled job; runs happen until Stop.
+func (d *Daemon) Start() {
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	d.runCtx, d.cancel = context.WithCancel(context.Background())
+	d.busy, d.per, d.next = map[string]*sync.Mutex{}, map[string]chan struct{}{}, map[string]time.Time{}
+	if d.Global > 0 {
+		d.global = make(chan struct{}, d.Global)
+	}
+	for p, n := range d.PerProvider {
+		if n > 0 {
+			d.per[p] = make(chan struct{}, n)
+		}
+	}
+	d.cron = cron.New(cron.WithLocation(time.UTC))
+	for _, j := range d.Jobs {
+		d.busy[j.Stream.Name] = &sync.Mutex{}
+		if !j.Schedule.Enabled {
+			continue
+		}
+		d.cron.Schedule(jittered{j.Schedule}, cron.FuncJob(func() { d.Tick(j.Stream.Name, "") }))
+		d.setNext(j.Stream.Name, j.Schedule.Next(time.Now()))
+	}
+	d.cron.Start()
+}
+
+// jittered shifts a schedule by the stream's stable delay.
+type jittered struct{ s Schedule }
+
+func (j jittered) Next(t time.Time) time.Time {
+	delay := j.s.Delay()
+	return j.s.cron.Next(t.Add(-delay)).Add(delay)
+}
+
+func (d *Daemon) setNext(stream string, t time.Time) {
+	d.mu.Lock()
+	d.next[stream] = t
+	d.mu.Unlock()
+	if d.Metrics != nil {
+		d.Metrics.nextRun.WithLabelValues(stream).Set(float64(t.Unix()))
+	}
+}
+
+// Next is when each scheduled stream runs next.
+func (d *Daemon) Next() map[string]time.Time {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make(map[string]time.Time, len(d.next))
+	for k, v := range d.next {
+		out[k] = v
+	}
+	return out
+}
+
+// Tick runs a stream now for its tenants (or only tenant, if not ""), in
+// the background, unless its previous run is still going: then the tick is
+// skipped and counted. Webhooks that announce ready data call it too.
+// It reports whether the runs started.
+func (d *Daemon) Tick(stream, tenant string) bool {
+	var job *Job
+	for i := range d.Jobs {
+		if d.Jobs[i].Stream.Name == stream {
+			job = &d.Jobs[i]
+		}
+	}
+	if job == nil || d.runCtx.Err() != nil {
+		return false
+	}
+	if job.Schedule.Enabled {
+		d.setNext(stream, job.Schedule.Next(time.Now()))
+	}
+	lock := d.busy[stream]
+	if !lock.TryLock() {
+		d.Log.Warn("tick skipped: the previous run is still going", "stream", stream)
+		if d.Metrics != nil {
+			d.Metrics.skipped.WithLabelValues(stream).Inc()
+		}
+		return false
+	}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		defer lock.Unlock()
+		for _, t := range job.Tenants {
+			if tenant != "" && t != tenant {
+				continue
+			}
+			d.runOne(job, t)
+		}
+		if d.AfterRuns != nil && d.runCtx.Err() == nil {
+			d.AfterRuns(d.runCtx, job.Stream)
+		}
+	}()
+	return true
+}
+
+// runOne runs job for one tenant within the concurrency limits.
+func (d *Daemon) runOne(job *Job, tenant string) {
+	release, err := d.acquire(job.Stream.Provider)
+	if err != nil {
+		return // stopping
+	}
+	defer release()
+	ctx, cancel := context.WithTimeout(d.runCtx, job.Schedule.Timeout)
+	defer cancel()
+	if d.Metrics != nil {
+		d.Metrics.running.WithLabelValues(job.Stream.Name).Inc()
+		defer d.Metrics.running.WithLabelValues(job.Stream.Name).Dec()
+	}
+	run, err := d.safeRun(ctx, job.Stream, tenant)
+	if d.Metrics != nil && !run.FinishedAt.IsZero() {
+		d.Metrics.observeRun(run)
+	}
+	if err != nil {
+		d.Log.Error("run failed", "stream", job.Stream.Name, "tenant", tenant, "run", run.ID, "err", err)
+	}
+}
+
+// safeRun keeps a panic outside the stream (the runner catches the
+// stream's own) from taking the daemon down.
+func (d *Daemon) safeRun(ctx context.Context, s extract.Stream, tenant string) (run clickhouse.Run, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic running %s: %v", s.Name, p)
+		}
+	}()
+	return d.Runner.Run(ctx, s, tenant)
+}
+
+func (d *Daemon) acquire(provider string) (func(), error) {
+	take := func(ch chan struct{}) error {
+		if ch == nil {
+			return nil
+		}
+		select {
+		case ch <- struct{}{}:
+			return nil
+		case <-d.runCtx.Done():
+			return d.runCtx.Err()
+		}
+	}
+	if err := take(d.global); err != nil {
+		return nil, err
+	}
+	per := d.per[provider]
+	if err := take(per); err != nil {
+		if d.global != nil {
+			<-d.global
+		}
+		return nil, err
+	}
+	return func() {
+		if per != nil {
+			<-per
+		}
+		if d.global != nil {
+			<-d.global
+		}
+	}, nil
+}
+
+// Stop starts no more runs and waits up to grace for the running ones to
+// load what they read and checkpoint; then it cancels them (a cancelled
+// run loads nothing more and moves no cursor) and waits for them to end.
+// It reports whether the runs finished within grace.
+func (d *Daemon) Stop(grace time.Duration) bool {
+	<-d.cron.Stop().Done()
+	done := make(chan struct{})
+	go func() {
+		d.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		d.cancel()
+		return true
+	case <-time.After(grace):
+		d.Log.Warn("grace period over: cancelling the runs still going", "grace", grace)
+		d.cancel()
+		<-done
+		return false
+	}
+}
