@@ -51,7 +51,7 @@ func NewMetrics() *Metrics {
 	m.runDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "finsync_run_duration_seconds",
 		Help: "Run duration, by stream.", Buckets: prometheus.ExponentialBuckets(0.1, 3, 10)}, []string{"stream"})
 	m.requests = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "finsync_provider_request_duration_seconds",
-		Help: "Provider HTTP requests (every attempt), by provider and status code (0: no answer).",
+		Help:    "Provider HTTP requests (every attempt), by provider and status code (0: no answer).",
 		Buckets: prometheus.ExponentialBuckets(0.01, 3, 9)}, []string{"provider", "code"})
 	m.webhookCalls = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "finsync_webhook_requests_total",
 		Help: "Webhook and callback requests received, by provider and status code."}, []string{"provider", "code"})
