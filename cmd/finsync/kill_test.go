@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strings"
 	"syscall"
 	"testing"
@@ -21,8 +22,11 @@ import (
 // test binary itself, with FINSYNC_TEST_ARGS), so it can be killed.
 func TestMain(m *testing.M) {
 	if args := os.Getenv("FINSYNC_TEST_ARGS"); args != "" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		a := &app{stdout: os.Stdout, stderr: os.Stderr, lookup: os.LookupEnv}
-		os.Exit(a.main(context.Background(), strings.Fields(args)))
+		code := a.main(ctx, strings.Fields(args))
+		stop()
+		os.Exit(code)
 	}
 	os.Exit(m.Run())
 }

@@ -1,0 +1,266 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"image/png"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+
+	"github.com/finsync/finsync/load/clickhouse"
+	"github.com/finsync/finsync/load/clickhouse/chtest"
+)
+
+// syncBuffer collects a child's output while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestDaemon runs `finsync run` as a real process against the sandboxes:
+// schedules fire, webhooks are received, /metrics parses and carries the
+// daemon's metrics, the status page renders in headless Chromium, SIGTERM
+// ends it with exit 0 and no run half done, and no secret reaches its logs.
+func TestDaemon(t *testing.T) {
+	sb, err := startSandbox("127.0.0.1:0", sandboxOptions{users: 2, months: 2, seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.close()
+	opts := chtest.Options(t)
+	t.Cleanup(func() { chtest.DropDatabase(t, opts) })
+	dir := t.TempDir()
+	schedFile := filepath.Join(dir, "schedules.yaml")
+	os.WriteFile(schedFile, []byte(`defaults:
+  jitter: 0s
+streams:
+  fino.transactions:
+    schedule: "@every 1s"
+  fino.accounts:
+    schedule: "@every 2s"
+  finapi.segments.high_balance:
+    schedule: "@every 2s"
+  fino.contracts:
+    schedule: "@daily"
+    enabled: false
+`), 0o644)
+	addr := freeAddr(t)
+	const webhookSecret = "whsec-d1st1nct-4711"
+	child := exec.Command(os.Args[0], "-test.run=^$")
+	child.Env = append(os.Environ(), "FINSYNC_TEST_ARGS=run", "FINSYNC_CLICKHOUSE_ADDR="+opts.Addr, "FINSYNC_CLICKHOUSE_DATABASE="+opts.Database,
+		"FINSYNC_HTTP_ADDR="+addr, "FINSYNC_SCHEDULES="+schedFile, "FINSYNC_FINO_WEBHOOK_SECRET="+webhookSecret,
+		"FINSYNC_LOG_LEVEL=debug", "FINSYNC_SHUTDOWN_GRACE=20s")
+	child.Env = append(child.Env, sb.env()...)
+	var stdout, stderr syncBuffer
+	child.Stdout, child.Stderr = &stdout, &stderr
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer child.Process.Kill()
+	base := "http://" + addr
+	get := func(path string) (int, string) {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	waitFor(t, 60*time.Second, &stderr, func() bool {
+		_, m := get("/metrics")
+		return strings.Contains(m, `finsync_runs_total{status="success",stream="fino.transactions"}`) &&
+			strings.Contains(m, `finsync_runs_total{status="success",stream="finapi.segments.high_balance"}`)
+	})
+
+	if code, body := get("/healthz"); code != 200 {
+		t.Errorf("/healthz: %d %s", code, body)
+	}
+	if code, body := get("/readyz"); code != 200 || !strings.Contains(body, "ready") {
+		t.Errorf("/readyz: %d %s", code, body)
+	}
+	_, metrics := get("/metrics")
+	families, err := (&expfmt.TextParser{}).TextToMetricFamilies(strings.NewReader(metrics))
+	if err != nil {
+		t.Fatalf("/metrics does not parse: %v", err)
+	}
+	for _, name := range []string{"finsync_runs_total", "finsync_rows_loaded_total", "finsync_rejects_total", "finsync_retries_total",
+		"finsync_provider_request_duration_seconds", "finsync_last_success_timestamp_seconds", "finsync_next_run_timestamp_seconds",
+		"finsync_run_duration_seconds"} {
+		if families[name] == nil || len(families[name].Metric) == 0 {
+			t.Errorf("/metrics lacks %s", name)
+		}
+	}
+	if !strings.Contains(metrics, `finsync_provider_request_duration_seconds_count{code="200",provider="fino"}`) ||
+		!strings.Contains(metrics, `finsync_rows_loaded_total{stream="fino.transactions",table="transactions"}`) {
+		t.Errorf("/metrics lacks per-provider requests or rows per table")
+	}
+
+	// The finoOS webhook brings a new user into the registry; a wrong
+	// secret records nothing.
+	hook := func(secret, user string) int {
+		body := `{"webhookID":"w1","userID":"` + user + `","tenantID":"sandbox-client","correlationID":"c-1","secret":"` + secret + `","event":"analysis"}`
+		resp, err := http.Post(base+"/webhooks/fino", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := hook(webhookSecret, "hooked-user"); code != http.StatusNoContent {
+		t.Errorf("webhook with the secret: %d", code)
+	}
+	if code := hook("guess", "forged-user"); code != http.StatusUnauthorized {
+		t.Errorf("webhook with a wrong secret: %d", code)
+	}
+
+	// The status page, as a person sees it.
+	dom, png := browse(t, base+"/")
+	for _, s := range []string{"fino.transactions", "fino.accounts", "finapi.segments.high_balance", "fino.contracts"} {
+		if !strings.Contains(dom, `data-stream="`+s+`"`) {
+			t.Errorf("status page has no row for %s", s)
+		}
+	}
+	if !strings.Contains(dom, `class="success"`) || !strings.Contains(dom, "(disabled)") || !strings.Contains(dom, "<rect") {
+		t.Errorf("status page lacks run status, the disabled stream or the bars:\n%.2000s", dom)
+	}
+	checkNotBlank(t, png)
+
+	// SIGTERM: no new runs, running ones finish, exit 0.
+	if err := child.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- child.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("daemon exit: %v\n%s", err, stderr.String())
+		}
+	case <-time.After(40 * time.Second):
+		t.Fatalf("daemon did not stop within its grace period\n%s", stderr.String())
+	}
+
+	db, err := clickhouse.Open(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var running, hooked uint64
+	db.Conn().QueryRow(context.Background(), "SELECT count() FROM etl_runs FINAL WHERE status = 'running'").Scan(&running)
+	db.Conn().QueryRow(context.Background(), "SELECT count() FROM subjects FINAL WHERE subject_id IN ('hooked-user', 'forged-user')").Scan(&hooked)
+	if running != 0 || hooked != 1 {
+		t.Errorf("after SIGTERM: %d runs still 'running'; %d webhook users registered (want 1)", running, hooked)
+	}
+	logs := stderr.String()
+	for _, secret := range []string{webhookSecret, "sandbox-secret", "mandator-a-secret"} {
+		if strings.Contains(logs, secret) || strings.Contains(stdout.String(), secret) {
+			t.Errorf("a secret (%s…) is in the daemon's output", secret[:4])
+		}
+	}
+	if !strings.Contains(logs, `"msg":"run finished"`) || !strings.Contains(logs, `"run":"`) || !strings.Contains(logs, `"msg":"finsync daemon stopped"`) {
+		t.Errorf("daemon logs lack run ids or the stop:\n%.3000s", logs)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func waitFor(t *testing.T, limit time.Duration, log *syncBuffer, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met in %s; daemon said:\n%s", limit, log.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// browse loads url in headless Chromium (installing Debian's chromium when
+// missing) and returns the DOM and a screenshot, also saved under
+// .finsync/out/ for people to look at.
+func browse(t *testing.T, url string) (string, []byte) {
+	t.Helper()
+	bin, err := exec.LookPath("chromium")
+	if err != nil {
+		out, ierr := exec.Command("../../deploy/chromium/install.sh").CombinedOutput()
+		if bin, err = exec.LookPath("chromium"); err != nil {
+			t.Fatalf("headless Chromium is needed (deploy/chromium/install.sh failed: %v):\n%s", ierr, out)
+		}
+	}
+	outDir, _ := filepath.Abs("../../.finsync/out")
+	os.MkdirAll(outDir, 0o755)
+	profile := t.TempDir()
+	flags := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--user-data-dir=" + profile}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	dom, err := exec.CommandContext(ctx, bin, append(flags, "--dump-dom", url)...).Output()
+	if err != nil {
+		t.Fatalf("chromium --dump-dom: %v", err)
+	}
+	shot := filepath.Join(outDir, "status-page.png")
+	os.Remove(shot)
+	if out, err := exec.CommandContext(ctx, bin, append(flags, "--window-size=1400,900", "--screenshot="+shot, url)...).CombinedOutput(); err != nil {
+		t.Fatalf("chromium --screenshot: %v\n%s", err, out)
+	}
+	png, err := os.ReadFile(shot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("status page screenshot: %s", shot)
+	return string(dom), png
+}
+
+// checkNotBlank fails unless the image has both light and dark pixels.
+func checkNotBlank(t *testing.T, b []byte) {
+	t.Helper()
+	img, err := png.Decode(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	var dark, light int
+	r := img.Bounds()
+	for y := r.Min.Y; y < r.Max.Y; y += 4 {
+		for x := r.Min.X; x < r.Max.X; x += 4 {
+			cr, cg, cb, _ := img.At(x, y).RGBA()
+			if l := (cr + cg + cb) / 3; l < 0x4000 {
+				dark++
+			} else if l > 0xc000 {
+				light++
+			}
+		}
+	}
+	if dark == 0 || light == 0 {
+		t.Errorf("the screenshot looks blank (%d dark, %d light samples)", dark, light)
+	}
+}
