@@ -14,6 +14,7 @@ import (
 
 	"github.com/finsync/finsync/extract"
 	"github.com/finsync/finsync/extract/finapi"
+	"github.com/finsync/finsync/extract/fino"
 	"github.com/finsync/finsync/load/clickhouse"
 	"github.com/finsync/finsync/load/clickhouse/chtest"
 )
@@ -97,5 +98,80 @@ func TestKilledBetweenJobCreationAndCollection(t *testing.T) {
 	db.Conn().QueryRow(context.Background(), "SELECT count() FROM segment_members FINAL").Scan(&final)
 	if rows == 0 || rows != final || !strings.Contains(stdout, fmt.Sprintf("segment_members %d", rows)) {
 		t.Errorf("%d rows of the job, %d after FINAL, run said:\n%s", rows, final, stdout)
+	}
+}
+
+// A backfill killed with SIGKILL after some windows resumes after the last
+// window it checkpointed, and the range ends up loaded exactly once.
+func TestBackfillResumesAfterAKill(t *testing.T) {
+	sb := fino.NewSandbox(fino.SandboxOptions{UsersPerTenant: 3, Months: 8, Seed: 9, Faults: fino.Faults{Latency: 30 * time.Millisecond}})
+	srv := httptest.NewServer(sb)
+	defer srv.Close()
+	defer sb.Close()
+	opts := chtest.Options(t)
+	t.Cleanup(func() { chtest.DropDatabase(t, opts) })
+	env := map[string]string{
+		"FINSYNC_CLICKHOUSE_ADDR": opts.Addr, "FINSYNC_CLICKHOUSE_DATABASE": opts.Database, "FINSYNC_LOG_LEVEL": "warn",
+		"FINSYNC_FINO_BASE_URL": srv.URL, "FINSYNC_FINO_CLIENT_ID": "sandbox-client", "FINSYNC_FINO_CLIENT_SECRET": "sandbox-secret",
+		"FINSYNC_FINO_USERS": strings.Join(sb.Users("sandbox-client"), ","),
+	}
+	args := []string{"backfill", "-stream", "fino.transactions", "-from", "2025-08-01", "-to", "2026-01-31", "-window", "168h"}
+	child := exec.Command(os.Args[0], "-test.run=^$")
+	child.Env = append(os.Environ(), "FINSYNC_TEST_ARGS="+strings.Join(args, " "))
+	for k, v := range env {
+		child.Env = append(child.Env, k+"="+v)
+	}
+	var out strings.Builder
+	child.Stdout, child.Stderr = &out, &out
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := clickhouse.Open(context.Background(), opts)
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			child.Process.Kill()
+			t.Fatalf("no window checkpointed in 60 s (%v):\n%s", err, out.String())
+		}
+		if db == nil {
+			db, err = clickhouse.Open(context.Background(), opts)
+			continue
+		}
+		var windows uint64
+		db.Conn().QueryRow(context.Background(), "SELECT count() FROM etl_runs FINAL WHERE status = 'success'").Scan(&windows)
+		if windows >= 3 {
+			break
+		}
+	}
+	defer db.Close()
+	child.Process.Signal(syscall.SIGKILL)
+	child.Wait()
+
+	code, stdout, stderr := run(t, env, args...)
+	if code != 0 || !strings.Contains(stdout, "resuming after") || !strings.Contains(stdout, "window 27/27") {
+		t.Fatalf("resume: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if strings.Contains(stdout, "window 1/27") {
+		t.Errorf("the resumed backfill loaded the first window again:\n%s", stdout)
+	}
+	var want int
+	for _, u := range sb.Users("sandbox-client") {
+		l, err := sb.Ledger("sandbox-client", u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for day, d := range l.Days {
+			if day >= "2025-08-01" && day <= "2026-01-31" {
+				want += d.Transactions
+			}
+		}
+	}
+	var got, outside uint64
+	db.Conn().QueryRow(context.Background(), "SELECT count() FROM transactions FINAL").Scan(&got)
+	db.Conn().QueryRow(context.Background(), "SELECT count() FROM transactions WHERE booking_date < '2025-08-01' OR booking_date > '2026-01-31'").Scan(&outside)
+	if got != uint64(want) || outside != 0 {
+		t.Errorf("%d transactions after FINAL, %d outside the range; the ledger has %d in it", got, outside, want)
+	}
+	if c, _ := clickhouse.NewState(db, nil).Cursor(context.Background(), "fino.transactions", "sandbox-client"); c != "" {
+		t.Errorf("the backfill moved the stream's cursor to %q", c)
 	}
 }
