@@ -35,9 +35,12 @@ type Subject struct {
 
 // Request is what one run of a stream asks an extractor for.
 type Request struct {
-	Tenant   string
-	Window   Window
-	Cursor   string // opaque; "" on the first run
+	Tenant string
+	Window Window
+	Cursor string // opaque; "" on the first run
+	// Lookback is how far before its cursor the run re-reads (late
+	// bookings); 0: the provider's default.
+	Lookback time.Duration
 	Subjects []Subject
 	// Jobs are the stream's async jobs for the tenant still active at the
 	// provider (created by an earlier run that did not collect them), oldest

@@ -156,7 +156,7 @@ func (d *Daemon) runOne(job *Job, tenant string) {
 		d.Metrics.running.WithLabelValues(job.Stream.Name).Inc()
 		defer d.Metrics.running.WithLabelValues(job.Stream.Name).Dec()
 	}
-	run, err := d.safeRun(ctx, job.Stream, tenant)
+	run, err := d.safeRun(ctx, job.Stream, tenant, job.Schedule.Lookback)
 	if d.Metrics != nil && !run.FinishedAt.IsZero() {
 		d.Metrics.observeRun(run)
 	}
@@ -167,13 +167,13 @@ func (d *Daemon) runOne(job *Job, tenant string) {
 
 // safeRun keeps a panic outside the stream (the runner catches the
 // stream's own) from taking the daemon down.
-func (d *Daemon) safeRun(ctx context.Context, s extract.Stream, tenant string) (run clickhouse.Run, err error) {
+func (d *Daemon) safeRun(ctx context.Context, s extract.Stream, tenant string, lookback time.Duration) (run clickhouse.Run, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("panic running %s: %v", s.Name, p)
 		}
 	}()
-	return d.Runner.Run(ctx, s, tenant)
+	return d.Runner.RunLookback(ctx, s, tenant, lookback)
 }
 
 func (d *Daemon) acquire(provider string) (func(), error) {

@@ -42,17 +42,22 @@ type Runner struct {
 // ends the run as partial: what was extracted is loaded, the cursor stays,
 // and the next run resumes.
 func (r *Runner) Run(ctx context.Context, s extract.Stream, tenant string) (clickhouse.Run, error) {
-	return r.run(ctx, s, tenant, extract.Window{})
+	return r.run(ctx, s, tenant, extract.Window{}, 0)
+}
+
+// RunLookback is Run with the schedule's lookback (0: the provider's).
+func (r *Runner) RunLookback(ctx context.Context, s extract.Stream, tenant string, lookback time.Duration) (clickhouse.Run, error) {
+	return r.run(ctx, s, tenant, extract.Window{}, lookback)
 }
 
 // RunWindow runs stream s once for tenant over window w (a backfill): the
 // stream reads [w.From, w.To) whatever its cursor, and the stream's cursor
 // is left alone (the backfill keeps its own checkpoint).
 func (r *Runner) RunWindow(ctx context.Context, s extract.Stream, tenant string, w extract.Window) (clickhouse.Run, error) {
-	return r.run(ctx, s, tenant, w)
+	return r.run(ctx, s, tenant, w, 0)
 }
 
-func (r *Runner) run(ctx context.Context, s extract.Stream, tenant string, window extract.Window) (clickhouse.Run, error) {
+func (r *Runner) run(ctx context.Context, s extract.Stream, tenant string, window extract.Window, lookback time.Duration) (clickhouse.Run, error) {
 	now := time.Now
 	if r.Now != nil {
 		now = r.Now
@@ -81,7 +86,7 @@ func (r *Runner) run(ctx context.Context, s extract.Stream, tenant string, windo
 		before = s.Stats()
 	}
 
-	req := extract.Request{Tenant: tenant, Window: window,
+	req := extract.Request{Tenant: tenant, Window: window, Lookback: lookback,
 		Lineage: transform.Lineage{Provider: s.Provider, Tenant: tenant, RunID: run.ID, ExtractedAt: start, Version: r.State.Version()}}
 	var cursor string
 	var err error

@@ -196,7 +196,11 @@ func (a *API) flush(out extract.Output, t transform.Table, b flusher, force bool
 // runTransactions reads each user's categorized transactions with their raw
 // transaction, page by page, in the window (assumptions 10–13, 20).
 func (a *API) runTransactions(ctx context.Context, req extract.Request, out extract.Output) (string, error) {
-	sp, err := a.span(req, a.cfg.LookbackDays)
+	lookback := a.cfg.LookbackDays
+	if req.Lookback > 0 {
+		lookback = int(req.Lookback.Round(24*time.Hour) / (24 * time.Hour))
+	}
+	sp, err := a.span(req, lookback)
 	if err != nil {
 		return "", err
 	}
