@@ -217,15 +217,23 @@ func runDemo(ctx context.Context, a *app, args []string) error {
 	defer db.Close()
 	fmt.Fprintf(a.stdout, "finsync demo: ClickHouse %s at %s, database %s (%d migration(s) applied now)\n",
 		res.Version, c.ClickHouse.Addr, c.ClickHouse.Database, len(res.Applied))
-	if c.Fino.BaseURL == "" {
+	if c.Fino.BaseURL == "" || c.Fimento.BaseURL == "" {
 		sb, err := startSandbox("127.0.0.1:0", o)
 		if err != nil {
 			return err
 		}
 		defer sb.close()
-		c.Fino.BaseURL, c.Fino.ClientID, c.Fino.ClientSecret = sb.url, "sandbox-client", "sandbox-secret"
-		c.Fino.Users = sb.fino.Users(c.Fino.ClientID)
-		fmt.Fprintf(a.stdout, "finoOS sandbox on %s with %d users\n", sb.url, len(c.Fino.Users))
+		if c.Fino.BaseURL == "" {
+			c.Fino.BaseURL, c.Fino.ClientID, c.Fino.ClientSecret = sb.url, "sandbox-client", "sandbox-secret"
+			c.Fino.Users = sb.fino.Users(c.Fino.ClientID)
+			fmt.Fprintf(a.stdout, "finoOS sandbox on %s with %d users\n", sb.url, len(c.Fino.Users))
+		}
+		if c.Fimento.BaseURL == "" {
+			c.Fimento.BaseURL, c.Fimento.Name, c.Fimento.Password = sb.url+fimentoPrefix, "sandbox-user", "sandbox-password"
+			c.Fimento.HashKey, c.Fimento.PartnerBanks, c.Fimento.Processes = fimentoHashKey, sb.fimento.PartnerBanks(), sb.fimentoProcesses()
+			fmt.Fprintf(a.stdout, "Fimento sandbox on %s%s with %d processes (completed, authError, denied consent, in progress)\n",
+				sb.url, fimentoPrefix, len(c.Fimento.Processes))
+		}
 	}
 	log := a.logger(c)
 	var runs []clickhouse.Run
@@ -264,12 +272,16 @@ func runDemo(ctx context.Context, a *app, args []string) error {
 // query them.
 func printExamples(ctx context.Context, db *clickhouse.DB, out io.Writer) error {
 	queries := []struct{ title, query string }{
-		{"spending by category (fino, all users)", `SELECT category, count() AS transactions, sum(amount) AS total
+		{"spending by category (all providers)", `SELECT category, count() AS transactions, sum(amount) AS total
 			FROM transactions FINAL WHERE amount < 0 GROUP BY category ORDER BY total LIMIT 8`},
 		{"latest balance per account (first 5)", `SELECT user_id, account_id, argMax(balance, balance_date) AS balance, max(balance_date) AS on
 			FROM account_balances FINAL GROUP BY user_id, account_id ORDER BY user_id, account_id LIMIT 5`},
 		{"active contracts (first 5)", "SELECT user_id, category, `interval`, amount, next_booking_date " +
 			"FROM contracts FINAL WHERE is_active ORDER BY user_id, contract_id LIMIT 5"},
+		{"Fimento processes and why they did or did not load", `SELECT tenant AS partner_bank, subject_id AS process, if(status = '', 'loaded', status) AS status,
+			substring(status_detail, 1, 90) AS detail FROM subjects FINAL WHERE provider = 'fimento' ORDER BY tenant, subject_id LIMIT 8`},
+		{"Fimento insights (first 6)", `SELECT user_id AS process, metric, value, value_text FROM insights FINAL
+			WHERE provider = 'fimento' AND period = '' AND raw = '' ORDER BY user_id, metric LIMIT 6`},
 		{"rejected records", `SELECT stream, target_table, reason, count() AS n FROM etl_rejects FINAL GROUP BY stream, target_table, reason ORDER BY n DESC LIMIT 5`},
 	}
 	for _, q := range queries {

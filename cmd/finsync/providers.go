@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/finsync/finsync/extract"
+	"github.com/finsync/finsync/extract/fimento"
 	"github.com/finsync/finsync/extract/fino"
 	"github.com/finsync/finsync/load/clickhouse"
 	"github.com/finsync/finsync/schedules"
@@ -38,7 +39,16 @@ func providers(c Config, log *slog.Logger) []provider {
 		}
 		finoP.subjects = append(finoP.subjects, clickhouse.Subject{Provider: "fino", Tenant: tenant, Kind: "user", ID: user, Source: "config"})
 	}
-	return []provider{finoP}
+	paths, _ := fimento.ParsePaths(c.Fimento.Paths) // Validate reported errors
+	fapi := fimento.NewAPI(fimento.Config{BaseURL: c.Fimento.BaseURL, Name: c.Fimento.Name, Password: c.Fimento.Password.Value(),
+		HashKey: []byte(c.Fimento.HashKey.Value()), Paths: paths, RateLimit: c.Fimento.RateLimit, Logger: log})
+	fimentoP := provider{name: "fimento", configured: c.Fimento.BaseURL != "", streams: fimento.Streams(fapi), tenants: c.Fimento.PartnerBanks}
+	for _, p := range c.Fimento.Processes {
+		if bank, id, ok := c.fimentoProcess(p); ok {
+			fimentoP.subjects = append(fimentoP.subjects, clickhouse.Subject{Provider: "fimento", Tenant: bank, Kind: fimento.SubjectKind, ID: id, Source: "config"})
+		}
+	}
+	return []provider{finoP, fimentoP}
 }
 
 func findStream(ps []provider, name string) (provider, extract.Stream, bool) {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/finsync/finsync/extract/fimento"
 	"github.com/finsync/finsync/extract/fino"
 )
 
@@ -25,22 +26,35 @@ func (o *sandboxOptions) define(fs *flag.FlagSet) {
 	fs.Int64Var(&o.seed, "seed", 1, "seed of the synthetic data")
 }
 
-// sandbox is the providers' fake servers on one loopback listener. Only
-// finoOS's exists so far; its paths start with /api/.
+// sandbox is the providers' fake servers on one loopback listener: finoOS
+// at the root (its paths start with /api/), Fimento under /fimento.
 type sandbox struct {
-	fino   *fino.Sandbox
-	server *http.Server
-	url    string
+	fino    *fino.Sandbox
+	fimento *fimento.Sandbox
+	server  *http.Server
+	url     string
 }
+
+// fimentoPrefix is where the Fimento sandbox is mounted.
+const fimentoPrefix = "/fimento"
+
+// fimentoHashKey is the hash key the sandbox settings use (a fake one).
+const fimentoHashKey = "sandbox-hash-key-not-a-secret"
 
 func startSandbox(addr string, o sandboxOptions) (*sandbox, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
-	f := fino.NewSandbox(fino.SandboxOptions{UsersPerTenant: o.users, Months: o.months, Seed: o.seed,
-		Today: time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -1)})
-	sb := &sandbox{fino: f, server: &http.Server{Handler: f, ReadHeaderTimeout: 10 * time.Second}, url: "http://" + ln.Addr().String()}
+	today := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -1)
+	f := fino.NewSandbox(fino.SandboxOptions{UsersPerTenant: o.users, Months: o.months, Seed: o.seed, Today: today})
+	// Two partner banks, and at least one process of each scenario per bank.
+	fm := fimento.NewSandbox(fimento.SandboxOptions{PartnerBanks: []string{"605c6c479691950d359bb0e9", "605c6c479691950d359bb0ea"},
+		ProcessesPerBank: max(o.users, 5), Months: min(o.months, 24), Seed: o.seed, Today: today})
+	mux := http.NewServeMux()
+	mux.Handle("/", f)
+	mux.Handle(fimentoPrefix+"/", http.StripPrefix(fimentoPrefix, fm))
+	sb := &sandbox{fino: f, fimento: fm, server: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, url: "http://" + ln.Addr().String()}
 	go sb.server.Serve(ln)
 	return sb, nil
 }
@@ -48,6 +62,7 @@ func startSandbox(addr string, o sandboxOptions) (*sandbox, error) {
 func (sb *sandbox) close() {
 	sb.server.Close()
 	sb.fino.Close()
+	sb.fimento.Close()
 }
 
 // env are the settings that point finsync at the sandbox (its credentials
@@ -59,7 +74,24 @@ func (sb *sandbox) env() []string {
 		"FINSYNC_FINO_CLIENT_ID=" + client,
 		"FINSYNC_FINO_CLIENT_SECRET=sandbox-secret",
 		"FINSYNC_FINO_USERS=" + strings.Join(sb.fino.Users(client), ","),
+		"FINSYNC_FIMENTO_BASE_URL=" + sb.url + fimentoPrefix,
+		"FINSYNC_FIMENTO_NAME=sandbox-user",
+		"FINSYNC_FIMENTO_PASSWORD=sandbox-password",
+		"FINSYNC_FIMENTO_HASH_KEY=" + fimentoHashKey,
+		"FINSYNC_FIMENTO_PARTNER_BANKS=" + strings.Join(sb.fimento.PartnerBanks(), ","),
+		"FINSYNC_FIMENTO_PROCESSES=" + strings.Join(sb.fimentoProcesses(), ","),
 	}
+}
+
+// fimentoProcesses are the sandbox's processes as bank/processId.
+func (sb *sandbox) fimentoProcesses() []string {
+	var out []string
+	for _, bank := range sb.fimento.PartnerBanks() {
+		for _, p := range sb.fimento.Processes(bank) {
+			out = append(out, bank+"/"+p)
+		}
+	}
+	return out
 }
 
 func runSandbox(ctx context.Context, a *app, args []string) error {
@@ -77,7 +109,7 @@ func runSandbox(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	defer sb.close()
-	fmt.Fprintf(a.stderr, "finoOS sandbox on %s; point finsync at it with:\n", sb.url)
+	fmt.Fprintf(a.stderr, "finoOS sandbox on %s, Fimento sandbox on %s%s; point finsync at them with:\n", sb.url, sb.url, fimentoPrefix)
 	for _, line := range sb.env() {
 		fmt.Fprintln(a.stdout, "export "+line)
 	}
