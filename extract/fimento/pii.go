@@ -110,7 +110,7 @@ func newRedactor(ssn, companyID, firstName, lastName string) *redactor {
 	for _, name := range []string{firstName, lastName} {
 		for _, w := range strings.Fields(name) {
 			if len([]rune(w)) >= 2 {
-				alts = append(alts, regexp.QuoteMeta(w))
+				alts = append(alts, regexp.QuoteMeta(w)+"s?") // "s?": the Swedish genitive, "Astrids konto"
 			}
 		}
 	}

@@ -235,10 +235,10 @@ func accountType(t string) string {
 		return "credit_card"
 	case has("loan", "lån", "laina", "mortgage"):
 		return "loan"
-	case has("saving", "spar", "sääst"):
-		return "savings"
 	case has("invest", "isk", "depot", "depå", "fond", "pension"):
 		return "depot"
+	case has("saving", "spar", "sääst"):
+		return "savings"
 	case has("check", "current", "transaction", "löne", "lön", "privat", "käyttö", "personal"):
 		return "checking"
 	}
@@ -468,6 +468,11 @@ func parseAmount(n json.Number, scale int32, intDigits int32) (decimal.Decimal, 
 	d, err := decimal.NewFromString(s)
 	if err != nil {
 		return decimal.Decimal{}, fmt.Errorf("%q: not a number", s)
+	}
+	// Rescaling 1e99999999 would build a number of a hundred million
+	// digits: anything this far outside Decimal(38) is refused first.
+	if e := d.Exponent(); e > 40 || e < -60 || d.NumDigits() > 60 {
+		return decimal.Decimal{}, fmt.Errorf("%q: out of range", s)
 	}
 	t := d.Truncate(scale)
 	if !t.Equal(d) {
