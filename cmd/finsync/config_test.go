@@ -49,6 +49,12 @@ func TestConfigReportsEveryProblem(t *testing.T) {
 			[]string{"FINSYNC_CLICKHOUSE_PASSWORD and FINSYNC_CLICKHOUSE_PASSWORD_FILE are both set"}},
 		{"missing file", map[string]string{"FINSYNC_CLICKHOUSE_PASSWORD_FILE": filepath.Join(dir, "nope")},
 			[]string{"FINSYNC_CLICKHOUSE_PASSWORD_FILE: open"}},
+		{"fimento without credentials", map[string]string{"FINSYNC_FIMENTO_BASE_URL": "https://api.example"},
+			[]string{"FINSYNC_FIMENTO_NAME is required", "FINSYNC_FIMENTO_PASSWORD is required", "FINSYNC_FIMENTO_HASH_KEY is required", "FINSYNC_FIMENTO_PARTNER_BANKS is required"}},
+		{"fimento processes, paths, webhook", map[string]string{"FINSYNC_FIMENTO_BASE_URL": "https://api.example", "FINSYNC_FIMENTO_NAME": "n",
+			"FINSYNC_FIMENTO_PASSWORD": "p", "FINSYNC_FIMENTO_HASH_KEY": "short", "FINSYNC_FIMENTO_PARTNER_BANKS": "b1,b2",
+			"FINSYNC_FIMENTO_PROCESSES": "b3/p,p", "FINSYNC_FIMENTO_PATHS": "process=/p", "FINSYNC_FIMENTO_WEBHOOK_URL": "ftp://x?token=s3cret"},
+			[]string{"at least 16 characters", `"b3/p"`, `FINSYNC_FIMENTO_PROCESSES: "p"`, "FINSYNC_FIMENTO_PATHS", "FINSYNC_FIMENTO_WEBHOOK_URL"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
