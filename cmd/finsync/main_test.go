@@ -43,7 +43,8 @@ func TestCLI(t *testing.T) {
 		{"once needs a stream", env, []string{"once"}, 2, "", "-stream is required", ""},
 		{"once of an unknown stream", env, []string{"once", "-stream", "nope"}, 1, "", `no stream "nope"`, ""},
 		{"once of an unconfigured provider", env, []string{"once", "-stream", "fino.contracts"}, 1, "", "fino is not configured", ""},
-		{"demo syncs the sandbox", env, []string{"demo", "-users", "2", "-months", "2"}, 0, "fino.transactions     sandbox-client  success", "", ""},
+		{"demo syncs the sandbox", env, []string{"demo", "-users", "2", "-months", "2"}, 0, "fino.transactions     sandbox-client            success", "", ""},
+		{"demo syncs the Fimento sandbox", env, []string{"demo", "-users", "2", "-months", "2"}, 0, "fimento.insights      605c6c479691950d359bb0e9  success", "", "199503096316"},
 		{"unreachable server", map[string]string{"FINSYNC_CLICKHOUSE_ADDR": "127.0.0.1:1", "FINSYNC_CLICKHOUSE_PASSWORD": "s3cret"}, []string{"migrate"}, 1, "",
 			"ClickHouse is unreachable at 127.0.0.1:1", "s3cret"},
 	}

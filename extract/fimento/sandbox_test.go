@@ -95,7 +95,6 @@ func TestPagingCoversTheLedger(t *testing.T) {
 	}
 }
 
-
 func TestLoginAndTokens(t *testing.T) {
 	for _, ms := range []bool{false, true} {
 		c := &clock{t: time.Now()}
