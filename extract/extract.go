@@ -31,7 +31,15 @@ type Subject struct {
 	// FirstSeen is when the subject entered the registry: a stream reads
 	// the whole history of a subject newer than its cursor.
 	FirstSeen time.Time
+	// Status is the registry's status of the subject ("" = active,
+	// "skipped", SubjectRevoked). A stream never extracts a revoked subject.
+	Status string
 }
+
+// SubjectRevoked is the status of a subject whose data the provider deleted
+// (consent revoked, deleted at the provider): its rows were deleted from
+// the warehouse and it is never extracted again.
+const SubjectRevoked = "revoked"
 
 // Request is what one run of a stream asks an extractor for.
 type Request struct {
@@ -106,6 +114,11 @@ type Output interface {
 	// job still knows it; a done job is written only once every record the
 	// run handed over was loaded, like the cursor.
 	Job(ctx context.Context, j Job) error
+	// Forget says the provider deleted a subject's data (consent revoked,
+	// deleted at the provider). Once the run's records are loaded, the
+	// runner deletes every row of that subject from the warehouse, records
+	// that it did, and marks it SubjectRevoked so no run extracts it again.
+	Forget(s Subject, reason string) error
 }
 
 // Reject is a provider record that could not be transformed. It goes to

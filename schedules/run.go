@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -111,6 +112,11 @@ func (r *Runner) run(ctx context.Context, s extract.Stream, tenant string, windo
 	// Load what was extracted, even when extraction stopped early: it is
 	// valid, and loading it twice later is harmless.
 	sendErr := sink.send()
+	// The provider deleted these subjects' data: so does the warehouse, even
+	// when extraction stopped early, and whatever the run's context says.
+	if ferr := r.forget(context.WithoutCancel(ctx), log, s, sink); ferr != nil {
+		sendErr = errors.Join(sendErr, ferr)
+	}
 
 	run.Rows, run.Rejects, run.Retries = sink.accepted(), sink.rejects, uint64(sink.retries())
 	if s.Stats != nil {
@@ -125,10 +131,16 @@ func (r *Runner) run(ctx context.Context, s extract.Stream, tenant string, windo
 		run.Status, run.Error = clickhouse.RunFailed, joinErrors(err, sendErr)
 	case err == nil:
 		run.Status = clickhouse.RunSuccess
-		if len(sink.skipped) > 0 {
-			run.Error = fmt.Sprintf("skipped %d subject(s), see subjects.status_detail; first: %s %s",
-				len(sink.skipped), sink.skipped[0].ID, sink.skipped[0].StatusDetail)
+		var notes []string
+		if len(sink.forgotten) > 0 {
+			notes = append(notes, fmt.Sprintf("deleted the rows of %d subject(s) whose data the provider deleted, see subjects.status_detail; first: %s %s",
+				len(sink.forgotten), sink.forgotten[0].ID, sink.forgotten[0].StatusDetail))
 		}
+		if len(sink.skipped) > 0 {
+			notes = append(notes, fmt.Sprintf("skipped %d subject(s), see subjects.status_detail; first: %s %s",
+				len(sink.skipped), sink.skipped[0].ID, sink.skipped[0].StatusDetail))
+		}
+		run.Error = strings.Join(notes, "; ")
 		if next != cursor && !backfill {
 			if cerr := r.State.SetCursor(ctx, s.Name, tenant, next); cerr != nil {
 				run.Status, run.Error = clickhouse.RunFailed, cerr.Error()
@@ -184,7 +196,7 @@ func (r *Runner) subjects(ctx context.Context, s extract.Stream, tenant string) 
 	byID := make(map[string]clickhouse.Subject, len(rows))
 	for i, row := range rows {
 		out[i] = extract.Subject{Provider: row.Provider, Tenant: row.Tenant, Kind: row.Kind, ID: row.ID,
-			CorrelationID: row.CorrelationID, FirstSeen: row.FirstSeen}
+			CorrelationID: row.CorrelationID, FirstSeen: row.FirstSeen, Status: row.Status}
 		byID[row.ID] = row
 	}
 	return out, byID, nil
@@ -198,6 +210,31 @@ func (r *Runner) jobs(ctx context.Context, stream, tenant string) ([]extract.Job
 		out[i] = extract.Job(j)
 	}
 	return out, err
+}
+
+// forget deletes the rows of every subject the run's stream said the
+// provider deleted, then marks each revoked in the registry (a failed
+// deletion leaves it as it was: the next run finds it revoked at the
+// provider again and retries).
+func (r *Runner) forget(ctx context.Context, log *slog.Logger, s extract.Stream, sink *sink) error {
+	var errs []error
+	var done []clickhouse.Subject
+	for _, row := range sink.forgotten {
+		tables, err := r.State.DeleteSubjectRows(ctx, row.Provider, row.Tenant, row.ID)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		log.Info("subject's rows deleted: the provider deleted its data", "stream", s.Name, "provider", row.Provider,
+			"tenant", row.Tenant, "subject", row.ID, "reason", row.StatusDetail, "tables", tables)
+		row.StatusDetail += fmt.Sprintf("; rows deleted from %d tables at %s", len(tables), time.Now().UTC().Format(time.RFC3339))
+		done = append(done, row)
+	}
+	sink.forgotten = done
+	if len(done) > 0 {
+		errs = append(errs, r.State.AddSubjects(ctx, done))
+	}
+	return errors.Join(errs...)
 }
 
 func joinErrors(errs ...error) string {
@@ -225,9 +262,10 @@ type sink struct {
 	order   []string
 	rejects uint64
 	// rejected builds etl_rejects rows; they are few, so row by row.
-	rejected *transform.RowWriter
-	registry map[string]clickhouse.Subject
-	skipped  []clickhouse.Subject // registry rows with their new status
+	rejected  *transform.RowWriter
+	registry  map[string]clickhouse.Subject
+	skipped   []clickhouse.Subject // registry rows with their new status
+	forgotten []clickhouse.Subject // subjects whose rows are to be deleted, status revoked
 }
 
 func newSink(ctx context.Context, l *clickhouse.Loader, st *clickhouse.State, stream, tenant string, lin transform.Lineage, registry map[string]clickhouse.Subject) *sink {
@@ -263,6 +301,18 @@ func (s *sink) jobsDone(ctx context.Context) error {
 			return err
 		}
 	}
+	return nil
+}
+
+// Forget notes a subject whose data the provider deleted; the runner
+// deletes its rows once the run's records are loaded.
+func (s *sink) Forget(sub extract.Subject, reason string) error {
+	row, ok := s.registry[sub.ID]
+	if !ok {
+		row = clickhouse.Subject{Provider: sub.Provider, Tenant: sub.Tenant, Kind: sub.Kind, ID: sub.ID, Source: clickhouse.SourceInsert}
+	}
+	row.Status, row.StatusDetail = clickhouse.StatusRevoked, s.stream+": "+reason
+	s.forgotten = append(s.forgotten, row)
 	return nil
 }
 

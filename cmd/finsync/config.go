@@ -16,6 +16,7 @@ import (
 
 	"github.com/sethvargo/go-envconfig"
 
+	"github.com/finsync/finsync/extract/fimento"
 	"github.com/finsync/finsync/extract/finapi"
 	"github.com/finsync/finsync/extract/fino"
 	"github.com/finsync/finsync/load/clickhouse"
@@ -49,6 +50,22 @@ type Config struct {
 		// Scopes are the analytics modules to read: "scope" for every
 		// tenant or "tenant/scope"; a trailing * matches a prefix. Unset: all.
 		Scopes []string `env:"FINSYNC_FINO_SCOPES"`
+	}
+	Fimento struct {
+		BaseURL  string `env:"FINSYNC_FIMENTO_BASE_URL"` // unset: the fimento streams are listed but not runnable
+		Name     string `env:"FINSYNC_FIMENTO_NAME"`
+		Password Secret `env:"FINSYNC_FIMENTO_PASSWORD"`
+		// PartnerBanks are partner-bank-id values: the tenants.
+		PartnerBanks []string `env:"FINSYNC_FIMENTO_PARTNER_BANKS"`
+		// Processes ("bank/processId", or "processId" with one partner
+		// bank) enter the subjects registry from config.
+		Processes []string `env:"FINSYNC_FIMENTO_PROCESSES"`
+		// HashKey keys the hash that stands for a person (social security
+		// number, company id).
+		HashKey    Secret   `env:"FINSYNC_FIMENTO_HASH_KEY"`
+		WebhookURL string   `env:"FINSYNC_FIMENTO_WEBHOOK_URL"` // registered with Fimento at start-up
+		Paths      []string `env:"FINSYNC_FIMENTO_PATHS"`       // name=/path overrides of the assumed endpoints
+		RateLimit  float64  `env:"FINSYNC_FIMENTO_RATE_LIMIT, default=10"`
 	}
 	Finapi struct {
 		BaseURL  string `env:"FINSYNC_FINAPI_BASE_URL"`  // unset: the finapi streams are listed but not runnable
@@ -142,6 +159,7 @@ func (c Config) Validate() []error {
 			bad("FINSYNC_SCHEDULES: %v", err)
 		}
 	}
+	problems = append(problems, c.validateFimento()...)
 	if _, ok := logLevels[c.LogLevel]; !ok {
 		bad("FINSYNC_LOG_LEVEL=%q: want debug, info, warn or error", c.LogLevel)
 	}
@@ -284,6 +302,47 @@ func (c Config) validateFinapi() []error {
 	return problems
 }
 
+func (c Config) validateFimento() []error {
+	f := c.Fimento
+	if f.BaseURL == "" {
+		return nil
+	}
+	var problems []error
+	bad := func(format string, args ...any) { problems = append(problems, fmt.Errorf(format, args...)) }
+	if u, err := url.Parse(f.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		bad("FINSYNC_FIMENTO_BASE_URL=%q: want an http(s) URL", f.BaseURL)
+	}
+	if f.Name == "" {
+		bad("FINSYNC_FIMENTO_NAME is required with FINSYNC_FIMENTO_BASE_URL")
+	}
+	if f.Password == "" {
+		bad("FINSYNC_FIMENTO_PASSWORD is required with FINSYNC_FIMENTO_BASE_URL")
+	}
+	if len(f.HashKey) < 16 {
+		bad("FINSYNC_FIMENTO_HASH_KEY is required with FINSYNC_FIMENTO_BASE_URL: at least 16 characters (it keys the hash that stands for a person)")
+	}
+	if len(f.PartnerBanks) == 0 {
+		bad("FINSYNC_FIMENTO_PARTNER_BANKS is required with FINSYNC_FIMENTO_BASE_URL: the partner-bank-id values to sync")
+	}
+	for _, p := range f.Processes {
+		if _, _, ok := c.fimentoProcess(p); !ok {
+			bad("FINSYNC_FIMENTO_PROCESSES: %q: want bank/processId with a bank of FINSYNC_FIMENTO_PARTNER_BANKS (or processId with one partner bank)", p)
+		}
+	}
+	if f.WebhookURL != "" {
+		if u, err := url.Parse(f.WebhookURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("FINSYNC_FIMENTO_WEBHOOK_URL=%q: want an http(s) URL", redactURL(f.WebhookURL))
+		}
+	}
+	if _, err := fimento.ParsePaths(f.Paths); err != nil {
+		bad("FINSYNC_FIMENTO_PATHS: %v", err)
+	}
+	if f.RateLimit <= 0 {
+		bad("FINSYNC_FIMENTO_RATE_LIMIT=%v: want requests per second > 0", f.RateLimit)
+	}
+	return problems
+}
+
 // loadSchedules reads the schedules file (FINSYNC_SCHEDULES, or the one
 // built in) and checks it against the streams finsync has.
 func loadSchedules(c Config) (*schedules.Schedules, error) {
@@ -306,4 +365,25 @@ func loadSchedules(c Config) (*schedules.Schedules, error) {
 		}
 	}
 	return schedules.Parse(name, data, known)
+}
+
+// fimentoProcess splits a configured process into its partner bank and id.
+func (c Config) fimentoProcess(p string) (bank, id string, ok bool) {
+	bank, id, found := strings.Cut(p, "/")
+	if !found {
+		if len(c.Fimento.PartnerBanks) != 1 {
+			return "", "", false
+		}
+		bank, id = c.Fimento.PartnerBanks[0], p
+	}
+	return bank, id, id != "" && slices.Contains(c.Fimento.PartnerBanks, bank)
+}
+
+// redactURL drops the query of a URL that may carry a token.
+func redactURL(s string) string {
+	if u, err := url.Parse(s); err == nil {
+		u.RawQuery = ""
+		return u.Redacted()
+	}
+	return "(unparsable)"
 }

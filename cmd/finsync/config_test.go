@@ -59,6 +59,12 @@ func TestConfigReportsEveryProblem(t *testing.T) {
 		{"scope for an unconfigured tenant", map[string]string{"FINSYNC_FINO_BASE_URL": "http://x", "FINSYNC_FINO_CLIENT_ID": "c", "FINSYNC_FINO_CLIENT_SECRET": "s",
 			"FINSYNC_FINO_SCOPES": "person-spending-creditCard,c-b/cockpits"},
 			[]string{`FINSYNC_FINO_SCOPES: tenant "c-b" is not one of FINSYNC_FINO_TENANTS`}},
+		{"fimento without credentials", map[string]string{"FINSYNC_FIMENTO_BASE_URL": "https://api.example"},
+			[]string{"FINSYNC_FIMENTO_NAME is required", "FINSYNC_FIMENTO_PASSWORD is required", "FINSYNC_FIMENTO_HASH_KEY is required", "FINSYNC_FIMENTO_PARTNER_BANKS is required"}},
+		{"fimento processes, paths, webhook", map[string]string{"FINSYNC_FIMENTO_BASE_URL": "https://api.example", "FINSYNC_FIMENTO_NAME": "n",
+			"FINSYNC_FIMENTO_PASSWORD": "p", "FINSYNC_FIMENTO_HASH_KEY": "short", "FINSYNC_FIMENTO_PARTNER_BANKS": "b1,b2",
+			"FINSYNC_FIMENTO_PROCESSES": "b3/p,p", "FINSYNC_FIMENTO_PATHS": "process=/p", "FINSYNC_FIMENTO_WEBHOOK_URL": "ftp://x?token=s3cret"},
+			[]string{"at least 16 characters", `"b3/p"`, `FINSYNC_FIMENTO_PROCESSES: "p"`, "FINSYNC_FIMENTO_PATHS", "FINSYNC_FIMENTO_WEBHOOK_URL"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -46,6 +46,12 @@ func runDaemon(ctx context.Context, a *app, args []string) error {
 				return err
 			}
 		}
+		if p.start != nil {
+			if err := p.start(ctx); err != nil {
+				// Polling still works without the provider's webhooks.
+				log.Error("provider start-up failed; its webhooks may not arrive", "provider", p.name, "err", err)
+			}
+		}
 		for _, s := range p.streams {
 			sched, ok := c.sched.Find(s.Name)
 			if !ok {

@@ -222,7 +222,7 @@ func runDemo(ctx context.Context, a *app, args []string) error {
 	fmt.Fprintf(a.stdout, "finsync demo: ClickHouse %s at %s, database %s (%d migration(s) applied now)\n",
 		res.Version, c.ClickHouse.Addr, c.ClickHouse.Database, len(res.Applied))
 	// Providers not configured get the in-process sandboxes.
-	if c.Fino.BaseURL == "" || c.Finapi.BaseURL == "" {
+	if c.Fino.BaseURL == "" || c.Finapi.BaseURL == "" || c.Fimento.BaseURL == "" {
 		sb, err := startSandbox("127.0.0.1:0", o)
 		if err != nil {
 			return err
@@ -236,6 +236,12 @@ func runDemo(ctx context.Context, a *app, args []string) error {
 		if c.Finapi.BaseURL == "" {
 			c.Finapi.BaseURL, c.Finapi.Mandators = sb.url+"/finapi", Secret(sb.finapiMandators())
 			fmt.Fprintf(a.stdout, "finAPI sandbox on %s/finapi with %d mandators\n", sb.url, len(finapiMandators))
+		}
+		if c.Fimento.BaseURL == "" {
+			c.Fimento.BaseURL, c.Fimento.Name, c.Fimento.Password = sb.url+fimentoPrefix, "sandbox-user", "sandbox-password"
+			c.Fimento.HashKey, c.Fimento.PartnerBanks, c.Fimento.Processes = fimentoHashKey, sb.fimento.PartnerBanks(), sb.fimentoProcesses()
+			fmt.Fprintf(a.stdout, "Fimento sandbox on %s%s with %d processes (completed, authError, denied consent, in progress)\n",
+				sb.url, fimentoPrefix, len(c.Fimento.Processes))
 		}
 	}
 	log := a.logger(c)
@@ -275,7 +281,7 @@ func runDemo(ctx context.Context, a *app, args []string) error {
 // query them.
 func printExamples(ctx context.Context, db *clickhouse.DB, out io.Writer) error {
 	queries := []struct{ title, query string }{
-		{"spending by category (fino, all users)", `SELECT category, count() AS transactions, sum(amount) AS total
+		{"spending by category (all providers)", `SELECT category, count() AS transactions, sum(amount) AS total
 			FROM transactions FINAL WHERE amount < 0 GROUP BY category ORDER BY total LIMIT 8`},
 		{"latest balance per account (first 5)", `SELECT user_id, account_id, argMax(balance, balance_date) AS balance, max(balance_date) AS on
 			FROM account_balances FINAL GROUP BY user_id, account_id ORDER BY user_id, account_id LIMIT 5`},
@@ -294,6 +300,10 @@ func printExamples(ctx context.Context, db *clickhouse.DB, out io.Writer) error 
 		{"company liquidity: end-of-month balance per account (last 2 months)", `SELECT user_id, insight_id AS account_id, period AS month, value AS end_of_month_balance
 			FROM insights FINAL WHERE module = 'company-liquidity' AND metric = 'endOfMonthBalance'
 			AND period >= formatDateTime(addMonths(today(), -1), '%Y-%m') ORDER BY user_id, account_id, period LIMIT 8`},
+		{"Fimento processes and why they did or did not load", `SELECT tenant AS partner_bank, subject_id AS process, if(status = '', 'loaded', status) AS status,
+			substring(status_detail, 1, 90) AS detail FROM subjects FINAL WHERE provider = 'fimento' ORDER BY tenant, subject_id LIMIT 8`},
+		{"Fimento insights (first 6)", `SELECT user_id AS process, metric, value, value_text FROM insights FINAL
+			WHERE provider = 'fimento' AND period = '' AND raw = '' ORDER BY user_id, metric LIMIT 6`},
 		{"rejected records", `SELECT stream, target_table, reason, count() AS n FROM etl_rejects FINAL GROUP BY stream, target_table, reason ORDER BY n DESC LIMIT 5`},
 	}
 	for _, q := range queries {

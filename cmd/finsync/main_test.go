@@ -44,6 +44,7 @@ func TestCLI(t *testing.T) {
 		{"once of an unknown stream", env, []string{"once", "-stream", "nope"}, 1, "", `no stream "nope"`, ""},
 		{"once of an unconfigured provider", env, []string{"once", "-stream", "fino.contracts"}, 1, "", "fino is not configured", ""},
 		{"demo syncs the sandboxes", env, []string{"demo", "-users", "2", "-months", "2"}, 0, "finAPI segment members per type", "", "failed"},
+		{"demo syncs the Fimento sandbox and shows no SSN", env, []string{"demo", "-users", "2", "-months", "2"}, 0, "Fimento processes and why they did or did not load", "", "199503096316"},
 		{"unreachable server", map[string]string{"FINSYNC_CLICKHOUSE_ADDR": "127.0.0.1:1", "FINSYNC_CLICKHOUSE_PASSWORD": "s3cret"}, []string{"migrate"}, 1, "",
 			"ClickHouse is unreachable at 127.0.0.1:1", "s3cret"},
 	}

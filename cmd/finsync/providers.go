@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/finsync/finsync/extract"
+	"github.com/finsync/finsync/extract/fimento"
 	"github.com/finsync/finsync/extract/finapi"
 	"github.com/finsync/finsync/extract/fino"
 	"github.com/finsync/finsync/load/clickhouse"
@@ -33,6 +34,9 @@ type provider struct {
 	// webhook, if set, is the provider's receiver, which the daemon mounts
 	// at /webhooks/<name>.
 	webhook func(h webhookHooks) http.Handler
+	// start, if set, runs when the daemon starts (registering its webhook
+	// URL with the provider).
+	start func(ctx context.Context) error
 }
 
 // webhookHooks is what a webhook receiver may do: enter a subject into the
@@ -66,6 +70,21 @@ func providers(c Config, log *slog.Logger, m *schedules.Metrics) []provider {
 		}
 		finoP.subjects = append(finoP.subjects, clickhouse.Subject{Provider: "fino", Tenant: tenant, Kind: "user", ID: user, Source: "config"})
 	}
+	paths, _ := fimento.ParsePaths(c.Fimento.Paths) // Validate reported errors
+	fapi := fimento.NewAPI(fimento.Config{BaseURL: c.Fimento.BaseURL, Name: c.Fimento.Name, Password: c.Fimento.Password.Value(),
+		HashKey: []byte(c.Fimento.HashKey.Value()), Paths: paths, RateLimit: c.Fimento.RateLimit, Logger: log, HTTP: httpFor("fimento")})
+	fimentoP := provider{name: "fimento", configured: c.Fimento.BaseURL != "", streams: fimento.Streams(fapi), tenants: c.Fimento.PartnerBanks,
+		webhook: func(h webhookHooks) http.Handler {
+			return fimento.WebhookHandler(c.Fimento.PartnerBanks, h.record, log)
+		}}
+	if c.Fimento.WebhookURL != "" {
+		fimentoP.start = func(ctx context.Context) error { return fapi.AddWebhook(ctx, c.Fimento.WebhookURL) }
+	}
+	for _, p := range c.Fimento.Processes {
+		if bank, id, ok := c.fimentoProcess(p); ok {
+			fimentoP.subjects = append(fimentoP.subjects, clickhouse.Subject{Provider: "fimento", Tenant: bank, Kind: fimento.SubjectKind, ID: id, Source: "config"})
+		}
+	}
 	mandators, _ := c.finapiTenants() // Validate reported a bad list
 	params := finapi.DefaultParams()
 	for _, seg := range finapi.Segments() {
@@ -82,7 +101,7 @@ func providers(c Config, log *slog.Logger, m *schedules.Metrics) []provider {
 	for _, m := range mandators {
 		finapiP.tenants = append(finapiP.tenants, m.Name)
 	}
-	return []provider{finoP, finapiP}
+	return []provider{finoP, finapiP, fimentoP}
 }
 
 // finapiParamsCheck checks a segment stream's params.

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/finsync/finsync/extract/fimento"
 	"github.com/finsync/finsync/extract/finapi"
 	"github.com/finsync/finsync/extract/fino"
 )
@@ -27,31 +28,44 @@ func (o *sandboxOptions) define(fs *flag.FlagSet) {
 	fs.Int64Var(&o.seed, "seed", 1, "seed of the synthetic data")
 }
 
-// sandbox is the providers' fake servers on one loopback listener:
-// finoOS's paths start with /api/, finAPI's sandbox is under /finapi.
+// sandbox is the providers' fake servers on one loopback listener: finoOS
+// at the root (its paths start with /api/), finAPI under /finapi, Fimento
+// under /fimento.
 type sandbox struct {
-	fino   *fino.Sandbox
-	finapi *finapi.Sandbox
-	server *http.Server
-	url    string
+	fino    *fino.Sandbox
+	finapi  *finapi.Sandbox
+	fimento *fimento.Sandbox
+	server  *http.Server
+	url     string
 }
 
 // finapiMandators are the finAPI sandbox's tenants.
 var finapiMandators = []string{"mandator-a", "mandator-b"}
+
+// fimentoPrefix is where the Fimento sandbox is mounted.
+const fimentoPrefix = "/fimento"
+
+// fimentoHashKey is the hash key the sandbox settings use (a fake one).
+const fimentoHashKey = "sandbox-hash-key-not-a-secret"
 
 func startSandbox(addr string, o sandboxOptions) (*sandbox, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
+	today := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -1)
 	f := fino.NewSandbox(fino.SandboxOptions{UsersPerTenant: o.users, CompaniesPerTenant: o.companies, LifeEvents: true, Months: o.months, Seed: o.seed,
-		Today: time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -1)})
+		Today: today})
 	fa := finapi.NewSandbox(finapi.SandboxOptions{Tenants: finapiMandators, UsersPerTenant: 4 * o.users, Seed: o.seed,
 		Today: time.Now().UTC().Truncate(24 * time.Hour)})
+	// Two partner banks, and at least one process of each scenario per bank.
+	fm := fimento.NewSandbox(fimento.SandboxOptions{PartnerBanks: []string{"605c6c479691950d359bb0e9", "605c6c479691950d359bb0ea"},
+		ProcessesPerBank: max(o.users, 5), Months: min(o.months, 24), Seed: o.seed, Today: today})
 	mux := http.NewServeMux()
-	mux.Handle("/finapi/", http.StripPrefix("/finapi", fa))
 	mux.Handle("/", f)
-	sb := &sandbox{fino: f, finapi: fa, server: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, url: "http://" + ln.Addr().String()}
+	mux.Handle("/finapi/", http.StripPrefix("/finapi", fa))
+	mux.Handle(fimentoPrefix+"/", http.StripPrefix(fimentoPrefix, fm))
+	sb := &sandbox{fino: f, finapi: fa, fimento: fm, server: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, url: "http://" + ln.Addr().String()}
 	go sb.server.Serve(ln)
 	return sb, nil
 }
@@ -59,6 +73,7 @@ func startSandbox(addr string, o sandboxOptions) (*sandbox, error) {
 func (sb *sandbox) close() {
 	sb.server.Close()
 	sb.fino.Close()
+	sb.fimento.Close()
 	sb.finapi.Close()
 }
 
@@ -83,7 +98,24 @@ func (sb *sandbox) env() []string {
 		"FINSYNC_FINO_USERS=" + strings.Join(sb.fino.Users(client), ","),
 		"FINSYNC_FINAPI_BASE_URL=" + sb.url + "/finapi",
 		"FINSYNC_FINAPI_MANDATORS=" + sb.finapiMandators(),
+		"FINSYNC_FIMENTO_BASE_URL=" + sb.url + fimentoPrefix,
+		"FINSYNC_FIMENTO_NAME=sandbox-user",
+		"FINSYNC_FIMENTO_PASSWORD=sandbox-password",
+		"FINSYNC_FIMENTO_HASH_KEY=" + fimentoHashKey,
+		"FINSYNC_FIMENTO_PARTNER_BANKS=" + strings.Join(sb.fimento.PartnerBanks(), ","),
+		"FINSYNC_FIMENTO_PROCESSES=" + strings.Join(sb.fimentoProcesses(), ","),
 	}
+}
+
+// fimentoProcesses are the sandbox's processes as bank/processId.
+func (sb *sandbox) fimentoProcesses() []string {
+	var out []string
+	for _, bank := range sb.fimento.PartnerBanks() {
+		for _, p := range sb.fimento.Processes(bank) {
+			out = append(out, bank+"/"+p)
+		}
+	}
+	return out
 }
 
 func runSandbox(ctx context.Context, a *app, args []string) error {
@@ -101,7 +133,7 @@ func runSandbox(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	defer sb.close()
-	fmt.Fprintf(a.stderr, "finoOS and finAPI sandboxes on %s; point finsync at them with:\n", sb.url)
+	fmt.Fprintf(a.stderr, "finoOS sandbox on %s, finAPI on %s/finapi, Fimento on %s%s; point finsync at them with:\n", sb.url, sb.url, sb.url, fimentoPrefix)
 	for _, line := range sb.env() {
 		fmt.Fprintln(a.stdout, "export "+line)
 	}

@@ -42,7 +42,8 @@ func (s Subject) key() subjectKey { return subjectKey{s.Provider, s.Tenant, s.Ki
 // now. updated_at is now and every row gets a fresh _version, so these rows
 // replace the registry's older ones. An empty CorrelationID keeps the one
 // already recorded (an event without a correlation id does not erase the
-// last analysis's); every other column takes the new value. When subs holds
+// last analysis's), and an empty Status keeps StatusRevoked; every other
+// column takes the new value. When subs holds
 // one key twice the last one wins. Provider, Kind, ID and Source must not be
 // empty; Tenant may be. Nothing is written when one subject is invalid.
 func (s *State) AddSubjects(ctx context.Context, subs []Subject) error {
@@ -80,14 +81,20 @@ func (s *State) AddSubjects(ctx context.Context, subs []Subject) error {
 			first = sub.FirstSeen.UTC()
 		}
 		corr := sub.CorrelationID
+		status, detail := sub.Status, sub.StatusDetail
 		if old, ok := existing[sub.key()]; ok {
 			first = old.FirstSeen
 			if corr == "" {
 				corr = old.CorrelationID
 			}
+			// A subject whose data was deleted stays so when config or a
+			// webhook registers it again.
+			if status == "" && old.Status == StatusRevoked {
+				status, detail = old.Status, old.StatusDetail
+			}
 		}
 		if err := w.Append(sub.Provider, sub.Tenant, sub.Kind, sub.ID, sub.Source, corr,
-			sub.Status, sub.StatusDetail, first, now, version); err != nil {
+			status, detail, first, now, version); err != nil {
 			return err
 		}
 	}
@@ -138,7 +145,7 @@ func (s *State) existingSubjects(ctx context.Context, subs []Subject) (map[subje
 		}
 	}
 	ctx = ch.Context(ctx, ch.WithExternalTable(keys))
-	rows, err := s.db.conn.Query(ctx, "SELECT provider, tenant, kind, subject_id, correlation_id, first_seen FROM "+
+	rows, err := s.db.conn.Query(ctx, "SELECT provider, tenant, kind, subject_id, correlation_id, status, status_detail, first_seen FROM "+
 		s.db.table(transform.Subjects.Name)+" FINAL WHERE (provider, tenant, kind, subject_id) IN "+
 		"(SELECT provider, tenant, kind, subject_id FROM subject_keys)")
 	if err != nil {
@@ -148,7 +155,7 @@ func (s *State) existingSubjects(ctx context.Context, subs []Subject) (map[subje
 	found := make(map[subjectKey]Subject)
 	for rows.Next() {
 		var sub Subject
-		if err := rows.Scan(&sub.Provider, &sub.Tenant, &sub.Kind, &sub.ID, &sub.CorrelationID, &sub.FirstSeen); err != nil {
+		if err := rows.Scan(&sub.Provider, &sub.Tenant, &sub.Kind, &sub.ID, &sub.CorrelationID, &sub.Status, &sub.StatusDetail, &sub.FirstSeen); err != nil {
 			return nil, fmt.Errorf("reading subjects already registered: %w", err)
 		}
 		sub.FirstSeen = sub.FirstSeen.UTC()

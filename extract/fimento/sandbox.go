@@ -1,0 +1,976 @@
+package fimento
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	mrand "math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// SandboxOptions configure a Sandbox. Zero fields take the defaults named.
+type SandboxOptions struct {
+	Name     string // API user, default "sandbox-user"
+	Password string // default "sandbox-password"
+
+	// PartnerBanks are the partner bank ids, each with ProcessesPerBank
+	// processes. Default: the docs' example id 605c6c479691950d359bb0e9.
+	PartnerBanks     []string
+	ProcessesPerBank int // default 5: good, authError, denied, slow, business (then good again)
+	Months           int // months of transactions of a completed process, default 6
+	Seed             int64
+	Today            time.Time // last day with data; default 2026-02-23
+
+	// Processes move one status per Step (default one minute), counted from
+	// their creation: the long-finished ones were created 30 days before
+	// the sandbox started, the slow one at its start.
+	Step     time.Duration
+	Now      func() time.Time // the sandbox clock; default time.Now
+	PageSize int              // transactions per page, default 25
+	TokenTTL time.Duration    // default one hour
+	// ValidUntilMillis sends valid_until in milliseconds instead of seconds
+	// (the docs say neither).
+	ValidUntilMillis bool
+	Paths            Paths // zero: DefaultPaths
+
+	// WebhookURL, if set, is added to the webhooks at start, as if posted to
+	// the add-webhook endpoint. Status changes are looked for every
+	// WebhookPoll (default 100ms) and on Tick.
+	WebhookURL  string
+	WebhookPoll time.Duration
+
+	Faults Faults
+	Logger *slog.Logger // default: discard
+}
+
+// Faults are per-request fault probabilities (0..1), drawn from one stream
+// seeded by Seed. A fault never sticks to a request (a retry gets the right
+// answer), except Malformed, which is a property of a transaction.
+type Faults struct {
+	Seed        uint64
+	RateLimit   float64       // 429 with Retry-After
+	RetryAfter  int           // seconds sent in Retry-After
+	ServerError float64       // 500 or 503
+	Latency     time.Duration // added to every request
+	TokenExpiry float64       // the presented token is declared expired: 401 now and later
+	Malformed   float64       // share of transactions always served with a non-numeric amount
+	Truncated   float64       // a success body cut in half (malformed JSON on the wire)
+}
+
+// FaultCounts are the faults injected so far.
+type FaultCounts struct {
+	RateLimited, ServerErrors, TokensExpired, Malformed, Truncated int64
+}
+
+// Sandbox is a fake Fimento Bank Data Insights API over deterministic
+// synthetic processes. It is an http.Handler to mount at its base URL.
+type Sandbox struct {
+	opts  SandboxOptions
+	start time.Time
+	mux   *http.ServeMux
+	log   *slog.Logger
+	hooks *http.Client
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu         sync.Mutex
+	tokens     map[string]time.Time
+	banks      []PartnerBank
+	processes  map[string]*sbProcess // by bank + "/" + id
+	order      []string
+	created    int
+	webhooks   []string
+	notified   map[string]string // process key → state last announced
+	faultDraws *mrand.Rand
+
+	rateLimited, serverErrors, expired, malformed, truncated atomic.Int64
+	webhooksSent                                             atomic.Int64
+}
+
+// sbProcess is one process and, once completed, its data.
+type sbProcess struct {
+	id, bank                    string
+	ssn, companyID, first, last string
+	market, psuType             string
+	createdAt                   time.Time
+	path                        []step
+	completedNow                bool      // approved by the test endpoint: the whole good path at once
+	revokedAt                   time.Time // consent revoked by the test endpoint or knob
+	deleted                     bool
+	accounts                    []sbAccount
+	txns                        []sbTxn
+	today                       time.Time
+}
+
+// NewSandbox builds a sandbox with its synthetic processes.
+func NewSandbox(opts SandboxOptions) *Sandbox {
+	opts = sandboxDefaults(opts)
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Sandbox{opts: opts, start: opts.Now().UTC(), mux: http.NewServeMux(), log: opts.Logger,
+		hooks: &http.Client{Timeout: 10 * time.Second}, ctx: ctx, cancel: cancel,
+		tokens: map[string]time.Time{}, processes: map[string]*sbProcess{}, notified: map[string]string{},
+		faultDraws: mrand.New(mrand.NewPCG(opts.Faults.Seed, 0xf1e3))}
+	for i, id := range opts.PartnerBanks {
+		s.banks = append(s.banks, PartnerBank{ID: id, Name: "Sandbox partner bank " + strconv.Itoa(i+1), LogoURL: "www.logoUrl.com"})
+		for j := range opts.ProcessesPerBank {
+			s.addProcess(s.scenarioProcess(id, j))
+		}
+	}
+	if opts.WebhookURL != "" {
+		s.webhooks = append(s.webhooks, opts.WebhookURL)
+	}
+	now := s.opts.Now()
+	for key, p := range s.processes {
+		s.notified[key] = s.state(p, now)
+	}
+	s.routes()
+	s.wg.Go(s.watch)
+	return s
+}
+
+func sandboxDefaults(o SandboxOptions) SandboxOptions {
+	if o.Name == "" {
+		o.Name = "sandbox-user"
+	}
+	if o.Password == "" {
+		o.Password = "sandbox-password"
+	}
+	if len(o.PartnerBanks) == 0 {
+		o.PartnerBanks = []string{"605c6c479691950d359bb0e9"}
+	}
+	if o.ProcessesPerBank <= 0 {
+		o.ProcessesPerBank = 5
+	}
+	if o.Months <= 0 {
+		o.Months = 6
+	}
+	if o.Today.IsZero() {
+		o.Today = time.Date(2026, 2, 23, 0, 0, 0, 0, time.UTC)
+	}
+	if o.Step <= 0 {
+		o.Step = time.Minute
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.PageSize <= 0 {
+		o.PageSize = 25
+	}
+	if o.TokenTTL <= 0 {
+		o.TokenTTL = time.Hour
+	}
+	if o.Paths == (Paths{}) {
+		o.Paths = DefaultPaths()
+	}
+	if o.WebhookPoll <= 0 {
+		o.WebhookPoll = 100 * time.Millisecond
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// scenarioProcess is process j of a bank (the scenarios above).
+func (s *Sandbox) scenarioProcess(bank string, j int) *sbProcess {
+	p := &sbProcess{id: objectID(s.opts.Seed, "process/"+bank+"/"+strconv.Itoa(j)), bank: bank, market: "SE",
+		psuType: "private", first: sandboxFirstNames[j%len(sandboxFirstNames)], last: sandboxLastNames[(j+bankIndex(s, bank))%len(sandboxLastNames)],
+		createdAt: s.start.AddDate(0, 0, -30), ssn: GoodSSN, path: goodPath}
+	switch j {
+	case scenarioAuthError:
+		p.ssn, p.path = BadSSN, authErrorPath
+	case scenarioDenied:
+		p.ssn, p.path = BadSSN, deniedPath
+	case scenarioSlow:
+		p.createdAt = s.start
+	case scenarioBusiness:
+		p.ssn, p.companyID, p.psuType, p.market = "", sandboxCompanyID, "business", "FI"
+	}
+	return p
+}
+
+func bankIndex(s *Sandbox, bank string) int {
+	for i, b := range s.opts.PartnerBanks {
+		if b == bank {
+			return i
+		}
+	}
+	return 0
+}
+
+// addProcess registers p with its data, if it can ever complete. s.mu held
+// or not yet shared.
+func (s *Sandbox) addProcess(p *sbProcess) {
+	if p.path[len(p.path)-1].code == StatusCompleted {
+		p.today = s.opts.Today
+		p.accounts, p.txns = ledgerOf(s.opts.Seed, p.id, s.opts.Months, p.today)
+	}
+	key := p.bank + "/" + p.id
+	s.processes[key] = p
+	s.order = append(s.order, key)
+}
+
+// ServeHTTP serves the Fimento API.
+func (s *Sandbox) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// Close stops the webhook watcher and pending deliveries.
+func (s *Sandbox) Close() {
+	s.cancel()
+	s.wg.Wait()
+}
+
+// Processes lists the process ids of a partner bank (deleted ones too).
+func (s *Sandbox) Processes(bank string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var ids []string
+	for _, key := range s.order {
+		if p := s.processes[key]; p.bank == bank {
+			ids = append(ids, p.id)
+		}
+	}
+	return ids
+}
+
+// PartnerBanks lists the partner bank ids.
+func (s *Sandbox) PartnerBanks() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]string, len(s.banks))
+	for i, b := range s.banks {
+		ids[i] = b.ID
+	}
+	return ids
+}
+
+// PersonalData lists every social security number, company id and name
+// the sandbox serves, for tests that prove none of it lands in clear.
+func (s *Sandbox) PersonalData() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seen := map[string]bool{}
+	var out []string
+	for _, key := range s.order {
+		p := s.processes[key]
+		for _, v := range []string{p.ssn, p.companyID, p.first, p.last} {
+			if v != "" && !seen[v] {
+				seen[v] = true
+				out = append(out, v)
+			}
+		}
+	}
+	return out
+}
+
+// Status is the current process-level status code of a process ("" if
+// there is no such process or it was deleted).
+func (s *Sandbox) Status(bank, id string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.processes[bank+"/"+id]
+	if p == nil || p.deleted {
+		return ""
+	}
+	proc := s.render(p, s.opts.Now())
+	return proc.ConsentFlowStatus.Current.Code
+}
+
+// Ledger is the truth about a completed process; an error means the process
+// does not exist or has no data (never completes, revoked, deleted).
+func (s *Sandbox) Ledger(bank, id string) (Ledger, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.processes[bank+"/"+id]
+	if p == nil || p.deleted || !p.revokedAt.IsZero() || p.txns == nil {
+		return Ledger{}, fmt.Errorf("fimento sandbox: process %s/%s has no data", bank, id)
+	}
+	return s.ledger(p), nil
+}
+
+// Revoke revokes a process's consent now, as the customer would: the
+// process reports customerDeniedConsent and consent "revoked", and its
+// data is deleted. It reports whether the process exists.
+func (s *Sandbox) Revoke(bank, id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.processes[bank+"/"+id]
+	if p == nil || p.deleted {
+		return false
+	}
+	if p.revokedAt.IsZero() {
+		p.revokedAt = s.opts.Now().UTC()
+	}
+	return true
+}
+
+// Delete deletes a process with its data: it answers 404 from now on.
+func (s *Sandbox) Delete(bank, id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.processes[bank+"/"+id]
+	if p == nil || p.deleted {
+		return false
+	}
+	p.deleted = true
+	return true
+}
+
+// Injected counts the faults injected so far.
+func (s *Sandbox) Injected() FaultCounts {
+	return FaultCounts{RateLimited: s.rateLimited.Load(), ServerErrors: s.serverErrors.Load(),
+		TokensExpired: s.expired.Load(), Malformed: s.malformed.Load(), Truncated: s.truncated.Load()}
+}
+
+// WebhooksSent counts the process-updated webhooks delivered (2xx).
+func (s *Sandbox) WebhooksSent() int64 { return s.webhooksSent.Load() }
+
+// render is the process as the get-process endpoint answers at now. s.mu held.
+func (s *Sandbox) render(p *sbProcess, now time.Time) Process {
+	n := 1
+	if elapsed := now.Sub(p.createdAt); elapsed > 0 {
+		n = int(elapsed/s.opts.Step) + 1
+	}
+	if p.completedNow || n > len(p.path) {
+		n = len(p.path)
+	}
+	status := func(code string, at time.Time) Status {
+		st := Status{Code: code, Desc: statusDesc[code], Timestamp: at.UTC()}
+		if code == StatusAuthError {
+			st.IsError, st.ErrorMessage = true, authErrorMessage
+		}
+		return st
+	}
+	var flow, bank []Status
+	consent := Consent("")
+	var given *time.Time
+	for i, st := range p.path[:n] {
+		at := p.createdAt.Add(time.Duration(i) * s.opts.Step)
+		if p.completedNow && at.After(now) {
+			at = now
+		}
+		switch {
+		case st.bank:
+			bank = append(bank, status(st.code, at))
+		case st.code == StatusAuthError:
+			bank = append(bank, status(st.code, at))
+			flow = append(flow, status(st.code, at))
+		default:
+			flow = append(flow, status(st.code, at))
+		}
+		switch st.code {
+		case StatusCustomerApproved:
+			consent, given = ConsentApproved, &at
+		case StatusCustomerDenied:
+			consent = ConsentRevoked
+		}
+	}
+	if !p.revokedAt.IsZero() {
+		flow = append(flow, status(StatusCustomerDenied, p.revokedAt))
+		consent = ConsentRevoked
+	}
+	proc := Process{ID: p.id, Market: p.market, PartnerBank: p.bank, SocialSecurityNumber: p.ssn, CompanyID: p.companyID,
+		CreatedAt: p.createdAt, FirstName: p.first, LastName: p.last, Consent: consent, DataCollectionType: "transaction-categorisation",
+		PSUType: p.psuType, BrokerBanks: []string{}}
+	proc.ConsentFlowStatus = ConsentFlowStatus{StatusHistory: StatusHistory{Current: flow[len(flow)-1], History: flow},
+		Consent: consent, ID: objectID(s.opts.Seed, "flow/"+p.id)}
+	proc.UpdatedAt = flow[len(flow)-1].Timestamp
+	if len(bank) > 0 {
+		bc := BankConsent{CustomerBank: CustomerBank{Name: "Swedbank", Country: p.market},
+			Status: StatusHistory{Current: bank[len(bank)-1], History: bank}, ConsentGivenAt: given,
+			ConsentFlowStatusID: proc.ConsentFlowStatus.ID}
+		proc.CustomerBankConsent = []BankConsent{bc}
+		proc.ConsentFlowStatuses = []BankConsent{bc}
+		if t := bank[len(bank)-1].Timestamp; t.After(proc.UpdatedAt) {
+			proc.UpdatedAt = t
+		}
+	}
+	return proc
+}
+
+// hasData tells whether a process serves transactions and insights now:
+// completed, not revoked, not deleted. s.mu held.
+func (s *Sandbox) hasData(p *sbProcess, now time.Time) bool {
+	return !p.deleted && p.revokedAt.IsZero() && p.txns != nil && s.render(p, now).ConsentFlowStatus.Current.Code == StatusCompleted
+}
+
+// state summarizes what a webhook announces; a change sends one. s.mu held.
+func (s *Sandbox) state(p *sbProcess, now time.Time) string {
+	if p.deleted {
+		return "deleted"
+	}
+	proc := s.render(p, now)
+	n := len(proc.ConsentFlowStatus.History)
+	if len(proc.CustomerBankConsent) > 0 {
+		n += len(proc.CustomerBankConsent[0].Status.History)
+	}
+	return strconv.Itoa(n) + "/" + string(proc.Consent)
+}
+
+// watch looks for status changes until Close.
+func (s *Sandbox) watch() {
+	t := time.NewTicker(s.opts.WebhookPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+			s.Tick()
+		}
+	}
+}
+
+// Tick sends a process-updated webhook to every registered URL for each
+// process whose status changed since the last one, and waits until they
+// are delivered (or failed 3 times).
+func (s *Sandbox) Tick() {
+	type hook struct {
+		urls []string
+		body []byte
+		bank string
+	}
+	var hooks []hook
+	s.mu.Lock()
+	now := s.opts.Now()
+	urls := append([]string{}, s.webhooks...)
+	for _, key := range s.order {
+		p := s.processes[key]
+		st := s.state(p, now)
+		if st == s.notified[key] {
+			continue
+		}
+		s.notified[key] = st
+		if len(urls) == 0 {
+			continue
+		}
+		var body []byte
+		if p.deleted {
+			body = mustJSON(map[string]any{"_id": p.id, "partnerBank": p.bank, "deleted": true})
+		} else {
+			body = mustJSON(s.render(p, now))
+		}
+		hooks = append(hooks, hook{urls, body, p.bank})
+	}
+	s.mu.Unlock()
+	for _, h := range hooks {
+		for _, u := range h.urls {
+			s.deliver(u, h.bank, h.body)
+		}
+	}
+}
+
+// deliver posts one webhook, trying 3 times.
+func (s *Sandbox) deliver(url, bank string, body []byte) {
+	for attempt := 1; attempt <= 3; attempt++ {
+		if attempt > 1 && !sleepCtx(s.ctx, 50*time.Millisecond) {
+			return
+		}
+		req, err := http.NewRequestWithContext(s.ctx, http.MethodPost, url, bytes.NewReader(body))
+		if err != nil {
+			return
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set(headerPartnerBank, bank)
+		resp, err := s.hooks.Do(req)
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode <= 299 {
+				s.webhooksSent.Add(1)
+				return
+			}
+			err = fmt.Errorf("status %d", resp.StatusCode)
+		}
+		s.log.Warn("fimento sandbox: webhook delivery failed", "attempt", attempt, "err", err)
+	}
+}
+
+// call is what the middleware learned about a request.
+type call struct {
+	bank     string
+	truncate bool
+}
+
+type handler func(w http.ResponseWriter, r *http.Request, c *call)
+
+func (s *Sandbox) routes() {
+	p := s.opts.Paths
+	pat := func(method, path string) string {
+		path = strings.ReplaceAll(path, "{processId}", "{processID}")
+		return method + " " + path
+	}
+	s.handle(pat("POST", p.Login), false, false, s.login)
+	s.handle(pat("GET", p.PartnerBanks), true, false, s.listBanks)
+	s.handle(pat("POST", p.PartnerBanks), true, false, s.createBank)
+	s.handle(pat("POST", p.Processes), true, true, s.createProcess)
+	s.handle(pat("GET", p.Process), true, true, s.getProcess)
+	s.handle(pat("DELETE", p.Process), true, true, s.deleteProcess)
+	s.handle(pat("POST", p.Consent), true, true, s.consentLink)
+	s.handle(pat("POST", p.ConsentLink), true, true, s.consentLink)
+	s.handle(pat("POST", p.TestConsent), true, true, s.testConsent)
+	s.handle(pat("GET", p.Transactions), true, true, s.transactions)
+	s.handle(pat("GET", p.Insights), true, true, s.insights)
+	s.handle(pat("POST", p.Webhooks), true, false, s.addWebhook)
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
+	})
+}
+
+// handle registers h behind the fault injection, the token check and, for
+// bank-level endpoints, the partner-bank-id check.
+func (s *Sandbox) handle(pattern string, authenticated, perBank bool, h handler) {
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		f := s.drawFaults()
+		if s.opts.Faults.Latency > 0 && !sleepCtx(r.Context(), s.opts.Faults.Latency) {
+			return
+		}
+		switch {
+		case f.rateLimit:
+			s.rateLimited.Add(1)
+			w.Header().Set("Retry-After", strconv.Itoa(s.opts.Faults.RetryAfter))
+			writeError(w, http.StatusTooManyRequests, "Too many requests")
+			return
+		case f.serverError:
+			s.serverErrors.Add(1)
+			writeError(w, f.serverStatus, "injected server error")
+			return
+		}
+		c := &call{truncate: f.truncate}
+		if authenticated {
+			if msg := s.authorize(r, f.expireToken); msg != "" {
+				writeError(w, http.StatusUnauthorized, msg)
+				return
+			}
+		}
+		if perBank {
+			c.bank = r.Header.Get(headerPartnerBank)
+			if c.bank == "" {
+				writeError(w, http.StatusBadRequest, "partner-bank-id is required")
+				return
+			}
+		}
+		h(w, r, c)
+	})
+}
+
+type faultDraw struct {
+	rateLimit, serverError, expireToken, truncate bool
+	serverStatus                                  int
+}
+
+// drawFaults draws every knob on every request, so the faults depend only
+// on the seed and the order of requests.
+func (s *Sandbox) drawFaults() faultDraw {
+	f := &s.opts.Faults
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.faultDraws
+	d := faultDraw{rateLimit: r.Float64() < f.RateLimit, serverError: r.Float64() < f.ServerError,
+		serverStatus: http.StatusInternalServerError, expireToken: r.Float64() < f.TokenExpiry, truncate: r.Float64() < f.Truncated}
+	if r.IntN(2) == 0 {
+		d.serverStatus = http.StatusServiceUnavailable
+	}
+	return d
+}
+
+// isMalformed tells whether the Malformed fault corrupts a record: it
+// depends only on the fault seed and the key.
+func (s *Sandbox) isMalformed(key string) bool {
+	p := s.opts.Faults.Malformed
+	return p > 0 && float64(mrand.NewPCG(s.opts.Faults.Seed, hashOf(key)).Uint64()>>11)/(1<<53) < p
+}
+
+func (s *Sandbox) authorize(r *http.Request, expireNow bool) string {
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return "missing bearer token"
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	expiry, known := s.tokens[token]
+	switch {
+	case !known:
+		return "invalid access token"
+	case !s.opts.Now().Before(expiry):
+		return "access token expired"
+	case expireNow:
+		s.tokens[token] = time.Time{}
+		s.expired.Add(1)
+		return "access token expired"
+	}
+	return ""
+}
+
+func (s *Sandbox) login(w http.ResponseWriter, r *http.Request, c *call) {
+	var l Login
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&l); err != nil {
+		writeError(w, http.StatusBadRequest, "name is required", "password is required")
+		return
+	}
+	var missing []string
+	if l.Name == "" {
+		missing = append(missing, "name is required")
+	}
+	if l.Password == "" {
+		missing = append(missing, "password is required")
+	}
+	if len(missing) > 0 {
+		writeError(w, http.StatusBadRequest, missing...)
+		return
+	}
+	if subtle.ConstantTimeCompare([]byte(l.Name), []byte(s.opts.Name)) != 1 ||
+		subtle.ConstantTimeCompare([]byte(l.Password), []byte(s.opts.Password)) != 1 {
+		writeError(w, http.StatusUnauthorized, "invalid credentials")
+		return
+	}
+	token := randomHex(32)
+	now := s.opts.Now()
+	exp := now.Add(s.opts.TokenTTL)
+	s.mu.Lock()
+	for t, e := range s.tokens {
+		if !now.Before(e) {
+			delete(s.tokens, t)
+		}
+	}
+	s.tokens[token] = exp
+	s.mu.Unlock()
+	valid := exp.Unix()
+	if s.opts.ValidUntilMillis {
+		valid = exp.UnixMilli()
+	}
+	s.reply(w, c, http.StatusOK, Token{AccessToken: token, ValidUntil: json.Number(strconv.FormatInt(valid, 10))})
+}
+
+func (s *Sandbox) listBanks(w http.ResponseWriter, r *http.Request, c *call) {
+	q := r.URL.Query()
+	page, err1 := intParam(q.Get(paramPage), 1)
+	limit, err2 := intParam(q.Get(paramLimit), 10)
+	if err := errors.Join(err1, err2); err != nil {
+		writeError(w, http.StatusBadRequest, "page must be a number >= 1", "limit must be a number >= 1")
+		return
+	}
+	s.mu.Lock()
+	banks := s.banks
+	from := min((page-1)*limit, len(banks))
+	out := append([]PartnerBank{}, banks[from:min(from+limit, len(banks))]...)
+	s.mu.Unlock()
+	s.reply(w, c, http.StatusOK, out)
+}
+
+func (s *Sandbox) createBank(w http.ResponseWriter, r *http.Request, c *call) {
+	var b PartnerBank
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&b); err != nil || b.Name == "" {
+		writeError(w, http.StatusBadRequest, "name is required")
+		return
+	}
+	s.mu.Lock()
+	s.created++
+	b.ID = objectID(s.opts.Seed, "bank/created/"+strconv.Itoa(s.created))
+	s.banks = append(s.banks, b)
+	s.mu.Unlock()
+	s.reply(w, c, http.StatusCreated, b)
+}
+
+// createProcess starts a process: the bad demo SSN ends in authError, any
+// other follows the good path from now.
+func (s *Sandbox) createProcess(w http.ResponseWriter, r *http.Request, c *call) {
+	var np NewProcess
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&np); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid body")
+		return
+	}
+	var problems []string
+	if np.Market != "SE" && np.Market != "FI" {
+		problems = append(problems, "market must be one of the following values: SE, FI")
+	}
+	if np.DataCollectionType != "transaction-categorisation" && np.DataCollectionType != "bank-account-verification" {
+		problems = append(problems, "dataCollectionType must be one of the following values: transaction-categorisation, bank-account-verification")
+	}
+	if len(problems) > 0 {
+		writeError(w, http.StatusBadRequest, problems...)
+		return
+	}
+	s.mu.Lock()
+	if !s.knownBank(c.bank) {
+		s.mu.Unlock()
+		writeError(w, http.StatusNotFound, "partner bank not found")
+		return
+	}
+	s.created++
+	p := &sbProcess{id: objectID(s.opts.Seed, "process/created/"+strconv.Itoa(s.created)), bank: c.bank, market: np.Market,
+		psuType: "private", ssn: np.SocialSecurityNumber, companyID: np.CompanyID, first: np.FirstName, last: np.LastName,
+		createdAt: s.opts.Now().UTC(), path: goodPath}
+	if np.CompanyID != "" {
+		p.psuType = "business" // the response's value, not the request's enum (doc.go 7)
+	}
+	if np.SocialSecurityNumber == BadSSN {
+		p.path = authErrorPath
+	}
+	s.addProcess(p)
+	key := p.bank + "/" + p.id
+	s.notified[key] = s.state(p, s.opts.Now())
+	proc := s.render(p, s.opts.Now())
+	s.mu.Unlock()
+	s.reply(w, c, http.StatusCreated, proc)
+}
+
+func (s *Sandbox) knownBank(id string) bool {
+	for _, b := range s.banks {
+		if b.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// processOf finds the path's process in the request's partner bank or
+// answers 404.
+func (s *Sandbox) processOf(w http.ResponseWriter, r *http.Request, c *call) (*sbProcess, bool) {
+	p := s.processes[c.bank+"/"+r.PathValue("processID")]
+	if p == nil || p.deleted {
+		writeError(w, http.StatusNotFound, "process not found")
+		return nil, false
+	}
+	return p, true
+}
+
+func (s *Sandbox) getProcess(w http.ResponseWriter, r *http.Request, c *call) {
+	s.mu.Lock()
+	p, ok := s.processOf(w, r, c)
+	var proc Process
+	if ok {
+		proc = s.render(p, s.opts.Now())
+	}
+	s.mu.Unlock()
+	if ok {
+		s.reply(w, c, http.StatusOK, proc)
+	}
+}
+
+func (s *Sandbox) deleteProcess(w http.ResponseWriter, r *http.Request, c *call) {
+	s.mu.Lock()
+	p, ok := s.processOf(w, r, c)
+	if ok {
+		p.deleted = true
+	}
+	s.mu.Unlock()
+	if ok {
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+func (s *Sandbox) consentLink(w http.ResponseWriter, r *http.Request, c *call) {
+	s.mu.Lock()
+	p, ok := s.processOf(w, r, c)
+	s.mu.Unlock()
+	if ok {
+		s.reply(w, c, http.StatusCreated, map[string]string{"consent-link": "https://consent.sandbox.fimento.invalid/" + p.id + "/" + randomHex(8)})
+	}
+}
+
+// testConsent approves or revokes a consent flow. The docs list a status
+// (approved|revoked) but show the body {"isApproved": true} (doc.go 18):
+// the status in the path decides; a body, if sent, must agree.
+func (s *Sandbox) testConsent(w http.ResponseWriter, r *http.Request, c *call) {
+	status := Consent(r.PathValue("status"))
+	if status != ConsentApproved && status != ConsentRevoked {
+		writeError(w, http.StatusBadRequest, "status must be one of the following values: approved, revoked")
+		return
+	}
+	var body struct {
+		IsApproved *bool `json:"isApproved"`
+	}
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&body); err != nil && !errors.Is(err, io.EOF) {
+		writeError(w, http.StatusBadRequest, "invalid body")
+		return
+	}
+	if body.IsApproved != nil && *body.IsApproved != (status == ConsentApproved) {
+		writeError(w, http.StatusBadRequest, "status and isApproved disagree")
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.processOf(w, r, c)
+	if !ok {
+		return
+	}
+	now := s.opts.Now()
+	if status == ConsentRevoked {
+		if p.revokedAt.IsZero() {
+			p.revokedAt = now.UTC()
+		}
+	} else {
+		code := s.render(p, now).ConsentFlowStatus.Current.Code
+		if p.path[len(p.path)-1].code != StatusCompleted || !p.revokedAt.IsZero() {
+			writeError(w, http.StatusConflict, "the consent flow cannot be approved in status "+code)
+			return
+		}
+		p.completedNow = true
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"isApproved": status == ConsentApproved})
+}
+
+func (s *Sandbox) transactions(w http.ResponseWriter, r *http.Request, c *call) {
+	page, err := intParam(r.URL.Query().Get(paramPage), 0)
+	if err != nil || page < 1 {
+		writeError(w, http.StatusBadRequest, "page must be a number >= 1")
+		return
+	}
+	s.mu.Lock()
+	p, ok := s.processOf(w, r, c)
+	if ok && !s.hasData(p, s.opts.Now()) {
+		s.mu.Unlock()
+		writeError(w, http.StatusNotFound, "no transactions for this process")
+		return
+	}
+	var items [][]byte
+	if ok {
+		from := min((page-1)*s.opts.PageSize, len(p.txns))
+		for _, t := range p.txns[from:min(from+s.opts.PageSize, len(p.txns))] {
+			items = append(items, s.encodeTxn(p, t))
+		}
+	}
+	s.mu.Unlock()
+	if ok {
+		s.replyBody(w, c, http.StatusOK, listJSON(`{"transactions":`, items, "}"))
+	}
+}
+
+// encodeTxn encodes one transaction; a malformed one has an amount that is
+// no number. Dates are local midnight-thirty in Sweden (doc.go 12).
+func (s *Sandbox) encodeTxn(p *sbProcess, t sbTxn) []byte {
+	acc := p.accounts[t.account]
+	tx := Transaction{ID: t.id, Amount: json.Number(fixed2(t.amount)), Date: t.day.Format("2006-01-02") + "T00:30:00+01:00",
+		Description: t.text, AccountID: objectID(s.opts.Seed, "account/"+p.id+"/"+acc.number), Category: t.category,
+		CBankID: objectID(s.opts.Seed, "cbank/"+acc.bank)}
+	if s.isMalformed("tx/" + t.id) {
+		s.malformed.Add(1)
+		return mustJSON(struct {
+			Transaction
+			Amount string `json:"amount"`
+		}{tx, "abc"})
+	}
+	return mustJSON(tx)
+}
+
+func (s *Sandbox) insights(w http.ResponseWriter, r *http.Request, c *call) {
+	s.mu.Lock()
+	p, ok := s.processOf(w, r, c)
+	if ok && !s.hasData(p, s.opts.Now()) {
+		s.mu.Unlock()
+		writeError(w, http.StatusNotFound, "no insights for this process")
+		return
+	}
+	var body []byte
+	if ok {
+		body = insightsDoc(p)
+	}
+	s.mu.Unlock()
+	if ok {
+		s.replyBody(w, c, http.StatusOK, body)
+	}
+}
+
+func (s *Sandbox) addWebhook(w http.ResponseWriter, r *http.Request, c *call) {
+	var body WebhookURL
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&body); err != nil || body.WebhookURL == "" {
+		writeError(w, http.StatusBadRequest, "webhookUrl is required")
+		return
+	}
+	if !strings.HasPrefix(body.WebhookURL, "http://") && !strings.HasPrefix(body.WebhookURL, "https://") {
+		writeError(w, http.StatusBadRequest, "webhookUrl must be a URL address")
+		return
+	}
+	s.mu.Lock()
+	known := false
+	for _, u := range s.webhooks {
+		known = known || u == body.WebhookURL
+	}
+	if !known {
+		s.webhooks = append(s.webhooks, body.WebhookURL)
+	}
+	s.mu.Unlock()
+	writeJSON(w, http.StatusCreated, body)
+}
+
+// reply writes v as JSON; the Truncated fault cuts the body in half while
+// Content-Length still announces all of it.
+func (s *Sandbox) reply(w http.ResponseWriter, c *call, status int, v any) {
+	s.replyBody(w, c, status, mustJSON(v))
+}
+
+func (s *Sandbox) replyBody(w http.ResponseWriter, c *call, status int, body []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	if c.truncate && len(body) > 1 {
+		s.truncated.Add(1)
+		body = body[:len(body)/2]
+	}
+	w.Write(body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(mustJSON(v))
+}
+
+// writeError writes the documented error body.
+func writeError(w http.ResponseWriter, status int, messages ...string) {
+	writeJSON(w, status, APIError{Message: messages, Error: http.StatusText(status), StatusCode: status})
+}
+
+// listJSON joins encoded items into head[item,item,...]tail.
+func listJSON(head string, items [][]byte, tail string) []byte {
+	b := append([]byte(head), '[')
+	for i, it := range items {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, it...)
+	}
+	return append(append(b, ']'), tail...)
+}
+
+func intParam(s string, def int) (int, error) {
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("%q is not a number >= 1", s)
+	}
+	return n, nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,338 @@
+package fimento
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	mrand "math/rand/v2"
+	"sort"
+	"strconv"
+	"time"
+)
+
+// The sandbox's synthetic world: processes that move through the documented
+// status sequence, and for those that complete, a ledger of two accounts
+// from which transactions and insights are served.
+
+// The demo SSNs of the docs: one reaches completed, the other errs.
+const (
+	GoodSSN = "199503096316"
+	BadSSN  = "197710114682"
+	// sandboxCompanyID is the (fictitious) company id of the business process.
+	sandboxCompanyID = "5569876543"
+)
+
+// Names of the sandbox's customers. None occurs inside a merchant text, so
+// a test can look for them anywhere in the warehouse.
+var (
+	sandboxFirstNames = []string{"Astrid", "Gunnar", "Ingrid", "Sixten", "Märta", "Folke"}
+	sandboxLastNames  = []string{"Lindqvist", "Bergström", "Sundqvist", "Hedenius", "Åkerlund", "Wahlgren"}
+)
+
+// step is one status of a path: process level, or bank level
+// (customerBankConsent[].status, between consentLinkOpened and the consent
+// answer).
+type step struct {
+	bank bool
+	code string
+}
+
+var (
+	bankSteps = []step{{true, BankAddedNotCompletedAuth}, {true, BankAddedCompletedAuth},
+		{true, BankFetchingTransactions}, {true, BankFetchingTransactionsDone}}
+	// goodPath is the documented sequence up to completed.
+	goodPath = append(append([]step{{false, StatusCreated}, {false, StatusConsentLinkOpened}}, bankSteps...),
+		step{false, StatusCustomerApproved}, step{false, StatusCategorisationStarted},
+		step{false, StatusCategorisationDone}, step{false, StatusInsightsStarted}, step{false, StatusCompleted})
+	// authErrorPath fails at the bank's authentication.
+	authErrorPath = []step{{false, StatusCreated}, {false, StatusConsentLinkOpened}, {true, BankAddedNotCompletedAuth}, {false, StatusAuthError}}
+	// deniedPath is denied after fetching started (the docs: "anytime after").
+	deniedPath = append(append([]step{{false, StatusCreated}, {false, StatusConsentLinkOpened}}, bankSteps[:3]...),
+		step{false, StatusCustomerDenied})
+)
+
+// authErrorMessage is the sandbox's bank error (no personal data).
+const authErrorMessage = "The customer denied sharing consent at the bank"
+
+// Scenarios of the sandbox processes, by index in their partner bank.
+const (
+	scenarioGood      = iota // GoodSSN, completed long ago
+	scenarioAuthError        // BadSSN, stops at authError
+	scenarioDenied           // BadSSN, customerDeniedConsent
+	scenarioSlow             // GoodSSN, created at the sandbox's start: one status per Step
+	scenarioBusiness         // a company (companyId, psuType business), completed
+)
+
+// sbAccount is one account of a process.
+type sbAccount struct {
+	number, name, typ, bank string
+	start                   int64 // opening balance, öre
+}
+
+// sbTxn is one transaction.
+type sbTxn struct {
+	id       string
+	account  int
+	day      time.Time // booking day
+	amount   int64     // öre, negative = out
+	text     string
+	category string
+}
+
+// hashOf is a stable 64-bit hash of the parts.
+func hashOf(parts ...string) uint64 {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return binary.BigEndian.Uint64(h.Sum(nil))
+}
+
+// objectID is a 24-hex id like Fimento's, from the seed and a name.
+func objectID(seed int64, name string) string {
+	sum := sha256.Sum256([]byte(strconv.FormatInt(seed, 10) + "/" + name))
+	return hex.EncodeToString(sum[:12])
+}
+
+// merchants by category: amounts in öre (min, max) and how often per day.
+var merchants = []struct {
+	category string
+	texts    []string
+	min, max int64
+	p        float64
+}{
+	{"groceries", []string{"ICA MAXI", "COOP KONSUM", "HEMKÖP", "LIDL"}, 8_900, 120_000, 0.45},
+	{"restaurants", []string{"MAX HAMBURGARE", "ESPRESSO HOUSE", "PIZZERIA NAPOLI"}, 4_500, 65_000, 0.15},
+	{"transport", []string{"SL RESKASSA", "SJ AB", "CIRCLE K"}, 3_900, 95_000, 0.12},
+	{"shopping", []string{"H&M", "CLAS OHLSON", "KJELL & CO"}, 9_900, 150_000, 0.06},
+	{"entertainment", []string{"FILMSTADEN", "SYSTEMBOLAGET"}, 12_000, 60_000, 0.05},
+	{"health", []string{"APOTEK HJÄRTAT"}, 5_000, 40_000, 0.03},
+}
+
+// ledgerOf generates a completed process's accounts and transactions, oldest
+// first: months of data up to today.
+func ledgerOf(seed int64, processID string, months int, today time.Time) ([]sbAccount, []sbTxn) {
+	r := mrand.New(mrand.NewPCG(uint64(seed), hashOf("ledger", processID)))
+	banks := []string{"Swedbank", "Nordea", "Handelsbanken", "SEB"}
+	bank := banks[r.IntN(len(banks))]
+	accounts := []sbAccount{
+		{number: "8327-9" + strconv.Itoa(10_000_000+r.IntN(89_999_999)), name: "Lönekonto", typ: "Transaction account", bank: bank, start: 400_000 + r.Int64N(600_000)},
+		{number: "8327-9" + strconv.Itoa(10_000_000+r.IntN(89_999_999)), name: "Sparkonto", typ: "Savings account", bank: bank, start: 2_000_000 + r.Int64N(3_000_000)},
+	}
+	salary := 2_800_000 + r.Int64N(1_500_000)
+	rent := 700_000 + r.Int64N(600_000)
+	var txns []sbTxn
+	add := func(acc int, day time.Time, amount int64, text, category string) {
+		txns = append(txns, sbTxn{id: objectID(seed, processID+"/tx/"+strconv.Itoa(len(txns))), account: acc, day: day,
+			amount: amount, text: text, category: category})
+	}
+	first := today.AddDate(0, -months, 1)
+	for day := first; !day.After(today); day = day.AddDate(0, 0, 1) {
+		switch day.Day() {
+		case 25:
+			add(0, day, salary, "LÖN ACME AB", "salary")
+		case 27:
+			add(0, day, -rent, "HYRA HSB BRF TALLEN", "housing")
+		case 28:
+			add(0, day, -200_000, "ÖVERFÖRING SPARKONTO", "savings")
+			add(1, day, 200_000, "ÖVERFÖRING FRÅN LÖNEKONTO", "transfers")
+		case 5:
+			add(0, day, -10_900, "SPOTIFY AB", "subscriptions")
+		}
+		for _, m := range merchants {
+			if r.Float64() < m.p {
+				add(0, day, -(m.min + r.Int64N(m.max-m.min)), m.texts[r.IntN(len(m.texts))], m.category)
+			}
+		}
+	}
+	return accounts, txns
+}
+
+// fixed2 prints öre as a decimal with two places.
+func fixed2(ore int64) string {
+	sign := ""
+	if ore < 0 {
+		sign, ore = "-", -ore
+	}
+	return sign + strconv.FormatInt(ore/100, 10) + "." + twoDigits(ore%100)
+}
+
+func twoDigits(n int64) string {
+	if n < 10 {
+		return "0" + strconv.FormatInt(n, 10)
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+// Ledger is the truth about one completed process, computed by the same
+// generator the endpoints serve from, for tests to compare with what
+// landed. Amounts are decimals with two places ("-1234.50").
+type Ledger struct {
+	Transactions int
+	AmountSum    string
+	Days         map[string]string // booking day → sum of that day's amounts
+	Balances     map[string]string // day → end-of-day balance over all accounts (the graph's)
+	Accounts     map[string]string // AccountID(bank, number) → final balance
+	Categories   map[string]string // Fimento category → sum
+	// MalformedTransactions are the ids the Malformed fault always corrupts.
+	MalformedTransactions []string
+}
+
+// ledger computes a Ledger from a process's generated data.
+func (s *Sandbox) ledger(p *sbProcess) Ledger {
+	l := Ledger{Days: map[string]string{}, Balances: map[string]string{}, Accounts: map[string]string{}, Categories: map[string]string{}}
+	var sum int64
+	days, cats := map[string]int64{}, map[string]int64{}
+	for _, t := range p.txns {
+		l.Transactions++
+		sum += t.amount
+		days[t.day.Format(time.DateOnly)] += t.amount
+		cats[t.category] += t.amount
+		if s.isMalformed("tx/" + t.id) {
+			l.MalformedTransactions = append(l.MalformedTransactions, t.id)
+		}
+	}
+	l.AmountSum = fixed2(sum)
+	for d, v := range days {
+		l.Days[d] = fixed2(v)
+	}
+	for c, v := range cats {
+		l.Categories[c] = fixed2(v)
+	}
+	for _, g := range graphOf(p) {
+		l.Balances[g.day.Format(time.DateOnly)] = fixed2(g.balance)
+	}
+	final := make([]int64, len(p.accounts))
+	for i, a := range p.accounts {
+		final[i] = a.start
+	}
+	for _, t := range p.txns {
+		final[t.account] += t.amount
+	}
+	for i, a := range p.accounts {
+		l.Accounts[AccountID(a.bank, a.number)] = fixed2(final[i])
+	}
+	return l
+}
+
+// graphDay is one day of the transaction graph in öre.
+type graphDay struct {
+	day           time.Time
+	balance       int64 // end of day, all accounts
+	neg, pos      int64
+	negTx, posTxs []sbTxn
+}
+
+// graphOf is the transaction graph: every day from the first transaction's
+// to today, with the user-level end-of-day balance (doc.go 13).
+func graphOf(p *sbProcess) []graphDay {
+	if len(p.txns) == 0 {
+		return nil
+	}
+	var balance int64
+	for _, a := range p.accounts {
+		balance += a.start
+	}
+	var out []graphDay
+	i := 0
+	for day := p.txns[0].day; !day.After(p.today); day = day.AddDate(0, 0, 1) {
+		g := graphDay{day: day}
+		for ; i < len(p.txns) && p.txns[i].day.Equal(day); i++ {
+			t := p.txns[i]
+			balance += t.amount
+			if t.amount < 0 {
+				g.neg += t.amount
+				g.negTx = append(g.negTx, t)
+			} else {
+				g.pos += t.amount
+				g.posTxs = append(g.posTxs, t)
+			}
+		}
+		g.balance = balance
+		out = append(out, g)
+	}
+	return out
+}
+
+// insightsDoc renders the insights object of a completed process.
+func insightsDoc(p *sbProcess) []byte {
+	graphTx := func(ts []sbTxn) []GraphTxn {
+		out := make([]GraphTxn, len(ts))
+		for i, t := range ts {
+			out[i] = GraphTxn{Description: t.text, Amount: json.Number(fixed2(t.amount)), Category: t.category}
+		}
+		return out
+	}
+	graph := graphOf(p)
+	days := make([]GraphDay, len(graph))
+	for i, g := range graph {
+		days[i] = GraphDay{Date: g.day.Format(time.DateOnly), Info: DayInfo{Balance: json.Number(fixed2(g.balance)),
+			NegativeSum: json.Number(fixed2(g.neg)), PositiveSum: json.Number(fixed2(g.pos)),
+			NegativeTransactions: graphTx(g.negTx), PositiveTransactions: graphTx(g.posTxs)}}
+	}
+	final := make([]int64, len(p.accounts))
+	for i, a := range p.accounts {
+		final[i] = a.start
+	}
+	cats := map[string]struct{ sum, count int64 }{}
+	var income, expenses int64
+	for _, t := range p.txns {
+		final[t.account] += t.amount
+		c := cats[t.category]
+		c.sum += t.amount
+		c.count++
+		cats[t.category] = c
+		switch {
+		case t.category == "transfers" || t.category == "savings":
+		case t.amount > 0:
+			income += t.amount
+		default:
+			expenses += t.amount
+		}
+	}
+	var total int64
+	accounts := make([]AccountInfo, len(p.accounts))
+	for i, a := range p.accounts {
+		total += final[i]
+		accounts[i] = AccountInfo{AccountNumber: a.number, Name: a.name, Balance: json.Number(fixed2(final[i])), Type: a.typ, Bank: a.bank}
+	}
+	names := make([]string, 0, len(cats))
+	for c := range cats {
+		names = append(names, c)
+	}
+	sort.Strings(names)
+	categorisation := map[string]any{}
+	for _, c := range names {
+		categorisation[c] = map[string]any{"sum": json.Number(fixed2(cats[c].sum)), "count": cats[c].count}
+	}
+	months := int64(len(graph)/30) + 1
+	in := Insights{
+		TransactionGraph:     days,
+		AccountsInfo:         accounts,
+		TotalBalance:         mustJSON(map[string]any{"amount": json.Number(fixed2(total)), "currency": currencyOf(p.market)}),
+		FetchedAtInterval:    &Interval{Min: p.txns[0].day, Max: p.today.Add(23 * time.Hour)},
+		Categorisation:       mustJSON(categorisation),
+		SocialSecurityNumber: p.ssn,
+		CompanyID:            p.companyID,
+		FirstName:            p.first,
+		LastName:             p.last,
+		ProcessID:            p.id,
+		ComputationAutomation: mustJSON(map[string]any{
+			"averageMonthlyIncome":   json.Number(fixed2(income / months)),
+			"averageMonthlyExpenses": json.Number(fixed2(expenses / months)),
+			"kalpSurplus":            json.Number(fixed2((income + expenses) / months)),
+			"approved":               true,
+		}),
+	}
+	return mustJSON(in)
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic("fimento sandbox: " + err.Error())
+	}
+	return b
+}

@@ -1,0 +1,440 @@
+package fimento
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/apache/arrow/go/v17/arrow/memory"
+	"golang.org/x/time/rate"
+
+	"github.com/finsync/finsync/extract"
+	"github.com/finsync/finsync/transform"
+)
+
+// Config is how finsync reaches Fimento.
+type Config struct {
+	BaseURL  string // the API root; paths are added (doc.go 1)
+	Name     string // the API user
+	Password string
+	// HashKey keys PersonRef, the hash that stands for a person. Required:
+	// without a key the hash of a birth-date-shaped number is reversible.
+	HashKey   []byte
+	Paths     Paths   // zero: DefaultPaths
+	RateLimit float64 // requests per second; default 10
+	// RecordRows is how many rows a record collects before it is handed
+	// on; default 50,000.
+	RecordRows int
+	// MaxPages bounds the transaction pages of one process, against a
+	// server that never answers an empty page; default 10,000.
+	MaxPages int
+	HTTP     *http.Client
+	Logger   *slog.Logger
+	Now      func() time.Time // the clock valid_until is compared with; default time.Now
+}
+
+// API is a Fimento client shared by the streams: one token (it belongs to
+// the API user; partner banks are a header) and one HTTP client per
+// partner bank, all under one rate limit.
+type API struct {
+	cfg   Config
+	auth  *extract.TokenCache
+	limit *rate.Limiter
+	mem   memory.Allocator
+
+	mu      sync.Mutex
+	tenants map[string]*extract.Client
+}
+
+// NewAPI returns a client for cfg.
+func NewAPI(cfg Config) *API {
+	if cfg.Paths == (Paths{}) {
+		cfg.Paths = DefaultPaths()
+	}
+	if cfg.RateLimit <= 0 {
+		cfg.RateLimit = 10
+	}
+	if cfg.RecordRows <= 0 {
+		cfg.RecordRows = 50_000
+	}
+	if cfg.MaxPages <= 0 {
+		cfg.MaxPages = 10_000
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	a := &API{cfg: cfg, mem: memory.DefaultAllocator, tenants: map[string]*extract.Client{},
+		limit: rate.NewLimiter(rate.Limit(cfg.RateLimit), 4)}
+	authClient := extract.NewClient(extract.ClientOptions{BaseURL: cfg.BaseURL, HTTP: cfg.HTTP, Limiter: a.limit, Logger: cfg.Logger})
+	a.auth = extract.NewTokenCache(func(ctx context.Context) (extract.Token, error) {
+		var t Token
+		body, _ := json.Marshal(Login{Name: cfg.Name, Password: cfg.Password})
+		if err := fetchDoc(ctx, authClient, http.MethodPost, cfg.Paths.Login, body, &t, extract.Sensitive(), extract.Idempotent()); err != nil {
+			return extract.Token{}, fmt.Errorf("fimento login: %w", err)
+		}
+		exp := t.Expiry(cfg.Now())
+		if exp.IsZero() {
+			cfg.Logger.Warn("fimento login: valid_until is missing or past; the token is kept until refused",
+				"valid_until", string(t.ValidUntil))
+		}
+		return extract.Token{Value: t.AccessToken, Expiry: exp}, nil
+	}, cfg.Now)
+	return a
+}
+
+// client is the HTTP client of one partner bank ("" = none: calls of the
+// API user, such as adding a webhook).
+func (a *API) client(bank string) *extract.Client {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c, ok := a.tenants[bank]
+	if !ok {
+		h := http.Header{}
+		if bank != "" {
+			h.Set(headerPartnerBank, bank)
+		}
+		c = extract.NewClient(extract.ClientOptions{BaseURL: a.cfg.BaseURL, HTTP: a.cfg.HTTP, Auth: a.auth,
+			Header: h, Limiter: a.limit, Logger: a.cfg.Logger})
+		a.tenants[bank] = c
+	}
+	return c
+}
+
+// Stats adds up what the partner banks' clients did.
+func (a *API) Stats() extract.ClientStats {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var s extract.ClientStats
+	for _, c := range a.tenants {
+		cs := c.Stats()
+		s.Requests += cs.Requests
+		s.Retries += cs.Retries
+		s.Reauths += cs.Reauths
+	}
+	return s
+}
+
+// Streams are Fimento's streams, both per process of the subjects
+// registry, for one partner bank (the tenant) per run.
+func Streams(a *API) []extract.Stream {
+	return []extract.Stream{
+		{Name: "fimento.transactions", Provider: provider, SubjectKind: SubjectKind, Stats: a.Stats,
+			Tables: []transform.Table{transform.Transactions}, Run: a.runTransactions},
+		{Name: "fimento.insights", Provider: provider, SubjectKind: SubjectKind, Stats: a.Stats,
+			Tables: []transform.Table{transform.AccountBalances, transform.Accounts, transform.Insights}, Run: a.runInsights},
+	}
+}
+
+// SubjectKind is the registry kind of Fimento's subjects: processes.
+const SubjectKind = "process"
+
+// pathOf fills a path's placeholders.
+func pathOf(p, processID string) string {
+	return strings.ReplaceAll(p, "{processId}", url.PathEscape(processID))
+}
+
+// flusher hands a builder's rows on once it holds enough of them.
+func (a *API) flush(out extract.Output, t transform.Table, b *builder, force bool) error {
+	if b.Len() == 0 || (!force && b.Len() < a.cfg.RecordRows) {
+		return nil
+	}
+	rec := b.NewRecord()
+	defer rec.Release()
+	return out.Records(t, rec)
+}
+
+// completed reads the subject's process and tells whether its data can be
+// extracted (doc.go 8–10). A revoked subject is not asked for at all; a
+// process that is gone or reports revoked consent is forgotten (the runner
+// deletes its rows); any state but completed is skipped with its code and
+// description. One GET per subject and run: a process stuck in authError
+// costs one request per run, never a loop.
+func (a *API) completed(ctx context.Context, c *extract.Client, out extract.Output, s extract.Subject) (*Process, bool, error) {
+	if s.Status == extract.SubjectRevoked {
+		return nil, false, nil
+	}
+	var p Process
+	err := a.getDoc(ctx, c, pathOf(a.cfg.Paths.Process, s.ID), &p)
+	var herr *extract.HTTPError
+	var bad *badDocument
+	switch {
+	case errors.As(err, &herr) && herr.Status == http.StatusNotFound:
+		return nil, false, out.Forget(s, "Fimento does not know the process (404: deleted, and with it the customer's data)")
+	case errors.As(err, &bad):
+		return nil, false, out.Skip(s, "the process does not decode: "+bad.Error())
+	case err != nil:
+		return nil, false, fmt.Errorf("process %s: %w", s.ID, err)
+	}
+	person := NewPerson(&p)
+	cur := p.ConsentFlowStatus.Current
+	switch {
+	case p.Revoked():
+		return nil, false, out.Forget(s, fmt.Sprintf("consent revoked (status %s %q, consent %q): Fimento deleted the customer's data",
+			cur.Code, cur.Desc, string(p.Consent)))
+	case cur.Code != StatusCompleted:
+		reason := fmt.Sprintf("process status %s (%q) since %s: nothing to extract until it is completed",
+			cur.Code, cur.Desc, cur.Timestamp.UTC().Format(time.RFC3339))
+		if cur.IsError || cur.ErrorMessage != "" {
+			reason += ": " + person.redact.text(truncate(cur.ErrorMessage, 200))
+		}
+		return nil, false, out.Skip(s, reason)
+	}
+	return &p, true, nil
+}
+
+func truncate(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n]) + "…"
+	}
+	return s
+}
+
+// runTransactions reads each completed process's categorised transactions,
+// page by page from 1 until an empty page (doc.go 14). The transactions are
+// a snapshot of the process: no cursor.
+func (a *API) runTransactions(ctx context.Context, req extract.Request, out extract.Output) (string, error) {
+	b := NewTransactionsBuilder(a.mem, req.Lineage)
+	defer b.Release()
+	c := a.client(req.Tenant)
+	for _, s := range req.Subjects {
+		p, ok, err := a.completed(ctx, c, out, s)
+		if err != nil {
+			return "", err
+		}
+		if !ok {
+			continue
+		}
+		person := NewPerson(p)
+		var firstOfLast string
+		err = extract.Pages(ctx, 1, func(ctx context.Context, page int) (bool, error) {
+			if page > a.cfg.MaxPages {
+				return false, &extract.Permanent{Err: fmt.Errorf("more than %d pages: the server seems to ignore page", a.cfg.MaxPages)}
+			}
+			n, first := 0, ""
+			_, err := c.GetElements(ctx, pathOf(a.cfg.Paths.Transactions, s.ID), url.Values{paramPage: {strconv.Itoa(page)}},
+				[]string{"transactions"}, func(raw json.RawMessage) error {
+					if n == 0 {
+						first = string(raw)
+					}
+					n++
+					if rej, ok := b.AddJSON(person, raw); !ok {
+						return out.Reject(rej)
+					}
+					return a.flush(out, transform.Transactions, &b.builder, false)
+				})
+			if err != nil {
+				return false, err
+			}
+			if n > 0 && first == firstOfLast {
+				return false, &extract.Permanent{Err: errors.New("a page repeats the one before: the server seems to ignore page")}
+			}
+			firstOfLast = first
+			return n > 0, nil
+		})
+		if err := dataGone(out, s, err); err != nil {
+			return "", err
+		}
+	}
+	return "", a.flush(out, transform.Transactions, &b.builder, true)
+}
+
+// runInsights reads each completed process's insights: the transaction
+// graph's daily balances, the accounts, and the rest as insight rows.
+func (a *API) runInsights(ctx context.Context, req extract.Request, out extract.Output) (string, error) {
+	bal := NewBalancesBuilder(a.mem, req.Lineage)
+	defer bal.Release()
+	acc := NewAccountsBuilder(a.mem, req.Lineage)
+	defer acc.Release()
+	ins := NewInsightsBuilder(a.mem, req.Lineage)
+	defer ins.Release()
+	c := a.client(req.Tenant)
+	for _, s := range req.Subjects {
+		p, ok, err := a.completed(ctx, c, out, s)
+		if err != nil {
+			return "", err
+		}
+		if !ok {
+			continue
+		}
+		var doc json.RawMessage
+		err = a.getDoc(ctx, c, pathOf(a.cfg.Paths.Insights, s.ID), &doc)
+		if err := dataGone(out, s, err); err != nil {
+			return "", err
+		}
+		if doc == nil {
+			continue
+		}
+		if err := a.addInsights(out, p, doc, bal, acc, ins); err != nil {
+			return "", err
+		}
+		for _, f := range []struct {
+			t transform.Table
+			b *builder
+		}{{transform.AccountBalances, &bal.builder}, {transform.Accounts, &acc.builder}, {transform.Insights, &ins.builder}} {
+			if err := a.flush(out, f.t, f.b, false); err != nil {
+				return "", err
+			}
+		}
+	}
+	for _, f := range []struct {
+		t transform.Table
+		b *builder
+	}{{transform.AccountBalances, &bal.builder}, {transform.Accounts, &acc.builder}, {transform.Insights, &ins.builder}} {
+		if err := a.flush(out, f.t, f.b, true); err != nil {
+			return "", err
+		}
+	}
+	return "", nil
+}
+
+// addInsights converts one insights document; what does not convert is
+// rejected, the rest added.
+func (a *API) addInsights(out extract.Output, p *Process, doc []byte, bal *BalancesBuilder, acc *AccountsBuilder, ins *InsightsBuilder) error {
+	var in Insights
+	var shape struct {
+		AccountsInfo []json.RawMessage `json:"accountsInfo"`
+	}
+	if err := errors.Join(json.Unmarshal(doc, &in), json.Unmarshal(doc, &shape)); err != nil {
+		person := NewPerson(p)
+		return out.Reject(ins.reject(person, "insights", "insights do not decode: "+err.Error(), doc))
+	}
+	person := NewPerson(p, &in)
+	for _, d := range in.TransactionGraph {
+		if rej, ok := bal.Add(person, d); !ok {
+			if err := out.Reject(rej); err != nil {
+				return err
+			}
+		}
+	}
+	for _, raw := range shape.AccountsInfo {
+		if rej, ok := acc.AddJSON(person, raw); !ok {
+			if err := out.Reject(rej); err != nil {
+				return err
+			}
+		}
+	}
+	for _, rej := range ins.Add(person, a.cfg.HashKey, p, &in) {
+		if err := out.Reject(rej); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dataGone turns a 404 on a completed process's data (revoked or deleted
+// between the two calls) into a skip: the next run reads the process again
+// and forgets it. Other errors come back naming the process.
+func dataGone(out extract.Output, s extract.Subject, err error) error {
+	var herr *extract.HTTPError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &herr) && herr.Status == http.StatusNotFound:
+		return out.Skip(s, "the completed process's data is gone (404); the next run reads the process again")
+	}
+	return fmt.Errorf("process %s: %w", s.ID, err)
+}
+
+// badDocument is a 2xx body that is JSON of the wrong shape: asking again
+// will not help.
+type badDocument struct{ err error }
+
+func (e *badDocument) Error() string { return e.err.Error() }
+
+// maxDocument bounds a process or insights document.
+const maxDocument = 64 << 20
+
+// getDoc GETs path and decodes the whole body into v. A body that breaks
+// off or is not JSON is fetched again, as a failed request would be (the
+// client's retry budget), then ends the call with RetryAfter; JSON of the
+// wrong shape is a *badDocument. Decoder messages name fields and types,
+// never the values, so they are safe to record.
+func (a *API) getDoc(ctx context.Context, c *extract.Client, path string, v any) error {
+	return fetchDoc(ctx, c, http.MethodGet, path, nil, v)
+}
+
+// fetchDoc is getDoc for any method; body (nil: none) is sent as JSON.
+func fetchDoc(ctx context.Context, c *extract.Client, method, path string, body []byte, v any, opts ...extract.CallOption) error {
+	const attempts = 4
+	var header http.Header
+	if body != nil {
+		header = http.Header{"Content-Type": {"application/json"}}
+	}
+	var failure error
+	for attempt := 1; attempt <= attempts; attempt++ {
+		resp, err := c.Do(ctx, method, path, nil, header, body, opts...)
+		if err != nil {
+			return err
+		}
+		body, err := io.ReadAll(io.LimitReader(resp.Body, maxDocument))
+		resp.Body.Close()
+		if err == nil && !json.Valid(body) {
+			err = errors.New("the body is not JSON")
+		}
+		if err == nil {
+			if err := json.Unmarshal(body, v); err != nil {
+				var typ *json.UnmarshalTypeError
+				if errors.As(err, &typ) {
+					return &badDocument{fmt.Errorf("field %s: %s where %s belongs", typ.Field, typ.Value, typ.Type)}
+				}
+				return &badDocument{errors.New("a value does not parse")}
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		failure = err
+		t := time.NewTimer(time.Duration(attempt) * 50 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return &extract.RetryAfter{Wait: time.Second, Err: fmt.Errorf("%s %s: body unreadable after %d attempts: %w", method, path, attempts, failure)}
+}
+
+// AddWebhook registers url with Fimento's add-webhook endpoint, to be
+// called when a process is updated (doc.go 17). The daemon calls it at
+// start-up when a webhook URL is configured; adding a URL again is assumed
+// harmless.
+func (a *API) AddWebhook(ctx context.Context, webhookURL string) error {
+	if err := a.client("").PostJSON(ctx, a.cfg.Paths.Webhooks, nil, WebhookURL{WebhookURL: webhookURL}, nil, extract.Idempotent()); err != nil {
+		return fmt.Errorf("fimento: adding the webhook: %w", err)
+	}
+	return nil
+}
+
+// SetTestConsent approves or revokes a process's consent flow with the
+// endpoint Fimento offers for automated tests (doc.go 18).
+func (a *API) SetTestConsent(ctx context.Context, bank, processID string, c Consent) error {
+	path := strings.ReplaceAll(pathOf(a.cfg.Paths.TestConsent, processID), "{status}", url.PathEscape(string(c)))
+	body := struct {
+		IsApproved bool `json:"isApproved"`
+	}{c == ConsentApproved}
+	return a.client(bank).PostJSON(ctx, path, nil, body, nil, extract.Idempotent())
+}
+
+// DeleteProcess deletes a process with its data at Fimento.
+func (a *API) DeleteProcess(ctx context.Context, bank, processID string) error {
+	resp, err := a.client(bank).Do(ctx, http.MethodDelete, pathOf(a.cfg.Paths.Process, processID), nil, nil, nil)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return nil
+}
