@@ -222,8 +222,8 @@ func (a *API) toSource(row []string) (source, error) {
 // runEnrichment submits every unsent transaction once, grouped by user in
 // batches of about BatchSize, then collects the batches pending in
 // etl_state (this run's and earlier ones'). The cursor is the time of the
-// last run that submitted: empty, the backlog goes to /cleanup (history);
-// afterwards new rows go to /cleanup/streaming.
+// last successful run that had batches: while it is empty the backlog goes
+// to /cleanup (history); afterwards new rows go to /cleanup/streaming.
 func (a *API) runEnrichment(ctx context.Context, req extract.Request, out extract.Output) (string, error) {
 	c, err := a.client(req.Tenant)
 	if err != nil {
@@ -258,15 +258,18 @@ func (a *API) runEnrichment(ctx context.Context, req extract.Request, out extrac
 	if err == nil {
 		err = s.flush(ctx)
 	}
-	cursor := req.Cursor
-	if s.sent > 0 {
-		cursor = s.now.Format(time.RFC3339)
-	}
 	if err != nil {
 		return req.Cursor, err
 	}
 	a.cfg.Logger.Info("FinGoal enrichment submitted", "tenant", req.Tenant, "transactions", s.sent, "batches", len(s.jobs))
-	return cursor, a.collectAll(ctx, c, req, append(append([]extract.Job{}, req.Jobs...), s.jobs...), out)
+	jobs := append(append([]extract.Job{}, req.Jobs...), s.jobs...)
+	cursor := req.Cursor
+	if len(jobs) > 0 {
+		// The backlog's run is over once a run ended with its batches: what
+		// comes later is an increment.
+		cursor = s.now.Format(time.RFC3339)
+	}
+	return cursor, a.collectAll(ctx, c, req, jobs, out)
 }
 
 // submitter packs users' transactions into batches and submits them.
