@@ -218,7 +218,7 @@ func runDemo(ctx context.Context, a *app, args []string) error {
 	fmt.Fprintf(a.stdout, "finsync demo: ClickHouse %s at %s, database %s (%d migration(s) applied now)\n",
 		res.Version, c.ClickHouse.Addr, c.ClickHouse.Database, len(res.Applied))
 	// Providers not configured get the in-process sandboxes.
-	if c.Fino.BaseURL == "" || c.Finapi.BaseURL == "" {
+	if c.Fino.BaseURL == "" || c.Finapi.BaseURL == "" || c.Fingoal.BaseURL == "" {
 		sb, err := startSandbox("127.0.0.1:0", o)
 		if err != nil {
 			return err
@@ -232,6 +232,14 @@ func runDemo(ctx context.Context, a *app, args []string) error {
 		if c.Finapi.BaseURL == "" {
 			c.Finapi.BaseURL, c.Finapi.Mandators = sb.url+"/finapi", Secret(sb.finapiMandators())
 			fmt.Fprintf(a.stdout, "finAPI sandbox on %s/finapi with %d mandators\n", sb.url, len(finapiMandators))
+		}
+		if c.Fingoal.BaseURL == "" {
+			id, secret := sb.fingoal.Credentials()
+			c.Fingoal.BaseURL, c.Fingoal.ClientID, c.Fingoal.ClientSecret = sb.fingoalURL(), id, Secret(secret)
+			// A manual tag refresh, so the demo shows tags at once instead of
+			// after FinGoal's next twice-daily tagging run.
+			c.Fingoal.SyncTags = true
+			fmt.Fprintf(a.stdout, "FinGoal sandbox on %s (enriches what fino loaded)\n", sb.fingoalURL())
 		}
 	}
 	log := a.logger(c)
@@ -272,7 +280,7 @@ func runDemo(ctx context.Context, a *app, args []string) error {
 func printExamples(ctx context.Context, db *clickhouse.DB, out io.Writer) error {
 	queries := []struct{ title, query string }{
 		{"spending by category (fino, all users)", `SELECT category, count() AS transactions, sum(amount) AS total
-			FROM transactions FINAL WHERE amount < 0 GROUP BY category ORDER BY total LIMIT 8`},
+			FROM transactions FINAL WHERE amount < 0 AND provider = 'fino' GROUP BY category ORDER BY total LIMIT 8`},
 		{"latest balance per account (first 5)", `SELECT user_id, account_id, argMax(balance, balance_date) AS balance, max(balance_date) AS on
 			FROM account_balances FINAL GROUP BY user_id, account_id ORDER BY user_id, account_id LIMIT 5`},
 		{"active contracts (first 5)", "SELECT user_id, category, `interval`, amount, next_booking_date " +
@@ -280,6 +288,15 @@ func printExamples(ctx context.Context, db *clickhouse.DB, out io.Writer) error 
 		{"finAPI segment members per type (latest job per mandator, current only)", `SELECT segment_type, tenant, count() AS members,
 			uniqExact(user_id) AS users, sum(amount) AS total_amount, min(creation_date) AS created, min(expires_on) AS expires
 			FROM latest_segment_members GROUP BY segment_type, tenant ORDER BY segment_type, tenant`},
+		{"FinGoal enrichment joined to the original transactions (view transactions_enriched, first 5 enriched)",
+			`SELECT provider, user_id, booking_date, amount, description, fingoal_merchant, fingoal_category, fingoal_tags
+			FROM transactions_enriched WHERE enrichment_status = 'enriched' ORDER BY user_id, booking_date DESC, transaction_id LIMIT 5`},
+		{"FinGoal enrichment status per source", `SELECT provider, enrichment_status, count() AS transactions
+			FROM transactions_enriched GROUP BY provider, enrichment_status ORDER BY provider, enrichment_status`},
+		{"FinGoal user tags (first 5 users)", `SELECT user_id, arrayStringConcat(groupArray(tag), ', ') AS tags
+			FROM user_tags FINAL WHERE provider = 'fingoal' GROUP BY user_id ORDER BY user_id LIMIT 5`},
+		{"FinGoal savings recommendations (top 5)", `SELECT user_id, value_text AS recommendation, value AS amount_found, observed_from AS finsight_date
+			FROM insights FINAL WHERE module = 'finsight' AND metric = 'amount_found' ORDER BY value DESC, insight_id LIMIT 5`},
 		{"rejected records", `SELECT stream, target_table, reason, count() AS n FROM etl_rejects FINAL GROUP BY stream, target_table, reason ORDER BY n DESC LIMIT 5`},
 	}
 	for _, q := range queries {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/finsync/finsync/extract"
 	"github.com/finsync/finsync/extract/finapi"
+	"github.com/finsync/finsync/extract/fingoal"
 	"github.com/finsync/finsync/extract/fino"
 	"github.com/finsync/finsync/load/clickhouse"
 	"github.com/finsync/finsync/schedules"
@@ -48,7 +49,11 @@ func providers(c Config, log *slog.Logger) []provider {
 	for _, m := range mandators {
 		finapiP.tenants = append(finapiP.tenants, m.Name)
 	}
-	return []provider{finoP, finapiP}
+	// After fino: fingoal.enrichment sends the transactions the other
+	// providers loaded.
+	fingoalP := provider{name: "fingoal", configured: c.Fingoal.BaseURL != "", tenants: c.fingoalTenants(),
+		streams: fingoal.Streams(fingoal.NewAPI(c.fingoalConfig(log)))}
+	return []provider{finoP, fingoalP, finapiP}
 }
 
 // expireSegments deletes the segment members finAPI no longer keeps.

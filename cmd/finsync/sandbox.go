@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/finsync/finsync/extract/finapi"
+	"github.com/finsync/finsync/extract/fingoal"
 	"github.com/finsync/finsync/extract/fino"
 )
 
@@ -27,12 +28,14 @@ func (o *sandboxOptions) define(fs *flag.FlagSet) {
 }
 
 // sandbox is the providers' fake servers on one loopback listener:
-// finoOS's paths start with /api/, finAPI's sandbox is under /finapi.
+// finoOS's paths start with /api/, finAPI's sandbox is under /finapi,
+// FinGoal's under /fingoal (its own paths start with /v3).
 type sandbox struct {
-	fino   *fino.Sandbox
-	finapi *finapi.Sandbox
-	server *http.Server
-	url    string
+	fino    *fino.Sandbox
+	finapi  *finapi.Sandbox
+	fingoal *fingoal.Sandbox
+	server  *http.Server
+	url     string
 }
 
 // finapiMandators are the finAPI sandbox's tenants.
@@ -47,10 +50,13 @@ func startSandbox(addr string, o sandboxOptions) (*sandbox, error) {
 		Today: time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -1)})
 	fa := finapi.NewSandbox(finapi.SandboxOptions{Tenants: finapiMandators, UsersPerTenant: 4 * o.users, Seed: o.seed,
 		Today: time.Now().UTC().Truncate(24 * time.Hour)})
+	// Batches are enriched a moment after their submission, as FinGoal's are.
+	fg := fingoal.NewSandbox(fingoal.SandboxOptions{ResultDelay: 300 * time.Millisecond})
 	mux := http.NewServeMux()
 	mux.Handle("/finapi/", http.StripPrefix("/finapi", fa))
+	mux.Handle("/fingoal/", http.StripPrefix("/fingoal", fg))
 	mux.Handle("/", f)
-	sb := &sandbox{fino: f, finapi: fa, server: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, url: "http://" + ln.Addr().String()}
+	sb := &sandbox{fino: f, finapi: fa, fingoal: fg, server: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, url: "http://" + ln.Addr().String()}
 	go sb.server.Serve(ln)
 	return sb, nil
 }
@@ -59,7 +65,11 @@ func (sb *sandbox) close() {
 	sb.server.Close()
 	sb.fino.Close()
 	sb.finapi.Close()
+	sb.fingoal.Close()
 }
+
+// fingoalURL is FINSYNC_FINGOAL_BASE_URL for the sandbox.
+func (sb *sandbox) fingoalURL() string { return sb.url + "/fingoal/v3" }
 
 // finapiMandators is FINSYNC_FINAPI_MANDATORS for the sandbox.
 func (sb *sandbox) finapiMandators() string {
@@ -75,6 +85,7 @@ func (sb *sandbox) finapiMandators() string {
 // are the sandbox's fixed fake ones).
 func (sb *sandbox) env() []string {
 	const client = "sandbox-client"
+	fgID, fgSecret := sb.fingoal.Credentials()
 	return []string{
 		"FINSYNC_FINO_BASE_URL=" + sb.url,
 		"FINSYNC_FINO_CLIENT_ID=" + client,
@@ -82,6 +93,10 @@ func (sb *sandbox) env() []string {
 		"FINSYNC_FINO_USERS=" + strings.Join(sb.fino.Users(client), ","),
 		"FINSYNC_FINAPI_BASE_URL=" + sb.url + "/finapi",
 		"FINSYNC_FINAPI_MANDATORS=" + sb.finapiMandators(),
+		"FINSYNC_FINGOAL_BASE_URL=" + sb.fingoalURL(),
+		"FINSYNC_FINGOAL_CLIENT_ID=" + fgID,
+		"FINSYNC_FINGOAL_CLIENT_SECRET=" + fgSecret,
+		"FINSYNC_FINGOAL_SYNC_TAGS=true",
 	}
 }
 
@@ -100,7 +115,7 @@ func runSandbox(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	defer sb.close()
-	fmt.Fprintf(a.stderr, "finoOS and finAPI sandboxes on %s; point finsync at them with:\n", sb.url)
+	fmt.Fprintf(a.stderr, "finoOS, finAPI and FinGoal sandboxes on %s; point finsync at them with:\n", sb.url)
 	for _, line := range sb.env() {
 		fmt.Fprintln(a.stdout, "export "+line)
 	}
