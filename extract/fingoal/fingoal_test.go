@@ -106,10 +106,10 @@ func TestBadRecordsAreRejectedAlone(t *testing.T) {
 	defer w.Release()
 	for raw, want := range map[string]string{
 		`{"uid":"u","transactionid":"t","tags":"unavailable"}`:                                         "expected shape",
-		`{"transactionid":"t","date":"2024-01-01","amountnum":1,"settlement":"debit"}`:                  "without uid",
-		`{"uid":"u","transactionid":"t","date":"01.01.2024","amountnum":1,"settlement":"debit"}`:        "YYYY-MM-DD",
-		`{"uid":"u","transactionid":"t","date":"2024-01-01","amountnum":-1,"settlement":"debit"}`:       "positive",
-		`{"uid":"u","transactionid":"t","date":"2024-01-01","amountnum":1,"settlement":"pending"}`:      "neither debit",
+		`{"transactionid":"t","date":"2024-01-01","amountnum":1,"settlement":"debit"}`:                 "without uid",
+		`{"uid":"u","transactionid":"t","date":"01.01.2024","amountnum":1,"settlement":"debit"}`:       "YYYY-MM-DD",
+		`{"uid":"u","transactionid":"t","date":"2024-01-01","amountnum":-1,"settlement":"debit"}`:      "positive",
+		`{"uid":"u","transactionid":"t","date":"2024-01-01","amountnum":1,"settlement":"pending"}`:     "neither debit",
 		`{"uid":"u","transactionid":"t","date":"2024-01-01","amountnum":1.00001,"settlement":"debit"}`: "decimals",
 	} {
 		if rej, ok := w.AddEnriched("b", json.RawMessage(raw)); ok || !strings.Contains(rej.Reason, want) {
@@ -197,7 +197,10 @@ func TestWebhookHandler(t *testing.T) {
 	const secret = "s3cret"
 	var recorded []string
 	h := WebhookHandler(WebhookConfig{Secret: secret, Tenant: "client",
-		Subject: func(ctx context.Context, s extract.Subject) error { recorded = append(recorded, "subject "+s.Kind+" "+s.ID); return nil },
+		Subject: func(ctx context.Context, s extract.Subject) error {
+			recorded = append(recorded, "subject "+s.Kind+" "+s.ID)
+			return nil
+		},
 		Job: func(ctx context.Context, stream, tenant string, j extract.Job) error {
 			recorded = append(recorded, "job "+stream+" "+j.ID)
 			return nil
