@@ -56,6 +56,36 @@ type Request struct {
 	Jobs []Job
 	// Lineage goes on every row the run produces.
 	Lineage transform.Lineage
+	// Unsent is set by the runner for a stream with Reads: it calls fn with
+	// each row of Reads.Table not in the stream's ledger, in Reads.Key order,
+	// the values of Reads.Key then Reads.Columns as text (dates YYYY-MM-DD,
+	// decimals with their scale, e.g. -12.4100). Rows are read page by page
+	// as fn consumes them, so memory stays bounded whatever the backlog;
+	// ledger rows written during the call do not change what it returns.
+	Unsent func(ctx context.Context, fn func(row []string) error) error
+}
+
+// Reads is a stream's input from our own warehouse instead of a provider:
+// FinGoal enriches the transactions the other providers loaded. The stream
+// still never sees ClickHouse; the runner reads for it (Request.Unsent).
+//
+// A row is unsent when Ledger holds no row for (the stream's provider, the
+// run's tenant, its key) other than one whose status column is Released.
+// The stream writes Ledger rows itself (Output.Commit) before it hands rows
+// to the provider, which makes "sent at most once" survive a crash.
+type Reads struct {
+	Table transform.Table // read with FINAL; rows of the stream's own provider are left out
+	// Key identifies a row of Table (a prefix of its natural key); rows come
+	// ordered by it, so rows sharing a leading column arrive together.
+	Key     []string
+	Columns []string // further columns the stream needs
+	Ledger  transform.Table
+	// LedgerKey are Ledger's columns holding Key, in the same order; Ledger
+	// also has provider, tenant and status columns.
+	LedgerKey []string
+	// Released is the status of a ledger row that does not count: the
+	// submission certainly did not happen, so the row is unsent again.
+	Released string
 }
 
 // Job statuses.
@@ -99,6 +129,8 @@ type Stream struct {
 	// Stats, if set, reports the provider client's counters; the runner
 	// records the retries a run caused.
 	Stats func() ClientStats
+	// Reads, if set, makes the runner fill Request.Unsent.
+	Reads *Reads
 }
 
 // Output receives what a run extracts. Records are borrowed: the callee
@@ -119,6 +151,15 @@ type Output interface {
 	// runner deletes every row of that subject from the warehouse, records
 	// that it did, and marks it SubjectRevoked so no run extracts it again.
 	Forget(s Subject, reason string) error
+	// Commit writes rec to t now and returns once ClickHouse accepted it,
+	// unlike Records, which loads at the end of the run. It is for a ledger
+	// that must be durable before the provider call it guards (FinGoal's
+	// enrichment submissions). The callee does not retain rec.
+	Commit(ctx context.Context, t transform.Table, rec arrow.Record) error
+	// Register enters subjects the run created at the provider (FinGoal
+	// users it submitted transactions of) into the registry now, with
+	// source "submission".
+	Register(ctx context.Context, subs []Subject) error
 }
 
 // Reject is a provider record that could not be transformed. It goes to

@@ -102,6 +102,11 @@ func (r *Runner) run(ctx context.Context, s extract.Stream, tenant string, windo
 		req.Jobs, err = r.jobs(ctx, s.Name, tenant)
 	}
 	req.Cursor = cursor
+	if rd := s.Reads; rd != nil {
+		q := clickhouse.UnsentQuery{Table: rd.Table, Key: rd.Key, Columns: rd.Columns, Ledger: rd.Ledger,
+			LedgerKey: rd.LedgerKey, Released: rd.Released, Provider: s.Provider, Tenant: tenant}
+		req.Unsent = func(ctx context.Context, fn func(row []string) error) error { return r.State.Unsent(ctx, q, fn) }
+	}
 	var next string
 	sink := newSink(ctx, r.Loader, r.State, s.Name, tenant, req.Lineage, registry)
 	defer sink.rejected.Release()
@@ -295,6 +300,26 @@ func (s *sink) Job(ctx context.Context, j extract.Job) error {
 	return s.state.PutJob(ctx, s.stream, s.tenant, clickhouse.Job(j))
 }
 
+// Commit loads rec into t at once, in an INSERT of its own.
+func (s *sink) Commit(ctx context.Context, t transform.Table, rec arrow.Record) error {
+	b := s.loader.NewBatch(ctx, t)
+	if err := b.Append(rec); err != nil {
+		b.Abort()
+		return err
+	}
+	return b.Send()
+}
+
+// Register enters subjects the run created into the registry at once.
+func (s *sink) Register(ctx context.Context, subs []extract.Subject) error {
+	rows := make([]clickhouse.Subject, len(subs))
+	for i, sub := range subs {
+		rows[i] = clickhouse.Subject{Provider: sub.Provider, Tenant: sub.Tenant, Kind: sub.Kind, ID: sub.ID,
+			CorrelationID: sub.CorrelationID, FirstSeen: sub.FirstSeen, Source: clickhouse.SourceSubmission}
+	}
+	return s.state.AddSubjects(ctx, rows)
+}
+
 func (s *sink) jobsDone(ctx context.Context) error {
 	for _, j := range s.done {
 		if err := s.state.PutJob(ctx, s.stream, s.tenant, clickhouse.Job(j)); err != nil {
@@ -377,5 +402,15 @@ func RecordSubject(state *clickhouse.State) func(context.Context, extract.Subjec
 	return func(ctx context.Context, s extract.Subject) error {
 		return state.AddSubjects(ctx, []clickhouse.Subject{{Provider: s.Provider, Tenant: s.Tenant, Kind: s.Kind,
 			ID: s.ID, CorrelationID: s.CorrelationID, Source: clickhouse.SourceWebhook}})
+	}
+}
+
+// RecordJob is what a provider's webhook receiver calls with an async job a
+// webhook announced (a FinGoal tag-status guid): it is written to etl_state
+// as an active job of stream for tenant, for the stream's next run, and
+// returns once ClickHouse accepted it.
+func RecordJob(state *clickhouse.State) func(ctx context.Context, stream, tenant string, j extract.Job) error {
+	return func(ctx context.Context, stream, tenant string, j extract.Job) error {
+		return state.PutJob(ctx, stream, tenant, clickhouse.Job(j))
 	}
 }

@@ -70,7 +70,7 @@ func stateTable(name string, fields ...arrow.Field) Table {
 	return Table{Name: name, Schema: arrow.NewSchema(fields, nil)}
 }
 
-// The eleven tables of the common schema. Their natural keys (the ORDER BY
+// The twelve tables of the common schema. Their natural keys (the ORDER BY
 // in sql/) come first in each.
 var (
 	Transactions = dataTable("transactions",
@@ -196,6 +196,29 @@ var (
 		col("observed_at", tTime),
 	)
 
+	// EnrichmentSubmissions is the ledger of transactions a provider
+	// (FinGoal) was sent for enrichment: one row per source transaction and
+	// enriching tenant, written before the submission is made, so no
+	// transaction is sent twice. provider/tenant are the enriching side,
+	// source_* and user_id/transaction_id the original row in transactions;
+	// uid and enrich_transaction_id are the opaque ids the provider got.
+	EnrichmentSubmissions = dataTable("enrichment_submissions",
+		col("provider", tString),
+		col("tenant", tString),
+		col("source_provider", tString),
+		col("source_tenant", tString),
+		col("user_id", tString),
+		col("transaction_id", tString),
+		col("uid", tString),
+		col("enrich_transaction_id", tString),
+		col("submission_id", tString),
+		col("batch_request_id", tString),
+		col("endpoint", tString),
+		col("status", tString), // pending, submitted, refused, unsent
+		col("reason", tString),
+		col("submitted_at", tTime),
+	)
+
 	Subjects = stateTable("subjects",
 		col("provider", tString),
 		col("tenant", tString),
@@ -260,6 +283,7 @@ func Tables() []Table {
 	return []Table{
 		Transactions, Accounts, AccountBalances, Contracts, SegmentMembers,
 		Insights, UserTags, Subjects, EtlState, EtlRuns, EtlRejects,
+		EnrichmentSubmissions,
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/finsync/finsync/extract/fimento"
 	"github.com/finsync/finsync/extract/finapi"
+	"github.com/finsync/finsync/extract/fingoal"
 	"github.com/finsync/finsync/extract/fino"
 	"github.com/finsync/finsync/load/clickhouse"
 	"github.com/finsync/finsync/schedules"
@@ -77,6 +78,21 @@ type Config struct {
 		// receiver; unset: poll only.
 		CallbackURL string  `env:"FINSYNC_FINAPI_CALLBACK_URL"`
 		RateLimit   float64 `env:"FINSYNC_FINAPI_RATE_LIMIT, default=10"`
+	}
+	Fingoal struct {
+		BaseURL      string `env:"FINSYNC_FINGOAL_BASE_URL"` // up to /v3; unset: the fingoal streams are listed but not runnable
+		ClientID     string `env:"FINSYNC_FINGOAL_CLIENT_ID"`
+		ClientSecret Secret `env:"FINSYNC_FINGOAL_CLIENT_SECRET"`
+		// WebhookSecret verifies X-Webhook-Verification; default the client secret.
+		WebhookSecret Secret `env:"FINSYNC_FINGOAL_WEBHOOK_SECRET"`
+		// Tenants are subtenant ids; default the client id (no subtenant-id header).
+		Tenants []string `env:"FINSYNC_FINGOAL_TENANTS"`
+		// IDKey keys the opaque ids sent to FinGoal; default the client id. Never change it.
+		IDKey       Secret        `env:"FINSYNC_FINGOAL_ID_KEY"`
+		AccountType string        `env:"FINSYNC_FINGOAL_ACCOUNT_TYPE, default=checking"`
+		SyncTags    bool          `env:"FINSYNC_FINGOAL_SYNC_TAGS, default=false"`
+		RateLimit   float64       `env:"FINSYNC_FINGOAL_RATE_LIMIT, default=5"`
+		PollTimeout time.Duration `env:"FINSYNC_FINGOAL_POLL_TIMEOUT, default=2m"`
 	}
 	// HTTPAddr is where the daemon serves webhooks, metrics, health and
 	// its status page.
@@ -160,6 +176,7 @@ func (c Config) Validate() []error {
 		}
 	}
 	problems = append(problems, c.validateFimento()...)
+	problems = append(problems, c.validateFingoal()...)
 	if _, ok := logLevels[c.LogLevel]; !ok {
 		bad("FINSYNC_LOG_LEVEL=%q: want debug, info, warn or error", c.LogLevel)
 	}
@@ -343,6 +360,34 @@ func (c Config) validateFimento() []error {
 	return problems
 }
 
+func (c Config) validateFingoal() []error {
+	f := c.Fingoal
+	var problems []error
+	bad := func(format string, args ...any) { problems = append(problems, fmt.Errorf(format, args...)) }
+	if f.RateLimit <= 0 {
+		bad("FINSYNC_FINGOAL_RATE_LIMIT=%v: want requests per second > 0", f.RateLimit)
+	}
+	if f.PollTimeout <= 0 {
+		bad("FINSYNC_FINGOAL_POLL_TIMEOUT=%s: want a positive duration", f.PollTimeout)
+	}
+	if f.AccountType == "" {
+		bad("FINSYNC_FINGOAL_ACCOUNT_TYPE must not be empty (FinGoal requires accountType)")
+	}
+	if f.BaseURL == "" {
+		return problems
+	}
+	if u, err := url.Parse(f.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		bad("FINSYNC_FINGOAL_BASE_URL=%q: want an http(s) URL", f.BaseURL)
+	}
+	if f.ClientID == "" {
+		bad("FINSYNC_FINGOAL_CLIENT_ID is required with FINSYNC_FINGOAL_BASE_URL")
+	}
+	if f.ClientSecret == "" {
+		bad("FINSYNC_FINGOAL_CLIENT_SECRET is required with FINSYNC_FINGOAL_BASE_URL")
+	}
+	return problems
+}
+
 // loadSchedules reads the schedules file (FINSYNC_SCHEDULES, or the one
 // built in) and checks it against the streams finsync has.
 func loadSchedules(c Config) (*schedules.Schedules, error) {
@@ -386,4 +431,28 @@ func redactURL(s string) string {
 		return u.Redacted()
 	}
 	return "(unparsable)"
+}
+
+// fingoalTenants are the configured subtenants, or the client's own id.
+func (c Config) fingoalTenants() []string {
+	if len(c.Fingoal.Tenants) > 0 {
+		return c.Fingoal.Tenants
+	}
+	return []string{c.Fingoal.ClientID}
+}
+
+// fingoalConfig is the FinGoal client's configuration.
+func (c Config) fingoalConfig(log *slog.Logger) fingoal.Config {
+	f := c.Fingoal
+	return fingoal.Config{BaseURL: f.BaseURL, ClientID: f.ClientID, ClientSecret: f.ClientSecret.Value(), Tenants: c.fingoalTenants(),
+		IDKey: f.IDKey.Value(), AccountType: f.AccountType, SyncTags: f.SyncTags, RateLimit: f.RateLimit,
+		PollTimeout: f.PollTimeout, Logger: log}
+}
+
+// fingoalWebhookSecret is the key of FinGoal's webhook signatures.
+func (c Config) fingoalWebhookSecret() string {
+	if c.Fingoal.WebhookSecret != "" {
+		return c.Fingoal.WebhookSecret.Value()
+	}
+	return c.Fingoal.ClientSecret.Value()
 }

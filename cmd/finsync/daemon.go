@@ -8,10 +8,13 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/apache/arrow/go/v17/arrow"
+
 	"github.com/finsync/finsync/extract"
 	"github.com/finsync/finsync/load/clickhouse"
 	"github.com/finsync/finsync/schedules"
 	finsql "github.com/finsync/finsync/sql"
+	"github.com/finsync/finsync/transform"
 )
 
 // runDaemon is `finsync run`: the schedules, the webhook receivers, the
@@ -77,7 +80,7 @@ func runDaemon(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return fmt.Errorf("FINSYNC_HTTP_ADDR: %w", err)
 	}
-	srv := &http.Server{Handler: daemonMux(c, ps, d, state, db, metrics), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: daemonMux(c, ps, d, loader, state, db, metrics), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	d.Start()
@@ -101,13 +104,23 @@ func runDaemon(ctx context.Context, a *app, args []string) error {
 
 // daemonMux serves the webhooks, /metrics, /healthz, /readyz and the
 // status page.
-func daemonMux(c Config, ps []provider, d *schedules.Daemon, state *clickhouse.State, db *clickhouse.DB, m *schedules.Metrics) *http.ServeMux {
+func daemonMux(c Config, ps []provider, d *schedules.Daemon, loader *clickhouse.Loader, state *clickhouse.State, db *clickhouse.DB, m *schedules.Metrics) *http.ServeMux {
 	mux := http.NewServeMux()
 	hooks := webhookHooks{
 		record: schedules.RecordSubject(state),
 		trigger: func(_ context.Context, stream, tenant string) {
 			d.Tick(stream, tenant)
 		},
+		job: schedules.RecordJob(state),
+		records: func(ctx context.Context, t transform.Table, rec arrow.Record) error {
+			b := loader.NewBatch(ctx, t)
+			if err := b.Append(rec); err != nil {
+				b.Abort()
+				return err
+			}
+			return b.Send()
+		},
+		version: state.Version,
 	}
 	for _, p := range ps {
 		if p.configured && p.webhook != nil {

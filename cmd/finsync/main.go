@@ -222,7 +222,7 @@ func runDemo(ctx context.Context, a *app, args []string) error {
 	fmt.Fprintf(a.stdout, "finsync demo: ClickHouse %s at %s, database %s (%d migration(s) applied now)\n",
 		res.Version, c.ClickHouse.Addr, c.ClickHouse.Database, len(res.Applied))
 	// Providers not configured get the in-process sandboxes.
-	if c.Fino.BaseURL == "" || c.Finapi.BaseURL == "" || c.Fimento.BaseURL == "" {
+	if c.Fino.BaseURL == "" || c.Finapi.BaseURL == "" || c.Fimento.BaseURL == "" || c.Fingoal.BaseURL == "" {
 		sb, err := startSandbox("127.0.0.1:0", o)
 		if err != nil {
 			return err
@@ -242,6 +242,14 @@ func runDemo(ctx context.Context, a *app, args []string) error {
 			c.Fimento.HashKey, c.Fimento.PartnerBanks, c.Fimento.Processes = fimentoHashKey, sb.fimento.PartnerBanks(), sb.fimentoProcesses()
 			fmt.Fprintf(a.stdout, "Fimento sandbox on %s%s with %d processes (completed, authError, denied consent, in progress)\n",
 				sb.url, fimentoPrefix, len(c.Fimento.Processes))
+		}
+		if c.Fingoal.BaseURL == "" {
+			id, secret := sb.fingoal.Credentials()
+			c.Fingoal.BaseURL, c.Fingoal.ClientID, c.Fingoal.ClientSecret = sb.fingoalURL(), id, Secret(secret)
+			// A manual tag refresh, so the demo shows tags at once instead of
+			// after FinGoal's next twice-daily tagging run.
+			c.Fingoal.SyncTags = true
+			fmt.Fprintf(a.stdout, "FinGoal sandbox on %s (enriches what fino loaded)\n", sb.fingoalURL())
 		}
 	}
 	log := a.logger(c)
@@ -281,8 +289,8 @@ func runDemo(ctx context.Context, a *app, args []string) error {
 // query them.
 func printExamples(ctx context.Context, db *clickhouse.DB, out io.Writer) error {
 	queries := []struct{ title, query string }{
-		{"spending by category (all providers)", `SELECT category, count() AS transactions, sum(amount) AS total
-			FROM transactions FINAL WHERE amount < 0 GROUP BY category ORDER BY total LIMIT 8`},
+		{"spending by category (fino and Fimento; FinGoal rows are enrichments of theirs)", `SELECT category, count() AS transactions, sum(amount) AS total
+			FROM transactions FINAL WHERE amount < 0 AND provider != 'fingoal' GROUP BY category ORDER BY total LIMIT 8`},
 		{"latest balance per account (first 5)", `SELECT user_id, account_id, argMax(balance, balance_date) AS balance, max(balance_date) AS on
 			FROM account_balances FINAL GROUP BY user_id, account_id ORDER BY user_id, account_id LIMIT 5`},
 		{"active contracts (first 5)", "SELECT user_id, category, `interval`, amount, next_booking_date " +
@@ -304,6 +312,15 @@ func printExamples(ctx context.Context, db *clickhouse.DB, out io.Writer) error 
 			substring(status_detail, 1, 90) AS detail FROM subjects FINAL WHERE provider = 'fimento' ORDER BY tenant, subject_id LIMIT 8`},
 		{"Fimento insights (first 6)", `SELECT user_id AS process, metric, value, value_text FROM insights FINAL
 			WHERE provider = 'fimento' AND period = '' AND raw = '' ORDER BY user_id, metric LIMIT 6`},
+		{"FinGoal enrichment joined to the original transactions (view transactions_enriched, first 5 enriched)",
+			`SELECT provider, user_id, booking_date, amount, description, fingoal_merchant, fingoal_category, fingoal_tags
+			FROM transactions_enriched WHERE enrichment_status = 'enriched' ORDER BY user_id, booking_date DESC, transaction_id LIMIT 5`},
+		{"FinGoal enrichment status per source", `SELECT provider, enrichment_status, count() AS transactions
+			FROM transactions_enriched GROUP BY provider, enrichment_status ORDER BY provider, enrichment_status`},
+		{"FinGoal user tags (first 5 users)", `SELECT user_id, arrayStringConcat(groupArray(tag), ', ') AS tags
+			FROM user_tags FINAL WHERE provider = 'fingoal' GROUP BY user_id ORDER BY user_id LIMIT 5`},
+		{"FinGoal savings recommendations (top 5)", `SELECT user_id, value_text AS recommendation, value AS amount_found, observed_from AS finsight_date
+			FROM insights FINAL WHERE module = 'finsight' AND metric = 'amount_found' ORDER BY value DESC, insight_id LIMIT 5`},
 		{"rejected records", `SELECT stream, target_table, reason, count() AS n FROM etl_rejects FINAL GROUP BY stream, target_table, reason ORDER BY n DESC LIMIT 5`},
 	}
 	for _, q := range queries {

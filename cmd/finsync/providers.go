@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+
 	"flag"
 	"fmt"
+	"github.com/apache/arrow/go/v17/arrow"
 	"log/slog"
 	"net/http"
 	"sort"
@@ -14,9 +16,11 @@ import (
 	"github.com/finsync/finsync/extract"
 	"github.com/finsync/finsync/extract/fimento"
 	"github.com/finsync/finsync/extract/finapi"
+	"github.com/finsync/finsync/extract/fingoal"
 	"github.com/finsync/finsync/extract/fino"
 	"github.com/finsync/finsync/load/clickhouse"
 	"github.com/finsync/finsync/schedules"
+	"github.com/finsync/finsync/transform"
 )
 
 // provider is one data provider as configured: its streams, its tenants
@@ -44,6 +48,11 @@ type provider struct {
 type webhookHooks struct {
 	record  func(ctx context.Context, s extract.Subject) error
 	trigger func(ctx context.Context, stream, tenant string)
+	// job records an async job a webhook announced; records loads rows a
+	// webhook carried, with version as their _version.
+	job     func(ctx context.Context, stream, tenant string, j extract.Job) error
+	records func(ctx context.Context, t transform.Table, rec arrow.Record) error
+	version func() uint64
 }
 
 // providers is the one list of providers finsync knows. m, if not nil,
@@ -101,7 +110,17 @@ func providers(c Config, log *slog.Logger, m *schedules.Metrics) []provider {
 	for _, m := range mandators {
 		finapiP.tenants = append(finapiP.tenants, m.Name)
 	}
-	return []provider{finoP, finapiP, fimentoP}
+	// After fino and Fimento: fingoal.enrichment sends the transactions the
+	// other providers loaded.
+	fgCfg := c.fingoalConfig(log)
+	fgCfg.HTTP = httpFor("fingoal")
+	fgAPI := fingoal.NewAPI(fgCfg)
+	fingoalP := provider{name: "fingoal", configured: c.Fingoal.BaseURL != "", tenants: c.fingoalTenants(),
+		streams: fingoal.Streams(fgAPI), webhook: func(h webhookHooks) http.Handler {
+			return fingoal.WebhookHandler(fingoal.WebhookConfig{Secret: c.fingoalWebhookSecret(), API: fgAPI, Subject: h.record,
+				Job: h.job, Records: h.records, Version: h.version, Logger: log})
+		}}
+	return []provider{finoP, fimentoP, fingoalP, finapiP}
 }
 
 // finapiParamsCheck checks a segment stream's params.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/finsync/finsync/extract/fimento"
 	"github.com/finsync/finsync/extract/finapi"
+	"github.com/finsync/finsync/extract/fingoal"
 	"github.com/finsync/finsync/extract/fino"
 )
 
@@ -30,11 +31,12 @@ func (o *sandboxOptions) define(fs *flag.FlagSet) {
 
 // sandbox is the providers' fake servers on one loopback listener: finoOS
 // at the root (its paths start with /api/), finAPI under /finapi, Fimento
-// under /fimento.
+// under /fimento, FinGoal under /fingoal (its own paths start with /v3).
 type sandbox struct {
 	fino    *fino.Sandbox
 	finapi  *finapi.Sandbox
 	fimento *fimento.Sandbox
+	fingoal *fingoal.Sandbox
 	server  *http.Server
 	url     string
 }
@@ -61,11 +63,14 @@ func startSandbox(addr string, o sandboxOptions) (*sandbox, error) {
 	// Two partner banks, and at least one process of each scenario per bank.
 	fm := fimento.NewSandbox(fimento.SandboxOptions{PartnerBanks: []string{"605c6c479691950d359bb0e9", "605c6c479691950d359bb0ea"},
 		ProcessesPerBank: max(o.users, 5), Months: min(o.months, 24), Seed: o.seed, Today: today})
+	// Batches are enriched a moment after their submission, as FinGoal's are.
+	fg := fingoal.NewSandbox(fingoal.SandboxOptions{ResultDelay: 300 * time.Millisecond})
 	mux := http.NewServeMux()
 	mux.Handle("/", f)
 	mux.Handle("/finapi/", http.StripPrefix("/finapi", fa))
 	mux.Handle(fimentoPrefix+"/", http.StripPrefix(fimentoPrefix, fm))
-	sb := &sandbox{fino: f, finapi: fa, fimento: fm, server: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, url: "http://" + ln.Addr().String()}
+	mux.Handle("/fingoal/", http.StripPrefix("/fingoal", fg))
+	sb := &sandbox{fino: f, finapi: fa, fimento: fm, fingoal: fg, server: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, url: "http://" + ln.Addr().String()}
 	go sb.server.Serve(ln)
 	return sb, nil
 }
@@ -75,7 +80,11 @@ func (sb *sandbox) close() {
 	sb.fino.Close()
 	sb.fimento.Close()
 	sb.finapi.Close()
+	sb.fingoal.Close()
 }
+
+// fingoalURL is FINSYNC_FINGOAL_BASE_URL for the sandbox.
+func (sb *sandbox) fingoalURL() string { return sb.url + "/fingoal/v3" }
 
 // finapiMandators is FINSYNC_FINAPI_MANDATORS for the sandbox.
 func (sb *sandbox) finapiMandators() string {
@@ -91,6 +100,7 @@ func (sb *sandbox) finapiMandators() string {
 // are the sandbox's fixed fake ones).
 func (sb *sandbox) env() []string {
 	const client = "sandbox-client"
+	fgID, fgSecret := sb.fingoal.Credentials()
 	return []string{
 		"FINSYNC_FINO_BASE_URL=" + sb.url,
 		"FINSYNC_FINO_CLIENT_ID=" + client,
@@ -104,6 +114,10 @@ func (sb *sandbox) env() []string {
 		"FINSYNC_FIMENTO_HASH_KEY=" + fimentoHashKey,
 		"FINSYNC_FIMENTO_PARTNER_BANKS=" + strings.Join(sb.fimento.PartnerBanks(), ","),
 		"FINSYNC_FIMENTO_PROCESSES=" + strings.Join(sb.fimentoProcesses(), ","),
+		"FINSYNC_FINGOAL_BASE_URL=" + sb.fingoalURL(),
+		"FINSYNC_FINGOAL_CLIENT_ID=" + fgID,
+		"FINSYNC_FINGOAL_CLIENT_SECRET=" + fgSecret,
+		"FINSYNC_FINGOAL_SYNC_TAGS=true",
 	}
 }
 
@@ -133,7 +147,7 @@ func runSandbox(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	defer sb.close()
-	fmt.Fprintf(a.stderr, "finoOS sandbox on %s, finAPI on %s/finapi, Fimento on %s%s; point finsync at them with:\n", sb.url, sb.url, sb.url, fimentoPrefix)
+	fmt.Fprintf(a.stderr, "finoOS sandbox on %s, finAPI on %s/finapi, Fimento on %s%s, FinGoal on %s; point finsync at them with:\n", sb.url, sb.url, sb.url, fimentoPrefix, sb.fingoalURL())
 	for _, line := range sb.env() {
 		fmt.Fprintln(a.stdout, "export "+line)
 	}

@@ -1,0 +1,84 @@
+// Package fingoal extracts FinGoal Insights API 3.1.2 (docs: the "Insights
+// API (3.1.2)" reference) into the common schema, with three streams per
+// tenant:
+//
+//   - fingoal.enrichment: FinGoal only enriches what it is sent. The stream
+//     reads the transactions of the other providers not in the ledger
+//     enrichment_submissions (extract.Reads: the runner reads the warehouse,
+//     the stream never sees ClickHouse), maps them to FinGoal's fields with
+//     opaque ids, groups them by user into batches of about 1,000 and
+//     submits them to /cleanup (the backlog, first run) or
+//     /cleanup/streaming (later runs). Per batch: ledger rows "pending"
+//     (before the POST) → POST → the batch_request_id as an active job in
+//     etl_state → ledger rows "submitted". Batches are collected with GET
+//     /cleanup/{id} (404 = nothing yet) by polling, at once when the
+//     enrichment webhook arrives (API.Ready), or by a later run. Enriched
+//     transactions land in transactions (provider fingoal, FinGoal's ids);
+//     failedTransactions go to etl_rejects with their reason. The view
+//     transactions_enriched joins them to the original rows.
+//   - fingoal.user_tags (subjects of kind user: the uids the enrichment
+//     submitted, registered with source submission): GET /users/{uid} (or
+//     /sync with Config.SyncTags) lands current tags; tag-status guids the
+//     webhook recorded as jobs are fetched from /users/tags/{guid} within
+//     their 24 hours and land as created/deleted tags.
+//   - fingoal.finsights: GET /finsights?startAt&endAt (UNIX seconds) from
+//     the cursor, one insights fact per field of each recommendation
+//     (module finsight).
+//
+// Exactly once: a transaction with a ledger row is never read again, and
+// its row is written before the POST. If the process dies between the POST
+// and recording FinGoal's answer (milliseconds), its transactions stay
+// "pending": they are not resent (FinGoal may have them) and their result
+// cannot be fetched without the batch_request_id. The enrichment webhook of
+// such a batch still arrives: the receiver records every batch id in the
+// registry (kind batch), so an operator can add it to etl_state, or insert
+// ledger rows with status "unsent" to have them sent again.
+//
+// # Assumptions where the docs are silent
+//
+// The sandbox and the extractor share every one of these.
+//
+//  1. Base URL ends in /v3 (dev: https://findmoney-dev.fingoal.com/v3; the
+//     production host is not documented). Auth: POST /authentication with
+//     JSON client_id/client_secret; expires_in is 86,400 s; the token is
+//     renewed 60 s before expiry, or once after a 401.
+//  2. Tenants: FinGoal has subtenants (header subtenant-id, documented for
+//     POST /transactions only). finsync's tenant is a subtenant id; the
+//     default single tenant is the client id itself, sent without the
+//     header. Every tenant enriches every other provider's transactions.
+//  3. Opaque ids: uid = HMAC-SHA256(IDKey, "user", provider, tenant, user),
+//     transactionid and accountid likewise, 128 bits in hex. FinGoal never
+//     sees an id of ours or another provider's; the ledger maps them back.
+//     original_description is transactions.description (the bank's text:
+//     purpose or booking text); counterparty names are never sent, as they
+//     may be private persons.
+//  4. accountType: our transactions carry no account type, so every
+//     transaction is sent with Config.AccountType (default "checking").
+//     amountnum = |amount|, settlement debit for money out, else credit.
+//  5. Batch results: enrichedTransactions items echo uid, transactionid,
+//     accountid, amountnum, settlement, date, original_description and add
+//     simple_description, merchant_name, category, subcategory, tags
+//     (strings); failedTransactions items are {uid, transactionid, reason}.
+//     /cleanup/sync answers the same shape (the docs show an object).
+//  6. Enriched rows in transactions: user_id = uid, transaction_id =
+//     FinGoal's transactionid, account_id = accountid, amount signed by
+//     settlement, description = simple_description, merchant =
+//     merchant_name, provider_category = category/subcategory, category =
+//     the common taxonomy (Category), tags, raw = the item; currency is
+//     unknown (""). source_job_id is the batch_request_id.
+//  7. A request over 1,000 transactions is refused with 400 (the docs say
+//     "approximately"); a 400 marks its transactions refused in the ledger.
+//  8. GET /users/{userId}: {"user": {"uid", "tags": [...]}, "transactions":
+//     []}; 404 for a uid never enriched.
+//  9. userTags (GET /users/tags/{guid} and the user-tags webhook) is one
+//     user's change: {"uid", "created": [...], "deleted": [...]}.
+//  10. GET /finsights filters by the recommendation's creation time,
+//     both ends inclusive. finsightDate may carry a time; its date is kept.
+//     A finsight without finsight_id is keyed by uniqueId.
+//  11. Webhooks: one URL for all four (registered by email; a ?tenant=
+//     query parameter names the tenant, default the first), told apart by
+//     their fields. Signature: see Verify; the finsights webhook is held to
+//     the same rule although the docs only state it for the others.
+//  12. Batches have no documented lifetime; a pending batch is polled by
+//     every run until it answers.
+package fingoal

@@ -1,0 +1,393 @@
+package fingoal
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+
+	"github.com/finsync/finsync/extract"
+	"github.com/finsync/finsync/transform"
+	"github.com/finsync/finsync/transform/transformtest"
+)
+
+var updateGolden = flag.Bool("update", false, "rewrite testdata/golden from the current output")
+
+func testLineage() transform.Lineage {
+	return transform.Lineage{Provider: provider, Tenant: "client", RunID: "run-1",
+		ExtractedAt: time.Date(2026, 5, 12, 6, 0, 0, 0, time.UTC), Version: 42}
+}
+
+// Seeds from the docs' examples, in the shapes of assumptions 5 and 10.
+const (
+	docEnriched = `{"uid":"16432789fdsa78","accountid":"1615","amountnum":12.41,"date":"2024-05-11","original_description":"T0064 TARGET STORE",
+		"transactionid":"988cee06-5d36-11ec-b00b-bc8d8f2303a12733","accountType":"creditCard","settlement":"debit",
+		"simple_description":"Target","merchant_name":"Target","category":"Shopping","subcategory":"General Merchandise","tags":["retail"]}`
+	docCredit   = `{"uid":"u2","transactionid":"t2","amountnum":"2500.00","date":"2024-05-01","settlement":"credit","category":"Paycheck","tags":[]}`
+	docFinsight = `{"finsight_id":"uuidv4","uniqueId":"your_client_id:your_transaction_id","user_id":"your_uid","transaction_id":"your_transaction_id",
+		"insight_ctaurl":"http://example.com","finsight_image":"https://example.com/example.jpg","insight_text":"Get Target Red Card to save on your Target shopping!",
+		"recommendation":"Target Red Card","amountFound":10.00,"category":"Shopping"}`
+	docFinsightSchema = `{"category":"string","finsight_image":"http://example.com","insight_ctaurl":"http://example.com","insight_text":"string",
+		"transaction_id":"string","uniqueId":"string","user_id":"string","amountFound":"12.5","finsightDate":"2019-08-24","recommendation":"string",
+		"retries":0,"webhookSent":true,"webhookUri":"http://example.com","lastAttempt":"2019-08-24"}`
+	docFailed = `{"uid":"u3","transactionid":"t3","reason":"original_description is empty"}`
+)
+
+func TestGolden(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.DefaultAllocator)
+	defer mem.AssertSize(t, 0)
+	var got bytes.Buffer
+	print := func(w *Writer, table transform.Table) {
+		rec := w.Record()
+		defer rec.Release()
+		if !rec.Schema().Equal(table.Schema) {
+			t.Fatalf("%s schema %s", table.Name, rec.Schema())
+		}
+		transformtest.PrintRecord(&got, rec)
+		w.Release()
+	}
+	e := NewEnrichedWriter(mem, testLineage())
+	for _, raw := range []string{docEnriched, docCredit} {
+		if rej, ok := e.AddEnriched("batch-1", json.RawMessage(raw)); !ok {
+			t.Fatalf("reject %+v", rej)
+		}
+	}
+	print(e, transform.Transactions)
+	f := NewFinsightsWriter(mem, testLineage())
+	for _, raw := range []string{docFinsight, docFinsightSchema} {
+		if rej, ok := f.AddFinsight(json.RawMessage(raw)); !ok {
+			t.Fatalf("reject %+v", rej)
+		}
+	}
+	print(f, transform.Insights)
+	tw := NewTagsWriter(mem, testLineage())
+	tw.AddTag("u1", "grocery_user", TagCurrent, "", time.Date(2026, 5, 12, 5, 0, 0, 0, time.UTC))
+	tw.AddTagUpdate(TagUpdate{UID: "u1", Created: []string{"dining_user"}, Deleted: []string{"fuel_user"}}, "3961c39e-e1c6-45ec-acd0-9a7793dabe02", time.Date(2026, 5, 12, 5, 0, 0, 0, time.UTC))
+	print(tw, transform.UserTags)
+	sw := NewSubmissionsWriter(mem, testLineage())
+	sw.AddSubmission(Submission{SourceProvider: "fino", SourceTenant: "t", UserID: "u", TransactionID: "x", UID: Opaque([]byte("k"), "user", "fino", "t", "u"),
+		EnrichTransactionID: Opaque([]byte("k"), "transaction", "fino", "t", "u", "x"), SubmissionID: "s", BatchRequestID: "b", Endpoint: pathCleanup,
+		Status: StatusSubmitted, SubmittedAt: time.Date(2026, 5, 12, 5, 0, 0, 0, time.UTC)})
+	print(sw, transform.EnrichmentSubmissions)
+	transformtest.Golden(t, filepath.Join("testdata", "golden", "fingoal.jsonl"), got.Bytes(), *updateGolden)
+	if r := FailedReject("batch-1", json.RawMessage(docFailed)); r.Key != "batch-1/t3" || !strings.Contains(r.Reason, "original_description is empty") {
+		t.Errorf("failed transaction: %+v", r)
+	}
+}
+
+func TestAmountFoundNumberOrString(t *testing.T) {
+	for in, want := range map[string]string{`10.00`: "10.00", `"10.00"`: "10.00", `"$3.5"`: "3.5", `null`: "", `""`: "", `7`: "7"} {
+		var a Amount
+		if err := json.Unmarshal([]byte(in), &a); err != nil || a.Value != want {
+			t.Errorf("%s: %q %v, want %q", in, a.Value, err, want)
+		}
+	}
+	for _, in := range []string{`"ten"`, `true`, `{}`} {
+		var a Amount
+		if err := json.Unmarshal([]byte(in), &a); err == nil {
+			t.Errorf("%s accepted as %q", in, a.Value)
+		}
+	}
+}
+
+func TestBadRecordsAreRejectedAlone(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.DefaultAllocator)
+	defer mem.AssertSize(t, 0)
+	w := NewEnrichedWriter(mem, testLineage())
+	defer w.Release()
+	for raw, want := range map[string]string{
+		`{"uid":"u","transactionid":"t","tags":"unavailable"}`:                                         "expected shape",
+		`{"transactionid":"t","date":"2024-01-01","amountnum":1,"settlement":"debit"}`:                 "without uid",
+		`{"uid":"u","transactionid":"t","date":"01.01.2024","amountnum":1,"settlement":"debit"}`:       "YYYY-MM-DD",
+		`{"uid":"u","transactionid":"t","date":"2024-01-01","amountnum":-1,"settlement":"debit"}`:      "positive",
+		`{"uid":"u","transactionid":"t","date":"2024-01-01","amountnum":1,"settlement":"pending"}`:     "neither debit",
+		`{"uid":"u","transactionid":"t","date":"2024-01-01","amountnum":1.00001,"settlement":"debit"}`: "decimals",
+	} {
+		if rej, ok := w.AddEnriched("b", json.RawMessage(raw)); ok || !strings.Contains(rej.Reason, want) {
+			t.Errorf("%s: %v %q, want reason with %q", raw, ok, rej.Reason, want)
+		}
+	}
+	if w.Len() != 0 {
+		t.Errorf("%d rows from rejected records", w.Len())
+	}
+}
+
+// FuzzDecoders: every decoder of FinGoal JSON gives a row or a reject with
+// a reason, never panics, and leaks nothing.
+func FuzzDecoders(f *testing.F) {
+	for _, s := range []string{docEnriched, docCredit, docFinsight, docFinsightSchema, docFailed,
+		`{"amountFound":1e400,"finsight_id":"x","user_id":"u"}`, `null`, `[]`, `{}`, `"x"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+		defer mem.AssertSize(t, 0)
+		e, fs := NewEnrichedWriter(mem, testLineage()), NewFinsightsWriter(mem, testLineage())
+		defer e.Release()
+		defer fs.Release()
+		if rej, ok := e.AddEnriched("b", raw); ok != (e.Len() == 1) || (!ok && rej.Reason == "") {
+			t.Fatalf("enriched: ok %v, %d rows, reason %q", ok, e.Len(), rej.Reason)
+		}
+		if rej, ok := fs.AddFinsight(raw); (ok && fs.Len() == 0) || (!ok && (rej.Reason == "" || fs.Len() != 0)) {
+			t.Fatalf("finsight: ok %v, %d rows, reason %q", ok, fs.Len(), rej.Reason)
+		}
+		_ = FailedReject("b", raw)
+		var status CleanupStatus
+		_ = json.Unmarshal(raw, &status)
+		var res BatchResult
+		_ = json.Unmarshal(raw, &res)
+		var u UserResponse
+		_ = json.Unmarshal(raw, &u)
+		var tags TagsResponse
+		_ = json.Unmarshal(raw, &tags)
+		for _, r := range []arrow.Record{e.Record(), fs.Record()} {
+			r.Release()
+		}
+	})
+}
+
+func TestVerify(t *testing.T) {
+	const secret = "YOUR_CLIENT_SECRET"
+	compactBody := `{"batch_request_id":"5f4b1b9b-4b7d-4b7d-4b7d-4b7d4b7d4b7d"}`
+	pretty := "{\n  \"batch_request_id\": \"5f4b1b9b-4b7d-4b7d-4b7d-4b7d4b7d4b7d\"\n}"
+	html := `{"guid":"<a&b>"}`
+	tests := []struct {
+		name string
+		body string
+		sig  string
+		ok   bool
+	}{
+		{"raw body", compactBody, Sign(secret, []byte(compactBody)), true},
+		{"upper-case hex", compactBody, strings.ToUpper(Sign(secret, []byte(compactBody))), true},
+		{"pretty body signed compact (JSON.stringify)", pretty, Sign(secret, []byte(compactBody)), true},
+		{"pretty body signed as sent", pretty, Sign(secret, []byte(pretty)), true},
+		{"no HTML escaping in the compact form", html, Sign(secret, []byte(html)), true},
+		{"HTML-escaped signature", html, Sign(secret, []byte(`{"guid":"\u003ca\u0026b\u003e"}`)), false},
+		{"wrong secret", compactBody, Sign("other", []byte(compactBody)), false},
+		{"missing", compactBody, "", false},
+		{"not hex", compactBody, "zz" + Sign(secret, []byte(compactBody))[2:], false},
+		{"truncated", compactBody, Sign(secret, []byte(compactBody))[:32], false},
+		{"replayed with a modified body", `{"batch_request_id":"another"}`, Sign(secret, []byte(compactBody)), false},
+		{"re-ordered keys", `{"b":1,"a":2}`, Sign(secret, []byte(`{"a":2,"b":1}`)), false},
+		{"number re-spelled", `{"amountFound":10.00}`, Sign(secret, []byte(`{"amountFound":10}`)), false},
+		{"not JSON, signed compact", "not json", Sign(secret, []byte("notjson")), false},
+	}
+	for _, tc := range tests {
+		if got := Verify(secret, []byte(tc.body), tc.sig); got != tc.ok {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.ok)
+		}
+	}
+	if Verify("", []byte(compactBody), Sign("", []byte(compactBody))) {
+		t.Error("an empty secret verified a webhook")
+	}
+}
+
+// TestWebhookHandler: a signed webhook of each kind is recorded; a wrong,
+// missing or replayed signature is refused with 4xx and records nothing.
+func TestWebhookHandler(t *testing.T) {
+	const secret = "s3cret"
+	var recorded []string
+	h := WebhookHandler(WebhookConfig{Secret: secret, Tenant: "client",
+		Subject: func(ctx context.Context, s extract.Subject) error {
+			recorded = append(recorded, "subject "+s.Kind+" "+s.ID)
+			return nil
+		},
+		Job: func(ctx context.Context, stream, tenant string, j extract.Job) error {
+			recorded = append(recorded, "job "+stream+" "+j.ID)
+			return nil
+		},
+		Records: func(ctx context.Context, tb transform.Table, rec arrow.Record) error {
+			recorded = append(recorded, "rows "+tb.Name+" "+itoa(rec.NumRows()))
+			return nil
+		}})
+	send := func(body, sig string) int {
+		req := httptest.NewRequest(http.MethodPost, "/webhooks/fingoal", strings.NewReader(body))
+		if sig != "" {
+			req.Header.Set(SignatureHeader, sig)
+		}
+		rr := httptest.NewRecorder()
+		h.ServeHTTP(rr, req)
+		return rr.Code
+	}
+	valid := []struct{ body, want string }{
+		{`{"batch_request_id":"b-1"}`, "subject batch b-1"},
+		{`{"guid":"3961c39e-e1c6-45ec-acd0-9a7793dabe02"}`, "job fingoal.user_tags 3961c39e-e1c6-45ec-acd0-9a7793dabe02"},
+		{`{"userTags":{"uid":"u1","created":["a","b"],"deleted":["c"]}}`, "rows user_tags 3"},
+		{`{"finsights":[` + docFinsight + `]}`, "rows insights 6"},
+		{docFinsightSchema, "rows insights 6"},
+	}
+	for _, v := range valid {
+		recorded = nil
+		if code := send(v.body, Sign(secret, []byte(v.body))); code != http.StatusNoContent || len(recorded) != 1 || recorded[0] != v.want {
+			t.Errorf("%s: %d, recorded %v, want %q", v.body, code, recorded, v.want)
+		}
+	}
+	body := valid[0].body
+	bad := []struct {
+		name, body, sig string
+		code            int
+	}{
+		{"missing signature", body, "", http.StatusBadRequest},
+		{"wrong signature", body, Sign("other", []byte(body)), http.StatusUnauthorized},
+		{"replayed with a modified body", `{"batch_request_id":"b-2"}`, Sign(secret, []byte(body)), http.StatusUnauthorized},
+		{"signed, unknown shape", `{"x":1}`, Sign(secret, []byte(`{"x":1}`)), http.StatusBadRequest},
+		{"signed, empty guid", `{"guid":""}`, Sign(secret, []byte(`{"guid":""}`)), http.StatusBadRequest},
+		{"signed, bad finsight", `{"finsights":[{"user_id":"u"}]}`, Sign(secret, []byte(`{"finsights":[{"user_id":"u"}]}`)), http.StatusBadRequest},
+	}
+	for _, b := range bad {
+		recorded = nil
+		if code := send(b.body, b.sig); code != b.code || len(recorded) != 0 {
+			t.Errorf("%s: %d (want %d), recorded %v", b.name, code, b.code, recorded)
+		}
+	}
+	recorded = nil
+	req := httptest.NewRequest(http.MethodGet, "/", nil)
+	rr := httptest.NewRecorder()
+	h.ServeHTTP(rr, req)
+	if rr.Code != http.StatusMethodNotAllowed || len(recorded) != 0 {
+		t.Errorf("GET: %d", rr.Code)
+	}
+}
+
+func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }
+
+// TestSandboxSpeaksTheDocs checks documented answers and limits on the wire.
+func TestSandboxSpeaksTheDocs(t *testing.T) {
+	sb := NewSandbox(SandboxOptions{ResultDelay: -1})
+	srv := httptest.NewServer(sb)
+	defer srv.Close()
+	defer sb.Close()
+	id, secret := sb.Credentials()
+	call := func(method, path, body, tok string) (int, string) {
+		req, _ := http.NewRequest(method, srv.URL+"/v3"+path, strings.NewReader(body))
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b bytes.Buffer
+		b.ReadFrom(resp.Body)
+		return resp.StatusCode, b.String()
+	}
+	code, body := call("POST", "/authentication", `{"client_id":"`+id+`","client_secret":"`+secret+`"}`, "")
+	var tok AuthResponse
+	json.Unmarshal([]byte(body), &tok)
+	if code != 200 || tok.ExpiresIn != 86400 || tok.TokenType != "Bearer" {
+		t.Fatalf("auth: %d %s", code, body)
+	}
+	if code, _ := call("POST", "/authentication", `{"client_id":"`+id+`","client_secret":"x"}`, ""); code != 401 {
+		t.Errorf("bad credentials: %d", code)
+	}
+	tx := func(uid string, i int) string {
+		return `{"uid":"` + uid + `","amountnum":12.41,"date":"2024-05-11","original_description":"T0064 TARGET STORE","transactionid":"` +
+			uid + "-" + itoa(int64(i)) + `","accountType":"creditCard","settlement":"debit"}`
+	}
+	many := func(users, per int) string {
+		var parts []string
+		for u := range users {
+			for i := range per {
+				parts = append(parts, tx("u"+itoa(int64(u)), i))
+			}
+		}
+		return `{"transactions":[` + strings.Join(parts, ",") + `]}`
+	}
+	for _, c := range []struct {
+		name, path, body string
+		code             int
+		want             string
+	}{
+		{"no token", "/cleanup", many(1, 1), 401, "Unauthorized"},
+		{"sync: 4 users × 16", "/cleanup/sync", many(4, 16), 200, `"merchant_name":"Target"`},
+		{"sync: 5 users", "/cleanup/sync", many(5, 1), 400, "at most 4 users"},
+		{"sync: 2 users × 17", "/cleanup/sync", many(2, 17), 400, "at most 16"},
+		{"sync: 1 user × 128", "/cleanup/sync", many(1, 128), 200, "enrichedTransactions"},
+		{"sync: 1 user × 129", "/cleanup/sync", many(1, 129), 400, "at most 128"},
+		{"cleanup: missing fields", "/cleanup", `{"transactions":[{"uid":"u"}]}`, 400, `"field":"transactionid"`},
+		{"cleanup: over 1,000", "/cleanup", many(2, 501), 400, "at most 1000"},
+		{"cleanup", "/cleanup", many(2, 3), 200, `"batch_request_id"`},
+		{"streaming", "/cleanup/streaming", many(1, 2), 200, `"transactions_received":true`},
+		{"finsights: malformed", "/finsights?startAt=x&endAt=1", "", 400, "UNIX"},
+		{"finsights: reversed", "/finsights?startAt=10&endAt=1", "", 400, "UNIX"},
+		{"finsights", "/finsights?startAt=0&endAt=9999999999", "", 200, `{"finsights":[]}`},
+		{"unknown user", "/users/nobody", "", 404, "could not be found"},
+		{"unknown guid", "/users/tags/nothing", "", 404, "could not be found"},
+	} {
+		method := "POST"
+		if c.body == "" {
+			method = "GET"
+		}
+		auth := tok.AccessToken
+		if c.name == "no token" {
+			auth = ""
+		}
+		code, body := call(method, c.path, c.body, auth)
+		if code != c.code || !strings.Contains(body, c.want) {
+			t.Errorf("%s: %d %.200s, want %d with %q", c.name, code, body, c.code, c.want)
+		}
+	}
+	batches := sb.Batches()
+	if code, body := call("GET", "/cleanup/"+batches[0], "", tok.AccessToken); code != 404 || !strings.Contains(body, "No transactions found") {
+		t.Errorf("result before ready: %d %s", code, body)
+	}
+	sb.Finish(batches[0])
+	if code, body := call("GET", "/cleanup/"+batches[0], "", tok.AccessToken); code != 200 || !strings.Contains(body, `"category":"Shopping"`) {
+		t.Errorf("result: %d %s", code, body)
+	}
+	if code, body := call("GET", "/users/u0/sync", "", tok.AccessToken); code != 200 || !strings.Contains(body, `"uid":"u0"`) {
+		t.Errorf("user sync: %d %s", code, body)
+	}
+	// /cleanup got u0-0..2 and u1-0..2, /cleanup/streaming u0-0 and u0-1
+	// again; /cleanup/sync does not count.
+	if got := sb.Received(); len(got) != 6 || got["u0-0"] != 2 || got["u1-2"] != 1 {
+		t.Errorf("received %v", got)
+	}
+}
+
+// TestTokenCachedAndRenewedOnce: one authentication serves many calls; an
+// expired token (401) costs exactly one re-authentication.
+func TestTokenCachedAndRenewedOnce(t *testing.T) {
+	sb := NewSandbox(SandboxOptions{})
+	auths := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v3/authentication" {
+			auths++
+		}
+		sb.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	defer sb.Close()
+	id, secret := sb.Credentials()
+	a := NewAPI(Config{BaseURL: srv.URL + "/v3", ClientID: id, ClientSecret: secret, RateLimit: 1000})
+	c := a.clients[id]
+	for range 5 {
+		var f FinsightsResponse
+		if err := c.GetJSON(context.Background(), pathFinsights, map[string][]string{"startAt": {"0"}, "endAt": {"1"}}, nil, &f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if auths != 1 {
+		t.Errorf("%d authentications for 5 calls", auths)
+	}
+	sb.mu.Lock()
+	clear(sb.tokens) // the token expires early
+	sb.mu.Unlock()
+	var f FinsightsResponse
+	if err := c.GetJSON(context.Background(), pathFinsights, map[string][]string{"startAt": {"0"}, "endAt": {"1"}}, nil, &f); err != nil {
+		t.Fatal(err)
+	}
+	if auths != 2 || a.Stats().Reauths != 1 {
+		t.Errorf("%d authentications, %d re-authentications after a 401", auths, a.Stats().Reauths)
+	}
+}

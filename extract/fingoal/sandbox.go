@@ -1,0 +1,702 @@
+package fingoal
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/finsync/finsync/extract/faults"
+)
+
+// SandboxOptions configure a Sandbox. Zero fields take the defaults named.
+type SandboxOptions struct {
+	ClientID, ClientSecret string // default sandbox-client / sandbox-secret
+	// ResultDelay is how long after its submission a batch is enriched
+	// (GET /cleanup/{id} answers 404 until then); negative: only when
+	// Finish is called. Default 0: at once.
+	ResultDelay time.Duration
+	TokenTTL    time.Duration // default 86,400 s
+	// WebhookURL receives every webhook, signed with the client secret;
+	// "" sends none.
+	WebhookURL string
+	Now        func() time.Time // the sandbox's clock; default time.Now
+	Faults     faults.Knobs
+}
+
+// Sandbox is a fake FinGoal Insights API 3.1.2 under /v3: authentication,
+// the three cleanup endpoints, batch results, users and their tags, tag
+// updates, finsights, and signed webhooks. Enrichment is deterministic
+// (merchant and category from keywords of the description); tags are
+// computed from the last 90 days of enriched transactions twice a day (at
+// 00:00 and 12:00 UTC) or on /users/{id}/sync.
+type Sandbox struct {
+	opts   SandboxOptions
+	mux    *http.ServeMux
+	faults *faults.Injector
+	client *http.Client
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu        sync.Mutex
+	tokens    map[string]bool
+	batches   map[string]*sandboxBatch
+	order     []string
+	received  map[string]int // transactionid → times accepted by /cleanup or /cleanup/streaming
+	syncCalls int
+	enriched  map[string][]enrichedAt // uid → its enriched transactions
+	tags      map[string][]string     // uid → tags last published
+	tagged    time.Time               // the last scheduled tagging run
+	updates   map[string]tagUpdate    // guid → update
+	finsights []finsightAt
+	webhooks  int
+}
+
+type sandboxBatch struct {
+	id      string
+	txs     []Transaction
+	created time.Time
+	ready   bool
+	body    []byte
+}
+
+type enrichedAt struct {
+	e  Enriched
+	at time.Time
+}
+
+type tagUpdate struct {
+	u  TagUpdate
+	at time.Time
+}
+
+type finsightAt struct {
+	f  map[string]any
+	at time.Time
+}
+
+// NewSandbox returns a sandbox; Close stops its webhooks.
+func NewSandbox(opts SandboxOptions) *Sandbox {
+	if opts.ClientID == "" {
+		opts.ClientID, opts.ClientSecret = "sandbox-client", "sandbox-secret"
+	}
+	if opts.TokenTTL <= 0 {
+		opts.TokenTTL = TokenLifetime * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Sandbox{opts: opts, mux: http.NewServeMux(), faults: faults.New(opts.Faults), client: &http.Client{Timeout: 10 * time.Second},
+		ctx: ctx, cancel: cancel, tokens: map[string]bool{}, batches: map[string]*sandboxBatch{}, received: map[string]int{},
+		enriched: map[string][]enrichedAt{}, tags: map[string][]string{}, updates: map[string]tagUpdate{}}
+	s.mux.HandleFunc("POST /v3"+pathAuth, s.auth)
+	s.mux.HandleFunc("POST /v3"+pathCleanup, s.authorized(s.submit))
+	s.mux.HandleFunc("POST /v3"+pathStreaming, s.authorized(s.submit))
+	s.mux.HandleFunc("POST /v3"+pathSync, s.authorized(s.sync))
+	s.mux.HandleFunc("GET /v3"+pathCleanup+"/{id}", s.authorized(s.result))
+	s.mux.HandleFunc("GET /v3/users/{uid}", s.authorized(s.user))
+	s.mux.HandleFunc("GET /v3/users/{a}/{b}", s.authorized(s.userSub))
+	s.mux.HandleFunc("GET /v3"+pathFinsights, s.authorized(s.listFinsights))
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
+	})
+	return s
+}
+
+// ServeHTTP serves the API.
+func (s *Sandbox) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// Close stops pending webhooks and timers and waits for them.
+func (s *Sandbox) Close() {
+	s.cancel()
+	s.wg.Wait()
+}
+
+// Credentials are the sandbox's client id and secret.
+func (s *Sandbox) Credentials() (id, secret string) { return s.opts.ClientID, s.opts.ClientSecret }
+
+// Received counts, per transactionid, how often /cleanup or
+// /cleanup/streaming accepted it.
+func (s *Sandbox) Received() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int, len(s.received))
+	for k, v := range s.received {
+		out[k] = v
+	}
+	return out
+}
+
+// Batches lists the batch_request_ids created, oldest first.
+func (s *Sandbox) Batches() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string{}, s.order...)
+}
+
+// Webhooks counts the webhooks delivered with a 2xx.
+func (s *Sandbox) Webhooks() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.webhooks
+}
+
+// Injected counts the faults injected so far.
+func (s *Sandbox) Injected() faults.Counts { return s.faults.Counts() }
+
+// Finish enriches batch id now and sends its webhook.
+func (s *Sandbox) Finish(id string) error {
+	s.mu.Lock()
+	b, ok := s.batches[id]
+	if ok {
+		s.finish(b)
+	}
+	s.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("fingoal sandbox: no batch %q", id)
+	}
+	return nil
+}
+
+func (s *Sandbox) auth(w http.ResponseWriter, r *http.Request) {
+	d, ok := s.faults.Begin(w, r, writeError)
+	if !ok {
+		return
+	}
+	var req AuthRequest
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "body must be JSON {client_id, client_secret}")
+		return
+	}
+	if req.ClientID != s.opts.ClientID || req.ClientSecret != s.opts.ClientSecret {
+		writeError(w, http.StatusUnauthorized, "invalid client credentials")
+		return
+	}
+	tok := "eyJ" + newID()
+	s.mu.Lock()
+	s.tokens[tok] = true
+	s.mu.Unlock()
+	body, _ := json.Marshal(AuthResponse{AccessToken: tok, Scope: "read:transactions write:transactions read:users read:finsights",
+		ExpiresIn: int(s.opts.TokenTTL / time.Second), TokenType: "Bearer"})
+	s.faults.WriteBody(w, d, body)
+}
+
+type sandboxHandler func(w http.ResponseWriter, r *http.Request, d faults.Draw)
+
+func (s *Sandbox) authorized(h sandboxHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		d, ok := s.faults.Begin(w, r, writeError)
+		if !ok {
+			return
+		}
+		tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		s.mu.Lock()
+		known := s.tokens[tok]
+		if known && d.ExpireToken {
+			delete(s.tokens, tok)
+		}
+		s.mu.Unlock()
+		if !known || d.ExpireToken {
+			writeError(w, http.StatusUnauthorized, "Unauthorized")
+			return
+		}
+		h(w, r, d)
+	}
+}
+
+var day = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}$`)
+
+// validate checks the required fields; it returns the docs' array of errors.
+func validate(txs []Transaction) []map[string]any {
+	var errs []map[string]any
+	bad := func(i int, field, msg string) {
+		errs = append(errs, map[string]any{"index": i, "field": field, "message": msg})
+	}
+	for i, t := range txs {
+		if t.UID == "" {
+			bad(i, "uid", "required")
+		}
+		if t.TransactionID == "" {
+			bad(i, "transactionid", "required")
+		}
+		if f, err := strconv.ParseFloat(t.AmountNum.String(), 64); err != nil || f < 0 {
+			bad(i, "amountnum", "must be a non-negative number")
+		}
+		if !day.MatchString(t.Date) {
+			bad(i, "date", "must be YYYY-MM-DD")
+		}
+		if t.AccountType == "" {
+			bad(i, "accountType", "required")
+		}
+		if t.Settlement != "debit" && t.Settlement != "credit" {
+			bad(i, "settlement", "must be debit or credit")
+		}
+	}
+	return errs
+}
+
+func decodeCleanup(w http.ResponseWriter, r *http.Request) ([]Transaction, bool) {
+	var req CleanupRequest
+	dec := json.NewDecoder(r.Body)
+	dec.UseNumber()
+	if err := dec.Decode(&req); err != nil || req.Transactions == nil {
+		writeJSON(w, http.StatusBadRequest, []map[string]any{{"field": "transactions", "message": "must be an array"}})
+		return nil, false
+	}
+	if errs := validate(req.Transactions); len(errs) > 0 {
+		writeJSON(w, http.StatusBadRequest, errs)
+		return nil, false
+	}
+	return req.Transactions, true
+}
+
+func (s *Sandbox) submit(w http.ResponseWriter, r *http.Request, d faults.Draw) {
+	txs, ok := decodeCleanup(w, r)
+	if !ok {
+		return
+	}
+	if len(txs) > BatchSize {
+		writeJSON(w, http.StatusBadRequest, []map[string]any{{"field": "transactions", "message": fmt.Sprintf("at most %d transactions per request", BatchSize)}})
+		return
+	}
+	now := s.opts.Now()
+	b := &sandboxBatch{id: newID(), txs: txs, created: now}
+	s.mu.Lock()
+	s.batches[b.id] = b
+	s.order = append(s.order, b.id)
+	for _, t := range txs {
+		s.received[t.TransactionID]++
+	}
+	if s.opts.ResultDelay == 0 {
+		s.finish(b)
+	}
+	s.mu.Unlock()
+	if s.opts.ResultDelay > 0 {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			select {
+			case <-time.After(s.opts.ResultDelay):
+				s.Finish(b.id)
+			case <-s.ctx.Done():
+			}
+		}()
+	}
+	var resp CleanupStatus
+	resp.Status.TransactionsReceived, resp.Status.TransactionsValidated, resp.Status.Processing = true, true, true
+	resp.Status.NumTransactionsProcessed, resp.Status.BatchRequestID = len(txs), b.id
+	body, _ := json.Marshal(resp)
+	s.faults.WriteBody(w, d, body)
+}
+
+// sync is the test endpoint: at most 4 users, 16 transactions per user
+// (128 for a single user), enriched at once.
+func (s *Sandbox) sync(w http.ResponseWriter, r *http.Request, d faults.Draw) {
+	txs, ok := decodeCleanup(w, r)
+	if !ok {
+		return
+	}
+	perUser := map[string]int{}
+	for _, t := range txs {
+		perUser[t.UID]++
+	}
+	limit := SyncMaxPerUser
+	if len(perUser) == 1 {
+		limit = SyncMaxSingleUser
+	}
+	if len(perUser) > SyncMaxUsers {
+		writeJSON(w, http.StatusBadRequest, []map[string]any{{"field": "uid", "message": fmt.Sprintf("at most %d users per request", SyncMaxUsers)}})
+		return
+	}
+	for uid, n := range perUser {
+		if n > limit {
+			writeJSON(w, http.StatusBadRequest, []map[string]any{{"field": "transactions", "message": fmt.Sprintf("user %s: %d transactions, at most %d", uid, n, limit)}})
+			return
+		}
+	}
+	s.mu.Lock()
+	s.syncCalls++
+	enriched, failed := s.enrich("sync", txs, s.opts.Now())
+	s.mu.Unlock()
+	body, _ := json.Marshal(map[string]any{"enrichedTransactions": enriched, "failedTransactions": failed})
+	s.faults.WriteBody(w, d, body)
+}
+
+func (s *Sandbox) result(w http.ResponseWriter, r *http.Request, d faults.Draw) {
+	s.mu.Lock()
+	b, ok := s.batches[r.PathValue("id")]
+	ready := ok && b.ready
+	var body []byte
+	if ready {
+		body = b.body
+	}
+	s.mu.Unlock()
+	if !ready {
+		writeError(w, http.StatusNotFound, "No transactions found")
+		return
+	}
+	s.faults.WriteBody(w, d, body)
+}
+
+// finish enriches a batch and queues its webhooks; s.mu is held.
+func (s *Sandbox) finish(b *sandboxBatch) {
+	if b.ready {
+		return
+	}
+	b.ready = true
+	now := s.opts.Now()
+	enriched, failed := s.enrich(b.id, b.txs, now)
+	items := make([]json.RawMessage, len(enriched))
+	for i, e := range enriched {
+		raw, _ := json.Marshal(e)
+		if s.faults.Malformed(e.TransactionID) {
+			raw = []byte(fmt.Sprintf(`{"uid":%q,"transactionid":%q,"tags":"unavailable"}`, e.UID, e.TransactionID))
+		}
+		items[i] = raw
+	}
+	b.body, _ = json.Marshal(map[string]any{"enrichedTransactions": items, "failedTransactions": failed})
+	s.webhook(EnrichmentWebhook{BatchRequestID: b.id})
+	var recs []map[string]any
+	for _, e := range enriched {
+		if f := finsightFor(s.opts.ClientID, e, now); f != nil {
+			s.finsights = append(s.finsights, finsightAt{f: f, at: now})
+			recs = append(recs, f)
+		}
+	}
+	if len(recs) > 0 {
+		s.webhook(map[string]any{"finsights": recs})
+	}
+}
+
+// rule maps a keyword of the description to a merchant and category.
+type rule struct {
+	keyword, merchant, category, subcategory, tag string
+}
+
+var rules = []rule{
+	{"REWE", "REWE", "Groceries", "Supermarkets", "groceries"},
+	{"EDEKA", "EDEKA", "Groceries", "Supermarkets", "groceries"},
+	{"ALDI", "ALDI", "Groceries", "Discount Stores", "groceries"},
+	{"LIDL", "Lidl", "Groceries", "Discount Stores", "groceries"},
+	{"BAECKEREI", "Baeckerei Mueller", "Groceries", "Bakeries", "groceries"},
+	{"WOCHENMARKT", "Wochenmarkt", "Groceries", "Markets", "groceries"},
+	{"TARGET", "Target", "Shopping", "General Merchandise", "retail"},
+	{"AMAZON", "Amazon", "Shopping", "Online", "online_shopping"},
+	{"VERSANDHAUS", "Versandhaus Online", "Shopping", "Online", "online_shopping"},
+	{"ELEKTRO", "Elektro Shop24", "Shopping", "Electronics", "online_shopping"},
+	{"TRATTORIA", "Trattoria Da Mario", "Restaurants", "Italian", "dining"},
+	{"BURGER", "Burger Werk", "Restaurants", "Fast Food", "dining"},
+	{"CAFE", "Cafe Central", "Coffee Shops", "Cafes", "dining"},
+	{"STARBUCKS", "Starbucks", "Coffee Shops", "Cafes", "dining"},
+	{"TANKSTELLE", "Tankstelle Nord", "Gas", "Fuel", "fuel"},
+	{"AUTOHOF", "Autohof Sued", "Gas", "Fuel", "fuel"},
+	{"DROGERIE", "Drogeriemarkt Fuchs", "Health", "Drugstores", "health"},
+	{"APOTHEKE", "Apotheke am Markt", "Health", "Pharmacies", "health"},
+	{"GELDAUTOMAT", "", "ATM", "Cash Withdrawal", "cash"},
+	{"MIETE", "", "Rent", "Rent", "housing"},
+	{"GEHALT", "", "Paycheck", "Salary", "income"},
+	{"LOHN", "", "Paycheck", "Salary", "income"},
+	{"VERSICHERUNG", "", "Insurance", "Insurance", "insurance"},
+	{"HAFTPFLICHT", "", "Insurance", "Liability", "insurance"},
+	{"RECHTSSCHUTZ", "", "Insurance", "Legal", "insurance"},
+	{"HAUSRAT", "", "Insurance", "Household", "insurance"},
+	{"STREAM", "", "Subscriptions", "Streaming", "subscription"},
+	{"MUSIK", "", "Subscriptions", "Music", "subscription"},
+	{"MITGLIED", "", "Entertainment", "Gym", "fitness"},
+	{"MOBILFUNK", "", "Utilities", "Mobile Phone", "utilities"},
+	{"RUNDFUNK", "", "Taxes", "Public Fees", "fees"},
+	{"KREDITKARTE", "", "Transfer", "Credit Card Payment", "transfer"},
+	{"UMBUCHUNG", "", "Transfer", "Internal Transfer", "transfer"},
+}
+
+var word = regexp.MustCompile(`[A-Za-z][A-Za-z0-9&'.-]+`)
+
+// Enrich is the sandbox's deterministic enrichment of one transaction: the
+// first rule whose keyword is in the upper-cased description gives merchant,
+// category, subcategory and a tag; otherwise the first word is the merchant
+// and the category is Uncategorized. A blank description fails.
+func Enrich(t Transaction) (Enriched, string) {
+	desc := strings.TrimSpace(t.OriginalDescription)
+	if desc == "" {
+		return Enriched{}, "original_description is empty"
+	}
+	e := Enriched{UID: t.UID, TransactionID: t.TransactionID, AccountID: t.AccountID, AmountNum: t.AmountNum, Settlement: t.Settlement,
+		Date: t.Date, OriginalDescription: t.OriginalDescription, Category: "Uncategorized", Tags: []string{}}
+	upper := strings.ToUpper(desc)
+	for _, r := range rules {
+		if strings.Contains(upper, r.keyword) {
+			e.MerchantName, e.Category, e.Subcategory, e.Tags = r.merchant, r.category, r.subcategory, []string{r.tag}
+			break
+		}
+	}
+	if e.Category == "Uncategorized" {
+		if m := word.FindString(desc); m != "" {
+			e.MerchantName = strings.ToUpper(m[:1]) + strings.ToLower(m[1:])
+		}
+	}
+	e.SimpleDescription = e.MerchantName
+	if e.SimpleDescription == "" {
+		e.SimpleDescription = e.Subcategory
+	}
+	return e, ""
+}
+
+// enrich enriches txs at now and keeps the results for tagging; s.mu is held.
+func (s *Sandbox) enrich(batch string, txs []Transaction, now time.Time) ([]Enriched, []Failed) {
+	enriched, failed := []Enriched{}, []Failed{}
+	for _, t := range txs {
+		e, reason := Enrich(t)
+		if reason != "" {
+			failed = append(failed, Failed{UID: t.UID, TransactionID: t.TransactionID, Reason: reason})
+			continue
+		}
+		enriched = append(enriched, e)
+		s.enriched[t.UID] = append(s.enriched[t.UID], enrichedAt{e: e, at: now})
+	}
+	return enriched, failed
+}
+
+// Recommendations by merchant: title, share of the amount found, CTA.
+var offers = map[string]struct {
+	title string
+	share float64
+}{
+	"Target": {"Target Red Card", 0.05}, "Amazon": {"Amazon Prime Rewards Card", 0.05},
+	"REWE": {"REWE Bonus Card", 0.02}, "EDEKA": {"DeutschlandCard", 0.01},
+	"Tankstelle Nord": {"Fuel Rewards Card", 0.03}, "Versandhaus Online": {"Cashback Card", 0.04},
+}
+
+// finsightFor is the recommendation for an enriched debit, if any, with
+// every documented field. amountFound alternates between a number and a
+// string (the docs show both).
+func finsightFor(clientID string, e Enriched, now time.Time) map[string]any {
+	o, ok := offers[e.MerchantName]
+	if !ok || e.Settlement != "debit" {
+		return nil
+	}
+	amount, _ := strconv.ParseFloat(e.AmountNum.String(), 64)
+	found := math.Round(amount*o.share*100) / 100
+	sum := sha256.Sum256([]byte("finsight/" + e.TransactionID))
+	id := hex.EncodeToString(sum[:16])
+	var amountFound any = json.Number(strconv.FormatFloat(found, 'f', 2, 64))
+	if sum[0]%2 == 1 {
+		amountFound = strconv.FormatFloat(found, 'f', 2, 64)
+	}
+	return map[string]any{"finsight_id": id[:8] + "-" + id[8:12] + "-4" + id[13:16] + "-" + id[16:20] + "-" + id[20:32],
+		"uniqueId": clientID + ":" + e.TransactionID, "user_id": e.UID, "transaction_id": e.TransactionID,
+		"insight_ctaurl": "https://example.com/offers/" + strings.ToLower(strings.ReplaceAll(o.title, " ", "-")),
+		"finsight_image": "https://example.com/img/" + strings.ToLower(strings.ReplaceAll(e.MerchantName, " ", "-")) + ".jpg",
+		"insight_text":   fmt.Sprintf("Get %s to save on your %s shopping!", o.title, e.MerchantName),
+		"recommendation": o.title, "amountFound": amountFound, "category": e.Category,
+		"finsightDate": now.UTC().Format(time.DateOnly), "retries": 0, "webhookSent": true,
+		"webhookUri": "", "lastAttempt": now.UTC().Format(time.DateOnly)}
+}
+
+// tagsOf computes a user's tags at time at from the transactions enriched
+// before it and dated within the 90 days before it; s.mu is held.
+func (s *Sandbox) tagsOf(uid string, at time.Time) []string {
+	from := at.AddDate(0, 0, -90).Format(time.DateOnly)
+	counts := map[string]int{}
+	for _, x := range s.enriched[uid] {
+		if x.at.After(at) || x.e.Date < from || x.e.Date > at.Format(time.DateOnly) {
+			continue
+		}
+		for _, t := range x.e.Tags {
+			counts[t]++
+		}
+	}
+	var tags []string
+	for tag, least := range map[string]int{"groceries": 3, "dining": 3, "income": 1, "fuel": 2, "subscription": 2,
+		"online_shopping": 2, "housing": 1, "insurance": 2, "fitness": 1} {
+		if counts[tag] >= least {
+			tags = append(tags, tag+"_user")
+		}
+	}
+	sort.Strings(tags)
+	return tags
+}
+
+// retag publishes a user's tags at time at: if they changed, a tag update
+// (guid, kept 24 h) and the two tag webhooks; s.mu is held.
+func (s *Sandbox) retag(uid string, at time.Time) {
+	now := s.tagsOf(uid, at)
+	old := s.tags[uid]
+	var u TagUpdate
+	u.UID = uid
+	for _, t := range now {
+		if !contains(old, t) {
+			u.Created = append(u.Created, t)
+		}
+	}
+	for _, t := range old {
+		if !contains(now, t) {
+			u.Deleted = append(u.Deleted, t)
+		}
+	}
+	s.tags[uid] = now
+	if len(u.Created)+len(u.Deleted) == 0 {
+		return
+	}
+	guid := newID()
+	s.updates[guid] = tagUpdate{u: u, at: at}
+	s.webhook(TagStatusWebhook{GUID: guid})
+	s.webhook(UserTagsWebhook{UserTags: u})
+}
+
+// schedule runs the twice-daily tagging when a run is due; s.mu is held.
+func (s *Sandbox) schedule(now time.Time) {
+	due := now.UTC().Truncate(12 * time.Hour)
+	if !due.After(s.tagged) {
+		return
+	}
+	s.tagged = due
+	uids := make([]string, 0, len(s.enriched))
+	for uid := range s.enriched {
+		uids = append(uids, uid)
+	}
+	sort.Strings(uids)
+	for _, uid := range uids {
+		s.retag(uid, due)
+	}
+}
+
+func (s *Sandbox) user(w http.ResponseWriter, r *http.Request, d faults.Draw) {
+	s.serveUser(w, r.PathValue("uid"), false, d)
+}
+
+func (s *Sandbox) userSub(w http.ResponseWriter, r *http.Request, d faults.Draw) {
+	a, b := r.PathValue("a"), r.PathValue("b")
+	switch {
+	case a == "tags":
+		s.mu.Lock()
+		u, ok := s.updates[b]
+		ok = ok && s.opts.Now().Sub(u.at) < TagUpdateLifetime
+		s.mu.Unlock()
+		if !ok {
+			writeError(w, http.StatusNotFound, "User ID could not be found")
+			return
+		}
+		body, _ := json.Marshal(TagsResponse{UserTags: u.u})
+		s.faults.WriteBody(w, d, body)
+	case b == "sync":
+		s.serveUser(w, a, true, d)
+	default:
+		writeError(w, http.StatusNotFound, "no such endpoint")
+	}
+}
+
+func (s *Sandbox) serveUser(w http.ResponseWriter, uid string, sync bool, d faults.Draw) {
+	now := s.opts.Now()
+	s.mu.Lock()
+	_, known := s.enriched[uid]
+	if known {
+		s.schedule(now)
+		if sync {
+			s.retag(uid, now)
+		}
+	}
+	tags := append([]string{}, s.tags[uid]...)
+	s.mu.Unlock()
+	if !known {
+		writeError(w, http.StatusNotFound, "User ID could not be found")
+		return
+	}
+	var resp UserResponse
+	resp.User.UID, resp.User.Tags, resp.Transactions = uid, tags, []json.RawMessage{}
+	body, _ := json.Marshal(resp)
+	s.faults.WriteBody(w, d, body)
+}
+
+func (s *Sandbox) listFinsights(w http.ResponseWriter, r *http.Request, d faults.Draw) {
+	from, err1 := strconv.ParseInt(r.URL.Query().Get("startAt"), 10, 64)
+	to, err2 := strconv.ParseInt(r.URL.Query().Get("endAt"), 10, 64)
+	if err1 != nil || err2 != nil || to < from {
+		writeError(w, http.StatusBadRequest, "startAt and endAt must be UNIX timestamps, startAt first")
+		return
+	}
+	s.mu.Lock()
+	list := []map[string]any{}
+	for _, f := range s.finsights {
+		if sec := f.at.Unix(); sec >= from && sec <= to {
+			list = append(list, f.f)
+		}
+	}
+	body, _ := json.Marshal(map[string]any{"finsights": list})
+	s.mu.Unlock()
+	s.faults.WriteBody(w, d, body)
+}
+
+// webhook signs payload as JSON.stringify would (compact, no HTML escaping)
+// and sends it indented, so a receiver must verify the compact form; s.mu
+// may be held (delivery is asynchronous).
+func (s *Sandbox) webhook(payload any) {
+	if s.opts.WebhookURL == "" {
+		return
+	}
+	var compactBody bytes.Buffer
+	enc := json.NewEncoder(&compactBody)
+	enc.SetEscapeHTML(false)
+	enc.Encode(payload)
+	signed := bytes.TrimRight(compactBody.Bytes(), "\n")
+	var sent bytes.Buffer
+	json.Indent(&sent, signed, "", "  ")
+	sig := Sign(s.opts.ClientSecret, signed)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for attempt := range 3 {
+			req, err := http.NewRequestWithContext(s.ctx, http.MethodPost, s.opts.WebhookURL, bytes.NewReader(sent.Bytes()))
+			if err != nil {
+				return
+			}
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set(SignatureHeader, sig)
+			if resp, err := s.client.Do(req); err == nil {
+				resp.Body.Close()
+				if resp.StatusCode/100 == 2 {
+					s.mu.Lock()
+					s.webhooks++
+					s.mu.Unlock()
+					return
+				}
+			}
+			select {
+			case <-time.After(time.Duration(attempt+1) * 200 * time.Millisecond):
+			case <-s.ctx.Done():
+				return
+			}
+		}
+	}()
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"message": msg})
+}

@@ -1,0 +1,683 @@
+package fingoal
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/apache/arrow/go/v17/arrow/memory"
+	"github.com/shopspring/decimal"
+	"golang.org/x/time/rate"
+
+	"github.com/finsync/finsync/extract"
+	"github.com/finsync/finsync/transform"
+)
+
+// Config is how finsync reaches FinGoal.
+type Config struct {
+	BaseURL      string // up to and including /v3, e.g. https://findmoney-dev.fingoal.com/v3
+	ClientID     string
+	ClientSecret string
+	// Tenants are subtenant ids (header subtenant-id); default one tenant,
+	// the client id, sent without the header (assumption 2).
+	Tenants []string
+	// IDKey keys the opaque ids sent to FinGoal; default the client id. It
+	// must never change: FinGoal would see every user anew.
+	IDKey string
+	// AccountType is FinGoal's accountType for every transaction: our
+	// transactions table has no account type (assumption 4). Default checking.
+	AccountType string
+	BatchSize   int // transactions per cleanup request; default 1000
+	// SyncTags makes fingoal.user_tags call /users/{id}/sync (a manual tag
+	// refresh) instead of /users/{id}.
+	SyncTags bool
+	// FinsightsLookback is how far back the first fingoal.finsights run
+	// reads; default 30 days. Later runs start an hour before the cursor.
+	FinsightsLookback time.Duration
+	RateLimit         float64 // requests per second, all tenants; default 5
+	// Polling a batch not enriched yet: first wait, longest wait, and how
+	// long one run waits for all its batches before leaving the rest to the
+	// next run or the webhook. Defaults 1s, 30s, 2m.
+	PollInitial, PollMax, PollTimeout time.Duration
+	HTTP                              *http.Client
+	Logger                            *slog.Logger
+	Now                               func() time.Time
+}
+
+// API is a FinGoal client shared by the three streams: one token for the
+// client, one HTTP client per tenant (its subtenant-id header), one rate
+// limit for all.
+type API struct {
+	cfg     Config
+	mem     memory.Allocator
+	clients map[string]*extract.Client
+	stats   []*extract.Client
+
+	mu      sync.Mutex
+	waiting map[string]chan struct{} // batch_request_id → wakes the run polling it
+}
+
+// errAuth marks a failed token fetch: nothing of the call was sent.
+var errAuth = errors.New("FinGoal authentication failed")
+
+// NewAPI returns a client for cfg.
+func NewAPI(cfg Config) *API {
+	if len(cfg.Tenants) == 0 {
+		cfg.Tenants = []string{cfg.ClientID}
+	}
+	if cfg.IDKey == "" {
+		cfg.IDKey = cfg.ClientID
+	}
+	if cfg.AccountType == "" {
+		cfg.AccountType = "checking"
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = BatchSize
+	}
+	if cfg.FinsightsLookback <= 0 {
+		cfg.FinsightsLookback = 30 * 24 * time.Hour
+	}
+	if cfg.RateLimit <= 0 {
+		cfg.RateLimit = 5
+	}
+	if cfg.PollInitial <= 0 {
+		cfg.PollInitial = time.Second
+	}
+	if cfg.PollMax <= 0 {
+		cfg.PollMax = 30 * time.Second
+	}
+	if cfg.PollTimeout <= 0 {
+		cfg.PollTimeout = 2 * time.Minute
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	a := &API{cfg: cfg, mem: memory.DefaultAllocator, clients: map[string]*extract.Client{}, waiting: map[string]chan struct{}{}}
+	limit := rate.NewLimiter(rate.Limit(cfg.RateLimit), 2)
+	authClient := extract.NewClient(extract.ClientOptions{BaseURL: cfg.BaseURL, HTTP: cfg.HTTP, Logger: cfg.Logger, Limiter: limit})
+	// One token for the client: FinGoal's lasts 86,400 s and is renewed only
+	// near its expiry (TokenCache), or once after a 401 (Client).
+	auth := extract.NewTokenCache(func(ctx context.Context) (extract.Token, error) {
+		var tok AuthResponse
+		err := authClient.PostJSON(ctx, pathAuth, nil, AuthRequest{ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret}, &tok,
+			extract.Sensitive(), extract.Idempotent())
+		if err != nil {
+			return extract.Token{}, fmt.Errorf("%w: %w", errAuth, err)
+		}
+		if tok.AccessToken == "" {
+			return extract.Token{}, &extract.Permanent{Err: fmt.Errorf("%w: no access_token in the answer", errAuth)}
+		}
+		life := tok.ExpiresIn
+		if life <= 0 {
+			life = TokenLifetime
+		}
+		return extract.Token{Value: tok.AccessToken, Expiry: time.Now().Add(time.Duration(life) * time.Second)}, nil
+	}, nil)
+	a.stats = append(a.stats, authClient)
+	for _, t := range cfg.Tenants {
+		h := http.Header{}
+		if t != cfg.ClientID {
+			h.Set("subtenant-id", t)
+		}
+		c := extract.NewClient(extract.ClientOptions{BaseURL: cfg.BaseURL, HTTP: cfg.HTTP, Auth: auth, Header: h,
+			Limiter: limit, Logger: cfg.Logger})
+		a.clients[t] = c
+		a.stats = append(a.stats, c)
+	}
+	return a
+}
+
+// Stats adds up what the clients did.
+func (a *API) Stats() extract.ClientStats {
+	var s extract.ClientStats
+	for _, c := range a.stats {
+		cs := c.Stats()
+		s.Requests += cs.Requests
+		s.Retries += cs.Retries
+		s.Reauths += cs.Reauths
+	}
+	return s
+}
+
+// Streams are fingoal.enrichment, fingoal.user_tags and fingoal.finsights,
+// each per tenant.
+func Streams(a *API) []extract.Stream {
+	return []extract.Stream{
+		{Name: StreamEnrichment, Provider: provider, Stats: a.Stats,
+			Tables: []transform.Table{transform.Transactions, transform.EnrichmentSubmissions},
+			Reads:  EnrichmentReads(), Run: a.runEnrichment},
+		{Name: StreamUserTags, Provider: provider, Stats: a.Stats, SubjectKind: "user",
+			Tables: []transform.Table{transform.UserTags}, Run: a.runUserTags},
+		{Name: StreamFinsights, Provider: provider, Stats: a.Stats,
+			Tables: []transform.Table{transform.Insights}, Run: a.runFinsights},
+	}
+}
+
+// EnrichmentReads is what fingoal.enrichment reads from the warehouse: the
+// transactions of every other provider not in the ledger.
+func EnrichmentReads() *extract.Reads {
+	return &extract.Reads{
+		Table:     transform.Transactions,
+		Key:       []string{"provider", "tenant", "user_id", "transaction_id"},
+		Columns:   []string{"account_id", "booking_date", "amount", "description"},
+		Ledger:    transform.EnrichmentSubmissions,
+		LedgerKey: []string{"source_provider", "source_tenant", "user_id", "transaction_id"},
+		Released:  StatusUnsent,
+	}
+}
+
+func (a *API) client(tenant string) (*extract.Client, error) {
+	c, ok := a.clients[tenant]
+	if !ok {
+		return nil, &extract.Permanent{Err: fmt.Errorf("FinGoal tenant %q is not configured", tenant)}
+	}
+	return c, nil
+}
+
+// source is one of our transactions on its way to FinGoal.
+type source struct {
+	sub Submission
+	tx  Transaction
+}
+
+// toSource maps an unsent row (Key then Columns of EnrichmentReads) to what
+// FinGoal gets (assumptions 3 and 4).
+func (a *API) toSource(row []string) (source, error) {
+	if len(row) != 8 {
+		return source{}, fmt.Errorf("unsent row has %d values, want 8", len(row))
+	}
+	prov, tenant, user, txID, account, day, amountText, desc := row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7]
+	amount, err := decimal.NewFromString(amountText)
+	if err != nil {
+		return source{}, fmt.Errorf("amount %q: %v", amountText, err)
+	}
+	key := []byte(a.cfg.IDKey)
+	s := source{sub: Submission{SourceProvider: prov, SourceTenant: tenant, UserID: user, TransactionID: txID,
+		UID: Opaque(key, "user", prov, tenant, user), EnrichTransactionID: Opaque(key, "transaction", prov, tenant, user, txID)}}
+	s.tx = Transaction{UID: s.sub.UID, TransactionID: s.sub.EnrichTransactionID, Date: day,
+		AmountNum: json.Number(amount.Abs().String()), OriginalDescription: desc, AccountType: a.cfg.AccountType, Settlement: "credit"}
+	if amount.Sign() < 0 {
+		s.tx.Settlement = "debit"
+	}
+	if account != "" {
+		s.tx.AccountID = Opaque(key, "account", prov, tenant, user, account)
+	}
+	return s, nil
+}
+
+// runEnrichment submits every unsent transaction once, grouped by user in
+// batches of about BatchSize, then collects the batches pending in
+// etl_state (this run's and earlier ones'). The cursor is the time of the
+// last successful run that had batches: while it is empty the backlog goes
+// to /cleanup (history); afterwards new rows go to /cleanup/streaming.
+func (a *API) runEnrichment(ctx context.Context, req extract.Request, out extract.Output) (string, error) {
+	c, err := a.client(req.Tenant)
+	if err != nil {
+		return req.Cursor, err
+	}
+	if req.Unsent == nil {
+		return req.Cursor, &extract.Permanent{Err: errors.New("fingoal.enrichment needs the runner's Unsent reader")}
+	}
+	endpoint := pathStreaming
+	if req.Cursor == "" {
+		endpoint = pathCleanup
+	}
+	s := &submitter{a: a, c: c, req: req, out: out, endpoint: endpoint, now: a.cfg.Now().UTC().Truncate(time.Second)}
+	var group []source
+	err = req.Unsent(ctx, func(row []string) error {
+		src, err := a.toSource(row)
+		if err != nil {
+			return out.Reject(extract.Reject{Table: transform.EnrichmentSubmissions.Name, Key: strings.Join(row[:min(4, len(row))], "/"), Reason: err.Error()})
+		}
+		if len(group) > 0 && group[0].sub.UID != src.sub.UID {
+			if err := s.addGroup(ctx, group); err != nil {
+				return err
+			}
+			group = group[:0]
+		}
+		group = append(group, src)
+		return nil
+	})
+	if err == nil && len(group) > 0 {
+		err = s.addGroup(ctx, group)
+	}
+	if err == nil {
+		err = s.flush(ctx)
+	}
+	if err != nil {
+		return req.Cursor, err
+	}
+	a.cfg.Logger.Info("FinGoal enrichment submitted", "tenant", req.Tenant, "transactions", s.sent, "batches", len(s.jobs))
+	jobs := append(append([]extract.Job{}, req.Jobs...), s.jobs...)
+	cursor := req.Cursor
+	if len(jobs) > 0 {
+		// The backlog's run is over once a run ended with its batches: what
+		// comes later is an increment.
+		cursor = s.now.Format(time.RFC3339)
+	}
+	return cursor, a.collectAll(ctx, c, req, jobs, out)
+}
+
+// submitter packs users' transactions into batches and submits them.
+type submitter struct {
+	a        *API
+	c        *extract.Client
+	req      extract.Request
+	out      extract.Output
+	endpoint string
+	now      time.Time
+	batch    []source
+	jobs     []extract.Job
+	sent     int
+}
+
+// addGroup adds one user's transactions, keeping a user in one batch
+// unless the user alone exceeds a batch.
+func (s *submitter) addGroup(ctx context.Context, group []source) error {
+	size := s.a.cfg.BatchSize
+	if len(s.batch) > 0 && len(s.batch)+len(group) > size {
+		if err := s.flush(ctx); err != nil {
+			return err
+		}
+	}
+	s.batch = append(s.batch, group...)
+	for len(s.batch) >= size {
+		rest := append([]source{}, s.batch[size:]...)
+		s.batch = s.batch[:size]
+		if err := s.flush(ctx); err != nil {
+			return err
+		}
+		s.batch = rest
+	}
+	return nil
+}
+
+// flush submits the batch. The order makes "at most once" survive a crash:
+// ledger rows (pending) first, then the POST, then the batch_request_id as
+// an active job, then the ledger rows again with it (submitted).
+func (s *submitter) flush(ctx context.Context) error {
+	if len(s.batch) == 0 {
+		return nil
+	}
+	batch := s.batch
+	s.batch = nil
+	sid := newID()
+	txs := make([]Transaction, len(batch))
+	for i := range batch {
+		batch[i].sub.SubmissionID, batch[i].sub.Endpoint, batch[i].sub.SubmittedAt = sid, s.endpoint, s.now
+		batch[i].sub.Status = StatusPending
+		txs[i] = batch[i].tx
+	}
+	if err := s.ledger(ctx, batch); err != nil {
+		return fmt.Errorf("recording submission %s before sending it: %w", sid, err)
+	}
+	var resp CleanupStatus
+	err := s.c.PostJSON(ctx, s.endpoint, nil, CleanupRequest{Transactions: txs}, &resp)
+	if err == nil && resp.Status.BatchRequestID == "" {
+		err = errors.New("FinGoal answered without a batch_request_id")
+	}
+	if err != nil {
+		return s.failed(ctx, sid, batch, err)
+	}
+	id := resp.Status.BatchRequestID
+	params, _ := json.Marshal(map[string]any{"submission_id": sid, "endpoint": s.endpoint, "transactions": len(batch)})
+	job := extract.Job{ID: id, Params: string(params), Status: extract.JobActive, CreatedAt: s.now}
+	// Recorded now: a restart collects this batch instead of losing it.
+	if err := s.out.Job(context.WithoutCancel(ctx), job); err != nil {
+		return fmt.Errorf("recording batch %s: %w", id, err)
+	}
+	users := map[string]bool{}
+	var subjects []extract.Subject
+	for i := range batch {
+		batch[i].sub.Status, batch[i].sub.BatchRequestID = StatusSubmitted, id
+		if !users[batch[i].sub.UID] {
+			users[batch[i].sub.UID] = true
+			subjects = append(subjects, extract.Subject{Provider: provider, Tenant: s.req.Tenant, Kind: "user", ID: batch[i].sub.UID, CorrelationID: id})
+		}
+	}
+	if err := s.ledger(context.WithoutCancel(ctx), batch); err != nil {
+		return fmt.Errorf("recording batch %s in the ledger: %w", id, err)
+	}
+	if err := s.out.Register(context.WithoutCancel(ctx), subjects); err != nil {
+		return fmt.Errorf("registering the users of batch %s: %w", id, err)
+	}
+	s.jobs = append(s.jobs, job)
+	s.sent += len(batch)
+	s.a.cfg.Logger.Info("FinGoal batch submitted", "tenant", s.req.Tenant, "batch_request_id", id, "transactions", len(batch), "endpoint", s.endpoint)
+	return nil
+}
+
+// failed records what a failed POST means for its transactions. A refusal
+// (400) marks them refused and the run goes on; a request that certainly
+// did not reach FinGoal releases them (unsent) and ends the run; any other
+// failure leaves them pending (FinGoal may have them) and ends the run.
+func (s *submitter) failed(ctx context.Context, sid string, batch []source, err error) error {
+	status, reason := sentState(err)
+	if status != StatusPending {
+		for i := range batch {
+			batch[i].sub.Status, batch[i].sub.Reason = status, reason
+		}
+		if lerr := s.ledger(context.WithoutCancel(ctx), batch); lerr != nil {
+			return errors.Join(err, lerr)
+		}
+	}
+	switch status {
+	case StatusRefused:
+		return s.out.Reject(extract.Reject{Table: transform.EnrichmentSubmissions.Name, Key: sid,
+			Reason: fmt.Sprintf("FinGoal refused submission %s of %d transactions: %s", sid, len(batch), reason)})
+	case StatusUnsent:
+		return fmt.Errorf("submitting %d transactions: %w", len(batch), err)
+	}
+	s.a.cfg.Logger.Error("FinGoal submission outcome unknown; its transactions stay pending and are not sent again",
+		"tenant", s.req.Tenant, "submission_id", sid, "transactions", len(batch), "err", err)
+	return fmt.Errorf("submission %s of %d transactions: FinGoal's answer was lost, they stay pending (not resent): %w", sid, len(batch), err)
+}
+
+// sentState tells from a failed POST whether FinGoal may have the batch.
+func sentState(err error) (status, reason string) {
+	var herr *extract.HTTPError
+	var op *net.OpError
+	switch {
+	case errors.Is(err, errAuth):
+		return StatusUnsent, "authentication failed"
+	case errors.As(err, &herr):
+		switch herr.Status {
+		case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity:
+			return StatusRefused, fmt.Sprintf("%d %s", herr.Status, truncate(string(herr.Body), 500))
+		case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound, http.StatusTooManyRequests, http.StatusServiceUnavailable:
+			return StatusUnsent, fmt.Sprintf("%d %s", herr.Status, http.StatusText(herr.Status))
+		}
+	case errors.As(err, &op) && op.Op == "dial":
+		return StatusUnsent, "could not connect"
+	}
+	return StatusPending, ""
+}
+
+func (s *submitter) ledger(ctx context.Context, batch []source) error {
+	w := NewSubmissionsWriter(s.a.mem, s.req.Lineage)
+	defer w.Release()
+	for _, b := range batch {
+		if err := w.AddSubmission(b.sub); err != nil {
+			return err
+		}
+	}
+	rec := w.Record()
+	defer rec.Release()
+	return s.out.Commit(ctx, transform.EnrichmentSubmissions, rec)
+}
+
+// collectAll collects the batches, oldest first, all within PollTimeout. A
+// batch not enriched by then stays active in etl_state: the next run, or a
+// run the webhook starts, collects it. It is not an error.
+func (a *API) collectAll(ctx context.Context, c *extract.Client, req extract.Request, jobs []extract.Job, out extract.Output) error {
+	deadline := time.Now().Add(a.cfg.PollTimeout)
+	waiting := 0
+	for _, j := range jobs {
+		ready, err := a.collect(ctx, c, req, j, out, max(time.Until(deadline), time.Nanosecond))
+		if err != nil {
+			return fmt.Errorf("collecting batch %s: %w", j.ID, err)
+		}
+		if !ready {
+			waiting++
+			continue
+		}
+		j.Status = extract.JobDone
+		if err := out.Job(ctx, j); err != nil {
+			return err
+		}
+	}
+	if waiting > 0 {
+		a.cfg.Logger.Info("FinGoal batches not enriched yet; a later run collects them", "tenant", req.Tenant, "batches", waiting)
+	}
+	return nil
+}
+
+// collect polls GET /cleanup/{id} (404: nothing yet) until it answers or
+// wait ends, and hands the result over. It reports whether it did.
+func (a *API) collect(ctx context.Context, c *extract.Client, req extract.Request, j extract.Job, out extract.Output, wait time.Duration) (bool, error) {
+	wake := a.wait(j.ID)
+	defer a.unwait(j.ID)
+	var res BatchResult
+	err := extract.Poll(ctx, extract.PollOptions{Initial: a.cfg.PollInitial, Max: a.cfg.PollMax, Deadline: wait, Wake: wake},
+		func(ctx context.Context) (bool, error) {
+			res = BatchResult{}
+			err := c.GetJSON(ctx, pathCleanup+"/"+url.PathEscape(j.ID), nil, nil, &res, extract.Expect(http.StatusNotFound))
+			var herr *extract.HTTPError
+			var perm *extract.Permanent
+			switch {
+			case errors.As(err, &herr) && herr.Status == http.StatusNotFound:
+				return false, nil
+			case err != nil && ctx.Err() == nil && !errors.As(err, &perm) && !extract.IsRetryable(err):
+				return false, nil // a body cut off in transit: ask again at the next poll
+			}
+			return err == nil, err
+		})
+	if errors.Is(err, extract.ErrPollDeadline) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	w := NewEnrichedWriter(a.mem, req.Lineage)
+	defer w.Release()
+	for _, raw := range res.EnrichedTransactions {
+		if rej, ok := w.AddEnriched(j.ID, raw); !ok {
+			if err := out.Reject(rej); err != nil {
+				return false, err
+			}
+		}
+	}
+	for _, raw := range res.FailedTransactions {
+		if err := out.Reject(FailedReject(j.ID, raw)); err != nil {
+			return false, err
+		}
+	}
+	var params struct {
+		Transactions int `json:"transactions"`
+	}
+	json.Unmarshal([]byte(j.Params), &params)
+	if got := len(res.EnrichedTransactions) + len(res.FailedTransactions); params.Transactions > 0 && got != params.Transactions {
+		if err := out.Reject(extract.Reject{Table: transform.Transactions.Name, Key: j.ID,
+			Reason: fmt.Sprintf("batch of %d transactions came back with %d", params.Transactions, got)}); err != nil {
+			return false, err
+		}
+	}
+	if w.Len() > 0 {
+		rec := w.Record()
+		err := out.Records(transform.Transactions, rec)
+		rec.Release()
+		if err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// wait registers the run polling batch id, for Ready to wake.
+func (a *API) wait(id string) <-chan struct{} {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ch := make(chan struct{}, 1)
+	a.waiting[id] = ch
+	return ch
+}
+
+func (a *API) unwait(id string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.waiting, id)
+}
+
+// Ready says FinGoal's webhook reported batch id enriched: a run polling it
+// checks at once. It reports whether one was polling it.
+func (a *API) Ready(id string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ch, ok := a.waiting[id]
+	if ok {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	return ok
+}
+
+// TagUpdateLifetime is how long FinGoal serves /users/tags/{guid}.
+const TagUpdateLifetime = 24 * time.Hour
+
+// runUserTags lands each registry user's current tags, then the tag updates
+// (guids from the tag-status webhook, kept as active jobs) still within their
+// 24 hours.
+func (a *API) runUserTags(ctx context.Context, req extract.Request, out extract.Output) (string, error) {
+	c, err := a.client(req.Tenant)
+	if err != nil {
+		return req.Cursor, err
+	}
+	now := a.cfg.Now().UTC()
+	w := NewTagsWriter(a.mem, req.Lineage)
+	defer w.Release()
+	flush := func() error {
+		if w.Len() == 0 {
+			return nil
+		}
+		rec := w.Record()
+		defer rec.Release()
+		return out.Records(transform.UserTags, rec)
+	}
+	unknown := 0
+	for _, s := range req.Subjects {
+		path := pathUsers + url.PathEscape(s.ID)
+		if a.cfg.SyncTags {
+			path += "/sync"
+		}
+		var u UserResponse
+		err := c.GetJSON(ctx, path, nil, nil, &u, extract.Expect(http.StatusNotFound))
+		var herr *extract.HTTPError
+		if errors.As(err, &herr) && herr.Status == http.StatusNotFound {
+			unknown++ // not enriched yet: tagging runs twice daily
+			continue
+		}
+		if err != nil {
+			return req.Cursor, fmt.Errorf("user %s: %w", s.ID, err)
+		}
+		for _, tag := range u.User.Tags {
+			if err := w.AddTag(s.ID, tag, TagCurrent, "", now); err != nil {
+				return req.Cursor, err
+			}
+		}
+		if w.Len() >= 10_000 {
+			if err := flush(); err != nil {
+				return req.Cursor, err
+			}
+		}
+	}
+	if unknown > 0 {
+		a.cfg.Logger.Info("FinGoal has no tags yet for some users", "tenant", req.Tenant, "users", unknown)
+	}
+	for _, j := range req.Jobs {
+		if now.Sub(j.CreatedAt) >= TagUpdateLifetime {
+			j.Status = extract.JobExpired
+			if err := out.Job(ctx, j); err != nil {
+				return req.Cursor, err
+			}
+			continue
+		}
+		var t TagsResponse
+		err := c.GetJSON(ctx, pathUserTags+url.PathEscape(j.ID), nil, nil, &t, extract.Expect(http.StatusNotFound))
+		var herr *extract.HTTPError
+		if errors.As(err, &herr) && herr.Status == http.StatusNotFound {
+			j.Status = extract.JobLost
+			if err := out.Job(ctx, j); err != nil {
+				return req.Cursor, err
+			}
+			continue
+		}
+		if err != nil {
+			return req.Cursor, fmt.Errorf("tag update %s: %w", j.ID, err)
+		}
+		if err := w.AddTagUpdate(t.UserTags, j.ID, j.CreatedAt); err != nil {
+			return req.Cursor, err
+		}
+		j.Status = extract.JobDone
+		if err := out.Job(ctx, j); err != nil {
+			return req.Cursor, err
+		}
+	}
+	return req.Cursor, flush()
+}
+
+// finsightsOverlap is re-read before the cursor: ids make the reload harmless.
+const finsightsOverlap = time.Hour
+
+// runFinsights reads the recommendations of [cursor − 1 h, window end]
+// (UNIX seconds); the cursor is the window's end.
+func (a *API) runFinsights(ctx context.Context, req extract.Request, out extract.Output) (string, error) {
+	c, err := a.client(req.Tenant)
+	if err != nil {
+		return req.Cursor, err
+	}
+	to := req.Window.To
+	if to.IsZero() {
+		to = a.cfg.Now()
+	}
+	from := to.Add(-a.cfg.FinsightsLookback)
+	if req.Cursor != "" {
+		sec, err := strconv.ParseInt(req.Cursor, 10, 64)
+		if err != nil {
+			return req.Cursor, &extract.Permanent{Err: fmt.Errorf("cursor %q is not UNIX seconds", req.Cursor)}
+		}
+		from = time.Unix(sec, 0).Add(-finsightsOverlap)
+	}
+	q := url.Values{"startAt": {strconv.FormatInt(from.Unix(), 10)}, "endAt": {strconv.FormatInt(to.Unix(), 10)}}
+	var resp FinsightsResponse
+	if err := c.GetJSON(ctx, pathFinsights, q, nil, &resp); err != nil {
+		return req.Cursor, err
+	}
+	w := NewFinsightsWriter(a.mem, req.Lineage)
+	defer w.Release()
+	for _, raw := range resp.Finsights {
+		if rej, ok := w.AddFinsight(raw); !ok {
+			if err := out.Reject(rej); err != nil {
+				return req.Cursor, err
+			}
+		}
+	}
+	if w.Len() > 0 {
+		rec := w.Record()
+		err := out.Records(transform.Insights, rec)
+		rec.Release()
+		if err != nil {
+			return req.Cursor, err
+		}
+	}
+	return strconv.FormatInt(to.Unix(), 10), nil
+}
+
+func newID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	h := hex.EncodeToString(b)
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

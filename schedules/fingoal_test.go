@@ -1,0 +1,381 @@
+package schedules_test
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+	"github.com/shopspring/decimal"
+
+	"github.com/finsync/finsync/extract"
+	"github.com/finsync/finsync/extract/faults"
+	"github.com/finsync/finsync/extract/fingoal"
+	"github.com/finsync/finsync/load/clickhouse"
+	"github.com/finsync/finsync/load/clickhouse/chtest"
+	"github.com/finsync/finsync/schedules"
+	"github.com/finsync/finsync/transform"
+)
+
+// fingoalWorld is a FinGoal sandbox (its webhooks going to the receiver), a
+// private database holding other providers' transactions, and a runner.
+type fingoalWorld struct {
+	sandbox *fingoal.Sandbox
+	srv     *httptest.Server
+	db      *clickhouse.DB
+	loader  *clickhouse.Loader
+	state   *clickhouse.State
+	runner  *schedules.Runner
+	cfg     fingoal.Config
+	api     *fingoal.API
+	tenant  string
+	seq     int
+}
+
+func newFingoalWorld(t *testing.T, sopts fingoal.SandboxOptions, cfg fingoal.Config) *fingoalWorld {
+	t.Helper()
+	db := chtest.NewDB(t)
+	loader := clickhouse.NewLoader(db, clickhouse.LoaderOptions{})
+	state := clickhouse.NewState(db, loader)
+	w := &fingoalWorld{db: db, loader: loader, state: state, runner: &schedules.Runner{Loader: loader, State: state}}
+	hook := httptest.NewServer(nil)
+	t.Cleanup(hook.Close)
+	sopts.WebhookURL = hook.URL
+	w.sandbox = fingoal.NewSandbox(sopts)
+	w.srv = httptest.NewServer(w.sandbox)
+	t.Cleanup(func() { w.srv.Close(); w.sandbox.Close() })
+	id, secret := w.sandbox.Credentials()
+	cfg.BaseURL, cfg.ClientID, cfg.ClientSecret, cfg.RateLimit = w.srv.URL+"/v3", id, secret, 1000
+	if cfg.PollInitial == 0 {
+		cfg.PollInitial, cfg.PollMax = 5*time.Millisecond, 20*time.Millisecond
+	}
+	if cfg.PollTimeout == 0 {
+		cfg.PollTimeout = 5 * time.Second
+	}
+	w.cfg, w.tenant = cfg, id
+	w.restart()
+	hook.Config.Handler = fingoal.WebhookHandler(fingoal.WebhookConfig{Secret: secret, API: w.api,
+		Subject: schedules.RecordSubject(state), Job: schedules.RecordJob(state), Version: state.Version,
+		Records: func(ctx context.Context, tb transform.Table, rec arrow.Record) error {
+			b := loader.NewBatch(ctx, tb)
+			if err := b.Append(rec); err != nil {
+				return err
+			}
+			return b.Send()
+		}})
+	return w
+}
+
+// restart is a new process: a new client, nothing in memory.
+func (w *fingoalWorld) restart() { w.api = fingoal.NewAPI(w.cfg) }
+
+func (w *fingoalWorld) stream(name string) extract.Stream {
+	for _, s := range fingoal.Streams(w.api) {
+		if s.Name == name {
+			return s
+		}
+	}
+	panic(name)
+}
+
+func (w *fingoalWorld) run(t *testing.T, ctx context.Context, name string) (clickhouse.Run, error) {
+	t.Helper()
+	return w.runner.Run(ctx, w.stream(name), w.tenant)
+}
+
+func (w *fingoalWorld) query(t *testing.T, q string, args ...any) []string {
+	t.Helper()
+	return (&finoWorld{db: w.db}).query(t, q, args...)
+}
+
+var fingoalDescriptions = []string{"REWE Markt GmbH %s", "Target T0064 %s", "Trattoria Da Mario %s", "LOHN/GEHALT %s",
+	"Tankstelle Nord %s", "Kiosk am Eck %s", "Amazon Mktp %s"}
+
+// addTransactions loads n transactions of another provider for user.
+func (w *fingoalWorld) addTransactions(t *testing.T, prov, tenant, user string, n int, day time.Time) {
+	t.Helper()
+	rw := transform.NewRowWriter(memory.DefaultAllocator, transform.Transactions)
+	defer rw.Release()
+	for i := 0; i < n; i++ {
+		w.seq++
+		desc := fmt.Sprintf(fingoalDescriptions[w.seq%len(fingoalDescriptions)], day.Format("02.01.2006"))
+		amount := decimal.New(-int64(1000+w.seq*37%9000), -2)
+		if strings.HasPrefix(desc, "LOHN") {
+			amount = amount.Neg().Mul(decimal.NewFromInt(40))
+		}
+		if w.seq%97 == 0 {
+			desc = "" // FinGoal cannot enrich it
+		}
+		if err := rw.Append(prov, tenant, user, fmt.Sprintf("tx-%05d", w.seq), "acc-1", day.AddDate(0, 0, -i%60), nil, amount, "EUR",
+			desc, "", "", "Max Mustermann", "", "", "", "", "", "", "groceries", "", "", []string{}, "", "{}", "", "r", day, uint64(1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec := rw.Record()
+	defer rec.Release()
+	b := w.loader.NewBatch(context.Background(), transform.Transactions)
+	if err := b.Append(rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Send(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkExactlyOnce asserts FinGoal received every eligible transaction once.
+func (w *fingoalWorld) checkExactlyOnce(t *testing.T, eligible int) map[string]int {
+	t.Helper()
+	got := w.sandbox.Received()
+	for id, n := range got {
+		if n != 1 {
+			t.Errorf("transaction %s submitted %d times", id, n)
+		}
+	}
+	if len(got) != eligible {
+		t.Errorf("FinGoal received %d distinct transactions, want %d", len(got), eligible)
+	}
+	return got
+}
+
+// The process dies after submitting and before collecting: the restart
+// collects the recorded batches and sends nothing twice; later rows go to
+// /cleanup/streaming; enriched fields join back to the original rows.
+func TestFingoalEnrichmentExactlyOnceAcrossAKill(t *testing.T) {
+	w := newFingoalWorld(t, fingoal.SandboxOptions{ResultDelay: -1}, fingoal.Config{BatchSize: 40, SyncTags: true, PollTimeout: time.Minute})
+	today := time.Now().UTC().Truncate(24 * time.Hour)
+	// Users of 25, 60 (alone more than a batch), 12 and 30 transactions, two providers.
+	w.addTransactions(t, "fino", "client-a", "u-1", 25, today)
+	w.addTransactions(t, "fino", "client-a", "u-2", 60, today)
+	w.addTransactions(t, "fino", "client-b", "u-3", 12, today)
+	w.addTransactions(t, "fimento", "bank-1", "u-1", 30, today)
+	const first = 25 + 60 + 12 + 30
+
+	ctx, kill := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { _, err := w.run(t, ctx, fingoal.StreamEnrichment); done <- err }()
+	// Kill once every batch is recorded and the run is waiting for results.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		jobs, _ := w.state.Jobs(context.Background(), fingoal.StreamEnrichment, w.tenant, extract.JobActive)
+		if len(w.sandbox.Received()) == first && len(jobs) == len(w.sandbox.Batches()) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not all submitted in 30s: %d received, %d jobs", len(w.sandbox.Received()), len(jobs))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	kill()
+	if err := <-done; err == nil {
+		t.Fatal("the killed run succeeded")
+	}
+	batches := w.sandbox.Batches()
+	// In key order, a user kept whole where it fits: fimento u-1 30 | fino
+	// u-1 25 | u-2 60 split 40 + 20, with u-3's 12 joining the 20.
+	if len(batches) != 4 {
+		t.Errorf("%d batches, want 4", len(batches))
+	}
+	if n := w.query(t, "SELECT toString(count()) FROM transactions FINAL WHERE provider = 'fingoal'"); n[0] != "0" {
+		t.Fatalf("enriched rows before any batch was ready: %v", n)
+	}
+
+	w.restart()
+	for _, id := range batches {
+		w.sandbox.Finish(id)
+	}
+	run, err := w.run(t, context.Background(), fingoal.StreamEnrichment)
+	if err != nil || run.Status != clickhouse.RunSuccess {
+		t.Fatalf("restart: %s %v", run.Status, err)
+	}
+	w.checkExactlyOnce(t, first)
+	if n := len(w.sandbox.Batches()); n != len(batches) {
+		t.Errorf("the restart created %d more batches", n-len(batches))
+	}
+
+	// New rows: only they are sent, to /cleanup/streaming.
+	w.addTransactions(t, "fino", "client-a", "u-4", 7, today)
+	w.cfg.PollTimeout = 10 * time.Millisecond // the webhook path collects them instead
+	w.restart()
+	run, err = w.run(t, context.Background(), fingoal.StreamEnrichment)
+	if err != nil || run.Status != clickhouse.RunSuccess {
+		t.Fatalf("third run: %s %v", run.Status, err)
+	}
+	w.checkExactlyOnce(t, first+7)
+	if got := w.query(t, "SELECT DISTINCT endpoint FROM enrichment_submissions FINAL WHERE source_tenant = 'client-a' AND user_id = 'u-4'"); strings.Join(got, ",") != "/cleanup/streaming" {
+		t.Errorf("increment went to %v", got)
+	}
+	for _, id := range w.sandbox.Batches()[len(batches):] {
+		w.sandbox.Finish(id)
+	}
+	if run, err = w.run(t, context.Background(), fingoal.StreamEnrichment); err != nil {
+		t.Fatal(err)
+	}
+	w.checkExactlyOnce(t, first+7)
+
+	// Every original row joins to its enrichment through the view.
+	rows := w.query(t, `SELECT concat(provider, '/', tenant, '/', user_id, '/', transaction_id, '|', description, '|', enrichment_status, '|',
+		fingoal_merchant, '|', fingoal_provider_category, '|', arrayStringConcat(fingoal_tags, ','), '|', toString(amount)) FROM transactions_enriched`)
+	if len(rows) != first+7 {
+		t.Fatalf("%d rows in the view, want %d", len(rows), first+7)
+	}
+	enriched, failed := 0, 0
+	for _, row := range rows {
+		f := strings.Split(row, "|")
+		e, reason := fingoal.Enrich(fingoal.Transaction{OriginalDescription: f[1]})
+		switch {
+		case reason != "":
+			failed++
+			if f[2] != "submitted" {
+				t.Errorf("%s: status %s, want submitted (FinGoal failed it)", f[0], f[2])
+			}
+		case f[2] != "enriched" || f[3] != e.MerchantName || f[4] != strings.TrimSuffix(e.Category+"/"+e.Subcategory, "/") ||
+			f[5] != strings.Join(e.Tags, ","):
+			t.Errorf("%s: view says %v, want merchant %q category %q tags %v", f[0], f[2:], e.MerchantName, e.Category, e.Tags)
+		default:
+			enriched++
+		}
+	}
+	// Amounts come back with their sign.
+	if bad := w.query(t, `SELECT toString(count()) FROM (SELECT fingoal_transaction_id, amount FROM transactions_enriched WHERE enrichment_status = 'enriched')
+		ANY INNER JOIN (SELECT transaction_id AS fingoal_transaction_id, amount AS fg_amount FROM transactions FINAL WHERE provider = 'fingoal') USING (fingoal_transaction_id)
+		WHERE amount != fg_amount`); bad[0] != "0" {
+		t.Errorf("%s enriched amounts differ from the originals", bad[0])
+	}
+	reasons := w.query(t, "SELECT reason FROM etl_rejects FINAL WHERE stream = 'fingoal.enrichment'")
+	if failed == 0 || len(reasons) != failed || !strings.Contains(reasons[0], "original_description is empty") {
+		t.Errorf("%d failed, rejects %v", failed, reasons)
+	}
+	t.Logf("%d transactions submitted once each in %d batches across a kill; %d enriched, %d failed with reasons", first+7, len(w.sandbox.Batches()), enriched, failed)
+
+	// No personal data and no id of ours went to FinGoal.
+	for id := range w.sandbox.Received() {
+		if strings.HasPrefix(id, "tx-") || len(id) != 32 {
+			t.Errorf("FinGoal got transaction id %q", id)
+		}
+	}
+
+	// Tags: registry users (registered by the submissions), synced now.
+	run, err = w.run(t, context.Background(), fingoal.StreamUserTags)
+	if err != nil || run.Rows["user_tags"] == 0 {
+		t.Fatalf("user_tags: %+v %v", run, err)
+	}
+	// A tag's row says its latest state: current from a read, created or
+	// deleted from an update.
+	users := w.query(t, "SELECT toString(uniqExact(user_id)) FROM user_tags FINAL")
+	if users[0] != "5" { // u-1 of fino and of fimento are different users
+		t.Errorf("tags of %s users, want 5", users[0])
+	}
+	// The tag-status webhooks recorded guids; the next run fetches them.
+	waitFor(t, func() bool {
+		jobs, _ := w.state.Jobs(context.Background(), fingoal.StreamUserTags, w.tenant, extract.JobActive)
+		return len(jobs) == 5
+	})
+	if run, err = w.run(t, context.Background(), fingoal.StreamUserTags); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.query(t, "SELECT toString(count()) FROM user_tags FINAL WHERE guid != ''"); got[0] == "0" {
+		t.Errorf("no tag updates landed")
+	}
+	if got := w.query(t, "SELECT toString(count()) FROM etl_state FINAL WHERE stream = 'fingoal.user_tags' AND status = 'done'"); got[0] != "5" {
+		t.Errorf("%s tag updates done, want 5", got[0])
+	}
+
+	// Finsights: read by time window; amountFound as number and as string.
+	if run, err = w.run(t, context.Background(), fingoal.StreamFinsights); err != nil || run.Rejects != 0 {
+		t.Fatalf("finsights: %+v %v", run, err)
+	}
+	got := w.query(t, `SELECT concat(insight_id, ' ', toString(value), ' ', if(position(raw, '"amountFound":"') > 0, 'string', 'number'))
+		FROM insights FINAL WHERE module = 'finsight' AND metric = 'amount_found' ORDER BY insight_id`)
+	kinds := map[string]int{}
+	for _, g := range got {
+		f := strings.Fields(g)
+		if len(f) != 3 || f[1] == "0.000000" {
+			t.Errorf("finsight %q", g)
+		}
+		kinds[f[2]]++
+	}
+	if kinds["string"] == 0 || kinds["number"] == 0 {
+		t.Errorf("amountFound forms seen: %v", kinds)
+	}
+	if n := w.sandbox.Webhooks(); n == 0 {
+		t.Errorf("no webhook was accepted")
+	}
+	t.Logf("%d finsights (%d amountFound strings, %d numbers)", len(got), kinds["string"], kinds["number"])
+}
+
+func waitFor(t *testing.T, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 20s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Every fault knob at once: nothing is sent twice, and what FinGoal never
+// confirmed is exactly what stays pending.
+func TestFingoalEnrichmentUnderFaults(t *testing.T) {
+	knobs := faults.Knobs{Seed: 7, RateLimit: 0.1, ServerError: 0.1, TokenExpiry: 0.1, Truncated: 0.1, Malformed: 0.05}
+	w := newFingoalWorld(t, fingoal.SandboxOptions{Faults: knobs}, fingoal.Config{BatchSize: 30})
+	today := time.Now().UTC().Truncate(24 * time.Hour)
+	for u := range 8 {
+		w.addTransactions(t, "fino", "client-a", fmt.Sprintf("u-%d", u), 20+u*3, today)
+	}
+	total := 0
+	for u := range 8 {
+		total += 20 + u*3
+	}
+	for i := 0; i < 30; i++ {
+		w.run(t, context.Background(), fingoal.StreamEnrichment)
+		pending := w.query(t, "SELECT toString(count()) FROM enrichment_submissions FINAL WHERE status IN ('pending', 'submitted')")
+		sent := w.query(t, "SELECT toString(count()) FROM enrichment_submissions FINAL")
+		jobs, _ := w.state.Jobs(context.Background(), fingoal.StreamEnrichment, w.tenant, extract.JobActive)
+		if sent[0] == fmt.Sprint(total) && len(jobs) == 0 && pending[0] != "" {
+			break
+		}
+	}
+	received := w.sandbox.Received()
+	for id, n := range received {
+		if n != 1 {
+			t.Errorf("transaction %s submitted %d times", id, n)
+		}
+	}
+	statuses := w.query(t, "SELECT concat(status, ' ', toString(count())) FROM enrichment_submissions FINAL GROUP BY status ORDER BY status")
+	ledger := map[string]string{}
+	for _, row := range w.query(t, "SELECT concat(enrich_transaction_id, ' ', status) FROM enrichment_submissions FINAL") {
+		f := strings.Fields(row)
+		ledger[f[0]] = f[1]
+	}
+	if len(ledger) != total {
+		t.Errorf("%d transactions in the ledger, want %d", len(ledger), total)
+	}
+	ambiguous := 0
+	for id, status := range ledger {
+		switch {
+		case status == fingoal.StatusSubmitted && received[id] != 1:
+			t.Errorf("%s is submitted in the ledger, FinGoal got it %d times", id, received[id])
+		case status == fingoal.StatusPending:
+			ambiguous++ // the POST's answer was lost (5xx, cut-off body): never resent
+		case status != fingoal.StatusSubmitted:
+			t.Errorf("%s ends %s", id, status)
+		}
+	}
+	for id := range received {
+		if ledger[id] == "" {
+			t.Errorf("FinGoal got %s, which the ledger does not know", id)
+		}
+	}
+	enriched := w.query(t, "SELECT toString(count()) FROM transactions FINAL WHERE provider = 'fingoal'")
+	inj := w.sandbox.Injected()
+	t.Logf("%d transactions: ledger %v; FinGoal received %d (each once), %s enriched, %d left pending (answer lost); faults %+v",
+		total, statuses, len(received), enriched[0], ambiguous, inj)
+	if inj.RateLimited+inj.ServerErrors+inj.TokensExpired+inj.Truncated == 0 {
+		t.Error("no fault was injected")
+	}
+}
