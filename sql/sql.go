@@ -18,3 +18,10 @@ import "embed"
 //
 //go:embed *.sql
 var Files embed.FS
+
+// Guide holds the query guide: one file per question an analyst asks, its
+// first line the question as a comment, the rest one query on the v_* views
+// (finsync guide runs them; a test checks their answers).
+//
+//go:embed guide/*.sql
+var Guide embed.FS

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"io"
 	"log/slog"
 	"os"
@@ -47,6 +48,7 @@ func commands() []command {
 		{"sandbox", "serve the providers' sandboxes on loopback and print the settings that point finsync at them", runSandbox},
 		{"validate", "check the configuration and report every problem", runValidate},
 		{"demo", "sync every stream from the sandboxes into ClickHouse and print a summary (make demo)", runDemo},
+		{"guide", "answer the analysts' usual questions with the query guide (sql/guide) on the warehouse", runGuide},
 		{"version", "print the version", runVersion},
 	}
 }
@@ -341,18 +343,10 @@ func printQuery(ctx context.Context, db *clickhouse.DB, out io.Writer, query str
 	defer rows.Close()
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "  "+strings.Join(rows.Columns(), "\t")+"\t")
-	types := rows.ColumnTypes()
 	for rows.Next() {
-		dest := make([]any, len(types))
-		for i, ct := range types {
-			dest[i] = reflect.New(ct.ScanType()).Interface()
-		}
-		if err := rows.Scan(dest...); err != nil {
+		cells, err := scanStrings(rows)
+		if err != nil {
 			return err
-		}
-		cells := make([]string, len(dest))
-		for i, d := range dest {
-			cells[i] = cell(reflect.ValueOf(d).Elem().Interface())
 		}
 		fmt.Fprintln(w, "  "+strings.Join(cells, "\t")+"\t")
 	}
@@ -360,6 +354,23 @@ func printQuery(ctx context.Context, db *clickhouse.DB, out io.Writer, query str
 		return err
 	}
 	return w.Flush()
+}
+
+// scanStrings scans the current row, whatever its column types, as text.
+func scanStrings(rows driver.Rows) ([]string, error) {
+	types := rows.ColumnTypes()
+	dest := make([]any, len(types))
+	for i, ct := range types {
+		dest[i] = reflect.New(ct.ScanType()).Interface()
+	}
+	if err := rows.Scan(dest...); err != nil {
+		return nil, err
+	}
+	cells := make([]string, len(dest))
+	for i, d := range dest {
+		cells[i] = cell(reflect.ValueOf(d).Elem().Interface())
+	}
+	return cells, nil
 }
 
 func cell(v any) string {
