@@ -138,7 +138,7 @@ streams:
 	}
 
 	// The status page, as a person sees it.
-	dom, png := browse(t, base+"/")
+	dom, png := browse(t, base+"/", "status-page.png")
 	for _, s := range []string{"fino.transactions", "fino.accounts", "finapi.segments.high_balance", "fino.contracts"} {
 		if !strings.Contains(dom, `data-stream="`+s+`"`) {
 			t.Errorf("status page has no row for %s", s)
@@ -207,9 +207,9 @@ func waitFor(t *testing.T, limit time.Duration, log *syncBuffer, cond func() boo
 }
 
 // browse loads url in headless Chromium (installing Debian's chromium when
-// missing) and returns the DOM and a screenshot, also saved under
-// .finsync/out/ for people to look at.
-func browse(t *testing.T, url string) (string, []byte) {
+// missing) and returns the DOM and a screenshot, also saved as
+// .finsync/out/<name> for people to look at.
+func browse(t *testing.T, url, name string) (string, []byte) {
 	t.Helper()
 	bin, err := exec.LookPath("chromium")
 	if err != nil {
@@ -228,16 +228,16 @@ func browse(t *testing.T, url string) (string, []byte) {
 	if err != nil {
 		t.Fatalf("chromium --dump-dom: %v", err)
 	}
-	shot := filepath.Join(outDir, "status-page.png")
+	shot := filepath.Join(outDir, name)
 	os.Remove(shot)
-	if out, err := exec.CommandContext(ctx, bin, append(flags, "--window-size=1400,900", "--screenshot="+shot, url)...).CombinedOutput(); err != nil {
+	if out, err := exec.CommandContext(ctx, bin, append(flags, "--window-size=1400,1800", "--screenshot="+shot, url)...).CombinedOutput(); err != nil {
 		t.Fatalf("chromium --screenshot: %v\n%s", err, out)
 	}
 	png, err := os.ReadFile(shot)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("status page screenshot: %s", shot)
+	t.Logf("screenshot: %s", shot)
 	return string(dom), png
 }
 

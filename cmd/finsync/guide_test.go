@@ -1,8 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"image/color"
+	"image/png"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -175,6 +179,35 @@ func TestQueryGuide(t *testing.T) {
 		}
 	}
 
+	// The report shows its charts with data: the bars' and the line's
+	// colours cover a real area of the screenshot.
+	report := filepath.Join(t.TempDir(), "report.html")
+	if code, stdout, stderr := run(t, env, "report", "-o", report); code != 0 {
+		t.Fatalf("report: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	_, shot := browse(t, "file://"+report, "report.png")
+	img, err := png.Decode(bytes.NewReader(shot))
+	if err != nil {
+		t.Fatal(err)
+	}
+	colors := map[string]color.RGBA{"income bars": {0x2d, 0xa4, 0x4e, 0}, "spending bars": {0xcf, 0x22, 0x2e, 0},
+		"balance line": {0x09, 0x69, 0xda, 0}, "segment bars": {0x82, 0x50, 0xdf, 0}}
+	for what, want := range colors {
+		n := 0
+		b := img.Bounds()
+		for y := b.Min.Y; y < b.Max.Y; y += 2 {
+			for x := b.Min.X; x < b.Max.X; x += 2 {
+				r, g, bl, _ := img.At(x, y).RGBA()
+				if near(r>>8, want.R) && near(g>>8, want.G) && near(bl>>8, want.B) {
+					n++
+				}
+			}
+		}
+		if n < 200 {
+			t.Errorf("report: the %s cover %d sampled pixels; the chart looks empty", what, n)
+		}
+	}
+
 	// Re-running streams changes no answer (08 is about the runs themselves).
 	for _, s := range []string{"fino.transactions", "fino.account_history", "fino.analytics.person_income", "finapi.segments.high_balance", "fingoal.enrichment"} {
 		if code, stdout, stderr := run(t, env, "once", "-stream", s); code != 0 {
@@ -252,3 +285,5 @@ func checkSet(t *testing.T, what string, got, want []string) {
 		t.Errorf("%s:\ngot  %v\nwant %v", what, got, want)
 	}
 }
+
+func near(a uint32, b uint8) bool { return a+24 >= uint32(b) && a <= uint32(b)+24 }

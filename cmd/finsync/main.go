@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"reflect"
 	"runtime"
 	"runtime/debug"
@@ -48,6 +49,7 @@ func commands() []command {
 		{"sandbox", "serve the providers' sandboxes on loopback and print the settings that point finsync at them", runSandbox},
 		{"validate", "check the configuration and report every problem", runValidate},
 		{"demo", "sync every stream from the sandboxes into ClickHouse and print a summary (make demo)", runDemo},
+		{"report", "write an HTML report of the warehouse (charts and tables, one self-contained file)", runReport},
 		{"guide", "answer the analysts' usual questions with the query guide (sql/guide) on the warehouse", runGuide},
 		{"version", "print the version", runVersion},
 	}
@@ -284,6 +286,11 @@ func runDemo(ctx context.Context, a *app, args []string) error {
 	if err := printExamples(ctx, db, a.stdout); err != nil {
 		return err
 	}
+	report := filepath.Join(".finsync", "out", "report.html")
+	if err := writeReport(ctx, db, report); err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stdout, "\nthe report (charts and tables): %s\nthe analysts' questions answered: bin/finsync guide\n", report)
 	return firstErr
 }
 
@@ -380,13 +387,15 @@ func cell(v any) string {
 			return v.Format(time.DateOnly)
 		}
 		return v.UTC().Format(time.DateTime)
-	case *time.Time:
-		if v == nil {
-			return "NULL"
-		}
-		return cell(*v)
 	case decimal.Decimal:
 		return v.StringFixed(2)
+	}
+	// Nullable columns scan into pointers.
+	if rv := reflect.ValueOf(v); rv.Kind() == reflect.Pointer {
+		if rv.IsNil() {
+			return "NULL"
+		}
+		return cell(rv.Elem().Interface())
 	}
 	return fmt.Sprint(v)
 }
