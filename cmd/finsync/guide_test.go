@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"image/color"
 	"image/png"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -205,6 +207,30 @@ func TestQueryGuide(t *testing.T) {
 		}
 		if n < 200 {
 			t.Errorf("report: the %s cover %d sampled pixels; the chart looks empty", what, n)
+		}
+	}
+
+	// The Grafana dashboard's panels query the views that exist and answer
+	// on the demo data (the failures panel may rightly be empty).
+	b, err := os.ReadFile("../../deploy/grafana/finsync.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string
+			Targets []struct{ RawSQL string }
+		}
+	}
+	if err := json.Unmarshal(b, &dash); err != nil || len(dash.Panels) < 6 {
+		t.Fatalf("deploy/grafana/finsync.json: %d panels, %v", len(dash.Panels), err)
+	}
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			rows := queryStrings(t, db, strings.ReplaceAll(tg.RawSQL, "finsync.", "`"+opts.Database+"`."))
+			if len(rows) == 0 && !strings.Contains(p.Title, "Failed") {
+				t.Errorf("grafana panel %q answers nothing on the demo data", p.Title)
+			}
 		}
 	}
 
