@@ -134,6 +134,26 @@ func TestQueryGuide(t *testing.T) {
 		}
 	}
 
+	// ...and the cash flow view's net per user and month is the ledger's.
+	wantNet := map[string]decimal.Decimal{}
+	for _, u := range sb.fino.Users("sandbox-client") {
+		l, _ := sb.fino.Ledger("sandbox-client", u)
+		for day, d := range l.Days {
+			k := u + " " + day[:7]
+			wantNet[k] = wantNet[k].Add(decimal.RequireFromString(d.AmountSum))
+		}
+	}
+	gotNet := queryStrings(t, db, `SELECT concat(user_id, ' ', formatDateTime(month, '%Y-%m')), toString(sum(net)) FROM v_monthly_cashflow
+		WHERE provider = 'fino' GROUP BY user_id, month`)
+	if len(gotNet) != len(wantNet) {
+		t.Errorf("v_monthly_cashflow: %d user-months, the ledger %d", len(gotNet), len(wantNet))
+	}
+	for _, row := range gotNet {
+		if !decimal.RequireFromString(row[1]).Equal(wantNet[row[0]]) {
+			t.Errorf("v_monthly_cashflow net %s: %s, the ledger %s", row[0], row[1], wantNet[row[0]])
+		}
+	}
+
 	// 04: the salary module's monthly total equals the salary transactions
 	// of persons that month (finoOS categorizes the same ledger).
 	for _, row := range answers["04_salary_trend"] {
