@@ -14,6 +14,7 @@ import (
 
 	"github.com/finsync/finsync/extract"
 	"github.com/finsync/finsync/extract/finapi"
+	"github.com/finsync/finsync/extract/fingoal"
 	"github.com/finsync/finsync/extract/fino"
 	"github.com/finsync/finsync/load/clickhouse"
 	"github.com/finsync/finsync/load/clickhouse/chtest"
@@ -173,5 +174,85 @@ func TestBackfillResumesAfterAKill(t *testing.T) {
 	}
 	if c, _ := clickhouse.NewState(db, nil).Cursor(context.Background(), "fino.transactions", "sandbox-client"); c != "" {
 		t.Errorf("the backfill moved the stream's cursor to %q", c)
+	}
+}
+
+// A finsync killed with SIGKILL after submitting FinGoal enrichment batches
+// and before collecting them: the restart submits nothing again (FinGoal
+// received every transaction exactly once) and collects the batches.
+func TestKilledBetweenEnrichmentSubmissionAndCollection(t *testing.T) {
+	fs := fino.NewSandbox(fino.SandboxOptions{UsersPerTenant: 3, Months: 3, Seed: 11})
+	fsrv := httptest.NewServer(fs)
+	defer fsrv.Close()
+	defer fs.Close()
+	gs := fingoal.NewSandbox(fingoal.SandboxOptions{ResultDelay: -1}) // batches finish only when the test says
+	gsrv := httptest.NewServer(gs)
+	defer gsrv.Close()
+	defer gs.Close()
+	opts := chtest.Options(t)
+	t.Cleanup(func() { chtest.DropDatabase(t, opts) })
+	id, secret := gs.Credentials()
+	env := map[string]string{
+		"FINSYNC_CLICKHOUSE_ADDR": opts.Addr, "FINSYNC_CLICKHOUSE_DATABASE": opts.Database, "FINSYNC_LOG_LEVEL": "warn",
+		"FINSYNC_FINO_BASE_URL": fsrv.URL, "FINSYNC_FINO_CLIENT_ID": "sandbox-client", "FINSYNC_FINO_CLIENT_SECRET": "sandbox-secret",
+		"FINSYNC_FINO_USERS": strings.Join(fs.Users("sandbox-client"), ","),
+		"FINSYNC_FINGOAL_BASE_URL": gsrv.URL + "/v3", "FINSYNC_FINGOAL_CLIENT_ID": id, "FINSYNC_FINGOAL_CLIENT_SECRET": secret,
+		"FINSYNC_FINGOAL_POLL_TIMEOUT": "10m",
+	}
+	if code, stdout, stderr := run(t, env, "once", "-stream", "fino.transactions"); code != 0 {
+		t.Fatalf("fino: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	child := exec.Command(os.Args[0], "-test.run=^$")
+	child.Env = append(os.Environ(), "FINSYNC_TEST_ARGS=once -stream fingoal.enrichment")
+	for k, v := range env {
+		child.Env = append(child.Env, k+"="+v)
+	}
+	var out strings.Builder
+	child.Stdout, child.Stderr = &out, &out
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := clickhouse.Open(context.Background(), opts)
+	if err != nil {
+		child.Process.Kill()
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var sent uint64
+	db.Conn().QueryRow(context.Background(), "SELECT count() FROM transactions FINAL WHERE provider = 'fino'").Scan(&sent)
+	// Killed once every transaction went out and every batch is recorded.
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var jobs uint64
+		db.Conn().QueryRow(context.Background(), "SELECT count() FROM etl_state FINAL WHERE stream = 'fingoal.enrichment' AND startsWith(key, 'job:') AND status = 'active'").Scan(&jobs)
+		if len(gs.Received()) == int(sent) && int(jobs) == len(gs.Batches()) && jobs > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			child.Process.Kill()
+			t.Fatalf("not all %d transactions submitted and recorded in 60 s (received %d, %d batches, %d jobs):\n%s", sent, len(gs.Received()), len(gs.Batches()), jobs, out.String())
+		}
+	}
+	child.Process.Signal(syscall.SIGKILL)
+	child.Wait()
+	for _, b := range gs.Batches() {
+		if err := gs.Finish(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	batches := len(gs.Batches())
+	code, stdout, stderr := run(t, env, "once", "-stream", "fingoal.enrichment")
+	if code != 0 {
+		t.Fatalf("restart: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	received := gs.Received()
+	for tx, n := range received {
+		if n != 1 {
+			t.Errorf("FinGoal received %s %d times", tx, n)
+		}
+	}
+	var enriched uint64
+	db.Conn().QueryRow(context.Background(), "SELECT count() FROM transactions_enriched WHERE enrichment_status = 'enriched'").Scan(&enriched)
+	if len(received) != int(sent) || len(gs.Batches()) != batches || enriched == 0 || enriched > sent {
+		t.Errorf("%d of %d transactions received, %d batches (before the restart %d), %d enriched after the restart", len(received), sent, len(gs.Batches()), batches, enriched)
 	}
 }
