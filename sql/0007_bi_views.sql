@@ -48,9 +48,13 @@ FROM (
 ARRAY JOIN arrayMap(i -> dates[1] + i, range(toUInt32(dates[-1] - dates[1]) + 1)) AS day;
 
 -- Recurring payments still going (nothing missed in their booking range).
+-- The column interval is qualified: 18.16 stores a view's query with
+-- identifiers unquoted, and a bare `interval` (a keyword) would make the
+-- stored view unreadable when the server restarts.
 CREATE VIEW IF NOT EXISTS v_contracts_active AS
 SELECT provider, tenant, user_id, contract_id, category, provider_category, amount, amount_consistency,
-    `interval`, duration, mref, next_booking_date, next_booking_from, next_booking_to, partner_name, transaction_ids
+    contracts.`interval` AS `interval`, duration, mref, next_booking_date, next_booking_from, next_booking_to,
+    partner_name, transaction_ids
 FROM contracts FINAL
 WHERE is_active;
 
