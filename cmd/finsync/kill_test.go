@@ -195,7 +195,7 @@ func TestKilledBetweenEnrichmentSubmissionAndCollection(t *testing.T) {
 	env := map[string]string{
 		"FINSYNC_CLICKHOUSE_ADDR": opts.Addr, "FINSYNC_CLICKHOUSE_DATABASE": opts.Database, "FINSYNC_LOG_LEVEL": "warn",
 		"FINSYNC_FINO_BASE_URL": fsrv.URL, "FINSYNC_FINO_CLIENT_ID": "sandbox-client", "FINSYNC_FINO_CLIENT_SECRET": "sandbox-secret",
-		"FINSYNC_FINO_USERS": strings.Join(fs.Users("sandbox-client"), ","),
+		"FINSYNC_FINO_USERS":       strings.Join(fs.Users("sandbox-client"), ","),
 		"FINSYNC_FINGOAL_BASE_URL": gsrv.URL + "/v3", "FINSYNC_FINGOAL_CLIENT_ID": id, "FINSYNC_FINGOAL_CLIENT_SECRET": secret,
 		"FINSYNC_FINGOAL_POLL_TIMEOUT": "10m",
 	}
