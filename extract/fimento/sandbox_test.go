@@ -158,7 +158,7 @@ func TestTestConsentEndpoint(t *testing.T) {
 }
 
 func TestFaultKnobs(t *testing.T) {
-	sb, api := startSandbox(t, SandboxOptions{Faults: Faults{Seed: 2, RateLimit: 0.2, ServerError: 0.2, TokenExpiry: 0.1, Truncated: 0.2}})
+	sb, api := startSandbox(t, SandboxOptions{Faults: Faults{Seed: 1, RateLimit: 0.2, ServerError: 0.2, TokenExpiry: 0.1, Truncated: 0.2}})
 	bank := sb.PartnerBanks()[0]
 	for range 20 {
 		var p Process

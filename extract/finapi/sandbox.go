@@ -227,7 +227,7 @@ func (s *Sandbox) token(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	body, _ := json.Marshal(map[string]any{"access_token": tok, "token_type": "bearer",
 		"expires_in": int(s.opts.TokenTTL / time.Second), "scope": "all"})
-	s.faults.WriteBody(w, d, body)
+	s.faults.WriteBody(w, d, http.StatusOK, body)
 }
 
 type authorizedHandler func(w http.ResponseWriter, r *http.Request, tenant string, d faults.Draw)
@@ -244,6 +244,7 @@ func (s *Sandbox) authorized(h authorizedHandler) http.HandlerFunc {
 		tenant, known := s.tokens[tok]
 		if known && d.ExpireToken {
 			delete(s.tokens, tok)
+			s.faults.TokenExpired()
 		}
 		s.mu.Unlock()
 		if !known || d.ExpireToken {
@@ -286,7 +287,7 @@ func (s *Sandbox) createJob(w http.ResponseWriter, r *http.Request, tenant strin
 		}()
 	}
 	body, _ := json.Marshal(CreateResponse{JobID: j.id})
-	s.faults.WriteBody(w, d, body)
+	s.faults.WriteBody(w, d, http.StatusOK, body)
 }
 
 func validRequest(seg Segment, r CreateRequest) string {
@@ -343,7 +344,7 @@ func (s *Sandbox) getJob(w http.ResponseWriter, r *http.Request, tenant string, 
 	}
 	body := s.page(j, number, size)
 	s.mu.Unlock()
-	s.faults.WriteBody(w, d, body)
+	s.faults.WriteBody(w, d, http.StatusOK, body)
 }
 
 // finish computes a job's result; s.mu is held.
