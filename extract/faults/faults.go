@@ -116,9 +116,13 @@ func (in *Injector) TokenExpired() { in.expired.Add(1) }
 // Duplicate.
 func (in *Injector) Duplicated() { in.duplicated.Add(1) }
 
-// WriteBody writes a JSON success body with status, cut in half if d says
-// so.
-func (in *Injector) WriteBody(w http.ResponseWriter, d Draw, status int, body []byte) {
+// WriteBody writes a 200 JSON body, cut in half if d says so.
+func (in *Injector) WriteBody(w http.ResponseWriter, d Draw, body []byte) {
+	in.WriteBodyStatus(w, d, http.StatusOK, body)
+}
+
+// WriteBodyStatus is WriteBody for another success status (201).
+func (in *Injector) WriteBodyStatus(w http.ResponseWriter, d Draw, status int, body []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)

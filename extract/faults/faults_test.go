@@ -8,7 +8,7 @@ import (
 
 // TestInjector: Begin answers 429 and 5xx itself and hands the other draws
 // to the sandbox, which counts the expiries and duplicates it applies;
-// WriteBody truncates with the status given; Malform counts, Malformed
+// WriteBodyStatus truncates with the status given; Malform counts, Malformed
 // does not, and both agree with each other every time.
 func TestInjector(t *testing.T) {
 	in := New(Knobs{Seed: 1, RateLimit: 0.2, ServerError: 0.2, TokenExpiry: 0.3, Truncated: 0.3, Duplicate: 0.3, Malformed: 0.5})
@@ -31,7 +31,7 @@ func TestInjector(t *testing.T) {
 			duplicate++
 			in.Duplicated()
 		}
-		in.WriteBody(w, d, http.StatusCreated, []byte(`{"a":1}`))
+		in.WriteBodyStatus(w, d, http.StatusCreated, []byte(`{"a":1}`))
 		if d.Truncate {
 			truncate++
 			if w.Body.String() != `{"a` {

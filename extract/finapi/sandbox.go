@@ -227,7 +227,7 @@ func (s *Sandbox) token(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	body, _ := json.Marshal(map[string]any{"access_token": tok, "token_type": "bearer",
 		"expires_in": int(s.opts.TokenTTL / time.Second), "scope": "all"})
-	s.faults.WriteBody(w, d, http.StatusOK, body)
+	s.faults.WriteBody(w, d, body)
 }
 
 type authorizedHandler func(w http.ResponseWriter, r *http.Request, tenant string, d faults.Draw)
@@ -287,7 +287,7 @@ func (s *Sandbox) createJob(w http.ResponseWriter, r *http.Request, tenant strin
 		}()
 	}
 	body, _ := json.Marshal(CreateResponse{JobID: j.id})
-	s.faults.WriteBody(w, d, http.StatusOK, body)
+	s.faults.WriteBody(w, d, body)
 }
 
 func validRequest(seg Segment, r CreateRequest) string {
@@ -344,7 +344,7 @@ func (s *Sandbox) getJob(w http.ResponseWriter, r *http.Request, tenant string, 
 	}
 	body := s.page(j, number, size)
 	s.mu.Unlock()
-	s.faults.WriteBody(w, d, http.StatusOK, body)
+	s.faults.WriteBody(w, d, body)
 }
 
 // finish computes a job's result; s.mu is held.

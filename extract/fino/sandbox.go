@@ -731,7 +731,7 @@ func (s *Sandbox) reply(w http.ResponseWriter, c *call, status int, v any) {
 }
 
 func (s *Sandbox) replyBody(w http.ResponseWriter, c *call, status int, body []byte) {
-	s.faults.WriteBody(w, c.faults, status, body)
+	s.faults.WriteBodyStatus(w, c.faults, status, body)
 }
 
 func writeError(w http.ResponseWriter, status int, message string) {
