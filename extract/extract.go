@@ -8,6 +8,7 @@ package extract
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -170,4 +171,16 @@ type Reject struct {
 	Key    string // the provider's id of the record, or "" if unknown
 	Reason string
 	Raw    []byte
+}
+
+// RejectKey digs the string field (the record's id) out of a record that
+// did not decode, so its Reject has a stable Key ("" if even that fails).
+func RejectKey(raw []byte, field string) string {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(raw, &m) != nil {
+		return ""
+	}
+	var id string
+	json.Unmarshal(m[field], &id)
+	return id
 }

@@ -1,8 +1,8 @@
 // Package faults injects the failures of DESIGN §6 into a provider sandbox:
 // rate limits with Retry-After, server errors, latency, tokens expiring
-// early, truncated bodies and malformed records. Every sandbox draws from
-// one Injector, so a client that sends the same requests in the same order
-// meets the same faults.
+// early, truncated bodies, duplicated and malformed records. Every sandbox
+// draws from one Injector, so a client that sends the same requests in the
+// same order meets the same faults.
 package faults
 
 import (
@@ -28,11 +28,15 @@ type Knobs struct {
 	TokenExpiry float64       // the presented token is declared expired: 401
 	Truncated   float64       // a success body cut in half (Content-Length still announces all of it)
 	Malformed   float64       // share of records always served schema-invalid
+	// Duplicate: a page repeats the last record of the page before. Only a
+	// sandbox that pages applies it (fino's categorizations); the others
+	// ignore the draw.
+	Duplicate float64
 }
 
 // Counts are the faults injected so far.
 type Counts struct {
-	RateLimited, ServerErrors, TokensExpired, Truncated int64
+	RateLimited, ServerErrors, TokensExpired, Malformed, Truncated, Duplicated int64
 }
 
 // Injector draws and applies faults. Safe for concurrent use.
@@ -42,7 +46,7 @@ type Injector struct {
 	mu    sync.Mutex
 	draws *rand.Rand
 
-	rateLimited, serverErrors, expired, truncated atomic.Int64
+	rateLimited, serverErrors, expired, malformed, truncated, duplicated atomic.Int64
 }
 
 // New returns an Injector for k.
@@ -52,8 +56,9 @@ func New(k Knobs) *Injector {
 
 // Draw is the faults one request meets.
 type Draw struct {
-	ExpireToken bool // the sandbox should refuse the token with 401
+	ExpireToken bool // the sandbox should refuse the token with 401 (and call TokenExpired)
 	Truncate    bool // the sandbox should serve the body with WriteBody
+	Duplicate   bool // a paging sandbox should repeat a record (and call Duplicated)
 	rateLimit   bool
 	serverError bool
 	status      int
@@ -78,9 +83,6 @@ func (in *Injector) Begin(w http.ResponseWriter, r *http.Request, writeError fun
 		writeError(w, d.status, "injected server error")
 		return d, false
 	}
-	if d.ExpireToken {
-		in.expired.Add(1)
-	}
 	return d, true
 }
 
@@ -96,6 +98,7 @@ func (in *Injector) draw() Draw {
 		serverError: r.Float64() < k.ServerError,
 		ExpireToken: r.Float64() < k.TokenExpiry,
 		Truncate:    r.Float64() < k.Truncated,
+		Duplicate:   r.Float64() < k.Duplicate,
 		status:      http.StatusInternalServerError,
 	}
 	if r.IntN(2) == 0 {
@@ -104,11 +107,25 @@ func (in *Injector) draw() Draw {
 	return d
 }
 
+// TokenExpired counts a live token the sandbox refused because the draw
+// said ExpireToken. The sandbox counts it, not Begin, because only the
+// sandbox knows whether the request carried a token to expire.
+func (in *Injector) TokenExpired() { in.expired.Add(1) }
+
+// Duplicated counts a record the sandbox repeated because the draw said
+// Duplicate.
+func (in *Injector) Duplicated() { in.duplicated.Add(1) }
+
 // WriteBody writes a 200 JSON body, cut in half if d says so.
 func (in *Injector) WriteBody(w http.ResponseWriter, d Draw, body []byte) {
+	in.WriteBodyStatus(w, d, http.StatusOK, body)
+}
+
+// WriteBodyStatus is WriteBody for another success status (201).
+func (in *Injector) WriteBodyStatus(w http.ResponseWriter, d Draw, status int, body []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(http.StatusOK)
+	w.WriteHeader(status)
 	if d.Truncate && len(body) > 1 {
 		in.truncated.Add(1)
 		body = body[:len(body)/2]
@@ -129,13 +146,25 @@ func (in *Injector) Malformed(key string) bool {
 	return float64(rand.NewPCG(in.knobs.Seed, h.Sum64()).Uint64()>>11)/(1<<53) < p
 }
 
+// Malform is Malformed for a record about to be served: a true answer is
+// counted. Malformed alone is for listing what a run must reject.
+func (in *Injector) Malform(key string) bool {
+	if !in.Malformed(key) {
+		return false
+	}
+	in.malformed.Add(1)
+	return true
+}
+
 // Counts returns the faults injected so far.
 func (in *Injector) Counts() Counts {
 	return Counts{
 		RateLimited:   in.rateLimited.Load(),
 		ServerErrors:  in.serverErrors.Load(),
 		TokensExpired: in.expired.Load(),
+		Malformed:     in.malformed.Load(),
 		Truncated:     in.truncated.Load(),
+		Duplicated:    in.duplicated.Load(),
 	}
 }
 

@@ -11,13 +11,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	mrand "math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/finsync/finsync/extract/faults"
 )
 
 // SandboxOptions configure a Sandbox. Zero fields take the defaults named.
@@ -55,24 +56,13 @@ type SandboxOptions struct {
 	Logger *slog.Logger // default: discard
 }
 
-// Faults are per-request fault probabilities (0..1), drawn from one stream
-// seeded by Seed. A fault never sticks to a request (a retry gets the right
-// answer), except Malformed, which is a property of a transaction.
-type Faults struct {
-	Seed        uint64
-	RateLimit   float64       // 429 with Retry-After
-	RetryAfter  int           // seconds sent in Retry-After
-	ServerError float64       // 500 or 503
-	Latency     time.Duration // added to every request
-	TokenExpiry float64       // the presented token is declared expired: 401 now and later
-	Malformed   float64       // share of transactions always served with a non-numeric amount
-	Truncated   float64       // a success body cut in half (malformed JSON on the wire)
-}
+// Faults are the sandbox's fault knobs. Here an expired token stays
+// refused (401 now and later), Malformed transactions have a non-numeric
+// amount, and Duplicate is not used.
+type Faults = faults.Knobs
 
 // FaultCounts are the faults injected so far.
-type FaultCounts struct {
-	RateLimited, ServerErrors, TokensExpired, Malformed, Truncated int64
-}
+type FaultCounts = faults.Counts
 
 // Sandbox is a fake Fimento Bank Data Insights API over deterministic
 // synthetic processes. It is an http.Handler to mount at its base URL.
@@ -87,18 +77,17 @@ type Sandbox struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu         sync.Mutex
-	tokens     map[string]time.Time
-	banks      []PartnerBank
-	processes  map[string]*sbProcess // by bank + "/" + id
-	order      []string
-	created    int
-	webhooks   []string
-	notified   map[string]string // process key → state last announced
-	faultDraws *mrand.Rand
+	mu        sync.Mutex
+	tokens    map[string]time.Time
+	banks     []PartnerBank
+	processes map[string]*sbProcess // by bank + "/" + id
+	order     []string
+	created   int
+	webhooks  []string
+	notified  map[string]string // process key → state last announced
 
-	rateLimited, serverErrors, expired, malformed, truncated atomic.Int64
-	webhooksSent                                             atomic.Int64
+	faults       *faults.Injector
+	webhooksSent atomic.Int64
 }
 
 // sbProcess is one process and, once completed, its data.
@@ -123,7 +112,7 @@ func NewSandbox(opts SandboxOptions) *Sandbox {
 	s := &Sandbox{opts: opts, start: opts.Now().UTC(), mux: http.NewServeMux(), log: opts.Logger,
 		hooks: &http.Client{Timeout: 10 * time.Second}, ctx: ctx, cancel: cancel,
 		tokens: map[string]time.Time{}, processes: map[string]*sbProcess{}, notified: map[string]string{},
-		faultDraws: mrand.New(mrand.NewPCG(opts.Faults.Seed, 0xf1e3))}
+		faults: faults.New(opts.Faults)}
 	for i, id := range opts.PartnerBanks {
 		s.banks = append(s.banks, PartnerBank{ID: id, Name: "Sandbox partner bank " + strconv.Itoa(i+1), LogoURL: "www.logoUrl.com"})
 		for j := range opts.ProcessesPerBank {
@@ -330,10 +319,7 @@ func (s *Sandbox) Delete(bank, id string) bool {
 }
 
 // Injected counts the faults injected so far.
-func (s *Sandbox) Injected() FaultCounts {
-	return FaultCounts{RateLimited: s.rateLimited.Load(), ServerErrors: s.serverErrors.Load(),
-		TokensExpired: s.expired.Load(), Malformed: s.malformed.Load(), Truncated: s.truncated.Load()}
-}
+func (s *Sandbox) Injected() FaultCounts { return s.faults.Counts() }
 
 // WebhooksSent counts the process-updated webhooks delivered (2xx).
 func (s *Sandbox) WebhooksSent() int64 { return s.webhooksSent.Load() }
@@ -501,8 +487,8 @@ func (s *Sandbox) deliver(url, bank string, body []byte) {
 
 // call is what the middleware learned about a request.
 type call struct {
-	bank     string
-	truncate bool
+	bank   string
+	faults faults.Draw
 }
 
 type handler func(w http.ResponseWriter, r *http.Request, c *call)
@@ -534,24 +520,13 @@ func (s *Sandbox) routes() {
 // bank-level endpoints, the partner-bank-id check.
 func (s *Sandbox) handle(pattern string, authenticated, perBank bool, h handler) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		f := s.drawFaults()
-		if s.opts.Faults.Latency > 0 && !sleepCtx(r.Context(), s.opts.Faults.Latency) {
+		d, ok := s.faults.Begin(w, r, faultError)
+		if !ok {
 			return
 		}
-		switch {
-		case f.rateLimit:
-			s.rateLimited.Add(1)
-			w.Header().Set("Retry-After", strconv.Itoa(s.opts.Faults.RetryAfter))
-			writeError(w, http.StatusTooManyRequests, "Too many requests")
-			return
-		case f.serverError:
-			s.serverErrors.Add(1)
-			writeError(w, f.serverStatus, "injected server error")
-			return
-		}
-		c := &call{truncate: f.truncate}
+		c := &call{faults: d}
 		if authenticated {
-			if msg := s.authorize(r, f.expireToken); msg != "" {
+			if msg := s.authorize(r, d.ExpireToken); msg != "" {
 				writeError(w, http.StatusUnauthorized, msg)
 				return
 			}
@@ -567,31 +542,13 @@ func (s *Sandbox) handle(pattern string, authenticated, perBank bool, h handler)
 	})
 }
 
-type faultDraw struct {
-	rateLimit, serverError, expireToken, truncate bool
-	serverStatus                                  int
-}
-
-// drawFaults draws every knob on every request, so the faults depend only
-// on the seed and the order of requests.
-func (s *Sandbox) drawFaults() faultDraw {
-	f := &s.opts.Faults
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r := s.faultDraws
-	d := faultDraw{rateLimit: r.Float64() < f.RateLimit, serverError: r.Float64() < f.ServerError,
-		serverStatus: http.StatusInternalServerError, expireToken: r.Float64() < f.TokenExpiry, truncate: r.Float64() < f.Truncated}
-	if r.IntN(2) == 0 {
-		d.serverStatus = http.StatusServiceUnavailable
+// faultError writes an injected fault in the documented error body, with
+// the sandbox's own wording for a rate limit.
+func faultError(w http.ResponseWriter, status int, message string) {
+	if status == http.StatusTooManyRequests {
+		message = "Too many requests"
 	}
-	return d
-}
-
-// isMalformed tells whether the Malformed fault corrupts a record: it
-// depends only on the fault seed and the key.
-func (s *Sandbox) isMalformed(key string) bool {
-	p := s.opts.Faults.Malformed
-	return p > 0 && float64(mrand.NewPCG(s.opts.Faults.Seed, hashOf(key)).Uint64()>>11)/(1<<53) < p
+	writeError(w, status, message)
 }
 
 func (s *Sandbox) authorize(r *http.Request, expireNow bool) string {
@@ -609,7 +566,7 @@ func (s *Sandbox) authorize(r *http.Request, expireNow bool) string {
 		return "access token expired"
 	case expireNow:
 		s.tokens[token] = time.Time{}
-		s.expired.Add(1)
+		s.faults.TokenExpired()
 		return "access token expired"
 	}
 	return ""
@@ -857,8 +814,7 @@ func (s *Sandbox) encodeTxn(p *sbProcess, t sbTxn) []byte {
 	tx := Transaction{ID: t.id, Amount: json.Number(fixed2(t.amount)), Date: t.day.Format("2006-01-02") + "T00:30:00+01:00",
 		Description: t.text, AccountID: objectID(s.opts.Seed, "account/"+p.id+"/"+acc.number), Category: t.category,
 		CBankID: objectID(s.opts.Seed, "cbank/"+acc.bank)}
-	if s.isMalformed("tx/" + t.id) {
-		s.malformed.Add(1)
+	if s.faults.Malform("tx/" + t.id) {
 		return mustJSON(struct {
 			Transaction
 			Amount string `json:"amount"`
@@ -914,14 +870,7 @@ func (s *Sandbox) reply(w http.ResponseWriter, c *call, status int, v any) {
 }
 
 func (s *Sandbox) replyBody(w http.ResponseWriter, c *call, status int, body []byte) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(status)
-	if c.truncate && len(body) > 1 {
-		s.truncated.Add(1)
-		body = body[:len(body)/2]
-	}
-	w.Write(body)
+	s.faults.WriteBodyStatus(w, c.faults, status, body)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -190,7 +190,7 @@ func (s *Sandbox) ledger(p *sbProcess) Ledger {
 		sum += t.amount
 		days[t.day.Format(time.DateOnly)] += t.amount
 		cats[t.category] += t.amount
-		if s.isMalformed("tx/" + t.id) {
+		if s.faults.Malformed("tx/" + t.id) {
 			l.MalformedTransactions = append(l.MalformedTransactions, t.id)
 		}
 	}

@@ -40,7 +40,7 @@ func TestStatusSequence(t *testing.T) {
 	var seen []string
 	for range len(goodPath) + 2 {
 		var p Process
-		if err := api.getDoc(context.Background(), api.client(bank), pathOf(api.cfg.Paths.Process, slow), &p); err != nil {
+		if err := api.getDoc(context.Background(), api.clients.Get(bank), pathOf(api.cfg.Paths.Process, slow), &p); err != nil {
 			t.Fatal(err)
 		}
 		code := p.ConsentFlowStatus.Current.Code
@@ -79,7 +79,7 @@ func TestPagingCoversTheLedger(t *testing.T) {
 	err = extract.Pages(context.Background(), 1, func(ctx context.Context, page int) (bool, error) {
 		pages++
 		var body struct{ Transactions []Transaction }
-		if err := api.getDoc(ctx, api.client(bank), pathOf(api.cfg.Paths.Transactions, p)+"?page="+strconv.Itoa(page), &body); err != nil {
+		if err := api.getDoc(ctx, api.clients.Get(bank), pathOf(api.cfg.Paths.Transactions, p)+"?page="+strconv.Itoa(page), &body); err != nil {
 			return false, err
 		}
 		for _, tx := range body.Transactions {
@@ -102,7 +102,7 @@ func TestLoginAndTokens(t *testing.T) {
 		bank := sb.PartnerBanks()[0]
 		var p Process
 		for range 3 {
-			if err := api.getDoc(context.Background(), api.client(bank), pathOf(api.cfg.Paths.Process, sb.Processes(bank)[0]), &p); err != nil {
+			if err := api.getDoc(context.Background(), api.clients.Get(bank), pathOf(api.cfg.Paths.Process, sb.Processes(bank)[0]), &p); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -110,7 +110,7 @@ func TestLoginAndTokens(t *testing.T) {
 			t.Errorf("ms=%v: %+v: the token was not cached", ms, s)
 		}
 		c.Advance(2 * time.Hour) // expired: the cache logs in again before asking
-		if err := api.getDoc(context.Background(), api.client(bank), pathOf(api.cfg.Paths.Process, sb.Processes(bank)[0]), &p); err != nil {
+		if err := api.getDoc(context.Background(), api.clients.Get(bank), pathOf(api.cfg.Paths.Process, sb.Processes(bank)[0]), &p); err != nil {
 			t.Fatal(err)
 		}
 		if s := api.Stats(); s.Reauths != 0 {
@@ -118,7 +118,7 @@ func TestLoginAndTokens(t *testing.T) {
 		}
 	}
 	_, api := startSandbox(t, SandboxOptions{Password: "other"})
-	err := api.getDoc(context.Background(), api.client("605c6c479691950d359bb0e9"), "/process/x", &Process{})
+	err := api.getDoc(context.Background(), api.clients.Get("605c6c479691950d359bb0e9"), "/process/x", &Process{})
 	var perm *extract.Permanent
 	if !errors.As(err, &perm) || strings.Contains(err.Error(), "sandbox-password") {
 		t.Errorf("bad credentials: %v", err)
@@ -140,7 +140,7 @@ func TestTestConsentEndpoint(t *testing.T) {
 		t.Error("an authError process was approved")
 	}
 	// The docs' body mismatch: a body that disagrees with the status is refused.
-	client := api.client(bank)
+	client := api.clients.Get(bank)
 	err := client.PostJSON(context.Background(), "/process/"+slow+"/consent/revoked", nil, map[string]bool{"isApproved": true}, nil)
 	var herr *extract.HTTPError
 	if !errors.As(err, &herr) || herr.Status != http.StatusBadRequest {
@@ -158,11 +158,11 @@ func TestTestConsentEndpoint(t *testing.T) {
 }
 
 func TestFaultKnobs(t *testing.T) {
-	sb, api := startSandbox(t, SandboxOptions{Faults: Faults{Seed: 2, RateLimit: 0.2, ServerError: 0.2, TokenExpiry: 0.1, Truncated: 0.2}})
+	sb, api := startSandbox(t, SandboxOptions{Faults: Faults{Seed: 1, RateLimit: 0.2, ServerError: 0.2, TokenExpiry: 0.1, Truncated: 0.2}})
 	bank := sb.PartnerBanks()[0]
 	for range 20 {
 		var p Process
-		if err := api.getDoc(context.Background(), api.client(bank), pathOf(api.cfg.Paths.Process, sb.Processes(bank)[0]), &p); err != nil {
+		if err := api.getDoc(context.Background(), api.clients.Get(bank), pathOf(api.cfg.Paths.Process, sb.Processes(bank)[0]), &p); err != nil {
 			t.Fatal(err)
 		}
 		if p.ID == "" {

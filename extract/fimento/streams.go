@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow/memory"
@@ -46,13 +45,10 @@ type Config struct {
 // the API user; partner banks are a header) and one HTTP client per
 // partner bank, all under one rate limit.
 type API struct {
-	cfg   Config
-	auth  *extract.TokenCache
-	limit *rate.Limiter
-	mem   memory.Allocator
-
-	mu      sync.Mutex
-	tenants map[string]*extract.Client
+	cfg     Config
+	auth    *extract.TokenCache
+	clients *extract.Clients
+	mem     memory.Allocator
 }
 
 // NewAPI returns a client for cfg.
@@ -75,9 +71,9 @@ func NewAPI(cfg Config) *API {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	a := &API{cfg: cfg, mem: memory.DefaultAllocator, tenants: map[string]*extract.Client{},
-		limit: rate.NewLimiter(rate.Limit(cfg.RateLimit), 4)}
-	authClient := extract.NewClient(extract.ClientOptions{BaseURL: cfg.BaseURL, HTTP: cfg.HTTP, Limiter: a.limit, Logger: cfg.Logger})
+	a := &API{cfg: cfg, mem: memory.DefaultAllocator}
+	limit := rate.NewLimiter(rate.Limit(cfg.RateLimit), 4)
+	authClient := extract.NewClient(extract.ClientOptions{BaseURL: cfg.BaseURL, HTTP: cfg.HTTP, Limiter: limit, Logger: cfg.Logger})
 	a.auth = extract.NewTokenCache(func(ctx context.Context) (extract.Token, error) {
 		var t Token
 		body, _ := json.Marshal(Login{Name: cfg.Name, Password: cfg.Password})
@@ -91,40 +87,21 @@ func NewAPI(cfg Config) *API {
 		}
 		return extract.Token{Value: t.AccessToken, Expiry: exp}, nil
 	}, cfg.Now)
-	return a
-}
-
-// client is the HTTP client of one partner bank ("" = none: calls of the
-// API user, such as adding a webhook).
-func (a *API) client(bank string) *extract.Client {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	c, ok := a.tenants[bank]
-	if !ok {
+	// One client per partner bank ("" = none: calls of the API user, such
+	// as adding a webhook).
+	a.clients = extract.NewClients(func(bank string) *extract.Client {
 		h := http.Header{}
 		if bank != "" {
 			h.Set(headerPartnerBank, bank)
 		}
-		c = extract.NewClient(extract.ClientOptions{BaseURL: a.cfg.BaseURL, HTTP: a.cfg.HTTP, Auth: a.auth,
-			Header: h, Limiter: a.limit, Logger: a.cfg.Logger})
-		a.tenants[bank] = c
-	}
-	return c
+		return extract.NewClient(extract.ClientOptions{BaseURL: cfg.BaseURL, HTTP: cfg.HTTP, Auth: a.auth,
+			Header: h, Limiter: limit, Logger: cfg.Logger})
+	})
+	return a
 }
 
 // Stats adds up what the partner banks' clients did.
-func (a *API) Stats() extract.ClientStats {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	var s extract.ClientStats
-	for _, c := range a.tenants {
-		cs := c.Stats()
-		s.Requests += cs.Requests
-		s.Retries += cs.Retries
-		s.Reauths += cs.Reauths
-	}
-	return s
-}
+func (a *API) Stats() extract.ClientStats { return a.clients.Stats() }
 
 // Streams are Fimento's streams, both per process of the subjects
 // registry, for one partner bank (the tenant) per run.
@@ -207,7 +184,7 @@ func truncate(s string, n int) string {
 func (a *API) runTransactions(ctx context.Context, req extract.Request, out extract.Output) (string, error) {
 	b := NewTransactionsBuilder(a.mem, req.Lineage)
 	defer b.Release()
-	c := a.client(req.Tenant)
+	c := a.clients.Get(req.Tenant)
 	for _, s := range req.Subjects {
 		p, ok, err := a.completed(ctx, c, out, s)
 		if err != nil {
@@ -259,7 +236,7 @@ func (a *API) runInsights(ctx context.Context, req extract.Request, out extract.
 	defer acc.Release()
 	ins := NewInsightsBuilder(a.mem, req.Lineage)
 	defer ins.Release()
-	c := a.client(req.Tenant)
+	c := a.clients.Get(req.Tenant)
 	for _, s := range req.Subjects {
 		p, ok, err := a.completed(ctx, c, out, s)
 		if err != nil {
@@ -413,7 +390,7 @@ func fetchDoc(ctx context.Context, c *extract.Client, method, path string, body 
 // start-up when a webhook URL is configured; adding a URL again is assumed
 // harmless.
 func (a *API) AddWebhook(ctx context.Context, webhookURL string) error {
-	if err := a.client("").PostJSON(ctx, a.cfg.Paths.Webhooks, nil, WebhookURL{WebhookURL: webhookURL}, nil, extract.Idempotent()); err != nil {
+	if err := a.clients.Get("").PostJSON(ctx, a.cfg.Paths.Webhooks, nil, WebhookURL{WebhookURL: webhookURL}, nil, extract.Idempotent()); err != nil {
 		return fmt.Errorf("fimento: adding the webhook: %w", err)
 	}
 	return nil
@@ -426,12 +403,12 @@ func (a *API) SetTestConsent(ctx context.Context, bank, processID string, c Cons
 	body := struct {
 		IsApproved bool `json:"isApproved"`
 	}{c == ConsentApproved}
-	return a.client(bank).PostJSON(ctx, path, nil, body, nil, extract.Idempotent())
+	return a.clients.Get(bank).PostJSON(ctx, path, nil, body, nil, extract.Idempotent())
 }
 
 // DeleteProcess deletes a process with its data at Fimento.
 func (a *API) DeleteProcess(ctx context.Context, bank, processID string) error {
-	resp, err := a.client(bank).Do(ctx, http.MethodDelete, pathOf(a.cfg.Paths.Process, processID), nil, nil, nil)
+	resp, err := a.clients.Get(bank).Do(ctx, http.MethodDelete, pathOf(a.cfg.Paths.Process, processID), nil, nil, nil)
 	if err != nil {
 		return err
 	}

@@ -142,7 +142,7 @@ func NewTransactionsBuilder(mem memory.Allocator, lin transform.Lineage) *Transa
 func (b *TransactionsBuilder) AddJSON(p Person, raw []byte) (extract.Reject, bool) {
 	var t Transaction
 	if err := json.Unmarshal(raw, &t); err != nil {
-		return b.reject(p, idOf(raw, "_id"), "not a transaction: "+err.Error(), raw), false
+		return b.reject(p, extract.RejectKey(raw, "_id"), "not a transaction: "+err.Error(), raw), false
 	}
 	fail := func(reason string) (extract.Reject, bool) { return b.reject(p, t.ID, reason, raw), false }
 	if t.ID == "" {
@@ -512,15 +512,4 @@ func parseDay(s string) (time.Time, error) {
 
 func calendarDay(t time.Time) time.Time {
 	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
-}
-
-// idOf digs an id out of a record that did not decode, for its reject key.
-func idOf(raw []byte, field string) string {
-	var m map[string]json.RawMessage
-	if json.Unmarshal(raw, &m) != nil {
-		return ""
-	}
-	var id string
-	json.Unmarshal(m[field], &id)
-	return id
 }

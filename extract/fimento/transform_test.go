@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
-	"fmt"
-	"math/big"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -15,10 +13,10 @@ import (
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
-	"github.com/apache/arrow/go/v17/arrow/array"
 	"github.com/apache/arrow/go/v17/arrow/memory"
 
 	"github.com/finsync/finsync/transform"
+	"github.com/finsync/finsync/transform/transformtest"
 )
 
 var updateGolden = flag.Bool("update", false, "rewrite testdata/golden from the current output")
@@ -128,28 +126,14 @@ func TestGolden(t *testing.T) {
 			rec := f(t)
 			defer rec.Release()
 			var got bytes.Buffer
-			printRecord(&got, rec)
+			transformtest.PrintRecord(&got, rec)
 			for _, pii := range []string{"Astrid", "Lindqvist", GoodSSN, "950309-6316"} {
 				if strings.Contains(got.String(), pii) {
 					t.Errorf("%s rows hold %q", name, pii)
 				}
 			}
 			path := filepath.Join("testdata", "golden", name+".jsonl")
-			if *updateGolden {
-				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(path, got.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if !bytes.Equal(got.Bytes(), want) {
-				t.Errorf("%s differs from %s:\n%s", name, path, got.String())
-			}
+			transformtest.Golden(t, path, got.Bytes(), *updateGolden)
 		})
 	}
 }
@@ -159,49 +143,6 @@ func mustUnmarshal(t *testing.T, s string, v any) {
 	if err := json.Unmarshal([]byte(s), v); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// printRecord writes one JSON object per row, columns in schema order.
-func printRecord(w *bytes.Buffer, rec arrow.Record) {
-	for row := range int(rec.NumRows()) {
-		w.WriteByte('{')
-		for c, f := range rec.Schema().Fields() {
-			if c > 0 {
-				w.WriteByte(',')
-			}
-			w.WriteString(strconv.Quote(f.Name) + ":" + cellJSON(rec.Column(c), row))
-		}
-		w.WriteString("}\n")
-	}
-}
-
-func cellJSON(col arrow.Array, i int) string {
-	if col.IsNull(i) {
-		return "null"
-	}
-	quote := func(s string) string { b, _ := json.Marshal(s); return string(b) }
-	switch a := col.(type) {
-	case *array.String:
-		return quote(a.Value(i))
-	case *array.Date32:
-		return quote(a.Value(i).ToTime().Format(time.DateOnly))
-	case *array.Timestamp:
-		return quote(time.Unix(int64(a.Value(i)), 0).UTC().Format(time.RFC3339))
-	case *array.Decimal128:
-		return quote(exactDecimal(a.Value(i).BigInt(), a.DataType().(*arrow.Decimal128Type).Scale))
-	case *array.Boolean:
-		return strconv.FormatBool(a.Value(i))
-	case *array.Uint64:
-		return strconv.FormatUint(a.Value(i), 10)
-	case *array.List:
-		start, end := a.ValueOffsets(i)
-		parts := []string{}
-		for j := start; j < end; j++ {
-			parts = append(parts, cellJSON(a.ListValues(), int(j)))
-		}
-		return "[" + strings.Join(parts, ",") + "]"
-	}
-	panic(fmt.Sprintf("printRecord: no printer for %s", col.DataType()))
 }
 
 func TestRejects(t *testing.T) {
@@ -365,18 +306,4 @@ func TestAccountType(t *testing.T) {
 			t.Errorf("%q: %s, want %s", in, got, want)
 		}
 	}
-}
-
-// exactDecimal prints an unscaled integer with scale decimals, exactly.
-func exactDecimal(v *big.Int, scale int32) string {
-	neg := v.Sign() < 0
-	digits := new(big.Int).Abs(v).String()
-	for len(digits) <= int(scale) {
-		digits = "0" + digits
-	}
-	s := digits[:len(digits)-int(scale)] + "." + digits[len(digits)-int(scale):]
-	if neg {
-		s = "-" + s
-	}
-	return s
 }

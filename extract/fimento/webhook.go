@@ -3,8 +3,6 @@ package fimento
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"regexp"
@@ -15,7 +13,7 @@ import (
 
 // MaxWebhookBody is the largest webhook body the receiver reads; a larger
 // one is refused with 413.
-const MaxWebhookBody = 1 << 20
+const MaxWebhookBody = extract.MaxWebhookBody
 
 // validID is what a process or partner bank id may look like: Fimento's are
 // 24-hex ObjectIds; anything id-like up to 64 characters is taken.
@@ -61,14 +59,9 @@ func WebhookHandler(banks []string, record func(ctx context.Context, s extract.S
 			refuse(http.StatusMethodNotAllowed, "method not allowed")
 			return
 		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxWebhookBody))
-		if err != nil {
-			var tooLarge *http.MaxBytesError
-			if errors.As(err, &tooLarge) {
-				refuse(http.StatusRequestEntityTooLarge, "body larger than 1 MiB")
-				return
-			}
-			refuse(http.StatusBadRequest, "reading the body failed")
+		body, status, reason := extract.ReadWebhookBody(w, r)
+		if status != 0 {
+			refuse(status, reason)
 			return
 		}
 		var p WebhookPayload

@@ -244,6 +244,7 @@ func (s *Sandbox) authorized(h authorizedHandler) http.HandlerFunc {
 		tenant, known := s.tokens[tok]
 		if known && d.ExpireToken {
 			delete(s.tokens, tok)
+			s.faults.TokenExpired()
 		}
 		s.mu.Unlock()
 		if !known || d.ExpireToken {

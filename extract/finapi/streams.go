@@ -51,9 +51,8 @@ type Tenant struct {
 // one HTTP client per mandator, one rate limit for all.
 type API struct {
 	cfg     Config
-	limit   *rate.Limiter
 	mem     memory.Allocator
-	clients map[string]*extract.Client
+	clients *extract.Clients // Get is nil for a mandator without credentials
 
 	mu      sync.Mutex
 	waiting map[string]chan struct{} // job id → wakes the run polling it
@@ -85,13 +84,13 @@ func NewAPI(cfg Config) *API {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	a := &API{cfg: cfg, limit: rate.NewLimiter(rate.Limit(cfg.RateLimit), 2), mem: memory.DefaultAllocator,
-		clients: map[string]*extract.Client{}, waiting: map[string]chan struct{}{}}
+	a := &API{cfg: cfg, mem: memory.DefaultAllocator, waiting: map[string]chan struct{}{}}
 	// The token endpoint may live on another host (finAPI's Access API), so
 	// it gets a client of its own.
 	tokens := extract.NewClient(extract.ClientOptions{BaseURL: cfg.TokenURL, HTTP: cfg.HTTP, Logger: cfg.Logger})
+	auths := map[string]*extract.TokenCache{}
 	for _, t := range cfg.Tenants {
-		auth := extract.NewTokenCache(func(ctx context.Context) (extract.Token, error) {
+		auths[t.Name] = extract.NewTokenCache(func(ctx context.Context) (extract.Token, error) {
 			form := url.Values{"grant_type": {"client_credentials"}, "client_id": {t.ClientID}, "client_secret": {t.ClientSecret}}
 			var tok struct {
 				AccessToken string `json:"access_token"`
@@ -109,23 +108,21 @@ func NewAPI(cfg Config) *API {
 			}
 			return extract.Token{Value: tok.AccessToken, Expiry: expiry}, nil
 		}, nil)
-		a.clients[t.Name] = extract.NewClient(extract.ClientOptions{BaseURL: cfg.BaseURL, HTTP: cfg.HTTP, Auth: auth,
-			Limiter: a.limit, Logger: cfg.Logger})
 	}
+	limit := rate.NewLimiter(rate.Limit(cfg.RateLimit), 2)
+	a.clients = extract.NewClients(func(tenant string) *extract.Client {
+		auth, ok := auths[tenant]
+		if !ok {
+			return nil
+		}
+		return extract.NewClient(extract.ClientOptions{BaseURL: cfg.BaseURL, HTTP: cfg.HTTP, Auth: auth,
+			Limiter: limit, Logger: cfg.Logger})
+	})
 	return a
 }
 
 // Stats adds up what the mandators' clients did.
-func (a *API) Stats() extract.ClientStats {
-	var s extract.ClientStats
-	for _, c := range a.clients {
-		cs := c.Stats()
-		s.Requests += cs.Requests
-		s.Retries += cs.Retries
-		s.Reauths += cs.Reauths
-	}
-	return s
-}
+func (a *API) Stats() extract.ClientStats { return a.clients.Stats() }
 
 // Streams are the five segment streams, each per mandator (tenant).
 func Streams(a *API) []extract.Stream {
@@ -152,8 +149,8 @@ var errLost = errors.New("finAPI does not know the job (400)")
 // the next run creates a new one; a job past the 14-day lifetime is
 // marked expired without asking.
 func (a *API) run(ctx context.Context, seg Segment, req extract.Request, out extract.Output) (string, error) {
-	c, ok := a.clients[req.Tenant]
-	if !ok {
+	c := a.clients.Get(req.Tenant)
+	if c == nil {
 		return req.Cursor, &extract.Permanent{Err: fmt.Errorf("finAPI mandator %q has no credentials configured", req.Tenant)}
 	}
 	now := a.cfg.Now().UTC()

@@ -2,7 +2,6 @@ package fino
 
 import (
 	"bytes"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/finsync/finsync/extract"
 	"github.com/finsync/finsync/transform"
+	"github.com/finsync/finsync/transform/transformtest"
 )
 
 // analyticsDocs are one document per analytics endpoint, shaped as the
@@ -91,28 +91,14 @@ func TestAnalyticsGolden(t *testing.T) {
 			var got bytes.Buffer
 			for _, b := range []flusher{ins, bal} {
 				rec := b.NewRecord()
-				printRecord(&got, rec)
+				transformtest.PrintRecord(&got, rec)
 				rec.Release()
 			}
 			for _, r := range rejects {
 				got.WriteString("reject " + r.Table + " " + strconv.Quote(r.Key) + " " + strconv.Quote(r.Reason) + " " + strconv.Quote(string(r.Raw)) + "\n")
 			}
 			path := filepath.Join("testdata", "golden", "analytics", stream+".jsonl")
-			if *updateGolden {
-				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(path, got.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if !bytes.Equal(got.Bytes(), want) {
-				t.Errorf("%s differs (run with -update after checking):\ngot:\n%s", path, got.Bytes())
-			}
+			transformtest.Golden(t, path, got.Bytes(), *updateGolden)
 		})
 	}
 }
@@ -131,7 +117,7 @@ func TestAnalyticsBadPayloads(t *testing.T) {
 		var out bytes.Buffer
 		rec := ins.NewRecord()
 		defer rec.Release()
-		printRecord(&out, rec)
+		transformtest.PrintRecord(&out, rec)
 		return out.String(), rejects
 	}
 	rows, rejects := run("person_income")

@@ -253,7 +253,7 @@ func (s *insightSink) flow(id, period string, f *FlowOverview) {
 func (s *insightSink) reject(raw []byte, reason string) {
 	key := s.module + "/" + s.user
 	for _, field := range []string{"month", "date", "code", "category"} {
-		if v := idOf(raw, field); v != "" {
+		if v := extract.RejectKey(raw, field); v != "" {
 			key += "/" + v
 			break
 		}

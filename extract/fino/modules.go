@@ -212,7 +212,7 @@ func (a *API) runAnalytics(mods []Module) func(context.Context, extract.Request,
 		defer ins.Release()
 		bal := NewBalancesBuilder(a.mem, req.Lineage)
 		defer bal.Release()
-		c := a.client(req.Tenant)
+		c := a.clients.Get(req.Tenant)
 		first := enabled[0]
 		for _, s := range req.Subjects {
 			typ, err := a.userType(ctx, c, req.Tenant, s.ID)

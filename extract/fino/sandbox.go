@@ -11,13 +11,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	mrand "math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
+
+	"github.com/finsync/finsync/extract/faults"
 )
 
 // SandboxOptions configure a Sandbox. Zero fields take the defaults named.
@@ -72,26 +72,14 @@ type SandboxOptions struct {
 	Logger *slog.Logger // default: discard
 }
 
-// Faults are per-request fault probabilities (0..1). Draws come from one
-// stream seeded by Seed, so a client issuing the same requests in the same
-// order meets the same faults. A fault never sticks to a request: a retry
-// gets the right answer, except Malformed, which is a property of a record.
-type Faults struct {
-	Seed        uint64
-	RateLimit   float64       // 429 with Retry-After
-	RetryAfter  int           // seconds sent in Retry-After
-	ServerError float64       // 500 or 503
-	Latency     time.Duration // added to every request
-	TokenExpiry float64       // the presented token is declared expired: 401 now and later
-	Malformed   float64       // share of records (transactions, contracts, daily balances) always served schema-invalid
-	Truncated   float64       // a success body cut in half (Content-Length still announces all of it)
-	Duplicate   float64       // a categorization page repeats the last record of the page before
-}
+// Faults are the sandbox's fault knobs. Here an expired token stays
+// refused (401 now and later); Malformed corrupts transactions, contracts,
+// daily balances and person analytics months; Duplicate repeats the last
+// categorization of the page before.
+type Faults = faults.Knobs
 
 // FaultCounts are the faults injected so far.
-type FaultCounts struct {
-	RateLimited, ServerErrors, TokensExpired, Malformed, Truncated, Duplicated int64
-}
+type FaultCounts = faults.Counts
 
 // Sandbox is a fake finoOS API over deterministic synthetic data. It is an
 // http.Handler to mount at the root; all paths start with /api/.
@@ -106,18 +94,13 @@ type Sandbox struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu           sync.Mutex
-	tokens       map[string]time.Time // access token → expiry
-	tenants      map[string]*tenant
-	analyses     map[string]*analysis // by correlation id
-	analysisSeq  int
-	faultDraws   *mrand.Rand
-	rateLimited  atomic.Int64
-	serverErrors atomic.Int64
-	expired      atomic.Int64
-	malformed    atomic.Int64
-	truncated    atomic.Int64
-	duplicated   atomic.Int64
+	faults *faults.Injector
+
+	mu          sync.Mutex
+	tokens      map[string]time.Time // access token → expiry
+	tenants     map[string]*tenant
+	analyses    map[string]*analysis // by correlation id
+	analysisSeq int
 }
 
 type tenant struct {
@@ -140,17 +123,17 @@ func NewSandbox(opts SandboxOptions) *Sandbox {
 	opts = withDefaults(opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Sandbox{
-		opts:       opts,
-		data:       newDataset(opts),
-		mux:        http.NewServeMux(),
-		log:        opts.Logger,
-		client:     &http.Client{Timeout: 10 * time.Second},
-		ctx:        ctx,
-		cancel:     cancel,
-		tokens:     map[string]time.Time{},
-		tenants:    map[string]*tenant{},
-		analyses:   map[string]*analysis{},
-		faultDraws: mrand.New(mrand.NewPCG(opts.Faults.Seed, 0x5eed)),
+		opts:     opts,
+		data:     newDataset(opts),
+		mux:      http.NewServeMux(),
+		log:      opts.Logger,
+		client:   &http.Client{Timeout: 10 * time.Second},
+		ctx:      ctx,
+		cancel:   cancel,
+		faults:   faults.New(opts.Faults),
+		tokens:   map[string]time.Time{},
+		tenants:  map[string]*tenant{},
+		analyses: map[string]*analysis{},
 	}
 	for _, name := range opts.Tenants {
 		if !validTenant(opts.ClientID, name) {
@@ -245,16 +228,7 @@ func (s *Sandbox) Users(tenantID string) []string {
 }
 
 // Injected counts the faults injected so far.
-func (s *Sandbox) Injected() FaultCounts {
-	return FaultCounts{
-		RateLimited:   s.rateLimited.Load(),
-		ServerErrors:  s.serverErrors.Load(),
-		TokensExpired: s.expired.Load(),
-		Malformed:     s.malformed.Load(),
-		Truncated:     s.truncated.Load(),
-		Duplicated:    s.duplicated.Load(),
-	}
-}
+func (s *Sandbox) Injected() FaultCounts { return s.faults.Counts() }
 
 // Ledger is the truth about one user's data, computed by the same generator
 // the endpoints serve from, for tests to compare with what landed.
@@ -297,7 +271,7 @@ func (s *Sandbox) Ledger(tenantID, userID string) (Ledger, error) {
 			dt := l.Days[day]
 			dt.Transactions++
 			l.Days[day] = dt
-			if s.isMalformed("transaction/" + t.id) {
+			if s.faults.Malformed("transaction/" + t.id) {
 				l.MalformedTransactions = append(l.MalformedTransactions, t.id)
 			}
 		}
@@ -313,14 +287,14 @@ func (s *Sandbox) Ledger(tenantID, userID string) (Ledger, error) {
 		for _, b := range daily {
 			day := b.day.Format(time.DateOnly)
 			l.Balances[id][day] = fixed2(b.balance)
-			if s.isMalformed("balance/" + id + "/" + day) {
+			if s.faults.Malformed("balance/" + id + "/" + day) {
 				l.MalformedBalances = append(l.MalformedBalances, id+"/"+day)
 			}
 		}
 	}
 	l.Contracts = s.data.contracts(p)
 	for _, c := range l.Contracts {
-		if s.isMalformed("contract/" + c.ContractID) {
+		if s.faults.Malformed("contract/" + c.ContractID) {
 			l.MalformedContracts = append(l.MalformedContracts, c.ContractID)
 		}
 	}
@@ -329,9 +303,8 @@ func (s *Sandbox) Ledger(tenantID, userID string) (Ledger, error) {
 
 // call is what the middleware learned about a request.
 type call struct {
-	tenant    string
-	truncate  bool
-	duplicate bool
+	tenant string
+	faults faults.Draw
 }
 
 type handler func(w http.ResponseWriter, r *http.Request, c *call)
@@ -358,24 +331,13 @@ func (s *Sandbox) routes() {
 // endpoints behind the token and TenantID checks.
 func (s *Sandbox) handle(pattern string, authenticated bool, h handler) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		f := s.drawFaults()
-		if s.opts.Faults.Latency > 0 && !sleep(r.Context(), s.opts.Faults.Latency) {
+		d, ok := s.faults.Begin(w, r, writeError)
+		if !ok {
 			return
 		}
-		switch {
-		case f.rateLimit:
-			s.rateLimited.Add(1)
-			w.Header().Set("Retry-After", strconv.Itoa(s.opts.Faults.RetryAfter))
-			writeError(w, http.StatusTooManyRequests, "rate limit exceeded")
-			return
-		case f.serverError:
-			s.serverErrors.Add(1)
-			writeError(w, f.serverStatus, "injected server error")
-			return
-		}
-		c := &call{truncate: f.truncate, duplicate: f.duplicate}
+		c := &call{faults: d}
 		if authenticated {
-			if msg := s.authorize(r, f.expireToken); msg != "" {
+			if msg := s.authorize(r, d.ExpireToken); msg != "" {
 				writeError(w, http.StatusUnauthorized, msg)
 				return
 			}
@@ -389,39 +351,6 @@ func (s *Sandbox) handle(pattern string, authenticated bool, h handler) {
 		}
 		h(w, r, c)
 	})
-}
-
-type faultDraw struct {
-	rateLimit, serverError, expireToken, truncate, duplicate bool
-	serverStatus                                             int
-}
-
-// drawFaults draws every knob on every request, so the sequence of faults
-// depends only on the seed and the order of requests.
-func (s *Sandbox) drawFaults() faultDraw {
-	f := &s.opts.Faults
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r := s.faultDraws
-	d := faultDraw{
-		rateLimit:    r.Float64() < f.RateLimit,
-		serverError:  r.Float64() < f.ServerError,
-		serverStatus: http.StatusInternalServerError,
-		expireToken:  r.Float64() < f.TokenExpiry,
-		truncate:     r.Float64() < f.Truncated,
-		duplicate:    r.Float64() < f.Duplicate,
-	}
-	if r.IntN(2) == 0 {
-		d.serverStatus = http.StatusServiceUnavailable
-	}
-	return d
-}
-
-// isMalformed tells whether the Malformed fault corrupts a record; it depends
-// only on the fault seed and the record's key, so it is the same every time.
-func (s *Sandbox) isMalformed(key string) bool {
-	p := s.opts.Faults.Malformed
-	return p > 0 && float64(mrand.NewPCG(s.opts.Faults.Seed, hashString(key)).Uint64()>>11)/(1<<53) < p
 }
 
 // authorize checks the bearer token and returns why it is refused, if it is.
@@ -440,7 +369,7 @@ func (s *Sandbox) authorize(r *http.Request, expireNow bool) string {
 		return "access token expired"
 	case expireNow:
 		s.tokens[token] = time.Time{}
-		s.expired.Add(1)
+		s.faults.TokenExpired()
 		return "access token expired"
 	}
 	return ""
@@ -661,10 +590,10 @@ func (s *Sandbox) categorizations(w http.ResponseWriter, r *http.Request, c *cal
 	p := s.data.profile(c.tenant, u)
 	offset := (page - 1) * size
 	txns, total := s.data.txnRange(p, from, to, offset, size)
-	if c.duplicate && offset > 0 {
+	if c.faults.Duplicate && offset > 0 {
 		if prev, _ := s.data.txnRange(p, from, to, offset-1, 1); len(prev) == 1 {
 			txns = append(prev, txns...)
-			s.duplicated.Add(1)
+			s.faults.Duplicated()
 		}
 	}
 	items := make([][]byte, len(txns))
@@ -679,10 +608,9 @@ func (s *Sandbox) categorizations(w http.ResponseWriter, r *http.Request, c *cal
 // but has a non-numeric amount or no transactionId.
 func (s *Sandbox) encodeCategorization(p *profile, t *txn, withTx bool, locale string) []byte {
 	c := p.categorization(t, withTx, locale)
-	if !s.isMalformed("transaction/" + t.id) {
+	if !s.faults.Malform("transaction/" + t.id) {
 		return mustJSON(c)
 	}
-	s.malformed.Add(1)
 	// Fields of the outer struct shadow the embedded ones of the same name.
 	if c.Transaction != nil && hashString(t.id)%2 == 0 {
 		type badAmount struct {
@@ -727,8 +655,7 @@ func (s *Sandbox) accountHistory(w http.ResponseWriter, r *http.Request, c *call
 				continue
 			}
 			date := b.day.Format(time.DateOnly)
-			if s.isMalformed("balance/" + id + "/" + date) {
-				s.malformed.Add(1)
+			if s.faults.Malform("balance/" + id + "/" + date) {
 				balances = append(balances, mustJSON(struct {
 					Date    string `json:"date"`
 					Balance string `json:"balance"` // a string where a number belongs
@@ -750,8 +677,7 @@ func (s *Sandbox) contracts(w http.ResponseWriter, r *http.Request, c *call) {
 	}
 	var items [][]byte
 	for _, ct := range s.data.contracts(s.data.profile(c.tenant, u)) {
-		if s.isMalformed("contract/" + ct.ContractID) {
-			s.malformed.Add(1)
+		if s.faults.Malform("contract/" + ct.ContractID) {
 			items = append(items, mustJSON(struct {
 				Contract
 				Amount string `json:"amount"` // shadows the number
@@ -805,14 +731,7 @@ func (s *Sandbox) reply(w http.ResponseWriter, c *call, status int, v any) {
 }
 
 func (s *Sandbox) replyBody(w http.ResponseWriter, c *call, status int, body []byte) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(status)
-	if c.truncate && len(body) > 1 {
-		s.truncated.Add(1)
-		body = body[:len(body)/2]
-	}
-	w.Write(body)
+	s.faults.WriteBodyStatus(w, c.faults, status, body)
 }
 
 func writeError(w http.ResponseWriter, status int, message string) {

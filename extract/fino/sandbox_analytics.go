@@ -809,9 +809,8 @@ func (s *Sandbox) malformModule(stream, userID string, body []byte) []byte {
 			continue
 		}
 		for i, mo := range months {
-			if mo["amount"] != nil && s.isMalformed("module/"+userID+"/"+key+"/"+string(mo["month"])) {
+			if mo["amount"] != nil && s.faults.Malform("module/"+userID+"/"+key+"/"+string(mo["month"])) {
 				months[i]["amount"] = json.RawMessage(`"abc"`)
-				s.malformed.Add(1)
 				changed = true
 			}
 		}

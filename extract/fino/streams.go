@@ -45,16 +45,14 @@ type Config struct {
 // belong to the client, tenants are a header) and one HTTP client per
 // tenant.
 type API struct {
-	cfg  Config
-	auth *extract.TokenCache
-	// limit is finoOS's rate, shared by every tenant's client.
-	limit *rate.Limiter
-	mem   memory.Allocator
+	cfg     Config
+	auth    *extract.TokenCache
+	clients *extract.Clients
+	mem     memory.Allocator
 
-	mu      sync.Mutex
-	tenants map[string]*extract.Client
-	types   map[string]string // "tenant/user" → person or company
-	paths   map[string]int    // analytics stream → index of the path that answers
+	mu    sync.Mutex
+	types map[string]string // "tenant/user" → person or company
+	paths map[string]int    // analytics stream → index of the path that answers
 }
 
 // NewAPI returns a client for cfg.
@@ -77,9 +75,7 @@ func NewAPI(cfg Config) *API {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	a := &API{cfg: cfg, mem: memory.DefaultAllocator, tenants: map[string]*extract.Client{},
-		types: map[string]string{}, paths: map[string]int{},
-		limit: rate.NewLimiter(rate.Limit(cfg.RateLimit), 4)}
+	a := &API{cfg: cfg, mem: memory.DefaultAllocator, types: map[string]string{}, paths: map[string]int{}}
 	authClient := extract.NewClient(extract.ClientOptions{BaseURL: cfg.BaseURL, HTTP: cfg.HTTP, Logger: cfg.Logger})
 	a.auth = extract.NewTokenCache(func(ctx context.Context) (extract.Token, error) {
 		form := url.Values{"client_id": {cfg.ClientID}, "client_secret": {cfg.ClientSecret}, "grant_type": {"client_credentials"}}
@@ -89,39 +85,22 @@ func NewAPI(cfg Config) *API {
 		}
 		return extract.Token{Value: t.AccessToken, Expiry: time.Now().Add(time.Duration(t.ExpiresIn) * time.Second)}, nil
 	}, nil)
-	return a
-}
-
-// client is the HTTP client for one tenant ("" = the client's own).
-func (a *API) client(tenant string) *extract.Client {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	c, ok := a.tenants[tenant]
-	if !ok {
+	// One client per tenant ("" = the client's own), all under finoOS's one
+	// rate limit.
+	limit := rate.NewLimiter(rate.Limit(cfg.RateLimit), 4)
+	a.clients = extract.NewClients(func(tenant string) *extract.Client {
 		h := http.Header{}
 		if tenant != "" {
 			h.Set(headerTenant, tenant)
 		}
-		c = extract.NewClient(extract.ClientOptions{BaseURL: a.cfg.BaseURL, HTTP: a.cfg.HTTP, Auth: a.auth,
-			Header: h, Limiter: a.limit, Logger: a.cfg.Logger})
-		a.tenants[tenant] = c
-	}
-	return c
+		return extract.NewClient(extract.ClientOptions{BaseURL: cfg.BaseURL, HTTP: cfg.HTTP, Auth: a.auth,
+			Header: h, Limiter: limit, Logger: cfg.Logger})
+	})
+	return a
 }
 
 // Stats adds up what the tenants' clients did.
-func (a *API) Stats() extract.ClientStats {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	var s extract.ClientStats
-	for _, c := range a.tenants {
-		cs := c.Stats()
-		s.Requests += cs.Requests
-		s.Retries += cs.Retries
-		s.Reauths += cs.Reauths
-	}
-	return s
-}
+func (a *API) Stats() extract.ClientStats { return a.clients.Stats() }
 
 // Streams are finoOS's streams, all per user of the subjects registry.
 func Streams(a *API) []extract.Stream {
@@ -206,7 +185,7 @@ func (a *API) runTransactions(ctx context.Context, req extract.Request, out extr
 	}
 	b := NewTransactionsBuilder(a.mem, req.Lineage)
 	defer b.Release()
-	c := a.client(req.Tenant)
+	c := a.clients.Get(req.Tenant)
 	for _, s := range req.Subjects {
 		q := url.Values{paramSize: {strconv.Itoa(a.cfg.PageSize)}, paramIncludeTransaction: {"true"},
 			paramFrom: {sp.from(s).Format(time.DateOnly)}, paramTo: {sp.to.Format(time.DateOnly)}}
@@ -239,7 +218,7 @@ func (a *API) runTransactions(ctx context.Context, req extract.Request, out extr
 func (a *API) runAccounts(ctx context.Context, req extract.Request, out extract.Output) (string, error) {
 	b := NewAccountsBuilder(a.mem, req.Lineage)
 	defer b.Release()
-	c := a.client(req.Tenant)
+	c := a.clients.Get(req.Tenant)
 	for _, s := range req.Subjects {
 		for _, view := range []struct {
 			name   string
@@ -269,7 +248,7 @@ func (a *API) runHistory(ctx context.Context, req extract.Request, out extract.O
 	}
 	b := NewBalancesBuilder(a.mem, req.Lineage)
 	defer b.Release()
-	c := a.client(req.Tenant)
+	c := a.clients.Get(req.Tenant)
 	for _, s := range req.Subjects {
 		q := url.Values{paramFrom: {sp.from(s).Format(time.DateOnly)}, paramTo: {sp.to.Format(time.DateOnly)}}
 		_, err := c.GetElements(ctx, apiUserPath(s.ID, suffixAccountHistory), q, []string{"histories"}, func(raw json.RawMessage) error {
@@ -304,7 +283,7 @@ func (a *API) runHistory(ctx context.Context, req extract.Request, out extract.O
 func (a *API) runContracts(ctx context.Context, req extract.Request, out extract.Output) (string, error) {
 	b := NewContractsBuilder(a.mem, req.Lineage)
 	defer b.Release()
-	c := a.client(req.Tenant)
+	c := a.clients.Get(req.Tenant)
 	for _, s := range req.Subjects {
 		_, err := c.GetElements(ctx, apiUserPath(s.ID, suffixContracts), nil, []string{"contracts"}, func(raw json.RawMessage) error {
 			if rej, ok := b.AddJSON(s.ID, raw); !ok {

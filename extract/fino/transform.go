@@ -1060,7 +1060,7 @@ func skipValue(src []byte, i int) (int, error) {
 func (b *TransactionsBuilder) AddJSON(userID, correlationID string, raw []byte) (extract.Reject, bool) {
 	var c Categorization
 	if err := json.Unmarshal(raw, &c); err != nil {
-		return b.reject(idOf(raw, "transactionId"), "not a categorization: "+err.Error(), raw, b.scrub), false
+		return b.reject(extract.RejectKey(raw, "transactionId"), "not a categorization: "+err.Error(), raw, b.scrub), false
 	}
 	return b.Add(userID, correlationID, c, raw)
 }
@@ -1069,7 +1069,7 @@ func (b *TransactionsBuilder) AddJSON(userID, correlationID string, raw []byte) 
 func (b *AccountsBuilder) AddJSON(userID string, raw []byte, credit bool) (extract.Reject, bool) {
 	var a DetectedAccount
 	if err := json.Unmarshal(raw, &a); err != nil {
-		return b.reject(idOf(raw, "accountId"), "not an account: "+err.Error(), raw, b.scrub), false
+		return b.reject(extract.RejectKey(raw, "accountId"), "not an account: "+err.Error(), raw, b.scrub), false
 	}
 	return b.Add(userID, a, credit, raw)
 }
@@ -1078,7 +1078,7 @@ func (b *AccountsBuilder) AddJSON(userID string, raw []byte, credit bool) (extra
 func (b *BalancesBuilder) AddJSON(userID, accountID string, raw []byte, currency string) (extract.Reject, bool) {
 	var d DailyBalance
 	if err := json.Unmarshal(raw, &d); err != nil {
-		return b.reject(accountID+"/"+idOf(raw, "date"), "not a daily balance: "+err.Error(), raw, nil), false
+		return b.reject(accountID+"/"+extract.RejectKey(raw, "date"), "not a daily balance: "+err.Error(), raw, nil), false
 	}
 	return b.Add(userID, accountID, d, currency)
 }
@@ -1087,19 +1087,7 @@ func (b *BalancesBuilder) AddJSON(userID, accountID string, raw []byte, currency
 func (b *ContractsBuilder) AddJSON(userID string, raw []byte) (extract.Reject, bool) {
 	var c Contract
 	if err := json.Unmarshal(raw, &c); err != nil {
-		return b.reject(idOf(raw, "contractId"), "not a contract: "+err.Error(), raw, nil), false
+		return b.reject(extract.RejectKey(raw, "contractId"), "not a contract: "+err.Error(), raw, nil), false
 	}
 	return b.Add(userID, c, raw)
-}
-
-// idOf digs the id out of a record that did not decode, so its reject has
-// a stable key ("" if even that fails).
-func idOf(raw []byte, field string) string {
-	var m map[string]json.RawMessage
-	if json.Unmarshal(raw, &m) != nil {
-		return ""
-	}
-	var id string
-	json.Unmarshal(m[field], &id)
-	return id
 }

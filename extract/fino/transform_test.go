@@ -6,9 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"math/big"
-	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +17,7 @@ import (
 
 	"github.com/finsync/finsync/extract"
 	"github.com/finsync/finsync/transform"
+	"github.com/finsync/finsync/transform/transformtest"
 )
 
 var updateGolden = flag.Bool("update", false, "rewrite testdata/golden from the current output")
@@ -147,91 +146,11 @@ func TestGolden(t *testing.T) {
 				t.Fatalf("schema %s, want %s", rec.Schema(), table.Schema)
 			}
 			var got bytes.Buffer
-			printRecord(&got, rec)
+			transformtest.PrintRecord(&got, rec)
 			path := filepath.Join("testdata", "golden", table.Name+".jsonl")
-			if *updateGolden {
-				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(path, got.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if !bytes.Equal(got.Bytes(), want) {
-				t.Errorf("%s differs from the output (run with -update after checking):\ngot:\n%s\nwant:\n%s", path, got.Bytes(), want)
-			}
+			transformtest.Golden(t, path, got.Bytes(), *updateGolden)
 		})
 	}
-}
-
-// printRecord writes one JSON object per row, columns in schema order, so
-// golden files diff line by line. Decimals print exactly, as strings with
-// their scale; dates as YYYY-MM-DD; timestamps as RFC 3339.
-func printRecord(w *bytes.Buffer, rec arrow.Record) {
-	for row := range int(rec.NumRows()) {
-		w.WriteByte('{')
-		for c, f := range rec.Schema().Fields() {
-			if c > 0 {
-				w.WriteByte(',')
-			}
-			w.WriteString(strconv.Quote(f.Name))
-			w.WriteByte(':')
-			w.WriteString(cellJSON(rec.Column(c), row))
-		}
-		w.WriteString("}\n")
-	}
-}
-
-func cellJSON(col arrow.Array, i int) string {
-	if col.IsNull(i) {
-		return "null"
-	}
-	quote := func(s string) string {
-		b, _ := json.Marshal(s)
-		return string(b)
-	}
-	switch a := col.(type) {
-	case *array.String:
-		return quote(a.Value(i))
-	case *array.Date32:
-		return quote(a.Value(i).ToTime().Format(time.DateOnly))
-	case *array.Timestamp:
-		return quote(time.Unix(int64(a.Value(i)), 0).UTC().Format(time.RFC3339))
-	case *array.Decimal128:
-		return quote(exactDecimal(a.Value(i).BigInt(), a.DataType().(*arrow.Decimal128Type).Scale))
-	case *array.Boolean:
-		return strconv.FormatBool(a.Value(i))
-	case *array.Int32:
-		return strconv.FormatInt(int64(a.Value(i)), 10)
-	case *array.Uint64:
-		return strconv.FormatUint(a.Value(i), 10)
-	case *array.List:
-		start, end := a.ValueOffsets(i)
-		parts := make([]string, 0, end-start)
-		for j := start; j < end; j++ {
-			parts = append(parts, cellJSON(a.ListValues(), int(j)))
-		}
-		return "[" + strings.Join(parts, ",") + "]"
-	}
-	panic(fmt.Sprintf("printRecord: no printer for %s", col.DataType()))
-}
-
-// exactDecimal prints an unscaled integer with scale decimals, exactly.
-func exactDecimal(v *big.Int, scale int32) string {
-	neg := v.Sign() < 0
-	digits := new(big.Int).Abs(v).String()
-	for len(digits) <= int(scale) {
-		digits = "0" + digits
-	}
-	s := digits[:len(digits)-int(scale)] + "." + digits[len(digits)-int(scale):]
-	if neg {
-		s = "-" + s
-	}
-	return s
 }
 
 func TestRejects(t *testing.T) {

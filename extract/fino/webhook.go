@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/json"
-	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 
@@ -14,7 +12,7 @@ import (
 
 // MaxWebhookBody is the largest webhook body the receiver reads; a larger
 // one is refused with 413.
-const MaxWebhookBody = 1 << 20
+const MaxWebhookBody = extract.MaxWebhookBody
 
 // EventUBASyncError is the one webhook event the docs name: a bank
 // synchronisation failed, data.type CHALLENGE_REQUIRED meaning the user's
@@ -65,14 +63,9 @@ func WebhookHandler(secret string, record func(ctx context.Context, s extract.Su
 			refuse(http.StatusMethodNotAllowed, "method not allowed")
 			return
 		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxWebhookBody))
-		if err != nil {
-			var tooLarge *http.MaxBytesError
-			if errors.As(err, &tooLarge) {
-				refuse(http.StatusRequestEntityTooLarge, "body larger than 1 MiB")
-				return
-			}
-			refuse(http.StatusBadRequest, "reading the body failed")
+		body, status, reason := extract.ReadWebhookBody(w, r)
+		if status != 0 {
+			refuse(status, reason)
 			return
 		}
 		var p WebhookPayload
