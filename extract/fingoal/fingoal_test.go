@@ -370,7 +370,7 @@ func TestTokenCachedAndRenewedOnce(t *testing.T) {
 	defer sb.Close()
 	id, secret := sb.Credentials()
 	a := NewAPI(Config{BaseURL: srv.URL + "/v3", ClientID: id, ClientSecret: secret, RateLimit: 1000})
-	c := a.clients[id]
+	c := a.clients.Get(id)
 	for range 5 {
 		var f FinsightsResponse
 		if err := c.GetJSON(context.Background(), pathFinsights, map[string][]string{"startAt": {"0"}, "endAt": {"1"}}, nil, &f); err != nil {

@@ -207,6 +207,7 @@ func (s *Sandbox) authorized(h sandboxHandler) http.HandlerFunc {
 		known := s.tokens[tok]
 		if known && d.ExpireToken {
 			delete(s.tokens, tok)
+			s.faults.TokenExpired()
 		}
 		s.mu.Unlock()
 		if !known || d.ExpireToken {

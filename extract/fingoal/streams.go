@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -61,8 +62,8 @@ type Config struct {
 type API struct {
 	cfg     Config
 	mem     memory.Allocator
-	clients map[string]*extract.Client
-	stats   []*extract.Client
+	clients *extract.Clients
+	auth    *extract.Client // fetches the token; its requests count too
 
 	mu      sync.Mutex
 	waiting map[string]chan struct{} // batch_request_id → wakes the run polling it
@@ -106,7 +107,7 @@ func NewAPI(cfg Config) *API {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	a := &API{cfg: cfg, mem: memory.DefaultAllocator, clients: map[string]*extract.Client{}, waiting: map[string]chan struct{}{}}
+	a := &API{cfg: cfg, mem: memory.DefaultAllocator, waiting: map[string]chan struct{}{}}
 	limit := rate.NewLimiter(rate.Limit(cfg.RateLimit), 2)
 	authClient := extract.NewClient(extract.ClientOptions{BaseURL: cfg.BaseURL, HTTP: cfg.HTTP, Logger: cfg.Logger, Limiter: limit})
 	// One token for the client: FinGoal's lasts 86,400 s and is renewed only
@@ -127,29 +128,25 @@ func NewAPI(cfg Config) *API {
 		}
 		return extract.Token{Value: tok.AccessToken, Expiry: time.Now().Add(time.Duration(life) * time.Second)}, nil
 	}, nil)
-	a.stats = append(a.stats, authClient)
-	for _, t := range cfg.Tenants {
+	a.auth = authClient
+	a.clients = extract.NewClients(func(t string) *extract.Client {
+		if !slices.Contains(cfg.Tenants, t) {
+			return nil
+		}
 		h := http.Header{}
 		if t != cfg.ClientID {
 			h.Set("subtenant-id", t)
 		}
-		c := extract.NewClient(extract.ClientOptions{BaseURL: cfg.BaseURL, HTTP: cfg.HTTP, Auth: auth, Header: h,
+		return extract.NewClient(extract.ClientOptions{BaseURL: cfg.BaseURL, HTTP: cfg.HTTP, Auth: auth, Header: h,
 			Limiter: limit, Logger: cfg.Logger})
-		a.clients[t] = c
-		a.stats = append(a.stats, c)
-	}
+	})
 	return a
 }
 
-// Stats adds up what the clients did.
+// Stats adds up what the clients did, token requests included.
 func (a *API) Stats() extract.ClientStats {
-	var s extract.ClientStats
-	for _, c := range a.stats {
-		cs := c.Stats()
-		s.Requests += cs.Requests
-		s.Retries += cs.Retries
-		s.Reauths += cs.Reauths
-	}
+	s, t := a.clients.Stats(), a.auth.Stats()
+	s.Requests, s.Retries, s.Reauths = s.Requests+t.Requests, s.Retries+t.Retries, s.Reauths+t.Reauths
 	return s
 }
 
@@ -181,8 +178,8 @@ func EnrichmentReads() *extract.Reads {
 }
 
 func (a *API) client(tenant string) (*extract.Client, error) {
-	c, ok := a.clients[tenant]
-	if !ok {
+	c := a.clients.Get(tenant)
+	if c == nil {
 		return nil, &extract.Permanent{Err: fmt.Errorf("FinGoal tenant %q is not configured", tenant)}
 	}
 	return c, nil
