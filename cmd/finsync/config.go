@@ -16,6 +16,7 @@ import (
 
 	"github.com/sethvargo/go-envconfig"
 
+	"github.com/finsync/finsync/extract/faults"
 	"github.com/finsync/finsync/extract/fimento"
 	"github.com/finsync/finsync/extract/finapi"
 	"github.com/finsync/finsync/extract/fingoal"
@@ -100,6 +101,9 @@ type Config struct {
 	// ShutdownGrace is how long the daemon lets running runs finish on
 	// SIGTERM before it cancels them.
 	ShutdownGrace time.Duration `env:"FINSYNC_SHUTDOWN_GRACE, default=30s"`
+	// SandboxFaults is the fault matrix of the sandboxes `finsync demo` and
+	// `finsync sandbox` start (faults.Parse); unset: no faults.
+	SandboxFaults string `env:"FINSYNC_SANDBOX_FAULTS"`
 	// Schedules is the path of the schedules file; unset: the built-in one
 	// (schedules/default.yaml).
 	Schedules string `env:"FINSYNC_SCHEDULES"`
@@ -169,6 +173,9 @@ func (c Config) Validate() []error {
 		bad("FINSYNC_INSERT_MAX_BYTES=%d: want at least 1048576", c.ClickHouse.InsertMaxBytes)
 	}
 	problems = append(problems, c.validateFino()...)
+	if _, err := faults.Parse(c.SandboxFaults); err != nil {
+		bad("FINSYNC_SANDBOX_FAULTS: %v", err)
+	}
 	problems = append(problems, c.validateFinapi()...)
 	if c.Schedules != "" {
 		if _, err := os.Stat(c.Schedules); err != nil {

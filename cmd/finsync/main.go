@@ -227,6 +227,7 @@ func runDemo(ctx context.Context, a *app, args []string) error {
 		res.Version, c.ClickHouse.Addr, c.ClickHouse.Database, len(res.Applied))
 	// Providers not configured get the in-process sandboxes.
 	if c.Fino.BaseURL == "" || c.Finapi.BaseURL == "" || c.Fimento.BaseURL == "" || c.Fingoal.BaseURL == "" {
+		o.withEnv(a.lookup)
 		sb, err := startSandbox("127.0.0.1:0", o)
 		if err != nil {
 			return err

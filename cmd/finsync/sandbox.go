@@ -10,16 +10,19 @@ import (
 	"strings"
 	"time"
 
+	"github.com/finsync/finsync/extract/faults"
 	"github.com/finsync/finsync/extract/fimento"
 	"github.com/finsync/finsync/extract/finapi"
 	"github.com/finsync/finsync/extract/fingoal"
 	"github.com/finsync/finsync/extract/fino"
 )
 
-// sandboxOptions size the synthetic data of the sandboxes.
+// sandboxOptions size the synthetic data of the sandboxes and set their
+// fault knobs.
 type sandboxOptions struct {
 	users, companies, months int
 	seed                     int64
+	faults                   string // a fault matrix, see faults.Parse
 }
 
 func (o *sandboxOptions) define(fs *flag.FlagSet) {
@@ -27,6 +30,15 @@ func (o *sandboxOptions) define(fs *flag.FlagSet) {
 	fs.IntVar(&o.companies, "companies", 2, "synthetic company users per tenant")
 	fs.IntVar(&o.months, "months", 12, "months of transactions per user")
 	fs.Int64Var(&o.seed, "seed", 1, "seed of the synthetic data")
+	fs.StringVar(&o.faults, "faults", "", `fault matrix of every sandbox, e.g. "429:0.1,500:0.05,slow:0.05,expire:0.02,malformed:0.01,truncate:0.01,dup:0.05" (default FINSYNC_SANDBOX_FAULTS)`)
+}
+
+// withEnv takes the fault matrix from FINSYNC_SANDBOX_FAULTS when the
+// -faults flag left it empty.
+func (o *sandboxOptions) withEnv(lookup func(string) (string, bool)) {
+	if o.faults == "" {
+		o.faults, _ = lookup("FINSYNC_SANDBOX_FAULTS")
+	}
 }
 
 // sandbox is the providers' fake servers on one loopback listener: finoOS
@@ -51,20 +63,24 @@ const fimentoPrefix = "/fimento"
 const fimentoHashKey = "sandbox-hash-key-not-a-secret"
 
 func startSandbox(addr string, o sandboxOptions) (*sandbox, error) {
+	knobs, err := faults.Parse(o.faults)
+	if err != nil {
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
 	today := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -1)
 	f := fino.NewSandbox(fino.SandboxOptions{UsersPerTenant: o.users, CompaniesPerTenant: o.companies, LifeEvents: true, Months: o.months, Seed: o.seed,
-		Today: today})
+		Today: today, Faults: knobs})
 	fa := finapi.NewSandbox(finapi.SandboxOptions{Tenants: finapiMandators, UsersPerTenant: 4 * o.users, Seed: o.seed,
-		Today: time.Now().UTC().Truncate(24 * time.Hour)})
+		Today: time.Now().UTC().Truncate(24 * time.Hour), Faults: knobs})
 	// Two partner banks, and at least one process of each scenario per bank.
 	fm := fimento.NewSandbox(fimento.SandboxOptions{PartnerBanks: []string{"605c6c479691950d359bb0e9", "605c6c479691950d359bb0ea"},
-		ProcessesPerBank: max(o.users, 5), Months: min(o.months, 24), Seed: o.seed, Today: today})
+		ProcessesPerBank: max(o.users, 5), Months: min(o.months, 24), Seed: o.seed, Today: today, Faults: knobs})
 	// Batches are enriched a moment after their submission, as FinGoal's are.
-	fg := fingoal.NewSandbox(fingoal.SandboxOptions{ResultDelay: 300 * time.Millisecond})
+	fg := fingoal.NewSandbox(fingoal.SandboxOptions{ResultDelay: 300 * time.Millisecond, Faults: knobs})
 	mux := http.NewServeMux()
 	mux.Handle("/", f)
 	mux.Handle("/finapi/", http.StripPrefix("/finapi", fa))
@@ -142,6 +158,7 @@ func runSandbox(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
+	o.withEnv(a.lookup)
 	sb, err := startSandbox(addr, o)
 	if err != nil {
 		return err

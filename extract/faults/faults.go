@@ -6,6 +6,7 @@
 package faults
 
 import (
+	"cmp"
 	"context"
 	"hash/fnv"
 	"math/rand/v2"
@@ -32,11 +33,15 @@ type Knobs struct {
 	// sandbox that pages applies it (fino's categorizations); the others
 	// ignore the draw.
 	Duplicate float64
+	// Slow is the share of requests answered SlowDelay late (default
+	// 300ms): slow pages, on top of Latency.
+	Slow      float64
+	SlowDelay time.Duration
 }
 
 // Counts are the faults injected so far.
 type Counts struct {
-	RateLimited, ServerErrors, TokensExpired, Malformed, Truncated, Duplicated int64
+	RateLimited, ServerErrors, TokensExpired, Malformed, Truncated, Duplicated, Slowed int64
 }
 
 // Injector draws and applies faults. Safe for concurrent use.
@@ -46,7 +51,7 @@ type Injector struct {
 	mu    sync.Mutex
 	draws *rand.Rand
 
-	rateLimited, serverErrors, expired, malformed, truncated, duplicated atomic.Int64
+	rateLimited, serverErrors, expired, malformed, truncated, duplicated, slowed atomic.Int64
 }
 
 // New returns an Injector for k.
@@ -60,6 +65,7 @@ type Draw struct {
 	Truncate    bool // the sandbox should serve the body with WriteBody
 	Duplicate   bool // a paging sandbox should repeat a record (and call Duplicated)
 	rateLimit   bool
+	slow        bool
 	serverError bool
 	status      int
 }
@@ -69,7 +75,12 @@ type Draw struct {
 // left during the latency); writeError writes a provider-shaped error.
 func (in *Injector) Begin(w http.ResponseWriter, r *http.Request, writeError func(w http.ResponseWriter, status int, msg string)) (Draw, bool) {
 	d := in.draw()
-	if in.knobs.Latency > 0 && !sleep(r.Context(), in.knobs.Latency) {
+	delay := in.knobs.Latency
+	if d.slow {
+		in.slowed.Add(1)
+		delay += cmp.Or(in.knobs.SlowDelay, 300*time.Millisecond)
+	}
+	if delay > 0 && !sleep(r.Context(), delay) {
 		return d, false
 	}
 	switch {
@@ -103,6 +114,11 @@ func (in *Injector) draw() Draw {
 	}
 	if r.IntN(2) == 0 {
 		d.status = http.StatusServiceUnavailable
+	}
+	// Drawn only when asked for, so that the other knobs' sequences stay
+	// what they were before Slow existed.
+	if k.Slow > 0 {
+		d.slow = r.Float64() < k.Slow
 	}
 	return d
 }
@@ -165,6 +181,7 @@ func (in *Injector) Counts() Counts {
 		Malformed:     in.malformed.Load(),
 		Truncated:     in.truncated.Load(),
 		Duplicated:    in.duplicated.Load(),
+		Slowed:        in.slowed.Load(),
 	}
 }
 

@@ -3,6 +3,7 @@ package faults
 import (
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 )
 
@@ -65,5 +66,27 @@ func TestInjector(t *testing.T) {
 	}
 	if malformed == 0 || malformed == 8 || in.Counts().Malformed != malformed {
 		t.Fatalf("%d of 8 malformed, %d counted", malformed, in.Counts().Malformed)
+	}
+}
+
+func TestParse(t *testing.T) {
+	k, err := Parse("429:0.1,500:0.05,slow:0.05,expire:0.02,malformed:0.01,truncate:0.01,dup:0.05,seed:7")
+	want := Knobs{Seed: 7, RetryAfter: 1, RateLimit: 0.1, ServerError: 0.05, Slow: 0.05, TokenExpiry: 0.02, Malformed: 0.01, Truncated: 0.01, Duplicate: 0.05}
+	if err != nil || k != want {
+		t.Errorf("Parse: %+v, %v", k, err)
+	}
+	for spec, msg := range map[string]string{
+		"429:2":            `429: "2" is not a probability`,
+		"lag:0.1":          `unknown fault "lag"`,
+		"429":              `"429": want name:value`,
+		"seed:x,500:-1":    `seed: "x" is not a whole number; 500: "-1" is not a probability`,
+		" , 429:0.5 , ":    "",
+		"retry-after:3":    "",
+		"retry-after:-3,,": `retry-after: "-3" is not a whole number`,
+	} {
+		_, err := Parse(spec)
+		if (msg == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), msg) {
+			t.Errorf("Parse(%q): %v, want %q", spec, err, msg)
+		}
 	}
 }
