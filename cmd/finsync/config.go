@@ -34,6 +34,9 @@ type Config struct {
 		Database string `env:"FINSYNC_CLICKHOUSE_DATABASE, default=finsync"`
 		User     string `env:"FINSYNC_CLICKHOUSE_USER, default=default"`
 		Password Secret `env:"FINSYNC_CLICKHOUSE_PASSWORD"`
+		// TLS speaks TLS to ClickHouse (its secure native port), verifying
+		// the server's certificate.
+		TLS bool `env:"FINSYNC_CLICKHOUSE_TLS, default=false"`
 		// One INSERT's budget: the loader's memory is bounded by these.
 		InsertMaxRows  int   `env:"FINSYNC_INSERT_MAX_ROWS, default=500000"`
 		InsertMaxBytes int64 `env:"FINSYNC_INSERT_MAX_BYTES, default=16777216"`
@@ -101,6 +104,10 @@ type Config struct {
 	// ShutdownGrace is how long the daemon lets running runs finish on
 	// SIGTERM before it cancels them.
 	ShutdownGrace time.Duration `env:"FINSYNC_SHUTDOWN_GRACE, default=30s"`
+	// InsecureSkipVerify turns off TLS certificate verification for the
+	// providers and ClickHouse: for local testing only, and every command
+	// warns about it.
+	InsecureSkipVerify bool `env:"FINSYNC_INSECURE_SKIP_VERIFY, default=false"`
 	// SandboxFaults is the fault matrix of the sandboxes `finsync demo` and
 	// `finsync sandbox` start (faults.Parse); unset: no faults.
 	SandboxFaults string `env:"FINSYNC_SANDBOX_FAULTS"`
@@ -202,6 +209,7 @@ func (c Config) clickhouseOptions() clickhouse.Options {
 		Database: c.ClickHouse.Database,
 		Username: c.ClickHouse.User,
 		Password: c.ClickHouse.Password.Value(),
+		TLS:      c.ClickHouse.TLS, InsecureSkipVerify: c.InsecureSkipVerify,
 	}
 }
 

@@ -160,10 +160,15 @@ func (a *app) config(ctx context.Context) (Config, error) { return LoadConfig(ct
 func (a *app) logger(c Config) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: logLevels[c.LogLevel]}
 	// Lines logged within a run carry its stream, tenant and run id.
+	var h slog.Handler = slog.NewTextHandler(a.stderr, opts)
 	if c.LogFormat == "json" || (c.LogFormat == "auto" && !isTerminal(a.stderr)) {
-		return slog.New(schedules.RunHandler(slog.NewJSONHandler(a.stderr, opts)))
+		h = slog.NewJSONHandler(a.stderr, opts)
 	}
-	return slog.New(schedules.RunHandler(slog.NewTextHandler(a.stderr, opts)))
+	log := slog.New(schedules.RunHandler(h))
+	if c.InsecureSkipVerify {
+		log.Warn(insecureWarning)
+	}
+	return log
 }
 
 func isTerminal(w io.Writer) bool {
@@ -187,12 +192,19 @@ func runVersion(ctx context.Context, a *app, args []string) error {
 	return nil
 }
 
+// insecureWarning is said by every command while certificates go unchecked.
+const insecureWarning = "FINSYNC_INSECURE_SKIP_VERIFY is set: TLS certificates of the providers and ClickHouse are NOT verified; use it for local testing only"
+
 func runValidate(ctx context.Context, a *app, args []string) error {
 	if err := a.flags("validate", summaryOf("validate"), args, nil); err != nil {
 		return err
 	}
-	if _, err := a.config(ctx); err != nil {
+	c, err := a.config(ctx)
+	if err != nil {
 		return err
+	}
+	if c.InsecureSkipVerify {
+		fmt.Fprintln(a.stderr, "WARNING: "+insecureWarning)
 	}
 	fmt.Fprintln(a.stdout, "configuration ok")
 	return nil

@@ -12,6 +12,7 @@ package clickhouse
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"strings"
@@ -29,6 +30,9 @@ type Options struct {
 	Password string // never logged
 	// DialTimeout bounds connecting; 0 means 5 s.
 	DialTimeout time.Duration
+	// TLS connects with TLS, verifying the server's certificate unless
+	// InsecureSkipVerify (local testing only).
+	TLS, InsecureSkipVerify bool
 }
 
 // Version is a server's release number.
@@ -76,7 +80,12 @@ func open(ctx context.Context, opts Options, database string) (*DB, error) {
 	if dial == 0 {
 		dial = 5 * time.Second
 	}
+	var tlsConfig *tls.Config
+	if opts.TLS {
+		tlsConfig = &tls.Config{InsecureSkipVerify: opts.InsecureSkipVerify}
+	}
 	conn, err := ch.Open(&ch.Options{
+		TLS:         tlsConfig,
 		Addr:        []string{opts.Addr},
 		Auth:        ch.Auth{Database: database, Username: opts.Username, Password: opts.Password},
 		DialTimeout: dial,
