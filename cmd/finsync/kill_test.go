@@ -256,3 +256,78 @@ func TestKilledBetweenEnrichmentSubmissionAndCollection(t *testing.T) {
 		t.Errorf("%d of %d transactions received, %d batches (before the restart %d), %d enriched after the restart", len(received), sent, len(gs.Batches()), batches, enriched)
 	}
 }
+
+// `finsync once` killed with SIGKILL at several points of a run (while
+// reading pages, once rows landed but before the checkpoint), restarted each
+// time: the warehouse ends equal to the ledger, nothing lost, nothing twice.
+func TestKilledAtSeveralPointsOfARun(t *testing.T) {
+	sb := fino.NewSandbox(fino.SandboxOptions{UsersPerTenant: 3, Months: 6, Seed: 13, Faults: fino.Faults{Latency: 25 * time.Millisecond}})
+	srv := httptest.NewServer(sb)
+	defer srv.Close()
+	defer sb.Close()
+	opts := chtest.Options(t)
+	t.Cleanup(func() { chtest.DropDatabase(t, opts) })
+	env := map[string]string{
+		"FINSYNC_CLICKHOUSE_ADDR": opts.Addr, "FINSYNC_CLICKHOUSE_DATABASE": opts.Database, "FINSYNC_LOG_LEVEL": "warn",
+		"FINSYNC_FINO_BASE_URL": srv.URL, "FINSYNC_FINO_CLIENT_ID": "sandbox-client", "FINSYNC_FINO_CLIENT_SECRET": "sandbox-secret",
+		"FINSYNC_FINO_USERS": strings.Join(sb.Users("sandbox-client"), ","),
+	}
+	// Migrate first, so that the kill points can be watched in the database.
+	if code, _, stderr := run(t, env, "migrate"); code != 0 {
+		t.Fatal(stderr)
+	}
+	db, err := clickhouse.Open(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	count := func(q string) uint64 {
+		var n uint64
+		db.Conn().QueryRow(context.Background(), q).Scan(&n)
+		return n
+	}
+	points := []struct {
+		name string
+		at   func() bool
+	}{
+		{"while reading pages", func() bool {
+			return count("SELECT count() FROM etl_runs FINAL WHERE status = 'running'") > 0
+		}},
+		{"after rows landed", func() bool { return count("SELECT count() FROM transactions") > 0 }},
+	}
+	for i, p := range points {
+		child := exec.Command(os.Args[0], "-test.run=^$")
+		child.Env = append(os.Environ(), "FINSYNC_TEST_ARGS=once -stream fino.transactions")
+		for k, v := range env {
+			child.Env = append(child.Env, k+"="+v)
+		}
+		if err := child.Start(); err != nil {
+			t.Fatal(err)
+		}
+		runsBefore := count("SELECT count() FROM etl_runs FINAL")
+		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			if count("SELECT count() FROM etl_runs FINAL") > runsBefore && p.at() {
+				break
+			}
+			if time.Now().After(deadline) {
+				child.Process.Kill()
+				t.Fatalf("kill %d (%s): the point never came", i, p.name)
+			}
+		}
+		child.Process.Signal(syscall.SIGKILL)
+		child.Wait()
+		t.Logf("killed %s: %d rows had landed, cursor rows %d", p.name, count("SELECT count() FROM transactions"),
+			count("SELECT count() FROM etl_state FINAL WHERE stream = 'fino.transactions' AND key = 'cursor'"))
+	}
+	if code, stdout, stderr := run(t, env, "once", "-stream", "fino.transactions"); code != 0 {
+		t.Fatalf("the run after the kills: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	want := 0
+	for _, u := range sb.Users("sandbox-client") {
+		l, _ := sb.Ledger("sandbox-client", u)
+		want += l.Transactions
+	}
+	if got := count("SELECT count() FROM transactions FINAL"); got != uint64(want) {
+		t.Errorf("%d transactions after the kills and a final run, the ledger has %d", got, want)
+	}
+}

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/finsync/finsync/load/clickhouse"
+	"github.com/finsync/finsync/load/clickhouse/chtest"
+)
+
+// The demo over all four sandboxes, with distinctive secrets: no secret and
+// no personal identifier of the sandboxes (Fimento's social security
+// numbers, company ids and names) is in the logs, the output, or any String
+// column of any table (etl_runs, etl_rejects and raw payloads included).
+func TestNoSecretOrPersonalDataLands(t *testing.T) {
+	sb, err := startSandbox("127.0.0.1:0", sandboxOptions{users: 2, companies: 1, months: 2, seed: 8,
+		faults: "malformed:0.02,seed:2"}) // rejects too, with their raw payloads
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.close()
+	opts := chtest.Options(t)
+	t.Cleanup(func() { chtest.DropDatabase(t, opts) })
+	env := map[string]string{"FINSYNC_CLICKHOUSE_ADDR": opts.Addr, "FINSYNC_CLICKHOUSE_DATABASE": opts.Database,
+		"FINSYNC_LOG_LEVEL": "debug", "FINSYNC_LOG_FORMAT": "json",
+		"FINSYNC_FINO_WEBHOOK_SECRET": "whsec-Zq8v1-fino", "FINSYNC_FINGOAL_ID_KEY": "idkey-Zq8v1-fingoal"}
+	for _, kv := range sb.env() {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	code, stdout, stderr := run(t, env, "demo")
+	if code != 0 {
+		t.Fatalf("demo: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	_, fgSecret := sb.fingoal.Credentials()
+	secrets := []string{"sandbox-secret", "mandator-a-secret", "mandator-b-secret", "sandbox-password", fimentoHashKey,
+		fgSecret, "whsec-Zq8v1-fino", "idkey-Zq8v1-fingoal"}
+	needles := append(append([]string{}, secrets...), sb.fimento.PersonalData()...)
+	for _, n := range needles {
+		if strings.Contains(stdout, n) || strings.Contains(stderr, n) {
+			t.Errorf("%q is in the demo's output or logs", n)
+		}
+	}
+	db, err := clickhouse.Open(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	cols := queryStrings(t, db, "SELECT table, name, type FROM system.columns WHERE database = currentDatabase() AND (type LIKE '%String%')")
+	scanned := 0
+	for _, c := range cols {
+		expr := fmt.Sprintf("`%s`", c[1])
+		if strings.HasPrefix(c[2], "Array") {
+			expr = fmt.Sprintf("arrayStringConcat(`%s`, ' ')", c[1])
+		}
+		var conds []string
+		for _, n := range needles {
+			conds = append(conds, fmt.Sprintf("position(%s, '%s') > 0", expr, strings.ReplaceAll(n, "'", "\\'")))
+		}
+		hits := queryStrings(t, db, fmt.Sprintf("SELECT toString(count()) FROM `%s` WHERE %s", c[0], strings.Join(conds, " OR ")))
+		if hits[0][0] != "0" {
+			t.Errorf("%s.%s holds a secret or personal identifier in %s rows", c[0], c[1], hits[0][0])
+		}
+		scanned++
+	}
+	var rejects uint64
+	db.Conn().QueryRow(context.Background(), "SELECT count() FROM etl_rejects").Scan(&rejects)
+	if scanned < 50 || rejects == 0 || len(sb.fimento.PersonalData()) == 0 {
+		t.Errorf("the scan proves little: %d columns, %d rejects, %d personal values", scanned, rejects, len(sb.fimento.PersonalData()))
+	}
+	t.Logf("%d String columns scanned for %d secrets and %d personal values; %d rejects with raw payloads; %d bytes of logs",
+		scanned, len(secrets), len(sb.fimento.PersonalData()), rejects, len(stderr))
+}
