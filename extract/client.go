@@ -40,6 +40,9 @@ type ClientOptions struct {
 	BackoffMax  time.Duration // longest single wait; default 30s
 
 	Logger *slog.Logger // default: discard
+	// MaxBody caps a response body; reading past it fails (a provider
+	// must not make finsync allocate without bound). Default 256 MiB.
+	MaxBody int64
 }
 
 // Client is the HTTP client every provider extractor uses. It owns rate
@@ -55,6 +58,7 @@ type Client struct {
 	backoffBase time.Duration
 	backoffMax  time.Duration
 	log         *slog.Logger
+	maxBody     int64
 
 	requests, retries, reauths atomic.Int64
 }
@@ -98,6 +102,10 @@ func NewClient(opts ClientOptions) *Client {
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
+	}
+	c.maxBody = opts.MaxBody
+	if c.maxBody <= 0 {
+		c.maxBody = 256 << 20
 	}
 	return c
 }
@@ -218,6 +226,7 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 			}
 
 		case resp.StatusCode/100 == 2 || slices.Contains(cfg.expect, resp.StatusCode):
+			resp.Body = &cappedBody{ReadCloser: resp.Body, left: c.maxBody, max: c.maxBody}
 			return resp, nil
 
 		case resp.StatusCode == http.StatusUnauthorized && tok != "":
@@ -487,4 +496,30 @@ func (c *Client) doJSON(ctx context.Context, method, path string, query url.Valu
 		return err
 	}
 	return nil
+}
+
+// ErrBodyTooLarge ends reading a response body longer than MaxBody.
+var ErrBodyTooLarge = errors.New("extract: response body exceeds the client's MaxBody")
+
+// cappedBody fails a read past max bytes instead of reading on.
+type cappedBody struct {
+	io.ReadCloser
+	left, max int64
+}
+
+func (b *cappedBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		// At the cap: fine if the body ends here, an error if it goes on.
+		var one [1]byte
+		if n, _ := b.ReadCloser.Read(one[:]); n > 0 {
+			return 0, &Permanent{Err: fmt.Errorf("%w (%d bytes)", ErrBodyTooLarge, b.max)}
+		}
+		return 0, io.EOF
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.ReadCloser.Read(p)
+	b.left -= int64(n)
+	return n, err
 }

@@ -687,3 +687,18 @@ func TestSharedLimiter(t *testing.T) {
 		t.Fatalf("the second client was not held back by the shared limit: %v, %d requests", err, b.Stats().Requests)
 	}
 }
+
+func TestResponseBodiesAreCapped(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`{"a":"` + strings.Repeat("x", 2000) + `"}`))
+	}))
+	defer srv.Close()
+	var v map[string]string
+	small := NewClient(ClientOptions{BaseURL: srv.URL, MaxBody: 1000})
+	if err := small.GetJSON(context.Background(), "/", nil, nil, &v); !errors.Is(err, ErrBodyTooLarge) || IsRetryable(err) {
+		t.Errorf("a body over MaxBody: %v", err)
+	}
+	if err := NewClient(ClientOptions{BaseURL: srv.URL, MaxBody: 2008}).GetJSON(context.Background(), "/", nil, nil, &v); err != nil || len(v["a"]) != 2000 {
+		t.Errorf("a body of exactly MaxBody: %v", err)
+	}
+}

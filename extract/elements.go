@@ -36,7 +36,7 @@ func (c *Client) GetElements(ctx context.Context, path string, query url.Values,
 			return nil, fnErr
 		case ctx.Err() != nil:
 			return nil, ctx.Err()
-		case errors.Is(err, ErrPathNotFound):
+		case errors.Is(err, ErrPathNotFound), errors.Is(err, ErrBodyTooLarge):
 			return nil, &Permanent{Err: fmt.Errorf("GET %s: %w", path, err)}
 		}
 		failure = err

@@ -10,6 +10,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/finsync/finsync/extract/hostile"
 )
 
 // Examples from the provider docs (providers.md).
@@ -310,6 +312,9 @@ func FuzzEachElement(f *testing.F) {
 	}
 	for _, s := range seeds {
 		f.Add([]byte(s.doc), s.path)
+	}
+	for _, h := range hostile.Payloads() {
+		f.Add(h, "users")
 	}
 	f.Fuzz(func(t *testing.T, doc []byte, pathSpec string) {
 		var path []string

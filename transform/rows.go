@@ -44,6 +44,15 @@ func (w *RowWriter) Append(vals ...any) error {
 	return nil
 }
 
+// The range of ClickHouse's Date (days since 1970 in a UInt16) and
+// DateTime (seconds since 1970 in a UInt32): a value outside wraps around
+// silently on the server, so it is refused here.
+var (
+	MinDate     = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
+	MaxDate     = time.Date(2149, 6, 6, 0, 0, 0, 0, time.UTC)
+	MaxDateTime = time.Unix(1<<32, 0).UTC()
+)
+
 // Len is the number of rows appended since the last Record.
 func (w *RowWriter) Len() int { return w.b.Field(0).Len() }
 
@@ -65,8 +74,16 @@ func check(f arrow.Field, v any) error {
 	switch t := f.Type.(type) {
 	case *arrow.StringType:
 		_, ok = v.(string)
-	case *arrow.Date32Type, *arrow.TimestampType:
-		_, ok = v.(time.Time)
+	case *arrow.Date32Type:
+		var d time.Time
+		if d, ok = v.(time.Time); ok && (d.Before(MinDate) || d.After(MaxDate)) {
+			return fmt.Errorf("%s is outside the dates ClickHouse stores (%s to %s)", d.Format(time.DateOnly), MinDate.Format(time.DateOnly), MaxDate.Format(time.DateOnly))
+		}
+	case *arrow.TimestampType:
+		var d time.Time
+		if d, ok = v.(time.Time); ok && (d.Before(MinDate) || !d.Before(MaxDateTime)) {
+			return fmt.Errorf("%s is outside the instants ClickHouse stores (%s to %s)", d.UTC().Format(time.RFC3339), MinDate.Format(time.RFC3339), MaxDateTime.Format(time.RFC3339))
+		}
 	case *arrow.Decimal128Type:
 		var d decimal.Decimal
 		if d, ok = v.(decimal.Decimal); ok && -d.Exponent() > t.Scale {

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow/memory"
+
+	"github.com/finsync/finsync/extract/hostile"
 )
 
 // FuzzRecords feeds arbitrary bytes to every decoder of Fimento JSON: a
@@ -25,6 +27,9 @@ func FuzzRecords(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	lin := testLineage()
+	for _, h := range hostile.Payloads() {
+		f.Add(h)
+	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 		defer mem.AssertSize(t, 0)

@@ -484,14 +484,9 @@ func parseAmount(n json.Number, scale int32, intDigits int32) (decimal.Decimal, 
 	return t, nil
 }
 
-// Dates: ClickHouse's Date holds 1970-01-01..2149-06-06; a day outside
-// would wrap silently there, so it is refused here.
-var (
-	minDay = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
-	maxDay = time.Date(2149, 6, 6, 0, 0, 0, 0, time.UTC)
-)
-
-func inDateRange(d time.Time) bool { return !d.Before(minDay) && !d.After(maxDay) }
+// inDateRange: a day outside ClickHouse's Date would wrap silently there,
+// so it is refused here.
+func inDateRange(d time.Time) bool { return !d.Before(transform.MinDate) && !d.After(transform.MaxDate) }
 
 // parseDay reads YYYY-MM-DD or an RFC 3339 timestamp as the calendar day
 // written in it, in its own offset (doc.go 12).

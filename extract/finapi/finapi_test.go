@@ -18,6 +18,8 @@ import (
 
 	"github.com/finsync/finsync/transform"
 	"github.com/finsync/finsync/transform/transformtest"
+
+	"github.com/finsync/finsync/extract/hostile"
 )
 
 var updateGolden = flag.Bool("update", false, "rewrite testdata/golden from the current output")
@@ -106,6 +108,9 @@ func FuzzResultPage(f *testing.F) {
 		f.Add(g.page)
 	}
 	f.Add(`{"creationDate":"2026-03-25","users":[{"userId":"x","accounts":[{"accountId":"a","amount":1e400}]}]}`)
+	for _, h := range hostile.Payloads() {
+		f.Add(string(h))
+	}
 	f.Fuzz(func(t *testing.T, page string) {
 		var pg ResultPage
 		if json.Unmarshal([]byte(page), &pg) != nil {

@@ -18,6 +18,8 @@ import (
 	"github.com/finsync/finsync/extract"
 	"github.com/finsync/finsync/transform"
 	"github.com/finsync/finsync/transform/transformtest"
+
+	"github.com/finsync/finsync/extract/hostile"
 )
 
 var updateGolden = flag.Bool("update", false, "rewrite testdata/golden from the current output")
@@ -127,6 +129,9 @@ func FuzzDecoders(f *testing.F) {
 	for _, s := range []string{docEnriched, docCredit, docFinsight, docFinsightSchema, docFailed,
 		`{"amountFound":1e400,"finsight_id":"x","user_id":"u"}`, `null`, `[]`, `{}`, `"x"`} {
 		f.Add([]byte(s))
+	}
+	for _, h := range hostile.Payloads() {
+		f.Add(h)
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		mem := memory.NewCheckedAllocator(memory.NewGoAllocator())

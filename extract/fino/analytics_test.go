@@ -13,6 +13,8 @@ import (
 	"github.com/finsync/finsync/extract"
 	"github.com/finsync/finsync/transform"
 	"github.com/finsync/finsync/transform/transformtest"
+
+	"github.com/finsync/finsync/extract/hostile"
 )
 
 // analyticsDocs are one document per analytics endpoint, shaped as the
@@ -157,6 +159,9 @@ func FuzzAnalytics(f *testing.F) {
 	}
 	lin := transform.Lineage{Provider: "fino", Tenant: "t", RunID: "r", ExtractedAt: time.Unix(1769036400, 0).UTC(), Version: 1}
 	mods := modulesOf(f)
+	for _, h := range hostile.Payloads() {
+		f.Add(h)
+	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 		defer mem.AssertSize(t, 0)

@@ -7,6 +7,8 @@ import (
 	"github.com/apache/arrow/go/v17/arrow/memory"
 
 	"github.com/finsync/finsync/transform"
+
+	"github.com/finsync/finsync/extract/hostile"
 )
 
 // FuzzRecords feeds arbitrary bytes to the decoder of every finoOS record
@@ -26,6 +28,9 @@ func FuzzRecords(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	lin := transform.Lineage{Provider: "fino", Tenant: "t", RunID: "r", ExtractedAt: time.Unix(1769036400, 0).UTC(), Version: 1}
+	for _, h := range hostile.Payloads() {
+		f.Add(h)
+	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 		defer mem.AssertSize(t, 0)
