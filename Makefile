@@ -5,7 +5,7 @@ CH       := deploy/clickhouse/local.sh
 # Packages whose concurrency matters get the race detector in `make test`.
 RACE_PKGS := ./extract/... ./load/... ./transform/... ./schedules/...
 
-.PHONY: all build clickhouse clickhouse-stop demo test vet bench clean
+.PHONY: all build clickhouse clickhouse-stop demo test test-long fuzz vet bench clean
 
 all: build
 
@@ -23,10 +23,29 @@ clickhouse-stop:
 demo: clickhouse build
 	$(BIN) demo
 
+# Every decoder of provider JSON has a fuzz target (seeded with the docs'
+# examples and extract/hostile); `make test` gives each a short budget,
+# `make test-long` a long one.
+FUZZTIME ?= 4s
+FUZZ_TARGETS := ./extract:FuzzEachElement ./extract/fino:FuzzRecords ./extract/fino:FuzzAnalytics \
+	./extract/fino:FuzzScrubJSON ./extract/finapi:FuzzResultPage ./extract/fimento:FuzzRecords ./extract/fingoal:FuzzDecoders
+
 # Everything CI runs.
 test: clickhouse vet
 	$(GO) test -count=1 ./...
 	$(GO) test -count=1 -race $(RACE_PKGS)
+	$(MAKE) --no-print-directory fuzz
+
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
+		out=$$($(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg 2>&1) || { echo "$$out" | tail -40; exit 1; }; \
+	done
+
+# The same with ten minutes of fuzzing per decoder.
+test-long: FUZZTIME = 10m
+test-long: test
 
 vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
