@@ -28,7 +28,8 @@ demo: clickhouse build
 # `make test-long` a long one.
 FUZZTIME ?= 4s
 FUZZ_TARGETS := ./extract:FuzzEachElement ./extract/fino:FuzzRecords ./extract/fino:FuzzAnalytics \
-	./extract/fino:FuzzScrubJSON ./extract/finapi:FuzzResultPage ./extract/fimento:FuzzRecords ./extract/fingoal:FuzzDecoders
+	./extract/fino:FuzzScrubJSON ./extract/finapi:FuzzResultPage ./extract/fimento:FuzzRecords ./extract/fingoal:FuzzDecoders \
+	./cmd/finsync:FuzzWebhooks
 
 # Everything CI runs.
 test: clickhouse vet

@@ -15,10 +15,9 @@ import (
 	"github.com/finsync/finsync/transform"
 )
 
-// Every webhook receiver the daemon mounts answers the hostile corpus
-// (and a body over the size cap) with a 4xx, records nothing, and does not
-// panic.
-func TestWebhooksRefuseHostilePayloads(t *testing.T) {
+// webhookReceivers are the receivers the daemon mounts, configured with
+// secrets, and a count of what they recorded.
+func webhookReceivers(t testing.TB) (map[string]http.Handler, *int) {
 	c, err := LoadConfig(context.Background(), lookupFrom(map[string]string{
 		"FINSYNC_FINO_BASE_URL": "http://127.0.0.1:1", "FINSYNC_FINO_CLIENT_ID": "c", "FINSYNC_FINO_CLIENT_SECRET": "s", "FINSYNC_FINO_WEBHOOK_SECRET": "whsec",
 		"FINSYNC_FINAPI_BASE_URL": "http://127.0.0.1:1", "FINSYNC_FINAPI_MANDATORS": "m:id:secret",
@@ -29,33 +28,65 @@ func TestWebhooksRefuseHostilePayloads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	recorded := 0
+	recorded := new(int)
 	hooks := webhookHooks{
-		record:  func(context.Context, extract.Subject) error { recorded++; return nil },
-		trigger: func(context.Context, string, string) { recorded++ },
-		job:     func(context.Context, string, string, extract.Job) error { recorded++; return nil },
-		records: func(context.Context, transform.Table, arrow.Record) error { recorded++; return nil },
+		record:  func(context.Context, extract.Subject) error { *recorded++; return nil },
+		trigger: func(context.Context, string, string) { *recorded++ },
+		job:     func(context.Context, string, string, extract.Job) error { *recorded++; return nil },
+		records: func(context.Context, transform.Table, arrow.Record) error { *recorded++; return nil },
 		version: func() uint64 { return 1 },
 	}
-	payloads := append(hostile.Payloads(), bytes.Repeat([]byte("x"), 2<<20))
-	mounted := 0
+	out := map[string]http.Handler{}
 	for _, p := range providers(c, slog.New(slog.DiscardHandler), nil) {
-		if p.webhook == nil {
-			continue
+		if p.webhook != nil {
+			out[p.name] = p.webhook(hooks)
 		}
-		mounted++
-		h := p.webhook(hooks)
+	}
+	return out, recorded
+}
+
+func post(h http.Handler, name string, body []byte) int {
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodPost, "/webhooks/"+name+"?tenant=m&segmentType=highBalance", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	h.ServeHTTP(rec, req)
+	return rec.Code
+}
+
+// Every webhook receiver the daemon mounts answers the hostile corpus
+// (and a body over the size cap) with a 4xx, records nothing, and does not
+// panic.
+func TestWebhooksRefuseHostilePayloads(t *testing.T) {
+	receivers, recorded := webhookReceivers(t)
+	payloads := append(hostile.Payloads(), bytes.Repeat([]byte("x"), 2<<20))
+	for name, h := range receivers {
 		for i, body := range payloads {
-			rec := httptest.NewRecorder()
-			req := httptest.NewRequest(http.MethodPost, "/webhooks/"+p.name+"?tenant=m&segmentType=highBalance", bytes.NewReader(body))
-			req.Header.Set("Content-Type", "application/json")
-			h.ServeHTTP(rec, req)
-			if rec.Code < 400 || rec.Code >= 500 {
-				t.Errorf("%s webhook, payload %d (%.40q): answered %d", p.name, i, body, rec.Code)
+			if code := post(h, name, body); code < 400 || code >= 500 {
+				t.Errorf("%s webhook, payload %d (%.40q): answered %d", name, i, body, code)
 			}
 		}
 	}
-	if mounted != 4 || recorded != 0 {
-		t.Errorf("%d receivers tried; %d payloads recorded (want 4 and 0)", mounted, recorded)
+	if len(receivers) != 4 || *recorded != 0 {
+		t.Errorf("%d receivers tried; %d payloads recorded (want 4 and 0)", len(receivers), *recorded)
 	}
+}
+
+// FuzzWebhooks: whatever the body, every receiver answers without a panic
+// and without a 5xx (which would make the provider retry forever).
+func FuzzWebhooks(f *testing.F) {
+	for _, h := range hostile.Payloads() {
+		f.Add(h)
+	}
+	for _, s := range []string{`{"jobId":"j","segmentType":"highBalance"}`, `{"batch_request_id":"b"}`, `{"guid":"g"}`,
+		`{"userID":"u","secret":"whsec","tenantID":"c"}`, `{"processId":"p","partnerBankId":"bank"}`} {
+		f.Add([]byte(s))
+	}
+	receivers, _ := webhookReceivers(f)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		for name, h := range receivers {
+			if code := post(h, name, body); code >= 500 {
+				t.Fatalf("%s webhook answered %d to %q", name, code, body)
+			}
+		}
+	})
 }
