@@ -486,7 +486,9 @@ func parseAmount(n json.Number, scale int32, intDigits int32) (decimal.Decimal, 
 
 // inDateRange: a day outside ClickHouse's Date would wrap silently there,
 // so it is refused here.
-func inDateRange(d time.Time) bool { return !d.Before(transform.MinDate) && !d.After(transform.MaxDate) }
+func inDateRange(d time.Time) bool {
+	return !d.Before(transform.MinDate) && !d.After(transform.MaxDate)
+}
 
 // parseDay reads YYYY-MM-DD or an RFC 3339 timestamp as the calendar day
 // written in it, in its own offset (doc.go 12).

@@ -39,7 +39,7 @@ func Payloads() [][]byte {
 		[]byte(`{"transactionId":"t","transactionId":"u","amount":1,"amount":"x"}`),
 		[]byte(`{"transactionId":"t","amount":1} trailing`),
 		[]byte(`{"users":[{"userId":"u","accounts":[{"accountId":"a","amount":1}`), // cut off
-		[]byte(`{"transactionId":"`+strings.Repeat("x", 4<<20)+`","amount":1}`),      // a 4 MiB string
+		[]byte(`{"transactionId":"`+strings.Repeat("x", 4<<20)+`","amount":1}`),    // a 4 MiB string
 		bytes.Repeat([]byte(`{"amount":1},`), 100000),
 		[]byte(`{"tags":`+strings.Repeat(`"x",`, 1)+`"y"}`),
 		[]byte(`{"tags":[`+strings.Repeat(`"x",`, 100000)+`"y"]}`),
