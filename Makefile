@@ -28,7 +28,7 @@ demo: clickhouse build
 # `make test-long` a long one.
 FUZZTIME ?= 4s
 FUZZ_TARGETS := ./extract:FuzzEachElement ./extract/fino:FuzzRecords ./extract/fino:FuzzAnalytics \
-	./extract/fino:FuzzScrubJSON ./extract/finapi:FuzzResultPage ./extract/fimento:FuzzRecords ./extract/fingoal:FuzzDecoders \
+	./extract/fino:FuzzScrubJSON ./extract/fino:FuzzDecodeCategorization ./extract/finapi:FuzzResultPage ./extract/fimento:FuzzRecords ./extract/fingoal:FuzzDecoders \
 	./cmd/finsync:FuzzWebhooks
 
 # Everything CI runs.
@@ -54,7 +54,7 @@ vet:
 	$(GO) vet ./...
 
 # Loader vs clickhouse-client on the same rows (BENCH_ROWS to scale).
-bench: clickhouse
+bench: clickhouse build
 	$(GO) run ./cmd/finsync-bench
 
 clean:

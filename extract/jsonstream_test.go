@@ -387,3 +387,17 @@ func sameJSON(a, b []byte) bool {
 	db.UseNumber()
 	return da.Decode(&x) == nil && db.Decode(&y) == nil && reflect.DeepEqual(x, y)
 }
+
+// BenchmarkEachElement walks a page of 1,000 categorization-sized elements
+// (go test -bench; make bench measures the pipeline as a whole).
+func BenchmarkEachElement(b *testing.B) {
+	var doc bytes.Buffer
+	r := &pageReader{n: 1000}
+	doc.ReadFrom(r)
+	b.SetBytes(int64(doc.Len()))
+	for b.Loop() {
+		if err := EachElement(bytes.NewReader(doc.Bytes()), []string{"transactions"}, func(json.RawMessage) error { return nil }); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

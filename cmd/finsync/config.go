@@ -52,6 +52,9 @@ type Config struct {
 		Users         []string `env:"FINSYNC_FINO_USERS"`
 		WebhookSecret Secret   `env:"FINSYNC_FINO_WEBHOOK_SECRET"`
 		RateLimit     float64  `env:"FINSYNC_FINO_RATE_LIMIT, default=20"` // requests per second
+		// Concurrency is how many users a per-user stream reads at once
+		// (within the rate limit).
+		Concurrency int `env:"FINSYNC_FINO_CONCURRENCY, default=8"`
 		// Scopes are the analytics modules to read: "scope" for every
 		// tenant or "tenant/scope"; a trailing * matches a prefix. Unset: all.
 		Scopes []string `env:"FINSYNC_FINO_SCOPES"`
@@ -271,6 +274,9 @@ func (c Config) validateFino() []error {
 	}
 	if f.RateLimit <= 0 {
 		bad("FINSYNC_FINO_RATE_LIMIT=%v: want requests per second > 0", f.RateLimit)
+	}
+	if f.Concurrency < 1 || f.Concurrency > 256 {
+		bad("FINSYNC_FINO_CONCURRENCY=%d: want users read at once, 1..256", f.Concurrency)
 	}
 	if scopes, err := fino.ParseScopes(f.Scopes); err != nil {
 		bad("FINSYNC_FINO_SCOPES: %v", err)

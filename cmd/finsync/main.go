@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"path/filepath"
 	"reflect"
 	"runtime"
@@ -65,7 +66,27 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	a := &app{stdout: os.Stdout, stderr: os.Stderr, lookup: os.LookupEnv}
-	os.Exit(a.main(ctx, os.Args[1:]))
+	stopProfile := cpuProfile(os.Getenv("FINSYNC_CPUPROFILE"))
+	code := a.main(ctx, os.Args[1:])
+	stopProfile()
+	os.Exit(code)
+}
+
+// cpuProfile writes a CPU profile of the command to path (diagnostics, as
+// make bench uses it); "" profiles nothing.
+func cpuProfile(path string) (stop func()) {
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "finsync: FINSYNC_CPUPROFILE:", err)
+		return func() {}
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }
 }
 
 // main runs the command named by args and returns the exit code: 0 ok,

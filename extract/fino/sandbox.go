@@ -54,6 +54,11 @@ type SandboxOptions struct {
 	// component delivers all booked modules").
 	DeniedScopes []string
 
+	// SyncedAt is every bank login's lastSynchronization in the
+	// synchronization status; default Now: every user looks freshly synced,
+	// so incremental runs read everybody.
+	SyncedAt func() time.Time
+
 	TokenTTL time.Duration    // default 300s
 	Now      func() time.Time // clock for token expiry; default time.Now
 
@@ -189,6 +194,9 @@ func withDefaults(o SandboxOptions) SandboxOptions {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.SyncedAt == nil {
+		o.SyncedAt = o.Now
+	}
 	if o.WebhookAttempts <= 0 {
 		o.WebhookAttempts = 3
 	}
@@ -321,6 +329,7 @@ func (s *Sandbox) routes() {
 	s.handle("GET "+user+suffixAccountDetect, true, s.accountDetection)
 	s.handle("GET "+user+suffixAccountHistory, true, s.accountHistory)
 	s.handle("GET "+user+suffixContracts, true, s.contracts)
+	s.handle("GET "+pathSyncStatus, true, s.syncStatus)
 	s.analyticsRoutes(user)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
@@ -626,6 +635,26 @@ func (s *Sandbox) encodeCategorization(p *profile, t *txn, withTx bool, locale s
 		Categorization
 		TransactionID *string `json:"transactionId,omitempty"` // nil: the id is dropped
 	}{Categorization: c})
+}
+
+// syncStatus pages the tenant's bank logins: one per user, status OK.
+func (s *Sandbox) syncStatus(w http.ResponseWriter, r *http.Request, c *call) {
+	q := r.URL.Query()
+	page, err1 := intParam(q.Get(paramPage), 1, 1, 1<<30)
+	size, err2 := intParam(q.Get(paramSize), DefaultPageSize, 1, MaxPageSize)
+	if err := errors.Join(err1, err2); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("bad query (page ≥ 1, size 1..%d): %v", MaxPageSize, err))
+		return
+	}
+	users := s.Users(c.tenant)
+	synced := s.opts.SyncedAt().UTC().Truncate(time.Second)
+	resp := SyncStatusPage{SynchronizationStatuses: []SyncStatus{}, Page: page, Size: size,
+		TotalPages: (len(users) + size - 1) / size, TotalElements: len(users)}
+	for _, u := range users[min(len(users), (page-1)*size):min(len(users), page*size)] {
+		resp.SynchronizationStatuses = append(resp.SynchronizationStatuses,
+			SyncStatus{BankLoginID: "login-" + u, UserID: u, Status: "OK", Active: true, LastSynchronization: synced})
+	}
+	s.reply(w, c, http.StatusOK, resp)
 }
 
 func (s *Sandbox) accountDetection(w http.ResponseWriter, r *http.Request, c *call) {
