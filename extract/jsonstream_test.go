@@ -205,13 +205,13 @@ func (r *pageReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// Memory must not grow with the response: a ~40 MB page is walked while the
+// Memory must not grow with the response: a ~130 MB page is walked while the
 // heap stays far below its size.
 func TestEachElementMemoryBounded(t *testing.T) {
 	if testing.Short() {
 		t.Skip("large document")
 	}
-	const n = 300_000 // ~130 bytes each
+	const n = 1_000_000 // ~130 bytes each
 	var maxHeap uint64
 	var ms runtime.MemStats
 	count := 0

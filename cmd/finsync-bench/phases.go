@@ -57,7 +57,7 @@ func newBench(ctx context.Context, out string) (*bench, error) {
 		return nil, err
 	}
 	b.db = db
-	b.loader = clickhouse.NewLoader(db, clickhouse.LoaderOptions{})
+	b.loader = clickhouse.NewLoader(db, clickhouse.LoaderOptions{MaxRows: envInt("FINSYNC_INSERT_MAX_ROWS", 0), MaxBytes: int64(envInt("FINSYNC_INSERT_MAX_BYTES", 0))})
 	b.state = clickhouse.NewState(db, b.loader)
 	b.runner = &schedules.Runner{Loader: b.loader, State: b.state}
 	return b, b.reset(ctx)

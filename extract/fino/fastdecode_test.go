@@ -47,20 +47,40 @@ func FuzzDecodeCategorization(f *testing.F) {
 	})
 }
 
-// The sandbox's categorizations all take the fast path.
-func TestSandboxCategorizationsDecodeFast(t *testing.T) {
-	s := NewSandbox(SandboxOptions{UsersPerTenant: 2, Months: 3, LifeEvents: true})
+// The sandbox encodes categorizations as json.Marshal does, and the fast
+// decoder takes every one of them.
+func TestSandboxCategorizationsEncodeAndDecodeFast(t *testing.T) {
+	s := NewSandbox(SandboxOptions{UsersPerTenant: 3, CompaniesPerTenant: 2, Months: 4, LifeEvents: true})
+	n := 0
 	for _, u := range s.Users(s.opts.ClientID) {
-		p := s.data.profile(s.opts.ClientID, User{UserID: u})
+		user, _ := s.lookup(s.opts.ClientID, u)
+		p := s.data.profile(s.opts.ClientID, user)
 		txns, _ := s.data.txnRange(p, time.Time{}, time.Time{}, 0, 1<<30)
 		for i := range txns {
-			for _, locale := range []string{"", "de"} {
-				raw := s.encodeCategorization(p, &txns[i], true, locale)
-				var c Categorization
-				if !decodeCategorization(raw, &c) {
-					t.Fatalf("slow path for %s", raw)
+			for _, withTx := range []bool{true, false} {
+				for _, locale := range []string{"", "de", "en"} {
+					c := p.categorization(&txns[i], withTx, locale)
+					raw := appendCategorization(nil, &c)
+					if want := mustJSON(c); string(raw) != string(want) {
+						t.Fatalf("encoded\n %s\njson.Marshal\n %s", raw, want)
+					}
+					var back Categorization
+					if !decodeCategorization(raw, &back) {
+						t.Fatalf("slow path for %s", raw)
+					}
+					n++
 				}
 			}
 		}
+	}
+	// Strings json.Marshal escapes go through it.
+	for _, odd := range []string{`a"b`, `<tag>&`, "tab\t", "Müller", "line sep", "bad\xffutf8", ""} {
+		c := Categorization{TransactionID: odd, Tags: []string{odd}, Transaction: &Transaction{Purpose: odd, PaymentPartner: &PaymentPartner{Name: odd}}}
+		if got, want := appendCategorization(nil, &c), mustJSON(c); string(got) != string(want) {
+			t.Fatalf("%q: encoded %s, json.Marshal %s", odd, got, want)
+		}
+	}
+	if n < 500 {
+		t.Fatalf("only %d categorizations compared", n)
 	}
 }

@@ -245,6 +245,7 @@ func apiUserPath(user, suffix string) string { return pathUsers + "/" + url.Path
 // flusher hands a builder's rows on once it holds enough of them.
 type flusher interface {
 	Len() int
+	Bytes() int
 	NewRecord() arrow.Record
 	Release()
 }
@@ -252,14 +253,20 @@ type flusher interface {
 // Concurrency is how many users a stream reads at once.
 func (a *API) Concurrency() int { return a.cfg.Concurrency }
 
+// workerBytes is what all of fan's workers hold together before they hand
+// their rows on: the loader collects its INSERTs from their records, so
+// this bounds only the extraction side.
+const workerBytes = 8 << 20
+
 // fan reads subjects on a.cfg.Concurrency workers, each with a builder of
 // its own (newBuilder) that hands on its rows to t in records of
-// RecordRows/Concurrency rows, so memory does not grow with the workers.
+// workerBytes/Concurrency (or RecordRows), so memory does not grow with
+// the workers.
 func fan[B flusher](ctx context.Context, a *API, subjects []extract.Subject, out extract.Output, t transform.Table,
 	newBuilder func() B, each func(ctx context.Context, b B, s extract.Subject, flush func() error, out extract.Output) error) error {
-	rows := max(1000, a.cfg.RecordRows/a.cfg.Concurrency)
-	flushAt := func(b B, out extract.Output, at int) error {
-		if b.Len() == 0 || b.Len() < at {
+	limit := workerBytes / a.cfg.Concurrency
+	flushAt := func(b B, out extract.Output, force bool) error {
+		if b.Len() == 0 || !force && b.Len() < a.cfg.RecordRows && b.Bytes() < limit {
 			return nil
 		}
 		rec := b.NewRecord()
@@ -268,11 +275,11 @@ func fan[B flusher](ctx context.Context, a *API, subjects []extract.Subject, out
 	}
 	return extract.Fan(ctx, subjects, a.cfg.Concurrency, out, newBuilder,
 		func(ctx context.Context, b B, s extract.Subject, out extract.Output) error {
-			return each(ctx, b, s, func() error { return flushAt(b, out, rows) }, out)
+			return each(ctx, b, s, func() error { return flushAt(b, out, false) }, out)
 		},
 		func(b B, out extract.Output) error {
 			defer b.Release()
-			return flushAt(b, out, 1)
+			return flushAt(b, out, true)
 		})
 }
 

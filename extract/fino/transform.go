@@ -146,6 +146,16 @@ func (r *rowBuilder) appendCommon(userID, jobID string) {
 // Len is the number of rows appended since the last NewRecord.
 func (r *rowBuilder) Len() int { return r.provider.Len() }
 
+// Bytes estimates the memory of the rows appended since the last NewRecord:
+// their string bytes plus 8 bytes a column and row for the rest.
+func (r *rowBuilder) Bytes() int {
+	n := r.Len() * 8 * r.table.Schema.NumFields()
+	for _, res := range r.reserve {
+		n += res.b.DataLen()
+	}
+	return n
+}
+
 // NewRecord returns the rows appended so far (the caller releases the
 // record) and starts an empty one.
 func (r *rowBuilder) NewRecord() arrow.Record {

@@ -26,6 +26,10 @@ type LoaderOptions struct {
 	// 16 MiB of Arrow buffers (measured: larger budgets buy no speed, only memory).
 	MaxRows  int
 	MaxBytes int64
+	// BlockRows is the most rows handed to the driver between flushes to
+	// the server within one INSERT; default 65,536, ClickHouse's own block
+	// size (max_block_size).
+	BlockRows int
 	// InFlight is how many INSERTs of one batch may run at once, each on
 	// its own connection, while the next one fills. Default 2.
 	InFlight int
@@ -44,6 +48,9 @@ func (o LoaderOptions) withDefaults() LoaderOptions {
 	}
 	if o.MaxBytes <= 0 {
 		o.MaxBytes = 16 << 20
+	}
+	if o.BlockRows <= 0 {
+		o.BlockRows = 65_536
 	}
 	if o.InFlight <= 0 {
 		o.InFlight = 2
@@ -233,7 +240,11 @@ func (b *Batch) insertWithRetry(recs []arrow.Record) (retries int64, err error) 
 	}
 }
 
-// insert sends recs as one INSERT, column by column.
+// insert sends recs as one INSERT, column by column, flushing a block to
+// the server every blockRows rows: the driver's buffers stay one block big
+// and are reused, and the server squashes the blocks into parts as it
+// does a client's (nothing is written before the INSERT ends, as long as
+// it stays under min_insert_block_size_rows, 1,048,576 by default).
 func (b *Batch) insert(recs []arrow.Record) error {
 	batch, err := b.loader.db.conn.PrepareBatch(b.ctx, b.query)
 	if err != nil {
@@ -241,7 +252,14 @@ func (b *Batch) insert(recs []arrow.Record) error {
 	}
 	defer batch.Close()
 	fields := b.table.Schema.Fields()
+	pending := 0
 	for _, rec := range recs {
+		if pending > 0 && pending+int(rec.NumRows()) > b.loader.opts.BlockRows {
+			if err := batch.Flush(); err != nil {
+				return err
+			}
+			pending = 0
+		}
 		for i, f := range fields {
 			vals, err := columnValues(rec.Column(i), f.Nullable)
 			if err != nil {
@@ -251,6 +269,7 @@ func (b *Batch) insert(recs []arrow.Record) error {
 				return permanent{fmt.Errorf("column %s: %w", f.Name, err)}
 			}
 		}
+		pending += int(rec.NumRows())
 	}
 	return batch.Send()
 }

@@ -271,6 +271,38 @@ func TestBatchInsertsWithinItsBudget(t *testing.T) {
 	}
 }
 
+// One INSERT larger than a block goes out as several blocks (the driver's
+// buffers stay one block big) and the server still writes it as one part
+// per partition: it squashes the blocks, as it does a client's.
+func TestLargeInsertStreamsBlocksIntoOnePart(t *testing.T) {
+	db := chtest.NewDB(t)
+	ctx := context.Background()
+	loader := clickhouse.NewLoader(db, clickhouse.LoaderOptions{MaxRows: 1_000_000, MaxBytes: 1 << 30, BlockRows: 2000})
+	b := loader.NewBatch(ctx, transform.Transactions)
+	const recs, rows = 5, 1500 // 7,500 rows: three blocks at least
+	for i := range recs {
+		rec := transactions(t, memory.DefaultAllocator, i*rows, rows, 1)
+		if err := b.Append(rec); err != nil {
+			t.Fatal(err)
+		}
+		rec.Release()
+	}
+	if err := b.Send(); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := countAndSum(t, db, ""); n != recs*rows || b.Rows() != recs*rows {
+		t.Fatalf("%d rows in ClickHouse, batch says %d, want %d", n, b.Rows(), recs*rows)
+	}
+	var parts, partitions uint64
+	if err := db.Conn().QueryRow(ctx, "SELECT count(), uniqExact(partition) FROM system.parts WHERE database = ? AND table = 'transactions' AND active",
+		db.Database()).Scan(&parts, &partitions); err != nil {
+		t.Fatal(err)
+	}
+	if parts != partitions {
+		t.Fatalf("%d parts in %d partitions: the INSERT was not one part per partition", parts, partitions)
+	}
+}
+
 func TestBatchRefusesBadRecords(t *testing.T) {
 	db := chtest.NewDB(t)
 	loader := clickhouse.NewLoader(db, clickhouse.LoaderOptions{})
