@@ -12,6 +12,7 @@
 //   - incremental: a second run with no new data;
 //   - baseline: the rows e2e loaded, as a JSONEachRow file, loaded by
 //     `clickhouse-client --query "INSERT ... FORMAT JSONEachRow"`;
+//   - extract: the stream without loading (sandbox → HTTP → Arrow);
 //   - decode: the same provider pages, from memory, into Arrow records;
 //   - loader: those records into ClickHouse;
 //   - fan-out: fino.accounts for BENCH_FANOUT_USERS users against a sandbox
@@ -111,6 +112,12 @@ func run(ctx context.Context) error {
 		return err
 	}
 
+	say("extract: fino.transactions without loading")
+	ext, err := b.extractOnly(ctx, sb)
+	if err := add(ext, err); err != nil {
+		return err
+	}
+
 	say("decode: capturing the provider's pages (untimed), then decoding them into Arrow")
 	pages, err := b.capture(ctx, sb)
 	if err != nil {
@@ -181,7 +188,7 @@ func run(ctx context.Context) error {
 }
 
 func printTable(results []result) {
-	fmt.Printf("\n%-32s %9s %8s %8s %10s %8s %8s %7s %9s\n", "phase", "rows", "requests", "seconds", "rows/s", "JSON MB", "MB/s", "cpu s", "peak RSS")
+	fmt.Printf("\n%-32s %9s %8s %8s %10s %8s %8s %7s %9s %9s\n", "phase", "rows", "requests", "seconds", "rows/s", "JSON MB", "MB/s", "cpu s", "server s", "peak RSS")
 	for _, r := range results {
 		mb, mbps := "-", "-"
 		if r.JSONMB > 0 {
@@ -191,7 +198,7 @@ func printTable(results []result) {
 		if r.Requests > 0 {
 			req = fmt.Sprint(r.Requests)
 		}
-		fmt.Printf("%-32s %9d %8s %8.2f %10.0f %8s %8s %7.2f %9.0f\n", r.Name, r.Rows, req, r.Seconds, r.RowsPerS, mb, mbps, r.CPUSecs, r.PeakRSSMB)
+		fmt.Printf("%-32s %9d %8s %8.2f %10.0f %8s %8s %7.2f %9.2f %9.0f\n", r.Name, r.Rows, req, r.Seconds, r.RowsPerS, mb, mbps, r.CPUSecs, r.ServerCPUSecs, r.PeakRSSMB)
 		if r.Note != "" {
 			fmt.Printf("%-32s %s\n", "", r.Note)
 		}

@@ -32,7 +32,8 @@ const benchDatabase = "finsync_bench"
 // state and runner the daemon uses, with their defaults.
 type bench struct {
 	out     string
-	finsync string // the binary under test
+	finsync string    // the binary under test
+	server  serverCPU // the local ClickHouse server's CPU
 	opts    clickhouse.Options
 	db      *clickhouse.DB
 	loader  *clickhouse.Loader
@@ -46,6 +47,10 @@ func newBench(ctx context.Context, out string) (*bench, error) {
 		addr = "127.0.0.1:19000"
 	}
 	b := &bench{out: out, finsync: os.Getenv("BENCH_FINSYNC"), opts: clickhouse.Options{Addr: addr, Database: benchDatabase}}
+	b.server = processCPU(filepath.Join(".finsync", "clickhouse", "clickhouse-server.pid"))
+	if addr != "127.0.0.1:19000" {
+		b.server = func() float64 { return 0 }
+	}
 	if b.finsync == "" {
 		b.finsync = filepath.Join("bin", "finsync")
 	}
@@ -104,7 +109,7 @@ func (b *bench) once(ctx context.Context, name string, sb *sandboxProc, stream s
 	if err != nil {
 		return result{}, err
 	}
-	r, err := measureChild(name, 0, 0, cmd)
+	r, err := measureChild(name, b.server, 0, 0, cmd)
 	if err != nil {
 		return r, fmt.Errorf("%w\n%s", err, stdout.String())
 	}
@@ -191,13 +196,70 @@ func (b *bench) baseline(ctx context.Context, want checkSum) (result, error) {
 	st, _ := in.Stat()
 	load := b.client("INSERT INTO " + benchDatabase + ".transactions (" + columnList() + ") FORMAT JSONEachRow")
 	load.Stdin, load.Stderr = in, os.Stderr
-	r, err := measureChild("clickhouse-client JSONEachRow", int(want.rows), st.Size(), load)
+	r, err := measureChild("clickhouse-client JSONEachRow", b.server, int(want.rows), st.Size(), load)
 	if err != nil {
 		return r, err
 	}
 	r.Note = "the child's CPU and peak RSS"
 	_, err = b.check(ctx, want)
 	return r, err
+}
+
+// extractOnly runs fino.transactions in this process into an Output that
+// counts and drops the records: HTTP and decoding without ClickHouse.
+func (b *bench) extractOnly(ctx context.Context, sb *sandboxProc) (result, error) {
+	a := fino.NewAPI(fino.Config{BaseURL: sb.url, ClientID: sandboxClient, ClientSecret: sandboxSecret, RateLimit: 1e6,
+		Concurrency: envInt("FINSYNC_FINO_CONCURRENCY", 0)})
+	var stream extract.Stream
+	for _, s := range fino.Streams(a) {
+		if s.Name == "fino.transactions" {
+			stream = s
+		}
+	}
+	subs := make([]extract.Subject, len(sb.users))
+	for i, u := range sb.users {
+		subs[i] = extract.Subject{Provider: "fino", Tenant: sandboxClient, Kind: "user", ID: u}
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	req := extract.Request{Tenant: sandboxClient, Window: extract.Window{To: now}, Subjects: subs,
+		Lineage: transform.Lineage{Provider: "fino", Tenant: sandboxClient, RunID: "bench-extract", ExtractedAt: now, Version: 1}}
+	before, err := sb.stats()
+	if err != nil {
+		return result{}, err
+	}
+	out := &countingOutput{}
+	r, err := measure("extract (HTTP → Arrow, no load)", b.server, func() (int, int64, error) {
+		_, err := stream.Run(ctx, req, out)
+		return out.rows, 0, err
+	})
+	if err != nil {
+		return r, err
+	}
+	after, err := sb.stats()
+	if err != nil {
+		return r, err
+	}
+	r.Requests = after.Requests - before.Requests
+	r.JSONMB = float64(after.Bytes-before.Bytes) / 1e6
+	r.JSONMBPS = r.JSONMB / r.Seconds
+	r.Note = fmt.Sprintf("the sandbox spent %.2f CPU s serving it", after.CPUSecs-before.CPUSecs)
+	return r, nil
+}
+
+// countingOutput counts the rows it is handed and keeps nothing.
+type countingOutput struct{ rows, rejects int }
+
+func (o *countingOutput) Records(t transform.Table, rec arrow.Record) error {
+	o.rows += int(rec.NumRows())
+	return nil
+}
+func (o *countingOutput) Reject(extract.Reject) error                       { o.rejects++; return nil }
+func (o *countingOutput) Skip(extract.Subject, string) error                { return nil }
+func (o *countingOutput) Job(context.Context, extract.Job) error            { return nil }
+func (o *countingOutput) Forget(extract.Subject, string) error              { return nil }
+func (o *countingOutput) Register(context.Context, []extract.Subject) error { return nil }
+func (o *countingOutput) Commit(context.Context, transform.Table, arrow.Record) error {
+	return nil
 }
 
 // page is one categorization page as the sandbox served it.
@@ -258,7 +320,7 @@ func (b *bench) decode(pages []page, profile string) (result, []arrow.Record, er
 	for _, p := range pages {
 		n += int64(len(p.body))
 	}
-	r, err := measure("decode (JSON pages → Arrow)", func() (int, int64, error) {
+	r, err := measure("decode (JSON pages → Arrow)", b.server, func() (int, int64, error) {
 		if profile != "" {
 			f, err := os.Create(profile)
 			if err != nil {
@@ -302,7 +364,7 @@ func (b *bench) load(ctx context.Context, recs []arrow.Record, want checkSum) (r
 	if err := b.db.Exec(ctx, "TRUNCATE TABLE transactions"); err != nil {
 		return result{}, err
 	}
-	r, err := measure("loader (Arrow → ClickHouse)", func() (int, int64, error) {
+	r, err := measure("loader (Arrow → ClickHouse)", b.server, func() (int, int64, error) {
 		batch := b.loader.NewBatch(ctx, transform.Transactions)
 		rows := 0
 		for _, rec := range recs {

@@ -26,10 +26,10 @@ type LoaderOptions struct {
 	// 16 MiB of Arrow buffers (measured: larger budgets buy no speed, only memory).
 	MaxRows  int
 	MaxBytes int64
-	// BlockRows is the most rows handed to the driver between flushes to
-	// the server within one INSERT; default 65,536, ClickHouse's own block
-	// size (max_block_size).
-	BlockRows int
+	// BlockBytes is how much of an INSERT (Arrow bytes) is handed to the
+	// driver between flushes to the server: the driver copies a block into
+	// its own buffers, twice, so this bounds its memory. Default 4 MiB.
+	BlockBytes int64
 	// InFlight is how many INSERTs of one batch may run at once, each on
 	// its own connection, while the next one fills. Default 2.
 	InFlight int
@@ -49,8 +49,8 @@ func (o LoaderOptions) withDefaults() LoaderOptions {
 	if o.MaxBytes <= 0 {
 		o.MaxBytes = 16 << 20
 	}
-	if o.BlockRows <= 0 {
-		o.BlockRows = 65_536
+	if o.BlockBytes <= 0 {
+		o.BlockBytes = 4 << 20
 	}
 	if o.InFlight <= 0 {
 		o.InFlight = 2
@@ -252,9 +252,10 @@ func (b *Batch) insert(recs []arrow.Record) error {
 	}
 	defer batch.Close()
 	fields := b.table.Schema.Fields()
-	pending := 0
+	var pending int64
 	for _, rec := range recs {
-		if pending > 0 && pending+int(rec.NumRows()) > b.loader.opts.BlockRows {
+		size := recordBytes(rec)
+		if pending > 0 && pending+size > b.loader.opts.BlockBytes {
 			if err := batch.Flush(); err != nil {
 				return err
 			}
@@ -269,12 +270,13 @@ func (b *Batch) insert(recs []arrow.Record) error {
 				return permanent{fmt.Errorf("column %s: %w", f.Name, err)}
 			}
 		}
-		pending += int(rec.NumRows())
+		pending += size
 	}
 	return batch.Send()
 }
 
-// recordBytes estimates a record's memory from its buffers.
+// recordBytes is a record's memory: its buffers' capacity, not just their
+// length, since that is what the batch holds on to.
 func recordBytes(rec arrow.Record) int64 {
 	var n int64
 	for _, c := range rec.Columns() {
@@ -287,7 +289,7 @@ func dataBytes(d arrow.ArrayData) int64 {
 	var n int64
 	for _, buf := range d.Buffers() {
 		if buf != nil {
-			n += int64(buf.Len())
+			n += int64(buf.Cap())
 		}
 	}
 	for _, c := range d.Children() {

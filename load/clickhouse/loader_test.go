@@ -277,9 +277,9 @@ func TestBatchInsertsWithinItsBudget(t *testing.T) {
 func TestLargeInsertStreamsBlocksIntoOnePart(t *testing.T) {
 	db := chtest.NewDB(t)
 	ctx := context.Background()
-	loader := clickhouse.NewLoader(db, clickhouse.LoaderOptions{MaxRows: 1_000_000, MaxBytes: 1 << 30, BlockRows: 2000})
+	loader := clickhouse.NewLoader(db, clickhouse.LoaderOptions{MaxRows: 1_000_000, MaxBytes: 1 << 30, BlockBytes: 64 << 10})
 	b := loader.NewBatch(ctx, transform.Transactions)
-	const recs, rows = 5, 1500 // 7,500 rows: three blocks at least
+	const recs, rows = 5, 1500 // 5 records of ~150 KB: a block each
 	for i := range recs {
 		rec := transactions(t, memory.DefaultAllocator, i*rows, rows, 1)
 		if err := b.Append(rec); err != nil {
