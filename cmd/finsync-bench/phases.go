@@ -169,21 +169,22 @@ func (b *bench) client(query string) *exec.Cmd {
 	return exec.Command("clickhouse-client", "--host", host, "--port", port, "--query", query)
 }
 
-// baseline dumps the loaded rows as JSONEachRow (untimed), empties the
-// table and times clickhouse-client loading the file.
-func (b *bench) baseline(ctx context.Context, want checkSum) (result, error) {
-	path := filepath.Join(b.out, "transactions.jsonl")
+// clientLoad dumps the loaded rows in format (untimed), empties the table
+// and times clickhouse-client loading the file: JSONEachRow is the
+// baseline, Native the server's own floor (no parsing at all).
+func (b *bench) clientLoad(ctx context.Context, format string, want checkSum) (result, error) {
+	path := filepath.Join(b.out, "transactions."+strings.ToLower(format))
 	defer os.Remove(path)
 	f, err := os.Create(path)
 	if err != nil {
 		return result{}, err
 	}
-	dump := b.client("SELECT " + columnList() + " FROM " + benchDatabase + ".transactions FINAL FORMAT JSONEachRow")
+	dump := b.client("SELECT " + columnList() + " FROM " + benchDatabase + ".transactions FINAL FORMAT " + format)
 	dump.Stdout, dump.Stderr = f, os.Stderr
 	err = dump.Run()
 	f.Close()
 	if err != nil {
-		return result{}, fmt.Errorf("dumping JSONEachRow: %w", err)
+		return result{}, fmt.Errorf("dumping %s: %w", format, err)
 	}
 	if err := b.db.Exec(ctx, "TRUNCATE TABLE transactions"); err != nil {
 		return result{}, err
@@ -194,13 +195,16 @@ func (b *bench) baseline(ctx context.Context, want checkSum) (result, error) {
 	}
 	defer in.Close()
 	st, _ := in.Stat()
-	load := b.client("INSERT INTO " + benchDatabase + ".transactions (" + columnList() + ") FORMAT JSONEachRow")
+	load := b.client("INSERT INTO " + benchDatabase + ".transactions (" + columnList() + ") FORMAT " + format)
 	load.Stdin, load.Stderr = in, os.Stderr
-	r, err := measureChild("clickhouse-client JSONEachRow", b.server, int(want.rows), st.Size(), load)
+	r, err := measureChild("clickhouse-client "+format, b.server, int(want.rows), st.Size(), load)
 	if err != nil {
 		return r, err
 	}
-	r.Note = "the child's CPU and peak RSS"
+	r.Note = "clickhouse-client's CPU and peak RSS"
+	if format != "JSONEachRow" {
+		r.JSONMB, r.JSONMBPS = 0, 0
+	}
 	_, err = b.check(ctx, want)
 	return r, err
 }

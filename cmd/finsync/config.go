@@ -37,9 +37,13 @@ type Config struct {
 		// TLS speaks TLS to ClickHouse (its secure native port), verifying
 		// the server's certificate.
 		TLS bool `env:"FINSYNC_CLICKHOUSE_TLS, default=false"`
-		// One INSERT's budget: the loader's memory is bounded by these.
-		InsertMaxRows  int   `env:"FINSYNC_INSERT_MAX_ROWS, default=500000"`
-		InsertMaxBytes int64 `env:"FINSYNC_INSERT_MAX_BYTES, default=16777216"`
+		// One INSERT's budget. The loader streams an INSERT in blocks and
+		// keeps what it sent in a spill file for retries, so these bound
+		// the INSERT's size (and the spill file's), not memory.
+		InsertMaxRows  int   `env:"FINSYNC_INSERT_MAX_ROWS, default=1000000"`
+		InsertMaxBytes int64 `env:"FINSYNC_INSERT_MAX_BYTES, default=1073741824"`
+		// SpillDir holds the spill files; default: the system's temp dir.
+		SpillDir string `env:"FINSYNC_SPILL_DIR"`
 	}
 	Fino struct {
 		BaseURL      string `env:"FINSYNC_FINO_BASE_URL"` // unset: the fino streams are listed but not runnable
@@ -239,6 +243,12 @@ func (l *fileLookuper) Lookup(key string) (string, bool) {
 		return "", false
 	}
 	return strings.TrimRight(string(b), "\r\n"), true
+}
+
+// loaderOptions are the loader's settings from the configuration.
+func (c Config) loaderOptions(log *slog.Logger) clickhouse.LoaderOptions {
+	return clickhouse.LoaderOptions{MaxRows: c.ClickHouse.InsertMaxRows, MaxBytes: c.ClickHouse.InsertMaxBytes,
+		SpillDir: c.ClickHouse.SpillDir, Logger: log}
 }
 
 func (c Config) validateFino() []error {

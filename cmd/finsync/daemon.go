@@ -35,7 +35,7 @@ func runDaemon(ctx context.Context, a *app, args []string) error {
 	log := a.logger(c)
 	metrics := schedules.NewMetrics()
 	ps := providers(c, log, metrics)
-	loader := clickhouse.NewLoader(db, clickhouse.LoaderOptions{MaxRows: c.ClickHouse.InsertMaxRows, MaxBytes: c.ClickHouse.InsertMaxBytes, Logger: log})
+	loader := clickhouse.NewLoader(db, c.loaderOptions(log))
 	state := clickhouse.NewState(db, loader)
 	d := &schedules.Daemon{Runner: &schedules.Runner{Loader: loader, State: state, Log: log},
 		Global: c.sched.Global, PerProvider: c.sched.PerProvider, Metrics: metrics, Log: log}

@@ -266,7 +266,7 @@ func runOnce(ctx context.Context, a *app, args []string) error {
 // syncStreams registers p's configured subjects, then runs each stream for
 // each tenant (or the one given), one after the other.
 func syncStreams(ctx context.Context, c Config, db *clickhouse.DB, log *slog.Logger, p provider, streams []extract.Stream, only string) ([]clickhouse.Run, error) {
-	loader := clickhouse.NewLoader(db, clickhouse.LoaderOptions{MaxRows: c.ClickHouse.InsertMaxRows, MaxBytes: c.ClickHouse.InsertMaxBytes, Logger: log})
+	loader := clickhouse.NewLoader(db, c.loaderOptions(log))
 	state := clickhouse.NewState(db, loader)
 	if len(p.subjects) > 0 {
 		if err := state.AddSubjects(ctx, p.subjects); err != nil {

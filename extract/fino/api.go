@@ -19,7 +19,7 @@ const (
 	suffixAccountHistory  = "/account-history"
 	suffixContracts       = "/contracts"
 
-	// pathSyncStatus is Get Synchronization Status Paginated (assumption 47).
+	// pathSyncStatus is Get Synchronization Status Paginated (assumption 49).
 	pathSyncStatus = "/api/banking/synchronization-status"
 
 	headerTenant        = "TenantID"
@@ -97,7 +97,7 @@ type CategorizationPage struct {
 
 // SyncStatus is one bank login's synchronization status (Consent
 // Management: "status", "active", "lastSynchronization", "bankLoginId",
-// "userId"); SyncStatusPage is a page of them (assumption 47).
+// "userId"); SyncStatusPage is a page of them (assumption 49).
 type SyncStatus struct {
 	BankLoginID         string    `json:"bankLoginId"`
 	UserID              string    `json:"userId"`

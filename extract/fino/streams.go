@@ -134,7 +134,7 @@ type span struct {
 	first, resume, to time.Time
 	cursor            time.Time // zero on a first run
 	// since is when the run that wrote the cursor started (zero for a
-	// cursor of before assumption 47, and in a backfill): users not synced
+	// cursor of before assumption 49, and in a backfill): users not synced
 	// since need not be read again.
 	since time.Time
 }
@@ -179,7 +179,7 @@ func (sp span) from(s extract.Subject) time.Time {
 }
 
 // syncMargin is how long before the previous run's start a bank login must
-// have synced for its user to count as read (assumption 47): finoOS
+// have synced for its user to count as read (assumption 49): finoOS
 // analyses after a sync, and the clocks may differ.
 const syncMargin = time.Hour
 
@@ -284,7 +284,7 @@ func fan[B flusher](ctx context.Context, a *API, subjects []extract.Subject, out
 }
 
 // runTransactions reads each user's categorized transactions with their raw
-// transaction, page by page, in the window (assumptions 10–13, 20, 47).
+// transaction, page by page, in the window (assumptions 10–13, 20, 49).
 func (a *API) runTransactions(ctx context.Context, req extract.Request, out extract.Output) (string, error) {
 	lookback := a.cfg.LookbackDays
 	if req.Lookback > 0 {
@@ -343,7 +343,7 @@ func (a *API) runAccounts(ctx context.Context, req extract.Request, out extract.
 }
 
 // runHistory reads each user's daily balances from the cursor date on
-// (assumptions 18–19, 47): the cursor day itself is read again, since that
+// (assumptions 18–19, 49): the cursor day itself is read again, since that
 // day's balance may have changed.
 func (a *API) runHistory(ctx context.Context, req extract.Request, out extract.Output) (string, error) {
 	sp, err := a.span(req, 0)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"reflect"
 	"strconv"
 	"strings"
@@ -362,36 +363,55 @@ func (p *cutProxy) pipe(client net.Conn) {
 	}
 }
 
+// A connection cut while the INSERT starts or while its data streams: the
+// loader sends everything again from its spill file and every row lands
+// once.
 func TestInsertRetriesAfterConnectionCut(t *testing.T) {
-	db := chtest.NewDB(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	proxy := &cutProxy{ln: ln, target: db.Addr(), cutAfter: 256 << 10}
-	go proxy.serve()
+	for _, tc := range []struct {
+		name     string
+		cutAfter int64 // bytes the client sent on the connection
+	}{
+		{"cut as the INSERT starts", 200},
+		{"cut mid-data", 256 << 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db := chtest.NewDB(t)
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			proxy := &cutProxy{ln: ln, target: db.Addr(), cutAfter: tc.cutAfter}
+			go proxy.serve()
 
-	viaProxy, err := clickhouse.Open(context.Background(), clickhouse.Options{Addr: ln.Addr().String(), Database: db.Database()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer viaProxy.Close()
-	loader := clickhouse.NewLoader(viaProxy, clickhouse.LoaderOptions{BackoffBase: 10 * time.Millisecond})
-	b := loader.NewBatch(context.Background(), transform.Transactions)
-	rec := transactions(t, memory.DefaultAllocator, 0, 20000, 1)
-	defer rec.Release()
-	if err := b.Append(rec); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Send(); err != nil {
-		t.Fatalf("insert not retried to success: %v", err)
-	}
-	if proxy.cuts.Load() != 1 || b.Retries() < 1 {
-		t.Fatalf("cuts %d, retries %d: the fault never happened", proxy.cuts.Load(), b.Retries())
-	}
-	if n, _ := countAndSum(t, db, "FINAL"); n != 20000 {
-		t.Fatalf("%d rows after the retry, want 20000", n)
+			viaProxy, err := clickhouse.Open(context.Background(), clickhouse.Options{Addr: ln.Addr().String(), Database: db.Database()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer viaProxy.Close()
+			spillDir := t.TempDir()
+			loader := clickhouse.NewLoader(viaProxy, clickhouse.LoaderOptions{BackoffBase: 10 * time.Millisecond, BlockBytes: 64 << 10, SpillDir: spillDir})
+			b := loader.NewBatch(context.Background(), transform.Transactions)
+			for i := range 4 {
+				rec := transactions(t, memory.DefaultAllocator, i*5000, 5000, 1)
+				if err := b.Append(rec); err != nil {
+					t.Fatal(err)
+				}
+				rec.Release()
+			}
+			if err := b.Send(); err != nil {
+				t.Fatalf("insert not retried to success: %v", err)
+			}
+			if proxy.cuts.Load() != 1 || b.Retries() < 1 {
+				t.Fatalf("cuts %d, retries %d: the fault never happened", proxy.cuts.Load(), b.Retries())
+			}
+			if n, _ := countAndSum(t, db, "FINAL"); n != 20000 || b.Rows() != 20000 {
+				t.Fatalf("%d rows after the retry, batch says %d, want 20000", n, b.Rows())
+			}
+			if left, _ := os.ReadDir(spillDir); len(left) > 0 {
+				t.Fatalf("spill files left behind: %v", left)
+			}
+		})
 	}
 }
 
