@@ -52,20 +52,39 @@ func measure(name string, server serverCPU, fn func() (rows int, jsonBytes int64
 	return r, nil
 }
 
-// measureChild times a child process (its CPU and peak RSS, not the
-// server's).
+// measureChild times a child process: wall, its CPU, and its peak RSS,
+// polled from /proc/<pid>/status (VmHWM). The kernel's own figure for a
+// child (ru_maxrss) starts from the parent's size at fork, so it would
+// charge the bench's memory to finsync.
 func measureChild(name string, server serverCPU, rows int, jsonBytes int64, cmd *exec.Cmd) (result, error) {
 	srv0 := server()
 	start := time.Now()
-	if err := cmd.Run(); err != nil {
+	if err := cmd.Start(); err != nil {
+		return result{}, fmt.Errorf("%s: %w", name, err)
+	}
+	status := fmt.Sprintf("/proc/%d/status", cmd.Process.Pid)
+	var peak float64
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var err error
+	for waiting := true; waiting; {
+		select {
+		case err = <-done:
+			waiting = false
+		case <-time.After(20 * time.Millisecond):
+			if b, rerr := os.ReadFile(status); rerr == nil {
+				peak = max(peak, statusMB(b, "VmHWM:"))
+			}
+		}
+	}
+	if err != nil {
 		return result{}, fmt.Errorf("%s: %w", name, err)
 	}
 	secs := time.Since(start).Seconds()
-	r := result{Name: name, Rows: rows, Seconds: secs, RowsPerS: float64(rows) / secs,
+	r := result{Name: name, Rows: rows, Seconds: secs, RowsPerS: float64(rows) / secs, PeakRSSMB: peak,
 		JSONMB: float64(jsonBytes) / 1e6, JSONMBPS: float64(jsonBytes) / 1e6 / secs, ServerCPUSecs: server() - srv0}
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		r.CPUSecs = tv(ru.Utime) + tv(ru.Stime)
-		r.PeakRSSMB = float64(ru.Maxrss) / 1024
 	}
 	return r, nil
 }
@@ -111,6 +130,11 @@ func procStatusMB(key string) float64 {
 	if err != nil {
 		return 0
 	}
+	return statusMB(b, key)
+}
+
+// statusMB reads one memory line of a /proc/<pid>/status, in MB.
+func statusMB(b []byte, key string) float64 {
 	for _, line := range strings.Split(string(b), "\n") {
 		if v, ok := strings.CutPrefix(line, key); ok {
 			kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))

@@ -16,12 +16,16 @@ import (
 // json.Unmarshal. So it never decides differently from encoding/json; a
 // fuzz test (FuzzDecodeCategorization) holds it to that.
 //
+// It also appends to scrubbed what scrubJSON would make of raw with the
+// transactions' scrub rules (dropping the payment partner's name and the
+// different creditor and debtor), in the same pass.
+//
 // Strings point into raw (no copy): raw must not change while c is used.
-func decodeCategorization(raw []byte, c *Categorization) bool {
-	d := fastDecoder{b: raw}
+func decodeCategorization(raw []byte, c *Categorization, scrubbed []byte) ([]byte, bool) {
+	d := fastDecoder{b: raw, out: scrubbed}
 	*c = Categorization{}
 	var seen uint8
-	ok := d.object(func(key string) bool {
+	ok := d.object(func(key string) (drop, nested bool) { return false, key == "transaction" }, func(key string) bool {
 		var bit uint8
 		switch key {
 		case "accountId":
@@ -58,12 +62,14 @@ func decodeCategorization(raw []byte, c *Categorization) bool {
 		seen |= bit
 		return true
 	})
-	return ok && d.end()
+	return d.out, ok && d.end()
 }
 
 func (d *fastDecoder) transaction(t *Transaction) {
 	var seen uint16
-	d.ok = d.object(func(key string) bool {
+	d.ok = d.object(func(key string) (drop, nested bool) {
+		return key == "differentCreditor" || key == "differentDebitor", key == "paymentPartner"
+	}, func(key string) bool {
 		var bit uint16
 		switch key {
 		case "transactionId":
@@ -120,7 +126,7 @@ func (d *fastDecoder) transaction(t *Transaction) {
 
 func (d *fastDecoder) partner(p *PaymentPartner) {
 	var seen uint8
-	d.ok = d.object(func(key string) bool {
+	d.ok = d.object(func(key string) (drop, nested bool) { return key == "name", false }, func(key string) bool {
 		var bit uint8
 		switch key {
 		case "bic":
@@ -143,11 +149,14 @@ func (d *fastDecoder) partner(p *PaymentPartner) {
 }
 
 // fastDecoder reads JSON from b; ok turns false at the first thing it does
-// not take (then every reader returns zero values).
+// not take (then every reader returns zero values). It copies what it
+// reads to out, compacted between members, less the members object is
+// told to drop.
 type fastDecoder struct {
-	b  []byte
-	i  int
-	ok bool
+	b   []byte
+	i   int
+	ok  bool
+	out []byte
 }
 
 func (d *fastDecoder) space() {
@@ -172,23 +181,57 @@ func (d *fastDecoder) consume(c byte) bool {
 }
 
 // object reads {"key": value, ...}; member reads the value of key and
-// reports whether it is taken. It returns false when d failed.
-func (d *fastDecoder) object(member func(key string) bool) bool {
+// reports whether it is taken. classify says which members are left out of
+// out (drop) and which are objects that member writes to out itself
+// (nested). It returns false when d failed.
+func (d *fastDecoder) object(classify func(key string) (drop, nested bool), member func(key string) bool) bool {
 	d.ok = d.consume('{')
-	if !d.ok || d.consume('}') {
-		return d.ok
+	if !d.ok {
+		return false
 	}
+	d.out = append(d.out, '{')
+	if d.consume('}') {
+		d.out = append(d.out, '}')
+		return true
+	}
+	written := false
 	for d.ok {
 		d.space()
+		keyStart := d.i
 		key := d.string()
-		if !d.ok || !d.consume(':') || !member(key) || !d.ok {
+		keyRaw := d.b[keyStart:d.i]
+		if !d.ok || !d.consume(':') {
 			d.ok = false
 			return false
+		}
+		d.space()
+		drop, nested := classify(key)
+		nested = nested && d.i < len(d.b) && d.b[d.i] == '{'
+		member1 := func() {
+			if written {
+				d.out = append(d.out, ',')
+			}
+			d.out = append(append(d.out, keyRaw...), ':')
+			written = true
+		}
+		valStart := d.i
+		if nested {
+			member1()
+		}
+		if !member(key) || !d.ok {
+			d.ok = false
+			return false
+		}
+		if !nested && !drop {
+			member1()
+			d.out = append(d.out, d.b[valStart:d.i]...)
 		}
 		if d.consume(',') {
 			continue
 		}
-		d.ok = d.consume('}')
+		if d.ok = d.consume('}'); d.ok {
+			d.out = append(d.out, '}')
+		}
 		return d.ok
 	}
 	return false

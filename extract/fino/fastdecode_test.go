@@ -6,7 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/arrow/go/v17/arrow/memory"
+
 	"github.com/finsync/finsync/extract/hostile"
+	"github.com/finsync/finsync/transform"
 )
 
 // FuzzDecodeCategorization: wherever the fast decoder takes a record, it
@@ -32,9 +35,11 @@ func FuzzDecodeCategorization(f *testing.F) {
 	for _, h := range hostile.Payloads() {
 		f.Add(h)
 	}
+	rules := NewTransactionsBuilder(memory.DefaultAllocator, transform.Lineage{}).scrub
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		var fast Categorization
-		if !decodeCategorization(raw, &fast) {
+		scrubbed, ok := decodeCategorization(raw, &fast, nil)
+		if !ok {
 			return
 		}
 		var slow Categorization
@@ -43,6 +48,10 @@ func FuzzDecodeCategorization(f *testing.F) {
 		}
 		if !reflect.DeepEqual(fast, slow) {
 			t.Fatalf("%q:\n fast %+v\n slow %+v", raw, fast, slow)
+		}
+		want, err := scrubJSON(nil, raw, rules)
+		if err != nil || string(scrubbed) != string(want) {
+			t.Fatalf("%q scrubbed:\n fast %s\n scrubJSON %s (%v)", raw, scrubbed, want, err)
 		}
 	})
 }
@@ -65,7 +74,7 @@ func TestSandboxCategorizationsEncodeAndDecodeFast(t *testing.T) {
 						t.Fatalf("encoded\n %s\njson.Marshal\n %s", raw, want)
 					}
 					var back Categorization
-					if !decodeCategorization(raw, &back) {
+					if _, ok := decodeCategorization(raw, &back, nil); !ok {
 						t.Fatalf("slow path for %s", raw)
 					}
 					n++

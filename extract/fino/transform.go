@@ -272,6 +272,11 @@ func NewTransactionsBuilder(mem memory.Allocator, lin transform.Lineage) *Transa
 // empty) and category its common category; merchant stays "" (finoOS names
 // none). Without the raw transaction the amount is unknown: a reject.
 func (b *TransactionsBuilder) Add(userID, correlationID string, c Categorization, raw []byte) (rej extract.Reject, ok bool) {
+	return b.add(userID, correlationID, c, raw, nil)
+}
+
+// add is Add given raw already scrubbed (nil: not yet).
+func (b *TransactionsBuilder) add(userID, correlationID string, c Categorization, raw, scrubbed []byte) (rej extract.Reject, ok bool) {
 	fail := func(reason string) (extract.Reject, bool) {
 		return b.reject(c.TransactionID, reason, raw, b.scrub), false
 	}
@@ -301,9 +306,11 @@ func (b *TransactionsBuilder) Add(userID, correlationID string, c Categorization
 	if t.ValueDate != 0 && !ok {
 		return fail(badUnixDay("transaction.valueDate", t.ValueDate))
 	}
-	scrubbed, err := b.scrubRaw(raw, b.scrub)
-	if err != nil {
-		return fail("raw: " + err.Error())
+	if scrubbed == nil {
+		var err error
+		if scrubbed, err = b.scrubRaw(raw, b.scrub); err != nil {
+			return fail("raw: " + err.Error())
+		}
 	}
 
 	// Everything is checked: from here on the row is appended whole.
@@ -1073,12 +1080,15 @@ func skipValue(src []byte, i int) (int, error) {
 // AddJSON decodes one categorization item and adds it (see Add).
 func (b *TransactionsBuilder) AddJSON(userID, correlationID string, raw []byte) (extract.Reject, bool) {
 	var c Categorization
-	if !decodeCategorization(raw, &c) {
+	scrubbed, ok := decodeCategorization(raw, &c, b.scratch[:0])
+	b.scratch = scrubbed
+	if !ok {
 		if err := json.Unmarshal(raw, &c); err != nil {
 			return b.reject(extract.RejectKey(raw, "transactionId"), "not a categorization: "+err.Error(), raw, b.scrub), false
 		}
+		return b.Add(userID, correlationID, c, raw)
 	}
-	return b.Add(userID, correlationID, c, raw)
+	return b.add(userID, correlationID, c, raw, scrubbed)
 }
 
 // elements is the per-item callback of a categorization page: each item
