@@ -50,6 +50,7 @@ func newFingoalWorld(t *testing.T, sopts fingoal.SandboxOptions, cfg fingoal.Con
 	t.Cleanup(func() { w.srv.Close(); w.sandbox.Close() })
 	id, secret := w.sandbox.Credentials()
 	cfg.BaseURL, cfg.ClientID, cfg.ClientSecret, cfg.RateLimit = w.srv.URL+"/v3", id, secret, 1000
+	cfg.IDKey = "test-id-key-0123456789"
 	if cfg.PollInitial == 0 {
 		cfg.PollInitial, cfg.PollMax = 5*time.Millisecond, 20*time.Millisecond
 	}

@@ -24,6 +24,7 @@ func webhookReceivers(t testing.TB) (map[string]http.Handler, *int) {
 		"FINSYNC_FIMENTO_BASE_URL": "http://127.0.0.1:1", "FINSYNC_FIMENTO_NAME": "n", "FINSYNC_FIMENTO_PASSWORD": "p",
 		"FINSYNC_FIMENTO_HASH_KEY": "0123456789abcdef", "FINSYNC_FIMENTO_PARTNER_BANKS": "bank",
 		"FINSYNC_FINGOAL_BASE_URL": "http://127.0.0.1:1/v3", "FINSYNC_FINGOAL_CLIENT_ID": "c", "FINSYNC_FINGOAL_CLIENT_SECRET": "s",
+		"FINSYNC_FINGOAL_ID_KEY": "0123456789abcdef",
 	}))
 	if err != nil {
 		t.Fatal(err)

@@ -49,6 +49,10 @@
 //  3. Opaque ids: uid = HMAC-SHA256(IDKey, "user", provider, tenant, user),
 //     transactionid and accountid likewise, 128 bits in hex. FinGoal never
 //     sees an id of ours or another provider's; the ledger maps them back.
+//     IDKey is a secret of at least 16 characters FinGoal does not know
+//     (FINSYNC_FINGOAL_ID_KEY, required): keyed with something FinGoal
+//     knows, such as the client id, the ids could be recomputed from
+//     guessed ones of ours.
 //     original_description is transactions.description (the bank's text:
 //     purpose or booking text); counterparty names are never sent, as they
 //     may be private persons.

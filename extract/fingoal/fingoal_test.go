@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"net/http"
 	"net/http/httptest"
@@ -394,5 +395,19 @@ func TestTokenCachedAndRenewedOnce(t *testing.T) {
 	}
 	if auths != 2 || a.Stats().Reauths != 1 {
 		t.Errorf("%d authentications, %d re-authentications after a 401", auths, a.Stats().Reauths)
+	}
+}
+
+// Without a secret IDKey the enrichment sends nothing: keyed with something
+// FinGoal knows (the client id, the old default) the opaque ids would not be.
+func TestEnrichmentNeedsASecretIDKey(t *testing.T) {
+	for _, key := range []string{"", "too-short"} {
+		a := NewAPI(Config{BaseURL: "http://127.0.0.1:1/v3", ClientID: "client", ClientSecret: "s", IDKey: key})
+		unsent := func(context.Context, func([]string) error) error { t.Fatal("rows read without an IDKey"); return nil }
+		_, err := a.runEnrichment(context.Background(), extract.Request{Tenant: "client", Unsent: unsent}, nil)
+		var perm *extract.Permanent
+		if !errors.As(err, &perm) || !strings.Contains(err.Error(), "IDKey of at least 16 characters") {
+			t.Errorf("IDKey %q: %v", key, err)
+		}
 	}
 }

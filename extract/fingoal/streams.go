@@ -33,8 +33,10 @@ type Config struct {
 	// Tenants are subtenant ids (header subtenant-id); default one tenant,
 	// the client id, sent without the header (assumption 2).
 	Tenants []string
-	// IDKey keys the opaque ids sent to FinGoal; default the client id. It
-	// must never change: FinGoal would see every user anew.
+	// IDKey keys the opaque ids sent to FinGoal (assumption 3): a secret of
+	// at least MinIDKey characters that FinGoal never sees (not the client
+	// id, which it knows). It must never change: FinGoal would see every
+	// user anew. fingoal.enrichment refuses to run without it.
 	IDKey string
 	// AccountType is FinGoal's accountType for every transaction: our
 	// transactions table has no account type (assumption 4). Default checking.
@@ -76,9 +78,6 @@ var errAuth = errors.New("FinGoal authentication failed")
 func NewAPI(cfg Config) *API {
 	if len(cfg.Tenants) == 0 {
 		cfg.Tenants = []string{cfg.ClientID}
-	}
-	if cfg.IDKey == "" {
-		cfg.IDKey = cfg.ClientID
 	}
 	if cfg.AccountType == "" {
 		cfg.AccountType = "checking"
@@ -164,6 +163,10 @@ func Streams(a *API) []extract.Stream {
 	}
 }
 
+// MinIDKey is the shortest Config.IDKey accepted: a guessable key would let
+// whoever sees the opaque ids (FinGoal) test candidate ids of ours.
+const MinIDKey = 16
+
 // EnrichmentReads is what fingoal.enrichment reads from the warehouse: the
 // transactions of every other provider not in the ledger.
 func EnrichmentReads() *extract.Reads {
@@ -228,6 +231,9 @@ func (a *API) runEnrichment(ctx context.Context, req extract.Request, out extrac
 	}
 	if req.Unsent == nil {
 		return req.Cursor, &extract.Permanent{Err: errors.New("fingoal.enrichment needs the runner's Unsent reader")}
+	}
+	if len(a.cfg.IDKey) < MinIDKey {
+		return req.Cursor, &extract.Permanent{Err: fmt.Errorf("fingoal.enrichment needs an IDKey of at least %d characters (FINSYNC_FINGOAL_ID_KEY): it keys the opaque ids FinGoal gets", MinIDKey)}
 	}
 	endpoint := pathStreaming
 	if req.Cursor == "" {
