@@ -270,6 +270,19 @@ func TestFimentoNoPersonalDataLands(t *testing.T) {
 	if got := w.query(t, `SELECT toString(count()) FROM etl_rejects`); got[0] == "0" {
 		t.Fatal("no rejects: the scan would not cover raw reject payloads")
 	}
+	// The sandbox's free text names its customers ("Swish från <first>
+	// <last> <ssn>", "Astrids sparkonto"): what landed of it is redacted.
+	swish := w.query(t, `SELECT DISTINCT description FROM transactions WHERE startsWith(description, 'Swish från') ORDER BY description`)
+	named := w.query(t, `SELECT DISTINCT name FROM accounts WHERE position(name, '[redacted]') > 0 ORDER BY name`)
+	if len(swish) == 0 || len(named) == 0 {
+		t.Fatalf("no free text naming a customer landed (descriptions %v, account names %v): the scan would prove nothing", swish, named)
+	}
+	for _, d := range swish {
+		if d != "Swish från [redacted] [redacted] [redacted]" {
+			t.Errorf("description %q is not redacted", d)
+		}
+	}
+	t.Logf("redacted free text: %q, %q", swish, named)
 	cols := personalDataFree(t, w)
 	t.Logf("%d string columns scanned for %d personal values; %d bytes of logs", cols, len(w.sandbox.PersonalData()), len(w.logs.String()))
 }
