@@ -224,22 +224,42 @@ func (r *Runner) jobs(ctx context.Context, stream, tenant string) ([]extract.Job
 func (r *Runner) forget(ctx context.Context, log *slog.Logger, s extract.Stream, sink *sink) error {
 	var errs []error
 	var done []clickhouse.Subject
+	var derived []clickhouse.Subject
 	for _, row := range sink.forgotten {
-		tables, err := r.State.DeleteSubjectRows(ctx, row.Provider, row.Tenant, row.ID)
+		del, err := r.State.DeleteSubjectRows(ctx, row.Provider, row.Tenant, row.ID)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		log.Info("subject's rows deleted: the provider deleted its data", "stream", s.Name, "provider", row.Provider,
-			"tenant", row.Tenant, "subject", row.ID, "reason", row.StatusDetail, "tables", tables)
-		row.StatusDetail += fmt.Sprintf("; rows deleted from %d tables at %s", len(tables), time.Now().UTC().Format(time.RFC3339))
+			"tenant", row.Tenant, "subject", row.ID, "reason", row.StatusDetail, "tables", del.Tables, "copies", len(del.Derived))
+		at := time.Now().UTC().Format(time.RFC3339)
+		row.StatusDetail += fmt.Sprintf("; rows deleted from %d tables at %s", len(del.Tables), at)
+		if len(del.Derived) > 0 {
+			row.StatusDetail += fmt.Sprintf(", with %d copies at other providers", len(del.Derived))
+		}
 		done = append(done, row)
+		derived = append(derived, revokedCopies(row, del.Derived, at)...)
 	}
 	sink.forgotten = done
-	if len(done) > 0 {
-		errs = append(errs, r.State.AddSubjects(ctx, done))
+	// The copies (FinGoal's users of the subject) are revoked as well: no
+	// stream reads them again.
+	if rows := append(append([]clickhouse.Subject{}, done...), derived...); len(rows) > 0 {
+		errs = append(errs, r.State.AddSubjects(ctx, rows))
 	}
 	return errors.Join(errs...)
+}
+
+// revokedCopies are the registry rows that mark the copies of a revoked
+// subject revoked too.
+func revokedCopies(of clickhouse.Subject, copies []clickhouse.Subject, at string) []clickhouse.Subject {
+	out := make([]clickhouse.Subject, len(copies))
+	for i, c := range copies {
+		c.Status = clickhouse.StatusRevoked
+		c.StatusDetail = fmt.Sprintf("copy of %s/%s/%s, whose data its provider deleted; rows deleted at %s", of.Provider, of.Tenant, of.ID, at)
+		out[i] = c
+	}
+	return out
 }
 
 func joinErrors(errs ...error) string {

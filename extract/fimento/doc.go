@@ -39,7 +39,8 @@
 //     end the process at any point. consentFlowStatus.current is the process's state.
 //  9. The customer's data is gone when consentFlowStatus.current is customerDeniedConsent, or consent
 //     (either one) is "revoked", or the process answers 404. finsync then deletes every row of the
-//     process (Output.Forget), marks it revoked and never asks Fimento for it again. A process that
+//     process (Output.Forget), and FinGoal's copies of them (through the enrichment ledger), marks it
+//     revoked and never asks Fimento for it again. A process that
 //     denied once and later completes a new consent flow stays revoked in finsync: an operator
 //     reactivates it by hand. A run that loaded rows of a process while another stream's run
 //     deleted it can leave those rows; the daemon runs a provider's streams one after the other.

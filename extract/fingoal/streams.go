@@ -564,6 +564,9 @@ func (a *API) runUserTags(ctx context.Context, req extract.Request, out extract.
 	}
 	unknown := 0
 	for _, s := range req.Subjects {
+		if s.Status == extract.SubjectRevoked {
+			continue // its source's data was deleted, and with it this copy
+		}
 		path := pathUsers + url.PathEscape(s.ID)
 		if a.cfg.SyncTags {
 			path += "/sync"

@@ -25,6 +25,21 @@ func TestDeleteSubjectRows(t *testing.T) {
 		`INSERT INTO insights (provider, tenant, user_id, module, metric) SELECT 'p', 't', 'gone', 'm', 'a'`,
 		`INSERT INTO etl_rejects (stream, run_id, record_key, provider, tenant, rejected_at)
 			SELECT 's', 'r', 'gone/1', 'p', 't', now() UNION ALL SELECT 's', 'r', 'kept/1', 'p', 't', now()`,
+		// FinGoal's copies: the ledger maps gone's transaction x to uid-gone
+		// (and kept's y to uid-kept) under the enriching tenant fg.
+		`INSERT INTO enrichment_submissions (provider, tenant, source_provider, source_tenant, user_id, transaction_id, uid,
+			enrich_transaction_id, batch_request_id, status)
+			SELECT 'fingoal', 'fg', 'p', 't', 'gone', 'x', 'uid-gone', 'etx-gone', 'b1', 'submitted' UNION ALL
+			SELECT 'fingoal', 'fg', 'p', 't', 'kept', 'y', 'uid-kept', 'etx-kept', 'b1', 'submitted'`,
+		`INSERT INTO transactions (provider, tenant, user_id, transaction_id, booking_date, amount)
+			SELECT 'fingoal', 'fg', 'uid-gone', 'etx-gone', toDate('2026-01-01'), toDecimal64(1, 4) UNION ALL
+			SELECT 'fingoal', 'fg', 'uid-kept', 'etx-kept', toDate('2026-01-01'), toDecimal64(1, 4)`,
+		`INSERT INTO user_tags (provider, tenant, user_id, tag, state) SELECT 'fingoal', 'fg', 'uid-gone', 'groceries_user', 'current'`,
+		`INSERT INTO insights (provider, tenant, user_id, module, metric) SELECT 'fingoal', 'fg', 'uid-gone', 'finsight', 'amount_found'`,
+		`INSERT INTO etl_rejects (stream, run_id, record_key, provider, tenant, raw, rejected_at)
+			SELECT 's', 'r', 'b1/etx-gone', 'fingoal', 'fg', 'garbled', now() UNION ALL
+			SELECT 's', 'r', 'b1/', 'fingoal', 'fg', '{"uid":"uid-gone","tags":"x"}', now() UNION ALL
+			SELECT 's', 'r', 'b1/etx-kept', 'fingoal', 'fg', '{"uid":"uid-kept"}', now()`,
 	} {
 		if err := db.Exec(ctx, q); err != nil {
 			t.Fatal(err)
@@ -32,17 +47,25 @@ func TestDeleteSubjectRows(t *testing.T) {
 	}
 	state := clickhouse.NewState(db, clickhouse.NewLoader(db, clickhouse.LoaderOptions{}))
 	start := time.Now()
-	tables, err := state.DeleteSubjectRows(ctx, "p", "t", "gone")
+	del, err := state.DeleteSubjectRows(ctx, "p", "t", "gone")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("deleted from %d tables in %v", len(tables), time.Since(start))
+	t.Logf("deleted from %d tables in %v", len(del.Tables), time.Since(start))
 	var n uint64
+	if len(del.Derived) != 1 || del.Derived[0].Provider != "fingoal" || del.Derived[0].Tenant != "fg" || del.Derived[0].ID != "uid-gone" {
+		t.Errorf("copies: %+v", del.Derived)
+	}
 	for q, want := range map[string]uint64{
-		`SELECT count() FROM transactions WHERE user_id = 'gone'`: 1, // the other provider's
-		`SELECT count() FROM transactions WHERE user_id = 'kept'`: 1,
-		`SELECT count() FROM insights`:                            0,
-		`SELECT count() FROM etl_rejects`:                         1,
+		`SELECT count() FROM transactions WHERE user_id = 'gone'`:                1, // the other provider's
+		`SELECT count() FROM transactions WHERE user_id IN ('kept', 'uid-kept')`: 2,
+		`SELECT count() FROM transactions WHERE user_id = 'uid-gone'`:            0,
+		`SELECT count() FROM insights`:                                           0,
+		`SELECT count() FROM user_tags`:                                          0,
+		`SELECT count() FROM etl_rejects`:                                        2, // kept/1 and b1/etx-kept
+		`SELECT count() FROM etl_rejects WHERE position(raw, 'uid-gone') > 0`:    0,
+		`SELECT count() FROM enrichment_submissions`:                             1,
+		`SELECT count() FROM enrichment_submissions WHERE uid = 'uid-gone'`:      0,
 	} {
 		if err := db.Conn().QueryRow(ctx, q).Scan(&n); err != nil || n != want {
 			t.Errorf("%s: %d, want %d (%v)", q, n, want, err)
