@@ -489,6 +489,99 @@ func TestFimentoRevocationDeletesTheSubject(t *testing.T) {
 	}
 }
 
+// held is s with a Run that, once the inner one handed over its records
+// (the runner loads them only after Run returns), says so and waits.
+func held(s extract.Stream, reached chan<- string, release <-chan struct{}) extract.Stream {
+	inner := s.Run
+	s.Run = func(ctx context.Context, req extract.Request, out extract.Output) (string, error) {
+		cursor, err := inner(ctx, req, out)
+		reached <- s.Name
+		<-release
+		return cursor, err
+	}
+	return s
+}
+
+// Runs of one provider's streams may overlap (the daemon allows
+// provider.fimento: 2), and so may FinGoal's enrichment: a run that read a
+// subject before another run found it revoked loads its rows after their
+// deletion. Those rows do not survive the run that loaded them.
+func TestRevocationRacingOtherRunsLeavesNothing(t *testing.T) {
+	w := newFimentoWorld(t, fimento.Faults{})
+	w.runAll(t)
+	bank := fimentoBanks[0]
+	victim, other := w.completedProcesses(t)[bank][0], w.completedProcesses(t)[bank][1]
+	fg := newFingoalOver(t, w.state, w.runner.Loader, faults.Knobs{Seed: 4, Malformed: 0.1})
+	uid := fingoal.Opaque(fg.idKey, "user", "fimento", bank, victim)
+	rows := func(id string) string {
+		return w.query(t, `SELECT toString(count()) FROM (SELECT user_id FROM transactions UNION ALL SELECT user_id FROM account_balances
+			UNION ALL SELECT user_id FROM accounts UNION ALL SELECT user_id FROM insights UNION ALL SELECT user_id FROM user_tags
+			UNION ALL SELECT user_id FROM enrichment_submissions UNION ALL SELECT splitByChar('/', record_key)[1] AS user_id FROM etl_rejects)
+			WHERE user_id = ?`, id)[0]
+	}
+	kept := func() string {
+		return w.query(t, "SELECT toString(count()) FROM transactions FINAL WHERE provider = 'fimento' AND user_id = ?", other)[0]
+	}
+	otherBefore := kept()
+
+	// fimento.transactions re-reads the victim, fingoal.enrichment sends and
+	// collects its transactions; both are held before their loads.
+	reached, release := make(chan string, 2), make(chan struct{})
+	var fgEnrichment extract.Stream
+	for _, s := range fingoal.Streams(fg.api) {
+		if s.Name == fingoal.StreamEnrichment {
+			fgEnrichment = s
+		}
+	}
+	runs := make(chan clickhouse.Run, 2)
+	go func() {
+		run, _ := w.runner.Run(context.Background(), held(w.streams[0], reached, release), bank)
+		runs <- run
+	}()
+	go func() {
+		run, _ := w.runner.Run(context.Background(), held(fgEnrichment, reached, release), fg.tenant)
+		runs <- run
+	}()
+	for range 2 {
+		select {
+		case <-reached:
+		case <-time.After(60 * time.Second):
+			t.Fatal("the held runs did not get to their loads")
+		}
+	}
+	if got := w.query(t, "SELECT toString(count()) FROM enrichment_submissions FINAL WHERE user_id = ? AND status = 'submitted'", victim)[0]; got == "0" {
+		t.Fatal("the enrichment committed no ledger row of the victim")
+	}
+	// Meanwhile the customer revokes, and fimento.insights deletes the
+	// victim's rows (and FinGoal's copies, what of them is loaded yet).
+	if err := w.api.SetTestConsent(context.Background(), bank, victim, fimento.ConsentRevoked); err != nil {
+		t.Fatal(err)
+	}
+	if run, err := w.runner.Run(context.Background(), w.streams[1], bank); err != nil || !strings.Contains(run.Error, "deleted the rows of 1 subject(s)") {
+		t.Fatalf("the revoking run: %v %q", err, run.Error)
+	}
+	close(release)
+	var notes []string
+	for range 2 {
+		run := <-runs
+		if run.Status != clickhouse.RunSuccess {
+			t.Fatalf("%s: %s %s", run.Stream, run.Status, run.Error)
+		}
+		notes = append(notes, run.Stream+": "+run.Error)
+	}
+	if got := rows(victim) + "/" + rows(uid); got != "0/0" {
+		t.Fatalf("rows of the revoked process / of its FinGoal copy after the racing runs loaded: %s; notes %q", got, notes)
+	}
+	if got := kept(); got != otherBefore || got == "0" {
+		t.Errorf("another process's transactions: %s, before %s", got, otherBefore)
+	}
+	for _, n := range notes {
+		if !strings.Contains(n, "deleted again the rows of 1 revoked subject(s)") {
+			t.Errorf("run note %q does not say it deleted the late rows", n)
+		}
+	}
+}
+
 func TestFimentoFaultsGiveTheCleanWarehouse(t *testing.T) {
 	clean := newFimentoWorld(t, fimento.Faults{})
 	clean.runAll(t)

@@ -122,6 +122,12 @@ func (r *Runner) run(ctx context.Context, s extract.Stream, tenant string, windo
 	if ferr := r.forget(context.WithoutCancel(ctx), log, s, sink); ferr != nil {
 		sendErr = errors.Join(sendErr, ferr)
 	}
+	// A run that read a subject before another run found it revoked has
+	// just loaded rows of it: they go too, now that they are loaded.
+	swept, serr := r.sweep(context.WithoutCancel(ctx), log, s, tenant)
+	if serr != nil {
+		sendErr = errors.Join(sendErr, serr)
+	}
 
 	run.Rows, run.Rejects, run.Retries = sink.accepted(), sink.rejects, uint64(sink.retries())
 	if s.Stats != nil {
@@ -140,6 +146,9 @@ func (r *Runner) run(ctx context.Context, s extract.Stream, tenant string, windo
 		if len(sink.forgotten) > 0 {
 			notes = append(notes, fmt.Sprintf("deleted the rows of %d subject(s) whose data the provider deleted, see subjects.status_detail; first: %s %s",
 				len(sink.forgotten), sink.forgotten[0].ID, sink.forgotten[0].StatusDetail))
+		}
+		if swept > 0 {
+			notes = append(notes, fmt.Sprintf("deleted again the rows of %d revoked subject(s) that a run loaded after their deletion", swept))
 		}
 		if len(sink.skipped) > 0 {
 			notes = append(notes, fmt.Sprintf("skipped %d subject(s), see subjects.status_detail; first: %s %s",
@@ -248,6 +257,36 @@ func (r *Runner) forget(ctx context.Context, log *slog.Logger, s extract.Stream,
 		errs = append(errs, r.State.AddSubjects(ctx, rows))
 	}
 	return errors.Join(errs...)
+}
+
+// sweep deletes the rows of revoked subjects that runs of s's provider for
+// tenant (this one, or one racing it) loaded after the subjects' deletion:
+// a run of one stream reads a subject, another stream's run finds it
+// revoked and deletes its rows, then the first loads what it read. Every
+// run sweeps once its records are loaded, and the run that revokes sweeps
+// after marking the subject revoked, so whichever of two racing runs loads
+// last finds the other's rows. It returns how many subjects it cleaned.
+func (r *Runner) sweep(ctx context.Context, log *slog.Logger, s extract.Stream, tenant string) (int, error) {
+	subs, err := r.State.RevokedWithRows(ctx, s.Provider, tenant, s.Reads != nil)
+	if err != nil {
+		return 0, err
+	}
+	var errs []error
+	var copies []clickhouse.Subject
+	for _, sub := range subs {
+		del, err := r.State.DeleteSubjectRows(ctx, sub.Provider, sub.Tenant, sub.ID)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		log.Warn("rows of a revoked subject were loaded after its deletion; deleted again", "stream", s.Name,
+			"provider", sub.Provider, "tenant", sub.Tenant, "subject", sub.ID, "tables", del.Tables, "copies", len(del.Derived))
+		copies = append(copies, revokedCopies(sub, del.Derived, time.Now().UTC().Format(time.RFC3339))...)
+	}
+	if len(copies) > 0 {
+		errs = append(errs, r.State.AddSubjects(ctx, copies))
+	}
+	return len(subs), errors.Join(errs...)
 }
 
 // revokedCopies are the registry rows that mark the copies of a revoked

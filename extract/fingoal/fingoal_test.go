@@ -82,7 +82,7 @@ func TestGolden(t *testing.T) {
 		Status: StatusSubmitted, SubmittedAt: time.Date(2026, 5, 12, 5, 0, 0, 0, time.UTC)})
 	print(sw, transform.EnrichmentSubmissions)
 	transformtest.Golden(t, filepath.Join("testdata", "golden", "fingoal.jsonl"), got.Bytes(), *updateGolden)
-	if r := FailedReject("batch-1", json.RawMessage(docFailed)); r.Key != "batch-1/t3" || !strings.Contains(r.Reason, "original_description is empty") {
+	if r := FailedReject("batch-1", json.RawMessage(docFailed)); r.Key != "u3/batch-1/t3" || !strings.Contains(r.Reason, "original_description is empty") {
 		t.Errorf("failed transaction: %+v", r)
 	}
 }

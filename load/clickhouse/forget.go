@@ -35,14 +35,17 @@ type Deletion struct {
 //   - in each data table with a user_id column the rows of (provider,
 //     tenant, user_id = userID), and in etl_rejects the provider's rejects
 //     of that tenant whose record_key starts with userID + "/" (extractors
-//     of per-subject data key rejects so);
+//     of per-subject data key rejects so), and any reject keyed
+//     provider/tenant/userID/... (a reader of its rows that could not use
+//     one);
 //   - the copies other providers made of its data, found through the
 //     enrichment ledger (enrichment_submissions rows whose source is the
 //     subject): for each enriching provider, tenant and opaque uid, the rows
 //     of that user in every data table (FinGoal's enriched transactions,
-//     user_tags, finsights) and the enriching provider's rejects that name
-//     the uid or are keyed batch_request_id/enrich_transaction_id of one of
-//     the subject's ledger rows;
+//     user_tags, finsights) and the enriching provider's rejects keyed
+//     uid/..., naming the uid in their raw payload, or keyed
+//     batch_request_id/enrich_transaction_id of one of the subject's ledger
+//     rows;
 //   - last, the subject's ledger rows, so that a deletion that fails half
 //     way still finds the copies when it is retried.
 //
@@ -77,7 +80,8 @@ func (s *State) DeleteSubjectRows(ctx context.Context, provider, tenant, userID 
 		if err := s.deleteUser(exec, d.Provider, d.Tenant, d.ID); err != nil {
 			return del, err
 		}
-		if err := exec(transform.EtlRejects.Name, "provider = ? AND tenant = ? AND position(raw, ?) > 0", d.Provider, d.Tenant, d.ID); err != nil {
+		if err := exec(transform.EtlRejects.Name, "provider = ? AND tenant = ? AND (startsWith(record_key, ?) OR position(raw, ?) > 0)",
+			d.Provider, d.Tenant, d.ID+"/", d.ID); err != nil {
 			return del, err
 		}
 		keys, err := s.derivedRejectKeys(ctx, provider, tenant, userID, d)
@@ -98,7 +102,10 @@ func (s *State) DeleteSubjectRows(ctx context.Context, provider, tenant, userID 
 	if err := s.deleteUser(exec, provider, tenant, userID); err != nil {
 		return del, err
 	}
-	if err := exec(transform.EtlRejects.Name, "provider = ? AND tenant = ? AND startsWith(record_key, ?)", provider, tenant, userID+"/"); err != nil {
+	// Its own rejects, and those of a reader of its rows (a FinGoal reject
+	// of a row it could not send is keyed provider/tenant/user/...).
+	if err := exec(transform.EtlRejects.Name, "(provider = ? AND tenant = ? AND startsWith(record_key, ?)) OR startsWith(record_key, ?)",
+		provider, tenant, userID+"/", provider+"/"+tenant+"/"+userID+"/"); err != nil {
 		return del, err
 	}
 	if err := exec(transform.EnrichmentSubmissions.Name, "source_provider = ? AND source_tenant = ? AND user_id = ?", provider, tenant, userID); err != nil {
@@ -197,4 +204,86 @@ func toGroupSet(values []string) ch.GroupSet {
 		set.Value[i] = v
 	}
 	return set
+}
+
+// RevokedWithRows returns the revoked subjects a run of provider for tenant
+// may have written rows of after their deletion (a run that read a subject
+// before another stream's run found it revoked loads its rows after that
+// run deleted them):
+//
+//   - the revoked subjects of (provider, tenant) that still have rows in a
+//     data table, rejects keyed id/..., or ledger rows naming them as the
+//     source;
+//   - with ledger, the revoked subjects of any provider whose ledger rows
+//     under (provider, tenant) still exist: copies the run made of them
+//     (FinGoal's enrichment).
+//
+// It costs one small query of the registry when the tenant has no revoked
+// subject. Every version of a row counts (no FINAL): a row replaced by a
+// newer one still holds the subject's data until a merge.
+func (s *State) RevokedWithRows(ctx context.Context, provider, tenant string, ledger bool) ([]Subject, error) {
+	var out []Subject
+	var revoked uint64
+	if err := s.db.conn.QueryRow(ctx, "SELECT count() FROM "+s.db.table(transform.Subjects.Name)+
+		" FINAL WHERE provider = ? AND tenant = ? AND status = ?", provider, tenant, StatusRevoked).Scan(&revoked); err != nil {
+		return nil, fmt.Errorf("reading revoked subjects of %s/%s: %w", provider, tenant, err)
+	}
+	if revoked > 0 {
+		set := "(SELECT subject_id FROM " + s.db.table(transform.Subjects.Name) + " FINAL WHERE provider = ? AND tenant = ? AND status = ?)"
+		var parts []string
+		var args []any
+		for _, t := range transform.Tables() {
+			if _, ok := t.Schema.FieldsByName("user_id"); !ok || t.Name == transform.EnrichmentSubmissions.Name {
+				continue
+			}
+			parts = append(parts, "SELECT user_id FROM "+s.db.table(t.Name)+" WHERE provider = ? AND tenant = ? AND user_id IN "+set)
+			args = append(args, provider, tenant, provider, tenant, StatusRevoked)
+		}
+		parts = append(parts, "SELECT splitByChar('/', record_key)[1] AS user_id FROM "+s.db.table(transform.EtlRejects.Name)+
+			" WHERE provider = ? AND tenant = ? AND position(record_key, '/') > 0 AND user_id IN "+set,
+			"SELECT user_id FROM "+s.db.table(transform.EnrichmentSubmissions.Name)+" WHERE source_provider = ? AND source_tenant = ? AND user_id IN "+set)
+		args = append(args, provider, tenant, provider, tenant, StatusRevoked, provider, tenant, provider, tenant, StatusRevoked)
+		ids, err := s.strings(ctx, "SELECT DISTINCT user_id FROM ("+strings.Join(parts, " UNION ALL ")+") ORDER BY user_id", args...)
+		if err != nil {
+			return nil, fmt.Errorf("finding revoked subjects of %s/%s with rows: %w", provider, tenant, err)
+		}
+		for _, id := range ids {
+			out = append(out, Subject{Provider: provider, Tenant: tenant, ID: id[0], Status: StatusRevoked})
+		}
+	}
+	if !ledger {
+		return out, nil
+	}
+	sources, err := s.strings(ctx, "SELECT DISTINCT source_provider, source_tenant, user_id FROM "+s.db.table(transform.EnrichmentSubmissions.Name)+
+		" WHERE provider = ? AND tenant = ? AND (source_provider, source_tenant, user_id) IN (SELECT provider, tenant, subject_id FROM "+
+		s.db.table(transform.Subjects.Name)+" FINAL WHERE status = ?) ORDER BY source_provider, source_tenant, user_id", provider, tenant, StatusRevoked)
+	if err != nil {
+		return nil, fmt.Errorf("finding copies %s/%s made of revoked subjects: %w", provider, tenant, err)
+	}
+	for _, src := range sources {
+		out = append(out, Subject{Provider: src[0], Tenant: src[1], ID: src[2], Status: StatusRevoked})
+	}
+	return out, nil
+}
+
+// strings runs a query whose columns are strings and returns its rows.
+func (s *State) strings(ctx context.Context, query string, args ...any) ([][]string, error) {
+	rows, err := s.db.conn.Query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out [][]string
+	for rows.Next() {
+		row := make([]string, len(rows.Columns()))
+		ptrs := make([]any, len(row))
+		for i := range row {
+			ptrs[i] = &row[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, err
+		}
+		out = append(out, row)
+	}
+	return out, rows.Err()
 }

@@ -2,6 +2,7 @@ package clickhouse_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -39,7 +40,9 @@ func TestDeleteSubjectRows(t *testing.T) {
 		`INSERT INTO etl_rejects (stream, run_id, record_key, provider, tenant, raw, rejected_at)
 			SELECT 's', 'r', 'b1/etx-gone', 'fingoal', 'fg', 'garbled', now() UNION ALL
 			SELECT 's', 'r', 'b1/', 'fingoal', 'fg', '{"uid":"uid-gone","tags":"x"}', now() UNION ALL
-			SELECT 's', 'r', 'b1/etx-kept', 'fingoal', 'fg', '{"uid":"uid-kept"}', now()`,
+			SELECT 's', 'r', 'b1/etx-kept', 'fingoal', 'fg', '{"uid":"uid-kept"}', now() UNION ALL
+			SELECT 's', 'r', 'uid-gone/b2/etx-2', 'fingoal', 'fg', '', now() UNION ALL
+			SELECT 's', 'r', 'p/t/gone/x', 'fingoal', 'fg', '', now()`,
 	} {
 		if err := db.Exec(ctx, q); err != nil {
 			t.Fatal(err)
@@ -82,5 +85,58 @@ func TestDeleteSubjectRows(t *testing.T) {
 	subs, err := state.Subjects(ctx, "p", "t", "process")
 	if err != nil || len(subs) != 1 || subs[0].Status != clickhouse.StatusRevoked || subs[0].StatusDetail != "consent revoked" {
 		t.Fatalf("registry: %+v %v", subs, err)
+	}
+}
+
+// RevokedWithRows finds the revoked subjects whose rows are back (a run
+// loaded them after their deletion) and the revoked sources of copies a
+// ledger owner made, and nothing else.
+func TestRevokedWithRows(t *testing.T) {
+	db := chtest.NewDB(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	state := clickhouse.NewState(db, clickhouse.NewLoader(db, clickhouse.LoaderOptions{}))
+	if got, err := state.RevokedWithRows(ctx, "p", "t", true); err != nil || len(got) != 0 {
+		t.Fatalf("empty warehouse: %+v %v", got, err)
+	}
+	var subs []clickhouse.Subject
+	for _, id := range []string{"back", "clean", "rejected", "copied"} {
+		subs = append(subs, clickhouse.Subject{Provider: "p", Tenant: "t", Kind: "process", ID: id, Source: clickhouse.SourceConfig,
+			Status: clickhouse.StatusRevoked, StatusDetail: "consent revoked"})
+	}
+	subs = append(subs, clickhouse.Subject{Provider: "p", Tenant: "t", Kind: "process", ID: "active", Source: clickhouse.SourceConfig})
+	if err := state.AddSubjects(ctx, subs); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`INSERT INTO transactions (provider, tenant, user_id, transaction_id, booking_date, amount)
+			SELECT 'p', 't', 'back', 'x', toDate('2026-01-01'), toDecimal64(1, 4) UNION ALL
+			SELECT 'p', 't', 'active', 'y', toDate('2026-01-01'), toDecimal64(1, 4) UNION ALL
+			SELECT 'p', 'other-tenant', 'clean', 'z', toDate('2026-01-01'), toDecimal64(1, 4)`,
+		`INSERT INTO etl_rejects (stream, run_id, record_key, provider, tenant, rejected_at) SELECT 's', 'r', 'rejected/1', 'p', 't', now()`,
+		`INSERT INTO enrichment_submissions (provider, tenant, source_provider, source_tenant, user_id, transaction_id, uid, status)
+			SELECT 'fingoal', 'fg', 'p', 't', 'copied', 'x', 'uid-copied', 'pending'`,
+	} {
+		if err := db.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids := func(subs []clickhouse.Subject) string {
+		var out []string
+		for _, s := range subs {
+			out = append(out, s.Provider+"/"+s.Tenant+"/"+s.ID)
+		}
+		return strings.Join(out, ",")
+	}
+	got, err := state.RevokedWithRows(ctx, "p", "t", false)
+	if err != nil || ids(got) != "p/t/back,p/t/copied,p/t/rejected" {
+		t.Errorf("revoked with rows: %s %v", ids(got), err)
+	}
+	got, err = state.RevokedWithRows(ctx, "fingoal", "fg", true)
+	if err != nil || ids(got) != "p/t/copied" {
+		t.Errorf("revoked sources of FinGoal's copies: %s %v", ids(got), err)
+	}
+	if got, err = state.RevokedWithRows(ctx, "fingoal", "fg", false); err != nil || len(got) != 0 {
+		t.Errorf("without the ledger: %s %v", ids(got), err)
 	}
 }
