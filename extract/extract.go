@@ -55,6 +55,12 @@ type Request struct {
 	// provider (created by an earlier run that did not collect them), oldest
 	// first: a run resumes them instead of creating new ones.
 	Jobs []Job
+	// Triggered says a provider's webhook or callback started the run, not
+	// the schedule (the data it announced is ready): the run collects what
+	// is pending (Jobs) and starts nothing new at the provider (no job
+	// created, no submission, no full read of the subjects), so a webhook
+	// can never cause work that is billed or costs the provider's rate.
+	Triggered bool
 	// Lineage goes on every row the run produces.
 	Lineage transform.Lineage
 	// Unsent is set by the runner for a stream with Reads: it calls fn with

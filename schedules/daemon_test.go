@@ -2,7 +2,9 @@ package schedules_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -98,6 +100,69 @@ func TestOverlappingTicksAreSkipped(t *testing.T) {
 	}
 	if c, _ := state.Cursor(context.Background(), "slow", "t1"); c != "done" {
 		t.Errorf("cursor %q", c)
+	}
+}
+
+// A trigger (a webhook saying data is ready) starts a run at once, marked
+// Triggered; one that arrives while the stream's run is going is not lost
+// but waits for it, and triggers meanwhile make one more run, not many.
+func TestTriggeredRunsStartOrWaitForTheRunningOne(t *testing.T) {
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var seen []string
+	base := testStream("hooked", func(ctx context.Context) error { return nil })
+	s := base
+	s.Run = func(ctx context.Context, req extract.Request, out extract.Output) (string, error) {
+		mu.Lock()
+		seen = append(seen, fmt.Sprint(req.Triggered))
+		n := len(seen)
+		mu.Unlock()
+		if n == 1 {
+			<-release
+		}
+		return base.Run(ctx, req, out)
+	}
+	d, _, _ := newDaemon(t, s)
+	count := func() int { mu.Lock(); defer mu.Unlock(); return len(seen) }
+	if d.Trigger("nope", "") || d.Trigger("hooked", "other-tenant") {
+		t.Error("a trigger for an unknown stream or tenant was taken")
+	}
+	if !d.Tick("hooked", "") {
+		t.Fatal("the tick did not start")
+	}
+	for count() == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	// While the scheduled run goes: three triggers, queued.
+	for range 3 {
+		if !d.Trigger("hooked", "t1") {
+			t.Fatal("a trigger during the run was refused")
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := count(); n != 1 {
+		t.Fatalf("%d runs while the first was going", n)
+	}
+	close(release)
+	deadline := time.Now().Add(30 * time.Second)
+	for count() < 2 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Idle: a trigger runs at once.
+	for !d.Trigger("hooked", "") {
+		time.Sleep(5 * time.Millisecond)
+	}
+	for count() < 3 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	d.Stop(time.Minute)
+	if d.Trigger("hooked", "") {
+		t.Error("a trigger was taken after Stop")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Join(seen, ",") != "false,true,true" {
+		t.Errorf("runs (triggered?): %v, want the scheduled one, one for the queued triggers, one for the idle trigger", seen)
 	}
 }
 

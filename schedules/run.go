@@ -43,22 +43,37 @@ type Runner struct {
 // ends the run as partial: what was extracted is loaded, the cursor stays,
 // and the next run resumes.
 func (r *Runner) Run(ctx context.Context, s extract.Stream, tenant string) (clickhouse.Run, error) {
-	return r.run(ctx, s, tenant, extract.Window{}, 0)
+	return r.run(ctx, s, tenant, runOptions{})
 }
 
 // RunLookback is Run with the schedule's lookback (0: the provider's).
 func (r *Runner) RunLookback(ctx context.Context, s extract.Stream, tenant string, lookback time.Duration) (clickhouse.Run, error) {
-	return r.run(ctx, s, tenant, extract.Window{}, lookback)
+	return r.run(ctx, s, tenant, runOptions{lookback: lookback})
+}
+
+// RunTriggered is RunLookback for a run a provider's webhook or callback
+// asked for (extract.Request.Triggered): it collects what is pending and
+// starts nothing new at the provider.
+func (r *Runner) RunTriggered(ctx context.Context, s extract.Stream, tenant string, lookback time.Duration) (clickhouse.Run, error) {
+	return r.run(ctx, s, tenant, runOptions{lookback: lookback, triggered: true})
 }
 
 // RunWindow runs stream s once for tenant over window w (a backfill): the
 // stream reads [w.From, w.To) whatever its cursor, and the stream's cursor
 // is left alone (the backfill keeps its own checkpoint).
 func (r *Runner) RunWindow(ctx context.Context, s extract.Stream, tenant string, w extract.Window) (clickhouse.Run, error) {
-	return r.run(ctx, s, tenant, w, 0)
+	return r.run(ctx, s, tenant, runOptions{window: w})
 }
 
-func (r *Runner) run(ctx context.Context, s extract.Stream, tenant string, window extract.Window, lookback time.Duration) (clickhouse.Run, error) {
+// runOptions say what kind of run it is.
+type runOptions struct {
+	window    extract.Window // set: a backfill window
+	lookback  time.Duration
+	triggered bool
+}
+
+func (r *Runner) run(ctx context.Context, s extract.Stream, tenant string, o runOptions) (clickhouse.Run, error) {
+	window, lookback := o.window, o.lookback
 	now := time.Now
 	if r.Now != nil {
 		now = r.Now
@@ -87,7 +102,7 @@ func (r *Runner) run(ctx context.Context, s extract.Stream, tenant string, windo
 		before = s.Stats()
 	}
 
-	req := extract.Request{Tenant: tenant, Window: window, Lookback: lookback,
+	req := extract.Request{Tenant: tenant, Window: window, Lookback: lookback, Triggered: o.triggered,
 		Lineage: transform.Lineage{Provider: s.Provider, Tenant: tenant, RunID: run.ID, ExtractedAt: start, Version: r.State.Version()}}
 	var cursor string
 	var err error
@@ -111,7 +126,8 @@ func (r *Runner) run(ctx context.Context, s extract.Stream, tenant string, windo
 	sink := newSink(ctx, r.Loader, r.State, s.Name, tenant, req.Lineage, registry)
 	defer sink.rejected.Release()
 	if err == nil {
-		log.InfoContext(ctx, "run started", "cursor", cursor, "subjects", len(req.Subjects), "window", windowText(window, backfill))
+		log.InfoContext(ctx, "run started", "cursor", cursor, "subjects", len(req.Subjects), "window", windowText(window, backfill),
+			"triggered", o.triggered)
 		next, err = runStream(ctx, s, req, sink)
 	}
 	// Load what was extracted, even when extraction stopped early: it is
@@ -462,6 +478,14 @@ func RecordSubject(state *clickhouse.State) func(context.Context, extract.Subjec
 		return state.AddSubjects(ctx, []clickhouse.Subject{{Provider: s.Provider, Tenant: s.Tenant, Kind: s.Kind,
 			ID: s.ID, CorrelationID: s.CorrelationID, Source: clickhouse.SourceWebhook}})
 	}
+}
+
+// JobStatus is what a provider's webhook receiver calls to learn whether an
+// async job it was told about is one of stream's for tenant: its status in
+// etl_state (extract.JobActive, JobDone, ...), or "" when finsync never
+// recorded it.
+func JobStatus(state *clickhouse.State) func(ctx context.Context, stream, tenant, id string) (string, error) {
+	return state.JobStatus
 }
 
 // RecordJob is what a provider's webhook receiver calls with an async job a
