@@ -33,9 +33,12 @@ func webhookReceivers(t testing.TB) (map[string]http.Handler, *int) {
 	hooks := webhookHooks{
 		record:  func(context.Context, extract.Subject) error { *recorded++; return nil },
 		trigger: func(context.Context, string, string) { *recorded++ },
-		job:     func(context.Context, string, string, extract.Job) error { *recorded++; return nil },
-		records: func(context.Context, transform.Table, arrow.Record) error { *recorded++; return nil },
-		version: func() uint64 { return 1 },
+		// Every job is active: a receiver's checks cannot hide a payload it
+		// should have refused.
+		jobStatus: func(context.Context, string, string, string) (string, error) { return extract.JobActive, nil },
+		job:       func(context.Context, string, string, extract.Job) error { *recorded++; return nil },
+		records:   func(context.Context, transform.Table, arrow.Record) error { *recorded++; return nil },
+		version:   func() uint64 { return 1 },
 	}
 	out := map[string]http.Handler{}
 	for _, p := range providers(c, slog.New(slog.DiscardHandler), nil) {
