@@ -150,15 +150,16 @@ func (d *Daemon) Tick(stream, tenant string) bool {
 
 // Trigger starts a triggered run of stream for tenant ("" = each of its
 // tenants) now, in the background: a webhook or callback calls it when the
-// provider says data is ready. A triggered run (extract.Request.Triggered)
+// provider says data is ready. A stream the schedules file disables is not
+// started (enabled: false means never). A triggered run (extract.Request.Triggered)
 // collects what is pending and starts nothing new at the provider. When the
 // stream's previous run is still going, the trigger waits and its run
 // starts as soon as that one ends (triggers meanwhile make one run per
 // tenant): an announcement is never lost because a run was busy. It reports
-// whether the stream and tenant are the daemon's.
+// whether the stream (enabled) and tenant are the daemon's.
 func (d *Daemon) Trigger(stream, tenant string) bool {
 	job := d.job(stream)
-	if job == nil || (tenant != "" && !slices.Contains(job.Tenants, tenant)) || d.runCtx.Err() != nil {
+	if job == nil || !job.Schedule.Enabled || (tenant != "" && !slices.Contains(job.Tenants, tenant)) || d.runCtx.Err() != nil {
 		return false
 	}
 	want := func(t string) bool { return tenant == "" || t == tenant }

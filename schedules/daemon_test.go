@@ -123,6 +123,12 @@ func TestTriggeredRunsStartOrWaitForTheRunningOne(t *testing.T) {
 		return base.Run(ctx, req, out)
 	}
 	d, _, _ := newDaemon(t, s)
+	if d.Trigger("hooked", "") {
+		t.Error("a trigger started a stream the schedule disables")
+	}
+	d.Stop(time.Minute)
+	d = &schedules.Daemon{Runner: d.Runner, Jobs: []schedules.Job{{Stream: s, Tenants: []string{"t1"}, Schedule: yearly(t, s.Name)}}}
+	d.Start()
 	count := func() int { mu.Lock(); defer mu.Unlock(); return len(seen) }
 	if d.Trigger("nope", "") || d.Trigger("hooked", "other-tenant") {
 		t.Error("a trigger for an unknown stream or tenant was taken")
@@ -164,6 +170,18 @@ func TestTriggeredRunsStartOrWaitForTheRunningOne(t *testing.T) {
 	if strings.Join(seen, ",") != "false,true,true" {
 		t.Errorf("runs (triggered?): %v, want the scheduled one, one for the queued triggers, one for the idle trigger", seen)
 	}
+}
+
+// yearly is an enabled schedule of stream that does not fire during a test.
+func yearly(t *testing.T, stream string) schedules.Schedule {
+	t.Helper()
+	ss, err := schedules.Parse("t.yaml", []byte("defaults:\n  jitter: 0s\n  timeout: 1m\nstreams:\n  "+stream+":\n    schedule: \"@yearly\"\n"),
+		map[string]schedules.ParamsCheck{stream: nil})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := ss.Find(stream)
+	return s
 }
 
 func TestAPanickingStreamDoesNotStopTheOthers(t *testing.T) {

@@ -394,8 +394,7 @@ func TestFinapiCallbackCollectsOnlyActiveJobs(t *testing.T) {
 	w := newFinapiWorld(t, finapi.SandboxOptions{ReadyPolls: -1},
 		finapi.Config{CallbackURL: hook.URL, PollTimeout: 200 * time.Millisecond})
 	stream := w.streams[finapi.HighBalance.Stream]
-	d := &schedules.Daemon{Runner: w.runner, Jobs: []schedules.Job{{Stream: stream, Tenants: finapiTenants,
-		Schedule: schedules.Schedule{Stream: stream.Name, Timeout: time.Minute}}}}
+	d := &schedules.Daemon{Runner: w.runner, Jobs: []schedules.Job{{Stream: stream, Tenants: finapiTenants, Schedule: yearly(t, stream.Name)}}}
 	d.Start()
 	defer d.Stop(time.Minute)
 	hook.Config.Handler = finapi.CallbackHandler(w.api, schedules.JobStatus(w.state),

@@ -130,7 +130,7 @@ func providers(c Config, log *slog.Logger, m *schedules.Metrics) []provider {
 	fingoalP := provider{name: "fingoal", configured: c.Fingoal.BaseURL != "", tenants: c.fingoalTenants(),
 		streams: fingoal.Streams(fgAPI), webhook: func(h webhookHooks) http.Handler {
 			return fingoal.WebhookHandler(fingoal.WebhookConfig{Secret: c.fingoalWebhookSecret(), API: fgAPI, Subject: h.record,
-				Job: h.job, Records: h.records, Version: h.version, Logger: log})
+				Job: h.job, JobStatus: h.jobStatus, Trigger: h.trigger, Records: h.records, Version: h.version, Logger: log})
 		}}
 	return []provider{finoP, fimentoP, fingoalP, finapiP}
 }

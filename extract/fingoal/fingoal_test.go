@@ -214,6 +214,12 @@ func TestWebhookHandler(t *testing.T) {
 		Records: func(ctx context.Context, tb transform.Table, rec arrow.Record) error {
 			recorded = append(recorded, "rows "+tb.Name+" "+itoa(rec.NumRows()))
 			return nil
+		},
+		JobStatus: func(ctx context.Context, stream, tenant, id string) (string, error) {
+			return map[string]string{"b-1": extract.JobActive, "b-done": extract.JobDone}[id], nil
+		},
+		Trigger: func(ctx context.Context, stream, tenant string) {
+			recorded = append(recorded, "trigger "+stream+" "+tenant)
 		}})
 	send := func(body, sig string) int {
 		req := httptest.NewRequest(http.MethodPost, "/webhooks/fingoal", strings.NewReader(body))
@@ -225,15 +231,18 @@ func TestWebhookHandler(t *testing.T) {
 		return rr.Code
 	}
 	valid := []struct{ body, want string }{
-		{`{"batch_request_id":"b-1"}`, "subject batch b-1"},
-		{`{"guid":"3961c39e-e1c6-45ec-acd0-9a7793dabe02"}`, "job fingoal.user_tags 3961c39e-e1c6-45ec-acd0-9a7793dabe02"},
+		// An active batch is collected now; a collected one is not again.
+		{`{"batch_request_id":"b-1"}`, "subject batch b-1,trigger fingoal.enrichment client"},
+		{`{"batch_request_id":"b-done"}`, "subject batch b-done"},
+		// A tag update is fetched now.
+		{`{"guid":"3961c39e-e1c6-45ec-acd0-9a7793dabe02"}`, "job fingoal.user_tags 3961c39e-e1c6-45ec-acd0-9a7793dabe02,trigger fingoal.user_tags client"},
 		{`{"userTags":{"uid":"u1","created":["a","b"],"deleted":["c"]}}`, "rows user_tags 3"},
 		{`{"finsights":[` + docFinsight + `]}`, "rows insights 6"},
 		{docFinsightSchema, "rows insights 6"},
 	}
 	for _, v := range valid {
 		recorded = nil
-		if code := send(v.body, Sign(secret, []byte(v.body))); code != http.StatusNoContent || len(recorded) != 1 || recorded[0] != v.want {
+		if code := send(v.body, Sign(secret, []byte(v.body))); code != http.StatusNoContent || strings.Join(recorded, ",") != v.want {
 			t.Errorf("%s: %d, recorded %v, want %q", v.body, code, recorded, v.want)
 		}
 	}

@@ -171,6 +171,23 @@ func (s *Sandbox) Finish(id string) error {
 	return nil
 }
 
+// Tag runs FinGoal's tagging now, as its twice-daily run does, for every
+// user with enriched transactions: changed tags become tag updates (a guid
+// kept 24 hours), each announced by the tag-status and user-tags webhooks.
+func (s *Sandbox) Tag() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.opts.Now()
+	uids := make([]string, 0, len(s.enriched))
+	for uid := range s.enriched {
+		uids = append(uids, uid)
+	}
+	sort.Strings(uids)
+	for _, uid := range uids {
+		s.retag(uid, now)
+	}
+}
+
 func (s *Sandbox) auth(w http.ResponseWriter, r *http.Request) {
 	d, ok := s.faults.Begin(w, r, writeError)
 	if !ok {

@@ -240,6 +240,10 @@ func (a *API) runEnrichment(ctx context.Context, req extract.Request, out extrac
 		endpoint = pathCleanup
 	}
 	s := &submitter{a: a, c: c, req: req, out: out, endpoint: endpoint, now: a.cfg.Now().UTC().Truncate(time.Second)}
+	if req.Triggered {
+		// The enrichment webhook's run collects; only the schedule submits.
+		return a.collectOnly(ctx, c, req, out, s.now)
+	}
 	var group []source
 	err = req.Unsent(ctx, func(row []string) error {
 		src, err := a.toSource(row)
@@ -273,6 +277,16 @@ func (a *API) runEnrichment(ctx context.Context, req extract.Request, out extrac
 		cursor = s.now.Format(time.RFC3339)
 	}
 	return cursor, a.collectAll(ctx, c, req, jobs, out)
+}
+
+// collectOnly is a triggered run's enrichment: the batches pending in
+// etl_state, nothing submitted.
+func (a *API) collectOnly(ctx context.Context, c *extract.Client, req extract.Request, out extract.Output, now time.Time) (string, error) {
+	cursor := req.Cursor
+	if len(req.Jobs) > 0 {
+		cursor = now.Format(time.RFC3339)
+	}
+	return cursor, a.collectAll(ctx, c, req, req.Jobs, out)
 }
 
 // submitter packs users' transactions into batches and submits them.
@@ -545,7 +559,8 @@ const TagUpdateLifetime = 24 * time.Hour
 
 // runUserTags lands each registry user's current tags, then the tag updates
 // (guids from the tag-status webhook, kept as active jobs) still within their
-// 24 hours.
+// 24 hours. A triggered run (the tag-status webhook's) fetches only the tag
+// updates.
 func (a *API) runUserTags(ctx context.Context, req extract.Request, out extract.Output) (string, error) {
 	c, err := a.client(req.Tenant)
 	if err != nil {
@@ -563,7 +578,11 @@ func (a *API) runUserTags(ctx context.Context, req extract.Request, out extract.
 		return out.Records(transform.UserTags, rec)
 	}
 	unknown := 0
-	for _, s := range req.Subjects {
+	subjects := req.Subjects
+	if req.Triggered {
+		subjects = nil // the tag-status webhook's run fetches its tag updates only
+	}
+	for _, s := range subjects {
 		if s.Status == extract.SubjectRevoked {
 			continue // its source's data was deleted, and with it this copy
 		}
