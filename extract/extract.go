@@ -70,6 +70,22 @@ type Request struct {
 	// as fn consumes them, so memory stays bounded whatever the backlog;
 	// ledger rows written during the call do not change what it returns.
 	Unsent func(ctx context.Context, fn func(row []string) error) error
+	// Lookup is set by the runner for every run: it reads back rows the
+	// stream's runs (or its provider's webhooks) wrote to one of its own
+	// Tables, for the stream's provider and the run's tenant (FINAL, so each
+	// key's latest row), and calls fn with q.Columns as text (as Unsent
+	// does), in no particular order. fn runs while the query is open: it
+	// must not wait for ClickHouse itself.
+	Lookup func(ctx context.Context, q Lookup, fn func(row []string) error) error
+}
+
+// Lookup is a read of a stream's own earlier output (Request.Lookup).
+type Lookup struct {
+	Table   transform.Table // one of the stream's Tables
+	Columns []string
+	// Where restricts each of its columns to the values listed (IN); a
+	// column with no value matches nothing.
+	Where map[string][]string
 }
 
 // Reads is a stream's input from our own warehouse instead of a provider:

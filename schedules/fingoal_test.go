@@ -308,6 +308,55 @@ func TestFingoalEnrichmentExactlyOnceAcrossAKill(t *testing.T) {
 	t.Logf("%d finsights (%d amountFound strings, %d numbers)", len(got), kinds["string"], kinds["number"])
 }
 
+// A user's read is the whole truth about its tags: a tag FinGoal no longer
+// returns is deleted, so v_user_tags_current shows exactly the latest read.
+func TestFingoalUserTagsDropTagsNoLongerReturned(t *testing.T) {
+	// The sandbox's clock stands still: its twice-daily tagging does not run.
+	now := time.Now().UTC().Truncate(12 * time.Hour).Add(6 * time.Hour)
+	w := newFingoalWorld(t, fingoal.SandboxOptions{Now: func() time.Time { return now }}, fingoal.Config{})
+	today := now.Truncate(24 * time.Hour)
+	w.addTransactions(t, "fino", "client-a", "u-1", 5, today)
+	w.addTransactions(t, "fino", "client-a", "u-2", 5, today)
+	if run, err := w.run(t, context.Background(), fingoal.StreamEnrichment); err != nil || run.Status != clickhouse.RunSuccess {
+		t.Fatalf("enrichment: %+v %v", run, err)
+	}
+	key := []byte(w.cfg.IDKey)
+	u1, u2 := fingoal.Opaque(key, "user", "fino", "client-a", "u-1"), fingoal.Opaque(key, "user", "fino", "client-a", "u-2")
+	current := func() string {
+		return strings.Join(w.query(t, `SELECT concat(user_id, ':', arrayStringConcat(groupArray(tag), ',')) FROM
+			(SELECT user_id, tag FROM v_user_tags_current ORDER BY user_id, tag) GROUP BY user_id ORDER BY user_id`), " ")
+	}
+	w.sandbox.SetTags(u1, []string{"dining_user", "fuel_user", "groceries_user"})
+	w.sandbox.SetTags(u2, []string{"income_user"})
+	if _, err := w.run(t, context.Background(), fingoal.StreamUserTags); err != nil {
+		t.Fatal(err)
+	}
+	if got := current(); got != "u-1:dining_user,fuel_user,groceries_user u-2:income_user" {
+		t.Fatalf("tags after the first read: %q", got)
+	}
+	// FinGoal drops fuel_user and u-2's only tag, adds housing_user.
+	w.sandbox.SetTags(u1, []string{"dining_user", "groceries_user", "housing_user"})
+	w.sandbox.SetTags(u2, nil)
+	run, err := w.run(t, context.Background(), fingoal.StreamUserTags)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := current(); got != "u-1:dining_user,groceries_user,housing_user" {
+		t.Errorf("tags after the second read: %q, want the read's", got)
+	}
+	deleted := w.query(t, "SELECT concat(user_id, ' ', tag) FROM user_tags FINAL WHERE state = 'deleted' ORDER BY tag")
+	if strings.Join(deleted, ",") != u1+" fuel_user,"+u2+" income_user" || run.Rows["user_tags"] != 5 {
+		t.Errorf("deleted rows %v; %d user_tags rows loaded (3 current, 2 deleted)", deleted, run.Rows["user_tags"])
+	}
+	// Reading again changes nothing.
+	if _, err := w.run(t, context.Background(), fingoal.StreamUserTags); err != nil {
+		t.Fatal(err)
+	}
+	if got := current(); got != "u-1:dining_user,groceries_user,housing_user" {
+		t.Errorf("tags after a third read: %q", got)
+	}
+}
+
 func waitFor(t *testing.T, ok func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -121,6 +122,12 @@ func (r *Runner) run(ctx context.Context, s extract.Stream, tenant string, o run
 		q := clickhouse.UnsentQuery{Table: rd.Table, Key: rd.Key, Columns: rd.Columns, Ledger: rd.Ledger,
 			LedgerKey: rd.LedgerKey, Released: rd.Released, Provider: s.Provider, Tenant: tenant}
 		req.Unsent = func(ctx context.Context, fn func(row []string) error) error { return r.State.Unsent(ctx, q, fn) }
+	}
+	req.Lookup = func(ctx context.Context, q extract.Lookup, fn func(row []string) error) error {
+		if !slices.ContainsFunc(s.Tables, func(t transform.Table) bool { return t.Name == q.Table.Name }) {
+			return fmt.Errorf("%s may look up only its own tables, not %s", s.Name, q.Table.Name)
+		}
+		return r.State.Lookup(ctx, clickhouse.LookupQuery{Table: q.Table, Columns: q.Columns, Where: q.Where, Provider: s.Provider, Tenant: tenant}, fn)
 	}
 	var next string
 	sink := newSink(ctx, r.Loader, r.State, s.Name, tenant, req.Lineage, registry)

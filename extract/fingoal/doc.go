@@ -18,9 +18,12 @@
 //     transactions_enriched joins them to the original rows.
 //   - fingoal.user_tags (subjects of kind user: the uids the enrichment
 //     submitted, registered with source submission): GET /users/{uid} (or
-//     /sync with Config.SyncTags) lands current tags; tag-status guids the
-//     webhook recorded as jobs are fetched from /users/tags/{guid} within
-//     their 24 hours and land as created/deleted tags.
+//     /sync with Config.SyncTags) lands current tags, and deleted the tags
+//     a user had (current or created) that its read no longer returns
+//     (Request.Lookup reads them back); tag-status guids the webhook
+//     recorded as jobs are fetched from /users/tags/{guid} within their 24
+//     hours (at once, by a run the webhook triggers) and land as
+//     created/deleted tags.
 //   - fingoal.finsights: GET /finsights?startAt&endAt (UNIX seconds) from
 //     the cursor, one insights fact per field of each recommendation
 //     (module finsight).

@@ -554,12 +554,16 @@ func (a *API) Ready(id string) bool {
 	return ok
 }
 
+// tagsChunk is how many users' reads share one lookup of their earlier tags.
+const tagsChunk = 500
+
 // TagUpdateLifetime is how long FinGoal serves /users/tags/{guid}.
 const TagUpdateLifetime = 24 * time.Hour
 
-// runUserTags lands each registry user's current tags, then the tag updates
-// (guids from the tag-status webhook, kept as active jobs) still within their
-// 24 hours. A triggered run (the tag-status webhook's) fetches only the tag
+// runUserTags lands each registry user's current tags (and, as deleted, the
+// ones it had that its read no longer returns: the read is the whole truth
+// about a user's tags), then the tag updates (guids from the tag-status
+// webhook, kept as active jobs) still within their 24 hours. A triggered run (the tag-status webhook's) fetches only the tag
 // updates.
 func (a *API) runUserTags(ctx context.Context, req extract.Request, out extract.Output) (string, error) {
 	c, err := a.client(req.Tenant)
@@ -581,6 +585,39 @@ func (a *API) runUserTags(ctx context.Context, req extract.Request, out extract.
 	subjects := req.Subjects
 	if req.Triggered {
 		subjects = nil // the tag-status webhook's run fetches its tag updates only
+	}
+	// Users are read in chunks; after each, the tags a user had that its
+	// read no longer returns are written deleted (one lookup per chunk).
+	read := map[string][]string{} // uid → the tags its read returned
+	dropGone := func() error {
+		if len(read) == 0 {
+			return nil
+		}
+		defer clear(read)
+		if req.Lookup == nil {
+			return nil
+		}
+		uids := make([]string, 0, len(read))
+		for uid := range read {
+			uids = append(uids, uid)
+		}
+		var gone [][2]string
+		err := req.Lookup(ctx, extract.Lookup{Table: transform.UserTags, Columns: []string{"user_id", "tag"},
+			Where: map[string][]string{"user_id": uids, "state": {TagCurrent, TagCreated}}}, func(row []string) error {
+			if !slices.Contains(read[row[0]], row[1]) {
+				gone = append(gone, [2]string{row[0], row[1]})
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("reading the users' earlier tags: %w", err)
+		}
+		for _, g := range gone {
+			if err := w.AddTag(g[0], g[1], TagDeleted, "", now); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	for _, s := range subjects {
 		if s.Status == extract.SubjectRevoked {
@@ -605,11 +642,20 @@ func (a *API) runUserTags(ctx context.Context, req extract.Request, out extract.
 				return req.Cursor, err
 			}
 		}
+		read[s.ID] = append([]string{}, u.User.Tags...)
+		if len(read) >= tagsChunk {
+			if err := dropGone(); err != nil {
+				return req.Cursor, err
+			}
+		}
 		if w.Len() >= 10_000 {
 			if err := flush(); err != nil {
 				return req.Cursor, err
 			}
 		}
+	}
+	if err := dropGone(); err != nil {
+		return req.Cursor, err
 	}
 	if unknown > 0 {
 		a.cfg.Logger.Info("FinGoal has no tags yet for some users", "tenant", req.Tenant, "users", unknown)
