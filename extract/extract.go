@@ -183,6 +183,11 @@ type Output interface {
 	// users it submitted transactions of) into the registry now, with
 	// source "submission".
 	Register(ctx context.Context, subs []Subject) error
+	// Stalled says n records of the stream wait on an outcome no run can
+	// learn (FinGoal transactions whose submission's answer was lost), and
+	// why; the runner notes it in etl_runs.error and the daemon exports n as
+	// finsync_stalled_records. The last call of a run counts.
+	Stalled(n uint64, why string)
 }
 
 // Reject is a provider record that could not be transformed. It goes to

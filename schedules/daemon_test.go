@@ -3,6 +3,8 @@ package schedules_test
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -170,6 +172,42 @@ func TestTriggeredRunsStartOrWaitForTheRunningOne(t *testing.T) {
 	if strings.Join(seen, ",") != "false,true,true" {
 		t.Errorf("runs (triggered?): %v, want the scheduled one, one for the queued triggers, one for the idle trigger", seen)
 	}
+}
+
+// Records a stream reports stalled (Output.Stalled) are in the run's
+// etl_runs.error and in finsync_stalled_records, per stream and tenant; a
+// stream that reports none has no such series.
+func TestStalledRecordsAreReported(t *testing.T) {
+	stalled := testStream("stuck-records", func(ctx context.Context) error { return nil })
+	inner := stalled.Run
+	stalled.Run = func(ctx context.Context, req extract.Request, out extract.Output) (string, error) {
+		out.Stalled(3, "3 records wait on an answer that was lost")
+		return inner(ctx, req, out)
+	}
+	d, state, _ := newDaemon(t, stalled, testStream("quiet", func(ctx context.Context) error { return nil }))
+	d.Tick("stuck-records", "")
+	d.Tick("quiet", "")
+	d.Stop(time.Minute)
+	runs, _ := state.RecentRuns(context.Background(), 1)
+	if r := runs["stuck-records"]; len(r) != 1 || r[0].Status != clickhouse.RunSuccess || r[0].Error != "3 records wait on an answer that was lost" {
+		t.Errorf("run: %+v", r)
+	}
+	rec := httptest.NewRecorder()
+	d.Metrics.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	m := rec.Body.String()
+	if !strings.Contains(m, `finsync_stalled_records{stream="stuck-records",tenant="t1"} 3`) || strings.Contains(m, `finsync_stalled_records{stream="quiet"`) {
+		t.Errorf("/metrics:\n%s", grepLines(m, "finsync_stalled_records"))
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // yearly is an enabled schedule of stream that does not fire during a test.

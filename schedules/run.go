@@ -152,7 +152,7 @@ func (r *Runner) run(ctx context.Context, s extract.Stream, tenant string, o run
 		sendErr = errors.Join(sendErr, serr)
 	}
 
-	run.Rows, run.Rejects, run.Retries = sink.accepted(), sink.rejects, uint64(sink.retries())
+	run.Rows, run.Rejects, run.Retries, run.Stalled = sink.accepted(), sink.rejects, uint64(sink.retries()), sink.stalled
 	if s.Stats != nil {
 		run.Retries += uint64(s.Stats().Retries - before.Retries)
 	}
@@ -187,6 +187,9 @@ func (r *Runner) run(ctx context.Context, s extract.Stream, tenant string, o run
 		run.Status, run.Error = clickhouse.RunPartial, err.Error()
 	default:
 		run.Status, run.Error = clickhouse.RunFailed, err.Error()
+	}
+	if sink.stalled > 0 {
+		run.Error = strings.TrimPrefix(run.Error+"; "+sink.stalledWhy, "; ")
 	}
 	if len(sink.skipped) > 0 {
 		if serr := r.State.AddSubjects(context.WithoutCancel(ctx), sink.skipped); serr != nil {
@@ -353,11 +356,18 @@ type sink struct {
 	registry  map[string]clickhouse.Subject
 	skipped   []clickhouse.Subject // registry rows with their new status
 	forgotten []clickhouse.Subject // subjects whose rows are to be deleted, status revoked
+	// stalled records wait on an outcome no run can learn (-1: not
+	// reported), and why.
+	stalled    int64
+	stalledWhy string
 }
+
+// Stalled notes the stream's records waiting on an unknowable outcome.
+func (s *sink) Stalled(n uint64, why string) { s.stalled, s.stalledWhy = int64(n), why }
 
 func newSink(ctx context.Context, l *clickhouse.Loader, st *clickhouse.State, stream, tenant string, lin transform.Lineage, registry map[string]clickhouse.Subject) *sink {
 	return &sink{ctx: ctx, loader: l, state: st, stream: stream, tenant: tenant, lineage: lin, batches: map[string]*clickhouse.Batch{},
-		rejected: transform.NewRowWriter(memory.DefaultAllocator, transform.EtlRejects), registry: registry}
+		rejected: transform.NewRowWriter(memory.DefaultAllocator, transform.EtlRejects), registry: registry, stalled: -1}
 }
 
 // Skip notes a subject the provider could not serve; the runner records it

@@ -234,6 +234,9 @@ func TestWebhookHandler(t *testing.T) {
 		// An active batch is collected now; a collected one is not again.
 		{`{"batch_request_id":"b-1"}`, "subject batch b-1,trigger fingoal.enrichment client"},
 		{`{"batch_request_id":"b-done"}`, "subject batch b-done"},
+		// One etl_state does not know (its submission's answer was lost) is
+		// adopted as a job and collected.
+		{`{"batch_request_id":"b-lost"}`, "subject batch b-lost,job fingoal.enrichment b-lost,trigger fingoal.enrichment client"},
 		// A tag update is fetched now.
 		{`{"guid":"3961c39e-e1c6-45ec-acd0-9a7793dabe02"}`, "job fingoal.user_tags 3961c39e-e1c6-45ec-acd0-9a7793dabe02,trigger fingoal.user_tags client"},
 		{`{"userTags":{"uid":"u1","created":["a","b"],"deleted":["c"]}}`, "rows user_tags 3"},

@@ -240,6 +240,8 @@ func (a *API) runEnrichment(ctx context.Context, req extract.Request, out extrac
 		endpoint = pathCleanup
 	}
 	s := &submitter{a: a, c: c, req: req, out: out, endpoint: endpoint, now: a.cfg.Now().UTC().Truncate(time.Second)}
+	// Whatever the run's end, it says how many transactions are stuck.
+	defer a.reportPending(ctx, req, out)
 	if req.Triggered {
 		// The enrichment webhook's run collects; only the schedule submits.
 		return a.collectOnly(ctx, c, req, out, s.now)
@@ -287,6 +289,45 @@ func (a *API) collectOnly(ctx context.Context, c *extract.Client, req extract.Re
 		cursor = now.Format(time.RFC3339)
 	}
 	return cursor, a.collectAll(ctx, c, req, req.Jobs, out)
+}
+
+// reportPending tells the runner (Output.Stalled: etl_runs.error and the
+// metric finsync_stalled_records) how many of the tenant's transactions are
+// pending: FinGoal's answer to their submission was lost (a 5xx, a cut-off
+// body, a crash between the POST and recording the answer), so no run knows
+// whether FinGoal has them. They are not resent: FinGoal's docs say
+// duplicate transaction ids are ignored only for the Savings
+// Recommendations API, nothing of the enrichment endpoints, so a resend
+// might enrich (and bill) them twice. The enrichment webhook of their batch
+// recovers them (an adopted batch, see collect); else an operator decides
+// (README).
+func (a *API) reportPending(ctx context.Context, req extract.Request, out extract.Output) {
+	if req.Lookup == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	var n uint64
+	var oldest string
+	err := req.Lookup(ctx, extract.Lookup{Table: transform.EnrichmentSubmissions, Columns: []string{"submitted_at"},
+		Where: map[string][]string{"status": {StatusPending}}}, func(row []string) error {
+		n++
+		if oldest == "" || row[0] < oldest {
+			oldest = row[0]
+		}
+		return nil
+	})
+	if err != nil {
+		a.cfg.Logger.Warn("counting the pending FinGoal transactions failed", "tenant", req.Tenant, "err", err)
+		return
+	}
+	why := ""
+	if n > 0 {
+		why = fmt.Sprintf("%d transaction(s) pending in enrichment_submissions since %s UTC: FinGoal's answer to their submission was lost; "+
+			"they are not resent (FinGoal may have them) unless their batch's enrichment webhook recovers them or an operator marks them unsent", n, oldest)
+		a.cfg.Logger.Warn("FinGoal transactions pending: the answer to their submission was lost", "tenant", req.Tenant, "transactions", n, "since", oldest)
+	}
+	out.Stalled(n, why)
 }
 
 // submitter packs users' transactions into batches and submits them.
@@ -448,6 +489,16 @@ func (a *API) collectAll(ctx context.Context, c *extract.Client, req extract.Req
 		if err != nil {
 			return fmt.Errorf("collecting batch %s: %w", j.ID, err)
 		}
+		if !ready && adopted(j) && a.cfg.Now().Sub(j.CreatedAt) >= adoptedLifetime {
+			// A webhook said it was enriched, yet FinGoal never served it to
+			// this tenant: not ours after all (another subtenant's URL?).
+			a.cfg.Logger.Warn("FinGoal never served the batch its webhook announced; given up", "tenant", req.Tenant, "batch_request_id", j.ID)
+			j.Status = extract.JobLost
+			if err := out.Job(ctx, j); err != nil {
+				return err
+			}
+			continue
+		}
 		if !ready {
 			waiting++
 			continue
@@ -521,7 +572,66 @@ func (a *API) collect(ctx context.Context, c *extract.Client, req extract.Reques
 			return false, err
 		}
 	}
+	if adopted(j) {
+		if err := a.recoverPending(ctx, req, out, j.ID, res); err != nil {
+			return false, err
+		}
+	}
 	return true, nil
+}
+
+// AdoptedParams are the Params of a batch the enrichment webhook announced
+// and etl_state did not know: a submission whose answer was lost.
+const AdoptedParams = `{"source":"enrichment webhook"}`
+
+// adoptedLifetime is how long an adopted batch that FinGoal does not serve
+// is polled before it is given up.
+const adoptedLifetime = 24 * time.Hour
+
+func adopted(j extract.Job) bool { return j.Params == AdoptedParams }
+
+// recoverPending marks submitted, with the batch's id, the pending ledger
+// rows of the transactions an adopted batch came back with: their
+// submission did reach FinGoal, its answer was lost.
+func (a *API) recoverPending(ctx context.Context, req extract.Request, out extract.Output, batchID string, res BatchResult) error {
+	if req.Lookup == nil {
+		return nil
+	}
+	var ids []string
+	for _, raw := range append(append([]json.RawMessage{}, res.EnrichedTransactions...), res.FailedTransactions...) {
+		if id := extract.RejectKey(raw, "transactionid"); id != "" {
+			ids = append(ids, id)
+		}
+	}
+	w := NewSubmissionsWriter(a.mem, req.Lineage)
+	defer w.Release()
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), 500)]
+		ids = ids[len(chunk):]
+		err := req.Lookup(ctx, extract.Lookup{Table: transform.EnrichmentSubmissions,
+			Columns: []string{"source_provider", "source_tenant", "user_id", "transaction_id", "uid", "enrich_transaction_id", "submission_id", "endpoint", "submitted_at"},
+			Where:   map[string][]string{"status": {StatusPending}, "enrich_transaction_id": chunk}}, func(row []string) error {
+			at, _ := time.ParseInLocation(time.DateTime, row[8], time.UTC)
+			return w.AddSubmission(Submission{SourceProvider: row[0], SourceTenant: row[1], UserID: row[2], TransactionID: row[3], UID: row[4],
+				EnrichTransactionID: row[5], SubmissionID: row[6], Endpoint: row[7], SubmittedAt: at, BatchRequestID: batchID,
+				Status: StatusSubmitted, Reason: "recovered: FinGoal's answer to the submission was lost, its enrichment webhook named the batch"})
+		})
+		if err != nil {
+			return fmt.Errorf("reading the pending transactions of batch %s: %w", batchID, err)
+		}
+	}
+	n := w.Len()
+	if n == 0 {
+		return nil
+	}
+	rec := w.Record()
+	defer rec.Release()
+	if err := out.Commit(ctx, transform.EnrichmentSubmissions, rec); err != nil {
+		return fmt.Errorf("recording the recovered transactions of batch %s: %w", batchID, err)
+	}
+	a.cfg.Logger.Info("FinGoal transactions recovered: their submission's answer was lost, the webhook named their batch",
+		"tenant", req.Tenant, "batch_request_id", batchID, "transactions", n)
+	return nil
 }
 
 // wait registers the run polling batch id, for Ready to wake.

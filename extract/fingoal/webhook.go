@@ -104,7 +104,10 @@ type WebhookConfig struct {
 //   - enrichment complete: the batch enters the registry (kind "batch"); a
 //     run polling it checks at once (API.Ready); otherwise, when it is an
 //     active job of fingoal.enrichment in etl_state, Trigger starts a run
-//     that collects it now (a triggered run submits nothing);
+//     that collects it now (a triggered run submits nothing). A batch
+//     etl_state does not know is one whose submission's answer was lost: it
+//     is adopted as an active job (AdoptedParams), and collecting it marks
+//     its pending transactions submitted;
 //   - tag status: the guid becomes an active job of fingoal.user_tags, and
 //     Trigger starts a run that fetches it from /users/tags/{guid} now,
 //     well within the 24 hours FinGoal keeps it (or the next scheduled run
@@ -207,7 +210,7 @@ func (cfg WebhookConfig) enrichment(ctx context.Context, tenant string, body []b
 	if cfg.API != nil && cfg.API.Ready(p.BatchRequestID) {
 		return http.StatusNoContent, "" // the run polling it checks now
 	}
-	if cfg.JobStatus == nil || cfg.Trigger == nil {
+	if cfg.JobStatus == nil {
 		cfg.Logger.Info("fingoal webhook: batch enriched; the next fingoal.enrichment run collects it", "batch_request_id", p.BatchRequestID)
 		return http.StatusNoContent, ""
 	}
@@ -215,12 +218,26 @@ func (cfg WebhookConfig) enrichment(ctx context.Context, tenant string, body []b
 	if err != nil {
 		return http.StatusServiceUnavailable, err.Error()
 	}
+	if status == "" && cfg.Job != nil {
+		// FinGoal signed it, so the batch is ours, yet etl_state does not
+		// know it: a submission whose answer was lost, its transactions
+		// pending. Adopted as a job, collecting it recovers them.
+		j := extract.Job{ID: p.BatchRequestID, Params: AdoptedParams, Status: extract.JobActive, CreatedAt: cfg.Now().UTC().Truncate(time.Second)}
+		if err := cfg.Job(ctx, StreamEnrichment, tenant, j); err != nil {
+			return http.StatusServiceUnavailable, err.Error()
+		}
+		cfg.Logger.Warn("fingoal webhook: enrichment of a batch etl_state did not know (its submission's answer was lost); adopted",
+			"batch_request_id", p.BatchRequestID, "tenant", tenant)
+		status = extract.JobActive
+	}
 	if status != extract.JobActive {
 		cfg.Logger.Info("fingoal webhook: enrichment of a batch finsync does not wait for", "batch_request_id", p.BatchRequestID,
 			"tenant", tenant, "status", status)
 		return http.StatusNoContent, ""
 	}
-	cfg.Trigger(context.WithoutCancel(ctx), StreamEnrichment, tenant)
+	if cfg.Trigger != nil {
+		cfg.Trigger(context.WithoutCancel(ctx), StreamEnrichment, tenant)
+	}
 	return http.StatusNoContent, ""
 }
 

@@ -176,6 +176,10 @@ type Run struct {
 	Rejects            uint64
 	Retries            uint64
 	Error              string
+	// Stalled are records the run reported waiting on an outcome no run can
+	// learn (extract.Output.Stalled), -1 when its stream reports none; not a
+	// column: the run's Error says so.
+	Stalled int64
 }
 
 // RecordRun writes the run's current row; call it when the run starts and
