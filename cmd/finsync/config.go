@@ -98,7 +98,8 @@ type Config struct {
 		WebhookSecret Secret `env:"FINSYNC_FINGOAL_WEBHOOK_SECRET"`
 		// Tenants are subtenant ids; default the client id (no subtenant-id header).
 		Tenants []string `env:"FINSYNC_FINGOAL_TENANTS"`
-		// IDKey keys the opaque ids sent to FinGoal; default the client id. Never change it.
+		// IDKey keys the opaque ids sent to FinGoal: a secret of at least 16
+		// characters, required with the base URL. Never change it.
 		IDKey       Secret        `env:"FINSYNC_FINGOAL_ID_KEY"`
 		AccountType string        `env:"FINSYNC_FINGOAL_ACCOUNT_TYPE, default=checking"`
 		SyncTags    bool          `env:"FINSYNC_FINGOAL_SYNC_TAGS, default=false"`
@@ -415,6 +416,11 @@ func (c Config) validateFingoal() []error {
 	}
 	if f.ClientSecret == "" {
 		bad("FINSYNC_FINGOAL_CLIENT_SECRET is required with FINSYNC_FINGOAL_BASE_URL")
+	}
+	if len(f.IDKey) < fingoal.MinIDKey {
+		bad("FINSYNC_FINGOAL_ID_KEY is required with FINSYNC_FINGOAL_BASE_URL: a secret of at least %d characters (it keys the opaque ids FinGoal gets; never change it)", fingoal.MinIDKey)
+	} else if f.IDKey.Value() == f.ClientID || f.IDKey == f.ClientSecret {
+		bad("FINSYNC_FINGOAL_ID_KEY must not be the client id or secret: FinGoal knows those, and could recompute the opaque ids")
 	}
 	return problems
 }

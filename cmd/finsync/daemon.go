@@ -109,9 +109,10 @@ func daemonMux(c Config, ps []provider, d *schedules.Daemon, loader *clickhouse.
 	hooks := webhookHooks{
 		record: schedules.RecordSubject(state),
 		trigger: func(_ context.Context, stream, tenant string) {
-			d.Tick(stream, tenant)
+			d.Trigger(stream, tenant)
 		},
-		job: schedules.RecordJob(state),
+		jobStatus: schedules.JobStatus(state),
+		job:       schedules.RecordJob(state),
 		records: func(ctx context.Context, t transform.Table, rec arrow.Record) error {
 			b := loader.NewBatch(ctx, t)
 			if err := b.Append(rec); err != nil {

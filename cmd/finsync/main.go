@@ -284,6 +284,9 @@ func runDemo(ctx context.Context, a *app, args []string) error {
 		if c.Fingoal.BaseURL == "" {
 			id, secret := sb.fingoal.Credentials()
 			c.Fingoal.BaseURL, c.Fingoal.ClientID, c.Fingoal.ClientSecret = sb.fingoalURL(), id, Secret(secret)
+			if c.Fingoal.IDKey == "" {
+				c.Fingoal.IDKey = fingoalIDKey
+			}
 			// A manual tag refresh, so the demo shows tags at once instead of
 			// after FinGoal's next twice-daily tagging run.
 			c.Fingoal.SyncTags = true

@@ -45,10 +45,14 @@ type provider struct {
 }
 
 // webhookHooks is what a webhook receiver may do: enter a subject into the
-// registry, or start a stream's run for a tenant now.
+// registry, or start a triggered run of a stream for a tenant now (the
+// daemon's Trigger: it collects pending jobs and creates nothing).
 type webhookHooks struct {
 	record  func(ctx context.Context, s extract.Subject) error
 	trigger func(ctx context.Context, stream, tenant string)
+	// jobStatus tells whether an async job a webhook names is one of a
+	// stream's: its status in etl_state, "" if unknown.
+	jobStatus func(ctx context.Context, stream, tenant, id string) (string, error)
 	// job records an async job a webhook announced; records loads rows a
 	// webhook carried, with version as their _version.
 	job     func(ctx context.Context, stream, tenant string, j extract.Job) error
@@ -113,7 +117,7 @@ func providers(c Config, log *slog.Logger, m *schedules.Metrics) []provider {
 		Params: params, CallbackURL: c.Finapi.CallbackURL, RateLimit: c.Finapi.RateLimit, Logger: log, HTTP: httpFor("finapi")})
 	finapiP := provider{name: "finapi", configured: c.Finapi.BaseURL != "", maintain: expireSegments, params: finapiParamsCheck,
 		streams: finapi.Streams(finapiAPI), webhook: func(h webhookHooks) http.Handler {
-			return finapi.CallbackHandler(finapiAPI, h.trigger)
+			return finapi.CallbackHandler(finapiAPI, h.jobStatus, h.trigger)
 		}}
 	for _, m := range mandators {
 		finapiP.tenants = append(finapiP.tenants, m.Name)
@@ -126,7 +130,7 @@ func providers(c Config, log *slog.Logger, m *schedules.Metrics) []provider {
 	fingoalP := provider{name: "fingoal", configured: c.Fingoal.BaseURL != "", tenants: c.fingoalTenants(),
 		streams: fingoal.Streams(fgAPI), webhook: func(h webhookHooks) http.Handler {
 			return fingoal.WebhookHandler(fingoal.WebhookConfig{Secret: c.fingoalWebhookSecret(), API: fgAPI, Subject: h.record,
-				Job: h.job, Records: h.records, Version: h.version, Logger: log})
+				Job: h.job, JobStatus: h.jobStatus, Trigger: h.trigger, Records: h.records, Version: h.version, Logger: log})
 		}}
 	return []provider{finoP, fimentoP, fingoalP, finapiP}
 }
