@@ -53,7 +53,8 @@ vet:
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 
-# Loader vs clickhouse-client on the same rows (BENCH_ROWS to scale).
+# The end-to-end benchmark against clickhouse-client on the same rows
+# (BENCH_ROWS, BENCH_ROWS_LARGE, BENCH_USERS to scale; see README Performance).
 bench: clickhouse build
 	$(GO) run ./cmd/finsync-bench
 

@@ -95,3 +95,9 @@ func (l *lockedOutput) Register(ctx context.Context, subs []Subject) error {
 	defer l.mu.Unlock()
 	return l.out.Register(ctx, subs)
 }
+
+func (l *lockedOutput) Stalled(n uint64, why string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.out.Stalled(n, why)
+}

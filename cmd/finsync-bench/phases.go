@@ -262,6 +262,7 @@ func (o *countingOutput) Skip(extract.Subject, string) error                { re
 func (o *countingOutput) Job(context.Context, extract.Job) error            { return nil }
 func (o *countingOutput) Forget(extract.Subject, string) error              { return nil }
 func (o *countingOutput) Register(context.Context, []extract.Subject) error { return nil }
+func (o *countingOutput) Stalled(uint64, string)                            {}
 func (o *countingOutput) Commit(context.Context, transform.Table, arrow.Record) error {
 	return nil
 }
