@@ -37,12 +37,12 @@ type Config struct {
 		// TLS speaks TLS to ClickHouse (its secure native port), verifying
 		// the server's certificate.
 		TLS bool `env:"FINSYNC_CLICKHOUSE_TLS, default=false"`
-		// One INSERT's budget. The loader streams an INSERT in blocks and
-		// keeps what it sent in a spill file for retries, so these bound
-		// the INSERT's size (and the spill file's), not memory.
+		// One INSERT's budget. The loader streams an INSERT in blocks, so
+		// these bound the INSERT's size, not memory.
 		InsertMaxRows  int   `env:"FINSYNC_INSERT_MAX_ROWS, default=1000000"`
 		InsertMaxBytes int64 `env:"FINSYNC_INSERT_MAX_BYTES, default=1073741824"`
-		// SpillDir holds the spill files; default: the system's temp dir.
+		// SpillDir, if set, holds what an INSERT sent beyond the 32 MiB
+		// kept in memory, so that large INSERTs are retried too.
 		SpillDir string `env:"FINSYNC_SPILL_DIR"`
 	}
 	Fino struct {

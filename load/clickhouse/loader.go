@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	"os"
 	"strings"
 	"syscall"
 	"time"
@@ -39,10 +38,12 @@ type LoaderOptions struct {
 	// on its own connection: the one being fed and the ones finishing.
 	// Default 2.
 	InFlight int
-	// SpillDir holds, per open INSERT, a file of what it sent (Arrow IPC),
-	// so that a retry can send it again without keeping it in memory.
-	// Default: the system's temporary directory.
-	SpillDir string
+	// RetainBytes is how much of what an INSERT sent (Arrow bytes) is kept
+	// in memory for a retry after a transient error; default 32 MiB. An
+	// INSERT beyond it is retried only with a SpillDir, which then holds
+	// the rest in a file; without one, its failure fails the batch.
+	RetainBytes int64
+	SpillDir    string
 	// MaxAttempts bounds tries of one INSERT on transient server errors;
 	// BackoffBase and BackoffMax shape the exponential backoff with full
 	// jitter between them. Defaults: 5, 500 ms, 30 s.
@@ -65,8 +66,8 @@ func (o LoaderOptions) withDefaults() LoaderOptions {
 	if o.InFlight <= 0 {
 		o.InFlight = 2
 	}
-	if o.SpillDir == "" {
-		o.SpillDir = os.TempDir()
+	if o.RetainBytes <= 0 {
+		o.RetainBytes = 32 << 20
 	}
 	if o.MaxAttempts <= 0 {
 		o.MaxAttempts = 5
@@ -99,8 +100,9 @@ func NewLoader(db *DB, opts LoaderOptions) *Loader {
 // is converted into the driver's columns as it arrives and sent a block at
 // a time, in the background, so extraction, conversion and the server's
 // writing overlap; the caller blocks only when the server falls behind.
-// What an INSERT sent is also written to a spill file, for a retry after a
-// transient error; memory holds a few blocks, whatever the INSERT's size.
+// What an INSERT sent is kept for a retry after a transient error, within
+// RetainBytes (or in a spill file); memory holds a few blocks beyond that,
+// whatever the INSERT's size.
 // A Batch is not safe for concurrent use.
 type Batch struct {
 	ctx      context.Context
@@ -260,21 +262,19 @@ func (b *Batch) collect(in *insert, res insertResult) error {
 }
 
 // stream runs one INSERT: it sends every record of recs as it comes and
-// writes it to the spill file; after a transient error it goes on
-// spilling what comes, then sends the spill file again, up to MaxAttempts
-// times. A permanent error returns at once.
+// keeps it for a replay; after a transient error it goes on keeping what
+// comes, then sends it all again, up to MaxAttempts times, as long as
+// everything was kept. A permanent error returns at once.
 func (b *Batch) stream(recs <-chan arrow.Record) (rows, retries int64, err error) {
 	opts := b.loader.opts
-	sp, err := newSpill(opts.SpillDir, b.table)
-	if err != nil {
-		return 0, 0, err
-	}
-	defer sp.remove()
-	// take reads one record into the spill file (and counts it).
+	kept := newReplay(b.table, opts.RetainBytes, opts.SpillDir)
+	defer kept.release()
+	// take keeps one record (and counts it); it consumes the caller's
+	// reference.
 	take := func(rec arrow.Record) error {
 		defer rec.Release()
 		rows += rec.NumRows()
-		return sp.write(rec)
+		return kept.keep(rec)
 	}
 	err = b.send(func(put func(arrow.Record) error) error {
 		for rec := range recs {
@@ -295,7 +295,7 @@ func (b *Batch) stream(recs <-chan arrow.Record) (rows, retries int64, err error
 		return rows, retries, err
 	}
 	// After a transient error (even before the INSERT began), the rest of
-	// the input only goes to the spill file, for the retries.
+	// the input is only kept, for the retries.
 	for rec := range recs {
 		if err := take(rec); err != nil {
 			return rows, retries, err
@@ -304,6 +304,9 @@ func (b *Batch) stream(recs <-chan arrow.Record) (rows, retries int64, err error
 	for attempt := 1; err != nil; attempt++ {
 		if attempt >= opts.MaxAttempts || !transient(err) || b.ctx.Err() != nil {
 			return rows, retries, err
+		}
+		if !kept.replayable() {
+			return rows, retries, fmt.Errorf("%w (not retried: the INSERT outgrew the %d bytes kept for retries; set a spill directory to retry large INSERTs)", err, opts.RetainBytes)
 		}
 		wait := backoff(opts.BackoffBase, opts.BackoffMax, attempt)
 		opts.Logger.WarnContext(b.ctx, "insert failed, retrying", "table", b.table.Name,
@@ -316,7 +319,7 @@ func (b *Batch) stream(recs <-chan arrow.Record) (rows, retries int64, err error
 			return rows, retries, fmt.Errorf("%w (after: %v)", b.ctx.Err(), err)
 		case <-t.C:
 		}
-		err = b.send(sp.replay)
+		err = b.send(kept.each)
 	}
 	return rows, retries, nil
 }

@@ -364,15 +364,17 @@ func (p *cutProxy) pipe(client net.Conn) {
 }
 
 // A connection cut while the INSERT starts or while its data streams: the
-// loader sends everything again from its spill file and every row lands
-// once.
+// loader sends everything again, from memory or its spill file, and every
+// row lands once.
 func TestInsertRetriesAfterConnectionCut(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		cutAfter int64 // bytes the client sent on the connection
+		retain   int64 // bytes kept in memory; less than the INSERT: it spills
 	}{
-		{"cut as the INSERT starts", 200},
-		{"cut mid-data", 256 << 10},
+		{"cut as the INSERT starts", 200, 0},
+		{"cut mid-data", 256 << 10, 0},
+		{"cut mid-data, retried from the spill file", 256 << 10, 1 << 20},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			db := chtest.NewDB(t)
@@ -390,10 +392,11 @@ func TestInsertRetriesAfterConnectionCut(t *testing.T) {
 			}
 			defer viaProxy.Close()
 			spillDir := t.TempDir()
-			loader := clickhouse.NewLoader(viaProxy, clickhouse.LoaderOptions{BackoffBase: 10 * time.Millisecond, BlockBytes: 64 << 10, SpillDir: spillDir})
+			loader := clickhouse.NewLoader(viaProxy, clickhouse.LoaderOptions{BackoffBase: 10 * time.Millisecond, BlockBytes: 64 << 10,
+				RetainBytes: tc.retain, SpillDir: spillDir})
 			b := loader.NewBatch(context.Background(), transform.Transactions)
 			for i := range 4 {
-				rec := transactions(t, memory.DefaultAllocator, i*5000, 5000, 1)
+				rec := transactions(t, memory.DefaultAllocator, i*2500, 2500, 1)
 				if err := b.Append(rec); err != nil {
 					t.Fatal(err)
 				}
@@ -405,13 +408,43 @@ func TestInsertRetriesAfterConnectionCut(t *testing.T) {
 			if proxy.cuts.Load() != 1 || b.Retries() < 1 {
 				t.Fatalf("cuts %d, retries %d: the fault never happened", proxy.cuts.Load(), b.Retries())
 			}
-			if n, _ := countAndSum(t, db, "FINAL"); n != 20000 || b.Rows() != 20000 {
-				t.Fatalf("%d rows after the retry, batch says %d, want 20000", n, b.Rows())
+			if n, _ := countAndSum(t, db, "FINAL"); n != 10000 || b.Rows() != 10000 {
+				t.Fatalf("%d rows after the retry, batch says %d, want 10000", n, b.Rows())
 			}
 			if left, _ := os.ReadDir(spillDir); len(left) > 0 {
 				t.Fatalf("spill files left behind: %v", left)
 			}
 		})
+	}
+}
+
+// An INSERT larger than what is kept for retries, without a spill
+// directory, fails at a cut instead of resending half of it.
+func TestInsertTooLargeToRetryFails(t *testing.T) {
+	db := chtest.NewDB(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	proxy := &cutProxy{ln: ln, target: db.Addr(), cutAfter: 256 << 10}
+	go proxy.serve()
+	viaProxy, err := clickhouse.Open(context.Background(), clickhouse.Options{Addr: ln.Addr().String(), Database: db.Database()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer viaProxy.Close()
+	loader := clickhouse.NewLoader(viaProxy, clickhouse.LoaderOptions{BackoffBase: 10 * time.Millisecond, BlockBytes: 64 << 10, RetainBytes: 1 << 20})
+	b := loader.NewBatch(context.Background(), transform.Transactions)
+	for i := range 4 {
+		rec := transactions(t, memory.DefaultAllocator, i*5000, 5000, 1)
+		if err := b.Append(rec); err != nil {
+			t.Fatal(err)
+		}
+		rec.Release()
+	}
+	if err := b.Send(); err == nil || !strings.Contains(err.Error(), "not retried") || b.Rows() != 0 {
+		t.Fatalf("err %v, %d rows accepted: want the INSERT failed and not retried", err, b.Rows())
 	}
 }
 
