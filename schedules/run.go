@@ -230,8 +230,8 @@ func (r *Runner) forget(ctx context.Context, log *slog.Logger, s extract.Stream,
 			errs = append(errs, err)
 			continue
 		}
-		log.Info("subject's rows deleted: the provider deleted its data", "stream", s.Name, "provider", row.Provider,
-			"tenant", row.Tenant, "subject", row.ID, "reason", row.StatusDetail, "tables", tables)
+		log.InfoContext(ctx, "subject's rows deleted: the provider deleted its data", "provider", row.Provider,
+			"subject", row.ID, "reason", row.StatusDetail, "tables", tables)
 		row.StatusDetail += fmt.Sprintf("; rows deleted from %d tables at %s", len(tables), time.Now().UTC().Format(time.RFC3339))
 		done = append(done, row)
 	}

@@ -220,7 +220,7 @@ func (b *Batch) insertWithRetry(recs []arrow.Record) (retries int64, err error) 
 			return retries, err
 		}
 		wait := backoff(opts.BackoffBase, opts.BackoffMax, attempt)
-		opts.Logger.Warn("insert failed, retrying", "table", b.table.Name,
+		opts.Logger.WarnContext(b.ctx, "insert failed, retrying", "table", b.table.Name,
 			"attempt", attempt, "wait", wait, "err", err)
 		retries++
 		t := time.NewTimer(wait)
