@@ -47,8 +47,14 @@ type Schedule struct {
 	cron cron.Schedule
 }
 
-// Next is the first start after t, jitter included.
-func (s Schedule) Next(t time.Time) time.Time { return s.cron.Next(t).Add(s.Delay()) }
+// Next is the first start after t, jitter included: the spec's times
+// shifted by Delay, so a start due at 10:00 with a 7-minute delay happens
+// at 10:07, and at 10:03 the next start is 10:07, not 11:07. The daemon's
+// cron runs exactly these times.
+func (s Schedule) Next(t time.Time) time.Time {
+	delay := s.Delay()
+	return s.cron.Next(t.Add(-delay)).Add(delay)
+}
 
 // Delay is the stream's stable start delay within its Jitter.
 func (s Schedule) Delay() time.Duration {
