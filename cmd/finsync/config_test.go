@@ -90,16 +90,20 @@ func TestSchedulesFileProblems(t *testing.T) {
 		want       []string
 	}{
 		{"broken spec", "streams:\n  fino.transactions:\n    schedule: \"61 * * * *\"\n",
-			[]string{`bad.yaml:2: fino.transactions: schedule "61 * * * *": end of range (61) above maximum (59): 61`}},
+			[]string{`bad.yaml:3: fino.transactions: schedule "61 * * * *": end of range (61) above maximum (59): 61`}},
 		{"unknown stream", "streams:\n  fino.transactionz:\n    schedule: \"@hourly\"\n",
 			[]string{`bad.yaml:2: unknown stream "fino.transactionz" (see finsync streams)`}},
 		{"invalid parameters", "streams:\n  finapi.segments.financial_breakdown:\n    schedule: \"@daily\"\n    params: {months: 13, label_groups: [SALARY, CRYPTO]}\n" +
 			"  finapi.segments.low_balance:\n    schedule: \"@daily\"\n    params: {months: -1}\n",
-			[]string{`bad.yaml:2: finapi.segments.financial_breakdown: label_groups: unknown label group "CRYPTO"`,
-				"bad.yaml:2: finapi.segments.financial_breakdown: months: months 13 is outside 1..12",
-				"bad.yaml:5: finapi.segments.low_balance: months: months -1 is outside 1..24"}},
+			[]string{`bad.yaml:4: finapi.segments.financial_breakdown: label_groups: unknown label group "CRYPTO"`,
+				"bad.yaml:4: finapi.segments.financial_breakdown: months: months 13 is outside 1..12",
+				"bad.yaml:7: finapi.segments.low_balance: months: months -1 is outside 1..24"}},
+		{"a parameter on its own line", "streams:\n  finapi.segments.high_balance:\n    schedule: \"@daily\"\n    params:\n      account_type: checking\n      threshold: lots\n",
+			[]string{"bad.yaml:6: finapi.segments.high_balance: threshold: "}},
+		{"a YAML syntax error", "streams:\n  fino.accounts:\n\tschedule: \"@daily\"\n",
+			[]string{"bad.yaml:3: found character that cannot start any token"}},
 		{"params where none are taken", "streams:\n  fino.contracts:\n    schedule: \"@daily\"\n    params: {x: 1}\n",
-			[]string{"bad.yaml:2: fino.contracts takes no params"}},
+			[]string{"bad.yaml:4: fino.contracts takes no params"}},
 		{"typos and bad values", "defaults:\n  timeout: soon\nstreams:\n  fino.accounts:\n    shedule: \"@daily\"\n    enabled: maybe\n",
 			[]string{`bad.yaml:2: timeout: "soon" is not a duration`, `bad.yaml:5: unknown setting "shedule"`, `bad.yaml:6: enabled: "maybe" is not true or false`, "bad.yaml:4: fino.accounts: no schedule"}},
 	}
