@@ -91,7 +91,7 @@ func NewEnrichedWriter(mem memory.Allocator, lin transform.Lineage) *Writer {
 // reject and adds nothing.
 func (w *Writer) AddEnriched(batchID string, raw json.RawMessage) (extract.Reject, bool) {
 	reject := func(key, format string, args ...any) (extract.Reject, bool) {
-		return extract.Reject{Table: transform.Transactions.Name, Key: batchID + "/" + key,
+		return extract.Reject{Table: transform.Transactions.Name, Key: batchID + "/" + rejectKey(key, raw),
 			Reason: fmt.Sprintf(format, args...), Raw: compact(raw)}, false
 	}
 	var e Enriched
@@ -144,7 +144,22 @@ func FailedReject(batchID string, raw json.RawMessage) extract.Reject {
 	} else if f.Reason != "" {
 		reason += ": " + f.Reason
 	}
-	return extract.Reject{Table: transform.Transactions.Name, Key: batchID + "/" + f.TransactionID, Reason: reason, Raw: compact(raw)}
+	return extract.Reject{Table: transform.Transactions.Name, Key: batchID + "/" + rejectKey(f.TransactionID, raw), Reason: reason, Raw: compact(raw)}
+}
+
+// rejectKey is the key of a rejected record of a batch: its transactionid,
+// dug out of the raw record when it did not decode, or else a hash of the
+// record, so that two rejects of one batch never share a key (etl_rejects
+// keeps one row per stream, run and key).
+func rejectKey(id string, raw json.RawMessage) string {
+	if id == "" {
+		id = extract.RejectKey(raw, "transactionid")
+	}
+	if id == "" {
+		sum := sha256.Sum256(raw)
+		id = "sha256:" + hex.EncodeToString(sum[:8])
+	}
+	return id
 }
 
 // categories maps FinGoal's top-level categories to the common taxonomy
