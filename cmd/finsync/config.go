@@ -52,6 +52,8 @@ type Config struct {
 		Users         []string `env:"FINSYNC_FINO_USERS"`
 		WebhookSecret Secret   `env:"FINSYNC_FINO_WEBHOOK_SECRET"`
 		RateLimit     float64  `env:"FINSYNC_FINO_RATE_LIMIT, default=20"` // requests per second
+		// PageSize is the categorization page size (finoOS allows 1..1000).
+		PageSize int `env:"FINSYNC_FINO_PAGE_SIZE, default=1000"`
 		// Scopes are the analytics modules to read: "scope" for every
 		// tenant or "tenant/scope"; a trailing * matches a prefix. Unset: all.
 		Scopes []string `env:"FINSYNC_FINO_SCOPES"`
@@ -271,6 +273,9 @@ func (c Config) validateFino() []error {
 	}
 	if f.RateLimit <= 0 {
 		bad("FINSYNC_FINO_RATE_LIMIT=%v: want requests per second > 0", f.RateLimit)
+	}
+	if f.PageSize < 1 || f.PageSize > fino.MaxPageSize {
+		bad("FINSYNC_FINO_PAGE_SIZE=%d: want 1..%d", f.PageSize, fino.MaxPageSize)
 	}
 	if scopes, err := fino.ParseScopes(f.Scopes); err != nil {
 		bad("FINSYNC_FINO_SCOPES: %v", err)
