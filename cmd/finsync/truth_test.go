@@ -113,6 +113,42 @@ func finoTruth(t *testing.T, sb *sandbox) []truthTx {
 	return out
 }
 
+// finoOwners are the names of the persons the finoOS sandbox's account
+// detection names as account owners (companies' names are not personal).
+func finoOwners(t *testing.T, sb *sandbox) []string {
+	t.Helper()
+	const tenant = "sandbox-client"
+	token := truthToken(t, func() (*http.Response, error) {
+		return http.PostForm(sb.url+"/api/auth", url.Values{"grant_type": {"client_credentials"},
+			"client_id": {tenant}, "client_secret": {"sandbox-secret"}})
+	})
+	seen := map[string]bool{}
+	var out []string
+	for _, u := range sb.fino.Users(tenant) {
+		var user struct {
+			Type string `json:"type"`
+		}
+		if truthGet(t, sb.url+"/api/users/"+u, token, nil, &user); user.Type != "person" {
+			continue
+		}
+		var d struct {
+			AccountsOverview struct {
+				AccountsView, CreditsView []struct {
+					Owner string `json:"owner"`
+				}
+			} `json:"accountsOverview"`
+		}
+		truthGet(t, sb.url+"/api/users/"+u+"/account-detection", token, nil, &d)
+		for _, a := range append(d.AccountsOverview.AccountsView, d.AccountsOverview.CreditsView...) {
+			if a.Owner != "" && !seen[a.Owner] {
+				seen[a.Owner] = true
+				out = append(out, a.Owner)
+			}
+		}
+	}
+	return out
+}
+
 // fimentoTruth is every transaction of the sandbox's completed processes.
 func fimentoTruth(t *testing.T, sb *sandbox) []truthTx {
 	t.Helper()
