@@ -2,6 +2,7 @@ package schedules
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -44,11 +45,14 @@ type Daemon struct {
 	runCtx context.Context // ends when the grace period of Stop is over
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	mu     sync.Mutex // guards next, queued, stopping, and each busy lock's release
+	// stop is closed when Stop begins: from then on no run starts (Tick,
+	// Trigger, the tenant loop and the wait for a concurrency slot check it).
+	stop chan struct{}
+	mu   sync.Mutex // guards next, queued, stopping, and each busy lock's release
 	// queued are the triggered runs asked for while the stream was busy:
 	// stream → tenants; they start when its run ends.
 	queued   map[string]map[string]bool
-	stopping bool
+	stopping bool // under mu; wg.Add happens only while it is false
 }
 
 // Start schedules every enabled job; runs happen until Stop.
@@ -59,6 +63,7 @@ func (d *Daemon) Start() {
 	d.runCtx, d.cancel = context.WithCancel(context.Background())
 	d.busy, d.per, d.next = map[string]*sync.Mutex{}, map[string]chan struct{}{}, map[string]time.Time{}
 	d.queued = map[string]map[string]bool{}
+	d.stop = make(chan struct{})
 	if d.Global > 0 {
 		d.global = make(chan struct{}, d.Global)
 	}
@@ -79,13 +84,11 @@ func (d *Daemon) Start() {
 	d.cron.Start()
 }
 
-// jittered shifts a schedule by the stream's stable delay.
+// jittered is what the cron runs: the schedule shifted by the stream's
+// stable delay, exactly as Schedule.Next says.
 type jittered struct{ s Schedule }
 
-func (j jittered) Next(t time.Time) time.Time {
-	delay := j.s.Delay()
-	return j.s.cron.Next(t.Add(-delay)).Add(delay)
-}
+func (j jittered) Next(t time.Time) time.Time { return j.s.Next(t) }
 
 func (d *Daemon) setNext(stream string, t time.Time) {
 	d.mu.Lock()
@@ -118,11 +121,11 @@ func (d *Daemon) job(stream string) *Job {
 
 // Tick runs a stream now for its tenants (or only tenant, if not ""), in
 // the background, unless its previous run is still going: then the tick is
-// skipped and counted. The schedule calls it. It reports whether the runs
-// started.
+// skipped and counted. The schedule calls it. Once Stop began it starts
+// nothing. It reports whether the runs started.
 func (d *Daemon) Tick(stream, tenant string) bool {
 	job := d.job(stream)
-	if job == nil || d.runCtx.Err() != nil {
+	if job == nil || d.Stopping() {
 		return false
 	}
 	if job.Schedule.Enabled {
@@ -159,7 +162,7 @@ func (d *Daemon) Tick(stream, tenant string) bool {
 // whether the stream (enabled) and tenant are the daemon's.
 func (d *Daemon) Trigger(stream, tenant string) bool {
 	job := d.job(stream)
-	if job == nil || !job.Schedule.Enabled || (tenant != "" && !slices.Contains(job.Tenants, tenant)) || d.runCtx.Err() != nil {
+	if job == nil || !job.Schedule.Enabled || (tenant != "" && !slices.Contains(job.Tenants, tenant)) || d.Stopping() {
 		return false
 	}
 	want := func(t string) bool { return tenant == "" || t == tenant }
@@ -195,11 +198,16 @@ func (d *Daemon) runTenants(job *Job, lock *sync.Mutex, want func(string) bool, 
 	defer d.wg.Done()
 	for {
 		for _, t := range job.Tenants {
-			if want(t) {
-				d.runOne(job, t, triggered)
+			if !want(t) {
+				continue
 			}
+			if d.Stopping() {
+				d.Log.Info("stopping: the stream's remaining tenants do not start", "stream", job.Stream.Name, "tenant", t)
+				break
+			}
+			d.runOne(job, t, triggered)
 		}
-		if d.AfterRuns != nil && d.runCtx.Err() == nil {
+		if d.AfterRuns != nil && !d.Stopping() {
 			d.AfterRuns(d.runCtx, job.Stream)
 		}
 		d.mu.Lock()
@@ -213,6 +221,13 @@ func (d *Daemon) runTenants(job *Job, lock *sync.Mutex, want func(string) bool, 
 		d.mu.Unlock()
 		want, triggered = func(t string) bool { return q[t] }, true
 	}
+}
+
+// Stopping reports whether Stop began: no run starts any more.
+func (d *Daemon) Stopping() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.stopping
 }
 
 // runOne runs job for one tenant within the concurrency limits.
@@ -251,57 +266,74 @@ func (d *Daemon) safeRun(ctx context.Context, s extract.Stream, tenant string, l
 	return d.Runner.RunLookback(ctx, s, tenant, lookback)
 }
 
+// acquire takes the provider's slot first and only then a global one, so
+// that a run waiting for its busy provider holds no global slot another
+// provider's run could use. It fails once Stop began: a run that has not
+// started yet does not start.
 func (d *Daemon) acquire(provider string) (func(), error) {
 	take := func(ch chan struct{}) error {
 		if ch == nil {
 			return nil
 		}
 		select {
+		case <-d.stop:
+			return errStopping
+		default:
+		}
+		select {
 		case ch <- struct{}{}:
 			return nil
-		case <-d.runCtx.Done():
-			return d.runCtx.Err()
+		case <-d.stop:
+			return errStopping
 		}
-	}
-	if err := take(d.global); err != nil {
-		return nil, err
 	}
 	per := d.per[provider]
 	if err := take(per); err != nil {
-		if d.global != nil {
-			<-d.global
+		return nil, err
+	}
+	if err := take(d.global); err != nil {
+		if per != nil {
+			<-per
 		}
 		return nil, err
 	}
 	return func() {
-		if per != nil {
-			<-per
-		}
 		if d.global != nil {
 			<-d.global
+		}
+		if per != nil {
+			<-per
 		}
 	}, nil
 }
 
-// Stop starts no more runs and waits up to grace for the running ones to
+var errStopping = errors.New("the daemon is stopping")
+
+// Stop starts no more runs (ticks, webhook triggers and a stream's
+// remaining tenants alike) and waits up to grace for the running ones to
 // load what they read and checkpoint; then it cancels them (a cancelled
 // run loads nothing more and moves no cursor) and waits for them to end.
 // It reports whether the runs finished within grace.
 func (d *Daemon) Stop(grace time.Duration) bool {
-	<-d.cron.Stop().Done()
 	d.mu.Lock()
-	d.stopping = true // no run starts any more, triggered or queued
+	if !d.stopping {
+		d.stopping = true
+		close(d.stop)
+	}
 	d.mu.Unlock()
+	<-d.cron.Stop().Done()
 	done := make(chan struct{})
 	go func() {
 		d.wg.Wait()
 		close(done)
 	}()
+	timer := time.NewTimer(grace)
+	defer timer.Stop()
 	select {
 	case <-done:
 		d.cancel()
 		return true
-	case <-time.After(grace):
+	case <-timer.C:
 		d.Log.Warn("grace period over: cancelling the runs still going", "grace", grace)
 		d.cancel()
 		<-done

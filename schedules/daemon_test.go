@@ -24,7 +24,12 @@ import (
 // testStream is a stream whose Run the test controls; it writes one
 // account row per run and returns the cursor "done".
 func testStream(name string, run func(ctx context.Context) error) extract.Stream {
-	return extract.Stream{Name: name, Provider: "test", Tables: []transform.Table{transform.Accounts},
+	return providerStream("test", name, func(ctx context.Context, _ string) error { return run(ctx) })
+}
+
+// providerStream is testStream of provider; run learns the tenant.
+func providerStream(provider, name string, run func(ctx context.Context, tenant string) error) extract.Stream {
+	return extract.Stream{Name: name, Provider: provider, Tables: []transform.Table{transform.Accounts},
 		Run: func(ctx context.Context, req extract.Request, out extract.Output) (string, error) {
 			w := transform.NewRowWriter(memory.DefaultAllocator, transform.Accounts)
 			defer w.Release()
@@ -57,24 +62,61 @@ func testStream(name string, run func(ctx context.Context) error) extract.Stream
 			if err := out.Records(transform.Accounts, rec); err != nil {
 				return "", err
 			}
-			if err := run(ctx); err != nil {
+			if err := run(ctx, req.Tenant); err != nil {
 				return "", err
 			}
 			return "done", nil
 		}}
 }
 
+// waitFinished waits until each stream has n finished runs.
+func waitFinished(t *testing.T, state *clickhouse.State, n int, streams ...string) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		recent, err := state.RecentRuns(context.Background(), n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := 0
+		for _, s := range streams {
+			finished := 0
+			for _, r := range recent[s] {
+				if r.Status != clickhouse.RunRunning {
+					finished++
+				}
+			}
+			if finished >= n {
+				done++
+			}
+		}
+		if done == len(streams) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the runs of %v did not finish in 30 s: %+v", streams, recent)
+		}
+	}
+}
+
 func newDaemon(t *testing.T, streams ...extract.Stream) (*schedules.Daemon, *clickhouse.State, *clickhouse.DB) {
+	return newDaemonWith(t, func(*schedules.Daemon) {}, []string{"t1"}, streams...)
+}
+
+// newDaemonWith is newDaemon with every stream run for tenants, and
+// configure called before the daemon starts.
+func newDaemonWith(t *testing.T, configure func(*schedules.Daemon), tenants []string, streams ...extract.Stream) (*schedules.Daemon, *clickhouse.State, *clickhouse.DB) {
 	t.Helper()
 	db := chtest.NewDB(t)
 	loader := clickhouse.NewLoader(db, clickhouse.LoaderOptions{})
 	state := clickhouse.NewState(db, loader)
 	d := &schedules.Daemon{Runner: &schedules.Runner{Loader: loader, State: state}, Metrics: schedules.NewMetrics()}
 	for _, s := range streams {
-		d.Jobs = append(d.Jobs, schedules.Job{Stream: s, Tenants: []string{"t1"},
+		d.Jobs = append(d.Jobs, schedules.Job{Stream: s, Tenants: tenants,
 			Schedule: schedules.Schedule{Stream: s.Name, Timeout: time.Minute}}) // not enabled: ticks come from the test
 	}
+	configure(d)
 	d.Start()
+	t.Cleanup(func() { d.Stop(time.Minute) })
 	return d, state, db
 }
 
@@ -187,8 +229,15 @@ func TestStalledRecordsAreReported(t *testing.T) {
 	d, state, _ := newDaemon(t, stalled, testStream("quiet", func(ctx context.Context) error { return nil }))
 	d.Tick("stuck-records", "")
 	d.Tick("quiet", "")
+	// Stop starts nothing more: let both runs end first.
+	var runs map[string][]clickhouse.Run
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		runs, _ = state.RecentRuns(context.Background(), 1)
+		if r, q := runs["stuck-records"], runs["quiet"]; len(r) == 1 && len(q) == 1 && r[0].Status != clickhouse.RunRunning && q[0].Status != clickhouse.RunRunning {
+			break
+		}
+	}
 	d.Stop(time.Minute)
-	runs, _ := state.RecentRuns(context.Background(), 1)
 	if r := runs["stuck-records"]; len(r) != 1 || r[0].Status != clickhouse.RunSuccess || r[0].Error != "3 records wait on an answer that was lost" {
 		t.Errorf("run: %+v", r)
 	}
@@ -228,6 +277,7 @@ func TestAPanickingStreamDoesNotStopTheOthers(t *testing.T) {
 		testStream("fine", func(ctx context.Context) error { return nil }))
 	d.Tick("broken", "")
 	d.Tick("fine", "")
+	waitFinished(t, state, 1, "broken", "fine")
 	d.Stop(time.Minute)
 	runs, err := state.RecentRuns(context.Background(), 5)
 	if err != nil {
@@ -302,5 +352,181 @@ func TestJitterIsStableAndWithinBounds(t *testing.T) {
 	at := time.Date(2026, 11, 22, 10, 30, 0, 0, time.UTC)
 	if next := one.Next(at); next != time.Date(2026, 11, 22, 11, 0, 0, 0, time.UTC).Add(one.Delay()) {
 		t.Errorf("next %s", next)
+	}
+}
+
+// On Stop no run starts any more: not a tick (a webhook's trigger), not the
+// remaining tenants of a stream whose run is going, not a run waiting for a
+// concurrency slot. The run going finishes, is loaded and checkpointed.
+func TestStopStartsNothingMore(t *testing.T) {
+	started := make(chan string, 10)
+	release := make(chan struct{})
+	var d *schedules.Daemon
+	d, state, _ := newDaemonWith(t, func(d *schedules.Daemon) { d.PerProvider = map[string]int{"test": 1} },
+		[]string{"t1", "t2", "t3"},
+		testStream("long", func(ctx context.Context) error {
+			started <- "long"
+			select {
+			case <-release:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}),
+		testStream("queued", func(ctx context.Context) error {
+			started <- "queued"
+			return nil
+		}))
+	if !d.Tick("long", "") {
+		t.Fatal("the tick did not start")
+	}
+	<-started
+	if !d.Tick("queued", "") { // waits for the provider's slot
+		t.Fatal("the second stream's tick did not start")
+	}
+	stopped := make(chan bool)
+	go func() { stopped <- d.Stop(time.Minute) }()
+	for deadline := time.Now().Add(10 * time.Second); !d.Stopping(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			close(release)
+			t.Fatal("Stop did not say it is stopping")
+		}
+	}
+	if d.Tick("queued", "t2") || d.Tick("long", "t3") {
+		t.Error("a tick started a run while the daemon was stopping")
+	}
+	close(release)
+	if !<-stopped {
+		t.Error("Stop says the run did not finish within the grace period")
+	}
+	close(started)
+	var runs []string
+	for s := range started {
+		runs = append(runs, s)
+	}
+	if len(runs) != 0 {
+		t.Errorf("runs started after Stop began: %v", runs)
+	}
+	ctx := context.Background()
+	recent, err := state.RecentRuns(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := recent["long"]; len(r) != 1 || r[0].Tenant != "t1" || r[0].Status != clickhouse.RunSuccess {
+		t.Errorf("runs of long: %+v, want one successful run of t1", r)
+	}
+	if r := recent["queued"]; len(r) != 0 {
+		t.Errorf("runs of queued: %+v, want none", r)
+	}
+	for _, tenant := range []string{"t1", "t2", "t3"} {
+		want := ""
+		if tenant == "t1" {
+			want = "done"
+		}
+		if c, _ := state.Cursor(ctx, "long", tenant); c != want {
+			t.Errorf("long/%s: cursor %q, want %q", tenant, c, want)
+		}
+	}
+}
+
+// Ticks racing with Stop (webhooks arriving during shutdown) neither start
+// runs after Stop returned nor misuse its WaitGroup (run with -race).
+func TestTicksRacingWithStop(t *testing.T) {
+	var after atomic.Int32
+	var stopped atomic.Bool
+	d, _, _ := newDaemon(t, testStream("quick", func(ctx context.Context) error {
+		if stopped.Load() {
+			after.Add(1)
+		}
+		return nil
+	}))
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stopped.Load() {
+				d.Tick("quick", "")
+			}
+			d.Tick("quick", "")
+		}()
+	}
+	time.Sleep(200 * time.Millisecond)
+	d.Stop(time.Minute)
+	stopped.Store(true)
+	wg.Wait()
+	if n := after.Load(); n != 0 {
+		t.Errorf("%d runs started after Stop returned", n)
+	}
+}
+
+// The concurrency limits: never more runs in flight than the global and
+// per-provider limits, and a provider at its limit does not stall another
+// provider (its queued runs hold no global slot).
+func TestConcurrencyLimits(t *testing.T) {
+	var mu sync.Mutex
+	inFlight, most := map[string]int{}, map[string]int{}
+	enter := func(provider string) {
+		mu.Lock()
+		defer mu.Unlock()
+		inFlight[provider]++
+		inFlight[""]++
+		most[provider] = max(most[provider], inFlight[provider])
+		most[""] = max(most[""], inFlight[""])
+	}
+	leave := func(provider string) {
+		mu.Lock()
+		defer mu.Unlock()
+		inFlight[provider]--
+		inFlight[""]--
+	}
+	release := make(chan struct{})
+	bRan := make(chan struct{}, 10)
+	var streams []extract.Stream
+	for _, name := range []string{"a.one", "a.two", "a.three"} {
+		streams = append(streams, providerStream("a", name, func(ctx context.Context, _ string) error {
+			enter("a")
+			defer leave("a")
+			<-release
+			return nil
+		}))
+	}
+	for _, name := range []string{"b.one", "b.two"} {
+		streams = append(streams, providerStream("b", name, func(ctx context.Context, _ string) error {
+			enter("b")
+			defer leave("b")
+			bRan <- struct{}{}
+			return nil
+		}))
+	}
+	d, state, _ := newDaemonWith(t, func(d *schedules.Daemon) {
+		d.Global, d.PerProvider = 2, map[string]int{"a": 1, "b": 1}
+	}, []string{"t1"}, streams...)
+	free := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(free) // before the daemon's Stop
+	for _, s := range []string{"a.one", "a.two", "a.three"} {
+		d.Tick(s, "")
+	}
+	time.Sleep(300 * time.Millisecond) // a.two and a.three queue behind a.one
+	d.Tick("b.one", "")
+	d.Tick("b.two", "")
+	for range 2 {
+		select {
+		case <-bRan:
+		case <-time.After(20 * time.Second):
+			t.Fatal("provider b's runs stalled behind provider a's, which is at its limit")
+		}
+	}
+	free()
+	waitFinished(t, state, 1, "a.one", "a.two", "a.three", "b.one", "b.two")
+	d.Stop(time.Minute)
+	if most["a"] != 1 || most["b"] != 1 || most[""] != 2 {
+		t.Errorf("most runs in flight: a %d (limit 1), b %d (limit 1), all %d (limit 2)", most["a"], most["b"], most[""])
+	}
+	recent, _ := state.RecentRuns(context.Background(), 5)
+	for _, s := range []string{"a.one", "a.two", "a.three", "b.one", "b.two"} {
+		if r := recent[s]; len(r) != 1 || r[0].Status != clickhouse.RunSuccess {
+			t.Errorf("%s: %+v, want one successful run", s, r)
+		}
 	}
 }

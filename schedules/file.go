@@ -45,10 +45,20 @@ type Schedule struct {
 	Line     int               // where it is in the file
 
 	cron cron.Schedule
+	// Where the stream's schedule and params are, for the messages about
+	// them (0: not in the file).
+	specLine, paramsLine int
+	paramLines           map[string]int
 }
 
-// Next is the first start after t, jitter included.
-func (s Schedule) Next(t time.Time) time.Time { return s.cron.Next(t).Add(s.Delay()) }
+// Next is the first start after t, jitter included: the spec's times
+// shifted by Delay, so a start due at 10:00 with a 7-minute delay happens
+// at 10:07, and at 10:03 the next start is 10:07, not 11:07. The daemon's
+// cron runs exactly these times.
+func (s Schedule) Next(t time.Time) time.Time {
+	delay := s.Delay()
+	return s.cron.Next(t.Add(-delay)).Add(delay)
+}
 
 // Delay is the stream's stable start delay within its Jitter.
 func (s Schedule) Delay() time.Duration {
@@ -84,7 +94,7 @@ func Parse(file string, data []byte, known map[string]ParamsCheck) (*Schedules, 
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
+		return nil, yamlError(file, err)
 	}
 	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
 		return nil, fmt.Errorf("%s:1: want a mapping with defaults, concurrency and streams", file)
@@ -125,6 +135,7 @@ func Parse(file string, data []byte, known map[string]ParamsCheck) (*Schedules, 
 	for key, val := range pairs(streams) {
 		s := defaults
 		s.Stream, s.Line, s.Tenants, s.Params = key.Value, key.Line, slices.Clone(defaults.Tenants), nil
+		s.specLine, s.paramsLine, s.paramLines = 0, 0, nil
 		check, ok := known[s.Stream]
 		switch {
 		case !ok:
@@ -139,16 +150,16 @@ func Parse(file string, data []byte, known map[string]ParamsCheck) (*Schedules, 
 		if s.Spec == "" {
 			bad(key.Line, "%s: no schedule", s.Stream)
 		} else if c, err := cron.ParseStandard(s.Spec); err != nil {
-			bad(key.Line, "%s: schedule %q: %v", s.Stream, s.Spec, err)
+			bad(s.specLine, "%s: schedule %q: %v", s.Stream, s.Spec, err)
 		} else {
 			s.cron = c
 		}
 		switch {
 		case check == nil && len(s.Params) > 0:
-			bad(key.Line, "%s takes no params", s.Stream)
+			bad(s.paramsLine, "%s takes no params", s.Stream)
 		case check != nil:
 			for _, err := range check(s.Params) {
-				bad(key.Line, "%s: %v", s.Stream, err)
+				bad(s.paramLine(err), "%s: %v", s.Stream, err)
 			}
 		}
 		ss.Streams = append(ss.Streams, s)
@@ -177,7 +188,7 @@ func readEntry(n *yaml.Node, s *Schedule, bad func(int, string, ...any), stream 
 			if !stream {
 				bad(k.Line, "schedule belongs to a stream, not to defaults")
 			}
-			s.Spec = v.Value
+			s.Spec, s.specLine = v.Value, v.Line
 		case "window":
 			duration(v, k.Value, &s.Window)
 		case "lookback":
@@ -205,8 +216,9 @@ func readEntry(n *yaml.Node, s *Schedule, bad func(int, string, ...any), stream 
 			if !stream {
 				bad(k.Line, "params belong to a stream, not to defaults")
 			}
-			s.Params = map[string]string{}
+			s.Params, s.paramsLine, s.paramLines = map[string]string{}, k.Line, map[string]int{}
 			for pk, pv := range pairs(v) {
+				s.paramLines[pk.Value] = pk.Line
 				if pv.Kind == yaml.SequenceNode {
 					var items []string
 					for _, it := range pv.Content {
@@ -227,6 +239,30 @@ func readEntry(n *yaml.Node, s *Schedule, bad func(int, string, ...any), stream 
 	if s.Timeout <= 0 {
 		bad(n.Line, "timeout must be positive")
 	}
+}
+
+// paramLine is the line of the parameter a check's error names ("months:
+// ..."), or else of the params key.
+func (s Schedule) paramLine(err error) int {
+	if name, _, ok := strings.Cut(err.Error(), ":"); ok {
+		if line, ok := s.paramLines[name]; ok {
+			return line
+		}
+	}
+	return s.paramsLine
+}
+
+// yamlError puts a YAML syntax error ("yaml: line 3: ...") in file:line form.
+func yamlError(file string, err error) error {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	if rest, ok := strings.CutPrefix(msg, "line "); ok {
+		if n, after, ok := strings.Cut(rest, ": "); ok {
+			if line, cerr := strconv.Atoi(n); cerr == nil {
+				return fmt.Errorf("%s:%d: %s", file, line, after)
+			}
+		}
+	}
+	return fmt.Errorf("%s:1: %s", file, msg)
 }
 
 // pairs iterates the key/value nodes of a mapping (none for other nodes).

@@ -66,7 +66,7 @@ func newFimentoWorld(t *testing.T, faults fimento.Faults) *fimentoWorld {
 	t.Cleanup(func() { srv.Close(); sb.Close() })
 	db := chtest.NewDB(t)
 	logs := &syncBuffer{}
-	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log := slog.New(schedules.RunHandler(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	loader := clickhouse.NewLoader(db, clickhouse.LoaderOptions{Logger: log})
 	state := clickhouse.NewState(db, loader)
 	var subs []clickhouse.Subject
@@ -458,7 +458,16 @@ func TestFimentoRevocationDeletesTheSubject(t *testing.T) {
 			t.Errorf("victim in the registry: %q %q", s.Status, s.StatusDetail)
 		}
 	}
-	if !strings.Contains(w.logs.String(), "subject's rows deleted") {
+	deleted := 0
+	for _, line := range strings.Split(w.logs.String(), "\n") {
+		if strings.Contains(line, "subject's rows deleted") {
+			deleted++
+			if !strings.Contains(line, `"run":"`) || strings.Count(line, `"stream":`) != 1 || strings.Count(line, `"tenant":`) != 1 {
+				t.Errorf("the deletion's log line lacks the run id or repeats the stream: %s", line)
+			}
+		}
+	}
+	if deleted == 0 {
 		t.Error("no log line records the deletion")
 	}
 	// Registering it again (config, webhook) keeps it revoked, and no run

@@ -85,6 +85,15 @@ func (m *Metrics) observeRun(r clickhouse.Run) {
 	}
 }
 
+// SeedLastSuccess sets finsync_last_success_timestamp_seconds from the run
+// history (State.LastSuccess) at start-up, so that a restarted daemon does
+// not look as if no stream ever succeeded. A run observed later wins.
+func (m *Metrics) SeedLastSuccess(last map[string]time.Time) {
+	for stream, at := range last {
+		m.lastSuccess.WithLabelValues(stream).Set(float64(at.Unix()))
+	}
+}
+
 // Transport wraps base so that every request to provider is timed and
 // counted by status code.
 func (m *Metrics) Transport(provider string, base http.RoundTripper) http.RoundTripper {

@@ -3,11 +3,13 @@ package schedules_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -67,7 +69,9 @@ func TestClickHouseStoppedMidLoad(t *testing.T) {
 	defer srv.Close()
 	defer sb.Close()
 	// Small inserts and records, so that loading goes on while extracting.
-	loader := clickhouse.NewLoader(db, clickhouse.LoaderOptions{MaxRows: 200, MaxAttempts: 3, BackoffBase: 200 * time.Millisecond, BackoffMax: time.Second})
+	logs := &syncBuffer{}
+	log := slog.New(schedules.RunHandler(slog.NewJSONHandler(logs, nil)))
+	loader := clickhouse.NewLoader(db, clickhouse.LoaderOptions{MaxRows: 200, MaxAttempts: 3, BackoffBase: 200 * time.Millisecond, BackoffMax: time.Second, Logger: log})
 	state := clickhouse.NewState(db, loader)
 	var subs []clickhouse.Subject
 	for _, u := range sb.Users("sandbox-client") {
@@ -84,7 +88,7 @@ func TestClickHouseStoppedMidLoad(t *testing.T) {
 		}
 	}
 	now := func() time.Time { return time.Date(2026, 2, 24, 6, 0, 0, 0, time.UTC) }
-	runner := &schedules.Runner{Loader: loader, State: state, Now: now}
+	runner := &schedules.Runner{Loader: loader, State: state, Now: now, Log: log}
 
 	done := make(chan error, 1)
 	go func() {
@@ -127,6 +131,17 @@ func TestClickHouseStoppedMidLoad(t *testing.T) {
 	} else if int(landed) != want {
 		t.Errorf("the run during the outage succeeded (retries) but loaded %d of %d rows", landed, want)
 	}
+	// Every line the run logged, the loader's retries included, names it.
+	retried := 0
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		if !strings.Contains(line, `"run":"`) {
+			t.Errorf("a log line of the run lacks its id: %s", line)
+		}
+		if strings.Contains(line, "insert failed, retrying") {
+			retried++
+		}
+	}
+	t.Logf("%d insert retries logged during the outage", retried)
 	// The next run completes the data, with nothing twice.
 	if _, err := runner.Run(ctx, stream, "sandbox-client"); err != nil {
 		t.Fatalf("the run after the outage: %v", err)

@@ -266,8 +266,8 @@ func (r *Runner) forget(ctx context.Context, log *slog.Logger, s extract.Stream,
 			errs = append(errs, err)
 			continue
 		}
-		log.Info("subject's rows deleted: the provider deleted its data", "stream", s.Name, "provider", row.Provider,
-			"tenant", row.Tenant, "subject", row.ID, "reason", row.StatusDetail, "tables", del.Tables, "copies", len(del.Derived))
+		log.InfoContext(ctx, "subject's rows deleted: the provider deleted its data", "provider", row.Provider,
+			"subject", row.ID, "reason", row.StatusDetail, "tables", del.Tables, "copies", len(del.Derived))
 		at := time.Now().UTC().Format(time.RFC3339)
 		row.StatusDetail += fmt.Sprintf("; rows deleted from %d tables at %s", len(del.Tables), at)
 		if len(del.Derived) > 0 {

@@ -59,6 +59,8 @@ type Config struct {
 		// Concurrency is how many users a per-user stream reads at once
 		// (within the rate limit).
 		Concurrency int `env:"FINSYNC_FINO_CONCURRENCY, default=8"`
+		// PageSize is the categorization page size (finoOS allows 1..1000).
+		PageSize int `env:"FINSYNC_FINO_PAGE_SIZE, default=1000"`
 		// Scopes are the analytics modules to read: "scope" for every
 		// tenant or "tenant/scope"; a trailing * matches a prefix. Unset: all.
 		Scopes []string `env:"FINSYNC_FINO_SCOPES"`
@@ -288,6 +290,9 @@ func (c Config) validateFino() []error {
 	}
 	if f.Concurrency < 1 || f.Concurrency > 256 {
 		bad("FINSYNC_FINO_CONCURRENCY=%d: want users read at once, 1..256", f.Concurrency)
+	}
+	if f.PageSize < 1 || f.PageSize > fino.MaxPageSize {
+		bad("FINSYNC_FINO_PAGE_SIZE=%d: want 1..%d", f.PageSize, fino.MaxPageSize)
 	}
 	if scopes, err := fino.ParseScopes(f.Scopes); err != nil {
 		bad("FINSYNC_FINO_SCOPES: %v", err)

@@ -39,6 +39,13 @@ func runDaemon(ctx context.Context, a *app, args []string) error {
 	state := clickhouse.NewState(db, loader)
 	d := &schedules.Daemon{Runner: &schedules.Runner{Loader: loader, State: state, Log: log},
 		Global: c.sched.Global, PerProvider: c.sched.PerProvider, Metrics: metrics, Log: log}
+	// A restart keeps the streams' last success: freshness alerts on
+	// finsync_last_success_timestamp_seconds do not fire because of it.
+	if last, err := state.LastSuccess(ctx); err != nil {
+		log.Warn("the last successful runs are unknown until the next ones", "err", err)
+	} else {
+		metrics.SeedLastSuccess(last)
+	}
 	maintain := map[string]provider{}
 	for _, p := range ps {
 		if !p.configured {
@@ -93,6 +100,11 @@ func runDaemon(ctx context.Context, a *app, args []string) error {
 		d.Stop(c.ShutdownGrace)
 		return fmt.Errorf("http server: %w", err)
 	}
+	// From here on no run starts: not on a schedule, not for a stream's
+	// remaining tenants, not from a webhook (its trigger is a no-op once
+	// the daemon is stopping; receivers still record what they are sent,
+	// for the next start). /readyz answers 503, /healthz and /metrics
+	// serve until the runs have ended.
 	log.Info("stopping: no new runs; waiting for running ones", "grace", c.ShutdownGrace)
 	finished := d.Stop(c.ShutdownGrace)
 	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -135,6 +147,8 @@ func daemonMux(c Config, ps []provider, d *schedules.Daemon, loader *clickhouse.
 		defer cancel()
 		pending, err := db.Pending(ctx, finsql.Files)
 		switch {
+		case d.Stopping():
+			http.Error(w, "stopping: no new runs start", http.StatusServiceUnavailable)
 		case err != nil:
 			http.Error(w, "ClickHouse unreachable at "+c.ClickHouse.Addr+": "+err.Error(), http.StatusServiceUnavailable)
 		case len(pending) > 0:

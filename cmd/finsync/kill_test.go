@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -257,12 +259,21 @@ func TestKilledBetweenEnrichmentSubmissionAndCollection(t *testing.T) {
 	}
 }
 
-// `finsync once` killed with SIGKILL at several points of a run (while
-// reading pages, once rows landed but before the checkpoint), restarted each
-// time: the warehouse ends equal to the ledger, nothing lost, nothing twice.
+// `finsync once` killed with SIGKILL at several points of a run, each
+// checked at the kill (mid-page: the sandbox served pages, nothing loaded
+// yet; between insert and checkpoint: rows landed, no cursor), restarted
+// each time: the warehouse ends equal to the ledger, nothing lost, nothing
+// twice.
 func TestKilledAtSeveralPointsOfARun(t *testing.T) {
 	sb := fino.NewSandbox(fino.SandboxOptions{UsersPerTenant: 3, Months: 6, Seed: 13, Faults: fino.Faults{Latency: 25 * time.Millisecond}})
-	srv := httptest.NewServer(sb)
+	// The pages of categorizations the sandbox has answered.
+	var pages atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sb.ServeHTTP(w, r)
+		if strings.HasSuffix(r.URL.Path, "/categorization") {
+			pages.Add(1)
+		}
+	}))
 	defer srv.Close()
 	defer sb.Close()
 	opts := chtest.Options(t)
@@ -270,7 +281,8 @@ func TestKilledAtSeveralPointsOfARun(t *testing.T) {
 	env := map[string]string{
 		"FINSYNC_CLICKHOUSE_ADDR": opts.Addr, "FINSYNC_CLICKHOUSE_DATABASE": opts.Database, "FINSYNC_LOG_LEVEL": "warn",
 		"FINSYNC_FINO_BASE_URL": srv.URL, "FINSYNC_FINO_CLIENT_ID": "sandbox-client", "FINSYNC_FINO_CLIENT_SECRET": "sandbox-secret",
-		"FINSYNC_FINO_USERS": strings.Join(sb.Users("sandbox-client"), ","),
+		"FINSYNC_FINO_USERS":     strings.Join(sb.Users("sandbox-client"), ","),
+		"FINSYNC_FINO_PAGE_SIZE": "50", // several pages per user
 	}
 	// Migrate first, so that the kill points can be watched in the database.
 	if code, _, stderr := run(t, env, "migrate"); code != 0 {
@@ -286,16 +298,25 @@ func TestKilledAtSeveralPointsOfARun(t *testing.T) {
 		db.Conn().QueryRow(context.Background(), q).Scan(&n)
 		return n
 	}
+	const cursorRows = "SELECT count() FROM etl_state FINAL WHERE stream = 'fino.transactions' AND key = 'cursor'"
+	var pagesBefore int64
 	points := []struct {
 		name string
-		at   func() bool
+		at   func() bool // when to kill
+		was  func() bool // whether the kill hit the point
 	}{
-		{"while reading pages", func() bool {
-			return count("SELECT count() FROM etl_runs FINAL WHERE status = 'running'") > 0
+		{"mid-page: pages served, none loaded", func() bool {
+			return count("SELECT count() FROM etl_runs FINAL WHERE status = 'running'") > 0 && pages.Load() > pagesBefore
+		}, func() bool {
+			return pages.Load() > pagesBefore && count("SELECT count() FROM transactions") == 0 && count(cursorRows) == 0
 		}},
-		{"after rows landed", func() bool { return count("SELECT count() FROM transactions") > 0 }},
+		{"between insert and checkpoint", func() bool { return count("SELECT count() FROM transactions") > 0 }, func() bool {
+			return count("SELECT count() FROM transactions") > 0 && count(cursorRows) == 0 &&
+				count("SELECT count() FROM etl_runs FINAL WHERE status = 'success'") == 0
+		}},
 	}
 	for i, p := range points {
+		pagesBefore = pages.Load()
 		child := exec.Command(os.Args[0], "-test.run=^$")
 		child.Env = append(os.Environ(), "FINSYNC_TEST_ARGS=once -stream fino.transactions")
 		for k, v := range env {
@@ -316,8 +337,11 @@ func TestKilledAtSeveralPointsOfARun(t *testing.T) {
 		}
 		child.Process.Signal(syscall.SIGKILL)
 		child.Wait()
-		t.Logf("killed %s: %d rows had landed, cursor rows %d", p.name, count("SELECT count() FROM transactions"),
-			count("SELECT count() FROM etl_state FINAL WHERE stream = 'fino.transactions' AND key = 'cursor'"))
+		landed, cursors := count("SELECT count() FROM transactions"), count(cursorRows)
+		if !p.was() {
+			t.Fatalf("kill %d missed its point (%s): %d pages served, %d rows landed, %d cursor rows", i, p.name, pages.Load()-pagesBefore, landed, cursors)
+		}
+		t.Logf("killed %s: %d pages served, %d rows had landed, cursor rows %d", p.name, pages.Load()-pagesBefore, landed, cursors)
 	}
 	if code, stdout, stderr := run(t, env, "once", "-stream", "fino.transactions"); code != 0 {
 		t.Fatalf("the run after the kills: exit %d\n%s\n%s", code, stdout, stderr)

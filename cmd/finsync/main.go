@@ -247,7 +247,11 @@ func runMigrate(ctx context.Context, a *app, args []string) error {
 
 func runDemo(ctx context.Context, a *app, args []string) error {
 	var o sandboxOptions
-	err := a.flags("demo", summaryOf("demo"), args, o.define)
+	var report string
+	err := a.flags("demo", summaryOf("demo"), args, func(fs *flag.FlagSet) {
+		o.define(fs)
+		fs.StringVar(&report, "report", filepath.Join(".finsync", "out", "report.html"), "where to write the HTML report")
+	})
 	if err != nil {
 		return err
 	}
@@ -323,7 +327,6 @@ func runDemo(ctx context.Context, a *app, args []string) error {
 	if err := printExamples(ctx, db, a.stdout); err != nil {
 		return err
 	}
-	report := filepath.Join(".finsync", "out", "report.html")
 	if err := writeReport(ctx, db, report); err != nil {
 		return err
 	}

@@ -3,14 +3,21 @@ package main
 import (
 	"bytes"
 	"context"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/finsync/finsync/load/clickhouse/chtest"
 )
 
+// run runs the finsync command in-process. A demo writes its report into a
+// temporary directory, not into the working tree (tests run in cmd/finsync).
 func run(t *testing.T, env map[string]string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
+	if len(args) > 0 && args[0] == "demo" && !slices.Contains(args, "-report") {
+		args = append(append([]string{}, args...), "-report", filepath.Join(t.TempDir(), "report.html"))
+	}
 	var out, errs bytes.Buffer
 	a := &app{stdout: &out, stderr: &errs, lookup: lookupFrom(env)}
 	code = a.main(context.Background(), args)

@@ -79,7 +79,7 @@ func providers(c Config, log *slog.Logger, m *schedules.Metrics) []provider {
 	// Validate has checked the scopes; an error here leaves every module on.
 	scopes, _ := fino.ParseScopes(c.Fino.Scopes)
 	api := fino.NewAPI(fino.Config{BaseURL: c.Fino.BaseURL, ClientID: c.Fino.ClientID,
-		ClientSecret: c.Fino.ClientSecret.Value(), RateLimit: c.Fino.RateLimit, Concurrency: c.Fino.Concurrency, Scopes: scopes, Logger: log, HTTP: httpFor("fino")})
+		ClientSecret: c.Fino.ClientSecret.Value(), RateLimit: c.Fino.RateLimit, Concurrency: c.Fino.Concurrency, PageSize: c.Fino.PageSize, Scopes: scopes, Logger: log, HTTP: httpFor("fino")})
 	finoP := provider{name: "fino", configured: c.Fino.BaseURL != "", streams: append(fino.Streams(api), fino.AnalyticsStreams(api)...),
 		tenants: c.finoTenants(), webhook: func(h webhookHooks) http.Handler {
 			return fino.WebhookHandler(c.Fino.WebhookSecret.Value(), h.record, log)

@@ -42,6 +42,12 @@ func runReport(ctx context.Context, a *app, args []string) error {
 	return nil
 }
 
+// balanceTrendQuery is the report's balance trend: the daily balances of
+// every provider's accounts added up (Fimento's are per process, account
+// "*"), as Grafana's balance panel shows them.
+const balanceTrendQuery = `SELECT toString(balance_date), toString(sum(balance)) FROM v_account_balance_daily
+	WHERE balance_date >= today() - 180 GROUP BY balance_date ORDER BY balance_date`
+
 // writeReport renders the report of db's warehouse into path.
 func writeReport(ctx context.Context, db *clickhouse.DB, path string) error {
 	r := report{Database: db.Database(), Generated: time.Now().UTC().Format(time.RFC1123)}
@@ -83,8 +89,7 @@ func writeReport(ctx context.Context, db *clickhouse.DB, path string) error {
 	r.Cashflow = barChart("cashflow", months, []series{{"income", "#2da44e", income}, {"spending", "#cf222e", spending}})
 	var days []string
 	var balances []float64
-	err = q(`SELECT toString(balance_date), toString(sum(balance)) FROM v_account_balance_daily
-		WHERE balance_date >= today() - 180 AND provider != 'fimento' GROUP BY balance_date ORDER BY balance_date`, func(row []string) {
+	err = q(balanceTrendQuery, func(row []string) {
 		days = append(days, row[0])
 		balances = append(balances, number(row[1]))
 	})
@@ -202,7 +207,7 @@ th{background:#f4f4f4}td.n{text-align:right}h2{margin-top:1.6em}.muted{color:#88
 <p class="muted">database {{.Database}} · generated {{.Generated}}</p>
 <h2>Monthly cash flow (all users)</h2>
 {{.Cashflow}}
-<h2>Balance trend (sum of daily balances, last 180 days)</h2>
+<h2>Balance trend (sum of daily balances over every provider, last 180 days)</h2>
 {{.Balances}}
 <h2>finAPI segments now (users, all mandators)</h2>
 {{.Segments}}

@@ -12,7 +12,7 @@ import (
 
 // The demo over all four sandboxes, with distinctive secrets: no secret and
 // no personal identifier of the sandboxes (Fimento's social security
-// numbers, company ids and names) is in the logs, the output, or any String
+// numbers, company ids and names, finoOS's account owners) is in the logs, the output, or any String
 // column of any table (etl_runs, etl_rejects and raw payloads included).
 func TestNoSecretOrPersonalDataLands(t *testing.T) {
 	sb, err := startSandbox("127.0.0.1:0", sandboxOptions{users: 2, companies: 1, months: 2, seed: 8,
@@ -41,7 +41,9 @@ func TestNoSecretOrPersonalDataLands(t *testing.T) {
 	_, fgSecret := sb.fingoal.Credentials()
 	secrets := []string{"sandbox-secret", "mandator-a-secret", "mandator-b-secret", "sandbox-password", fimentoHashKey,
 		fgSecret, "whsec-Zq8v1-fino", "idkey-Zq8v1-fingoal"}
-	needles := append(append([]string{}, secrets...), sb.fimento.PersonalData()...)
+	owners := finoOwners(t, sb) // finoOS account holders
+	personal := append(append([]string{}, sb.fimento.PersonalData()...), owners...)
+	needles := append(append([]string{}, secrets...), personal...)
 	for _, n := range needles {
 		if strings.Contains(stdout, n) || strings.Contains(stderr, n) {
 			t.Errorf("%q is in the demo's output or logs", n)
@@ -65,15 +67,16 @@ func TestNoSecretOrPersonalDataLands(t *testing.T) {
 		}
 		hits := queryStrings(t, db, fmt.Sprintf("SELECT toString(count()) FROM `%s` WHERE %s", c[0], strings.Join(conds, " OR ")))
 		if hits[0][0] != "0" {
-			t.Errorf("%s.%s holds a secret or personal identifier in %s rows", c[0], c[1], hits[0][0])
+			examples := queryStrings(t, db, fmt.Sprintf("SELECT substring(toString(%s), 1, 160) FROM `%s` WHERE %s LIMIT 2", expr, c[0], strings.Join(conds, " OR ")))
+			t.Errorf("%s.%s holds a secret or personal identifier in %s rows, e.g. %v", c[0], c[1], hits[0][0], examples)
 		}
 		scanned++
 	}
 	var rejects uint64
 	db.Conn().QueryRow(context.Background(), "SELECT count() FROM etl_rejects").Scan(&rejects)
-	if scanned < 50 || rejects == 0 || len(sb.fimento.PersonalData()) == 0 {
-		t.Errorf("the scan proves little: %d columns, %d rejects, %d personal values", scanned, rejects, len(sb.fimento.PersonalData()))
+	if scanned < 50 || rejects == 0 || len(sb.fimento.PersonalData()) == 0 || len(owners) == 0 {
+		t.Errorf("the scan proves little: %d columns, %d rejects, %d Fimento personal values, %d finoOS owners", scanned, rejects, len(sb.fimento.PersonalData()), len(owners))
 	}
-	t.Logf("%d String columns scanned for %d secrets and %d personal values; %d rejects with raw payloads; %d bytes of logs",
-		scanned, len(secrets), len(sb.fimento.PersonalData()), rejects, len(stderr))
+	t.Logf("%d String columns scanned for %d secrets and %d personal values (%d finoOS account owners); %d rejects with raw payloads; %d bytes of logs",
+		scanned, len(secrets), len(personal), len(owners), rejects, len(stderr))
 }

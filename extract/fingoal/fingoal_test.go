@@ -124,6 +124,42 @@ func TestBadRecordsAreRejectedAlone(t *testing.T) {
 	}
 }
 
+// Rejects of one batch never share a key, or etl_rejects (one row per
+// stream, run and key) would keep only one of them: an undecodable record
+// is keyed by the transactionid still readable in it, or by a hash of it.
+func TestRejectsOfABatchHaveDistinctKeys(t *testing.T) {
+	w := NewEnrichedWriter(memory.DefaultAllocator, testLineage())
+	defer w.Release()
+	keys := map[string]string{}
+	for _, raw := range []string{
+		`{"uid":"u","transactionid":"t1","amountnum":"abc"}`,
+		`{"uid":"u","transactionid":"t2","amountnum":"abc"}`,
+		`{"uid":"u","amountnum":"abc","date":"2024-01-01"}`,
+		`{"uid":"u","amountnum":"abc","date":"2024-01-02"}`,
+		`[1, 2]`,
+		`{"uid":"u","date":"2024-01-01","amountnum":1,"settlement":"debit"}`,
+	} {
+		rej, ok := w.AddEnriched("b", json.RawMessage(raw))
+		if ok {
+			t.Fatalf("%s accepted", raw)
+		}
+		if other, dup := keys[rej.Key]; dup {
+			t.Errorf("%s and %s share the key %q", raw, other, rej.Key)
+		}
+		keys[rej.Key] = raw
+	}
+	if _, ok := keys[RejectKey("u", "b", "t1")]; !ok {
+		t.Errorf("the undecodable record's transactionid is not its key: %v", keys)
+	}
+	for _, raw := range []string{`{"reason":"x"}`, `{"reason":"y"}`} {
+		if r := FailedReject("b", json.RawMessage(raw)); keys[r.Key] != "" {
+			t.Errorf("failed item %s shares the key %q", raw, r.Key)
+		} else {
+			keys[r.Key] = raw
+		}
+	}
+}
+
 // FuzzDecoders: every decoder of FinGoal JSON gives a row or a reject with
 // a reason, never panics, and leaks nothing.
 func FuzzDecoders(f *testing.F) {

@@ -92,7 +92,7 @@ func NewEnrichedWriter(mem memory.Allocator, lin transform.Lineage) *Writer {
 func (w *Writer) AddEnriched(batchID string, raw json.RawMessage) (extract.Reject, bool) {
 	var e Enriched
 	reject := func(key, format string, args ...any) (extract.Reject, bool) {
-		return extract.Reject{Table: transform.Transactions.Name, Key: RejectKey(e.UID, batchID, key),
+		return extract.Reject{Table: transform.Transactions.Name, Key: RejectKey(e.UID, batchID, rejectKey(key, raw)),
 			Reason: fmt.Sprintf(format, args...), Raw: compact(raw)}, false
 	}
 	if err := json.Unmarshal(raw, &e); err != nil {
@@ -145,7 +145,7 @@ func FailedReject(batchID string, raw json.RawMessage) extract.Reject {
 	} else if f.Reason != "" {
 		reason += ": " + f.Reason
 	}
-	return extract.Reject{Table: transform.Transactions.Name, Key: RejectKey(f.UID, batchID, f.TransactionID), Reason: reason, Raw: compact(raw)}
+	return extract.Reject{Table: transform.Transactions.Name, Key: RejectKey(f.UID, batchID, rejectKey(f.TransactionID, raw)), Reason: reason, Raw: compact(raw)}
 }
 
 // RejectKey is the record_key of a rejected transaction of a batch:
@@ -157,6 +157,21 @@ func RejectKey(uid, batchID, transactionID string) string {
 		return batchID + "/" + transactionID
 	}
 	return uid + "/" + batchID + "/" + transactionID
+}
+
+// rejectKey is the key of a rejected record of a batch: its transactionid,
+// dug out of the raw record when it did not decode, or else a hash of the
+// record, so that two rejects of one batch never share a key (etl_rejects
+// keeps one row per stream, run and key).
+func rejectKey(id string, raw json.RawMessage) string {
+	if id == "" {
+		id = extract.RejectKey(raw, "transactionid")
+	}
+	if id == "" {
+		sum := sha256.Sum256(raw)
+		id = "sha256:" + hex.EncodeToString(sum[:8])
+	}
+	return id
 }
 
 // categories maps FinGoal's top-level categories to the common taxonomy

@@ -10,7 +10,10 @@ package fino
 // Scrubbing of raw payloads (DESIGN §4: person names never land in clear):
 //   - transactions.raw drops transaction.paymentPartner.name and
 //     transaction.differentCreditor/differentDebitor. They can be private
-//     persons; the counterparty's name is in counterparty_name already.
+//     persons; the counterparty's name is in counterparty_name already,
+//     except on transfers between the user's own accounts (tag
+//     internal_transfer): their partner is the account holder, and
+//     counterparty_name says OwnAccount instead.
 //   - accounts.raw drops owner (the account holder, a person), transactions
 //     (loaded through the transactions stream) and standingOrders (schema
 //     undocumented; standing orders name payees, often persons).
@@ -332,6 +335,9 @@ func (b *TransactionsBuilder) add(userID, correlationID string, c Categorization
 	if t.PaymentPartner != nil {
 		p = *t.PaymentPartner
 	}
+	if ownAccount(c) {
+		p.Name = OwnAccount
+	}
 	appendString(b.cpName, p.Name)
 	appendString(b.cpIBAN, p.IBAN)
 	appendString(b.cpBIC, p.BIC)
@@ -354,6 +360,27 @@ func (b *TransactionsBuilder) add(userID, correlationID string, c Categorization
 	b.raw.BinaryBuilder.Append(scrubbed)
 	return extract.Reject{}, true
 }
+
+// OwnAccount is counterparty_name of a transfer between the user's own
+// accounts: its partner is the account holder, a person's name that must
+// not land (DESIGN §4).
+const OwnAccount = "(own account)"
+
+// ownAccount tells a transfer between the user's own accounts: finoOS tags
+// it internal_transfer (descriptiveTag or tags[]; categories.csv).
+func ownAccount(c Categorization) bool {
+	if c.DescriptiveTag == tagInternalTransfer {
+		return true
+	}
+	for _, t := range c.Tags {
+		if t == tagInternalTransfer {
+			return true
+		}
+	}
+	return false
+}
+
+const tagInternalTransfer = "internal_transfer"
 
 // AccountsBuilder converts detected accounts into rows of transform.Accounts.
 type AccountsBuilder struct {

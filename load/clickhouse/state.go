@@ -260,6 +260,26 @@ func (s *State) RecentRuns(ctx context.Context, n int) (map[string][]Run, error)
 	return out, rows.Err()
 }
 
+// LastSuccess returns when each stream's last successful run finished.
+func (s *State) LastSuccess(ctx context.Context) (map[string]time.Time, error) {
+	rows, err := s.db.conn.Query(ctx, "SELECT stream, max(assumeNotNull(finished_at)) FROM "+s.db.table(transform.EtlRuns.Name)+
+		" FINAL WHERE status = ? AND finished_at IS NOT NULL GROUP BY stream", RunSuccess)
+	if err != nil {
+		return nil, fmt.Errorf("reading the last successful runs: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]time.Time{}
+	for rows.Next() {
+		var stream string
+		var at time.Time
+		if err := rows.Scan(&stream, &at); err != nil {
+			return nil, err
+		}
+		out[stream] = at
+	}
+	return out, rows.Err()
+}
+
 // Cursors returns every stream's cursor per tenant.
 func (s *State) Cursors(ctx context.Context) (map[string]map[string]string, error) {
 	rows, err := s.db.conn.Query(ctx, "SELECT stream, tenant, value FROM "+s.db.table(transform.EtlState.Name)+" FINAL WHERE key = ?", cursorKey)
