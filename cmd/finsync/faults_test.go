@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/finsync/finsync/extract/faults"
+	"github.com/finsync/finsync/extract/finapi"
 	"github.com/finsync/finsync/load/clickhouse"
 	"github.com/finsync/finsync/load/clickhouse/chtest"
 )
@@ -57,8 +58,11 @@ func TestFaultMatrixLosesNothing(t *testing.T) {
 	type warehouse struct {
 		rows    map[string]loadedRow // key → row
 		rejects map[string]int       // table/provider → stored rejects
-		db      *clickhouse.DB
-		runs    int
+		// rejectedMembers are the finAPI members (tenant|segment|user)
+		// some job rejected: the Malformed fault picks them by job.
+		rejectedMembers map[string]bool
+		db              *clickhouse.DB
+		runs            int
 	}
 	var injected faults.Counts
 	load := func(matrix string) warehouse {
@@ -136,6 +140,11 @@ func TestFaultMatrixLosesNothing(t *testing.T) {
 				t.Errorf("%s rejects of %s/%s without raw payload or reason", row[3], row[0], row[1])
 			}
 		}
+		w.rejectedMembers = map[string]bool{}
+		for _, row := range queryStrings(t, db, `SELECT tenant, stream, substring(record_key, position(record_key, '/') + 1)
+			FROM etl_rejects FINAL WHERE target_table = 'segment_members' AND position(record_key, '/') > 0`) {
+			w.rejectedMembers[row[0]+"|"+row[1]+"|"+row[2]] = true
+		}
 		// Every reject a run reported is stored: none collapsed into another.
 		for _, row := range queryStrings(t, db, `SELECT stream, run_id, toString(rejects), toString(stored)
 			FROM (SELECT stream, run_id, rejects FROM etl_runs FINAL)
@@ -200,8 +209,26 @@ func TestFaultMatrixLosesNothing(t *testing.T) {
 	upstream := faulty.rejects["transactions/fino"] + faulty.rejects["transactions/fimento"]
 	want := map[string]int{}
 	for g, n := range faulty.rejects {
-		if g != "segment_members/finapi" { // a lost job: the next run's job has the members
+		if g != "segment_members/finapi" {
 			want[g] = n
+		}
+	}
+	// A finAPI member the Malformed fault corrupts is chosen by job (a
+	// later job may serve it whole): each missing member must be one a
+	// job rejected.
+	segmentStream := map[string]string{}
+	for _, seg := range finapi.Segments() {
+		segmentStream[seg.Type] = seg.Stream
+	}
+	for k, c := range clean.rows {
+		if _, ok := faulty.rows[k]; ok || c.group != "segment_members/finapi" {
+			continue
+		}
+		f := strings.Split(k, "|") // segment_members|finapi|tenant|segment_type|user|account
+		if faulty.rejectedMembers[f[2]+"|"+segmentStream[f[3]]+"|"+f[4]] {
+			want[c.group]++
+		} else {
+			t.Errorf("%s is missing with faults and no job rejected it", k)
 		}
 	}
 	want["enrichment_submissions/fingoal"] += upstream
