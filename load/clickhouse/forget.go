@@ -25,7 +25,8 @@ const StatusRevoked = "revoked"
 // ALTER TABLE ... DELETE is a mutation, asynchronous on every server
 // version (18.16 has no mutations_sync), so DeleteSubjectRows then polls
 // system.mutations until none of those tables has one pending, bounded by
-// ctx and by maxMutationWait.
+// ctx and by maxMutationWait. In cluster mode the deletes go to the local
+// tables ON CLUSTER, which waits for every node (distributed_ddl_task_timeout).
 func (s *State) DeleteSubjectRows(ctx context.Context, provider, tenant, userID string) ([]string, error) {
 	if provider == "" || userID == "" {
 		return nil, fmt.Errorf("deleting a subject's rows needs a provider and a user id")
@@ -35,13 +36,13 @@ func (s *State) DeleteSubjectRows(ctx context.Context, provider, tenant, userID 
 		if _, ok := t.Schema.FieldsByName("user_id"); !ok {
 			continue
 		}
-		if err := s.db.Exec(ctx, "ALTER TABLE "+s.db.table(t.Name)+" DELETE WHERE provider = ? AND tenant = ? AND user_id = ?",
+		if err := s.db.Exec(ctx, "ALTER TABLE "+s.db.alterTarget(t.Name)+" DELETE WHERE provider = ? AND tenant = ? AND user_id = ?",
 			provider, tenant, userID); err != nil {
 			return tables, fmt.Errorf("deleting %s/%s/%s from %s: %w", provider, tenant, userID, t.Name, err)
 		}
 		tables = append(tables, t.Name)
 	}
-	if err := s.db.Exec(ctx, "ALTER TABLE "+s.db.table(transform.EtlRejects.Name)+
+	if err := s.db.Exec(ctx, "ALTER TABLE "+s.db.alterTarget(transform.EtlRejects.Name)+
 		" DELETE WHERE provider = ? AND tenant = ? AND startsWith(record_key, ?)", provider, tenant, userID+"/"); err != nil {
 		return tables, fmt.Errorf("deleting %s/%s/%s from %s: %w", provider, tenant, userID, transform.EtlRejects.Name, err)
 	}
@@ -53,14 +54,24 @@ func (s *State) DeleteSubjectRows(ctx context.Context, provider, tenant, userID 
 // still running after it keeps running on the server.
 const maxMutationWait = 5 * time.Minute
 
-// waitMutations polls until no mutation of tables is pending.
+// waitMutations polls until no mutation of tables is pending: on this
+// server, or in cluster mode on one replica of each shard (the mutations of
+// the local tables).
 func (s *State) waitMutations(ctx context.Context, tables []string) error {
 	ctx, cancel := context.WithTimeout(ctx, maxMutationWait)
 	defer cancel()
-	query := "SELECT count() FROM system.mutations WHERE database = ? AND has(?, table) AND is_done = 0"
+	mutations := "system.mutations"
+	local := make([]string, len(tables))
+	for i, t := range tables {
+		local[i] = s.db.localName(t)
+	}
+	if s.db.cluster != "" {
+		mutations = "cluster(" + quoteString(s.db.cluster) + ", system, mutations)"
+	}
+	query := "SELECT count() FROM " + mutations + " WHERE database = ? AND has(?, table) AND is_done = 0"
 	for wait := 20 * time.Millisecond; ; wait = min(wait*2, time.Second) {
 		var pending uint64
-		if err := s.db.conn.QueryRow(ctx, query, s.db.database, tables).Scan(&pending); err != nil {
+		if err := s.db.conn.QueryRow(ctx, query, s.db.database, local).Scan(&pending); err != nil {
 			return fmt.Errorf("waiting for deletions in %s: %w", strings.Join(tables, ", "), err)
 		}
 		if pending == 0 {

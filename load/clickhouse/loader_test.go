@@ -340,7 +340,7 @@ func TestInsertRetriesAfterConnectionCut(t *testing.T) {
 	proxy := &cutProxy{ln: ln, target: db.Addr(), cutAfter: 256 << 10}
 	go proxy.serve()
 
-	viaProxy, err := clickhouse.Open(context.Background(), clickhouse.Options{Addr: ln.Addr().String(), Database: db.Database()})
+	viaProxy, err := clickhouse.Open(context.Background(), clickhouse.Options{Addr: ln.Addr().String(), Database: db.Database(), Cluster: db.Cluster()})
 	if err != nil {
 		t.Fatal(err)
 	}
