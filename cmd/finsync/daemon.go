@@ -37,7 +37,7 @@ func runDaemon(ctx context.Context, a *app, args []string) error {
 	ps := providers(c, log, metrics)
 	loader := clickhouse.NewLoader(db, clickhouse.LoaderOptions{MaxRows: c.ClickHouse.InsertMaxRows, MaxBytes: c.ClickHouse.InsertMaxBytes, Logger: log})
 	state := clickhouse.NewState(db, loader)
-	d := &schedules.Daemon{Runner: &schedules.Runner{Loader: loader, State: state, Log: log},
+	d := &schedules.Daemon{Runner: &schedules.Runner{Loader: loader, State: state, Log: log, Shard: c.shard()},
 		Global: c.sched.Global, PerProvider: c.sched.PerProvider, Metrics: metrics, Log: log}
 	maintain := map[string]provider{}
 	for _, p := range ps {
@@ -69,7 +69,8 @@ func runDaemon(ctx context.Context, a *app, args []string) error {
 		}
 	}
 	d.AfterRuns = func(ctx context.Context, s extract.Stream) {
-		if p := maintain[s.Name]; p.maintain != nil {
+		// Warehouse maintenance is shard 0's, when replicas split the work.
+		if p := maintain[s.Name]; p.maintain != nil && c.shard().Index == 0 {
 			if err := p.maintain(ctx, db, log); err != nil {
 				log.Error("maintenance failed", "provider", p.name, "err", err)
 			}
