@@ -1,7 +1,11 @@
 package clickhouse
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"net"
+	"strconv"
 	"strings"
 
 	"github.com/finsync/finsync/transform"
@@ -27,13 +31,18 @@ import (
 //   - Tables of other engines than *MergeTree (none in sql/) are created on
 //     every node as they are.
 //
-// Every statement gets ON CLUSTER; views get their tables qualified with
-// the database (the cluster's DDL worker runs them in database default).
+// Every statement but ALTER gets ON CLUSTER (for ALTER see DB.Alter);
+// views get their tables qualified with the database (the cluster's DDL
+// worker runs them in database default).
 // The macros {shard} and {replica} come from each server's configuration;
 // {replica} must be unique in the whole cluster (e.g. the host name), since
 // the tables of the second kind have one replica per node.
 
 const localSuffix = "_local"
+
+// alterPrefix marks a statement of clusterDDL that DB.Alter runs: it is
+// followed by the table's name and the rest of the ALTER.
+const alterPrefix = "-- finsync:alter "
 
 // Sharded reports whether table is split across the cluster's shards (in
 // cluster mode): whether its schema has a user_id column. Except contracts:
@@ -146,18 +155,12 @@ func clusterDDL(stmt, database, cluster string, known map[string]bool) ([]string
 		return []string{"CREATE VIEW " + ifNot + qualified(name) + on + " AS " + qualifySelect(stmt, toks[i+1:], database, known)}, nil
 
 	case w(0) == "ALTER" && w(1) == "TABLE":
+		// Run by DB.Alter (see there why not ON CLUSTER).
 		name, i, ok := nameAt(2)
 		if !ok {
 			return fail("want ALTER TABLE name ...")
 		}
-		if !Sharded(name) {
-			return []string{"ALTER TABLE " + qualified(name) + on + " " + rest(i)}, nil
-		}
-		out := []string{"ALTER TABLE " + qualified(name+localSuffix) + on + " " + rest(i)}
-		if w(i+1) == "COLUMN" { // ADD, DROP, MODIFY, COMMENT COLUMN: the Distributed table has the columns too
-			out = append(out, "ALTER TABLE "+qualified(name)+on+" "+rest(i))
-		}
-		return out, nil
+		return []string{alterPrefix + name + " " + rest(i)}, nil
 
 	case w(0) == "DROP" && (w(1) == "TABLE" || w(1) == "VIEW"):
 		i, ifExists := 2, ""
@@ -332,17 +335,99 @@ func quoteString(s string) string {
 	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
 }
 
-// alterTarget is where ALTER TABLE ... DELETE or DROP PARTITION of table
-// goes: the table itself on a single server; ON CLUSTER on a cluster, the
-// local tables for a sharded one (a Distributed table holds no rows).
-func (db *DB) alterTarget(table string) string {
-	if db.cluster == "" {
-		return db.table(table)
+// Alter runs ALTER TABLE table rest (a DELETE, a DROP PARTITION, a
+// column change) where table's rows are: on a single server the table
+// itself. On a cluster not ON CLUSTER: 18.16's DDL worker now and then runs
+// an ALTER of a replicated table on two replicas of a shard at once and
+// then stops for good ("Node exists: .../executed"). Replication carries
+// an ALTER of a replicated table to its other replicas anyway, so it is
+// run on this node for a table replicated whole, and for a sharded table
+// on its local table on one replica of each shard (this node for its own
+// shard); a column change of a sharded table then reaches its Distributed
+// table ON CLUSTER (not replicated, so no shard lock and no race).
+func (db *DB) Alter(ctx context.Context, table, rest string, args ...any) error {
+	if db.cluster == "" || !Sharded(table) {
+		return db.Exec(ctx, "ALTER TABLE "+db.table(table)+" "+rest, args...)
 	}
-	if Sharded(table) {
-		table += localSuffix
+	if err := db.onEachShard(ctx, "ALTER TABLE "+db.table(table+localSuffix)+" "+rest, args...); err != nil {
+		return err
 	}
-	return db.table(table) + " ON CLUSTER " + quoteIdent(db.cluster)
+	if toks := lex(rest); len(toks) > 1 && strings.EqualFold(toks[1].text, "COLUMN") {
+		return db.Exec(ctx, "ALTER TABLE "+db.table(table)+" ON CLUSTER "+quoteIdent(db.cluster)+" "+rest, args...)
+	}
+	return nil
+}
+
+// onEachShard runs query on one replica of each shard of the cluster
+// (system.clusters): this node for its own shard, else the first replica
+// that answers, with this connection's credentials.
+func (db *DB) onEachShard(ctx context.Context, query string, args ...any) error {
+	rows, err := db.conn.Query(ctx, "SELECT shard_num, host_name, port, is_local FROM system.clusters WHERE cluster = ? ORDER BY shard_num, replica_num", db.cluster)
+	if err != nil {
+		return fmt.Errorf("reading the nodes of cluster %s: %w", db.cluster, err)
+	}
+	type replica struct {
+		addr  string
+		local bool
+	}
+	shards := map[uint32][]replica{}
+	var order []uint32
+	for rows.Next() {
+		var shard uint32
+		var host string
+		var port uint16
+		var local uint8
+		if err := rows.Scan(&shard, &host, &port, &local); err != nil {
+			rows.Close()
+			return err
+		}
+		if shards[shard] == nil {
+			order = append(order, shard)
+		}
+		r := replica{net.JoinHostPort(host, strconv.Itoa(int(port))), local == 1}
+		if r.local { // this node first
+			shards[shard] = append([]replica{r}, shards[shard]...)
+		} else {
+			shards[shard] = append(shards[shard], r)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if len(order) == 0 {
+		return fmt.Errorf("cluster %s is not in system.clusters of %s", db.cluster, db.addr)
+	}
+	for _, shard := range order {
+		var errs []error
+		for _, r := range shards[shard] {
+			err := db.Exec(ctx, query, args...)
+			if !r.local {
+				err = db.execAt(ctx, r.addr, query, args...)
+			}
+			if err == nil {
+				errs = nil
+				break
+			}
+			errs = append(errs, fmt.Errorf("%s: %w", r.addr, err))
+		}
+		if errs != nil {
+			return fmt.Errorf("shard %d: %w", shard, errors.Join(errs...))
+		}
+	}
+	return nil
+}
+
+// execAt runs query on the node at addr, in this database.
+func (db *DB) execAt(ctx context.Context, addr, query string, args ...any) error {
+	opts := db.opts
+	opts.Addr = addr
+	other, err := Open(ctx, opts)
+	if err != nil {
+		return err
+	}
+	defer other.Close()
+	return other.Exec(ctx, query, args...)
 }
 
 // localName is the table holding table's rows on this server: X_local for a

@@ -62,6 +62,7 @@ type DB struct {
 	addr     string
 	database string
 	cluster  string
+	opts     Options // to reach the cluster's other nodes
 	version  Version
 }
 
@@ -126,6 +127,7 @@ func open(ctx context.Context, opts Options, database string) (*DB, error) {
 		addr:     opts.Addr,
 		database: database,
 		cluster:  opts.Cluster,
+		opts:     opts,
 		version:  Version{int(sv.Version.Major), int(sv.Version.Minor), int(sv.Version.Patch)},
 	}, nil
 }

@@ -25,8 +25,8 @@ const StatusRevoked = "revoked"
 // ALTER TABLE ... DELETE is a mutation, asynchronous on every server
 // version (18.16 has no mutations_sync), so DeleteSubjectRows then polls
 // system.mutations until none of those tables has one pending, bounded by
-// ctx and by maxMutationWait. In cluster mode the deletes go to the local
-// tables ON CLUSTER, which waits for every node (distributed_ddl_task_timeout).
+// ctx and by maxMutationWait. In cluster mode the deletes go where the rows
+// are (DB.Alter).
 func (s *State) DeleteSubjectRows(ctx context.Context, provider, tenant, userID string) ([]string, error) {
 	if provider == "" || userID == "" {
 		return nil, fmt.Errorf("deleting a subject's rows needs a provider and a user id")
@@ -36,14 +36,14 @@ func (s *State) DeleteSubjectRows(ctx context.Context, provider, tenant, userID 
 		if _, ok := t.Schema.FieldsByName("user_id"); !ok {
 			continue
 		}
-		if err := s.db.Exec(ctx, "ALTER TABLE "+s.db.alterTarget(t.Name)+" DELETE WHERE provider = ? AND tenant = ? AND user_id = ?",
+		if err := s.db.Alter(ctx, t.Name, "DELETE WHERE provider = ? AND tenant = ? AND user_id = ?",
 			provider, tenant, userID); err != nil {
 			return tables, fmt.Errorf("deleting %s/%s/%s from %s: %w", provider, tenant, userID, t.Name, err)
 		}
 		tables = append(tables, t.Name)
 	}
-	if err := s.db.Exec(ctx, "ALTER TABLE "+s.db.alterTarget(transform.EtlRejects.Name)+
-		" DELETE WHERE provider = ? AND tenant = ? AND startsWith(record_key, ?)", provider, tenant, userID+"/"); err != nil {
+	if err := s.db.Alter(ctx, transform.EtlRejects.Name,
+		"DELETE WHERE provider = ? AND tenant = ? AND startsWith(record_key, ?)", provider, tenant, userID+"/"); err != nil {
 		return tables, fmt.Errorf("deleting %s/%s/%s from %s: %w", provider, tenant, userID, transform.EtlRejects.Name, err)
 	}
 	tables = append(tables, transform.EtlRejects.Name)

@@ -36,6 +36,11 @@ func Migrate(ctx context.Context, opts Options, files fs.FS, log *slog.Logger) (
 	if err != nil {
 		return MigrateResult{}, err
 	}
+	// Up to date: no DDL at all. ON CLUSTER DDL waits for every node, and
+	// a finsync starting while a replica is down must not wait for it.
+	if res, ok := upToDate(ctx, opts, migrations); ok {
+		return res, nil
+	}
 	server, err := open(ctx, opts, "")
 	if err != nil {
 		return MigrateResult{}, err
@@ -92,6 +97,32 @@ func Migrate(ctx context.Context, opts Options, files fs.FS, log *slog.Logger) (
 	return res, nil
 }
 
+// upToDate reports whether every migration this server should have is
+// applied, unchanged (then Migrate has nothing to do).
+func upToDate(ctx context.Context, opts Options, migrations []migration) (MigrateResult, bool) {
+	db, err := Open(ctx, opts)
+	if err != nil {
+		return MigrateResult{}, false
+	}
+	defer db.Close()
+	applied, err := db.appliedMigrations(ctx)
+	if err != nil {
+		return MigrateResult{}, false
+	}
+	res := MigrateResult{Version: db.Version()}
+	for _, m := range migrations {
+		sum, ok := applied[m.version]
+		switch {
+		case ok && sum == m.checksum:
+		case !ok && !db.Version().AtLeast(m.minServer):
+			res.Skipped = append(res.Skipped, fmt.Sprintf("%s (needs ClickHouse %s)", m.name, m.minServer))
+		default:
+			return MigrateResult{}, false
+		}
+	}
+	return res, true
+}
+
 // execDDL runs one statement of a migration, rewritten for the cluster in
 // cluster mode (known: the names the migrations create).
 func (db *DB) execDDL(ctx context.Context, stmt string, known map[string]bool) error {
@@ -103,7 +134,13 @@ func (db *DB) execDDL(ctx context.Context, stmt string, known map[string]bool) e
 		return err
 	}
 	for _, s := range stmts {
-		if err := db.Exec(ctx, s); err != nil {
+		if alter, ok := strings.CutPrefix(s, alterPrefix); ok {
+			table, rest, _ := strings.Cut(alter, " ")
+			err = db.Alter(ctx, table, rest)
+		} else {
+			err = db.Exec(ctx, s)
+		}
+		if err != nil {
 			return err
 		}
 	}

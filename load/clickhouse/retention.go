@@ -24,9 +24,6 @@ type Expired struct {
 func (db *DB) DeleteExpiredSegments(ctx context.Context, today time.Time) (Expired, error) {
 	var ex Expired
 	table := db.table(transform.SegmentMembers.Name)
-	// Partitions are dropped, and rows deleted, where the rows are: the
-	// local tables on a cluster.
-	target := db.alterTarget(transform.SegmentMembers.Name)
 	day := today.UTC().Format(time.DateOnly)
 	rows, err := db.conn.Query(ctx, "SELECT toString(toYYYYMM(creation_date)) AS p, max(expires_on) < toDate(?), countIf(expires_on < toDate(?)) FROM "+
 		table+" GROUP BY p ORDER BY p", day, day)
@@ -56,7 +53,7 @@ func (db *DB) DeleteExpiredSegments(ctx context.Context, today time.Time) (Expir
 	for _, p := range parts {
 		switch {
 		case p.all:
-			if err := db.Exec(ctx, "ALTER TABLE "+target+" DROP PARTITION "+p.id); err != nil {
+			if err := db.Alter(ctx, transform.SegmentMembers.Name, "DROP PARTITION "+p.id); err != nil {
 				return ex, fmt.Errorf("dropping expired partition %s of segment_members: %w", p.id, err)
 			}
 			ex.Partitions = append(ex.Partitions, p.id)
@@ -66,7 +63,7 @@ func (db *DB) DeleteExpiredSegments(ctx context.Context, today time.Time) (Expir
 		}
 	}
 	if mixed {
-		if err := db.Exec(ctx, "ALTER TABLE "+target+" DELETE WHERE expires_on < toDate('"+day+"')"); err != nil {
+		if err := db.Alter(ctx, transform.SegmentMembers.Name, "DELETE WHERE expires_on < toDate('"+day+"')"); err != nil {
 			return ex, fmt.Errorf("deleting expired segment members: %w", err)
 		}
 	}
