@@ -314,7 +314,10 @@ func printRuns(a *app, runs []clickhouse.Run) {
 			tables = append(tables, fmt.Sprintf("%s %d", t, n))
 		}
 		sort.Strings(tables)
-		secs := r.FinishedAt.Sub(r.StartedAt).Round(10 * time.Millisecond).Seconds()
+		var secs float64
+		if !r.FinishedAt.IsZero() { // zero: another shard's run, not done here
+			secs = r.FinishedAt.Sub(r.StartedAt).Round(10 * time.Millisecond).Seconds()
+		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%.2f\t%s\n", r.Stream, r.Tenant, r.Status, strings.Join(tables, ", "), r.Rejects, r.Retries, secs, r.Error)
 	}
 	w.Flush()

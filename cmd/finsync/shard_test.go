@@ -128,11 +128,12 @@ type demoResult struct {
 }
 
 // loadDemo runs every stream of the demo once with `finsync once`, in the
-// demo's order, once per process of l.shards, against sandboxes of its own,
-// into a new database; the sandboxes and the database live until owner ends.
+// demo's order, once per process of l.shards, against sandboxes of its own
+// (TestQueryGuide's data: every guide question has answers), into a new
+// database; the sandboxes and the database live until owner ends.
 func loadDemo(t, owner *testing.T, l demoLoad) demoResult {
 	t.Helper()
-	sb, err := startSandbox("127.0.0.1:0", sandboxOptions{users: 3, companies: 1, months: 3, seed: 11})
+	sb, err := startSandbox("127.0.0.1:0", sandboxOptions{users: 3, companies: 1, months: 5, seed: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
