@@ -49,7 +49,8 @@ func runDaemon(ctx context.Context, a *app, args []string) error {
 				return err
 			}
 		}
-		if p.start != nil {
+		// Registering webhook URLs with a provider is shard 0's: once is enough.
+		if p.start != nil && c.shard().Index == 0 {
 			if err := p.start(ctx); err != nil {
 				// Polling still works without the provider's webhooks.
 				log.Error("provider start-up failed; its webhooks may not arrive", "provider", p.name, "err", err)
