@@ -28,7 +28,7 @@ demo: clickhouse build
 # `make test-long` a long one.
 FUZZTIME ?= 4s
 FUZZ_TARGETS := ./extract:FuzzEachElement ./extract/fino:FuzzRecords ./extract/fino:FuzzAnalytics \
-	./extract/fino:FuzzScrubJSON ./extract/finapi:FuzzResultPage ./extract/fimento:FuzzRecords ./extract/fingoal:FuzzDecoders \
+	./extract/fino:FuzzScrubJSON ./extract/fino:FuzzDecodeCategorization ./extract/finapi:FuzzResultPage ./extract/fimento:FuzzRecords ./extract/fingoal:FuzzDecoders \
 	./cmd/finsync:FuzzWebhooks
 
 # Everything CI runs.
@@ -66,8 +66,9 @@ test-cluster: clickhouse
 	FINSYNC_CLICKHOUSE_CLUSTER=finsync $(GO) test -count=1 -v -run '^TestClusterDemo$$' ./cmd/finsync/ || rc=1; \
 	$(CLUSTER) stop; exit $$rc
 
-# Loader vs clickhouse-client on the same rows (BENCH_ROWS to scale).
-bench: clickhouse
+# The end-to-end benchmark against clickhouse-client on the same rows
+# (BENCH_ROWS, BENCH_ROWS_LARGE, BENCH_USERS to scale; see README Performance).
+bench: clickhouse build
 	$(GO) run ./cmd/finsync-bench
 
 clean:

@@ -55,6 +55,12 @@ type Request struct {
 	// provider (created by an earlier run that did not collect them), oldest
 	// first: a run resumes them instead of creating new ones.
 	Jobs []Job
+	// Triggered says a provider's webhook or callback started the run, not
+	// the schedule (the data it announced is ready): the run collects what
+	// is pending (Jobs) and starts nothing new at the provider (no job
+	// created, no submission, no full read of the subjects), so a webhook
+	// can never cause work that is billed or costs the provider's rate.
+	Triggered bool
 	// Lineage goes on every row the run produces.
 	Lineage transform.Lineage
 	// Unsent is set by the runner for a stream with Reads: it calls fn with
@@ -64,6 +70,22 @@ type Request struct {
 	// as fn consumes them, so memory stays bounded whatever the backlog;
 	// ledger rows written during the call do not change what it returns.
 	Unsent func(ctx context.Context, fn func(row []string) error) error
+	// Lookup is set by the runner for every run: it reads back rows the
+	// stream's runs (or its provider's webhooks) wrote to one of its own
+	// Tables, for the stream's provider and the run's tenant (FINAL, so each
+	// key's latest row), and calls fn with q.Columns as text (as Unsent
+	// does), in no particular order. fn runs while the query is open: it
+	// must not wait for ClickHouse itself.
+	Lookup func(ctx context.Context, q Lookup, fn func(row []string) error) error
+}
+
+// Lookup is a read of a stream's own earlier output (Request.Lookup).
+type Lookup struct {
+	Table   transform.Table // one of the stream's Tables
+	Columns []string
+	// Where restricts each of its columns to the values listed (IN); a
+	// column with no value matches nothing.
+	Where map[string][]string
 }
 
 // Reads is a stream's input from our own warehouse instead of a provider:
@@ -161,6 +183,11 @@ type Output interface {
 	// users it submitted transactions of) into the registry now, with
 	// source "submission".
 	Register(ctx context.Context, subs []Subject) error
+	// Stalled says n records of the stream wait on an outcome no run can
+	// learn (FinGoal transactions whose submission's answer was lost), and
+	// why; the runner notes it in etl_runs.error and the daemon exports n as
+	// finsync_stalled_records. The last call of a run counts.
+	Stalled(n uint64, why string)
 }
 
 // Reject is a provider record that could not be transformed. It goes to

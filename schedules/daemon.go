@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -43,7 +44,11 @@ type Daemon struct {
 	runCtx context.Context // ends when the grace period of Stop is over
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	mu     sync.Mutex
+	mu     sync.Mutex // guards next, queued, stopping, and each busy lock's release
+	// queued are the triggered runs asked for while the stream was busy:
+	// stream → tenants; they start when its run ends.
+	queued   map[string]map[string]bool
+	stopping bool
 }
 
 // Start schedules every enabled job; runs happen until Stop.
@@ -53,6 +58,7 @@ func (d *Daemon) Start() {
 	}
 	d.runCtx, d.cancel = context.WithCancel(context.Background())
 	d.busy, d.per, d.next = map[string]*sync.Mutex{}, map[string]chan struct{}{}, map[string]time.Time{}
+	d.queued = map[string]map[string]bool{}
 	if d.Global > 0 {
 		d.global = make(chan struct{}, d.Global)
 	}
@@ -101,17 +107,21 @@ func (d *Daemon) Next() map[string]time.Time {
 	return out
 }
 
-// Tick runs a stream now for its tenants (or only tenant, if not ""), in
-// the background, unless its previous run is still going: then the tick is
-// skipped and counted. Webhooks that announce ready data call it too.
-// It reports whether the runs started.
-func (d *Daemon) Tick(stream, tenant string) bool {
-	var job *Job
+func (d *Daemon) job(stream string) *Job {
 	for i := range d.Jobs {
 		if d.Jobs[i].Stream.Name == stream {
-			job = &d.Jobs[i]
+			return &d.Jobs[i]
 		}
 	}
+	return nil
+}
+
+// Tick runs a stream now for its tenants (or only tenant, if not ""), in
+// the background, unless its previous run is still going: then the tick is
+// skipped and counted. The schedule calls it. It reports whether the runs
+// started.
+func (d *Daemon) Tick(stream, tenant string) bool {
+	job := d.job(stream)
 	if job == nil || d.runCtx.Err() != nil {
 		return false
 	}
@@ -126,25 +136,87 @@ func (d *Daemon) Tick(stream, tenant string) bool {
 		}
 		return false
 	}
+	d.mu.Lock()
+	if d.stopping {
+		lock.Unlock()
+		d.mu.Unlock()
+		return false
+	}
 	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
-		defer lock.Unlock()
+	d.mu.Unlock()
+	go d.runTenants(job, lock, func(t string) bool { return tenant == "" || t == tenant }, false)
+	return true
+}
+
+// Trigger starts a triggered run of stream for tenant ("" = each of its
+// tenants) now, in the background: a webhook or callback calls it when the
+// provider says data is ready. A stream the schedules file disables is not
+// started (enabled: false means never). A triggered run (extract.Request.Triggered)
+// collects what is pending and starts nothing new at the provider. When the
+// stream's previous run is still going, the trigger waits and its run
+// starts as soon as that one ends (triggers meanwhile make one run per
+// tenant): an announcement is never lost because a run was busy. It reports
+// whether the stream (enabled) and tenant are the daemon's.
+func (d *Daemon) Trigger(stream, tenant string) bool {
+	job := d.job(stream)
+	if job == nil || !job.Schedule.Enabled || (tenant != "" && !slices.Contains(job.Tenants, tenant)) || d.runCtx.Err() != nil {
+		return false
+	}
+	want := func(t string) bool { return tenant == "" || t == tenant }
+	lock := d.busy[stream]
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stopping {
+		return false
+	}
+	if !lock.TryLock() {
+		q := d.queued[stream]
+		if q == nil {
+			q = map[string]bool{}
+			d.queued[stream] = q
+		}
 		for _, t := range job.Tenants {
-			if tenant != "" && t != tenant {
-				continue
+			if want(t) {
+				q[t] = true
 			}
-			d.runOne(job, t)
+		}
+		d.Log.Info("triggered run queued: the stream's run is still going", "stream", stream, "tenant", tenant)
+		return true
+	}
+	d.wg.Add(1)
+	go d.runTenants(job, lock, want, true)
+	return true
+}
+
+// runTenants runs job for the tenants wanted, then the triggered runs
+// queued meanwhile, and releases the stream's lock (holding d.mu, so that a
+// trigger either sees the lock taken and queues, or takes it itself).
+func (d *Daemon) runTenants(job *Job, lock *sync.Mutex, want func(string) bool, triggered bool) {
+	defer d.wg.Done()
+	for {
+		for _, t := range job.Tenants {
+			if want(t) {
+				d.runOne(job, t, triggered)
+			}
 		}
 		if d.AfterRuns != nil && d.runCtx.Err() == nil {
 			d.AfterRuns(d.runCtx, job.Stream)
 		}
-	}()
-	return true
+		d.mu.Lock()
+		q := d.queued[job.Stream.Name]
+		delete(d.queued, job.Stream.Name)
+		if len(q) == 0 || d.stopping || d.runCtx.Err() != nil {
+			lock.Unlock()
+			d.mu.Unlock()
+			return
+		}
+		d.mu.Unlock()
+		want, triggered = func(t string) bool { return q[t] }, true
+	}
 }
 
 // runOne runs job for one tenant within the concurrency limits.
-func (d *Daemon) runOne(job *Job, tenant string) {
+func (d *Daemon) runOne(job *Job, tenant string, triggered bool) {
 	release, err := d.acquire(job.Stream.Provider)
 	if err != nil {
 		return // stopping
@@ -156,7 +228,7 @@ func (d *Daemon) runOne(job *Job, tenant string) {
 		d.Metrics.running.WithLabelValues(job.Stream.Name).Inc()
 		defer d.Metrics.running.WithLabelValues(job.Stream.Name).Dec()
 	}
-	run, err := d.safeRun(ctx, job.Stream, tenant, job.Schedule.Lookback)
+	run, err := d.safeRun(ctx, job.Stream, tenant, job.Schedule.Lookback, triggered)
 	if d.Metrics != nil && !run.FinishedAt.IsZero() {
 		d.Metrics.observeRun(run)
 	}
@@ -167,12 +239,15 @@ func (d *Daemon) runOne(job *Job, tenant string) {
 
 // safeRun keeps a panic outside the stream (the runner catches the
 // stream's own) from taking the daemon down.
-func (d *Daemon) safeRun(ctx context.Context, s extract.Stream, tenant string, lookback time.Duration) (run clickhouse.Run, err error) {
+func (d *Daemon) safeRun(ctx context.Context, s extract.Stream, tenant string, lookback time.Duration, triggered bool) (run clickhouse.Run, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("panic running %s: %v", s.Name, p)
 		}
 	}()
+	if triggered {
+		return d.Runner.RunTriggered(ctx, s, tenant, lookback)
+	}
 	return d.Runner.RunLookback(ctx, s, tenant, lookback)
 }
 
@@ -214,6 +289,9 @@ func (d *Daemon) acquire(provider string) (func(), error) {
 // It reports whether the runs finished within grace.
 func (d *Daemon) Stop(grace time.Duration) bool {
 	<-d.cron.Stop().Done()
+	d.mu.Lock()
+	d.stopping = true // no run starts any more, triggered or queued
+	d.mu.Unlock()
 	done := make(chan struct{})
 	go func() {
 		d.wg.Wait()

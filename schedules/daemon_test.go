@@ -2,7 +2,11 @@ package schedules_test
 
 import (
 	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -99,6 +103,123 @@ func TestOverlappingTicksAreSkipped(t *testing.T) {
 	if c, _ := state.Cursor(context.Background(), "slow", "t1"); c != "done" {
 		t.Errorf("cursor %q", c)
 	}
+}
+
+// A trigger (a webhook saying data is ready) starts a run at once, marked
+// Triggered; one that arrives while the stream's run is going is not lost
+// but waits for it, and triggers meanwhile make one more run, not many.
+func TestTriggeredRunsStartOrWaitForTheRunningOne(t *testing.T) {
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var seen []string
+	base := testStream("hooked", func(ctx context.Context) error { return nil })
+	s := base
+	s.Run = func(ctx context.Context, req extract.Request, out extract.Output) (string, error) {
+		mu.Lock()
+		seen = append(seen, fmt.Sprint(req.Triggered))
+		n := len(seen)
+		mu.Unlock()
+		if n == 1 {
+			<-release
+		}
+		return base.Run(ctx, req, out)
+	}
+	d, _, _ := newDaemon(t, s)
+	if d.Trigger("hooked", "") {
+		t.Error("a trigger started a stream the schedule disables")
+	}
+	d.Stop(time.Minute)
+	d = &schedules.Daemon{Runner: d.Runner, Jobs: []schedules.Job{{Stream: s, Tenants: []string{"t1"}, Schedule: yearly(t, s.Name)}}}
+	d.Start()
+	count := func() int { mu.Lock(); defer mu.Unlock(); return len(seen) }
+	if d.Trigger("nope", "") || d.Trigger("hooked", "other-tenant") {
+		t.Error("a trigger for an unknown stream or tenant was taken")
+	}
+	if !d.Tick("hooked", "") {
+		t.Fatal("the tick did not start")
+	}
+	for count() == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	// While the scheduled run goes: three triggers, queued.
+	for range 3 {
+		if !d.Trigger("hooked", "t1") {
+			t.Fatal("a trigger during the run was refused")
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := count(); n != 1 {
+		t.Fatalf("%d runs while the first was going", n)
+	}
+	close(release)
+	deadline := time.Now().Add(30 * time.Second)
+	for count() < 2 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Idle: a trigger runs at once.
+	for !d.Trigger("hooked", "") {
+		time.Sleep(5 * time.Millisecond)
+	}
+	for count() < 3 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	d.Stop(time.Minute)
+	if d.Trigger("hooked", "") {
+		t.Error("a trigger was taken after Stop")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Join(seen, ",") != "false,true,true" {
+		t.Errorf("runs (triggered?): %v, want the scheduled one, one for the queued triggers, one for the idle trigger", seen)
+	}
+}
+
+// Records a stream reports stalled (Output.Stalled) are in the run's
+// etl_runs.error and in finsync_stalled_records, per stream and tenant; a
+// stream that reports none has no such series.
+func TestStalledRecordsAreReported(t *testing.T) {
+	stalled := testStream("stuck-records", func(ctx context.Context) error { return nil })
+	inner := stalled.Run
+	stalled.Run = func(ctx context.Context, req extract.Request, out extract.Output) (string, error) {
+		out.Stalled(3, "3 records wait on an answer that was lost")
+		return inner(ctx, req, out)
+	}
+	d, state, _ := newDaemon(t, stalled, testStream("quiet", func(ctx context.Context) error { return nil }))
+	d.Tick("stuck-records", "")
+	d.Tick("quiet", "")
+	d.Stop(time.Minute)
+	runs, _ := state.RecentRuns(context.Background(), 1)
+	if r := runs["stuck-records"]; len(r) != 1 || r[0].Status != clickhouse.RunSuccess || r[0].Error != "3 records wait on an answer that was lost" {
+		t.Errorf("run: %+v", r)
+	}
+	rec := httptest.NewRecorder()
+	d.Metrics.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	m := rec.Body.String()
+	if !strings.Contains(m, `finsync_stalled_records{stream="stuck-records",tenant="t1"} 3`) || strings.Contains(m, `finsync_stalled_records{stream="quiet"`) {
+		t.Errorf("/metrics:\n%s", grepLines(m, "finsync_stalled_records"))
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// yearly is an enabled schedule of stream that does not fire during a test.
+func yearly(t *testing.T, stream string) schedules.Schedule {
+	t.Helper()
+	ss, err := schedules.Parse("t.yaml", []byte("defaults:\n  jitter: 0s\n  timeout: 1m\nstreams:\n  "+stream+":\n    schedule: \"@yearly\"\n"),
+		map[string]schedules.ParamsCheck{stream: nil})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := ss.Find(stream)
+	return s
 }
 
 func TestAPanickingStreamDoesNotStopTheOthers(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"sort"
 	"strings"
@@ -12,13 +13,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/shopspring/decimal"
 
 	"github.com/finsync/finsync/extract"
+	"github.com/finsync/finsync/extract/faults"
 	"github.com/finsync/finsync/extract/fimento"
+	"github.com/finsync/finsync/extract/fingoal"
 	"github.com/finsync/finsync/load/clickhouse"
 	"github.com/finsync/finsync/load/clickhouse/chtest"
 	"github.com/finsync/finsync/schedules"
+	"github.com/finsync/finsync/transform"
 )
 
 var fimentoBanks = []string{"605c6c479691950d359bb0e9", "605c6c479691950d359bb0ea"}
@@ -270,18 +275,104 @@ func TestFimentoNoPersonalDataLands(t *testing.T) {
 	if got := w.query(t, `SELECT toString(count()) FROM etl_rejects`); got[0] == "0" {
 		t.Fatal("no rejects: the scan would not cover raw reject payloads")
 	}
+	// The sandbox's free text names its customers ("Swish från <first>
+	// <last> <ssn>", "Astrids sparkonto"): what landed of it is redacted.
+	swish := w.query(t, `SELECT DISTINCT description FROM transactions WHERE startsWith(description, 'Swish från') ORDER BY description`)
+	named := w.query(t, `SELECT DISTINCT name FROM accounts WHERE position(name, '[redacted]') > 0 ORDER BY name`)
+	if len(swish) == 0 || len(named) == 0 {
+		t.Fatalf("no free text naming a customer landed (descriptions %v, account names %v): the scan would prove nothing", swish, named)
+	}
+	for _, d := range swish {
+		if d != "Swish från [redacted] [redacted] [redacted]" {
+			t.Errorf("description %q is not redacted", d)
+		}
+	}
+	t.Logf("redacted free text: %q, %q", swish, named)
 	cols := personalDataFree(t, w)
 	t.Logf("%d string columns scanned for %d personal values; %d bytes of logs", cols, len(w.sandbox.PersonalData()), len(w.logs.String()))
 }
 
+// fingoalOver is a FinGoal sandbox and client enriching what the world
+// loaded, into the same database through the same runner; its webhook
+// receiver lands what webhooks carry.
+type fingoalOver struct {
+	sandbox *fingoal.Sandbox
+	api     *fingoal.API
+	tenant  string
+	idKey   []byte
+	hook    http.Handler
+	secret  string
+}
+
+func newFingoalOver(t *testing.T, state *clickhouse.State, loader *clickhouse.Loader, knobs faults.Knobs) *fingoalOver {
+	t.Helper()
+	sb := fingoal.NewSandbox(fingoal.SandboxOptions{Faults: knobs})
+	srv := httptest.NewServer(sb)
+	t.Cleanup(func() { srv.Close(); sb.Close() })
+	id, secret := sb.Credentials()
+	f := &fingoalOver{sandbox: sb, tenant: id, idKey: []byte("fimento-test-id-key-0123"), secret: secret}
+	f.api = fingoal.NewAPI(fingoal.Config{BaseURL: srv.URL + "/v3", ClientID: id, ClientSecret: secret, IDKey: string(f.idKey),
+		RateLimit: 1000, SyncTags: true, PollInitial: 5 * time.Millisecond, PollMax: 20 * time.Millisecond, PollTimeout: 10 * time.Second})
+	f.hook = fingoal.WebhookHandler(fingoal.WebhookConfig{Secret: secret, API: f.api, Subject: schedules.RecordSubject(state),
+		Job: schedules.RecordJob(state), Version: state.Version,
+		Records: func(ctx context.Context, tb transform.Table, rec arrow.Record) error {
+			b := loader.NewBatch(ctx, tb)
+			if err := b.Append(rec); err != nil {
+				return err
+			}
+			return b.Send()
+		}})
+	return f
+}
+
+// run runs one FinGoal stream (by name suffix) for the client's tenant.
+func (f *fingoalOver) run(t *testing.T, r *schedules.Runner, name string) clickhouse.Run {
+	t.Helper()
+	for _, s := range fingoal.Streams(f.api) {
+		if s.Name == name {
+			run, err := r.Run(context.Background(), s, f.tenant)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			return run
+		}
+	}
+	t.Fatalf("no stream %s", name)
+	return clickhouse.Run{}
+}
+
+// webhook posts a signed webhook body to the receiver.
+func (f *fingoalOver) webhook(t *testing.T, body string) {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodPost, "/webhooks/fingoal", strings.NewReader(body))
+	req.Header.Set(fingoal.SignatureHeader, fingoal.Sign(f.secret, []byte(body)))
+	rr := httptest.NewRecorder()
+	f.hook.ServeHTTP(rr, req)
+	if rr.Code != http.StatusNoContent {
+		t.Fatalf("webhook %s: %d %s", body, rr.Code, rr.Body)
+	}
+}
+
 // Revoking consent in the sandbox removes that process's rows on the next
-// run, records that it did, and the process is never extracted again.
+// run, and every copy FinGoal made of them (enriched transactions, the
+// person's tags and savings recommendations, rejects, the ledger), records
+// that it did, and the process is never extracted again.
 func TestFimentoRevocationDeletesTheSubject(t *testing.T) {
 	w := newFimentoWorld(t, fimento.Faults{})
 	w.runAll(t)
 	bank := fimentoBanks[0]
 	victim := w.completedProcesses(t)[bank][0]
 	other := w.completedProcesses(t)[bank][1]
+
+	// FinGoal enriches what Fimento loaded (some items come back malformed:
+	// rejects keyed batch/transaction), tags the users, and recommends.
+	fg := newFingoalOver(t, w.state, w.runner.Loader, faults.Knobs{Seed: 4, Malformed: 0.1})
+	fg.run(t, w.runner, fingoal.StreamEnrichment)
+	fg.run(t, w.runner, fingoal.StreamUserTags)
+	uid := fingoal.Opaque(fg.idKey, "user", "fimento", bank, victim)
+	fg.webhook(t, `{"finsights":[{"finsight_id":"fs-1","uniqueId":"c:t","user_id":"`+uid+`","transaction_id":"t","recommendation":"Save","amountFound":1.5}]}`)
+	fg.webhook(t, `{"userTags":{"uid":"`+uid+`","created":["saver_user"],"deleted":[]}}`)
+
 	count := func(p string) string {
 		var parts []string
 		for _, table := range []string{"transactions", "account_balances", "accounts", "insights"} {
@@ -289,10 +380,25 @@ func TestFimentoRevocationDeletesTheSubject(t *testing.T) {
 		}
 		return strings.Join(parts, "/")
 	}
-	before, otherBefore := count(victim), count(other)
+	copies := func() string {
+		return strings.Join([]string{
+			w.query(t, "SELECT toString(count()) FROM transactions FINAL WHERE provider = 'fingoal' AND user_id = ?", uid)[0],
+			w.query(t, "SELECT toString(count()) FROM user_tags FINAL WHERE user_id = ?", uid)[0],
+			w.query(t, "SELECT toString(count()) FROM insights FINAL WHERE provider = 'fingoal' AND user_id = ?", uid)[0],
+			w.query(t, "SELECT toString(count()) FROM enrichment_submissions FINAL WHERE source_provider = 'fimento' AND user_id = ?", victim)[0],
+			w.query(t, `SELECT toString(count()) FROM etl_rejects WHERE provider = 'fingoal' AND (position(raw, ?) > 0 OR record_key IN
+				(SELECT concat(batch_request_id, '/', enrich_transaction_id) FROM enrichment_submissions WHERE user_id = ?))`, uid, victim)[0],
+		}, "/")
+	}
+	before, otherBefore, copiesBefore := count(victim), count(other), copies()
 	if strings.Contains(before, "/0") || strings.HasPrefix(before, "0/") {
 		t.Fatalf("victim has rows %s before", before)
 	}
+	if strings.Contains(copiesBefore, "/0") || strings.HasPrefix(copiesBefore, "0/") {
+		t.Fatalf("FinGoal's copies of the victim before (enriched/tags/finsights/ledger/rejects): %s", copiesBefore)
+	}
+	otherCopies := w.query(t, "SELECT toString(count()) FROM transactions FINAL WHERE provider = 'fingoal' AND user_id = ?",
+		fingoal.Opaque(fg.idKey, "user", "fimento", bank, other))[0]
 	if err := w.api.SetTestConsent(context.Background(), bank, victim, fimento.ConsentRevoked); err != nil {
 		t.Fatal(err)
 	}
@@ -307,6 +413,41 @@ func TestFimentoRevocationDeletesTheSubject(t *testing.T) {
 	}
 	if got := count(other); got != otherBefore {
 		t.Fatalf("another process's rows changed: %s, before %s", got, otherBefore)
+	}
+	if got := copies(); got != "0/0/0/0/0" {
+		t.Fatalf("FinGoal's copies of the victim after the run (enriched/tags/finsights/ledger/rejects): %s, before %s", got, copiesBefore)
+	}
+	if got := w.query(t, "SELECT toString(count()) FROM transactions FINAL WHERE provider = 'fingoal' AND user_id = ?",
+		fingoal.Opaque(fg.idKey, "user", "fimento", bank, other))[0]; got != otherCopies || got == "0" {
+		t.Fatalf("another process's FinGoal copies: %s, before %s", got, otherCopies)
+	}
+	// Nothing of the victim is left anywhere: neither its id nor its
+	// FinGoal uid, in any String column of any table, except the registry
+	// (which keeps it revoked, so it is never read again) and etl_runs
+	// (which records the deletion).
+	for _, c := range w.query(t, `SELECT concat(table, '.', name, '.', type) FROM system.columns WHERE database = ? AND type LIKE '%String%'
+		AND table NOT IN ('subjects', 'etl_runs', 'schema_migrations') AND NOT startsWith(table, 'v_') AND table NOT IN ('transactions_enriched', 'current_segment_members', 'latest_segment_members')`, w.db.Database()) {
+		parts := strings.SplitN(c, ".", 3)
+		expr := "`" + parts[1] + "`"
+		if strings.HasPrefix(parts[2], "Array") {
+			expr = "arrayStringConcat(" + expr + ", ' ')"
+		}
+		if n := w.query(t, "SELECT toString(count()) FROM `"+parts[0]+"` WHERE position("+expr+", ?) > 0 OR position("+expr+", ?) > 0", victim, uid)[0]; n != "0" {
+			t.Errorf("%s.%s still holds the victim in %s rows", parts[0], parts[1], n)
+		}
+	}
+	copySubs, _ := w.state.Subjects(context.Background(), "fingoal", fg.tenant, "user")
+	for _, s := range copySubs {
+		if s.ID == uid && (s.Status != clickhouse.StatusRevoked || !strings.Contains(s.StatusDetail, victim)) {
+			t.Errorf("the victim's FinGoal user in the registry: %q %q", s.Status, s.StatusDetail)
+		}
+	}
+	// Later FinGoal runs neither read the copy again nor send anything anew.
+	received := len(fg.sandbox.Received())
+	fg.run(t, w.runner, fingoal.StreamEnrichment)
+	fg.run(t, w.runner, fingoal.StreamUserTags)
+	if got := copies(); got != "0/0/0/0/0" || len(fg.sandbox.Received()) != received {
+		t.Fatalf("after later FinGoal runs: copies %s, FinGoal received %d transactions (before %d)", got, len(fg.sandbox.Received()), received)
 	}
 	if !strings.Contains(run.Error, "deleted the rows of 2 subject(s)") && !strings.Contains(run.Error, "deleted the rows of 1 subject(s)") {
 		t.Errorf("run error %q does not record the deletion", run.Error)
@@ -345,6 +486,99 @@ func TestFimentoRevocationDeletesTheSubject(t *testing.T) {
 	}
 	if got := count(other); got != "0/0/0/0" {
 		t.Fatalf("deleted process's rows: %s", got)
+	}
+}
+
+// held is s with a Run that, once the inner one handed over its records
+// (the runner loads them only after Run returns), says so and waits.
+func held(s extract.Stream, reached chan<- string, release <-chan struct{}) extract.Stream {
+	inner := s.Run
+	s.Run = func(ctx context.Context, req extract.Request, out extract.Output) (string, error) {
+		cursor, err := inner(ctx, req, out)
+		reached <- s.Name
+		<-release
+		return cursor, err
+	}
+	return s
+}
+
+// Runs of one provider's streams may overlap (the daemon allows
+// provider.fimento: 2), and so may FinGoal's enrichment: a run that read a
+// subject before another run found it revoked loads its rows after their
+// deletion. Those rows do not survive the run that loaded them.
+func TestRevocationRacingOtherRunsLeavesNothing(t *testing.T) {
+	w := newFimentoWorld(t, fimento.Faults{})
+	w.runAll(t)
+	bank := fimentoBanks[0]
+	victim, other := w.completedProcesses(t)[bank][0], w.completedProcesses(t)[bank][1]
+	fg := newFingoalOver(t, w.state, w.runner.Loader, faults.Knobs{Seed: 4, Malformed: 0.1})
+	uid := fingoal.Opaque(fg.idKey, "user", "fimento", bank, victim)
+	rows := func(id string) string {
+		return w.query(t, `SELECT toString(count()) FROM (SELECT user_id FROM transactions UNION ALL SELECT user_id FROM account_balances
+			UNION ALL SELECT user_id FROM accounts UNION ALL SELECT user_id FROM insights UNION ALL SELECT user_id FROM user_tags
+			UNION ALL SELECT user_id FROM enrichment_submissions UNION ALL SELECT splitByChar('/', record_key)[1] AS user_id FROM etl_rejects)
+			WHERE user_id = ?`, id)[0]
+	}
+	kept := func() string {
+		return w.query(t, "SELECT toString(count()) FROM transactions FINAL WHERE provider = 'fimento' AND user_id = ?", other)[0]
+	}
+	otherBefore := kept()
+
+	// fimento.transactions re-reads the victim, fingoal.enrichment sends and
+	// collects its transactions; both are held before their loads.
+	reached, release := make(chan string, 2), make(chan struct{})
+	var fgEnrichment extract.Stream
+	for _, s := range fingoal.Streams(fg.api) {
+		if s.Name == fingoal.StreamEnrichment {
+			fgEnrichment = s
+		}
+	}
+	runs := make(chan clickhouse.Run, 2)
+	go func() {
+		run, _ := w.runner.Run(context.Background(), held(w.streams[0], reached, release), bank)
+		runs <- run
+	}()
+	go func() {
+		run, _ := w.runner.Run(context.Background(), held(fgEnrichment, reached, release), fg.tenant)
+		runs <- run
+	}()
+	for range 2 {
+		select {
+		case <-reached:
+		case <-time.After(60 * time.Second):
+			t.Fatal("the held runs did not get to their loads")
+		}
+	}
+	if got := w.query(t, "SELECT toString(count()) FROM enrichment_submissions FINAL WHERE user_id = ? AND status = 'submitted'", victim)[0]; got == "0" {
+		t.Fatal("the enrichment committed no ledger row of the victim")
+	}
+	// Meanwhile the customer revokes, and fimento.insights deletes the
+	// victim's rows (and FinGoal's copies, what of them is loaded yet).
+	if err := w.api.SetTestConsent(context.Background(), bank, victim, fimento.ConsentRevoked); err != nil {
+		t.Fatal(err)
+	}
+	if run, err := w.runner.Run(context.Background(), w.streams[1], bank); err != nil || !strings.Contains(run.Error, "deleted the rows of 1 subject(s)") {
+		t.Fatalf("the revoking run: %v %q", err, run.Error)
+	}
+	close(release)
+	var notes []string
+	for range 2 {
+		run := <-runs
+		if run.Status != clickhouse.RunSuccess {
+			t.Fatalf("%s: %s %s", run.Stream, run.Status, run.Error)
+		}
+		notes = append(notes, run.Stream+": "+run.Error)
+	}
+	if got := rows(victim) + "/" + rows(uid); got != "0/0" {
+		t.Fatalf("rows of the revoked process / of its FinGoal copy after the racing runs loaded: %s; notes %q", got, notes)
+	}
+	if got := kept(); got != otherBefore || got == "0" {
+		t.Errorf("another process's transactions: %s, before %s", got, otherBefore)
+	}
+	for _, n := range notes {
+		if !strings.Contains(n, "deleted again the rows of 1 revoked subject(s)") {
+			t.Errorf("run note %q does not say it deleted the late rows", n)
+		}
 	}
 }
 

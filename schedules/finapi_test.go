@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"net/http"
 	"net/http/httptest"
 	"sort"
 	"strings"
@@ -367,7 +368,7 @@ func TestFinapiCallbackWakesThePoll(t *testing.T) {
 	w := newFinapiWorld(t, finapi.SandboxOptions{ReadyPolls: -1, ReadyAfter: 300 * time.Millisecond},
 		finapi.Config{CallbackURL: mux.URL, PollInitial: time.Minute, PollMax: time.Minute, PollTimeout: 2 * time.Minute})
 	var started []string
-	mux.Config.Handler = finapi.CallbackHandler(w.api, func(_ context.Context, stream, tenant string) { started = append(started, stream) })
+	mux.Config.Handler = finapi.CallbackHandler(w.api, schedules.JobStatus(w.state), func(_ context.Context, stream, tenant string) { started = append(started, stream) })
 	begin := time.Now()
 	run, err := w.run(t, finapi.InsuranceSpending, finapiTenants[0])
 	if err != nil || run.Status != clickhouse.RunSuccess || run.Rows["segment_members"] == 0 {
@@ -379,6 +380,90 @@ func TestFinapiCallbackWakesThePoll(t *testing.T) {
 	}
 	if len(started) != 0 {
 		t.Errorf("a run was polling, yet the handler asked for another: %v", started)
+	}
+}
+
+// A callback starts work only for a job finsync is waiting for: one for an
+// unknown or done job starts nothing (and a triggered run creates no job
+// anyway), and finAPI's callback for an active job has the daemon collect
+// it at once. The sandbox counts the jobs created.
+func TestFinapiCallbackCollectsOnlyActiveJobs(t *testing.T) {
+	hook := httptest.NewServer(nil)
+	defer hook.Close()
+	// Jobs become ready only when the test says; a run waits 200 ms for them.
+	w := newFinapiWorld(t, finapi.SandboxOptions{ReadyPolls: -1},
+		finapi.Config{CallbackURL: hook.URL, PollTimeout: 200 * time.Millisecond})
+	stream := w.streams[finapi.HighBalance.Stream]
+	d := &schedules.Daemon{Runner: w.runner, Jobs: []schedules.Job{{Stream: stream, Tenants: finapiTenants, Schedule: yearly(t, stream.Name)}}}
+	d.Start()
+	defer d.Stop(time.Minute)
+	hook.Config.Handler = finapi.CallbackHandler(w.api, schedules.JobStatus(w.state),
+		func(_ context.Context, stream, tenant string) { d.Trigger(stream, tenant) })
+	tenant := finapiTenants[0]
+	runs := func() int {
+		n := 0
+		fmt.Sscan(w.query(t, "SELECT toString(count()) FROM etl_runs FINAL WHERE stream = ? AND status != 'running'", stream.Name)[0], &n)
+		return n
+	}
+	callback := func(job string) {
+		t.Helper()
+		resp, err := http.Post(hook.URL+"?tenant="+tenant+"&segmentType=highBalance", "application/json",
+			strings.NewReader(`{"jobId":"`+job+`","segmentType":"highBalance"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("callback for %s: %d", job, resp.StatusCode)
+		}
+	}
+	settle := func(wantRuns int) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for runs() < wantRuns && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		time.Sleep(300 * time.Millisecond) // a run that should not start has had time to
+		if got := runs(); got != wantRuns {
+			t.Fatalf("%d runs, want %d", got, wantRuns)
+		}
+	}
+
+	// The scheduled run creates a job, which is not ready in time: partial.
+	if run, _ := w.run(t, finapi.HighBalance, tenant); run.Status != clickhouse.RunPartial {
+		t.Fatalf("first run: %s %s", run.Status, run.Error)
+	}
+	active, _ := w.state.Jobs(context.Background(), stream.Name, tenant, extract.JobActive)
+	if len(active) != 1 || w.sandbox.JobsCreated("highBalance") != 1 {
+		t.Fatalf("active jobs %+v, %d created", active, w.sandbox.JobsCreated("highBalance"))
+	}
+	// A forged callback: nothing runs, nothing is created.
+	callback("no-such-job")
+	settle(1)
+	// A triggered run for a mandator without a pending job creates none.
+	if !d.Trigger(stream.Name, finapiTenants[1]) {
+		t.Fatal("trigger refused")
+	}
+	settle(2)
+	if n := w.sandbox.JobsCreated("highBalance"); n != 1 {
+		t.Fatalf("%d jobs created after a forged callback and a triggered run, want 1", n)
+	}
+	// finAPI calls back for the active job: the daemon collects it at once.
+	if err := w.sandbox.MakeReady(active[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	settle(3)
+	if st, _ := w.state.JobStatus(context.Background(), stream.Name, tenant, active[0].ID); st != extract.JobDone {
+		t.Fatalf("job after its callback: %q", st)
+	}
+	if len(w.members(t, finapi.HighBalance, tenant)) == 0 {
+		t.Fatal("the callback's run loaded no members")
+	}
+	// Calling back again for the collected job starts nothing.
+	callback(active[0].ID)
+	settle(3)
+	if n := w.sandbox.JobsCreated(""); n != 1 {
+		t.Errorf("%d jobs created in all, want 1", n)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,7 +37,15 @@ type finoWorld struct {
 
 func newFinoWorld(t *testing.T, faults fino.Faults) *finoWorld {
 	t.Helper()
-	sb := fino.NewSandbox(fino.SandboxOptions{Tenants: finoTenants, UsersPerTenant: 3, Months: 4, Seed: 7, Faults: faults})
+	return newFinoWorldWith(t, fino.SandboxOptions{Faults: faults})
+}
+
+// newFinoWorldWith is newFinoWorld with more sandbox options (tenants,
+// users, months and seed are the world's).
+func newFinoWorldWith(t *testing.T, opts fino.SandboxOptions) *finoWorld {
+	t.Helper()
+	opts.Tenants, opts.UsersPerTenant, opts.Months, opts.Seed = finoTenants, 3, 4, 7
+	sb := fino.NewSandbox(opts)
 	srv := httptest.NewServer(sb)
 	t.Cleanup(func() { srv.Close(); sb.Close() })
 	db := chtest.NewDB(t)
@@ -260,8 +269,8 @@ func TestFinoSecondRunReadsOnlyTheLookback(t *testing.T) {
 	}
 	t.Logf("first run: %d rows in %v; second run: %d rows, %d requests in %v", firstRows, firstTook, secondRows, secondRequests, secondTook)
 	cursor, _ := w.state.Cursor(context.Background(), stream.Name, tenant)
-	if cursor != "2026-02-24" {
-		t.Errorf("cursor %q", cursor)
+	if want := "2026-02-24 synced-before 2026-02-24T06:00:00Z"; cursor != want {
+		t.Errorf("cursor %q, want %q", cursor, want)
 	}
 
 	// A user who enters the registry after the cursor's day was never read:
@@ -287,6 +296,53 @@ func TestFinoSecondRunReadsOnlyTheLookback(t *testing.T) {
 	got := w.query(t, `SELECT toString(count()) FROM transactions FINAL WHERE user_id = ?`, created.UserID)
 	if got[0] != fmt.Sprint(l.Transactions) || third.Rows["transactions"] < uint64(l.Transactions) {
 		t.Fatalf("new user: %v rows in the warehouse, ledger %d, run loaded %d", got, l.Transactions, third.Rows["transactions"])
+	}
+}
+
+// A later run reads only the users whose bank logins synced since the run
+// before started (less an hour's margin), per finoOS's synchronization
+// status; a cursor of before that rule reads everybody.
+func TestFinoRunSkipsUsersNotSyncedSince(t *testing.T) {
+	var synced atomic.Int64 // lastSynchronization of every login, Unix seconds
+	w := newFinoWorldWith(t, fino.SandboxOptions{SyncedAt: func() time.Time { return time.Unix(synced.Load(), 0) }})
+	ctx := context.Background()
+	for _, s := range w.streams {
+		if s.Name != "fino.transactions" && s.Name != "fino.account_history" {
+			continue
+		}
+		t.Run(s.Name, func(t *testing.T) {
+			tenant := finoTenants[0]
+			run := func(syncedAt time.Time) (rows uint64, requests int64) {
+				t.Helper()
+				synced.Store(syncedAt.Unix())
+				before := w.api.Stats().Requests
+				r, err := w.runner.Run(ctx, s, tenant)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, n := range r.Rows {
+					rows += n
+				}
+				return rows, w.api.Stats().Requests - before
+			}
+			// The runs start at 06:00 (the world's clock).
+			if rows, _ := run(time.Date(2026, 2, 24, 5, 30, 0, 0, time.UTC)); rows == 0 {
+				t.Fatal("the first run loaded nothing")
+			}
+			if rows, requests := run(time.Date(2026, 2, 24, 4, 59, 0, 0, time.UTC)); rows != 0 || requests != 1 {
+				t.Fatalf("nobody synced since the last run: %d rows, %d requests; want 0 rows and the one status page", rows, requests)
+			}
+			// (History re-reads from the cursor day on, which has no data yet.)
+			if rows, requests := run(time.Date(2026, 2, 24, 5, 1, 0, 0, time.UTC)); requests != 1+3 || s.Name == "fino.transactions" && rows == 0 {
+				t.Fatalf("synced within the margin: %d rows, %d requests; want every user read (1 status + 3 users)", rows, requests)
+			}
+			if err := w.state.SetCursor(ctx, s.Name, tenant, "2026-02-24"); err != nil {
+				t.Fatal(err)
+			}
+			if rows, requests := run(time.Date(2026, 2, 24, 4, 0, 0, 0, time.UTC)); requests != 3 || s.Name == "fino.transactions" && rows == 0 {
+				t.Fatalf("old cursor: %d rows, %d requests; want every user read without asking the status", rows, requests)
+			}
+		})
 	}
 }
 

@@ -27,6 +27,7 @@ type Metrics struct {
 	runDuration  *prometheus.HistogramVec
 	requests     *prometheus.HistogramVec
 	webhookCalls *prometheus.CounterVec
+	stalled      *prometheus.GaugeVec
 }
 
 // NewMetrics registers the metrics.
@@ -55,8 +56,11 @@ func NewMetrics() *Metrics {
 		Buckets: prometheus.ExponentialBuckets(0.01, 3, 9)}, []string{"provider", "code"})
 	m.webhookCalls = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "finsync_webhook_requests_total",
 		Help: "Webhook and callback requests received, by provider and status code."}, []string{"provider", "code"})
+	m.stalled = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "finsync_stalled_records",
+		Help: "Records the last run of a stream left waiting on an outcome no run can learn (FinGoal transactions " +
+			"pending: the answer to their submission was lost), by stream and tenant; see etl_runs.error."}, []string{"stream", "tenant"})
 	m.reg.MustRegister(m.runs, m.rows, m.rejects, m.retries, m.skipped, m.running, m.lastSuccess, m.nextRun,
-		m.runDuration, m.requests, m.webhookCalls,
+		m.runDuration, m.requests, m.webhookCalls, m.stalled,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -75,6 +79,9 @@ func (m *Metrics) observeRun(r clickhouse.Run) {
 	m.runDuration.WithLabelValues(r.Stream).Observe(r.FinishedAt.Sub(r.StartedAt).Seconds())
 	if r.Status == clickhouse.RunSuccess {
 		m.lastSuccess.WithLabelValues(r.Stream).Set(float64(r.FinishedAt.Unix()))
+	}
+	if r.Stalled >= 0 {
+		m.stalled.WithLabelValues(r.Stream, r.Tenant).Set(float64(r.Stalled))
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -50,22 +51,37 @@ const RunOtherShard = "other-shard"
 // ends the run as partial: what was extracted is loaded, the cursor stays,
 // and the next run resumes.
 func (r *Runner) Run(ctx context.Context, s extract.Stream, tenant string) (clickhouse.Run, error) {
-	return r.run(ctx, s, tenant, extract.Window{}, 0)
+	return r.run(ctx, s, tenant, runOptions{})
 }
 
 // RunLookback is Run with the schedule's lookback (0: the provider's).
 func (r *Runner) RunLookback(ctx context.Context, s extract.Stream, tenant string, lookback time.Duration) (clickhouse.Run, error) {
-	return r.run(ctx, s, tenant, extract.Window{}, lookback)
+	return r.run(ctx, s, tenant, runOptions{lookback: lookback})
+}
+
+// RunTriggered is RunLookback for a run a provider's webhook or callback
+// asked for (extract.Request.Triggered): it collects what is pending and
+// starts nothing new at the provider.
+func (r *Runner) RunTriggered(ctx context.Context, s extract.Stream, tenant string, lookback time.Duration) (clickhouse.Run, error) {
+	return r.run(ctx, s, tenant, runOptions{lookback: lookback, triggered: true})
 }
 
 // RunWindow runs stream s once for tenant over window w (a backfill): the
 // stream reads [w.From, w.To) whatever its cursor, and the stream's cursor
 // is left alone (the backfill keeps its own checkpoint).
 func (r *Runner) RunWindow(ctx context.Context, s extract.Stream, tenant string, w extract.Window) (clickhouse.Run, error) {
-	return r.run(ctx, s, tenant, w, 0)
+	return r.run(ctx, s, tenant, runOptions{window: w})
 }
 
-func (r *Runner) run(ctx context.Context, s extract.Stream, tenant string, window extract.Window, lookback time.Duration) (clickhouse.Run, error) {
+// runOptions say what kind of run it is.
+type runOptions struct {
+	window    extract.Window // set: a backfill window
+	lookback  time.Duration
+	triggered bool
+}
+
+func (r *Runner) run(ctx context.Context, s extract.Stream, tenant string, o runOptions) (clickhouse.Run, error) {
+	window, lookback := o.window, o.lookback
 	now := time.Now
 	if r.Now != nil {
 		now = r.Now
@@ -108,7 +124,7 @@ func (r *Runner) run(ctx context.Context, s extract.Stream, tenant string, windo
 		before = s.Stats()
 	}
 
-	req := extract.Request{Tenant: tenant, Window: window, Lookback: lookback,
+	req := extract.Request{Tenant: tenant, Window: window, Lookback: lookback, Triggered: o.triggered,
 		Lineage: transform.Lineage{Provider: s.Provider, Tenant: tenant, RunID: run.ID, ExtractedAt: start, Version: r.State.Version()}}
 	var cursor string
 	var err error
@@ -127,11 +143,18 @@ func (r *Runner) run(ctx context.Context, s extract.Stream, tenant string, windo
 			LedgerKey: rd.LedgerKey, Released: rd.Released, Provider: s.Provider, Tenant: tenant}
 		req.Unsent = func(ctx context.Context, fn func(row []string) error) error { return r.State.Unsent(ctx, q, fn) }
 	}
+	req.Lookup = func(ctx context.Context, q extract.Lookup, fn func(row []string) error) error {
+		if !slices.ContainsFunc(s.Tables, func(t transform.Table) bool { return t.Name == q.Table.Name }) {
+			return fmt.Errorf("%s may look up only its own tables, not %s", s.Name, q.Table.Name)
+		}
+		return r.State.Lookup(ctx, clickhouse.LookupQuery{Table: q.Table, Columns: q.Columns, Where: q.Where, Provider: s.Provider, Tenant: tenant}, fn)
+	}
 	var next string
 	sink := newSink(ctx, r.Loader, r.State, s.Name, tenant, req.Lineage, registry)
 	defer sink.rejected.Release()
 	if err == nil {
-		log.InfoContext(ctx, "run started", "cursor", cursor, "subjects", len(req.Subjects), "window", windowText(window, backfill))
+		log.InfoContext(ctx, "run started", "cursor", cursor, "subjects", len(req.Subjects), "window", windowText(window, backfill),
+			"triggered", o.triggered)
 		next, err = runStream(ctx, s, req, sink)
 	}
 	// Load what was extracted, even when extraction stopped early: it is
@@ -142,8 +165,14 @@ func (r *Runner) run(ctx context.Context, s extract.Stream, tenant string, windo
 	if ferr := r.forget(context.WithoutCancel(ctx), log, s, sink); ferr != nil {
 		sendErr = errors.Join(sendErr, ferr)
 	}
+	// A run that read a subject before another run found it revoked has
+	// just loaded rows of it: they go too, now that they are loaded.
+	swept, serr := r.sweep(context.WithoutCancel(ctx), log, s, tenant)
+	if serr != nil {
+		sendErr = errors.Join(sendErr, serr)
+	}
 
-	run.Rows, run.Rejects, run.Retries = sink.accepted(), sink.rejects, uint64(sink.retries())
+	run.Rows, run.Rejects, run.Retries, run.Stalled = sink.accepted(), sink.rejects, uint64(sink.retries()), sink.stalled
 	if s.Stats != nil {
 		run.Retries += uint64(s.Stats().Retries - before.Retries)
 	}
@@ -161,6 +190,9 @@ func (r *Runner) run(ctx context.Context, s extract.Stream, tenant string, windo
 			notes = append(notes, fmt.Sprintf("deleted the rows of %d subject(s) whose data the provider deleted, see subjects.status_detail; first: %s %s",
 				len(sink.forgotten), sink.forgotten[0].ID, sink.forgotten[0].StatusDetail))
 		}
+		if swept > 0 {
+			notes = append(notes, fmt.Sprintf("deleted again the rows of %d revoked subject(s) that a run loaded after their deletion", swept))
+		}
 		if len(sink.skipped) > 0 {
 			notes = append(notes, fmt.Sprintf("skipped %d subject(s), see subjects.status_detail; first: %s %s",
 				len(sink.skipped), sink.skipped[0].ID, sink.skipped[0].StatusDetail))
@@ -175,6 +207,9 @@ func (r *Runner) run(ctx context.Context, s extract.Stream, tenant string, windo
 		run.Status, run.Error = clickhouse.RunPartial, err.Error()
 	default:
 		run.Status, run.Error = clickhouse.RunFailed, err.Error()
+	}
+	if sink.stalled > 0 {
+		run.Error = strings.TrimPrefix(run.Error+"; "+sink.stalledWhy, "; ")
 	}
 	if len(sink.skipped) > 0 {
 		if serr := r.State.AddSubjects(context.WithoutCancel(ctx), sink.skipped); serr != nil {
@@ -268,22 +303,72 @@ func (r *Runner) jobs(ctx context.Context, stream, tenant string) ([]extract.Job
 func (r *Runner) forget(ctx context.Context, log *slog.Logger, s extract.Stream, sink *sink) error {
 	var errs []error
 	var done []clickhouse.Subject
+	var derived []clickhouse.Subject
 	for _, row := range sink.forgotten {
-		tables, err := r.State.DeleteSubjectRows(ctx, row.Provider, row.Tenant, row.ID)
+		del, err := r.State.DeleteSubjectRows(ctx, row.Provider, row.Tenant, row.ID)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		log.Info("subject's rows deleted: the provider deleted its data", "stream", s.Name, "provider", row.Provider,
-			"tenant", row.Tenant, "subject", row.ID, "reason", row.StatusDetail, "tables", tables)
-		row.StatusDetail += fmt.Sprintf("; rows deleted from %d tables at %s", len(tables), time.Now().UTC().Format(time.RFC3339))
+			"tenant", row.Tenant, "subject", row.ID, "reason", row.StatusDetail, "tables", del.Tables, "copies", len(del.Derived))
+		at := time.Now().UTC().Format(time.RFC3339)
+		row.StatusDetail += fmt.Sprintf("; rows deleted from %d tables at %s", len(del.Tables), at)
+		if len(del.Derived) > 0 {
+			row.StatusDetail += fmt.Sprintf(", with %d copies at other providers", len(del.Derived))
+		}
 		done = append(done, row)
+		derived = append(derived, revokedCopies(row, del.Derived, at)...)
 	}
 	sink.forgotten = done
-	if len(done) > 0 {
-		errs = append(errs, r.State.AddSubjects(ctx, done))
+	// The copies (FinGoal's users of the subject) are revoked as well: no
+	// stream reads them again.
+	if rows := append(append([]clickhouse.Subject{}, done...), derived...); len(rows) > 0 {
+		errs = append(errs, r.State.AddSubjects(ctx, rows))
 	}
 	return errors.Join(errs...)
+}
+
+// sweep deletes the rows of revoked subjects that runs of s's provider for
+// tenant (this one, or one racing it) loaded after the subjects' deletion:
+// a run of one stream reads a subject, another stream's run finds it
+// revoked and deletes its rows, then the first loads what it read. Every
+// run sweeps once its records are loaded, and the run that revokes sweeps
+// after marking the subject revoked, so whichever of two racing runs loads
+// last finds the other's rows. It returns how many subjects it cleaned.
+func (r *Runner) sweep(ctx context.Context, log *slog.Logger, s extract.Stream, tenant string) (int, error) {
+	subs, err := r.State.RevokedWithRows(ctx, s.Provider, tenant, s.Reads != nil)
+	if err != nil {
+		return 0, err
+	}
+	var errs []error
+	var copies []clickhouse.Subject
+	for _, sub := range subs {
+		del, err := r.State.DeleteSubjectRows(ctx, sub.Provider, sub.Tenant, sub.ID)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		log.Warn("rows of a revoked subject were loaded after its deletion; deleted again", "stream", s.Name,
+			"provider", sub.Provider, "tenant", sub.Tenant, "subject", sub.ID, "tables", del.Tables, "copies", len(del.Derived))
+		copies = append(copies, revokedCopies(sub, del.Derived, time.Now().UTC().Format(time.RFC3339))...)
+	}
+	if len(copies) > 0 {
+		errs = append(errs, r.State.AddSubjects(ctx, copies))
+	}
+	return len(subs), errors.Join(errs...)
+}
+
+// revokedCopies are the registry rows that mark the copies of a revoked
+// subject revoked too.
+func revokedCopies(of clickhouse.Subject, copies []clickhouse.Subject, at string) []clickhouse.Subject {
+	out := make([]clickhouse.Subject, len(copies))
+	for i, c := range copies {
+		c.Status = clickhouse.StatusRevoked
+		c.StatusDetail = fmt.Sprintf("copy of %s/%s/%s, whose data its provider deleted; rows deleted at %s", of.Provider, of.Tenant, of.ID, at)
+		out[i] = c
+	}
+	return out
 }
 
 func joinErrors(errs ...error) string {
@@ -315,11 +400,18 @@ type sink struct {
 	registry  map[string]clickhouse.Subject
 	skipped   []clickhouse.Subject // registry rows with their new status
 	forgotten []clickhouse.Subject // subjects whose rows are to be deleted, status revoked
+	// stalled records wait on an outcome no run can learn (-1: not
+	// reported), and why.
+	stalled    int64
+	stalledWhy string
 }
+
+// Stalled notes the stream's records waiting on an unknowable outcome.
+func (s *sink) Stalled(n uint64, why string) { s.stalled, s.stalledWhy = int64(n), why }
 
 func newSink(ctx context.Context, l *clickhouse.Loader, st *clickhouse.State, stream, tenant string, lin transform.Lineage, registry map[string]clickhouse.Subject) *sink {
 	return &sink{ctx: ctx, loader: l, state: st, stream: stream, tenant: tenant, lineage: lin, batches: map[string]*clickhouse.Batch{},
-		rejected: transform.NewRowWriter(memory.DefaultAllocator, transform.EtlRejects), registry: registry}
+		rejected: transform.NewRowWriter(memory.DefaultAllocator, transform.EtlRejects), registry: registry, stalled: -1}
 }
 
 // Skip notes a subject the provider could not serve; the runner records it
@@ -447,6 +539,14 @@ func RecordSubject(state *clickhouse.State) func(context.Context, extract.Subjec
 		return state.AddSubjects(ctx, []clickhouse.Subject{{Provider: s.Provider, Tenant: s.Tenant, Kind: s.Kind,
 			ID: s.ID, CorrelationID: s.CorrelationID, Source: clickhouse.SourceWebhook}})
 	}
+}
+
+// JobStatus is what a provider's webhook receiver calls to learn whether an
+// async job it was told about is one of stream's for tenant: its status in
+// etl_state (extract.JobActive, JobDone, ...), or "" when finsync never
+// recorded it.
+func JobStatus(state *clickhouse.State) func(ctx context.Context, stream, tenant, id string) (string, error) {
+	return state.JobStatus
 }
 
 // RecordJob is what a provider's webhook receiver calls with an async job a

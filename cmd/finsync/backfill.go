@@ -59,7 +59,7 @@ func runBackfill(ctx context.Context, a *app, args []string) error {
 		return fmt.Errorf("-window must be at least one day")
 	}
 	windows := split(first, last.AddDate(0, 0, 1), window)
-	loader := clickhouse.NewLoader(db, clickhouse.LoaderOptions{MaxRows: c.ClickHouse.InsertMaxRows, MaxBytes: c.ClickHouse.InsertMaxBytes, Logger: log})
+	loader := clickhouse.NewLoader(db, c.loaderOptions(log))
 	state := clickhouse.NewState(db, loader)
 	if len(p.subjects) > 0 {
 		if err := state.AddSubjects(ctx, p.subjects); err != nil {

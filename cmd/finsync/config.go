@@ -40,9 +40,13 @@ type Config struct {
 		// Cluster is the ClickHouse cluster (remote_servers) the warehouse
 		// spans; unset: one server.
 		Cluster string `env:"FINSYNC_CLICKHOUSE_CLUSTER"`
-		// One INSERT's budget: the loader's memory is bounded by these.
-		InsertMaxRows  int   `env:"FINSYNC_INSERT_MAX_ROWS, default=500000"`
-		InsertMaxBytes int64 `env:"FINSYNC_INSERT_MAX_BYTES, default=16777216"`
+		// One INSERT's budget. The loader streams an INSERT in blocks, so
+		// these bound the INSERT's size, not memory.
+		InsertMaxRows  int   `env:"FINSYNC_INSERT_MAX_ROWS, default=1000000"`
+		InsertMaxBytes int64 `env:"FINSYNC_INSERT_MAX_BYTES, default=1073741824"`
+		// SpillDir, if set, holds what an INSERT sent beyond the 32 MiB
+		// kept in memory, so that large INSERTs are retried too.
+		SpillDir string `env:"FINSYNC_SPILL_DIR"`
 	}
 	Fino struct {
 		BaseURL      string `env:"FINSYNC_FINO_BASE_URL"` // unset: the fino streams are listed but not runnable
@@ -55,6 +59,9 @@ type Config struct {
 		Users         []string `env:"FINSYNC_FINO_USERS"`
 		WebhookSecret Secret   `env:"FINSYNC_FINO_WEBHOOK_SECRET"`
 		RateLimit     float64  `env:"FINSYNC_FINO_RATE_LIMIT, default=20"` // requests per second
+		// Concurrency is how many users a per-user stream reads at once
+		// (within the rate limit).
+		Concurrency int `env:"FINSYNC_FINO_CONCURRENCY, default=8"`
 		// Scopes are the analytics modules to read: "scope" for every
 		// tenant or "tenant/scope"; a trailing * matches a prefix. Unset: all.
 		Scopes []string `env:"FINSYNC_FINO_SCOPES"`
@@ -94,7 +101,8 @@ type Config struct {
 		WebhookSecret Secret `env:"FINSYNC_FINGOAL_WEBHOOK_SECRET"`
 		// Tenants are subtenant ids; default the client id (no subtenant-id header).
 		Tenants []string `env:"FINSYNC_FINGOAL_TENANTS"`
-		// IDKey keys the opaque ids sent to FinGoal; default the client id. Never change it.
+		// IDKey keys the opaque ids sent to FinGoal: a secret of at least 16
+		// characters, required with the base URL. Never change it.
 		IDKey       Secret        `env:"FINSYNC_FINGOAL_ID_KEY"`
 		AccountType string        `env:"FINSYNC_FINGOAL_ACCOUNT_TYPE, default=checking"`
 		SyncTags    bool          `env:"FINSYNC_FINGOAL_SYNC_TAGS, default=false"`
@@ -255,6 +263,12 @@ func (l *fileLookuper) Lookup(key string) (string, bool) {
 	return strings.TrimRight(string(b), "\r\n"), true
 }
 
+// loaderOptions are the loader's settings from the configuration.
+func (c Config) loaderOptions(log *slog.Logger) clickhouse.LoaderOptions {
+	return clickhouse.LoaderOptions{MaxRows: c.ClickHouse.InsertMaxRows, MaxBytes: c.ClickHouse.InsertMaxBytes,
+		SpillDir: c.ClickHouse.SpillDir, Logger: log}
+}
+
 func (c Config) validateFino() []error {
 	f := c.Fino
 	if f.BaseURL == "" {
@@ -288,6 +302,9 @@ func (c Config) validateFino() []error {
 	}
 	if f.RateLimit <= 0 {
 		bad("FINSYNC_FINO_RATE_LIMIT=%v: want requests per second > 0", f.RateLimit)
+	}
+	if f.Concurrency < 1 || f.Concurrency > 256 {
+		bad("FINSYNC_FINO_CONCURRENCY=%d: want users read at once, 1..256", f.Concurrency)
 	}
 	if scopes, err := fino.ParseScopes(f.Scopes); err != nil {
 		bad("FINSYNC_FINO_SCOPES: %v", err)
@@ -416,6 +433,11 @@ func (c Config) validateFingoal() []error {
 	}
 	if f.ClientSecret == "" {
 		bad("FINSYNC_FINGOAL_CLIENT_SECRET is required with FINSYNC_FINGOAL_BASE_URL")
+	}
+	if len(f.IDKey) < fingoal.MinIDKey {
+		bad("FINSYNC_FINGOAL_ID_KEY is required with FINSYNC_FINGOAL_BASE_URL: a secret of at least %d characters (it keys the opaque ids FinGoal gets; never change it)", fingoal.MinIDKey)
+	} else if f.IDKey.Value() == f.ClientID || f.IDKey == f.ClientSecret {
+		bad("FINSYNC_FINGOAL_ID_KEY must not be the client id or secret: FinGoal knows those, and could recompute the opaque ids")
 	}
 	return problems
 }

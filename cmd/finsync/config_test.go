@@ -21,7 +21,7 @@ func TestConfigDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.ClickHouse.Addr != "127.0.0.1:19000" || c.ClickHouse.Database != "finsync" || c.ClickHouse.InsertMaxRows != 500000 {
+	if c.ClickHouse.Addr != "127.0.0.1:19000" || c.ClickHouse.Database != "finsync" || c.ClickHouse.InsertMaxRows != 1000000 {
 		t.Fatalf("defaults: %+v", c.ClickHouse)
 	}
 }
@@ -65,6 +65,15 @@ func TestConfigReportsEveryProblem(t *testing.T) {
 			"FINSYNC_FIMENTO_PASSWORD": "p", "FINSYNC_FIMENTO_HASH_KEY": "short", "FINSYNC_FIMENTO_PARTNER_BANKS": "b1,b2",
 			"FINSYNC_FIMENTO_PROCESSES": "b3/p,p", "FINSYNC_FIMENTO_PATHS": "process=/p", "FINSYNC_FIMENTO_WEBHOOK_URL": "ftp://x?token=s3cret"},
 			[]string{"at least 16 characters", `"b3/p"`, `FINSYNC_FIMENTO_PROCESSES: "p"`, "FINSYNC_FIMENTO_PATHS", "FINSYNC_FIMENTO_WEBHOOK_URL"}},
+		{"fingoal without an id key", map[string]string{"FINSYNC_FINGOAL_BASE_URL": "https://findmoney-dev.fingoal.com/v3",
+			"FINSYNC_FINGOAL_CLIENT_ID": "client-1", "FINSYNC_FINGOAL_CLIENT_SECRET": "s"},
+			[]string{"FINSYNC_FINGOAL_ID_KEY is required with FINSYNC_FINGOAL_BASE_URL: a secret of at least 16 characters"}},
+		{"fingoal id key too short", map[string]string{"FINSYNC_FINGOAL_BASE_URL": "https://findmoney-dev.fingoal.com/v3",
+			"FINSYNC_FINGOAL_CLIENT_ID": "client-1", "FINSYNC_FINGOAL_CLIENT_SECRET": "s", "FINSYNC_FINGOAL_ID_KEY": "short-key"},
+			[]string{"FINSYNC_FINGOAL_ID_KEY is required with FINSYNC_FINGOAL_BASE_URL: a secret of at least 16 characters"}},
+		{"fingoal id key is the client id", map[string]string{"FINSYNC_FINGOAL_BASE_URL": "https://findmoney-dev.fingoal.com/v3",
+			"FINSYNC_FINGOAL_CLIENT_ID": "client-0123456789abc", "FINSYNC_FINGOAL_CLIENT_SECRET": "s", "FINSYNC_FINGOAL_ID_KEY": "client-0123456789abc"},
+			[]string{"FINSYNC_FINGOAL_ID_KEY must not be the client id or secret"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -35,7 +35,7 @@ func runDaemon(ctx context.Context, a *app, args []string) error {
 	log := a.logger(c)
 	metrics := schedules.NewMetrics()
 	ps := providers(c, log, metrics)
-	loader := clickhouse.NewLoader(db, clickhouse.LoaderOptions{MaxRows: c.ClickHouse.InsertMaxRows, MaxBytes: c.ClickHouse.InsertMaxBytes, Logger: log})
+	loader := clickhouse.NewLoader(db, c.loaderOptions(log))
 	state := clickhouse.NewState(db, loader)
 	d := &schedules.Daemon{Runner: &schedules.Runner{Loader: loader, State: state, Log: log, Shard: c.shard()},
 		Global: c.sched.Global, PerProvider: c.sched.PerProvider, Metrics: metrics, Log: log}
@@ -111,9 +111,10 @@ func daemonMux(c Config, ps []provider, d *schedules.Daemon, loader *clickhouse.
 	hooks := webhookHooks{
 		record: schedules.RecordSubject(state),
 		trigger: func(_ context.Context, stream, tenant string) {
-			d.Tick(stream, tenant)
+			d.Trigger(stream, tenant)
 		},
-		job: schedules.RecordJob(state),
+		jobStatus: schedules.JobStatus(state),
+		job:       schedules.RecordJob(state),
 		records: func(ctx context.Context, t transform.Table, rec arrow.Record) error {
 			b := loader.NewBatch(ctx, t)
 			if err := b.Append(rec); err != nil {

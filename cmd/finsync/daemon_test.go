@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,8 @@ import (
 
 	"github.com/prometheus/common/expfmt"
 
+	"github.com/finsync/finsync/extract/fingoal"
+	"github.com/finsync/finsync/extract/fino"
 	"github.com/finsync/finsync/load/clickhouse"
 	"github.com/finsync/finsync/load/clickhouse/chtest"
 )
@@ -263,4 +266,110 @@ func checkNotBlank(t *testing.T, b []byte) {
 	if dark == 0 || light == 0 {
 		t.Errorf("the screenshot looks blank (%d dark, %d light samples)", dark, light)
 	}
+}
+
+// FinGoal's webhooks make `finsync run` work at once: the enrichment
+// webhook of a pending batch has it collected, and a tag-status webhook has
+// the tag update fetched from /users/tags/{guid}, although neither stream's
+// schedule fires during the test. The runs they start submit nothing.
+func TestDaemonActsOnFinGoalWebhooks(t *testing.T) {
+	fs := fino.NewSandbox(fino.SandboxOptions{UsersPerTenant: 2, Months: 2, Seed: 5, Today: time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -1)}) // recent: FinGoal tags the last 90 days
+	fsrv := httptest.NewServer(fs)
+	defer fsrv.Close()
+	defer fs.Close()
+	addr := freeAddr(t)
+	// Batches are enriched only when the test says; webhooks go to the daemon.
+	gs := fingoal.NewSandbox(fingoal.SandboxOptions{ResultDelay: -1, WebhookURL: "http://" + addr + "/webhooks/fingoal"})
+	gsrv := httptest.NewServer(gs)
+	defer gsrv.Close()
+	defer gs.Close()
+	opts := chtest.Options(t)
+	t.Cleanup(func() { chtest.DropDatabase(t, opts) })
+	dir := t.TempDir()
+	schedFile := filepath.Join(dir, "schedules.yaml")
+	os.WriteFile(schedFile, []byte("defaults:\n  jitter: 0s\nstreams:\n  fingoal.enrichment:\n    schedule: \"@yearly\"\n  fingoal.user_tags:\n    schedule: \"@yearly\"\n"), 0o644)
+	id, secret := gs.Credentials()
+	env := map[string]string{
+		"FINSYNC_CLICKHOUSE_ADDR": opts.Addr, "FINSYNC_CLICKHOUSE_DATABASE": opts.Database, "FINSYNC_LOG_LEVEL": "info",
+		"FINSYNC_FINO_BASE_URL": fsrv.URL, "FINSYNC_FINO_CLIENT_ID": "sandbox-client", "FINSYNC_FINO_CLIENT_SECRET": "sandbox-secret",
+		"FINSYNC_FINO_USERS":       strings.Join(fs.Users("sandbox-client"), ","),
+		"FINSYNC_FINGOAL_BASE_URL": gsrv.URL + "/v3", "FINSYNC_FINGOAL_CLIENT_ID": id, "FINSYNC_FINGOAL_CLIENT_SECRET": secret,
+		"FINSYNC_FINGOAL_ID_KEY": "daemon-test-id-key-0123", "FINSYNC_FINGOAL_POLL_TIMEOUT": "100ms",
+		"FINSYNC_HTTP_ADDR": addr, "FINSYNC_SCHEDULES": schedFile, "FINSYNC_SHUTDOWN_GRACE": "20s",
+	}
+	// Before the daemon: fino's rows, submitted to FinGoal, not enriched yet.
+	for _, stream := range []string{"fino.transactions", "fingoal.enrichment"} {
+		if code, stdout, stderr := run(t, env, "once", "-stream", stream); code != 0 {
+			t.Fatalf("%s: exit %d\n%s\n%s", stream, code, stdout, stderr)
+		}
+	}
+	batches, received := gs.Batches(), len(gs.Received())
+	db, err := clickhouse.Open(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	count := func(q string) uint64 {
+		var n uint64
+		if err := db.Conn().QueryRow(context.Background(), q).Scan(&n); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		return n
+	}
+	activeBatches := "SELECT count() FROM etl_state FINAL WHERE stream = 'fingoal.enrichment' AND startsWith(key, 'job:') AND status = 'active'"
+	if len(batches) == 0 || count(activeBatches) != uint64(len(batches)) {
+		t.Fatalf("%d batches, %d active jobs before the daemon", len(batches), count(activeBatches))
+	}
+
+	child := exec.Command(os.Args[0], "-test.run=^$")
+	child.Env = append(os.Environ(), "FINSYNC_TEST_ARGS=run")
+	for k, v := range env {
+		child.Env = append(child.Env, k+"="+v)
+	}
+	var stdout, stderr syncBuffer
+	child.Stdout, child.Stderr = &stdout, &stderr
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer child.Process.Kill()
+	waitFor(t, 60*time.Second, &stderr, func() bool {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil && resp.StatusCode == 200
+	})
+
+	// FinGoal finishes the batches and says so: the daemon collects them.
+	for _, b := range batches {
+		if err := gs.Finish(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 60*time.Second, &stderr, func() bool {
+		return count(activeBatches) == 0 && count("SELECT count() FROM transactions FINAL WHERE provider = 'fingoal'") > 0
+	})
+	// FinGoal tags the users and says so: the daemon fetches the updates.
+	gs.Tag()
+	tagJobs := "SELECT count() FROM etl_state FINAL WHERE stream = 'fingoal.user_tags' AND startsWith(key, 'job:')"
+	waitFor(t, 60*time.Second, &stderr, func() bool {
+		// A tag update's job is done only once GET /users/tags/{guid} answered
+		// and its tags were loaded.
+		n := count(tagJobs)
+		return n > 0 && count(tagJobs+" AND status = 'done'") == n && count("SELECT count() FROM user_tags WHERE guid != ''") > 0
+	})
+	if n := len(gs.Batches()); n != len(batches) || len(gs.Received()) != received {
+		t.Errorf("the triggered runs submitted: %d batches (before %d), %d transactions received (before %d)", n, len(batches), len(gs.Received()), received)
+	}
+	if err := child.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := child.Wait(); err != nil {
+		t.Fatalf("daemon exit: %v\n%s", err, stderr.String())
+	}
+	logs := stderr.String()
+	if !strings.Contains(logs, `"stream":"fingoal.enrichment"`) || !strings.Contains(logs, `"triggered":true`) {
+		t.Errorf("the daemon's logs show no triggered run:\n%.3000s", logs)
+	}
+	t.Logf("%d batches collected and %d tag updates fetched on FinGoal's webhooks", len(batches), count(tagJobs))
 }

@@ -197,7 +197,7 @@ func TestKilledBetweenEnrichmentSubmissionAndCollection(t *testing.T) {
 		"FINSYNC_FINO_BASE_URL": fsrv.URL, "FINSYNC_FINO_CLIENT_ID": "sandbox-client", "FINSYNC_FINO_CLIENT_SECRET": "sandbox-secret",
 		"FINSYNC_FINO_USERS":       strings.Join(fs.Users("sandbox-client"), ","),
 		"FINSYNC_FINGOAL_BASE_URL": gsrv.URL + "/v3", "FINSYNC_FINGOAL_CLIENT_ID": id, "FINSYNC_FINGOAL_CLIENT_SECRET": secret,
-		"FINSYNC_FINGOAL_POLL_TIMEOUT": "10m",
+		"FINSYNC_FINGOAL_POLL_TIMEOUT": "10m", "FINSYNC_FINGOAL_ID_KEY": "kill-test-id-key-0123",
 	}
 	if code, stdout, stderr := run(t, env, "once", "-stream", "fino.transactions"); code != 0 {
 		t.Fatalf("fino: exit %d\n%s\n%s", code, stdout, stderr)

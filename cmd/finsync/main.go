@@ -16,6 +16,7 @@ import (
 	"reflect"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"syscall"
@@ -65,7 +66,27 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	a := &app{stdout: os.Stdout, stderr: os.Stderr, lookup: os.LookupEnv}
-	os.Exit(a.main(ctx, os.Args[1:]))
+	stopProfile := cpuProfile(os.Getenv("FINSYNC_CPUPROFILE"))
+	code := a.main(ctx, os.Args[1:])
+	stopProfile()
+	os.Exit(code)
+}
+
+// cpuProfile writes a CPU profile of the command to path (diagnostics, as
+// make bench uses it); "" profiles nothing.
+func cpuProfile(path string) (stop func()) {
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "finsync: FINSYNC_CPUPROFILE:", err)
+		return func() {}
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }
 }
 
 // main runs the command named by args and returns the exit code: 0 ok,
@@ -263,6 +284,9 @@ func runDemo(ctx context.Context, a *app, args []string) error {
 		if c.Fingoal.BaseURL == "" {
 			id, secret := sb.fingoal.Credentials()
 			c.Fingoal.BaseURL, c.Fingoal.ClientID, c.Fingoal.ClientSecret = sb.fingoalURL(), id, Secret(secret)
+			if c.Fingoal.IDKey == "" {
+				c.Fingoal.IDKey = fingoalIDKey
+			}
 			// A manual tag refresh, so the demo shows tags at once instead of
 			// after FinGoal's next twice-daily tagging run.
 			c.Fingoal.SyncTags = true

@@ -46,10 +46,14 @@ type provider struct {
 }
 
 // webhookHooks is what a webhook receiver may do: enter a subject into the
-// registry, or start a stream's run for a tenant now.
+// registry, or start a triggered run of a stream for a tenant now (the
+// daemon's Trigger: it collects pending jobs and creates nothing).
 type webhookHooks struct {
 	record  func(ctx context.Context, s extract.Subject) error
 	trigger func(ctx context.Context, stream, tenant string)
+	// jobStatus tells whether an async job a webhook names is one of a
+	// stream's: its status in etl_state, "" if unknown.
+	jobStatus func(ctx context.Context, stream, tenant, id string) (string, error)
 	// job records an async job a webhook announced; records loads rows a
 	// webhook carried, with version as their _version.
 	job     func(ctx context.Context, stream, tenant string, j extract.Job) error
@@ -76,7 +80,7 @@ func providers(c Config, log *slog.Logger, m *schedules.Metrics) []provider {
 	// Validate has checked the scopes; an error here leaves every module on.
 	scopes, _ := fino.ParseScopes(c.Fino.Scopes)
 	api := fino.NewAPI(fino.Config{BaseURL: c.Fino.BaseURL, ClientID: c.Fino.ClientID,
-		ClientSecret: c.Fino.ClientSecret.Value(), RateLimit: c.Fino.RateLimit, Scopes: scopes, Logger: log, HTTP: httpFor("fino")})
+		ClientSecret: c.Fino.ClientSecret.Value(), RateLimit: c.Fino.RateLimit, Concurrency: c.Fino.Concurrency, Scopes: scopes, Logger: log, HTTP: httpFor("fino")})
 	finoP := provider{name: "fino", configured: c.Fino.BaseURL != "", streams: append(fino.Streams(api), fino.AnalyticsStreams(api)...),
 		tenants: c.finoTenants(), webhook: func(h webhookHooks) http.Handler {
 			return fino.WebhookHandler(c.Fino.WebhookSecret.Value(), h.record, log)
@@ -114,7 +118,7 @@ func providers(c Config, log *slog.Logger, m *schedules.Metrics) []provider {
 		Params: params, CallbackURL: c.Finapi.CallbackURL, RateLimit: c.Finapi.RateLimit, Logger: log, HTTP: httpFor("finapi")})
 	finapiP := provider{name: "finapi", configured: c.Finapi.BaseURL != "", maintain: expireSegments, params: finapiParamsCheck,
 		streams: finapi.Streams(finapiAPI), webhook: func(h webhookHooks) http.Handler {
-			return finapi.CallbackHandler(finapiAPI, h.trigger)
+			return finapi.CallbackHandler(finapiAPI, h.jobStatus, h.trigger)
 		}}
 	for _, m := range mandators {
 		finapiP.tenants = append(finapiP.tenants, m.Name)
@@ -127,7 +131,7 @@ func providers(c Config, log *slog.Logger, m *schedules.Metrics) []provider {
 	fingoalP := provider{name: "fingoal", configured: c.Fingoal.BaseURL != "", tenants: c.fingoalTenants(),
 		streams: fingoal.Streams(fgAPI), webhook: func(h webhookHooks) http.Handler {
 			return fingoal.WebhookHandler(fingoal.WebhookConfig{Secret: c.fingoalWebhookSecret(), API: fgAPI, Subject: h.record,
-				Job: h.job, Records: h.records, Version: h.version, Logger: log})
+				Job: h.job, JobStatus: h.jobStatus, Trigger: h.trigger, Records: h.records, Version: h.version, Logger: log})
 		}}
 	ps := []provider{finoP, fimentoP, fingoalP, finapiP}
 	// A shard registers its own subjects only: registering marks a subject
@@ -275,7 +279,7 @@ func runOnce(ctx context.Context, a *app, args []string) error {
 // syncStreams registers p's configured subjects, then runs each stream for
 // each tenant (or the one given), one after the other.
 func syncStreams(ctx context.Context, c Config, db *clickhouse.DB, log *slog.Logger, p provider, streams []extract.Stream, only string) ([]clickhouse.Run, error) {
-	loader := clickhouse.NewLoader(db, clickhouse.LoaderOptions{MaxRows: c.ClickHouse.InsertMaxRows, MaxBytes: c.ClickHouse.InsertMaxBytes, Logger: log})
+	loader := clickhouse.NewLoader(db, c.loaderOptions(log))
 	state := clickhouse.NewState(db, loader)
 	if len(p.subjects) > 0 {
 		if err := state.AddSubjects(ctx, p.subjects); err != nil {

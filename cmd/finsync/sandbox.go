@@ -62,6 +62,10 @@ const fimentoPrefix = "/fimento"
 // fimentoHashKey is the hash key the sandbox settings use (a fake one).
 const fimentoHashKey = "sandbox-hash-key-not-a-secret"
 
+// fingoalIDKey keys the opaque ids the sandbox settings send FinGoal (a fake
+// one; a real one is a secret).
+const fingoalIDKey = "sandbox-id-key-not-a-secret"
+
 func startSandbox(addr string, o sandboxOptions) (*sandbox, error) {
 	knobs, err := faults.Parse(o.faults)
 	if err != nil {
@@ -133,6 +137,7 @@ func (sb *sandbox) env() []string {
 		"FINSYNC_FINGOAL_BASE_URL=" + sb.fingoalURL(),
 		"FINSYNC_FINGOAL_CLIENT_ID=" + fgID,
 		"FINSYNC_FINGOAL_CLIENT_SECRET=" + fgSecret,
+		"FINSYNC_FINGOAL_ID_KEY=" + fingoalIDKey,
 		"FINSYNC_FINGOAL_SYNC_TAGS=true",
 	}
 }

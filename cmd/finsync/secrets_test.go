@@ -23,11 +23,15 @@ func TestNoSecretOrPersonalDataLands(t *testing.T) {
 	defer sb.close()
 	opts := chtest.Options(t)
 	t.Cleanup(func() { chtest.DropDatabase(t, opts) })
-	env := map[string]string{"FINSYNC_CLICKHOUSE_ADDR": opts.Addr, "FINSYNC_CLICKHOUSE_DATABASE": opts.Database,
-		"FINSYNC_LOG_LEVEL": "debug", "FINSYNC_LOG_FORMAT": "json",
-		"FINSYNC_FINO_WEBHOOK_SECRET": "whsec-Zq8v1-fino", "FINSYNC_FINGOAL_ID_KEY": "idkey-Zq8v1-fingoal"}
+	env := map[string]string{}
 	for _, kv := range sb.env() {
 		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	// After the sandbox's settings: these distinctive secrets replace its own.
+	for k, v := range map[string]string{"FINSYNC_CLICKHOUSE_ADDR": opts.Addr, "FINSYNC_CLICKHOUSE_DATABASE": opts.Database,
+		"FINSYNC_LOG_LEVEL": "debug", "FINSYNC_LOG_FORMAT": "json",
+		"FINSYNC_FINO_WEBHOOK_SECRET": "whsec-Zq8v1-fino", "FINSYNC_FINGOAL_ID_KEY": "idkey-Zq8v1-fingoal"} {
 		env[k] = v
 	}
 	code, stdout, stderr := run(t, env, "demo")

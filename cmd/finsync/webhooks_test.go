@@ -24,6 +24,7 @@ func webhookReceivers(t testing.TB) (map[string]http.Handler, *int) {
 		"FINSYNC_FIMENTO_BASE_URL": "http://127.0.0.1:1", "FINSYNC_FIMENTO_NAME": "n", "FINSYNC_FIMENTO_PASSWORD": "p",
 		"FINSYNC_FIMENTO_HASH_KEY": "0123456789abcdef", "FINSYNC_FIMENTO_PARTNER_BANKS": "bank",
 		"FINSYNC_FINGOAL_BASE_URL": "http://127.0.0.1:1/v3", "FINSYNC_FINGOAL_CLIENT_ID": "c", "FINSYNC_FINGOAL_CLIENT_SECRET": "s",
+		"FINSYNC_FINGOAL_ID_KEY": "0123456789abcdef",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -32,9 +33,12 @@ func webhookReceivers(t testing.TB) (map[string]http.Handler, *int) {
 	hooks := webhookHooks{
 		record:  func(context.Context, extract.Subject) error { *recorded++; return nil },
 		trigger: func(context.Context, string, string) { *recorded++ },
-		job:     func(context.Context, string, string, extract.Job) error { *recorded++; return nil },
-		records: func(context.Context, transform.Table, arrow.Record) error { *recorded++; return nil },
-		version: func() uint64 { return 1 },
+		// Every job is active: a receiver's checks cannot hide a payload it
+		// should have refused.
+		jobStatus: func(context.Context, string, string, string) (string, error) { return extract.JobActive, nil },
+		job:       func(context.Context, string, string, extract.Job) error { *recorded++; return nil },
+		records:   func(context.Context, transform.Table, arrow.Record) error { *recorded++; return nil },
+		version:   func() uint64 { return 1 },
 	}
 	out := map[string]http.Handler{}
 	for _, p := range providers(c, slog.New(slog.DiscardHandler), nil) {

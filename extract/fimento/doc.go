@@ -39,10 +39,14 @@
 //     end the process at any point. consentFlowStatus.current is the process's state.
 //  9. The customer's data is gone when consentFlowStatus.current is customerDeniedConsent, or consent
 //     (either one) is "revoked", or the process answers 404. finsync then deletes every row of the
-//     process (Output.Forget), marks it revoked and never asks Fimento for it again. A process that
+//     process (Output.Forget), and FinGoal's copies of them (through the enrichment ledger), marks it
+//     revoked and never asks Fimento for it again. A process that
 //     denied once and later completes a new consent flow stays revoked in finsync: an operator
-//     reactivates it by hand. A run that loaded rows of a process while another stream's run
-//     deleted it can leave those rows; the daemon runs a provider's streams one after the other.
+//     reactivates it by hand. A provider's streams may run at once (the daemon's provider.fimento
+//     limit is 2), so a run can load rows of a process it read before another stream's run found
+//     it revoked and deleted its rows: every run, once its records are loaded, deletes the rows of
+//     every revoked subject of its tenant that still has some (Runner.sweep), and the revoking run
+//     does so after marking the subject, so whichever run loads last removes them.
 //  10. Only completed processes are extracted. Any other state is a skip with its code, description,
 //     time and (authError) the bank's message, in subjects.status_detail and etl_runs.error; it costs
 //     one GET of the process per run, never a retry loop.

@@ -206,7 +206,7 @@ func bankIndex(s *Sandbox, bank string) int {
 func (s *Sandbox) addProcess(p *sbProcess) {
 	if p.path[len(p.path)-1].code == StatusCompleted {
 		p.today = s.opts.Today
-		p.accounts, p.txns = ledgerOf(s.opts.Seed, p.id, s.opts.Months, p.today)
+		p.accounts, p.txns = ledgerOf(s.opts.Seed, p, s.opts.Months, p.today)
 	}
 	key := p.bank + "/" + p.id
 	s.processes[key] = p

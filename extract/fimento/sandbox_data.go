@@ -8,6 +8,7 @@ import (
 	mrand "math/rand/v2"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -112,20 +113,33 @@ var merchants = []struct {
 }
 
 // ledgerOf generates a completed process's accounts and transactions, oldest
-// first: months of data up to today.
-func ledgerOf(seed int64, processID string, months int, today time.Time) ([]sbAccount, []sbTxn) {
-	r := mrand.New(mrand.NewPCG(uint64(seed), hashOf("ledger", processID)))
+// first: months of data up to today. Like a real bank's, its free text names
+// the customer: the accounts carry the customer's name, and a monthly Swish
+// transfer's text holds the name and the personal (or company) number, so a
+// test of the redaction has something to find (doc.go 20).
+func ledgerOf(seed int64, p *sbProcess, months int, today time.Time) ([]sbAccount, []sbTxn) {
+	r := mrand.New(mrand.NewPCG(uint64(seed), hashOf("ledger", p.id)))
 	banks := []string{"Swedbank", "Nordea", "Handelsbanken", "SEB"}
 	bank := banks[r.IntN(len(banks))]
-	accounts := []sbAccount{
-		{number: "8327-9" + strconv.Itoa(10_000_000+r.IntN(89_999_999)), name: "Lönekonto", typ: "Transaction account", bank: bank, start: 400_000 + r.Int64N(600_000)},
-		{number: "8327-9" + strconv.Itoa(10_000_000+r.IntN(89_999_999)), name: "Sparkonto", typ: "Savings account", bank: bank, start: 2_000_000 + r.Int64N(3_000_000)},
+	full := strings.TrimSpace(p.first + " " + p.last)
+	savings := "Sparkonto"
+	if p.first != "" {
+		savings = p.first + "s sparkonto" // the genitive: "Astrids sparkonto"
 	}
+	accounts := []sbAccount{
+		{number: "8327-9" + strconv.Itoa(10_000_000+r.IntN(89_999_999)), name: strings.TrimSpace("Lönekonto " + full), typ: "Transaction account", bank: bank, start: 400_000 + r.Int64N(600_000)},
+		{number: "8327-9" + strconv.Itoa(10_000_000+r.IntN(89_999_999)), name: savings, typ: "Savings account", bank: bank, start: 2_000_000 + r.Int64N(3_000_000)},
+	}
+	number := p.ssn
+	if number == "" {
+		number = p.companyID
+	}
+	swish := strings.Join(strings.Fields("Swish från "+full+" "+number), " ")
 	salary := 2_800_000 + r.Int64N(1_500_000)
 	rent := 700_000 + r.Int64N(600_000)
 	var txns []sbTxn
 	add := func(acc int, day time.Time, amount int64, text, category string) {
-		txns = append(txns, sbTxn{id: objectID(seed, processID+"/tx/"+strconv.Itoa(len(txns))), account: acc, day: day,
+		txns = append(txns, sbTxn{id: objectID(seed, p.id+"/tx/"+strconv.Itoa(len(txns))), account: acc, day: day,
 			amount: amount, text: text, category: category})
 	}
 	first := today.AddDate(0, -months, 1)
@@ -140,6 +154,8 @@ func ledgerOf(seed int64, processID string, months int, today time.Time) ([]sbAc
 			add(1, day, 200_000, "ÖVERFÖRING FRÅN LÖNEKONTO", "transfers")
 		case 5:
 			add(0, day, -10_900, "SPOTIFY AB", "subscriptions")
+		case 12:
+			add(0, day, 50_000, swish, "transfers")
 		}
 		for _, m := range merchants {
 			if r.Float64() < m.p {

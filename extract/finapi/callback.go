@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+
+	"github.com/finsync/finsync/extract"
 )
 
 // CallbackHandler receives finAPI's "job ready" calls at Config.CallbackURL
@@ -12,12 +14,18 @@ import (
 // the query the URL was created with).
 //
 // A callback is only a hint: the collector trusts nothing but the GET of
-// the job, so an unsigned or forged call can at most cause an early poll.
-// If a run is polling the job it checks at once; otherwise start is called
-// (the daemon starts a run of the stream for the tenant, which resumes the
-// job from etl_state). The handler answers 204 at once; start must not
-// block.
-func CallbackHandler(a *API, start func(ctx context.Context, stream, tenant string)) http.Handler {
+// the job, and a callback is unsigned. If a run is polling the job it
+// checks at once. Otherwise the job must be one finsync is waiting for:
+// jobs (schedules.JobStatus) must say it is active in etl_state for that
+// stream and tenant, and only then is start called (the daemon's Trigger:
+// a triggered run of the stream, which resumes the job and never creates
+// one). A callback for an unknown, done or lost job, or without jobs to ask,
+// starts nothing: a forged or stale call can neither create nor bill a job.
+// The handler answers 204, or 503 when etl_state could not be read; start
+// must not block.
+func CallbackHandler(a *API, jobs func(ctx context.Context, stream, tenant, id string) (string, error),
+	start func(ctx context.Context, stream, tenant string)) http.Handler {
+	log := a.cfg.Logger
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
@@ -47,9 +55,23 @@ func CallbackHandler(a *API, start func(ctx context.Context, stream, tenant stri
 			http.Error(w, "a callback needs jobId, a known segmentType and the tenant query parameter", http.StatusBadRequest)
 			return
 		}
-		if !a.Ready(cb.JobID) && start != nil {
-			start(context.WithoutCancel(r.Context()), seg.Stream, tenant)
+		if a.Ready(cb.JobID) || jobs == nil || start == nil {
+			w.WriteHeader(http.StatusNoContent)
+			return
 		}
+		status, err := jobs(r.Context(), seg.Stream, tenant, cb.JobID)
+		if err != nil {
+			log.Error("finAPI callback: cannot tell whether finsync waits for the job; polling will collect it", "job", cb.JobID, "err", err)
+			http.Error(w, "cannot check the job now, retry later", http.StatusServiceUnavailable)
+			return
+		}
+		if status != extract.JobActive {
+			log.Info("finAPI callback for a job finsync is not waiting for: ignored", "segment", seg.Type, "tenant", tenant,
+				"job", cb.JobID, "status", status)
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		start(context.WithoutCancel(r.Context()), seg.Stream, tenant)
 		w.WriteHeader(http.StatusNoContent)
 	})
 }

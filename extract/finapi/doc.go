@@ -66,7 +66,9 @@
 //  13. Callback: finAPI POSTs JSON {"jobId", "segmentType"} to callbackURL;
 //     no signature is documented, so the receiver treats it as a hint and
 //     trusts only the GET. The callbackURL carries the tenant as a query
-//     parameter.
+//     parameter. Only a callback for a job active in etl_state for that
+//     stream and tenant starts a run, and that run (Request.Triggered) only
+//     resumes jobs: a callback never creates (or bills) one.
 //  14. durationInMonth is the months the segment looked at (lowBalance and
 //     financialBreakdown: numberOfMonths; incomeSpendingSummary: the months
 //     of the range; insuranceSpending: 12) and absent for highBalance.

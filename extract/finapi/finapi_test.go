@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"io"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 	"github.com/finsync/finsync/transform"
 	"github.com/finsync/finsync/transform/transformtest"
 
+	"github.com/finsync/finsync/extract"
 	"github.com/finsync/finsync/extract/hostile"
 )
 
@@ -256,7 +258,19 @@ func TestSandboxSpeaksTheDocs(t *testing.T) {
 func TestCallbackHandler(t *testing.T) {
 	a := NewAPI(Config{BaseURL: "http://finapi.invalid"})
 	var started []string
-	h := CallbackHandler(a, func(_ context.Context, stream, tenant string) { started = append(started, stream+" "+tenant) })
+	// etl_state: j1 and j2 are active jobs of their streams for m, j4 is
+	// done, j5 is active for another mandator; nothing else is known.
+	state := map[string]string{"finapi.segments.low_balance m j1": extract.JobActive, "finapi.segments.high_balance m j2": extract.JobActive,
+		"finapi.segments.high_balance m j4": extract.JobDone, "finapi.segments.high_balance other j5": extract.JobActive}
+	lookups := 0
+	jobs := func(_ context.Context, stream, tenant, id string) (string, error) {
+		lookups++
+		if id == "broken" {
+			return "", errors.New("ClickHouse unreachable")
+		}
+		return state[stream+" "+tenant+" "+id], nil
+	}
+	h := CallbackHandler(a, jobs, func(_ context.Context, stream, tenant string) { started = append(started, stream+" "+tenant) })
 	post := func(query, body string) int {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/cb?"+query, strings.NewReader(body)))
@@ -272,23 +286,35 @@ func TestCallbackHandler(t *testing.T) {
 		{"no job id", "tenant=m&segmentType=lowBalance", `{}`, 400},
 		{"type from the query", "tenant=m&segmentType=lowBalance", `{"jobId":"j1"}`, 204},
 		{"full body", "tenant=m", `{"jobId":"j2","segmentType":"highBalance"}`, 204},
+		{"unknown job", "tenant=m", `{"jobId":"forged","segmentType":"highBalance"}`, 204},
+		{"done job", "tenant=m", `{"jobId":"j4","segmentType":"highBalance"}`, 204},
+		{"active, but another mandator's", "tenant=m", `{"jobId":"j5","segmentType":"highBalance"}`, 204},
+		{"active, but another segment's", "tenant=m", `{"jobId":"j1","segmentType":"highBalance"}`, 204},
+		{"etl_state unreadable", "tenant=m", `{"jobId":"broken","segmentType":"highBalance"}`, 503},
 	}
 	for _, tc := range tests {
 		if code := post(tc.query, tc.body); code != tc.code {
 			t.Errorf("%s: %d, want %d", tc.name, code, tc.code)
 		}
 	}
+	// Runs start for the active jobs only.
 	if strings.Join(started, ",") != "finapi.segments.low_balance m,finapi.segments.high_balance m" {
 		t.Errorf("runs started: %v", started)
 	}
-	// A job being polled is woken instead of starting a run.
-	wake := a.wait("j3")
-	if post("tenant=m", `{"jobId":"j3","segmentType":"highBalance"}`) != 204 || len(started) != 2 {
-		t.Fatalf("started %v", started)
+	// A job being polled is woken instead of starting a run, without a lookup.
+	wake, before := a.wait("j3"), lookups
+	if post("tenant=m", `{"jobId":"j3","segmentType":"highBalance"}`) != 204 || len(started) != 2 || lookups != before {
+		t.Fatalf("started %v, %d lookups", started, lookups-before)
 	}
 	select {
 	case <-wake:
 	default:
 		t.Error("the polling run was not woken")
+	}
+	// Without a way to check etl_state nothing starts.
+	started = nil
+	h = CallbackHandler(a, nil, func(_ context.Context, stream, tenant string) { started = append(started, stream) })
+	if post("tenant=m", `{"jobId":"j2","segmentType":"highBalance"}`) != 204 || len(started) != 0 {
+		t.Errorf("unchecked callback started %v", started)
 	}
 }

@@ -140,8 +140,9 @@ func Streams(a *API) []extract.Stream {
 // errLost is finAPI's 400 on a job: it does not know the job (any more).
 var errLost = errors.New("finAPI does not know the job (400)")
 
-// run resumes the stream's active jobs or, when there is none, creates one;
-// then collects them. The cursor is the id of the last job collected.
+// run resumes the stream's active jobs or, when there is none and the run
+// is not a triggered one (a callback's), creates one; then collects them.
+// The cursor is the id of the last job collected.
 //
 // A job is recorded (Output.Job) right after finAPI returned its id and
 // before anything else, so a restart polls the same job instead of creating
@@ -155,6 +156,11 @@ func (a *API) run(ctx context.Context, seg Segment, req extract.Request, out ext
 	}
 	now := a.cfg.Now().UTC()
 	jobs := req.Jobs
+	if len(jobs) == 0 && req.Triggered {
+		// A callback's run resumes; only the schedule creates (and pays for) jobs.
+		a.cfg.Logger.InfoContext(ctx, "triggered run: no pending job to collect, none created", "segment", seg.Type)
+		return req.Cursor, nil
+	}
 	if len(jobs) == 0 {
 		j, err := a.create(ctx, c, seg, req.Tenant, now)
 		if err != nil {

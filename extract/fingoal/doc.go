@@ -18,21 +18,30 @@
 //     transactions_enriched joins them to the original rows.
 //   - fingoal.user_tags (subjects of kind user: the uids the enrichment
 //     submitted, registered with source submission): GET /users/{uid} (or
-//     /sync with Config.SyncTags) lands current tags; tag-status guids the
-//     webhook recorded as jobs are fetched from /users/tags/{guid} within
-//     their 24 hours and land as created/deleted tags.
+//     /sync with Config.SyncTags) lands current tags, and deleted the tags
+//     a user had (current or created) that its read no longer returns
+//     (Request.Lookup reads them back); tag-status guids the webhook
+//     recorded as jobs are fetched from /users/tags/{guid} within their 24
+//     hours (at once, by a run the webhook triggers) and land as
+//     created/deleted tags.
 //   - fingoal.finsights: GET /finsights?startAt&endAt (UNIX seconds) from
 //     the cursor, one insights fact per field of each recommendation
 //     (module finsight).
 //
 // Exactly once: a transaction with a ledger row is never read again, and
 // its row is written before the POST. If the process dies between the POST
-// and recording FinGoal's answer (milliseconds), its transactions stay
-// "pending": they are not resent (FinGoal may have them) and their result
-// cannot be fetched without the batch_request_id. The enrichment webhook of
-// such a batch still arrives: the receiver records every batch id in the
-// registry (kind batch), so an operator can add it to etl_state, or insert
-// ledger rows with status "unsent" to have them sent again.
+// and recording FinGoal's answer (milliseconds), or the answer is lost (a
+// 5xx, a cut-off body), its transactions stay "pending": they are not
+// resent (FinGoal may have them; its docs say duplicate transaction ids are
+// ignored only by the Savings Recommendations API, nothing of enrichment).
+// When FinGoal did take the batch, its enrichment webhook names a batch
+// etl_state does not know: the receiver adopts it as an active job
+// (AdoptedParams), and collecting it marks those rows submitted (reason
+// "recovered: ..."). Every enrichment run reports the rows still pending
+// (Output.Stalled: etl_runs.error and finsync_stalled_records); an operator
+// who knows FinGoal lacks them inserts their ledger rows with status
+// "unsent" to have them sent again. An adopted batch FinGoal does not serve
+// within 24 hours is given up (lost).
 //
 // # Assumptions where the docs are silent
 //
@@ -49,6 +58,10 @@
 //  3. Opaque ids: uid = HMAC-SHA256(IDKey, "user", provider, tenant, user),
 //     transactionid and accountid likewise, 128 bits in hex. FinGoal never
 //     sees an id of ours or another provider's; the ledger maps them back.
+//     IDKey is a secret of at least 16 characters FinGoal does not know
+//     (FINSYNC_FINGOAL_ID_KEY, required): keyed with something FinGoal
+//     knows, such as the client id, the ids could be recomputed from
+//     guessed ones of ours.
 //     original_description is transactions.description (the bank's text:
 //     purpose or booking text); counterparty names are never sent, as they
 //     may be private persons.
@@ -80,5 +93,5 @@
 //     their fields. Signature: see Verify; the finsights webhook is held to
 //     the same rule although the docs only state it for the others.
 //  12. Batches have no documented lifetime; a pending batch is polled by
-//     every run until it answers.
+//     every run until it answers (an adopted one for 24 hours).
 package fingoal

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"net/http"
 	"net/http/httptest"
@@ -81,7 +82,7 @@ func TestGolden(t *testing.T) {
 		Status: StatusSubmitted, SubmittedAt: time.Date(2026, 5, 12, 5, 0, 0, 0, time.UTC)})
 	print(sw, transform.EnrichmentSubmissions)
 	transformtest.Golden(t, filepath.Join("testdata", "golden", "fingoal.jsonl"), got.Bytes(), *updateGolden)
-	if r := FailedReject("batch-1", json.RawMessage(docFailed)); r.Key != "batch-1/t3" || !strings.Contains(r.Reason, "original_description is empty") {
+	if r := FailedReject("batch-1", json.RawMessage(docFailed)); r.Key != "u3/batch-1/t3" || !strings.Contains(r.Reason, "original_description is empty") {
 		t.Errorf("failed transaction: %+v", r)
 	}
 }
@@ -213,6 +214,12 @@ func TestWebhookHandler(t *testing.T) {
 		Records: func(ctx context.Context, tb transform.Table, rec arrow.Record) error {
 			recorded = append(recorded, "rows "+tb.Name+" "+itoa(rec.NumRows()))
 			return nil
+		},
+		JobStatus: func(ctx context.Context, stream, tenant, id string) (string, error) {
+			return map[string]string{"b-1": extract.JobActive, "b-done": extract.JobDone}[id], nil
+		},
+		Trigger: func(ctx context.Context, stream, tenant string) {
+			recorded = append(recorded, "trigger "+stream+" "+tenant)
 		}})
 	send := func(body, sig string) int {
 		req := httptest.NewRequest(http.MethodPost, "/webhooks/fingoal", strings.NewReader(body))
@@ -224,15 +231,21 @@ func TestWebhookHandler(t *testing.T) {
 		return rr.Code
 	}
 	valid := []struct{ body, want string }{
-		{`{"batch_request_id":"b-1"}`, "subject batch b-1"},
-		{`{"guid":"3961c39e-e1c6-45ec-acd0-9a7793dabe02"}`, "job fingoal.user_tags 3961c39e-e1c6-45ec-acd0-9a7793dabe02"},
+		// An active batch is collected now; a collected one is not again.
+		{`{"batch_request_id":"b-1"}`, "subject batch b-1,trigger fingoal.enrichment client"},
+		{`{"batch_request_id":"b-done"}`, "subject batch b-done"},
+		// One etl_state does not know (its submission's answer was lost) is
+		// adopted as a job and collected.
+		{`{"batch_request_id":"b-lost"}`, "subject batch b-lost,job fingoal.enrichment b-lost,trigger fingoal.enrichment client"},
+		// A tag update is fetched now.
+		{`{"guid":"3961c39e-e1c6-45ec-acd0-9a7793dabe02"}`, "job fingoal.user_tags 3961c39e-e1c6-45ec-acd0-9a7793dabe02,trigger fingoal.user_tags client"},
 		{`{"userTags":{"uid":"u1","created":["a","b"],"deleted":["c"]}}`, "rows user_tags 3"},
 		{`{"finsights":[` + docFinsight + `]}`, "rows insights 6"},
 		{docFinsightSchema, "rows insights 6"},
 	}
 	for _, v := range valid {
 		recorded = nil
-		if code := send(v.body, Sign(secret, []byte(v.body))); code != http.StatusNoContent || len(recorded) != 1 || recorded[0] != v.want {
+		if code := send(v.body, Sign(secret, []byte(v.body))); code != http.StatusNoContent || strings.Join(recorded, ",") != v.want {
 			t.Errorf("%s: %d, recorded %v, want %q", v.body, code, recorded, v.want)
 		}
 	}
@@ -394,5 +407,19 @@ func TestTokenCachedAndRenewedOnce(t *testing.T) {
 	}
 	if auths != 2 || a.Stats().Reauths != 1 {
 		t.Errorf("%d authentications, %d re-authentications after a 401", auths, a.Stats().Reauths)
+	}
+}
+
+// Without a secret IDKey the enrichment sends nothing: keyed with something
+// FinGoal knows (the client id, the old default) the opaque ids would not be.
+func TestEnrichmentNeedsASecretIDKey(t *testing.T) {
+	for _, key := range []string{"", "too-short"} {
+		a := NewAPI(Config{BaseURL: "http://127.0.0.1:1/v3", ClientID: "client", ClientSecret: "s", IDKey: key})
+		unsent := func(context.Context, func([]string) error) error { t.Fatal("rows read without an IDKey"); return nil }
+		_, err := a.runEnrichment(context.Background(), extract.Request{Tenant: "client", Unsent: unsent}, nil)
+		var perm *extract.Permanent
+		if !errors.As(err, &perm) || !strings.Contains(err.Error(), "IDKey of at least 16 characters") {
+			t.Errorf("IDKey %q: %v", key, err)
+		}
 	}
 }

@@ -171,6 +171,35 @@ func (s *Sandbox) Finish(id string) error {
 	return nil
 }
 
+// Tag runs FinGoal's tagging now, as its twice-daily run does, for every
+// user with enriched transactions: changed tags become tag updates (a guid
+// kept 24 hours), each announced by the tag-status and user-tags webhooks.
+func (s *Sandbox) Tag() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.opts.Now()
+	uids := make([]string, 0, len(s.enriched))
+	for uid := range s.enriched {
+		uids = append(uids, uid)
+	}
+	sort.Strings(uids)
+	for _, uid := range uids {
+		s.retag(uid, now)
+	}
+}
+
+// SetTags replaces the tags FinGoal serves for a user, announcing nothing
+// (as when its tagging changes them and the webhooks are lost), and counts
+// as this half day's tagging run, which then does not overwrite them.
+func (s *Sandbox) SetTags(uid string, tags []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tags[uid] = append([]string{}, tags...)
+	if due := s.opts.Now().UTC().Truncate(12 * time.Hour); due.After(s.tagged) {
+		s.tagged = due
+	}
+}
+
 func (s *Sandbox) auth(w http.ResponseWriter, r *http.Request) {
 	d, ok := s.faults.Begin(w, r, writeError)
 	if !ok {

@@ -33,8 +33,10 @@ type Config struct {
 	// Tenants are subtenant ids (header subtenant-id); default one tenant,
 	// the client id, sent without the header (assumption 2).
 	Tenants []string
-	// IDKey keys the opaque ids sent to FinGoal; default the client id. It
-	// must never change: FinGoal would see every user anew.
+	// IDKey keys the opaque ids sent to FinGoal (assumption 3): a secret of
+	// at least MinIDKey characters that FinGoal never sees (not the client
+	// id, which it knows). It must never change: FinGoal would see every
+	// user anew. fingoal.enrichment refuses to run without it.
 	IDKey string
 	// AccountType is FinGoal's accountType for every transaction: our
 	// transactions table has no account type (assumption 4). Default checking.
@@ -76,9 +78,6 @@ var errAuth = errors.New("FinGoal authentication failed")
 func NewAPI(cfg Config) *API {
 	if len(cfg.Tenants) == 0 {
 		cfg.Tenants = []string{cfg.ClientID}
-	}
-	if cfg.IDKey == "" {
-		cfg.IDKey = cfg.ClientID
 	}
 	if cfg.AccountType == "" {
 		cfg.AccountType = "checking"
@@ -164,6 +163,10 @@ func Streams(a *API) []extract.Stream {
 	}
 }
 
+// MinIDKey is the shortest Config.IDKey accepted: a guessable key would let
+// whoever sees the opaque ids (FinGoal) test candidate ids of ours.
+const MinIDKey = 16
+
 // EnrichmentReads is what fingoal.enrichment reads from the warehouse: the
 // transactions of every other provider not in the ledger.
 func EnrichmentReads() *extract.Reads {
@@ -229,11 +232,20 @@ func (a *API) runEnrichment(ctx context.Context, req extract.Request, out extrac
 	if req.Unsent == nil {
 		return req.Cursor, &extract.Permanent{Err: errors.New("fingoal.enrichment needs the runner's Unsent reader")}
 	}
+	if len(a.cfg.IDKey) < MinIDKey {
+		return req.Cursor, &extract.Permanent{Err: fmt.Errorf("fingoal.enrichment needs an IDKey of at least %d characters (FINSYNC_FINGOAL_ID_KEY): it keys the opaque ids FinGoal gets", MinIDKey)}
+	}
 	endpoint := pathStreaming
 	if req.Cursor == "" {
 		endpoint = pathCleanup
 	}
 	s := &submitter{a: a, c: c, req: req, out: out, endpoint: endpoint, now: a.cfg.Now().UTC().Truncate(time.Second)}
+	// Whatever the run's end, it says how many transactions are stuck.
+	defer a.reportPending(ctx, req, out)
+	if req.Triggered {
+		// The enrichment webhook's run collects; only the schedule submits.
+		return a.collectOnly(ctx, c, req, out, s.now)
+	}
 	var group []source
 	err = req.Unsent(ctx, func(row []string) error {
 		src, err := a.toSource(row)
@@ -267,6 +279,55 @@ func (a *API) runEnrichment(ctx context.Context, req extract.Request, out extrac
 		cursor = s.now.Format(time.RFC3339)
 	}
 	return cursor, a.collectAll(ctx, c, req, jobs, out)
+}
+
+// collectOnly is a triggered run's enrichment: the batches pending in
+// etl_state, nothing submitted.
+func (a *API) collectOnly(ctx context.Context, c *extract.Client, req extract.Request, out extract.Output, now time.Time) (string, error) {
+	cursor := req.Cursor
+	if len(req.Jobs) > 0 {
+		cursor = now.Format(time.RFC3339)
+	}
+	return cursor, a.collectAll(ctx, c, req, req.Jobs, out)
+}
+
+// reportPending tells the runner (Output.Stalled: etl_runs.error and the
+// metric finsync_stalled_records) how many of the tenant's transactions are
+// pending: FinGoal's answer to their submission was lost (a 5xx, a cut-off
+// body, a crash between the POST and recording the answer), so no run knows
+// whether FinGoal has them. They are not resent: FinGoal's docs say
+// duplicate transaction ids are ignored only for the Savings
+// Recommendations API, nothing of the enrichment endpoints, so a resend
+// might enrich (and bill) them twice. The enrichment webhook of their batch
+// recovers them (an adopted batch, see collect); else an operator decides
+// (README).
+func (a *API) reportPending(ctx context.Context, req extract.Request, out extract.Output) {
+	if req.Lookup == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	var n uint64
+	var oldest string
+	err := req.Lookup(ctx, extract.Lookup{Table: transform.EnrichmentSubmissions, Columns: []string{"submitted_at"},
+		Where: map[string][]string{"status": {StatusPending}}}, func(row []string) error {
+		n++
+		if oldest == "" || row[0] < oldest {
+			oldest = row[0]
+		}
+		return nil
+	})
+	if err != nil {
+		a.cfg.Logger.Warn("counting the pending FinGoal transactions failed", "tenant", req.Tenant, "err", err)
+		return
+	}
+	why := ""
+	if n > 0 {
+		why = fmt.Sprintf("%d transaction(s) pending in enrichment_submissions since %s UTC: FinGoal's answer to their submission was lost; "+
+			"they are not resent (FinGoal may have them) unless their batch's enrichment webhook recovers them or an operator marks them unsent", n, oldest)
+		a.cfg.Logger.Warn("FinGoal transactions pending: the answer to their submission was lost", "tenant", req.Tenant, "transactions", n, "since", oldest)
+	}
+	out.Stalled(n, why)
 }
 
 // submitter packs users' transactions into batches and submits them.
@@ -428,6 +489,16 @@ func (a *API) collectAll(ctx context.Context, c *extract.Client, req extract.Req
 		if err != nil {
 			return fmt.Errorf("collecting batch %s: %w", j.ID, err)
 		}
+		if !ready && adopted(j) && a.cfg.Now().Sub(j.CreatedAt) >= adoptedLifetime {
+			// A webhook said it was enriched, yet FinGoal never served it to
+			// this tenant: not ours after all (another subtenant's URL?).
+			a.cfg.Logger.Warn("FinGoal never served the batch its webhook announced; given up", "tenant", req.Tenant, "batch_request_id", j.ID)
+			j.Status = extract.JobLost
+			if err := out.Job(ctx, j); err != nil {
+				return err
+			}
+			continue
+		}
 		if !ready {
 			waiting++
 			continue
@@ -501,7 +572,66 @@ func (a *API) collect(ctx context.Context, c *extract.Client, req extract.Reques
 			return false, err
 		}
 	}
+	if adopted(j) {
+		if err := a.recoverPending(ctx, req, out, j.ID, res); err != nil {
+			return false, err
+		}
+	}
 	return true, nil
+}
+
+// AdoptedParams are the Params of a batch the enrichment webhook announced
+// and etl_state did not know: a submission whose answer was lost.
+const AdoptedParams = `{"source":"enrichment webhook"}`
+
+// adoptedLifetime is how long an adopted batch that FinGoal does not serve
+// is polled before it is given up.
+const adoptedLifetime = 24 * time.Hour
+
+func adopted(j extract.Job) bool { return j.Params == AdoptedParams }
+
+// recoverPending marks submitted, with the batch's id, the pending ledger
+// rows of the transactions an adopted batch came back with: their
+// submission did reach FinGoal, its answer was lost.
+func (a *API) recoverPending(ctx context.Context, req extract.Request, out extract.Output, batchID string, res BatchResult) error {
+	if req.Lookup == nil {
+		return nil
+	}
+	var ids []string
+	for _, raw := range append(append([]json.RawMessage{}, res.EnrichedTransactions...), res.FailedTransactions...) {
+		if id := extract.RejectKey(raw, "transactionid"); id != "" {
+			ids = append(ids, id)
+		}
+	}
+	w := NewSubmissionsWriter(a.mem, req.Lineage)
+	defer w.Release()
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), 500)]
+		ids = ids[len(chunk):]
+		err := req.Lookup(ctx, extract.Lookup{Table: transform.EnrichmentSubmissions,
+			Columns: []string{"source_provider", "source_tenant", "user_id", "transaction_id", "uid", "enrich_transaction_id", "submission_id", "endpoint", "submitted_at"},
+			Where:   map[string][]string{"status": {StatusPending}, "enrich_transaction_id": chunk}}, func(row []string) error {
+			at, _ := time.ParseInLocation(time.DateTime, row[8], time.UTC)
+			return w.AddSubmission(Submission{SourceProvider: row[0], SourceTenant: row[1], UserID: row[2], TransactionID: row[3], UID: row[4],
+				EnrichTransactionID: row[5], SubmissionID: row[6], Endpoint: row[7], SubmittedAt: at, BatchRequestID: batchID,
+				Status: StatusSubmitted, Reason: "recovered: FinGoal's answer to the submission was lost, its enrichment webhook named the batch"})
+		})
+		if err != nil {
+			return fmt.Errorf("reading the pending transactions of batch %s: %w", batchID, err)
+		}
+	}
+	n := w.Len()
+	if n == 0 {
+		return nil
+	}
+	rec := w.Record()
+	defer rec.Release()
+	if err := out.Commit(ctx, transform.EnrichmentSubmissions, rec); err != nil {
+		return fmt.Errorf("recording the recovered transactions of batch %s: %w", batchID, err)
+	}
+	a.cfg.Logger.Info("FinGoal transactions recovered: their submission's answer was lost, the webhook named their batch",
+		"tenant", req.Tenant, "batch_request_id", batchID, "transactions", n)
+	return nil
 }
 
 // wait registers the run polling batch id, for Ready to wake.
@@ -534,12 +664,17 @@ func (a *API) Ready(id string) bool {
 	return ok
 }
 
+// tagsChunk is how many users' reads share one lookup of their earlier tags.
+const tagsChunk = 500
+
 // TagUpdateLifetime is how long FinGoal serves /users/tags/{guid}.
 const TagUpdateLifetime = 24 * time.Hour
 
-// runUserTags lands each registry user's current tags, then the tag updates
-// (guids from the tag-status webhook, kept as active jobs) still within their
-// 24 hours.
+// runUserTags lands each registry user's current tags (and, as deleted, the
+// ones it had that its read no longer returns: the read is the whole truth
+// about a user's tags), then the tag updates (guids from the tag-status
+// webhook, kept as active jobs) still within their 24 hours. A triggered run (the tag-status webhook's) fetches only the tag
+// updates.
 func (a *API) runUserTags(ctx context.Context, req extract.Request, out extract.Output) (string, error) {
 	c, err := a.client(req.Tenant)
 	if err != nil {
@@ -557,7 +692,47 @@ func (a *API) runUserTags(ctx context.Context, req extract.Request, out extract.
 		return out.Records(transform.UserTags, rec)
 	}
 	unknown := 0
-	for _, s := range req.Subjects {
+	subjects := req.Subjects
+	if req.Triggered {
+		subjects = nil // the tag-status webhook's run fetches its tag updates only
+	}
+	// Users are read in chunks; after each, the tags a user had that its
+	// read no longer returns are written deleted (one lookup per chunk).
+	read := map[string][]string{} // uid → the tags its read returned
+	dropGone := func() error {
+		if len(read) == 0 {
+			return nil
+		}
+		defer clear(read)
+		if req.Lookup == nil {
+			return nil
+		}
+		uids := make([]string, 0, len(read))
+		for uid := range read {
+			uids = append(uids, uid)
+		}
+		var gone [][2]string
+		err := req.Lookup(ctx, extract.Lookup{Table: transform.UserTags, Columns: []string{"user_id", "tag"},
+			Where: map[string][]string{"user_id": uids, "state": {TagCurrent, TagCreated}}}, func(row []string) error {
+			if !slices.Contains(read[row[0]], row[1]) {
+				gone = append(gone, [2]string{row[0], row[1]})
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("reading the users' earlier tags: %w", err)
+		}
+		for _, g := range gone {
+			if err := w.AddTag(g[0], g[1], TagDeleted, "", now); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for _, s := range subjects {
+		if s.Status == extract.SubjectRevoked {
+			continue // its source's data was deleted, and with it this copy
+		}
 		path := pathUsers + url.PathEscape(s.ID)
 		if a.cfg.SyncTags {
 			path += "/sync"
@@ -577,11 +752,20 @@ func (a *API) runUserTags(ctx context.Context, req extract.Request, out extract.
 				return req.Cursor, err
 			}
 		}
+		read[s.ID] = append([]string{}, u.User.Tags...)
+		if len(read) >= tagsChunk {
+			if err := dropGone(); err != nil {
+				return req.Cursor, err
+			}
+		}
 		if w.Len() >= 10_000 {
 			if err := flush(); err != nil {
 				return req.Cursor, err
 			}
 		}
+	}
+	if err := dropGone(); err != nil {
+		return req.Cursor, err
 	}
 	if unknown > 0 {
 		a.cfg.Logger.Info("FinGoal has no tags yet for some users", "tenant", req.Tenant, "users", unknown)

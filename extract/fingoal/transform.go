@@ -90,13 +90,14 @@ func NewEnrichedWriter(mem memory.Allocator, lin transform.Lineage) *Writer {
 // 6 for the mapping). A transaction that does not fit is returned as a
 // reject and adds nothing.
 func (w *Writer) AddEnriched(batchID string, raw json.RawMessage) (extract.Reject, bool) {
+	var e Enriched
 	reject := func(key, format string, args ...any) (extract.Reject, bool) {
-		return extract.Reject{Table: transform.Transactions.Name, Key: batchID + "/" + key,
+		return extract.Reject{Table: transform.Transactions.Name, Key: RejectKey(e.UID, batchID, key),
 			Reason: fmt.Sprintf(format, args...), Raw: compact(raw)}, false
 	}
-	var e Enriched
 	if err := json.Unmarshal(raw, &e); err != nil {
-		return reject("", "enriched transaction does not match the expected shape: %v", err)
+		e.UID = extract.RejectKey(raw, "uid")
+		return reject(extract.RejectKey(raw, "transactionid"), "enriched transaction does not match the expected shape: %v", err)
 	}
 	if e.UID == "" || e.TransactionID == "" {
 		return reject(e.TransactionID, "enriched transaction without uid or transactionid")
@@ -144,7 +145,18 @@ func FailedReject(batchID string, raw json.RawMessage) extract.Reject {
 	} else if f.Reason != "" {
 		reason += ": " + f.Reason
 	}
-	return extract.Reject{Table: transform.Transactions.Name, Key: batchID + "/" + f.TransactionID, Reason: reason, Raw: compact(raw)}
+	return extract.Reject{Table: transform.Transactions.Name, Key: RejectKey(f.UID, batchID, f.TransactionID), Reason: reason, Raw: compact(raw)}
+}
+
+// RejectKey is the record_key of a rejected transaction of a batch:
+// uid/batch_request_id/transactionid, led by the user like every
+// per-subject reject, so that deleting the user's rows finds it; without a
+// uid, batch_request_id/transactionid.
+func RejectKey(uid, batchID, transactionID string) string {
+	if uid == "" {
+		return batchID + "/" + transactionID
+	}
+	return uid + "/" + batchID + "/" + transactionID
 }
 
 // categories maps FinGoal's top-level categories to the common taxonomy
@@ -229,11 +241,12 @@ func (w *Writer) AddFinsight(raw json.RawMessage) (extract.Reject, bool) {
 	if id == "" || f.UserID == "" {
 		return reject(id, "finsight without finsight_id/uniqueId or user_id")
 	}
+	key := f.UserID + "/" + id // led by the user, like every per-subject reject
 	var value any
 	if f.AmountFound.Value != "" {
 		d, err := decimal.NewFromString(f.AmountFound.Value)
 		if err != nil {
-			return reject(id, "amountFound %q is not a decimal", f.AmountFound.Value)
+			return reject(key, "amountFound %q is not a decimal", f.AmountFound.Value)
 		}
 		value = d
 	}
@@ -241,7 +254,7 @@ func (w *Writer) AddFinsight(raw json.RawMessage) (extract.Reject, bool) {
 	if f.FinsightDate != "" {
 		d, err := time.Parse(time.DateOnly, f.FinsightDate[:min(len(f.FinsightDate), 10)])
 		if err != nil {
-			return reject(id, "finsightDate %q is not a date", f.FinsightDate)
+			return reject(key, "finsightDate %q is not a date", f.FinsightDate)
 		}
 		day = d
 	}
@@ -267,7 +280,7 @@ func (w *Writer) AddFinsight(raw json.RawMessage) (extract.Reject, bool) {
 		// Only the first row can be refused (its value); then none was added.
 		if err := w.rows.Append(provider, w.lin.Tenant, f.UserID, ModuleFinsight, id, r[0], "", v, r[1],
 			day, day, txs, body, id, w.lin.RunID, w.lin.ExtractedAt, w.lin.Version); err != nil {
-			return reject(id, "%v", err)
+			return reject(key, "%v", err)
 		}
 	}
 	return extract.Reject{}, true

@@ -81,6 +81,12 @@ type WebhookConfig struct {
 	Subject func(ctx context.Context, s extract.Subject) error
 	// Job records a tag-status guid as an active job of fingoal.user_tags.
 	Job func(ctx context.Context, stream, tenant string, j extract.Job) error
+	// JobStatus tells whether a batch is one of fingoal.enrichment's jobs
+	// (its status in etl_state, "" if unknown: schedules.JobStatus).
+	JobStatus func(ctx context.Context, stream, tenant, id string) (string, error)
+	// Trigger, if set, starts a triggered run of a stream for a tenant now
+	// (the daemon's Trigger); it must not block.
+	Trigger func(ctx context.Context, stream, tenant string)
 	// Records loads user_tags or insights rows at once.
 	Records func(ctx context.Context, t transform.Table, rec arrow.Record) error
 	// Version is the _version of rows landed from webhooks (State.Version).
@@ -95,11 +101,17 @@ type WebhookConfig struct {
 // recommendations). Only POST; the body must carry a valid signature (see
 // Verify) or it is refused with 401 (400 without the header, as the docs'
 // sample does) and nothing is recorded. Then:
-//   - enrichment complete: the batch enters the registry (kind "batch") and
-//     a run polling it checks at once (API.Ready); its job is already in
-//     etl_state, so a later run collects it otherwise;
-//   - tag status: the guid becomes an active job of fingoal.user_tags,
-//     fetched by its next run within the 24 hours FinGoal keeps it;
+//   - enrichment complete: the batch enters the registry (kind "batch"); a
+//     run polling it checks at once (API.Ready); otherwise, when it is an
+//     active job of fingoal.enrichment in etl_state, Trigger starts a run
+//     that collects it now (a triggered run submits nothing). A batch
+//     etl_state does not know is one whose submission's answer was lost: it
+//     is adopted as an active job (AdoptedParams), and collecting it marks
+//     its pending transactions submitted;
+//   - tag status: the guid becomes an active job of fingoal.user_tags, and
+//     Trigger starts a run that fetches it from /users/tags/{guid} now,
+//     well within the 24 hours FinGoal keeps it (or the next scheduled run
+//     does, without Trigger);
 //   - user tags: the created/deleted tags land in user_tags;
 //   - finsights: the recommendations land in insights.
 //
@@ -195,8 +207,36 @@ func (cfg WebhookConfig) enrichment(ctx context.Context, tenant string, body []b
 			return http.StatusServiceUnavailable, err.Error()
 		}
 	}
-	if cfg.API == nil || !cfg.API.Ready(p.BatchRequestID) {
+	if cfg.API != nil && cfg.API.Ready(p.BatchRequestID) {
+		return http.StatusNoContent, "" // the run polling it checks now
+	}
+	if cfg.JobStatus == nil {
 		cfg.Logger.Info("fingoal webhook: batch enriched; the next fingoal.enrichment run collects it", "batch_request_id", p.BatchRequestID)
+		return http.StatusNoContent, ""
+	}
+	status, err := cfg.JobStatus(ctx, StreamEnrichment, tenant, p.BatchRequestID)
+	if err != nil {
+		return http.StatusServiceUnavailable, err.Error()
+	}
+	if status == "" && cfg.Job != nil {
+		// FinGoal signed it, so the batch is ours, yet etl_state does not
+		// know it: a submission whose answer was lost, its transactions
+		// pending. Adopted as a job, collecting it recovers them.
+		j := extract.Job{ID: p.BatchRequestID, Params: AdoptedParams, Status: extract.JobActive, CreatedAt: cfg.Now().UTC().Truncate(time.Second)}
+		if err := cfg.Job(ctx, StreamEnrichment, tenant, j); err != nil {
+			return http.StatusServiceUnavailable, err.Error()
+		}
+		cfg.Logger.Warn("fingoal webhook: enrichment of a batch etl_state did not know (its submission's answer was lost); adopted",
+			"batch_request_id", p.BatchRequestID, "tenant", tenant)
+		status = extract.JobActive
+	}
+	if status != extract.JobActive {
+		cfg.Logger.Info("fingoal webhook: enrichment of a batch finsync does not wait for", "batch_request_id", p.BatchRequestID,
+			"tenant", tenant, "status", status)
+		return http.StatusNoContent, ""
+	}
+	if cfg.Trigger != nil {
+		cfg.Trigger(context.WithoutCancel(ctx), StreamEnrichment, tenant)
 	}
 	return http.StatusNoContent, ""
 }
@@ -212,6 +252,9 @@ func (cfg WebhookConfig) tagStatus(ctx context.Context, tenant string, body []by
 	j := extract.Job{ID: p.GUID, Params: `{"source":"tag status webhook"}`, Status: extract.JobActive, CreatedAt: cfg.Now().UTC().Truncate(time.Second)}
 	if err := cfg.Job(ctx, StreamUserTags, tenant, j); err != nil {
 		return http.StatusServiceUnavailable, err.Error()
+	}
+	if cfg.Trigger != nil {
+		cfg.Trigger(context.WithoutCancel(ctx), StreamUserTags, tenant)
 	}
 	return http.StatusNoContent, ""
 }

@@ -19,6 +19,9 @@ const (
 	suffixAccountHistory  = "/account-history"
 	suffixContracts       = "/contracts"
 
+	// pathSyncStatus is Get Synchronization Status Paginated (assumption 49).
+	pathSyncStatus = "/api/banking/synchronization-status"
+
 	headerTenant        = "TenantID"
 	headerCorrelationID = "Finoos-Correlation-Id"
 	headerRequestID     = "X-Request-Id"
@@ -90,6 +93,25 @@ type CategorizationPage struct {
 	Size            int              `json:"size"`
 	TotalPages      int              `json:"totalPages"`
 	TotalElements   int              `json:"totalElements"`
+}
+
+// SyncStatus is one bank login's synchronization status (Consent
+// Management: "status", "active", "lastSynchronization", "bankLoginId",
+// "userId"); SyncStatusPage is a page of them (assumption 49).
+type SyncStatus struct {
+	BankLoginID         string    `json:"bankLoginId"`
+	UserID              string    `json:"userId"`
+	Status              string    `json:"status"` // OK, SCA_REQUIRED, SYNC_FAILED
+	Active              bool      `json:"active"`
+	LastSynchronization time.Time `json:"lastSynchronization"`
+}
+
+type SyncStatusPage struct {
+	SynchronizationStatuses []SyncStatus `json:"synchronizationStatuses"`
+	Page                    int          `json:"page"`
+	Size                    int          `json:"size"`
+	TotalPages              int          `json:"totalPages"`
+	TotalElements           int          `json:"totalElements"`
 }
 
 // Transaction is a raw bank transaction (the manual-upload model).

@@ -148,4 +148,15 @@
 //     ReplacingMergeTree keeps the newest. Liquidity's month-level balances go to account_balances
 //     with granularity month_end, month_min and month_max (daily history is "day"), dated the
 //     month's last day, also for the current month (replaced once the month is over).
+//  49. Get Synchronization Status Paginated is GET /api/banking/synchronization-status, paged like
+//     categorization into {"synchronizationStatuses":[{bankLoginId, userId, status, active,
+//     lastSynchronization (RFC 3339)}], "page", "size", "totalPages", "totalElements"} (Consent
+//     Management names the fields, not the path or envelope). fino.transactions and
+//     fino.account_history write cursors "DAY synced-before START", START being when the run began;
+//     the next run skips a user all of whose logins last synced more than an hour (syncMargin)
+//     before START: new bank data arrives only with a sync ("To verify that synchronization has
+//     been completed ... check the lastSynchronization"), and the hour covers the analysis after a
+//     sync and clock skew. Users with no login in the list (uploaded data), users never read, old
+//     cursors without START, and a tenant whose status cannot be read (403, 404, errors) are read
+//     as before. A re-analysis without a new sync is not seen until the user syncs again.
 package fino

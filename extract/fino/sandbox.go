@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/finsync/finsync/extract/faults"
 )
@@ -53,6 +54,11 @@ type SandboxOptions struct {
 	// leave out the modules not granted (Person Analysis: "one endpoint per
 	// component delivers all booked modules").
 	DeniedScopes []string
+
+	// SyncedAt is every bank login's lastSynchronization in the
+	// synchronization status; default Now: every user looks freshly synced,
+	// so incremental runs read everybody.
+	SyncedAt func() time.Time
 
 	TokenTTL time.Duration    // default 300s
 	Now      func() time.Time // clock for token expiry; default time.Now
@@ -189,6 +195,9 @@ func withDefaults(o SandboxOptions) SandboxOptions {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.SyncedAt == nil {
+		o.SyncedAt = o.Now
+	}
 	if o.WebhookAttempts <= 0 {
 		o.WebhookAttempts = 3
 	}
@@ -321,6 +330,7 @@ func (s *Sandbox) routes() {
 	s.handle("GET "+user+suffixAccountDetect, true, s.accountDetection)
 	s.handle("GET "+user+suffixAccountHistory, true, s.accountHistory)
 	s.handle("GET "+user+suffixContracts, true, s.contracts)
+	s.handle("GET "+pathSyncStatus, true, s.syncStatus)
 	s.analyticsRoutes(user)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
@@ -596,21 +606,29 @@ func (s *Sandbox) categorizations(w http.ResponseWriter, r *http.Request, c *cal
 			s.faults.Duplicated()
 		}
 	}
-	items := make([][]byte, len(txns))
+	body := append(make([]byte, 0, 64+len(txns)*700), `{"categorizations":[`...)
 	for i := range txns {
-		items[i] = s.encodeCategorization(p, &txns[i], withTx, locale)
+		if i > 0 {
+			body = append(body, ',')
+		}
+		body = s.appendCategorizationOf(body, p, &txns[i], withTx, locale)
 	}
-	tail := fmt.Sprintf(`,"page":%d,"size":%d,"totalPages":%d,"totalElements":%d}`, page, size, (total+size-1)/size, total)
-	s.replyBody(w, c, http.StatusOK, listJSON(`{"categorizations":`, items, tail))
+	body = fmt.Appendf(body, `],"page":%d,"size":%d,"totalPages":%d,"totalElements":%d}`, page, size, (total+size-1)/size, total)
+	s.replyBody(w, c, http.StatusOK, body)
 }
 
-// encodeCategorization encodes one item; a malformed one stays valid JSON
-// but has a non-numeric amount or no transactionId.
-func (s *Sandbox) encodeCategorization(p *profile, t *txn, withTx bool, locale string) []byte {
+// appendCategorizationOf appends one item; a malformed one stays valid
+// JSON but has a non-numeric amount or no transactionId.
+func (s *Sandbox) appendCategorizationOf(b []byte, p *profile, t *txn, withTx bool, locale string) []byte {
 	c := p.categorization(t, withTx, locale)
 	if !s.faults.Malform("transaction/" + t.id) {
-		return mustJSON(c)
+		return appendCategorization(b, &c)
 	}
+	return append(b, s.malformedCategorization(c, t)...)
+}
+
+// malformedCategorization is c with a non-numeric amount or no transactionId.
+func (s *Sandbox) malformedCategorization(c Categorization, t *txn) []byte {
 	// Fields of the outer struct shadow the embedded ones of the same name.
 	if c.Transaction != nil && hashString(t.id)%2 == 0 {
 		type badAmount struct {
@@ -626,6 +644,26 @@ func (s *Sandbox) encodeCategorization(p *profile, t *txn, withTx bool, locale s
 		Categorization
 		TransactionID *string `json:"transactionId,omitempty"` // nil: the id is dropped
 	}{Categorization: c})
+}
+
+// syncStatus pages the tenant's bank logins: one per user, status OK.
+func (s *Sandbox) syncStatus(w http.ResponseWriter, r *http.Request, c *call) {
+	q := r.URL.Query()
+	page, err1 := intParam(q.Get(paramPage), 1, 1, 1<<30)
+	size, err2 := intParam(q.Get(paramSize), DefaultPageSize, 1, MaxPageSize)
+	if err := errors.Join(err1, err2); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("bad query (page ≥ 1, size 1..%d): %v", MaxPageSize, err))
+		return
+	}
+	users := s.Users(c.tenant)
+	synced := s.opts.SyncedAt().UTC().Truncate(time.Second)
+	resp := SyncStatusPage{SynchronizationStatuses: []SyncStatus{}, Page: page, Size: size,
+		TotalPages: (len(users) + size - 1) / size, TotalElements: len(users)}
+	for _, u := range users[min(len(users), (page-1)*size):min(len(users), page*size)] {
+		resp.SynchronizationStatuses = append(resp.SynchronizationStatuses,
+			SyncStatus{BankLoginID: "login-" + u, UserID: u, Status: "OK", Active: true, LastSynchronization: synced})
+	}
+	s.reply(w, c, http.StatusOK, resp)
 }
 
 func (s *Sandbox) accountDetection(w http.ResponseWriter, r *http.Request, c *call) {
@@ -820,4 +858,112 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// appendCategorization appends c as json.Marshal encodes it (a test holds
+// the two equal), without reflection: serving pages must not cost the
+// machine more than reading them, or benchmarks measure the sandbox.
+func appendCategorization(b []byte, c *Categorization) []byte {
+	b = append(b, `{"accountId":`...)
+	b = appendJSONString(b, c.AccountID)
+	b = append(b, `,"transactionId":`...)
+	b = appendJSONString(b, c.TransactionID)
+	b = append(b, `,"creationDate":"`...)
+	b = c.CreationDate.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","descriptiveTag":`...)
+	b = appendJSONString(b, c.DescriptiveTag)
+	if c.LocalizedTag != "" {
+		b = append(b, `,"localizedTag":`...)
+		b = appendJSONString(b, c.LocalizedTag)
+	}
+	b = append(b, `,"tags":`...)
+	if c.Tags == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i, t := range c.Tags {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, t)
+		}
+		b = append(b, ']')
+	}
+	if t := c.Transaction; t != nil {
+		b = append(b, `,"transaction":{"transactionId":`...)
+		b = appendJSONString(b, t.TransactionID)
+		b = append(b, `,"amount":`...)
+		if t.Amount == "" {
+			b = append(b, '0')
+		} else {
+			b = append(b, t.Amount...)
+		}
+		b = appendOmitEmpty(b, "currency", t.Currency)
+		b = append(b, `,"bookingDate":`...)
+		b = strconv.AppendInt(b, t.BookingDate, 10)
+		if t.ValueDate != 0 {
+			b = strconv.AppendInt(append(b, `,"valueDate":`...), t.ValueDate, 10)
+		}
+		b = appendOmitEmpty(b, "bookingText", t.BookingText)
+		b = appendOmitEmpty(b, "purpose", t.Purpose)
+		if p := t.PaymentPartner; p != nil {
+			b = append(b, `,"paymentPartner":{`...)
+			start := len(b)
+			b = appendOmitEmpty(b, "bic", p.BIC)
+			b = appendOmitEmpty(b, "creditorId", p.CreditorID)
+			b = appendOmitEmpty(b, "iban", p.IBAN)
+			b = appendOmitEmpty(b, "name", p.Name)
+			if len(b) > start {
+				// appendOmitEmpty writes a comma before every member.
+				b = append(b[:start], b[start+1:]...)
+			}
+			b = append(b, '}')
+		}
+		b = appendOmitEmpty(b, "differentCreditor", t.DifferentCreditor)
+		b = appendOmitEmpty(b, "differentDebitor", t.DifferentDebitor)
+		b = appendOmitEmpty(b, "eref", t.EndToEndReference)
+		b = appendOmitEmpty(b, "mref", t.MandateReference)
+		b = appendOmitEmpty(b, "merchantCategoryCode", t.MerchantCategoryCode)
+		b = appendOmitEmpty(b, "sepaPurposeCode", t.SEPAPurposeCode)
+		if t.TransactionCode != 0 {
+			b = strconv.AppendInt(append(b, `,"transactionCode":`...), int64(t.TransactionCode), 10)
+		}
+		b = append(b, '}')
+	}
+	return append(b, '}')
+}
+
+// appendOmitEmpty appends ,"key":value unless value is "" (omitempty).
+func appendOmitEmpty(b []byte, key, value string) []byte {
+	if value == "" {
+		return b
+	}
+	b = append(append(append(b, `,"`...), key...), `":`...)
+	return appendJSONString(b, value)
+}
+
+// appendJSONString appends s quoted as json.Marshal quotes it: plain text
+// as is, anything it would escape through json.Marshal itself.
+func appendJSONString(b []byte, s string) []byte {
+	if plainJSON(s) {
+		return append(append(append(b, '"'), s...), '"')
+	}
+	q, _ := json.Marshal(s)
+	return append(b, q...)
+}
+
+// plainJSON reports whether json.Marshal writes s unescaped: no quotes,
+// backslashes, controls, <>& (HTML-safe escaping), U+2028/9 or invalid
+// UTF-8.
+func plainJSON(s string) bool {
+	ascii := true
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		case c >= 0x80:
+			ascii = false
+		}
+	}
+	return ascii || utf8.ValidString(s) && !strings.ContainsAny(s, "\u2028\u2029")
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,6 +36,9 @@ type Config struct {
 	// RecordRows is how many rows a record collects before it is handed
 	// on; default 50,000.
 	RecordRows int
+	// Concurrency is how many users a per-user stream reads at once;
+	// default 8.
+	Concurrency int
 	// Scopes are the analytics modules enabled per tenant; zero: all.
 	Scopes Scopes
 	HTTP   *http.Client
@@ -68,6 +72,9 @@ func NewAPI(cfg Config) *API {
 	}
 	if cfg.LookbackDays <= 0 {
 		cfg.LookbackDays = 3
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 8
 	}
 	if cfg.RecordRows <= 0 {
 		cfg.RecordRows = 50_000
@@ -126,7 +133,14 @@ const provider = "fino"
 type span struct {
 	first, resume, to time.Time
 	cursor            time.Time // zero on a first run
+	// since is when the run that wrote the cursor started (zero for a
+	// cursor of before assumption 49, and in a backfill): users not synced
+	// since need not be read again.
+	since time.Time
 }
+
+// cursorSep joins a cursor's day and the start of the run that wrote it.
+const cursorSep = " synced-before "
 
 func (a *API) span(req extract.Request, lookback int) (span, error) {
 	to := req.Window.To.Add(-time.Second).UTC().Truncate(24 * time.Hour)
@@ -139,12 +153,21 @@ func (a *API) span(req extract.Request, lookback int) (span, error) {
 	if req.Cursor == "" {
 		return sp, nil
 	}
-	c, err := time.Parse(time.DateOnly, req.Cursor)
+	day, since, hasSince := strings.Cut(req.Cursor, cursorSep)
+	c, err := time.Parse(time.DateOnly, day)
+	if err == nil && hasSince {
+		sp.since, err = time.Parse(time.RFC3339, since)
+	}
 	if err != nil {
 		return sp, fmt.Errorf("cursor %q: %w", req.Cursor, err)
 	}
 	sp.cursor, sp.resume = c, c.AddDate(0, 0, -lookback)
 	return sp, nil
+}
+
+// next is the cursor a run over sp that started at started leaves.
+func (sp span) next(started time.Time) string {
+	return sp.to.Format(time.DateOnly) + cursorSep + started.UTC().Format(time.RFC3339)
 }
 
 // from is the first day to read for subject s.
@@ -155,12 +178,57 @@ func (sp span) from(s extract.Subject) time.Time {
 	return sp.resume
 }
 
-func apiUserPath(user, suffix string) string { return pathUsers + "/" + url.PathEscape(user) + suffix }
+// syncMargin is how long before the previous run's start a bank login must
+// have synced for its user to count as read (assumption 49): finoOS
+// analyses after a sync, and the clocks may differ.
+const syncMargin = time.Hour
 
-// flusher hands a builder's rows on once it holds enough of them.
-type flusher interface {
-	Len() int
-	NewRecord() arrow.Record
+// toRead drops the subjects whose bank data cannot have changed since the
+// run that wrote the cursor: every login of theirs synced before that run
+// started (less syncMargin). Subjects never read, without a login (uploaded
+// data) or of a tenant whose sync status cannot be read are all kept.
+func (a *API) toRead(ctx context.Context, c *extract.Client, sp span, subjects []extract.Subject) []extract.Subject {
+	if sp.since.IsZero() {
+		return subjects
+	}
+	synced, err := a.lastSyncs(ctx, c)
+	if err != nil {
+		a.cfg.Logger.WarnContext(ctx, "finoOS synchronization status unreadable: reading every user", "err", err)
+		return subjects
+	}
+	before := sp.since.Add(-syncMargin)
+	keep := subjects[:0:0]
+	for _, s := range subjects {
+		last, known := synced[s.ID]
+		if !known || !last.Before(before) || sp.from(s).Equal(sp.first) {
+			keep = append(keep, s)
+		}
+	}
+	if n := len(subjects) - len(keep); n > 0 {
+		a.cfg.Logger.InfoContext(ctx, "users not synced since the last run: not read", "users", n, "read", len(keep))
+	}
+	return keep
+}
+
+// lastSyncs pages Get Synchronization Status Paginated: per user, the
+// newest lastSynchronization of its logins.
+func (a *API) lastSyncs(ctx context.Context, c *extract.Client) (map[string]time.Time, error) {
+	last := map[string]time.Time{}
+	q := url.Values{paramSize: {strconv.Itoa(MaxPageSize)}}
+	err := extract.Pages(ctx, 1, func(ctx context.Context, page int) (bool, error) {
+		q.Set(paramPage, strconv.Itoa(page))
+		var p SyncStatusPage
+		if err := c.GetJSON(ctx, pathSyncStatus, q, nil, &p); err != nil {
+			return false, err
+		}
+		for _, st := range p.SynchronizationStatuses {
+			if st.LastSynchronization.After(last[st.UserID]) {
+				last[st.UserID] = st.LastSynchronization
+			}
+		}
+		return page < p.TotalPages, nil
+	})
+	return last, err
 }
 
 func (a *API) flush(out extract.Output, t transform.Table, b flusher, force bool) error {
@@ -172,8 +240,51 @@ func (a *API) flush(out extract.Output, t transform.Table, b flusher, force bool
 	return out.Records(t, rec)
 }
 
+func apiUserPath(user, suffix string) string { return pathUsers + "/" + url.PathEscape(user) + suffix }
+
+// flusher hands a builder's rows on once it holds enough of them.
+type flusher interface {
+	Len() int
+	Bytes() int
+	NewRecord() arrow.Record
+	Release()
+}
+
+// Concurrency is how many users a stream reads at once.
+func (a *API) Concurrency() int { return a.cfg.Concurrency }
+
+// workerBytes is what all of fan's workers hold together before they hand
+// their rows on: the loader collects its INSERTs from their records, so
+// this bounds only the extraction side.
+const workerBytes = 8 << 20
+
+// fan reads subjects on a.cfg.Concurrency workers, each with a builder of
+// its own (newBuilder) that hands on its rows to t in records of
+// workerBytes/Concurrency (or RecordRows), so memory does not grow with
+// the workers.
+func fan[B flusher](ctx context.Context, a *API, subjects []extract.Subject, out extract.Output, t transform.Table,
+	newBuilder func() B, each func(ctx context.Context, b B, s extract.Subject, flush func() error, out extract.Output) error) error {
+	limit := workerBytes / a.cfg.Concurrency
+	flushAt := func(b B, out extract.Output, force bool) error {
+		if b.Len() == 0 || !force && b.Len() < a.cfg.RecordRows && b.Bytes() < limit {
+			return nil
+		}
+		rec := b.NewRecord()
+		defer rec.Release()
+		return out.Records(t, rec)
+	}
+	return extract.Fan(ctx, subjects, a.cfg.Concurrency, out, newBuilder,
+		func(ctx context.Context, b B, s extract.Subject, out extract.Output) error {
+			return each(ctx, b, s, func() error { return flushAt(b, out, false) }, out)
+		},
+		func(b B, out extract.Output) error {
+			defer b.Release()
+			return flushAt(b, out, true)
+		})
+}
+
 // runTransactions reads each user's categorized transactions with their raw
-// transaction, page by page, in the window (assumptions 10–13, 20).
+// transaction, page by page, in the window (assumptions 10–13, 20, 49).
 func (a *API) runTransactions(ctx context.Context, req extract.Request, out extract.Output) (string, error) {
 	lookback := a.cfg.LookbackDays
 	if req.Lookback > 0 {
@@ -183,119 +294,109 @@ func (a *API) runTransactions(ctx context.Context, req extract.Request, out extr
 	if err != nil {
 		return "", err
 	}
-	b := NewTransactionsBuilder(a.mem, req.Lineage)
-	defer b.Release()
 	c := a.clients.Get(req.Tenant)
-	for _, s := range req.Subjects {
-		q := url.Values{paramSize: {strconv.Itoa(a.cfg.PageSize)}, paramIncludeTransaction: {"true"},
-			paramFrom: {sp.from(s).Format(time.DateOnly)}, paramTo: {sp.to.Format(time.DateOnly)}}
-		err := extract.Pages(ctx, 1, func(ctx context.Context, page int) (bool, error) {
-			q.Set(paramPage, strconv.Itoa(page))
-			scalars, err := c.GetElements(ctx, apiUserPath(s.ID, suffixCategorization), q, []string{"categorizations"}, func(raw json.RawMessage) error {
-				if rej, ok := b.AddJSON(s.ID, s.CorrelationID, raw); !ok {
-					return out.Reject(rej)
+	subjects := a.toRead(ctx, c, sp, req.Subjects)
+	err = fan(ctx, a, subjects, out, transform.Transactions, func() *TransactionsBuilder { return NewTransactionsBuilder(a.mem, req.Lineage) },
+		func(ctx context.Context, b *TransactionsBuilder, s extract.Subject, flush func() error, out extract.Output) error {
+			q := url.Values{paramSize: {strconv.Itoa(a.cfg.PageSize)}, paramIncludeTransaction: {"true"},
+				paramFrom: {sp.from(s).Format(time.DateOnly)}, paramTo: {sp.to.Format(time.DateOnly)}}
+			err := extract.Pages(ctx, 1, func(ctx context.Context, page int) (bool, error) {
+				q.Set(paramPage, strconv.Itoa(page))
+				scalars, err := c.GetElements(ctx, apiUserPath(s.ID, suffixCategorization), q, []string{"categorizations"},
+					b.elements(s.ID, s.CorrelationID, out.Reject, flush))
+				if err != nil {
+					return false, err
 				}
-				return a.flush(out, transform.Transactions, b, false)
+				total, _ := strconv.Atoi(string(scalars["totalPages"]))
+				return page < total, nil
 			})
-			if err != nil {
-				return false, err
-			}
-			total, _ := strconv.Atoi(string(scalars["totalPages"]))
-			return page < total, nil
+			return skipGone(out, s, err)
 		})
-		if err := skipGone(out, s, err); err != nil {
-			return "", err
-		}
-	}
-	if err := a.flush(out, transform.Transactions, b, true); err != nil {
+	if err != nil {
 		return "", err
 	}
-	return sp.to.Format(time.DateOnly), nil
+	return sp.next(req.Lineage.ExtractedAt), nil
 }
 
 // runAccounts reads each user's account detection: connected accounts and
 // the credit accounts found by analysis. It is a snapshot; no cursor.
 func (a *API) runAccounts(ctx context.Context, req extract.Request, out extract.Output) (string, error) {
-	b := NewAccountsBuilder(a.mem, req.Lineage)
-	defer b.Release()
 	c := a.clients.Get(req.Tenant)
-	for _, s := range req.Subjects {
-		for _, view := range []struct {
-			name   string
-			credit bool
-		}{{"accountsView", false}, {"creditsView", true}} {
-			_, err := c.GetElements(ctx, apiUserPath(s.ID, suffixAccountDetect), nil, []string{"accountsOverview", view.name}, func(raw json.RawMessage) error {
-				if rej, ok := b.AddJSON(s.ID, raw, view.credit); !ok {
-					return out.Reject(rej)
+	return "", fan(ctx, a, req.Subjects, out, transform.Accounts, func() *AccountsBuilder { return NewAccountsBuilder(a.mem, req.Lineage) },
+		func(ctx context.Context, b *AccountsBuilder, s extract.Subject, flush func() error, out extract.Output) error {
+			for _, view := range []struct {
+				name   string
+				credit bool
+			}{{"accountsView", false}, {"creditsView", true}} {
+				_, err := c.GetElements(ctx, apiUserPath(s.ID, suffixAccountDetect), nil, []string{"accountsOverview", view.name}, func(raw json.RawMessage) error {
+					if rej, ok := b.AddJSON(s.ID, raw, view.credit); !ok {
+						return out.Reject(rej)
+					}
+					return nil
+				})
+				if err != nil {
+					return skipGone(out, s, err)
 				}
-				return nil
-			})
-			if err := skipGone(out, s, err); err != nil {
-				return "", err
 			}
-		}
-	}
-	return "", a.flush(out, transform.Accounts, b, true)
+			return flush()
+		})
 }
 
 // runHistory reads each user's daily balances from the cursor date on
-// (assumptions 18–19): the cursor day itself is read again, since that
+// (assumptions 18–19, 49): the cursor day itself is read again, since that
 // day's balance may have changed.
 func (a *API) runHistory(ctx context.Context, req extract.Request, out extract.Output) (string, error) {
 	sp, err := a.span(req, 0)
 	if err != nil {
 		return "", err
 	}
-	b := NewBalancesBuilder(a.mem, req.Lineage)
-	defer b.Release()
 	c := a.clients.Get(req.Tenant)
-	for _, s := range req.Subjects {
-		q := url.Values{paramFrom: {sp.from(s).Format(time.DateOnly)}, paramTo: {sp.to.Format(time.DateOnly)}}
-		_, err := c.GetElements(ctx, apiUserPath(s.ID, suffixAccountHistory), q, []string{"histories"}, func(raw json.RawMessage) error {
-			var h struct {
-				Account       AccountRef        `json:"account"`
-				DailyBalances []json.RawMessage `json:"dailyBalances"`
-			}
-			if err := json.Unmarshal(raw, &h); err != nil || h.Account.AccountID == "" {
-				return out.Reject(extract.Reject{Table: transform.AccountBalances.Name, Reason: "not an account history", Raw: raw})
-			}
-			for _, dr := range h.DailyBalances {
-				// The history names no currency; finoOS accounts are German (assumption 29).
-				if rej, ok := b.AddJSON(s.ID, h.Account.AccountID, dr, "EUR"); !ok {
-					if err := out.Reject(rej); err != nil {
-						return err
+	subjects := a.toRead(ctx, c, sp, req.Subjects)
+	err = fan(ctx, a, subjects, out, transform.AccountBalances, func() *BalancesBuilder { return NewBalancesBuilder(a.mem, req.Lineage) },
+		func(ctx context.Context, b *BalancesBuilder, s extract.Subject, flush func() error, out extract.Output) error {
+			q := url.Values{paramFrom: {sp.from(s).Format(time.DateOnly)}, paramTo: {sp.to.Format(time.DateOnly)}}
+			_, err := c.GetElements(ctx, apiUserPath(s.ID, suffixAccountHistory), q, []string{"histories"}, func(raw json.RawMessage) error {
+				var h struct {
+					Account       AccountRef        `json:"account"`
+					DailyBalances []json.RawMessage `json:"dailyBalances"`
+				}
+				if err := json.Unmarshal(raw, &h); err != nil || h.Account.AccountID == "" {
+					return out.Reject(extract.Reject{Table: transform.AccountBalances.Name, Reason: "not an account history", Raw: raw})
+				}
+				for _, dr := range h.DailyBalances {
+					// The history names no currency; finoOS accounts are German (assumption 29).
+					if rej, ok := b.AddJSON(s.ID, h.Account.AccountID, dr, "EUR"); !ok {
+						if err := out.Reject(rej); err != nil {
+							return err
+						}
 					}
 				}
-			}
-			return a.flush(out, transform.AccountBalances, b, false)
+				return flush()
+			})
+			return skipGone(out, s, err)
 		})
-		if err := skipGone(out, s, err); err != nil {
-			return "", err
-		}
-	}
-	if err := a.flush(out, transform.AccountBalances, b, true); err != nil {
+	if err != nil {
 		return "", err
 	}
-	return sp.to.Format(time.DateOnly), nil
+	return sp.next(req.Lineage.ExtractedAt), nil
 }
 
 // runContracts reads each user's detected contracts: a snapshot, no cursor.
 func (a *API) runContracts(ctx context.Context, req extract.Request, out extract.Output) (string, error) {
-	b := NewContractsBuilder(a.mem, req.Lineage)
-	defer b.Release()
 	c := a.clients.Get(req.Tenant)
-	for _, s := range req.Subjects {
-		_, err := c.GetElements(ctx, apiUserPath(s.ID, suffixContracts), nil, []string{"contracts"}, func(raw json.RawMessage) error {
-			if rej, ok := b.AddJSON(s.ID, raw); !ok {
-				return out.Reject(rej)
+	return "", fan(ctx, a, req.Subjects, out, transform.Contracts, func() *ContractsBuilder { return NewContractsBuilder(a.mem, req.Lineage) },
+		func(ctx context.Context, b *ContractsBuilder, s extract.Subject, flush func() error, out extract.Output) error {
+			_, err := c.GetElements(ctx, apiUserPath(s.ID, suffixContracts), nil, []string{"contracts"}, func(raw json.RawMessage) error {
+				if rej, ok := b.AddJSON(s.ID, raw); !ok {
+					return out.Reject(rej)
+				}
+				return nil
+			})
+			if err != nil {
+				return skipGone(out, s, err)
 			}
-			return nil
+			return flush()
 		})
-		if err := skipGone(out, s, err); err != nil {
-			return "", err
-		}
-	}
-	return "", a.flush(out, transform.Contracts, b, true)
 }
 
 // skipGone turns a user finoOS does not know (404: deleted, or created in

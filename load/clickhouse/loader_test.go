@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"reflect"
 	"strconv"
 	"strings"
@@ -271,6 +272,38 @@ func TestBatchInsertsWithinItsBudget(t *testing.T) {
 	}
 }
 
+// One INSERT larger than a block goes out as several blocks (the driver's
+// buffers stay one block big) and the server still writes it as one part
+// per partition: it squashes the blocks, as it does a client's.
+func TestLargeInsertStreamsBlocksIntoOnePart(t *testing.T) {
+	db := chtest.NewDB(t)
+	ctx := context.Background()
+	loader := clickhouse.NewLoader(db, clickhouse.LoaderOptions{MaxRows: 1_000_000, MaxBytes: 1 << 30, BlockBytes: 64 << 10})
+	b := loader.NewBatch(ctx, transform.Transactions)
+	const recs, rows = 5, 1500 // 5 records of ~150 KB: a block each
+	for i := range recs {
+		rec := transactions(t, memory.DefaultAllocator, i*rows, rows, 1)
+		if err := b.Append(rec); err != nil {
+			t.Fatal(err)
+		}
+		rec.Release()
+	}
+	if err := b.Send(); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := countAndSum(t, db, ""); n != recs*rows || b.Rows() != recs*rows {
+		t.Fatalf("%d rows in ClickHouse, batch says %d, want %d", n, b.Rows(), recs*rows)
+	}
+	var parts, partitions uint64
+	if err := db.Conn().QueryRow(ctx, "SELECT count(), uniqExact(partition) FROM system.parts WHERE database = ? AND table = 'transactions' AND active",
+		db.Database()).Scan(&parts, &partitions); err != nil {
+		t.Fatal(err)
+	}
+	if parts != partitions {
+		t.Fatalf("%d parts in %d partitions: the INSERT was not one part per partition", parts, partitions)
+	}
+}
+
 func TestBatchRefusesBadRecords(t *testing.T) {
 	db := chtest.NewDB(t)
 	loader := clickhouse.NewLoader(db, clickhouse.LoaderOptions{})
@@ -330,7 +363,64 @@ func (p *cutProxy) pipe(client net.Conn) {
 	}
 }
 
+// A connection cut while the INSERT starts or while its data streams: the
+// loader sends everything again, from memory or its spill file, and every
+// row lands once.
 func TestInsertRetriesAfterConnectionCut(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		cutAfter int64 // bytes the client sent on the connection
+		retain   int64 // bytes kept in memory; less than the INSERT: it spills
+	}{
+		{"cut as the INSERT starts", 200, 0},
+		{"cut mid-data", 256 << 10, 0},
+		{"cut mid-data, retried from the spill file", 256 << 10, 1 << 20},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db := chtest.NewDB(t)
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			proxy := &cutProxy{ln: ln, target: db.Addr(), cutAfter: tc.cutAfter}
+			go proxy.serve()
+
+			viaProxy, err := clickhouse.Open(context.Background(), clickhouse.Options{Addr: ln.Addr().String(), Database: db.Database()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer viaProxy.Close()
+			spillDir := t.TempDir()
+			loader := clickhouse.NewLoader(viaProxy, clickhouse.LoaderOptions{BackoffBase: 10 * time.Millisecond, BlockBytes: 64 << 10,
+				RetainBytes: tc.retain, SpillDir: spillDir})
+			b := loader.NewBatch(context.Background(), transform.Transactions)
+			for i := range 4 {
+				rec := transactions(t, memory.DefaultAllocator, i*2500, 2500, 1)
+				if err := b.Append(rec); err != nil {
+					t.Fatal(err)
+				}
+				rec.Release()
+			}
+			if err := b.Send(); err != nil {
+				t.Fatalf("insert not retried to success: %v", err)
+			}
+			if proxy.cuts.Load() != 1 || b.Retries() < 1 {
+				t.Fatalf("cuts %d, retries %d: the fault never happened", proxy.cuts.Load(), b.Retries())
+			}
+			if n, _ := countAndSum(t, db, "FINAL"); n != 10000 || b.Rows() != 10000 {
+				t.Fatalf("%d rows after the retry, batch says %d, want 10000", n, b.Rows())
+			}
+			if left, _ := os.ReadDir(spillDir); len(left) > 0 {
+				t.Fatalf("spill files left behind: %v", left)
+			}
+		})
+	}
+}
+
+// An INSERT larger than what is kept for retries, without a spill
+// directory, fails at a cut instead of resending half of it.
+func TestInsertTooLargeToRetryFails(t *testing.T) {
 	db := chtest.NewDB(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -339,27 +429,22 @@ func TestInsertRetriesAfterConnectionCut(t *testing.T) {
 	defer ln.Close()
 	proxy := &cutProxy{ln: ln, target: db.Addr(), cutAfter: 256 << 10}
 	go proxy.serve()
-
 	viaProxy, err := clickhouse.Open(context.Background(), clickhouse.Options{Addr: ln.Addr().String(), Database: db.Database(), Cluster: db.Cluster()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer viaProxy.Close()
-	loader := clickhouse.NewLoader(viaProxy, clickhouse.LoaderOptions{BackoffBase: 10 * time.Millisecond})
+	loader := clickhouse.NewLoader(viaProxy, clickhouse.LoaderOptions{BackoffBase: 10 * time.Millisecond, BlockBytes: 64 << 10, RetainBytes: 1 << 20})
 	b := loader.NewBatch(context.Background(), transform.Transactions)
-	rec := transactions(t, memory.DefaultAllocator, 0, 20000, 1)
-	defer rec.Release()
-	if err := b.Append(rec); err != nil {
-		t.Fatal(err)
+	for i := range 4 {
+		rec := transactions(t, memory.DefaultAllocator, i*5000, 5000, 1)
+		if err := b.Append(rec); err != nil {
+			t.Fatal(err)
+		}
+		rec.Release()
 	}
-	if err := b.Send(); err != nil {
-		t.Fatalf("insert not retried to success: %v", err)
-	}
-	if proxy.cuts.Load() != 1 || b.Retries() < 1 {
-		t.Fatalf("cuts %d, retries %d: the fault never happened", proxy.cuts.Load(), b.Retries())
-	}
-	if n, _ := countAndSum(t, db, "FINAL"); n != 20000 {
-		t.Fatalf("%d rows after the retry, want 20000", n)
+	if err := b.Send(); err == nil || !strings.Contains(err.Error(), "not retried") || b.Rows() != 0 {
+		t.Fatalf("err %v, %d rows accepted: want the INSERT failed and not retried", err, b.Rows())
 	}
 }
 

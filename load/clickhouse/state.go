@@ -124,6 +124,21 @@ func (s *State) PutJob(ctx context.Context, stream, tenant string, j Job) error 
 		j.CreatedAt.UTC(), next, time.Now().UTC(), s.Version())
 }
 
+// JobStatus returns the status of job id of stream for tenant, "" if it
+// was never recorded.
+func (s *State) JobStatus(ctx context.Context, stream, tenant, id string) (string, error) {
+	var status string
+	err := s.db.conn.QueryRow(ctx, "SELECT status FROM "+s.db.table(transform.EtlState.Name)+
+		" FINAL WHERE stream = ? AND tenant = ? AND key = ?", stream, tenant, jobKeyPrefix+id).Scan(&status)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("reading job %s of %s/%s: %w", id, stream, tenant, err)
+	}
+	return status, nil
+}
+
 // Jobs returns the jobs of stream for tenant with the given status, oldest
 // first.
 func (s *State) Jobs(ctx context.Context, stream, tenant, status string) ([]Job, error) {
@@ -170,6 +185,10 @@ type Run struct {
 	Rejects            uint64
 	Retries            uint64
 	Error              string
+	// Stalled are records the run reported waiting on an outcome no run can
+	// learn (extract.Output.Stalled), -1 when its stream reports none; not a
+	// column: the run's Error says so.
+	Stalled int64
 }
 
 // RecordRun writes the run's current row; call it when the run starts and

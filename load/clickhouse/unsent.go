@@ -3,6 +3,7 @@ package clickhouse
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/finsync/finsync/transform"
@@ -133,4 +134,66 @@ func identifierOK(s string) bool {
 // a State, not a DB).
 func (s *State) Unsent(ctx context.Context, q UnsentQuery, fn func(row []string) error) error {
 	return s.db.Unsent(ctx, q, fn)
+}
+
+// LookupQuery reads rows of Table for Provider and Tenant (FINAL): Columns
+// as text, where each column of Where holds one of its values.
+type LookupQuery struct {
+	Table            transform.Table
+	Columns          []string
+	Where            map[string][]string
+	Provider, Tenant string
+}
+
+// Lookup calls fn with each row of q, Columns as text.
+func (s *State) Lookup(ctx context.Context, q LookupQuery, fn func(row []string) error) error {
+	if len(q.Columns) == 0 {
+		return fmt.Errorf("lookup in %s: no columns", q.Table.Name)
+	}
+	names := make([]string, 0, len(q.Where))
+	for c, vals := range q.Where {
+		if len(vals) == 0 {
+			return nil // matches nothing
+		}
+		names = append(names, c)
+	}
+	sort.Strings(names)
+	sel := make([]string, len(q.Columns))
+	for i, c := range q.Columns {
+		if !identifierOK(c) {
+			return fmt.Errorf("lookup in %s: bad column name %q", q.Table.Name, c)
+		}
+		sel[i] = "toString(" + quoteIdent(c) + ")"
+	}
+	query := "SELECT " + strings.Join(sel, ", ") + " FROM " + s.db.table(q.Table.Name) + " FINAL WHERE provider = ? AND tenant = ?"
+	args := []any{q.Provider, q.Tenant}
+	for _, c := range names {
+		if !identifierOK(c) {
+			return fmt.Errorf("lookup in %s: bad column name %q", q.Table.Name, c)
+		}
+		query += " AND " + quoteIdent(c) + " IN ?"
+		args = append(args, toGroupSet(q.Where[c]))
+	}
+	rows, err := s.db.conn.Query(ctx, query, args...)
+	if err != nil {
+		return fmt.Errorf("lookup in %s: %w", q.Table.Name, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		row := make([]string, len(q.Columns))
+		ptrs := make([]any, len(row))
+		for i := range row {
+			ptrs[i] = &row[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return fmt.Errorf("lookup in %s: %w", q.Table.Name, err)
+		}
+		if err := fn(row); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("lookup in %s: %w", q.Table.Name, err)
+	}
+	return nil
 }

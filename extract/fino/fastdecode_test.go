@@ -1,0 +1,95 @@
+package fino
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow/go/v17/arrow/memory"
+
+	"github.com/finsync/finsync/extract/hostile"
+	"github.com/finsync/finsync/transform"
+)
+
+// FuzzDecodeCategorization: wherever the fast decoder takes a record, it
+// decodes it exactly as json.Unmarshal does; where it declines, the
+// caller's json.Unmarshal decides.
+func FuzzDecodeCategorization(f *testing.F) {
+	for _, seed := range []string{
+		docCategorization,
+		docCategorization[:len(docCategorization)-1] + `, "transaction": ` + docTransaction + `}`,
+		`{"transactionId":"t","accountId":"a","transaction":{"transactionId":"t","amount":1e400,"bookingDate":1}}`,
+		`{"transactionId":"t","tags":[],"transaction":null,"creationDate":null}`,
+		`{"transactionId":"t","transactionId":"u"}`,
+		`{"TransactionId":"t"}`,
+		`{"transactionId":"M\u00fcller"}`,
+		`{"transactionId":"Müller","tags":["a","b"]}`,
+		`{"transaction":{"amount":"12.5","bookingDate":1.5}}`,
+		`{"transaction":{"paymentPartner":{"name":"x","iban":null},"transactionCode":9223372036854775808}}`,
+		`{"creationDate":"2026-01-22T14:08:47+01:00"}`, `{"creationDate":"2026-01-22 14:08:47"}`,
+		`null`, `[]`, `"x"`, `{}`, ` { } `, `{}x`,
+	} {
+		f.Add([]byte(seed))
+	}
+	for _, h := range hostile.Payloads() {
+		f.Add(h)
+	}
+	rules := NewTransactionsBuilder(memory.DefaultAllocator, transform.Lineage{}).scrub
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		var fast Categorization
+		scrubbed, ok := decodeCategorization(raw, &fast, nil)
+		if !ok {
+			return
+		}
+		var slow Categorization
+		if err := json.Unmarshal(raw, &slow); err != nil {
+			t.Fatalf("fast decoder took %q, json.Unmarshal refuses it: %v", raw, err)
+		}
+		if !reflect.DeepEqual(fast, slow) {
+			t.Fatalf("%q:\n fast %+v\n slow %+v", raw, fast, slow)
+		}
+		want, err := scrubJSON(nil, raw, rules)
+		if err != nil || string(scrubbed) != string(want) {
+			t.Fatalf("%q scrubbed:\n fast %s\n scrubJSON %s (%v)", raw, scrubbed, want, err)
+		}
+	})
+}
+
+// The sandbox encodes categorizations as json.Marshal does, and the fast
+// decoder takes every one of them.
+func TestSandboxCategorizationsEncodeAndDecodeFast(t *testing.T) {
+	s := NewSandbox(SandboxOptions{UsersPerTenant: 3, CompaniesPerTenant: 2, Months: 4, LifeEvents: true})
+	n := 0
+	for _, u := range s.Users(s.opts.ClientID) {
+		user, _ := s.lookup(s.opts.ClientID, u)
+		p := s.data.profile(s.opts.ClientID, user)
+		txns, _ := s.data.txnRange(p, time.Time{}, time.Time{}, 0, 1<<30)
+		for i := range txns {
+			for _, withTx := range []bool{true, false} {
+				for _, locale := range []string{"", "de", "en"} {
+					c := p.categorization(&txns[i], withTx, locale)
+					raw := appendCategorization(nil, &c)
+					if want := mustJSON(c); string(raw) != string(want) {
+						t.Fatalf("encoded\n %s\njson.Marshal\n %s", raw, want)
+					}
+					var back Categorization
+					if _, ok := decodeCategorization(raw, &back, nil); !ok {
+						t.Fatalf("slow path for %s", raw)
+					}
+					n++
+				}
+			}
+		}
+	}
+	// Strings json.Marshal escapes go through it.
+	for _, odd := range []string{`a"b`, `<tag>&`, "tab\t", "Müller", "line sep", "bad\xffutf8", ""} {
+		c := Categorization{TransactionID: odd, Tags: []string{odd}, Transaction: &Transaction{Purpose: odd, PaymentPartner: &PaymentPartner{Name: odd}}}
+		if got, want := appendCategorization(nil, &c), mustJSON(c); string(got) != string(want) {
+			t.Fatalf("%q: encoded %s, json.Marshal %s", odd, got, want)
+		}
+	}
+	if n < 500 {
+		t.Fatalf("only %d categorizations compared", n)
+	}
+}
