@@ -56,7 +56,7 @@ vet:
 # Cluster mode on a local cluster (deploy/clickhouse/cluster.sh: ZooKeeper,
 # two shards, the first with two replicas): the load package's tests in
 # cluster mode, then the demo on the cluster with a replica stopped
-# mid-load, compared with the single server. About 6 minutes, so not part
+# mid-load, compared with the single server. About 7 minutes, so not part
 # of `make test`. The cluster is stopped afterwards.
 CLUSTER := deploy/clickhouse/cluster.sh
 test-cluster: clickhouse

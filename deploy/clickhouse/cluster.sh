@@ -120,6 +120,14 @@ $replicas    </$cluster>
 XML
 }
 
+# zk_session: the node has a working ZooKeeper session. 18.16 can crash on
+# a ZooKeeper call made while its session is still being set up, so start
+# returns only once every node has one.
+zk_session() {
+	clickhouse-client --host 127.0.0.1 --port "$(tcp_port "$1")" \
+		--query "SELECT count() FROM system.zookeeper WHERE path = '/'" >/dev/null 2>&1
+}
+
 start() {
 	start_zookeeper
 	local pids=() n
@@ -129,6 +137,13 @@ start() {
 		pids+=($!)
 	done
 	for p in "${pids[@]}"; do wait "$p"; done
+	for n in "$@"; do
+		for _ in $(seq 1 60); do
+			zk_session "$n" && break
+			sleep 0.5
+		done
+		zk_session "$n" || { log "$n has no ZooKeeper session after 30s"; return 1; }
+	done
 }
 
 stop() {
