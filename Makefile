@@ -5,7 +5,7 @@ CH       := deploy/clickhouse/local.sh
 # Packages whose concurrency matters get the race detector in `make test`.
 RACE_PKGS := ./extract/... ./load/... ./transform/... ./schedules/...
 
-.PHONY: all build clickhouse clickhouse-stop demo test test-long fuzz vet bench clean
+.PHONY: all build clickhouse clickhouse-stop demo test test-long test-cluster fuzz vet bench clean
 
 all: build
 
@@ -52,6 +52,19 @@ vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
+
+# Cluster mode on a local cluster (deploy/clickhouse/cluster.sh: ZooKeeper,
+# two shards, the first with two replicas): the load package's tests in
+# cluster mode, then the demo on the cluster with a replica stopped
+# mid-load, compared with the single server. About 7 minutes, so not part
+# of `make test`. The cluster is stopped afterwards.
+CLUSTER := deploy/clickhouse/cluster.sh
+test-cluster: clickhouse
+	$(CLUSTER) start
+	@rc=0; \
+	FINSYNC_CLICKHOUSE_ADDR=127.0.0.1:19101 FINSYNC_CLICKHOUSE_CLUSTER=finsync $(GO) test -count=1 ./load/... && \
+	FINSYNC_CLICKHOUSE_CLUSTER=finsync $(GO) test -count=1 -v -run '^TestClusterDemo$$' ./cmd/finsync/ || rc=1; \
+	$(CLUSTER) stop; exit $$rc
 
 # The end-to-end benchmark against clickhouse-client on the same rows
 # (BENCH_ROWS, BENCH_ROWS_LARGE, BENCH_USERS to scale; see README Performance).

@@ -30,7 +30,14 @@ type Runner struct {
 	Log    *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Shard is this process's part of the work (FINSYNC_SHARD); the zero
+	// Shard does all of it.
+	Shard Shard
 }
+
+// RunOtherShard is the status of a run the Runner did not do because its
+// work is another shard's; such a run is not recorded in etl_runs.
+const RunOtherShard = "other-shard"
 
 // Run runs stream s once for tenant over the window ending now, from the
 // stream's cursor, and returns the run row as recorded in etl_runs.
@@ -91,6 +98,20 @@ func (r *Runner) run(ctx context.Context, s extract.Stream, tenant string, o run
 	if !backfill {
 		window.To = start
 	}
+	// With FINSYNC_SHARD, a tenant-level stream runs on one shard; a
+	// per-subject stream runs on every shard with that shard's subjects, and
+	// its async jobs go to one shard, so no provider job is created twice.
+	ownsTenant := r.Shard.OwnsTenant(s.Name, tenant)
+	var subjects []extract.Subject
+	var registry map[string]clickhouse.Subject
+	var subjectsErr error
+	if s.SubjectKind != "" {
+		subjects, registry, subjectsErr = r.subjects(ctx, s, tenant)
+	}
+	if !ownsTenant && (s.SubjectKind == "" || (subjectsErr == nil && len(subjects) == 0)) {
+		return clickhouse.Run{Stream: s.Name, Tenant: tenant, Status: RunOtherShard, StartedAt: started,
+			Error: "another shard's work (this is shard " + r.Shard.String() + ")"}, nil
+	}
 	run := clickhouse.Run{Stream: s.Name, ID: newRunID(start), Tenant: tenant, Status: clickhouse.RunRunning,
 		StartedAt: started, WindowFrom: window.From, WindowTo: window.To}
 	// Every log line of the run, the extractors' included, carries its id.
@@ -108,13 +129,12 @@ func (r *Runner) run(ctx context.Context, s extract.Stream, tenant string, o run
 	var cursor string
 	var err error
 	if !backfill {
-		cursor, err = r.State.Cursor(ctx, s.Name, tenant)
-	}
-	var registry map[string]clickhouse.Subject
-	if err == nil && s.SubjectKind != "" {
-		req.Subjects, registry, err = r.subjects(ctx, s, tenant)
+		cursor, err = r.cursor(ctx, s, tenant)
 	}
 	if err == nil {
+		req.Subjects, err = subjects, subjectsErr
+	}
+	if err == nil && ownsTenant {
 		req.Jobs, err = r.jobs(ctx, s.Name, tenant)
 	}
 	req.Cursor = cursor
@@ -179,7 +199,7 @@ func (r *Runner) run(ctx context.Context, s extract.Stream, tenant string, o run
 		}
 		run.Error = strings.Join(notes, "; ")
 		if next != cursor && !backfill {
-			if cerr := r.State.SetCursor(ctx, s.Name, tenant, next); cerr != nil {
+			if cerr := r.State.SetCheckpoint(ctx, s.Name, tenant, r.cursorKey(s), next); cerr != nil {
 				run.Status, run.Error = clickhouse.RunFailed, cerr.Error()
 			}
 		}
@@ -225,21 +245,45 @@ func runStream(ctx context.Context, s extract.Stream, req extract.Request, out e
 	return s.Run(ctx, req, out)
 }
 
-// subjects reads the stream's subjects from the registry, also returned by
-// id (the runner updates their status).
+// subjects reads the stream's subjects of this shard from the registry,
+// also returned by id (the runner updates their status).
 func (r *Runner) subjects(ctx context.Context, s extract.Stream, tenant string) ([]extract.Subject, map[string]clickhouse.Subject, error) {
 	rows, err := r.State.Subjects(ctx, s.Provider, tenant, s.SubjectKind)
 	if err != nil {
 		return nil, nil, err
 	}
-	out := make([]extract.Subject, len(rows))
+	var out []extract.Subject
 	byID := make(map[string]clickhouse.Subject, len(rows))
-	for i, row := range rows {
-		out[i] = extract.Subject{Provider: row.Provider, Tenant: row.Tenant, Kind: row.Kind, ID: row.ID,
-			CorrelationID: row.CorrelationID, FirstSeen: row.FirstSeen, Status: row.Status}
+	for _, row := range rows {
+		if !r.Shard.OwnsSubject(row.Provider, row.Tenant, row.ID) {
+			continue
+		}
+		out = append(out, extract.Subject{Provider: row.Provider, Tenant: row.Tenant, Kind: row.Kind, ID: row.ID,
+			CorrelationID: row.CorrelationID, FirstSeen: row.FirstSeen, Status: row.Status})
 		byID[row.ID] = row
 	}
 	return out, byID, nil
+}
+
+// cursorKey is where the stream's cursor is kept in etl_state: a
+// per-subject stream split over shards keeps one per shard, since each
+// shard moves through its own subjects.
+func (r *Runner) cursorKey(s extract.Stream) string {
+	if s.SubjectKind == "" || r.Shard.All() {
+		return clickhouse.CursorKey("")
+	}
+	return clickhouse.CursorKey(r.Shard.String())
+}
+
+// cursor is the stream's cursor for tenant. A shard's first run starts
+// from the unsharded cursor: that run covered every subject up to it.
+func (r *Runner) cursor(ctx context.Context, s extract.Stream, tenant string) (string, error) {
+	key := r.cursorKey(s)
+	c, err := r.State.Checkpoint(ctx, s.Name, tenant, key)
+	if err == nil && c == "" && key != clickhouse.CursorKey("") {
+		return r.State.Cursor(ctx, s.Name, tenant)
+	}
+	return c, err
 }
 
 // jobs reads the stream's active async jobs.

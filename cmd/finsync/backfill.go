@@ -66,8 +66,11 @@ func runBackfill(ctx context.Context, a *app, args []string) error {
 			return err
 		}
 	}
-	runner := &schedules.Runner{Loader: loader, State: state, Log: log}
+	runner := &schedules.Runner{Loader: loader, State: state, Log: log, Shard: c.shard()}
 	key := fmt.Sprintf("backfill:%s..%s/%s", from, to, window)
+	if sh := c.shard(); !sh.All() {
+		key += "@" + sh.String() // each shard backfills its own subjects
+	}
 	for _, t := range p.tenants {
 		if tenant != "" && t != tenant {
 			continue

@@ -37,6 +37,9 @@ type Config struct {
 		// TLS speaks TLS to ClickHouse (its secure native port), verifying
 		// the server's certificate.
 		TLS bool `env:"FINSYNC_CLICKHOUSE_TLS, default=false"`
+		// Cluster is the ClickHouse cluster (remote_servers) the warehouse
+		// spans; unset: one server.
+		Cluster string `env:"FINSYNC_CLICKHOUSE_CLUSTER"`
 		// One INSERT's budget. The loader streams an INSERT in blocks, so
 		// these bound the INSERT's size, not memory.
 		InsertMaxRows  int   `env:"FINSYNC_INSERT_MAX_ROWS, default=1000000"`
@@ -108,6 +111,10 @@ type Config struct {
 		RateLimit   float64       `env:"FINSYNC_FINGOAL_RATE_LIMIT, default=5"`
 		PollTimeout time.Duration `env:"FINSYNC_FINGOAL_POLL_TIMEOUT, default=2m"`
 	}
+	// Shard ("i/n") makes this process one of n that split the work: it
+	// runs the subjects and tenant-level runs whose stable hash falls in
+	// shard i (schedules.Shard); unset: all of them.
+	Shard string `env:"FINSYNC_SHARD"`
 	// HTTPAddr is where the daemon serves webhooks, metrics, health and
 	// its status page.
 	HTTPAddr string `env:"FINSYNC_HTTP_ADDR, default=127.0.0.1:8080"`
@@ -169,7 +176,10 @@ func LoadConfig(ctx context.Context, lookup func(string) (string, bool)) (Config
 	return c, nil
 }
 
-var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+var (
+	identifier  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	clusterName = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+)
 
 // Validate lists every problem with c.
 func (c Config) Validate() []error {
@@ -182,6 +192,12 @@ func (c Config) Validate() []error {
 	}
 	if !identifier.MatchString(c.ClickHouse.Database) {
 		bad("FINSYNC_CLICKHOUSE_DATABASE=%q: want letters, digits and underscores, not starting with a digit", c.ClickHouse.Database)
+	}
+	if c.ClickHouse.Cluster != "" && !clusterName.MatchString(c.ClickHouse.Cluster) {
+		bad("FINSYNC_CLICKHOUSE_CLUSTER=%q: want a cluster name of the servers' remote_servers (letters, digits, _ . -)", c.ClickHouse.Cluster)
+	}
+	if _, err := schedules.ParseShard(c.Shard); err != nil {
+		bad("FINSYNC_SHARD: %v", err)
 	}
 	if c.ClickHouse.InsertMaxRows < 1000 {
 		bad("FINSYNC_INSERT_MAX_ROWS=%d: want at least 1000 (small inserts make ClickHouse throttle with Too many parts)", c.ClickHouse.InsertMaxRows)
@@ -220,6 +236,7 @@ func (c Config) clickhouseOptions() clickhouse.Options {
 		Username: c.ClickHouse.User,
 		Password: c.ClickHouse.Password.Value(),
 		TLS:      c.ClickHouse.TLS, InsecureSkipVerify: c.InsecureSkipVerify,
+		Cluster: c.ClickHouse.Cluster,
 	}
 }
 
@@ -497,4 +514,10 @@ func (c Config) fingoalWebhookSecret() string {
 		return c.Fingoal.WebhookSecret.Value()
 	}
 	return c.Fingoal.ClientSecret.Value()
+}
+
+// shard is FINSYNC_SHARD parsed (Validate reported a bad one).
+func (c Config) shard() schedules.Shard {
+	s, _ := schedules.ParseShard(c.Shard)
+	return s
 }

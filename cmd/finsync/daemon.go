@@ -37,7 +37,7 @@ func runDaemon(ctx context.Context, a *app, args []string) error {
 	ps := providers(c, log, metrics)
 	loader := clickhouse.NewLoader(db, c.loaderOptions(log))
 	state := clickhouse.NewState(db, loader)
-	d := &schedules.Daemon{Runner: &schedules.Runner{Loader: loader, State: state, Log: log},
+	d := &schedules.Daemon{Runner: &schedules.Runner{Loader: loader, State: state, Log: log, Shard: c.shard()},
 		Global: c.sched.Global, PerProvider: c.sched.PerProvider, Metrics: metrics, Log: log}
 	// A restart keeps the streams' last success: freshness alerts on
 	// finsync_last_success_timestamp_seconds do not fire because of it.
@@ -56,7 +56,8 @@ func runDaemon(ctx context.Context, a *app, args []string) error {
 				return err
 			}
 		}
-		if p.start != nil {
+		// Registering webhook URLs with a provider is shard 0's: once is enough.
+		if p.start != nil && c.shard().Index == 0 {
 			if err := p.start(ctx); err != nil {
 				// Polling still works without the provider's webhooks.
 				log.Error("provider start-up failed; its webhooks may not arrive", "provider", p.name, "err", err)
@@ -76,7 +77,8 @@ func runDaemon(ctx context.Context, a *app, args []string) error {
 		}
 	}
 	d.AfterRuns = func(ctx context.Context, s extract.Stream) {
-		if p := maintain[s.Name]; p.maintain != nil {
+		// Warehouse maintenance is shard 0's, when replicas split the work.
+		if p := maintain[s.Name]; p.maintain != nil && c.shard().Index == 0 {
 			if err := p.maintain(ctx, db, log); err != nil {
 				log.Error("maintenance failed", "provider", p.name, "err", err)
 			}

@@ -9,6 +9,7 @@ import (
 	"github.com/apache/arrow/go/v17/arrow"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -132,7 +133,15 @@ func providers(c Config, log *slog.Logger, m *schedules.Metrics) []provider {
 			return fingoal.WebhookHandler(fingoal.WebhookConfig{Secret: c.fingoalWebhookSecret(), API: fgAPI, Subject: h.record,
 				Job: h.job, JobStatus: h.jobStatus, Trigger: h.trigger, Records: h.records, Version: h.version, Logger: log})
 		}}
-	return []provider{finoP, fimentoP, fingoalP, finapiP}
+	ps := []provider{finoP, fimentoP, fingoalP, finapiP}
+	// A shard registers its own subjects only: registering marks a subject
+	// active again, which would undo another shard's status of it.
+	for i := range ps {
+		ps[i].subjects = slices.DeleteFunc(ps[i].subjects, func(s clickhouse.Subject) bool {
+			return !c.shard().OwnsSubject(s.Provider, s.Tenant, s.ID)
+		})
+	}
+	return ps
 }
 
 // finapiParamsCheck checks a segment stream's params.
@@ -277,7 +286,7 @@ func syncStreams(ctx context.Context, c Config, db *clickhouse.DB, log *slog.Log
 			return nil, err
 		}
 	}
-	runner := &schedules.Runner{Loader: loader, State: state, Log: log}
+	runner := &schedules.Runner{Loader: loader, State: state, Log: log, Shard: c.shard()}
 	var runs []clickhouse.Run
 	var firstErr error
 	for _, s := range streams {
@@ -292,7 +301,7 @@ func syncStreams(ctx context.Context, c Config, db *clickhouse.DB, log *slog.Log
 			}
 		}
 	}
-	if p.maintain != nil {
+	if p.maintain != nil && c.shard().Index == 0 {
 		if err := p.maintain(ctx, db, log); err != nil && firstErr == nil {
 			firstErr = err
 		}
@@ -309,7 +318,10 @@ func printRuns(a *app, runs []clickhouse.Run) {
 			tables = append(tables, fmt.Sprintf("%s %d", t, n))
 		}
 		sort.Strings(tables)
-		secs := r.FinishedAt.Sub(r.StartedAt).Round(10 * time.Millisecond).Seconds()
+		var secs float64
+		if !r.FinishedAt.IsZero() { // zero: another shard's run, not done here
+			secs = r.FinishedAt.Sub(r.StartedAt).Round(10 * time.Millisecond).Seconds()
+		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%.2f\t%s\n", r.Stream, r.Tenant, r.Status, strings.Join(tables, ", "), r.Rejects, r.Retries, secs, r.Error)
 	}
 	w.Flush()

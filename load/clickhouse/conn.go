@@ -33,6 +33,11 @@ type Options struct {
 	// TLS connects with TLS, verifying the server's certificate unless
 	// InsecureSkipVerify (local testing only).
 	TLS, InsecureSkipVerify bool
+	// Cluster, if set, is the ClickHouse cluster (remote_servers) the
+	// database spans: migrations emit ON CLUSTER DDL, replicated and
+	// Distributed tables (cluster.go), and INSERTs into Distributed tables
+	// return only once every shard has its rows.
+	Cluster string
 }
 
 // Version is a server's release number.
@@ -56,6 +61,8 @@ type DB struct {
 	conn     driver.Conn
 	addr     string
 	database string
+	cluster  string
+	opts     Options // to reach the cluster's other nodes
 	version  Version
 }
 
@@ -84,8 +91,15 @@ func open(ctx context.Context, opts Options, database string) (*DB, error) {
 	if opts.TLS {
 		tlsConfig = &tls.Config{InsecureSkipVerify: opts.InsecureSkipVerify}
 	}
+	var settings ch.Settings
+	if opts.Cluster != "" {
+		// A Distributed INSERT otherwise queues the rows on this server
+		// and returns: the cursor could then cover rows no shard has.
+		settings = ch.Settings{"insert_distributed_sync": 1}
+	}
 	conn, err := ch.Open(&ch.Options{
 		TLS:         tlsConfig,
+		Settings:    settings,
 		Addr:        []string{opts.Addr},
 		Auth:        ch.Auth{Database: database, Username: opts.Username, Password: opts.Password},
 		DialTimeout: dial,
@@ -112,6 +126,8 @@ func open(ctx context.Context, opts Options, database string) (*DB, error) {
 		conn:     conn,
 		addr:     opts.Addr,
 		database: database,
+		cluster:  opts.Cluster,
+		opts:     opts,
 		version:  Version{int(sv.Version.Major), int(sv.Version.Minor), int(sv.Version.Patch)},
 	}, nil
 }

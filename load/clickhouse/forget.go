@@ -54,7 +54,8 @@ type Deletion struct {
 // mutations_sync), so DeleteSubjectRows then polls system.mutations until
 // none of those tables has one pending, bounded by ctx and by
 // maxMutationWait. The deletes use literal values only, no subqueries
-// (replicated tables refuse non-deterministic mutations).
+// (replicated tables refuse non-deterministic mutations). In cluster mode
+// they go where the rows are (DB.Alter).
 func (s *State) DeleteSubjectRows(ctx context.Context, provider, tenant, userID string) (Deletion, error) {
 	var del Deletion
 	if provider == "" || userID == "" {
@@ -62,7 +63,7 @@ func (s *State) DeleteSubjectRows(ctx context.Context, provider, tenant, userID 
 	}
 	touched := map[string]bool{}
 	exec := func(table, where string, args ...any) error {
-		if err := s.db.Exec(ctx, "ALTER TABLE "+s.db.table(table)+" DELETE WHERE "+where, args...); err != nil {
+		if err := s.db.Alter(ctx, table, "DELETE WHERE "+where, args...); err != nil {
 			return fmt.Errorf("deleting rows of %s/%s/%s from %s: %w", provider, tenant, userID, table, err)
 		}
 		if !touched[table] {
@@ -174,14 +175,24 @@ func (s *State) derivedRejectKeys(ctx context.Context, provider, tenant, userID 
 // still running after it keeps running on the server.
 const maxMutationWait = 5 * time.Minute
 
-// waitMutations polls until no mutation of tables is pending.
+// waitMutations polls until no mutation of tables is pending: on this
+// server, or in cluster mode on one replica of each shard (the mutations of
+// the local tables).
 func (s *State) waitMutations(ctx context.Context, tables []string) error {
 	ctx, cancel := context.WithTimeout(ctx, maxMutationWait)
 	defer cancel()
-	query := "SELECT count() FROM system.mutations WHERE database = ? AND has(?, table) AND is_done = 0"
+	mutations := "system.mutations"
+	local := make([]string, len(tables))
+	for i, t := range tables {
+		local[i] = s.db.localName(t)
+	}
+	if s.db.cluster != "" {
+		mutations = "cluster(" + quoteString(s.db.cluster) + ", system, mutations)"
+	}
+	query := "SELECT count() FROM " + mutations + " WHERE database = ? AND has(?, table) AND is_done = 0"
 	for wait := 20 * time.Millisecond; ; wait = min(wait*2, time.Second) {
 		var pending uint64
-		if err := s.db.conn.QueryRow(ctx, query, s.db.database, tables).Scan(&pending); err != nil {
+		if err := s.db.conn.QueryRow(ctx, query, s.db.database, local).Scan(&pending); err != nil {
 			return fmt.Errorf("waiting for deletions in %s: %w", strings.Join(tables, ", "), err)
 		}
 		if pending == 0 {

@@ -386,7 +386,7 @@ func TestInsertRetriesAfterConnectionCut(t *testing.T) {
 			proxy := &cutProxy{ln: ln, target: db.Addr(), cutAfter: tc.cutAfter}
 			go proxy.serve()
 
-			viaProxy, err := clickhouse.Open(context.Background(), clickhouse.Options{Addr: ln.Addr().String(), Database: db.Database()})
+			viaProxy, err := clickhouse.Open(context.Background(), clickhouse.Options{Addr: ln.Addr().String(), Database: db.Database(), Cluster: db.Cluster()})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -429,7 +429,7 @@ func TestInsertTooLargeToRetryFails(t *testing.T) {
 	defer ln.Close()
 	proxy := &cutProxy{ln: ln, target: db.Addr(), cutAfter: 256 << 10}
 	go proxy.serve()
-	viaProxy, err := clickhouse.Open(context.Background(), clickhouse.Options{Addr: ln.Addr().String(), Database: db.Database()})
+	viaProxy, err := clickhouse.Open(context.Background(), clickhouse.Options{Addr: ln.Addr().String(), Database: db.Database(), Cluster: db.Cluster()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,11 +32,24 @@ func Migrate(ctx context.Context, opts Options, files fs.FS, log *slog.Logger) (
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	migrations, err := readMigrations(files)
+	if err != nil {
+		return MigrateResult{}, err
+	}
+	// Up to date: no DDL at all. ON CLUSTER DDL waits for every node, and
+	// a finsync starting while a replica is down must not wait for it.
+	if res, ok := upToDate(ctx, opts, migrations); ok {
+		return res, nil
+	}
 	server, err := open(ctx, opts, "")
 	if err != nil {
 		return MigrateResult{}, err
 	}
-	err = server.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+quoteIdent(opts.Database))
+	create := "CREATE DATABASE IF NOT EXISTS " + quoteIdent(opts.Database)
+	if opts.Cluster != "" {
+		create += " ON CLUSTER " + quoteIdent(opts.Cluster)
+	}
+	err = server.Exec(ctx, create)
 	server.Close()
 	if err != nil {
 		return MigrateResult{}, fmt.Errorf("creating database %q: %w", opts.Database, err)
@@ -48,16 +61,14 @@ func Migrate(ctx context.Context, opts Options, files fs.FS, log *slog.Logger) (
 	defer db.Close()
 	res := MigrateResult{Version: db.Version()}
 
-	if err := db.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+db.table(MigrationsTable)+` (
+	known := createdNames(migrations)
+	known[MigrationsTable] = true
+	if err := db.execDDL(ctx, "CREATE TABLE IF NOT EXISTS "+MigrationsTable+` (
 		version String, name String, checksum String, applied_at DateTime('UTC')
-	) ENGINE = ReplacingMergeTree ORDER BY version`); err != nil {
+	) ENGINE = ReplacingMergeTree ORDER BY version`, known); err != nil {
 		return res, fmt.Errorf("creating %s: %w", MigrationsTable, err)
 	}
 	applied, err := db.appliedMigrations(ctx)
-	if err != nil {
-		return res, err
-	}
-	migrations, err := readMigrations(files)
 	if err != nil {
 		return res, err
 	}
@@ -73,7 +84,7 @@ func Migrate(ctx context.Context, opts Options, files fs.FS, log *slog.Logger) (
 			continue
 		}
 		for _, st := range m.statements {
-			if err := db.Exec(ctx, st.text); err != nil {
+			if err := db.execDDL(ctx, st.text, known); err != nil {
 				return res, fmt.Errorf("migration %s, statement at line %d (%s): %w", m.name, st.line, firstLine(st.text), err)
 			}
 		}
@@ -84,6 +95,56 @@ func Migrate(ctx context.Context, opts Options, files fs.FS, log *slog.Logger) (
 		res.Applied = append(res.Applied, m.name)
 	}
 	return res, nil
+}
+
+// upToDate reports whether every migration this server should have is
+// applied, unchanged (then Migrate has nothing to do).
+func upToDate(ctx context.Context, opts Options, migrations []migration) (MigrateResult, bool) {
+	db, err := Open(ctx, opts)
+	if err != nil {
+		return MigrateResult{}, false
+	}
+	defer db.Close()
+	applied, err := db.appliedMigrations(ctx)
+	if err != nil {
+		return MigrateResult{}, false
+	}
+	res := MigrateResult{Version: db.Version()}
+	for _, m := range migrations {
+		sum, ok := applied[m.version]
+		switch {
+		case ok && sum == m.checksum:
+		case !ok && !db.Version().AtLeast(m.minServer):
+			res.Skipped = append(res.Skipped, fmt.Sprintf("%s (needs ClickHouse %s)", m.name, m.minServer))
+		default:
+			return MigrateResult{}, false
+		}
+	}
+	return res, true
+}
+
+// execDDL runs one statement of a migration, rewritten for the cluster in
+// cluster mode (known: the names the migrations create).
+func (db *DB) execDDL(ctx context.Context, stmt string, known map[string]bool) error {
+	if db.cluster == "" {
+		return db.Exec(ctx, stmt)
+	}
+	stmts, err := clusterDDL(stmt, db.database, db.cluster, known)
+	if err != nil {
+		return err
+	}
+	for _, s := range stmts {
+		if alter, ok := strings.CutPrefix(s, alterPrefix); ok {
+			table, rest, _ := strings.Cut(alter, " ")
+			err = db.Alter(ctx, table, rest)
+		} else {
+			err = db.Exec(ctx, s)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (db *DB) appliedMigrations(ctx context.Context) (map[string]string, error) {

@@ -53,7 +53,7 @@ func (db *DB) DeleteExpiredSegments(ctx context.Context, today time.Time) (Expir
 	for _, p := range parts {
 		switch {
 		case p.all:
-			if err := db.Exec(ctx, "ALTER TABLE "+table+" DROP PARTITION "+p.id); err != nil {
+			if err := db.Alter(ctx, transform.SegmentMembers.Name, "DROP PARTITION "+p.id); err != nil {
 				return ex, fmt.Errorf("dropping expired partition %s of segment_members: %w", p.id, err)
 			}
 			ex.Partitions = append(ex.Partitions, p.id)
@@ -63,7 +63,7 @@ func (db *DB) DeleteExpiredSegments(ctx context.Context, today time.Time) (Expir
 		}
 	}
 	if mixed {
-		if err := db.Exec(ctx, "ALTER TABLE "+table+" DELETE WHERE expires_on < toDate('"+day+"')"); err != nil {
+		if err := db.Alter(ctx, transform.SegmentMembers.Name, "DELETE WHERE expires_on < toDate('"+day+"')"); err != nil {
 			return ex, fmt.Errorf("deleting expired segment members: %w", err)
 		}
 	}

@@ -53,6 +53,15 @@ const (
 
 const cursorKey = "cursor"
 
+// CursorKey is the etl_state key of a stream's cursor: "cursor", or
+// "cursor@i/n" for shard i/n of a per-subject stream split over shards.
+func CursorKey(shard string) string {
+	if shard == "" {
+		return cursorKey
+	}
+	return cursorKey + "@" + shard
+}
+
 // Cursor returns the cursor of stream for tenant, "" before the first run.
 func (s *State) Cursor(ctx context.Context, stream, tenant string) (string, error) {
 	return s.Checkpoint(ctx, stream, tenant, cursorKey)
@@ -280,9 +289,11 @@ func (s *State) LastSuccess(ctx context.Context) (map[string]time.Time, error) {
 	return out, rows.Err()
 }
 
-// Cursors returns every stream's cursor per tenant.
+// Cursors returns every stream's cursor per tenant; a shard's cursor is
+// listed under "tenant@i/n".
 func (s *State) Cursors(ctx context.Context) (map[string]map[string]string, error) {
-	rows, err := s.db.conn.Query(ctx, "SELECT stream, tenant, value FROM "+s.db.table(transform.EtlState.Name)+" FINAL WHERE key = ?", cursorKey)
+	rows, err := s.db.conn.Query(ctx, "SELECT stream, concat(tenant, substring(key, ?)), value FROM "+s.db.table(transform.EtlState.Name)+
+		" FINAL WHERE key = ? OR startsWith(key, ?)", len(cursorKey)+1, cursorKey, cursorKey+"@")
 	if err != nil {
 		return nil, fmt.Errorf("reading cursors: %w", err)
 	}

@@ -55,8 +55,11 @@ func (db *DB) Unsent(ctx context.Context, q UnsentQuery, fn func(row []string) e
 	for i, c := range q.LedgerKey {
 		ledgerKey[i] = quoteIdent(c)
 	}
+	// On a cluster the query runs on each shard, and the NOT IN there reads
+	// the shard's own ledger: the ledger is sharded by the rows it records
+	// (shardingKey), so a row and its ledger rows share a shard.
 	base := "SELECT " + strings.Join(sel, ", ") + " FROM " + db.table(q.Table.Name) + " FINAL WHERE provider != ? AND (" +
-		strings.Join(keyList, ", ") + ") NOT IN (SELECT " + strings.Join(ledgerKey, ", ") + " FROM " + db.table(q.Ledger.Name) +
+		strings.Join(keyList, ", ") + ") NOT IN (SELECT " + strings.Join(ledgerKey, ", ") + " FROM " + db.table(db.localName(q.Ledger.Name)) +
 		" FINAL WHERE provider = ? AND tenant = ? AND status != ?)"
 	order := " ORDER BY " + strings.Join(keyList, ", ") + fmt.Sprintf(" LIMIT %d", q.PageSize)
 

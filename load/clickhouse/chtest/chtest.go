@@ -3,6 +3,9 @@
 // server of deploy/clickhouse/local.sh), migrated, and dropped when the test
 // ends. There is no mock: a test that needs ClickHouse fails when the server
 // is down, with the command that starts it.
+//
+// With FINSYNC_CLICKHOUSE_CLUSTER set as well, the databases are created in
+// cluster mode on that cluster (make test-cluster runs tests so).
 package chtest
 
 import (
@@ -35,7 +38,24 @@ func Options(t testing.TB) clickhouse.Options {
 	if len(name) > 40 {
 		name = name[:40]
 	}
-	return clickhouse.Options{Addr: addr, Database: "test_" + name + "_" + hex.EncodeToString(suffix)}
+	return clickhouse.Options{Addr: addr, Database: "test_" + name + "_" + hex.EncodeToString(suffix),
+		Cluster: os.Getenv("FINSYNC_CLICKHOUSE_CLUSTER")}
+}
+
+// ClusterNodes are the native addresses of every node of the test cluster
+// (FINSYNC_TEST_CLUSTER_NODES, comma-separated; default the nodes of
+// deploy/clickhouse/cluster.sh). A test that needs the cluster is skipped
+// unless FINSYNC_CLICKHOUSE_CLUSTER is set: make test-cluster sets it.
+func ClusterNodes(t testing.TB) []string {
+	t.Helper()
+	if os.Getenv("FINSYNC_CLICKHOUSE_CLUSTER") == "" {
+		t.Skip("needs a ClickHouse cluster: make test-cluster")
+	}
+	nodes := os.Getenv("FINSYNC_TEST_CLUSTER_NODES")
+	if nodes == "" {
+		nodes = "127.0.0.1:19101,127.0.0.1:19102,127.0.0.1:19103"
+	}
+	return strings.Split(nodes, ",")
 }
 
 // NewDB creates and migrates a database of its own for the test and drops
@@ -71,7 +91,11 @@ func DropDatabase(t testing.TB, opts clickhouse.Options) {
 		return
 	}
 	defer db.Close()
-	if err := db.Exec(ctx, "DROP DATABASE IF EXISTS `"+opts.Database+"`"); err != nil {
+	drop := "DROP DATABASE IF EXISTS `" + opts.Database + "`"
+	if opts.Cluster != "" {
+		drop += " ON CLUSTER `" + opts.Cluster + "`"
+	}
+	if err := db.Exec(ctx, drop); err != nil {
 		t.Errorf("dropping test database: %v", err)
 	}
 }
