@@ -42,7 +42,7 @@ type Config struct {
 		Cluster string `env:"FINSYNC_CLICKHOUSE_CLUSTER"`
 		// One INSERT's budget. The loader streams an INSERT in blocks, so
 		// these bound the INSERT's size, not memory.
-		InsertMaxRows  int   `env:"FINSYNC_INSERT_MAX_ROWS, default=1000000"`
+		InsertMaxRows  int   `env:"FINSYNC_INSERT_MAX_ROWS, default=250000"`
 		InsertMaxBytes int64 `env:"FINSYNC_INSERT_MAX_BYTES, default=1073741824"`
 		// SpillDir, if set, holds what an INSERT sent beyond the 32 MiB
 		// kept in memory, so that large INSERTs are retried too.

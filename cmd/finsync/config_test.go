@@ -21,7 +21,7 @@ func TestConfigDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.ClickHouse.Addr != "127.0.0.1:19000" || c.ClickHouse.Database != "finsync" || c.ClickHouse.InsertMaxRows != 1000000 {
+	if c.ClickHouse.Addr != "127.0.0.1:19000" || c.ClickHouse.Database != "finsync" || c.ClickHouse.InsertMaxRows != 250000 {
 		t.Fatalf("defaults: %+v", c.ClickHouse)
 	}
 }

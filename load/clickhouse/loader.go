@@ -24,9 +24,11 @@ type LoaderOptions struct {
 	// what ClickHouse stores cheaply: every INSERT writes a part per
 	// partition it touches, and small parts cost the server merges later
 	// (measured: 16 MiB INSERTs cost it 3× the CPU of clickhouse-client's
-	// one big INSERT). The default, 1,000,000 rows, stays under the
-	// server's min_insert_block_size_rows (1,048,576), so a failed INSERT
-	// leaves nothing behind. Defaults: 1,000,000 rows, 1 GiB.
+	// one big INSERT), while two INSERTs in flight let the server write
+	// one's parts while the next streams (measured: 250,000-row INSERTs
+	// load 1,000,000 rows in 4.9 s, one INSERT of all in 6.6 s). Rows stay
+	// under the server's min_insert_block_size_rows (1,048,576), so a
+	// failed INSERT leaves nothing behind. Defaults: 250,000 rows, 1 GiB.
 	MaxRows  int
 	MaxBytes int64
 	// BlockBytes is how much of an INSERT (Arrow bytes) is handed to the
@@ -55,7 +57,7 @@ type LoaderOptions struct {
 
 func (o LoaderOptions) withDefaults() LoaderOptions {
 	if o.MaxRows <= 0 {
-		o.MaxRows = 1_000_000
+		o.MaxRows = 250_000
 	}
 	if o.MaxBytes <= 0 {
 		o.MaxBytes = 1 << 30
