@@ -24,9 +24,9 @@ import (
 func decodeCategorization(raw []byte, c *Categorization, scrubbed []byte) ([]byte, bool) {
 	d := fastDecoder{b: raw, out: scrubbed}
 	*c = Categorization{}
-	var seen uint8
+	var seen uint16
 	ok := d.object(func(key string) (drop, nested bool) { return false, key == "transaction" }, func(key string) bool {
-		var bit uint8
+		var bit uint16
 		switch key {
 		case "accountId":
 			bit, c.AccountID = 1, d.string()
@@ -56,11 +56,7 @@ func decodeCategorization(raw []byte, c *Categorization, scrubbed []byte) ([]byt
 		default:
 			return false
 		}
-		if seen&bit != 0 {
-			return false
-		}
-		seen |= bit
-		return true
+		return firstTime(&seen, bit)
 	})
 	return d.out, ok && d.end()
 }
@@ -116,18 +112,14 @@ func (d *fastDecoder) transaction(t *Transaction) {
 		default:
 			return false
 		}
-		if seen&bit != 0 {
-			return false
-		}
-		seen |= bit
-		return true
+		return firstTime(&seen, bit)
 	})
 }
 
 func (d *fastDecoder) partner(p *PaymentPartner) {
-	var seen uint8
+	var seen uint16
 	d.ok = d.object(func(key string) (drop, nested bool) { return key == "name", false }, func(key string) bool {
-		var bit uint8
+		var bit uint16
 		switch key {
 		case "bic":
 			bit, p.BIC = 1, d.string()
@@ -140,12 +132,18 @@ func (d *fastDecoder) partner(p *PaymentPartner) {
 		default:
 			return false
 		}
-		if seen&bit != 0 {
-			return false
-		}
-		seen |= bit
-		return true
+		return firstTime(&seen, bit)
 	})
+}
+
+// firstTime marks bit in seen and reports whether it was not set: a key
+// seen twice goes to encoding/json, which keeps the last.
+func firstTime(seen *uint16, bit uint16) bool {
+	if *seen&bit != 0 {
+		return false
+	}
+	*seen |= bit
+	return true
 }
 
 // fastDecoder reads JSON from b; ok turns false at the first thing it does

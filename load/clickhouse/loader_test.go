@@ -324,6 +324,25 @@ type cutProxy struct {
 	cuts     atomic.Int32
 }
 
+// openCutProxy connects to db through a cutProxy that cuts the first
+// connection sending more than cutAfter bytes.
+func openCutProxy(t *testing.T, db *clickhouse.DB, cutAfter int64) (*clickhouse.DB, *cutProxy) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	proxy := &cutProxy{ln: ln, target: db.Addr(), cutAfter: cutAfter}
+	go proxy.serve()
+	viaProxy, err := clickhouse.Open(context.Background(), clickhouse.Options{Addr: ln.Addr().String(), Database: db.Database()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { viaProxy.Close() })
+	return viaProxy, proxy
+}
+
 func (p *cutProxy) serve() {
 	for {
 		c, err := p.ln.Accept()
@@ -378,19 +397,7 @@ func TestInsertRetriesAfterConnectionCut(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			db := chtest.NewDB(t)
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ln.Close()
-			proxy := &cutProxy{ln: ln, target: db.Addr(), cutAfter: tc.cutAfter}
-			go proxy.serve()
-
-			viaProxy, err := clickhouse.Open(context.Background(), clickhouse.Options{Addr: ln.Addr().String(), Database: db.Database(), Cluster: db.Cluster()})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer viaProxy.Close()
+			viaProxy, proxy := openCutProxy(t, db, tc.cutAfter)
 			spillDir := t.TempDir()
 			loader := clickhouse.NewLoader(viaProxy, clickhouse.LoaderOptions{BackoffBase: 10 * time.Millisecond, BlockBytes: 64 << 10,
 				RetainBytes: tc.retain, SpillDir: spillDir})
@@ -422,18 +429,7 @@ func TestInsertRetriesAfterConnectionCut(t *testing.T) {
 // directory, fails at a cut instead of resending half of it.
 func TestInsertTooLargeToRetryFails(t *testing.T) {
 	db := chtest.NewDB(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	proxy := &cutProxy{ln: ln, target: db.Addr(), cutAfter: 256 << 10}
-	go proxy.serve()
-	viaProxy, err := clickhouse.Open(context.Background(), clickhouse.Options{Addr: ln.Addr().String(), Database: db.Database(), Cluster: db.Cluster()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer viaProxy.Close()
+	viaProxy, _ := openCutProxy(t, db, 256<<10)
 	loader := clickhouse.NewLoader(viaProxy, clickhouse.LoaderOptions{BackoffBase: 10 * time.Millisecond, BlockBytes: 64 << 10, RetainBytes: 1 << 20})
 	b := loader.NewBatch(context.Background(), transform.Transactions)
 	for i := range 4 {
