@@ -3,8 +3,10 @@ package schedules_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +25,9 @@ type analyticsWorld struct {
 	*finoWorld
 	persons, companies []string
 	streams            []extract.Stream // fino.Streams then AnalyticsStreams
+
+	mu   sync.Mutex
+	hits map[string]int // requests the sandbox got, by URL path
 }
 
 const analyticsTenant = "sandbox-client"
@@ -32,13 +37,18 @@ func newAnalyticsWorld(t *testing.T, opts fino.SandboxOptions, scopes fino.Scope
 	opts.Tenants, opts.UsersPerTenant, opts.CompaniesPerTenant, opts.Months, opts.Seed, opts.LifeEvents =
 		[]string{analyticsTenant}, 3, 2, 4, 11, true
 	sb := fino.NewSandbox(opts)
-	server := httptest.NewServer(sb)
+	w := &analyticsWorld{hits: map[string]int{}}
+	server := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		w.mu.Lock()
+		w.hits[r.URL.Path]++
+		w.mu.Unlock()
+		sb.ServeHTTP(rw, r)
+	}))
 	t.Cleanup(func() { server.Close(); sb.Close() })
 	srv := server.URL
 	db := chtest.NewDB(t)
 	loader := clickhouse.NewLoader(db, clickhouse.LoaderOptions{})
 	state := clickhouse.NewState(db, loader)
-	w := &analyticsWorld{}
 	var subs []clickhouse.Subject
 	for _, u := range sb.Users(analyticsTenant) {
 		subs = append(subs, clickhouse.Subject{Provider: "fino", Tenant: analyticsTenant, Kind: "user", ID: u, Source: "config",
@@ -311,6 +321,35 @@ func TestAnalyticsMissingScopeIsOneNote(t *testing.T) {
 		if got[0] != c.want {
 			t.Errorf("%s %s: %s rows, want %s", c.module, c.metric, got[0], c.want)
 		}
+	}
+}
+
+// TestAnalyticsOtherPathOfAnEndpoint: a finoOS that answers 404 on
+// /cash-transactions (the Company Analytics page's name) is asked
+// /cashflow (the Quick Start's) and the data lands the same; the path that
+// answered is kept, so later users are asked it directly.
+func TestAnalyticsOtherPathOfAnEndpoint(t *testing.T) {
+	w := newAnalyticsWorld(t, fino.SandboxOptions{UnservedPaths: []string{"/analysis/company/cash-transactions"}}, fino.Scopes{})
+	runs := w.run(t, func(s extract.Stream) bool { return s.Name == "fino.analytics.company_cash_transactions" })
+	if run := runs["fino.analytics.company_cash_transactions"]; run.Status != clickhouse.RunSuccess || run.Rejects != 0 {
+		t.Fatalf("run: %s, %d rejects, %s", run.Status, run.Rejects, run.Error)
+	}
+	if got := w.query(t, `SELECT toString(count()) FROM insights FINAL WHERE module = 'company-cash' AND metric = 'incomings.sum'`); got[0] != "10" {
+		t.Errorf("company-cash incomings.sum: %s rows, want 2 companies × (overview + 4 months)", got[0])
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var first, other int
+	for path, n := range w.hits {
+		switch {
+		case strings.HasSuffix(path, "/analysis/company/cash-transactions"):
+			first += n
+		case strings.HasSuffix(path, "/analysis/company/cashflow"):
+			other += n
+		}
+	}
+	if first != 1 || other != len(w.companies) {
+		t.Errorf("requests: %d to /cash-transactions (want 1), %d to /cashflow (want %d)", first, other, len(w.companies))
 	}
 }
 

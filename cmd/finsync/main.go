@@ -347,8 +347,16 @@ func printExamples(ctx context.Context, db *clickhouse.DB, out io.Writer) error 
 		{"finAPI segment members per type (latest job per mandator, current only)", `SELECT segment_type, tenant, count() AS members,
 			uniqExact(user_id) AS users, sum(amount) AS total_amount, min(creation_date) AS created, min(expires_on) AS expires
 			FROM latest_segment_members GROUP BY segment_type, tenant ORDER BY segment_type, tenant`},
-		{"analytics insights per module (fino.analytics.*), with one example metric", `SELECT module, count() AS facts, uniqExact(user_id) AS users,
-			any(metric) AS example_metric FROM insights FINAL GROUP BY module ORDER BY module`},
+		{"analytics insights per module (fino.analytics.*), with three facts of its first user", `SELECT module, facts, users,
+			arrayStringConcat(arraySlice(arraySort(facts_of_first), 1, 3), '; ') AS examples
+			FROM (SELECT module, count() AS facts, uniqExact(user_id) AS users FROM insights FINAL WHERE provider = 'fino' GROUP BY module)
+			ANY LEFT JOIN (SELECT module, groupArrayIf(concat(metric, if(insight_id = '', '', concat(' [', insight_id, ']')),
+					if(period = '', '', concat(' ', period)), ' = ', if(isNull(value), value_text, toString(round(toFloat64(assumeNotNull(value)), 2))))
+				, isNotNull(value) AND value != 0 OR value_text != '') AS facts_of_first
+				FROM insights FINAL WHERE provider = 'fino'
+				AND (module, user_id) IN (SELECT module, min(user_id) FROM insights WHERE provider = 'fino' GROUP BY module)
+				GROUP BY module) USING module
+			ORDER BY module`},
 		{"monthly salary per user (module person-income-salary, metric salary.amount; first 6)", `SELECT user_id, period AS month, value AS salary
 			FROM insights FINAL WHERE module = 'person-income-salary' AND metric = 'salary.amount' ORDER BY user_id, period LIMIT 6`},
 		{"users with gambling in the last 3 months", `SELECT user_id, sum(value) AS bets, groupArray(period) AS months FROM insights FINAL

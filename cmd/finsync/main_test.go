@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -70,6 +71,12 @@ func TestCLI(t *testing.T) {
 	for _, table := range []string{"transactions", "accounts", "account_balances", "contracts", "etl_rejects"} {
 		if !strings.Contains(stdout, "\n"+table+" ") {
 			t.Errorf("demo does not list table %s:\n%s", table, stdout)
+		}
+	}
+	// The analytics summary shows values, not only metric names.
+	for _, fact := range []string{`person-income-salary +\d+ +\d+ +salary\.amount \d{4}-\d\d = \d+`, `person-adult-check +\d+ +\d+ +.*decision = ADULT`} {
+		if !regexp.MustCompile(fact).MatchString(stdout) {
+			t.Errorf("demo shows no fact matching %s:\n%s", fact, stdout)
 		}
 	}
 }

@@ -44,6 +44,9 @@ type Module struct {
 	// "" for the whole document; it also prefixes person modules' metrics.
 	Key       string
 	Transform moduleTransform
+	// Tables are the tables the transform writes: insights, and for
+	// liquidity account_balances too. The stream writes their union.
+	Tables []transform.Table
 }
 
 // Modules is the table of analytics modules. Adding one is a transform
@@ -56,45 +59,47 @@ func Modules() []Module {
 		path      = func(p ...string) []string { return p }
 		sc        = func(s ...string) []string { return s }
 		person, c = personUser, companyUser
+		ins       = []transform.Table{transform.Insights}
+		insBal    = []transform.Table{transform.Insights, transform.AccountBalances}
 	)
 	return []Module{
-		{"person-income-salary", sc("person-income-salary"), "person_income", income, person, "salary", personMonthly},
-		{"person-income-pension", sc("person-income-pension"), "person_income", income, person, "pension", personMonthly},
-		{"person-income-child-benefit", sc("person-income-child-benefit"), "person_income", income, person, "childBenefit", personMonthly},
-		{"person-income-parental-allowance", sc("person-income-parental-allowance"), "person_income", income, person, "parentalAllowance", personMonthly},
-		{"person-income-rental", sc("person-income-rental"), "person_income", income, person, "rental", personMonthly},
-		{"person-income-investment", sc("person-income-investment"), "person_income", income, person, "investment", personMonthly},
-		{"person-income-loan", sc("person-income-loan"), "person_income", income, person, "loan", personMonthly},
-		{"person-income-alimony", sc("person-income-alimony"), "person_income", income, person, "alimony", personMonthly},
-		{"person-income-self-employment", sc("person-income-self-employment"), "person_income", income, person, "selfEmployment", personMonthly},
-		{"person-income-other", sc("person-income-other"), "person_income", income, person, "other", personMonthly},
-		{"person-spending-rent", sc("person-spending-rent"), "person_spending", spending, person, "rent", personMonthly},
-		{"person-spending-investment", sc("person-spending-investment"), "person_spending", spending, person, "investment", personMonthly},
-		{"person-spending-insurance", sc("person-spending-insurance"), "person_spending", spending, person, "insurance", personMonthly},
-		{"person-spending-credit", sc("person-spending-credit"), "person_spending", spending, person, "credit", personMonthly},
-		{"person-spending-credit-card", sc("person-spending-credit-card", "person-spending-creditCard"), "person_spending", spending, person, "creditCard", personMonthly},
-		{"person-spending-other", sc("person-spending-other"), "person_spending", spending, person, "other", personMonthly},
-		{"person-risk-back-debit", sc("person-risk-back-debit", "person-risk-backDebit"), "person_risk", risk, person, "backDebit", personMonthly},
-		{"person-risk-garnishment", sc("person-risk-garnishment"), "person_risk", risk, person, "garnishment", personMonthly},
-		{"person-risk-collection", sc("person-risk-collection"), "person_risk", risk, person, "collection", personMonthly},
-		{"person-risk-gambling", sc("person-risk-gambling"), "person_risk", risk, person, "gambling", personMonthly},
-		{"person-risk-overdraft-amount", sc("person-risk-overdraft-amount"), "person_risk", risk, person, "overdraftAmount", personOverdraft},
-		{"person-household-budget", sc("person-household-budget"), "person_household_budget", path("/analysis/person/household-budget"), person, "", householdBudget},
-		{"person-adult-check", sc("person-adult-check"), "person_adult_check", path("/analysis/person/adult-check"), person, "", adultCheck},
-		{"person-living-situation", sc("person-living-situation"), "person_living_situation", path("/analysis/person/living-situation"), person, "", livingSituation},
-		{"company-cash", sc("company-cash"), "company_cash_transactions", path("/analysis/company/cash-transactions", "/analysis/company/cashflow"), c, "", cashTransactions},
-		{"company-liquidity", sc("company-liquidity"), "company_liquidity", path("/analysis/company/liquidity"), c, "", liquidity},
-		{"company-foreign-payment", sc("company-foreign-payment"), "company_foreign_payments", path("/analysis/company/foreign-payments"), c, "", foreignPayments},
-		{"company-risk", sc("company-risk"), "company_risk", path("/analysis/company/risk"), c, "", companyRisk},
-		{"company-credit", sc("company-credit"), "company_credits", path("/analysis/company/credits"), c, "", categoryBreakdown},
-		{"company-insurance", sc("company-insurance"), "company_insurances", path("/analysis/company/insurances"), c, "", categoryBreakdown},
-		{"company-investment", sc("company-investment"), "company_investments", path("/analysis/company/investments"), c, "", categoryBreakdown},
-		{"company-internal-booking", sc("company-internal-booking"), "company_internal_bookings", path("/analysis/company/internal-bookings"), c, "", categoryBreakdown},
-		{"company-staff", sc("company-staff"), "company_staff", path("/analysis/company/staff"), c, "", staff},
-		{"company-customer-supplier", sc("company-customer-supplier"), "company_customer_supplier", path("/analysis/company/customer-supplier"), c, "", customerSupplier},
-		{"company-top-category", sc("company-top-category"), "company_top_categories", path("/analysis/company/top-categories"), c, "", topCategories},
-		{"cockpit-person", sc("cockpits"), "cockpit_person", path("/cockpits/person"), person, "", cockpit},
-		{"cockpit-company", sc("cockpits"), "cockpit_company", path("/cockpits/company"), c, "", cockpit},
+		{"person-income-salary", sc("person-income-salary"), "person_income", income, person, "salary", personMonthly, ins},
+		{"person-income-pension", sc("person-income-pension"), "person_income", income, person, "pension", personMonthly, ins},
+		{"person-income-child-benefit", sc("person-income-child-benefit"), "person_income", income, person, "childBenefit", personMonthly, ins},
+		{"person-income-parental-allowance", sc("person-income-parental-allowance"), "person_income", income, person, "parentalAllowance", personMonthly, ins},
+		{"person-income-rental", sc("person-income-rental"), "person_income", income, person, "rental", personMonthly, ins},
+		{"person-income-investment", sc("person-income-investment"), "person_income", income, person, "investment", personMonthly, ins},
+		{"person-income-loan", sc("person-income-loan"), "person_income", income, person, "loan", personMonthly, ins},
+		{"person-income-alimony", sc("person-income-alimony"), "person_income", income, person, "alimony", personMonthly, ins},
+		{"person-income-self-employment", sc("person-income-self-employment"), "person_income", income, person, "selfEmployment", personMonthly, ins},
+		{"person-income-other", sc("person-income-other"), "person_income", income, person, "other", personMonthly, ins},
+		{"person-spending-rent", sc("person-spending-rent"), "person_spending", spending, person, "rent", personMonthly, ins},
+		{"person-spending-investment", sc("person-spending-investment"), "person_spending", spending, person, "investment", personMonthly, ins},
+		{"person-spending-insurance", sc("person-spending-insurance"), "person_spending", spending, person, "insurance", personMonthly, ins},
+		{"person-spending-credit", sc("person-spending-credit"), "person_spending", spending, person, "credit", personMonthly, ins},
+		{"person-spending-credit-card", sc("person-spending-credit-card", "person-spending-creditCard"), "person_spending", spending, person, "creditCard", personMonthly, ins},
+		{"person-spending-other", sc("person-spending-other"), "person_spending", spending, person, "other", personMonthly, ins},
+		{"person-risk-back-debit", sc("person-risk-back-debit", "person-risk-backDebit"), "person_risk", risk, person, "backDebit", personMonthly, ins},
+		{"person-risk-garnishment", sc("person-risk-garnishment"), "person_risk", risk, person, "garnishment", personMonthly, ins},
+		{"person-risk-collection", sc("person-risk-collection"), "person_risk", risk, person, "collection", personMonthly, ins},
+		{"person-risk-gambling", sc("person-risk-gambling"), "person_risk", risk, person, "gambling", personMonthly, ins},
+		{"person-risk-overdraft-amount", sc("person-risk-overdraft-amount"), "person_risk", risk, person, "overdraftAmount", personOverdraft, ins},
+		{"person-household-budget", sc("person-household-budget"), "person_household_budget", path("/analysis/person/household-budget"), person, "", householdBudget, ins},
+		{"person-adult-check", sc("person-adult-check"), "person_adult_check", path("/analysis/person/adult-check"), person, "", adultCheck, ins},
+		{"person-living-situation", sc("person-living-situation"), "person_living_situation", path("/analysis/person/living-situation"), person, "", livingSituation, ins},
+		{"company-cash", sc("company-cash"), "company_cash_transactions", path("/analysis/company/cash-transactions", "/analysis/company/cashflow"), c, "", cashTransactions, ins},
+		{"company-liquidity", sc("company-liquidity"), "company_liquidity", path("/analysis/company/liquidity"), c, "", liquidity, insBal},
+		{"company-foreign-payment", sc("company-foreign-payment"), "company_foreign_payments", path("/analysis/company/foreign-payments"), c, "", foreignPayments, ins},
+		{"company-risk", sc("company-risk"), "company_risk", path("/analysis/company/risk"), c, "", companyRisk, ins},
+		{"company-credit", sc("company-credit"), "company_credits", path("/analysis/company/credits"), c, "", categoryBreakdown, ins},
+		{"company-insurance", sc("company-insurance"), "company_insurances", path("/analysis/company/insurances"), c, "", categoryBreakdown, ins},
+		{"company-investment", sc("company-investment"), "company_investments", path("/analysis/company/investments"), c, "", categoryBreakdown, ins},
+		{"company-internal-booking", sc("company-internal-booking"), "company_internal_bookings", path("/analysis/company/internal-bookings"), c, "", categoryBreakdown, ins},
+		{"company-staff", sc("company-staff"), "company_staff", path("/analysis/company/staff"), c, "", staff, ins},
+		{"company-customer-supplier", sc("company-customer-supplier"), "company_customer_supplier", path("/analysis/company/customer-supplier"), c, "", customerSupplier, ins},
+		{"company-top-category", sc("company-top-category"), "company_top_categories", path("/analysis/company/top-categories"), c, "", topCategories, ins},
+		{"cockpit-person", sc("cockpits"), "cockpit_person", path("/cockpits/person"), person, "", cockpit, ins},
+		{"cockpit-company", sc("cockpits"), "cockpit_company", path("/cockpits/company"), c, "", cockpit, ins},
 	}
 }
 
@@ -181,9 +186,13 @@ func AnalyticsStreams(a *API) []extract.Stream {
 	out := make([]extract.Stream, 0, len(order))
 	for _, name := range order {
 		mods := by[name]
-		tables := []transform.Table{transform.Insights}
-		if name == "company_liquidity" {
-			tables = append(tables, transform.AccountBalances)
+		var tables []transform.Table
+		for _, m := range mods {
+			for _, t := range m.Tables {
+				if !slices.ContainsFunc(tables, func(have transform.Table) bool { return have.Name == t.Name }) {
+					tables = append(tables, t)
+				}
+			}
 		}
 		out = append(out, extract.Stream{Name: "fino.analytics." + name, Provider: provider, SubjectKind: "user",
 			Stats: a.Stats, Tables: tables, Run: a.runAnalytics(mods)})

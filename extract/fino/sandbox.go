@@ -54,6 +54,9 @@ type SandboxOptions struct {
 	// leave out the modules not granted (Person Analysis: "one endpoint per
 	// component delivers all booked modules").
 	DeniedScopes []string
+	// UnservedPaths are module paths (as in Module.Paths) answered 404, as
+	// by a finoOS that knows the endpoint only by its other documented name.
+	UnservedPaths []string
 
 	// SyncedAt is every bank login's lastSynchronization in the
 	// synchronization status; default Now: every user looks freshly synced,

@@ -759,6 +759,10 @@ func (s *Sandbox) analyticsRoutes(user string) {
 	for stream, mods := range streams {
 		for _, path := range mods[0].Paths {
 			s.handle("GET "+user+path, true, func(w http.ResponseWriter, r *http.Request, c *call) {
+				if slices.Contains(s.opts.UnservedPaths, path) {
+					writeError(w, http.StatusNotFound, "no handler for "+r.URL.Path)
+					return
+				}
 				s.analytics(w, r, c, stream, mods)
 			})
 		}
