@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -105,6 +106,9 @@ func (b *bench) once(ctx context.Context, name string, sb *sandboxProc, stream s
 	cmd.Env = append(cmd.Env, env...)
 	var stdout bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, os.Stderr
+	if err := b.quiet(ctx); err != nil {
+		return result{}, err
+	}
 	before, err := sb.stats()
 	if err != nil {
 		return result{}, err
@@ -186,27 +190,70 @@ func (b *bench) clientLoad(ctx context.Context, format string, want checkSum) (r
 	if err != nil {
 		return result{}, fmt.Errorf("dumping %s: %w", format, err)
 	}
-	if err := b.db.Exec(ctx, "TRUNCATE TABLE transactions"); err != nil {
-		return result{}, err
-	}
-	in, err := os.Open(path)
-	if err != nil {
-		return result{}, err
-	}
-	defer in.Close()
-	st, _ := in.Stat()
-	load := b.client("INSERT INTO " + benchDatabase + ".transactions (" + columnList() + ") FORMAT " + format)
-	load.Stdin, load.Stderr = in, os.Stderr
-	r, err := measureChild("clickhouse-client "+format, b.server, int(want.rows), st.Size(), load)
-	if err != nil {
+	r, err := b.fastest(ctx, func() (result, error) {
+		in, err := os.Open(path)
+		if err != nil {
+			return result{}, err
+		}
+		defer in.Close()
+		st, _ := in.Stat()
+		load := b.client("INSERT INTO " + benchDatabase + ".transactions (" + columnList() + ") FORMAT " + format)
+		load.Stdin, load.Stderr = in, os.Stderr
+		r, err := measureChild("clickhouse-client "+format, b.server, int(want.rows), st.Size(), load)
+		if err != nil {
+			return r, err
+		}
+		_, err = b.check(ctx, want)
 		return r, err
-	}
-	r.Note = "clickhouse-client's CPU and peak RSS"
+	})
+	r.Note = "clickhouse-client's CPU and peak RSS; " + r.Note
 	if format != "JSONEachRow" {
 		r.JSONMB, r.JSONMBPS = 0, 0
 	}
-	_, err = b.check(ctx, want)
 	return r, err
+}
+
+// fastest runs a load phase BENCH_REPEAT times (default 3), each into an
+// empty table on a server with no merge running, and keeps the fastest:
+// on a shared 2-core machine one run of the same load has been seen to
+// take twice as long as the next, which would make a ratio of single runs
+// say more about the neighbours than about the loads.
+func (b *bench) fastest(ctx context.Context, run func() (result, error)) (result, error) {
+	var best result
+	var times []string
+	for i := range envInt("BENCH_REPEAT", 3) {
+		if err := b.db.Exec(ctx, "TRUNCATE TABLE transactions"); err != nil {
+			return result{}, err
+		}
+		if err := b.quiet(ctx); err != nil {
+			return result{}, err
+		}
+		r, err := run()
+		if err != nil {
+			return r, err
+		}
+		times = append(times, fmt.Sprintf("%.2f", r.Seconds))
+		if i == 0 || r.Seconds < best.Seconds {
+			best = r
+		}
+	}
+	best.Note = "fastest of " + strings.Join(times, ", ") + " s"
+	return best, nil
+}
+
+// quiet waits until the server runs no merge, so a phase does not pay for
+// the parts of the one before.
+func (b *bench) quiet(ctx context.Context) error {
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		var n uint64
+		if err := b.db.Conn().QueryRow(ctx, "SELECT count() FROM system.merges").Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			return nil
+		}
+	}
+	return errors.New("the server is still merging after 2 minutes")
 }
 
 // extractOnly runs fino.transactions in this process into an Output that
@@ -366,26 +413,25 @@ func (b *bench) load(ctx context.Context, recs []arrow.Record, want checkSum) (r
 			r.Release()
 		}
 	}()
-	if err := b.db.Exec(ctx, "TRUNCATE TABLE transactions"); err != nil {
-		return result{}, err
-	}
-	r, err := measure("loader (Arrow → ClickHouse)", b.server, func() (int, int64, error) {
-		batch := b.loader.NewBatch(ctx, transform.Transactions)
-		rows := 0
-		for _, rec := range recs {
-			rows += int(rec.NumRows())
-			if err := batch.Append(rec); err != nil {
-				batch.Abort()
-				return 0, 0, err
+	return b.fastest(ctx, func() (result, error) {
+		r, err := measure("loader (Arrow → ClickHouse)", b.server, func() (int, int64, error) {
+			batch := b.loader.NewBatch(ctx, transform.Transactions)
+			rows := 0
+			for _, rec := range recs {
+				rows += int(rec.NumRows())
+				if err := batch.Append(rec); err != nil {
+					batch.Abort()
+					return 0, 0, err
+				}
 			}
+			return rows, 0, batch.Send()
+		})
+		if err != nil {
+			return r, err
 		}
-		return rows, 0, batch.Send()
-	})
-	if err != nil {
+		_, err = b.check(ctx, want)
 		return r, err
-	}
-	_, err = b.check(ctx, want)
-	return r, err
+	})
 }
 
 // fanout runs fino.accounts (account detection, per user) against a
