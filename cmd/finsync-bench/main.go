@@ -21,7 +21,11 @@
 //     adding BENCH_LATENCY_MS per request, against the ideal
 //     max(requests × latency / concurrency, requests / rate limit).
 //
-// Every load is checked (count, amount sum, raw bytes). The results go to
+// Every phase starts on a server with no merge running; the three pure
+// loads (both clickhouse-client formats and the loader) are each the
+// fastest of BENCH_REPEAT runs (default 3), since one run on a shared
+// machine can take twice the next. Every load is checked (count, amount
+// sum, raw bytes). The results go to
 // .finsync/bench/bench.json; the last line is the summary the targets of
 // issue 10 name. BENCH_CPUPROFILE=path profiles finsync in the first e2e
 // phase, BENCH_DECODE_PROFILE the decode phase.
