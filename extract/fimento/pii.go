@@ -210,6 +210,7 @@ func (r *redactor) text(s string) string {
 		}
 		// A match consumes its boundary characters, so two occurrences
 		// sharing one ("X X") need a second pass.
+		before := s
 		for range 3 {
 			next := re.ReplaceAllString(s, "${1}"+Redacted+"${3}")
 			if next == s {
@@ -217,7 +218,9 @@ func (r *redactor) text(s string) string {
 			}
 			s = next
 		}
-		folded = fold(s)
+		if s != before {
+			folded = fold(s)
+		}
 	}
 	return s
 }
