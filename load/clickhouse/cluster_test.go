@@ -97,7 +97,9 @@ func TestClusterUnsent(t *testing.T) {
 	loader := clickhouse.NewLoader(db, clickhouse.LoaderOptions{})
 	b := loader.NewBatch(ctx, transform.Transactions)
 	rec := manyUsers(t, 400, 40, 1)
-	b.Append(rec)
+	if err := b.Append(rec); err != nil {
+		t.Fatal(err)
+	}
 	rec.Release()
 	if err := b.Send(); err != nil {
 		t.Fatal(err)
@@ -114,7 +116,9 @@ func TestClusterUnsent(t *testing.T) {
 	ledger := w.Record()
 	w.Release()
 	lb := loader.NewBatch(ctx, transform.EnrichmentSubmissions)
-	lb.Append(ledger)
+	if err := lb.Append(ledger); err != nil {
+		t.Fatal(err)
+	}
 	ledger.Release()
 	if err := lb.Send(); err != nil {
 		t.Fatal(err)

@@ -104,7 +104,9 @@ func NewLoader(db *DB, opts LoaderOptions) *Loader {
 // writing overlap; the caller blocks only when the server falls behind.
 // What an INSERT sent is kept for a retry after a transient error, within
 // RetainBytes (or in a spill file); memory holds a few blocks beyond that,
-// whatever the INSERT's size.
+// whatever the INSERT's size. An INSERT that failed for good fails the
+// batch: every later Append and Send returns its error, so a caller that
+// missed it once still cannot checkpoint past the lost rows.
 // A Batch is not safe for concurrent use.
 type Batch struct {
 	ctx      context.Context
@@ -115,6 +117,7 @@ type Batch struct {
 	closing  []*insert // INSERTs fed in full, finishing; oldest first
 	accepted int64
 	retries  int64
+	err      error // the first INSERT that failed for good
 }
 
 // insert is one INSERT: records go in through recs, its outcome comes out
@@ -154,6 +157,9 @@ func (b *Batch) Append(rec arrow.Record) error {
 	if !rec.Schema().Equal(b.table.Schema) {
 		return fmt.Errorf("%s: record schema does not match the table schema:\n got %s\nwant %s", b.table.Name, rec.Schema(), b.table.Schema)
 	}
+	if b.err != nil {
+		return b.err
+	}
 	if rec.NumRows() == 0 {
 		return nil
 	}
@@ -167,6 +173,7 @@ func (b *Batch) Append(rec arrow.Record) error {
 	select {
 	case in.recs <- rec:
 	case res := <-in.done: // the INSERT ended early: it failed for good
+		in.rows += rec.NumRows() // rec was bound for it: lost with it
 		rec.Release()
 		close(in.recs)
 		b.open = nil
@@ -188,7 +195,10 @@ func (b *Batch) Append(rec arrow.Record) error {
 // only then may a cursor covering them be written.
 func (b *Batch) Send() error {
 	b.close()
-	return b.wait()
+	if err := b.wait(); err != nil {
+		return err
+	}
+	return b.err
 }
 
 // Abort ends the batch, sending what was appended, and waits for it.
@@ -258,7 +268,11 @@ func (b *Batch) collect(in *insert, res insertResult) error {
 	b.accepted += res.rows
 	b.retries += res.retries
 	if res.err != nil {
-		return fmt.Errorf("inserting %d rows into %s: %w", in.rows, b.table.Name, res.err)
+		err := fmt.Errorf("inserting %d rows into %s: %w", in.rows, b.table.Name, res.err)
+		if b.err == nil {
+			b.err = err
+		}
+		return err
 	}
 	return nil
 }

@@ -454,9 +454,44 @@ func TestInsertGivesUpOnPermanentErrors(t *testing.T) {
 	b := loader.NewBatch(context.Background(), transform.Transactions)
 	rec := transactions(t, memory.DefaultAllocator, 0, 10, 1)
 	defer rec.Release()
-	b.Append(rec)
+	// The INSERT fails at once, in the background: Append returns its
+	// error if it sees the failure first, Send does in any case.
+	appendErr := b.Append(rec)
 	err := b.Send()
 	if err == nil || b.Retries() != 0 || !strings.Contains(err.Error(), "inserting 10 rows into transactions") {
-		t.Fatalf("err %v after %d retries", err, b.Retries())
+		t.Fatalf("err %v (Append: %v) after %d retries", err, appendErr, b.Retries())
+	}
+}
+
+// Once Append returned an INSERT's error, the batch stays failed: a
+// caller that dropped that error must not get a nil from Send and
+// checkpoint past the lost rows.
+func TestBatchStaysFailedAfterAppendReturnedTheError(t *testing.T) {
+	db := chtest.NewDB(t)
+	if err := db.Exec(context.Background(), "DROP TABLE transactions"); err != nil {
+		t.Fatal(err)
+	}
+	loader := clickhouse.NewLoader(db, clickhouse.LoaderOptions{BackoffBase: time.Millisecond})
+	b := loader.NewBatch(context.Background(), transform.Transactions)
+	rec := transactions(t, memory.DefaultAllocator, 0, 10, 1)
+	defer rec.Release()
+	// Append sees the failure once it picks the INSERT's outcome over its
+	// input, which are both ready after the INSERT failed.
+	var appendErr error
+	appends := 0
+	for ; appendErr == nil && appends < 10_000; appends++ {
+		appendErr = b.Append(rec)
+	}
+	if appendErr == nil || !strings.Contains(appendErr.Error(), "into transactions") {
+		t.Fatalf("Append returned %v after %d appends", appendErr, appends)
+	}
+	if err := b.Append(rec); err != appendErr {
+		t.Errorf("Append after the failure: %v, want %v", err, appendErr)
+	}
+	if err := b.Send(); err != appendErr {
+		t.Errorf("Send after the failure: %v, want %v", err, appendErr)
+	}
+	if b.Rows() != 0 {
+		t.Errorf("%d rows accepted", b.Rows())
 	}
 }
