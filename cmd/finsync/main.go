@@ -389,7 +389,8 @@ func printExamples(ctx context.Context, db *clickhouse.DB, out io.Writer) error 
 	return nil
 }
 
-// printQuery prints any result as an aligned table.
+// printQuery prints any result as an aligned table, or "(none)" when it
+// has no rows (a header over nothing reads like a failure).
 func printQuery(ctx context.Context, db *clickhouse.DB, out io.Writer, query string, args ...any) error {
 	rows, err := db.Conn().Query(ctx, query, args...)
 	if err != nil {
@@ -397,16 +398,22 @@ func printQuery(ctx context.Context, db *clickhouse.DB, out io.Writer, query str
 	}
 	defer rows.Close()
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "  "+strings.Join(rows.Columns(), "\t")+"\t")
-	for rows.Next() {
+	n := 0
+	for ; rows.Next(); n++ {
 		cells, err := scanStrings(rows)
 		if err != nil {
 			return err
+		}
+		if n == 0 {
+			fmt.Fprintln(w, "  "+strings.Join(rows.Columns(), "\t")+"\t")
 		}
 		fmt.Fprintln(w, "  "+strings.Join(cells, "\t")+"\t")
 	}
 	if err := rows.Err(); err != nil {
 		return err
+	}
+	if n == 0 {
+		fmt.Fprintln(w, "  (none)")
 	}
 	return w.Flush()
 }

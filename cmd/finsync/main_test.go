@@ -73,6 +73,10 @@ func TestCLI(t *testing.T) {
 			t.Errorf("demo does not list table %s:\n%s", table, stdout)
 		}
 	}
+	// An empty result says so instead of printing a header over nothing.
+	if !strings.Contains(stdout, "\nrejected records:\n  (none)\n") {
+		t.Errorf("demo does not say it rejected nothing:\n%s", stdout)
+	}
 	// The analytics summary shows values, not only metric names.
 	for _, fact := range []string{`person-income-salary +\d+ +\d+ +salary\.amount \d{4}-\d\d = \d+`, `person-adult-check +\d+ +\d+ +.*decision = ADULT`} {
 		if !regexp.MustCompile(fact).MatchString(stdout) {
