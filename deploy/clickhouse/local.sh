@@ -92,7 +92,12 @@ XML
 start() {
 	install_server
 	if answers >/dev/null; then
-		log "already running on 127.0.0.1:$tcp_port"
+		if running_pid >/dev/null; then
+			log "already running on 127.0.0.1:$tcp_port"
+		else
+			# Another checkout's server, say: it works until its data goes.
+			log "using a server this repo did not start on 127.0.0.1:$tcp_port (its data is not in $home; stop it, or set FINSYNC_CH_TCP_PORT, for a private one)"
+		fi
 		return 0
 	fi
 	write_config

@@ -445,15 +445,21 @@ func TestInsertTooLargeToRetryFails(t *testing.T) {
 	}
 }
 
-func TestInsertGivesUpOnPermanentErrors(t *testing.T) {
+// batchWithoutTable is a batch into a transactions table that was dropped,
+// whose INSERTs fail for good, and a record of 10 rows for it.
+func batchWithoutTable(t *testing.T) (*clickhouse.Batch, arrow.Record) {
 	db := chtest.NewDB(t)
 	if err := db.Exec(context.Background(), "DROP TABLE transactions"); err != nil {
 		t.Fatal(err)
 	}
 	loader := clickhouse.NewLoader(db, clickhouse.LoaderOptions{BackoffBase: time.Millisecond})
-	b := loader.NewBatch(context.Background(), transform.Transactions)
 	rec := transactions(t, memory.DefaultAllocator, 0, 10, 1)
-	defer rec.Release()
+	t.Cleanup(rec.Release)
+	return loader.NewBatch(context.Background(), transform.Transactions), rec
+}
+
+func TestInsertGivesUpOnPermanentErrors(t *testing.T) {
+	b, rec := batchWithoutTable(t)
 	// The INSERT fails at once, in the background: Append returns its
 	// error if it sees the failure first, Send does in any case.
 	appendErr := b.Append(rec)
@@ -467,14 +473,7 @@ func TestInsertGivesUpOnPermanentErrors(t *testing.T) {
 // caller that dropped that error must not get a nil from Send and
 // checkpoint past the lost rows.
 func TestBatchStaysFailedAfterAppendReturnedTheError(t *testing.T) {
-	db := chtest.NewDB(t)
-	if err := db.Exec(context.Background(), "DROP TABLE transactions"); err != nil {
-		t.Fatal(err)
-	}
-	loader := clickhouse.NewLoader(db, clickhouse.LoaderOptions{BackoffBase: time.Millisecond})
-	b := loader.NewBatch(context.Background(), transform.Transactions)
-	rec := transactions(t, memory.DefaultAllocator, 0, 10, 1)
-	defer rec.Release()
+	b, rec := batchWithoutTable(t)
 	// Append sees the failure once it picks the INSERT's outcome over its
 	// input, which are both ready after the INSERT failed.
 	var appendErr error
