@@ -177,7 +177,8 @@ func (b *Batch) Append(rec arrow.Record) error {
 		rec.Release()
 		close(in.recs)
 		b.open = nil
-		return b.collect(in, res)
+		b.collect(in, res)
+		return b.err
 	case <-b.ctx.Done():
 		rec.Release()
 		return b.ctx.Err()
@@ -195,9 +196,7 @@ func (b *Batch) Append(rec arrow.Record) error {
 // only then may a cursor covering them be written.
 func (b *Batch) Send() error {
 	b.close()
-	if err := b.wait(); err != nil {
-		return err
-	}
+	b.wait()
 	return b.err
 }
 
@@ -217,8 +216,8 @@ func (b *Batch) Retries() int64 { return b.retries }
 // start opens an INSERT, once fewer than InFlight are open.
 func (b *Batch) start() error {
 	for len(b.closing) >= b.loader.opts.InFlight {
-		if err := b.waitOldest(); err != nil {
-			return err
+		if b.waitOldest(); b.err != nil {
+			return b.err
 		}
 	}
 	in := &insert{recs: make(chan arrow.Record, 1), done: make(chan insertResult, 1)}
@@ -246,35 +245,27 @@ func (b *Batch) close() {
 	}
 }
 
-// wait collects every INSERT and returns the first error.
-func (b *Batch) wait() error {
-	var first error
+// wait collects every INSERT.
+func (b *Batch) wait() {
 	for len(b.closing) > 0 {
-		if err := b.waitOldest(); err != nil && first == nil {
-			first = err
-		}
+		b.waitOldest()
 	}
-	return first
 }
 
-func (b *Batch) waitOldest() error {
+func (b *Batch) waitOldest() {
 	in := b.closing[0]
 	b.closing = b.closing[1:]
-	return b.collect(in, <-in.done)
+	b.collect(in, <-in.done)
 }
 
-// collect counts what INSERT in did and returns its error, if any.
-func (b *Batch) collect(in *insert, res insertResult) error {
+// collect counts what INSERT in did; the first INSERT that failed
+// becomes the batch's error.
+func (b *Batch) collect(in *insert, res insertResult) {
 	b.accepted += res.rows
 	b.retries += res.retries
-	if res.err != nil {
-		err := fmt.Errorf("inserting %d rows into %s: %w", in.rows, b.table.Name, res.err)
-		if b.err == nil {
-			b.err = err
-		}
-		return err
+	if res.err != nil && b.err == nil {
+		b.err = fmt.Errorf("inserting %d rows into %s: %w", in.rows, b.table.Name, res.err)
 	}
-	return nil
 }
 
 // stream runs one INSERT: it sends every record of recs as it comes and
