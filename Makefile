@@ -5,7 +5,7 @@ CH       := deploy/clickhouse/local.sh
 # Packages whose concurrency matters get the race detector in `make test`.
 RACE_PKGS := ./extract/... ./load/... ./transform/... ./schedules/...
 
-.PHONY: all build clickhouse clickhouse-stop demo test test-long test-cluster fuzz vet bench clean
+.PHONY: all build clickhouse clickhouse-stop chdb demo test test-long test-cluster fuzz vet bench clean
 
 all: build
 
@@ -18,6 +18,12 @@ clickhouse:
 
 clickhouse-stop:
 	$(CH) stop
+
+# Install (once, cached) chDB, the engine of a current ClickHouse release
+# (26.7) in-process, on which make test checks every statement finsync
+# sends (cmd/finsync/modern_test.go).
+chdb:
+	deploy/clickhouse/chdb.sh install >/dev/null
 
 # Local ClickHouse, migrations, and a summary of the warehouse.
 demo: clickhouse build
@@ -36,7 +42,7 @@ FUZZ_TARGETS := ./extract:FuzzEachElement ./extract/fino:FuzzRecords ./extract/f
 	./cmd/finsync:FuzzWebhooks
 
 # Everything CI runs.
-test: clickhouse vet
+test: clickhouse chdb vet
 	$(GO) test -count=1 ./...
 	$(GO) test -count=1 -race $(RACE_PKGS)
 	$(MAKE) --no-print-directory fuzz

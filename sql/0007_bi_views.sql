@@ -1,16 +1,9 @@
--- Reporting views for BI tools (DESIGN §4): deduplicated (FINAL or argMax),
+-- finsync:supersedes d6ee1d15cfe4eb686c4b0b7d184497a2c81188fc73c27bc4b15fe0b371f6ce78
+-- (this file created v_transactions and v_user_tags_current until 0008 replaced them)
+-- Reporting views for BI tools: deduplicated (FINAL or argMax),
 -- named v_*, so that analysts never meet _version, FINAL or a provider's
 -- quirks. They run on 18.16 and current ClickHouse. Amounts keep the
 -- schema's sign: negative = money out.
-
--- Every transaction once, in its latest version, with the common category
--- and what FinGoal made of it (enrichment_status '' = never sent to FinGoal).
--- FinGoal's own rows are not listed again: they are the fingoal_* columns.
-CREATE VIEW IF NOT EXISTS v_transactions AS
-SELECT provider, tenant, user_id, transaction_id, account_id, booking_date, amount, currency,
-    description, category, provider_category, tags, merchant,
-    enrichment_status, fingoal_category, fingoal_merchant, fingoal_tags
-FROM transactions_enriched;
 
 -- Per user, month and common category: money in (income, ≥ 0), money out
 -- (spending, ≤ 0), net = income + spending, and the number of transactions.
@@ -80,21 +73,6 @@ WHERE module = 'finsight'
         SELECT provider, tenant, user_id, module, argMax(run_id, extracted_at)
         FROM insights FINAL
         GROUP BY provider, tenant, user_id, module);
-
--- FinGoal's current tags per user, under the user id of the provider the
--- user's transactions came from (FinGoal knows users by an opaque uid).
-CREATE VIEW IF NOT EXISTS v_user_tags_current AS
-SELECT source_provider AS provider, source_tenant AS tenant, source_user_id AS user_id, tag, observed_at, uid
-FROM (
-    SELECT user_id AS uid, tag, observed_at
-    FROM user_tags FINAL
-    WHERE provider = 'fingoal' AND state != 'deleted'
-)
-ANY LEFT JOIN (
-    SELECT uid, any(source_provider) AS source_provider, any(source_tenant) AS source_tenant, any(user_id) AS source_user_id
-    FROM enrichment_submissions FINAL
-    GROUP BY uid
-) USING (uid);
 
 -- Is the warehouse fresh? Per stream: the last successful run, how long
 -- ago, the last run's status, and the last 24 hours' runs, failures, rows

@@ -9,7 +9,20 @@
 //
 // uses features newer ClickHouse releases have (LowCardinality, TTL,
 // DateTime64, ...) and is applied only on servers of at least that version;
-// the base schema never needs one, so it runs on 18.16 and on 24+ alike.
+// the base schema never needs one, so it runs on 18.16 and on 23+ alike.
+//
+// An applied file is never changed, with one exception: when a later file
+// repairs what it created (0008 replaced views of 0006 and 0007 that
+// current releases cannot read), the old file may drop that part, and then
+// names its previous text's SHA-256 in a line
+//
+//	-- finsync:supersedes <sha256>
+//
+// so that a warehouse which applied the previous text counts it as
+// applied. Every statement must run on 18.16 and on current releases with
+// the same answer: make test replays them on both (cmd/finsync's
+// TestEveryStatementOnModernClickHouse), and joins of subqueries need
+// aliases, `(...) AS a ANY LEFT JOIN (...) AS b USING (k)`.
 package sql
 
 import "embed"

@@ -51,7 +51,7 @@ func runGuide(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	db, err := clickhouse.Open(ctx, c.clickhouseOptions())
+	db, err := clickhouse.Open(ctx, a.dbOptions(c))
 	if err != nil {
 		return err
 	}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"io"
 	"log/slog"
 	"os"
@@ -23,6 +22,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/ext"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/shopspring/decimal"
 
 	"github.com/finsync/finsync/load/clickhouse"
@@ -60,6 +61,8 @@ func commands() []command {
 type app struct {
 	stdout, stderr io.Writer
 	lookup         func(string) (string, bool)
+	// trace, if set, sees every statement sent to ClickHouse (tests).
+	trace func(query string, args []any, external []*ext.Table)
 }
 
 func main() {
@@ -173,6 +176,13 @@ func summaryOf(name string) string {
 		}
 	}
 	return ""
+}
+
+// dbOptions are the ClickHouse connection options of c for this app.
+func (a *app) dbOptions(c Config) clickhouse.Options {
+	o := c.clickhouseOptions()
+	o.Trace = a.trace
+	return o
 }
 
 // config loads and validates the configuration.
@@ -317,7 +327,7 @@ func runDemo(ctx context.Context, a *app, args []string) error {
 		ids[i] = r.ID
 	}
 	if err := printQuery(ctx, db, a.stdout, `SELECT stream, tenant, status, arrayStringConcat(arrayMap((t, n) -> concat(t, ' ', toString(n)), rows_tables, rows_counts), ', ') AS rows,
-		rejects, retries, duration_ms, error FROM etl_runs FINAL WHERE has(?, run_id) ORDER BY started_at, stream`, ids); err != nil {
+		rejects, retries, duration_ms, error FROM etl_runs FINAL WHERE has(?, run_id) ORDER BY started_at, stream, tenant, run_id`, ids); err != nil {
 		return err
 	}
 	fmt.Fprintln(a.stdout, "\nthe warehouse (rows after deduplication):")
@@ -339,7 +349,7 @@ func runDemo(ctx context.Context, a *app, args []string) error {
 func printExamples(ctx context.Context, db *clickhouse.DB, out io.Writer) error {
 	queries := []struct{ title, query string }{
 		{"spending by category (fino and Fimento; FinGoal rows are enrichments of theirs)", `SELECT category, count() AS transactions, sum(amount) AS total
-			FROM transactions FINAL WHERE amount < 0 AND provider != 'fingoal' GROUP BY category ORDER BY total LIMIT 8`},
+			FROM transactions FINAL WHERE amount < 0 AND provider != 'fingoal' GROUP BY category ORDER BY total, category LIMIT 8`},
 		{"latest balance per account (first 5)", `SELECT user_id, account_id, argMax(balance, balance_date) AS balance, max(balance_date) AS on
 			FROM account_balances FINAL GROUP BY user_id, account_id ORDER BY user_id, account_id LIMIT 5`},
 		{"active contracts (first 5)", "SELECT user_id, category, `interval`, amount, next_booking_date " +
@@ -349,17 +359,17 @@ func printExamples(ctx context.Context, db *clickhouse.DB, out io.Writer) error 
 			FROM latest_segment_members GROUP BY segment_type, tenant ORDER BY segment_type, tenant`},
 		{"analytics insights per module (fino.analytics.*), with three facts of its first user", `SELECT module, facts, users,
 			arrayStringConcat(arraySlice(arraySort(facts_of_first), 1, 3), '; ') AS examples
-			FROM (SELECT module, count() AS facts, uniqExact(user_id) AS users FROM insights FINAL WHERE provider = 'fino' GROUP BY module)
+			FROM (SELECT module, count() AS facts, uniqExact(user_id) AS users FROM insights FINAL WHERE provider = 'fino' GROUP BY module) AS per_module
 			ANY LEFT JOIN (SELECT module, groupArrayIf(concat(metric, if(insight_id = '', '', concat(' [', insight_id, ']')),
 					if(period = '', '', concat(' ', period)), ' = ', if(isNull(value), value_text, toString(round(toFloat64(assumeNotNull(value)), 2))))
 				, isNotNull(value) AND value != 0 OR value_text != '') AS facts_of_first
 				FROM insights FINAL WHERE provider = 'fino'
 				AND (module, user_id) IN (SELECT module, min(user_id) FROM insights WHERE provider = 'fino' GROUP BY module)
-				GROUP BY module) USING module
+				GROUP BY module) AS first_user USING module
 			ORDER BY module`},
 		{"monthly salary per user (module person-income-salary, metric salary.amount; first 6)", `SELECT user_id, period AS month, value AS salary
 			FROM insights FINAL WHERE module = 'person-income-salary' AND metric = 'salary.amount' ORDER BY user_id, period LIMIT 6`},
-		{"users with gambling in the last 3 months", `SELECT user_id, sum(value) AS bets, groupArray(period) AS months FROM insights FINAL
+		{"users with gambling in the last 3 months", `SELECT user_id, sum(value) AS bets, arraySort(groupArray(period)) AS months FROM insights FINAL
 			WHERE module = 'person-risk-gambling' AND metric = 'gambling.count' AND value > 0
 			AND period >= formatDateTime(addMonths(today(), -2), '%Y-%m') GROUP BY user_id ORDER BY user_id LIMIT 5`},
 		{"company liquidity: end-of-month balance per account (last 2 months)", `SELECT user_id, insight_id AS account_id, period AS month, value AS end_of_month_balance
@@ -374,11 +384,11 @@ func printExamples(ctx context.Context, db *clickhouse.DB, out io.Writer) error 
 			FROM transactions_enriched WHERE enrichment_status = 'enriched' ORDER BY user_id, booking_date DESC, transaction_id LIMIT 5`},
 		{"FinGoal enrichment status per source", `SELECT provider, enrichment_status, count() AS transactions
 			FROM transactions_enriched GROUP BY provider, enrichment_status ORDER BY provider, enrichment_status`},
-		{"FinGoal user tags (first 5 users)", `SELECT user_id, arrayStringConcat(groupArray(tag), ', ') AS tags
+		{"FinGoal user tags (first 5 users)", `SELECT user_id, arrayStringConcat(arraySort(groupArray(tag)), ', ') AS tags
 			FROM user_tags FINAL WHERE provider = 'fingoal' GROUP BY user_id ORDER BY user_id LIMIT 5`},
 		{"FinGoal savings recommendations (top 5)", `SELECT user_id, value_text AS recommendation, value AS amount_found, observed_from AS finsight_date
 			FROM insights FINAL WHERE module = 'finsight' AND metric = 'amount_found' ORDER BY value DESC, insight_id LIMIT 5`},
-		{"rejected records", `SELECT stream, target_table, reason, count() AS n FROM etl_rejects FINAL GROUP BY stream, target_table, reason ORDER BY n DESC LIMIT 5`},
+		{"rejected records", `SELECT stream, target_table, reason, count() AS n FROM etl_rejects FINAL GROUP BY stream, target_table, reason ORDER BY n DESC, stream, target_table, reason LIMIT 5`},
 	}
 	for _, q := range queries {
 		fmt.Fprintf(out, "\n%s:\n", q.title)
@@ -467,11 +477,11 @@ func (a *app) migrated(ctx context.Context, name string, args []string) (Config,
 	if err != nil {
 		return c, nil, res, err
 	}
-	res, err = clickhouse.Migrate(ctx, c.clickhouseOptions(), finsql.Files, a.logger(c))
+	res, err = clickhouse.Migrate(ctx, a.dbOptions(c), finsql.Files, a.logger(c))
 	if err != nil {
 		return c, nil, res, err
 	}
-	db, err := clickhouse.Open(ctx, c.clickhouseOptions())
+	db, err := clickhouse.Open(ctx, a.dbOptions(c))
 	if err != nil {
 		return c, nil, res, err
 	}

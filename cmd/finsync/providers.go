@@ -197,7 +197,7 @@ func runStreams(ctx context.Context, a *app, args []string) error {
 	// itself does not need it.
 	var runs map[string][]clickhouse.Run
 	var cursors map[string]map[string]string
-	if db, err := clickhouse.Open(ctx, c.clickhouseOptions()); err == nil {
+	if db, err := clickhouse.Open(ctx, a.dbOptions(c)); err == nil {
 		state := clickhouse.NewState(db, nil)
 		runs, _ = state.RecentRuns(ctx, 1)
 		cursors, _ = state.Cursors(ctx)

@@ -30,7 +30,7 @@ func runReport(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	db, err := clickhouse.Open(ctx, c.clickhouseOptions())
+	db, err := clickhouse.Open(ctx, a.dbOptions(c))
 	if err != nil {
 		return err
 	}

@@ -26,7 +26,7 @@ func TestClusterDDL(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, s := range stmts {
-				if !strings.Contains(s, " ON CLUSTER `c1` ") && !strings.HasPrefix(s, alterPrefix) {
+				if !strings.Contains(s+" ", " ON CLUSTER `c1` ") && !strings.HasPrefix(s, alterPrefix) {
 					t.Errorf("no ON CLUSTER: %s", s)
 				}
 				for _, name := range []string{"transactions", "insights", "segment_members", "contracts", "current_segment_members"} {

@@ -15,10 +15,12 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/ext"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
@@ -38,6 +40,11 @@ type Options struct {
 	// Distributed tables (cluster.go), and INSERTs into Distributed tables
 	// return only once every shard has its rows.
 	Cluster string
+	// Trace, if set, is called with every statement before it is sent, its
+	// arguments (which the driver binds into the text) and the external
+	// tables sent with it. Tests record what finsync sends: the
+	// modern-ClickHouse check replays it on 26.x.
+	Trace func(query string, args []any, external []*ext.Table)
 }
 
 // Version is a server's release number.
@@ -117,19 +124,80 @@ func open(ctx context.Context, opts Options, database string) (*DB, error) {
 		}
 		return nil, fmt.Errorf("%w at %s (%v); for the local server run: deploy/clickhouse/local.sh start", ErrUnreachable, opts.Addr, err)
 	}
+	var pool driver.Conn = conn
+	if opts.Trace != nil {
+		pool = tracedConn{conn, opts.Trace}
+	}
 	sv, err := conn.ServerVersion()
 	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("ClickHouse at %s: reading server version: %w", opts.Addr, err)
 	}
 	return &DB{
-		conn:     conn,
+		conn:     pool,
 		addr:     opts.Addr,
 		database: database,
 		cluster:  opts.Cluster,
 		opts:     opts,
 		version:  Version{int(sv.Version.Major), int(sv.Version.Minor), int(sv.Version.Patch)},
 	}, nil
+}
+
+// tracedConn calls trace with every statement before sending it.
+type tracedConn struct {
+	driver.Conn
+	trace func(query string, args []any, external []*ext.Table)
+}
+
+func externalTables(ctx context.Context) []*ext.Table {
+	t, _ := ctx.Value(externalKey{}).([]*ext.Table)
+	return t
+}
+
+// externalKey is the context key of the external tables a query sends
+// (withExternalTables), for the trace: the driver's own is private.
+type externalKey struct{}
+
+// withExternalTables sends tables with the queries run under the returned
+// context.
+func withExternalTables(ctx context.Context, tables ...*ext.Table) context.Context {
+	ctx = context.WithValue(ctx, externalKey{}, tables)
+	return ch.Context(ctx, ch.WithExternalTable(tables...))
+}
+
+func (c tracedConn) Select(ctx context.Context, dest any, query string, args ...any) error {
+	c.trace(query, args, externalTables(ctx))
+	return c.Conn.Select(ctx, dest, query, args...)
+}
+
+func (c tracedConn) Query(ctx context.Context, query string, args ...any) (driver.Rows, error) {
+	c.trace(query, args, externalTables(ctx))
+	return c.Conn.Query(ctx, query, args...)
+}
+
+func (c tracedConn) QueryRow(ctx context.Context, query string, args ...any) driver.Row {
+	c.trace(query, args, externalTables(ctx))
+	return c.Conn.QueryRow(ctx, query, args...)
+}
+
+func (c tracedConn) PrepareBatch(ctx context.Context, query string, opts ...driver.PrepareBatchOption) (driver.Batch, error) {
+	c.trace(query, nil, externalTables(ctx))
+	return c.Conn.PrepareBatch(ctx, query, opts...)
+}
+
+func (c tracedConn) Exec(ctx context.Context, query string, args ...any) error {
+	c.trace(query, args, externalTables(ctx))
+	return c.Conn.Exec(ctx, query, args...)
+}
+
+func (c tracedConn) QueryFormat(ctx context.Context, format, query string, args ...any) (io.ReadCloser, error) {
+	c.trace(query, args, externalTables(ctx))
+	return c.Conn.QueryFormat(ctx, format, query, args...)
+}
+
+func (c tracedConn) AsyncInsert(ctx context.Context, query string, wait bool, args ...any) error {
+	c.trace(query, args, externalTables(ctx))
+	return c.Conn.AsyncInsert(ctx, query, wait, args...)
 }
 
 // Close releases the pool.

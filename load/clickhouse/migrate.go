@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -27,7 +28,10 @@ type MigrateResult struct {
 // Migrate creates the database if it is missing and applies, in name order,
 // every migration file of files not yet recorded in schema_migrations.
 // Running it again changes nothing. A file changed after it was applied is an error: add a new
-// file instead.
+// file instead. (A file may be edited if a later file repairs what the old
+// text created: the edited file then names the old text's checksum in a
+// "-- finsync:supersedes <sha256>" line, and a warehouse that applied the
+// old text counts it as applied.)
 func Migrate(ctx context.Context, opts Options, files fs.FS, log *slog.Logger) (MigrateResult, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -74,7 +78,7 @@ func Migrate(ctx context.Context, opts Options, files fs.FS, log *slog.Logger) (
 	}
 	for _, m := range migrations {
 		if sum, ok := applied[m.version]; ok {
-			if sum != m.checksum {
+			if !m.appliedAs(sum) {
 				return res, fmt.Errorf("migration %s was changed after it was applied: add a new migration file instead", m.name)
 			}
 			continue
@@ -113,7 +117,7 @@ func upToDate(ctx context.Context, opts Options, migrations []migration) (Migrat
 	for _, m := range migrations {
 		sum, ok := applied[m.version]
 		switch {
-		case ok && sum == m.checksum:
+		case ok && m.appliedAs(sum):
 		case !ok && !db.Version().AtLeast(m.minServer):
 			res.Skipped = append(res.Skipped, fmt.Sprintf("%s (needs ClickHouse %s)", m.name, m.minServer))
 		default:
@@ -180,8 +184,15 @@ func (db *DB) recordMigration(ctx context.Context, m migration) error {
 
 type migration struct {
 	name, version, checksum string
+	supersedes              []string // checksums of earlier texts of this file
 	minServer               Version
 	statements              []statement
+}
+
+// appliedAs reports whether a warehouse that recorded this migration with
+// checksum sum has it: the current text or one it supersedes.
+func (m migration) appliedAs(sum string) bool {
+	return sum == m.checksum || slices.Contains(m.supersedes, sum)
 }
 
 type statement struct {
@@ -213,6 +224,7 @@ func readMigrations(files fs.FS) ([]migration, error) {
 		}
 		sum := sha256.Sum256(body)
 		m := migration{name: path.Base(name), version: version, checksum: hex.EncodeToString(sum[:])}
+		m.supersedes = supersedes(string(body))
 		if m.minServer, err = minServer(string(body)); err != nil {
 			return nil, fmt.Errorf("migration %s: %w", name, err)
 		}
@@ -225,6 +237,19 @@ func readMigrations(files fs.FS) ([]migration, error) {
 }
 
 const minServerDirective = "-- finsync:min-server "
+
+const supersedesDirective = "-- finsync:supersedes "
+
+// supersedes reads the checksums a migration's supersedes lines name.
+func supersedes(body string) []string {
+	var sums []string
+	for _, l := range strings.Split(body, "\n") {
+		if sum, ok := strings.CutPrefix(strings.TrimSpace(l), supersedesDirective); ok {
+			sums = append(sums, strings.TrimSpace(sum))
+		}
+	}
+	return sums
+}
 
 // minServer reads the optional version gate on a migration's first line.
 func minServer(body string) (Version, error) {
@@ -328,7 +353,7 @@ func (db *DB) Pending(ctx context.Context, files fs.FS) ([]string, error) {
 	}
 	var pending []string
 	for _, m := range migrations {
-		if applied[m.version] != m.checksum && db.Version().AtLeast(m.minServer) {
+		if sum, ok := applied[m.version]; (!ok || !m.appliedAs(sum)) && db.Version().AtLeast(m.minServer) {
 			pending = append(pending, m.name)
 		}
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/ext"
 
 	"github.com/finsync/finsync/transform"
@@ -144,7 +143,7 @@ func (s *State) existingSubjects(ctx context.Context, subs []Subject) (map[subje
 			return nil, err
 		}
 	}
-	ctx = ch.Context(ctx, ch.WithExternalTable(keys))
+	ctx = withExternalTables(ctx, keys)
 	rows, err := s.db.conn.Query(ctx, "SELECT provider, tenant, kind, subject_id, correlation_id, status, status_detail, first_seen FROM "+
 		s.db.table(transform.Subjects.Name)+" FINAL WHERE (provider, tenant, kind, subject_id) IN "+
 		"(SELECT provider, tenant, kind, subject_id FROM subject_keys)")
