@@ -160,15 +160,22 @@ func TestRejectsOfABatchHaveDistinctKeys(t *testing.T) {
 	}
 }
 
+// decoderSeeds are the docs' examples, a few edge cases and the hostile
+// corpus: FuzzDecoders' and FuzzCanonical's seeds.
+func decoderSeeds() [][]byte {
+	var seeds [][]byte
+	for _, s := range []string{docEnriched, docCredit, docFinsight, docFinsightSchema, docFailed,
+		`{"amountFound":1e400,"finsight_id":"x","user_id":"u"}`, `null`, `[]`, `{}`, `"x"`} {
+		seeds = append(seeds, []byte(s))
+	}
+	return append(seeds, hostile.Payloads()...)
+}
+
 // FuzzDecoders: every decoder of FinGoal JSON gives a row or a reject with
 // a reason, never panics, and leaks nothing.
 func FuzzDecoders(f *testing.F) {
-	for _, s := range []string{docEnriched, docCredit, docFinsight, docFinsightSchema, docFailed,
-		`{"amountFound":1e400,"finsight_id":"x","user_id":"u"}`, `null`, `[]`, `{}`, `"x"`} {
-		f.Add([]byte(s))
-	}
-	for _, h := range hostile.Payloads() {
-		f.Add(h)
+	for _, s := range decoderSeeds() {
+		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
