@@ -38,7 +38,7 @@ FUZZTIME ?= 4s
 # uses Go 1.27.3, which the go command fetches from the module proxy once.
 FUZZ_GO ?= GOTOOLCHAIN=go1.27.3 $(GO)
 FUZZ_TARGETS := ./extract:FuzzEachElement ./extract/fino:FuzzRecords ./extract/fino:FuzzAnalytics \
-	./extract/fino:FuzzScrubJSON ./extract/fino:FuzzDecodeCategorization ./extract/finapi:FuzzResultPage ./extract/fimento:FuzzRecords ./extract/fingoal:FuzzDecoders \
+	./extract/fino:FuzzScrubJSON ./extract/fino:FuzzDecodeCategorization ./extract/finapi:FuzzResultPage ./extract/fimento:FuzzRecords ./extract/fingoal:FuzzDecoders ./extract/fingoal:FuzzCanonical \
 	./cmd/finsync:FuzzWebhooks
 
 # Everything CI runs.

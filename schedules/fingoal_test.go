@@ -45,7 +45,8 @@ func newFingoalWorld(t *testing.T, sopts fingoal.SandboxOptions, cfg fingoal.Con
 	w := &fingoalWorld{db: db, loader: loader, state: state, runner: &schedules.Runner{Loader: loader, State: state}}
 	hook := httptest.NewServer(nil)
 	t.Cleanup(hook.Close)
-	sopts.WebhookURL = hook.URL
+	// Bodies spelled unlike JSON.stringify: the receiver verifies its form.
+	sopts.WebhookURL, sopts.RespellWebhooks = hook.URL, true
 	w.sandbox = fingoal.NewSandbox(sopts)
 	w.srv = httptest.NewServer(w.sandbox)
 	t.Cleanup(func() { w.srv.Close(); w.sandbox.Close() })

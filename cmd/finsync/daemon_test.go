@@ -278,8 +278,9 @@ func TestDaemonActsOnFinGoalWebhooks(t *testing.T) {
 	defer fsrv.Close()
 	defer fs.Close()
 	addr := freeAddr(t)
-	// Batches are enriched only when the test says; webhooks go to the daemon.
-	gs := fingoal.NewSandbox(fingoal.SandboxOptions{ResultDelay: -1, WebhookURL: "http://" + addr + "/webhooks/fingoal"})
+	// Batches are enriched only when the test says; webhooks go to the
+	// daemon, spelled unlike JSON.stringify, which FinGoal signs.
+	gs := fingoal.NewSandbox(fingoal.SandboxOptions{ResultDelay: -1, WebhookURL: "http://" + addr + "/webhooks/fingoal", RespellWebhooks: true})
 	gsrv := httptest.NewServer(gs)
 	defer gsrv.Close()
 	defer gs.Close()

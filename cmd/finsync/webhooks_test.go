@@ -6,11 +6,13 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/apache/arrow/go/v17/arrow"
 
 	"github.com/finsync/finsync/extract"
+	"github.com/finsync/finsync/extract/fingoal"
 	"github.com/finsync/finsync/extract/hostile"
 	"github.com/finsync/finsync/transform"
 )
@@ -72,6 +74,32 @@ func TestWebhooksRefuseHostilePayloads(t *testing.T) {
 	}
 	if len(receivers) != 4 || *recorded != 0 {
 		t.Errorf("%d receivers tried; %d payloads recorded (want 4 and 0)", len(receivers), *recorded)
+	}
+}
+
+// The daemon's FinGoal receiver checks the signature FinGoal makes, over
+// JSON.stringify(JSON.parse(body)): a finsight sent with "amountFound":10.00
+// and \u00e9 is signed over 10 and é, and lands; with a wrong signature it
+// gets 401 and records nothing.
+func TestFinGoalWebhookSignedOverJSONStringify(t *testing.T) {
+	receivers, recorded := webhookReceivers(t)
+	sent := `{"finsight_id":"f-1","user_id":"u-1","insight_text":"Caf\u00e9 \/ 1e1","amountFound":10.00}`
+	stringified := `{"finsight_id":"f-1","user_id":"u-1","insight_text":"Café / 1e1","amountFound":10}` // as node prints it
+	for _, c := range []struct {
+		name, sig      string
+		code, recorded int
+	}{
+		{"FinGoal's signature", fingoal.Sign("s", []byte(stringified)), http.StatusNoContent, 1},
+		{"wrong signature", fingoal.Sign("other", []byte(stringified)), http.StatusUnauthorized, 0},
+	} {
+		*recorded = 0
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodPost, "/webhooks/fingoal", strings.NewReader(sent))
+		req.Header.Set(fingoal.SignatureHeader, c.sig)
+		receivers["fingoal"].ServeHTTP(rec, req)
+		if rec.Code != c.code || *recorded != c.recorded {
+			t.Errorf("%s: %d %q, %d recorded; want %d and %d", c.name, rec.Code, rec.Body.String(), *recorded, c.code, c.recorded)
+		}
 	}
 }
 

@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -160,15 +162,22 @@ func TestRejectsOfABatchHaveDistinctKeys(t *testing.T) {
 	}
 }
 
+// decoderSeeds are the docs' examples, a few edge cases and the hostile
+// corpus: FuzzDecoders' and FuzzCanonical's seeds.
+func decoderSeeds() [][]byte {
+	var seeds [][]byte
+	for _, s := range []string{docEnriched, docCredit, docFinsight, docFinsightSchema, docFailed,
+		`{"amountFound":1e400,"finsight_id":"x","user_id":"u"}`, `null`, `[]`, `{}`, `"x"`} {
+		seeds = append(seeds, []byte(s))
+	}
+	return append(seeds, hostile.Payloads()...)
+}
+
 // FuzzDecoders: every decoder of FinGoal JSON gives a row or a reject with
 // a reason, never panics, and leaks nothing.
 func FuzzDecoders(f *testing.F) {
-	for _, s := range []string{docEnriched, docCredit, docFinsight, docFinsightSchema, docFailed,
-		`{"amountFound":1e400,"finsight_id":"x","user_id":"u"}`, `null`, `[]`, `{}`, `"x"`} {
-		f.Add([]byte(s))
-	}
-	for _, h := range hostile.Payloads() {
-		f.Add(h)
+	for _, s := range decoderSeeds() {
+		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
@@ -220,7 +229,13 @@ func TestVerify(t *testing.T) {
 		{"truncated", compactBody, Sign(secret, []byte(compactBody))[:32], false},
 		{"replayed with a modified body", `{"batch_request_id":"another"}`, Sign(secret, []byte(compactBody)), false},
 		{"re-ordered keys", `{"b":1,"a":2}`, Sign(secret, []byte(`{"a":2,"b":1}`)), false},
-		{"number re-spelled", `{"amountFound":10.00}`, Sign(secret, []byte(`{"amountFound":10}`)), false},
+		// JSON.stringify(JSON.parse(body)) as Node prints it.
+		{"number re-spelled", `{"amountFound":10.00}`, Sign(secret, []byte(`{"amountFound":10}`)), true},
+		{"escapes decoded", `{"guid":"caf\u00e9 \/ \u0041"}`, Sign(secret, []byte(`{"guid":"café / A"}`)), true},
+		{"repeated key: last value, first place", `{"a":1,"b":2,"a":3}`, Sign(secret, []byte(`{"a":3,"b":2}`)), true},
+		{"integer keys first", `{"b":1,"2":2,"1":3}`, Sign(secret, []byte(`{"1":3,"2":2,"b":1}`)), true},
+		{"repeated key signed as sent, compacted", `{"a":1, "a":3}`, Sign(secret, []byte(`{"a":1,"a":3}`)), false},
+		{"number compacted as sent", `{"amountFound": 10.00}`, Sign(secret, []byte(`{"amountFound":10.00}`)), false},
 		{"not JSON, signed compact", "not json", Sign(secret, []byte("notjson")), false},
 	}
 	for _, tc := range tests {
@@ -309,6 +324,46 @@ func TestWebhookHandler(t *testing.T) {
 	h.ServeHTTP(rr, req)
 	if rr.Code != http.StatusMethodNotAllowed || len(recorded) != 0 {
 		t.Errorf("GET: %d", rr.Code)
+	}
+}
+
+// TestWebhookSignedOverJSONStringify: FinGoal signs JSON.stringify of the
+// parsed body, so a finsight sent with "amountFound":10.00, \/ and \u00e9 is
+// signed over 10, / and é. It lands; the same body with a wrong signature
+// gets 401 and records nothing.
+func TestWebhookSignedOverJSONStringify(t *testing.T) {
+	const secret = "s3cret"
+	sent := `{"finsight_id":"f-1","uniqueId":"client:t-1","user_id":"u-1","transaction_id":"t-1",` +
+		`"insight_ctaurl":"https:\/\/example.com\/offers","insight_text":"Save at Caf\u00e9 Central","recommendation":"Card",` +
+		`"amountFound":10.00,"category":"Coffee Shops"}`
+	// node -e 'process.stdout.write(JSON.stringify(JSON.parse(sent)))'
+	stringified := `{"finsight_id":"f-1","uniqueId":"client:t-1","user_id":"u-1","transaction_id":"t-1",` +
+		`"insight_ctaurl":"https://example.com/offers","insight_text":"Save at Café Central","recommendation":"Card",` +
+		`"amountFound":10,"category":"Coffee Shops"}`
+	var recorded []string
+	h := WebhookHandler(WebhookConfig{Secret: secret, Tenant: "client",
+		Records: func(ctx context.Context, tb transform.Table, rec arrow.Record) error {
+			recorded = append(recorded, tb.Name+" "+itoa(rec.NumRows()))
+			return nil
+		}})
+	for _, c := range []struct {
+		name, sig string
+		code      int
+		want      string
+	}{
+		{"signed over JSON.stringify", Sign(secret, []byte(stringified)), http.StatusNoContent, "insights 5"},
+		{"signed over the bytes sent", Sign(secret, []byte(sent)), http.StatusNoContent, "insights 5"},
+		{"wrong secret", Sign("other", []byte(stringified)), http.StatusUnauthorized, ""},
+		{"signature of another body", Sign(secret, []byte(strings.Replace(stringified, ":10,", ":11,", 1))), http.StatusUnauthorized, ""},
+	} {
+		recorded = nil
+		req := httptest.NewRequest(http.MethodPost, "/webhooks/fingoal", strings.NewReader(sent))
+		req.Header.Set(SignatureHeader, c.sig)
+		rr := httptest.NewRecorder()
+		h.ServeHTTP(rr, req)
+		if rr.Code != c.code || strings.Join(recorded, ",") != c.want {
+			t.Errorf("%s: %d %q, recorded %v; want %d and %q", c.name, rr.Code, strings.TrimSpace(rr.Body.String()), recorded, c.code, c.want)
+		}
 	}
 }
 
@@ -406,6 +461,76 @@ func TestSandboxSpeaksTheDocs(t *testing.T) {
 	// again; /cleanup/sync does not count.
 	if got := sb.Received(); len(got) != 6 || got["u0-0"] != 2 || got["u1-2"] != 1 {
 		t.Errorf("received %v", got)
+	}
+}
+
+// TestSandboxWebhooksSignedAsFinGoal: with RespellWebhooks the sandbox
+// sends bodies JSON.stringify would spell otherwise (12.40 as 12.400 or
+// 1240e-2, \/ and \u002d escapes), signed over JSON.stringify's form, not
+// the bytes sent; the receiver verifies and records them all.
+func TestSandboxWebhooksSignedAsFinGoal(t *testing.T) {
+	for in, want := range map[string]string{
+		`{"a":12.40,"b":[0.05,-3.5,1e+21,7],"c":"x-y/z é 😀\n"}`: `{"a":12.400,"b":[5e-2,-3.50,1E+21,7],"c":"x\u002Dy\/z \u00E9 \uD83D\uDE00\n"}`,
+	} {
+		got := respell([]byte(in))
+		c1, err1 := Canonical([]byte(in))
+		c2, err2 := Canonical(got)
+		if string(got) != want || err1 != nil || err2 != nil || !bytes.Equal(c1, c2) {
+			t.Errorf("respell(%s) = %s, want %s; canonical %s %v, %s %v", in, got, want, c1, err1, c2, err2)
+		}
+	}
+
+	var mu sync.Mutex
+	var bodies []string
+	var rows int64
+	receiver := WebhookHandler(WebhookConfig{Secret: "sandbox-secret", Tenant: "client",
+		Records: func(ctx context.Context, tb transform.Table, rec arrow.Record) error {
+			mu.Lock()
+			defer mu.Unlock()
+			rows += rec.NumRows()
+			return nil
+		}})
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if r.Header.Get(SignatureHeader) == Sign("sandbox-secret", body) {
+			t.Errorf("signed over the bytes sent: %s", body)
+		}
+		mu.Lock()
+		bodies = append(bodies, string(body))
+		mu.Unlock()
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		receiver.ServeHTTP(w, r)
+	}))
+	defer hook.Close()
+	sb := NewSandbox(SandboxOptions{WebhookURL: hook.URL, RespellWebhooks: true})
+	srv := httptest.NewServer(sb)
+	defer srv.Close()
+	resp, err := http.Post(srv.URL+"/v3/authentication", "application/json", strings.NewReader(`{"client_id":"sandbox-client","client_secret":"sandbox-secret"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok AuthResponse
+	json.NewDecoder(resp.Body).Decode(&tok)
+	resp.Body.Close()
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v3/cleanup", strings.NewReader(`{"transactions":[{"uid":"u1","transactionid":"t1",`+
+		`"amountnum":248.00,"date":"2024-05-11","original_description":"T0064 TARGET STORE","accountType":"checking","settlement":"debit"}]}`))
+	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	if resp, err = http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("cleanup: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	for deadline := time.Now().Add(10 * time.Second); sb.Webhooks() < 2 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	sb.Close()
+	mu.Lock()
+	defer mu.Unlock()
+	all := strings.Join(bodies, "\n")
+	// The enrichment and finsights webhooks; amountFound 12.40 (5 % of 248)
+	// went as 12.400 (the number) or "12.40" (the string).
+	if sb.Webhooks() != 2 || len(bodies) != 2 || rows == 0 || !strings.Contains(all, `\u002D`) || !strings.Contains(all, `\/`) ||
+		!strings.Contains(all, `"amountFound": 12.400`) && !strings.Contains(all, `"amountFound": "12.40"`) {
+		t.Errorf("%d webhooks accepted, %d rows, bodies:\n%s", sb.Webhooks(), rows, all)
 	}
 }
 

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/finsync/finsync/extract/faults"
 )
@@ -27,11 +29,20 @@ type SandboxOptions struct {
 	// Finish is called. Default 0: at once.
 	ResultDelay time.Duration
 	TokenTTL    time.Duration // default 86,400 s
-	// WebhookURL receives every webhook, signed with the client secret;
-	// "" sends none.
+	// WebhookURL receives every webhook, signed with the client secret
+	// over JSON.stringify(JSON.parse(body)) as FinGoal signs (Canonical of
+	// the bytes sent, which are indented); "" sends none.
 	WebhookURL string
 	Now        func() time.Time // the sandbox's clock; default time.Now
 	Faults     faults.Knobs
+	// RespellWebhooks sends webhook bodies spelled unlike JSON.stringify,
+	// as a sender with another JSON encoder might: fractions with a
+	// trailing zero or in exponent form (12.40 as 12.400 or 1240e-2),
+	// exponents as E+, and "/", "-" and non-ASCII escaped (\/, \u002D,
+	// \u00E9). The signature stays over Canonical of the body, so a
+	// receiver must verify that form. Integers stay as they are: the
+	// receiver decodes retries into a Go int, which takes no 0.0 or 0e0.
+	RespellWebhooks bool
 }
 
 // Sandbox is a fake FinGoal Insights API 3.1.2 under /v3: authentication,
@@ -669,9 +680,9 @@ func (s *Sandbox) listFinsights(w http.ResponseWriter, r *http.Request, d faults
 	s.faults.WriteBody(w, d, body)
 }
 
-// webhook signs payload as JSON.stringify would (compact, no HTML escaping)
-// and sends it indented, so a receiver must verify the compact form; s.mu
-// may be held (delivery is asynchronous).
+// webhook sends payload indented (and respelled with RespellWebhooks),
+// signed as FinGoal signs, over JSON.stringify(JSON.parse(body)); s.mu may
+// be held (delivery is asynchronous).
 func (s *Sandbox) webhook(payload any) {
 	if s.opts.WebhookURL == "" {
 		return
@@ -680,9 +691,16 @@ func (s *Sandbox) webhook(payload any) {
 	enc := json.NewEncoder(&compactBody)
 	enc.SetEscapeHTML(false)
 	enc.Encode(payload)
-	signed := bytes.TrimRight(compactBody.Bytes(), "\n")
+	body := bytes.TrimRight(compactBody.Bytes(), "\n")
+	if s.opts.RespellWebhooks {
+		body = respell(body)
+	}
 	var sent bytes.Buffer
-	json.Indent(&sent, signed, "", "  ")
+	json.Indent(&sent, body, "", "  ")
+	signed, err := Canonical(sent.Bytes())
+	if err != nil {
+		panic("fingoal sandbox: a webhook body is not JSON: " + err.Error())
+	}
 	sig := Sign(s.opts.ClientSecret, signed)
 	s.wg.Add(1)
 	go func() {
@@ -710,6 +728,74 @@ func (s *Sandbox) webhook(payload any) {
 			}
 		}
 	}()
+}
+
+// respell rewrites compact JSON without changing what JSON.parse makes of
+// it (see RespellWebhooks).
+func respell(b []byte) []byte {
+	out := make([]byte, 0, 2*len(b))
+	fractions := 0
+	for i := 0; i < len(b); {
+		c := b[i]
+		switch {
+		case c == '"':
+			out = append(out, '"')
+			for i++; b[i] != '"'; {
+				r, n := utf8.DecodeRune(b[i:])
+				switch {
+				case r == '\\':
+					out = append(out, b[i:i+2]...) // an escape stays as it is
+					n = 2
+				case r == '/':
+					out = append(out, '\\', '/')
+				case r == '-' || r >= utf8.RuneSelf:
+					for _, u := range utf16.Encode([]rune{r}) {
+						out = fmt.Appendf(out, "\\u%04X", u)
+					}
+				default:
+					out = append(out, b[i:i+n]...)
+				}
+				i += n
+			}
+			out = append(out, '"')
+			i++
+		case c == '-' || c >= '0' && c <= '9':
+			j := i + 1
+			for j < len(b) && strings.IndexByte("0123456789.eE+-", b[j]) >= 0 {
+				j++
+			}
+			num := string(b[i:j])
+			mant, exp, hasExp := strings.Cut(strings.ToLower(num), "e")
+			whole, frac, hasFrac := strings.Cut(mant, ".")
+			switch {
+			case hasExp:
+				if exp[0] != '-' && exp[0] != '+' {
+					exp = "+" + exp
+				}
+				out = append(out, mant+"E"+exp...)
+			case !hasFrac:
+				out = append(out, num...)
+			case fractions%2 == 0:
+				fractions++
+				out = append(out, num+"0"...)
+			default: // I.F as IFe-len(F), the digits without leading zeros
+				fractions++
+				sign, digits := "", whole+frac
+				if digits[0] == '-' {
+					sign, digits = "-", digits[1:]
+				}
+				if digits = strings.TrimLeft(digits, "0"); digits == "" {
+					digits = "0"
+				}
+				out = append(out, sign+digits+"e-"+strconv.Itoa(len(frac))...)
+			}
+			i = j
+		default:
+			out = append(out, c)
+			i++
+		}
+	}
+	return out
 }
 
 func contains(list []string, s string) bool {

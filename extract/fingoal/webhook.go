@@ -1,7 +1,6 @@
 package fingoal
 
 import (
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -35,19 +34,17 @@ func Sign(secret string, body []byte) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
-// Verify reports whether sig signs body. The docs compute the HMAC over
-// JSON.stringify(parsed body), which differs from the bytes sent when the
-// sender formats its JSON; so exactly two messages are accepted:
+// Verify reports whether sig signs body. FinGoal's docs compute the HMAC
+// over JSON.stringify(JSON.parse(body)), which differs from the bytes sent
+// whenever the sender's JSON is spelled otherwise (whitespace, 10.00 for
+// 10, \u00e9 for é, a repeated key); so exactly two messages are accepted:
 //
 //  1. the raw body as received, byte for byte;
-//  2. the body with the whitespace between JSON tokens removed
-//     (encoding/json.Compact): key order, duplicate keys, number spelling
-//     and string escapes stay exactly as sent, and nothing is HTML-escaped.
+//  2. Canonical(body): JSON.stringify(JSON.parse(body)) computed as
+//     JavaScript does (see Canonical), when the body is JSON.
 //
-// A body whose JSON.stringify differs from it in anything but whitespace
-// (1.0 sent and 1 signed, \u00e9 sent and é signed, reordered or repeated
-// keys) is refused. sig is hex, either case; the comparison is
-// hmac.Equal (constant time). An empty secret verifies nothing.
+// sig is hex, either case; the comparison is hmac.Equal (constant time).
+// An empty secret verifies nothing.
 func Verify(secret string, body []byte, sig string) bool {
 	got, err := hex.DecodeString(strings.TrimSpace(sig))
 	if secret == "" || err != nil || len(got) != sha256.Size {
@@ -61,11 +58,8 @@ func Verify(secret string, body []byte, sig string) bool {
 	if hmac.Equal(got, mac(body)) {
 		return true
 	}
-	var c bytes.Buffer
-	if json.Compact(&c, body) != nil {
-		return false
-	}
-	return hmac.Equal(got, mac(c.Bytes()))
+	c, err := Canonical(body)
+	return err == nil && hmac.Equal(got, mac(c))
 }
 
 // WebhookConfig is what the receiver does with verified webhooks. The
