@@ -2,19 +2,43 @@ package clickhouse_test
 
 import (
 	"context"
+	"io/fs"
 	"os"
 	"slices"
 	"strings"
 	"testing"
+	"testing/fstest"
 
 	"github.com/finsync/finsync/load/clickhouse"
 	"github.com/finsync/finsync/load/clickhouse/chtest"
 	finsql "github.com/finsync/finsync/sql"
 )
 
-// previousRelease is sql/ as the release before 0008 shipped it: its views
-// join unaliased subqueries, which current ClickHouse refuses.
-const previousRelease = "testdata/migrations-before-0008"
+// previousRelease is sql/ as the release before 0008 shipped it: the files
+// 0008 changed as they were then (their views join unaliased subqueries,
+// which current ClickHouse refuses), the others as they are.
+func previousRelease(t *testing.T) fs.FS {
+	t.Helper()
+	const changed = "testdata/migrations-before-0008"
+	files := fstest.MapFS{}
+	for _, dir := range []fs.FS{finsql.Files, os.DirFS(changed)} {
+		names, err := fs.Glob(dir, "*.sql")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range names {
+			if name >= "0008" {
+				continue
+			}
+			b, err := fs.ReadFile(dir, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			files[name] = &fstest.MapFile{Data: b}
+		}
+	}
+	return files
+}
 
 // TestMigrateUpgradesPreviousRelease: a warehouse the previous release
 // migrated upgrades with `finsync migrate` alone, and every view answers.
@@ -22,7 +46,7 @@ func TestMigrateUpgradesPreviousRelease(t *testing.T) {
 	ctx := context.Background()
 	opts := chtest.Options(t)
 	t.Cleanup(func() { chtest.DropDatabase(t, opts) })
-	if _, err := clickhouse.Migrate(ctx, opts, os.DirFS(previousRelease), nil); err != nil {
+	if _, err := clickhouse.Migrate(ctx, opts, previousRelease(t), nil); err != nil {
 		t.Fatal(err)
 	}
 	res, err := clickhouse.Migrate(ctx, opts, finsql.Files, nil)
@@ -85,7 +109,7 @@ func TestUpgradeOnModernClickHouse(t *testing.T) {
 	if _, err := modern.Query("", "CREATE DATABASE "+database, ""); err != nil {
 		t.Fatal(err)
 	}
-	_, old, err := clickhouse.MigrationStatements(os.DirFS(previousRelease))
+	_, old, err := clickhouse.MigrationStatements(previousRelease(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,5 +1,5 @@
 -- Which users gambled in the last three months? (finoOS risk analytics)
-SELECT tenant, user_id, sum(value) AS gambling_transactions, groupArray(period) AS months
+SELECT tenant, user_id, sum(value) AS gambling_transactions, arraySort(groupArray(period)) AS months
 FROM v_insights
 WHERE module = 'person-risk-gambling' AND metric = 'gambling.count' AND value > 0
     AND period >= formatDateTime(addMonths(today(), -2), '%Y-%m')
