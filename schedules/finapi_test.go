@@ -571,3 +571,136 @@ func TestExpiredSegmentMembersLeaveTheViewAndTheTable(t *testing.T) {
 		t.Errorf("tenants left: %v", got)
 	}
 }
+
+// recorded is a run's status and error as etl_runs holds them.
+func (w *finapiWorld) recorded(t *testing.T, run clickhouse.Run) (status, errText string) {
+	t.Helper()
+	row := w.query(t, `SELECT concat(status, '\t', error) FROM etl_runs FINAL WHERE run_id = ?`, run.ID)
+	if len(row) != 1 {
+		t.Fatalf("run %s: %d rows in etl_runs", run.ID, len(row))
+	}
+	status, errText, _ = strings.Cut(row[0], "\t")
+	return status, errText
+}
+
+// jobsIn are the ids of the stream's jobs for tenant with status.
+func (w *finapiWorld) jobsIn(t *testing.T, seg finapi.Segment, tenant, status string) []string {
+	t.Helper()
+	jobs, err := w.state.Jobs(context.Background(), seg.Stream, tenant, status)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, j := range jobs {
+		ids = append(ids, j.ID)
+	}
+	return ids
+}
+
+// usersOf are the distinct users of members ("user/account amount"), in order.
+func usersOf(members []string) []string {
+	var users []string
+	for _, m := range members {
+		u, _, _ := strings.Cut(m, "/")
+		if len(users) == 0 || users[len(users)-1] != u {
+			users = append(users, u)
+		}
+	}
+	return users
+}
+
+// membersOf keeps the members of the users listed.
+func membersOf(members, users []string) []string {
+	var out []string
+	for _, m := range members {
+		u, _, _ := strings.Cut(m, "/")
+		for _, v := range users {
+			if u == v {
+				out = append(out, m)
+			}
+		}
+	}
+	return out
+}
+
+// finAPI may cap the page size below what finsync asks (the world asks 7)
+// and leave out totalPages and even totalElements: a short page is no proof
+// of the end, so a run reads on until the users announced are in, or until
+// a page comes back empty. Fewer users than announced end the run partial
+// with the job still active (the next run reads it again, creating none); a
+// server that serves the same page whatever the number, or more pages than
+// Config.MaxPages, fails the run instead of looping.
+func TestFinapiPagingReadsEveryUser(t *testing.T) {
+	seg, tenant := finapi.IncomeSpending, finapiTenants[0]
+	tests := []struct {
+		name     string
+		sandbox  finapi.SandboxOptions
+		maxPages int
+		status   string
+		users    func(all []string) []string // the users whose rows land
+		errText  func(all []string) string   // in etl_runs.error; "" for none
+	}{
+		{name: "capped size", sandbox: finapi.SandboxOptions{MaxPageSize: 3}, status: clickhouse.RunSuccess},
+		{name: "capped size, no totalPages", sandbox: finapi.SandboxOptions{MaxPageSize: 3, OmitTotalPages: true},
+			status: clickhouse.RunSuccess},
+		{name: "capped size, no totals", sandbox: finapi.SandboxOptions{MaxPageSize: 3, OmitTotalPages: true, OmitTotalElements: true},
+			status: clickhouse.RunSuccess},
+		{name: "no totals, full pages", sandbox: finapi.SandboxOptions{OmitTotalPages: true, OmitTotalElements: true},
+			status: clickhouse.RunSuccess},
+		{name: "fewer users than announced", sandbox: finapi.SandboxOptions{MaxPageSize: 3, OmitTotalPages: true, MissingUsers: 2},
+			status: clickhouse.RunPartial,
+			users:  func(all []string) []string { return all[:len(all)-2] },
+			errText: func(all []string) string {
+				return fmt.Sprintf("received %d users, finAPI announced totalElements %d", len(all)-2, len(all))
+			}},
+		{name: "the same page whatever the number", sandbox: finapi.SandboxOptions{IgnorePageNumber: true, OmitTotalPages: true, OmitTotalElements: true},
+			status:  clickhouse.RunFailed,
+			users:   func(all []string) []string { return all[:7] },
+			errText: func([]string) string { return "page 1 repeats page 0" }},
+		{name: "more pages than allowed", sandbox: finapi.SandboxOptions{MaxPageSize: 3, OmitTotalPages: true, OmitTotalElements: true}, maxPages: 2,
+			status:  clickhouse.RunFailed,
+			users:   func(all []string) []string { return all[:6] },
+			errText: func([]string) string { return "stopped after 2 pages and 6 users" }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newFinapiWorld(t, tc.sandbox, finapi.Config{MaxPages: tc.maxPages})
+			want := expectedMembers(seg, finapi.DefaultParams(), w.sandbox.Ledger(tenant), w.sandbox.Today())
+			all := usersOf(want)
+			if len(all) < 10 {
+				t.Fatalf("%d users in the segment; the test data is too thin to page", len(all))
+			}
+			if tc.users != nil {
+				want = membersOf(want, tc.users(all))
+			}
+			wantErr := ""
+			if tc.errText != nil {
+				wantErr = tc.errText(all)
+			}
+			// A run that did not load everything leaves the job active: the
+			// second run reads the same job again, the rows stay as they were.
+			runs := 1
+			if tc.status != clickhouse.RunSuccess {
+				runs = 2
+			}
+			for i := range runs {
+				run, _ := w.run(t, seg, tenant)
+				status, errText := w.recorded(t, run)
+				if status != tc.status || (wantErr == "") != (errText == "") || !strings.Contains(errText, wantErr) || run.Rejects != 0 {
+					t.Fatalf("run %d: %s %q, %d rejects; want %s %q", i+1, status, errText, run.Rejects, tc.status, wantErr)
+				}
+				if got := w.members(t, seg, tenant); strings.Join(got, "\n") != strings.Join(want, "\n") {
+					t.Fatalf("run %d: %d members, want %d:\ngot  %v\nwant %v", i+1, len(got), len(want), got, want)
+				}
+			}
+			done, active := w.jobsIn(t, seg, tenant, extract.JobDone), w.jobsIn(t, seg, tenant, extract.JobActive)
+			if tc.status == clickhouse.RunSuccess && (len(done) != 1 || len(active) != 0) ||
+				tc.status != clickhouse.RunSuccess && (len(done) != 0 || len(active) != 1) {
+				t.Errorf("jobs done %v, active %v", done, active)
+			}
+			if n := w.sandbox.JobsCreated(""); n != 1 {
+				t.Errorf("%d jobs created, want 1", n)
+			}
+		})
+	}
+}

@@ -32,10 +32,17 @@
 //  2. Segment type path names: highBalance (documented), lowBalance,
 //     incomeSpendingSummary, insuranceSpending, financialBreakdown.
 //  3. Paging: number starts at 0 (Spring Data), size is users per page
-//     (default 500). totalPages ends the paging; without it (the Getting
-//     Started example omits it) a page shorter than size is the last.
-//     totalElements counts users; a different count received is recorded as
-//     a reject of the job, the rows still load.
+//     (default 500), but a server may serve fewer than asked, so a short
+//     page is not the last. A run reads on while it has fewer users than
+//     totalElements or fewer pages than totalPages; with neither (the
+//     Getting Started example omits totalPages), until a page comes back
+//     empty, one request more. An empty page ends the paging whatever the
+//     totals say. totalElements counts users: another count at the end ends
+//     the run partial, its rows loaded and the job left active, so the next
+//     run reads the same job again (the reload replaces the rows) until it
+//     adds up or the job expires. A page with the same users as the one
+//     before (a server ignoring number) or more than Config.MaxPages pages
+//     (default 100,000) fail the run, the job left active.
 //  4. Balance segments take accountType among checking, savings,
 //     creditCard, loan, security, membership, bausparen; threshold is a
 //     decimal in the account currency.
