@@ -40,9 +40,11 @@
 //     totals say. totalElements counts users: another count at the end ends
 //     the run partial, its rows loaded and the job left active, so the next
 //     run reads the same job again (the reload replaces the rows) until it
-//     adds up or the job expires. A page with the same users as the one
-//     before (a server ignoring number) or more than Config.MaxPages pages
-//     (default 100,000) fail the run, the job left active.
+//     adds up or the job expires (finsync_inconsistent_results_total with
+//     check total_elements counts such runs). A page with the same users
+//     as the one before (a server ignoring number) or more than
+//     Config.MaxPages pages (default 100,000) fail the run, the job left
+//     active.
 //  4. Balance segments take accountType among checking, savings,
 //     creditCard, loan, security, membership, bausparen; threshold is a
 //     decimal in the account currency.
@@ -81,6 +83,15 @@
 //     of the range; insuranceSpending: 12) and absent for highBalance.
 //  15. creationDate is the day the job was created; expires_on =
 //     creationDate + 14 days, and a member is current through expires_on.
+//     A page whose creationDate is more than a day from the day finsync
+//     created the job (a day allows for time zones), or whose rows would be
+//     expired already, is not loaded: the run fails (waiting does not fix
+//     it, and failed is what alerts), etl_runs.error names both dates, and
+//     finsync_inconsistent_results_total{check="result_date"} counts it.
+//     The job stays active, so the next run reads it again instead of
+//     creating (and paying for) another; 14 days after finsync created it,
+//     it is marked expired and the run after creates a new one. Who wants a
+//     new one sooner marks the job lost in etl_state.
 //
 // Landing: the type-specific fields go to segment_members.metrics as
 // compact JSON with sorted keys (every account field but accountId and

@@ -46,6 +46,10 @@ type SandboxOptions struct {
 	MissingUsers int
 	// IgnorePageNumber answers every page number with the first page.
 	IgnorePageNumber bool
+	// CreationDateShift moves the creationDate the result pages carry away
+	// from the job's creation day (negative: older), as a server handing
+	// out an old snapshot would; the members stay those of the creation day.
+	CreationDateShift time.Duration
 }
 
 // Sandbox is a fake finAPI Data Intelligence API (token endpoint and the
@@ -379,7 +383,7 @@ func (s *Sandbox) page(j *sandboxJob, number, size int) []byte {
 		number = 0
 	}
 	var b bytes.Buffer
-	fmt.Fprintf(&b, `{"creationDate":%q,`, j.created.Format(time.DateOnly))
+	fmt.Fprintf(&b, `{"creationDate":%q,`, j.created.Add(s.opts.CreationDateShift).Format(time.DateOnly))
 	if j.duration != nil {
 		fmt.Fprintf(&b, `"durationInMonth":%d,`, *j.duration)
 	}

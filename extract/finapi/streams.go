@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -187,7 +188,7 @@ func (a *API) run(ctx context.Context, seg Segment, req extract.Request, out ext
 			}
 			continue
 		}
-		err := a.collect(ctx, c, seg, req, j, out)
+		err := a.collect(ctx, c, seg, req, j, now, out)
 		if errors.Is(err, errLost) {
 			j.Status = extract.JobLost
 			if jerr := out.Job(ctx, j); jerr != nil {
@@ -231,7 +232,7 @@ func (a *API) create(ctx context.Context, c *extract.Client, seg Segment, tenant
 }
 
 // collect polls job j until its first page is ready, then loads every page.
-func (a *API) collect(ctx context.Context, c *extract.Client, seg Segment, req extract.Request, j extract.Job, out extract.Output) error {
+func (a *API) collect(ctx context.Context, c *extract.Client, seg Segment, req extract.Request, j extract.Job, now time.Time, out extract.Output) error {
 	wake := a.wait(j.ID)
 	defer a.unwait(j.ID)
 	var first ResultPage
@@ -278,6 +279,9 @@ func (a *API) collect(ctx context.Context, c *extract.Client, seg Segment, req e
 				number, number-1, len(pg.Users), users)
 		}
 		previous = sum
+		if err := checkDate(pg.CreationDate, j.CreatedAt, now); err != nil {
+			return fmt.Errorf("page %d: %w", number, err)
+		}
 		users += len(pg.Users)
 		elements, pages = max(elements, pg.TotalElements), max(pages, pg.TotalPages)
 		for _, r := range w.AddPage(seg, j.ID, j.Params, pg) {
@@ -298,10 +302,38 @@ func (a *API) collect(ctx context.Context, c *extract.Client, seg Segment, req e
 		}
 	}
 	if elements != 0 && users != elements {
-		return &extract.RetryAfter{Err: fmt.Errorf("received %d users, finAPI announced totalElements %d; the job stays active and the next run reads it again",
-			users, elements)}
+		return &extract.Inconsistent{Check: "total_elements", Err: &extract.RetryAfter{Err: fmt.Errorf(
+			"received %d users, finAPI announced totalElements %d; the job stays active and the next run reads it again", users, elements)}}
 	}
 	return nil
+}
+
+// checkDate refuses a page whose creationDate is more than a day from the
+// job's creation (a day allows for time zones) or past finAPI's lifetime
+// already (assumption 15): its expires_on would be wrong, or the same
+// sync's retention would delete its rows. The run fails without loading it
+// and the job stays active, so the next run reads it again and bills
+// nothing.
+func checkDate(creationDate string, jobCreated, now time.Time) error {
+	created, err := time.Parse(time.DateOnly, creationDate)
+	if err != nil {
+		return nil // AddPage rejects the page's users, naming the date
+	}
+	day := 24 * time.Hour
+	asked, today := jobCreated.UTC().Truncate(day), now.UTC().Truncate(day)
+	var why []string
+	if d := created.Sub(asked); d > day || d < -day {
+		why = append(why, "more than a day apart")
+	}
+	if expires := created.Add(Lifetime); expires.Before(today) {
+		why = append(why, fmt.Sprintf("expired on %s, before today %s", expires.Format(time.DateOnly), today.Format(time.DateOnly)))
+	}
+	if len(why) == 0 {
+		return nil
+	}
+	return &extract.Inconsistent{Check: "result_date", Err: fmt.Errorf(
+		"finAPI's result has creationDate %s, the job was created %s (%s): not loaded; the job stays active, the next run reads it again and creates none",
+		creationDate, asked.Format(time.DateOnly), strings.Join(why, "; "))}
 }
 
 // morePages says whether to read on after read pages holding users
