@@ -833,3 +833,67 @@ func TestFinapiResultDatesMustMatchTheJob(t *testing.T) {
 		})
 	}
 }
+
+// Fields finAPI may add to a user object (next to userId and accounts) are
+// kept in segment_members.raw: each row's raw is its user object with only
+// that row's account, so it stays bounded however many accounts the user
+// has. metrics keeps the account's own fields.
+func TestFinapiUnknownUserFieldsKeptInRaw(t *testing.T) {
+	seg, tenant := finapi.IncomeSpending, finapiTenants[0]
+	tests := []struct {
+		name  string
+		extra map[string]any
+	}{
+		{"none", nil},
+		{"segmentVersion", map[string]any{"segmentVersion": "2"}},
+		{"an object and a number", map[string]any{"profile": map[string]any{"tier": "gold", "since": "2024-01"}, "score": 7.5}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newFinapiWorld(t, finapi.SandboxOptions{ExtraUserFields: tc.extra}, finapi.Config{})
+			if run, err := w.run(t, seg, tenant); err != nil || run.Status != clickhouse.RunSuccess || run.Rejects != 0 {
+				t.Fatalf("run: %s %q, %d rejects", run.Status, run.Error, run.Rejects)
+			}
+			want := expectedMembers(seg, finapi.DefaultParams(), w.sandbox.Ledger(tenant), w.sandbox.Today())
+			if len(usersOf(want)) == len(want) {
+				t.Fatal("no user has two accounts in the segment; the test data is too thin")
+			}
+			rows := w.query(t, `SELECT concat(user_id, '\t', account_id, '\t', metrics, '\t', raw) FROM segment_members FINAL
+				WHERE tenant = ? AND segment_type = ?`, tenant, seg.Type)
+			if len(rows) != len(want) {
+				t.Fatalf("%d rows, want %d", len(rows), len(want))
+			}
+			wantExtra := []byte("{}")
+			if tc.extra != nil {
+				wantExtra, _ = json.Marshal(tc.extra)
+			}
+			for _, row := range rows {
+				f := strings.SplitN(row, "\t", 4)
+				var raw map[string]json.RawMessage
+				if err := json.Unmarshal([]byte(f[3]), &raw); err != nil {
+					t.Fatalf("raw %s: %v", f[3], err)
+				}
+				var user string
+				var accounts []map[string]json.RawMessage
+				json.Unmarshal(raw["userId"], &user)
+				json.Unmarshal(raw["accounts"], &accounts)
+				var account, count string
+				if len(accounts) == 1 {
+					json.Unmarshal(accounts[0]["accountId"], &account)
+					count = string(accounts[0]["incomingCount"])
+				}
+				delete(raw, "userId")
+				delete(raw, "accounts")
+				extra, _ := json.Marshal(raw)
+				if user != f[0] || account != f[1] || count == "" || string(extra) != string(wantExtra) {
+					t.Fatalf("row %s/%s: raw %s; want the user with only this account (as received) and %s", f[0], f[1], f[3], wantExtra)
+				}
+				for k := range tc.extra {
+					if strings.Contains(f[2], `"`+k+`"`) {
+						t.Errorf("row %s/%s: the user's %s is in metrics %s", f[0], f[1], k, f[2])
+					}
+				}
+			}
+		})
+	}
+}

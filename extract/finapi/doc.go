@@ -95,7 +95,12 @@
 //
 // Landing: the type-specific fields go to segment_members.metrics as
 // compact JSON with sorted keys (every account field but accountId and
-// amount), the request parameters (without the callback URL) to params, the
-// account element as received to raw. The docs name no personal data in
+// amount), the request parameters (without the callback URL) to params. raw
+// is the user element with only the row's account in accounts: the user's
+// fields (userId and any finAPI adds, such as a segmentVersion) with sorted
+// keys, the account as received, all compact. A row thus keeps fields no
+// column holds, at the user and the account level, and stays as large as
+// one user and one account, however many accounts the user has (a user
+// without accounts: its element). The docs name no personal data in
 // segment results (user and account ids are opaque UUIDs).
 package finapi

@@ -48,7 +48,8 @@ var goldenPages = []struct {
 		{"userId":"u3","accounts":[]}],"totalElements":2,"totalPages":1}`},
 	{FinancialBreakdown, `{"durationInMonth":2,"creationDate":"2026-03-25","users":[{"userId":"u1","accounts":[{"accountId":"a1","amount":5400,
 		"breakdowns":[{"labelGroup":"SALARY","total":5400.00,"average":2700.00,"min":2600.00,"max":2800.00,"median":2700.00,"stdDev":100.00,
-		"monthly":[{"month":"2026-01","amount":2600.00},{"month":"2026-02","amount":2800.00}]}],"unknownField":true}]}],"totalElements":1,"totalPages":1}`},
+		"monthly":[{"month":"2026-01","amount":2600.00},{"month":"2026-02","amount":2800.00}]}],"unknownField":true}],
+		"segmentVersion":"2"}],"totalElements":1,"totalPages":1}`},
 }
 
 func TestGolden(t *testing.T) {

@@ -50,6 +50,10 @@ type SandboxOptions struct {
 	// from the job's creation day (negative: older), as a server handing
 	// out an old snapshot would; the members stay those of the creation day.
 	CreationDateShift time.Duration
+	// ExtraUserFields are added to every user object of the result pages,
+	// next to userId and accounts, as a newer finAPI might send (e.g.
+	// "segmentVersion": "2").
+	ExtraUserFields map[string]any
 }
 
 // Sandbox is a fake finAPI Data Intelligence API (token endpoint and the
@@ -387,6 +391,11 @@ func (s *Sandbox) page(j *sandboxJob, number, size int) []byte {
 	if j.duration != nil {
 		fmt.Fprintf(&b, `"durationInMonth":%d,`, *j.duration)
 	}
+	var extra []byte
+	if len(s.opts.ExtraUserFields) > 0 {
+		extra, _ = json.Marshal(s.opts.ExtraUserFields)
+		extra[0] = ',' // spliced into each user object
+	}
 	b.WriteString(`"users":[`)
 	for i := number * size; i < min(len(served), (number+1)*size); i++ {
 		if i > number*size {
@@ -398,6 +407,9 @@ func (s *Sandbox) page(j *sandboxJob, number, size int) []byte {
 			continue
 		}
 		enc, _ := json.Marshal(u)
+		if extra != nil {
+			enc = append(enc[:len(enc)-1], extra...)
+		}
 		b.Write(enc)
 	}
 	b.WriteString(`]`)
