@@ -336,10 +336,10 @@ func checkDate(creationDate string, jobCreated, now time.Time) error {
 		creationDate, asked.Format(time.DateOnly), strings.Join(why, "; "))}
 }
 
-// morePages says whether to read on after read pages holding users
-// (assumption 3): while totalElements or totalPages says there is more, and
-// with neither, until an empty page. A short page proves nothing: the
-// server may cap the page size.
+// morePages says whether to read another page, with read pages and users
+// users in so far (assumption 3): while totalElements or totalPages says
+// there are more, and with neither, until an empty page. A short page
+// proves nothing: the server may cap the page size.
 func morePages(elements, pages, users, read int) bool {
 	if elements == 0 && pages == 0 {
 		return true
