@@ -29,6 +29,21 @@ func (e *Permanent) Error() string { return "permanent: " + e.Err.Error() }
 
 func (e *Permanent) Unwrap() error { return e.Err }
 
+// Inconsistent says the provider's answer contradicts itself or what
+// finsync recorded (a result dated weeks before the job that made it, fewer
+// users than the total announced). The run fails, or ends partial when Err
+// is a RetryAfter, and the daemon counts it by Check in
+// finsync_inconsistent_results_total, so an operator sees it among the
+// ordinary partial runs.
+type Inconsistent struct {
+	Check string // short and fixed, e.g. "result_date": the metric's label
+	Err   error
+}
+
+func (e *Inconsistent) Error() string { return e.Err.Error() }
+
+func (e *Inconsistent) Unwrap() error { return e.Err }
+
 // HTTPError is a response with a status the caller did not accept.
 type HTTPError struct {
 	Status int

@@ -571,3 +571,329 @@ func TestExpiredSegmentMembersLeaveTheViewAndTheTable(t *testing.T) {
 		t.Errorf("tenants left: %v", got)
 	}
 }
+
+// recorded is a run's status and error as etl_runs holds them.
+func (w *finapiWorld) recorded(t *testing.T, run clickhouse.Run) (status, errText string) {
+	t.Helper()
+	row := w.query(t, `SELECT concat(status, '\t', error) FROM etl_runs FINAL WHERE run_id = ?`, run.ID)
+	if len(row) != 1 {
+		t.Fatalf("run %s: %d rows in etl_runs", run.ID, len(row))
+	}
+	status, errText, _ = strings.Cut(row[0], "\t")
+	return status, errText
+}
+
+// jobsIn are the ids of the stream's jobs for tenant with status.
+func (w *finapiWorld) jobsIn(t *testing.T, seg finapi.Segment, tenant, status string) []string {
+	t.Helper()
+	jobs, err := w.state.Jobs(context.Background(), seg.Stream, tenant, status)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, j := range jobs {
+		ids = append(ids, j.ID)
+	}
+	return ids
+}
+
+// usersOf are the distinct users of members ("user/account amount"), in order.
+func usersOf(members []string) []string {
+	var users []string
+	for _, m := range members {
+		u, _, _ := strings.Cut(m, "/")
+		if len(users) == 0 || users[len(users)-1] != u {
+			users = append(users, u)
+		}
+	}
+	return users
+}
+
+// membersOf keeps the members of the users listed.
+func membersOf(members, users []string) []string {
+	var out []string
+	for _, m := range members {
+		u, _, _ := strings.Cut(m, "/")
+		for _, v := range users {
+			if u == v {
+				out = append(out, m)
+			}
+		}
+	}
+	return out
+}
+
+// finAPI may cap the page size below what finsync asks (the world asks 7)
+// and leave out totalPages and even totalElements: a short page is no proof
+// of the end, so a run reads on until the users announced are in, or until
+// a page comes back empty. Fewer users than announced end the run partial
+// with the job still active (the next run reads it again, creating none); a
+// server that serves the same page whatever the number, or more pages than
+// Config.MaxPages, fails the run instead of looping.
+func TestFinapiPagingReadsEveryUser(t *testing.T) {
+	seg, tenant := finapi.IncomeSpending, finapiTenants[0]
+	tests := []struct {
+		name     string
+		sandbox  finapi.SandboxOptions
+		maxPages int
+		status   string
+		users    func(all []string) []string // the users whose rows land
+		errText  func(all []string) string   // in etl_runs.error; "" for none
+		check    string                      // the run's Inconsistent
+	}{
+		{name: "capped size", sandbox: finapi.SandboxOptions{MaxPageSize: 3}, status: clickhouse.RunSuccess},
+		{name: "capped size, no totalPages", sandbox: finapi.SandboxOptions{MaxPageSize: 3, OmitTotalPages: true},
+			status: clickhouse.RunSuccess},
+		{name: "capped size, no totals", sandbox: finapi.SandboxOptions{MaxPageSize: 3, OmitTotalPages: true, OmitTotalElements: true},
+			status: clickhouse.RunSuccess},
+		{name: "no totals, full pages", sandbox: finapi.SandboxOptions{OmitTotalPages: true, OmitTotalElements: true},
+			status: clickhouse.RunSuccess},
+		{name: "fewer users than announced", sandbox: finapi.SandboxOptions{MaxPageSize: 3, OmitTotalPages: true, MissingUsers: 2},
+			status: clickhouse.RunPartial, check: "total_elements",
+			users: func(all []string) []string { return all[:len(all)-2] },
+			errText: func(all []string) string {
+				return fmt.Sprintf("received %d users, finAPI announced totalElements %d", len(all)-2, len(all))
+			}},
+		{name: "the same page whatever the number", sandbox: finapi.SandboxOptions{IgnorePageNumber: true, OmitTotalPages: true, OmitTotalElements: true},
+			status:  clickhouse.RunFailed,
+			users:   func(all []string) []string { return all[:7] },
+			errText: func([]string) string { return "page 1 repeats page 0" }},
+		{name: "more pages than allowed", sandbox: finapi.SandboxOptions{MaxPageSize: 3, OmitTotalPages: true, OmitTotalElements: true}, maxPages: 2,
+			status:  clickhouse.RunFailed,
+			users:   func(all []string) []string { return all[:6] },
+			errText: func([]string) string { return "stopped after 2 pages and 6 users" }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newFinapiWorld(t, tc.sandbox, finapi.Config{MaxPages: tc.maxPages})
+			want := expectedMembers(seg, finapi.DefaultParams(), w.sandbox.Ledger(tenant), w.sandbox.Today())
+			all := usersOf(want)
+			if len(all) < 10 {
+				t.Fatalf("%d users in the segment; the test data is too thin to page", len(all))
+			}
+			if tc.users != nil {
+				want = membersOf(want, tc.users(all))
+			}
+			wantErr := ""
+			if tc.errText != nil {
+				wantErr = tc.errText(all)
+			}
+			// A run that did not load everything leaves the job active: the
+			// second run reads the same job again, the rows stay as they were.
+			runs := 1
+			if tc.status != clickhouse.RunSuccess {
+				runs = 2
+			}
+			for i := range runs {
+				run, _ := w.run(t, seg, tenant)
+				status, errText := w.recorded(t, run)
+				if status != tc.status || (wantErr == "") != (errText == "") || !strings.Contains(errText, wantErr) || run.Rejects != 0 || run.Inconsistent != tc.check {
+					t.Fatalf("run %d: %s %q, %d rejects, inconsistent %q; want %s %q %q", i+1, status, errText, run.Rejects, run.Inconsistent, tc.status, wantErr, tc.check)
+				}
+				if got := w.members(t, seg, tenant); strings.Join(got, "\n") != strings.Join(want, "\n") {
+					t.Fatalf("run %d: %d members, want %d:\ngot  %v\nwant %v", i+1, len(got), len(want), got, want)
+				}
+			}
+			done, active := w.jobsIn(t, seg, tenant, extract.JobDone), w.jobsIn(t, seg, tenant, extract.JobActive)
+			if tc.status == clickhouse.RunSuccess && (len(done) != 1 || len(active) != 0) ||
+				tc.status != clickhouse.RunSuccess && (len(done) != 0 || len(active) != 1) {
+				t.Errorf("jobs done %v, active %v", done, active)
+			}
+			if n := w.sandbox.JobsCreated(""); n != 1 {
+				t.Errorf("%d jobs created, want 1", n)
+			}
+		})
+	}
+}
+
+// daemonRun runs the stream once for tenant through a daemon that reports
+// to m, a minute after the last run (the newest in etl_runs), and returns
+// the run as etl_runs holds it.
+func (w *finapiWorld) daemonRun(t *testing.T, m *schedules.Metrics, seg finapi.Segment, tenant string) clickhouse.Run {
+	t.Helper()
+	w.now = w.now.Add(time.Minute)
+	d := &schedules.Daemon{Runner: w.runner, Metrics: m, Jobs: []schedules.Job{{Stream: w.streams[seg.Stream], Tenants: []string{tenant},
+		Schedule: schedules.Schedule{Stream: seg.Stream, Timeout: time.Minute}}}}
+	d.Start()
+	if !d.Tick(seg.Stream, tenant) {
+		t.Fatal("tick refused")
+	}
+	// Stop starts nothing more: let the run end first.
+	var run clickhouse.Run
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		runs, err := w.state.RecentRuns(context.Background(), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := runs[seg.Stream]; len(r) == 1 && r[0].StartedAt.Equal(w.now) && r[0].Status != clickhouse.RunRunning {
+			run = r[0]
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the run did not end in 30 s: %+v", runs[seg.Stream])
+		}
+	}
+	d.Stop(time.Minute)
+	return run
+}
+
+// metric is the value of one series on m's /metrics, 0 when absent.
+func metric(t *testing.T, m *schedules.Metrics, series string) float64 {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	for _, line := range strings.Split(rec.Body.String(), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			var f float64
+			fmt.Sscan(v, &f)
+			return f
+		}
+	}
+	return 0
+}
+
+// A result whose creationDate is more than a day from the day finsync
+// created its job, or that is past finAPI's 14 days already, is not
+// loaded: the run fails naming both dates, the job stays active (the next
+// run reads it again and bills nothing new), and
+// finsync_inconsistent_results_total counts each such run.
+func TestFinapiResultDatesMustMatchTheJob(t *testing.T) {
+	seg, tenant := finapi.HighBalance, finapiTenants[0]
+	day := 24 * time.Hour
+	tests := []struct {
+		name  string
+		shift time.Duration // of creationDate from the job's creation day
+		age   time.Duration // from the job's creation to its collection
+		fail  string        // in etl_runs.error besides both dates; "" for success
+	}{
+		{name: "the same day", shift: 0},
+		{name: "a day earlier", shift: -day},
+		{name: "a day later", shift: day},
+		{name: "three weeks old", shift: -21 * day, fail: "more than a day"},
+		{name: "two days later", shift: 2 * day, fail: "more than a day"},
+		{name: "a day earlier, collected on the 14th day", shift: -day, age: 13*day + 20*time.Hour, fail: "expired"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newFinapiWorld(t, finapi.SandboxOptions{ReadyPolls: -1, CreationDateShift: tc.shift},
+				finapi.Config{PollTimeout: 100 * time.Millisecond})
+			// The first run creates the job, which is not ready in time.
+			if run, _ := w.run(t, seg, tenant); run.Status != clickhouse.RunPartial {
+				t.Fatalf("first run: %s %s", run.Status, run.Error)
+			}
+			active := w.jobsIn(t, seg, tenant, extract.JobActive)
+			if len(active) != 1 {
+				t.Fatalf("active jobs %v", active)
+			}
+			created := w.now.Format(time.DateOnly)
+			creationDate := w.sandbox.Today().Add(tc.shift).Format(time.DateOnly)
+			w.now = w.now.Add(tc.age)
+			if err := w.sandbox.MakeReady(active[0]); err != nil {
+				t.Fatal(err)
+			}
+			m := schedules.NewMetrics()
+			series := `finsync_inconsistent_results_total{check="result_date",stream="` + seg.Stream + `",tenant="` + tenant + `"}`
+			runs := 1
+			if tc.fail != "" {
+				runs = 2 // the second reads the same job again
+			}
+			for i := range runs {
+				run := w.daemonRun(t, m, seg, tenant)
+				if tc.fail == "" {
+					if run.Status != clickhouse.RunSuccess || run.Error != "" {
+						t.Fatalf("run: %s %q", run.Status, run.Error)
+					}
+					continue
+				}
+				if run.Status != clickhouse.RunFailed || !strings.Contains(run.Error, tc.fail) ||
+					!strings.Contains(run.Error, "creationDate "+creationDate) || !strings.Contains(run.Error, "created "+created) {
+					t.Fatalf("run %d: %s %q; want failed naming creationDate %s, created %s and %q", i+2, run.Status, run.Error, creationDate, created, tc.fail)
+				}
+			}
+			got := w.members(t, seg, tenant)
+			want := expectedMembers(seg, finapi.DefaultParams(), w.sandbox.Ledger(tenant), w.sandbox.Today())
+			done, stillActive := w.jobsIn(t, seg, tenant, extract.JobDone), w.jobsIn(t, seg, tenant, extract.JobActive)
+			wantCount := 0.0
+			if tc.fail == "" {
+				if strings.Join(got, "\n") != strings.Join(want, "\n") || len(done) != 1 || len(stillActive) != 0 {
+					t.Errorf("%d members (want %d), jobs done %v, active %v", len(got), len(want), done, stillActive)
+				}
+			} else {
+				wantCount = float64(runs)
+				if len(got) != 0 || len(done) != 0 || len(stillActive) != 1 {
+					t.Errorf("%d members loaded, jobs done %v, active %v; want none loaded, the job active", len(got), done, stillActive)
+				}
+			}
+			if n := w.sandbox.JobsCreated(""); n != 1 {
+				t.Errorf("%d jobs created, want 1", n)
+			}
+			if v := metric(t, m, series); v != wantCount {
+				t.Errorf("%s = %v, want %v", series, v, wantCount)
+			}
+		})
+	}
+}
+
+// Fields finAPI may add to a user object (next to userId and accounts) are
+// kept in segment_members.raw: each row's raw is its user object with only
+// that row's account, so it stays bounded however many accounts the user
+// has. metrics keeps the account's own fields.
+func TestFinapiUnknownUserFieldsKeptInRaw(t *testing.T) {
+	seg, tenant := finapi.IncomeSpending, finapiTenants[0]
+	tests := []struct {
+		name  string
+		extra map[string]any
+	}{
+		{"none", nil},
+		{"segmentVersion", map[string]any{"segmentVersion": "2"}},
+		{"an object and a number", map[string]any{"profile": map[string]any{"tier": "gold", "since": "2024-01"}, "score": 7.5}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newFinapiWorld(t, finapi.SandboxOptions{ExtraUserFields: tc.extra}, finapi.Config{})
+			if run, err := w.run(t, seg, tenant); err != nil || run.Status != clickhouse.RunSuccess || run.Rejects != 0 {
+				t.Fatalf("run: %s %q, %d rejects", run.Status, run.Error, run.Rejects)
+			}
+			want := expectedMembers(seg, finapi.DefaultParams(), w.sandbox.Ledger(tenant), w.sandbox.Today())
+			if len(usersOf(want)) == len(want) {
+				t.Fatal("no user has two accounts in the segment; the test data is too thin")
+			}
+			rows := w.query(t, `SELECT concat(user_id, '\t', account_id, '\t', metrics, '\t', raw) FROM segment_members FINAL
+				WHERE tenant = ? AND segment_type = ?`, tenant, seg.Type)
+			if len(rows) != len(want) {
+				t.Fatalf("%d rows, want %d", len(rows), len(want))
+			}
+			wantExtra := []byte("{}")
+			if tc.extra != nil {
+				wantExtra, _ = json.Marshal(tc.extra)
+			}
+			for _, row := range rows {
+				f := strings.SplitN(row, "\t", 4)
+				var raw map[string]json.RawMessage
+				if err := json.Unmarshal([]byte(f[3]), &raw); err != nil {
+					t.Fatalf("raw %s: %v", f[3], err)
+				}
+				var user string
+				var accounts []map[string]json.RawMessage
+				json.Unmarshal(raw["userId"], &user)
+				json.Unmarshal(raw["accounts"], &accounts)
+				var account, count string
+				if len(accounts) == 1 {
+					json.Unmarshal(accounts[0]["accountId"], &account)
+					count = string(accounts[0]["incomingCount"])
+				}
+				delete(raw, "userId")
+				delete(raw, "accounts")
+				extra, _ := json.Marshal(raw)
+				if user != f[0] || account != f[1] || count == "" || string(extra) != string(wantExtra) {
+					t.Fatalf("row %s/%s: raw %s; want the user with only this account (as received) and %s", f[0], f[1], f[3], wantExtra)
+				}
+				for k := range tc.extra {
+					if strings.Contains(f[2], `"`+k+`"`) {
+						t.Errorf("row %s/%s: the user's %s is in metrics %s", f[0], f[1], k, f[2])
+					}
+				}
+			}
+		})
+	}
+}

@@ -28,6 +28,7 @@ type Metrics struct {
 	requests     *prometheus.HistogramVec
 	webhookCalls *prometheus.CounterVec
 	stalled      *prometheus.GaugeVec
+	inconsistent *prometheus.CounterVec
 }
 
 // NewMetrics registers the metrics.
@@ -59,8 +60,11 @@ func NewMetrics() *Metrics {
 	m.stalled = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "finsync_stalled_records",
 		Help: "Records the last run of a stream left waiting on an outcome no run can learn (FinGoal transactions " +
 			"pending: the answer to their submission was lost), by stream and tenant; see etl_runs.error."}, []string{"stream", "tenant"})
+	m.inconsistent = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "finsync_inconsistent_results_total",
+		Help: "Runs that ended on a provider answer contradicting itself or what finsync recorded (finAPI: result_date, " +
+			"total_elements), by stream, tenant and check; see etl_runs.error."}, []string{"stream", "tenant", "check"})
 	m.reg.MustRegister(m.runs, m.rows, m.rejects, m.retries, m.skipped, m.running, m.lastSuccess, m.nextRun,
-		m.runDuration, m.requests, m.webhookCalls, m.stalled,
+		m.runDuration, m.requests, m.webhookCalls, m.stalled, m.inconsistent,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -82,6 +86,9 @@ func (m *Metrics) observeRun(r clickhouse.Run) {
 	}
 	if r.Stalled >= 0 {
 		m.stalled.WithLabelValues(r.Stream, r.Tenant).Set(float64(r.Stalled))
+	}
+	if r.Inconsistent != "" {
+		m.inconsistent.WithLabelValues(r.Stream, r.Tenant, r.Inconsistent).Inc()
 	}
 }
 

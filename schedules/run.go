@@ -173,6 +173,10 @@ func (r *Runner) run(ctx context.Context, s extract.Stream, tenant string, o run
 	}
 
 	run.Rows, run.Rejects, run.Retries, run.Stalled = sink.accepted(), sink.rejects, uint64(sink.retries()), sink.stalled
+	var inc *extract.Inconsistent
+	if errors.As(err, &inc) {
+		run.Inconsistent = inc.Check
+	}
 	if s.Stats != nil {
 		run.Retries += uint64(s.Stats().Retries - before.Retries)
 	}

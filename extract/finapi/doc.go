@@ -32,10 +32,19 @@
 //  2. Segment type path names: highBalance (documented), lowBalance,
 //     incomeSpendingSummary, insuranceSpending, financialBreakdown.
 //  3. Paging: number starts at 0 (Spring Data), size is users per page
-//     (default 500). totalPages ends the paging; without it (the Getting
-//     Started example omits it) a page shorter than size is the last.
-//     totalElements counts users; a different count received is recorded as
-//     a reject of the job, the rows still load.
+//     (default 500), but a server may serve fewer than asked, so a short
+//     page is not the last. A run reads on while it has fewer users than
+//     totalElements or fewer pages than totalPages; with neither (the
+//     Getting Started example omits totalPages), until a page comes back
+//     empty, one request more. An empty page ends the paging whatever the
+//     totals say. totalElements counts users: another count at the end ends
+//     the run partial, its rows loaded and the job left active, so the next
+//     run reads the same job again (the reload replaces the rows) until it
+//     adds up or the job expires (finsync_inconsistent_results_total with
+//     check total_elements counts such runs). A page with the same users
+//     as the one before (a server ignoring number) or more than
+//     Config.MaxPages pages (default 100,000) fail the run, the job left
+//     active.
 //  4. Balance segments take accountType among checking, savings,
 //     creditCard, loan, security, membership, bausparen; threshold is a
 //     decimal in the account currency.
@@ -74,10 +83,24 @@
 //     of the range; insuranceSpending: 12) and absent for highBalance.
 //  15. creationDate is the day the job was created; expires_on =
 //     creationDate + 14 days, and a member is current through expires_on.
+//     A page whose creationDate is more than a day from the day finsync
+//     created the job (a day allows for time zones), or whose rows would be
+//     expired already, is not loaded: the run fails (waiting does not fix
+//     it, and failed is what alerts), etl_runs.error names both dates, and
+//     finsync_inconsistent_results_total{check="result_date"} counts it.
+//     The job stays active, so the next run reads it again instead of
+//     creating (and paying for) another; 14 days after finsync created it,
+//     it is marked expired and the run after creates a new one. Who wants a
+//     new one sooner marks the job lost in etl_state.
 //
 // Landing: the type-specific fields go to segment_members.metrics as
 // compact JSON with sorted keys (every account field but accountId and
-// amount), the request parameters (without the callback URL) to params, the
-// account element as received to raw. The docs name no personal data in
+// amount), the request parameters (without the callback URL) to params. raw
+// is the user element with only the row's account in accounts: the user's
+// fields (userId and any finAPI adds, such as a segmentVersion) with sorted
+// keys, the account as received, all compact. A row thus keeps fields no
+// column holds, at the user and the account level, and stays as large as
+// one user and one account, however many accounts the user has (a user
+// without accounts: its element). The docs name no personal data in
 // segment results (user and account ids are opaque UUIDs).
 package finapi

@@ -48,7 +48,8 @@ var goldenPages = []struct {
 		{"userId":"u3","accounts":[]}],"totalElements":2,"totalPages":1}`},
 	{FinancialBreakdown, `{"durationInMonth":2,"creationDate":"2026-03-25","users":[{"userId":"u1","accounts":[{"accountId":"a1","amount":5400,
 		"breakdowns":[{"labelGroup":"SALARY","total":5400.00,"average":2700.00,"min":2600.00,"max":2800.00,"median":2700.00,"stdDev":100.00,
-		"monthly":[{"month":"2026-01","amount":2600.00},{"month":"2026-02","amount":2800.00}]}],"unknownField":true}]}],"totalElements":1,"totalPages":1}`},
+		"monthly":[{"month":"2026-01","amount":2600.00},{"month":"2026-02","amount":2800.00}]}],"unknownField":true}],
+		"segmentVersion":"2"}],"totalElements":1,"totalPages":1}`},
 }
 
 func TestGolden(t *testing.T) {
@@ -129,6 +130,39 @@ func FuzzResultPage(f *testing.F) {
 		w.Release()
 		mem.AssertSize(t, 0)
 	})
+}
+
+// A result's creationDate may be a day from the job's creation (time
+// zones), not more, and its rows must not be expired already: expires_on
+// (creationDate + 14 days) is still current on its own day.
+func TestSegmentResultDates(t *testing.T) {
+	job := time.Date(2026, 3, 10, 23, 30, 0, 0, time.UTC)
+	tests := []struct {
+		creationDate string
+		now          time.Time
+		want         string // in the error; "" for none
+	}{
+		{"2026-03-10", job, ""},
+		{"2026-03-11", job, ""}, // finAPI's day began already
+		{"2026-03-09", job, ""},
+		{"2026-03-12", job, "more than a day apart"},
+		{"2026-03-08", job, "more than a day apart"},
+		{"2026-02-10", job, "expired on 2026-02-24, before today 2026-03-10"},
+		{"2026-03-10", job.AddDate(0, 0, 14), ""}, // expires today: still current
+		{"2026-03-09", job.AddDate(0, 0, 14), "expired on 2026-03-23, before today 2026-03-24"},
+		{"10.03.2026", job, ""}, // AddPage rejects its users
+	}
+	for _, tc := range tests {
+		err := checkDate(tc.creationDate, job, tc.now)
+		var inc *extract.Inconsistent
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s on %s: %v", tc.creationDate, tc.now.Format(time.DateOnly), err)
+		case tc.want == "":
+		case err == nil || !strings.Contains(err.Error(), tc.want) || !errors.As(err, &inc) || inc.Check != "result_date" || extract.IsRetryable(err):
+			t.Errorf("%s on %s: %v, want a result_date inconsistency with %q", tc.creationDate, tc.now.Format(time.DateOnly), err, tc.want)
+		}
+	}
 }
 
 func TestParamsValidate(t *testing.T) {

@@ -34,6 +34,26 @@ type SandboxOptions struct {
 	ReadyAfter time.Duration
 	TokenTTL   time.Duration // default 3600s
 	Faults     faults.Knobs
+
+	// Paging as a real server may do it. MaxPageSize caps the users per
+	// page whatever size asks (the answer's size says so); 0: no cap.
+	MaxPageSize int
+	// OmitTotalPages and OmitTotalElements leave those fields out of the
+	// pages (the docs' Getting Started example has no totalPages).
+	OmitTotalPages, OmitTotalElements bool
+	// MissingUsers leaves a job's last users out of its pages while
+	// totalElements still counts them.
+	MissingUsers int
+	// IgnorePageNumber answers every page number with the first page.
+	IgnorePageNumber bool
+	// CreationDateShift moves the creationDate the result pages carry away
+	// from the job's creation day (negative: older), as a server handing
+	// out an old snapshot would; the members stay those of the creation day.
+	CreationDateShift time.Duration
+	// ExtraUserFields are added to every user object of the result pages,
+	// next to userId and accounts, as a newer finAPI might send (e.g.
+	// "segmentVersion": "2").
+	ExtraUserFields map[string]any
 }
 
 // Sandbox is a fake finAPI Data Intelligence API (token endpoint and the
@@ -359,25 +379,47 @@ func (s *Sandbox) finish(j *sandboxJob) {
 // s.mu is held.
 func (s *Sandbox) page(j *sandboxJob, number, size int) []byte {
 	total := len(j.users)
+	served := j.users[:total-min(total, max(s.opts.MissingUsers, 0))]
+	if s.opts.MaxPageSize > 0 {
+		size = min(size, s.opts.MaxPageSize)
+	}
+	if s.opts.IgnorePageNumber {
+		number = 0
+	}
 	var b bytes.Buffer
-	fmt.Fprintf(&b, `{"creationDate":%q,`, j.created.Format(time.DateOnly))
+	fmt.Fprintf(&b, `{"creationDate":%q,`, j.created.Add(s.opts.CreationDateShift).Format(time.DateOnly))
 	if j.duration != nil {
 		fmt.Fprintf(&b, `"durationInMonth":%d,`, *j.duration)
 	}
+	var extra []byte
+	if len(s.opts.ExtraUserFields) > 0 {
+		extra, _ = json.Marshal(s.opts.ExtraUserFields)
+		extra[0] = ',' // spliced into each user object
+	}
 	b.WriteString(`"users":[`)
-	for i := number * size; i < min(total, (number+1)*size); i++ {
+	for i := number * size; i < min(len(served), (number+1)*size); i++ {
 		if i > number*size {
 			b.WriteByte(',')
 		}
-		u := j.users[i]
+		u := served[i]
 		if s.faults.Malformed(j.id + "/" + u.UserID) {
 			fmt.Fprintf(&b, `{"userId":%q,"accounts":"unavailable"}`, u.UserID)
 			continue
 		}
 		enc, _ := json.Marshal(u)
+		if extra != nil {
+			enc = append(enc[:len(enc)-1], extra...)
+		}
 		b.Write(enc)
 	}
-	fmt.Fprintf(&b, `],"totalElements":%d,"totalPages":%d,"number":%d,"size":%d}`, total, (total+size-1)/size, number, size)
+	b.WriteString(`]`)
+	if !s.opts.OmitTotalElements {
+		fmt.Fprintf(&b, `,"totalElements":%d`, total)
+	}
+	if !s.opts.OmitTotalPages {
+		fmt.Fprintf(&b, `,"totalPages":%d`, (total+size-1)/size)
+	}
+	fmt.Fprintf(&b, `,"number":%d,"size":%d}`, number, size)
 	return b.Bytes()
 }
 

@@ -2,6 +2,7 @@ package finapi
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,9 +32,12 @@ type Config struct {
 	// CallbackURL is where the daemon receives finAPI's "job ready" calls
 	// (CallbackHandler); "" means poll only.
 	CallbackURL string
-	PageSize    int     // users per result page; default 500
-	FirstPage   int     // number of the first page; default 0 (assumption 3)
-	RateLimit   float64 // requests per second over all tenants; default 10
+	PageSize    int // users per result page; default 500
+	FirstPage   int // number of the first page; default 0 (assumption 3)
+	// MaxPages is the most result pages a job is read in, against a server
+	// that never sends an empty page; default 100,000.
+	MaxPages  int
+	RateLimit float64 // requests per second over all tenants; default 10
 	// Polling of a job not ready yet: the first wait, the longest wait, and
 	// how long one run polls before it ends as partial (the next run
 	// resumes the same job). Defaults 1s, 30s, 10m.
@@ -65,6 +70,9 @@ func NewAPI(cfg Config) *API {
 	}
 	if cfg.PageSize <= 0 {
 		cfg.PageSize = 500
+	}
+	if cfg.MaxPages <= 0 {
+		cfg.MaxPages = 100_000
 	}
 	if cfg.RateLimit <= 0 {
 		cfg.RateLimit = 10
@@ -180,7 +188,7 @@ func (a *API) run(ctx context.Context, seg Segment, req extract.Request, out ext
 			}
 			continue
 		}
-		err := a.collect(ctx, c, seg, req, j, out)
+		err := a.collect(ctx, c, seg, req, j, now, out)
 		if errors.Is(err, errLost) {
 			j.Status = extract.JobLost
 			if jerr := out.Job(ctx, j); jerr != nil {
@@ -224,7 +232,7 @@ func (a *API) create(ctx context.Context, c *extract.Client, seg Segment, tenant
 }
 
 // collect polls job j until its first page is ready, then loads every page.
-func (a *API) collect(ctx context.Context, c *extract.Client, seg Segment, req extract.Request, j extract.Job, out extract.Output) error {
+func (a *API) collect(ctx context.Context, c *extract.Client, seg Segment, req extract.Request, j extract.Job, now time.Time, out extract.Output) error {
 	wake := a.wait(j.ID)
 	defer a.unwait(j.ID)
 	var first ResultPage
@@ -248,13 +256,34 @@ func (a *API) collect(ctx context.Context, c *extract.Client, seg Segment, req e
 	w := NewMembersWriter(a.mem, req.Lineage)
 	defer w.Release()
 	pg, users := first, 0
-	for number := a.cfg.FirstPage; ; number++ {
-		if number != a.cfg.FirstPage {
+	var elements, pages int // the totals announced, 0 while none was
+	var previous [sha256.Size]byte
+	for n := 0; ; n++ {
+		number := a.cfg.FirstPage + n
+		if n > 0 {
+			if n >= a.cfg.MaxPages {
+				return fmt.Errorf("stopped after %d pages and %d users, the most pages a job is read in: finAPI sent neither an empty page nor the users it announced",
+					n, users)
+			}
 			if pg, err = a.page(ctx, c, seg, j.ID, number); err != nil {
 				return fmt.Errorf("page %d: %w", number, err)
 			}
 		}
+		if len(pg.Users) == 0 {
+			break
+		}
+		// A server that ignores the page number would be read forever.
+		sum := usersSum(pg.Users)
+		if n > 0 && sum == previous {
+			return fmt.Errorf("page %d repeats page %d (the same %d users): finAPI seems to ignore the page number; stopped after %d users",
+				number, number-1, len(pg.Users), users)
+		}
+		previous = sum
+		if err := checkDate(pg.CreationDate, j.CreatedAt, now); err != nil {
+			return fmt.Errorf("page %d: %w", number, err)
+		}
 		users += len(pg.Users)
+		elements, pages = max(elements, pg.TotalElements), max(pages, pg.TotalPages)
 		for _, r := range w.AddPage(seg, j.ID, j.Params, pg) {
 			if err := out.Reject(r); err != nil {
 				return err
@@ -268,21 +297,66 @@ func (a *API) collect(ctx context.Context, c *extract.Client, seg Segment, req e
 				return err
 			}
 		}
-		// The docs show totalPages on one example and not on the other:
-		// without it, a short page is the last.
-		last := number-a.cfg.FirstPage+1 >= pg.TotalPages
-		if pg.TotalPages == 0 {
-			last = len(pg.Users) < a.cfg.PageSize
-		}
-		if last {
+		if !morePages(elements, pages, users, n+1) {
 			break
 		}
 	}
-	if pg.TotalElements != 0 && users != pg.TotalElements {
-		return out.Reject(extract.Reject{Table: transform.SegmentMembers.Name, Key: j.ID,
-			Reason: fmt.Sprintf("received %d users, finAPI announced totalElements %d", users, pg.TotalElements)})
+	if elements != 0 && users != elements {
+		return &extract.Inconsistent{Check: "total_elements", Err: &extract.RetryAfter{Err: fmt.Errorf(
+			"received %d users, finAPI announced totalElements %d; the job stays active and the next run reads it again", users, elements)}}
 	}
 	return nil
+}
+
+// checkDate refuses a page whose creationDate is more than a day from the
+// job's creation (a day allows for time zones) or past finAPI's lifetime
+// already (assumption 15): its expires_on would be wrong, or the same
+// sync's retention would delete its rows. The run fails without loading it
+// and the job stays active, so the next run reads it again and bills
+// nothing.
+func checkDate(creationDate string, jobCreated, now time.Time) error {
+	created, err := time.Parse(time.DateOnly, creationDate)
+	if err != nil {
+		return nil // AddPage rejects the page's users, naming the date
+	}
+	day := 24 * time.Hour
+	asked, today := jobCreated.UTC().Truncate(day), now.UTC().Truncate(day)
+	var why []string
+	if d := created.Sub(asked); d > day || d < -day {
+		why = append(why, "more than a day apart")
+	}
+	if expires := created.Add(Lifetime); expires.Before(today) {
+		why = append(why, fmt.Sprintf("expired on %s, before today %s", expires.Format(time.DateOnly), today.Format(time.DateOnly)))
+	}
+	if len(why) == 0 {
+		return nil
+	}
+	return &extract.Inconsistent{Check: "result_date", Err: fmt.Errorf(
+		"finAPI's result has creationDate %s, the job was created %s (%s): not loaded; the job stays active, the next run reads it again and creates none",
+		creationDate, asked.Format(time.DateOnly), strings.Join(why, "; "))}
+}
+
+// morePages says whether to read another page, with read pages and users
+// users in so far (assumption 3): while totalElements or totalPages says
+// there are more, and with neither, until an empty page. A short page
+// proves nothing: the server may cap the page size.
+func morePages(elements, pages, users, read int) bool {
+	if elements == 0 && pages == 0 {
+		return true
+	}
+	return users < elements || read < pages
+}
+
+// usersSum identifies a page by its users.
+func usersSum(users []json.RawMessage) [sha256.Size]byte {
+	h := sha256.New()
+	for _, u := range users {
+		h.Write(u)
+		h.Write([]byte{0})
+	}
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	return sum
 }
 
 // page fetches one result page. 404 (not ready) comes back as an

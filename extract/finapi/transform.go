@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -55,9 +56,6 @@ func (w *MembersWriter) AddPage(seg Segment, jobID, params string, pg ResultPage
 			reject(u.UserID, err.Error(), raw)
 			continue
 		}
-		if len(accounts) == 0 {
-			accounts = []accountRow{{metrics: "{}", raw: "{}"}}
-		}
 		for _, a := range accounts {
 			err := w.rows.Append(provider, w.lin.Tenant, seg.Type, jobID, u.UserID, a.id,
 				created, created.Add(Lifetime), params, a.amount, duration, a.metrics, a.raw,
@@ -88,7 +86,10 @@ type accountRow struct {
 
 // decodeUser checks a user element against the shared shape and splits
 // each account into its amount, its type-specific metrics (every field but
-// accountId and amount, as compact JSON with sorted keys) and its raw JSON.
+// accountId and amount, as compact JSON with sorted keys) and its raw JSON:
+// the user object with only that account (as received), so that fields
+// finAPI adds to a user are kept without repeating its other accounts. A
+// user without accounts gets one row with an empty account id.
 func decodeUser(raw json.RawMessage) (User, []accountRow, error) {
 	var u User
 	if err := json.Unmarshal(raw, &u); err != nil {
@@ -102,6 +103,19 @@ func decodeUser(raw json.RawMessage) (User, []accountRow, error) {
 	}
 	if err := json.Unmarshal(raw, &shell); err != nil {
 		return u, nil, err
+	}
+	var user map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &user); err != nil {
+		return u, nil, err
+	}
+	if len(u.Accounts) == 0 {
+		own, err := rawJSON(user)
+		return u, []accountRow{{metrics: "{}", raw: own}}, err
+	}
+	for k := range user {
+		if strings.EqualFold(k, "accounts") { // as decoding matches it
+			delete(user, k)
+		}
 	}
 	rows := make([]accountRow, len(u.Accounts))
 	for i, a := range u.Accounts {
@@ -126,12 +140,23 @@ func decodeUser(raw json.RawMessage) (User, []accountRow, error) {
 		if err != nil {
 			return u, nil, err
 		}
-		var compact bytes.Buffer
-		if err := json.Compact(&compact, shell.Accounts[i]); err != nil {
+		user["accounts"] = json.RawMessage("[" + string(shell.Accounts[i]) + "]")
+		own, err := rawJSON(user)
+		if err != nil {
 			return u, nil, err
 		}
-		r.metrics, r.raw = string(metrics), compact.String()
+		r.metrics, r.raw = string(metrics), own
 		rows[i] = r
 	}
 	return u, rows, nil
+}
+
+// rawJSON is a user object as compact JSON, its keys sorted and its values
+// as received (no HTML escaping added).
+func rawJSON(user map[string]json.RawMessage) (string, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	err := enc.Encode(user)
+	return strings.TrimSuffix(b.String(), "\n"), err
 }

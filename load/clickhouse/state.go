@@ -189,6 +189,9 @@ type Run struct {
 	// learn (extract.Output.Stalled), -1 when its stream reports none; not a
 	// column: the run's Error says so.
 	Stalled int64
+	// Inconsistent is the Check of the extract.Inconsistent the run ended
+	// with, "" if none; not a column: the run's Error says so.
+	Inconsistent string
 }
 
 // RecordRun writes the run's current row; call it when the run starts and
