@@ -54,7 +54,7 @@
 //     positiveTransactions, the docs' example shows 0), with at most 4 decimals.
 //  12. A transaction's date is an RFC 3339 instant; its booking day is the calendar day written in
 //     it, in its own offset (Swedish banks book in local time: 2026-01-25T00:30:00+01:00 is the 25th,
-//     not the 24th). Currency: no field names one; SE processes are SEK, FI processes EUR.
+//     not the 24th; transform.ParseDay, shared with finoOS). Currency: no field names one; SE processes are SEK, FI processes EUR.
 //  13. transactionGraph[].date is YYYY-MM-DD (RFC 3339 accepted); info.balance is the customer's
 //     end-of-day balance over all accounts of the process, so it lands in account_balances with
 //     account_id "*" and granularity "day". negativeSum/positiveSum become insights per day;

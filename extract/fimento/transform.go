@@ -152,7 +152,7 @@ func (b *TransactionsBuilder) AddJSON(p Person, raw []byte) (extract.Reject, boo
 	if err != nil {
 		return fail("amount " + err.Error())
 	}
-	day, err := parseDay(t.Date)
+	day, err := transform.ParseDay(t.Date)
 	if err != nil {
 		return fail("date " + err.Error())
 	}
@@ -261,7 +261,7 @@ func (b *BalancesBuilder) Add(p Person, d GraphDay) (extract.Reject, bool) {
 		raw, _ := json.Marshal(map[string]any{"date": d.Date, "balance": string(d.Info.Balance)})
 		return b.reject(p, "balance/"+d.Date, reason, raw), false
 	}
-	day, err := parseDay(d.Date)
+	day, err := transform.ParseDay(d.Date)
 	if err != nil {
 		return fail("date " + err.Error())
 	}
@@ -334,7 +334,7 @@ func (b *InsightsBuilder) Add(p Person, key []byte, proc *Process, in *Insights)
 		rows = append(rows, insight{metric: "company_ref", text: PersonRef(key, company)})
 	}
 	for _, d := range in.TransactionGraph {
-		day, err := parseDay(d.Date)
+		day, err := transform.ParseDay(d.Date)
 		if err != nil {
 			rejects = append(rejects, b.reject(p, "graph/"+d.Date, "transactionGraph date "+err.Error(), nil))
 			continue
@@ -387,8 +387,9 @@ func (b *InsightsBuilder) Add(p Person, key []byte, proc *Process, in *Insights)
 
 	var from, to any
 	if iv := in.FetchedAtInterval; iv != nil && !iv.Min.IsZero() && !iv.Max.IsZero() {
-		f, t := calendarDay(iv.Min), calendarDay(iv.Max)
-		if inDateRange(f) && inDateRange(t) {
+		f, okF := transform.CalendarDay(iv.Min)
+		t, okT := transform.CalendarDay(iv.Max)
+		if okF && okT {
 			from, to = f, t
 		}
 	}
@@ -482,31 +483,4 @@ func parseAmount(n json.Number, scale int32, intDigits int32) (decimal.Decimal, 
 		return decimal.Decimal{}, fmt.Errorf("%q: out of range", s)
 	}
 	return t, nil
-}
-
-// inDateRange: a day outside ClickHouse's Date would wrap silently there,
-// so it is refused here.
-func inDateRange(d time.Time) bool {
-	return !d.Before(transform.MinDate) && !d.After(transform.MaxDate)
-}
-
-// parseDay reads YYYY-MM-DD or an RFC 3339 timestamp as the calendar day
-// written in it, in its own offset (doc.go 12).
-func parseDay(s string) (time.Time, error) {
-	var d time.Time
-	if t, err := time.Parse(time.DateOnly, s); err == nil {
-		d = t
-	} else if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		d = calendarDay(t)
-	} else {
-		return d, fmt.Errorf("%q: not YYYY-MM-DD or RFC 3339", s)
-	}
-	if !inDateRange(d) {
-		return d, fmt.Errorf("%q: outside 1970-01-01..2149-06-06", s)
-	}
-	return d, nil
-}
-
-func calendarDay(t time.Time) time.Time {
-	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
 }
