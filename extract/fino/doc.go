@@ -64,8 +64,18 @@
 //     Account history uses the same rule without the lookback.
 //  21. Amounts are JSON numbers with at most two decimals (examples -55.08, 7481.06, 150), printed
 //     as a float serializer prints them (150, 12.5).
-//  22. bookingDate/valueDate are Unix seconds of 00:00 UTC of the day (Meaning of data fields:
-//     "Unix timestamp", zone unsaid); creationDate is RFC 3339 with offset as in its example.
+//  22. bookingDate/valueDate are Unix seconds (Meaning of data fields: "Unix timestamp", zone unsaid)
+//     or RFC 3339 text with an offset; creationDate is RFC 3339 with offset as in its example. A Date
+//     column takes the date written in a timestamp, in its own offset, never converted to UTC: a
+//     German bank's midnight "2026-11-03T00:00:00+01:00" (23:00 UTC the day before) is 2026-11-03,
+//     and "2026-11-03T23:30:00-01:00" too (transform.ParseDay, the rule of Fimento's dates). So are
+//     the dates the docs show as YYYY-MM-DD (daily balances, nextBookingDate, nextBookingRange,
+//     observedTimespan), should a timestamp come there; YYYY-MM-DD stays as written. Unix seconds
+//     carry no offset: their day is the UTC day, so a zone's midnight east of UTC sent as a number
+//     lands on the day before, and nothing in the number tells. from/to and the cursors stay days
+//     (13, 19, 20): finoOS filters by the booking day as written, and the cursor is the UTC day a
+//     run's window ends on; where a local day east of UTC has already begun, its bookings come with
+//     the next run, which reads from before the cursor day on.
 //  23. merchantCategoryCode is a string of four digits (leading zeros kept); transactionCode an
 //     integer (Meaning of data fields).
 //  24. Account overdraft is {"amount": number, "available": bool}; the field table swaps the types.

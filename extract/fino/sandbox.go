@@ -58,6 +58,16 @@ type SandboxOptions struct {
 	// by a finoOS that knows the endpoint only by its other documented name.
 	UnservedPaths []string
 
+	// LocalTimestamps, when set, makes the sandbox write its timestamps in
+	// this zone, as a German bank's might come: bookingDate and valueDate
+	// become RFC 3339 text of the booking day's local midnight
+	// ("2026-11-03T00:00:00+01:00" in Europe/Berlin, 23:00 UTC the day
+	// before) instead of Unix seconds, and creationDate, lastSynchronization,
+	// analysisPeriod, the webhook's correlationTimestamp and a cockpit's
+	// createdAt carry the zone's offset. Dates (YYYY-MM-DD) and the ledger
+	// stay as they are: a booking's day is the same in any zone.
+	LocalTimestamps *time.Location
+
 	// SyncedAt is every bank login's lastSynchronization in the
 	// synchronization status; default Now: every user looks freshly synced,
 	// so incremental runs read everybody.
@@ -519,7 +529,7 @@ func (s *Sandbox) deliverWebhook(a *analysis) {
 		CustomUserID:         a.user.CustomUserID,
 		TenantID:             a.tenant,
 		CorrelationID:        a.id,
-		CorrelationTimestamp: a.started.Format(time.RFC3339),
+		CorrelationTimestamp: inZone(a.started, s.opts.LocalTimestamps).Format(time.RFC3339),
 		Secret:               s.opts.WebhookSecret,
 		Event:                "categorization",
 		Data:                 json.RawMessage(`{"status":"COMPLETED"}`),
@@ -659,7 +669,7 @@ func (s *Sandbox) syncStatus(w http.ResponseWriter, r *http.Request, c *call) {
 		return
 	}
 	users := s.Users(c.tenant)
-	synced := s.opts.SyncedAt().UTC().Truncate(time.Second)
+	synced := inZone(s.opts.SyncedAt().UTC().Truncate(time.Second), s.opts.LocalTimestamps)
 	resp := SyncStatusPage{SynchronizationStatuses: []SyncStatus{}, Page: page, Size: size,
 		TotalPages: (len(users) + size - 1) / size, TotalElements: len(users)}
 	for _, u := range users[min(len(users), (page-1)*size):min(len(users), page*size)] {
@@ -902,10 +912,9 @@ func appendCategorization(b []byte, c *Categorization) []byte {
 			b = append(b, t.Amount...)
 		}
 		b = appendOmitEmpty(b, "currency", t.Currency)
-		b = append(b, `,"bookingDate":`...)
-		b = strconv.AppendInt(b, t.BookingDate, 10)
-		if t.ValueDate != 0 {
-			b = strconv.AppendInt(append(b, `,"valueDate":`...), t.ValueDate, 10)
+		b = appendTimestamp(append(b, `,"bookingDate":`...), t.BookingDate)
+		if !t.ValueDate.IsZero() {
+			b = appendTimestamp(append(b, `,"valueDate":`...), t.ValueDate)
 		}
 		b = appendOmitEmpty(b, "bookingText", t.BookingText)
 		b = appendOmitEmpty(b, "purpose", t.Purpose)
@@ -934,6 +943,14 @@ func appendCategorization(b []byte, c *Categorization) []byte {
 		b = append(b, '}')
 	}
 	return append(b, '}')
+}
+
+// appendTimestamp appends t as Timestamp.MarshalJSON does.
+func appendTimestamp(b []byte, t Timestamp) []byte {
+	if t.Text != "" {
+		return appendJSONString(b, t.Text)
+	}
+	return strconv.AppendInt(b, t.Unix, 10)
 }
 
 // appendOmitEmpty appends ,"key":value unless value is "" (omitempty).

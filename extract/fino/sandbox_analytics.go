@@ -74,7 +74,7 @@ func (d *dataset) addLifeEvents(p *profile, h uint64) {
 func (d *dataset) companyProfile(tenant, userID string) *profile {
 	h := hashString("company/" + tenant + "/" + userID)
 	r := rand.New(rand.NewPCG(d.seed, h))
-	p := &profile{hash: h, card: -1, owner: pick(r, lastNames) + " " + pick(r, []string{"GmbH", "KG", "AG"})}
+	p := &profile{hash: h, card: -1, owner: pick(r, lastNames) + " " + pick(r, []string{"GmbH", "KG", "AG"}), zone: d.zone}
 	for _, i := range []int{0, 3} { // newAccount: 0 and 3 are current accounts
 		a := newAccount(r, i, false)
 		a.name, a.opening = "Geschaeftskonto", euros(r, 5000, 40000)
@@ -678,7 +678,7 @@ func (v *ledgerView) topCategories() TopCategories {
 
 // cockpit combines a few modules, as a tenant might configure it.
 func (v *ledgerView) cockpit(typ, id string) Cockpit {
-	c := Cockpit{CockpitID: id, Type: typ, CreatedAt: v.d.today.Format(time.RFC3339), ObservedTimespan: v.span(false), Sections: map[string]json.RawMessage{}}
+	c := Cockpit{CockpitID: id, Type: typ, CreatedAt: localMidnight(v.d.today, v.d.zone).Format(time.RFC3339), ObservedTimespan: v.span(false), Sections: map[string]json.RawMessage{}}
 	if typ == personUser {
 		h := v.householdBudget()
 		h.ObservedTimespan = nil
