@@ -85,4 +85,12 @@
 //     FINSYNC_FIMENTO_HASH_KEY (insights metric person_ref or company_ref).
 //  21. Categories: the docs show only "income"; categories.go maps plausible names to the common
 //     taxonomy of fino's categories.csv, anything else to "other"; provider_category keeps Fimento's.
+//  22. Fields finsync does not read are kept in raw. A transaction's or an accountsInfo item's own
+//     members stay in its raw (the item, scrubbed and redacted). Members of the process and of the
+//     insights document that no field names (a customer segment, a score) become insights rows like
+//     16's objects: metric "process.<name>" or "insights.<name>", raw the value scrubbed and
+//     redacted as any raw (20), scalars also in value/value_text, objects also flattened. They land
+//     once, not in every account's raw; together at most 64 KiB per document, members beyond left
+//     out and counted in the row "insights._left_out" or "process._left_out". A transactions page's
+//     members beside "transactions" are paging, not data of a transaction, and are not kept.
 package fimento

@@ -303,6 +303,9 @@ type insight struct {
 //     are undocumented: one row per object with the scrubbed object as raw
 //     (metric = its name), and one row per scalar inside it (metric = its
 //     dotted path; numbers in value, other scalars in value_text);
+//   - the members of the insights document and of the process that no
+//     field names (doc.go 22), the same way, metric "insights.<name>" and
+//     "process.<name>"; a scalar is one row with its value and raw;
 //   - account_count, graph_days.
 //
 // fetchedAtInterval is observed_from/observed_to of every row. It returns
@@ -361,10 +364,10 @@ func (b *InsightsBuilder) Add(p Person, key []byte, proc *Process, in *Insights)
 	}
 	count("account_count", len(in.AccountsInfo))
 	count("graph_days", len(in.TransactionGraph))
-	for _, obj := range []struct {
-		name string
-		raw  json.RawMessage
-	}{{"totalBalance", in.TotalBalance}, {"categorisation", in.Categorisation}, {"computationAutomation", in.ComputationAutomation}} {
+	objects := []member{{"totalBalance", in.TotalBalance}, {"categorisation", in.Categorisation}, {"computationAutomation", in.ComputationAutomation}}
+	objects = append(objects, members("insights.", in.Extra)...)
+	objects = append(objects, members("process.", proc.Extra)...)
+	for _, obj := range objects {
 		if len(obj.raw) == 0 || string(obj.raw) == "null" {
 			continue
 		}
@@ -377,6 +380,13 @@ func (b *InsightsBuilder) Add(p Person, key []byte, proc *Process, in *Insights)
 		leaves, err := flatten(obj.name, scrubbed)
 		if err != nil {
 			rejects = append(rejects, b.reject(p, obj.name, obj.name+": "+err.Error(), scrubbed))
+			continue
+		}
+		if len(leaves) == 1 && leaves[0].metric == obj.name {
+			// A scalar: its value goes to the row that has its raw, not to a
+			// second row of the same key.
+			last := &rows[len(rows)-1]
+			last.value, last.text = leaves[0].value, p.redact.text(leaves[0].text)
 			continue
 		}
 		for _, l := range leaves {
@@ -404,6 +414,27 @@ func (b *InsightsBuilder) Add(p Person, key []byte, proc *Process, in *Insights)
 		}
 	}
 	return rejects
+}
+
+// member is a named JSON value of the insights document or the process.
+type member struct {
+	name string
+	raw  json.RawMessage
+}
+
+// members lists the members of the JSON object extra (Unknown's result),
+// in key order, their names prefixed.
+func members(prefix string, extra json.RawMessage) []member {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(extra, &m) != nil {
+		return nil
+	}
+	out := make([]member, 0, len(m))
+	for k, v := range m {
+		out = append(out, member{prefix + k, v})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
 }
 
 // flatten lists the scalars of a JSON document as insights, metric = prefix
