@@ -169,4 +169,16 @@
 //     sync and clock skew. Users with no login in the list (uploaded data), users never read, old
 //     cursors without START, and a tenant whose status cannot be read (403, 404, errors) are read
 //     as before. A re-analysis without a new sync is not seen until the user syncs again.
+//  50. Fields finsync does not read are kept in raw. A record's own stay in its raw, which is the
+//     record as received less what 35 drops (a categorization with its raw transaction, an account,
+//     a contract, an analytics element). Members of the object around a user's records — beside
+//     accountsOverview and, inside it, beside accountsView and creditsView; beside contracts; beside
+//     observedTimespan and the module members of a person income, spending or risk document — go
+//     into each of those records' raw under "_wrapper" (extract.WithWrapper), scrubbed by the
+//     records' rules (an "owner" there is dropped as an account's is), compact with sorted keys, at
+//     most 4 KiB as they repeat in every row (members beyond are left out, counted in "_left_out").
+//     So account detection and contracts are read as whole documents (one request for both views).
+//     A categorization page's members beside the paging fields are not kept: they describe the
+//     page, not a transaction, and pages are streamed. A single-module document (household budget,
+//     company modules, cockpits) is itself the raw of its top-level rows, unknown members included.
 package fino

@@ -790,7 +790,32 @@ func (s *Sandbox) analytics(w http.ResponseWriter, r *http.Request, c *call, str
 	}
 	v := s.data.view(s.data.profile(c.tenant, u))
 	body := mustJSON(v.moduleDoc(stream, u.UserID, granted))
+	if s.opts.ExtraFields {
+		body = extraModuleFields(body, mods[0].Key != "")
+	}
 	s.replyBody(w, c, http.StatusOK, s.malformModule(stream, u.UserID, body))
+}
+
+// extraModuleFields adds ExtraFields' members to an analytics document:
+// "modelVersion" at the top and, in a document of keyed modules, "trend"
+// in each module.
+func extraModuleFields(body []byte, keyed bool) []byte {
+	var doc map[string]json.RawMessage
+	if json.Unmarshal(body, &doc) != nil {
+		return body
+	}
+	if keyed {
+		for key, raw := range doc {
+			var m map[string]json.RawMessage
+			if key == "observedTimespan" || json.Unmarshal(raw, &m) != nil {
+				continue
+			}
+			m["trend"] = json.RawMessage(`"stable"`)
+			doc[key] = mustJSON(m)
+		}
+	}
+	doc["modelVersion"] = json.RawMessage(`"2026.2"`)
+	return mustJSON(doc)
 }
 
 // malformModule applies the Malformed fault to an analytics document: a

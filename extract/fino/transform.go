@@ -19,6 +19,8 @@ package fino
 //     undocumented; standing orders name payees, often persons).
 //   - contracts.raw is kept whole: contract partners are counterparties,
 //     like counterparty_name.
+//   - "_wrapper", what the object around the records held beyond them
+//     (assumption 50), is scrubbed by the same rules before it is added.
 //
 // Keys are matched case-insensitively, and escaped keys are unescaped first,
 // because encoding/json decodes "Owner" or "\u006fwner" into Owner too: a

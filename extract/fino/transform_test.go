@@ -858,3 +858,35 @@ func TestAllocsPerRow(t *testing.T) {
 		}
 	}
 }
+
+// wrapped finds a user document's records and what surrounds them,
+// scrubbed by the records' rules (assumption 50).
+func TestWrapped(t *testing.T) {
+	rules := NewAccountsBuilder(memory.NewGoAllocator(), testLineage()).scrub
+	lists := []string{"accountsOverview.accountsView", "accountsOverview.creditsView"}
+	for _, tc := range []struct {
+		name, doc, wrapper string
+		records            []int
+		err                bool
+	}{
+		{"nothing around", `{"accountsOverview":{"accountsView":[{}],"creditsView":[]}}`, "", []int{1, 0}, false},
+		{"members around, scrubbed", `{"owner":"Anna Becker","at":"x","accountsOverview":{"accountsView":[],"creditsView":[{},{}],
+			"summary":{"n":2},"Owner":"Ben Fischer"}}`, `{"accountsOverview":{"summary":{"n":2}},"at":"x"}`, []int{0, 2}, false},
+		{"only a name around", `{"owner":"Anna Becker","accountsOverview":{"accountsView":[],"creditsView":[]}}`, "", []int{0, 0}, false},
+		{"null list", `{"accountsOverview":{"accountsView":null,"creditsView":[]}}`, "", []int{0, 0}, false},
+		{"missing list", `{"accountsOverview":{"accountsView":[]}}`, "", nil, true},
+		{"no object", `[]`, "", nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			records, wrapper, err := wrapped([]byte(tc.doc), rules, lists...)
+			if (err != nil) != tc.err || string(wrapper) != tc.wrapper {
+				t.Fatalf("wrapper %s, error %v; want %s, error %v", wrapper, err, tc.wrapper, tc.err)
+			}
+			for i, n := range tc.records {
+				if len(records[i]) != n {
+					t.Errorf("%s: %d records, want %d", lists[i], len(records[i]), n)
+				}
+			}
+		})
+	}
+}
