@@ -61,7 +61,15 @@ func (s *syncBuffer) String() string {
 
 func newFimentoWorld(t *testing.T, faults fimento.Faults) *fimentoWorld {
 	t.Helper()
-	sb := fimento.NewSandbox(fimento.SandboxOptions{PartnerBanks: fimentoBanks, Months: 3, Seed: 11, Faults: faults, PageSize: 20})
+	return newFimentoWorldWith(t, fimento.SandboxOptions{Faults: faults})
+}
+
+// newFimentoWorldWith is newFimentoWorld with more sandbox options (banks,
+// months, seed and page size are the world's).
+func newFimentoWorldWith(t *testing.T, opts fimento.SandboxOptions) *fimentoWorld {
+	t.Helper()
+	opts.PartnerBanks, opts.Months, opts.Seed, opts.PageSize = fimentoBanks, 3, 11, 20
+	sb := fimento.NewSandbox(opts)
 	srv := httptest.NewServer(sb)
 	t.Cleanup(func() { srv.Close(); sb.Close() })
 	db := chtest.NewDB(t)
@@ -690,3 +698,52 @@ type fakeClock struct {
 func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 
 func (c *fakeClock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
+// Fields Fimento adds that finsync does not read land in raw: a
+// transaction's and an account's own in their rows' raw, the process's and
+// the insights document's as insights rows of their own, all without the
+// customer's identifiers.
+func TestFimentoUnknownFieldsLandInRaw(t *testing.T) {
+	w := newFimentoWorldWith(t, fimento.SandboxOptions{ExtraFields: true})
+	for _, run := range w.runAll(t) {
+		if run.Status != clickhouse.RunSuccess || run.Rejects != 0 {
+			t.Fatalf("%s/%s: %s, %d rejects, %s", run.Stream, run.Tenant, run.Status, run.Rejects, run.Error)
+		}
+	}
+	completed := 0
+	for _, ps := range w.completedProcesses(t) {
+		completed += len(ps)
+	}
+	absent := equals(nil)
+	for _, tc := range []struct {
+		what, query string
+		checks      []rawCheck
+	}{
+		{"transactions", `SELECT raw FROM transactions FINAL`, []rawCheck{{[]string{"merchantLogo"}, isString}}},
+		{"accounts", `SELECT raw FROM accounts FINAL`, []rawCheck{{[]string{"accountLogo"}, isString}}},
+		{"insights.riskScore", `SELECT raw FROM insights FINAL WHERE metric = 'insights.riskScore' AND toString(value) = '0.125000'`,
+			[]rawCheck{{nil, equals(0.125)}}},
+		{"insights.merchantSummary", `SELECT raw FROM insights FINAL WHERE metric = 'insights.merchantSummary'`, []rawCheck{
+			{[]string{"topMerchant"}, equals("ICA Maxi")},
+			{[]string{"contact", "firstName"}, absent},
+			{[]string{"contact", "lastName"}, absent},
+		}},
+		{"insights.merchantSummary.topMerchant", `SELECT concat('"', value_text, '"') FROM insights FINAL WHERE metric = 'insights.merchantSummary.topMerchant'`,
+			[]rawCheck{{nil, equals("ICA Maxi")}}},
+		{"process.customerSegment", `SELECT raw FROM insights FINAL WHERE metric = 'process.customerSegment' AND value_text = 'retail'`,
+			[]rawCheck{{nil, equals("retail")}}},
+		{"process.kyc", `SELECT raw FROM insights FINAL WHERE metric = 'process.kyc'`, []rawCheck{
+			{[]string{"level"}, equals(2.0)},
+			{[]string{"ssn"}, absent},
+		}},
+	} {
+		t.Run(tc.what, func(t *testing.T) {
+			raws := w.query(t, tc.query)
+			checkRaws(t, tc.what, raws, tc.checks...)
+			if strings.Contains(tc.what, ".") && len(raws) != completed {
+				t.Errorf("%d rows, want one per completed process (%d)", len(raws), completed)
+			}
+		})
+	}
+	personalDataFree(t, w)
+}

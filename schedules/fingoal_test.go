@@ -495,3 +495,35 @@ func number(t *testing.T, s string) float64 {
 	}
 	return f
 }
+
+// Fields FinGoal adds that finsync does not read land in raw: an enriched
+// transaction's and a finsight's own, and those of the batch result and
+// the finsights list that wrap them, under "_wrapper".
+func TestFingoalUnknownFieldsLandInRaw(t *testing.T) {
+	w := newFingoalWorld(t, fingoal.SandboxOptions{ExtraFields: true}, fingoal.Config{BatchSize: 40})
+	w.addTransactions(t, "fino", "client-a", "u-1", 30, time.Now().UTC().Truncate(24*time.Hour))
+	for _, stream := range []string{fingoal.StreamEnrichment, fingoal.StreamFinsights} {
+		if run, err := w.run(t, context.Background(), stream); err != nil || run.Status != clickhouse.RunSuccess {
+			t.Fatalf("%s: %+v %v", stream, run, err)
+		}
+	}
+	positive := func(v any) bool { n, _ := v.(float64); return n > 0 }
+	for _, tc := range []struct {
+		what, query string
+		checks      []rawCheck
+	}{
+		{"enriched transactions", `SELECT raw FROM transactions FINAL WHERE provider = 'fingoal'`, []rawCheck{
+			{[]string{"merchant_logo"}, isString},
+			{[]string{"_wrapper", "processed_at"}, isString},
+			{[]string{"_wrapper", "batch_summary", "enriched"}, positive},
+			{[]string{"_wrapper", "enrichedTransactions"}, equals(nil)}, // the records are not repeated
+		}},
+		{"finsights", `SELECT raw FROM insights FINAL WHERE module = 'finsight'`, []rawCheck{
+			{[]string{"merchant_logo"}, isString},
+			{[]string{"_wrapper", "generated_at"}, isString},
+			{[]string{"_wrapper", "model"}, equals("finsights-2")},
+		}},
+	} {
+		t.Run(tc.what, func(t *testing.T) { checkRaws(t, tc.what, w.query(t, tc.query), tc.checks...) })
+	}
+}

@@ -2,9 +2,11 @@ package schedules_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -377,5 +379,73 @@ func TestAnalyticsBadMonthsAreRejectedAlone(t *testing.T) {
 	good := w.query(t, `SELECT toString(count()) FROM insights FINAL WHERE module = 'person-income-salary' AND metric = 'salary.amount'`)
 	if mustAtoi(t, bad[0])+mustAtoi(t, good[0]) != 12 {
 		t.Errorf("salary months: %s rejected + %s loaded, want 12", bad[0], good[0])
+	}
+}
+
+// Fields finoOS adds that finsync does not read land in raw, scrubbed as
+// before: a record's own, and those of the object around the records (the
+// account detection and its accountsOverview, the contract list, a person
+// income document) under "_wrapper" in each of its rows.
+func TestFinoUnknownFieldsLandInRaw(t *testing.T) {
+	w := newAnalyticsWorld(t, fino.SandboxOptions{ExtraFields: true}, fino.Scopes{})
+	streams := []string{"fino.transactions", "fino.accounts", "fino.contracts", "fino.analytics.person_income", "fino.analytics.company_staff"}
+	for name, run := range w.run(t, func(s extract.Stream) bool { return slices.Contains(streams, s.Name) }) {
+		if run.Status != clickhouse.RunSuccess || run.Rejects != 0 {
+			t.Fatalf("%s: %s, %d rejects, %s", name, run.Status, run.Rejects, run.Error)
+		}
+	}
+	absent := equals(nil)
+	for _, tc := range []struct {
+		what, query string
+		checks      []rawCheck
+	}{
+		{"transactions", `SELECT raw FROM transactions FINAL`, []rawCheck{
+			{[]string{"transaction", "merchantLogo"}, isString},
+			{[]string{"categoryIcon"}, isString},
+			{[]string{"transaction", "paymentPartner", "name"}, absent}, // scrubbed as before
+		}},
+		{"accounts", `SELECT raw FROM accounts FINAL`, []rawCheck{
+			{[]string{"accountLogo"}, isString},
+			{[]string{"owner"}, absent},
+			{[]string{"_wrapper", "detectedAt"}, isString},
+			{[]string{"_wrapper", "accountsOverview", "summary", "accounts"}, func(v any) bool { n, _ := v.(float64); return n > 0 }},
+			{[]string{"_wrapper", "accountsOverview", "accountsView"}, absent}, // the records are not repeated
+			{[]string{"_wrapper", "owner"}, absent},                            // a person's name, scrubbed like an account's
+		}},
+		{"contracts", `SELECT raw FROM contracts FINAL`, []rawCheck{
+			{[]string{"contractLogo"}, isString},
+			{[]string{"_wrapper", "generatedAt"}, isString},
+			{[]string{"_wrapper", "contracts"}, absent},
+		}},
+		{"person income", `SELECT raw FROM insights FINAL WHERE module = 'person-income-salary' AND metric = 'salary.average'`, []rawCheck{
+			{[]string{"trend"}, equals("stable")},
+			{[]string{"_wrapper", "modelVersion"}, equals("2026.2")},
+			{[]string{"_wrapper", "salary"}, absent},
+			{[]string{"_wrapper", "observedTimespan"}, absent},
+		}},
+		{"company staff", `SELECT raw FROM insights FINAL WHERE module = 'company-staff' AND metric = 'salary.totalMonthly'`, []rawCheck{
+			{[]string{"modelVersion"}, equals("2026.2")}, // the whole document is the raw
+		}},
+	} {
+		t.Run(tc.what, func(t *testing.T) { checkRaws(t, tc.what, w.query(t, tc.query), tc.checks...) })
+	}
+	// The account holder, whom the detection now names beside the accounts
+	// too, is in no raw payload of theirs.
+	for _, u := range w.persons {
+		var d struct {
+			Owner string `json:"owner"`
+		}
+		resp := sandboxCall(t, w.url, http.MethodGet, "/api/users/"+u+"/account-detection")
+		err := json.NewDecoder(resp.Body).Decode(&d)
+		resp.Body.Close()
+		if err != nil || d.Owner == "" {
+			t.Fatalf("no owner beside %s's accounts: %v", u, err)
+		}
+		for _, table := range []string{"transactions", "accounts", "contracts", "insights"} {
+			n := w.query(t, "SELECT toString(count()) FROM "+table+" WHERE user_id = ? AND position(raw, ?) > 0", u, d.Owner)
+			if n[0] != "0" {
+				t.Errorf("%s holds %q in %s raw payloads", table, d.Owner, n[0])
+			}
+		}
 	}
 }

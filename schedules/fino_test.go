@@ -461,3 +461,67 @@ func TestFinoUnknownUserIsSkipped(t *testing.T) {
 		}
 	}
 }
+
+// A finoOS that writes its booking timestamps as local midnight with an
+// offset ("2026-11-03T00:00:00+01:00", 23:00 UTC the day before) has every
+// booking land on the day the sandbox's ledger booked it, in any zone; the
+// cursor stays a UTC day and a second run changes nothing.
+func TestFinoLocalTimestampsLandOnTheLedgersDays(t *testing.T) {
+	for _, zone := range []string{"Europe/Berlin", "America/New_York", "Pacific/Kiritimati"} {
+		t.Run(zone, func(t *testing.T) {
+			loc, err := time.LoadLocation(zone)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := newFinoWorldWith(t, fino.SandboxOptions{LocalTimestamps: loc})
+			stream := w.streams[0] // fino.transactions
+			for _, tenant := range finoTenants {
+				run, err := w.runner.Run(context.Background(), stream, tenant)
+				if err != nil || run.Status != clickhouse.RunSuccess || run.Rejects != 0 {
+					t.Fatalf("%s: %s, %d rejects, %s, %v", tenant, run.Status, run.Rejects, run.Error, err)
+				}
+			}
+			days := func() []string {
+				return w.query(t, `SELECT concat(tenant, ' ', user_id, ' ', toString(booking_date), ' ', toString(count()), ' ', toString(sum(amount)))
+					FROM transactions FINAL GROUP BY tenant, user_id, booking_date ORDER BY tenant, user_id, booking_date`)
+			}
+			var want []string
+			for _, tenant := range finoTenants {
+				for _, user := range w.sandbox.Users(tenant) {
+					l, err := w.sandbox.Ledger(tenant, user)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for d, dt := range l.Days {
+						want = append(want, fmt.Sprintf("%s %s %s %d %s", tenant, user, d, dt.Transactions, decimal.RequireFromString(dt.AmountSum).StringFixed(4)))
+					}
+				}
+			}
+			sort.Strings(want)
+			got := days()
+			if strings.Join(got, "\n") != strings.Join(want, "\n") {
+				t.Fatalf("booking days differ from the ledger's (%d days, ledger %d); first of each:\n%s\n%s", len(got), len(want), first(got), first(want))
+			}
+			if n := w.query(t, `SELECT toString(countIf(value_date != booking_date)) FROM transactions FINAL`); n[0] != "0" {
+				t.Errorf("%s rows with a value date other than the booking day (the sandbox books both on one day)", n[0])
+			}
+			cursor, _ := w.state.Cursor(context.Background(), stream.Name, finoTenants[0])
+			if want := "2026-02-24 synced-before 2026-02-24T06:00:00Z"; cursor != want {
+				t.Errorf("cursor %q, want %q", cursor, want)
+			}
+			if _, err := w.runner.Run(context.Background(), stream, finoTenants[0]); err != nil {
+				t.Fatal(err)
+			}
+			if again := days(); strings.Join(again, "\n") != strings.Join(got, "\n") {
+				t.Errorf("the incremental run changed the booking days")
+			}
+		})
+	}
+}
+
+func first(rows []string) string {
+	if len(rows) == 0 {
+		return "(none)"
+	}
+	return rows[0]
+}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/finsync/finsync/extract"
 )
 
 // Paths are the endpoints the extractor calls and the sandbox serves. The
@@ -258,6 +260,20 @@ type Process struct {
 	// PSUType is "business" in the response example but shares the enum of
 	// dataCollectionType in the request: any string is taken (doc.go 7).
 	PSUType string `json:"psuType,omitempty"`
+	// Extra holds the members no field names (doc.go 22).
+	Extra json.RawMessage `json:"-"`
+}
+
+// maxUnknownBytes bounds the members of a process or an insights document
+// that finsync does not read: each lands once, in an insights row of its
+// own (doc.go 22).
+const maxUnknownBytes = 64 << 10
+
+// UnmarshalJSON decodes the process and keeps its unknown members in Extra.
+func (p *Process) UnmarshalJSON(b []byte) (err error) {
+	type plain Process
+	p.Extra, err = extract.DecodeWrapper(b, (*plain)(p), maxUnknownBytes)
+	return err
 }
 
 // Revoked tells whether the process reports that the customer denied or
@@ -312,6 +328,16 @@ type Insights struct {
 	LastName              string          `json:"lastName,omitempty"`
 	ProcessID             string          `json:"processId"`
 	ComputationAutomation json.RawMessage `json:"computationAutomation,omitempty"`
+	// Extra holds the members no field names (doc.go 22).
+	Extra json.RawMessage `json:"-"`
+}
+
+// UnmarshalJSON decodes the insights and keeps their unknown members in
+// Extra.
+func (in *Insights) UnmarshalJSON(b []byte) (err error) {
+	type plain Insights
+	in.Extra, err = extract.DecodeWrapper(b, (*plain)(in), maxUnknownBytes)
+	return err
 }
 
 // GraphDay is one day of the transaction graph.

@@ -54,7 +54,7 @@
 //     positiveTransactions, the docs' example shows 0), with at most 4 decimals.
 //  12. A transaction's date is an RFC 3339 instant; its booking day is the calendar day written in
 //     it, in its own offset (Swedish banks book in local time: 2026-01-25T00:30:00+01:00 is the 25th,
-//     not the 24th). Currency: no field names one; SE processes are SEK, FI processes EUR.
+//     not the 24th; transform.ParseDay, shared with finoOS). Currency: no field names one; SE processes are SEK, FI processes EUR.
 //  13. transactionGraph[].date is YYYY-MM-DD (RFC 3339 accepted); info.balance is the customer's
 //     end-of-day balance over all accounts of the process, so it lands in account_balances with
 //     account_id "*" and granularity "day". negativeSum/positiveSum become insights per day;
@@ -85,4 +85,12 @@
 //     FINSYNC_FIMENTO_HASH_KEY (insights metric person_ref or company_ref).
 //  21. Categories: the docs show only "income"; categories.go maps plausible names to the common
 //     taxonomy of fino's categories.csv, anything else to "other"; provider_category keeps Fimento's.
+//  22. Fields finsync does not read are kept in raw. A transaction's or an accountsInfo item's own
+//     members stay in its raw (the item, scrubbed and redacted). Members of the process and of the
+//     insights document that no field names (a customer segment, a score) become insights rows like
+//     16's objects: metric "process.<name>" or "insights.<name>", raw the value scrubbed and
+//     redacted as any raw (20), scalars also in value/value_text, objects also flattened. They land
+//     once, not in every account's raw; together at most 64 KiB per document, members beyond left
+//     out and counted in the row "insights._left_out" or "process._left_out". A transactions page's
+//     members beside "transactions" are paging, not data of a transaction, and are not kept.
 package fimento

@@ -52,6 +52,15 @@ type SandboxOptions struct {
 	WebhookURL  string
 	WebhookPoll time.Duration
 
+	// ExtraFields adds members the docs do not name, as a newer Fimento
+	// might: on each record (a transaction's "merchantLogo", an
+	// accountsInfo item's "accountLogo") and on the objects around them
+	// (the process's "customerSegment" and "kyc", the insights document's
+	// "riskScore" and "merchantSummary", a transactions page's "nextPage").
+	// Some carry the customer's identifiers, under a personal key or in a
+	// text, which must not land (doc.go 20, 22).
+	ExtraFields bool
+
 	Faults Faults
 	Logger *slog.Logger // default: discard
 }
@@ -714,7 +723,12 @@ func (s *Sandbox) getProcess(w http.ResponseWriter, r *http.Request, c *call) {
 	}
 	s.mu.Unlock()
 	if ok {
-		s.reply(w, c, http.StatusOK, proc)
+		body := mustJSON(proc)
+		if s.opts.ExtraFields {
+			body = withMembers(body, "customerSegment", "retail",
+				"kyc", map[string]any{"level": 2, "ssn": p.ssn, "checkedName": p.first + " " + p.last})
+		}
+		s.replyBody(w, c, http.StatusOK, body)
 	}
 }
 
@@ -803,7 +817,11 @@ func (s *Sandbox) transactions(w http.ResponseWriter, r *http.Request, c *call) 
 	}
 	s.mu.Unlock()
 	if ok {
-		s.replyBody(w, c, http.StatusOK, listJSON(`{"transactions":`, items, "}"))
+		tail := "}"
+		if s.opts.ExtraFields {
+			tail = `,"nextPage":` + strconv.Itoa(page+1) + "}"
+		}
+		s.replyBody(w, c, http.StatusOK, listJSON(`{"transactions":`, items, tail))
 	}
 }
 
@@ -820,6 +838,9 @@ func (s *Sandbox) encodeTxn(p *sbProcess, t sbTxn) []byte {
 			Amount string `json:"amount"`
 		}{tx, "abc"})
 	}
+	if s.opts.ExtraFields {
+		return withMembers(mustJSON(tx), "merchantLogo", "https://logos.fimento.invalid/"+t.category+".png")
+	}
 	return mustJSON(tx)
 }
 
@@ -834,11 +855,41 @@ func (s *Sandbox) insights(w http.ResponseWriter, r *http.Request, c *call) {
 	var body []byte
 	if ok {
 		body = insightsDoc(p)
+		if s.opts.ExtraFields {
+			body = extraInsights(body, p)
+		}
 	}
 	s.mu.Unlock()
 	if ok {
 		s.replyBody(w, c, http.StatusOK, body)
 	}
+}
+
+// extraInsights is the insights document doc with ExtraFields' members.
+func extraInsights(doc []byte, p *sbProcess) []byte {
+	var m map[string]json.RawMessage
+	var accounts []json.RawMessage
+	if json.Unmarshal(doc, &m) != nil || json.Unmarshal(m["accountsInfo"], &accounts) != nil {
+		panic("fimento sandbox: insights do not decode")
+	}
+	for i, a := range accounts {
+		accounts[i] = withMembers(a, "accountLogo", "https://logos.fimento.invalid/account"+strconv.Itoa(i)+".png")
+	}
+	m["accountsInfo"] = mustJSON(accounts)
+	return withMembers(mustJSON(m), "riskScore", json.Number("0.125"),
+		"merchantSummary", map[string]any{"topMerchant": "ICA Maxi", "note": "prepared for " + p.first + " " + p.last,
+			"contact": map[string]string{"firstName": p.first, "lastName": p.last}})
+}
+
+// withMembers is the JSON object obj, which has members, with the members
+// key, value, ... added.
+func withMembers(obj []byte, kv ...any) []byte {
+	out := bytes.TrimSuffix(bytes.Clone(obj), []byte("}"))
+	for i := 0; i+1 < len(kv); i += 2 {
+		out = append(append(append(out, ','), mustJSON(kv[i])...), ':')
+		out = append(out, mustJSON(kv[i+1])...)
+	}
+	return append(out, '}')
 }
 
 func (s *Sandbox) addWebhook(w http.ResponseWriter, r *http.Request, c *call) {

@@ -152,7 +152,7 @@ func (b *TransactionsBuilder) AddJSON(p Person, raw []byte) (extract.Reject, boo
 	if err != nil {
 		return fail("amount " + err.Error())
 	}
-	day, err := parseDay(t.Date)
+	day, err := transform.ParseDay(t.Date)
 	if err != nil {
 		return fail("date " + err.Error())
 	}
@@ -261,7 +261,7 @@ func (b *BalancesBuilder) Add(p Person, d GraphDay) (extract.Reject, bool) {
 		raw, _ := json.Marshal(map[string]any{"date": d.Date, "balance": string(d.Info.Balance)})
 		return b.reject(p, "balance/"+d.Date, reason, raw), false
 	}
-	day, err := parseDay(d.Date)
+	day, err := transform.ParseDay(d.Date)
 	if err != nil {
 		return fail("date " + err.Error())
 	}
@@ -303,6 +303,9 @@ type insight struct {
 //     are undocumented: one row per object with the scrubbed object as raw
 //     (metric = its name), and one row per scalar inside it (metric = its
 //     dotted path; numbers in value, other scalars in value_text);
+//   - the members of the insights document and of the process that no
+//     field names (doc.go 22), the same way, metric "insights.<name>" and
+//     "process.<name>"; a scalar is one row with its value and raw;
 //   - account_count, graph_days.
 //
 // fetchedAtInterval is observed_from/observed_to of every row. It returns
@@ -334,7 +337,7 @@ func (b *InsightsBuilder) Add(p Person, key []byte, proc *Process, in *Insights)
 		rows = append(rows, insight{metric: "company_ref", text: PersonRef(key, company)})
 	}
 	for _, d := range in.TransactionGraph {
-		day, err := parseDay(d.Date)
+		day, err := transform.ParseDay(d.Date)
 		if err != nil {
 			rejects = append(rejects, b.reject(p, "graph/"+d.Date, "transactionGraph date "+err.Error(), nil))
 			continue
@@ -361,10 +364,10 @@ func (b *InsightsBuilder) Add(p Person, key []byte, proc *Process, in *Insights)
 	}
 	count("account_count", len(in.AccountsInfo))
 	count("graph_days", len(in.TransactionGraph))
-	for _, obj := range []struct {
-		name string
-		raw  json.RawMessage
-	}{{"totalBalance", in.TotalBalance}, {"categorisation", in.Categorisation}, {"computationAutomation", in.ComputationAutomation}} {
+	objects := []member{{"totalBalance", in.TotalBalance}, {"categorisation", in.Categorisation}, {"computationAutomation", in.ComputationAutomation}}
+	objects = append(objects, members("insights.", in.Extra)...)
+	objects = append(objects, members("process.", proc.Extra)...)
+	for _, obj := range objects {
 		if len(obj.raw) == 0 || string(obj.raw) == "null" {
 			continue
 		}
@@ -379,6 +382,13 @@ func (b *InsightsBuilder) Add(p Person, key []byte, proc *Process, in *Insights)
 			rejects = append(rejects, b.reject(p, obj.name, obj.name+": "+err.Error(), scrubbed))
 			continue
 		}
+		if len(leaves) == 1 && leaves[0].metric == obj.name {
+			// A scalar: its value goes to the row that has its raw, not to a
+			// second row of the same key.
+			last := &rows[len(rows)-1]
+			last.value, last.text = leaves[0].value, p.redact.text(leaves[0].text)
+			continue
+		}
 		for _, l := range leaves {
 			l.text = p.redact.text(l.text)
 			rows = append(rows, l)
@@ -387,8 +397,9 @@ func (b *InsightsBuilder) Add(p Person, key []byte, proc *Process, in *Insights)
 
 	var from, to any
 	if iv := in.FetchedAtInterval; iv != nil && !iv.Min.IsZero() && !iv.Max.IsZero() {
-		f, t := calendarDay(iv.Min), calendarDay(iv.Max)
-		if inDateRange(f) && inDateRange(t) {
+		f, okF := transform.CalendarDay(iv.Min)
+		t, okT := transform.CalendarDay(iv.Max)
+		if okF && okT {
 			from, to = f, t
 		}
 	}
@@ -403,6 +414,27 @@ func (b *InsightsBuilder) Add(p Person, key []byte, proc *Process, in *Insights)
 		}
 	}
 	return rejects
+}
+
+// member is a named JSON value of the insights document or the process.
+type member struct {
+	name string
+	raw  json.RawMessage
+}
+
+// members lists the members of the JSON object extra (Unknown's result),
+// in key order, their names prefixed.
+func members(prefix string, extra json.RawMessage) []member {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(extra, &m) != nil {
+		return nil
+	}
+	out := make([]member, 0, len(m))
+	for k, v := range m {
+		out = append(out, member{prefix + k, v})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
 }
 
 // flatten lists the scalars of a JSON document as insights, metric = prefix
@@ -482,31 +514,4 @@ func parseAmount(n json.Number, scale int32, intDigits int32) (decimal.Decimal, 
 		return decimal.Decimal{}, fmt.Errorf("%q: out of range", s)
 	}
 	return t, nil
-}
-
-// inDateRange: a day outside ClickHouse's Date would wrap silently there,
-// so it is refused here.
-func inDateRange(d time.Time) bool {
-	return !d.Before(transform.MinDate) && !d.After(transform.MaxDate)
-}
-
-// parseDay reads YYYY-MM-DD or an RFC 3339 timestamp as the calendar day
-// written in it, in its own offset (doc.go 12).
-func parseDay(s string) (time.Time, error) {
-	var d time.Time
-	if t, err := time.Parse(time.DateOnly, s); err == nil {
-		d = t
-	} else if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		d = calendarDay(t)
-	} else {
-		return d, fmt.Errorf("%q: not YYYY-MM-DD or RFC 3339", s)
-	}
-	if !inDateRange(d) {
-		return d, fmt.Errorf("%q: outside 1970-01-01..2149-06-06", s)
-	}
-	return d, nil
-}
-
-func calendarDay(t time.Time) time.Time {
-	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/finsync/finsync/extract"
 )
 
 const provider = "fingoal"
@@ -82,10 +84,19 @@ type CleanupStatus struct {
 }
 
 // BatchResult is GET /cleanup/{batch_request_id}; items are decoded one by
-// one, so a bad one is rejected alone.
+// one, so a bad one is rejected alone. Extra holds the members finsync does
+// not read, for the rows' raw (assumption 13).
 type BatchResult struct {
 	EnrichedTransactions []json.RawMessage `json:"enrichedTransactions"`
 	FailedTransactions   []json.RawMessage `json:"failedTransactions"`
+	Extra                json.RawMessage   `json:"-"`
+}
+
+// UnmarshalJSON decodes the result and keeps its unknown members in Extra.
+func (r *BatchResult) UnmarshalJSON(b []byte) (err error) {
+	type plain BatchResult
+	r.Extra, err = extract.DecodeWrapper(b, (*plain)(r), extract.MaxWrapperBytes)
+	return err
 }
 
 // Enriched is one enriched transaction (assumption 5: the docs leave the
@@ -135,9 +146,18 @@ type TagsResponse struct {
 	UserTags TagUpdate `json:"userTags"`
 }
 
-// FinsightsResponse is GET /finsights; items are decoded one by one.
+// FinsightsResponse is GET /finsights; items are decoded one by one. Extra
+// holds the members finsync does not read (assumption 13).
 type FinsightsResponse struct {
 	Finsights []json.RawMessage `json:"finsights"`
+	Extra     json.RawMessage   `json:"-"`
+}
+
+// UnmarshalJSON decodes the list and keeps its unknown members in Extra.
+func (r *FinsightsResponse) UnmarshalJSON(b []byte) (err error) {
+	type plain FinsightsResponse
+	r.Extra, err = extract.DecodeWrapper(b, (*plain)(r), extract.MaxWrapperBytes)
+	return err
 }
 
 // Finsight is one savings recommendation with the fields the docs list.
@@ -210,8 +230,17 @@ type (
 	UserTagsWebhook struct {
 		UserTags TagUpdate `json:"userTags"`
 	}
-	// FinsightsWebhook carries new recommendations (quick start shape).
+	// FinsightsWebhook carries new recommendations (quick start shape);
+	// Extra holds the members finsync does not read (assumption 13).
 	FinsightsWebhook struct {
 		Finsights []json.RawMessage `json:"finsights"`
+		Extra     json.RawMessage   `json:"-"`
 	}
 )
+
+// UnmarshalJSON decodes the webhook and keeps its unknown members in Extra.
+func (p *FinsightsWebhook) UnmarshalJSON(b []byte) (err error) {
+	type plain FinsightsWebhook
+	p.Extra, err = extract.DecodeWrapper(b, (*plain)(p), extract.MaxWrapperBytes)
+	return err
+}

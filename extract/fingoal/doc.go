@@ -94,4 +94,14 @@
 //     the same rule although the docs only state it for the others.
 //  12. Batches have no documented lifetime; a pending batch is polled by
 //     every run until it answers (an adopted one for 24 hours).
+//  13. Fields finsync does not read are kept in raw. An enriched
+//     transaction's or a finsight's own members stay as sent (raw is the
+//     item). Members of the object wrapping them — GET /cleanup/{id}
+//     beside enrichedTransactions/failedTransactions, GET /finsights and
+//     the finsights webhook beside finsights — go into each of its rows'
+//     raw under "_wrapper" (extract.WithWrapper): compact, keys sorted, at
+//     most 4 KiB, as they repeat in every row; members that do not fit are
+//     left out and counted in "_left_out". GET /users/{userId} feeds only
+//     user_tags, which has no raw column. Nothing is scrubbed: FinGoal
+//     holds no personal identifiers, only opaque ids (3).
 package fingoal

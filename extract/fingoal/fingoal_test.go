@@ -167,7 +167,8 @@ func TestRejectsOfABatchHaveDistinctKeys(t *testing.T) {
 func decoderSeeds() [][]byte {
 	var seeds [][]byte
 	for _, s := range []string{docEnriched, docCredit, docFinsight, docFinsightSchema, docFailed,
-		`{"amountFound":1e400,"finsight_id":"x","user_id":"u"}`, `null`, `[]`, `{}`, `"x"`} {
+		`{"amountFound":1e400,"finsight_id":"x","user_id":"u"}`, `null`, `[]`, `{}`, `"x"`,
+		`{"enrichedTransactions":[{"uid":"u","transactionid":"t","amountnum":1,"settlement":"debit","date":"2026-01-02"}],"failedTransactions":[],"processed_at":"x","n":{"a":[1]}}`} {
 		seeds = append(seeds, []byte(s))
 	}
 	return append(seeds, hostile.Payloads()...)
@@ -195,7 +196,16 @@ func FuzzDecoders(f *testing.F) {
 		var status CleanupStatus
 		_ = json.Unmarshal(raw, &status)
 		var res BatchResult
-		_ = json.Unmarshal(raw, &res)
+		if json.Unmarshal(raw, &res) == nil {
+			if len(res.Extra) > extract.MaxWrapperBytes+32 || (res.Extra != nil && !json.Valid(res.Extra)) {
+				t.Fatalf("batch result's unknown members: %d bytes %q", len(res.Extra), res.Extra)
+			}
+			for _, item := range res.EnrichedTransactions {
+				if rej, ok := e.AddEnriched("b", extract.WithWrapper(item, res.Extra)); !ok && rej.Reason == "" {
+					t.Fatal("enriched item rejected without a reason")
+				}
+			}
+		}
 		var u UserResponse
 		_ = json.Unmarshal(raw, &u)
 		var tags TagsResponse

@@ -43,6 +43,13 @@ type SandboxOptions struct {
 	// receiver must verify that form. Integers stay as they are: the
 	// receiver decodes retries into a Go int, which takes no 0.0 or 0e0.
 	RespellWebhooks bool
+	// ExtraFields adds members the docs do not name, as a newer FinGoal
+	// might: on each record (an enriched transaction's and a finsight's
+	// "merchant_logo") and beside the records in their wrapper (a batch
+	// result's "processed_at" and "batch_summary", a finsights list's and
+	// webhook's "generated_at" and "model"). The extractor must keep all
+	// of them in raw (assumption 13).
+	ExtraFields bool
 }
 
 // Sandbox is a fake FinGoal Insights API 3.1.2 under /v3: authentication,
@@ -405,21 +412,45 @@ func (s *Sandbox) finish(b *sandboxBatch) {
 		raw, _ := json.Marshal(e)
 		if s.faults.Malformed(e.TransactionID) {
 			raw = []byte(fmt.Sprintf(`{"uid":%q,"transactionid":%q,"tags":"unavailable"}`, e.UID, e.TransactionID))
+		} else if s.opts.ExtraFields {
+			var m map[string]any
+			json.Unmarshal(raw, &m)
+			raw, _ = json.Marshal(s.extra(m, "merchant_logo", logoOf(e.MerchantName)))
 		}
 		items[i] = raw
 	}
-	b.body, _ = json.Marshal(map[string]any{"enrichedTransactions": items, "failedTransactions": failed})
+	result := map[string]any{"enrichedTransactions": items, "failedTransactions": failed}
+	b.body, _ = json.Marshal(s.extra(result, "processed_at", now.UTC().Format(time.RFC3339),
+		"batch_summary", map[string]int{"enriched": len(enriched), "failed": len(failed)}))
 	s.webhook(EnrichmentWebhook{BatchRequestID: b.id})
 	var recs []map[string]any
 	for _, e := range enriched {
 		if f := finsightFor(s.opts.ClientID, e, now); f != nil {
+			f = s.extra(f, "merchant_logo", logoOf(e.MerchantName))
 			s.finsights = append(s.finsights, finsightAt{f: f, at: now})
 			recs = append(recs, f)
 		}
 	}
 	if len(recs) > 0 {
-		s.webhook(map[string]any{"finsights": recs})
+		s.webhook(s.extra(map[string]any{"finsights": recs}, "generated_at", now.UTC().Format(time.RFC3339), "model", "finsights-2"))
 	}
+}
+
+// extra adds the members key, value, ... to m when ExtraFields is on.
+func (s *Sandbox) extra(m map[string]any, kv ...any) map[string]any {
+	if s.opts.ExtraFields {
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i].(string)] = kv[i+1]
+		}
+	}
+	return m
+}
+
+func logoOf(merchant string) string {
+	if merchant == "" {
+		merchant = "none"
+	}
+	return "https://logos.fingoal.invalid/" + strings.ToLower(strings.ReplaceAll(merchant, " ", "-")) + ".png"
 }
 
 // rule maps a keyword of the description to a merchant and category.
@@ -675,7 +706,7 @@ func (s *Sandbox) listFinsights(w http.ResponseWriter, r *http.Request, d faults
 			list = append(list, f.f)
 		}
 	}
-	body, _ := json.Marshal(map[string]any{"finsights": list})
+	body, _ := json.Marshal(s.extra(map[string]any{"finsights": list}, "generated_at", s.opts.Now().UTC().Format(time.RFC3339), "model", "finsights-2"))
 	s.mu.Unlock()
 	s.faults.WriteBody(w, d, body)
 }

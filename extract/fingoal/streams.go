@@ -543,7 +543,7 @@ func (a *API) collect(ctx context.Context, c *extract.Client, req extract.Reques
 	w := NewEnrichedWriter(a.mem, req.Lineage)
 	defer w.Release()
 	for _, raw := range res.EnrichedTransactions {
-		if rej, ok := w.AddEnriched(j.ID, raw); !ok {
+		if rej, ok := w.AddEnriched(j.ID, extract.WithWrapper(raw, res.Extra)); !ok {
 			if err := out.Reject(rej); err != nil {
 				return false, err
 			}
@@ -832,7 +832,7 @@ func (a *API) runFinsights(ctx context.Context, req extract.Request, out extract
 	w := NewFinsightsWriter(a.mem, req.Lineage)
 	defer w.Release()
 	for _, raw := range resp.Finsights {
-		if rej, ok := w.AddFinsight(raw); !ok {
+		if rej, ok := w.AddFinsight(extract.WithWrapper(raw, resp.Extra)); !ok {
 			if err := out.Reject(rej); err != nil {
 				return req.Cursor, err
 			}

@@ -283,6 +283,9 @@ func (cfg WebhookConfig) finsights(ctx context.Context, tenant string, body []by
 			return http.StatusBadRequest, "finsights must be an array of objects"
 		}
 		items = p.Finsights
+		for i := range items {
+			items[i] = extract.WithWrapper(items[i], p.Extra)
+		}
 	}
 	if cfg.Records == nil {
 		return http.StatusServiceUnavailable, "no loader configured"

@@ -125,15 +125,12 @@ type optDay struct {
 	ok bool
 }
 
-// dayOf reads the day of "YYYY-MM-DD" or an RFC 3339 instant; anything else
-// is NULL (the observed range is context, not worth a reject).
+// dayOf reads the day of "YYYY-MM-DD" or an RFC 3339 instant, in its own
+// offset (parseDay); anything else is NULL (the observed range is context,
+// not worth a reject).
 func dayOf(s string) optDay {
-	if len(s) >= 10 {
-		if v, ok := parseDay(s[:10]); ok {
-			return optDay{v, true}
-		}
-	}
-	return optDay{}
+	v, ok := parseDay(s)
+	return optDay{v, ok}
 }
 
 func validPeriod(p string) bool {
@@ -687,7 +684,7 @@ func sortedKeys[V any](m map[string]V) []string {
 // month_end, month_min or month_max, dated the last day of month (YYYY-MM).
 func (b *BalancesBuilder) addMonth(userID, accountID, granularity, month string, balance json.Number, currency string) (extract.Reject, bool) {
 	first, ok := parseDay(month + "-01")
-	if !ok {
+	if !ok || len(month) != len("2006-01") {
 		return b.reject(accountID+"/"+month, badDay("month", month), nil, nil), false
 	}
 	t := arrow.Date32(first).ToTime()

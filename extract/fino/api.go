@@ -2,6 +2,8 @@ package fino
 
 import (
 	"encoding/json"
+	"errors"
+	"strconv"
 	"time"
 )
 
@@ -122,8 +124,8 @@ type Transaction struct {
 	TransactionID        string          `json:"transactionId"`
 	Amount               json.Number     `json:"amount"` // negative = money out
 	Currency             string          `json:"currency,omitempty"`
-	BookingDate          int64           `json:"bookingDate"` // Unix seconds
-	ValueDate            int64           `json:"valueDate,omitempty"`
+	BookingDate          Timestamp       `json:"bookingDate"`
+	ValueDate            Timestamp       `json:"valueDate,omitzero"`
 	BookingText          string          `json:"bookingText,omitempty"`
 	Purpose              string          `json:"purpose,omitempty"`
 	PaymentPartner       *PaymentPartner `json:"paymentPartner,omitempty"`
@@ -134,6 +136,45 @@ type Transaction struct {
 	MerchantCategoryCode string          `json:"merchantCategoryCode,omitempty"`
 	SEPAPurposeCode      string          `json:"sepaPurposeCode,omitempty"`
 	TransactionCode      int             `json:"transactionCode,omitempty"`
+}
+
+// Timestamp is a bookingDate or valueDate as sent: Unix seconds, the JSON
+// number the docs name, or RFC 3339 text with an offset, a JSON string
+// (assumption 22). Its day is that of the offset it was written in.
+type Timestamp struct {
+	Unix int64  // the number; 0 when absent or sent as text
+	Text string // the text; "" when absent or sent as a number
+}
+
+// IsZero reports an absent timestamp (or the number 0).
+func (t Timestamp) IsZero() bool { return t.Unix == 0 && t.Text == "" }
+
+// UnmarshalJSON takes an integer or a string; null leaves it zero. The
+// text is checked where the day is taken, so a bad one is a reject naming
+// its transaction.
+func (t *Timestamp) UnmarshalJSON(b []byte) error {
+	*t = Timestamp{}
+	switch {
+	case string(b) == "null":
+		return nil
+	case len(b) > 0 && b[0] == '"':
+		return json.Unmarshal(b, &t.Text)
+	}
+	n, err := strconv.ParseInt(string(b), 10, 64)
+	if err != nil {
+		return errors.New("a timestamp (bookingDate, valueDate) is neither integer Unix seconds nor RFC 3339 text")
+	}
+	t.Unix = n
+	return nil
+}
+
+// MarshalJSON writes the form it was read in: text as a string, else the
+// number.
+func (t Timestamp) MarshalJSON() ([]byte, error) {
+	if t.Text != "" {
+		return json.Marshal(t.Text)
+	}
+	return strconv.AppendInt(nil, t.Unix, 10), nil
 }
 
 // PaymentPartner is the counterparty of a transaction (and, by assumption,

@@ -118,7 +118,7 @@ func TestDecodeDocExamples(t *testing.T) {
 			t.Fatal(rejects, err)
 		}
 		tx := page.Categorizations[0].Transaction
-		if tx.Amount != "-19.9" || tx.BookingDate != 1769036400 || tx.PaymentPartner.CreditorID != "DE98ZZZ09999999999" ||
+		if tx.Amount != "-19.9" || tx.BookingDate != (Timestamp{Unix: 1769036400}) || tx.PaymentPartner.CreditorID != "DE98ZZZ09999999999" ||
 			tx.MandateReference != "M1" || tx.EndToEndReference != "E2E1" || tx.MerchantCategoryCode != "6300" || tx.TransactionCode != 105 {
 			t.Fatalf("%+v", tx)
 		}

@@ -37,8 +37,8 @@ func (t *Transaction) Validate() error {
 	if t.Amount == "" {
 		return errors.New("amount missing")
 	}
-	if t.BookingDate <= 0 {
-		return errors.New("bookingDate missing")
+	if _, ok := t.BookingDate.day(); !ok || t.BookingDate.IsZero() {
+		return errors.New("bookingDate missing or not a day")
 	}
 	return nil
 }

@@ -64,8 +64,18 @@
 //     Account history uses the same rule without the lookback.
 //  21. Amounts are JSON numbers with at most two decimals (examples -55.08, 7481.06, 150), printed
 //     as a float serializer prints them (150, 12.5).
-//  22. bookingDate/valueDate are Unix seconds of 00:00 UTC of the day (Meaning of data fields:
-//     "Unix timestamp", zone unsaid); creationDate is RFC 3339 with offset as in its example.
+//  22. bookingDate/valueDate are Unix seconds (Meaning of data fields: "Unix timestamp", zone unsaid)
+//     or RFC 3339 text with an offset; creationDate is RFC 3339 with offset as in its example. A Date
+//     column takes the date written in a timestamp, in its own offset, never converted to UTC: a
+//     German bank's midnight "2026-11-03T00:00:00+01:00" (23:00 UTC the day before) is 2026-11-03,
+//     and "2026-11-03T23:30:00-01:00" too (transform.ParseDay, the rule of Fimento's dates). So are
+//     the dates the docs show as YYYY-MM-DD (daily balances, nextBookingDate, nextBookingRange,
+//     observedTimespan), should a timestamp come there; YYYY-MM-DD stays as written. Unix seconds
+//     carry no offset: their day is the UTC day, so a zone's midnight east of UTC sent as a number
+//     lands on the day before, and nothing in the number tells. from/to and the cursors stay days
+//     (13, 19, 20): finoOS filters by the booking day as written, and the cursor is the UTC day a
+//     run's window ends on; where a local day east of UTC has already begun, its bookings come with
+//     the next run, which reads from before the cursor day on.
 //  23. merchantCategoryCode is a string of four digits (leading zeros kept); transactionCode an
 //     integer (Meaning of data fields).
 //  24. Account overdraft is {"amount": number, "available": bool}; the field table swaps the types.
@@ -159,4 +169,16 @@
 //     sync and clock skew. Users with no login in the list (uploaded data), users never read, old
 //     cursors without START, and a tenant whose status cannot be read (403, 404, errors) are read
 //     as before. A re-analysis without a new sync is not seen until the user syncs again.
+//  50. Fields finsync does not read are kept in raw. A record's own stay in its raw, which is the
+//     record as received less what 35 drops (a categorization with its raw transaction, an account,
+//     a contract, an analytics element). Members of the object around a user's records — beside
+//     accountsOverview and, inside it, beside accountsView and creditsView; beside contracts; beside
+//     observedTimespan and the module members of a person income, spending or risk document — go
+//     into each of those records' raw under "_wrapper" (extract.WithWrapper), scrubbed by the
+//     records' rules (an "owner" there is dropped as an account's is), compact with sorted keys, at
+//     most 4 KiB as they repeat in every row (members beyond are left out, counted in "_left_out").
+//     So account detection and contracts are read as whole documents (one request for both views).
+//     A categorization page's members beside the paging fields are not kept: they describe the
+//     page, not a transaction, and pages are streamed. A single-module document (household budget,
+//     company modules, cockpits) is itself the raw of its top-level rows, unknown members included.
 package fino

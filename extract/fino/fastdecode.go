@@ -11,7 +11,8 @@ import (
 // decodeCategorization is json.Unmarshal(raw, c) for the categorizations a
 // page is made of, without reflection: decoding was most of a run's CPU.
 // It takes the common shape only — known keys in their exact case, each
-// once, strings without escapes, integers where int64 fields are — and
+// once, strings without escapes, integers where int64 fields are, integers
+// or strings for the timestamps — and
 // reports false for anything else, which the caller then hands to
 // json.Unmarshal. So it never decides differently from encoding/json; a
 // fuzz test (FuzzDecodeCategorization) holds it to that.
@@ -78,9 +79,9 @@ func (d *fastDecoder) transaction(t *Transaction) {
 		case "currency":
 			bit, t.Currency = 4, d.string()
 		case "bookingDate":
-			bit, t.BookingDate = 8, d.int64()
+			bit, t.BookingDate = 8, d.timestamp()
 		case "valueDate":
-			bit, t.ValueDate = 16, d.int64()
+			bit, t.ValueDate = 16, d.timestamp()
 		case "bookingText":
 			bit, t.BookingText = 32, d.string()
 		case "purpose":
@@ -359,6 +360,16 @@ func (d *fastDecoder) number() string {
 	d.i = j
 	s := d.b[start:j]
 	return unsafe.String(unsafe.SliceData(s), len(s))
+}
+
+// timestamp reads a Timestamp: a string is its text, anything else goes
+// to int64 (null included).
+func (d *fastDecoder) timestamp() Timestamp {
+	d.space()
+	if d.i < len(d.b) && d.b[d.i] == '"' {
+		return Timestamp{Text: d.string()}
+	}
+	return Timestamp{Unix: d.int64()}
 }
 
 // int64 reads an integer literal that fits int64; null is 0. Fractions

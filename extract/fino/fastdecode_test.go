@@ -28,6 +28,9 @@ func FuzzDecodeCategorization(f *testing.F) {
 		`{"transaction":{"amount":"12.5","bookingDate":1.5}}`,
 		`{"transaction":{"paymentPartner":{"name":"x","iban":null},"transactionCode":9223372036854775808}}`,
 		`{"creationDate":"2026-01-22T14:08:47+01:00"}`, `{"creationDate":"2026-01-22 14:08:47"}`,
+		`{"transaction":{"bookingDate":"2026-11-03T00:00:00+01:00","valueDate":"2026-11-03"}}`,
+		`{"transaction":{"bookingDate":"2026-11-03T00:00:00\u002b01:00","valueDate":null}}`,
+		`{"transaction":{"bookingDate":true}}`, `{"transaction":{"bookingDate":""}}`,
 		`null`, `[]`, `"x"`, `{}`, ` { } `, `{}x`,
 	} {
 		f.Add([]byte(seed))
@@ -57,9 +60,31 @@ func FuzzDecodeCategorization(f *testing.F) {
 }
 
 // The sandbox encodes categorizations as json.Marshal does, and the fast
-// decoder takes every one of them.
+// decoder takes every one of them, with Unix seconds or local timestamps.
 func TestSandboxCategorizationsEncodeAndDecodeFast(t *testing.T) {
-	s := NewSandbox(SandboxOptions{UsersPerTenant: 3, CompaniesPerTenant: 2, Months: 4, LifeEvents: true})
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, zone := range []*time.Location{nil, berlin} {
+		s := NewSandbox(SandboxOptions{UsersPerTenant: 3, CompaniesPerTenant: 2, Months: 4, LifeEvents: true, LocalTimestamps: zone})
+		n += encodeAndDecodeFast(t, s)
+	}
+	// Strings json.Marshal escapes go through it.
+	for _, odd := range []string{`a"b`, `<tag>&`, "tab\t", "Müller", "line\u2028sep", "bad\xffutf8", ""} {
+		c := Categorization{TransactionID: odd, Tags: []string{odd}, Transaction: &Transaction{Purpose: odd, PaymentPartner: &PaymentPartner{Name: odd},
+			BookingDate: Timestamp{Text: odd}}}
+		if got, want := appendCategorization(nil, &c), mustJSON(c); string(got) != string(want) {
+			t.Fatalf("%q: encoded %s, json.Marshal %s", odd, got, want)
+		}
+	}
+	if n < 1000 {
+		t.Fatalf("only %d categorizations compared", n)
+	}
+}
+
+func encodeAndDecodeFast(t *testing.T, s *Sandbox) int {
 	n := 0
 	for _, u := range s.Users(s.opts.ClientID) {
 		user, _ := s.lookup(s.opts.ClientID, u)
@@ -82,14 +107,5 @@ func TestSandboxCategorizationsEncodeAndDecodeFast(t *testing.T) {
 			}
 		}
 	}
-	// Strings json.Marshal escapes go through it.
-	for _, odd := range []string{`a"b`, `<tag>&`, "tab\t", "Müller", "line sep", "bad\xffutf8", ""} {
-		c := Categorization{TransactionID: odd, Tags: []string{odd}, Transaction: &Transaction{Purpose: odd, PaymentPartner: &PaymentPartner{Name: odd}}}
-		if got, want := appendCategorization(nil, &c), mustJSON(c); string(got) != string(want) {
-			t.Fatalf("%q: encoded %s, json.Marshal %s", odd, got, want)
-		}
-	}
-	if n < 500 {
-		t.Fatalf("only %d categorizations compared", n)
-	}
+	return n
 }

@@ -23,6 +23,9 @@ func FuzzRecords(f *testing.F) {
 		`{"date":"2026-02-23","balance":"abc"}`,
 		`{"accountId":"a","type":"GIRO","balance":12.5,"owner":"Max Mustermann"}`,
 		`{"transactionId":"t","accountId":"a","transaction":{"transactionId":"t","amount":1e400,"bookingDate":1}}`,
+		`{"transactionId":"t","accountId":"a","transaction":{"transactionId":"t","amount":1,"bookingDate":"2026-11-03T00:00:00+01:00"}}`,
+		`{"transactionId":"t","accountId":"a","transaction":{"transactionId":"t","amount":1,"bookingDate":"1969-12-31T23:30:00-01:00"}}`,
+		`{"date":"2026-02-23T00:00:00+01:00","balance":1}`,
 		`null`, `[]`, `"x"`, `{}`,
 	} {
 		f.Add([]byte(seed))

@@ -336,6 +336,21 @@ func getDocument(ctx context.Context, c *extract.Client, path string) ([]byte, e
 	return nil, &extract.RetryAfter{Wait: time.Second, Err: fmt.Errorf("GET %s: body unreadable after %d attempts: %w", path, attempts, failure)}
 }
 
+// moduleWrapper is what a document serving several modules (person income,
+// spending, risk) holds beside observedTimespan and the members of all its
+// stream's modules, booked or not: scrubbed and bounded, it goes with each
+// module's raw (assumption 50).
+func moduleWrapper(doc []byte, stream string) []byte {
+	known := []string{"observedTimespan"}
+	for _, m := range Modules() {
+		if m.Stream == stream {
+			known = append(known, m.Key)
+		}
+	}
+	wrapper, _ := wrapperOf(doc, known, analyticsScrub) // doc decoded already
+	return wrapper
+}
+
 // transformModules hands each module its part of doc; a document that is
 // no JSON object is one reject per module.
 func transformModules(ins *InsightsBuilder, bal *BalancesBuilder, s extract.Subject, mods []Module, doc []byte) []extract.Reject {
@@ -347,6 +362,10 @@ func transformModules(ins *InsightsBuilder, bal *BalancesBuilder, s extract.Subj
 			docErr = fmt.Errorf("observedTimespan: %w", err)
 		}
 	}
+	var wrapper []byte
+	if docErr == nil && mods[0].Key != "" {
+		wrapper = moduleWrapper(doc, mods[0].Stream)
+	}
 	var rejects []extract.Reject
 	for _, m := range mods {
 		sink := newInsightSink(ins, bal, s.ID, s.CorrelationID, m, span)
@@ -356,7 +375,7 @@ func transformModules(ins *InsightsBuilder, bal *BalancesBuilder, s extract.Subj
 		case m.Key == "":
 			m.Transform(sink, doc)
 		case section != nil && string(section) != "null":
-			m.Transform(sink, section)
+			m.Transform(sink, extract.WithWrapper(section, wrapper))
 		} // a module the client has not booked is absent: nothing to say
 		rejects = append(rejects, sink.rejects...)
 	}

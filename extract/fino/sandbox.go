@@ -58,6 +58,28 @@ type SandboxOptions struct {
 	// by a finoOS that knows the endpoint only by its other documented name.
 	UnservedPaths []string
 
+	// LocalTimestamps, when set, makes the sandbox write its timestamps in
+	// this zone, as a German bank's might come: bookingDate and valueDate
+	// become RFC 3339 text of the booking day's local midnight
+	// ("2026-11-03T00:00:00+01:00" in Europe/Berlin, 23:00 UTC the day
+	// before) instead of Unix seconds, and creationDate, lastSynchronization,
+	// analysisPeriod, the webhook's correlationTimestamp and a cockpit's
+	// createdAt carry the zone's offset. Dates (YYYY-MM-DD) and the ledger
+	// stay as they are: a booking's day is the same in any zone.
+	LocalTimestamps *time.Location
+
+	// ExtraFields adds members the docs do not name, as a newer finoOS
+	// might: on each record (a raw transaction's "merchantLogo" and its
+	// categorization's "categoryIcon", an account's "accountLogo", a
+	// contract's "contractLogo", a person module's "trend", an analytics
+	// document's "modelVersion") and around the records (account
+	// detection's "detectedAt" and "owner", a person name, and
+	// accountsOverview's "summary"; the contract list's "generatedAt"; a
+	// person income, spending or risk document's "modelVersion"; a
+	// categorization page's "pageToken"). The extractor keeps them in raw,
+	// scrubbed as any raw (assumption 50).
+	ExtraFields bool
+
 	// SyncedAt is every bank login's lastSynchronization in the
 	// synchronization status; default Now: every user looks freshly synced,
 	// so incremental runs read everybody.
@@ -519,7 +541,7 @@ func (s *Sandbox) deliverWebhook(a *analysis) {
 		CustomUserID:         a.user.CustomUserID,
 		TenantID:             a.tenant,
 		CorrelationID:        a.id,
-		CorrelationTimestamp: a.started.Format(time.RFC3339),
+		CorrelationTimestamp: inZone(a.started, s.opts.LocalTimestamps).Format(time.RFC3339),
 		Secret:               s.opts.WebhookSecret,
 		Event:                "categorization",
 		Data:                 json.RawMessage(`{"status":"COMPLETED"}`),
@@ -616,7 +638,11 @@ func (s *Sandbox) categorizations(w http.ResponseWriter, r *http.Request, c *cal
 		}
 		body = s.appendCategorizationOf(body, p, &txns[i], withTx, locale)
 	}
-	body = fmt.Appendf(body, `],"page":%d,"size":%d,"totalPages":%d,"totalElements":%d}`, page, size, (total+size-1)/size, total)
+	body = fmt.Appendf(body, `],"page":%d,"size":%d,"totalPages":%d,"totalElements":%d`, page, size, (total+size-1)/size, total)
+	if s.opts.ExtraFields {
+		body = fmt.Appendf(body, `,"pageToken":"p%d"`, page+1)
+	}
+	body = append(body, '}')
 	s.replyBody(w, c, http.StatusOK, body)
 }
 
@@ -624,10 +650,26 @@ func (s *Sandbox) categorizations(w http.ResponseWriter, r *http.Request, c *cal
 // JSON but has a non-numeric amount or no transactionId.
 func (s *Sandbox) appendCategorizationOf(b []byte, p *profile, t *txn, withTx bool, locale string) []byte {
 	c := p.categorization(t, withTx, locale)
-	if !s.faults.Malform("transaction/" + t.id) {
-		return appendCategorization(b, &c)
+	switch {
+	case s.faults.Malform("transaction/" + t.id):
+		return append(b, s.malformedCategorization(c, t)...)
+	case s.opts.ExtraFields:
+		// Fields of the outer structs shadow the embedded ones of the same name.
+		type extraTx struct {
+			*Transaction
+			MerchantLogo string `json:"merchantLogo"`
+		}
+		var tx *extraTx
+		if c.Transaction != nil {
+			tx = &extraTx{c.Transaction, "https://logos.fino.invalid/" + t.kind.tags[0] + ".png"}
+		}
+		return append(b, mustJSON(struct {
+			Categorization
+			Transaction  *extraTx `json:"transaction,omitempty"`
+			CategoryIcon string   `json:"categoryIcon"`
+		}{c, tx, "icon-" + t.kind.tags[0]})...)
 	}
-	return append(b, s.malformedCategorization(c, t)...)
+	return appendCategorization(b, &c)
 }
 
 // malformedCategorization is c with a non-numeric amount or no transactionId.
@@ -659,7 +701,7 @@ func (s *Sandbox) syncStatus(w http.ResponseWriter, r *http.Request, c *call) {
 		return
 	}
 	users := s.Users(c.tenant)
-	synced := s.opts.SyncedAt().UTC().Truncate(time.Second)
+	synced := inZone(s.opts.SyncedAt().UTC().Truncate(time.Second), s.opts.LocalTimestamps)
 	resp := SyncStatusPage{SynchronizationStatuses: []SyncStatus{}, Page: page, Size: size,
 		TotalPages: (len(users) + size - 1) / size, TotalElements: len(users)}
 	for _, u := range users[min(len(users), (page-1)*size):min(len(users), page*size)] {
@@ -670,9 +712,33 @@ func (s *Sandbox) syncStatus(w http.ResponseWriter, r *http.Request, c *call) {
 }
 
 func (s *Sandbox) accountDetection(w http.ResponseWriter, r *http.Request, c *call) {
-	if u, ok := s.userOf(w, r, c); ok {
-		s.reply(w, c, http.StatusOK, s.data.detection(s.data.profile(c.tenant, u)))
+	u, ok := s.userOf(w, r, c)
+	if !ok {
+		return
 	}
+	p := s.data.profile(c.tenant, u)
+	d := s.data.detection(p)
+	if !s.opts.ExtraFields {
+		s.reply(w, c, http.StatusOK, d)
+		return
+	}
+	type extraAccount struct {
+		DetectedAccount
+		AccountLogo string `json:"accountLogo"`
+	}
+	view := func(accounts []DetectedAccount) [][]byte {
+		items := make([][]byte, len(accounts))
+		for i, a := range accounts {
+			items[i] = mustJSON(extraAccount{a, "https://logos.fino.invalid/" + strings.ToLower(string(a.Type)) + ".png"})
+		}
+		return items
+	}
+	o := d.AccountsOverview
+	body := listJSON(`{"accountsOverview":{"accountsView":`, view(o.AccountsView), "")
+	body = append(body, listJSON(`,"creditsView":`, view(o.CreditsView),
+		fmt.Sprintf(`,"summary":{"accounts":%d}},"detectedAt":%q,"owner":%q}`,
+			len(o.AccountsView)+len(o.CreditsView), localMidnight(s.data.today, s.data.zone).Format(time.RFC3339), p.owner))...)
+	s.replyBody(w, c, http.StatusOK, body)
 }
 
 func (s *Sandbox) accountHistory(w http.ResponseWriter, r *http.Request, c *call) {
@@ -725,9 +791,20 @@ func (s *Sandbox) contracts(w http.ResponseWriter, r *http.Request, c *call) {
 			}{ct, "abc"}))
 			continue
 		}
+		if s.opts.ExtraFields {
+			items = append(items, mustJSON(struct {
+				Contract
+				ContractLogo string `json:"contractLogo"`
+			}{ct, "https://logos.fino.invalid/" + strings.ToLower(ct.Category) + ".png"}))
+			continue
+		}
 		items = append(items, mustJSON(ct))
 	}
-	s.replyBody(w, c, http.StatusOK, listJSON(`{"contracts":`, items, "}"))
+	tail := "}"
+	if s.opts.ExtraFields {
+		tail = fmt.Sprintf(`,"generatedAt":%q}`, localMidnight(s.data.today, s.data.zone).Format(time.RFC3339))
+	}
+	s.replyBody(w, c, http.StatusOK, listJSON(`{"contracts":`, items, tail))
 }
 
 // tenant returns a tenant's state, creating it: finoOS creates a tenant on
@@ -902,10 +979,9 @@ func appendCategorization(b []byte, c *Categorization) []byte {
 			b = append(b, t.Amount...)
 		}
 		b = appendOmitEmpty(b, "currency", t.Currency)
-		b = append(b, `,"bookingDate":`...)
-		b = strconv.AppendInt(b, t.BookingDate, 10)
-		if t.ValueDate != 0 {
-			b = strconv.AppendInt(append(b, `,"valueDate":`...), t.ValueDate, 10)
+		b = appendTimestamp(append(b, `,"bookingDate":`...), t.BookingDate)
+		if !t.ValueDate.IsZero() {
+			b = appendTimestamp(append(b, `,"valueDate":`...), t.ValueDate)
 		}
 		b = appendOmitEmpty(b, "bookingText", t.BookingText)
 		b = appendOmitEmpty(b, "purpose", t.Purpose)
@@ -934,6 +1010,14 @@ func appendCategorization(b []byte, c *Categorization) []byte {
 		b = append(b, '}')
 	}
 	return append(b, '}')
+}
+
+// appendTimestamp appends t as Timestamp.MarshalJSON does.
+func appendTimestamp(b []byte, t Timestamp) []byte {
+	if t.Text != "" {
+		return appendJSONString(b, t.Text)
+	}
+	return strconv.AppendInt(b, t.Unix, 10)
 }
 
 // appendOmitEmpty appends ,"key":value unless value is "" (omitempty).

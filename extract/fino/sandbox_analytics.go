@@ -74,7 +74,7 @@ func (d *dataset) addLifeEvents(p *profile, h uint64) {
 func (d *dataset) companyProfile(tenant, userID string) *profile {
 	h := hashString("company/" + tenant + "/" + userID)
 	r := rand.New(rand.NewPCG(d.seed, h))
-	p := &profile{hash: h, card: -1, owner: pick(r, lastNames) + " " + pick(r, []string{"GmbH", "KG", "AG"})}
+	p := &profile{hash: h, card: -1, owner: pick(r, lastNames) + " " + pick(r, []string{"GmbH", "KG", "AG"}), zone: d.zone}
 	for _, i := range []int{0, 3} { // newAccount: 0 and 3 are current accounts
 		a := newAccount(r, i, false)
 		a.name, a.opening = "Geschaeftskonto", euros(r, 5000, 40000)
@@ -678,7 +678,7 @@ func (v *ledgerView) topCategories() TopCategories {
 
 // cockpit combines a few modules, as a tenant might configure it.
 func (v *ledgerView) cockpit(typ, id string) Cockpit {
-	c := Cockpit{CockpitID: id, Type: typ, CreatedAt: v.d.today.Format(time.RFC3339), ObservedTimespan: v.span(false), Sections: map[string]json.RawMessage{}}
+	c := Cockpit{CockpitID: id, Type: typ, CreatedAt: localMidnight(v.d.today, v.d.zone).Format(time.RFC3339), ObservedTimespan: v.span(false), Sections: map[string]json.RawMessage{}}
 	if typ == personUser {
 		h := v.householdBudget()
 		h.ObservedTimespan = nil
@@ -790,7 +790,32 @@ func (s *Sandbox) analytics(w http.ResponseWriter, r *http.Request, c *call, str
 	}
 	v := s.data.view(s.data.profile(c.tenant, u))
 	body := mustJSON(v.moduleDoc(stream, u.UserID, granted))
+	if s.opts.ExtraFields {
+		body = extraModuleFields(body, mods[0].Key != "")
+	}
 	s.replyBody(w, c, http.StatusOK, s.malformModule(stream, u.UserID, body))
+}
+
+// extraModuleFields adds ExtraFields' members to an analytics document:
+// "modelVersion" at the top and, in a document of keyed modules, "trend"
+// in each module.
+func extraModuleFields(body []byte, keyed bool) []byte {
+	var doc map[string]json.RawMessage
+	if json.Unmarshal(body, &doc) != nil {
+		return body
+	}
+	if keyed {
+		for key, raw := range doc {
+			var m map[string]json.RawMessage
+			if key == "observedTimespan" || json.Unmarshal(raw, &m) != nil {
+				continue
+			}
+			m["trend"] = json.RawMessage(`"stable"`)
+			doc[key] = mustJSON(m)
+		}
+	}
+	doc["modelVersion"] = json.RawMessage(`"2026.2"`)
+	return mustJSON(doc)
 }
 
 // malformModule applies the Malformed fault to an analytics document: a

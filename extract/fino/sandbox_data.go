@@ -30,6 +30,7 @@ type dataset struct {
 	today       time.Time // last day with data
 	historyFrom time.Time // first day of account history
 	lifeEvents  bool
+	zone        *time.Location // SandboxOptions.LocalTimestamps; nil: Unix seconds, UTC
 }
 
 func newDataset(o SandboxOptions) dataset {
@@ -48,6 +49,7 @@ func newDataset(o SandboxOptions) dataset {
 		today:       today,
 		historyFrom: historyFrom,
 		lifeEvents:  o.LifeEvents,
+		zone:        o.LocalTimestamps,
 	}
 }
 
@@ -129,9 +131,10 @@ type profile struct {
 	owner    string
 	accounts []account
 	specs    []spec
-	spend    []int // accounts that take everyday spending
-	card     int   // index of the credit-card account, -1 if none
-	everyday int   // everyday transactions in a full month
+	spend    []int          // accounts that take everyday spending
+	card     int            // index of the credit-card account, -1 if none
+	everyday int            // everyday transactions in a full month
+	zone     *time.Location // SandboxOptions.LocalTimestamps
 }
 
 type account struct {
@@ -180,7 +183,7 @@ func (d *dataset) profile(tenant string, u User) *profile {
 	}
 	h := hashString(tenant + "/" + u.UserID)
 	r := rand.New(rand.NewPCG(d.seed, h))
-	p := &profile{hash: h, card: -1}
+	p := &profile{hash: h, card: -1, zone: d.zone}
 	p.owner = pick(r, firstNames) + " " + pick(r, lastNames)
 	tight := r.IntN(4) == 0 // lives close to (and often in) the overdraft
 
@@ -605,7 +608,7 @@ func (d *dataset) detection(p *profile) AccountDetection {
 			}
 		}
 	})
-	period := &AnalysisPeriod{Since: d.start, Until: d.today}
+	period := &AnalysisPeriod{Since: localMidnight(d.start, d.zone), Until: localMidnight(d.today, d.zone)}
 	var out AccountDetection
 	view := &out.AccountsOverview
 	view.AccountsView, view.CreditsView = []DetectedAccount{}, []DetectedAccount{}
@@ -663,13 +666,19 @@ func stats(amounts []int64) *AccountStats {
 	}
 }
 
-func (t *txn) transaction() *Transaction {
+// transaction is t's raw transaction; its dates are Unix seconds, or the
+// booking day's midnight in zone as RFC 3339 text.
+func (t *txn) transaction(zone *time.Location) *Transaction {
+	day := Timestamp{Unix: t.day.Unix()}
+	if zone != nil {
+		day = Timestamp{Text: localMidnight(t.day, zone).Format(time.RFC3339)}
+	}
 	return &Transaction{
 		TransactionID:        t.id,
 		Amount:               amountJSON(t.amount),
 		Currency:             "EUR",
-		BookingDate:          t.day.Unix(),
-		ValueDate:            t.day.Unix(),
+		BookingDate:          day,
+		ValueDate:            day,
 		BookingText:          t.kind.text,
 		Purpose:              t.purpose,
 		PaymentPartner:       t.partner,
@@ -685,7 +694,7 @@ func (p *profile) categorization(t *txn, withTransaction bool, locale string) Ca
 	c := Categorization{
 		AccountID:      p.accounts[t.account].id,
 		TransactionID:  t.id,
-		CreationDate:   t.created,
+		CreationDate:   inZone(t.created, p.zone),
 		DescriptiveTag: t.kind.tags[0],
 		Tags:           t.kind.tags,
 	}
@@ -696,9 +705,26 @@ func (p *profile) categorization(t *txn, withTransaction bool, locale string) Ca
 		c.LocalizedTag = t.kind.en
 	}
 	if withTransaction {
-		c.Transaction = t.transaction()
+		c.Transaction = t.transaction(p.zone)
 	}
 	return c
+}
+
+// inZone is the instant t in zone; t itself when zone is nil.
+func inZone(t time.Time, zone *time.Location) time.Time {
+	if zone == nil {
+		return t
+	}
+	return t.In(zone)
+}
+
+// localMidnight is the start of day (a date, 00:00 UTC) in zone; day
+// itself when zone is nil.
+func localMidnight(day time.Time, zone *time.Location) time.Time {
+	if zone == nil {
+		return day
+	}
+	return time.Date(day.Year(), day.Month(), day.Day(), 0, 0, 0, 0, zone)
 }
 
 // cet is the offset of the docs' creationDate example (+01:00).

@@ -187,7 +187,11 @@ func cents(t *testing.T, s string) int64 {
 	return w*100 + f
 }
 
-func day(unix int64) string { return time.Unix(unix, 0).UTC().Format(time.DateOnly) }
+// day is the booking day a timestamp names (assumption 22).
+func day(ts Timestamp) string {
+	d, _ := ts.day()
+	return time.Unix(int64(d)*secondsPerDay, 0).UTC().Format(time.DateOnly)
+}
 
 func TestAuth(t *testing.T) {
 	_, srv := startSandbox(t, SandboxOptions{})
@@ -557,7 +561,7 @@ func TestContractsReferToTransactions(t *testing.T) {
 				if tx.MandateReference != ct.MandateReference || tx.PaymentPartner.Name != ct.ContractPartner.Name {
 					t.Fatalf("transaction %+v does not match contract %+v", tx, ct)
 				}
-				at := time.Unix(tx.BookingDate, 0).UTC()
+				at := time.Unix(tx.BookingDate.Unix, 0).UTC()
 				if j > 0 {
 					gap := (at.Year()-last.Year())*12 + int(at.Month()-last.Month())
 					if gap != months[ct.Interval] {

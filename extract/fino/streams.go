@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -324,22 +325,74 @@ func (a *API) runAccounts(ctx context.Context, req extract.Request, out extract.
 	c := a.clients.Get(req.Tenant)
 	return "", fan(ctx, a, req.Subjects, out, transform.Accounts, func() *AccountsBuilder { return NewAccountsBuilder(a.mem, req.Lineage) },
 		func(ctx context.Context, b *AccountsBuilder, s extract.Subject, flush func() error, out extract.Output) error {
-			for _, view := range []struct {
-				name   string
-				credit bool
-			}{{"accountsView", false}, {"creditsView", true}} {
-				_, err := c.GetElements(ctx, apiUserPath(s.ID, suffixAccountDetect), nil, []string{"accountsOverview", view.name}, func(raw json.RawMessage) error {
-					if rej, ok := b.AddJSON(s.ID, raw, view.credit); !ok {
-						return out.Reject(rej)
+			doc, err := getDocument(ctx, c, apiUserPath(s.ID, suffixAccountDetect))
+			if err != nil {
+				return skipGone(out, s, err)
+			}
+			views, wrapper, err := wrapped(doc, b.scrub, "accountsOverview.accountsView", "accountsOverview.creditsView")
+			if err != nil {
+				return fmt.Errorf("user %s: account detection: %w", s.ID, err)
+			}
+			for i, view := range views {
+				for _, raw := range view {
+					if rej, ok := b.AddJSON(s.ID, extract.WithWrapper(raw, wrapper), i == 1); !ok {
+						if err := out.Reject(rej); err != nil {
+							return err
+						}
 					}
-					return nil
-				})
-				if err != nil {
-					return skipGone(out, s, err)
 				}
 			}
 			return flush()
 		})
+}
+
+// wrapped splits a user's document into its record lists, at the dotted
+// paths lists, and the members finsync does not read around them, scrubbed
+// by rules (at the top and in the lists' containers) and bounded, for the
+// records' raw (assumption 50). A list that is missing is an error, as
+// with EachElement: a changed shape must not pass as "no records"; null
+// is none.
+func wrapped(doc []byte, rules []scrubRule, lists ...string) ([][]json.RawMessage, []byte, error) {
+	records := make([][]json.RawMessage, len(lists))
+	for i, path := range lists {
+		v := json.RawMessage(doc)
+		for _, key := range strings.Split(path, ".") {
+			var m map[string]json.RawMessage
+			if err := json.Unmarshal(v, &m); err != nil {
+				return nil, nil, fmt.Errorf("%s: %w", path, err)
+			}
+			var ok bool
+			if v, ok = m[key]; !ok {
+				return nil, nil, fmt.Errorf("%s: %w", path, extract.ErrPathNotFound)
+			}
+		}
+		if err := json.Unmarshal(v, &records[i]); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	all := rules
+	for _, path := range lists {
+		head, _, nested := strings.Cut(path, ".")
+		if nested && !slices.ContainsFunc(all, func(r scrubRule) bool { return r.key == head }) {
+			all = append(all[:len(all):len(all)], scrubRule{key: head, sub: rules})
+		}
+	}
+	wrapper, err := wrapperOf(doc, lists, all)
+	return records, wrapper, err
+}
+
+// wrapperOf is what doc holds beyond the members known names
+// (extract.Unknown, bounded), scrubbed by rules; nil when nothing is left.
+func wrapperOf(doc []byte, known []string, rules []scrubRule) ([]byte, error) {
+	unknown, err := extract.Unknown(doc, known, extract.MaxWrapperBytes)
+	if err != nil || unknown == nil {
+		return nil, err
+	}
+	wrapper, err := scrubJSON(nil, unknown, rules)
+	if err != nil || string(wrapper) == "{}" {
+		return nil, err
+	}
+	return wrapper, nil
 }
 
 // runHistory reads each user's daily balances from the cursor date on
@@ -386,14 +439,20 @@ func (a *API) runContracts(ctx context.Context, req extract.Request, out extract
 	c := a.clients.Get(req.Tenant)
 	return "", fan(ctx, a, req.Subjects, out, transform.Contracts, func() *ContractsBuilder { return NewContractsBuilder(a.mem, req.Lineage) },
 		func(ctx context.Context, b *ContractsBuilder, s extract.Subject, flush func() error, out extract.Output) error {
-			_, err := c.GetElements(ctx, apiUserPath(s.ID, suffixContracts), nil, []string{"contracts"}, func(raw json.RawMessage) error {
-				if rej, ok := b.AddJSON(s.ID, raw); !ok {
-					return out.Reject(rej)
-				}
-				return nil
-			})
+			doc, err := getDocument(ctx, c, apiUserPath(s.ID, suffixContracts))
 			if err != nil {
 				return skipGone(out, s, err)
+			}
+			lists, wrapper, err := wrapped(doc, nil, "contracts")
+			if err != nil {
+				return fmt.Errorf("user %s: contracts: %w", s.ID, err)
+			}
+			for _, raw := range lists[0] {
+				if rej, ok := b.AddJSON(s.ID, extract.WithWrapper(raw, wrapper)); !ok {
+					if err := out.Reject(rej); err != nil {
+						return err
+					}
+				}
 			}
 			return flush()
 		})

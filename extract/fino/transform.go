@@ -19,6 +19,8 @@ package fino
 //     undocumented; standing orders name payees, often persons).
 //   - contracts.raw is kept whole: contract partners are counterparties,
 //     like counterparty_name.
+//   - "_wrapper", what the object around the records held beyond them
+//     (assumption 50), is scrubbed by the same rules before it is added.
 //
 // Keys are matched case-insensitively, and escaped keys are unescaped first,
 // because encoding/json decodes "Owner" or "\u006fwner" into Owner too: a
@@ -31,7 +33,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"time"
 	"unicode/utf8"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -267,13 +268,15 @@ func NewTransactionsBuilder(mem memory.Allocator, lin transform.Lineage) *Transa
 // source_job_id. raw is the item's JSON as received. A record that cannot
 // be converted is returned as a Reject (ok=false) and nothing is appended.
 //
-// Mapping: the dates are the UTC days of the raw transaction's Unix seconds
-// (value_date NULL when 0); amount is the exact decimal; currency defaults
-// to EUR; description is purpose, or bookingText when there is none (both
-// also have their own columns); counterparty_* and creditor_id come from
-// paymentPartner; provider_category is descriptiveTag (tags[0] if that is
-// empty) and category its common category; merchant stays "" (finoOS names
-// none). Without the raw transaction the amount is unknown: a reject.
+// Mapping: the dates are the days of the raw transaction's timestamps, in
+// the offset they were written in, UTC for Unix seconds (assumption 22;
+// value_date NULL when absent or 0); amount is the exact decimal; currency
+// defaults to EUR; description is purpose, or bookingText when there is
+// none (both also have their own columns); counterparty_* and creditor_id
+// come from paymentPartner; provider_category is descriptiveTag (tags[0] if
+// that is empty) and category its common category; merchant stays ""
+// (finoOS names none). Without the raw transaction the amount is unknown: a
+// reject.
 func (b *TransactionsBuilder) Add(userID, correlationID string, c Categorization, raw []byte) (rej extract.Reject, ok bool) {
 	return b.add(userID, correlationID, c, raw, nil)
 }
@@ -298,16 +301,16 @@ func (b *TransactionsBuilder) add(userID, correlationID string, c Categorization
 	if err != nil {
 		return fail("amount " + err.Error())
 	}
-	if t.BookingDate == 0 {
+	if t.BookingDate.IsZero() {
 		return fail("transaction.bookingDate missing")
 	}
-	booking, ok := unixDay(t.BookingDate)
+	booking, ok := t.BookingDate.day()
 	if !ok {
-		return fail(badUnixDay("transaction.bookingDate", t.BookingDate))
+		return fail(badTimestamp("transaction.bookingDate", t.BookingDate))
 	}
-	value, ok := unixDay(t.ValueDate)
-	if t.ValueDate != 0 && !ok {
-		return fail(badUnixDay("transaction.valueDate", t.ValueDate))
+	value, ok := t.ValueDate.day()
+	if !t.ValueDate.IsZero() && !ok {
+		return fail(badTimestamp("transaction.valueDate", t.ValueDate))
 	}
 	if scrubbed == nil {
 		var err error
@@ -321,7 +324,7 @@ func (b *TransactionsBuilder) add(userID, correlationID string, c Categorization
 	appendString(b.transactionID, c.TransactionID)
 	appendString(b.accountID, c.AccountID)
 	b.bookingDate.Append(arrow.Date32(booking))
-	if t.ValueDate == 0 {
+	if t.ValueDate.IsZero() {
 		b.valueDate.AppendNull()
 	} else {
 		b.valueDate.Append(arrow.Date32(value))
@@ -846,8 +849,8 @@ const (
 	dayRange      = "1970-01-01..2149-06-06"
 )
 
-// unixDay is the UTC day of Unix seconds (assumption 22: finoOS sends the
-// seconds of 00:00 UTC, so this is the booking day in any zone).
+// unixDay is the UTC day of Unix seconds: a number carries no offset
+// (assumption 22).
 func unixDay(sec int64) (int32, bool) {
 	if sec < 0 {
 		return 0, false
@@ -856,27 +859,30 @@ func unixDay(sec int64) (int32, bool) {
 	return int32(day), day <= maxDay
 }
 
-func badUnixDay(field string, sec int64) string {
-	return fmt.Sprintf("%s %d: not Unix seconds of a day in %s", field, sec, dayRange)
+// day is the calendar day of a bookingDate or valueDate (assumption 22).
+func (t Timestamp) day() (int32, bool) {
+	if t.Text != "" {
+		return parseDay(t.Text)
+	}
+	return unixDay(t.Unix)
 }
 
-// parseDay reads "YYYY-MM-DD" as days since 1970-01-01, without allocating
-// (account history has one per account and day).
+func badTimestamp(field string, t Timestamp) string {
+	if t.Text != "" {
+		return fmt.Sprintf("%s %q: not a date or RFC 3339 timestamp of a day in %s", field, t.Text, dayRange)
+	}
+	return fmt.Sprintf("%s %d: not Unix seconds of a day in %s", field, t.Unix, dayRange)
+}
+
+// parseDay reads the day of a Date column's value, "YYYY-MM-DD" or an RFC
+// 3339 timestamp, by the one rule of transform.ParseDay: the date written
+// in it. It returns days since 1970-01-01.
 func parseDay(s string) (int32, bool) {
-	if len(s) != len(time.DateOnly) || s[4] != '-' || s[7] != '-' {
+	d, err := transform.ParseDay(s)
+	if err != nil {
 		return 0, false
 	}
-	y, ok1 := atoiDigits(s[0:4])
-	m, ok2 := atoiDigits(s[5:7])
-	d, ok3 := atoiDigits(s[8:10])
-	if !ok1 || !ok2 || !ok3 || m < 1 || m > 12 || d < 1 {
-		return 0, false
-	}
-	t := time.Date(y, time.Month(m), d, 0, 0, 0, 0, time.UTC)
-	if t.Day() != d { // time.Date normalizes Feb 30 to Mar 2
-		return 0, false
-	}
-	return unixDay(t.Unix())
+	return int32(d.Unix() / secondsPerDay), true
 }
 
 // parseOptionalDay is parseDay for a nullable column: "" is NULL.
@@ -889,7 +895,7 @@ func parseOptionalDay(s string) (day int32, present, ok bool) {
 }
 
 func badDay(field, s string) string {
-	return fmt.Sprintf("%s %q: not a date YYYY-MM-DD in %s", field, s, dayRange)
+	return fmt.Sprintf("%s %q: not a date YYYY-MM-DD (or RFC 3339) in %s", field, s, dayRange)
 }
 
 func appendOptionalDay(b *array.Date32Builder, day int32, ok bool) {
@@ -898,17 +904,6 @@ func appendOptionalDay(b *array.Date32Builder, day int32, ok bool) {
 	} else {
 		b.AppendNull()
 	}
-}
-
-func atoiDigits(s string) (int, bool) {
-	n := 0
-	for i := 0; i < len(s); i++ {
-		if !isDigit(s[i]) {
-			return 0, false
-		}
-		n = n*10 + int(s[i]-'0')
-	}
-	return n, true
 }
 
 // scrubRule names an object member to drop (sub == nil) or to descend into

@@ -156,7 +156,7 @@ func TestGolden(t *testing.T) {
 func TestRejects(t *testing.T) {
 	tx := func(edit func(c *Categorization)) Categorization {
 		c := Categorization{AccountID: "account-1", TransactionID: "tx-1", DescriptiveTag: "rent",
-			Transaction: &Transaction{TransactionID: "tx-1", Amount: "-800", BookingDate: 1769040000,
+			Transaction: &Transaction{TransactionID: "tx-1", Amount: "-800", BookingDate: Timestamp{Unix: 1769040000},
 				PaymentPartner: &PaymentPartner{Name: "Ben Fischer", IBAN: "DE02120300000000202051"}}}
 		edit(&c)
 		return c
@@ -214,9 +214,11 @@ func TestRejects(t *testing.T) {
 		{"missing account id", addTx(tx(func(c *Categorization) { c.AccountID = "" })), "transactions", "tx-1", "accountId missing"},
 		{"missing raw transaction", addTx(tx(func(c *Categorization) { c.Transaction = nil })), "transactions", "tx-1", "no raw transaction: amount unknown"},
 		{"other transaction", addTx(tx(func(c *Categorization) { c.Transaction.TransactionID = "tx-2" })), "transactions", "tx-1", `transaction.transactionId "tx-2" differs`},
-		{"booking date missing", addTx(tx(func(c *Categorization) { c.Transaction.BookingDate = 0 })), "transactions", "tx-1", "transaction.bookingDate missing"},
-		{"booking date in milliseconds", addTx(tx(func(c *Categorization) { c.Transaction.BookingDate = 1769040000000 })), "transactions", "tx-1", "transaction.bookingDate 1769040000000: not Unix seconds"},
-		{"negative value date", addTx(tx(func(c *Categorization) { c.Transaction.ValueDate = -86400 })), "transactions", "tx-1", "transaction.valueDate -86400"},
+		{"booking date missing", addTx(tx(func(c *Categorization) { c.Transaction.BookingDate = Timestamp{} })), "transactions", "tx-1", "transaction.bookingDate missing"},
+		{"booking date in milliseconds", addTx(tx(func(c *Categorization) { c.Transaction.BookingDate = Timestamp{Unix: 1769040000000} })), "transactions", "tx-1", "transaction.bookingDate 1769040000000: not Unix seconds"},
+		{"booking date without offset", addTx(tx(func(c *Categorization) { c.Transaction.BookingDate = Timestamp{Text: "2026-11-03T00:00:00"} })), "transactions", "tx-1", `transaction.bookingDate "2026-11-03T00:00:00": not a date or RFC 3339 timestamp`},
+		{"booking date before 1970", addTx(tx(func(c *Categorization) { c.Transaction.BookingDate = Timestamp{Text: "1969-12-31T23:30:00-01:00"} })), "transactions", "tx-1", `transaction.bookingDate "1969-12-31T23:30:00-01:00": not a date`},
+		{"negative value date", addTx(tx(func(c *Categorization) { c.Transaction.ValueDate = Timestamp{Unix: -86400} })), "transactions", "tx-1", "transaction.valueDate -86400"},
 		{"bad date", addBal("acc-1", "2026-02-30", "1"), "account_balances", "acc-1/2026-02-30", `date "2026-02-30": not a date`},
 		{"short date", addBal("acc-1", "26-02-23", "1"), "account_balances", "acc-1/26-02-23", `date "26-02-23": not a date`},
 		{"date before 1970", addBal("acc-1", "1969-12-31", "1"), "account_balances", "acc-1/1969-12-31", `date "1969-12-31": not a date`},
@@ -268,7 +270,7 @@ func TestRejects(t *testing.T) {
 func TestRejectUnscrubbableRaw(t *testing.T) {
 	b := NewTransactionsBuilder(memory.NewGoAllocator(), testLineage())
 	defer b.Release()
-	c := Categorization{AccountID: "a", TransactionID: "t", Transaction: &Transaction{Amount: "1", BookingDate: 86400}}
+	c := Categorization{AccountID: "a", TransactionID: "t", Transaction: &Transaction{Amount: "1", BookingDate: Timestamp{Unix: 86400}}}
 	for _, raw := range []string{`{"transaction":{"paymentPartner":{"name":"Anna Becker"}`, `[1]`, `{"a":1} {}`, `{"a" 1}`} {
 		rej, ok := b.Add("u", "", c, []byte(raw))
 		if ok || !strings.HasPrefix(rej.Reason, "raw: not one JSON object") || rej.Raw != nil {
@@ -487,6 +489,65 @@ func TestScrubbing(t *testing.T) {
 		if strings.Contains(araws.Value(i), "Anna Becker") || strings.Contains(araws.Value(i), "Ben Fischer") {
 			t.Errorf("account raw %d keeps a person's name: %s", i, araws.Value(i))
 		}
+	}
+}
+
+// A timestamp becomes the date written in it, in its own offset, wherever
+// finoOS sends one for a Date column; Unix seconds carry no offset and are
+// UTC days (assumption 22). Dates stay as they are.
+func TestDaysInTheTimestampsOwnOffset(t *testing.T) {
+	for _, tc := range []struct {
+		in   string // a JSON value
+		want string
+	}{
+		{`"2026-11-03T00:00:00+01:00"`, "2026-11-03"}, // German midnight: 2026-11-02 23:00 UTC
+		{`"2026-07-03T00:00:00+02:00"`, "2026-07-03"}, // summer time: 2026-07-02 22:00 UTC
+		{`"2026-11-03T00:00:00-05:00"`, "2026-11-03"},
+		{`"2026-11-03T00:00:00Z"`, "2026-11-03"},
+		{`"2026-11-03T23:30:00-01:00"`, "2026-11-03"}, // 2026-11-04 00:30 UTC
+		{`"2026-11-03T00:30:00+02:00"`, "2026-11-03"}, // 2026-11-02 22:30 UTC
+		{`"2026-11-03"`, "2026-11-03"},
+		{`1793660400`, "2026-11-02"}, // 2026-11-02 23:00 UTC, German midnight as a number: no offset to go by
+		{`1793664000`, "2026-11-03"},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+			defer mem.AssertSize(t, 0)
+			day := func(b interface {
+				NewRecord() arrow.Record
+				Release()
+			}, column string, rej extract.Reject, ok bool) string {
+				defer b.Release()
+				if !ok {
+					t.Fatalf("%s rejected: %s", column, rej.Reason)
+				}
+				rec := b.NewRecord()
+				defer rec.Release()
+				return recordColumn[*array.Date32](t, rec, column).Value(0).FormattedString()
+			}
+			var got []string
+			for _, column := range []string{"booking_date", "value_date"} {
+				b := NewTransactionsBuilder(mem, testLineage())
+				rej, ok := b.AddJSON("u", "c", []byte(`{"accountId":"a","transactionId":"t","tags":[],
+					"transaction":{"transactionId":"t","amount":-1,"bookingDate":`+tc.in+`,"valueDate":`+tc.in+`}}`))
+				got = append(got, column+" "+day(b, column, rej, ok))
+			}
+			if tc.in[0] == '"' { // fields that are dates in the docs, sent as timestamps
+				b := NewBalancesBuilder(mem, testLineage())
+				rej, ok := b.AddJSON("u", "a", []byte(`{"date":`+tc.in+`,"balance":1}`), "")
+				got = append(got, "balance_date "+day(b, "balance_date", rej, ok))
+				for _, column := range []string{"next_booking_date", "next_booking_from", "next_booking_to"} {
+					c := NewContractsBuilder(mem, testLineage())
+					rej, ok := c.AddJSON("u", []byte(`{"contractId":"c","amount":-1,"nextBookingDate":`+tc.in+`,"nextBookingRange":[`+tc.in+`,`+tc.in+`]}`))
+					got = append(got, column+" "+day(c, column, rej, ok))
+				}
+			}
+			for _, g := range got {
+				if _, d, _ := strings.Cut(g, " "); d != tc.want {
+					t.Errorf("%s, want %s", g, tc.want)
+				}
+			}
+		})
 	}
 }
 
@@ -795,5 +856,37 @@ func TestAllocsPerRow(t *testing.T) {
 		if got := testing.AllocsPerRun(2000, add); got > 0.5 {
 			t.Errorf("%s: %.2f allocations per row", name, got)
 		}
+	}
+}
+
+// wrapped finds a user document's records and what surrounds them,
+// scrubbed by the records' rules (assumption 50).
+func TestWrapped(t *testing.T) {
+	rules := NewAccountsBuilder(memory.NewGoAllocator(), testLineage()).scrub
+	lists := []string{"accountsOverview.accountsView", "accountsOverview.creditsView"}
+	for _, tc := range []struct {
+		name, doc, wrapper string
+		records            []int
+		err                bool
+	}{
+		{"nothing around", `{"accountsOverview":{"accountsView":[{}],"creditsView":[]}}`, "", []int{1, 0}, false},
+		{"members around, scrubbed", `{"owner":"Anna Becker","at":"x","accountsOverview":{"accountsView":[],"creditsView":[{},{}],
+			"summary":{"n":2},"Owner":"Ben Fischer"}}`, `{"accountsOverview":{"summary":{"n":2}},"at":"x"}`, []int{0, 2}, false},
+		{"only a name around", `{"owner":"Anna Becker","accountsOverview":{"accountsView":[],"creditsView":[]}}`, "", []int{0, 0}, false},
+		{"null list", `{"accountsOverview":{"accountsView":null,"creditsView":[]}}`, "", []int{0, 0}, false},
+		{"missing list", `{"accountsOverview":{"accountsView":[]}}`, "", nil, true},
+		{"no object", `[]`, "", nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			records, wrapper, err := wrapped([]byte(tc.doc), rules, lists...)
+			if (err != nil) != tc.err || string(wrapper) != tc.wrapper {
+				t.Fatalf("wrapper %s, error %v; want %s, error %v", wrapper, err, tc.wrapper, tc.err)
+			}
+			for i, n := range tc.records {
+				if len(records[i]) != n {
+					t.Errorf("%s: %d records, want %d", lists[i], len(records[i]), n)
+				}
+			}
+		})
 	}
 }
