@@ -197,6 +197,9 @@ func (d *Daemon) Trigger(stream, tenant string) bool {
 func (d *Daemon) runTenants(job *Job, lock *sync.Mutex, want func(string) bool, triggered bool) {
 	defer d.wg.Done()
 	for {
+		// The lock is free: no run of this stream is going here, so one
+		// still `running` past its timeout is a dead process's.
+		d.abandon(d.runCtx, job)
 		for _, t := range job.Tenants {
 			if !want(t) {
 				continue
@@ -220,6 +223,26 @@ func (d *Daemon) runTenants(job *Job, lock *sync.Mutex, want func(string) bool, 
 		}
 		d.mu.Unlock()
 		want, triggered = func(t string) bool { return q[t] }, true
+	}
+}
+
+// AbandonStale marks abandoned every job's runs left `running` past the
+// stream's timeout by a process that died (Runner.AbandonStale); the
+// daemon calls it at start-up, and for a stream each time it takes the
+// stream's lock.
+func (d *Daemon) AbandonStale(ctx context.Context) {
+	for i := range d.Jobs {
+		d.abandon(ctx, &d.Jobs[i])
+	}
+}
+
+func (d *Daemon) abandon(ctx context.Context, job *Job) {
+	runs, err := d.Runner.AbandonStale(ctx, job.Stream.Name, job.Schedule.Timeout)
+	if err != nil && d.Log != nil {
+		d.Log.Warn("looking for abandoned runs", "stream", job.Stream.Name, "err", err)
+	}
+	if d.Metrics != nil && len(runs) > 0 {
+		d.Metrics.runs.WithLabelValues(job.Stream.Name, clickhouse.RunAbandoned).Add(float64(len(runs)))
 	}
 }
 

@@ -31,6 +31,9 @@ type Schedules struct {
 	PerProvider map[string]int
 }
 
+// DefaultTimeout is one run's limit when the schedules file sets none.
+const DefaultTimeout = 30 * time.Minute
+
 // Schedule is one stream's entry.
 type Schedule struct {
 	Stream   string
@@ -99,7 +102,7 @@ func Parse(file string, data []byte, known map[string]ParamsCheck) (*Schedules, 
 	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
 		return nil, fmt.Errorf("%s:1: want a mapping with defaults, concurrency and streams", file)
 	}
-	defaults := Schedule{Window: 24 * time.Hour, Timeout: 30 * time.Minute, Jitter: time.Minute, Enabled: true}
+	defaults := Schedule{Window: 24 * time.Hour, Timeout: DefaultTimeout, Jitter: time.Minute, Enabled: true}
 	var streams *yaml.Node
 	for key, val := range pairs(doc.Content[0]) {
 		switch key.Value {

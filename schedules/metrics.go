@@ -35,7 +35,7 @@ type Metrics struct {
 func NewMetrics() *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry()}
 	m.runs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "finsync_runs_total",
-		Help: "Runs finished, by stream and status (success, partial, failed)."}, []string{"stream", "status"})
+		Help: "Runs finished, by stream and status (success, partial, failed; abandoned: found still running past the stream's timeout, its process dead)."}, []string{"stream", "status"})
 	m.rows = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "finsync_rows_loaded_total",
 		Help: "Rows ClickHouse accepted, by stream and table."}, []string{"stream", "table"})
 	m.rejects = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "finsync_rejects_total",

@@ -119,6 +119,7 @@ func (r *Runner) run(ctx context.Context, s extract.Stream, tenant string, o run
 	if err := r.State.RecordRun(ctx, run); err != nil {
 		return run, err
 	}
+	stopBeating := r.heartbeat(ctx, log, run)
 	var before extract.ClientStats
 	if s.Stats != nil {
 		before = s.Stats()
@@ -221,6 +222,7 @@ func (r *Runner) run(ctx context.Context, s extract.Stream, tenant string, o run
 		}
 	}
 	run.FinishedAt = now().UTC()
+	stopBeating() // before the final row, which must be the newest
 	// The run row must land even when ctx ended the run.
 	recordErr := r.State.RecordRun(context.WithoutCancel(ctx), run)
 	log.InfoContext(ctx, "run finished", "status", run.Status,
@@ -229,6 +231,59 @@ func (r *Runner) run(ctx context.Context, s extract.Stream, tenant string, o run
 		return run, errors.Join(fmt.Errorf("%s %s: %s", s.Name, run.Status, run.Error), recordErr)
 	}
 	return run, recordErr
+}
+
+// heartbeat rewrites the running run's row every minute, or four times
+// within ctx's deadline if that is sooner, until the returned stop is
+// called: AbandonRuns takes a row silent for longer than the stream's
+// timeout for a dead process's, and a live run is never that silent.
+func (r *Runner) heartbeat(ctx context.Context, log *slog.Logger, run clickhouse.Run) (stop func()) {
+	every := time.Minute
+	if deadline, ok := ctx.Deadline(); ok {
+		every = max(min(every, time.Until(deadline)/4), 10*time.Millisecond)
+	}
+	done, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := r.State.RecordRun(ctx, run); err != nil && ctx.Err() == nil {
+					log.WarnContext(ctx, "heartbeat not recorded", "err", err)
+				}
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-stopped
+	}
+}
+
+// AbandonStale marks abandoned the runs of stream found `running` with no
+// heartbeat for longer than timeout, the longest its runs may take (the
+// schedule's timeout): their process died. Start-up and the daemon, when
+// it takes a stream's lock, call it.
+func (r *Runner) AbandonStale(ctx context.Context, stream string, timeout time.Duration) ([]clickhouse.Run, error) {
+	if timeout <= 0 {
+		return nil, fmt.Errorf("abandoning runs of %s: no timeout", stream)
+	}
+	reason := fmt.Sprintf("abandoned: still running after the stream's timeout (%s) without a heartbeat; "+
+		"the process running it stopped (killed, crashed or cut off from ClickHouse) before recording its end. "+
+		"The rows it loaded stay, and the next run resumes from the stream's last checkpoint", timeout)
+	runs, err := r.State.AbandonRuns(ctx, stream, time.Now().Add(-timeout), reason) // heartbeats are wall-clock
+	for _, run := range runs {
+		if r.Log != nil {
+			r.Log.WarnContext(ctx, "run abandoned", "stream", stream, "tenant", run.Tenant, "run", run.ID, "started", run.StartedAt)
+		}
+	}
+	return runs, err
 }
 
 func windowText(w extract.Window, backfill bool) string {

@@ -67,6 +67,7 @@ func runBackfill(ctx context.Context, a *app, args []string) error {
 		}
 	}
 	runner := &schedules.Runner{Loader: loader, State: state, Log: log, Shard: c.shard()}
+	abandonStale(ctx, c, runner, stream)
 	key := fmt.Sprintf("backfill:%s..%s/%s", from, to, window)
 	if sh := c.shard(); !sh.All() {
 		key += "@" + sh.String() // each shard backfills its own subjects

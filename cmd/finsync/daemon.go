@@ -92,6 +92,9 @@ func runDaemon(ctx context.Context, a *app, args []string) error {
 	srv := &http.Server{Handler: daemonMux(c, ps, d, loader, state, db, metrics), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
+	// Runs a killed predecessor left `running` are marked abandoned now,
+	// not at each stream's first tick.
+	d.AbandonStale(ctx)
 	d.Start()
 	log.Info("finsync daemon started", "http", "http://"+ln.Addr().String(), "streams", len(d.Jobs), "schedules", c.sched.File)
 	fmt.Fprintf(a.stdout, "finsync daemon: %d streams scheduled, status page and metrics on http://%s\n", len(d.Jobs), ln.Addr())

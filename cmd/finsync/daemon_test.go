@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"image/png"
 	"io"
 	"net"
@@ -70,6 +71,21 @@ streams:
     schedule: "@daily"
     enabled: false
 `), 0o644)
+	// A run a killed finsync left `running` an hour ago: the daemon marks
+	// it abandoned at start-up, counts it and shows it.
+	if code, _, stderr := run(t, map[string]string{"FINSYNC_CLICKHOUSE_ADDR": opts.Addr, "FINSYNC_CLICKHOUSE_DATABASE": opts.Database}, "migrate"); code != 0 {
+		t.Fatal(stderr)
+	}
+	db, err := clickhouse.Open(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	hourAgo := time.Now().Add(-time.Hour)
+	if err := db.Conn().Exec(context.Background(), fmt.Sprintf("INSERT INTO etl_runs (stream, run_id, tenant, status, started_at, _version) "+
+		"SELECT 'fino.accounts', 'killed-run', 'sandbox-client', 'running', toDateTime(%d), toUInt64(%d)", hourAgo.Unix(), hourAgo.UnixNano())); err != nil {
+		t.Fatal(err)
+	}
 	addr := freeAddr(t)
 	const webhookSecret = "whsec-d1st1nct-4711"
 	child := exec.Command(os.Args[0], "-test.run=^$")
@@ -117,6 +133,14 @@ streams:
 			t.Errorf("/metrics lacks %s", name)
 		}
 	}
+	if !strings.Contains(metrics, `finsync_runs_total{status="abandoned",stream="fino.accounts"} 1`) {
+		t.Errorf("/metrics does not count the run found abandoned at start-up")
+	}
+	var status, reason string
+	if err := db.Conn().QueryRow(context.Background(), "SELECT status, error FROM etl_runs FINAL WHERE run_id = 'killed-run'").Scan(&status, &reason); err != nil ||
+		status != "abandoned" || !strings.Contains(reason, "timeout (30m0s)") {
+		t.Errorf("the killed run after start-up: %s %q %v", status, reason, err)
+	}
 	if !strings.Contains(metrics, `finsync_provider_request_duration_seconds_count{code="200",provider="fino"}`) ||
 		!strings.Contains(metrics, `finsync_rows_loaded_total{stream="fino.transactions",table="transactions"}`) {
 		t.Errorf("/metrics lacks per-provider requests or rows per table")
@@ -147,6 +171,9 @@ streams:
 			t.Errorf("status page has no row for %s", s)
 		}
 	}
+	if !strings.Contains(dom, `data-status="abandoned">1 abandoned`) {
+		t.Errorf("status page does not count the abandoned run:\n%.4000s", dom)
+	}
 	if !strings.Contains(dom, `class="success"`) || !strings.Contains(dom, "(disabled)") || !strings.Contains(dom, "<rect") {
 		t.Errorf("status page lacks run status, the disabled stream or the bars:\n%.2000s", dom)
 	}
@@ -167,11 +194,6 @@ streams:
 		t.Fatalf("daemon did not stop within its grace period\n%s", stderr.String())
 	}
 
-	db, err := clickhouse.Open(context.Background(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	var running, hooked uint64
 	db.Conn().QueryRow(context.Background(), "SELECT count() FROM etl_runs FINAL WHERE status = 'running'").Scan(&running)
 	db.Conn().QueryRow(context.Background(), "SELECT count() FROM subjects FINAL WHERE subject_id IN ('hooked-user', 'forged-user')").Scan(&hooked)

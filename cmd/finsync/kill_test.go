@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -113,9 +114,15 @@ func TestBackfillResumesAfterAKill(t *testing.T) {
 	defer sb.Close()
 	opts := chtest.Options(t)
 	t.Cleanup(func() { chtest.DropDatabase(t, opts) })
+	// A short timeout, so that the killed runs are past it when the last
+	// command starts.
+	schedFile := filepath.Join(t.TempDir(), "schedules.yaml")
+	if err := os.WriteFile(schedFile, []byte("streams:\n  fino.transactions:\n    schedule: \"@daily\"\n    timeout: 2s\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	env := map[string]string{
 		"FINSYNC_CLICKHOUSE_ADDR": opts.Addr, "FINSYNC_CLICKHOUSE_DATABASE": opts.Database, "FINSYNC_LOG_LEVEL": "warn",
-		"FINSYNC_FINO_BASE_URL": srv.URL, "FINSYNC_FINO_CLIENT_ID": "sandbox-client", "FINSYNC_FINO_CLIENT_SECRET": "sandbox-secret",
+		"FINSYNC_SCHEDULES": schedFile, "FINSYNC_FINO_BASE_URL": srv.URL, "FINSYNC_FINO_CLIENT_ID": "sandbox-client", "FINSYNC_FINO_CLIENT_SECRET": "sandbox-secret",
 		"FINSYNC_FINO_USERS": strings.Join(sb.Users("sandbox-client"), ","),
 	}
 	args := []string{"backfill", "-stream", "fino.transactions", "-from", "2025-08-01", "-to", "2026-01-31", "-window", "168h"}
@@ -278,9 +285,15 @@ func TestKilledAtSeveralPointsOfARun(t *testing.T) {
 	defer sb.Close()
 	opts := chtest.Options(t)
 	t.Cleanup(func() { chtest.DropDatabase(t, opts) })
+	// A short timeout, so that the killed runs are past it when the last
+	// command starts.
+	schedFile := filepath.Join(t.TempDir(), "schedules.yaml")
+	if err := os.WriteFile(schedFile, []byte("streams:\n  fino.transactions:\n    schedule: \"@daily\"\n    timeout: 2s\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	env := map[string]string{
 		"FINSYNC_CLICKHOUSE_ADDR": opts.Addr, "FINSYNC_CLICKHOUSE_DATABASE": opts.Database, "FINSYNC_LOG_LEVEL": "warn",
-		"FINSYNC_FINO_BASE_URL": srv.URL, "FINSYNC_FINO_CLIENT_ID": "sandbox-client", "FINSYNC_FINO_CLIENT_SECRET": "sandbox-secret",
+		"FINSYNC_SCHEDULES": schedFile, "FINSYNC_FINO_BASE_URL": srv.URL, "FINSYNC_FINO_CLIENT_ID": "sandbox-client", "FINSYNC_FINO_CLIENT_SECRET": "sandbox-secret",
 		"FINSYNC_FINO_USERS":     strings.Join(sb.Users("sandbox-client"), ","),
 		"FINSYNC_FINO_PAGE_SIZE": "50", // several pages per user
 	}
@@ -343,8 +356,26 @@ func TestKilledAtSeveralPointsOfARun(t *testing.T) {
 		}
 		t.Logf("killed %s: %d pages served, %d rows had landed, cursor rows %d", p.name, pages.Load()-pagesBefore, landed, cursors)
 	}
+	// The killed runs are `running` until a command finds them past the
+	// stream's timeout: then abandoned, with the reason, and counted.
+	if n := count("SELECT count() FROM etl_runs FINAL WHERE status = 'running'"); n != uint64(len(points)) {
+		t.Errorf("%d runs running after %d kills", n, len(points))
+	}
+	time.Sleep(2 * time.Second)
 	if code, stdout, stderr := run(t, env, "once", "-stream", "fino.transactions"); code != 0 {
 		t.Fatalf("the run after the kills: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if n := count("SELECT count() FROM etl_runs FINAL WHERE status = 'abandoned' AND finished_at IS NULL AND position(error, 'timeout (2s)') > 0"); n != uint64(len(points)) {
+		t.Errorf("%d killed runs abandoned with their reason, want %d", n, len(points))
+	}
+	var failed, abandoned, runs uint64
+	var last string
+	if err := db.Conn().QueryRow(context.Background(), "SELECT failed_24h, abandoned_24h, runs_24h, last_status FROM v_pipeline_freshness WHERE stream = 'fino.transactions'").
+		Scan(&failed, &abandoned, &runs, &last); err != nil {
+		t.Fatal(err)
+	}
+	if failed != uint64(len(points)) || abandoned != uint64(len(points)) || runs != uint64(len(points))+1 || last != "success" {
+		t.Errorf("v_pipeline_freshness: failed_24h %d, abandoned_24h %d, runs_24h %d, last_status %s", failed, abandoned, runs, last)
 	}
 	want := 0
 	for _, u := range sb.Users("sandbox-client") {

@@ -103,6 +103,8 @@ func TestEveryStatementOnModernClickHouse(t *testing.T) {
 	// The daemon's reads at start-up and for /readyz and the webhooks.
 	_, err = state.LastSuccess(ctx)
 	noErr(t, err)
+	_, err = state.RunCounts(ctx, time.Now().Add(-24*time.Hour)) // the status page
+	noErr(t, err)
 	_, err = db.Pending(ctx, finsql.Files)
 	noErr(t, err)
 	_, err = state.JobStatus(ctx, "fingoal.enrichment", "default", "no-such-batch")

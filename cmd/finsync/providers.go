@@ -290,6 +290,7 @@ func syncStreams(ctx context.Context, c Config, db *clickhouse.DB, log *slog.Log
 	var runs []clickhouse.Run
 	var firstErr error
 	for _, s := range streams {
+		abandonStale(ctx, c, runner, s.Name)
 		for _, t := range p.tenants {
 			if only != "" && t != only {
 				continue
@@ -307,6 +308,19 @@ func syncStreams(ctx context.Context, c Config, db *clickhouse.DB, log *slog.Log
 		}
 	}
 	return runs, firstErr
+}
+
+// abandonStale marks abandoned the runs of stream a dead process left
+// `running` past the stream's timeout, as the daemon does at start-up; a
+// failure only delays that to the next command.
+func abandonStale(ctx context.Context, c Config, runner *schedules.Runner, stream string) {
+	timeout := schedules.DefaultTimeout
+	if sched, ok := c.schedule(stream); ok {
+		timeout = sched.Timeout
+	}
+	if _, err := runner.AbandonStale(ctx, stream, timeout); err != nil {
+		runner.Log.Warn("looking for abandoned runs", "stream", stream, "err", err)
+	}
 }
 
 func printRuns(a *app, runs []clickhouse.Run) {

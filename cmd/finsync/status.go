@@ -23,7 +23,19 @@ type statusRow struct {
 	Next             string
 	Cursors          string
 	Bars             []bar // rows of the last runs, oldest first
+	Day              []dayCount
 }
+
+// dayCount is how many of a stream's runs of the last 24 hours ended with
+// Status; Status "runs" is all of them.
+type dayCount struct {
+	Status string
+	N      uint64
+}
+
+// dayStatuses are the outcomes the status page counts, in its order: every
+// one that is not a success.
+var dayStatuses = []string{clickhouse.RunFailed, clickhouse.RunPartial, clickhouse.RunAbandoned}
 
 type bar struct {
 	X, Y, H int
@@ -46,6 +58,11 @@ func statusPage(c Config, d *schedules.Daemon, state *clickhouse.State) http.Han
 			return
 		}
 		cursors, err := state.Cursors(ctx)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		counts, err := state.RunCounts(ctx, time.Now().Add(-24*time.Hour))
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
@@ -74,6 +91,16 @@ func statusPage(c Config, d *schedules.Daemon, state *clickhouse.State) http.Han
 				}
 			}
 			row.Bars = bars(history)
+			var all uint64
+			for _, n := range counts[j.Stream.Name] {
+				all += n
+			}
+			row.Day = append(row.Day, dayCount{"runs", all})
+			for _, st := range dayStatuses {
+				if n := counts[j.Stream.Name][st]; n > 0 {
+					row.Day = append(row.Day, dayCount{st, n})
+				}
+			}
 			rows = append(rows, row)
 		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -110,11 +137,11 @@ var statusTemplate = template.Must(template.New("status").Parse(`<!doctype html>
 body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}
 table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.35em .6em;border-bottom:1px solid #ddd;vertical-align:top}
 th{background:#f4f4f4}.success{color:#1a7f37;fill:#2da44e}.partial{color:#9a6700;fill:#d4a72c}.failed{color:#cf222e;fill:#cf222e}
-.running{color:#0969da;fill:#0969da}.err{color:#cf222e;font-size:12px;max-width:28em;word-break:break-word}.muted{color:#888}
+.running{color:#0969da;fill:#0969da}.abandoned{color:#6e7781;fill:#6e7781}.err{color:#cf222e;font-size:12px;max-width:28em;word-break:break-word}.muted{color:#888}
 </style></head><body>
 <h1>finsync</h1>
 <p class="muted">database {{.Database}} · schedules {{.Schedules}} · {{.Now}} · refreshes every 30 s · <a href="/metrics">metrics</a></p>
-<table id="streams"><thead><tr><th>stream</th><th>schedule</th><th>last run</th><th>rows</th><th>duration</th><th>next run</th><th>cursor</th><th>last runs</th></tr></thead><tbody>
+<table id="streams"><thead><tr><th>stream</th><th>schedule</th><th>last run</th><th>rows</th><th>duration</th><th>next run</th><th>cursor</th><th>last 24 h</th><th>last runs</th></tr></thead><tbody>
 {{range .Rows}}<tr class="stream" data-stream="{{.Stream}}">
 <td>{{.Stream}}</td>
 <td><code>{{.Schedule}}</code>{{if not .Enabled}} <span class="muted">(disabled)</span>{{end}}</td>
@@ -123,6 +150,7 @@ th{background:#f4f4f4}.success{color:#1a7f37;fill:#2da44e}.partial{color:#9a6700
 <td>{{.Duration}}</td>
 <td>{{.Next}}</td>
 <td>{{.Cursors}}</td>
+<td class="day">{{range $i, $c := .Day}}{{if $i}} · {{end}}<span class="{{$c.Status}}" data-status="{{$c.Status}}">{{$c.N}} {{$c.Status}}</span>{{end}}</td>
 <td><svg width="84" height="24" role="img" aria-label="rows loaded by the last runs">{{range .Bars}}<rect class="{{.Class}}" x="{{.X}}" y="{{.Y}}" width="5" height="{{.H}}"><title>{{.Title}}</title></rect>{{end}}</svg></td>
 </tr>{{end}}
 </tbody></table></body></html>

@@ -171,6 +171,9 @@ const (
 	RunSuccess = "success"
 	RunPartial = "partial" // stopped early (rate limit, deadline); the next run resumes
 	RunFailed  = "failed"
+	// RunAbandoned is a run that stopped without recording how it ended
+	// (killed, crashed, lost ClickHouse): see AbandonRuns.
+	RunAbandoned = "abandoned"
 )
 
 // Run is one run of one stream for one tenant.
@@ -241,6 +244,79 @@ func (s *State) write(ctx context.Context, t transform.Table, vals ...any) error
 		return err
 	}
 	return b.Send()
+}
+
+// AbandonRuns marks abandoned the runs of stream still `running` whose row
+// was last written (started or heartbeat, its _version) before silentSince,
+// with reason and when the run was last seen in the error, and returns
+// them. A live run rewrites its row every heartbeat, so a row silent for
+// longer than the run could live belongs to a process that died; should
+// the run end after all, its final row is newer and replaces the mark.
+func (s *State) AbandonRuns(ctx context.Context, stream string, silentSince time.Time, reason string) ([]Run, error) {
+	rows, err := s.db.conn.Query(ctx, "SELECT run_id, tenant, window_from, window_to, started_at, rows_tables, rows_counts, rejects, retries, _version FROM "+
+		s.db.table(transform.EtlRuns.Name)+" FINAL WHERE stream = ? AND status = ? AND _version < ? ORDER BY started_at, run_id",
+		stream, RunRunning, uint64(silentSince.UnixNano()))
+	if err != nil {
+		return nil, fmt.Errorf("reading the running runs of %s: %w", stream, err)
+	}
+	var runs []Run
+	for rows.Next() {
+		r := Run{Stream: stream, Status: RunAbandoned}
+		var from, to *time.Time
+		var tables []string
+		var counts []uint64
+		var version uint64
+		if err := rows.Scan(&r.ID, &r.Tenant, &from, &to, &r.StartedAt, &tables, &counts, &r.Rejects, &r.Retries, &version); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		if from != nil {
+			r.WindowFrom = *from
+		}
+		if to != nil {
+			r.WindowTo = *to
+		}
+		r.Rows = make(map[string]uint64, len(tables))
+		for i, t := range tables {
+			r.Rows[t] = counts[i]
+		}
+		r.Error = fmt.Sprintf("%s (last seen %s)", reason, time.Unix(0, int64(version)).UTC().Format(time.DateTime))
+		runs = append(runs, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for i, r := range runs {
+		if err := s.RecordRun(ctx, r); err != nil {
+			return runs[:i], fmt.Errorf("marking run %s of %s abandoned: %w", r.ID, stream, err)
+		}
+	}
+	return runs, nil
+}
+
+// RunCounts returns how many runs of each stream started since `since`,
+// by status.
+func (s *State) RunCounts(ctx context.Context, since time.Time) (map[string]map[string]uint64, error) {
+	rows, err := s.db.conn.Query(ctx, "SELECT stream, status, count() FROM "+s.db.table(transform.EtlRuns.Name)+
+		" FINAL WHERE started_at >= ? GROUP BY stream, status", since.UTC())
+	if err != nil {
+		return nil, fmt.Errorf("counting runs: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]map[string]uint64{}
+	for rows.Next() {
+		var stream, status string
+		var n uint64
+		if err := rows.Scan(&stream, &status, &n); err != nil {
+			return nil, err
+		}
+		if out[stream] == nil {
+			out[stream] = map[string]uint64{}
+		}
+		out[stream][status] = n
+	}
+	return out, rows.Err()
 }
 
 // RecentRuns returns the last n runs of every stream, newest first.
