@@ -336,7 +336,7 @@ func TestClientAuth(t *testing.T) {
 	}
 }
 
-// DESIGN §9: a token expiring while the client backs off must not fail
+// A token expiring while the client backs off must not fail
 // the call; each attempt asks the cache, which refreshes it.
 func TestClientTokenExpiresDuringBackoff(t *testing.T) {
 	clock := newFakeClock()

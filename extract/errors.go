@@ -9,7 +9,7 @@ import (
 
 // RetryAfter says the call may succeed if repeated after Wait. The run
 // ends as a partial success and the next run resumes from its cursor,
-// instead of one rate limit failing the whole sync (DESIGN §9).
+// instead of one rate limit failing the whole sync.
 type RetryAfter struct {
 	Wait time.Duration
 	Err  error

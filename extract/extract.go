@@ -130,7 +130,7 @@ type Job struct {
 	NextPollAt time.Time // zero: poll at once
 }
 
-// Stream is one provider dataset (DESIGN §2): "provider.dataset", e.g.
+// Stream is one provider dataset: "provider.dataset", e.g.
 // fino.transactions. Each provider package returns its streams from one
 // constructor; cmd/finsync holds the one list of providers.
 type Stream struct {

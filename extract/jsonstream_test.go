@@ -14,7 +14,7 @@ import (
 	"github.com/finsync/finsync/extract/hostile"
 )
 
-// Examples from the provider docs (providers.md).
+// Examples shaped as the providers' API docs show them.
 const (
 	fimentoPage  = `{"transactions":[{"_id":"a","amount":0,"date":"2019-08-24T14:15:22Z","description":"x","accountId":"acc","category":"income","cBankId":"b"},{"_id":"b","amount":-12.5}]}`
 	finoHistory  = `{"histories":[{"account":{"accountId":"x"},"dailyBalances":[{"date":"2026-02-23","balance":7481.06}]}]}`

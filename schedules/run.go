@@ -1,5 +1,7 @@
 // Package schedules runs streams: one run of one stream for one tenant
-// (Runner), and — to come — the cron schedules that start runs.
+// (Runner: extract, load, then checkpoint), the daemon that starts runs on
+// the schedules file's cron specs and on webhooks (Daemon), and its
+// metrics.
 package schedules
 
 import (

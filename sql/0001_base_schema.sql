@@ -1,4 +1,6 @@
--- The common schema (DESIGN §4). Runs on ClickHouse 18.16 and current releases:
+-- finsync:supersedes bd1ce65d328185eca0a05f6180cdc86d99d3fdf55303390efb2c6f9cffc2a8fe
+-- (the same statements; the comment below named a document outside the repository)
+-- The common schema (its conventions: package transform). Runs on ClickHouse 18.16 and current releases:
 -- MergeTree family, Date, DateTime, Decimal, String, Nullable, Array only.
 --
 -- Every table is a ReplacingMergeTree over its natural key with _version as the

@@ -11,10 +11,11 @@
 // DateTime64, ...) and is applied only on servers of at least that version;
 // the base schema never needs one, so it runs on 18.16 and on 23+ alike.
 //
-// An applied file is never changed, with one exception: when a later file
+// An applied file is never changed, with two exceptions: when a later file
 // repairs what it created (0008 replaced views of 0006 and 0007 that
-// current releases cannot read), the old file may drop that part, and then
-// names its previous text's SHA-256 in a line
+// current releases cannot read), the old file may drop that part; and its
+// comments may be corrected (0001). The file then names its previous
+// text's SHA-256 in a line
 //
 //	-- finsync:supersedes <sha256>
 //

@@ -1,11 +1,13 @@
 // Package transform declares the common schema — one Arrow schema per
-// warehouse table — and turns provider objects into records of it.
+// warehouse table — and the helpers every provider's converters share to
+// write records of it (RowWriter, decimals, days); the converters from
+// each provider's objects live with the provider, in extract/<provider>.
 //
 // The schemas here are the only description of the tables' columns in Go;
 // the DDL in sql/ must agree with them, which a test checks against a real
 // server (load/clickhouse: TestSchemaMatchesServer).
 //
-// Conventions (DESIGN §4): amounts are exact signed decimals (negative =
+// Conventions: amounts are exact signed decimals (negative =
 // money out), calendar days are date32, instants are timestamp[s, UTC],
 // strings are never null ("" = unknown) so BI filters stay simple, and every
 // data table ends with the lineage columns source_job_id, run_id,

@@ -1,5 +1,5 @@
-// Package faults injects the failures of DESIGN §6 into a provider sandbox:
-// rate limits with Retry-After, server errors, latency, tokens expiring
+// Package faults injects into a provider sandbox the failures real
+// providers show and finsync must survive: rate limits with Retry-After, server errors, latency, tokens expiring
 // early, truncated bodies, duplicated and malformed records. Every sandbox
 // draws from one Injector, so a client that sends the same requests in the
 // same order meets the same faults.

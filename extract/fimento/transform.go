@@ -1,7 +1,7 @@
 package fimento
 
-// Converters from Fimento objects to rows of the common schema (DESIGN §4;
-// mapping providers.md §6). A process holds one customer's few months of
+// Converters from Fimento objects to rows of the common schema (its
+// conventions: package transform). A process holds one customer's few months of
 // transactions, so rows go through transform.RowWriter: simple, checked,
 // and far from the volumes where fino's typed builders pay off.
 //

@@ -1,13 +1,13 @@
 package fino
 
 // Converters from decoded finoOS objects to Arrow records of the common
-// schema (DESIGN §4; field mapping providers.md §6). They run for millions
+// schema (its conventions: package transform). They run for millions
 // of transactions, so each builder resolves its typed column builders once
 // and a row costs no allocation beyond the builders' amortized growth.
 // They are strict: a record that cannot be converted exactly is returned as
 // an extract.Reject and leaves no half row behind.
 //
-// Scrubbing of raw payloads (DESIGN §4: person names never land in clear):
+// Scrubbing of raw payloads (person names never land in clear):
 //   - transactions.raw drops transaction.paymentPartner.name and
 //     transaction.differentCreditor/differentDebitor. They can be private
 //     persons; the counterparty's name is in counterparty_name already,
@@ -366,7 +366,7 @@ func (b *TransactionsBuilder) add(userID, correlationID string, c Categorization
 
 // OwnAccount is counterparty_name of a transfer between the user's own
 // accounts: its partner is the account holder, a person's name that must
-// not land (DESIGN §4).
+// not land in clear.
 const OwnAccount = "(own account)"
 
 // ownAccount tells a transfer between the user's own accounts: finoOS tags
@@ -489,9 +489,9 @@ func (b *AccountsBuilder) Add(userID string, a DetectedAccount, credit bool, raw
 	return extract.Reject{}, true
 }
 
-// accountType normalizes finoOS's account type (providers.md §6). A type
-// that names no kind stays "other", except in creditsView, which lists
-// credits: there it is a loan.
+// accountType normalizes finoOS's account type into the common schema's
+// account kinds. A type that names no kind stays "other", except in
+// creditsView, which lists credits: there it is a loan.
 func accountType(t AccountType, credit bool) string {
 	switch t {
 	case AccountGiro:

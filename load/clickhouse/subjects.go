@@ -19,7 +19,7 @@ const (
 	SourceInsert     = "insert"     // a plain INSERT by an operator
 )
 
-// Subject is one row of the subjects registry (DESIGN §2): a provider-side
+// Subject is one row of the subjects registry: a provider-side
 // user, process or batch that per-subject streams iterate, because most
 // provider APIs cannot list them.
 type Subject struct {
