@@ -79,7 +79,7 @@ func TestGolden(t *testing.T) {
 	tw.AddTagUpdate(TagUpdate{UID: "u1", Created: []string{"dining_user"}, Deleted: []string{"fuel_user"}}, "3961c39e-e1c6-45ec-acd0-9a7793dabe02", time.Date(2026, 5, 12, 5, 0, 0, 0, time.UTC))
 	print(tw, transform.UserTags)
 	sw := NewSubmissionsWriter(mem, testLineage())
-	sw.AddSubmission(Submission{SourceProvider: "fino", SourceTenant: "t", UserID: "u", TransactionID: "x", UID: Opaque([]byte("k"), "user", "fino", "t", "u"),
+	sw.AddSubmission(Submission{SourceProvider: "fino", SourceTenant: "t", UserID: "u", TransactionID: "x", Currency: "EUR", UID: Opaque([]byte("k"), "user", "fino", "t", "u"),
 		EnrichTransactionID: Opaque([]byte("k"), "transaction", "fino", "t", "u", "x"), SubmissionID: "s", BatchRequestID: "b", Endpoint: pathCleanup,
 		Status: StatusSubmitted, SubmittedAt: time.Date(2026, 5, 12, 5, 0, 0, 0, time.UTC)})
 	print(sw, transform.EnrichmentSubmissions)

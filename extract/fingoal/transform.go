@@ -53,8 +53,10 @@ func (w *Writer) Record() arrow.Record { return w.rows.Record() }
 func (w *Writer) Release() { w.rows.Release() }
 
 // Submission is one ledger row: a source transaction and what FinGoal got.
+// Currency is the source transaction's (FinGoal gets none).
 type Submission struct {
 	SourceProvider, SourceTenant, UserID, TransactionID string
+	Currency                                            string
 	UID, EnrichTransactionID                            string
 	SubmissionID, BatchRequestID, Endpoint              string
 	Status, Reason                                      string
@@ -76,7 +78,7 @@ func NewSubmissionsWriter(mem memory.Allocator, lin transform.Lineage) *Writer {
 
 // AddSubmission appends one ledger row.
 func (w *Writer) AddSubmission(s Submission) error {
-	return w.rows.Append(provider, w.lin.Tenant, s.SourceProvider, s.SourceTenant, s.UserID, s.TransactionID,
+	return w.rows.Append(provider, w.lin.Tenant, s.SourceProvider, s.SourceTenant, s.UserID, s.TransactionID, s.Currency,
 		s.UID, s.EnrichTransactionID, s.SubmissionID, s.BatchRequestID, s.Endpoint, s.Status, s.Reason,
 		s.SubmittedAt.UTC().Truncate(time.Second), s.BatchRequestID, w.lin.RunID, w.lin.ExtractedAt, w.lin.Version)
 }
