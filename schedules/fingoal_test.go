@@ -98,11 +98,16 @@ func (w *fingoalWorld) query(t *testing.T, q string, args ...any) []string {
 var fingoalDescriptions = []string{"REWE Markt GmbH %s", "Target T0064 %s", "Trattoria Da Mario %s", "LOHN/GEHALT %s",
 	"Tankstelle Nord %s", "Kiosk am Eck %s", "Amazon Mktp %s"}
 
-// addTransactions loads n transactions of another provider for user.
+// addTransactions loads n transactions of another provider for user, in
+// SEK for Fimento (a Swedish process), else in EUR.
 func (w *fingoalWorld) addTransactions(t *testing.T, prov, tenant, user string, n int, day time.Time) {
 	t.Helper()
 	rw := transform.NewRowWriter(memory.DefaultAllocator, transform.Transactions)
 	defer rw.Release()
+	currency := "EUR"
+	if prov == "fimento" {
+		currency = "SEK"
+	}
 	for i := 0; i < n; i++ {
 		w.seq++
 		desc := fmt.Sprintf(fingoalDescriptions[w.seq%len(fingoalDescriptions)], day.Format("02.01.2006"))
@@ -113,7 +118,7 @@ func (w *fingoalWorld) addTransactions(t *testing.T, prov, tenant, user string, 
 		if w.seq%97 == 0 {
 			desc = "" // FinGoal cannot enrich it
 		}
-		if err := rw.Append(prov, tenant, user, fmt.Sprintf("tx-%05d", w.seq), "acc-1", day.AddDate(0, 0, -i%60), nil, amount, "EUR",
+		if err := rw.Append(prov, tenant, user, fmt.Sprintf("tx-%05d", w.seq), "acc-1", day.AddDate(0, 0, -i%60), nil, amount, currency,
 			desc, "", "", "Max Mustermann", "", "", "", "", "", "", "groceries", "", "", []string{}, "", "{}", "", "r", day, uint64(1)); err != nil {
 			t.Fatal(err)
 		}
@@ -242,11 +247,16 @@ func TestFingoalEnrichmentExactlyOnceAcrossAKill(t *testing.T) {
 			enriched++
 		}
 	}
-	// Amounts come back with their sign.
-	if bad := w.query(t, `SELECT toString(count()) FROM (SELECT fingoal_transaction_id, amount FROM transactions_enriched WHERE enrichment_status = 'enriched')
-		ANY INNER JOIN (SELECT transaction_id AS fingoal_transaction_id, amount AS fg_amount FROM transactions FINAL WHERE provider = 'fingoal') USING (fingoal_transaction_id)
-		WHERE amount != fg_amount`); bad[0] != "0" {
-		t.Errorf("%s enriched amounts differ from the originals", bad[0])
+	// Amounts come back with their sign, and in their currency: FinGoal is
+	// sent none, the ledger keeps it for the copies (across the kill too).
+	if bad := w.query(t, `SELECT toString(count()) FROM (SELECT fingoal_transaction_id, amount, currency FROM transactions_enriched WHERE enrichment_status = 'enriched')
+		ANY INNER JOIN (SELECT transaction_id AS fingoal_transaction_id, amount AS fg_amount, currency AS fg_currency FROM transactions FINAL WHERE provider = 'fingoal') USING (fingoal_transaction_id)
+		WHERE amount != fg_amount OR currency != fg_currency`); bad[0] != "0" {
+		t.Errorf("%s enriched amounts or currencies differ from the originals", bad[0])
+	}
+	if got := w.query(t, `SELECT concat(currency, ' ', toString(count())) FROM transactions FINAL WHERE provider = 'fingoal' GROUP BY currency ORDER BY currency`); len(got) != 2 ||
+		!strings.HasPrefix(got[0], "EUR ") || !strings.HasPrefix(got[1], "SEK ") {
+		t.Errorf("FinGoal's copies per currency: %v, want EUR (fino) and SEK (fimento) only", got)
 	}
 	reasons := w.query(t, "SELECT reason FROM etl_rejects FINAL WHERE stream = 'fingoal.enrichment'")
 	if failed == 0 || len(reasons) != failed || !strings.Contains(reasons[0], "original_description is empty") {
@@ -459,6 +469,14 @@ func TestFingoalEnrichmentUnderFaults(t *testing.T) {
 		}
 	}
 	recovered = len(w.query(t, "SELECT transaction_id FROM enrichment_submissions FINAL WHERE startsWith(reason, 'recovered')"))
+	// Every ledger row (recovered ones rewritten) and every copy keeps its
+	// source's currency.
+	if got := w.query(t, `SELECT concat(table, ' ', currency, ' ', toString(n)) FROM (
+		SELECT 'ledger' AS table, currency, count() AS n FROM enrichment_submissions FINAL GROUP BY currency UNION ALL
+		SELECT 'copies' AS table, currency, count() AS n FROM transactions FINAL WHERE provider = 'fingoal' GROUP BY currency) ORDER BY table DESC`); len(got) != 2 ||
+		got[0] != fmt.Sprintf("ledger EUR %d", total) || got[1] != fmt.Sprintf("copies EUR %d", nEnriched) {
+		t.Errorf("currencies of the ledger and the copies: %v, want all %d and %d EUR", got, total, nEnriched)
+	}
 	// The sandbox's own count: everything it received came back, enriched
 	// or failed; everything else stays pending.
 	if nEnriched+nFailed+nPending != total || nEnriched+nFailed != len(received) {

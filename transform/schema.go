@@ -203,7 +203,8 @@ var (
 	// enriching tenant, written before the submission is made, so no
 	// transaction is sent twice. provider/tenant are the enriching side,
 	// source_* and user_id/transaction_id the original row in transactions;
-	// uid and enrich_transaction_id are the opaque ids the provider got.
+	// uid and enrich_transaction_id are the opaque ids the provider got;
+	// currency is the original row's, for the provider's enriched copy.
 	EnrichmentSubmissions = dataTable("enrichment_submissions",
 		col("provider", tString),
 		col("tenant", tString),
@@ -211,6 +212,7 @@ var (
 		col("source_tenant", tString),
 		col("user_id", tString),
 		col("transaction_id", tString),
+		col("currency", tString), // added by sql/0009_money_per_currency.sql
 		col("uid", tString),
 		col("enrich_transaction_id", tString),
 		col("submission_id", tString),

@@ -9,6 +9,7 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/finsync/finsync/extract/fimento"
+	"github.com/finsync/finsync/extract/fingoal"
 	"github.com/finsync/finsync/load/clickhouse"
 	"github.com/finsync/finsync/load/clickhouse/chtest"
 )
@@ -77,7 +79,31 @@ func TestQueryGuide(t *testing.T) {
 	checkSet(t, "01 high balance users", column(answers["01_high_balance_users"], 0, 1), wantHigh)
 	checkSet(t, "10 segment sizes (highBalance)", rowsText(filter(answers["10_segment_sizes"], 0, "highBalance")), want10)
 
-	// 02, 09: from the finoOS ledger's end-of-day balances.
+	// What the sandboxes serve (their HTTP APIs, decoded here;
+	// truth_test.go), not the warehouse: every transaction with its
+	// currency. Money is only ever added within one currency.
+	finoTxs, fimentoTxs := finoTruth(t, sb), fimentoTruth(t, sb)
+	fimentoCurrency := fimentoCurrencies(t, sb)
+	txs := append(append([]truthTx{}, finoTxs...), fimentoTxs...)
+	// A user's transactions share one currency in the sandboxes; so do the
+	// uid FinGoal knows the user by (extract/fingoal assumption 3) and its
+	// recommendations.
+	userCurrency, uidCurrency, currencies := map[string]string{}, map[string]string{}, map[string]bool{}
+	for _, tx := range txs {
+		k := tx.provider + "/" + tx.tenant + "/" + tx.user
+		if c, ok := userCurrency[k]; ok && c != tx.currency {
+			t.Fatalf("%s has transactions in %s and in %s", k, c, tx.currency)
+		}
+		userCurrency[k], currencies[tx.currency] = tx.currency, true
+		uidCurrency[fingoal.Opaque([]byte(fingoalIDKey), "user", tx.provider, tx.tenant, tx.user)] = tx.currency
+	}
+	if len(currencies) < 2 {
+		t.Fatalf("the sandboxes serve transactions in %v only: nothing shows that currencies are kept apart", currencies)
+	}
+
+	// 02, 09: from the ledgers' end-of-day balances. finoOS's account
+	// history names no currency, its balances are EUR (extract/fino
+	// assumption 29); a Fimento process's are in its market's currency.
 	thisMonth := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, 1-time.Now().UTC().Day())
 	var wantOverdrawn, wantTotals []string
 	for _, u := range sb.fino.Users("sandbox-client") {
@@ -112,19 +138,30 @@ func TestQueryGuide(t *testing.T) {
 			total = total.Add(decimal.RequireFromString(days[last]))
 		}
 		if len(l.Balances) > 0 {
-			wantTotals = append(wantTotals, u+" "+total.StringFixed(2))
+			wantTotals = append(wantTotals, strings.Join([]string{"fino", u, "EUR", itoa(len(l.Balances)), money(total)}, " | "))
+		}
+	}
+	for _, bank := range sb.fimento.PartnerBanks() {
+		for _, p := range sb.fimento.Processes(bank) {
+			if sb.fimento.Status(bank, p) != fimento.StatusCompleted {
+				continue
+			}
+			l, err := sb.fimento.Ledger(bank, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var last string
+			for day := range l.Balances {
+				last = max(last, day)
+			}
+			if last != "" { // one balance per process: account "*"
+				wantTotals = append(wantTotals, strings.Join([]string{"fimento", p, fimentoCurrency[p], "1", money(decimal.RequireFromString(l.Balances[last]))}, " | "))
+			}
 		}
 	}
 	checkSet(t, "02 recurring overdrafts (fino)", column(filter(answers["02_recurring_overdrafts"], 0, "fino"), 3), wantOverdrawn)
-	var gotTotals []string
-	for _, row := range filter(answers["09_latest_balances"], 0, "fino") {
-		gotTotals = append(gotTotals, row[2]+" "+decimal.RequireFromString(row[4]).StringFixed(2))
-	}
-	checkSet(t, "09 latest balances (fino)", gotTotals, wantTotals)
+	checkSet(t, "09 latest balances", pick(answers["09_latest_balances"], 0, 2, 3, 4, 5), wantTotals)
 
-	// 03–07 from what the sandboxes serve (their HTTP APIs, decoded here;
-	// truth_test.go), not from the warehouse.
-	finoTxs, fimentoTxs := finoTruth(t, sb), fimentoTruth(t, sb)
 	finoCategory := finoCategoryOf(t)
 	// Fimento's categories are its own words; the common category each
 	// became is the warehouse's (a fixed table, extract/fimento/categories.go),
@@ -136,53 +173,67 @@ func TestQueryGuide(t *testing.T) {
 		}
 		fimentoCategory[row[0]] = row[1]
 	}
-	sinceMonth := queryStrings(t, db, "SELECT toString(addMonths(toStartOfMonth(today()), -5)), formatDateTime(addMonths(today(), -2), '%Y-%m')")[0]
+	// The first months of the guide's six, the report's and Grafana's
+	// twelve, and the gambling question's three; last month.
+	sinceMonth := queryStrings(t, db, `SELECT toString(addMonths(toStartOfMonth(today()), -5)), formatDateTime(addMonths(today(), -2), '%Y-%m'),
+		toString(addMonths(toStartOfMonth(today()), -11)), toString(addMonths(toStartOfMonth(today()), -1))`)[0]
 	type cashflow struct {
-		spending decimal.Decimal
-		n        int
+		income, spending decimal.Decimal
+		n                int
 	}
-	groups := map[[3]string]*cashflow{} // user, month, category
-	for _, tx := range append(append([]truthTx{}, finoTxs...), fimentoTxs...) {
+	// groups are the rows v_monthly_cashflow should have: user, month,
+	// common category, currency.
+	groups := map[[4]string]*cashflow{}
+	for _, tx := range txs {
 		category := finoCategory(tx.descriptive, tx.tags)
 		if tx.provider == "fimento" {
 			category = fimentoCategory[tx.descriptive]
 		}
-		k := [3]string{tx.provider + "/" + tx.tenant + "/" + tx.user, tx.day[:7] + "-01", category}
+		k := [4]string{tx.provider + "/" + tx.tenant + "/" + tx.user, tx.day[:7] + "-01", category, tx.currency}
 		g := groups[k]
 		if g == nil {
 			g = &cashflow{}
 			groups[k] = g
 		}
 		g.n++
-		if tx.amount.IsNegative() {
+		switch tx.amount.Sign() {
+		case -1:
 			g.spending = g.spending.Add(tx.amount)
+		case 1:
+			g.income = g.income.Add(tx.amount)
 		}
 	}
-	spent := map[[2]string]*cashflow{}
-	for k, g := range groups {
-		if k[1] < sinceMonth[0] || !g.spending.IsNegative() {
-			continue
+	// added is what a query adds up of the groups it keeps, by the key it
+	// names them with (the key always holds the currency).
+	added := func(keep func(k [4]string, g *cashflow) bool, key func(k [4]string) string) map[string]*cashflow {
+		out := map[string]*cashflow{}
+		for k, g := range groups {
+			if !keep(k, g) {
+				continue
+			}
+			s := out[key(k)]
+			if s == nil {
+				s = &cashflow{}
+				out[key(k)] = s
+			}
+			s.income, s.spending, s.n = s.income.Add(g.income), s.spending.Add(g.spending), s.n+g.n
 		}
-		s := spent[[2]string{k[1], k[2]}]
-		if s == nil {
-			s = &cashflow{}
-			spent[[2]string{k[1], k[2]}] = s
-		}
-		s.spending, s.n = s.spending.Sub(g.spending), s.n+g.n
+		return out
 	}
 	var want03 []string
-	for k, s := range spent {
-		want03 = append(want03, strings.Join([]string{k[0], k[1], money(s.spending), itoa(s.n)}, " | "))
+	for k, s := range added(func(k [4]string, g *cashflow) bool { return k[1] >= sinceMonth[0] && g.spending.IsNegative() },
+		func(k [4]string) string { return k[1] + " | " + k[3] + " | " + k[2] }) {
+		want03 = append(want03, strings.Join([]string{k, money(s.spending.Neg()), itoa(s.n)}, " | "))
 	}
 	checkSet(t, "03 monthly spend by category", rowsText(answers["03_monthly_spend_by_category"]), want03)
 
-	// ...and the cash flow view's net per user and month is the ledgers'
-	// (finoOS's and Fimento's day totals).
+	// ...and the cash flow view's net per user, month and currency is the
+	// ledgers' (finoOS's and Fimento's day totals).
 	wantNet := map[string]decimal.Decimal{}
 	for _, u := range sb.fino.Users("sandbox-client") {
 		l, _ := sb.fino.Ledger("sandbox-client", u)
 		for day, d := range l.Days {
-			k := "fino " + u + " " + day[:7]
+			k := "fino " + u + " " + day[:7] + " " + userCurrency["fino/sandbox-client/"+u]
 			wantNet[k] = wantNet[k].Add(decimal.RequireFromString(d.AmountSum))
 		}
 	}
@@ -196,13 +247,13 @@ func TestQueryGuide(t *testing.T) {
 				t.Fatal(err)
 			}
 			for day, sum := range l.Days {
-				k := "fimento " + p + " " + day[:7]
+				k := "fimento " + p + " " + day[:7] + " " + fimentoCurrency[p]
 				wantNet[k] = wantNet[k].Add(decimal.RequireFromString(sum))
 			}
 		}
 	}
-	gotNet := queryStrings(t, db, `SELECT concat(provider, ' ', user_id, ' ', formatDateTime(month, '%Y-%m')), toString(sum(net)) FROM v_monthly_cashflow
-		GROUP BY provider, user_id, month`)
+	gotNet := queryStrings(t, db, `SELECT concat(provider, ' ', user_id, ' ', formatDateTime(month, '%Y-%m'), ' ', currency), toString(sum(net)) FROM v_monthly_cashflow
+		GROUP BY provider, user_id, month, currency`)
 	if len(gotNet) != len(wantNet) {
 		t.Errorf("v_monthly_cashflow: %d user-months, the ledgers %d", len(gotNet), len(wantNet))
 	}
@@ -211,6 +262,17 @@ func TestQueryGuide(t *testing.T) {
 			t.Errorf("v_monthly_cashflow net %s: %s, the ledger %s", row[0], row[1], wantNet[row[0]])
 		}
 	}
+
+	// The report's cash flow: income and spending per currency and month,
+	// the last twelve months.
+	var wantCashflow, gotCashflow []string
+	for k, s := range added(func(k [4]string, _ *cashflow) bool { return k[1] >= sinceMonth[2] }, func(k [4]string) string { return k[3] + " | " + k[1] }) {
+		wantCashflow = append(wantCashflow, strings.Join([]string{k, money(s.income), money(s.spending)}, " | "))
+	}
+	for _, row := range queryStrings(t, db, cashflowQuery) {
+		gotCashflow = append(gotCashflow, strings.Join([]string{row[0], row[1], money(decimal.RequireFromString(row[2])), money(decimal.RequireFromString(row[3]))}, " | "))
+	}
+	checkSet(t, "the report's cash flow", gotCashflow, wantCashflow)
 
 	// 04: per month, the persons' salary bookings (finoOS's salary module
 	// adds up exactly those).
@@ -279,24 +341,29 @@ func TestQueryGuide(t *testing.T) {
 	}
 	checkSet(t, "06 gambling", got06, want06)
 
-	// 07: FinGoal's recommendations by category, as its sandbox lists them.
+	// 07: FinGoal's recommendations by category and currency, as its
+	// sandbox lists them; a recommendation is in its user's currency.
 	type recs struct {
 		n      int
 		users  map[string]bool
 		amount decimal.Decimal
 	}
-	byCategory := map[string]*recs{}
+	byCategory := map[[2]string]*recs{}
 	for _, f := range fingoalTruth(t, sb) {
-		r := byCategory[f.category]
+		c, ok := uidCurrency[f.user]
+		if !ok {
+			t.Errorf("finsight %s is for uid %s, no user of the sandboxes", f.id, f.user)
+		}
+		r := byCategory[[2]string{f.category, c}]
 		if r == nil {
 			r = &recs{users: map[string]bool{}}
-			byCategory[f.category] = r
+			byCategory[[2]string{f.category, c}] = r
 		}
 		r.n, r.users[f.user], r.amount = r.n+1, true, r.amount.Add(f.amount)
 	}
 	var want07 []string
-	for c, r := range byCategory {
-		want07 = append(want07, strings.Join([]string{c, itoa(r.n), itoa(len(r.users)), money(r.amount)}, " | "))
+	for k, r := range byCategory {
+		want07 = append(want07, strings.Join([]string{k[0], k[1], itoa(r.n), itoa(len(r.users)), money(r.amount)}, " | "))
 	}
 	checkSet(t, "07 savings recommendations", rowsText(answers["07_savings_recommendations"]), want07)
 
@@ -339,90 +406,107 @@ func TestQueryGuide(t *testing.T) {
 	// The Grafana dashboard's panels query the views that exist and answer
 	// on the demo data (the failures panel may rightly be empty). A panel
 	// with a time axis filters by the dashboard's time range with the
-	// plugin's macros, which the test expands as the plugin does.
-	b, err := os.ReadFile("../../deploy/grafana/finsync.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var dash struct {
-		Time   struct{ From string }
-		Panels []struct {
-			Title, Type, TimeFrom string
-			Targets               []struct{ RawSQL string }
-		}
-	}
-	if err := json.Unmarshal(b, &dash); err != nil || len(dash.Panels) < 6 {
-		t.Fatalf("deploy/grafana/finsync.json: %d panels, %v", len(dash.Panels), err)
-	}
-	var grafanaBalances [][]string
+	// plugin's macros, and a panel of money shows the currency the
+	// dashboard's variable picks: the test expands both as the plugin does,
+	// once per value the variable's query offers.
+	dash := readGrafana(t)
+	vars := dash.variables(t, db, opts.Database)
+	checkSet(t, "grafana variable currency", vars["currency"], sortedKeys(currencies))
+	addsMoney := regexp.MustCompile(`sum\((income|spending|net|balance|amount)\)`)
+	grafana := map[string][]string{} // panel (title up to its currency) → "currency | row"
 	for _, p := range dash.Panels {
 		for _, tg := range p.Targets {
-			sql := strings.ReplaceAll(tg.RawSQL, "finsync.", "`"+opts.Database+"`.")
+			sql := onDatabase(tg.RawSQL, opts.Database)
 			if p.Type == "timeseries" && !strings.Contains(sql, "$__timeFilter(") && !strings.Contains(sql, "$__dateFilter(") {
 				t.Errorf("grafana panel %q has a time axis but ignores the dashboard's time range: %s", p.Title, tg.RawSQL)
+			}
+			if addsMoney.MatchString(sql) && !strings.Contains(sql, "currency = '${currency}'") {
+				t.Errorf("grafana panel %q adds up money of every currency: %s", p.Title, tg.RawSQL)
 			}
 			rng := p.TimeFrom
 			if rng == "" {
 				rng = strings.TrimPrefix(dash.Time.From, "now-")
 			}
-			sql, err := expandGrafanaMacros(sql, rng)
-			if err != nil {
-				t.Fatalf("grafana panel %q: %v", p.Title, err)
+			values := []string{""}
+			if strings.Contains(sql, "${currency}") {
+				values = vars["currency"]
 			}
-			rows := queryStrings(t, db, sql)
-			if len(rows) == 0 && !strings.Contains(p.Title, "did not succeed") { // the demo's runs all succeed
-				t.Errorf("grafana panel %q answers nothing on the demo data", p.Title)
-			}
-			if strings.HasPrefix(p.Title, "Balance trend") {
-				grafanaBalances = rows
+			panel, _, _ := strings.Cut(p.Title, " (")
+			for _, currency := range values {
+				sql, err := expandGrafanaMacros(sql, rng, map[string]string{"currency": currency})
+				if err != nil {
+					t.Fatalf("grafana panel %q: %v", p.Title, err)
+				}
+				rows := queryStrings(t, db, sql)
+				if len(rows) == 0 && !strings.Contains(p.Title, "did not succeed") { // the demo's runs all succeed
+					t.Errorf("grafana panel %q answers nothing for currency %q on the demo data", p.Title, currency)
+				}
+				for _, row := range rows {
+					grafana[panel] = append(grafana[panel], currency+" | "+strings.Join(row, " | "))
+				}
 			}
 		}
 	}
-	// The report's balance trend is Grafana's, every provider included, and
-	// its last day is what the ledgers hold.
+	// Its cash flow is the report's (month as a label), its spending by
+	// category last month's spending, per currency.
+	var wantGrafanaCashflow, wantSpending []string
+	for _, row := range wantCashflow {
+		f := strings.Split(row, " | ")
+		wantGrafanaCashflow = append(wantGrafanaCashflow, strings.Join([]string{f[0], f[1][:7], f[2], money(decimal.RequireFromString(f[3]).Neg())}, " | "))
+	}
+	checkSet(t, "grafana cash flow", grafana["Monthly cash flow"], wantGrafanaCashflow)
+	for k, s := range added(func(k [4]string, g *cashflow) bool { return k[1] == sinceMonth[3] && g.spending.IsNegative() },
+		func(k [4]string) string { return k[3] + " | " + k[2] }) {
+		wantSpending = append(wantSpending, k+" | "+money(s.spending.Neg()))
+	}
+	checkSet(t, "grafana spending by category", grafana["Spending by category"], wantSpending)
+
+	// The report's balance trend is Grafana's, every provider included, per
+	// currency, and each currency's last day is what the ledgers hold.
 	reportBalances := queryStrings(t, db, balanceTrendQuery)
-	if len(reportBalances) == 0 || len(reportBalances) != len(grafanaBalances) {
-		t.Errorf("balance trend: %d days in the report, %d in Grafana", len(reportBalances), len(grafanaBalances))
+	var gotTrend []string
+	for _, row := range reportBalances {
+		gotTrend = append(gotTrend, strings.Join([]string{row[0], row[1], money(decimal.RequireFromString(row[2]))}, " | "))
 	}
-	for i := range min(len(reportBalances), len(grafanaBalances)) {
-		r, g := reportBalances[i], grafanaBalances[i]
-		if r[0] != g[0] || !decimal.RequireFromString(r[1]).Equal(decimal.RequireFromString(g[1])) {
-			t.Errorf("balance trend differs: report %v, Grafana %v", r, g)
-			break
+	checkSet(t, "balance trend, the report against Grafana", gotTrend, grafana["Balance trend"])
+	lastDay := map[string]string{} // currency → the report's last day
+	for _, row := range reportBalances {
+		lastDay[row[0]] = max(lastDay[row[0]], row[1])
+	}
+	lastOn := func(days map[string]string, day string) decimal.Decimal { // the balance on day, carried forward
+		var last string
+		for d := range days {
+			if d <= day && d > last {
+				last = d
+			}
+		}
+		if last == "" {
+			return decimal.Zero
+		}
+		return decimal.RequireFromString(days[last])
+	}
+	wantLast := map[string]decimal.Decimal{}
+	for _, u := range sb.fino.Users("sandbox-client") {
+		l, _ := sb.fino.Ledger("sandbox-client", u)
+		for _, days := range l.Balances {
+			wantLast["EUR"] = wantLast["EUR"].Add(lastOn(days, lastDay["EUR"]))
 		}
 	}
-	if n := len(reportBalances); n > 0 {
-		day, wantTotal := reportBalances[n-1][0], decimal.Zero
-		lastOn := func(days map[string]string) decimal.Decimal { // the balance on day, carried forward
-			var last string
-			for d := range days {
-				if d <= day && d > last {
-					last = d
-				}
-			}
-			if last == "" {
-				return decimal.Zero
-			}
-			return decimal.RequireFromString(days[last])
-		}
-		for _, u := range sb.fino.Users("sandbox-client") {
-			l, _ := sb.fino.Ledger("sandbox-client", u)
-			for _, days := range l.Balances {
-				wantTotal = wantTotal.Add(lastOn(days))
+	for _, bank := range sb.fimento.PartnerBanks() {
+		for _, p := range sb.fimento.Processes(bank) {
+			if sb.fimento.Status(bank, p) == fimento.StatusCompleted {
+				l, _ := sb.fimento.Ledger(bank, p)
+				c := fimentoCurrency[p]
+				wantLast[c] = wantLast[c].Add(lastOn(l.Balances, lastDay[c]))
 			}
 		}
-		fimentoDays := 0
-		for _, bank := range sb.fimento.PartnerBanks() {
-			for _, p := range sb.fimento.Processes(bank) {
-				if sb.fimento.Status(bank, p) == fimento.StatusCompleted {
-					l, _ := sb.fimento.Ledger(bank, p)
-					wantTotal = wantTotal.Add(lastOn(l.Balances))
-					fimentoDays += len(l.Balances)
-				}
-			}
-		}
-		if got := decimal.RequireFromString(reportBalances[n-1][1]); !got.Equal(wantTotal) || fimentoDays == 0 {
-			t.Errorf("balance trend on %s: %s in the report, the finoOS and Fimento ledgers %s", day, got, wantTotal)
+	}
+	if len(lastDay) != len(wantLast) || len(lastDay) < 2 {
+		t.Errorf("balance trend in %d currencies, the ledgers' balances in %d", len(lastDay), len(wantLast))
+	}
+	for _, row := range reportBalances {
+		if c := row[0]; row[1] == lastDay[c] && !decimal.RequireFromString(row[2]).Equal(wantLast[c]) {
+			t.Errorf("balance trend on %s: %s %s in the report, the finoOS and Fimento ledgers %s", row[1], row[2], c, wantLast[c])
 		}
 	}
 
@@ -479,9 +563,69 @@ func snapshotViews(t *testing.T, db *clickhouse.DB) map[string][]string {
 	return out
 }
 
-// expandGrafanaMacros expands the ClickHouse data source's time-range
-// macros for a range of the last rng ("7d", "180d", "24h").
-func expandGrafanaMacros(sql, rng string) (string, error) {
+// grafanaDashboard is what the tests read of deploy/grafana/finsync.json.
+type grafanaDashboard struct {
+	Time       struct{ From string }
+	Templating struct {
+		List []struct{ Name, Type, Query string }
+	}
+	Panels []struct {
+		Title, Type, TimeFrom string
+		Targets               []struct{ RawSQL string }
+	}
+}
+
+func readGrafana(t *testing.T) grafanaDashboard {
+	t.Helper()
+	b, err := os.ReadFile("../../deploy/grafana/finsync.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d grafanaDashboard
+	if err := json.Unmarshal(b, &d); err != nil || len(d.Panels) < 6 {
+		t.Fatalf("deploy/grafana/finsync.json: %d panels, %v", len(d.Panels), err)
+	}
+	return d
+}
+
+// variableQueries are the queries of the dashboard's query variables, by
+// name, on database.
+func (d grafanaDashboard) variableQueries(database string) map[string]string {
+	out := map[string]string{}
+	for _, v := range d.Templating.List {
+		if v.Type == "query" {
+			out[v.Name] = onDatabase(v.Query, database)
+		}
+	}
+	return out
+}
+
+// variables are the values Grafana offers for each query variable: its
+// query's answer on database.
+func (d grafanaDashboard) variables(t *testing.T, db *clickhouse.DB, database string) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	for name, q := range d.variableQueries(database) {
+		out[name] = column(queryStrings(t, db, q), 0)
+		if len(out[name]) == 0 {
+			t.Fatalf("grafana variable %s offers no value: %s", name, q)
+		}
+	}
+	return out
+}
+
+// onDatabase points the dashboard's SQL (database finsync) at database.
+func onDatabase(sql, database string) string {
+	return strings.ReplaceAll(sql, "finsync.", quoteIdent(database)+".")
+}
+
+// expandGrafanaMacros expands the dashboard's variables (${name}, one
+// value each: none is multi-valued) and the ClickHouse data source's
+// time-range macros for a range of the last rng ("7d", "180d", "24h").
+func expandGrafanaMacros(sql, rng string, vars map[string]string) (string, error) {
+	for name, value := range vars {
+		sql = strings.ReplaceAll(sql, "${"+name+"}", value)
+	}
 	var d time.Duration
 	days, isDays := strings.CutSuffix(rng, "d")
 	n, err := strconv.Atoi(days)
@@ -507,10 +651,19 @@ func expandGrafanaMacros(sql, rng string) (string, error) {
 			sql = sql[:i] + expand(strings.TrimSpace(sql[i+len(macro):i+j])) + sql[i+j+1:]
 		}
 	}
-	if strings.Contains(sql, "$__") {
-		return "", fmt.Errorf("a macro the test does not expand: %s", sql)
+	if strings.Contains(sql, "$__") || strings.Contains(sql, "${") {
+		return "", fmt.Errorf("a macro or variable the test does not expand: %s", sql)
 	}
 	return sql, nil
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // queryStrings runs q and returns every cell as text (toString in SQL).

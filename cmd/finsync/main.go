@@ -347,9 +347,21 @@ func runDemo(ctx context.Context, a *app, args []string) error {
 // printExamples shows a few rows of the main tables, as a BI user would
 // query them.
 func printExamples(ctx context.Context, db *clickhouse.DB, out io.Writer) error {
-	queries := []struct{ title, query string }{
-		{"spending by category (fino and Fimento; FinGoal rows are enrichments of theirs)", `SELECT category, count() AS transactions, sum(amount) AS total
-			FROM transactions FINAL WHERE amount < 0 AND provider != 'fingoal' GROUP BY category ORDER BY total, category LIMIT 8`},
+	for _, q := range examples() {
+		fmt.Fprintf(out, "\n%s:\n", q.title)
+		if err := printQuery(ctx, db, out, q.query); err != nil {
+			return fmt.Errorf("%s: %w", q.title, err)
+		}
+	}
+	return nil
+}
+
+// examples are the demo's example queries, each with its title.
+func examples() []struct{ title, query string } {
+	return []struct{ title, query string }{
+		{"spending by category, the largest 5 per currency (fino and Fimento; FinGoal rows are enrichments of theirs; money is never added across currencies)",
+			`SELECT currency, category, count() AS transactions, sum(amount) AS total
+			FROM transactions FINAL WHERE amount < 0 AND provider != 'fingoal' GROUP BY currency, category ORDER BY currency, total, category LIMIT 5 BY currency`},
 		{"latest balance per account (first 5)", `SELECT user_id, account_id, argMax(balance, balance_date) AS balance, max(balance_date) AS on
 			FROM account_balances FINAL GROUP BY user_id, account_id ORDER BY user_id, account_id LIMIT 5`},
 		{"active contracts (first 5)", "SELECT user_id, category, `interval`, amount, next_booking_date " +
@@ -390,13 +402,6 @@ func printExamples(ctx context.Context, db *clickhouse.DB, out io.Writer) error 
 			FROM insights FINAL WHERE module = 'finsight' AND metric = 'amount_found' ORDER BY value DESC, insight_id LIMIT 5`},
 		{"rejected records", `SELECT stream, target_table, reason, count() AS n FROM etl_rejects FINAL GROUP BY stream, target_table, reason ORDER BY n DESC, stream, target_table, reason LIMIT 5`},
 	}
-	for _, q := range queries {
-		fmt.Fprintf(out, "\n%s:\n", q.title)
-		if err := printQuery(ctx, db, out, q.query); err != nil {
-			return fmt.Errorf("%s: %w", q.title, err)
-		}
-	}
-	return nil
 }
 
 // printQuery prints any result as an aligned table, or "(none)" when it

@@ -45,7 +45,7 @@ func TestCLI(t *testing.T) {
 		{"version", env, []string{"version"}, 0, "finsync dev", "", ""},
 		{"validate ok", env, []string{"validate"}, 0, "configuration ok", "", ""},
 		{"validate bad", map[string]string{"FINSYNC_CLICKHOUSE_ADDR": "x", "FINSYNC_CLICKHOUSE_PASSWORD": "s3cret"}, []string{"validate"}, 1, "", "FINSYNC_CLICKHOUSE_ADDR", "s3cret"},
-		{"migrate", env, []string{"migrate"}, 0, "7 migration(s) applied, schema matches the 12 tables", "", ""},
+		{"migrate", env, []string{"migrate"}, 0, "8 migration(s) applied, schema matches the 12 tables", "", ""},
 		{"migrate again", env, []string{"migrate"}, 0, "0 migration(s) applied", "", ""},
 		{"streams", env, []string{"streams"}, 0, "fino.account_history", "", ""},
 		{"once needs a stream", env, []string{"once"}, 2, "", "-stream is required", ""},

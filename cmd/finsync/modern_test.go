@@ -7,7 +7,6 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
-	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -153,7 +152,7 @@ func TestEveryStatementOnModernClickHouse(t *testing.T) {
 		}
 		check.statement(s)
 	}
-	for _, s := range grafanaStatements(t, scenario) {
+	for _, s := range grafanaStatements(t, scenario, plain) {
 		check.statement(recorded{text: s})
 	}
 	check.startMerges()
@@ -384,26 +383,31 @@ func sqlLiteral(v any) (string, error) {
 }
 
 // grafanaStatements are the dashboard's queries as Grafana sends them
-// over the last 180 days, on the scenario's database.
-func grafanaStatements(t *testing.T, database string) []string {
-	b, err := os.ReadFile("../../deploy/grafana/finsync.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var dash struct {
-		Panels []struct{ Targets []struct{ RawSQL string } }
-	}
-	if err := json.Unmarshal(b, &dash); err != nil {
-		t.Fatal(err)
-	}
+// over the last 180 days, on the scenario's database: each query
+// variable's query, and each panel's query for every value its variables
+// take there (db answers them, on 18.16).
+func grafanaStatements(t *testing.T, database string, db *clickhouse.DB) []string {
+	t.Helper()
+	dash := readGrafana(t)
 	var out []string
+	for _, q := range dash.variableQueries(database) {
+		out = append(out, q)
+	}
+	sort.Strings(out)
+	vars := dash.variables(t, db, database)
 	for _, p := range dash.Panels {
 		for _, tg := range p.Targets {
-			sql, err := expandGrafanaMacros(strings.ReplaceAll(tg.RawSQL, "finsync.", quoteIdent(database)+"."), "180d")
-			if err != nil {
-				t.Fatal(err)
+			values := []string{""}
+			if strings.Contains(tg.RawSQL, "${currency}") {
+				values = vars["currency"]
 			}
-			out = append(out, sql)
+			for _, v := range values {
+				sql, err := expandGrafanaMacros(onDatabase(tg.RawSQL, database), "180d", map[string]string{"currency": v})
+				if err != nil {
+					t.Fatal(err)
+				}
+				out = append(out, sql)
+			}
 		}
 	}
 	if len(out) < 6 {

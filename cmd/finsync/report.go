@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/finsync/finsync/load/clickhouse"
@@ -17,7 +18,8 @@ import (
 
 // runReport is `finsync report`: one self-contained HTML file (no external
 // assets) a person can open: tables and rows per provider, monthly cash
-// flow, balance trend, segment sizes, pipeline freshness.
+// flow and balance trend (one chart per currency), segment sizes, pipeline
+// freshness.
 func runReport(ctx context.Context, a *app, args []string) error {
 	var out string
 	err := a.flags("report", summaryOf("report"), args, func(fs *flag.FlagSet) {
@@ -42,11 +44,18 @@ func runReport(ctx context.Context, a *app, args []string) error {
 	return nil
 }
 
+// cashflowQuery is the report's monthly cash flow: income and spending of
+// every user over the last 12 months, per currency (money is never added
+// across currencies: one chart each), as Grafana's cash flow panel shows
+// them.
+const cashflowQuery = `SELECT currency, toString(month), toString(sum(income)), toString(sum(spending)) FROM v_monthly_cashflow
+	WHERE month >= addMonths(toStartOfMonth(today()), -11) GROUP BY currency, month ORDER BY currency, month`
+
 // balanceTrendQuery is the report's balance trend: the daily balances of
-// every provider's accounts added up (Fimento's are per process, account
-// "*"), as Grafana's balance panel shows them.
-const balanceTrendQuery = `SELECT toString(balance_date), toString(sum(balance)) FROM v_account_balance_daily
-	WHERE balance_date >= today() - 180 GROUP BY balance_date ORDER BY balance_date`
+// every provider's accounts added up per currency (Fimento's are per
+// process, account "*"), as Grafana's balance panel shows them.
+const balanceTrendQuery = `SELECT currency, toString(balance_date), toString(sum(balance)) FROM v_account_balance_daily
+	WHERE balance_date >= today() - 180 GROUP BY currency, balance_date ORDER BY currency, balance_date`
 
 // writeReport renders the report of db's warehouse into path.
 func writeReport(ctx context.Context, db *clickhouse.DB, path string) error {
@@ -75,31 +84,36 @@ func writeReport(ctx context.Context, db *clickhouse.DB, path string) error {
 			return err
 		}
 	}
-	var months []string
-	var income, spending []float64
-	err := q(`SELECT toString(month), toString(sum(income)), toString(sum(spending)) FROM v_monthly_cashflow
-		WHERE month >= addMonths(toStartOfMonth(today()), -11) GROUP BY month ORDER BY month`, func(row []string) {
-		months = append(months, row[0][:7])
-		income = append(income, number(row[1]))
-		spending = append(spending, -number(row[2]))
-	})
-	if err != nil {
+	var cashflow, trend [][]string
+	if err := q(cashflowQuery, func(row []string) { cashflow = append(cashflow, row) }); err != nil {
 		return err
 	}
-	r.Cashflow = barChart("cashflow", months, []series{{"income", "#2da44e", income}, {"spending", "#cf222e", spending}})
-	var days []string
-	var balances []float64
-	err = q(balanceTrendQuery, func(row []string) {
-		days = append(days, row[0])
-		balances = append(balances, number(row[1]))
-	})
-	if err != nil {
+	for _, c := range byCurrency(cashflow) {
+		var months []string
+		var income, spending []float64
+		for _, row := range c.rows {
+			months = append(months, row[0][:7])
+			income = append(income, number(row[1]))
+			spending = append(spending, -number(row[2]))
+		}
+		r.Cashflow = append(r.Cashflow, currencyChart{c.name, barChart("cashflow-"+c.id(), c.name, months,
+			[]series{{"income", "#2da44e", income}, {"spending", "#cf222e", spending}})})
+	}
+	if err := q(balanceTrendQuery, func(row []string) { trend = append(trend, row) }); err != nil {
 		return err
 	}
-	r.Balances = lineChart("balances", days, balances, "#0969da")
+	for _, c := range byCurrency(trend) {
+		var days []string
+		var balances []float64
+		for _, row := range c.rows {
+			days = append(days, row[0])
+			balances = append(balances, number(row[1]))
+		}
+		r.Balances = append(r.Balances, currencyChart{c.name, lineChart("balances-"+c.id(), c.name, days, balances, "#0969da")})
+	}
 	var segs []string
 	var members []float64
-	err = q(`SELECT segment_type, toString(count()) FROM v_segment_members_current
+	err := q(`SELECT segment_type, toString(count()) FROM v_segment_members_current
 		GROUP BY segment_type ORDER BY segment_type`, func(row []string) {
 		segs = append(segs, row[0])
 		members = append(members, number(row[1]))
@@ -107,7 +121,7 @@ func writeReport(ctx context.Context, db *clickhouse.DB, path string) error {
 	if err != nil {
 		return err
 	}
-	r.Segments = barChart("segments", segs, []series{{"users", "#8250df", members}})
+	r.Segments = barChart("segments", "users", segs, []series{{"users", "#8250df", members}})
 	err = q(`SELECT stream, last_success, lag_seconds, last_status, rows_24h, rejects_24h
 		FROM v_pipeline_freshness ORDER BY stream`, func(row []string) { r.Freshness = append(r.Freshness, row) })
 	if err != nil {
@@ -128,10 +142,42 @@ func writeReport(ctx context.Context, db *clickhouse.DB, path string) error {
 }
 
 type report struct {
-	Database, Generated          string
-	Tables, Freshness            [][]string
-	Cashflow, Balances, Segments template.HTML
+	Database, Generated string
+	Tables, Freshness   [][]string
+	Cashflow, Balances  []currencyChart
+	Segments            template.HTML
 }
+
+// currencyChart is one currency's chart of money.
+type currencyChart struct {
+	Currency string
+	Chart    template.HTML
+}
+
+// currencyRows are the rows of one currency, without their currency.
+type currencyRows struct {
+	name string // the currency, or "no currency" for rows whose provider named none
+	rows [][]string
+}
+
+// byCurrency splits rows ordered by their first cell, the currency.
+func byCurrency(rows [][]string) []currencyRows {
+	var out []currencyRows
+	for i, row := range rows {
+		if i == 0 || row[0] != rows[i-1][0] {
+			name := row[0]
+			if name == "" {
+				name = "no currency"
+			}
+			out = append(out, currencyRows{name: name})
+		}
+		out[len(out)-1].rows = append(out[len(out)-1].rows, row[1:])
+	}
+	return out
+}
+
+// id is the currency as a part of an HTML id.
+func (c currencyRows) id() string { return strings.ReplaceAll(c.name, " ", "-") }
 
 type series struct {
 	name, color string
@@ -143,17 +189,17 @@ func number(s string) float64 {
 	return f
 }
 
-const chartW, chartH, chartPad = 860.0, 260.0, 40.0
+const chartW, chartH, chartPad = 860.0, 200.0, 40.0
 
-// barChart draws grouped bars as inline SVG.
-func barChart(id string, labels []string, ss []series) template.HTML {
+// barChart draws grouped bars as inline SVG; unit names what they count.
+func barChart(id, unit string, labels []string, ss []series) template.HTML {
 	most := 1.0
 	for _, s := range ss {
 		for _, v := range s.values {
 			most = math.Max(most, v)
 		}
 	}
-	svg := fmt.Sprintf(`<svg id="%s" width="%.0f" height="%.0f" role="img">`, id, chartW, chartH+chartPad)
+	svg := fmt.Sprintf(`<svg id="%s" width="%.0f" height="%.0f" role="img">`, template.HTMLEscapeString(id), chartW, chartH+chartPad)
 	slot := (chartW - chartPad) / math.Max(1, float64(len(labels)))
 	bw := slot * 0.8 / float64(len(ss))
 	for i, l := range labels {
@@ -165,7 +211,7 @@ func barChart(id string, labels []string, ss []series) template.HTML {
 		}
 		svg += fmt.Sprintf(`<text x="%.1f" y="%.0f" font-size="10" text-anchor="middle">%s</text>`, x0+slot*0.4, chartH+14, template.HTMLEscapeString(l))
 	}
-	svg += fmt.Sprintf(`<text x="0" y="12" font-size="10">max %.0f</text>`, most)
+	svg += fmt.Sprintf(`<text x="0" y="12" font-size="10">max %.0f %s</text>`, most, template.HTMLEscapeString(unit))
 	for j, s := range ss {
 		svg += fmt.Sprintf(`<rect x="%.0f" y="%.0f" width="10" height="10" fill="%s"/><text x="%.0f" y="%.0f" font-size="11">%s</text>`,
 			chartW-160+float64(j)*80, chartH+24, s.color, chartW-146+float64(j)*80, chartH+33, s.name)
@@ -173,8 +219,9 @@ func barChart(id string, labels []string, ss []series) template.HTML {
 	return template.HTML(svg + `</svg>`)
 }
 
-// lineChart draws one series over time as inline SVG.
-func lineChart(id string, labels []string, values []float64, color string) template.HTML {
+// lineChart draws one series over time as inline SVG; unit names what it
+// measures.
+func lineChart(id, unit string, labels []string, values []float64, color string) template.HTML {
 	lo, hi := math.Inf(1), math.Inf(-1)
 	for _, v := range values {
 		lo, hi = math.Min(lo, v), math.Max(hi, v)
@@ -182,7 +229,8 @@ func lineChart(id string, labels []string, values []float64, color string) templ
 	if hi <= lo {
 		hi = lo + 1
 	}
-	svg := fmt.Sprintf(`<svg id="%s" width="%.0f" height="%.0f" role="img"><polyline fill="none" stroke="%s" stroke-width="3" points="`, id, chartW, chartH+chartPad, color)
+	svg := fmt.Sprintf(`<svg id="%s" width="%.0f" height="%.0f" role="img"><polyline fill="none" stroke="%s" stroke-width="3" points="`,
+		template.HTMLEscapeString(id), chartW, chartH+chartPad, color)
 	step := (chartW - chartPad) / math.Max(1, float64(len(values)-1))
 	for i, v := range values {
 		svg += fmt.Sprintf("%.1f,%.1f ", chartPad+float64(i)*step, chartH-(v-lo)/(hi-lo)*(chartH-20))
@@ -192,7 +240,8 @@ func lineChart(id string, labels []string, values []float64, color string) templ
 		svg += fmt.Sprintf(`<text x="%.0f" y="%.0f" font-size="10">%s</text><text x="%.0f" y="%.0f" font-size="10" text-anchor="end">%s</text>`,
 			chartPad, chartH+14, labels[0], chartW, chartH+14, labels[len(labels)-1])
 	}
-	svg += fmt.Sprintf(`<text x="0" y="12" font-size="10">%.0f</text><text x="0" y="%.0f" font-size="10">%.0f</text>`, hi, chartH, lo)
+	svg += fmt.Sprintf(`<text x="0" y="12" font-size="10">%.0f %s</text><text x="0" y="%.0f" font-size="10">%.0f</text>`,
+		hi, template.HTMLEscapeString(unit), chartH, lo)
 	return template.HTML(svg + `</svg>`)
 }
 
@@ -205,10 +254,15 @@ th{background:#f4f4f4}td.n{text-align:right}h2{margin-top:1.6em}.muted{color:#88
 </style></head><body>
 <h1>finsync report</h1>
 <p class="muted">database {{.Database}} · generated {{.Generated}}</p>
-<h2>Monthly cash flow (all users)</h2>
-{{.Cashflow}}
-<h2>Balance trend (sum of daily balances over every provider, last 180 days)</h2>
-{{.Balances}}
+<h2>Monthly cash flow per currency (all users)</h2>
+{{range .Cashflow}}<h3>{{.Currency}}</h3>
+{{.Chart}}
+{{else}}<p class="muted">no transactions</p>
+{{end}}<h2>Balance trend per currency (sum of daily balances over every provider, last 180 days)</h2>
+{{range .Balances}}<h3>{{.Currency}}</h3>
+{{.Chart}}
+{{else}}<p class="muted">no balances</p>
+{{end}}
 <h2>finAPI segments now (users, all mandators)</h2>
 {{.Segments}}
 <h2>Pipeline freshness</h2>

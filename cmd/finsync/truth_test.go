@@ -28,6 +28,7 @@ type truthTx struct {
 	provider, tenant, user string
 	day                    string // YYYY-MM-DD
 	amount                 decimal.Decimal
+	currency               string   // fino: the transaction's (default EUR); Fimento: its process's market's
 	descriptive            string   // fino: descriptiveTag; Fimento: its category
 	tags                   []string // fino only
 	person                 bool     // fino: the user is a person (not a company)
@@ -92,6 +93,7 @@ func finoTruth(t *testing.T, sb *sandbox) []truthTx {
 					Tags           []string `json:"tags"`
 					Transaction    struct {
 						Amount      json.Number `json:"amount"`
+						Currency    string      `json:"currency"`
 						BookingDate int64       `json:"bookingDate"`
 					} `json:"transaction"`
 				} `json:"categorizations"`
@@ -100,9 +102,13 @@ func finoTruth(t *testing.T, sb *sandbox) []truthTx {
 			truthGet(t, fmt.Sprintf("%s/api/users/%s/categorization?page=%d&size=1000&includeTransaction=true", sb.url, u, page), token, nil, &p)
 			pages = p.TotalPages
 			for _, c := range p.Categorizations {
+				currency := c.Transaction.Currency
+				if currency == "" {
+					currency = "EUR" // finoOS: "currency (default EUR)"
+				}
 				out = append(out, truthTx{provider: "fino", tenant: tenant, user: u,
 					day:    time.Unix(c.Transaction.BookingDate, 0).UTC().Format(time.DateOnly),
-					amount: decimal.RequireFromString(c.Transaction.Amount.String()), descriptive: c.DescriptiveTag, tags: c.Tags,
+					amount: decimal.RequireFromString(c.Transaction.Amount.String()), currency: currency, descriptive: c.DescriptiveTag, tags: c.Tags,
 					person: user.Type == "person"})
 			}
 		}
@@ -153,9 +159,8 @@ func finoOwners(t *testing.T, sb *sandbox) []string {
 func fimentoTruth(t *testing.T, sb *sandbox) []truthTx {
 	t.Helper()
 	base := sb.url + fimentoPrefix
-	token := truthToken(t, func() (*http.Response, error) {
-		return http.Post(base+"/auth/login", "application/json", strings.NewReader(`{"name":"sandbox-user","password":"sandbox-password"}`))
-	})
+	token := fimentoToken(t, sb)
+	currencies := fimentoCurrencies(t, sb)
 	var out []truthTx
 	for _, bank := range sb.fimento.PartnerBanks() {
 		for _, p := range sb.fimento.Processes(bank) {
@@ -176,13 +181,48 @@ func fimentoTruth(t *testing.T, sb *sandbox) []truthTx {
 				}
 				for _, tx := range body.Transactions {
 					out = append(out, truthTx{provider: "fimento", tenant: bank, user: p, day: tx.Date[:10],
-						amount: decimal.RequireFromString(tx.Amount.String()), descriptive: tx.Category})
+						amount: decimal.RequireFromString(tx.Amount.String()), currency: currencies[p], descriptive: tx.Category})
 				}
 			}
 		}
 	}
 	if len(out) == 0 {
 		t.Fatal("the Fimento sandbox served no transaction")
+	}
+	return out
+}
+
+func fimentoToken(t *testing.T, sb *sandbox) string {
+	t.Helper()
+	return truthToken(t, func() (*http.Response, error) {
+		return http.Post(sb.url+fimentoPrefix+"/auth/login", "application/json", strings.NewReader(`{"name":"sandbox-user","password":"sandbox-password"}`))
+	})
+}
+
+// fimentoCurrencies is the currency of each completed process: Fimento
+// names none, its market does (SE: SEK, FI: EUR).
+func fimentoCurrencies(t *testing.T, sb *sandbox) map[string]string {
+	t.Helper()
+	token := fimentoToken(t, sb)
+	out := map[string]string{}
+	for _, bank := range sb.fimento.PartnerBanks() {
+		for _, p := range sb.fimento.Processes(bank) {
+			if sb.fimento.Status(bank, p) != fimento.StatusCompleted {
+				continue
+			}
+			var proc struct {
+				Market string `json:"market"`
+			}
+			truthGet(t, sb.url+fimentoPrefix+"/process/"+p, token, map[string]string{"partner-bank-id": bank}, &proc)
+			switch proc.Market {
+			case "SE":
+				out[p] = "SEK"
+			case "FI":
+				out[p] = "EUR"
+			default:
+				t.Fatalf("Fimento process %s: market %q", p, proc.Market)
+			}
+		}
 	}
 	return out
 }

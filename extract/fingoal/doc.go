@@ -78,7 +78,9 @@
 //     settlement, description = simple_description, merchant =
 //     merchant_name, provider_category = category/subcategory, category =
 //     the common taxonomy (Category), tags, raw = the item; currency is
-//     unknown (""). source_job_id is the batch_request_id.
+//     the source transaction's, which the ledger keeps (FinGoal is sent no
+//     currency and answers none; "" for rows sent before the ledger had a
+//     currency column). source_job_id is the batch_request_id.
 //  7. A request over 1,000 transactions is refused with 400 (the docs say
 //     "approximately"); a 400 marks its transactions refused in the ledger.
 //  8. GET /users/{userId}: {"user": {"uid", "tags": [...]}, "transactions":

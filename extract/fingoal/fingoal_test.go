@@ -61,8 +61,10 @@ func TestGolden(t *testing.T) {
 		w.Release()
 	}
 	e := NewEnrichedWriter(mem, testLineage())
+	// The first takes its source's currency from the ledger; the second's is unknown.
+	currency := map[string]string{"988cee06-5d36-11ec-b00b-bc8d8f2303a12733": "SEK"}
 	for _, raw := range []string{docEnriched, docCredit} {
-		if rej, ok := e.AddEnriched("batch-1", json.RawMessage(raw)); !ok {
+		if rej, ok := e.AddEnriched("batch-1", json.RawMessage(raw), currency); !ok {
 			t.Fatalf("reject %+v", rej)
 		}
 	}
@@ -79,7 +81,7 @@ func TestGolden(t *testing.T) {
 	tw.AddTagUpdate(TagUpdate{UID: "u1", Created: []string{"dining_user"}, Deleted: []string{"fuel_user"}}, "3961c39e-e1c6-45ec-acd0-9a7793dabe02", time.Date(2026, 5, 12, 5, 0, 0, 0, time.UTC))
 	print(tw, transform.UserTags)
 	sw := NewSubmissionsWriter(mem, testLineage())
-	sw.AddSubmission(Submission{SourceProvider: "fino", SourceTenant: "t", UserID: "u", TransactionID: "x", UID: Opaque([]byte("k"), "user", "fino", "t", "u"),
+	sw.AddSubmission(Submission{SourceProvider: "fino", SourceTenant: "t", UserID: "u", TransactionID: "x", Currency: "EUR", UID: Opaque([]byte("k"), "user", "fino", "t", "u"),
 		EnrichTransactionID: Opaque([]byte("k"), "transaction", "fino", "t", "u", "x"), SubmissionID: "s", BatchRequestID: "b", Endpoint: pathCleanup,
 		Status: StatusSubmitted, SubmittedAt: time.Date(2026, 5, 12, 5, 0, 0, 0, time.UTC)})
 	print(sw, transform.EnrichmentSubmissions)
@@ -117,7 +119,7 @@ func TestBadRecordsAreRejectedAlone(t *testing.T) {
 		`{"uid":"u","transactionid":"t","date":"2024-01-01","amountnum":1,"settlement":"pending"}`:     "neither debit",
 		`{"uid":"u","transactionid":"t","date":"2024-01-01","amountnum":1.00001,"settlement":"debit"}`: "decimals",
 	} {
-		if rej, ok := w.AddEnriched("b", json.RawMessage(raw)); ok || !strings.Contains(rej.Reason, want) {
+		if rej, ok := w.AddEnriched("b", json.RawMessage(raw), nil); ok || !strings.Contains(rej.Reason, want) {
 			t.Errorf("%s: %v %q, want reason with %q", raw, ok, rej.Reason, want)
 		}
 	}
@@ -141,7 +143,7 @@ func TestRejectsOfABatchHaveDistinctKeys(t *testing.T) {
 		`[1, 2]`,
 		`{"uid":"u","date":"2024-01-01","amountnum":1,"settlement":"debit"}`,
 	} {
-		rej, ok := w.AddEnriched("b", json.RawMessage(raw))
+		rej, ok := w.AddEnriched("b", json.RawMessage(raw), nil)
 		if ok {
 			t.Fatalf("%s accepted", raw)
 		}
@@ -186,7 +188,7 @@ func FuzzDecoders(f *testing.F) {
 		e, fs := NewEnrichedWriter(mem, testLineage()), NewFinsightsWriter(mem, testLineage())
 		defer e.Release()
 		defer fs.Release()
-		if rej, ok := e.AddEnriched("b", raw); ok != (e.Len() == 1) || (!ok && rej.Reason == "") {
+		if rej, ok := e.AddEnriched("b", raw, nil); ok != (e.Len() == 1) || (!ok && rej.Reason == "") {
 			t.Fatalf("enriched: ok %v, %d rows, reason %q", ok, e.Len(), rej.Reason)
 		}
 		if rej, ok := fs.AddFinsight(raw); (ok && fs.Len() == 0) || (!ok && (rej.Reason == "" || fs.Len() != 0)) {
@@ -201,7 +203,7 @@ func FuzzDecoders(f *testing.F) {
 				t.Fatalf("batch result's unknown members: %d bytes %q", len(res.Extra), res.Extra)
 			}
 			for _, item := range res.EnrichedTransactions {
-				if rej, ok := e.AddEnriched("b", extract.WithWrapper(item, res.Extra)); !ok && rej.Reason == "" {
+				if rej, ok := e.AddEnriched("b", extract.WithWrapper(item, res.Extra), nil); !ok && rej.Reason == "" {
 					t.Fatal("enriched item rejected without a reason")
 				}
 			}

@@ -542,6 +542,7 @@ func (s *Sandbox) enrich(batch string, txs []Transaction, now time.Time) ([]Enri
 }
 
 // Recommendations by merchant: title, share of the amount found, CTA.
+// Lidl's reach Fimento's Swedish customers too: recommendations in SEK.
 var offers = map[string]struct {
 	title string
 	share float64
@@ -549,6 +550,7 @@ var offers = map[string]struct {
 	"Target": {"Target Red Card", 0.05}, "Amazon": {"Amazon Prime Rewards Card", 0.05},
 	"REWE": {"REWE Bonus Card", 0.02}, "EDEKA": {"DeutschlandCard", 0.01},
 	"Tankstelle Nord": {"Fuel Rewards Card", 0.03}, "Versandhaus Online": {"Cashback Card", 0.04},
+	"Lidl": {"Lidl Plus", 0.02},
 }
 
 // finsightFor is the recommendation for an enriched debit, if any, with

@@ -173,7 +173,7 @@ func EnrichmentReads() *extract.Reads {
 	return &extract.Reads{
 		Table:     transform.Transactions,
 		Key:       []string{"provider", "tenant", "user_id", "transaction_id"},
-		Columns:   []string{"account_id", "booking_date", "amount", "description"},
+		Columns:   []string{"account_id", "booking_date", "amount", "description", "currency"},
 		Ledger:    transform.EnrichmentSubmissions,
 		LedgerKey: []string{"source_provider", "source_tenant", "user_id", "transaction_id"},
 		Released:  StatusUnsent,
@@ -197,8 +197,8 @@ type source struct {
 // toSource maps an unsent row (Key then Columns of EnrichmentReads) to what
 // FinGoal gets (assumptions 3 and 4).
 func (a *API) toSource(row []string) (source, error) {
-	if len(row) != 8 {
-		return source{}, fmt.Errorf("unsent row has %d values, want 8", len(row))
+	if len(row) != 9 {
+		return source{}, fmt.Errorf("unsent row has %d values, want 9", len(row))
 	}
 	prov, tenant, user, txID, account, day, amountText, desc := row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7]
 	amount, err := decimal.NewFromString(amountText)
@@ -206,7 +206,7 @@ func (a *API) toSource(row []string) (source, error) {
 		return source{}, fmt.Errorf("amount %q: %v", amountText, err)
 	}
 	key := []byte(a.cfg.IDKey)
-	s := source{sub: Submission{SourceProvider: prov, SourceTenant: tenant, UserID: user, TransactionID: txID,
+	s := source{sub: Submission{SourceProvider: prov, SourceTenant: tenant, UserID: user, TransactionID: txID, Currency: row[8],
 		UID: Opaque(key, "user", prov, tenant, user), EnrichTransactionID: Opaque(key, "transaction", prov, tenant, user, txID)}}
 	s.tx = Transaction{UID: s.sub.UID, TransactionID: s.sub.EnrichTransactionID, Date: day,
 		AmountNum: json.Number(amount.Abs().String()), OriginalDescription: desc, AccountType: a.cfg.AccountType, Settlement: "credit"}
@@ -540,10 +540,14 @@ func (a *API) collect(ctx context.Context, c *extract.Client, req extract.Reques
 	if err != nil {
 		return false, err
 	}
+	currency, err := a.currencies(ctx, req, j.ID, res.EnrichedTransactions)
+	if err != nil {
+		return false, err
+	}
 	w := NewEnrichedWriter(a.mem, req.Lineage)
 	defer w.Release()
 	for _, raw := range res.EnrichedTransactions {
-		if rej, ok := w.AddEnriched(j.ID, extract.WithWrapper(raw, res.Extra)); !ok {
+		if rej, ok := w.AddEnriched(j.ID, extract.WithWrapper(raw, res.Extra), currency); !ok {
 			if err := out.Reject(rej); err != nil {
 				return false, err
 			}
@@ -580,6 +584,40 @@ func (a *API) collect(ctx context.Context, c *extract.Client, req extract.Reques
 	return true, nil
 }
 
+// ledgerChunk is how many transactionids one lookup in the ledger names.
+const ledgerChunk = 500
+
+// currencies maps the transactionids of a batch's enriched transactions to
+// the currencies of the transactions they were made from, as the ledger
+// recorded them: FinGoal is sent no currency and answers none. An id the
+// ledger does not know (or a row written before the ledger had currencies)
+// has none.
+func (a *API) currencies(ctx context.Context, req extract.Request, batchID string, items []json.RawMessage) (map[string]string, error) {
+	out := map[string]string{}
+	if req.Lookup == nil {
+		return out, nil
+	}
+	var ids []string
+	for _, raw := range items {
+		if id := extract.RejectKey(raw, "transactionid"); id != "" {
+			ids = append(ids, id)
+		}
+	}
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), ledgerChunk)]
+		ids = ids[len(chunk):]
+		err := req.Lookup(ctx, extract.Lookup{Table: transform.EnrichmentSubmissions, Columns: []string{"enrich_transaction_id", "currency"},
+			Where: map[string][]string{"enrich_transaction_id": chunk}}, func(row []string) error {
+			out[row[0]] = row[1]
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("reading the currencies of batch %s from the ledger: %w", batchID, err)
+		}
+	}
+	return out, nil
+}
+
 // AdoptedParams are the Params of a batch the enrichment webhook announced
 // and etl_state did not know: a submission whose answer was lost.
 const AdoptedParams = `{"source":"enrichment webhook"}`
@@ -606,13 +644,13 @@ func (a *API) recoverPending(ctx context.Context, req extract.Request, out extra
 	w := NewSubmissionsWriter(a.mem, req.Lineage)
 	defer w.Release()
 	for len(ids) > 0 {
-		chunk := ids[:min(len(ids), 500)]
+		chunk := ids[:min(len(ids), ledgerChunk)]
 		ids = ids[len(chunk):]
 		err := req.Lookup(ctx, extract.Lookup{Table: transform.EnrichmentSubmissions,
-			Columns: []string{"source_provider", "source_tenant", "user_id", "transaction_id", "uid", "enrich_transaction_id", "submission_id", "endpoint", "submitted_at"},
+			Columns: []string{"source_provider", "source_tenant", "user_id", "transaction_id", "uid", "enrich_transaction_id", "submission_id", "endpoint", "submitted_at", "currency"},
 			Where:   map[string][]string{"status": {StatusPending}, "enrich_transaction_id": chunk}}, func(row []string) error {
 			at, _ := time.ParseInLocation(time.DateTime, row[8], time.UTC)
-			return w.AddSubmission(Submission{SourceProvider: row[0], SourceTenant: row[1], UserID: row[2], TransactionID: row[3], UID: row[4],
+			return w.AddSubmission(Submission{SourceProvider: row[0], SourceTenant: row[1], UserID: row[2], TransactionID: row[3], Currency: row[9], UID: row[4],
 				EnrichTransactionID: row[5], SubmissionID: row[6], Endpoint: row[7], SubmittedAt: at, BatchRequestID: batchID,
 				Status: StatusSubmitted, Reason: "recovered: FinGoal's answer to the submission was lost, its enrichment webhook named the batch"})
 		})

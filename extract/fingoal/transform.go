@@ -53,8 +53,11 @@ func (w *Writer) Record() arrow.Record { return w.rows.Record() }
 func (w *Writer) Release() { w.rows.Release() }
 
 // Submission is one ledger row: a source transaction and what FinGoal got.
+// Currency is the source transaction's (FinGoal gets none): its enriched
+// copy takes it from here.
 type Submission struct {
 	SourceProvider, SourceTenant, UserID, TransactionID string
+	Currency                                            string
 	UID, EnrichTransactionID                            string
 	SubmissionID, BatchRequestID, Endpoint              string
 	Status, Reason                                      string
@@ -76,7 +79,7 @@ func NewSubmissionsWriter(mem memory.Allocator, lin transform.Lineage) *Writer {
 
 // AddSubmission appends one ledger row.
 func (w *Writer) AddSubmission(s Submission) error {
-	return w.rows.Append(provider, w.lin.Tenant, s.SourceProvider, s.SourceTenant, s.UserID, s.TransactionID,
+	return w.rows.Append(provider, w.lin.Tenant, s.SourceProvider, s.SourceTenant, s.UserID, s.TransactionID, s.Currency,
 		s.UID, s.EnrichTransactionID, s.SubmissionID, s.BatchRequestID, s.Endpoint, s.Status, s.Reason,
 		s.SubmittedAt.UTC().Truncate(time.Second), s.BatchRequestID, w.lin.RunID, w.lin.ExtractedAt, w.lin.Version)
 }
@@ -87,9 +90,10 @@ func NewEnrichedWriter(mem memory.Allocator, lin transform.Lineage) *Writer {
 }
 
 // AddEnriched appends one enriched transaction of batch batchID (assumption
-// 6 for the mapping). A transaction that does not fit is returned as a
-// reject and adds nothing.
-func (w *Writer) AddEnriched(batchID string, raw json.RawMessage) (extract.Reject, bool) {
+// 6 for the mapping); currency maps FinGoal's transactionid to the source
+// transaction's currency (the ledger's). A transaction that does not fit is
+// returned as a reject and adds nothing.
+func (w *Writer) AddEnriched(batchID string, raw json.RawMessage, currency map[string]string) (extract.Reject, bool) {
 	var e Enriched
 	reject := func(key, format string, args ...any) (extract.Reject, bool) {
 		return extract.Reject{Table: transform.Transactions.Name, Key: RejectKey(e.UID, batchID, rejectKey(key, raw)),
@@ -125,7 +129,7 @@ func (w *Writer) AddEnriched(batchID string, raw json.RawMessage) (extract.Rejec
 	if e.Subcategory != "" {
 		providerCategory += "/" + e.Subcategory
 	}
-	err = w.rows.Append(provider, w.lin.Tenant, e.UID, e.TransactionID, e.AccountID, day, nil, amount, "",
+	err = w.rows.Append(provider, w.lin.Tenant, e.UID, e.TransactionID, e.AccountID, day, nil, amount, currency[e.TransactionID],
 		e.SimpleDescription, "", "", "", "", "", "", "", "", "",
 		Category(e.Category), providerCategory, "", tags, e.MerchantName, string(compact(raw)),
 		batchID, w.lin.RunID, w.lin.ExtractedAt, w.lin.Version)

@@ -108,7 +108,7 @@ func TestClusterUnsent(t *testing.T) {
 	w := transform.NewRowWriter(memory.DefaultAllocator, transform.EnrichmentSubmissions)
 	now := time.Now().UTC().Truncate(time.Second)
 	for i := 0; i < 400; i += 2 {
-		if err := w.Append("fingoal", "fg", "fino", "client-a", fmt.Sprintf("user-%d", i%40), fmt.Sprintf("tx-%06d", i),
+		if err := w.Append("fingoal", "fg", "fino", "client-a", fmt.Sprintf("user-%d", i%40), fmt.Sprintf("tx-%06d", i), "EUR",
 			"uid", "etx", "sub", "batch", "/cleanup", "submitted", "", now, "", "run", now, uint64(1)); err != nil {
 			t.Fatal(err)
 		}

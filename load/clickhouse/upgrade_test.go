@@ -12,6 +12,7 @@ import (
 	"github.com/finsync/finsync/load/clickhouse"
 	"github.com/finsync/finsync/load/clickhouse/chtest"
 	finsql "github.com/finsync/finsync/sql"
+	"github.com/finsync/finsync/transform"
 )
 
 // previousRelease is sql/ as the release before 0008 shipped it: the files
@@ -53,13 +54,8 @@ func TestMigrateUpgradesPreviousRelease(t *testing.T) {
 	if err != nil {
 		t.Fatalf("upgrading: %v", err)
 	}
-	all, err := fs.Glob(finsql.Files, "*.sql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	since := all[slices.Index(all, "0008_join_aliases.sql"):]
-	if !slices.Equal(res.Applied, since) {
-		t.Fatalf("upgrade applied %v, want %v (0008 and the files after it)", res.Applied, since)
+	if want := filesFrom(t, "0008"); strings.Join(res.Applied, ",") != strings.Join(want, ",") {
+		t.Fatalf("upgrade applied %v, want %v", res.Applied, want)
 	}
 	db, err := clickhouse.Open(ctx, opts)
 	if err != nil {
@@ -150,5 +146,112 @@ func TestUpgradeOnModernClickHouse(t *testing.T) {
 	}
 	for _, v := range views {
 		run("SELECT count() FROM " + v)
+	}
+}
+
+// filesFrom are the names of sql/'s migration files from version on.
+func filesFrom(t *testing.T, version string) []string {
+	t.Helper()
+	names, err := fs.Glob(finsql.Files, "*.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, n := range names {
+		if n >= version {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// releaseBefore is sql/ as the release before version shipped it (files
+// older than version, as they are now).
+func releaseBefore(t *testing.T, version string) fs.FS {
+	t.Helper()
+	files := fstest.MapFS{}
+	names, err := fs.Glob(finsql.Files, "*.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names {
+		if name >= version {
+			continue
+		}
+		b, err := fs.ReadFile(finsql.Files, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[name] = &fstest.MapFile{Data: b}
+	}
+	return files
+}
+
+// TestMigrateUpgradesToMoneyPerCurrency: a warehouse of the release before
+// 0009 whose monthly cash flow adds SEK and EUR upgrades with `finsync
+// migrate`: the view then keeps the currencies apart, the FinGoal ledger
+// keeps its rows (with an empty currency: they predate the column) and the
+// schema matches the Arrow schema again.
+func TestMigrateUpgradesToMoneyPerCurrency(t *testing.T) {
+	ctx := context.Background()
+	opts := chtest.Options(t)
+	t.Cleanup(func() { chtest.DropDatabase(t, opts) })
+	if _, err := clickhouse.Migrate(ctx, opts, releaseBefore(t, "0009"), nil); err != nil {
+		t.Fatal(err)
+	}
+	db, err := clickhouse.Open(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	// INSERT ... SELECT: the native protocol sends no client data for it.
+	for _, q := range []string{
+		`INSERT INTO transactions (provider, tenant, user_id, transaction_id, booking_date, amount, currency, category)
+			SELECT 'fimento', 'bank', 'p1', 't1', toDate('2026-11-03'), toDecimal64(-10.5, 4), 'SEK', 'groceries' UNION ALL
+			SELECT 'fimento', 'bank', 'p1', 't2', toDate('2026-11-04'), toDecimal64(-2.25, 4), 'EUR', 'groceries'`,
+		`INSERT INTO enrichment_submissions (provider, tenant, source_provider, source_tenant, user_id, transaction_id, uid, status)
+			SELECT 'fingoal', 'fg', 'fimento', 'bank', 'p1', 't1', 'uid-1', 'submitted'`,
+	} {
+		if err := db.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows := func(q string) string {
+		t.Helper()
+		r, err := db.Conn().Query(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		var out []string
+		for r.Next() {
+			var s string
+			if err := r.Scan(&s); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, s)
+		}
+		return strings.Join(out, "; ")
+	}
+	const cashflow = "SELECT concat(currency, ' ', toString(spending), ' ', toString(transactions)) FROM v_monthly_cashflow ORDER BY currency"
+	if got := rows("SELECT concat(toString(spending), ' ', toString(transactions)) FROM v_monthly_cashflow"); got != "-12.7500 2" {
+		t.Fatalf("before 0009 the view added SEK and EUR into %q; the test proves nothing", got)
+	}
+
+	res, err := clickhouse.Migrate(ctx, opts, finsql.Files, nil)
+	if err != nil {
+		t.Fatalf("upgrading: %v", err)
+	}
+	if want := filesFrom(t, "0009"); strings.Join(res.Applied, ",") != strings.Join(want, ",") {
+		t.Fatalf("upgrade applied %v, want %v", res.Applied, want)
+	}
+	if err := db.CheckSchema(ctx, transform.Tables()); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := rows(cashflow), "EUR -2.2500 1; SEK -10.5000 1"; got != want {
+		t.Errorf("v_monthly_cashflow after the upgrade: %q, want %q", got, want)
+	}
+	if got := rows("SELECT concat(transaction_id, ' ', uid, ' [', currency, ']') FROM enrichment_submissions FINAL"); got != "t1 uid-1 []" {
+		t.Errorf("the ledger after the upgrade: %q", got)
 	}
 }
