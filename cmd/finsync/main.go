@@ -362,8 +362,8 @@ func examples() []struct{ title, query string } {
 		{"spending by category, the largest 5 per currency (fino and Fimento; FinGoal rows are enrichments of theirs; money is never added across currencies)",
 			`SELECT currency, category, count() AS transactions, sum(amount) AS total
 			FROM transactions FINAL WHERE amount < 0 AND provider != 'fingoal' GROUP BY currency, category ORDER BY currency, total, category LIMIT 5 BY currency`},
-		{"latest balance per account (first 5)", `SELECT user_id, account_id, argMax(balance, balance_date) AS balance, max(balance_date) AS on
-			FROM account_balances FINAL GROUP BY user_id, account_id ORDER BY user_id, account_id LIMIT 5`},
+		{"latest balance per account (first 5)", `SELECT user_id, account_id, argMax(balance, balance_date) AS balance, argMax(currency, balance_date) AS currency,
+			max(balance_date) AS on FROM account_balances FINAL GROUP BY user_id, account_id ORDER BY user_id, account_id LIMIT 5`},
 		{"active contracts (first 5)", "SELECT user_id, category, `interval`, amount, next_booking_date " +
 			"FROM contracts FINAL WHERE is_active ORDER BY user_id, contract_id LIMIT 5"},
 		{"finAPI segment members per type (latest job per mandator, current only)", `SELECT segment_type, tenant, count() AS members,
@@ -392,14 +392,22 @@ func examples() []struct{ title, query string } {
 		{"Fimento insights (first 6)", `SELECT user_id AS process, metric, value, value_text FROM insights FINAL
 			WHERE provider = 'fimento' AND period = '' AND raw = '' ORDER BY user_id, metric LIMIT 6`},
 		{"FinGoal enrichment joined to the original transactions (view transactions_enriched, first 5 enriched)",
-			`SELECT provider, user_id, booking_date, amount, description, fingoal_merchant, fingoal_category, fingoal_tags
+			`SELECT provider, user_id, booking_date, amount, currency, description, fingoal_merchant, fingoal_category, fingoal_tags
 			FROM transactions_enriched WHERE enrichment_status = 'enriched' ORDER BY user_id, booking_date DESC, transaction_id LIMIT 5`},
 		{"FinGoal enrichment status per source", `SELECT provider, enrichment_status, count() AS transactions
 			FROM transactions_enriched GROUP BY provider, enrichment_status ORDER BY provider, enrichment_status`},
 		{"FinGoal user tags (first 5 users)", `SELECT user_id, arrayStringConcat(arraySort(groupArray(tag)), ', ') AS tags
 			FROM user_tags FINAL WHERE provider = 'fingoal' GROUP BY user_id ORDER BY user_id LIMIT 5`},
-		{"FinGoal savings recommendations (top 5)", `SELECT user_id, value_text AS recommendation, value AS amount_found, observed_from AS finsight_date
-			FROM insights FINAL WHERE module = 'finsight' AND metric = 'amount_found' ORDER BY value DESC, insight_id LIMIT 5`},
+		{"FinGoal savings recommendations (top 3 per currency: that of the transaction each was found in)", `SELECT currency, user_id, recommendation, amount_found, finsight_date
+			FROM (
+				SELECT insight_id, user_id, value_text AS recommendation, value AS amount_found, observed_from AS finsight_date,
+					transaction_ids[1] AS fingoal_transaction_id
+				FROM insights FINAL WHERE module = 'finsight' AND metric = 'amount_found'
+			) AS finsights
+			ANY LEFT JOIN (
+				SELECT fingoal_transaction_id, currency FROM transactions_enriched WHERE fingoal_transaction_id != ''
+			) AS sources USING (fingoal_transaction_id)
+			ORDER BY currency, amount_found DESC, insight_id LIMIT 3 BY currency`},
 		{"rejected records", `SELECT stream, target_table, reason, count() AS n FROM etl_rejects FINAL GROUP BY stream, target_table, reason ORDER BY n DESC, stream, target_table, reason LIMIT 5`},
 	}
 }
