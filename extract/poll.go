@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"time"
 )
 
@@ -84,4 +85,49 @@ func sleepOrWake(ctx context.Context, d time.Duration, wake <-chan struct{}) err
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// Wakes lets a provider's webhook or callback wake the run polling the
+// async job it announces (PollOptions.Wake), so the run checks at once
+// instead of at its next interval. The zero value is ready to use; safe for
+// concurrent use.
+type Wakes struct {
+	mu      sync.Mutex
+	waiting map[string]chan struct{} // job id → wakes the run polling it
+}
+
+// Wait registers the run polling job id and returns its Wake channel; the
+// run calls Unwait when it stops polling.
+func (w *Wakes) Wait(id string) <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.waiting == nil {
+		w.waiting = map[string]chan struct{}{}
+	}
+	// Buffered: a wake that comes between two checks is not lost.
+	ch := make(chan struct{}, 1)
+	w.waiting[id] = ch
+	return ch
+}
+
+// Unwait forgets the run polling job id.
+func (w *Wakes) Unwait(id string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.waiting, id)
+}
+
+// Ready wakes the run polling job id, if any, and reports whether there was
+// one: if not, the caller decides whether to start a run for the job.
+func (w *Wakes) Ready(id string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	ch, ok := w.waiting[id]
+	if ok {
+		select {
+		case ch <- struct{}{}:
+		default: // a wake is already pending
+		}
+	}
+	return ok
 }

@@ -115,3 +115,29 @@ func TestPages(t *testing.T) {
 		t.Fatalf("Pages after cancel = %v after %d calls", err, calls)
 	}
 }
+
+func TestWakes(t *testing.T) {
+	var w Wakes
+	if w.Ready("j") {
+		t.Error("Ready reported a run polling a job nobody waits for")
+	}
+	wake := w.Wait("j")
+	// Two wakes before the run looks: one is kept, the second does not block.
+	if !w.Ready("j") || !w.Ready("j") {
+		t.Fatal("Ready did not find the waiting run")
+	}
+	select {
+	case <-wake:
+	default:
+		t.Fatal("not woken")
+	}
+	select {
+	case <-wake:
+		t.Fatal("woken twice")
+	default:
+	}
+	w.Unwait("j")
+	if w.Ready("j") {
+		t.Error("Ready after Unwait")
+	}
+}

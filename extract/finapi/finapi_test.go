@@ -336,7 +336,7 @@ func TestCallbackHandler(t *testing.T) {
 		t.Errorf("runs started: %v", started)
 	}
 	// A job being polled is woken instead of starting a run, without a lookup.
-	wake, before := a.wait("j3"), lookups
+	wake, before := a.wakes.Wait("j3"), lookups
 	if post("tenant=m", `{"jobId":"j3","segmentType":"highBalance"}`) != 204 || len(started) != 2 || lookups != before {
 		t.Fatalf("started %v, %d lookups", started, lookups-before)
 	}

@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow/memory"
@@ -59,8 +58,7 @@ type API struct {
 	mem     memory.Allocator
 	clients *extract.Clients // Get is nil for a mandator without credentials
 
-	mu      sync.Mutex
-	waiting map[string]chan struct{} // job id → wakes the run polling it
+	wakes extract.Wakes // job id → wakes the run polling it
 }
 
 // NewAPI returns a client for cfg.
@@ -92,7 +90,7 @@ func NewAPI(cfg Config) *API {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	a := &API{cfg: cfg, mem: memory.DefaultAllocator, waiting: map[string]chan struct{}{}}
+	a := &API{cfg: cfg, mem: memory.DefaultAllocator}
 	// The token endpoint may live on another host (finAPI's Access API), so
 	// it gets a client of its own.
 	tokens := extract.NewClient(extract.ClientOptions{BaseURL: cfg.TokenURL, HTTP: cfg.HTTP, Logger: cfg.Logger})
@@ -233,8 +231,8 @@ func (a *API) create(ctx context.Context, c *extract.Client, seg Segment, tenant
 
 // collect polls job j until its first page is ready, then loads every page.
 func (a *API) collect(ctx context.Context, c *extract.Client, seg Segment, req extract.Request, j extract.Job, now time.Time, out extract.Output) error {
-	wake := a.wait(j.ID)
-	defer a.unwait(j.ID)
+	wake := a.wakes.Wait(j.ID)
+	defer a.wakes.Unwait(j.ID)
 	var first ResultPage
 	err := extract.Poll(ctx, extract.PollOptions{Initial: a.cfg.PollInitial, Max: a.cfg.PollMax, Deadline: a.cfg.PollTimeout, Wake: wake},
 		func(ctx context.Context) (bool, error) {
@@ -387,33 +385,7 @@ func (a *API) page(ctx context.Context, c *extract.Client, seg Segment, jobID st
 	return ResultPage{}, &extract.RetryAfter{Wait: a.cfg.PollMax, Err: fmt.Errorf("GET %s: body unreadable: %w", path, err)}
 }
 
-// wait registers the run polling job id, for Ready to wake.
-func (a *API) wait(id string) <-chan struct{} {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	ch := make(chan struct{}, 1)
-	a.waiting[id] = ch
-	return ch
-}
-
-func (a *API) unwait(id string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	delete(a.waiting, id)
-}
-
 // Ready says finAPI called back that job id is ready: a run polling it
 // checks at once. It reports whether one was polling it; if not, the
 // caller starts a run of the stream (the job is in etl_state).
-func (a *API) Ready(id string) bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	ch, ok := a.waiting[id]
-	if ok {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
-	}
-	return ok
-}
+func (a *API) Ready(id string) bool { return a.wakes.Ready(id) }

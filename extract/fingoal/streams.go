@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow/memory"
@@ -67,8 +66,7 @@ type API struct {
 	clients *extract.Clients
 	auth    *extract.Client // fetches the token; its requests count too
 
-	mu      sync.Mutex
-	waiting map[string]chan struct{} // batch_request_id → wakes the run polling it
+	wakes extract.Wakes // batch_request_id → wakes the run polling it
 }
 
 // errAuth marks a failed token fetch: nothing of the call was sent.
@@ -106,7 +104,7 @@ func NewAPI(cfg Config) *API {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	a := &API{cfg: cfg, mem: memory.DefaultAllocator, waiting: map[string]chan struct{}{}}
+	a := &API{cfg: cfg, mem: memory.DefaultAllocator}
 	limit := rate.NewLimiter(rate.Limit(cfg.RateLimit), 2)
 	authClient := extract.NewClient(extract.ClientOptions{BaseURL: cfg.BaseURL, HTTP: cfg.HTTP, Logger: cfg.Logger, Limiter: limit})
 	// One token for the client: FinGoal's lasts 86,400 s and is renewed only
@@ -517,8 +515,8 @@ func (a *API) collectAll(ctx context.Context, c *extract.Client, req extract.Req
 // collect polls GET /cleanup/{id} (404: nothing yet) until it answers or
 // wait ends, and hands the result over. It reports whether it did.
 func (a *API) collect(ctx context.Context, c *extract.Client, req extract.Request, j extract.Job, out extract.Output, wait time.Duration) (bool, error) {
-	wake := a.wait(j.ID)
-	defer a.unwait(j.ID)
+	wake := a.wakes.Wait(j.ID)
+	defer a.wakes.Unwait(j.ID)
 	var res BatchResult
 	err := extract.Poll(ctx, extract.PollOptions{Initial: a.cfg.PollInitial, Max: a.cfg.PollMax, Deadline: wait, Wake: wake},
 		func(ctx context.Context) (bool, error) {
@@ -672,35 +670,9 @@ func (a *API) recoverPending(ctx context.Context, req extract.Request, out extra
 	return nil
 }
 
-// wait registers the run polling batch id, for Ready to wake.
-func (a *API) wait(id string) <-chan struct{} {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	ch := make(chan struct{}, 1)
-	a.waiting[id] = ch
-	return ch
-}
-
-func (a *API) unwait(id string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	delete(a.waiting, id)
-}
-
 // Ready says FinGoal's webhook reported batch id enriched: a run polling it
 // checks at once. It reports whether one was polling it.
-func (a *API) Ready(id string) bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	ch, ok := a.waiting[id]
-	if ok {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
-	}
-	return ok
-}
+func (a *API) Ready(id string) bool { return a.wakes.Ready(id) }
 
 // tagsChunk is how many users' reads share one lookup of their earlier tags.
 const tagsChunk = 500
