@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -330,59 +329,33 @@ type badDocument struct{ err error }
 
 func (e *badDocument) Error() string { return e.err.Error() }
 
-// maxDocument bounds a process or insights document.
-const maxDocument = 64 << 20
-
 // getDoc GETs path and decodes the whole body into v. A body that breaks
-// off or is not JSON is fetched again, as a failed request would be (the
-// client's retry budget), then ends the call with RetryAfter; JSON of the
-// wrong shape is a *badDocument. Decoder messages name fields and types,
-// never the values, so they are safe to record.
+// off or is not JSON is fetched again (Client.Document), then ends the call
+// with RetryAfter; JSON of the wrong shape is a *badDocument. Decoder
+// messages name fields and types, never the values, so they are safe to
+// record.
 func (a *API) getDoc(ctx context.Context, c *extract.Client, path string, v any) error {
 	return fetchDoc(ctx, c, http.MethodGet, path, nil, v)
 }
 
 // fetchDoc is getDoc for any method; body (nil: none) is sent as JSON.
 func fetchDoc(ctx context.Context, c *extract.Client, method, path string, body []byte, v any, opts ...extract.CallOption) error {
-	const attempts = 4
 	var header http.Header
 	if body != nil {
 		header = http.Header{"Content-Type": {"application/json"}}
 	}
-	var failure error
-	for attempt := 1; attempt <= attempts; attempt++ {
-		resp, err := c.Do(ctx, method, path, nil, header, body, opts...)
-		if err != nil {
-			return err
-		}
-		body, err := io.ReadAll(io.LimitReader(resp.Body, maxDocument))
-		resp.Body.Close()
-		if err == nil && !json.Valid(body) {
-			err = errors.New("the body is not JSON")
-		}
-		if err == nil {
-			if err := json.Unmarshal(body, v); err != nil {
-				var typ *json.UnmarshalTypeError
-				if errors.As(err, &typ) {
-					return &badDocument{fmt.Errorf("field %s: %s where %s belongs", typ.Field, typ.Value, typ.Type)}
-				}
-				return &badDocument{errors.New("a value does not parse")}
-			}
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		failure = err
-		t := time.NewTimer(time.Duration(attempt) * 50 * time.Millisecond)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
-		}
+	doc, err := c.Document(ctx, method, path, nil, header, body, opts...)
+	if err != nil {
+		return err
 	}
-	return &extract.RetryAfter{Wait: time.Second, Err: fmt.Errorf("%s %s: body unreadable after %d attempts: %w", method, path, attempts, failure)}
+	if err := json.Unmarshal(doc, v); err != nil {
+		var typ *json.UnmarshalTypeError
+		if errors.As(err, &typ) {
+			return &badDocument{fmt.Errorf("field %s: %s where %s belongs", typ.Field, typ.Value, typ.Type)}
+		}
+		return &badDocument{errors.New("a value does not parse")}
+	}
+	return nil
 }
 
 // AddWebhook registers url with Fimento's add-webhook endpoint, to be

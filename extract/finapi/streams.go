@@ -359,30 +359,24 @@ func usersSum(users []json.RawMessage) [sha256.Size]byte {
 
 // page fetches one result page. 404 (not ready) comes back as an
 // *extract.HTTPError, 400 as errLost. A body cut off in transit is fetched
-// again a few times.
+// again (Client.Document).
 func (a *API) page(ctx context.Context, c *extract.Client, seg Segment, jobID string, number int) (ResultPage, error) {
 	q := url.Values{"number": {strconv.Itoa(number)}, "size": {strconv.Itoa(a.cfg.PageSize)}}
 	path := pathSegments + seg.Type + "/" + url.PathEscape(jobID)
-	var err error
-	for range 4 {
-		var pg ResultPage
-		err = c.GetJSON(ctx, path, q, nil, &pg, extract.Expect(http.StatusNotFound, http.StatusBadRequest))
-		var herr *extract.HTTPError
-		switch {
-		case err == nil:
-			return pg, nil
-		case errors.As(err, &herr) && herr.Status == http.StatusBadRequest:
-			return pg, errLost
-		case errors.As(err, &herr), ctx.Err() != nil, extract.IsRetryable(err):
-			return pg, err
-		}
-		var perm *extract.Permanent
-		if errors.As(err, &perm) {
-			return pg, err
-		}
-		// A body that broke off: ask again.
+	var pg ResultPage
+	doc, err := c.Document(ctx, http.MethodGet, path, q, nil, nil, extract.Expect(http.StatusNotFound, http.StatusBadRequest))
+	var herr *extract.HTTPError
+	switch {
+	case errors.As(err, &herr) && herr.Status == http.StatusBadRequest:
+		return pg, errLost
+	case err != nil:
+		return pg, err
 	}
-	return ResultPage{}, &extract.RetryAfter{Wait: a.cfg.PollMax, Err: fmt.Errorf("GET %s: body unreadable: %w", path, err)}
+	if err := json.Unmarshal(doc, &pg); err != nil {
+		// Whole JSON of the wrong shape: asking again will not help.
+		return ResultPage{}, &extract.Permanent{Err: fmt.Errorf("GET %s: decode: %w", path, err)}
+	}
+	return pg, nil
 }
 
 // Ready says finAPI called back that job id is ready: a run polling it

@@ -5,11 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/finsync/finsync/extract"
 	"github.com/finsync/finsync/transform"
@@ -291,8 +289,8 @@ func (a *API) userType(ctx context.Context, c *extract.Client, tenant, user stri
 
 // getModule GETs m's endpoint for user, trying its other documented paths
 // when one answers 404 (the user exists: userType found it), and keeps the
-// path that answered. A body that breaks off is fetched again, like
-// GetElements does.
+// path that answered. A body that breaks off is fetched again
+// (Client.Document).
 func (a *API) getModule(ctx context.Context, c *extract.Client, user string, m Module) ([]byte, error) {
 	a.mu.Lock()
 	start := a.paths[m.Stream]
@@ -300,7 +298,7 @@ func (a *API) getModule(ctx context.Context, c *extract.Client, user string, m M
 	var err error
 	for i := start; i < len(m.Paths); i++ {
 		var body []byte
-		body, err = getDocument(ctx, c, apiUserPath(user, m.Paths[i]))
+		body, err = c.Document(ctx, http.MethodGet, apiUserPath(user, m.Paths[i]), nil, nil, nil)
 		var herr *extract.HTTPError
 		if errors.As(err, &herr) && herr.Status == http.StatusNotFound && i+1 < len(m.Paths) {
 			continue
@@ -313,27 +311,6 @@ func (a *API) getModule(ctx context.Context, c *extract.Client, user string, m M
 		return body, err
 	}
 	return nil, err
-}
-
-func getDocument(ctx context.Context, c *extract.Client, path string) ([]byte, error) {
-	const attempts = 3
-	var failure error
-	for range attempts {
-		resp, err := c.Do(ctx, http.MethodGet, path, nil, nil, nil)
-		if err != nil {
-			return nil, err
-		}
-		body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-		resp.Body.Close()
-		if err == nil && json.Valid(body) {
-			return body, nil
-		}
-		if err == nil {
-			err = errors.New("body is not JSON")
-		}
-		failure = err
-	}
-	return nil, &extract.RetryAfter{Wait: time.Second, Err: fmt.Errorf("GET %s: body unreadable after %d attempts: %w", path, attempts, failure)}
 }
 
 // moduleWrapper is what a document serving several modules (person income,

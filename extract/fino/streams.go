@@ -325,7 +325,7 @@ func (a *API) runAccounts(ctx context.Context, req extract.Request, out extract.
 	c := a.clients.Get(req.Tenant)
 	return "", fan(ctx, a, req.Subjects, out, transform.Accounts, func() *AccountsBuilder { return NewAccountsBuilder(a.mem, req.Lineage) },
 		func(ctx context.Context, b *AccountsBuilder, s extract.Subject, flush func() error, out extract.Output) error {
-			doc, err := getDocument(ctx, c, apiUserPath(s.ID, suffixAccountDetect))
+			doc, err := c.Document(ctx, http.MethodGet, apiUserPath(s.ID, suffixAccountDetect), nil, nil, nil)
 			if err != nil {
 				return skipGone(out, s, err)
 			}
@@ -439,7 +439,7 @@ func (a *API) runContracts(ctx context.Context, req extract.Request, out extract
 	c := a.clients.Get(req.Tenant)
 	return "", fan(ctx, a, req.Subjects, out, transform.Contracts, func() *ContractsBuilder { return NewContractsBuilder(a.mem, req.Lineage) },
 		func(ctx context.Context, b *ContractsBuilder, s extract.Subject, flush func() error, out extract.Output) error {
-			doc, err := getDocument(ctx, c, apiUserPath(s.ID, suffixContracts))
+			doc, err := c.Document(ctx, http.MethodGet, apiUserPath(s.ID, suffixContracts), nil, nil, nil)
 			if err != nil {
 				return skipGone(out, s, err)
 			}
