@@ -1,6 +1,9 @@
 package extract
 
-import "sync"
+import (
+	"net/http"
+	"sync"
+)
 
 // Clients are a provider's HTTP clients, one per tenant, made on first use
 // by the func given to NewClients. The func decides what they share (a
@@ -45,4 +48,40 @@ func (cs *Clients) Stats() ClientStats {
 		s.Reauths += cst.Reauths
 	}
 	return s
+}
+
+// TenantOptions says how NewTenantClients makes a provider's client for
+// each of its tenants.
+type TenantOptions struct {
+	// Client is what every tenant's client shares: base URL, HTTP client,
+	// logger and, above all, the Limiter of the provider's one rate.
+	Client ClientOptions
+	// Header, if set, is the request header naming the tenant (finoOS
+	// TenantID, Fimento partner-bank-id, FinGoal subtenant-id). It is not
+	// sent for tenant Own: the client's own tenant, or "" for calls of none.
+	Header, Own string
+	// Auth returns the tenant's token cache, and false for a tenant the
+	// provider cannot serve (no credentials): Get then returns nil.
+	Auth func(tenant string) (*TokenCache, bool)
+}
+
+// NewTenantClients returns a provider's Clients made as o says, so that
+// the providers differ only in what o holds.
+func NewTenantClients(o TenantOptions) *Clients {
+	return NewClients(func(tenant string) *Client {
+		auth, ok := o.Auth(tenant)
+		if !ok {
+			return nil
+		}
+		opts := o.Client
+		opts.Auth = auth
+		if o.Header != "" && tenant != o.Own {
+			opts.Header = o.Client.Header.Clone()
+			if opts.Header == nil {
+				opts.Header = http.Header{}
+			}
+			opts.Header.Set(o.Header, tenant)
+		}
+		return NewClient(opts)
+	})
 }

@@ -59,3 +59,27 @@ func TestClients(t *testing.T) {
 		t.Fatalf("tenant header %q, want c", h)
 	}
 }
+
+// TestTenantClients: the tenant header goes with every tenant but Own, and a
+// tenant Auth refuses gets no client.
+func TestTenantClients(t *testing.T) {
+	srv := &scripted{replies: []reply{{status: 200}}}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	cs := NewTenantClients(TenantOptions{Client: fastOptions(ts.URL), Header: "Sub-Tenant", Own: "own",
+		Auth: func(tenant string) (*TokenCache, bool) { return nil, tenant != "refused" }})
+	if cs.Get("refused") != nil {
+		t.Fatal("a client for a tenant Auth refused")
+	}
+	for _, tenant := range []string{"own", "other"} {
+		resp, err := cs.Get(tenant).Do(t.Context(), http.MethodGet, "/x", nil, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	reqs := srv.requests()
+	if own, other := reqs[0].Header.Values("Sub-Tenant"), reqs[1].Header.Get("Sub-Tenant"); len(own) != 0 || other != "other" {
+		t.Fatalf("tenant header %q for own, %q for other", own, other)
+	}
+}

@@ -71,8 +71,9 @@ func NewAPI(cfg Config) *API {
 		cfg.Now = time.Now
 	}
 	a := &API{cfg: cfg, mem: memory.DefaultAllocator}
-	limit := rate.NewLimiter(rate.Limit(cfg.RateLimit), 4)
-	authClient := extract.NewClient(extract.ClientOptions{BaseURL: cfg.BaseURL, HTTP: cfg.HTTP, Limiter: limit, Logger: cfg.Logger})
+	shared := extract.ClientOptions{BaseURL: cfg.BaseURL, HTTP: cfg.HTTP, Logger: cfg.Logger,
+		Limiter: rate.NewLimiter(rate.Limit(cfg.RateLimit), 4)}
+	authClient := extract.NewClient(shared)
 	a.auth = extract.NewTokenCache(func(ctx context.Context) (extract.Token, error) {
 		var t Token
 		body, _ := json.Marshal(Login{Name: cfg.Name, Password: cfg.Password})
@@ -88,14 +89,8 @@ func NewAPI(cfg Config) *API {
 	}, cfg.Now)
 	// One client per partner bank ("" = none: calls of the API user, such
 	// as adding a webhook).
-	a.clients = extract.NewClients(func(bank string) *extract.Client {
-		h := http.Header{}
-		if bank != "" {
-			h.Set(headerPartnerBank, bank)
-		}
-		return extract.NewClient(extract.ClientOptions{BaseURL: cfg.BaseURL, HTTP: cfg.HTTP, Auth: a.auth,
-			Header: h, Limiter: limit, Logger: cfg.Logger})
-	})
+	a.clients = extract.NewTenantClients(extract.TenantOptions{Client: shared, Header: headerPartnerBank,
+		Auth: func(string) (*extract.TokenCache, bool) { return a.auth, true }})
 	return a
 }
 

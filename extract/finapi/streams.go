@@ -115,15 +115,14 @@ func NewAPI(cfg Config) *API {
 			return extract.Token{Value: tok.AccessToken, Expiry: expiry}, nil
 		}, nil)
 	}
-	limit := rate.NewLimiter(rate.Limit(cfg.RateLimit), 2)
-	a.clients = extract.NewClients(func(tenant string) *extract.Client {
-		auth, ok := auths[tenant]
-		if !ok {
-			return nil
-		}
-		return extract.NewClient(extract.ClientOptions{BaseURL: cfg.BaseURL, HTTP: cfg.HTTP, Auth: auth,
-			Limiter: limit, Logger: cfg.Logger})
-	})
+	// Mandators differ by their token alone: no tenant header.
+	a.clients = extract.NewTenantClients(extract.TenantOptions{
+		Client: extract.ClientOptions{BaseURL: cfg.BaseURL, HTTP: cfg.HTTP, Logger: cfg.Logger,
+			Limiter: rate.NewLimiter(rate.Limit(cfg.RateLimit), 2)},
+		Auth: func(tenant string) (*extract.TokenCache, bool) {
+			auth, ok := auths[tenant]
+			return auth, ok
+		}})
 	return a
 }
 

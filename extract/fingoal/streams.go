@@ -105,8 +105,9 @@ func NewAPI(cfg Config) *API {
 		cfg.Now = time.Now
 	}
 	a := &API{cfg: cfg, mem: memory.DefaultAllocator}
-	limit := rate.NewLimiter(rate.Limit(cfg.RateLimit), 2)
-	authClient := extract.NewClient(extract.ClientOptions{BaseURL: cfg.BaseURL, HTTP: cfg.HTTP, Logger: cfg.Logger, Limiter: limit})
+	shared := extract.ClientOptions{BaseURL: cfg.BaseURL, HTTP: cfg.HTTP, Logger: cfg.Logger,
+		Limiter: rate.NewLimiter(rate.Limit(cfg.RateLimit), 2)}
+	authClient := extract.NewClient(shared)
 	// One token for the client: FinGoal's lasts 86,400 s and is renewed only
 	// near its expiry (TokenCache), or once after a 401 (Client).
 	auth := extract.NewTokenCache(func(ctx context.Context) (extract.Token, error) {
@@ -126,17 +127,8 @@ func NewAPI(cfg Config) *API {
 		return extract.Token{Value: tok.AccessToken, Expiry: time.Now().Add(time.Duration(life) * time.Second)}, nil
 	}, nil)
 	a.auth = authClient
-	a.clients = extract.NewClients(func(t string) *extract.Client {
-		if !slices.Contains(cfg.Tenants, t) {
-			return nil
-		}
-		h := http.Header{}
-		if t != cfg.ClientID {
-			h.Set("subtenant-id", t)
-		}
-		return extract.NewClient(extract.ClientOptions{BaseURL: cfg.BaseURL, HTTP: cfg.HTTP, Auth: auth, Header: h,
-			Limiter: limit, Logger: cfg.Logger})
-	})
+	a.clients = extract.NewTenantClients(extract.TenantOptions{Client: shared, Header: "subtenant-id", Own: cfg.ClientID,
+		Auth: func(t string) (*extract.TokenCache, bool) { return auth, slices.Contains(cfg.Tenants, t) }})
 	return a
 }
 

@@ -95,15 +95,11 @@ func NewAPI(cfg Config) *API {
 	}, nil)
 	// One client per tenant ("" = the client's own), all under finoOS's one
 	// rate limit.
-	limit := rate.NewLimiter(rate.Limit(cfg.RateLimit), 4)
-	a.clients = extract.NewClients(func(tenant string) *extract.Client {
-		h := http.Header{}
-		if tenant != "" {
-			h.Set(headerTenant, tenant)
-		}
-		return extract.NewClient(extract.ClientOptions{BaseURL: cfg.BaseURL, HTTP: cfg.HTTP, Auth: a.auth,
-			Header: h, Limiter: limit, Logger: cfg.Logger})
-	})
+	a.clients = extract.NewTenantClients(extract.TenantOptions{
+		Client: extract.ClientOptions{BaseURL: cfg.BaseURL, HTTP: cfg.HTTP, Logger: cfg.Logger,
+			Limiter: rate.NewLimiter(rate.Limit(cfg.RateLimit), 4)},
+		Header: headerTenant,
+		Auth:   func(string) (*extract.TokenCache, bool) { return a.auth, true }})
 	return a
 }
 
