@@ -474,12 +474,8 @@ func (c *Client) doJSON(ctx context.Context, method, path string, query url.Valu
 	if err != nil {
 		return err
 	}
-	if resp.StatusCode/100 != 2 {
-		var cfg callConfig
-		for _, o := range opts {
-			o(&cfg)
-		}
-		return c.httpError(resp, method, resp.Request.URL.String(), cfg)
+	if err := c.letThrough(resp, method, opts); err != nil {
+		return err
 	}
 	defer drainClose(resp.Body)
 	if out == nil {
@@ -496,6 +492,19 @@ func (c *Client) doJSON(ctx context.Context, method, path string, query url.Valu
 		return err
 	}
 	return nil
+}
+
+// letThrough turns a response Do let through with a status other than 2xx
+// (Expect) into a plain *HTTPError, closing its body; nil for a 2xx.
+func (c *Client) letThrough(resp *http.Response, method string, opts []CallOption) error {
+	if resp.StatusCode/100 == 2 {
+		return nil
+	}
+	var cfg callConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
+	return c.httpError(resp, method, resp.Request.URL.String(), cfg)
 }
 
 // ErrBodyTooLarge ends reading a response body longer than MaxBody.

@@ -70,12 +70,8 @@ func (c *Client) Document(ctx context.Context, method, path string, query url.Va
 		if err != nil {
 			return err
 		}
-		if resp.StatusCode/100 != 2 {
-			var cfg callConfig
-			for _, o := range opts {
-				o(&cfg)
-			}
-			return c.httpError(resp, method, resp.Request.URL.String(), cfg)
+		if err := c.letThrough(resp, method, opts); err != nil {
+			return err
 		}
 		defer resp.Body.Close()
 		doc, err = io.ReadAll(io.LimitReader(resp.Body, maxDocument+1))
