@@ -255,6 +255,9 @@ func (a *API) collect(ctx context.Context, c *extract.Client, seg Segment, req e
 	pg, users := first, 0
 	var elements, pages int // the totals announced, 0 while none was
 	var previous [sha256.Size]byte
+	// Not extract.Pages: the first page is the one the poll already read,
+	// and the guards below name their page themselves (Pages would prefix
+	// every error with it again).
 	for n := 0; ; n++ {
 		number := a.cfg.FirstPage + n
 		if n > 0 {
