@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/finsync/finsync/extract"
+	"github.com/finsync/finsync/load/clickhouse"
+	"github.com/finsync/finsync/schedules"
+)
+
+// runOnce is `finsync once`: one stream, once, for its tenants (or one).
+func runOnce(ctx context.Context, a *app, args []string) error {
+	var stream, tenant string
+	err := a.flags("once", summaryOf("once"), args, func(fs *flag.FlagSet) {
+		fs.StringVar(&stream, "stream", "", "the stream to run (see finsync streams)")
+		fs.StringVar(&tenant, "tenant", "", "run for this tenant only (default: every configured tenant)")
+	})
+	if err != nil {
+		return err
+	}
+	if stream == "" {
+		fmt.Fprintln(a.stderr, "finsync once: -stream is required")
+		return errUsage
+	}
+	c, db, _, err := a.migrated(ctx, "once", nil)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	log := a.logger(c)
+	p, s, ok := findStream(providers(c, log, nil), stream)
+	if !ok {
+		return fmt.Errorf("no stream %q (run finsync streams)", stream)
+	}
+	if !p.configured {
+		return fmt.Errorf("%s is not configured: set FINSYNC_%s_BASE_URL and its credentials", p.name, strings.ToUpper(p.name))
+	}
+	runs, err := syncStreams(ctx, c, db, log, p, []extract.Stream{s}, tenant)
+	printRuns(a, runs)
+	return err
+}
+
+// syncStreams registers p's configured subjects, then runs each stream for
+// each tenant (or the one given), one after the other.
+func syncStreams(ctx context.Context, c Config, db *clickhouse.DB, log *slog.Logger, p provider, streams []extract.Stream, only string) ([]clickhouse.Run, error) {
+	loader := clickhouse.NewLoader(db, c.loaderOptions(log))
+	state := clickhouse.NewState(db, loader)
+	if len(p.subjects) > 0 {
+		if err := state.AddSubjects(ctx, p.subjects); err != nil {
+			return nil, err
+		}
+	}
+	runner := &schedules.Runner{Loader: loader, State: state, Log: log, Shard: c.shard()}
+	var runs []clickhouse.Run
+	var firstErr error
+	for _, s := range streams {
+		abandonStale(ctx, c, runner, s.Name)
+		for _, t := range p.tenants {
+			if only != "" && t != only {
+				continue
+			}
+			run, err := runner.Run(ctx, s, t)
+			runs = append(runs, run)
+			if err != nil && firstErr == nil {
+				firstErr = err
+			}
+		}
+	}
+	if p.maintain != nil && c.shard().Index == 0 {
+		if err := p.maintain(ctx, db, log); err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	return runs, firstErr
+}
+
+// abandonStale marks abandoned the runs of stream a dead process left
+// `running` past the stream's timeout, as the daemon does at start-up; a
+// failure only delays that to the next command.
+func abandonStale(ctx context.Context, c Config, runner *schedules.Runner, stream string) {
+	timeout := schedules.DefaultTimeout
+	if sched, ok := c.schedule(stream); ok {
+		timeout = sched.Timeout
+	}
+	if _, err := runner.AbandonStale(ctx, stream, timeout); err != nil {
+		runner.Log.Warn("looking for abandoned runs", "stream", stream, "err", err)
+	}
+}
+
+func printRuns(a *app, runs []clickhouse.Run) {
+	w := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "stream\ttenant\tstatus\trows\trejects\tretries\tseconds\terror")
+	for _, r := range runs {
+		var tables []string
+		for t, n := range r.Rows {
+			tables = append(tables, fmt.Sprintf("%s %d", t, n))
+		}
+		sort.Strings(tables)
+		var secs float64
+		if !r.FinishedAt.IsZero() { // zero: another shard's run, not done here
+			secs = r.FinishedAt.Sub(r.StartedAt).Round(10 * time.Millisecond).Seconds()
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%.2f\t%s\n", r.Stream, r.Tenant, r.Status, strings.Join(tables, ", "), r.Rejects, r.Retries, secs, r.Error)
+	}
+	w.Flush()
+}
