@@ -1,4 +1,4 @@
--- Reporting views for BI tools (DESIGN §4): deduplicated (FINAL or argMax),
+-- Reporting views for BI tools: deduplicated (FINAL or argMax),
 -- named v_*, so that analysts never meet _version, FINAL or a provider's
 -- quirks. They run on 18.16 and current ClickHouse. Amounts keep the
 -- schema's sign: negative = money out.
