@@ -154,6 +154,9 @@ type Stream struct {
 	Stats func() ClientStats
 	// Reads, if set, makes the runner fill Request.Unsent.
 	Reads *Reads
+	// CheckParams, if set, checks the stream's params in the schedules
+	// file; a stream without it takes none.
+	CheckParams func(params map[string]string) []error
 }
 
 // Output receives what a run extracts. Records are borrowed: the callee

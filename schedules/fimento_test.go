@@ -321,15 +321,15 @@ func newFingoalOver(t *testing.T, state *clickhouse.State, loader *clickhouse.Lo
 	f := &fingoalOver{sandbox: sb, tenant: id, idKey: []byte("fimento-test-id-key-0123"), secret: secret}
 	f.api = fingoal.NewAPI(fingoal.Config{BaseURL: srv.URL + "/v3", ClientID: id, ClientSecret: secret, IDKey: string(f.idKey),
 		RateLimit: 1000, SyncTags: true, PollInitial: 5 * time.Millisecond, PollMax: 20 * time.Millisecond, PollTimeout: 10 * time.Second})
-	f.hook = fingoal.WebhookHandler(fingoal.WebhookConfig{Secret: secret, API: f.api, Subject: schedules.RecordSubject(state),
+	f.hook = fingoal.WebhookHandler(fingoal.WebhookConfig{Secret: secret, API: f.api, Hooks: extract.Hooks{Subject: schedules.RecordSubject(state),
 		Job: schedules.RecordJob(state), Version: state.Version,
-		Records: func(ctx context.Context, tb transform.Table, rec arrow.Record) error {
+		Insert: func(ctx context.Context, tb transform.Table, rec arrow.Record) error {
 			b := loader.NewBatch(ctx, tb)
 			if err := b.Append(rec); err != nil {
 				return err
 			}
 			return b.Send()
-		}})
+		}}})
 	return f
 }
 
@@ -643,7 +643,7 @@ func TestFimentoWebhookBringsAProcess(t *testing.T) {
 	loader := clickhouse.NewLoader(db, clickhouse.LoaderOptions{})
 	state := clickhouse.NewState(db, loader)
 	bank := fimentoBanks[0]
-	receiver := httptest.NewServer(fimento.WebhookHandler([]string{bank}, schedules.RecordSubject(state), nil))
+	receiver := httptest.NewServer(fimento.WebhookHandler([]string{bank}, extract.Hooks{Subject: schedules.RecordSubject(state)}, nil))
 	defer receiver.Close()
 	clock := &fakeClock{t: time.Date(2026, 2, 24, 6, 0, 0, 0, time.UTC)}
 	sb := fimento.NewSandbox(fimento.SandboxOptions{PartnerBanks: []string{bank}, Seed: 2, Now: clock.Now, Step: time.Minute, WebhookPoll: time.Hour})

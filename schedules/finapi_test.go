@@ -368,7 +368,7 @@ func TestFinapiCallbackWakesThePoll(t *testing.T) {
 	w := newFinapiWorld(t, finapi.SandboxOptions{ReadyPolls: -1, ReadyAfter: 300 * time.Millisecond},
 		finapi.Config{CallbackURL: mux.URL, PollInitial: time.Minute, PollMax: time.Minute, PollTimeout: 2 * time.Minute})
 	var started []string
-	mux.Config.Handler = finapi.CallbackHandler(w.api, schedules.JobStatus(w.state), func(_ context.Context, stream, tenant string) { started = append(started, stream) })
+	mux.Config.Handler = finapi.CallbackHandler(w.api, extract.Hooks{JobStatus: schedules.JobStatus(w.state), Trigger: func(_ context.Context, stream, tenant string) { started = append(started, stream) }})
 	begin := time.Now()
 	run, err := w.run(t, finapi.InsuranceSpending, finapiTenants[0])
 	if err != nil || run.Status != clickhouse.RunSuccess || run.Rows["segment_members"] == 0 {
@@ -397,8 +397,8 @@ func TestFinapiCallbackCollectsOnlyActiveJobs(t *testing.T) {
 	d := &schedules.Daemon{Runner: w.runner, Jobs: []schedules.Job{{Stream: stream, Tenants: finapiTenants, Schedule: yearly(t, stream.Name)}}}
 	d.Start()
 	defer d.Stop(time.Minute)
-	hook.Config.Handler = finapi.CallbackHandler(w.api, schedules.JobStatus(w.state),
-		func(_ context.Context, stream, tenant string) { d.Trigger(stream, tenant) })
+	hook.Config.Handler = finapi.CallbackHandler(w.api, extract.Hooks{JobStatus: schedules.JobStatus(w.state),
+		Trigger: func(_ context.Context, stream, tenant string) { d.Trigger(stream, tenant) }})
 	tenant := finapiTenants[0]
 	runs := func() int {
 		n := 0

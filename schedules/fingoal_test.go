@@ -61,15 +61,15 @@ func newFingoalWorld(t *testing.T, sopts fingoal.SandboxOptions, cfg fingoal.Con
 	}
 	w.cfg, w.tenant = cfg, id
 	w.restart()
-	hook.Config.Handler = fingoal.WebhookHandler(fingoal.WebhookConfig{Secret: secret, API: w.api,
+	hook.Config.Handler = fingoal.WebhookHandler(fingoal.WebhookConfig{Secret: secret, API: w.api, Hooks: extract.Hooks{
 		Subject: schedules.RecordSubject(state), Job: schedules.RecordJob(state), JobStatus: schedules.JobStatus(state), Version: state.Version,
-		Records: func(ctx context.Context, tb transform.Table, rec arrow.Record) error {
+		Insert: func(ctx context.Context, tb transform.Table, rec arrow.Record) error {
 			b := loader.NewBatch(ctx, tb)
 			if err := b.Append(rec); err != nil {
 				return err
 			}
 			return b.Send()
-		}})
+		}}})
 	return w
 }
 

@@ -361,7 +361,7 @@ func TestFinoWebhookBringsANewUser(t *testing.T) {
 	db := chtest.NewDB(t)
 	loader := clickhouse.NewLoader(db, clickhouse.LoaderOptions{})
 	state := clickhouse.NewState(db, loader)
-	receiver := httptest.NewServer(fino.WebhookHandler("hook-secret", schedules.RecordSubject(state), nil))
+	receiver := httptest.NewServer(fino.WebhookHandler("hook-secret", extract.Hooks{Subject: schedules.RecordSubject(state)}, nil))
 	defer receiver.Close()
 	const tenant = "sandbox-client"
 	sb := fino.NewSandbox(fino.SandboxOptions{UsersPerTenant: 2, Months: 2, Seed: 9,

@@ -45,8 +45,8 @@ func runBackfill(ctx context.Context, a *app, args []string) error {
 	switch {
 	case !ok:
 		return fmt.Errorf("no stream %q (run finsync streams)", stream)
-	case !p.configured:
-		return fmt.Errorf("%s is not configured: set FINSYNC_%s_BASE_URL and its credentials", p.name, strings.ToUpper(p.name))
+	case !p.Configured:
+		return fmt.Errorf("%s is not configured: set FINSYNC_%s_BASE_URL and its credentials", p.Name, strings.ToUpper(p.Name))
 	case !s.Backfill:
 		return fmt.Errorf("%s reads snapshots, not windows: it has nothing to backfill (run it with finsync once)", stream)
 	}
@@ -61,8 +61,8 @@ func runBackfill(ctx context.Context, a *app, args []string) error {
 	windows := split(first, last.AddDate(0, 0, 1), window)
 	loader := clickhouse.NewLoader(db, c.loaderOptions(log))
 	state := clickhouse.NewState(db, loader)
-	if len(p.subjects) > 0 {
-		if err := state.AddSubjects(ctx, p.subjects); err != nil {
+	if subs := configSubjects(p); len(subs) > 0 {
+		if err := state.AddSubjects(ctx, subs); err != nil {
 			return err
 		}
 	}
@@ -72,7 +72,7 @@ func runBackfill(ctx context.Context, a *app, args []string) error {
 	if sh := c.shard(); !sh.All() {
 		key += "@" + sh.String() // each shard backfills its own subjects
 	}
-	for _, t := range p.tenants {
+	for _, t := range p.Tenants {
 		if tenant != "" && t != tenant {
 			continue
 		}

@@ -45,7 +45,7 @@ func TestClusterDemo(t *testing.T) {
 	var rowsWhileDown uint64
 	var startup, catchUp time.Duration
 	lastFino := ""
-	for _, s := range providers(Config{}, slog.New(slog.DiscardHandler), nil)[0].streams {
+	for _, s := range providers(Config{}, slog.New(slog.DiscardHandler), nil)[0].Streams {
 		lastFino = s.Name
 	}
 	var ch1, ch2 *clickhouse.DB

@@ -142,7 +142,7 @@ func TestSchedulesFileProblems(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range providers(c, slog.New(slog.DiscardHandler), nil) {
-		for _, s := range p.streams {
+		for _, s := range p.Streams {
 			if _, ok := c.sched.Find(s.Name); !ok {
 				t.Errorf("schedules/default.yaml has no entry for %s", s.Name)
 			}

@@ -46,41 +46,39 @@ func runDaemon(ctx context.Context, a *app, args []string) error {
 	} else {
 		metrics.SeedLastSuccess(last)
 	}
-	maintain := map[string]provider{}
 	for _, p := range ps {
-		if !p.configured {
+		if !p.Configured {
 			continue
 		}
-		if len(p.subjects) > 0 {
-			if err := state.AddSubjects(ctx, p.subjects); err != nil {
+		if subs := configSubjects(p); len(subs) > 0 {
+			if err := state.AddSubjects(ctx, subs); err != nil {
 				return err
 			}
 		}
 		// Registering webhook URLs with a provider is shard 0's: once is enough.
-		if p.start != nil && c.shard().Index == 0 {
-			if err := p.start(ctx); err != nil {
+		if p.Start != nil && c.shard().Index == 0 {
+			if err := p.Start(ctx); err != nil {
 				// Polling still works without the provider's webhooks.
-				log.Error("provider start-up failed; its webhooks may not arrive", "provider", p.name, "err", err)
+				log.Error("provider start-up failed; its webhooks may not arrive", "provider", p.Name, "err", err)
 			}
 		}
-		for _, s := range p.streams {
+		for _, s := range p.Streams {
 			sched, ok := c.sched.Find(s.Name)
 			if !ok {
 				continue
 			}
 			tenants := sched.Tenants
 			if len(tenants) == 0 {
-				tenants = p.tenants
+				tenants = p.Tenants
 			}
 			d.Jobs = append(d.Jobs, schedules.Job{Stream: s, Schedule: sched, Tenants: tenants})
-			maintain[s.Name] = p
 		}
 	}
 	d.AfterRuns = func(ctx context.Context, s extract.Stream) {
 		// Warehouse maintenance is shard 0's, when replicas split the work.
-		if p := maintain[s.Name]; p.maintain != nil && c.shard().Index == 0 {
-			if err := p.maintain(ctx, db, log); err != nil {
-				log.Error("maintenance failed", "provider", p.name, "err", err)
+		if c.shard().Index == 0 {
+			if err := maintain(ctx, db, log, []extract.Stream{s}); err != nil {
+				log.Error("maintenance failed", "stream", s.Name, "err", err)
 			}
 		}
 	}
@@ -121,16 +119,16 @@ func runDaemon(ctx context.Context, a *app, args []string) error {
 
 // daemonMux serves the webhooks, /metrics, /healthz, /readyz and the
 // status page.
-func daemonMux(c Config, ps []provider, d *schedules.Daemon, loader *clickhouse.Loader, state *clickhouse.State, db *clickhouse.DB, m *schedules.Metrics) *http.ServeMux {
+func daemonMux(c Config, ps []extract.Provider, d *schedules.Daemon, loader *clickhouse.Loader, state *clickhouse.State, db *clickhouse.DB, m *schedules.Metrics) *http.ServeMux {
 	mux := http.NewServeMux()
-	hooks := webhookHooks{
-		record: schedules.RecordSubject(state),
-		trigger: func(_ context.Context, stream, tenant string) {
+	hooks := extract.Hooks{
+		Subject: schedules.RecordSubject(state),
+		Trigger: func(_ context.Context, stream, tenant string) {
 			d.Trigger(stream, tenant)
 		},
-		jobStatus: schedules.JobStatus(state),
-		job:       schedules.RecordJob(state),
-		records: func(ctx context.Context, t transform.Table, rec arrow.Record) error {
+		JobStatus: schedules.JobStatus(state),
+		Job:       schedules.RecordJob(state),
+		Insert: func(ctx context.Context, t transform.Table, rec arrow.Record) error {
 			b := loader.NewBatch(ctx, t)
 			if err := b.Append(rec); err != nil {
 				b.Abort()
@@ -138,11 +136,11 @@ func daemonMux(c Config, ps []provider, d *schedules.Daemon, loader *clickhouse.
 			}
 			return b.Send()
 		},
-		version: state.Version,
+		Version: state.Version,
 	}
 	for _, p := range ps {
-		if p.configured && p.webhook != nil {
-			mux.Handle("/webhooks/"+p.name, m.Webhook(p.name, p.webhook(hooks)))
+		if p.Configured && p.Webhook != nil {
+			mux.Handle("/webhooks/"+p.Name, m.Webhook(p.Name, p.Webhook(hooks)))
 		}
 	}
 	mux.Handle("GET /metrics", m.Handler())

@@ -7,6 +7,7 @@ import (
 	"io"
 	"path/filepath"
 
+	"github.com/finsync/finsync/extract"
 	"github.com/finsync/finsync/load/clickhouse"
 )
 
@@ -42,7 +43,7 @@ func runDemo(ctx context.Context, a *app, args []string) error {
 			fmt.Fprintf(a.stdout, "finoOS sandbox on %s with %d users\n", sb.url, len(c.Fino.Users))
 		}
 		if c.Finapi.BaseURL == "" {
-			c.Finapi.BaseURL, c.Finapi.Mandators = sb.url+"/finapi", Secret(sb.finapiMandators())
+			c.Finapi.BaseURL, c.Finapi.Mandators = sb.url+"/finapi", extract.Secret(sb.finapiMandators())
 			fmt.Fprintf(a.stdout, "finAPI sandbox on %s/finapi with %d mandators\n", sb.url, len(finapiMandators))
 		}
 		if c.Fimento.BaseURL == "" {
@@ -53,7 +54,7 @@ func runDemo(ctx context.Context, a *app, args []string) error {
 		}
 		if c.Fingoal.BaseURL == "" {
 			id, secret := sb.fingoal.Credentials()
-			c.Fingoal.BaseURL, c.Fingoal.ClientID, c.Fingoal.ClientSecret = sb.fingoalURL(), id, Secret(secret)
+			c.Fingoal.BaseURL, c.Fingoal.ClientID, c.Fingoal.ClientSecret = sb.fingoalURL(), id, extract.Secret(secret)
 			if c.Fingoal.IDKey == "" {
 				c.Fingoal.IDKey = fingoalIDKey
 			}
@@ -67,11 +68,11 @@ func runDemo(ctx context.Context, a *app, args []string) error {
 	var runs []clickhouse.Run
 	var firstErr error
 	for _, p := range providers(c, log, nil) {
-		if !p.configured {
+		if !p.Configured {
 			continue
 		}
-		fmt.Fprintf(a.stdout, "syncing %s: %d streams\n", p.name, len(p.streams))
-		r, err := syncStreams(ctx, c, db, log, p, p.streams, "")
+		fmt.Fprintf(a.stdout, "syncing %s: %d streams\n", p.Name, len(p.Streams))
+		r, err := syncStreams(ctx, c, db, log, p, p.Streams, "")
 		runs = append(runs, r...)
 		if err != nil && firstErr == nil {
 			firstErr = err

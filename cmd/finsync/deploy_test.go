@@ -23,22 +23,27 @@ import (
 	"github.com/finsync/finsync/schedules"
 )
 
-// finsyncEnv are the variables finsync reads: the env tags of Config.
+// finsyncEnv are the variables finsync reads: the env tags of Config, with
+// the prefixes of the structs that hold them.
 func finsyncEnv() map[string]bool {
 	names := map[string]bool{}
-	var walk func(t reflect.Type)
-	walk = func(t reflect.Type) {
+	var walk func(t reflect.Type, prefix string)
+	walk = func(t reflect.Type, prefix string) {
 		for i := 0; i < t.NumField(); i++ {
 			f := t.Field(i)
-			if tag, ok := f.Tag.Lookup("env"); ok {
-				name, _, _ := strings.Cut(tag, ",")
-				names[strings.TrimSpace(name)] = true
-			} else if f.Type.Kind() == reflect.Struct {
-				walk(f.Type)
+			tag, ok := f.Tag.Lookup("env")
+			name, opts, _ := strings.Cut(tag, ",")
+			switch {
+			case f.Type.Kind() == reflect.Struct && (!ok || strings.TrimSpace(name) == ""):
+				_, p, _ := strings.Cut(opts, "prefix=")
+				p, _, _ = strings.Cut(p, ",")
+				walk(f.Type, prefix+strings.TrimSpace(p))
+			case ok:
+				names[prefix+strings.TrimSpace(name)] = true
 			}
 		}
 	}
-	walk(reflect.TypeOf(Config{}))
+	walk(reflect.TypeOf(Config{}), "")
 	return names
 }
 
@@ -256,7 +261,7 @@ func TestKubernetesManifests(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range providers(cfg, slog.New(slog.DiscardHandler), nil) {
-		for _, s := range p.streams {
+		for _, s := range p.Streams {
 			_, inDefault := def.sched.Find(s.Name)
 			if _, ok := cfg.sched.Find(s.Name); inDefault && !ok {
 				t.Errorf("the schedules ConfigMap does not schedule %s", s.Name)

@@ -39,8 +39,8 @@ func runOnce(ctx context.Context, a *app, args []string) error {
 	if !ok {
 		return fmt.Errorf("no stream %q (run finsync streams)", stream)
 	}
-	if !p.configured {
-		return fmt.Errorf("%s is not configured: set FINSYNC_%s_BASE_URL and its credentials", p.name, strings.ToUpper(p.name))
+	if !p.Configured {
+		return fmt.Errorf("%s is not configured: set FINSYNC_%s_BASE_URL and its credentials", p.Name, strings.ToUpper(p.Name))
 	}
 	runs, err := syncStreams(ctx, c, db, log, p, []extract.Stream{s}, tenant)
 	printRuns(a, runs)
@@ -49,11 +49,11 @@ func runOnce(ctx context.Context, a *app, args []string) error {
 
 // syncStreams registers p's configured subjects, then runs each stream for
 // each tenant (or the one given), one after the other.
-func syncStreams(ctx context.Context, c Config, db *clickhouse.DB, log *slog.Logger, p provider, streams []extract.Stream, only string) ([]clickhouse.Run, error) {
+func syncStreams(ctx context.Context, c Config, db *clickhouse.DB, log *slog.Logger, p extract.Provider, streams []extract.Stream, only string) ([]clickhouse.Run, error) {
 	loader := clickhouse.NewLoader(db, c.loaderOptions(log))
 	state := clickhouse.NewState(db, loader)
-	if len(p.subjects) > 0 {
-		if err := state.AddSubjects(ctx, p.subjects); err != nil {
+	if subs := configSubjects(p); len(subs) > 0 {
+		if err := state.AddSubjects(ctx, subs); err != nil {
 			return nil, err
 		}
 	}
@@ -62,7 +62,7 @@ func syncStreams(ctx context.Context, c Config, db *clickhouse.DB, log *slog.Log
 	var firstErr error
 	for _, s := range streams {
 		abandonStale(ctx, c, runner, s.Name)
-		for _, t := range p.tenants {
+		for _, t := range p.Tenants {
 			if only != "" && t != only {
 				continue
 			}
@@ -73,8 +73,8 @@ func syncStreams(ctx context.Context, c Config, db *clickhouse.DB, log *slog.Log
 			}
 		}
 	}
-	if p.maintain != nil && c.shard().Index == 0 {
-		if err := p.maintain(ctx, db, log); err != nil && firstErr == nil {
+	if c.shard().Index == 0 {
+		if err := maintain(ctx, db, log, streams); err != nil && firstErr == nil {
 			firstErr = err
 		}
 	}

@@ -160,7 +160,7 @@ func loadDemo(t, owner *testing.T, l demoLoad) demoResult {
 	}
 	var db *clickhouse.DB
 	for _, p := range providers(Config{}, slog.New(slog.DiscardHandler), nil) {
-		for _, s := range p.streams {
+		for _, s := range p.Streams {
 			for i, shard := range l.shards {
 				env["FINSYNC_SHARD"] = shard
 				before := counter.snapshot()

@@ -36,7 +36,7 @@ func runStreams(ctx context.Context, a *app, args []string) error {
 	w := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "stream\tprovider\tper\ttables\tconfigured\tschedule\tenabled\tlast run\tcursor\tnext run")
 	for _, p := range providers(c, a.logger(c), nil) {
-		for _, s := range p.streams {
+		for _, s := range p.Streams {
 			var tables []string
 			for _, t := range s.Tables {
 				tables = append(tables, t.Name)
@@ -65,7 +65,7 @@ func runStreams(ctx context.Context, a *app, args []string) error {
 			if cursor == "" {
 				cursor = "-"
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%v\t%s\t%v\t%s\t%s\t%s\n", s.Name, p.name, per, strings.Join(tables, ","), p.configured,
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%v\t%s\t%v\t%s\t%s\t%s\n", s.Name, p.Name, per, strings.Join(tables, ","), p.Configured,
 				spec, enabled, last, cursor, next)
 		}
 	}

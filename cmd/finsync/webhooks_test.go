@@ -32,20 +32,20 @@ func webhookReceivers(t testing.TB) (map[string]http.Handler, *int) {
 		t.Fatal(err)
 	}
 	recorded := new(int)
-	hooks := webhookHooks{
-		record:  func(context.Context, extract.Subject) error { *recorded++; return nil },
-		trigger: func(context.Context, string, string) { *recorded++ },
+	hooks := extract.Hooks{
+		Subject: func(context.Context, extract.Subject) error { *recorded++; return nil },
+		Trigger: func(context.Context, string, string) { *recorded++ },
 		// Every job is active: a receiver's checks cannot hide a payload it
 		// should have refused.
-		jobStatus: func(context.Context, string, string, string) (string, error) { return extract.JobActive, nil },
-		job:       func(context.Context, string, string, extract.Job) error { *recorded++; return nil },
-		records:   func(context.Context, transform.Table, arrow.Record) error { *recorded++; return nil },
-		version:   func() uint64 { return 1 },
+		JobStatus: func(context.Context, string, string, string) (string, error) { return extract.JobActive, nil },
+		Job:       func(context.Context, string, string, extract.Job) error { *recorded++; return nil },
+		Insert:    func(context.Context, transform.Table, arrow.Record) error { *recorded++; return nil },
+		Version:   func() uint64 { return 1 },
 	}
 	out := map[string]http.Handler{}
 	for _, p := range providers(c, slog.New(slog.DiscardHandler), nil) {
-		if p.webhook != nil {
-			out[p.name] = p.webhook(hooks)
+		if p.Webhook != nil {
+			out[p.Name] = p.Webhook(hooks)
 		}
 	}
 	return out, recorded

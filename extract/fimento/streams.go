@@ -1,6 +1,7 @@
 package fimento
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -28,7 +29,7 @@ type Config struct {
 	// without a key the hash of a birth-date-shaped number is reversible.
 	HashKey   []byte
 	Paths     Paths   // zero: DefaultPaths
-	RateLimit float64 // requests per second; default 10
+	RateLimit float64 // requests per second; default Settings'
 	// RecordRows is how many rows a record collects before it is handed
 	// on; default 50,000.
 	RecordRows int
@@ -55,9 +56,7 @@ func NewAPI(cfg Config) *API {
 	if cfg.Paths == (Paths{}) {
 		cfg.Paths = DefaultPaths()
 	}
-	if cfg.RateLimit <= 0 {
-		cfg.RateLimit = 10
-	}
+	cfg.RateLimit = cmp.Or(cfg.RateLimit, extract.Defaults[Settings]().RateLimit)
 	if cfg.RecordRows <= 0 {
 		cfg.RecordRows = 50_000
 	}

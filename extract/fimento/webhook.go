@@ -1,7 +1,6 @@
 package fimento
 
 import (
-	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -29,7 +28,7 @@ type WebhookPayload struct {
 	PartnerBank string `json:"partnerBank"`
 }
 
-// WebhookHandler receives Fimento's process-updated webhooks. record is
+// WebhookHandler receives Fimento's process-updated webhooks. h.Subject is
 // called with the process as a subject (Provider "fimento", Kind "process",
 // Tenant its partner bank) before the handler answers 2xx; the daemon
 // passes schedules.RecordSubject. Only partner banks in banks are taken:
@@ -37,13 +36,13 @@ type WebhookPayload struct {
 // extract anyway, and a forged id costs one GET that answers 404.
 //
 // The process id is _id, or processId; the partner bank is partnerBank, or
-// the partner-bank-id header. Answers: 204 once record returned nil; 503
+// the partner-bank-id header. Answers: 204 once h.Subject returned nil; 503
 // when it failed (recording is idempotent, a retry does no harm); and,
 // recording nothing, 405 for a method other than POST, 413 for a body over
 // the limit, 400 for malformed JSON or a missing or odd id, 403 for a
 // partner bank not configured. The body is never logged: it holds the
 // customer's social security number and name.
-func WebhookHandler(banks []string, record func(ctx context.Context, s extract.Subject) error, log *slog.Logger) http.Handler {
+func WebhookHandler(banks []string, h extract.Hooks, log *slog.Logger) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -86,7 +85,7 @@ func WebhookHandler(banks []string, record func(ctx context.Context, s extract.S
 			return
 		}
 		l = l.With("partner_bank", bank, "process_id", id)
-		if err := record(r.Context(), extract.Subject{Provider: provider, Tenant: bank, Kind: SubjectKind, ID: id}); err != nil {
+		if err := h.Subject(r.Context(), extract.Subject{Provider: provider, Tenant: bank, Kind: SubjectKind, ID: id}); err != nil {
 			l.Error("fimento webhook: recording the process failed", "err", err)
 			http.Error(w, "recording failed, retry later", http.StatusServiceUnavailable)
 			return

@@ -21,7 +21,7 @@ func TestWebhookHandler(t *testing.T) {
 		got = append(got, s)
 		return nil
 	}
-	h := WebhookHandler([]string{"bank-1"}, record, nil)
+	h := WebhookHandler([]string{"bank-1"}, extract.Hooks{Subject: record}, nil)
 	tests := []struct {
 		name, method, body string
 		header             string
@@ -59,10 +59,10 @@ func TestWebhookHandler(t *testing.T) {
 // the receiver through the documented endpoint.
 func TestWebhookFromSandbox(t *testing.T) {
 	recorded := make(chan extract.Subject, 10)
-	receiver := httptest.NewServer(WebhookHandler([]string{"605c6c479691950d359bb0e9"}, func(_ context.Context, s extract.Subject) error {
+	receiver := httptest.NewServer(WebhookHandler([]string{"605c6c479691950d359bb0e9"}, extract.Hooks{Subject: func(_ context.Context, s extract.Subject) error {
 		recorded <- s
 		return nil
-	}, nil))
+	}}, nil))
 	defer receiver.Close()
 	c := &clock{t: testLineage().ExtractedAt}
 	sb, api := startSandbox(t, SandboxOptions{Now: c.Now, WebhookPoll: 1 << 62})

@@ -16,15 +16,14 @@ import (
 // A callback is only a hint: the collector trusts nothing but the GET of
 // the job, and a callback is unsigned. If a run is polling the job it
 // checks at once. Otherwise the job must be one finsync is waiting for:
-// jobs (schedules.JobStatus) must say it is active in etl_state for that
-// stream and tenant, and only then is start called (the daemon's Trigger:
+// h.JobStatus must say it is active in etl_state for that
+// stream and tenant, and only then is h.Trigger called (the daemon's:
 // a triggered run of the stream, which resumes the job and never creates
-// one). A callback for an unknown, done or lost job, or without jobs to ask,
+// one). A callback for an unknown, done or lost job, or without h.JobStatus to ask,
 // starts nothing: a forged or stale call can neither create nor bill a job.
-// The handler answers 204, or 503 when etl_state could not be read; start
+// The handler answers 204, or 503 when etl_state could not be read; h.Trigger
 // must not block.
-func CallbackHandler(a *API, jobs func(ctx context.Context, stream, tenant, id string) (string, error),
-	start func(ctx context.Context, stream, tenant string)) http.Handler {
+func CallbackHandler(a *API, h extract.Hooks) http.Handler {
 	log := a.cfg.Logger
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
@@ -55,11 +54,11 @@ func CallbackHandler(a *API, jobs func(ctx context.Context, stream, tenant, id s
 			http.Error(w, "a callback needs jobId, a known segmentType and the tenant query parameter", http.StatusBadRequest)
 			return
 		}
-		if a.Ready(cb.JobID) || jobs == nil || start == nil {
+		if a.Ready(cb.JobID) || h.JobStatus == nil || h.Trigger == nil {
 			w.WriteHeader(http.StatusNoContent)
 			return
 		}
-		status, err := jobs(r.Context(), seg.Stream, tenant, cb.JobID)
+		status, err := h.JobStatus(r.Context(), seg.Stream, tenant, cb.JobID)
 		if err != nil {
 			log.Error("finAPI callback: cannot tell whether finsync waits for the job; polling will collect it", "job", cb.JobID, "err", err)
 			http.Error(w, "cannot check the job now, retry later", http.StatusServiceUnavailable)
@@ -71,7 +70,7 @@ func CallbackHandler(a *API, jobs func(ctx context.Context, stream, tenant, id s
 			w.WriteHeader(http.StatusNoContent)
 			return
 		}
-		start(context.WithoutCancel(r.Context()), seg.Stream, tenant)
+		h.Trigger(context.WithoutCancel(r.Context()), seg.Stream, tenant)
 		w.WriteHeader(http.StatusNoContent)
 	})
 }

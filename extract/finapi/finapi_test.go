@@ -304,7 +304,7 @@ func TestCallbackHandler(t *testing.T) {
 		}
 		return state[stream+" "+tenant+" "+id], nil
 	}
-	h := CallbackHandler(a, jobs, func(_ context.Context, stream, tenant string) { started = append(started, stream+" "+tenant) })
+	h := CallbackHandler(a, extract.Hooks{JobStatus: jobs, Trigger: func(_ context.Context, stream, tenant string) { started = append(started, stream+" "+tenant) }})
 	post := func(query, body string) int {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/cb?"+query, strings.NewReader(body)))
@@ -347,7 +347,7 @@ func TestCallbackHandler(t *testing.T) {
 	}
 	// Without a way to check etl_state nothing starts.
 	started = nil
-	h = CallbackHandler(a, nil, func(_ context.Context, stream, tenant string) { started = append(started, stream) })
+	h = CallbackHandler(a, extract.Hooks{Trigger: func(_ context.Context, stream, tenant string) { started = append(started, stream) }})
 	if post("tenant=m", `{"jobId":"j2","segmentType":"highBalance"}`) != 204 || len(started) != 0 {
 		t.Errorf("unchecked callback started %v", started)
 	}

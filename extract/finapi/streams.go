@@ -1,6 +1,7 @@
 package finapi
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -36,7 +37,7 @@ type Config struct {
 	// MaxPages is the most result pages a job is read in, against a server
 	// that never sends an empty page; default 100,000.
 	MaxPages  int
-	RateLimit float64 // requests per second over all tenants; default 10
+	RateLimit float64 // requests per second over all tenants; default Settings'
 	// Polling of a job not ready yet: the first wait, the longest wait, and
 	// how long one run polls before it ends as partial (the next run
 	// resumes the same job). Defaults 1s, 30s, 10m.
@@ -72,9 +73,7 @@ func NewAPI(cfg Config) *API {
 	if cfg.MaxPages <= 0 {
 		cfg.MaxPages = 100_000
 	}
-	if cfg.RateLimit <= 0 {
-		cfg.RateLimit = 10
-	}
+	cfg.RateLimit = cmp.Or(cfg.RateLimit, extract.Defaults[Settings]().RateLimit)
 	if cfg.PollInitial <= 0 {
 		cfg.PollInitial = time.Second
 	}
@@ -133,11 +132,18 @@ func (a *API) Stats() extract.ClientStats { return a.clients.Stats() }
 func Streams(a *API) []extract.Stream {
 	var out []extract.Stream
 	for _, seg := range Segments() {
-		out = append(out, extract.Stream{Name: seg.Stream, Provider: provider, Stats: a.Stats,
+		s := extract.Stream{Name: seg.Stream, Provider: provider, Stats: a.Stats,
 			Tables: []transform.Table{transform.SegmentMembers},
 			Run: func(ctx context.Context, req extract.Request, o extract.Output) (string, error) {
 				return a.run(ctx, seg, req, o)
-			}})
+			}}
+		if seg != InsuranceSpending { // the one segment without parameters
+			s.CheckParams = func(kv map[string]string) []error {
+				p := DefaultParams()
+				return p.Apply(seg, kv)
+			}
+		}
+		out = append(out, s)
 	}
 	return out
 }

@@ -265,7 +265,7 @@ func TestVerify(t *testing.T) {
 func TestWebhookHandler(t *testing.T) {
 	const secret = "s3cret"
 	var recorded []string
-	h := WebhookHandler(WebhookConfig{Secret: secret, Tenant: "client",
+	h := WebhookHandler(WebhookConfig{Secret: secret, Tenant: "client", Hooks: extract.Hooks{
 		Subject: func(ctx context.Context, s extract.Subject) error {
 			recorded = append(recorded, "subject "+s.Kind+" "+s.ID)
 			return nil
@@ -274,7 +274,7 @@ func TestWebhookHandler(t *testing.T) {
 			recorded = append(recorded, "job "+stream+" "+j.ID)
 			return nil
 		},
-		Records: func(ctx context.Context, tb transform.Table, rec arrow.Record) error {
+		Insert: func(ctx context.Context, tb transform.Table, rec arrow.Record) error {
 			recorded = append(recorded, "rows "+tb.Name+" "+itoa(rec.NumRows()))
 			return nil
 		},
@@ -283,7 +283,7 @@ func TestWebhookHandler(t *testing.T) {
 		},
 		Trigger: func(ctx context.Context, stream, tenant string) {
 			recorded = append(recorded, "trigger "+stream+" "+tenant)
-		}})
+		}}})
 	send := func(body, sig string) int {
 		req := httptest.NewRequest(http.MethodPost, "/webhooks/fingoal", strings.NewReader(body))
 		if sig != "" {
@@ -353,11 +353,11 @@ func TestWebhookSignedOverJSONStringify(t *testing.T) {
 		`"insight_ctaurl":"https://example.com/offers","insight_text":"Save at Café Central","recommendation":"Card",` +
 		`"amountFound":10,"category":"Coffee Shops"}`
 	var recorded []string
-	h := WebhookHandler(WebhookConfig{Secret: secret, Tenant: "client",
-		Records: func(ctx context.Context, tb transform.Table, rec arrow.Record) error {
+	h := WebhookHandler(WebhookConfig{Secret: secret, Tenant: "client", Hooks: extract.Hooks{
+		Insert: func(ctx context.Context, tb transform.Table, rec arrow.Record) error {
 			recorded = append(recorded, tb.Name+" "+itoa(rec.NumRows()))
 			return nil
-		}})
+		}}})
 	for _, c := range []struct {
 		name, sig string
 		code      int
@@ -495,13 +495,13 @@ func TestSandboxWebhooksSignedAsFinGoal(t *testing.T) {
 	var mu sync.Mutex
 	var bodies []string
 	var rows int64
-	receiver := WebhookHandler(WebhookConfig{Secret: "sandbox-secret", Tenant: "client",
-		Records: func(ctx context.Context, tb transform.Table, rec arrow.Record) error {
+	receiver := WebhookHandler(WebhookConfig{Secret: "sandbox-secret", Tenant: "client", Hooks: extract.Hooks{
+		Insert: func(ctx context.Context, tb transform.Table, rec arrow.Record) error {
 			mu.Lock()
 			defer mu.Unlock()
 			rows += rec.NumRows()
 			return nil
-		}})
+		}}})
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		if r.Header.Get(SignatureHeader) == Sign("sandbox-secret", body) {

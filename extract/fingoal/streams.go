@@ -1,6 +1,7 @@
 package fingoal
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -38,7 +39,7 @@ type Config struct {
 	// user anew. fingoal.enrichment refuses to run without it.
 	IDKey string
 	// AccountType is FinGoal's accountType for every transaction: our
-	// transactions table has no account type (assumption 4). Default checking.
+	// transactions table has no account type (assumption 4). Default Settings'.
 	AccountType string
 	BatchSize   int // transactions per cleanup request; default 1000
 	// SyncTags makes fingoal.user_tags call /users/{id}/sync (a manual tag
@@ -47,10 +48,10 @@ type Config struct {
 	// FinsightsLookback is how far back the first fingoal.finsights run
 	// reads; default 30 days. Later runs start an hour before the cursor.
 	FinsightsLookback time.Duration
-	RateLimit         float64 // requests per second, all tenants; default 5
+	RateLimit         float64 // requests per second, all tenants; default Settings'
 	// Polling a batch not enriched yet: first wait, longest wait, and how
 	// long one run waits for all its batches before leaving the rest to the
-	// next run or the webhook. Defaults 1s, 30s, 2m.
+	// next run or the webhook. Defaults 1s, 30s and Settings'.
 	PollInitial, PollMax, PollTimeout time.Duration
 	HTTP                              *http.Client
 	Logger                            *slog.Logger
@@ -77,27 +78,22 @@ func NewAPI(cfg Config) *API {
 	if len(cfg.Tenants) == 0 {
 		cfg.Tenants = []string{cfg.ClientID}
 	}
-	if cfg.AccountType == "" {
-		cfg.AccountType = "checking"
-	}
+	d := extract.Defaults[Settings]()
+	cfg.AccountType = cmp.Or(cfg.AccountType, d.AccountType)
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = BatchSize
 	}
 	if cfg.FinsightsLookback <= 0 {
 		cfg.FinsightsLookback = 30 * 24 * time.Hour
 	}
-	if cfg.RateLimit <= 0 {
-		cfg.RateLimit = 5
-	}
+	cfg.RateLimit = cmp.Or(cfg.RateLimit, d.RateLimit)
 	if cfg.PollInitial <= 0 {
 		cfg.PollInitial = time.Second
 	}
 	if cfg.PollMax <= 0 {
 		cfg.PollMax = 30 * time.Second
 	}
-	if cfg.PollTimeout <= 0 {
-		cfg.PollTimeout = 2 * time.Minute
-	}
+	cfg.PollTimeout = cmp.Or(cfg.PollTimeout, d.PollTimeout)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/memory"
 
 	"github.com/finsync/finsync/extract"
@@ -71,22 +70,14 @@ type WebhookConfig struct {
 	// default the API's first tenant.
 	Tenant string
 	API    *API // wakes a run polling an enriched batch; may be nil
-	// Subject enters a FinGoal batch or user into the registry.
-	Subject func(ctx context.Context, s extract.Subject) error
-	// Job records a tag-status guid as an active job of fingoal.user_tags.
-	Job func(ctx context.Context, stream, tenant string, j extract.Job) error
-	// JobStatus tells whether a batch is one of fingoal.enrichment's jobs
-	// (its status in etl_state, "" if unknown: schedules.JobStatus).
-	JobStatus func(ctx context.Context, stream, tenant, id string) (string, error)
-	// Trigger, if set, starts a triggered run of a stream for a tenant now
-	// (the daemon's Trigger); it must not block.
-	Trigger func(ctx context.Context, stream, tenant string)
-	// Records loads user_tags or insights rows at once.
-	Records func(ctx context.Context, t transform.Table, rec arrow.Record) error
-	// Version is the _version of rows landed from webhooks (State.Version).
-	Version func() uint64
-	Logger  *slog.Logger
-	Now     func() time.Time
+	// Hooks store what the webhooks say: batches and users as subjects
+	// (Subject), tag-status guids as active jobs of fingoal.user_tags
+	// (Job), user tags and finsights rows at once (Insert, Version);
+	// JobStatus tells whether a batch is one of fingoal.enrichment's jobs,
+	// and Trigger, if set, starts a run that collects it (it must not block).
+	extract.Hooks
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // WebhookHandler receives FinGoal's four webhooks at one URL and tells them
@@ -264,7 +255,7 @@ func (cfg WebhookConfig) userTags(ctx context.Context, tenant string, body []byt
 	if err := json.Unmarshal(body, &p); err != nil || p.UserTags.UID == "" {
 		return http.StatusBadRequest, "userTags must be an object with uid, created and deleted"
 	}
-	if cfg.Records == nil {
+	if cfg.Insert == nil {
 		return http.StatusServiceUnavailable, "no loader configured"
 	}
 	w := NewTagsWriter(memory.DefaultAllocator, cfg.lineage(tenant))
@@ -287,7 +278,7 @@ func (cfg WebhookConfig) finsights(ctx context.Context, tenant string, body []by
 			items[i] = extract.WithWrapper(items[i], p.Extra)
 		}
 	}
-	if cfg.Records == nil {
+	if cfg.Insert == nil {
 		return http.StatusServiceUnavailable, "no loader configured"
 	}
 	w := NewFinsightsWriter(memory.DefaultAllocator, cfg.lineage(tenant))
@@ -307,7 +298,7 @@ func (cfg WebhookConfig) load(ctx context.Context, t transform.Table, w *Writer)
 	}
 	rec := w.Record()
 	defer rec.Release()
-	if err := cfg.Records(ctx, t, rec); err != nil {
+	if err := cfg.Insert(ctx, t, rec); err != nil {
 		return http.StatusServiceUnavailable, err.Error()
 	}
 	return http.StatusNoContent, ""

@@ -1,6 +1,7 @@
 package fino
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -27,8 +28,10 @@ type Config struct {
 	BaseURL      string // e.g. https://os.fino.cloud (paths add /api/...)
 	ClientID     string
 	ClientSecret string
-	RateLimit    float64 // requests per second; default 20
-	PageSize     int     // categorization page size; default MaxPageSize
+	// RateLimit (requests per second), PageSize (categorization page
+	// size) and Concurrency default to Settings' defaults.
+	RateLimit float64
+	PageSize  int
 	// HistoryDays is how far back a first run reads (finoOS keeps two
 	// years of account history); default 730. LookbackDays is how many days
 	// before the cursor a later run re-reads, for late bookings; default 3.
@@ -37,8 +40,7 @@ type Config struct {
 	// RecordRows is how many rows a record collects before it is handed
 	// on; default 50,000.
 	RecordRows int
-	// Concurrency is how many users a per-user stream reads at once;
-	// default 8.
+	// Concurrency is how many users a per-user stream reads at once.
 	Concurrency int
 	// Scopes are the analytics modules enabled per tenant; zero: all.
 	Scopes Scopes
@@ -62,11 +64,10 @@ type API struct {
 
 // NewAPI returns a client for cfg.
 func NewAPI(cfg Config) *API {
-	if cfg.RateLimit <= 0 {
-		cfg.RateLimit = 20
-	}
+	d := extract.Defaults[Settings]()
+	cfg.RateLimit = cmp.Or(cfg.RateLimit, d.RateLimit)
 	if cfg.PageSize <= 0 || cfg.PageSize > MaxPageSize {
-		cfg.PageSize = MaxPageSize
+		cfg.PageSize = d.PageSize
 	}
 	if cfg.HistoryDays <= 0 {
 		cfg.HistoryDays = 730
@@ -74,9 +75,7 @@ func NewAPI(cfg Config) *API {
 	if cfg.LookbackDays <= 0 {
 		cfg.LookbackDays = 3
 	}
-	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = 8
-	}
+	cfg.Concurrency = cmp.Or(cfg.Concurrency, d.Concurrency)
 	if cfg.RecordRows <= 0 {
 		cfg.RecordRows = 50_000
 	}

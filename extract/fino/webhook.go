@@ -1,7 +1,6 @@
 package fino
 
 import (
-	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"log/slog"
@@ -19,7 +18,7 @@ const MaxWebhookBody = extract.MaxWebhookBody
 // consent expired (Webhooks).
 const EventUBASyncError = "ubasyncerror"
 
-// WebhookHandler receives finoOS webhooks. record is called with the user as a subject before
+// WebhookHandler receives finoOS webhooks. h.Subject is called with the user as a subject before
 // the handler answers 2xx; the daemon passes a func that writes the registry.
 //
 // finoOS lets the customer choose the method, so POST and PUT are taken; the
@@ -38,13 +37,13 @@ const EventUBASyncError = "ubasyncerror"
 // logged with its data.type. A payload without correlationID (as a sync
 // error may be) is recorded with an empty one.
 //
-// Answers: 204 once record returned nil; 503 when it failed, so finoOS
+// Answers: 204 once h.Subject returned nil; 503 when it failed, so finoOS
 // retries (it retries any answer above 299; recording is idempotent, so a
 // repeat with the same X-Request-Id does no harm, assumption 27); and,
 // recording nothing, 405 for another method, 413 for a body over the limit,
 // 400 for malformed JSON or a missing userID, 401 for a wrong or missing
 // secret. Neither the secret nor the body is ever logged.
-func WebhookHandler(secret string, record func(ctx context.Context, s extract.Subject) error, log *slog.Logger) http.Handler {
+func WebhookHandler(secret string, h extract.Hooks, log *slog.Logger) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -94,7 +93,7 @@ func WebhookHandler(secret string, record func(ctx context.Context, s extract.Su
 			l.Warn("fino webhook: bank synchronisation failed; the user's data stops until it reconnects",
 				"type", syncErrorType(p.Data))
 		}
-		if err := record(r.Context(), s); err != nil {
+		if err := h.Subject(r.Context(), s); err != nil {
 			l.Error("fino webhook: recording the subject failed; finoOS will retry", "err", err)
 			http.Error(w, "recording failed, retry later", http.StatusServiceUnavailable)
 			return

@@ -68,7 +68,7 @@ func serveWebhook(t *testing.T, secret string, rec *subjectRecorder, method, bod
 	t.Helper()
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	h := WebhookHandler(secret, rec.record, log)
+	h := WebhookHandler(secret, extract.Hooks{Subject: rec.record}, log)
 	req := httptest.NewRequest(method, "/webhooks/fino", strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Request-Id", "req-1")
@@ -235,7 +235,7 @@ func TestWebhookFromSandbox(t *testing.T) {
 	rec := &subjectRecorder{err: errors.New("registry down")}
 	var once sync.Once
 	done := make(chan struct{})
-	h := WebhookHandler("s3cret", func(ctx context.Context, s extract.Subject) error {
+	h := WebhookHandler("s3cret", extract.Hooks{Subject: func(ctx context.Context, s extract.Subject) error {
 		err := rec.record(ctx, s)
 		if err != nil {
 			rec.mu.Lock()
@@ -245,7 +245,7 @@ func TestWebhookFromSandbox(t *testing.T) {
 		}
 		once.Do(func() { close(done) })
 		return nil
-	}, nil)
+	}}, nil)
 	receiver := httptest.NewServer(h)
 	defer receiver.Close()
 

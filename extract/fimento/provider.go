@@ -1,0 +1,101 @@
+package fimento
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/finsync/finsync/extract"
+)
+
+// Settings are Fimento's FINSYNC_FIMENTO_* variables.
+type Settings struct {
+	BaseURL  string         `env:"BASE_URL"` // unset: the fimento streams are listed but not runnable
+	Name     string         `env:"NAME"`
+	Password extract.Secret `env:"PASSWORD"`
+	// PartnerBanks are partner-bank-id values: the tenants.
+	PartnerBanks []string `env:"PARTNER_BANKS"`
+	// Processes ("bank/processId", or "processId" with one partner bank)
+	// enter the subjects registry from config.
+	Processes []string `env:"PROCESSES"`
+	// HashKey keys the hash that stands for a person (social security
+	// number, company id).
+	HashKey    extract.Secret `env:"HASH_KEY"`
+	WebhookURL string         `env:"WEBHOOK_URL"` // registered with Fimento at start-up
+	Paths      []string       `env:"PATHS"`       // name=/path overrides of the assumed endpoints
+	RateLimit  float64        `env:"RATE_LIMIT, default=10"`
+}
+
+// Validate lists every problem with the settings; none without a base URL.
+func (f *Settings) Validate() []error {
+	if f.BaseURL == "" {
+		return nil
+	}
+	var problems []error
+	bad := func(format string, args ...any) { problems = append(problems, fmt.Errorf(format, args...)) }
+	if err := extract.CheckURL("FINSYNC_FIMENTO_BASE_URL", f.BaseURL); err != nil {
+		problems = append(problems, err)
+	}
+	if f.Name == "" {
+		bad("FINSYNC_FIMENTO_NAME is required with FINSYNC_FIMENTO_BASE_URL")
+	}
+	if f.Password == "" {
+		bad("FINSYNC_FIMENTO_PASSWORD is required with FINSYNC_FIMENTO_BASE_URL")
+	}
+	if len(f.HashKey) < 16 {
+		bad("FINSYNC_FIMENTO_HASH_KEY is required with FINSYNC_FIMENTO_BASE_URL: at least 16 characters (it keys the hash that stands for a person)")
+	}
+	if len(f.PartnerBanks) == 0 {
+		bad("FINSYNC_FIMENTO_PARTNER_BANKS is required with FINSYNC_FIMENTO_BASE_URL: the partner-bank-id values to sync")
+	}
+	for _, p := range f.Processes {
+		if _, ok := f.process(p); !ok {
+			bad("FINSYNC_FIMENTO_PROCESSES: %q: want bank/processId with a bank of FINSYNC_FIMENTO_PARTNER_BANKS (or processId with one partner bank)", p)
+		}
+	}
+	if f.WebhookURL != "" {
+		if err := extract.CheckURL("FINSYNC_FIMENTO_WEBHOOK_URL", f.WebhookURL); err != nil {
+			problems = append(problems, err)
+		}
+	}
+	if _, err := ParsePaths(f.Paths); err != nil {
+		bad("FINSYNC_FIMENTO_PATHS: %v", err)
+	}
+	if f.RateLimit <= 0 {
+		bad("FINSYNC_FIMENTO_RATE_LIMIT=%v: want requests per second > 0", f.RateLimit)
+	}
+	return problems
+}
+
+// process is a configured process as a subject, and whether it names a
+// configured partner bank.
+func (f *Settings) process(p string) (extract.Subject, bool) {
+	bank, id, found := strings.Cut(p, "/")
+	if !found {
+		if len(f.PartnerBanks) != 1 {
+			return extract.Subject{}, false
+		}
+		bank, id = f.PartnerBanks[0], p
+	}
+	return extract.Subject{Provider: provider, Tenant: bank, Kind: SubjectKind, ID: id}, id != "" && slices.Contains(f.PartnerBanks, bank)
+}
+
+// Provider is Fimento as the settings describe it.
+func (f *Settings) Provider(s extract.Setup) extract.Provider {
+	paths, _ := ParsePaths(f.Paths) // Validate reported errors
+	api := NewAPI(Config{BaseURL: f.BaseURL, Name: f.Name, Password: f.Password.Value(), HashKey: []byte(f.HashKey.Value()),
+		Paths: paths, RateLimit: f.RateLimit, Logger: s.Logger, HTTP: s.Client(provider)})
+	p := extract.Provider{Name: provider, Configured: f.BaseURL != "", Streams: Streams(api), Tenants: f.PartnerBanks,
+		Webhook: func(h extract.Hooks) http.Handler { return WebhookHandler(f.PartnerBanks, h, s.Logger) }}
+	if f.WebhookURL != "" {
+		p.Start = func(ctx context.Context) error { return api.AddWebhook(ctx, f.WebhookURL) }
+	}
+	for _, proc := range f.Processes {
+		if sub, ok := f.process(proc); ok {
+			p.Subjects = append(p.Subjects, sub)
+		}
+	}
+	return p
+}

@@ -1,0 +1,86 @@
+package finapi
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/finsync/finsync/extract"
+)
+
+// Settings are finAPI's FINSYNC_FINAPI_* variables.
+type Settings struct {
+	BaseURL  string `env:"BASE_URL"`  // unset: the finapi streams are listed but not runnable
+	TokenURL string `env:"TOKEN_URL"` // default BASE_URL/oauth/token
+	// Mandators are the tenants, "name:client_id:client_secret" each,
+	// comma-separated: secret as a whole.
+	Mandators extract.Secret `env:"MANDATORS"`
+	// CallbackURL is the daemon's public address of its finAPI callback
+	// receiver; unset: poll only.
+	CallbackURL string  `env:"CALLBACK_URL"`
+	RateLimit   float64 `env:"RATE_LIMIT, default=10"`
+}
+
+// Validate lists every problem with the settings; none without a base URL.
+func (f *Settings) Validate() []error {
+	if f.BaseURL == "" {
+		return nil
+	}
+	var problems []error
+	for _, v := range []struct{ name, value string }{{"FINSYNC_FINAPI_BASE_URL", f.BaseURL},
+		{"FINSYNC_FINAPI_TOKEN_URL", f.TokenURL}, {"FINSYNC_FINAPI_CALLBACK_URL", f.CallbackURL}} {
+		if v.value != "" {
+			if err := extract.CheckURL(v.name, v.value); err != nil {
+				problems = append(problems, err)
+			}
+		}
+	}
+	tenants, err := f.tenants()
+	switch {
+	case err != nil:
+		problems = append(problems, err)
+	case len(tenants) == 0:
+		problems = append(problems, fmt.Errorf("FINSYNC_FINAPI_MANDATORS is required with FINSYNC_FINAPI_BASE_URL"))
+	}
+	if f.RateLimit <= 0 {
+		problems = append(problems, fmt.Errorf("FINSYNC_FINAPI_RATE_LIMIT=%v: want requests per second > 0", f.RateLimit))
+	}
+	return problems
+}
+
+// tenants parses FINSYNC_FINAPI_MANDATORS.
+func (f *Settings) tenants() ([]Tenant, error) {
+	var out []Tenant
+	for _, m := range strings.Split(f.Mandators.Value(), ",") {
+		if m = strings.TrimSpace(m); m == "" {
+			continue
+		}
+		parts := strings.SplitN(m, ":", 3)
+		if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
+			// Never echo the entry: it holds a secret.
+			return nil, fmt.Errorf("FINSYNC_FINAPI_MANDATORS: entry %d is not name:client_id:client_secret", len(out)+1)
+		}
+		out = append(out, Tenant{Name: parts[0], ClientID: parts[1], ClientSecret: parts[2]})
+	}
+	return out, nil
+}
+
+// Provider is finAPI as the settings describe it; the segment streams'
+// params come from the schedules file (Setup.Params).
+func (f *Settings) Provider(s extract.Setup) extract.Provider {
+	mandators, _ := f.tenants() // Validate reported a bad list
+	params := DefaultParams()
+	if s.Params != nil {
+		for _, seg := range Segments() {
+			params.Apply(seg, s.Params(seg.Stream)) // the schedules file's check reported the problems
+		}
+	}
+	api := NewAPI(Config{BaseURL: f.BaseURL, TokenURL: f.TokenURL, Tenants: mandators, Params: params,
+		CallbackURL: f.CallbackURL, RateLimit: f.RateLimit, Logger: s.Logger, HTTP: s.Client(provider)})
+	p := extract.Provider{Name: provider, Configured: f.BaseURL != "", Streams: Streams(api),
+		Webhook: func(h extract.Hooks) http.Handler { return CallbackHandler(api, h) }}
+	for _, m := range mandators {
+		p.Tenants = append(p.Tenants, m.Name)
+	}
+	return p
+}

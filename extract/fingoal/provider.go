@@ -1,0 +1,79 @@
+package fingoal
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/finsync/finsync/extract"
+)
+
+// Settings are FinGoal's FINSYNC_FINGOAL_* variables.
+type Settings struct {
+	BaseURL      string         `env:"BASE_URL"` // up to /v3; unset: the fingoal streams are listed but not runnable
+	ClientID     string         `env:"CLIENT_ID"`
+	ClientSecret extract.Secret `env:"CLIENT_SECRET"`
+	// WebhookSecret verifies X-Webhook-Verification; default the client secret.
+	WebhookSecret extract.Secret `env:"WEBHOOK_SECRET"`
+	// Tenants are subtenant ids; default the client id (no subtenant-id header).
+	Tenants []string `env:"TENANTS"`
+	// IDKey keys the opaque ids sent to FinGoal: a secret of at least 16
+	// characters, required with the base URL. Never change it.
+	IDKey       extract.Secret `env:"ID_KEY"`
+	AccountType string         `env:"ACCOUNT_TYPE, default=checking"`
+	SyncTags    bool           `env:"SYNC_TAGS, default=false"`
+	RateLimit   float64        `env:"RATE_LIMIT, default=5"`
+	PollTimeout time.Duration  `env:"POLL_TIMEOUT, default=2m"`
+}
+
+// Validate lists every problem with the settings.
+func (f *Settings) Validate() []error {
+	var problems []error
+	bad := func(format string, args ...any) { problems = append(problems, fmt.Errorf(format, args...)) }
+	if f.RateLimit <= 0 {
+		bad("FINSYNC_FINGOAL_RATE_LIMIT=%v: want requests per second > 0", f.RateLimit)
+	}
+	if f.PollTimeout <= 0 {
+		bad("FINSYNC_FINGOAL_POLL_TIMEOUT=%s: want a positive duration", f.PollTimeout)
+	}
+	if f.AccountType == "" {
+		bad("FINSYNC_FINGOAL_ACCOUNT_TYPE must not be empty (FinGoal requires accountType)")
+	}
+	if f.BaseURL == "" {
+		return problems
+	}
+	if err := extract.CheckURL("FINSYNC_FINGOAL_BASE_URL", f.BaseURL); err != nil {
+		problems = append(problems, err)
+	}
+	if f.ClientID == "" {
+		bad("FINSYNC_FINGOAL_CLIENT_ID is required with FINSYNC_FINGOAL_BASE_URL")
+	}
+	if f.ClientSecret == "" {
+		bad("FINSYNC_FINGOAL_CLIENT_SECRET is required with FINSYNC_FINGOAL_BASE_URL")
+	}
+	if len(f.IDKey) < MinIDKey {
+		bad("FINSYNC_FINGOAL_ID_KEY is required with FINSYNC_FINGOAL_BASE_URL: a secret of at least %d characters (it keys the opaque ids FinGoal gets; never change it)", MinIDKey)
+	} else if f.IDKey.Value() == f.ClientID || f.IDKey == f.ClientSecret {
+		bad("FINSYNC_FINGOAL_ID_KEY must not be the client id or secret: FinGoal knows those, and could recompute the opaque ids")
+	}
+	return problems
+}
+
+// Provider is FinGoal as the settings describe it.
+func (f *Settings) Provider(s extract.Setup) extract.Provider {
+	tenants := f.Tenants
+	if len(tenants) == 0 {
+		tenants = []string{f.ClientID}
+	}
+	api := NewAPI(Config{BaseURL: f.BaseURL, ClientID: f.ClientID, ClientSecret: f.ClientSecret.Value(), Tenants: tenants,
+		IDKey: f.IDKey.Value(), AccountType: f.AccountType, SyncTags: f.SyncTags, RateLimit: f.RateLimit,
+		PollTimeout: f.PollTimeout, Logger: s.Logger, HTTP: s.Client(provider)})
+	secret := f.WebhookSecret
+	if secret == "" {
+		secret = f.ClientSecret
+	}
+	return extract.Provider{Name: provider, Configured: f.BaseURL != "", Streams: Streams(api), Tenants: tenants,
+		Webhook: func(h extract.Hooks) http.Handler {
+			return WebhookHandler(WebhookConfig{Secret: secret.Value(), API: api, Hooks: h, Logger: s.Logger})
+		}}
+}

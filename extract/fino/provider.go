@@ -1,0 +1,115 @@
+package fino
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/finsync/finsync/extract"
+)
+
+// Settings are fino's FINSYNC_FINO_* variables.
+type Settings struct {
+	BaseURL      string         `env:"BASE_URL"` // unset: the fino streams are listed but not runnable
+	ClientID     string         `env:"CLIENT_ID"`
+	ClientSecret extract.Secret `env:"CLIENT_SECRET"`
+	// Tenants are TenantID header values; default: the client's own.
+	Tenants []string `env:"TENANTS"`
+	// Users ("user" or "tenant/user") enter the subjects registry from
+	// config; webhooks and operators' INSERTs add more.
+	Users         []string       `env:"USERS"`
+	WebhookSecret extract.Secret `env:"WEBHOOK_SECRET"`
+	RateLimit     float64        `env:"RATE_LIMIT, default=20"` // requests per second
+	// Concurrency is how many users a per-user stream reads at once
+	// (within the rate limit).
+	Concurrency int `env:"CONCURRENCY, default=8"`
+	// PageSize is the categorization page size (finoOS allows 1..1000).
+	PageSize int `env:"PAGE_SIZE, default=1000"`
+	// Scopes are the analytics modules to read: "scope" for every tenant
+	// or "tenant/scope"; a trailing * matches a prefix. Unset: all.
+	Scopes []string `env:"SCOPES"`
+}
+
+// Validate lists every problem with the settings; none without a base URL.
+func (f *Settings) Validate() []error {
+	if f.BaseURL == "" {
+		return nil
+	}
+	var problems []error
+	bad := func(format string, args ...any) { problems = append(problems, fmt.Errorf(format, args...)) }
+	if err := extract.CheckURL("FINSYNC_FINO_BASE_URL", f.BaseURL); err != nil {
+		problems = append(problems, err)
+	}
+	if f.ClientID == "" {
+		bad("FINSYNC_FINO_CLIENT_ID is required with FINSYNC_FINO_BASE_URL")
+	}
+	if f.ClientSecret == "" {
+		bad("FINSYNC_FINO_CLIENT_SECRET is required with FINSYNC_FINO_BASE_URL")
+	}
+	for _, t := range f.Tenants {
+		// finoOS: a TenantID must be the client id or start with "<client-id>-".
+		if t != f.ClientID && !strings.HasPrefix(t, f.ClientID+"-") {
+			bad("FINSYNC_FINO_TENANTS: %q must be %q or start with %q", t, f.ClientID, f.ClientID+"-")
+		}
+	}
+	for _, u := range f.Users {
+		if s, ok := f.user(u); !ok || s.ID == "" {
+			bad("FINSYNC_FINO_USERS: %q: want user or tenant/user with a tenant of FINSYNC_FINO_TENANTS", u)
+		}
+	}
+	if f.RateLimit <= 0 {
+		bad("FINSYNC_FINO_RATE_LIMIT=%v: want requests per second > 0", f.RateLimit)
+	}
+	if f.Concurrency < 1 || f.Concurrency > 256 {
+		bad("FINSYNC_FINO_CONCURRENCY=%d: want users read at once, 1..256", f.Concurrency)
+	}
+	if f.PageSize < 1 || f.PageSize > MaxPageSize {
+		bad("FINSYNC_FINO_PAGE_SIZE=%d: want 1..%d", f.PageSize, MaxPageSize)
+	}
+	if scopes, err := ParseScopes(f.Scopes); err != nil {
+		bad("FINSYNC_FINO_SCOPES: %v", err)
+	} else {
+		for _, t := range scopes.Tenants() {
+			if !slices.Contains(f.tenants(), t) {
+				bad("FINSYNC_FINO_SCOPES: tenant %q is not one of FINSYNC_FINO_TENANTS", t)
+			}
+		}
+	}
+	return problems
+}
+
+// tenants are the configured tenants, or the client's own.
+func (f *Settings) tenants() []string {
+	if len(f.Tenants) > 0 {
+		return f.Tenants
+	}
+	return []string{f.ClientID}
+}
+
+// user is a configured user ("user" or "tenant/user") as a subject, and
+// whether its tenant is one of the configured ones.
+func (f *Settings) user(u string) (extract.Subject, bool) {
+	tenant, user, found := strings.Cut(u, "/")
+	if !found {
+		tenant, user = f.ClientID, u
+	}
+	return extract.Subject{Provider: provider, Tenant: tenant, Kind: "user", ID: user}, slices.Contains(f.tenants(), tenant)
+}
+
+// Provider is finoOS as the settings describe it.
+func (f *Settings) Provider(s extract.Setup) extract.Provider {
+	scopes, _ := ParseScopes(f.Scopes) // Validate reported errors; all modules on
+	api := NewAPI(Config{BaseURL: f.BaseURL, ClientID: f.ClientID, ClientSecret: f.ClientSecret.Value(), RateLimit: f.RateLimit,
+		Concurrency: f.Concurrency, PageSize: f.PageSize, Scopes: scopes, Logger: s.Logger, HTTP: s.Client(provider)})
+	p := extract.Provider{Name: provider, Configured: f.BaseURL != "", Streams: append(Streams(api), AnalyticsStreams(api)...),
+		Tenants: f.tenants(), Webhook: func(h extract.Hooks) http.Handler {
+			return WebhookHandler(f.WebhookSecret.Value(), h, s.Logger)
+		}}
+	for _, u := range f.Users {
+		if sub, ok := f.user(u); ok && sub.ID != "" {
+			p.Subjects = append(p.Subjects, sub)
+		}
+	}
+	return p
+}

@@ -1,0 +1,134 @@
+package extract
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/sethvargo/go-envconfig"
+
+	"github.com/finsync/finsync/transform"
+)
+
+// Settings is one provider's configuration as read from its environment
+// variables (FINSYNC_<PROVIDER>_*): an env-tagged struct the root
+// configuration embeds with the provider's prefix. Each provider package
+// has one; cmd/finsync lists them.
+type Settings interface {
+	// Validate lists every problem with the settings, naming the variables.
+	Validate() []error
+	// Provider builds the provider these settings describe.
+	Provider(s Setup) Provider
+}
+
+// Setup is what a provider gets from the process that runs it.
+type Setup struct {
+	Logger *slog.Logger
+	// HTTP returns the HTTP client of the named provider (nil: the
+	// client's default); the daemon's counts the provider's requests.
+	HTTP func(provider string) *http.Client
+	// Params returns a stream's params from the schedules file (nil: none
+	// known yet).
+	Params func(stream string) map[string]string
+}
+
+// Provider is one data provider as configured: everything finsync needs to
+// list, schedule, run and fake it.
+type Provider struct {
+	Name string
+	// Configured says its base URL is set: an unconfigured provider's
+	// streams are listed but not runnable.
+	Configured bool
+	Streams    []Stream
+	// Tenants are the tenants its streams run for by default.
+	Tenants []string
+	// Subjects are the registry subjects its configuration names.
+	Subjects []Subject
+	// Webhook, if set, builds the provider's receiver, which the daemon
+	// mounts at /webhooks/<Name>.
+	Webhook func(h Hooks) http.Handler
+	// Start, if set, runs when the daemon starts (registering its webhook
+	// URL with the provider).
+	Start func(ctx context.Context) error
+	// Sandbox starts the provider's fake server (the demo, `finsync
+	// sandbox`, tests).
+	Sandbox func(o SandboxOptions) Sandbox
+}
+
+// Hooks are what a webhook receiver may do with what a provider tells it.
+// The daemon implements them on the warehouse; the same Hooks go to every
+// provider.
+type Hooks struct {
+	// Subject enters a subject into the registry.
+	Subject func(ctx context.Context, s Subject) error
+	// Trigger starts a triggered run (Request.Triggered) of a stream for a
+	// tenant now: it collects what is pending and creates nothing.
+	Trigger func(ctx context.Context, stream, tenant string)
+	// JobStatus is the status of a stream's async job in the warehouse's
+	// state, "" if unknown: whether a job a webhook names is one of ours.
+	JobStatus func(ctx context.Context, stream, tenant, id string) (string, error)
+	// Job records an async job a webhook announced.
+	Job func(ctx context.Context, stream, tenant string, j Job) error
+	// Insert loads rows a webhook carried now, returning once ClickHouse
+	// accepted them; Version gives their _version.
+	Insert  func(ctx context.Context, t transform.Table, rec arrow.Record) error
+	Version func() uint64
+}
+
+// SandboxOptions size a sandbox's synthetic data and set its fault knobs;
+// each provider maps them onto its own fake.
+type SandboxOptions struct {
+	Users, Companies, Months int // per tenant; months of history
+	Seed                     int64
+	Faults                   string // a fault matrix (faults.Parse), already validated
+	// Today is the last day of the synthetic history.
+	Today time.Time
+}
+
+// Sandbox is a running fake of one provider.
+type Sandbox interface {
+	http.Handler
+	// Env are the FINSYNC_<PROVIDER>_* settings that point finsync at the
+	// fake served at baseURL.
+	Env(baseURL string) []string
+	// Summary says what the fake holds, for the demo ("with 10 users").
+	Summary() string
+	Close()
+}
+
+// CheckURL says what is wrong with v as an http(s) URL in variable name, or
+// nil. A URL that may carry a token in its query is shown without it.
+func CheckURL(name, v string) error {
+	if u, err := url.Parse(v); err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" {
+		return nil
+	}
+	shown := "(unparsable)"
+	if u, err := url.Parse(v); err == nil {
+		u.RawQuery = ""
+		shown = u.Redacted()
+	}
+	return fmt.Errorf("%s=%q: want an http(s) URL", name, shown)
+}
+
+// Client is the HTTP client of the named provider (nil: the default).
+func (s Setup) Client(provider string) *http.Client {
+	if s.HTTP == nil {
+		return nil
+	}
+	return s.HTTP(provider)
+}
+
+// Defaults is a Settings struct T as an empty environment gives it: every
+// field its env tag's default. A provider's API takes its defaults from
+// here, so each default is written once, in the tag.
+func Defaults[T any]() T {
+	var v T
+	if err := envconfig.ProcessWith(context.Background(), &envconfig.Config{Target: &v, Lookuper: envconfig.MapLookuper(nil)}); err != nil {
+		panic(fmt.Sprintf("the env tags of %T: %v", v, err)) // a programming error, found by any test
+	}
+	return v
+}
