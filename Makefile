@@ -30,16 +30,14 @@ demo: clickhouse build
 	$(BIN) demo
 
 # Every decoder of provider JSON has a fuzz target (seeded with the docs'
-# examples and extract/hostile); `make test` gives each a short budget,
-# `make test-long` a long one.
+# examples and extract/hostile): every FuzzXxx of the module, found by
+# `go test -list`, so a new provider's targets join by themselves. `make
+# test` gives each a short budget, `make test-long` a long one.
 FUZZTIME ?= 4s
 # Go 1.26's fuzz coordinator can fail a target with a bare "context deadline
 # exceeded" as -fuzztime ends (go.dev/issue/75804, fixed in Go 1.27): fuzzing
 # uses Go 1.27.3, which the go command fetches from the module proxy once.
 FUZZ_GO ?= GOTOOLCHAIN=go1.27.3 $(GO)
-FUZZ_TARGETS := ./extract:FuzzEachElement ./extract/fino:FuzzRecords ./extract/fino:FuzzAnalytics \
-	./extract/fino:FuzzScrubJSON ./extract/fino:FuzzDecodeCategorization ./extract/finapi:FuzzResultPage ./extract/fimento:FuzzRecords ./extract/fingoal:FuzzDecoders ./extract/fingoal:FuzzCanonical \
-	./cmd/finsync:FuzzWebhooks
 
 # Everything CI runs.
 test: clickhouse chdb vet
@@ -48,7 +46,9 @@ test: clickhouse chdb vet
 	$(MAKE) --no-print-directory fuzz
 
 fuzz:
-	@for t in $(FUZZ_TARGETS); do \
+	@targets=$$($(GO) test -list '^Fuzz' ./... | awk '/^Fuzz/ {f[n++] = $$1} /^ok/ {for (i = 0; i < n; i++) print $$2 ":" f[i]; n = 0}'); \
+	[ -n "$$targets" ] || { echo "no fuzz targets found"; exit 1; }; \
+	for t in $$targets; do \
 		pkg=$${t%%:*}; fn=$${t##*:}; \
 		echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
 		out=$$($(FUZZ_GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg 2>&1) || { echo "$$out" | tail -40; exit 1; }; \

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"slices"
 	"time"
 
@@ -19,7 +20,10 @@ import (
 )
 
 // ProviderSettings are the providers' sections of the configuration, each
-// read from its own FINSYNC_<PROVIDER>_* variables.
+// read from its own FINSYNC_<PROVIDER>_* variables: the one list of
+// providers finsync knows, in the order a sync runs them (FinGoal after
+// fino and Fimento, whose transactions its enrichment sends). A provider
+// joins with one field here.
 type ProviderSettings struct {
 	Fino    fino.Settings    `env:", prefix=FINSYNC_FINO_"`
 	Fimento fimento.Settings `env:", prefix=FINSYNC_FIMENTO_"`
@@ -27,11 +31,14 @@ type ProviderSettings struct {
 	Finapi  finapi.Settings  `env:", prefix=FINSYNC_FINAPI_"`
 }
 
-// list is the one list of providers finsync knows, in the order a sync
-// runs them: FinGoal after fino and Fimento, whose transactions its
-// enrichment sends.
+// list is ps's fields, in order.
 func (ps *ProviderSettings) list() []extract.Settings {
-	return []extract.Settings{&ps.Fino, &ps.Fimento, &ps.Fingoal, &ps.Finapi}
+	v := reflect.ValueOf(ps).Elem()
+	out := make([]extract.Settings, v.NumField())
+	for i := range out {
+		out[i] = v.Field(i).Addr().Interface().(extract.Settings) // a field that is not a Settings fails every test
+	}
+	return out
 }
 
 // providers builds the configured providers. m, if not nil, counts their
