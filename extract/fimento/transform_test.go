@@ -3,7 +3,6 @@ package fimento
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -19,7 +18,6 @@ import (
 	"github.com/finsync/finsync/transform/transformtest"
 )
 
-var updateGolden = flag.Bool("update", false, "rewrite testdata/golden from the current output")
 
 func testLineage() transform.Lineage {
 	return transform.Lineage{Provider: "fimento", Tenant: "605c6c479691950d359bb0e9", RunID: "run-0001",
@@ -133,7 +131,7 @@ func TestGolden(t *testing.T) {
 				}
 			}
 			path := filepath.Join("testdata", "golden", name+".jsonl")
-			transformtest.Golden(t, path, got.Bytes(), *updateGolden)
+			transformtest.Golden(t, path, got.Bytes())
 		})
 	}
 }

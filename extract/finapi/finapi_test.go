@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -24,7 +23,6 @@ import (
 	"github.com/finsync/finsync/extract/hostile"
 )
 
-var updateGolden = flag.Bool("update", false, "rewrite testdata/golden from the current output")
 
 func testLineage() transform.Lineage {
 	return transform.Lineage{Provider: provider, Tenant: "mandator-a", RunID: "run-1",
@@ -71,7 +69,7 @@ func TestGolden(t *testing.T) {
 	}
 	var got bytes.Buffer
 	transformtest.PrintRecord(&got, rec)
-	transformtest.Golden(t, filepath.Join("testdata", "golden", "segment_members.jsonl"), got.Bytes(), *updateGolden)
+	transformtest.Golden(t, filepath.Join("testdata", "golden", "segment_members.jsonl"), got.Bytes())
 }
 
 func TestBadUsersAreRejectedAlone(t *testing.T) {

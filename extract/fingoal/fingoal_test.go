@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -25,7 +24,6 @@ import (
 	"github.com/finsync/finsync/extract/hostile"
 )
 
-var updateGolden = flag.Bool("update", false, "rewrite testdata/golden from the current output")
 
 func testLineage() transform.Lineage {
 	return transform.Lineage{Provider: provider, Tenant: "client", RunID: "run-1",
@@ -85,7 +83,7 @@ func TestGolden(t *testing.T) {
 		EnrichTransactionID: Opaque([]byte("k"), "transaction", "fino", "t", "u", "x"), SubmissionID: "s", BatchRequestID: "b", Endpoint: pathCleanup,
 		Status: StatusSubmitted, SubmittedAt: time.Date(2026, 5, 12, 5, 0, 0, 0, time.UTC)})
 	print(sw, transform.EnrichmentSubmissions)
-	transformtest.Golden(t, filepath.Join("testdata", "golden", "fingoal.jsonl"), got.Bytes(), *updateGolden)
+	transformtest.Golden(t, filepath.Join("testdata", "golden", "fingoal.jsonl"), got.Bytes())
 	if r := FailedReject("batch-1", json.RawMessage(docFailed)); r.Key != "u3/batch-1/t3" || !strings.Contains(r.Reason, "original_description is empty") {
 		t.Errorf("failed transaction: %+v", r)
 	}

@@ -100,7 +100,7 @@ func TestAnalyticsGolden(t *testing.T) {
 				got.WriteString("reject " + r.Table + " " + strconv.Quote(r.Key) + " " + strconv.Quote(r.Reason) + " " + strconv.Quote(string(r.Raw)) + "\n")
 			}
 			path := filepath.Join("testdata", "golden", "analytics", stream+".jsonl")
-			transformtest.Golden(t, path, got.Bytes(), *updateGolden)
+			transformtest.Golden(t, path, got.Bytes())
 		})
 	}
 }

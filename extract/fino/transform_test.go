@@ -3,7 +3,6 @@ package fino
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"math/big"
 	"path/filepath"
@@ -20,7 +19,6 @@ import (
 	"github.com/finsync/finsync/transform/transformtest"
 )
 
-var updateGolden = flag.Bool("update", false, "rewrite testdata/golden from the current output")
 
 func testLineage() transform.Lineage {
 	return transform.Lineage{Provider: "fino", Tenant: "sandbox-client", RunID: "run-0001",
@@ -148,7 +146,7 @@ func TestGolden(t *testing.T) {
 			var got bytes.Buffer
 			transformtest.PrintRecord(&got, rec)
 			path := filepath.Join("testdata", "golden", table.Name+".jsonl")
-			transformtest.Golden(t, path, got.Bytes(), *updateGolden)
+			transformtest.Golden(t, path, got.Bytes())
 		})
 	}
 }

@@ -5,6 +5,7 @@ package transformtest
 import (
 	"bytes"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"math/big"
 	"os"
@@ -18,11 +19,16 @@ import (
 	"github.com/apache/arrow/go/v17/arrow/array"
 )
 
-// Golden compares got with the file at path, or rewrites the file when
-// update is set (wire it to a -update test flag).
-func Golden(t testing.TB, path string, got []byte, update bool) {
+// update is the -update flag of every test binary that imports the
+// package: `go test ./extract/fino -run Golden -update` rewrites the golden
+// files from the current output.
+var update = flag.Bool("update", false, "rewrite golden files from the current output")
+
+// Golden compares got with the file at path, or rewrites the file under
+// -update.
+func Golden(t testing.TB, path string, got []byte) {
 	t.Helper()
-	if update {
+	if *update {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			t.Fatal(err)
 		}
