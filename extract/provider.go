@@ -100,19 +100,61 @@ type Sandbox interface {
 	Close()
 }
 
-// CheckURL says what is wrong with v as an http(s) URL in variable name, or
-// nil. A URL that may carry a token in its query is shown without it.
-func CheckURL(name, v string) error {
+// Problems collects what is wrong with a provider's settings. Variables
+// are named without the provider's Prefix (e.g. "BASE_URL"); messages
+// carry the whole name.
+type Problems struct {
+	Prefix string // e.g. FINSYNC_FINO_
+	errs   []error
+}
+
+// Add records a problem; format's %[1]s... are the caller's.
+func (p *Problems) Add(format string, args ...any) {
+	p.errs = append(p.errs, fmt.Errorf(format, args...))
+}
+
+// Var is a variable's whole name.
+func (p *Problems) Var(name string) string { return p.Prefix + name }
+
+// URL records a problem unless v, the value of variable name, is empty or
+// an http(s) URL. A URL that may carry a token in its query is shown
+// without it.
+func (p *Problems) URL(name, v string) {
+	if v == "" {
+		return
+	}
 	if u, err := url.Parse(v); err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" {
-		return nil
+		return
 	}
 	shown := "(unparsable)"
 	if u, err := url.Parse(v); err == nil {
 		u.RawQuery = ""
 		shown = u.Redacted()
 	}
-	return fmt.Errorf("%s=%q: want an http(s) URL", name, shown)
+	p.Add("%s=%q: want an http(s) URL", p.Var(name), shown)
 }
+
+// Required records that variable name, which set is false for, is
+// required with the base URL; why, if not empty, follows.
+func (p *Problems) Required(set bool, name, why string) {
+	if set {
+		return
+	}
+	if why != "" {
+		why = ": " + why
+	}
+	p.Add("%s is required with %s%s", p.Var(name), p.Var("BASE_URL"), why)
+}
+
+// RateLimit records a rate limit that is not positive.
+func (p *Problems) RateLimit(v float64) {
+	if v <= 0 {
+		p.Add("%s=%v: want requests per second > 0", p.Var("RATE_LIMIT"), v)
+	}
+}
+
+// Errors are the problems recorded.
+func (p *Problems) Errors() []error { return p.errs }
 
 // Client is the HTTP client of the named provider (nil: the default).
 func (s Setup) Client(provider string) *http.Client {

@@ -2,7 +2,6 @@ package fimento
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -33,40 +32,23 @@ func (f *Settings) Validate() []error {
 	if f.BaseURL == "" {
 		return nil
 	}
-	var problems []error
-	bad := func(format string, args ...any) { problems = append(problems, fmt.Errorf(format, args...)) }
-	if err := extract.CheckURL("FINSYNC_FIMENTO_BASE_URL", f.BaseURL); err != nil {
-		problems = append(problems, err)
-	}
-	if f.Name == "" {
-		bad("FINSYNC_FIMENTO_NAME is required with FINSYNC_FIMENTO_BASE_URL")
-	}
-	if f.Password == "" {
-		bad("FINSYNC_FIMENTO_PASSWORD is required with FINSYNC_FIMENTO_BASE_URL")
-	}
-	if len(f.HashKey) < 16 {
-		bad("FINSYNC_FIMENTO_HASH_KEY is required with FINSYNC_FIMENTO_BASE_URL: at least 16 characters (it keys the hash that stands for a person)")
-	}
-	if len(f.PartnerBanks) == 0 {
-		bad("FINSYNC_FIMENTO_PARTNER_BANKS is required with FINSYNC_FIMENTO_BASE_URL: the partner-bank-id values to sync")
-	}
-	for _, p := range f.Processes {
-		if _, ok := f.process(p); !ok {
-			bad("FINSYNC_FIMENTO_PROCESSES: %q: want bank/processId with a bank of FINSYNC_FIMENTO_PARTNER_BANKS (or processId with one partner bank)", p)
+	p := extract.Problems{Prefix: "FINSYNC_FIMENTO_"}
+	p.URL("BASE_URL", f.BaseURL)
+	p.Required(f.Name != "", "NAME", "")
+	p.Required(f.Password != "", "PASSWORD", "")
+	p.Required(len(f.HashKey) >= 16, "HASH_KEY", "at least 16 characters (it keys the hash that stands for a person)")
+	p.Required(len(f.PartnerBanks) > 0, "PARTNER_BANKS", "the partner-bank-id values to sync")
+	for _, proc := range f.Processes {
+		if _, ok := f.process(proc); !ok {
+			p.Add("FINSYNC_FIMENTO_PROCESSES: %q: want bank/processId with a bank of FINSYNC_FIMENTO_PARTNER_BANKS (or processId with one partner bank)", proc)
 		}
 	}
-	if f.WebhookURL != "" {
-		if err := extract.CheckURL("FINSYNC_FIMENTO_WEBHOOK_URL", f.WebhookURL); err != nil {
-			problems = append(problems, err)
-		}
-	}
+	p.URL("WEBHOOK_URL", f.WebhookURL)
 	if _, err := ParsePaths(f.Paths); err != nil {
-		bad("FINSYNC_FIMENTO_PATHS: %v", err)
+		p.Add("FINSYNC_FIMENTO_PATHS: %v", err)
 	}
-	if f.RateLimit <= 0 {
-		bad("FINSYNC_FIMENTO_RATE_LIMIT=%v: want requests per second > 0", f.RateLimit)
-	}
-	return problems
+	p.RateLimit(f.RateLimit)
+	return p.Errors()
 }
 
 // process is a configured process as a subject, and whether it names a

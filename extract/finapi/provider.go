@@ -26,26 +26,17 @@ func (f *Settings) Validate() []error {
 	if f.BaseURL == "" {
 		return nil
 	}
-	var problems []error
-	for _, v := range []struct{ name, value string }{{"FINSYNC_FINAPI_BASE_URL", f.BaseURL},
-		{"FINSYNC_FINAPI_TOKEN_URL", f.TokenURL}, {"FINSYNC_FINAPI_CALLBACK_URL", f.CallbackURL}} {
-		if v.value != "" {
-			if err := extract.CheckURL(v.name, v.value); err != nil {
-				problems = append(problems, err)
-			}
-		}
+	p := extract.Problems{Prefix: "FINSYNC_FINAPI_"}
+	p.URL("BASE_URL", f.BaseURL)
+	p.URL("TOKEN_URL", f.TokenURL)
+	p.URL("CALLBACK_URL", f.CallbackURL)
+	if tenants, err := f.tenants(); err != nil {
+		p.Add("%w", err)
+	} else {
+		p.Required(len(tenants) > 0, "MANDATORS", "")
 	}
-	tenants, err := f.tenants()
-	switch {
-	case err != nil:
-		problems = append(problems, err)
-	case len(tenants) == 0:
-		problems = append(problems, fmt.Errorf("FINSYNC_FINAPI_MANDATORS is required with FINSYNC_FINAPI_BASE_URL"))
-	}
-	if f.RateLimit <= 0 {
-		problems = append(problems, fmt.Errorf("FINSYNC_FINAPI_RATE_LIMIT=%v: want requests per second > 0", f.RateLimit))
-	}
-	return problems
+	p.RateLimit(f.RateLimit)
+	return p.Errors()
 }
 
 // tenants parses FINSYNC_FINAPI_MANDATORS.

@@ -28,35 +28,25 @@ type Settings struct {
 
 // Validate lists every problem with the settings.
 func (f *Settings) Validate() []error {
-	var problems []error
-	bad := func(format string, args ...any) { problems = append(problems, fmt.Errorf(format, args...)) }
-	if f.RateLimit <= 0 {
-		bad("FINSYNC_FINGOAL_RATE_LIMIT=%v: want requests per second > 0", f.RateLimit)
-	}
+	p := extract.Problems{Prefix: "FINSYNC_FINGOAL_"}
+	p.RateLimit(f.RateLimit)
 	if f.PollTimeout <= 0 {
-		bad("FINSYNC_FINGOAL_POLL_TIMEOUT=%s: want a positive duration", f.PollTimeout)
+		p.Add("FINSYNC_FINGOAL_POLL_TIMEOUT=%s: want a positive duration", f.PollTimeout)
 	}
 	if f.AccountType == "" {
-		bad("FINSYNC_FINGOAL_ACCOUNT_TYPE must not be empty (FinGoal requires accountType)")
+		p.Add("FINSYNC_FINGOAL_ACCOUNT_TYPE must not be empty (FinGoal requires accountType)")
 	}
 	if f.BaseURL == "" {
-		return problems
+		return p.Errors()
 	}
-	if err := extract.CheckURL("FINSYNC_FINGOAL_BASE_URL", f.BaseURL); err != nil {
-		problems = append(problems, err)
+	p.URL("BASE_URL", f.BaseURL)
+	p.Required(f.ClientID != "", "CLIENT_ID", "")
+	p.Required(f.ClientSecret != "", "CLIENT_SECRET", "")
+	p.Required(len(f.IDKey) >= MinIDKey, "ID_KEY", fmt.Sprintf("a secret of at least %d characters (it keys the opaque ids FinGoal gets; never change it)", MinIDKey))
+	if len(f.IDKey) >= MinIDKey && (f.IDKey.Value() == f.ClientID || f.IDKey == f.ClientSecret) {
+		p.Add("FINSYNC_FINGOAL_ID_KEY must not be the client id or secret: FinGoal knows those, and could recompute the opaque ids")
 	}
-	if f.ClientID == "" {
-		bad("FINSYNC_FINGOAL_CLIENT_ID is required with FINSYNC_FINGOAL_BASE_URL")
-	}
-	if f.ClientSecret == "" {
-		bad("FINSYNC_FINGOAL_CLIENT_SECRET is required with FINSYNC_FINGOAL_BASE_URL")
-	}
-	if len(f.IDKey) < MinIDKey {
-		bad("FINSYNC_FINGOAL_ID_KEY is required with FINSYNC_FINGOAL_BASE_URL: a secret of at least %d characters (it keys the opaque ids FinGoal gets; never change it)", MinIDKey)
-	} else if f.IDKey.Value() == f.ClientID || f.IDKey == f.ClientSecret {
-		bad("FINSYNC_FINGOAL_ID_KEY must not be the client id or secret: FinGoal knows those, and could recompute the opaque ids")
-	}
-	return problems
+	return p.Errors()
 }
 
 // Provider is FinGoal as the settings describe it.

@@ -1,7 +1,6 @@
 package fino
 
 import (
-	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -36,47 +35,38 @@ func (f *Settings) Validate() []error {
 	if f.BaseURL == "" {
 		return nil
 	}
-	var problems []error
-	bad := func(format string, args ...any) { problems = append(problems, fmt.Errorf(format, args...)) }
-	if err := extract.CheckURL("FINSYNC_FINO_BASE_URL", f.BaseURL); err != nil {
-		problems = append(problems, err)
-	}
-	if f.ClientID == "" {
-		bad("FINSYNC_FINO_CLIENT_ID is required with FINSYNC_FINO_BASE_URL")
-	}
-	if f.ClientSecret == "" {
-		bad("FINSYNC_FINO_CLIENT_SECRET is required with FINSYNC_FINO_BASE_URL")
-	}
+	p := extract.Problems{Prefix: "FINSYNC_FINO_"}
+	p.URL("BASE_URL", f.BaseURL)
+	p.Required(f.ClientID != "", "CLIENT_ID", "")
+	p.Required(f.ClientSecret != "", "CLIENT_SECRET", "")
 	for _, t := range f.Tenants {
 		// finoOS: a TenantID must be the client id or start with "<client-id>-".
 		if t != f.ClientID && !strings.HasPrefix(t, f.ClientID+"-") {
-			bad("FINSYNC_FINO_TENANTS: %q must be %q or start with %q", t, f.ClientID, f.ClientID+"-")
+			p.Add("FINSYNC_FINO_TENANTS: %q must be %q or start with %q", t, f.ClientID, f.ClientID+"-")
 		}
 	}
 	for _, u := range f.Users {
 		if s, ok := f.user(u); !ok || s.ID == "" {
-			bad("FINSYNC_FINO_USERS: %q: want user or tenant/user with a tenant of FINSYNC_FINO_TENANTS", u)
+			p.Add("FINSYNC_FINO_USERS: %q: want user or tenant/user with a tenant of FINSYNC_FINO_TENANTS", u)
 		}
 	}
-	if f.RateLimit <= 0 {
-		bad("FINSYNC_FINO_RATE_LIMIT=%v: want requests per second > 0", f.RateLimit)
-	}
+	p.RateLimit(f.RateLimit)
 	if f.Concurrency < 1 || f.Concurrency > 256 {
-		bad("FINSYNC_FINO_CONCURRENCY=%d: want users read at once, 1..256", f.Concurrency)
+		p.Add("FINSYNC_FINO_CONCURRENCY=%d: want users read at once, 1..256", f.Concurrency)
 	}
 	if f.PageSize < 1 || f.PageSize > MaxPageSize {
-		bad("FINSYNC_FINO_PAGE_SIZE=%d: want 1..%d", f.PageSize, MaxPageSize)
+		p.Add("FINSYNC_FINO_PAGE_SIZE=%d: want 1..%d", f.PageSize, MaxPageSize)
 	}
 	if scopes, err := ParseScopes(f.Scopes); err != nil {
-		bad("FINSYNC_FINO_SCOPES: %v", err)
+		p.Add("FINSYNC_FINO_SCOPES: %v", err)
 	} else {
 		for _, t := range scopes.Tenants() {
 			if !slices.Contains(f.tenants(), t) {
-				bad("FINSYNC_FINO_SCOPES: tenant %q is not one of FINSYNC_FINO_TENANTS", t)
+				p.Add("FINSYNC_FINO_SCOPES: tenant %q is not one of FINSYNC_FINO_TENANTS", t)
 			}
 		}
 	}
-	return problems
+	return p.Errors()
 }
 
 // tenants are the configured tenants, or the client's own.
