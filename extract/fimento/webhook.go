@@ -53,12 +53,7 @@ func WebhookHandler(banks []string, h extract.Hooks, log *slog.Logger) http.Hand
 			l.Warn("fimento webhook refused", "status", status, "reason", reason)
 			http.Error(w, reason, status)
 		}
-		if r.Method != http.MethodPost {
-			w.Header().Set("Allow", "POST")
-			refuse(http.StatusMethodNotAllowed, "method not allowed")
-			return
-		}
-		body, status, reason := extract.ReadWebhookBody(w, r)
+		body, status, reason := extract.ReadWebhookBody(w, r, http.MethodPost)
 		if status != 0 {
 			refuse(status, reason)
 			return

@@ -57,12 +57,7 @@ func WebhookHandler(secret string, h extract.Hooks, log *slog.Logger) http.Handl
 			l.Warn("fino webhook refused", "status", status, "reason", reason)
 			http.Error(w, reason, status)
 		}
-		if r.Method != http.MethodPost && r.Method != http.MethodPut {
-			w.Header().Set("Allow", "POST, PUT")
-			refuse(http.StatusMethodNotAllowed, "method not allowed")
-			return
-		}
-		body, status, reason := extract.ReadWebhookBody(w, r)
+		body, status, reason := extract.ReadWebhookBody(w, r, http.MethodPost, http.MethodPut)
 		if status != 0 {
 			refuse(status, reason)
 			return
