@@ -499,12 +499,7 @@ func (s *sink) Job(ctx context.Context, j extract.Job) error {
 
 // Commit loads rec into t at once, in an INSERT of its own.
 func (s *sink) Commit(ctx context.Context, t transform.Table, rec arrow.Record) error {
-	b := s.loader.NewBatch(ctx, t)
-	if err := b.Append(rec); err != nil {
-		b.Abort()
-		return err
-	}
-	return b.Send()
+	return s.loader.Insert(ctx, t, rec)
 }
 
 // Register enters subjects the run created into the registry at once.

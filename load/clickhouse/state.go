@@ -238,12 +238,7 @@ func (s *State) write(ctx context.Context, t transform.Table, vals ...any) error
 	}
 	rec := w.Record()
 	defer rec.Release()
-	b := s.loader.NewBatch(ctx, t)
-	if err := b.Append(rec); err != nil {
-		b.Abort()
-		return err
-	}
-	return b.Send()
+	return s.loader.Insert(ctx, t, rec)
 }
 
 // AbandonRuns marks abandoned the runs of stream still `running` whose row

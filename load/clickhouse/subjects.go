@@ -99,12 +99,7 @@ func (s *State) AddSubjects(ctx context.Context, subs []Subject) error {
 	}
 	rec := w.Record()
 	defer rec.Release()
-	b := s.loader.NewBatch(ctx, transform.Subjects)
-	if err := b.Append(rec); err != nil {
-		b.Abort()
-		return fmt.Errorf("recording %d subjects: %w", len(uniq), err)
-	}
-	if err := b.Send(); err != nil {
+	if err := s.loader.Insert(ctx, transform.Subjects, rec); err != nil {
 		return fmt.Errorf("recording %d subjects: %w", len(uniq), err)
 	}
 	return nil
