@@ -20,26 +20,38 @@ import (
 type Window struct{ From, To time.Time }
 
 // Subject is one entry of the subjects registry: a provider-side user,
-// process or batch that per-subject streams iterate.
+// process or batch that per-subject streams iterate, because most provider
+// APIs cannot list them. It is the one type of a subject: extractors,
+// webhook receivers, the runner and the registry (load/clickhouse) share it.
 type Subject struct {
 	Provider string
 	Tenant   string
 	Kind     string // "user", "process", "batch", ...
 	ID       string
+	// Source is where the entry came from, the registry's source column
+	// (config, webhook, submission, insert): whoever writes the entry sets
+	// it, an extractor leaves it empty.
+	Source string
 	// CorrelationID is the provider's job handle that made the subject
 	// known (finoOS correlation id, FinGoal batch_request_id), if any.
 	CorrelationID string
+	// Status is the registry's status of the subject ("" = active,
+	// "skipped", SubjectRevoked) and StatusDetail says why. A stream never
+	// extracts a revoked subject.
+	Status       string
+	StatusDetail string
 	// FirstSeen is when the subject entered the registry: a stream reads
 	// the whole history of a subject newer than its cursor.
 	FirstSeen time.Time
-	// Status is the registry's status of the subject ("" = active,
-	// "skipped", SubjectRevoked). A stream never extracts a revoked subject.
-	Status string
+	// UpdatedAt is when its registry entry was last written (as read).
+	UpdatedAt time.Time
 }
 
 // SubjectRevoked is the status of a subject whose data the provider deleted
 // (consent revoked, deleted at the provider): its rows were deleted from
-// the warehouse and it is never extracted again.
+// the warehouse and it is never extracted again. Registering it again
+// (config, webhook) keeps the status; only an entry that sets another
+// status explicitly (an operator's INSERT) reactivates it.
 const SubjectRevoked = "revoked"
 
 // Request is what one run of a stream asks an extractor for.
@@ -111,7 +123,7 @@ type Reads struct {
 	Released string
 }
 
-// Job statuses.
+// Job statuses (etl_state's status column of a job).
 const (
 	JobActive  = "active"  // created at the provider, not collected yet
 	JobDone    = "done"    // collected and loaded
@@ -120,8 +132,9 @@ const (
 )
 
 // Job is an async job a stream started at a provider (finAPI jobId,
-// FinGoal batch_request_id). Params is what the collector needs to know
-// about it later (the request it was created with).
+// FinGoal batch_request_id, a FinGoal tag-status guid), as etl_state keeps
+// it. Params is what the collector needs to know about it later (the
+// request it was created with).
 type Job struct {
 	ID         string
 	Params     string

@@ -105,7 +105,7 @@ func (r *Runner) run(ctx context.Context, s extract.Stream, tenant string, o run
 	// its async jobs go to one shard, so no provider job is created twice.
 	ownsTenant := r.Shard.OwnsTenant(s.Name, tenant)
 	var subjects []extract.Subject
-	var registry map[string]clickhouse.Subject
+	var registry map[string]extract.Subject
 	var subjectsErr error
 	if s.SubjectKind != "" {
 		subjects, registry, subjectsErr = r.subjects(ctx, s, tenant)
@@ -308,19 +308,18 @@ func runStream(ctx context.Context, s extract.Stream, req extract.Request, out e
 
 // subjects reads the stream's subjects of this shard from the registry,
 // also returned by id (the runner updates their status).
-func (r *Runner) subjects(ctx context.Context, s extract.Stream, tenant string) ([]extract.Subject, map[string]clickhouse.Subject, error) {
+func (r *Runner) subjects(ctx context.Context, s extract.Stream, tenant string) ([]extract.Subject, map[string]extract.Subject, error) {
 	rows, err := r.State.Subjects(ctx, s.Provider, tenant, s.SubjectKind)
 	if err != nil {
 		return nil, nil, err
 	}
 	var out []extract.Subject
-	byID := make(map[string]clickhouse.Subject, len(rows))
+	byID := make(map[string]extract.Subject, len(rows))
 	for _, row := range rows {
 		if !r.Shard.OwnsSubject(row.Provider, row.Tenant, row.ID) {
 			continue
 		}
-		out = append(out, extract.Subject{Provider: row.Provider, Tenant: row.Tenant, Kind: row.Kind, ID: row.ID,
-			CorrelationID: row.CorrelationID, FirstSeen: row.FirstSeen, Status: row.Status})
+		out = append(out, row)
 		byID[row.ID] = row
 	}
 	return out, byID, nil
@@ -349,12 +348,7 @@ func (r *Runner) cursor(ctx context.Context, s extract.Stream, tenant string) (s
 
 // jobs reads the stream's active async jobs.
 func (r *Runner) jobs(ctx context.Context, stream, tenant string) ([]extract.Job, error) {
-	rows, err := r.State.Jobs(ctx, stream, tenant, extract.JobActive)
-	out := make([]extract.Job, len(rows))
-	for i, j := range rows {
-		out[i] = extract.Job(j)
-	}
-	return out, err
+	return r.State.Jobs(ctx, stream, tenant, extract.JobActive)
 }
 
 // forget deletes the rows of every subject the run's stream said the
@@ -363,8 +357,8 @@ func (r *Runner) jobs(ctx context.Context, stream, tenant string) ([]extract.Job
 // provider again and retries).
 func (r *Runner) forget(ctx context.Context, log *slog.Logger, s extract.Stream, sink *sink) error {
 	var errs []error
-	var done []clickhouse.Subject
-	var derived []clickhouse.Subject
+	var done []extract.Subject
+	var derived []extract.Subject
 	for _, row := range sink.forgotten {
 		del, err := r.State.DeleteSubjectRows(ctx, row.Provider, row.Tenant, row.ID)
 		if err != nil {
@@ -384,7 +378,7 @@ func (r *Runner) forget(ctx context.Context, log *slog.Logger, s extract.Stream,
 	sink.forgotten = done
 	// The copies (FinGoal's users of the subject) are revoked as well: no
 	// stream reads them again.
-	if rows := append(append([]clickhouse.Subject{}, done...), derived...); len(rows) > 0 {
+	if rows := append(append([]extract.Subject{}, done...), derived...); len(rows) > 0 {
 		errs = append(errs, r.State.AddSubjects(ctx, rows))
 	}
 	return errors.Join(errs...)
@@ -403,7 +397,7 @@ func (r *Runner) sweep(ctx context.Context, log *slog.Logger, s extract.Stream, 
 		return 0, err
 	}
 	var errs []error
-	var copies []clickhouse.Subject
+	var copies []extract.Subject
 	for _, sub := range subs {
 		del, err := r.State.DeleteSubjectRows(ctx, sub.Provider, sub.Tenant, sub.ID)
 		if err != nil {
@@ -422,10 +416,10 @@ func (r *Runner) sweep(ctx context.Context, log *slog.Logger, s extract.Stream, 
 
 // revokedCopies are the registry rows that mark the copies of a revoked
 // subject revoked too.
-func revokedCopies(of clickhouse.Subject, copies []clickhouse.Subject, at string) []clickhouse.Subject {
-	out := make([]clickhouse.Subject, len(copies))
+func revokedCopies(of extract.Subject, copies []extract.Subject, at string) []extract.Subject {
+	out := make([]extract.Subject, len(copies))
 	for i, c := range copies {
-		c.Status = clickhouse.StatusRevoked
+		c.Status = extract.SubjectRevoked
 		c.StatusDetail = fmt.Sprintf("copy of %s/%s/%s, whose data its provider deleted; rows deleted at %s", of.Provider, of.Tenant, of.ID, at)
 		out[i] = c
 	}
@@ -458,9 +452,9 @@ type sink struct {
 	rejects uint64
 	// rejected builds etl_rejects rows; they are few, so row by row.
 	rejected  *transform.RowWriter
-	registry  map[string]clickhouse.Subject
-	skipped   []clickhouse.Subject // registry rows with their new status
-	forgotten []clickhouse.Subject // subjects whose rows are to be deleted, status revoked
+	registry  map[string]extract.Subject
+	skipped   []extract.Subject // registry rows with their new status
+	forgotten []extract.Subject // subjects whose rows are to be deleted, status revoked
 	// stalled records wait on an outcome no run can learn (-1: not
 	// reported), and why.
 	stalled    int64
@@ -470,7 +464,7 @@ type sink struct {
 // Stalled notes the stream's records waiting on an unknowable outcome.
 func (s *sink) Stalled(n uint64, why string) { s.stalled, s.stalledWhy = int64(n), why }
 
-func newSink(ctx context.Context, l *clickhouse.Loader, st *clickhouse.State, stream, tenant string, lin transform.Lineage, registry map[string]clickhouse.Subject) *sink {
+func newSink(ctx context.Context, l *clickhouse.Loader, st *clickhouse.State, stream, tenant string, lin transform.Lineage, registry map[string]extract.Subject) *sink {
 	return &sink{ctx: ctx, loader: l, state: st, stream: stream, tenant: tenant, lineage: lin, batches: map[string]*clickhouse.Batch{},
 		rejected: transform.NewRowWriter(memory.DefaultAllocator, transform.EtlRejects), registry: registry, stalled: -1}
 }
@@ -480,7 +474,7 @@ func newSink(ctx context.Context, l *clickhouse.Loader, st *clickhouse.State, st
 func (s *sink) Skip(sub extract.Subject, reason string) error {
 	row, ok := s.registry[sub.ID]
 	if !ok {
-		row = clickhouse.Subject{Provider: sub.Provider, Tenant: sub.Tenant, Kind: sub.Kind, ID: sub.ID, Source: clickhouse.SourceInsert}
+		row = extract.Subject{Provider: sub.Provider, Tenant: sub.Tenant, Kind: sub.Kind, ID: sub.ID, Source: clickhouse.SourceInsert}
 	}
 	row.Status, row.StatusDetail = "skipped", s.stream+": "+reason
 	s.skipped = append(s.skipped, row)
@@ -494,7 +488,7 @@ func (s *sink) Job(ctx context.Context, j extract.Job) error {
 		s.done = append(s.done, j)
 		return nil
 	}
-	return s.state.PutJob(ctx, s.stream, s.tenant, clickhouse.Job(j))
+	return s.state.PutJob(ctx, s.stream, s.tenant, j)
 }
 
 // Commit loads rec into t at once, in an INSERT of its own.
@@ -504,9 +498,9 @@ func (s *sink) Commit(ctx context.Context, t transform.Table, rec arrow.Record) 
 
 // Register enters subjects the run created into the registry at once.
 func (s *sink) Register(ctx context.Context, subs []extract.Subject) error {
-	rows := make([]clickhouse.Subject, len(subs))
+	rows := make([]extract.Subject, len(subs))
 	for i, sub := range subs {
-		rows[i] = clickhouse.Subject{Provider: sub.Provider, Tenant: sub.Tenant, Kind: sub.Kind, ID: sub.ID,
+		rows[i] = extract.Subject{Provider: sub.Provider, Tenant: sub.Tenant, Kind: sub.Kind, ID: sub.ID,
 			CorrelationID: sub.CorrelationID, FirstSeen: sub.FirstSeen, Source: clickhouse.SourceSubmission}
 	}
 	return s.state.AddSubjects(ctx, rows)
@@ -514,7 +508,7 @@ func (s *sink) Register(ctx context.Context, subs []extract.Subject) error {
 
 func (s *sink) jobsDone(ctx context.Context) error {
 	for _, j := range s.done {
-		if err := s.state.PutJob(ctx, s.stream, s.tenant, clickhouse.Job(j)); err != nil {
+		if err := s.state.PutJob(ctx, s.stream, s.tenant, j); err != nil {
 			return err
 		}
 	}
@@ -526,9 +520,9 @@ func (s *sink) jobsDone(ctx context.Context) error {
 func (s *sink) Forget(sub extract.Subject, reason string) error {
 	row, ok := s.registry[sub.ID]
 	if !ok {
-		row = clickhouse.Subject{Provider: sub.Provider, Tenant: sub.Tenant, Kind: sub.Kind, ID: sub.ID, Source: clickhouse.SourceInsert}
+		row = extract.Subject{Provider: sub.Provider, Tenant: sub.Tenant, Kind: sub.Kind, ID: sub.ID, Source: clickhouse.SourceInsert}
 	}
-	row.Status, row.StatusDetail = clickhouse.StatusRevoked, s.stream+": "+reason
+	row.Status, row.StatusDetail = extract.SubjectRevoked, s.stream+": "+reason
 	s.forgotten = append(s.forgotten, row)
 	return nil
 }
@@ -592,7 +586,7 @@ func (s *sink) retries() int64 {
 // once ClickHouse accepted it, so the receiver answers 2xx only then.
 func RecordSubject(state *clickhouse.State) func(context.Context, extract.Subject) error {
 	return func(ctx context.Context, s extract.Subject) error {
-		return state.AddSubjects(ctx, []clickhouse.Subject{{Provider: s.Provider, Tenant: s.Tenant, Kind: s.Kind,
+		return state.AddSubjects(ctx, []extract.Subject{{Provider: s.Provider, Tenant: s.Tenant, Kind: s.Kind,
 			ID: s.ID, CorrelationID: s.CorrelationID, Source: clickhouse.SourceWebhook}})
 	}
 }
@@ -611,6 +605,6 @@ func JobStatus(state *clickhouse.State) func(ctx context.Context, stream, tenant
 // returns once ClickHouse accepted it.
 func RecordJob(state *clickhouse.State) func(ctx context.Context, stream, tenant string, j extract.Job) error {
 	return func(ctx context.Context, stream, tenant string, j extract.Job) error {
-		return state.PutJob(ctx, stream, tenant, clickhouse.Job(j))
+		return state.PutJob(ctx, stream, tenant, j)
 	}
 }

@@ -87,10 +87,10 @@ func (b *bench) reset(ctx context.Context) error {
 // register enters the sandbox's users into the subjects registry, as an
 // operator's INSERT would.
 func (b *bench) register(ctx context.Context, users []string) error {
-	subs := make([]clickhouse.Subject, len(users))
+	subs := make([]extract.Subject, len(users))
 	first := time.Now().AddDate(0, 0, -30)
 	for i, u := range users {
-		subs[i] = clickhouse.Subject{Provider: "fino", Tenant: sandboxClient, Kind: "user", ID: u, Source: clickhouse.SourceInsert, FirstSeen: first}
+		subs[i] = extract.Subject{Provider: "fino", Tenant: sandboxClient, Kind: "user", ID: u, Source: clickhouse.SourceInsert, FirstSeen: first}
 	}
 	return b.state.AddSubjects(ctx, subs)
 }

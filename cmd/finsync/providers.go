@@ -28,7 +28,7 @@ type provider struct {
 	configured bool
 	streams    []extract.Stream
 	tenants    []string
-	subjects   []clickhouse.Subject
+	subjects   []extract.Subject
 	// maintain, if set, runs after the provider's streams (retention).
 	maintain func(ctx context.Context, db *clickhouse.DB, log *slog.Logger) error
 	// params, if set, checks a stream's params in the schedules file.
@@ -86,7 +86,7 @@ func providers(c Config, log *slog.Logger, m *schedules.Metrics) []provider {
 		if !found {
 			tenant, user = c.Fino.ClientID, u
 		}
-		finoP.subjects = append(finoP.subjects, clickhouse.Subject{Provider: "fino", Tenant: tenant, Kind: "user", ID: user, Source: "config"})
+		finoP.subjects = append(finoP.subjects, extract.Subject{Provider: "fino", Tenant: tenant, Kind: "user", ID: user, Source: "config"})
 	}
 	paths, _ := fimento.ParsePaths(c.Fimento.Paths) // Validate reported errors
 	fapi := fimento.NewAPI(fimento.Config{BaseURL: c.Fimento.BaseURL, Name: c.Fimento.Name, Password: c.Fimento.Password.Value(),
@@ -100,7 +100,7 @@ func providers(c Config, log *slog.Logger, m *schedules.Metrics) []provider {
 	}
 	for _, p := range c.Fimento.Processes {
 		if bank, id, ok := c.fimentoProcess(p); ok {
-			fimentoP.subjects = append(fimentoP.subjects, clickhouse.Subject{Provider: "fimento", Tenant: bank, Kind: fimento.SubjectKind, ID: id, Source: "config"})
+			fimentoP.subjects = append(fimentoP.subjects, extract.Subject{Provider: "fimento", Tenant: bank, Kind: fimento.SubjectKind, ID: id, Source: "config"})
 		}
 	}
 	mandators, _ := c.finapiTenants() // Validate reported a bad list
@@ -133,7 +133,7 @@ func providers(c Config, log *slog.Logger, m *schedules.Metrics) []provider {
 	// A shard registers its own subjects only: registering marks a subject
 	// active again, which would undo another shard's status of it.
 	for i := range ps {
-		ps[i].subjects = slices.DeleteFunc(ps[i].subjects, func(s clickhouse.Subject) bool {
+		ps[i].subjects = slices.DeleteFunc(ps[i].subjects, func(s extract.Subject) bool {
 			return !c.shard().OwnsSubject(s.Provider, s.Tenant, s.ID)
 		})
 	}
