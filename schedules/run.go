@@ -7,18 +7,13 @@ package schedules
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
-	"slices"
 	"strings"
 	"time"
-
-	"github.com/apache/arrow/go/v17/arrow"
-	"github.com/apache/arrow/go/v17/arrow/memory"
 
 	"github.com/finsync/finsync/extract"
 	"github.com/finsync/finsync/load/clickhouse"
@@ -137,24 +132,30 @@ func (r *Runner) run(ctx context.Context, s extract.Stream, tenant string, o run
 	if err == nil {
 		req.Subjects, err = subjects, subjectsErr
 	}
-	if err == nil && ownsTenant {
+	if err == nil && ownsTenant && s.Async {
 		req.Jobs, err = r.jobs(ctx, s.Name, tenant)
 	}
 	req.Cursor = cursor
-	if rd := s.Reads; rd != nil {
-		q := clickhouse.UnsentQuery{Table: rd.Table, Key: rd.Key, Columns: rd.Columns, Ledger: rd.Ledger,
-			LedgerKey: rd.LedgerKey, Released: rd.Released, Provider: s.Provider, Tenant: tenant}
-		req.Unsent = func(ctx context.Context, fn func(row []string) error) error { return r.State.Unsent(ctx, q, fn) }
+	// The optional parts, for a stream that declares it needs them.
+	subjectsLog := &subjectLog{stream: s.Name, known: registry}
+	if s.SubjectKind != "" {
+		req.Registry = subjectsLog
 	}
-	req.Lookup = func(ctx context.Context, q extract.Lookup, fn func(row []string) error) error {
-		if !slices.ContainsFunc(s.Tables, func(t transform.Table) bool { return t.Name == q.Table.Name }) {
-			return fmt.Errorf("%s may look up only its own tables, not %s", s.Name, q.Table.Name)
-		}
-		return r.State.Lookup(ctx, clickhouse.LookupQuery{Table: q.Table, Columns: q.Columns, Where: q.Where, Provider: s.Provider, Tenant: tenant}, fn)
+	jobs := &jobLog{state: r.State, stream: s.Name, tenant: tenant}
+	if s.Async {
+		req.JobLog = jobs
+	}
+	var led *ledger
+	if s.Reads != nil {
+		led = newLedger(r.Loader, r.State, s, tenant)
+		req.Ledger = led
+	}
+	if s.ReadsOwn {
+		req.Own = ownRows{state: r.State, stream: s, tenant: tenant}
 	}
 	var next string
-	sink := newSink(ctx, r.Loader, r.State, s.Name, tenant, req.Lineage, registry)
-	defer sink.rejected.Release()
+	sink := newSink(ctx, r.Loader, s.Name, req.Lineage)
+	defer sink.release()
 	if err == nil {
 		log.InfoContext(ctx, "run started", "cursor", cursor, "subjects", len(req.Subjects), "window", windowText(window, backfill),
 			"triggered", o.triggered)
@@ -165,7 +166,7 @@ func (r *Runner) run(ctx context.Context, s extract.Stream, tenant string, o run
 	sendErr := sink.send()
 	// The provider deleted these subjects' data: so does the warehouse, even
 	// when extraction stopped early, and whatever the run's context says.
-	if ferr := r.forget(context.WithoutCancel(ctx), log, s, sink); ferr != nil {
+	if ferr := r.forget(context.WithoutCancel(ctx), log, subjectsLog); ferr != nil {
 		sendErr = errors.Join(sendErr, ferr)
 	}
 	// A run that read a subject before another run found it revoked has
@@ -175,7 +176,8 @@ func (r *Runner) run(ctx context.Context, s extract.Stream, tenant string, o run
 		sendErr = errors.Join(sendErr, serr)
 	}
 
-	run.Rows, run.Rejects, run.Retries, run.Stalled = sink.accepted(), sink.rejects, uint64(sink.retries()), sink.stalled
+	stalled, stalledWhy := led.stalledRecords()
+	run.Rows, run.Rejects, run.Retries, run.Stalled = sink.accepted(), sink.rejects, uint64(sink.retries()), stalled
 	var inc *extract.Inconsistent
 	if errors.As(err, &inc) {
 		run.Inconsistent = inc.Check
@@ -185,7 +187,7 @@ func (r *Runner) run(ctx context.Context, s extract.Stream, tenant string, o run
 	}
 	if sendErr == nil {
 		// Jobs collected and loaded are done only now.
-		sendErr = sink.jobsDone(context.WithoutCancel(ctx))
+		sendErr = jobs.writeDone(context.WithoutCancel(ctx))
 	}
 	switch {
 	case sendErr != nil:
@@ -193,16 +195,16 @@ func (r *Runner) run(ctx context.Context, s extract.Stream, tenant string, o run
 	case err == nil:
 		run.Status = clickhouse.RunSuccess
 		var notes []string
-		if len(sink.forgotten) > 0 {
+		if len(subjectsLog.forgotten) > 0 {
 			notes = append(notes, fmt.Sprintf("deleted the rows of %d subject(s) whose data the provider deleted, see subjects.status_detail; first: %s %s",
-				len(sink.forgotten), sink.forgotten[0].ID, sink.forgotten[0].StatusDetail))
+				len(subjectsLog.forgotten), subjectsLog.forgotten[0].ID, subjectsLog.forgotten[0].StatusDetail))
 		}
 		if swept > 0 {
 			notes = append(notes, fmt.Sprintf("deleted again the rows of %d revoked subject(s) that a run loaded after their deletion", swept))
 		}
-		if len(sink.skipped) > 0 {
+		if len(subjectsLog.skipped) > 0 {
 			notes = append(notes, fmt.Sprintf("skipped %d subject(s), see subjects.status_detail; first: %s %s",
-				len(sink.skipped), sink.skipped[0].ID, sink.skipped[0].StatusDetail))
+				len(subjectsLog.skipped), subjectsLog.skipped[0].ID, subjectsLog.skipped[0].StatusDetail))
 		}
 		run.Error = strings.Join(notes, "; ")
 		if next != cursor && !backfill {
@@ -215,11 +217,11 @@ func (r *Runner) run(ctx context.Context, s extract.Stream, tenant string, o run
 	default:
 		run.Status, run.Error = clickhouse.RunFailed, err.Error()
 	}
-	if sink.stalled > 0 {
-		run.Error = strings.TrimPrefix(run.Error+"; "+sink.stalledWhy, "; ")
+	if stalled > 0 {
+		run.Error = strings.TrimPrefix(run.Error+"; "+stalledWhy, "; ")
 	}
-	if len(sink.skipped) > 0 {
-		if serr := r.State.AddSubjects(context.WithoutCancel(ctx), sink.skipped); serr != nil {
+	if len(subjectsLog.skipped) > 0 {
+		if serr := r.State.AddSubjects(context.WithoutCancel(ctx), subjectsLog.skipped); serr != nil {
 			log.WarnContext(ctx, "recording skipped subjects", "err", serr)
 		}
 	}
@@ -355,11 +357,11 @@ func (r *Runner) jobs(ctx context.Context, stream, tenant string) ([]extract.Job
 // provider deleted, then marks each revoked in the registry (a failed
 // deletion leaves it as it was: the next run finds it revoked at the
 // provider again and retries).
-func (r *Runner) forget(ctx context.Context, log *slog.Logger, s extract.Stream, sink *sink) error {
+func (r *Runner) forget(ctx context.Context, log *slog.Logger, subjects *subjectLog) error {
 	var errs []error
 	var done []extract.Subject
 	var derived []extract.Subject
-	for _, row := range sink.forgotten {
+	for _, row := range subjects.forgotten {
 		del, err := r.State.DeleteSubjectRows(ctx, row.Provider, row.Tenant, row.ID)
 		if err != nil {
 			errs = append(errs, err)
@@ -375,7 +377,7 @@ func (r *Runner) forget(ctx context.Context, log *slog.Logger, s extract.Stream,
 		done = append(done, row)
 		derived = append(derived, revokedCopies(row, del.Derived, at)...)
 	}
-	sink.forgotten = done
+	subjects.forgotten = done
 	// The copies (FinGoal's users of the subject) are revoked as well: no
 	// stream reads them again.
 	if rows := append(append([]extract.Subject{}, done...), derived...); len(rows) > 0 {
@@ -435,150 +437,6 @@ func newRunID(start time.Time) string {
 	b := make([]byte, 4)
 	rand.Read(b)
 	return start.Format("20060102T150405Z") + "-" + hex.EncodeToString(b)
-}
-
-// sink is the runner's extract.Output: a batch per table, rejects into
-// etl_rejects.
-type sink struct {
-	ctx     context.Context
-	loader  *clickhouse.Loader
-	state   *clickhouse.State
-	stream  string
-	tenant  string
-	done    []extract.Job // written once the run's records are loaded
-	lineage transform.Lineage
-	batches map[string]*clickhouse.Batch
-	order   []string
-	rejects uint64
-	// rejected builds etl_rejects rows; they are few, so row by row.
-	rejected  *transform.RowWriter
-	registry  map[string]extract.Subject
-	skipped   []extract.Subject // registry rows with their new status
-	forgotten []extract.Subject // subjects whose rows are to be deleted, status revoked
-	// stalled records wait on an outcome no run can learn (-1: not
-	// reported), and why.
-	stalled    int64
-	stalledWhy string
-}
-
-// Stalled notes the stream's records waiting on an unknowable outcome.
-func (s *sink) Stalled(n uint64, why string) { s.stalled, s.stalledWhy = int64(n), why }
-
-func newSink(ctx context.Context, l *clickhouse.Loader, st *clickhouse.State, stream, tenant string, lin transform.Lineage, registry map[string]extract.Subject) *sink {
-	return &sink{ctx: ctx, loader: l, state: st, stream: stream, tenant: tenant, lineage: lin, batches: map[string]*clickhouse.Batch{},
-		rejected: transform.NewRowWriter(memory.DefaultAllocator, transform.EtlRejects), registry: registry, stalled: -1}
-}
-
-// Skip notes a subject the provider could not serve; the runner records it
-// in the registry's status once the run ends.
-func (s *sink) Skip(sub extract.Subject, reason string) error {
-	row, ok := s.registry[sub.ID]
-	if !ok {
-		row = extract.Subject{Provider: sub.Provider, Tenant: sub.Tenant, Kind: sub.Kind, ID: sub.ID, Source: clickhouse.SourceInsert}
-	}
-	row.Status, row.StatusDetail = "skipped", s.stream+": "+reason
-	s.skipped = append(s.skipped, row)
-	return nil
-}
-
-// Job writes an async job's state now, or for a done job once the run's
-// records are loaded (jobsDone).
-func (s *sink) Job(ctx context.Context, j extract.Job) error {
-	if j.Status == extract.JobDone {
-		s.done = append(s.done, j)
-		return nil
-	}
-	return s.state.PutJob(ctx, s.stream, s.tenant, j)
-}
-
-// Commit loads rec into t at once, in an INSERT of its own.
-func (s *sink) Commit(ctx context.Context, t transform.Table, rec arrow.Record) error {
-	return s.loader.Insert(ctx, t, rec)
-}
-
-// Register enters subjects the run created into the registry at once.
-func (s *sink) Register(ctx context.Context, subs []extract.Subject) error {
-	rows := make([]extract.Subject, len(subs))
-	for i, sub := range subs {
-		rows[i] = extract.Subject{Provider: sub.Provider, Tenant: sub.Tenant, Kind: sub.Kind, ID: sub.ID,
-			CorrelationID: sub.CorrelationID, FirstSeen: sub.FirstSeen, Source: clickhouse.SourceSubmission}
-	}
-	return s.state.AddSubjects(ctx, rows)
-}
-
-func (s *sink) jobsDone(ctx context.Context) error {
-	for _, j := range s.done {
-		if err := s.state.PutJob(ctx, s.stream, s.tenant, j); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// Forget notes a subject whose data the provider deleted; the runner
-// deletes its rows once the run's records are loaded.
-func (s *sink) Forget(sub extract.Subject, reason string) error {
-	row, ok := s.registry[sub.ID]
-	if !ok {
-		row = extract.Subject{Provider: sub.Provider, Tenant: sub.Tenant, Kind: sub.Kind, ID: sub.ID, Source: clickhouse.SourceInsert}
-	}
-	row.Status, row.StatusDetail = extract.SubjectRevoked, s.stream+": "+reason
-	s.forgotten = append(s.forgotten, row)
-	return nil
-}
-
-func (s *sink) batch(t transform.Table) *clickhouse.Batch {
-	b, ok := s.batches[t.Name]
-	if !ok {
-		b = s.loader.NewBatch(s.ctx, t)
-		s.batches[t.Name] = b
-		s.order = append(s.order, t.Name)
-	}
-	return b
-}
-
-func (s *sink) Records(t transform.Table, rec arrow.Record) error { return s.batch(t).Append(rec) }
-
-func (s *sink) Reject(r extract.Reject) error {
-	key := r.Key
-	if key == "" {
-		sum := sha256.Sum256(r.Raw)
-		key = "sha256:" + hex.EncodeToString(sum[:8])
-	}
-	s.rejects++
-	return s.rejected.Append(s.stream, s.lineage.RunID, key, s.lineage.Provider, s.lineage.Tenant,
-		r.Table, r.Reason, string(r.Raw), s.lineage.ExtractedAt, s.lineage.Version)
-}
-
-// send loads the rejects and waits for every batch; it returns the first
-// error after trying them all.
-func (s *sink) send() error {
-	rec := s.rejected.Record()
-	defer rec.Release()
-	var errs []error
-	if rec.NumRows() > 0 {
-		errs = append(errs, s.batch(transform.EtlRejects).Append(rec))
-	}
-	for _, name := range s.order {
-		errs = append(errs, s.batches[name].Send())
-	}
-	return errors.Join(errs...)
-}
-
-func (s *sink) accepted() map[string]uint64 {
-	rows := map[string]uint64{}
-	for name, b := range s.batches {
-		rows[name] = uint64(b.Rows())
-	}
-	return rows
-}
-
-func (s *sink) retries() int64 {
-	var n int64
-	for _, b := range s.batches {
-		n += b.Retries()
-	}
-	return n
 }
 
 // RecordSubject is what a provider's webhook receiver calls with the subject

@@ -173,7 +173,7 @@ type Run struct {
 	Retries            uint64
 	Error              string
 	// Stalled are records the run reported waiting on an outcome no run can
-	// learn (extract.Output.Stalled), -1 when its stream reports none; not a
+	// learn (extract.Ledger.Stalled), -1 when its stream reports none; not a
 	// column: the run's Error says so.
 	Stalled int64
 	// Inconsistent is the Check of the extract.Inconsistent the run ended
