@@ -1,7 +1,9 @@
-// Package extract holds what every provider extractor shares: the request
-// types below (what one run of a stream asks for) and the provider HTTP
-// client (token cache, rate limit, retries with backoff, async-job polling,
-// paging, streaming JSON).
+// Package extract holds what every provider extractor shares: the stream
+// contract below (Stream, what one run asks for in a Request, the Output
+// it hands records to, and the optional parts a stream declares it needs),
+// the nouns streams and the warehouse share (Subject, Job), and the
+// provider HTTP client (token cache, rate limit, retries with backoff,
+// async-job polling, paging, streaming JSON).
 //
 // An extractor knows its provider's API and nothing of ClickHouse.
 package extract
