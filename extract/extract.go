@@ -1,7 +1,9 @@
-// Package extract holds what every provider extractor shares: the request
-// types below (what one run of a stream asks for) and the provider HTTP
-// client (token cache, rate limit, retries with backoff, async-job polling,
-// paging, streaming JSON).
+// Package extract holds what every provider extractor shares: the stream
+// contract below (Stream, what one run asks for in a Request, the Output
+// it hands records to, and the optional parts a stream declares it needs),
+// the nouns streams and the warehouse share (Subject, Job), and the
+// provider HTTP client (token cache, rate limit, retries with backoff,
+// async-job polling, paging, streaming JSON).
 //
 // An extractor knows its provider's API and nothing of ClickHouse.
 package extract
@@ -20,29 +22,45 @@ import (
 type Window struct{ From, To time.Time }
 
 // Subject is one entry of the subjects registry: a provider-side user,
-// process or batch that per-subject streams iterate.
+// process or batch that per-subject streams iterate, because most provider
+// APIs cannot list them. It is the one type of a subject: extractors,
+// webhook receivers, the runner and the registry (load/clickhouse) share it.
 type Subject struct {
 	Provider string
 	Tenant   string
 	Kind     string // "user", "process", "batch", ...
 	ID       string
+	// Source is where the entry came from, the registry's source column
+	// (config, webhook, submission, insert): whoever writes the entry sets
+	// it, an extractor leaves it empty.
+	Source string
 	// CorrelationID is the provider's job handle that made the subject
 	// known (finoOS correlation id, FinGoal batch_request_id), if any.
 	CorrelationID string
+	// Status is the registry's status of the subject ("" = active,
+	// "skipped", SubjectRevoked) and StatusDetail says why. A stream never
+	// extracts a revoked subject.
+	Status       string
+	StatusDetail string
 	// FirstSeen is when the subject entered the registry: a stream reads
 	// the whole history of a subject newer than its cursor.
 	FirstSeen time.Time
-	// Status is the registry's status of the subject ("" = active,
-	// "skipped", SubjectRevoked). A stream never extracts a revoked subject.
-	Status string
+	// UpdatedAt is when its registry entry was last written (as read).
+	UpdatedAt time.Time
 }
 
 // SubjectRevoked is the status of a subject whose data the provider deleted
 // (consent revoked, deleted at the provider): its rows were deleted from
-// the warehouse and it is never extracted again.
+// the warehouse and it is never extracted again. Registering it again
+// (config, webhook) keeps the status; only an entry that sets another
+// status explicitly (an operator's INSERT) reactivates it.
 const SubjectRevoked = "revoked"
 
-// Request is what one run of a stream asks an extractor for.
+// Request is what one run of a stream asks an extractor for. Its last
+// fields are the optional parts of the contract (see Stream): the runner
+// sets each only for a stream that declares it, so a stream that needs
+// none of them sees none of them. The runner's parts are safe for
+// concurrent use.
 type Request struct {
 	Tenant string
 	Window Window
@@ -50,11 +68,6 @@ type Request struct {
 	// Lookback is how far before its cursor the run re-reads (late
 	// bookings); 0: the provider's default.
 	Lookback time.Duration
-	Subjects []Subject
-	// Jobs are the stream's async jobs for the tenant still active at the
-	// provider (created by an earlier run that did not collect them), oldest
-	// first: a run resumes them instead of creating new ones.
-	Jobs []Job
 	// Triggered says a provider's webhook or callback started the run, not
 	// the schedule (the data it announced is ready): the run collects what
 	// is pending (Jobs) and starts nothing new at the provider (no job
@@ -63,23 +76,90 @@ type Request struct {
 	Triggered bool
 	// Lineage goes on every row the run produces.
 	Lineage transform.Lineage
-	// Unsent is set by the runner for a stream with Reads: it calls fn with
-	// each row of Reads.Table not in the stream's ledger, in Reads.Key order,
-	// the values of Reads.Key then Reads.Columns as text (dates YYYY-MM-DD,
-	// decimals with their scale, e.g. -12.4100). Rows are read page by page
-	// as fn consumes them, so memory stays bounded whatever the backlog;
-	// ledger rows written during the call do not change what it returns.
-	Unsent func(ctx context.Context, fn func(row []string) error) error
-	// Lookup is set by the runner for every run: it reads back rows the
-	// stream's runs (or its provider's webhooks) wrote to one of its own
-	// Tables, for the stream's provider and the run's tenant (FINAL, so each
-	// key's latest row), and calls fn with q.Columns as text (as Unsent
-	// does), in no particular order. fn runs while the query is open: it
-	// must not wait for ClickHouse itself.
-	Lookup func(ctx context.Context, q Lookup, fn func(row []string) error) error
+
+	// Subjects are the registry's subjects of a per-subject stream
+	// (Stream.SubjectKind) that the run covers, and Registry takes what the
+	// stream learns about those it cannot read. Both are unset for a
+	// tenant-level stream.
+	Subjects []Subject
+	Registry Registry
+	// Jobs are an async stream's (Stream.Async) jobs for the tenant still
+	// active at the provider (created by an earlier run that did not
+	// collect them), oldest first: a run resumes them instead of creating
+	// new ones. JobLog records their states. Both are unset for any other
+	// stream.
+	Jobs   []Job
+	JobLog JobLog
+	// Ledger is set for a stream with Stream.Reads: its reads of our own
+	// warehouse and its submission ledger.
+	Ledger Ledger
+	// Own is set for a stream with Stream.ReadsOwn: it reads back what the
+	// stream wrote before.
+	Own Lookuper
 }
 
-// Lookup is a read of a stream's own earlier output (Request.Lookup).
+// Registry takes what a per-subject stream learns about a subject it
+// cannot read. The runner acts on it once the run's records are loaded.
+type Registry interface {
+	// Skip says a subject could not be extracted for a lasting reason (the
+	// provider no longer knows it); the run goes on with the others, and
+	// the subject's registry entry says why.
+	Skip(ctx context.Context, s Subject, reason string) error
+	// Forget says the provider deleted a subject's data (consent revoked,
+	// deleted at the provider). Once the run's records are loaded, the
+	// runner deletes every row of that subject from the warehouse, records
+	// that it did, and marks it SubjectRevoked so no run extracts it again.
+	Forget(ctx context.Context, s Subject, reason string) error
+}
+
+// JobLog keeps the states of an async stream's jobs (etl_state).
+type JobLog interface {
+	// Put records the state of job j. An active, lost or expired job is
+	// written before Put returns, so that a crash right after creating a
+	// job still knows it; a done job is written only once every record
+	// the run handed over was loaded, like the cursor.
+	Put(ctx context.Context, j Job) error
+}
+
+// Ledger is what a stream that reads our own warehouse (Stream.Reads) and
+// hands rows on to its provider needs: the rows not handed on yet, and a
+// ledger of what it handed on that is durable before the provider call it
+// guards (FinGoal's enrichment submissions).
+type Ledger interface {
+	// Unsent calls fn with each row of Reads.Table not in the ledger, in
+	// Reads.Key order, the values of Reads.Key then Reads.Columns as text
+	// (dates YYYY-MM-DD, decimals with their scale, e.g. -12.4100). Rows
+	// are read page by page as fn consumes them, so memory stays bounded
+	// whatever the backlog; ledger rows written during the call do not
+	// change what it returns.
+	Unsent(ctx context.Context, fn func(row []string) error) error
+	// Commit writes rec, rows of Reads.Ledger, now and returns once
+	// ClickHouse accepted them, unlike Output.Records, which loads at the
+	// end of the run. The callee does not retain rec.
+	Commit(ctx context.Context, rec arrow.Record) error
+	// Register enters subjects the run created at the provider (FinGoal
+	// users it submitted transactions of) into the registry now, with
+	// source "submission".
+	Register(ctx context.Context, subs []Subject) error
+	// Stalled says n records of the stream wait on an outcome no run can
+	// learn (FinGoal transactions whose submission's answer was lost), and
+	// why; the runner notes it in etl_runs.error and the daemon exports n
+	// as finsync_stalled_records. The last call of a run counts.
+	Stalled(ctx context.Context, n uint64, why string)
+}
+
+// Lookuper reads back a stream's own earlier output (Stream.ReadsOwn).
+type Lookuper interface {
+	// Lookup reads the rows the stream's runs (or its provider's webhooks)
+	// wrote to q.Table, one of its own Tables, for the stream's provider
+	// and the run's tenant (FINAL, so each key's latest row), and calls fn
+	// with q.Columns as text (as Ledger.Unsent does), in no particular
+	// order. fn runs while the query is open: it must not wait for
+	// ClickHouse itself.
+	Lookup(ctx context.Context, q Lookup, fn func(row []string) error) error
+}
+
+// Lookup is a read of a stream's own earlier output (Lookuper).
 type Lookup struct {
 	Table   transform.Table // one of the stream's Tables
 	Columns []string
@@ -90,11 +170,11 @@ type Lookup struct {
 
 // Reads is a stream's input from our own warehouse instead of a provider:
 // FinGoal enriches the transactions the other providers loaded. The stream
-// still never sees ClickHouse; the runner reads for it (Request.Unsent).
+// still never sees ClickHouse; the runner reads for it (Ledger.Unsent).
 //
 // A row is unsent when Ledger holds no row for (the stream's provider, the
 // run's tenant, its key) other than one whose status column is Released.
-// The stream writes Ledger rows itself (Output.Commit) before it hands rows
+// The stream writes Ledger rows itself (Ledger.Commit) before it hands rows
 // to the provider, which makes "sent at most once" survive a crash.
 type Reads struct {
 	Table transform.Table // read with FINAL; rows of the stream's own provider are left out
@@ -111,7 +191,7 @@ type Reads struct {
 	Released string
 }
 
-// Job statuses.
+// Job statuses (etl_state's status column of a job).
 const (
 	JobActive  = "active"  // created at the provider, not collected yet
 	JobDone    = "done"    // collected and loaded
@@ -120,8 +200,9 @@ const (
 )
 
 // Job is an async job a stream started at a provider (finAPI jobId,
-// FinGoal batch_request_id). Params is what the collector needs to know
-// about it later (the request it was created with).
+// FinGoal batch_request_id, a FinGoal tag-status guid), as etl_state keeps
+// it. Params is what the collector needs to know about it later (the
+// request it was created with).
 type Job struct {
 	ID         string
 	Params     string
@@ -133,14 +214,16 @@ type Job struct {
 // Stream is one provider dataset: "provider.dataset", e.g.
 // fino.transactions. Each provider package returns its streams from one
 // constructor; cmd/finsync holds the one list of providers.
+//
+// Every stream hands its records to an Output. What else it needs from
+// the runner it declares here, and only then does its Request carry it:
+// SubjectKind (Request.Subjects and Registry), Async (Jobs and JobLog),
+// Reads (Ledger), ReadsOwn (Own).
 type Stream struct {
 	Name     string
 	Provider string
 	// Tables are the tables the stream writes, besides etl_rejects.
 	Tables []transform.Table
-	// SubjectKind is the kind of registry subject the stream iterates
-	// ("user", "process", ...), or "" for a tenant-level stream.
-	SubjectKind string
 	// Run extracts what req asks for, hands records to out and returns the
 	// cursor the next run resumes from. It returns only after out accepted
 	// every record; the runner writes the cursor once they are loaded.
@@ -152,8 +235,17 @@ type Stream struct {
 	// Stats, if set, reports the provider client's counters; the runner
 	// records the retries a run caused.
 	Stats func() ClientStats
-	// Reads, if set, makes the runner fill Request.Unsent.
+
+	// SubjectKind is the kind of registry subject the stream iterates
+	// ("user", "process", ...), or "" for a tenant-level stream.
+	SubjectKind string
+	// Async says the stream starts async jobs at its provider (finAPI
+	// segments, FinGoal batches and tag updates).
+	Async bool
+	// Reads, if set, is the stream's input from our own warehouse.
 	Reads *Reads
+	// ReadsOwn says the stream reads back its own earlier output.
+	ReadsOwn bool
 	// CheckParams, if set, checks the stream's params in the schedules
 	// file; a stream without it takes none.
 	CheckParams func(params map[string]string) []error
@@ -161,36 +253,15 @@ type Stream struct {
 
 // Output receives what a run extracts. Records are borrowed: the callee
 // retains what it keeps, the caller releases what it built.
+//
+// Every method of the optional parts (Registry, JobLog, Ledger, Lookuper)
+// takes a context, first. Output's take none: what they are handed is
+// loaded by the run's batches under the run's own context, also after the
+// call returned, so a context per call could not govern it (Fan's workers
+// hand over their last records once their own context ended).
 type Output interface {
 	Records(t transform.Table, rec arrow.Record) error
 	Reject(r Reject) error
-	// Skip says a subject could not be extracted for a lasting reason (the
-	// provider no longer knows it); the run goes on with the others.
-	Skip(s Subject, reason string) error
-	// Job records the state of an async job. An active, lost or expired job
-	// is written before Job returns, so that a crash right after creating a
-	// job still knows it; a done job is written only once every record the
-	// run handed over was loaded, like the cursor.
-	Job(ctx context.Context, j Job) error
-	// Forget says the provider deleted a subject's data (consent revoked,
-	// deleted at the provider). Once the run's records are loaded, the
-	// runner deletes every row of that subject from the warehouse, records
-	// that it did, and marks it SubjectRevoked so no run extracts it again.
-	Forget(s Subject, reason string) error
-	// Commit writes rec to t now and returns once ClickHouse accepted it,
-	// unlike Records, which loads at the end of the run. It is for a ledger
-	// that must be durable before the provider call it guards (FinGoal's
-	// enrichment submissions). The callee does not retain rec.
-	Commit(ctx context.Context, t transform.Table, rec arrow.Record) error
-	// Register enters subjects the run created at the provider (FinGoal
-	// users it submitted transactions of) into the registry now, with
-	// source "submission".
-	Register(ctx context.Context, subs []Subject) error
-	// Stalled says n records of the stream wait on an outcome no run can
-	// learn (FinGoal transactions whose submission's answer was lost), and
-	// why; the runner notes it in etl_runs.error and the daemon exports n as
-	// finsync_stalled_records. The last call of a run counts.
-	Stalled(n uint64, why string)
 }
 
 // Reject is a provider record that could not be transformed. It goes to

@@ -16,7 +16,8 @@ import (
 // limit) take about 1/n of the time. Every worker has state of its own
 // (a record builder), made by start; finish hands on what it still holds
 // and releases it, also after an error. The workers share out, one call at
-// a time, so a full loader blocks them all (backpressure).
+// a time, so a full loader blocks them all (backpressure); the parts of
+// the Request (Registry, ...) are safe for concurrent use themselves.
 //
 // The first error stops the other workers and is returned; records handed
 // to out before it stay handed (the runner loads them, the cursor stays).
@@ -64,40 +65,4 @@ func (l *lockedOutput) Reject(r Reject) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.out.Reject(r)
-}
-
-func (l *lockedOutput) Skip(s Subject, reason string) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.out.Skip(s, reason)
-}
-
-func (l *lockedOutput) Job(ctx context.Context, j Job) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.out.Job(ctx, j)
-}
-
-func (l *lockedOutput) Forget(s Subject, reason string) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.out.Forget(s, reason)
-}
-
-func (l *lockedOutput) Commit(ctx context.Context, t transform.Table, rec arrow.Record) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.out.Commit(ctx, t, rec)
-}
-
-func (l *lockedOutput) Register(ctx context.Context, subs []Subject) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.out.Register(ctx, subs)
-}
-
-func (l *lockedOutput) Stalled(n uint64, why string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.out.Stalled(n, why)
 }

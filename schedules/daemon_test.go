@@ -15,6 +15,7 @@ import (
 	"github.com/apache/arrow/go/v17/arrow/memory"
 
 	"github.com/finsync/finsync/extract"
+	"github.com/finsync/finsync/extract/fingoal"
 	"github.com/finsync/finsync/load/clickhouse"
 	"github.com/finsync/finsync/load/clickhouse/chtest"
 	"github.com/finsync/finsync/schedules"
@@ -216,14 +217,16 @@ func TestTriggeredRunsStartOrWaitForTheRunningOne(t *testing.T) {
 	}
 }
 
-// Records a stream reports stalled (Output.Stalled) are in the run's
+// Records a stream reports stalled (Ledger.Stalled) are in the run's
 // etl_runs.error and in finsync_stalled_records, per stream and tenant; a
 // stream that reports none has no such series.
 func TestStalledRecordsAreReported(t *testing.T) {
 	stalled := testStream("stuck-records", func(ctx context.Context) error { return nil })
+	// Its ledger (never read here) is FinGoal's, the stream that stalls.
+	stalled.Reads = fingoal.EnrichmentReads()
 	inner := stalled.Run
 	stalled.Run = func(ctx context.Context, req extract.Request, out extract.Output) (string, error) {
-		out.Stalled(3, "3 records wait on an answer that was lost")
+		req.Ledger.Stalled(ctx, 3, "3 records wait on an answer that was lost")
 		return inner(ctx, req, out)
 	}
 	d, state, _ := newDaemon(t, stalled, testStream("quiet", func(ctx context.Context) error { return nil }))

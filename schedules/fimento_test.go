@@ -77,10 +77,10 @@ func newFimentoWorldWith(t *testing.T, opts fimento.SandboxOptions) *fimentoWorl
 	log := slog.New(schedules.RunHandler(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	loader := clickhouse.NewLoader(db, clickhouse.LoaderOptions{Logger: log})
 	state := clickhouse.NewState(db, loader)
-	var subs []clickhouse.Subject
+	var subs []extract.Subject
 	for _, bank := range fimentoBanks {
 		for _, p := range sb.Processes(bank) {
-			subs = append(subs, clickhouse.Subject{Provider: "fimento", Tenant: bank, Kind: "process", ID: p, Source: clickhouse.SourceConfig})
+			subs = append(subs, extract.Subject{Provider: "fimento", Tenant: bank, Kind: "process", ID: p, Source: clickhouse.SourceConfig})
 		}
 	}
 	if err := state.AddSubjects(context.Background(), subs); err != nil {
@@ -224,7 +224,7 @@ func TestFimentoCompletedProcessesLoadTheLedger(t *testing.T) {
 					t.Errorf("completed %s: registry %q, %s rows", s.ID, s.Status, rows[0])
 				}
 			case fimento.StatusCustomerDenied:
-				if s.Status != clickhouse.StatusRevoked || !strings.Contains(s.StatusDetail, "customerDeniedConsent") || rows[0] != "0" {
+				if s.Status != extract.SubjectRevoked || !strings.Contains(s.StatusDetail, "customerDeniedConsent") || rows[0] != "0" {
 					t.Errorf("denied %s: registry %q %q, %s rows", s.ID, s.Status, s.StatusDetail, rows[0])
 				}
 			default:
@@ -446,7 +446,7 @@ func TestFimentoRevocationDeletesTheSubject(t *testing.T) {
 	}
 	copySubs, _ := w.state.Subjects(context.Background(), "fingoal", fg.tenant, "user")
 	for _, s := range copySubs {
-		if s.ID == uid && (s.Status != clickhouse.StatusRevoked || !strings.Contains(s.StatusDetail, victim)) {
+		if s.ID == uid && (s.Status != extract.SubjectRevoked || !strings.Contains(s.StatusDetail, victim)) {
 			t.Errorf("the victim's FinGoal user in the registry: %q %q", s.Status, s.StatusDetail)
 		}
 	}
@@ -462,7 +462,7 @@ func TestFimentoRevocationDeletesTheSubject(t *testing.T) {
 	}
 	subs, _ := w.state.Subjects(context.Background(), "fimento", bank, "process")
 	for _, s := range subs {
-		if s.ID == victim && (s.Status != clickhouse.StatusRevoked || !strings.Contains(s.StatusDetail, "rows deleted from")) {
+		if s.ID == victim && (s.Status != extract.SubjectRevoked || !strings.Contains(s.StatusDetail, "rows deleted from")) {
 			t.Errorf("victim in the registry: %q %q", s.Status, s.StatusDetail)
 		}
 	}
@@ -480,7 +480,7 @@ func TestFimentoRevocationDeletesTheSubject(t *testing.T) {
 	}
 	// Registering it again (config, webhook) keeps it revoked, and no run
 	// asks Fimento for it again.
-	if err := w.state.AddSubjects(context.Background(), []clickhouse.Subject{{Provider: "fimento", Tenant: bank, Kind: "process", ID: victim, Source: clickhouse.SourceWebhook}}); err != nil {
+	if err := w.state.AddSubjects(context.Background(), []extract.Subject{{Provider: "fimento", Tenant: bank, Kind: "process", ID: victim, Source: clickhouse.SourceWebhook}}); err != nil {
 		t.Fatal(err)
 	}
 	requests := w.api.Stats().Requests

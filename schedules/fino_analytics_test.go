@@ -51,9 +51,9 @@ func newAnalyticsWorld(t *testing.T, opts fino.SandboxOptions, scopes fino.Scope
 	db := chtest.NewDB(t)
 	loader := clickhouse.NewLoader(db, clickhouse.LoaderOptions{})
 	state := clickhouse.NewState(db, loader)
-	var subs []clickhouse.Subject
+	var subs []extract.Subject
 	for _, u := range sb.Users(analyticsTenant) {
-		subs = append(subs, clickhouse.Subject{Provider: "fino", Tenant: analyticsTenant, Kind: "user", ID: u, Source: "config",
+		subs = append(subs, extract.Subject{Provider: "fino", Tenant: analyticsTenant, Kind: "user", ID: u, Source: "config",
 			FirstSeen: time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)})
 	}
 	users := sb.Users(analyticsTenant)

@@ -51,10 +51,10 @@ func newFinoWorldWith(t *testing.T, opts fino.SandboxOptions) *finoWorld {
 	db := chtest.NewDB(t)
 	loader := clickhouse.NewLoader(db, clickhouse.LoaderOptions{})
 	state := clickhouse.NewState(db, loader)
-	var subs []clickhouse.Subject
+	var subs []extract.Subject
 	for _, tenant := range finoTenants {
 		for _, u := range sb.Users(tenant) {
-			subs = append(subs, clickhouse.Subject{Provider: "fino", Tenant: tenant, Kind: "user", ID: u, Source: "config",
+			subs = append(subs, extract.Subject{Provider: "fino", Tenant: tenant, Kind: "user", ID: u, Source: "config",
 				FirstSeen: time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)})
 		}
 	}
@@ -281,7 +281,7 @@ func TestFinoSecondRunReadsOnlyTheLookback(t *testing.T) {
 	resp := sandboxCall(t, w.url, http.MethodPost, "/api/users")
 	json.NewDecoder(resp.Body).Decode(&created)
 	resp.Body.Close()
-	if err := w.state.AddSubjects(context.Background(), []clickhouse.Subject{{Provider: "fino", Tenant: tenant, Kind: "user",
+	if err := w.state.AddSubjects(context.Background(), []extract.Subject{{Provider: "fino", Tenant: tenant, Kind: "user",
 		ID: created.UserID, Source: "webhook", FirstSeen: time.Date(2026, 2, 24, 10, 0, 0, 0, time.UTC)}}); err != nil {
 		t.Fatal(err)
 	}
@@ -378,7 +378,7 @@ func TestFinoWebhookBringsANewUser(t *testing.T) {
 		t.Fatalf("no correlation id (status %d)", resp.StatusCode)
 	}
 
-	var subs []clickhouse.Subject
+	var subs []extract.Subject
 	var err error
 	for deadline := time.Now().Add(10 * time.Second); len(subs) == 0 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if subs, err = state.Subjects(context.Background(), "fino", tenant, "user"); err != nil {
@@ -438,7 +438,7 @@ func sandboxCall(t *testing.T, base, method, path string) *http.Response {
 func TestFinoUnknownUserIsSkipped(t *testing.T) {
 	w := newFinoWorld(t, fino.Faults{})
 	tenant := finoTenants[0]
-	if err := w.state.AddSubjects(context.Background(), []clickhouse.Subject{{Provider: "fino", Tenant: tenant, Kind: "user",
+	if err := w.state.AddSubjects(context.Background(), []extract.Subject{{Provider: "fino", Tenant: tenant, Kind: "user",
 		ID: "deleted-user", Source: clickhouse.SourceInsert, FirstSeen: time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)}}); err != nil {
 		t.Fatal(err)
 	}

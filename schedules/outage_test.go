@@ -73,9 +73,9 @@ func TestClickHouseStoppedMidLoad(t *testing.T) {
 	log := slog.New(schedules.RunHandler(slog.NewJSONHandler(logs, nil)))
 	loader := clickhouse.NewLoader(db, clickhouse.LoaderOptions{MaxRows: 200, MaxAttempts: 3, BackoffBase: 200 * time.Millisecond, BackoffMax: time.Second, Logger: log})
 	state := clickhouse.NewState(db, loader)
-	var subs []clickhouse.Subject
+	var subs []extract.Subject
 	for _, u := range sb.Users("sandbox-client") {
-		subs = append(subs, clickhouse.Subject{Provider: "fino", Tenant: "sandbox-client", Kind: "user", ID: u, Source: "config"})
+		subs = append(subs, extract.Subject{Provider: "fino", Tenant: "sandbox-client", Kind: "user", ID: u, Source: "config"})
 	}
 	if err := state.AddSubjects(ctx, subs); err != nil {
 		t.Fatal(err)

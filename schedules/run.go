@@ -7,18 +7,13 @@ package schedules
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
-	"slices"
 	"strings"
 	"time"
-
-	"github.com/apache/arrow/go/v17/arrow"
-	"github.com/apache/arrow/go/v17/arrow/memory"
 
 	"github.com/finsync/finsync/extract"
 	"github.com/finsync/finsync/load/clickhouse"
@@ -83,163 +78,232 @@ type runOptions struct {
 }
 
 func (r *Runner) run(ctx context.Context, s extract.Stream, tenant string, o runOptions) (clickhouse.Run, error) {
-	window, lookback := o.window, o.lookback
-	now := time.Now
-	if r.Now != nil {
-		now = r.Now
+	ctx, run, err := r.begin(ctx, s, tenant, o)
+	if err != nil || run.row.Status == RunOtherShard {
+		return run.row, err
 	}
-	log := r.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	defer run.release()
+	req, err := run.request(ctx)
+	var next string
+	if err == nil {
+		run.log.InfoContext(ctx, "run started", "cursor", req.Cursor, "subjects", len(req.Subjects),
+			"window", windowText(req.Window, run.backfill), "triggered", req.Triggered)
+		next, err = runStream(ctx, s, req, run.out)
+	}
+	return run.finish(ctx, req.Cursor, next, err)
+}
+
+// runBook is one run's bookkeeping: its etl_runs row and heartbeat, the
+// cursor, registry subjects and async jobs it starts from, what it hands
+// the stream (the Output and the parts the stream declared), and what it
+// writes once the stream returned. Runner.run is begin, request, the
+// stream, finish.
+type runBook struct {
+	r        *Runner
+	stream   extract.Stream
+	tenant   string
+	opts     runOptions
+	log      *slog.Logger
+	now      func() time.Time
+	backfill bool // a window of its own: the cursor is neither read nor moved
+	// ownsTenant says this shard does the tenant's share of the stream's
+	// work that is not per subject (its async jobs).
+	ownsTenant bool
+	row        clickhouse.Run // the etl_runs row
+	stopBeat   func()
+	before     extract.ClientStats // the provider client's counters at the start
+	lineage    transform.Lineage
+
+	subjects    []extract.Subject // this shard's, of a per-subject stream
+	subjectsErr error
+	// What the run hands the stream: out always, the parts only if the
+	// stream declared them (request).
+	out    *sink
+	reg    *subjectLog
+	jobs   *jobLog
+	ledger *ledger // nil without Reads
+}
+
+// begin starts a run of s for tenant: it reads the subjects of a
+// per-subject stream, leaves another shard's work alone (a row of status
+// RunOtherShard, not recorded), records the running row and keeps it
+// beating. The context it returns carries the run's id for the log.
+func (r *Runner) begin(ctx context.Context, s extract.Stream, tenant string, o runOptions) (context.Context, *runBook, error) {
+	run := &runBook{r: r, stream: s, tenant: tenant, opts: o, log: r.Log, now: r.Now}
+	if run.now == nil {
+		run.now = time.Now
+	}
+	if run.log == nil {
+		run.log = slog.New(slog.DiscardHandler)
 	}
 	// The run's own clock keeps sub-second precision (duration_ms); what
 	// lands in DateTime columns is whole seconds.
-	started := now().UTC()
+	started := run.now().UTC()
 	start := started.Truncate(time.Second)
-	backfill := !window.To.IsZero()
-	if !backfill {
+	window := o.window
+	run.backfill = !window.To.IsZero()
+	if !run.backfill {
 		window.To = start
 	}
 	// With FINSYNC_SHARD, a tenant-level stream runs on one shard; a
 	// per-subject stream runs on every shard with that shard's subjects, and
 	// its async jobs go to one shard, so no provider job is created twice.
-	ownsTenant := r.Shard.OwnsTenant(s.Name, tenant)
-	var subjects []extract.Subject
-	var registry map[string]clickhouse.Subject
-	var subjectsErr error
+	run.ownsTenant = r.Shard.OwnsTenant(s.Name, tenant)
+	var known map[string]extract.Subject
 	if s.SubjectKind != "" {
-		subjects, registry, subjectsErr = r.subjects(ctx, s, tenant)
+		run.subjects, known, run.subjectsErr = run.readSubjects(ctx)
 	}
-	if !ownsTenant && (s.SubjectKind == "" || (subjectsErr == nil && len(subjects) == 0)) {
-		return clickhouse.Run{Stream: s.Name, Tenant: tenant, Status: RunOtherShard, StartedAt: started,
-			Error: "another shard's work (this is shard " + r.Shard.String() + ")"}, nil
+	if !run.ownsTenant && (s.SubjectKind == "" || (run.subjectsErr == nil && len(run.subjects) == 0)) {
+		run.row = clickhouse.Run{Stream: s.Name, Tenant: tenant, Status: RunOtherShard, StartedAt: started,
+			Error: "another shard's work (this is shard " + r.Shard.String() + ")"}
+		return ctx, run, nil
 	}
-	run := clickhouse.Run{Stream: s.Name, ID: newRunID(start), Tenant: tenant, Status: clickhouse.RunRunning,
+	run.row = clickhouse.Run{Stream: s.Name, ID: newRunID(start), Tenant: tenant, Status: clickhouse.RunRunning,
 		StartedAt: started, WindowFrom: window.From, WindowTo: window.To}
 	// Every log line of the run, the extractors' included, carries its id.
-	ctx = WithRun(ctx, s.Name, tenant, run.ID)
-	if err := r.State.RecordRun(ctx, run); err != nil {
-		return run, err
+	ctx = WithRun(ctx, s.Name, tenant, run.row.ID)
+	if err := r.State.RecordRun(ctx, run.row); err != nil {
+		return ctx, run, err
 	}
-	stopBeating := r.heartbeat(ctx, log, run)
-	var before extract.ClientStats
+	run.stopBeat = run.heartbeat(ctx)
 	if s.Stats != nil {
-		before = s.Stats()
+		run.before = s.Stats()
 	}
+	run.lineage = transform.Lineage{Provider: s.Provider, Tenant: tenant, RunID: run.row.ID, ExtractedAt: start, Version: r.State.Version()}
+	run.out = newSink(ctx, r.Loader, s.Name, run.lineage)
+	run.reg = &subjectLog{stream: s.Name, known: known}
+	run.jobs = &jobLog{state: r.State, stream: s.Name, tenant: tenant}
+	if s.Reads != nil {
+		run.ledger = newLedger(r.Loader, r.State, s, tenant)
+	}
+	return ctx, run, nil
+}
 
-	req := extract.Request{Tenant: tenant, Window: window, Lookback: lookback, Triggered: o.triggered,
-		Lineage: transform.Lineage{Provider: s.Provider, Tenant: tenant, RunID: run.ID, ExtractedAt: start, Version: r.State.Version()}}
-	var cursor string
+// request is what the run asks the stream for: its window, cursor,
+// subjects and active jobs, and the parts the stream declared. An error
+// reading them fails the run before the stream starts.
+func (run *runBook) request(ctx context.Context) (extract.Request, error) {
+	s, o := run.stream, run.opts
+	req := extract.Request{Tenant: run.tenant, Window: extract.Window{From: run.row.WindowFrom, To: run.row.WindowTo},
+		Lookback: o.lookback, Triggered: o.triggered, Lineage: run.lineage}
 	var err error
-	if !backfill {
-		cursor, err = r.cursor(ctx, s, tenant)
+	if !run.backfill {
+		req.Cursor, err = run.cursor(ctx)
 	}
 	if err == nil {
-		req.Subjects, err = subjects, subjectsErr
+		req.Subjects, err = run.subjects, run.subjectsErr
 	}
-	if err == nil && ownsTenant {
-		req.Jobs, err = r.jobs(ctx, s.Name, tenant)
+	if err == nil && run.ownsTenant && s.Async {
+		req.Jobs, err = run.r.State.Jobs(ctx, s.Name, run.tenant, extract.JobActive)
 	}
-	req.Cursor = cursor
-	if rd := s.Reads; rd != nil {
-		q := clickhouse.UnsentQuery{Table: rd.Table, Key: rd.Key, Columns: rd.Columns, Ledger: rd.Ledger,
-			LedgerKey: rd.LedgerKey, Released: rd.Released, Provider: s.Provider, Tenant: tenant}
-		req.Unsent = func(ctx context.Context, fn func(row []string) error) error { return r.State.Unsent(ctx, q, fn) }
+	// The optional parts, for a stream that declares it needs them.
+	if s.SubjectKind != "" {
+		req.Registry = run.reg
 	}
-	req.Lookup = func(ctx context.Context, q extract.Lookup, fn func(row []string) error) error {
-		if !slices.ContainsFunc(s.Tables, func(t transform.Table) bool { return t.Name == q.Table.Name }) {
-			return fmt.Errorf("%s may look up only its own tables, not %s", s.Name, q.Table.Name)
-		}
-		return r.State.Lookup(ctx, clickhouse.LookupQuery{Table: q.Table, Columns: q.Columns, Where: q.Where, Provider: s.Provider, Tenant: tenant}, fn)
+	if s.Async {
+		req.JobLog = run.jobs
 	}
-	var next string
-	sink := newSink(ctx, r.Loader, r.State, s.Name, tenant, req.Lineage, registry)
-	defer sink.rejected.Release()
-	if err == nil {
-		log.InfoContext(ctx, "run started", "cursor", cursor, "subjects", len(req.Subjects), "window", windowText(window, backfill),
-			"triggered", o.triggered)
-		next, err = runStream(ctx, s, req, sink)
+	if s.Reads != nil {
+		req.Ledger = run.ledger
 	}
+	if s.ReadsOwn {
+		req.Own = ownRows{state: run.r.State, stream: s, tenant: run.tenant}
+	}
+	return req, err
+}
+
+// finish ends the run once the stream returned next (its new cursor) and
+// err: it loads what the stream handed over, acts on what the stream said
+// of subjects and jobs, moves the cursor from cursor to next if the run
+// succeeded, and records the final row, which it returns.
+func (run *runBook) finish(ctx context.Context, cursor, next string, err error) (clickhouse.Run, error) {
+	s, log, row := run.stream, run.log, &run.row
 	// Load what was extracted, even when extraction stopped early: it is
 	// valid, and loading it twice later is harmless.
-	sendErr := sink.send()
+	sendErr := run.out.send()
 	// The provider deleted these subjects' data: so does the warehouse, even
 	// when extraction stopped early, and whatever the run's context says.
-	if ferr := r.forget(context.WithoutCancel(ctx), log, s, sink); ferr != nil {
+	if ferr := run.forget(context.WithoutCancel(ctx)); ferr != nil {
 		sendErr = errors.Join(sendErr, ferr)
 	}
 	// A run that read a subject before another run found it revoked has
 	// just loaded rows of it: they go too, now that they are loaded.
-	swept, serr := r.sweep(context.WithoutCancel(ctx), log, s, tenant)
+	swept, serr := run.sweep(context.WithoutCancel(ctx))
 	if serr != nil {
 		sendErr = errors.Join(sendErr, serr)
 	}
 
-	run.Rows, run.Rejects, run.Retries, run.Stalled = sink.accepted(), sink.rejects, uint64(sink.retries()), sink.stalled
+	stalled, stalledWhy := run.ledger.stalledRecords()
+	row.Rows, row.Rejects, row.Retries, row.Stalled = run.out.accepted(), run.out.rejects, uint64(run.out.retries()), stalled
 	var inc *extract.Inconsistent
 	if errors.As(err, &inc) {
-		run.Inconsistent = inc.Check
+		row.Inconsistent = inc.Check
 	}
 	if s.Stats != nil {
-		run.Retries += uint64(s.Stats().Retries - before.Retries)
+		row.Retries += uint64(s.Stats().Retries - run.before.Retries)
 	}
 	if sendErr == nil {
 		// Jobs collected and loaded are done only now.
-		sendErr = sink.jobsDone(context.WithoutCancel(ctx))
+		sendErr = run.jobs.writeDone(context.WithoutCancel(ctx))
 	}
+	skipped, forgotten := run.reg.skipped, run.reg.forgotten
 	switch {
 	case sendErr != nil:
-		run.Status, run.Error = clickhouse.RunFailed, joinErrors(err, sendErr)
+		row.Status, row.Error = clickhouse.RunFailed, joinErrors(err, sendErr)
 	case err == nil:
-		run.Status = clickhouse.RunSuccess
+		row.Status = clickhouse.RunSuccess
 		var notes []string
-		if len(sink.forgotten) > 0 {
+		if len(forgotten) > 0 {
 			notes = append(notes, fmt.Sprintf("deleted the rows of %d subject(s) whose data the provider deleted, see subjects.status_detail; first: %s %s",
-				len(sink.forgotten), sink.forgotten[0].ID, sink.forgotten[0].StatusDetail))
+				len(forgotten), forgotten[0].ID, forgotten[0].StatusDetail))
 		}
 		if swept > 0 {
 			notes = append(notes, fmt.Sprintf("deleted again the rows of %d revoked subject(s) that a run loaded after their deletion", swept))
 		}
-		if len(sink.skipped) > 0 {
+		if len(skipped) > 0 {
 			notes = append(notes, fmt.Sprintf("skipped %d subject(s), see subjects.status_detail; first: %s %s",
-				len(sink.skipped), sink.skipped[0].ID, sink.skipped[0].StatusDetail))
+				len(skipped), skipped[0].ID, skipped[0].StatusDetail))
 		}
-		run.Error = strings.Join(notes, "; ")
-		if next != cursor && !backfill {
-			if cerr := r.State.SetCheckpoint(ctx, s.Name, tenant, r.cursorKey(s), next); cerr != nil {
-				run.Status, run.Error = clickhouse.RunFailed, cerr.Error()
+		row.Error = strings.Join(notes, "; ")
+		if next != cursor && !run.backfill {
+			if cerr := run.setCursor(ctx, next); cerr != nil {
+				row.Status, row.Error = clickhouse.RunFailed, cerr.Error()
 			}
 		}
 	case extract.IsRetryable(err):
-		run.Status, run.Error = clickhouse.RunPartial, err.Error()
+		row.Status, row.Error = clickhouse.RunPartial, err.Error()
 	default:
-		run.Status, run.Error = clickhouse.RunFailed, err.Error()
+		row.Status, row.Error = clickhouse.RunFailed, err.Error()
 	}
-	if sink.stalled > 0 {
-		run.Error = strings.TrimPrefix(run.Error+"; "+sink.stalledWhy, "; ")
+	if stalled > 0 {
+		row.Error = strings.TrimPrefix(row.Error+"; "+stalledWhy, "; ")
 	}
-	if len(sink.skipped) > 0 {
-		if serr := r.State.AddSubjects(context.WithoutCancel(ctx), sink.skipped); serr != nil {
+	if len(skipped) > 0 {
+		if serr := run.r.State.AddSubjects(context.WithoutCancel(ctx), skipped); serr != nil {
 			log.WarnContext(ctx, "recording skipped subjects", "err", serr)
 		}
 	}
-	run.FinishedAt = now().UTC()
-	stopBeating() // before the final row, which must be the newest
+	row.FinishedAt = run.now().UTC()
+	run.stopBeat() // before the final row, which must be the newest
 	// The run row must land even when ctx ended the run.
-	recordErr := r.State.RecordRun(context.WithoutCancel(ctx), run)
-	log.InfoContext(ctx, "run finished", "status", run.Status,
-		"rows", run.Rows, "rejects", run.Rejects, "retries", run.Retries, "error", run.Error)
-	if run.Status == clickhouse.RunFailed || run.Status == clickhouse.RunPartial {
-		return run, errors.Join(fmt.Errorf("%s %s: %s", s.Name, run.Status, run.Error), recordErr)
+	recordErr := run.r.State.RecordRun(context.WithoutCancel(ctx), *row)
+	log.InfoContext(ctx, "run finished", "status", row.Status,
+		"rows", row.Rows, "rejects", row.Rejects, "retries", row.Retries, "error", row.Error)
+	if row.Status == clickhouse.RunFailed || row.Status == clickhouse.RunPartial {
+		return *row, errors.Join(fmt.Errorf("%s %s: %s", s.Name, row.Status, row.Error), recordErr)
 	}
-	return run, recordErr
+	return *row, recordErr
 }
+
+// release frees what the run held for the stream.
+func (run *runBook) release() { run.out.release() }
 
 // heartbeat rewrites the running run's row every minute, or four times
 // within ctx's deadline if that is sooner, until the returned stop is
 // called: AbandonRuns takes a row silent for longer than the stream's
 // timeout for a dead process's, and a live run is never that silent.
-func (r *Runner) heartbeat(ctx context.Context, log *slog.Logger, run clickhouse.Run) (stop func()) {
+func (run *runBook) heartbeat(ctx context.Context) (stop func()) {
+	beat := run.row // the running row as begin recorded it
 	every := time.Minute
 	if deadline, ok := ctx.Deadline(); ok {
 		every = max(min(every, time.Until(deadline)/4), 10*time.Millisecond)
@@ -256,8 +320,8 @@ func (r *Runner) heartbeat(ctx context.Context, log *slog.Logger, run clickhouse
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				if err := r.State.RecordRun(ctx, run); err != nil && ctx.Err() == nil {
-					log.WarnContext(ctx, "heartbeat not recorded", "err", err)
+				if err := run.r.State.RecordRun(ctx, beat); err != nil && ctx.Err() == nil {
+					run.log.WarnContext(ctx, "heartbeat not recorded", "err", err)
 				}
 			}
 		}
@@ -306,21 +370,21 @@ func runStream(ctx context.Context, s extract.Stream, req extract.Request, out e
 	return s.Run(ctx, req, out)
 }
 
-// subjects reads the stream's subjects of this shard from the registry,
-// also returned by id (the runner updates their status).
-func (r *Runner) subjects(ctx context.Context, s extract.Stream, tenant string) ([]extract.Subject, map[string]clickhouse.Subject, error) {
-	rows, err := r.State.Subjects(ctx, s.Provider, tenant, s.SubjectKind)
+// readSubjects reads the stream's subjects of this shard from the
+// registry, also returned by id (the run updates their status).
+func (run *runBook) readSubjects(ctx context.Context) ([]extract.Subject, map[string]extract.Subject, error) {
+	s := run.stream
+	rows, err := run.r.State.Subjects(ctx, s.Provider, run.tenant, s.SubjectKind)
 	if err != nil {
 		return nil, nil, err
 	}
 	var out []extract.Subject
-	byID := make(map[string]clickhouse.Subject, len(rows))
+	byID := make(map[string]extract.Subject, len(rows))
 	for _, row := range rows {
-		if !r.Shard.OwnsSubject(row.Provider, row.Tenant, row.ID) {
+		if !run.r.Shard.OwnsSubject(row.Provider, row.Tenant, row.ID) {
 			continue
 		}
-		out = append(out, extract.Subject{Provider: row.Provider, Tenant: row.Tenant, Kind: row.Kind, ID: row.ID,
-			CorrelationID: row.CorrelationID, FirstSeen: row.FirstSeen, Status: row.Status})
+		out = append(out, row)
 		byID[row.ID] = row
 	}
 	return out, byID, nil
@@ -329,44 +393,43 @@ func (r *Runner) subjects(ctx context.Context, s extract.Stream, tenant string) 
 // cursorKey is where the stream's cursor is kept in etl_state: a
 // per-subject stream split over shards keeps one per shard, since each
 // shard moves through its own subjects.
-func (r *Runner) cursorKey(s extract.Stream) string {
-	if s.SubjectKind == "" || r.Shard.All() {
+func (run *runBook) cursorKey() string {
+	if run.stream.SubjectKind == "" || run.r.Shard.All() {
 		return clickhouse.CursorKey("")
 	}
-	return clickhouse.CursorKey(r.Shard.String())
+	return clickhouse.CursorKey(run.r.Shard.String())
 }
 
-// cursor is the stream's cursor for tenant. A shard's first run starts
-// from the unsharded cursor: that run covered every subject up to it.
-func (r *Runner) cursor(ctx context.Context, s extract.Stream, tenant string) (string, error) {
-	key := r.cursorKey(s)
-	c, err := r.State.Checkpoint(ctx, s.Name, tenant, key)
+// cursor is the stream's cursor for the run's tenant. A shard's first run
+// starts from the unsharded cursor: that run covered every subject up to
+// it.
+func (run *runBook) cursor(ctx context.Context) (string, error) {
+	name, st := run.stream.Name, run.r.State
+	key := run.cursorKey()
+	c, err := st.Checkpoint(ctx, name, run.tenant, key)
 	if err == nil && c == "" && key != clickhouse.CursorKey("") {
-		return r.State.Cursor(ctx, s.Name, tenant)
+		return st.Cursor(ctx, name, run.tenant)
 	}
 	return c, err
 }
 
-// jobs reads the stream's active async jobs.
-func (r *Runner) jobs(ctx context.Context, stream, tenant string) ([]extract.Job, error) {
-	rows, err := r.State.Jobs(ctx, stream, tenant, extract.JobActive)
-	out := make([]extract.Job, len(rows))
-	for i, j := range rows {
-		out[i] = extract.Job(j)
-	}
-	return out, err
+// setCursor moves the stream's cursor; only once every record it covers
+// was loaded.
+func (run *runBook) setCursor(ctx context.Context, cursor string) error {
+	return run.r.State.SetCheckpoint(ctx, run.stream.Name, run.tenant, run.cursorKey(), cursor)
 }
 
 // forget deletes the rows of every subject the run's stream said the
 // provider deleted, then marks each revoked in the registry (a failed
 // deletion leaves it as it was: the next run finds it revoked at the
 // provider again and retries).
-func (r *Runner) forget(ctx context.Context, log *slog.Logger, s extract.Stream, sink *sink) error {
+func (run *runBook) forget(ctx context.Context) error {
+	st, log := run.r.State, run.log
 	var errs []error
-	var done []clickhouse.Subject
-	var derived []clickhouse.Subject
-	for _, row := range sink.forgotten {
-		del, err := r.State.DeleteSubjectRows(ctx, row.Provider, row.Tenant, row.ID)
+	var done []extract.Subject
+	var derived []extract.Subject
+	for _, row := range run.reg.forgotten {
+		del, err := st.DeleteSubjectRows(ctx, row.Provider, row.Tenant, row.ID)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -381,31 +444,33 @@ func (r *Runner) forget(ctx context.Context, log *slog.Logger, s extract.Stream,
 		done = append(done, row)
 		derived = append(derived, revokedCopies(row, del.Derived, at)...)
 	}
-	sink.forgotten = done
+	run.reg.forgotten = done
 	// The copies (FinGoal's users of the subject) are revoked as well: no
 	// stream reads them again.
-	if rows := append(append([]clickhouse.Subject{}, done...), derived...); len(rows) > 0 {
-		errs = append(errs, r.State.AddSubjects(ctx, rows))
+	if rows := append(append([]extract.Subject{}, done...), derived...); len(rows) > 0 {
+		errs = append(errs, st.AddSubjects(ctx, rows))
 	}
 	return errors.Join(errs...)
 }
 
-// sweep deletes the rows of revoked subjects that runs of s's provider for
-// tenant (this one, or one racing it) loaded after the subjects' deletion:
+// sweep deletes the rows of revoked subjects that runs of the stream's
+// provider for the tenant (this one, or one racing it) loaded after the
+// subjects' deletion:
 // a run of one stream reads a subject, another stream's run finds it
 // revoked and deletes its rows, then the first loads what it read. Every
 // run sweeps once its records are loaded, and the run that revokes sweeps
 // after marking the subject revoked, so whichever of two racing runs loads
 // last finds the other's rows. It returns how many subjects it cleaned.
-func (r *Runner) sweep(ctx context.Context, log *slog.Logger, s extract.Stream, tenant string) (int, error) {
-	subs, err := r.State.RevokedWithRows(ctx, s.Provider, tenant, s.Reads != nil)
+func (run *runBook) sweep(ctx context.Context) (int, error) {
+	s, st, log := run.stream, run.r.State, run.log
+	subs, err := st.RevokedWithRows(ctx, s.Provider, run.tenant, s.Reads != nil)
 	if err != nil {
 		return 0, err
 	}
 	var errs []error
-	var copies []clickhouse.Subject
+	var copies []extract.Subject
 	for _, sub := range subs {
-		del, err := r.State.DeleteSubjectRows(ctx, sub.Provider, sub.Tenant, sub.ID)
+		del, err := st.DeleteSubjectRows(ctx, sub.Provider, sub.Tenant, sub.ID)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -415,17 +480,17 @@ func (r *Runner) sweep(ctx context.Context, log *slog.Logger, s extract.Stream, 
 		copies = append(copies, revokedCopies(sub, del.Derived, time.Now().UTC().Format(time.RFC3339))...)
 	}
 	if len(copies) > 0 {
-		errs = append(errs, r.State.AddSubjects(ctx, copies))
+		errs = append(errs, st.AddSubjects(ctx, copies))
 	}
 	return len(subs), errors.Join(errs...)
 }
 
 // revokedCopies are the registry rows that mark the copies of a revoked
 // subject revoked too.
-func revokedCopies(of clickhouse.Subject, copies []clickhouse.Subject, at string) []clickhouse.Subject {
-	out := make([]clickhouse.Subject, len(copies))
+func revokedCopies(of extract.Subject, copies []extract.Subject, at string) []extract.Subject {
+	out := make([]extract.Subject, len(copies))
 	for i, c := range copies {
-		c.Status = clickhouse.StatusRevoked
+		c.Status = extract.SubjectRevoked
 		c.StatusDetail = fmt.Sprintf("copy of %s/%s/%s, whose data its provider deleted; rows deleted at %s", of.Provider, of.Tenant, of.ID, at)
 		out[i] = c
 	}
@@ -443,161 +508,12 @@ func newRunID(start time.Time) string {
 	return start.Format("20060102T150405Z") + "-" + hex.EncodeToString(b)
 }
 
-// sink is the runner's extract.Output: a batch per table, rejects into
-// etl_rejects.
-type sink struct {
-	ctx     context.Context
-	loader  *clickhouse.Loader
-	state   *clickhouse.State
-	stream  string
-	tenant  string
-	done    []extract.Job // written once the run's records are loaded
-	lineage transform.Lineage
-	batches map[string]*clickhouse.Batch
-	order   []string
-	rejects uint64
-	// rejected builds etl_rejects rows; they are few, so row by row.
-	rejected  *transform.RowWriter
-	registry  map[string]clickhouse.Subject
-	skipped   []clickhouse.Subject // registry rows with their new status
-	forgotten []clickhouse.Subject // subjects whose rows are to be deleted, status revoked
-	// stalled records wait on an outcome no run can learn (-1: not
-	// reported), and why.
-	stalled    int64
-	stalledWhy string
-}
-
-// Stalled notes the stream's records waiting on an unknowable outcome.
-func (s *sink) Stalled(n uint64, why string) { s.stalled, s.stalledWhy = int64(n), why }
-
-func newSink(ctx context.Context, l *clickhouse.Loader, st *clickhouse.State, stream, tenant string, lin transform.Lineage, registry map[string]clickhouse.Subject) *sink {
-	return &sink{ctx: ctx, loader: l, state: st, stream: stream, tenant: tenant, lineage: lin, batches: map[string]*clickhouse.Batch{},
-		rejected: transform.NewRowWriter(memory.DefaultAllocator, transform.EtlRejects), registry: registry, stalled: -1}
-}
-
-// Skip notes a subject the provider could not serve; the runner records it
-// in the registry's status once the run ends.
-func (s *sink) Skip(sub extract.Subject, reason string) error {
-	row, ok := s.registry[sub.ID]
-	if !ok {
-		row = clickhouse.Subject{Provider: sub.Provider, Tenant: sub.Tenant, Kind: sub.Kind, ID: sub.ID, Source: clickhouse.SourceInsert}
-	}
-	row.Status, row.StatusDetail = "skipped", s.stream+": "+reason
-	s.skipped = append(s.skipped, row)
-	return nil
-}
-
-// Job writes an async job's state now, or for a done job once the run's
-// records are loaded (jobsDone).
-func (s *sink) Job(ctx context.Context, j extract.Job) error {
-	if j.Status == extract.JobDone {
-		s.done = append(s.done, j)
-		return nil
-	}
-	return s.state.PutJob(ctx, s.stream, s.tenant, clickhouse.Job(j))
-}
-
-// Commit loads rec into t at once, in an INSERT of its own.
-func (s *sink) Commit(ctx context.Context, t transform.Table, rec arrow.Record) error {
-	b := s.loader.NewBatch(ctx, t)
-	if err := b.Append(rec); err != nil {
-		b.Abort()
-		return err
-	}
-	return b.Send()
-}
-
-// Register enters subjects the run created into the registry at once.
-func (s *sink) Register(ctx context.Context, subs []extract.Subject) error {
-	rows := make([]clickhouse.Subject, len(subs))
-	for i, sub := range subs {
-		rows[i] = clickhouse.Subject{Provider: sub.Provider, Tenant: sub.Tenant, Kind: sub.Kind, ID: sub.ID,
-			CorrelationID: sub.CorrelationID, FirstSeen: sub.FirstSeen, Source: clickhouse.SourceSubmission}
-	}
-	return s.state.AddSubjects(ctx, rows)
-}
-
-func (s *sink) jobsDone(ctx context.Context) error {
-	for _, j := range s.done {
-		if err := s.state.PutJob(ctx, s.stream, s.tenant, clickhouse.Job(j)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// Forget notes a subject whose data the provider deleted; the runner
-// deletes its rows once the run's records are loaded.
-func (s *sink) Forget(sub extract.Subject, reason string) error {
-	row, ok := s.registry[sub.ID]
-	if !ok {
-		row = clickhouse.Subject{Provider: sub.Provider, Tenant: sub.Tenant, Kind: sub.Kind, ID: sub.ID, Source: clickhouse.SourceInsert}
-	}
-	row.Status, row.StatusDetail = clickhouse.StatusRevoked, s.stream+": "+reason
-	s.forgotten = append(s.forgotten, row)
-	return nil
-}
-
-func (s *sink) batch(t transform.Table) *clickhouse.Batch {
-	b, ok := s.batches[t.Name]
-	if !ok {
-		b = s.loader.NewBatch(s.ctx, t)
-		s.batches[t.Name] = b
-		s.order = append(s.order, t.Name)
-	}
-	return b
-}
-
-func (s *sink) Records(t transform.Table, rec arrow.Record) error { return s.batch(t).Append(rec) }
-
-func (s *sink) Reject(r extract.Reject) error {
-	key := r.Key
-	if key == "" {
-		sum := sha256.Sum256(r.Raw)
-		key = "sha256:" + hex.EncodeToString(sum[:8])
-	}
-	s.rejects++
-	return s.rejected.Append(s.stream, s.lineage.RunID, key, s.lineage.Provider, s.lineage.Tenant,
-		r.Table, r.Reason, string(r.Raw), s.lineage.ExtractedAt, s.lineage.Version)
-}
-
-// send loads the rejects and waits for every batch; it returns the first
-// error after trying them all.
-func (s *sink) send() error {
-	rec := s.rejected.Record()
-	defer rec.Release()
-	var errs []error
-	if rec.NumRows() > 0 {
-		errs = append(errs, s.batch(transform.EtlRejects).Append(rec))
-	}
-	for _, name := range s.order {
-		errs = append(errs, s.batches[name].Send())
-	}
-	return errors.Join(errs...)
-}
-
-func (s *sink) accepted() map[string]uint64 {
-	rows := map[string]uint64{}
-	for name, b := range s.batches {
-		rows[name] = uint64(b.Rows())
-	}
-	return rows
-}
-
-func (s *sink) retries() int64 {
-	var n int64
-	for _, b := range s.batches {
-		n += b.Retries()
-	}
-	return n
-}
-
 // RecordSubject is what a provider's webhook receiver calls with the subject
 // a webhook announced: it enters the registry (source webhook) and returns
 // once ClickHouse accepted it, so the receiver answers 2xx only then.
 func RecordSubject(state *clickhouse.State) func(context.Context, extract.Subject) error {
 	return func(ctx context.Context, s extract.Subject) error {
-		return state.AddSubjects(ctx, []clickhouse.Subject{{Provider: s.Provider, Tenant: s.Tenant, Kind: s.Kind,
+		return state.AddSubjects(ctx, []extract.Subject{{Provider: s.Provider, Tenant: s.Tenant, Kind: s.Kind,
 			ID: s.ID, CorrelationID: s.CorrelationID, Source: clickhouse.SourceWebhook}})
 	}
 }
@@ -616,6 +532,6 @@ func JobStatus(state *clickhouse.State) func(ctx context.Context, stream, tenant
 // returns once ClickHouse accepted it.
 func RecordJob(state *clickhouse.State) func(ctx context.Context, stream, tenant string, j extract.Job) error {
 	return func(ctx context.Context, stream, tenant string, j extract.Job) error {
-		return state.PutJob(ctx, stream, tenant, clickhouse.Job(j))
+		return state.PutJob(ctx, stream, tenant, j)
 	}
 }

@@ -87,10 +87,10 @@ func (b *bench) reset(ctx context.Context) error {
 // register enters the sandbox's users into the subjects registry, as an
 // operator's INSERT would.
 func (b *bench) register(ctx context.Context, users []string) error {
-	subs := make([]clickhouse.Subject, len(users))
+	subs := make([]extract.Subject, len(users))
 	first := time.Now().AddDate(0, 0, -30)
 	for i, u := range users {
-		subs[i] = clickhouse.Subject{Provider: "fino", Tenant: sandboxClient, Kind: "user", ID: u, Source: clickhouse.SourceInsert, FirstSeen: first}
+		subs[i] = extract.Subject{Provider: "fino", Tenant: sandboxClient, Kind: "user", ID: u, Source: clickhouse.SourceInsert, FirstSeen: first}
 	}
 	return b.state.AddSubjects(ctx, subs)
 }
@@ -279,6 +279,7 @@ func (b *bench) extractOnly(ctx context.Context, sb *sandboxProc) (result, error
 		return result{}, err
 	}
 	out := &countingOutput{}
+	req.Registry = out // fino.transactions is per-subject
 	r, err := measure("extract (HTTP → Arrow, no load)", b.server, func() (int, int64, error) {
 		_, err := stream.Run(ctx, req, out)
 		return out.rows, 0, err
@@ -297,22 +298,17 @@ func (b *bench) extractOnly(ctx context.Context, sb *sandboxProc) (result, error
 	return r, nil
 }
 
-// countingOutput counts the rows it is handed and keeps nothing.
+// countingOutput counts the rows it is handed and keeps nothing; it is
+// the stream's Registry too, and ignores what it is told of subjects.
 type countingOutput struct{ rows, rejects int }
 
 func (o *countingOutput) Records(t transform.Table, rec arrow.Record) error {
 	o.rows += int(rec.NumRows())
 	return nil
 }
-func (o *countingOutput) Reject(extract.Reject) error                       { o.rejects++; return nil }
-func (o *countingOutput) Skip(extract.Subject, string) error                { return nil }
-func (o *countingOutput) Job(context.Context, extract.Job) error            { return nil }
-func (o *countingOutput) Forget(extract.Subject, string) error              { return nil }
-func (o *countingOutput) Register(context.Context, []extract.Subject) error { return nil }
-func (o *countingOutput) Stalled(uint64, string)                            {}
-func (o *countingOutput) Commit(context.Context, transform.Table, arrow.Record) error {
-	return nil
-}
+func (o *countingOutput) Reject(extract.Reject) error                           { o.rejects++; return nil }
+func (o *countingOutput) Skip(context.Context, extract.Subject, string) error   { return nil }
+func (o *countingOutput) Forget(context.Context, extract.Subject, string) error { return nil }
 
 // page is one categorization page as the sandbox served it.
 type page struct {

@@ -8,13 +8,10 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/apache/arrow/go/v17/arrow"
-
 	"github.com/finsync/finsync/extract"
 	"github.com/finsync/finsync/load/clickhouse"
 	"github.com/finsync/finsync/schedules"
 	finsql "github.com/finsync/finsync/sql"
-	"github.com/finsync/finsync/transform"
 )
 
 // runDaemon is `finsync run`: the schedules, the webhook receivers, the
@@ -128,14 +125,9 @@ func daemonMux(c Config, ps []extract.Provider, d *schedules.Daemon, loader *cli
 		},
 		JobStatus: schedules.JobStatus(state),
 		Job:       schedules.RecordJob(state),
-		Insert: func(ctx context.Context, t transform.Table, rec arrow.Record) error {
-			b := loader.NewBatch(ctx, t)
-			if err := b.Append(rec); err != nil {
-				b.Abort()
-				return err
-			}
-			return b.Send()
-		},
+		// Rows a webhook carried are written at once, as the runner writes
+		// a stream's ledger rows.
+		Insert:  loader.Insert,
 		Version: state.Version,
 	}
 	for _, p := range ps {

@@ -65,7 +65,7 @@ func TestKilledBetweenJobCreationAndCollection(t *testing.T) {
 	// Wait until the child recorded the job and is polling it, then kill it.
 	db, err := clickhouse.Open(context.Background(), opts)
 	deadline := time.Now().Add(30 * time.Second)
-	var jobs []clickhouse.Job
+	var jobs []extract.Job
 	for len(jobs) == 0 {
 		if time.Now().After(deadline) {
 			child.Process.Kill()

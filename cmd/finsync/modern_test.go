@@ -19,6 +19,7 @@ import (
 	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/ext"
 
+	"github.com/finsync/finsync/extract"
 	"github.com/finsync/finsync/load/clickhouse"
 	"github.com/finsync/finsync/load/clickhouse/chtest"
 	finsql "github.com/finsync/finsync/sql"
@@ -111,7 +112,7 @@ func TestEveryStatementOnModernClickHouse(t *testing.T) {
 	// A fino user with FinGoal copies is revoked; expiry meets a month
 	// partition wholly expired and one partly expired (rows added below).
 	victim := firstRow(t, plain, "SELECT source_tenant, user_id FROM enrichment_submissions FINAL WHERE source_provider = 'fino' AND uid != '' ORDER BY source_tenant, user_id LIMIT 1")
-	noErr(t, state.AddSubjects(ctx, []clickhouse.Subject{{Provider: "fino", Tenant: victim[0], Kind: "user", ID: victim[1], Source: clickhouse.SourceInsert, Status: clickhouse.StatusRevoked}}))
+	noErr(t, state.AddSubjects(ctx, []extract.Subject{{Provider: "fino", Tenant: victim[0], Kind: "user", ID: victim[1], Source: clickhouse.SourceInsert, Status: extract.SubjectRevoked}}))
 	addOldSegments(t, plain)
 
 	// 2. The same database on both engines: the migrations in order, then

@@ -74,10 +74,10 @@ func providers(c Config, log *slog.Logger, m *schedules.Metrics) []extract.Provi
 }
 
 // configSubjects are the subjects p's configuration names, for the registry.
-func configSubjects(p extract.Provider) []clickhouse.Subject {
-	var out []clickhouse.Subject
-	for _, s := range p.Subjects {
-		out = append(out, clickhouse.Subject{Provider: s.Provider, Tenant: s.Tenant, Kind: s.Kind, ID: s.ID, Source: "config"})
+func configSubjects(p extract.Provider) []extract.Subject {
+	out := slices.Clone(p.Subjects)
+	for i := range out {
+		out[i].Source = clickhouse.SourceConfig
 	}
 	return out
 }

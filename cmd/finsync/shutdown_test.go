@@ -156,7 +156,7 @@ streams:
 			jobs := clickhouse.NewState(db, clickhouse.NewLoader(db, clickhouse.LoaderOptions{}))
 			for _, m := range []string{"mandator-a", "mandator-b"} {
 				if err := jobs.PutJob(context.Background(), "finapi.segments.high_balance", m,
-					clickhouse.Job{ID: "job-" + m, Status: extract.JobActive, CreatedAt: time.Now().UTC().Truncate(time.Second)}); err != nil {
+					extract.Job{ID: "job-" + m, Status: extract.JobActive, CreatedAt: time.Now().UTC().Truncate(time.Second)}); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -39,7 +39,7 @@
 //     end the process at any point. consentFlowStatus.current is the process's state.
 //  9. The customer's data is gone when consentFlowStatus.current is customerDeniedConsent, or consent
 //     (either one) is "revoked", or the process answers 404. finsync then deletes every row of the
-//     process (Output.Forget), and FinGoal's copies of them (through the enrichment ledger), marks it
+//     process (extract.Registry.Forget), and FinGoal's copies of them (through the enrichment ledger), marks it
 //     revoked and never asks Fimento for it again. A process that
 //     denied once and later completes a new consent flow stays revoked in finsync: an operator
 //     reactivates it by hand. A provider's streams may run at once (the daemon's provider.fimento

@@ -131,7 +131,7 @@ func (a *API) flush(out extract.Output, t transform.Table, b *builder, force boo
 // deletes its rows); any state but completed is skipped with its code and
 // description. One GET per subject and run: a process stuck in authError
 // costs one request per run, never a loop.
-func (a *API) completed(ctx context.Context, c *extract.Client, out extract.Output, s extract.Subject) (*Process, bool, error) {
+func (a *API) completed(ctx context.Context, c *extract.Client, reg extract.Registry, s extract.Subject) (*Process, bool, error) {
 	if s.Status == extract.SubjectRevoked {
 		return nil, false, nil
 	}
@@ -141,9 +141,9 @@ func (a *API) completed(ctx context.Context, c *extract.Client, out extract.Outp
 	var bad *badDocument
 	switch {
 	case errors.As(err, &herr) && herr.Status == http.StatusNotFound:
-		return nil, false, out.Forget(s, "Fimento does not know the process (404: deleted, and with it the customer's data)")
+		return nil, false, reg.Forget(ctx, s, "Fimento does not know the process (404: deleted, and with it the customer's data)")
 	case errors.As(err, &bad):
-		return nil, false, out.Skip(s, "the process does not decode: "+bad.Error())
+		return nil, false, reg.Skip(ctx, s, "the process does not decode: "+bad.Error())
 	case err != nil:
 		return nil, false, fmt.Errorf("process %s: %w", s.ID, err)
 	}
@@ -151,7 +151,7 @@ func (a *API) completed(ctx context.Context, c *extract.Client, out extract.Outp
 	cur := p.ConsentFlowStatus.Current
 	switch {
 	case p.Revoked():
-		return nil, false, out.Forget(s, fmt.Sprintf("consent revoked (status %s %q, consent %q): Fimento deleted the customer's data",
+		return nil, false, reg.Forget(ctx, s, fmt.Sprintf("consent revoked (status %s %q, consent %q): Fimento deleted the customer's data",
 			cur.Code, cur.Desc, string(p.Consent)))
 	case cur.Code != StatusCompleted:
 		reason := fmt.Sprintf("process status %s (%q) since %s: nothing to extract until it is completed",
@@ -159,7 +159,7 @@ func (a *API) completed(ctx context.Context, c *extract.Client, out extract.Outp
 		if cur.IsError || cur.ErrorMessage != "" {
 			reason += ": " + person.redact.text(truncate(cur.ErrorMessage, 200))
 		}
-		return nil, false, out.Skip(s, reason)
+		return nil, false, reg.Skip(ctx, s, reason)
 	}
 	return &p, true, nil
 }
@@ -179,7 +179,7 @@ func (a *API) runTransactions(ctx context.Context, req extract.Request, out extr
 	defer b.Release()
 	c := a.clients.Get(req.Tenant)
 	for _, s := range req.Subjects {
-		p, ok, err := a.completed(ctx, c, out, s)
+		p, ok, err := a.completed(ctx, c, req.Registry, s)
 		if err != nil {
 			return "", err
 		}
@@ -213,7 +213,7 @@ func (a *API) runTransactions(ctx context.Context, req extract.Request, out extr
 			firstOfLast = first
 			return n > 0, nil
 		})
-		if err := dataGone(out, s, err); err != nil {
+		if err := dataGone(ctx, req.Registry, s, err); err != nil {
 			return "", err
 		}
 	}
@@ -231,7 +231,7 @@ func (a *API) runInsights(ctx context.Context, req extract.Request, out extract.
 	defer ins.Release()
 	c := a.clients.Get(req.Tenant)
 	for _, s := range req.Subjects {
-		p, ok, err := a.completed(ctx, c, out, s)
+		p, ok, err := a.completed(ctx, c, req.Registry, s)
 		if err != nil {
 			return "", err
 		}
@@ -240,7 +240,7 @@ func (a *API) runInsights(ctx context.Context, req extract.Request, out extract.
 		}
 		var doc json.RawMessage
 		err = a.getDoc(ctx, c, pathOf(a.cfg.Paths.Insights, s.ID), &doc)
-		if err := dataGone(out, s, err); err != nil {
+		if err := dataGone(ctx, req.Registry, s, err); err != nil {
 			return "", err
 		}
 		if doc == nil {
@@ -306,13 +306,13 @@ func (a *API) addInsights(out extract.Output, p *Process, doc []byte, bal *Balan
 // dataGone turns a 404 on a completed process's data (revoked or deleted
 // between the two calls) into a skip: the next run reads the process again
 // and forgets it. Other errors come back naming the process.
-func dataGone(out extract.Output, s extract.Subject, err error) error {
+func dataGone(ctx context.Context, reg extract.Registry, s extract.Subject, err error) error {
 	var herr *extract.HTTPError
 	switch {
 	case err == nil:
 		return nil
 	case errors.As(err, &herr) && herr.Status == http.StatusNotFound:
-		return out.Skip(s, "the completed process's data is gone (404); the next run reads the process again")
+		return reg.Skip(ctx, s, "the completed process's data is gone (404); the next run reads the process again")
 	}
 	return fmt.Errorf("process %s: %w", s.ID, err)
 }

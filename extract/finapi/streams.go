@@ -132,7 +132,7 @@ func (a *API) Stats() extract.ClientStats { return a.clients.Stats() }
 func Streams(a *API) []extract.Stream {
 	var out []extract.Stream
 	for _, seg := range Segments() {
-		s := extract.Stream{Name: seg.Stream, Provider: provider, Stats: a.Stats,
+		s := extract.Stream{Name: seg.Stream, Provider: provider, Stats: a.Stats, Async: true,
 			Tables: []transform.Table{transform.SegmentMembers},
 			Run: func(ctx context.Context, req extract.Request, o extract.Output) (string, error) {
 				return a.run(ctx, seg, req, o)
@@ -155,7 +155,7 @@ var errLost = errors.New("finAPI does not know the job (400)")
 // is not a triggered one (a callback's), creates one; then collects them.
 // The cursor is the id of the last job collected.
 //
-// A job is recorded (Output.Job) right after finAPI returned its id and
+// A job is recorded (JobLog.Put) right after finAPI returned its id and
 // before anything else, so a restart polls the same job instead of creating
 // and paying for another. A job finAPI no longer knows is marked lost and
 // the next run creates a new one; a job past the 14-day lifetime is
@@ -177,7 +177,7 @@ func (a *API) run(ctx context.Context, seg Segment, req extract.Request, out ext
 		if err != nil {
 			return req.Cursor, err
 		}
-		if err := out.Job(ctx, j); err != nil {
+		if err := req.JobLog.Put(ctx, j); err != nil {
 			return req.Cursor, fmt.Errorf("recording job %s: %w", j.ID, err)
 		}
 		jobs = []extract.Job{j}
@@ -186,7 +186,7 @@ func (a *API) run(ctx context.Context, seg Segment, req extract.Request, out ext
 	for _, j := range jobs {
 		if now.Sub(j.CreatedAt) >= Lifetime {
 			j.Status = extract.JobExpired
-			if err := out.Job(ctx, j); err != nil {
+			if err := req.JobLog.Put(ctx, j); err != nil {
 				return cursor, err
 			}
 			continue
@@ -194,7 +194,7 @@ func (a *API) run(ctx context.Context, seg Segment, req extract.Request, out ext
 		err := a.collect(ctx, c, seg, req, j, now, out)
 		if errors.Is(err, errLost) {
 			j.Status = extract.JobLost
-			if jerr := out.Job(ctx, j); jerr != nil {
+			if jerr := req.JobLog.Put(ctx, j); jerr != nil {
 				return cursor, jerr
 			}
 			return cursor, &extract.RetryAfter{Err: fmt.Errorf("%s job %s: %w; the next run creates a new one", seg.Type, j.ID, err)}
@@ -203,7 +203,7 @@ func (a *API) run(ctx context.Context, seg Segment, req extract.Request, out ext
 			return cursor, fmt.Errorf("%s job %s: %w", seg.Type, j.ID, err)
 		}
 		j.Status = extract.JobDone
-		if err := out.Job(ctx, j); err != nil {
+		if err := req.JobLog.Put(ctx, j); err != nil {
 			return cursor, err
 		}
 		cursor = j.ID

@@ -20,7 +20,7 @@
 //     submitted, registered with source submission): GET /users/{uid} (or
 //     /sync with Config.SyncTags) lands current tags, and deleted the tags
 //     a user had (current or created) that its read no longer returns
-//     (Request.Lookup reads them back); tag-status guids the webhook
+//     (extract.Request.Own reads them back); tag-status guids the webhook
 //     recorded as jobs are fetched from /users/tags/{guid} within their 24
 //     hours (at once, by a run the webhook triggers) and land as
 //     created/deleted tags.
@@ -38,10 +38,10 @@
 // etl_state does not know: the receiver adopts it as an active job
 // (AdoptedParams), and collecting it marks those rows submitted (reason
 // "recovered: ..."). Every enrichment run reports the rows still pending
-// (Output.Stalled: etl_runs.error and finsync_stalled_records); an operator
-// who knows FinGoal lacks them inserts their ledger rows with status
-// "unsent" to have them sent again. An adopted batch FinGoal does not serve
-// within 24 hours is given up (lost).
+// (extract.Ledger.Stalled: etl_runs.error and finsync_stalled_records); an
+// operator who knows FinGoal lacks them inserts their ledger rows with
+// status "unsent" to have them sent again. An adopted batch FinGoal does
+// not serve within 24 hours is given up (lost).
 //
 // # Assumptions where the docs are silent
 //

@@ -581,13 +581,23 @@ func TestTokenCachedAndRenewedOnce(t *testing.T) {
 	}
 }
 
+// unreadLedger is a Ledger whose rows must not be read.
+type unreadLedger struct {
+	extract.Ledger
+	t *testing.T
+}
+
+func (l unreadLedger) Unsent(context.Context, func([]string) error) error {
+	l.t.Fatal("rows read without an IDKey")
+	return nil
+}
+
 // Without a secret IDKey the enrichment sends nothing: keyed with something
 // FinGoal knows (the client id, the old default) the opaque ids would not be.
 func TestEnrichmentNeedsASecretIDKey(t *testing.T) {
 	for _, key := range []string{"", "too-short"} {
 		a := NewAPI(Config{BaseURL: "http://127.0.0.1:1/v3", ClientID: "client", ClientSecret: "s", IDKey: key})
-		unsent := func(context.Context, func([]string) error) error { t.Fatal("rows read without an IDKey"); return nil }
-		_, err := a.runEnrichment(context.Background(), extract.Request{Tenant: "client", Unsent: unsent}, nil)
+		_, err := a.runEnrichment(context.Background(), extract.Request{Tenant: "client", Ledger: unreadLedger{t: t}}, nil)
 		var perm *extract.Permanent
 		if !errors.As(err, &perm) || !strings.Contains(err.Error(), "IDKey of at least 16 characters") {
 			t.Errorf("IDKey %q: %v", key, err)

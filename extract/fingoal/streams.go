@@ -141,9 +141,9 @@ func Streams(a *API) []extract.Stream {
 	return []extract.Stream{
 		{Name: StreamEnrichment, Provider: provider, Stats: a.Stats,
 			Tables: []transform.Table{transform.Transactions, transform.EnrichmentSubmissions},
-			Reads:  EnrichmentReads(), Run: a.runEnrichment},
+			Reads:  EnrichmentReads(), ReadsOwn: true, Async: true, Run: a.runEnrichment},
 		{Name: StreamUserTags, Provider: provider, Stats: a.Stats, SubjectKind: "user",
-			Tables: []transform.Table{transform.UserTags}, Run: a.runUserTags},
+			Tables: []transform.Table{transform.UserTags}, ReadsOwn: true, Async: true, Run: a.runUserTags},
 		{Name: StreamFinsights, Provider: provider, Stats: a.Stats,
 			Tables: []transform.Table{transform.Insights}, Run: a.runFinsights},
 	}
@@ -215,8 +215,8 @@ func (a *API) runEnrichment(ctx context.Context, req extract.Request, out extrac
 	if err != nil {
 		return req.Cursor, err
 	}
-	if req.Unsent == nil {
-		return req.Cursor, &extract.Permanent{Err: errors.New("fingoal.enrichment needs the runner's Unsent reader")}
+	if req.Ledger == nil {
+		return req.Cursor, &extract.Permanent{Err: errors.New("fingoal.enrichment needs the runner's Ledger (Stream.Reads)")}
 	}
 	if len(a.cfg.IDKey) < MinIDKey {
 		return req.Cursor, &extract.Permanent{Err: fmt.Errorf("fingoal.enrichment needs an IDKey of at least %d characters (FINSYNC_FINGOAL_ID_KEY): it keys the opaque ids FinGoal gets", MinIDKey)}
@@ -227,13 +227,13 @@ func (a *API) runEnrichment(ctx context.Context, req extract.Request, out extrac
 	}
 	s := &submitter{a: a, c: c, req: req, out: out, endpoint: endpoint, now: a.cfg.Now().UTC().Truncate(time.Second)}
 	// Whatever the run's end, it says how many transactions are stuck.
-	defer a.reportPending(ctx, req, out)
+	defer a.reportPending(ctx, req)
 	if req.Triggered {
 		// The enrichment webhook's run collects; only the schedule submits.
 		return a.collectOnly(ctx, c, req, out, s.now)
 	}
 	var group []source
-	err = req.Unsent(ctx, func(row []string) error {
+	err = req.Ledger.Unsent(ctx, func(row []string) error {
 		src, err := a.toSource(row)
 		if err != nil {
 			return out.Reject(extract.Reject{Table: transform.EnrichmentSubmissions.Name, Key: strings.Join(row[:min(4, len(row))], "/"), Reason: err.Error()})
@@ -277,25 +277,24 @@ func (a *API) collectOnly(ctx context.Context, c *extract.Client, req extract.Re
 	return cursor, a.collectAll(ctx, c, req, req.Jobs, out)
 }
 
-// reportPending tells the runner (Output.Stalled: etl_runs.error and the
+// reportPending tells the runner (Ledger.Stalled: etl_runs.error and the
 // metric finsync_stalled_records) how many of the tenant's transactions are
 // pending: FinGoal's answer to their submission was lost (a 5xx, a cut-off
 // body, a crash between the POST and recording the answer), so no run knows
-// whether FinGoal has them. They are not resent: FinGoal's docs say
-// duplicate transaction ids are ignored only for the Savings
-// Recommendations API, nothing of the enrichment endpoints, so a resend
-// might enrich (and bill) them twice. The enrichment webhook of their batch
-// recovers them (an adopted batch, see collect); else an operator decides
-// (README).
-func (a *API) reportPending(ctx context.Context, req extract.Request, out extract.Output) {
-	if req.Lookup == nil {
+// whether FinGoal has them. They are not resent: as doc.go says, nothing
+// promises that the enrichment endpoints ignore a duplicate transaction
+// id, so a resend might enrich (and bill) them twice. The enrichment
+// webhook of their batch recovers them (an adopted batch, see collect);
+// else an operator decides (README).
+func (a *API) reportPending(ctx context.Context, req extract.Request) {
+	if req.Own == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	var n uint64
 	var oldest string
-	err := req.Lookup(ctx, extract.Lookup{Table: transform.EnrichmentSubmissions, Columns: []string{"submitted_at"},
+	err := req.Own.Lookup(ctx, extract.Lookup{Table: transform.EnrichmentSubmissions, Columns: []string{"submitted_at"},
 		Where: map[string][]string{"status": {StatusPending}}}, func(row []string) error {
 		n++
 		if oldest == "" || row[0] < oldest {
@@ -313,7 +312,7 @@ func (a *API) reportPending(ctx context.Context, req extract.Request, out extrac
 			"they are not resent (FinGoal may have them) unless their batch's enrichment webhook recovers them or an operator marks them unsent", n, oldest)
 		a.cfg.Logger.Warn("FinGoal transactions pending: the answer to their submission was lost", "tenant", req.Tenant, "transactions", n, "since", oldest)
 	}
-	out.Stalled(n, why)
+	req.Ledger.Stalled(ctx, n, why)
 }
 
 // submitter packs users' transactions into batches and submits them.
@@ -381,7 +380,7 @@ func (s *submitter) flush(ctx context.Context) error {
 	params, _ := json.Marshal(map[string]any{"submission_id": sid, "endpoint": s.endpoint, "transactions": len(batch)})
 	job := extract.Job{ID: id, Params: string(params), Status: extract.JobActive, CreatedAt: s.now}
 	// Recorded now: a restart collects this batch instead of losing it.
-	if err := s.out.Job(context.WithoutCancel(ctx), job); err != nil {
+	if err := s.req.JobLog.Put(context.WithoutCancel(ctx), job); err != nil {
 		return fmt.Errorf("recording batch %s: %w", id, err)
 	}
 	users := map[string]bool{}
@@ -396,7 +395,7 @@ func (s *submitter) flush(ctx context.Context) error {
 	if err := s.ledger(context.WithoutCancel(ctx), batch); err != nil {
 		return fmt.Errorf("recording batch %s in the ledger: %w", id, err)
 	}
-	if err := s.out.Register(context.WithoutCancel(ctx), subjects); err != nil {
+	if err := s.req.Ledger.Register(context.WithoutCancel(ctx), subjects); err != nil {
 		return fmt.Errorf("registering the users of batch %s: %w", id, err)
 	}
 	s.jobs = append(s.jobs, job)
@@ -461,7 +460,7 @@ func (s *submitter) ledger(ctx context.Context, batch []source) error {
 	}
 	rec := w.Record()
 	defer rec.Release()
-	return s.out.Commit(ctx, transform.EnrichmentSubmissions, rec)
+	return s.req.Ledger.Commit(ctx, rec)
 }
 
 // collectAll collects the batches, oldest first, all within PollTimeout. A
@@ -480,7 +479,7 @@ func (a *API) collectAll(ctx context.Context, c *extract.Client, req extract.Req
 			// this tenant: not ours after all (another subtenant's URL?).
 			a.cfg.Logger.Warn("FinGoal never served the batch its webhook announced; given up", "tenant", req.Tenant, "batch_request_id", j.ID)
 			j.Status = extract.JobLost
-			if err := out.Job(ctx, j); err != nil {
+			if err := req.JobLog.Put(ctx, j); err != nil {
 				return err
 			}
 			continue
@@ -490,7 +489,7 @@ func (a *API) collectAll(ctx context.Context, c *extract.Client, req extract.Req
 			continue
 		}
 		j.Status = extract.JobDone
-		if err := out.Job(ctx, j); err != nil {
+		if err := req.JobLog.Put(ctx, j); err != nil {
 			return err
 		}
 	}
@@ -563,7 +562,7 @@ func (a *API) collect(ctx context.Context, c *extract.Client, req extract.Reques
 		}
 	}
 	if adopted(j) {
-		if err := a.recoverPending(ctx, req, out, j.ID, res); err != nil {
+		if err := a.recoverPending(ctx, req, j.ID, res); err != nil {
 			return false, err
 		}
 	}
@@ -580,7 +579,7 @@ const ledgerChunk = 500
 // has none.
 func (a *API) currencies(ctx context.Context, req extract.Request, batchID string, items []json.RawMessage) (map[string]string, error) {
 	out := map[string]string{}
-	if req.Lookup == nil {
+	if req.Own == nil {
 		return out, nil
 	}
 	var ids []string
@@ -592,7 +591,7 @@ func (a *API) currencies(ctx context.Context, req extract.Request, batchID strin
 	for len(ids) > 0 {
 		chunk := ids[:min(len(ids), ledgerChunk)]
 		ids = ids[len(chunk):]
-		err := req.Lookup(ctx, extract.Lookup{Table: transform.EnrichmentSubmissions, Columns: []string{"enrich_transaction_id", "currency"},
+		err := req.Own.Lookup(ctx, extract.Lookup{Table: transform.EnrichmentSubmissions, Columns: []string{"enrich_transaction_id", "currency"},
 			Where: map[string][]string{"enrich_transaction_id": chunk}}, func(row []string) error {
 			out[row[0]] = row[1]
 			return nil
@@ -617,8 +616,8 @@ func adopted(j extract.Job) bool { return j.Params == AdoptedParams }
 // recoverPending marks submitted, with the batch's id, the pending ledger
 // rows of the transactions an adopted batch came back with: their
 // submission did reach FinGoal, its answer was lost.
-func (a *API) recoverPending(ctx context.Context, req extract.Request, out extract.Output, batchID string, res BatchResult) error {
-	if req.Lookup == nil {
+func (a *API) recoverPending(ctx context.Context, req extract.Request, batchID string, res BatchResult) error {
+	if req.Own == nil {
 		return nil
 	}
 	var ids []string
@@ -632,7 +631,7 @@ func (a *API) recoverPending(ctx context.Context, req extract.Request, out extra
 	for len(ids) > 0 {
 		chunk := ids[:min(len(ids), ledgerChunk)]
 		ids = ids[len(chunk):]
-		err := req.Lookup(ctx, extract.Lookup{Table: transform.EnrichmentSubmissions,
+		err := req.Own.Lookup(ctx, extract.Lookup{Table: transform.EnrichmentSubmissions,
 			Columns: []string{"source_provider", "source_tenant", "user_id", "transaction_id", "uid", "enrich_transaction_id", "submission_id", "endpoint", "submitted_at", "currency"},
 			Where:   map[string][]string{"status": {StatusPending}, "enrich_transaction_id": chunk}}, func(row []string) error {
 			at, _ := time.ParseInLocation(time.DateTime, row[8], time.UTC)
@@ -650,7 +649,7 @@ func (a *API) recoverPending(ctx context.Context, req extract.Request, out extra
 	}
 	rec := w.Record()
 	defer rec.Release()
-	if err := out.Commit(ctx, transform.EnrichmentSubmissions, rec); err != nil {
+	if err := req.Ledger.Commit(ctx, rec); err != nil {
 		return fmt.Errorf("recording the recovered transactions of batch %s: %w", batchID, err)
 	}
 	a.cfg.Logger.Info("FinGoal transactions recovered: their submission's answer was lost, the webhook named their batch",
@@ -702,7 +701,7 @@ func (a *API) runUserTags(ctx context.Context, req extract.Request, out extract.
 			return nil
 		}
 		defer clear(read)
-		if req.Lookup == nil {
+		if req.Own == nil {
 			return nil
 		}
 		uids := make([]string, 0, len(read))
@@ -710,7 +709,7 @@ func (a *API) runUserTags(ctx context.Context, req extract.Request, out extract.
 			uids = append(uids, uid)
 		}
 		var gone [][2]string
-		err := req.Lookup(ctx, extract.Lookup{Table: transform.UserTags, Columns: []string{"user_id", "tag"},
+		err := req.Own.Lookup(ctx, extract.Lookup{Table: transform.UserTags, Columns: []string{"user_id", "tag"},
 			Where: map[string][]string{"user_id": uids, "state": {TagCurrent, TagCreated}}}, func(row []string) error {
 			if !slices.Contains(read[row[0]], row[1]) {
 				gone = append(gone, [2]string{row[0], row[1]})
@@ -771,7 +770,7 @@ func (a *API) runUserTags(ctx context.Context, req extract.Request, out extract.
 	for _, j := range req.Jobs {
 		if now.Sub(j.CreatedAt) >= TagUpdateLifetime {
 			j.Status = extract.JobExpired
-			if err := out.Job(ctx, j); err != nil {
+			if err := req.JobLog.Put(ctx, j); err != nil {
 				return req.Cursor, err
 			}
 			continue
@@ -781,7 +780,7 @@ func (a *API) runUserTags(ctx context.Context, req extract.Request, out extract.
 		var herr *extract.HTTPError
 		if errors.As(err, &herr) && herr.Status == http.StatusNotFound {
 			j.Status = extract.JobLost
-			if err := out.Job(ctx, j); err != nil {
+			if err := req.JobLog.Put(ctx, j); err != nil {
 				return req.Cursor, err
 			}
 			continue
@@ -793,7 +792,7 @@ func (a *API) runUserTags(ctx context.Context, req extract.Request, out extract.
 			return req.Cursor, err
 		}
 		j.Status = extract.JobDone
-		if err := out.Job(ctx, j); err != nil {
+		if err := req.JobLog.Put(ctx, j); err != nil {
 			return req.Cursor, err
 		}
 	}

@@ -306,7 +306,7 @@ func (a *API) runTransactions(ctx context.Context, req extract.Request, out extr
 				total, _ := strconv.Atoi(string(scalars["totalPages"]))
 				return page < total, nil
 			})
-			return skipGone(out, s, err)
+			return skipGone(ctx, req.Registry, s, err)
 		})
 	if err != nil {
 		return "", err
@@ -322,7 +322,7 @@ func (a *API) runAccounts(ctx context.Context, req extract.Request, out extract.
 		func(ctx context.Context, b *AccountsBuilder, s extract.Subject, flush func() error, out extract.Output) error {
 			doc, err := c.Document(ctx, http.MethodGet, apiUserPath(s.ID, suffixAccountDetect), nil, nil, nil)
 			if err != nil {
-				return skipGone(out, s, err)
+				return skipGone(ctx, req.Registry, s, err)
 			}
 			views, wrapper, err := wrapped(doc, b.scrub, "accountsOverview.accountsView", "accountsOverview.creditsView")
 			if err != nil {
@@ -421,7 +421,7 @@ func (a *API) runHistory(ctx context.Context, req extract.Request, out extract.O
 				}
 				return flush()
 			})
-			return skipGone(out, s, err)
+			return skipGone(ctx, req.Registry, s, err)
 		})
 	if err != nil {
 		return "", err
@@ -436,7 +436,7 @@ func (a *API) runContracts(ctx context.Context, req extract.Request, out extract
 		func(ctx context.Context, b *ContractsBuilder, s extract.Subject, flush func() error, out extract.Output) error {
 			doc, err := c.Document(ctx, http.MethodGet, apiUserPath(s.ID, suffixContracts), nil, nil, nil)
 			if err != nil {
-				return skipGone(out, s, err)
+				return skipGone(ctx, req.Registry, s, err)
 			}
 			lists, wrapper, err := wrapped(doc, nil, "contracts")
 			if err != nil {
@@ -456,13 +456,13 @@ func (a *API) runContracts(ctx context.Context, req extract.Request, out extract
 // skipGone turns a user finoOS does not know (404: deleted, or created in
 // another tenant) into a skipped subject, so one stale registry entry does
 // not fail the run for everybody. Other errors come back naming the user.
-func skipGone(out extract.Output, s extract.Subject, err error) error {
+func skipGone(ctx context.Context, reg extract.Registry, s extract.Subject, err error) error {
 	var herr *extract.HTTPError
 	switch {
 	case err == nil:
 		return nil
 	case errors.As(err, &herr) && herr.Status == http.StatusNotFound:
-		return out.Skip(s, "finoOS does not know this user (deleted, or created in another tenant)")
+		return reg.Skip(ctx, s, "finoOS does not know this user (deleted, or created in another tenant)")
 	}
 	return fmt.Errorf("user %s: %w", s.ID, err)
 }

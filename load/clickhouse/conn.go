@@ -2,7 +2,9 @@
 // ClickHouse over the native protocol, applies the migrations in sql/, and
 // keeps the pipeline's state (etl_state, etl_runs) in the warehouse itself.
 //
-// It knows tables and columns, never providers. It works against ClickHouse
+// It knows tables and columns, never providers; the registry's subjects
+// and etl_state's jobs are extract.Subject and extract.Job, the one type of
+// each that streams and the runner use too. It works against ClickHouse
 // 18.16 (Debian's package) and current releases; what 18.16 needs:
 //   - every INSERT names its columns (without a list the server sends a
 //     0-column header and appends fail);

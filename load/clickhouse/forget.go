@@ -8,15 +8,9 @@ import (
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
 
+	"github.com/finsync/finsync/extract"
 	"github.com/finsync/finsync/transform"
 )
-
-// StatusRevoked is the registry status of a subject whose data the provider
-// deleted (consent revoked, deleted at the provider). Its rows were deleted
-// from the warehouse; no stream extracts it again, and registering it again
-// (config, webhook) keeps the status. Only a row that sets another status
-// explicitly (an operator's INSERT) reactivates it.
-const StatusRevoked = "revoked"
 
 // Deletion is what DeleteSubjectRows deleted.
 type Deletion struct {
@@ -26,7 +20,7 @@ type Deletion struct {
 	// (FinGoal's opaque uid of an enriched subject, kind "user"), whose rows
 	// were deleted too. The caller marks them revoked in the registry, so
 	// that no stream (fingoal.user_tags) reads them again.
-	Derived []Subject
+	Derived []extract.Subject
 }
 
 // DeleteSubjectRows deletes every row of one subject and every row derived
@@ -131,16 +125,16 @@ func (s *State) deleteUser(exec func(table, where string, args ...any) error, pr
 
 // derivedUsers are the (enriching provider, tenant, uid) the ledger holds
 // for a source subject, every version of its rows considered.
-func (s *State) derivedUsers(ctx context.Context, provider, tenant, userID string) ([]Subject, error) {
+func (s *State) derivedUsers(ctx context.Context, provider, tenant, userID string) ([]extract.Subject, error) {
 	rows, err := s.db.conn.Query(ctx, "SELECT DISTINCT provider, tenant, uid FROM "+s.db.table(transform.EnrichmentSubmissions.Name)+
 		" WHERE source_provider = ? AND source_tenant = ? AND user_id = ? AND uid != '' ORDER BY provider, tenant, uid", provider, tenant, userID)
 	if err != nil {
 		return nil, fmt.Errorf("finding the copies of %s/%s/%s: %w", provider, tenant, userID, err)
 	}
 	defer rows.Close()
-	var out []Subject
+	var out []extract.Subject
 	for rows.Next() {
-		d := Subject{Kind: "user", Source: SourceSubmission}
+		d := extract.Subject{Kind: "user", Source: SourceSubmission}
 		if err := rows.Scan(&d.Provider, &d.Tenant, &d.ID); err != nil {
 			return nil, err
 		}
@@ -152,7 +146,7 @@ func (s *State) derivedUsers(ctx context.Context, provider, tenant, userID strin
 // derivedRejectKeys are the record keys (batch_request_id/opaque
 // transaction id) under which the enriching provider d may have rejected
 // transactions of the source subject.
-func (s *State) derivedRejectKeys(ctx context.Context, provider, tenant, userID string, d Subject) ([]string, error) {
+func (s *State) derivedRejectKeys(ctx context.Context, provider, tenant, userID string, d extract.Subject) ([]string, error) {
 	rows, err := s.db.conn.Query(ctx, "SELECT DISTINCT concat(batch_request_id, '/', enrich_transaction_id) FROM "+
 		s.db.table(transform.EnrichmentSubmissions.Name)+" WHERE provider = ? AND tenant = ? AND source_provider = ? AND source_tenant = ? AND user_id = ?"+
 		" AND batch_request_id != '' AND enrich_transaction_id != ''", d.Provider, d.Tenant, provider, tenant, userID)
@@ -232,11 +226,11 @@ func toGroupSet(values []string) ch.GroupSet {
 // It costs one small query of the registry when the tenant has no revoked
 // subject. Every version of a row counts (no FINAL): a row replaced by a
 // newer one still holds the subject's data until a merge.
-func (s *State) RevokedWithRows(ctx context.Context, provider, tenant string, ledger bool) ([]Subject, error) {
-	var out []Subject
+func (s *State) RevokedWithRows(ctx context.Context, provider, tenant string, ledger bool) ([]extract.Subject, error) {
+	var out []extract.Subject
 	var revoked uint64
 	if err := s.db.conn.QueryRow(ctx, "SELECT count() FROM "+s.db.table(transform.Subjects.Name)+
-		" FINAL WHERE provider = ? AND tenant = ? AND status = ?", provider, tenant, StatusRevoked).Scan(&revoked); err != nil {
+		" FINAL WHERE provider = ? AND tenant = ? AND status = ?", provider, tenant, extract.SubjectRevoked).Scan(&revoked); err != nil {
 		return nil, fmt.Errorf("reading revoked subjects of %s/%s: %w", provider, tenant, err)
 	}
 	if revoked > 0 {
@@ -248,18 +242,18 @@ func (s *State) RevokedWithRows(ctx context.Context, provider, tenant string, le
 				continue
 			}
 			parts = append(parts, "SELECT user_id FROM "+s.db.table(t.Name)+" WHERE provider = ? AND tenant = ? AND user_id IN "+set)
-			args = append(args, provider, tenant, provider, tenant, StatusRevoked)
+			args = append(args, provider, tenant, provider, tenant, extract.SubjectRevoked)
 		}
 		parts = append(parts, "SELECT splitByChar('/', record_key)[1] AS user_id FROM "+s.db.table(transform.EtlRejects.Name)+
 			" WHERE provider = ? AND tenant = ? AND position(record_key, '/') > 0 AND user_id IN "+set,
 			"SELECT user_id FROM "+s.db.table(transform.EnrichmentSubmissions.Name)+" WHERE source_provider = ? AND source_tenant = ? AND user_id IN "+set)
-		args = append(args, provider, tenant, provider, tenant, StatusRevoked, provider, tenant, provider, tenant, StatusRevoked)
+		args = append(args, provider, tenant, provider, tenant, extract.SubjectRevoked, provider, tenant, provider, tenant, extract.SubjectRevoked)
 		ids, err := s.strings(ctx, "SELECT DISTINCT user_id FROM ("+strings.Join(parts, " UNION ALL ")+") ORDER BY user_id", args...)
 		if err != nil {
 			return nil, fmt.Errorf("finding revoked subjects of %s/%s with rows: %w", provider, tenant, err)
 		}
 		for _, id := range ids {
-			out = append(out, Subject{Provider: provider, Tenant: tenant, ID: id[0], Status: StatusRevoked})
+			out = append(out, extract.Subject{Provider: provider, Tenant: tenant, ID: id[0], Status: extract.SubjectRevoked})
 		}
 	}
 	if !ledger {
@@ -267,12 +261,12 @@ func (s *State) RevokedWithRows(ctx context.Context, provider, tenant string, le
 	}
 	sources, err := s.strings(ctx, "SELECT DISTINCT source_provider, source_tenant, user_id FROM "+s.db.table(transform.EnrichmentSubmissions.Name)+
 		" WHERE provider = ? AND tenant = ? AND (source_provider, source_tenant, user_id) IN (SELECT provider, tenant, subject_id FROM "+
-		s.db.table(transform.Subjects.Name)+" FINAL WHERE status = ?) ORDER BY source_provider, source_tenant, user_id", provider, tenant, StatusRevoked)
+		s.db.table(transform.Subjects.Name)+" FINAL WHERE status = ?) ORDER BY source_provider, source_tenant, user_id", provider, tenant, extract.SubjectRevoked)
 	if err != nil {
 		return nil, fmt.Errorf("finding copies %s/%s made of revoked subjects: %w", provider, tenant, err)
 	}
 	for _, src := range sources {
-		out = append(out, Subject{Provider: src[0], Tenant: src[1], ID: src[2], Status: StatusRevoked})
+		out = append(out, extract.Subject{Provider: src[0], Tenant: src[1], ID: src[2], Status: extract.SubjectRevoked})
 	}
 	return out, nil
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/finsync/finsync/extract"
 	"github.com/finsync/finsync/load/clickhouse"
 	"github.com/finsync/finsync/load/clickhouse/chtest"
 )
@@ -74,16 +75,16 @@ func TestDeleteSubjectRows(t *testing.T) {
 			t.Errorf("%s: %d, want %d (%v)", q, n, want, err)
 		}
 	}
-	sub := clickhouse.Subject{Provider: "p", Tenant: "t", Kind: "process", ID: "gone", Source: clickhouse.SourceConfig}
+	sub := extract.Subject{Provider: "p", Tenant: "t", Kind: "process", ID: "gone", Source: clickhouse.SourceConfig}
 	revoked := sub
-	revoked.Status, revoked.StatusDetail = clickhouse.StatusRevoked, "consent revoked"
-	for _, s := range []clickhouse.Subject{revoked, sub} {
-		if err := state.AddSubjects(ctx, []clickhouse.Subject{s}); err != nil {
+	revoked.Status, revoked.StatusDetail = extract.SubjectRevoked, "consent revoked"
+	for _, s := range []extract.Subject{revoked, sub} {
+		if err := state.AddSubjects(ctx, []extract.Subject{s}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	subs, err := state.Subjects(ctx, "p", "t", "process")
-	if err != nil || len(subs) != 1 || subs[0].Status != clickhouse.StatusRevoked || subs[0].StatusDetail != "consent revoked" {
+	if err != nil || len(subs) != 1 || subs[0].Status != extract.SubjectRevoked || subs[0].StatusDetail != "consent revoked" {
 		t.Fatalf("registry: %+v %v", subs, err)
 	}
 }
@@ -99,12 +100,12 @@ func TestRevokedWithRows(t *testing.T) {
 	if got, err := state.RevokedWithRows(ctx, "p", "t", true); err != nil || len(got) != 0 {
 		t.Fatalf("empty warehouse: %+v %v", got, err)
 	}
-	var subs []clickhouse.Subject
+	var subs []extract.Subject
 	for _, id := range []string{"back", "clean", "rejected", "copied"} {
-		subs = append(subs, clickhouse.Subject{Provider: "p", Tenant: "t", Kind: "process", ID: id, Source: clickhouse.SourceConfig,
-			Status: clickhouse.StatusRevoked, StatusDetail: "consent revoked"})
+		subs = append(subs, extract.Subject{Provider: "p", Tenant: "t", Kind: "process", ID: id, Source: clickhouse.SourceConfig,
+			Status: extract.SubjectRevoked, StatusDetail: "consent revoked"})
 	}
-	subs = append(subs, clickhouse.Subject{Provider: "p", Tenant: "t", Kind: "process", ID: "active", Source: clickhouse.SourceConfig})
+	subs = append(subs, extract.Subject{Provider: "p", Tenant: "t", Kind: "process", ID: "active", Source: clickhouse.SourceConfig})
 	if err := state.AddSubjects(ctx, subs); err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +122,7 @@ func TestRevokedWithRows(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ids := func(subs []clickhouse.Subject) string {
+	ids := func(subs []extract.Subject) string {
 		var out []string
 		for _, s := range subs {
 			out = append(out, s.Provider+"/"+s.Tenant+"/"+s.ID)

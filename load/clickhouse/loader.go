@@ -149,6 +149,20 @@ func (l *Loader) NewBatch(ctx context.Context, t transform.Table) *Batch {
 	}
 }
 
+// Insert writes rec to t now, as an INSERT of its own (a batch of one
+// record), and returns once ClickHouse accepted it: for rows that must be
+// durable before what follows them (state and registry rows, a stream's
+// ledger rows, rows a webhook carried), unlike a run's records, which load
+// in batches. It does not retain rec.
+func (l *Loader) Insert(ctx context.Context, t transform.Table, rec arrow.Record) error {
+	b := l.NewBatch(ctx, t)
+	if err := b.Append(rec); err != nil {
+		b.Abort()
+		return err
+	}
+	return b.Send()
+}
+
 // Append adds rec to the batch's open INSERT, starting one if needed, and
 // closes that INSERT once it reaches its row or byte budget. The batch
 // retains rec until it is sent (the caller may release its own

@@ -11,6 +11,7 @@ import (
 
 	"github.com/apache/arrow/go/v17/arrow/memory"
 
+	"github.com/finsync/finsync/extract"
 	"github.com/finsync/finsync/transform"
 )
 
@@ -43,13 +44,6 @@ func (s *State) Version() uint64 {
 	s.last = v
 	return v
 }
-
-// Job statuses in etl_state.
-const (
-	JobActive = "active" // created at the provider, not collected yet
-	JobDone   = "done"   // collected and loaded
-	JobLost   = "lost"   // the provider no longer knows it; a new one is needed
-)
 
 const cursorKey = "cursor"
 
@@ -94,17 +88,7 @@ func (s *State) Checkpoint(ctx context.Context, stream, tenant, key string) (str
 // SetCursor, only once the rows it covers were accepted.
 func (s *State) SetCheckpoint(ctx context.Context, stream, tenant, key, value string) error {
 	now := time.Now().UTC()
-	return s.write(ctx, transform.EtlState, stream, tenant, key, value, JobActive, now, nil, now, s.Version())
-}
-
-// Job is an async job a stream started at a provider (finAPI jobId, finoOS
-// correlation id, FinGoal batch_request_id).
-type Job struct {
-	ID         string
-	Params     string // what the job was created with, for the collector
-	Status     string
-	CreatedAt  time.Time
-	NextPollAt time.Time // zero = poll at once
+	return s.write(ctx, transform.EtlState, stream, tenant, key, value, extract.JobActive, now, nil, now, s.Version())
 }
 
 const jobKeyPrefix = "job:"
@@ -112,9 +96,9 @@ const jobKeyPrefix = "job:"
 // PutJob records or updates a job. Record a job right after the provider
 // returned its id and before anything else, so a restart resumes polling it
 // instead of creating (and paying for) a new one.
-func (s *State) PutJob(ctx context.Context, stream, tenant string, j Job) error {
+func (s *State) PutJob(ctx context.Context, stream, tenant string, j extract.Job) error {
 	if j.Status == "" {
-		j.Status = JobActive
+		j.Status = extract.JobActive
 	}
 	var next any
 	if !j.NextPollAt.IsZero() {
@@ -141,7 +125,7 @@ func (s *State) JobStatus(ctx context.Context, stream, tenant, id string) (strin
 
 // Jobs returns the jobs of stream for tenant with the given status, oldest
 // first.
-func (s *State) Jobs(ctx context.Context, stream, tenant, status string) ([]Job, error) {
+func (s *State) Jobs(ctx context.Context, stream, tenant, status string) ([]extract.Job, error) {
 	rows, err := s.db.conn.Query(ctx, "SELECT substring(key, ?), value, status, created_at, next_poll_at FROM "+
 		s.db.table(transform.EtlState.Name)+" FINAL WHERE stream = ? AND tenant = ? AND startsWith(key, ?) AND status = ?",
 		len(jobKeyPrefix)+1, stream, tenant, jobKeyPrefix, status)
@@ -149,9 +133,9 @@ func (s *State) Jobs(ctx context.Context, stream, tenant, status string) ([]Job,
 		return nil, fmt.Errorf("reading jobs of %s/%s: %w", stream, tenant, err)
 	}
 	defer rows.Close()
-	var jobs []Job
+	var jobs []extract.Job
 	for rows.Next() {
-		var j Job
+		var j extract.Job
 		var next *time.Time
 		if err := rows.Scan(&j.ID, &j.Params, &j.Status, &j.CreatedAt, &next); err != nil {
 			return nil, err
@@ -189,7 +173,7 @@ type Run struct {
 	Retries            uint64
 	Error              string
 	// Stalled are records the run reported waiting on an outcome no run can
-	// learn (extract.Output.Stalled), -1 when its stream reports none; not a
+	// learn (extract.Ledger.Stalled), -1 when its stream reports none; not a
 	// column: the run's Error says so.
 	Stalled int64
 	// Inconsistent is the Check of the extract.Inconsistent the run ended
@@ -238,12 +222,7 @@ func (s *State) write(ctx context.Context, t transform.Table, vals ...any) error
 	}
 	rec := w.Record()
 	defer rec.Release()
-	b := s.loader.NewBatch(ctx, t)
-	if err := b.Append(rec); err != nil {
-		b.Abort()
-		return err
-	}
-	return b.Send()
+	return s.loader.Insert(ctx, t, rec)
 }
 
 // AbandonRuns marks abandoned the runs of stream still `running` whose row

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/finsync/finsync/extract"
 	"github.com/finsync/finsync/load/clickhouse"
 	"github.com/finsync/finsync/load/clickhouse/chtest"
 )
@@ -40,24 +41,24 @@ func TestJobsLifecycle(t *testing.T) {
 	st := clickhouse.NewState(db, clickhouse.NewLoader(db, clickhouse.LoaderOptions{}))
 	created := time.Date(2026, 11, 22, 2, 0, 0, 0, time.UTC)
 	for i, id := range []string{"job-b", "job-a"} {
-		j := clickhouse.Job{ID: id, Params: `{"threshold":5000}`, CreatedAt: created.Add(time.Duration(i) * time.Minute)}
+		j := extract.Job{ID: id, Params: `{"threshold":5000}`, CreatedAt: created.Add(time.Duration(i) * time.Minute)}
 		if err := st.PutJob(ctx, "finapi.segments.high_balance", "m1", j); err != nil {
 			t.Fatal(err)
 		}
 	}
-	jobs, err := st.Jobs(ctx, "finapi.segments.high_balance", "m1", clickhouse.JobActive)
+	jobs, err := st.Jobs(ctx, "finapi.segments.high_balance", "m1", extract.JobActive)
 	if err != nil || len(jobs) != 2 || jobs[0].ID != "job-b" || jobs[1].ID != "job-a" || jobs[0].Params != `{"threshold":5000}` {
 		t.Fatalf("active jobs %+v, %v", jobs, err)
 	}
 	next := created.Add(time.Hour)
-	jobs[0].Status, jobs[1].NextPollAt = clickhouse.JobDone, next
+	jobs[0].Status, jobs[1].NextPollAt = extract.JobDone, next
 	for _, j := range jobs {
 		if err := st.PutJob(ctx, "finapi.segments.high_balance", "m1", j); err != nil {
 			t.Fatal(err)
 		}
 	}
-	active, _ := st.Jobs(ctx, "finapi.segments.high_balance", "m1", clickhouse.JobActive)
-	done, _ := st.Jobs(ctx, "finapi.segments.high_balance", "m1", clickhouse.JobDone)
+	active, _ := st.Jobs(ctx, "finapi.segments.high_balance", "m1", extract.JobActive)
+	done, _ := st.Jobs(ctx, "finapi.segments.high_balance", "m1", extract.JobDone)
 	if len(active) != 1 || active[0].ID != "job-a" || !active[0].NextPollAt.Equal(next) || len(done) != 1 || done[0].ID != "job-b" {
 		t.Fatalf("active %+v, done %+v", active, done)
 	}

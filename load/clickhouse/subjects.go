@@ -8,6 +8,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/ext"
 
+	"github.com/finsync/finsync/extract"
 	"github.com/finsync/finsync/transform"
 )
 
@@ -19,21 +20,10 @@ const (
 	SourceInsert     = "insert"     // a plain INSERT by an operator
 )
 
-// Subject is one row of the subjects registry: a provider-side
-// user, process or batch that per-subject streams iterate, because most
-// provider APIs cannot list them.
-type Subject struct {
-	Provider, Tenant, Kind, ID string
-	Source                     string // config, webhook, submission, insert
-	CorrelationID              string
-	Status, StatusDetail       string
-	FirstSeen, UpdatedAt       time.Time
-}
-
 // subjectKey is the registry's natural key (its ORDER BY).
 type subjectKey struct{ provider, tenant, kind, id string }
 
-func (s Subject) key() subjectKey { return subjectKey{s.Provider, s.Tenant, s.Kind, s.ID} }
+func keyOf(s extract.Subject) subjectKey { return subjectKey{s.Provider, s.Tenant, s.Kind, s.ID} }
 
 // AddSubjects records subs in the registry with one INSERT and waits until
 // ClickHouse accepted it. A subject already there keeps its first_seen (read
@@ -41,27 +31,27 @@ func (s Subject) key() subjectKey { return subjectKey{s.Provider, s.Tenant, s.Ki
 // now. updated_at is now and every row gets a fresh _version, so these rows
 // replace the registry's older ones. An empty CorrelationID keeps the one
 // already recorded (an event without a correlation id does not erase the
-// last analysis's), and an empty Status keeps StatusRevoked; every other
-// column takes the new value. When subs holds
-// one key twice the last one wins. Provider, Kind, ID and Source must not be
-// empty; Tenant may be. Nothing is written when one subject is invalid.
-func (s *State) AddSubjects(ctx context.Context, subs []Subject) error {
+// last analysis's), and an empty Status keeps extract.SubjectRevoked; every
+// other column takes the new value. When subs holds one key twice the last
+// one wins. Provider, Kind, ID and Source must not be empty; Tenant may be.
+// Nothing is written when one subject is invalid.
+func (s *State) AddSubjects(ctx context.Context, subs []extract.Subject) error {
 	if len(subs) == 0 {
 		return nil
 	}
 	// Validate all, then keep the last occurrence of each key, in the order
 	// the keys first appeared.
 	index := make(map[subjectKey]int, len(subs))
-	uniq := make([]Subject, 0, len(subs))
+	uniq := make([]extract.Subject, 0, len(subs))
 	for i, sub := range subs {
-		if err := sub.validate(); err != nil {
+		if err := validSubject(sub); err != nil {
 			return fmt.Errorf("subject %d (%s/%s/%s/%s): %w", i, sub.Provider, sub.Tenant, sub.Kind, sub.ID, err)
 		}
-		if j, ok := index[sub.key()]; ok {
+		if j, ok := index[keyOf(sub)]; ok {
 			uniq[j] = sub
 			continue
 		}
-		index[sub.key()] = len(uniq)
+		index[keyOf(sub)] = len(uniq)
 		uniq = append(uniq, sub)
 	}
 
@@ -81,14 +71,14 @@ func (s *State) AddSubjects(ctx context.Context, subs []Subject) error {
 		}
 		corr := sub.CorrelationID
 		status, detail := sub.Status, sub.StatusDetail
-		if old, ok := existing[sub.key()]; ok {
+		if old, ok := existing[keyOf(sub)]; ok {
 			first = old.FirstSeen
 			if corr == "" {
 				corr = old.CorrelationID
 			}
 			// A subject whose data was deleted stays so when config or a
 			// webhook registers it again.
-			if status == "" && old.Status == StatusRevoked {
+			if status == "" && old.Status == extract.SubjectRevoked {
 				status, detail = old.Status, old.StatusDetail
 			}
 		}
@@ -99,18 +89,13 @@ func (s *State) AddSubjects(ctx context.Context, subs []Subject) error {
 	}
 	rec := w.Record()
 	defer rec.Release()
-	b := s.loader.NewBatch(ctx, transform.Subjects)
-	if err := b.Append(rec); err != nil {
-		b.Abort()
-		return fmt.Errorf("recording %d subjects: %w", len(uniq), err)
-	}
-	if err := b.Send(); err != nil {
+	if err := s.loader.Insert(ctx, transform.Subjects, rec); err != nil {
 		return fmt.Errorf("recording %d subjects: %w", len(uniq), err)
 	}
 	return nil
 }
 
-func (sub Subject) validate() error {
+func validSubject(sub extract.Subject) error {
 	switch {
 	case sub.Source == "":
 		return errors.New("no source")
@@ -128,7 +113,7 @@ func (sub Subject) validate() error {
 // one query. The keys travel as an external table rather than in the query
 // text, so a long list (a config with thousands of users) stays within the
 // server's max_query_size and max_ast_elements.
-func (s *State) existingSubjects(ctx context.Context, subs []Subject) (map[subjectKey]Subject, error) {
+func (s *State) existingSubjects(ctx context.Context, subs []extract.Subject) (map[subjectKey]extract.Subject, error) {
 	keys, err := ext.NewTable("subject_keys",
 		ext.Column("provider", "String"),
 		ext.Column("tenant", "String"),
@@ -151,14 +136,14 @@ func (s *State) existingSubjects(ctx context.Context, subs []Subject) (map[subje
 		return nil, fmt.Errorf("reading subjects already registered: %w", err)
 	}
 	defer rows.Close()
-	found := make(map[subjectKey]Subject)
+	found := make(map[subjectKey]extract.Subject)
 	for rows.Next() {
-		var sub Subject
+		var sub extract.Subject
 		if err := rows.Scan(&sub.Provider, &sub.Tenant, &sub.Kind, &sub.ID, &sub.CorrelationID, &sub.Status, &sub.StatusDetail, &sub.FirstSeen); err != nil {
 			return nil, fmt.Errorf("reading subjects already registered: %w", err)
 		}
 		sub.FirstSeen = sub.FirstSeen.UTC()
-		found[sub.key()] = sub
+		found[keyOf(sub)] = sub
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("reading subjects already registered: %w", err)
@@ -169,7 +154,7 @@ func (s *State) existingSubjects(ctx context.Context, subs []Subject) (map[subje
 // Subjects returns the registry's current subjects of one kind for provider
 // and tenant, ordered by id: rows written by AddSubjects and rows operators
 // INSERTed by hand alike (columns they leave out read as "").
-func (s *State) Subjects(ctx context.Context, provider, tenant, kind string) ([]Subject, error) {
+func (s *State) Subjects(ctx context.Context, provider, tenant, kind string) ([]extract.Subject, error) {
 	rows, err := s.db.conn.Query(ctx, "SELECT subject_id, source, correlation_id, status, status_detail, first_seen, updated_at FROM "+
 		s.db.table(transform.Subjects.Name)+" FINAL WHERE provider = ? AND tenant = ? AND kind = ? ORDER BY subject_id",
 		provider, tenant, kind)
@@ -177,9 +162,9 @@ func (s *State) Subjects(ctx context.Context, provider, tenant, kind string) ([]
 		return nil, fmt.Errorf("reading subjects %s/%s/%s: %w", provider, tenant, kind, err)
 	}
 	defer rows.Close()
-	var subs []Subject
+	var subs []extract.Subject
 	for rows.Next() {
-		sub := Subject{Provider: provider, Tenant: tenant, Kind: kind}
+		sub := extract.Subject{Provider: provider, Tenant: tenant, Kind: kind}
 		if err := rows.Scan(&sub.ID, &sub.Source, &sub.CorrelationID, &sub.Status, &sub.StatusDetail,
 			&sub.FirstSeen, &sub.UpdatedAt); err != nil {
 			return nil, fmt.Errorf("reading subjects %s/%s/%s: %w", provider, tenant, kind, err)

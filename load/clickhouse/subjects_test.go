@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/finsync/finsync/extract"
 	"github.com/finsync/finsync/load/clickhouse"
 	"github.com/finsync/finsync/load/clickhouse/chtest"
 )
@@ -19,7 +20,7 @@ func newSubjectsState(t *testing.T) (*clickhouse.DB, *clickhouse.State) {
 	return db, clickhouse.NewState(db, clickhouse.NewLoader(db, clickhouse.LoaderOptions{}))
 }
 
-func subjectIDs(subs []clickhouse.Subject) []string {
+func subjectIDs(subs []extract.Subject) []string {
 	ids := make([]string, len(subs))
 	for i, s := range subs {
 		ids[i] = s.ID
@@ -44,7 +45,7 @@ func TestAddSubjects(t *testing.T) {
 	db, st := newSubjectsState(t)
 	ctx := context.Background()
 	before := time.Now().UTC().Truncate(time.Second)
-	err := st.AddSubjects(ctx, []clickhouse.Subject{
+	err := st.AddSubjects(ctx, []extract.Subject{
 		{Provider: "fino", Tenant: "client-a", Kind: "user", ID: "u2", Source: clickhouse.SourceWebhook, CorrelationID: "c2"},
 		{Provider: "fino", Tenant: "client-a", Kind: "user", ID: "u1", Source: clickhouse.SourceConfig},
 		{Provider: "fino", Tenant: "client-a", Kind: "user", ID: "u3", Source: clickhouse.SourceWebhook, CorrelationID: "old"},
@@ -94,19 +95,19 @@ func TestReAddSubjectKeepsFirstSeen(t *testing.T) {
 	_, st := newSubjectsState(t)
 	ctx := context.Background()
 	jan := time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC)
-	add := func(subs ...clickhouse.Subject) {
+	add := func(subs ...extract.Subject) {
 		t.Helper()
 		if err := st.AddSubjects(ctx, subs); err != nil {
 			t.Fatal(err)
 		}
 	}
-	add(clickhouse.Subject{Provider: "fino", Tenant: "t", Kind: "user", ID: "u1", Source: clickhouse.SourceConfig, FirstSeen: jan},
-		clickhouse.Subject{Provider: "fino", Tenant: "t", Kind: "user", ID: "u2", Source: clickhouse.SourceWebhook, CorrelationID: "c1", FirstSeen: jan})
+	add(extract.Subject{Provider: "fino", Tenant: "t", Kind: "user", ID: "u1", Source: clickhouse.SourceConfig, FirstSeen: jan},
+		extract.Subject{Provider: "fino", Tenant: "t", Kind: "user", ID: "u2", Source: clickhouse.SourceWebhook, CorrelationID: "c1", FirstSeen: jan})
 	start := time.Now().UTC().Truncate(time.Second)
-	add(clickhouse.Subject{Provider: "fino", Tenant: "t", Kind: "user", ID: "u1", Source: clickhouse.SourceWebhook, CorrelationID: "c9",
+	add(extract.Subject{Provider: "fino", Tenant: "t", Kind: "user", ID: "u1", Source: clickhouse.SourceWebhook, CorrelationID: "c9",
 		FirstSeen: jan.AddDate(1, 0, 0)}, // a later first_seen does not move the recorded one
-		clickhouse.Subject{Provider: "fino", Tenant: "t", Kind: "user", ID: "u2", Source: clickhouse.SourceWebhook}, // no correlation id: keep c1
-		clickhouse.Subject{Provider: "fino", Tenant: "t", Kind: "user", ID: "u3", Source: clickhouse.SourceWebhook, CorrelationID: "c3"})
+		extract.Subject{Provider: "fino", Tenant: "t", Kind: "user", ID: "u2", Source: clickhouse.SourceWebhook}, // no correlation id: keep c1
+		extract.Subject{Provider: "fino", Tenant: "t", Kind: "user", ID: "u3", Source: clickhouse.SourceWebhook, CorrelationID: "c3"})
 
 	subs, err := st.Subjects(ctx, "fino", "t", "user")
 	if err != nil {
@@ -190,14 +191,14 @@ func TestOperatorInsertIsASubject(t *testing.T) {
 				t.Fatal(err)
 			}
 			feb := time.Date(2026, 2, 1, 8, 0, 0, 0, time.UTC)
-			want := clickhouse.Subject{Provider: "fino", Tenant: "client-a", Kind: "user", ID: "manual-1", Source: "insert",
+			want := extract.Subject{Provider: "fino", Tenant: "client-a", Kind: "user", ID: "manual-1", Source: "insert",
 				FirstSeen: feb, UpdatedAt: feb}
 			if len(subs) != 1 || subs[0] != want {
 				t.Fatalf("subjects %+v, want [%+v]", subs, want)
 			}
 
 			// The daemon hears of the same user later: the operator's first_seen stays.
-			if err := st.AddSubjects(ctx, []clickhouse.Subject{{Provider: "fino", Tenant: "client-a", Kind: "user", ID: "manual-1",
+			if err := st.AddSubjects(ctx, []extract.Subject{{Provider: "fino", Tenant: "client-a", Kind: "user", ID: "manual-1",
 				Source: clickhouse.SourceWebhook, CorrelationID: "c1"}}); err != nil {
 				t.Fatal(err)
 			}
@@ -215,7 +216,7 @@ func TestOperatorInsertIsASubject(t *testing.T) {
 func TestSubjectsIsolatedByTenantAndKind(t *testing.T) {
 	_, st := newSubjectsState(t)
 	ctx := context.Background()
-	var subs []clickhouse.Subject
+	var subs []extract.Subject
 	for _, k := range []struct{ provider, tenant, kind, id string }{
 		{"fino", "client-a", "user", "a-user"},
 		{"fino", "client-b", "user", "b-user"},
@@ -225,7 +226,7 @@ func TestSubjectsIsolatedByTenantAndKind(t *testing.T) {
 		{"fino", "client-a", "user", "shared-id"},
 		{"fino", "client-b", "user", "shared-id"},
 	} {
-		subs = append(subs, clickhouse.Subject{Provider: k.provider, Tenant: k.tenant, Kind: k.kind, ID: k.id, Source: clickhouse.SourceConfig})
+		subs = append(subs, extract.Subject{Provider: k.provider, Tenant: k.tenant, Kind: k.kind, ID: k.id, Source: clickhouse.SourceConfig})
 	}
 	if err := st.AddSubjects(ctx, subs); err != nil {
 		t.Fatal(err)
@@ -256,23 +257,23 @@ func TestSubjectsIsolatedByTenantAndKind(t *testing.T) {
 func TestAddSubjectsRefusesInvalid(t *testing.T) {
 	db, st := newSubjectsState(t)
 	ctx := context.Background()
-	good := clickhouse.Subject{Provider: "fino", Tenant: "t", Kind: "user", ID: "ok", Source: clickhouse.SourceConfig}
+	good := extract.Subject{Provider: "fino", Tenant: "t", Kind: "user", ID: "ok", Source: clickhouse.SourceConfig}
 	tests := []struct {
 		name string
-		edit func(*clickhouse.Subject)
+		edit func(*extract.Subject)
 		want string
 	}{
-		{"empty source", func(s *clickhouse.Subject) { s.Source = "" }, "no source"},
-		{"empty provider", func(s *clickhouse.Subject) { s.Provider = "" }, "no provider"},
-		{"empty kind", func(s *clickhouse.Subject) { s.Kind = "" }, "no kind"},
-		{"empty id", func(s *clickhouse.Subject) { s.ID = "" }, "no subject id"},
+		{"empty source", func(s *extract.Subject) { s.Source = "" }, "no source"},
+		{"empty provider", func(s *extract.Subject) { s.Provider = "" }, "no provider"},
+		{"empty kind", func(s *extract.Subject) { s.Kind = "" }, "no kind"},
+		{"empty id", func(s *extract.Subject) { s.ID = "" }, "no subject id"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			bad := good
 			bad.ID = "bad"
 			tt.edit(&bad)
-			err := st.AddSubjects(ctx, []clickhouse.Subject{good, bad})
+			err := st.AddSubjects(ctx, []extract.Subject{good, bad})
 			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "subject 1") {
 				t.Fatalf("error %v, want one naming subject 1 and %q", err, tt.want)
 			}
@@ -294,9 +295,9 @@ func TestAddManySubjects(t *testing.T) {
 	ctx := context.Background()
 	const n = 20_000
 	jan := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	subs := make([]clickhouse.Subject, n)
+	subs := make([]extract.Subject, n)
 	for i := range subs {
-		subs[i] = clickhouse.Subject{Provider: "fino", Tenant: "client-a", Kind: "user",
+		subs[i] = extract.Subject{Provider: "fino", Tenant: "client-a", Kind: "user",
 			ID: fmt.Sprintf("user-%06d-%s", i, strings.Repeat("x", 20)), Source: clickhouse.SourceConfig, FirstSeen: jan}
 	}
 	if err := st.AddSubjects(ctx, subs); err != nil {
@@ -341,7 +342,7 @@ func TestOperatorInsertOfTheKeyOnly(t *testing.T) {
 		t.Fatalf("subjects %+v: want source insert, first seen now", subs)
 	}
 	// Its version is on the daemon's scale: a later daemon write still wins.
-	if err := st.AddSubjects(ctx, []clickhouse.Subject{{Provider: "fino", Tenant: "client-a", Kind: "user", ID: "by-hand",
+	if err := st.AddSubjects(ctx, []extract.Subject{{Provider: "fino", Tenant: "client-a", Kind: "user", ID: "by-hand",
 		Source: clickhouse.SourceWebhook, CorrelationID: "c1"}}); err != nil {
 		t.Fatal(err)
 	}
