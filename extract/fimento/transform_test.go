@@ -18,7 +18,6 @@ import (
 	"github.com/finsync/finsync/transform/transformtest"
 )
 
-
 func testLineage() transform.Lineage {
 	return transform.Lineage{Provider: "fimento", Tenant: "605c6c479691950d359bb0e9", RunID: "run-0001",
 		ExtractedAt: time.Date(2026, 2, 24, 6, 30, 0, 0, time.UTC), Version: 1771914600}

@@ -23,7 +23,6 @@ import (
 	"github.com/finsync/finsync/extract/hostile"
 )
 
-
 func testLineage() transform.Lineage {
 	return transform.Lineage{Provider: provider, Tenant: "mandator-a", RunID: "run-1",
 		ExtractedAt: time.Date(2026, 3, 25, 6, 0, 0, 0, time.UTC), Version: 42}

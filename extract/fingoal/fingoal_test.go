@@ -24,7 +24,6 @@ import (
 	"github.com/finsync/finsync/extract/hostile"
 )
 
-
 func testLineage() transform.Lineage {
 	return transform.Lineage{Provider: provider, Tenant: "client", RunID: "run-1",
 		ExtractedAt: time.Date(2026, 5, 12, 6, 0, 0, 0, time.UTC), Version: 42}

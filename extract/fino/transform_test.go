@@ -19,7 +19,6 @@ import (
 	"github.com/finsync/finsync/transform/transformtest"
 )
 
-
 func testLineage() transform.Lineage {
 	return transform.Lineage{Provider: "fino", Tenant: "sandbox-client", RunID: "run-0001",
 		ExtractedAt: time.Date(2026, 2, 24, 6, 30, 0, 0, time.UTC), Version: 1771914600}
