@@ -326,6 +326,7 @@ type submitter struct {
 	batch    []source
 	jobs     []extract.Job
 	sent     int
+	commits  uint64 // ledger writes so far
 }
 
 // addGroup adds one user's transactions, keeping a user in one batch
@@ -451,7 +452,13 @@ func sentState(err error) (status, reason string) {
 }
 
 func (s *submitter) ledger(ctx context.Context, batch []source) error {
-	w := NewSubmissionsWriter(s.a.mem, s.req.Lineage)
+	// A ledger write supersedes the run's earlier ones (pending, then
+	// submitted): it gets a higher _version, so FINAL never depends on
+	// which of two equal versions a merge, a copy or a replica kept.
+	lin := s.req.Lineage
+	s.commits++
+	lin.Version += s.commits
+	w := NewSubmissionsWriter(s.a.mem, lin)
 	defer w.Release()
 	for _, b := range batch {
 		if err := w.AddSubmission(b.sub); err != nil {
