@@ -17,9 +17,9 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/finsync/finsync/extract"
-	"github.com/finsync/finsync/extract/faults"
 	"github.com/finsync/finsync/extract/fimento"
 	"github.com/finsync/finsync/extract/fingoal"
+	"github.com/finsync/finsync/extract/sandboxkit"
 	"github.com/finsync/finsync/load/clickhouse"
 	"github.com/finsync/finsync/load/clickhouse/chtest"
 	"github.com/finsync/finsync/schedules"
@@ -312,7 +312,7 @@ type fingoalOver struct {
 	secret  string
 }
 
-func newFingoalOver(t *testing.T, state *clickhouse.State, loader *clickhouse.Loader, knobs faults.Knobs) *fingoalOver {
+func newFingoalOver(t *testing.T, state *clickhouse.State, loader *clickhouse.Loader, knobs sandboxkit.Knobs) *fingoalOver {
 	t.Helper()
 	sb := fingoal.NewSandbox(fingoal.SandboxOptions{Faults: knobs})
 	srv := httptest.NewServer(sb)
@@ -374,7 +374,7 @@ func TestFimentoRevocationDeletesTheSubject(t *testing.T) {
 
 	// FinGoal enriches what Fimento loaded (some items come back malformed:
 	// rejects keyed batch/transaction), tags the users, and recommends.
-	fg := newFingoalOver(t, w.state, w.runner.Loader, faults.Knobs{Seed: 4, Malformed: 0.1})
+	fg := newFingoalOver(t, w.state, w.runner.Loader, sandboxkit.Knobs{Seed: 4, Malformed: 0.1})
 	fg.run(t, w.runner, fingoal.StreamEnrichment)
 	fg.run(t, w.runner, fingoal.StreamUserTags)
 	uid := fingoal.Opaque(fg.idKey, "user", "fimento", bank, victim)
@@ -528,7 +528,7 @@ func TestRevocationRacingOtherRunsLeavesNothing(t *testing.T) {
 	w.runAll(t)
 	bank := fimentoBanks[0]
 	victim, other := w.completedProcesses(t)[bank][0], w.completedProcesses(t)[bank][1]
-	fg := newFingoalOver(t, w.state, w.runner.Loader, faults.Knobs{Seed: 4, Malformed: 0.1})
+	fg := newFingoalOver(t, w.state, w.runner.Loader, sandboxkit.Knobs{Seed: 4, Malformed: 0.1})
 	uid := fingoal.Opaque(fg.idKey, "user", "fimento", bank, victim)
 	rows := func(id string) string {
 		return w.query(t, `SELECT toString(count()) FROM (SELECT user_id FROM transactions UNION ALL SELECT user_id FROM account_balances

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/finsync/finsync/extract"
-	"github.com/finsync/finsync/extract/faults"
 	"github.com/finsync/finsync/extract/finapi"
+	"github.com/finsync/finsync/extract/sandboxkit"
 	"github.com/finsync/finsync/load/clickhouse"
 	"github.com/finsync/finsync/load/clickhouse/chtest"
 	"github.com/finsync/finsync/schedules"
@@ -469,7 +469,7 @@ func TestFinapiCallbackCollectsOnlyActiveJobs(t *testing.T) {
 
 func TestFinapiFaultsLoseNothing(t *testing.T) {
 	clean := newFinapiWorld(t, finapi.SandboxOptions{}, finapi.Config{})
-	knobs := faults.Knobs{Seed: 11, RateLimit: 0.15, ServerError: 0.15, TokenExpiry: 0.1, Truncated: 0.15, Malformed: 0.1}
+	knobs := sandboxkit.Knobs{Seed: 11, RateLimit: 0.15, ServerError: 0.15, TokenExpiry: 0.1, Truncated: 0.15, Malformed: 0.1}
 	faulty := newFinapiWorld(t, finapi.SandboxOptions{Faults: knobs}, finapi.Config{})
 	tenant := finapiTenants[0]
 	var malformed []string

@@ -14,8 +14,8 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/finsync/finsync/extract"
-	"github.com/finsync/finsync/extract/faults"
 	"github.com/finsync/finsync/extract/fingoal"
+	"github.com/finsync/finsync/extract/sandboxkit"
 	"github.com/finsync/finsync/load/clickhouse"
 	"github.com/finsync/finsync/load/clickhouse/chtest"
 	"github.com/finsync/finsync/schedules"
@@ -385,7 +385,7 @@ func waitFor(t *testing.T, ok func() bool) {
 // recovered through its enrichment webhook), and what stays pending is
 // exactly what FinGoal never received, reported by the run.
 func TestFingoalEnrichmentUnderFaults(t *testing.T) {
-	knobs := faults.Knobs{Seed: 6, RateLimit: 0.1, ServerError: 0.1, TokenExpiry: 0.1, Truncated: 0.1, Malformed: 0.05}
+	knobs := sandboxkit.Knobs{Seed: 6, RateLimit: 0.1, ServerError: 0.1, TokenExpiry: 0.1, Truncated: 0.1, Malformed: 0.05}
 	w := newFingoalWorld(t, fingoal.SandboxOptions{Faults: knobs}, fingoal.Config{BatchSize: 30})
 	today := time.Now().UTC().Truncate(24 * time.Hour)
 	total := 0

@@ -15,8 +15,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/finsync/finsync/extract/faults"
 	"github.com/finsync/finsync/extract/fino"
+	"github.com/finsync/finsync/extract/sandboxkit"
 )
 
 // The provider runs in a process of its own, as a real one would: its
@@ -54,7 +54,7 @@ func serveSandbox(args []string) error {
 	}
 	today := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -1)
 	opts := fino.SandboxOptions{UsersPerTenant: sz.users, TransactionsPerUser: sz.txPerUser, Months: sz.months,
-		Today: today, Seed: 1, Faults: faults.Knobs{Latency: sz.latency}}
+		Today: today, Seed: 1, Faults: sandboxkit.Knobs{Latency: sz.latency}}
 	if synced != "" {
 		t, err := time.Parse(time.RFC3339, synced)
 		if err != nil {

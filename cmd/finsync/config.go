@@ -16,11 +16,11 @@ import (
 
 	"github.com/sethvargo/go-envconfig"
 
-	"github.com/finsync/finsync/extract/faults"
 	"github.com/finsync/finsync/extract/fimento"
 	"github.com/finsync/finsync/extract/finapi"
 	"github.com/finsync/finsync/extract/fingoal"
 	"github.com/finsync/finsync/extract/fino"
+	"github.com/finsync/finsync/extract/sandboxkit"
 	"github.com/finsync/finsync/load/clickhouse"
 	"github.com/finsync/finsync/schedules"
 )
@@ -126,7 +126,7 @@ type Config struct {
 	// warns about it.
 	InsecureSkipVerify bool `env:"FINSYNC_INSECURE_SKIP_VERIFY, default=false"`
 	// SandboxFaults is the fault matrix of the sandboxes `finsync demo` and
-	// `finsync sandbox` start (faults.Parse); unset: no faults.
+	// `finsync sandbox` start (sandboxkit.Parse); unset: no faults.
 	SandboxFaults string `env:"FINSYNC_SANDBOX_FAULTS"`
 	// Schedules is the path of the schedules file; unset: the built-in one
 	// (schedules/default.yaml).
@@ -206,7 +206,7 @@ func (c Config) Validate() []error {
 		bad("FINSYNC_INSERT_MAX_BYTES=%d: want at least 1048576", c.ClickHouse.InsertMaxBytes)
 	}
 	problems = append(problems, c.validateFino()...)
-	if _, err := faults.Parse(c.SandboxFaults); err != nil {
+	if _, err := sandboxkit.Parse(c.SandboxFaults); err != nil {
 		bad("FINSYNC_SANDBOX_FAULTS: %v", err)
 	}
 	problems = append(problems, c.validateFinapi()...)

@@ -10,11 +10,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/finsync/finsync/extract/faults"
 	"github.com/finsync/finsync/extract/fimento"
 	"github.com/finsync/finsync/extract/finapi"
 	"github.com/finsync/finsync/extract/fingoal"
 	"github.com/finsync/finsync/extract/fino"
+	"github.com/finsync/finsync/extract/sandboxkit"
 )
 
 // sandboxOptions size the synthetic data of the sandboxes and set their
@@ -22,7 +22,7 @@ import (
 type sandboxOptions struct {
 	users, companies, months int
 	seed                     int64
-	faults                   string // a fault matrix, see faults.Parse
+	faults                   string // a fault matrix, see sandboxkit.Parse
 }
 
 func (o *sandboxOptions) define(fs *flag.FlagSet) {
@@ -67,7 +67,7 @@ const fimentoHashKey = "sandbox-hash-key-not-a-secret"
 const fingoalIDKey = "sandbox-id-key-not-a-secret"
 
 func startSandbox(addr string, o sandboxOptions) (*sandbox, error) {
-	knobs, err := faults.Parse(o.faults)
+	knobs, err := sandboxkit.Parse(o.faults)
 	if err != nil {
 		return nil, err
 	}

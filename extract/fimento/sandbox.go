@@ -18,7 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/finsync/finsync/extract/faults"
+	"github.com/finsync/finsync/extract/sandboxkit"
 )
 
 // SandboxOptions configure a Sandbox. Zero fields take the defaults named.
@@ -68,10 +68,10 @@ type SandboxOptions struct {
 // Faults are the sandbox's fault knobs. Here an expired token stays
 // refused (401 now and later), Malformed transactions have a non-numeric
 // amount, and Duplicate is not used.
-type Faults = faults.Knobs
+type Faults = sandboxkit.Knobs
 
 // FaultCounts are the faults injected so far.
-type FaultCounts = faults.Counts
+type FaultCounts = sandboxkit.Counts
 
 // Sandbox is a fake Fimento Bank Data Insights API over deterministic
 // synthetic processes. It is an http.Handler to mount at its base URL.
@@ -95,7 +95,7 @@ type Sandbox struct {
 	webhooks  []string
 	notified  map[string]string // process key → state last announced
 
-	faults       *faults.Injector
+	faults       *sandboxkit.Injector
 	webhooksSent atomic.Int64
 }
 
@@ -121,7 +121,7 @@ func NewSandbox(opts SandboxOptions) *Sandbox {
 	s := &Sandbox{opts: opts, start: opts.Now().UTC(), mux: http.NewServeMux(), log: opts.Logger,
 		hooks: &http.Client{Timeout: 10 * time.Second}, ctx: ctx, cancel: cancel,
 		tokens: map[string]time.Time{}, processes: map[string]*sbProcess{}, notified: map[string]string{},
-		faults: faults.New(opts.Faults)}
+		faults: sandboxkit.NewInjector(opts.Faults)}
 	for i, id := range opts.PartnerBanks {
 		s.banks = append(s.banks, PartnerBank{ID: id, Name: "Sandbox partner bank " + strconv.Itoa(i+1), LogoURL: "www.logoUrl.com"})
 		for j := range opts.ProcessesPerBank {
@@ -497,7 +497,7 @@ func (s *Sandbox) deliver(url, bank string, body []byte) {
 // call is what the middleware learned about a request.
 type call struct {
 	bank   string
-	faults faults.Draw
+	faults sandboxkit.Draw
 }
 
 type handler func(w http.ResponseWriter, r *http.Request, c *call)

@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/finsync/finsync/extract/faults"
+	"github.com/finsync/finsync/extract/sandboxkit"
 )
 
 // SandboxOptions configure a Sandbox. Zero fields take the defaults named.
@@ -33,7 +33,7 @@ type SandboxOptions struct {
 	// its callbackURL; 0: never on its own.
 	ReadyAfter time.Duration
 	TokenTTL   time.Duration // default 3600s
-	Faults     faults.Knobs
+	Faults     sandboxkit.Knobs
 
 	// Paging as a real server may do it. MaxPageSize caps the users per
 	// page whatever size asks (the answer's size says so); 0: no cap.
@@ -62,7 +62,7 @@ type SandboxOptions struct {
 type Sandbox struct {
 	opts   SandboxOptions
 	mux    *http.ServeMux
-	faults *faults.Injector
+	faults *sandboxkit.Injector
 	client *http.Client // delivers callbacks
 
 	ctx    context.Context
@@ -109,7 +109,7 @@ func NewSandbox(opts SandboxOptions) *Sandbox {
 		opts.TokenTTL = time.Hour
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Sandbox{opts: opts, mux: http.NewServeMux(), faults: faults.New(opts.Faults),
+	s := &Sandbox{opts: opts, mux: http.NewServeMux(), faults: sandboxkit.NewInjector(opts.Faults),
 		client: &http.Client{Timeout: 10 * time.Second}, ctx: ctx, cancel: cancel,
 		today: opts.Today, ledgers: map[string][]LedgerAccount{}, tokens: map[string]string{},
 		jobs: map[string]*sandboxJob{}, created: map[string]int{}}
@@ -205,7 +205,7 @@ func (s *Sandbox) Forget(jobID string) {
 }
 
 // Injected counts the faults injected so far.
-func (s *Sandbox) Injected() faults.Counts { return s.faults.Counts() }
+func (s *Sandbox) Injected() sandboxkit.Counts { return s.faults.Counts() }
 
 // Malformed lists the users of a finished job the Malformed knob corrupts.
 func (s *Sandbox) Malformed(jobID string) []string {
@@ -250,7 +250,7 @@ func (s *Sandbox) token(w http.ResponseWriter, r *http.Request) {
 	s.faults.WriteBody(w, d, body)
 }
 
-type authorizedHandler func(w http.ResponseWriter, r *http.Request, tenant string, d faults.Draw)
+type authorizedHandler func(w http.ResponseWriter, r *http.Request, tenant string, d sandboxkit.Draw)
 
 // authorized puts h behind the faults and the bearer token check.
 func (s *Sandbox) authorized(h authorizedHandler) http.HandlerFunc {
@@ -275,7 +275,7 @@ func (s *Sandbox) authorized(h authorizedHandler) http.HandlerFunc {
 	}
 }
 
-func (s *Sandbox) createJob(w http.ResponseWriter, r *http.Request, tenant string, d faults.Draw) {
+func (s *Sandbox) createJob(w http.ResponseWriter, r *http.Request, tenant string, d sandboxkit.Draw) {
 	seg, ok := segmentOf(r.PathValue("segmentType"))
 	if !ok {
 		writeError(w, http.StatusNotFound, "unknown segment type "+r.PathValue("segmentType"))
@@ -332,7 +332,7 @@ func validRequest(seg Segment, r CreateRequest) string {
 	return ""
 }
 
-func (s *Sandbox) getJob(w http.ResponseWriter, r *http.Request, tenant string, d faults.Draw) {
+func (s *Sandbox) getJob(w http.ResponseWriter, r *http.Request, tenant string, d sandboxkit.Draw) {
 	number, err1 := strconv.Atoi(orDefault(r.URL.Query().Get("number"), "0"))
 	size, err2 := strconv.Atoi(orDefault(r.URL.Query().Get("size"), "20"))
 	if err1 != nil || err2 != nil || number < 0 || size < 1 || size > 1000 {

@@ -18,7 +18,7 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
-	"github.com/finsync/finsync/extract/faults"
+	"github.com/finsync/finsync/extract/sandboxkit"
 )
 
 // SandboxOptions configure a Sandbox. Zero fields take the defaults named.
@@ -34,7 +34,7 @@ type SandboxOptions struct {
 	// the bytes sent, which are indented); "" sends none.
 	WebhookURL string
 	Now        func() time.Time // the sandbox's clock; default time.Now
-	Faults     faults.Knobs
+	Faults     sandboxkit.Knobs
 	// RespellWebhooks sends webhook bodies spelled unlike JSON.stringify,
 	// as a sender with another JSON encoder might: fractions with a
 	// trailing zero or in exponent form (12.40 as 12.400 or 1240e-2),
@@ -61,7 +61,7 @@ type SandboxOptions struct {
 type Sandbox struct {
 	opts   SandboxOptions
 	mux    *http.ServeMux
-	faults *faults.Injector
+	faults *sandboxkit.Injector
 	client *http.Client
 
 	ctx    context.Context
@@ -117,7 +117,7 @@ func NewSandbox(opts SandboxOptions) *Sandbox {
 		opts.Now = time.Now
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Sandbox{opts: opts, mux: http.NewServeMux(), faults: faults.New(opts.Faults), client: &http.Client{Timeout: 10 * time.Second},
+	s := &Sandbox{opts: opts, mux: http.NewServeMux(), faults: sandboxkit.NewInjector(opts.Faults), client: &http.Client{Timeout: 10 * time.Second},
 		ctx: ctx, cancel: cancel, tokens: map[string]bool{}, batches: map[string]*sandboxBatch{}, received: map[string]int{},
 		enriched: map[string][]enrichedAt{}, tags: map[string][]string{}, updates: map[string]tagUpdate{}}
 	s.mux.HandleFunc("POST /v3"+pathAuth, s.auth)
@@ -173,7 +173,7 @@ func (s *Sandbox) Webhooks() int {
 }
 
 // Injected counts the faults injected so far.
-func (s *Sandbox) Injected() faults.Counts { return s.faults.Counts() }
+func (s *Sandbox) Injected() sandboxkit.Counts { return s.faults.Counts() }
 
 // Finish enriches batch id now and sends its webhook.
 func (s *Sandbox) Finish(id string) error {
@@ -241,7 +241,7 @@ func (s *Sandbox) auth(w http.ResponseWriter, r *http.Request) {
 	s.faults.WriteBody(w, d, body)
 }
 
-type sandboxHandler func(w http.ResponseWriter, r *http.Request, d faults.Draw)
+type sandboxHandler func(w http.ResponseWriter, r *http.Request, d sandboxkit.Draw)
 
 func (s *Sandbox) authorized(h sandboxHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
@@ -311,7 +311,7 @@ func decodeCleanup(w http.ResponseWriter, r *http.Request) ([]Transaction, bool)
 	return req.Transactions, true
 }
 
-func (s *Sandbox) submit(w http.ResponseWriter, r *http.Request, d faults.Draw) {
+func (s *Sandbox) submit(w http.ResponseWriter, r *http.Request, d sandboxkit.Draw) {
 	txs, ok := decodeCleanup(w, r)
 	if !ok {
 		return
@@ -352,7 +352,7 @@ func (s *Sandbox) submit(w http.ResponseWriter, r *http.Request, d faults.Draw) 
 
 // sync is the test endpoint: at most 4 users, 16 transactions per user
 // (128 for a single user), enriched at once.
-func (s *Sandbox) sync(w http.ResponseWriter, r *http.Request, d faults.Draw) {
+func (s *Sandbox) sync(w http.ResponseWriter, r *http.Request, d sandboxkit.Draw) {
 	txs, ok := decodeCleanup(w, r)
 	if !ok {
 		return
@@ -383,7 +383,7 @@ func (s *Sandbox) sync(w http.ResponseWriter, r *http.Request, d faults.Draw) {
 	s.faults.WriteBody(w, d, body)
 }
 
-func (s *Sandbox) result(w http.ResponseWriter, r *http.Request, d faults.Draw) {
+func (s *Sandbox) result(w http.ResponseWriter, r *http.Request, d sandboxkit.Draw) {
 	s.mu.Lock()
 	b, ok := s.batches[r.PathValue("id")]
 	ready := ok && b.ready
@@ -647,11 +647,11 @@ func (s *Sandbox) schedule(now time.Time) {
 	}
 }
 
-func (s *Sandbox) user(w http.ResponseWriter, r *http.Request, d faults.Draw) {
+func (s *Sandbox) user(w http.ResponseWriter, r *http.Request, d sandboxkit.Draw) {
 	s.serveUser(w, r.PathValue("uid"), false, d)
 }
 
-func (s *Sandbox) userSub(w http.ResponseWriter, r *http.Request, d faults.Draw) {
+func (s *Sandbox) userSub(w http.ResponseWriter, r *http.Request, d sandboxkit.Draw) {
 	a, b := r.PathValue("a"), r.PathValue("b")
 	switch {
 	case a == "tags":
@@ -672,7 +672,7 @@ func (s *Sandbox) userSub(w http.ResponseWriter, r *http.Request, d faults.Draw)
 	}
 }
 
-func (s *Sandbox) serveUser(w http.ResponseWriter, uid string, sync bool, d faults.Draw) {
+func (s *Sandbox) serveUser(w http.ResponseWriter, uid string, sync bool, d sandboxkit.Draw) {
 	now := s.opts.Now()
 	s.mu.Lock()
 	_, known := s.enriched[uid]
@@ -694,7 +694,7 @@ func (s *Sandbox) serveUser(w http.ResponseWriter, uid string, sync bool, d faul
 	s.faults.WriteBody(w, d, body)
 }
 
-func (s *Sandbox) listFinsights(w http.ResponseWriter, r *http.Request, d faults.Draw) {
+func (s *Sandbox) listFinsights(w http.ResponseWriter, r *http.Request, d sandboxkit.Draw) {
 	from, err1 := strconv.ParseInt(r.URL.Query().Get("startAt"), 10, 64)
 	to, err2 := strconv.ParseInt(r.URL.Query().Get("endAt"), 10, 64)
 	if err1 != nil || err2 != nil || to < from {

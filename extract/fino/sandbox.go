@@ -18,7 +18,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/finsync/finsync/extract/faults"
+	"github.com/finsync/finsync/extract/sandboxkit"
 )
 
 // SandboxOptions configure a Sandbox. Zero fields take the defaults named.
@@ -107,10 +107,10 @@ type SandboxOptions struct {
 // refused (401 now and later); Malformed corrupts transactions, contracts,
 // daily balances and person analytics months; Duplicate repeats the last
 // categorization of the page before.
-type Faults = faults.Knobs
+type Faults = sandboxkit.Knobs
 
 // FaultCounts are the faults injected so far.
-type FaultCounts = faults.Counts
+type FaultCounts = sandboxkit.Counts
 
 // Sandbox is a fake finoOS API over deterministic synthetic data. It is an
 // http.Handler to mount at the root; all paths start with /api/.
@@ -125,7 +125,7 @@ type Sandbox struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	faults *faults.Injector
+	faults *sandboxkit.Injector
 
 	mu          sync.Mutex
 	tokens      map[string]time.Time // access token → expiry
@@ -161,7 +161,7 @@ func NewSandbox(opts SandboxOptions) *Sandbox {
 		client:   &http.Client{Timeout: 10 * time.Second},
 		ctx:      ctx,
 		cancel:   cancel,
-		faults:   faults.New(opts.Faults),
+		faults:   sandboxkit.NewInjector(opts.Faults),
 		tokens:   map[string]time.Time{},
 		tenants:  map[string]*tenant{},
 		analyses: map[string]*analysis{},
@@ -338,7 +338,7 @@ func (s *Sandbox) Ledger(tenantID, userID string) (Ledger, error) {
 // call is what the middleware learned about a request.
 type call struct {
 	tenant string
-	faults faults.Draw
+	faults sandboxkit.Draw
 }
 
 type handler func(w http.ResponseWriter, r *http.Request, c *call)
