@@ -17,6 +17,7 @@ import (
 
 	"github.com/finsync/finsync/extract"
 	"github.com/finsync/finsync/extract/finapi"
+	finapisb "github.com/finsync/finsync/extract/finapi/sandbox"
 	"github.com/finsync/finsync/extract/fingoal"
 	"github.com/finsync/finsync/extract/fino"
 	"github.com/finsync/finsync/load/clickhouse"
@@ -41,13 +42,13 @@ func TestMain(m *testing.M) {
 // per job) and the members land once.
 func TestKilledBetweenJobCreationAndCollection(t *testing.T) {
 	// Created today, so the members are current (once removes expired ones).
-	sb := finapi.NewSandbox(finapi.SandboxOptions{UsersPerTenant: 12, Seed: 5, ReadyPolls: -1, Today: time.Now().UTC().Truncate(24 * time.Hour)})
+	sb := finapisb.New(finapisb.Options{UsersPerTenant: 12, Seed: 5, ReadyPolls: -1, Today: time.Now().UTC().Truncate(24 * time.Hour)})
 	srv := httptest.NewServer(sb)
 	defer srv.Close()
 	defer sb.Close()
 	opts := chtest.Options(t)
 	t.Cleanup(func() { chtest.DropDatabase(t, opts) })
-	id, secret := finapi.Credentials("mandator")
+	id, secret := finapisb.Credentials("mandator")
 	env := map[string]string{
 		"FINSYNC_CLICKHOUSE_ADDR": opts.Addr, "FINSYNC_CLICKHOUSE_DATABASE": opts.Database, "FINSYNC_LOG_LEVEL": "warn",
 		"FINSYNC_FINAPI_BASE_URL": srv.URL, "FINSYNC_FINAPI_MANDATORS": "mandator:" + id + ":" + secret,

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/finsync/finsync/extract/fimento"
-	"github.com/finsync/finsync/extract/finapi"
+	finapisb "github.com/finsync/finsync/extract/finapi/sandbox"
 	"github.com/finsync/finsync/extract/fingoal"
 	"github.com/finsync/finsync/extract/fino"
 	"github.com/finsync/finsync/extract/sandboxkit"
@@ -46,7 +46,7 @@ func (o *sandboxOptions) withEnv(lookup func(string) (string, bool)) {
 // under /fimento, FinGoal under /fingoal (its own paths start with /v3).
 type sandbox struct {
 	fino    *fino.Sandbox
-	finapi  *finapi.Sandbox
+	finapi  *finapisb.Server
 	fimento *fimento.Sandbox
 	fingoal *fingoal.Sandbox
 	server  *http.Server
@@ -78,7 +78,7 @@ func startSandbox(addr string, o sandboxOptions) (*sandbox, error) {
 	today := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -1)
 	f := fino.NewSandbox(fino.SandboxOptions{UsersPerTenant: o.users, CompaniesPerTenant: o.companies, LifeEvents: true, Months: o.months, Seed: o.seed,
 		Today: today, Faults: knobs})
-	fa := finapi.NewSandbox(finapi.SandboxOptions{Tenants: finapiMandators, UsersPerTenant: 4 * o.users, Seed: o.seed,
+	fa := finapisb.New(finapisb.Options{Tenants: finapiMandators, UsersPerTenant: 4 * o.users, Seed: o.seed,
 		Today: time.Now().UTC().Truncate(24 * time.Hour), Faults: knobs})
 	// Two partner banks, and at least one process of each scenario per bank.
 	fm := fimento.NewSandbox(fimento.SandboxOptions{PartnerBanks: []string{"605c6c479691950d359bb0e9", "605c6c479691950d359bb0ea"},
@@ -110,7 +110,7 @@ func (sb *sandbox) fingoalURL() string { return sb.url + "/fingoal/v3" }
 func (sb *sandbox) finapiMandators() string {
 	var m []string
 	for _, t := range finapiMandators {
-		id, secret := finapi.Credentials(t)
+		id, secret := finapisb.Credentials(t)
 		m = append(m, t+":"+id+":"+secret)
 	}
 	return strings.Join(m, ",")

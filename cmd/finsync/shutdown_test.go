@@ -17,7 +17,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/finsync/finsync/extract"
-	"github.com/finsync/finsync/extract/finapi"
+	finapisb "github.com/finsync/finsync/extract/finapi/sandbox"
 	"github.com/finsync/finsync/extract/fino"
 	"github.com/finsync/finsync/load/clickhouse"
 	"github.com/finsync/finsync/load/clickhouse/chtest"
@@ -97,7 +97,7 @@ func TestSIGTERMMidRun(t *testing.T) {
 			fsrv := httptest.NewServer(fs)
 			defer fsrv.Close()
 			defer fs.Close()
-			fa := finapi.NewSandbox(finapi.SandboxOptions{Tenants: []string{"mandator-a", "mandator-b"}, UsersPerTenant: 4, Seed: 2})
+			fa := finapisb.New(finapisb.Options{Tenants: []string{"mandator-a", "mandator-b"}, UsersPerTenant: 4, Seed: 2})
 			fasrv := httptest.NewServer(fa)
 			defer fasrv.Close()
 			defer fa.Close()
@@ -110,7 +110,7 @@ func TestSIGTERMMidRun(t *testing.T) {
 				}
 			}
 			for _, m := range []string{"mandator-a", "mandator-b"} {
-				id, secret := finapi.Credentials(m)
+				id, secret := finapisb.Credentials(m)
 				mandators = append(mandators, m+":"+id+":"+secret)
 			}
 			schedFile := filepath.Join(t.TempDir(), "schedules.yaml")
