@@ -19,6 +19,7 @@ import (
 	"github.com/finsync/finsync/extract"
 	"github.com/finsync/finsync/extract/fimento"
 	"github.com/finsync/finsync/extract/fingoal"
+	fgsb "github.com/finsync/finsync/extract/fingoal/sandbox"
 	"github.com/finsync/finsync/extract/sandboxkit"
 	"github.com/finsync/finsync/load/clickhouse"
 	"github.com/finsync/finsync/load/clickhouse/chtest"
@@ -304,7 +305,7 @@ func TestFimentoNoPersonalDataLands(t *testing.T) {
 // loaded, into the same database through the same runner; its webhook
 // receiver lands what webhooks carry.
 type fingoalOver struct {
-	sandbox *fingoal.Sandbox
+	sandbox *fgsb.Server
 	api     *fingoal.API
 	tenant  string
 	idKey   []byte
@@ -314,7 +315,7 @@ type fingoalOver struct {
 
 func newFingoalOver(t *testing.T, state *clickhouse.State, loader *clickhouse.Loader, knobs sandboxkit.Knobs) *fingoalOver {
 	t.Helper()
-	sb := fingoal.NewSandbox(fingoal.SandboxOptions{Faults: knobs})
+	sb := fgsb.New(fgsb.Options{Faults: knobs})
 	srv := httptest.NewServer(sb)
 	t.Cleanup(func() { srv.Close(); sb.Close() })
 	id, secret := sb.Credentials()

@@ -20,7 +20,7 @@ import (
 
 	"github.com/prometheus/common/expfmt"
 
-	"github.com/finsync/finsync/extract/fingoal"
+	fgsb "github.com/finsync/finsync/extract/fingoal/sandbox"
 	"github.com/finsync/finsync/extract/fino"
 	"github.com/finsync/finsync/load/clickhouse"
 	"github.com/finsync/finsync/load/clickhouse/chtest"
@@ -302,7 +302,7 @@ func TestDaemonActsOnFinGoalWebhooks(t *testing.T) {
 	addr := freeAddr(t)
 	// Batches are enriched only when the test says; webhooks go to the
 	// daemon, spelled unlike JSON.stringify, which FinGoal signs.
-	gs := fingoal.NewSandbox(fingoal.SandboxOptions{ResultDelay: -1, WebhookURL: "http://" + addr + "/webhooks/fingoal", RespellWebhooks: true})
+	gs := fgsb.New(fgsb.Options{ResultDelay: -1, WebhookURL: "http://" + addr + "/webhooks/fingoal", RespellWebhooks: true})
 	gsrv := httptest.NewServer(gs)
 	defer gsrv.Close()
 	defer gs.Close()

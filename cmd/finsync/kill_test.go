@@ -18,7 +18,7 @@ import (
 	"github.com/finsync/finsync/extract"
 	"github.com/finsync/finsync/extract/finapi"
 	finapisb "github.com/finsync/finsync/extract/finapi/sandbox"
-	"github.com/finsync/finsync/extract/fingoal"
+	fgsb "github.com/finsync/finsync/extract/fingoal/sandbox"
 	"github.com/finsync/finsync/extract/fino"
 	"github.com/finsync/finsync/load/clickhouse"
 	"github.com/finsync/finsync/load/clickhouse/chtest"
@@ -195,7 +195,7 @@ func TestKilledBetweenEnrichmentSubmissionAndCollection(t *testing.T) {
 	fsrv := httptest.NewServer(fs)
 	defer fsrv.Close()
 	defer fs.Close()
-	gs := fingoal.NewSandbox(fingoal.SandboxOptions{ResultDelay: -1}) // batches finish only when the test says
+	gs := fgsb.New(fgsb.Options{ResultDelay: -1}) // batches finish only when the test says
 	gsrv := httptest.NewServer(gs)
 	defer gsrv.Close()
 	defer gs.Close()

@@ -12,7 +12,7 @@ import (
 
 	"github.com/finsync/finsync/extract/fimento"
 	finapisb "github.com/finsync/finsync/extract/finapi/sandbox"
-	"github.com/finsync/finsync/extract/fingoal"
+	fgsb "github.com/finsync/finsync/extract/fingoal/sandbox"
 	"github.com/finsync/finsync/extract/fino"
 	"github.com/finsync/finsync/extract/sandboxkit"
 )
@@ -48,7 +48,7 @@ type sandbox struct {
 	fino    *fino.Sandbox
 	finapi  *finapisb.Server
 	fimento *fimento.Sandbox
-	fingoal *fingoal.Sandbox
+	fingoal *fgsb.Server
 	server  *http.Server
 	url     string
 }
@@ -84,7 +84,7 @@ func startSandbox(addr string, o sandboxOptions) (*sandbox, error) {
 	fm := fimento.NewSandbox(fimento.SandboxOptions{PartnerBanks: []string{"605c6c479691950d359bb0e9", "605c6c479691950d359bb0ea"},
 		ProcessesPerBank: max(o.users, 5), Months: min(o.months, 24), Seed: o.seed, Today: today, Faults: knobs})
 	// Batches are enriched a moment after their submission, as FinGoal's are.
-	fg := fingoal.NewSandbox(fingoal.SandboxOptions{ResultDelay: 300 * time.Millisecond, Faults: knobs})
+	fg := fgsb.New(fgsb.Options{ResultDelay: 300 * time.Millisecond, Faults: knobs})
 	mux := http.NewServeMux()
 	mux.Handle("/", f)
 	mux.Handle("/finapi/", http.StripPrefix("/finapi", fa))

@@ -99,3 +99,14 @@ func (t *Tokens[T]) Check(tok string, d Draw) (T, TokenStatus) {
 func Bearer(r *http.Request) (string, bool) {
 	return strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 }
+
+// ExpireAll declares every token issued so far expired, as a provider may
+// end tokens early; that is not counted as a fault.
+func (t *Tokens[T]) ExpireAll() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for k, old := range t.tokens {
+		old.expired = true
+		t.tokens[k] = old
+	}
+}
