@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/finsync/finsync/extract/fimento"
+	fimentosb "github.com/finsync/finsync/extract/fimento/sandbox"
 	finapisb "github.com/finsync/finsync/extract/finapi/sandbox"
 	fgsb "github.com/finsync/finsync/extract/fingoal/sandbox"
 	"github.com/finsync/finsync/extract/fino"
@@ -47,7 +47,7 @@ func (o *sandboxOptions) withEnv(lookup func(string) (string, bool)) {
 type sandbox struct {
 	fino    *fino.Sandbox
 	finapi  *finapisb.Server
-	fimento *fimento.Sandbox
+	fimento *fimentosb.Server
 	fingoal *fgsb.Server
 	server  *http.Server
 	url     string
@@ -81,7 +81,7 @@ func startSandbox(addr string, o sandboxOptions) (*sandbox, error) {
 	fa := finapisb.New(finapisb.Options{Tenants: finapiMandators, UsersPerTenant: 4 * o.users, Seed: o.seed,
 		Today: time.Now().UTC().Truncate(24 * time.Hour), Faults: knobs})
 	// Two partner banks, and at least one process of each scenario per bank.
-	fm := fimento.NewSandbox(fimento.SandboxOptions{PartnerBanks: []string{"605c6c479691950d359bb0e9", "605c6c479691950d359bb0ea"},
+	fm := fimentosb.New(fimentosb.Options{PartnerBanks: []string{"605c6c479691950d359bb0e9", "605c6c479691950d359bb0ea"},
 		ProcessesPerBank: max(o.users, 5), Months: min(o.months, 24), Seed: o.seed, Today: today, Faults: knobs})
 	// Batches are enriched a moment after their submission, as FinGoal's are.
 	fg := fgsb.New(fgsb.Options{ResultDelay: 300 * time.Millisecond, Faults: knobs})

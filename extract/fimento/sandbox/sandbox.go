@@ -1,11 +1,8 @@
-package fimento
+package sandbox
 
 import (
 	"bytes"
-	"context"
-	"crypto/rand"
 	"crypto/subtle"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,8 +18,8 @@ import (
 	"github.com/finsync/finsync/extract/sandboxkit"
 )
 
-// SandboxOptions configure a Sandbox. Zero fields take the defaults named.
-type SandboxOptions struct {
+// Options configure a Server. Zero fields take the defaults named.
+type Options struct {
 	Name     string // API user, default "sandbox-user"
 	Password string // default "sandbox-password"
 
@@ -58,7 +55,7 @@ type SandboxOptions struct {
 	// (the process's "customerSegment" and "kyc", the insights document's
 	// "riskScore" and "merchantSummary", a transactions page's "nextPage").
 	// Some carry the customer's identifiers, under a personal key or in a
-	// text, which must not land (doc.go 20, 22).
+	// text, which must not land (fimento package doc, 20, 22).
 	ExtraFields bool
 
 	Faults Faults
@@ -73,22 +70,21 @@ type Faults = sandboxkit.Knobs
 // FaultCounts are the faults injected so far.
 type FaultCounts = sandboxkit.Counts
 
-// Sandbox is a fake Fimento Bank Data Insights API over deterministic
+// Server is a fake Fimento Bank Data Insights API over deterministic
 // synthetic processes. It is an http.Handler to mount at its base URL.
-type Sandbox struct {
-	opts  SandboxOptions
+type Server struct {
+	opts  Options
 	start time.Time
 	mux   *http.ServeMux
 	log   *slog.Logger
-	hooks *http.Client
+	hooks sandboxkit.Delivery
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	tokens *sandboxkit.Tokens[struct{}]
+	guard  *sandboxkit.Guard[struct{}]
+	run    *sandboxkit.Runner
 
 	mu        sync.Mutex
-	tokens    map[string]time.Time
-	banks     []PartnerBank
+	banks     []partnerBank
 	processes map[string]*sbProcess // by bank + "/" + id
 	order     []string
 	created   int
@@ -114,16 +110,20 @@ type sbProcess struct {
 	today                       time.Time
 }
 
-// NewSandbox builds a sandbox with its synthetic processes.
-func NewSandbox(opts SandboxOptions) *Sandbox {
+// New builds a sandbox with its synthetic processes.
+func New(opts Options) *Server {
 	opts = sandboxDefaults(opts)
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &Sandbox{opts: opts, start: opts.Now().UTC(), mux: http.NewServeMux(), log: opts.Logger,
-		hooks: &http.Client{Timeout: 10 * time.Second}, ctx: ctx, cancel: cancel,
-		tokens: map[string]time.Time{}, processes: map[string]*sbProcess{}, notified: map[string]string{},
-		faults: sandboxkit.NewInjector(opts.Faults)}
+	s := &Server{opts: opts, start: opts.Now().UTC(), mux: http.NewServeMux(), log: opts.Logger, run: sandboxkit.NewRunner(),
+		processes: map[string]*sbProcess{}, notified: map[string]string{}, faults: sandboxkit.NewInjector(opts.Faults)}
+	s.hooks = sandboxkit.Delivery{Client: &http.Client{Timeout: 10 * time.Second}, Attempts: 3,
+		Delay: func(int) time.Duration { return 50 * time.Millisecond },
+		Failed: func(attempt int, err error) {
+			s.log.Warn("fimento sandbox: webhook delivery failed", "attempt", attempt, "err", err)
+		}}
+	s.tokens = sandboxkit.NewTokens[struct{}](opts.Now, s.faults)
+	s.guard = &sandboxkit.Guard[struct{}]{Faults: s.faults, Tokens: s.tokens, Error: writeOneError, FaultError: faultError}
 	for i, id := range opts.PartnerBanks {
-		s.banks = append(s.banks, PartnerBank{ID: id, Name: "Sandbox partner bank " + strconv.Itoa(i+1), LogoURL: "www.logoUrl.com"})
+		s.banks = append(s.banks, partnerBank{ID: id, Name: "Sandbox partner bank " + strconv.Itoa(i+1), LogoURL: "www.logoUrl.com"})
 		for j := range opts.ProcessesPerBank {
 			s.addProcess(s.scenarioProcess(id, j))
 		}
@@ -136,11 +136,11 @@ func NewSandbox(opts SandboxOptions) *Sandbox {
 		s.notified[key] = s.state(p, now)
 	}
 	s.routes()
-	s.wg.Go(s.watch)
+	s.run.Go(s.watch)
 	return s
 }
 
-func sandboxDefaults(o SandboxOptions) SandboxOptions {
+func sandboxDefaults(o Options) Options {
 	if o.Name == "" {
 		o.Name = "sandbox-user"
 	}
@@ -184,24 +184,24 @@ func sandboxDefaults(o SandboxOptions) SandboxOptions {
 }
 
 // scenarioProcess is process j of a bank (the scenarios above).
-func (s *Sandbox) scenarioProcess(bank string, j int) *sbProcess {
+func (s *Server) scenarioProcess(bank string, j int) *sbProcess {
 	p := &sbProcess{id: objectID(s.opts.Seed, "process/"+bank+"/"+strconv.Itoa(j)), bank: bank, market: "SE",
 		psuType: "private", first: sandboxFirstNames[j%len(sandboxFirstNames)], last: sandboxLastNames[(j+bankIndex(s, bank))%len(sandboxLastNames)],
 		createdAt: s.start.AddDate(0, 0, -30), ssn: GoodSSN, path: goodPath}
 	switch j {
-	case scenarioAuthError:
+	case ScenarioAuthError:
 		p.ssn, p.path = BadSSN, authErrorPath
-	case scenarioDenied:
+	case ScenarioDenied:
 		p.ssn, p.path = BadSSN, deniedPath
-	case scenarioSlow:
+	case ScenarioSlow:
 		p.createdAt = s.start
-	case scenarioBusiness:
+	case ScenarioBusiness:
 		p.ssn, p.companyID, p.psuType, p.market = "", sandboxCompanyID, "business", "FI"
 	}
 	return p
 }
 
-func bankIndex(s *Sandbox, bank string) int {
+func bankIndex(s *Server, bank string) int {
 	for i, b := range s.opts.PartnerBanks {
 		if b == bank {
 			return i
@@ -212,8 +212,8 @@ func bankIndex(s *Sandbox, bank string) int {
 
 // addProcess registers p with its data, if it can ever complete. s.mu held
 // or not yet shared.
-func (s *Sandbox) addProcess(p *sbProcess) {
-	if p.path[len(p.path)-1].code == StatusCompleted {
+func (s *Server) addProcess(p *sbProcess) {
+	if p.path[len(p.path)-1].code == statusCompleted {
 		p.today = s.opts.Today
 		p.accounts, p.txns = ledgerOf(s.opts.Seed, p, s.opts.Months, p.today)
 	}
@@ -223,16 +223,13 @@ func (s *Sandbox) addProcess(p *sbProcess) {
 }
 
 // ServeHTTP serves the Fimento API.
-func (s *Sandbox) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
 // Close stops the webhook watcher and pending deliveries.
-func (s *Sandbox) Close() {
-	s.cancel()
-	s.wg.Wait()
-}
+func (s *Server) Close() { s.run.Close() }
 
 // Processes lists the process ids of a partner bank (deleted ones too).
-func (s *Sandbox) Processes(bank string) []string {
+func (s *Server) Processes(bank string) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var ids []string
@@ -245,7 +242,7 @@ func (s *Sandbox) Processes(bank string) []string {
 }
 
 // PartnerBanks lists the partner bank ids.
-func (s *Sandbox) PartnerBanks() []string {
+func (s *Server) PartnerBanks() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ids := make([]string, len(s.banks))
@@ -257,7 +254,7 @@ func (s *Sandbox) PartnerBanks() []string {
 
 // PersonalData lists every social security number, company id and name
 // the sandbox serves, for tests that prove none of it lands in clear.
-func (s *Sandbox) PersonalData() []string {
+func (s *Server) PersonalData() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	seen := map[string]bool{}
@@ -276,7 +273,7 @@ func (s *Sandbox) PersonalData() []string {
 
 // Status is the current process-level status code of a process ("" if
 // there is no such process or it was deleted).
-func (s *Sandbox) Status(bank, id string) string {
+func (s *Server) Status(bank, id string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p := s.processes[bank+"/"+id]
@@ -289,7 +286,7 @@ func (s *Sandbox) Status(bank, id string) string {
 
 // Ledger is the truth about a completed process; an error means the process
 // does not exist or has no data (never completes, revoked, deleted).
-func (s *Sandbox) Ledger(bank, id string) (Ledger, error) {
+func (s *Server) Ledger(bank, id string) (Ledger, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p := s.processes[bank+"/"+id]
@@ -302,7 +299,7 @@ func (s *Sandbox) Ledger(bank, id string) (Ledger, error) {
 // Revoke revokes a process's consent now, as the customer would: the
 // process reports customerDeniedConsent and consent "revoked", and its
 // data is deleted. It reports whether the process exists.
-func (s *Sandbox) Revoke(bank, id string) bool {
+func (s *Server) Revoke(bank, id string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p := s.processes[bank+"/"+id]
@@ -316,7 +313,7 @@ func (s *Sandbox) Revoke(bank, id string) bool {
 }
 
 // Delete deletes a process with its data: it answers 404 from now on.
-func (s *Sandbox) Delete(bank, id string) bool {
+func (s *Server) Delete(bank, id string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p := s.processes[bank+"/"+id]
@@ -328,13 +325,13 @@ func (s *Sandbox) Delete(bank, id string) bool {
 }
 
 // Injected counts the faults injected so far.
-func (s *Sandbox) Injected() FaultCounts { return s.faults.Counts() }
+func (s *Server) Injected() FaultCounts { return s.faults.Counts() }
 
 // WebhooksSent counts the process-updated webhooks delivered (2xx).
-func (s *Sandbox) WebhooksSent() int64 { return s.webhooksSent.Load() }
+func (s *Server) WebhooksSent() int64 { return s.webhooksSent.Load() }
 
 // render is the process as the get-process endpoint answers at now. s.mu held.
-func (s *Sandbox) render(p *sbProcess, now time.Time) Process {
+func (s *Server) render(p *sbProcess, now time.Time) processDoc {
 	n := 1
 	if elapsed := now.Sub(p.createdAt); elapsed > 0 {
 		n = int(elapsed/s.opts.Step) + 1
@@ -342,15 +339,15 @@ func (s *Sandbox) render(p *sbProcess, now time.Time) Process {
 	if p.completedNow || n > len(p.path) {
 		n = len(p.path)
 	}
-	status := func(code string, at time.Time) Status {
-		st := Status{Code: code, Desc: statusDesc[code], Timestamp: at.UTC()}
-		if code == StatusAuthError {
+	status := func(code string, at time.Time) statusEntry {
+		st := statusEntry{Code: code, Desc: statusDesc[code], Timestamp: at.UTC()}
+		if code == statusAuthError {
 			st.IsError, st.ErrorMessage = true, authErrorMessage
 		}
 		return st
 	}
-	var flow, bank []Status
-	consent := Consent("")
+	var flow, bank []statusEntry
+	consent := consentState("")
 	var given *time.Time
 	for i, st := range p.path[:n] {
 		at := p.createdAt.Add(time.Duration(i) * s.opts.Step)
@@ -360,35 +357,35 @@ func (s *Sandbox) render(p *sbProcess, now time.Time) Process {
 		switch {
 		case st.bank:
 			bank = append(bank, status(st.code, at))
-		case st.code == StatusAuthError:
+		case st.code == statusAuthError:
 			bank = append(bank, status(st.code, at))
 			flow = append(flow, status(st.code, at))
 		default:
 			flow = append(flow, status(st.code, at))
 		}
 		switch st.code {
-		case StatusCustomerApproved:
-			consent, given = ConsentApproved, &at
-		case StatusCustomerDenied:
-			consent = ConsentRevoked
+		case statusCustomerApproved:
+			consent, given = consentApproved, &at
+		case statusCustomerDenied:
+			consent = consentRevoked
 		}
 	}
 	if !p.revokedAt.IsZero() {
-		flow = append(flow, status(StatusCustomerDenied, p.revokedAt))
-		consent = ConsentRevoked
+		flow = append(flow, status(statusCustomerDenied, p.revokedAt))
+		consent = consentRevoked
 	}
-	proc := Process{ID: p.id, Market: p.market, PartnerBank: p.bank, SocialSecurityNumber: p.ssn, CompanyID: p.companyID,
+	proc := processDoc{ID: p.id, Market: p.market, PartnerBank: p.bank, SocialSecurityNumber: p.ssn, CompanyID: p.companyID,
 		CreatedAt: p.createdAt, FirstName: p.first, LastName: p.last, Consent: consent, DataCollectionType: "transaction-categorisation",
 		PSUType: p.psuType, BrokerBanks: []string{}}
-	proc.ConsentFlowStatus = ConsentFlowStatus{StatusHistory: StatusHistory{Current: flow[len(flow)-1], History: flow},
+	proc.ConsentFlowStatus = consentFlowStatus{statusHistory: statusHistory{Current: flow[len(flow)-1], History: flow},
 		Consent: consent, ID: objectID(s.opts.Seed, "flow/"+p.id)}
 	proc.UpdatedAt = flow[len(flow)-1].Timestamp
 	if len(bank) > 0 {
-		bc := BankConsent{CustomerBank: CustomerBank{Name: "Swedbank", Country: p.market},
-			Status: StatusHistory{Current: bank[len(bank)-1], History: bank}, ConsentGivenAt: given,
+		bc := bankConsent{CustomerBank: customerBank{Name: "Swedbank", Country: p.market},
+			Status: statusHistory{Current: bank[len(bank)-1], History: bank}, ConsentGivenAt: given,
 			ConsentFlowStatusID: proc.ConsentFlowStatus.ID}
-		proc.CustomerBankConsent = []BankConsent{bc}
-		proc.ConsentFlowStatuses = []BankConsent{bc}
+		proc.CustomerBankConsent = []bankConsent{bc}
+		proc.ConsentFlowStatuses = []bankConsent{bc}
 		if t := bank[len(bank)-1].Timestamp; t.After(proc.UpdatedAt) {
 			proc.UpdatedAt = t
 		}
@@ -398,12 +395,12 @@ func (s *Sandbox) render(p *sbProcess, now time.Time) Process {
 
 // hasData tells whether a process serves transactions and insights now:
 // completed, not revoked, not deleted. s.mu held.
-func (s *Sandbox) hasData(p *sbProcess, now time.Time) bool {
-	return !p.deleted && p.revokedAt.IsZero() && p.txns != nil && s.render(p, now).ConsentFlowStatus.Current.Code == StatusCompleted
+func (s *Server) hasData(p *sbProcess, now time.Time) bool {
+	return !p.deleted && p.revokedAt.IsZero() && p.txns != nil && s.render(p, now).ConsentFlowStatus.Current.Code == statusCompleted
 }
 
 // state summarizes what a webhook announces; a change sends one. s.mu held.
-func (s *Sandbox) state(p *sbProcess, now time.Time) string {
+func (s *Server) state(p *sbProcess, now time.Time) string {
 	if p.deleted {
 		return "deleted"
 	}
@@ -416,12 +413,12 @@ func (s *Sandbox) state(p *sbProcess, now time.Time) string {
 }
 
 // watch looks for status changes until Close.
-func (s *Sandbox) watch() {
+func (s *Server) watch() {
 	t := time.NewTicker(s.opts.WebhookPoll)
 	defer t.Stop()
 	for {
 		select {
-		case <-s.ctx.Done():
+		case <-s.run.Context().Done():
 			return
 		case <-t.C:
 			s.Tick()
@@ -432,7 +429,7 @@ func (s *Sandbox) watch() {
 // Tick sends a process-updated webhook to every registered URL for each
 // process whose status changed since the last one, and waits until they
 // are delivered (or failed 3 times).
-func (s *Sandbox) Tick() {
+func (s *Server) Tick() {
 	type hook struct {
 		urls []string
 		body []byte
@@ -454,9 +451,9 @@ func (s *Sandbox) Tick() {
 		}
 		var body []byte
 		if p.deleted {
-			body = mustJSON(map[string]any{"_id": p.id, "partnerBank": p.bank, "deleted": true})
+			body = sandboxkit.MustJSON(map[string]any{"_id": p.id, "partnerBank": p.bank, "deleted": true})
 		} else {
-			body = mustJSON(s.render(p, now))
+			body = sandboxkit.MustJSON(s.render(p, now))
 		}
 		hooks = append(hooks, hook{urls, body, p.bank})
 	}
@@ -469,28 +466,11 @@ func (s *Sandbox) Tick() {
 }
 
 // deliver posts one webhook, trying 3 times.
-func (s *Sandbox) deliver(url, bank string, body []byte) {
-	for attempt := 1; attempt <= 3; attempt++ {
-		if attempt > 1 && !sleepCtx(s.ctx, 50*time.Millisecond) {
-			return
-		}
-		req, err := http.NewRequestWithContext(s.ctx, http.MethodPost, url, bytes.NewReader(body))
-		if err != nil {
-			return
-		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set(headerPartnerBank, bank)
-		resp, err := s.hooks.Do(req)
-		if err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode <= 299 {
-				s.webhooksSent.Add(1)
-				return
-			}
-			err = fmt.Errorf("status %d", resp.StatusCode)
-		}
-		s.log.Warn("fimento sandbox: webhook delivery failed", "attempt", attempt, "err", err)
+func (s *Server) deliver(url, bank string, body []byte) {
+	dl := s.hooks
+	dl.Header = map[string]string{headerPartnerBank: bank}
+	if dl.Post(s.run.Context(), url, body) {
+		s.webhooksSent.Add(1)
 	}
 }
 
@@ -502,7 +482,7 @@ type call struct {
 
 type handler func(w http.ResponseWriter, r *http.Request, c *call)
 
-func (s *Sandbox) routes() {
+func (s *Server) routes() {
 	p := s.opts.Paths
 	pat := func(method, path string) string {
 		path = strings.ReplaceAll(path, "{processId}", "{processID}")
@@ -520,26 +500,14 @@ func (s *Sandbox) routes() {
 	s.handle(pat("GET", p.Transactions), true, true, s.transactions)
 	s.handle(pat("GET", p.Insights), true, true, s.insights)
 	s.handle(pat("POST", p.Webhooks), true, false, s.addWebhook)
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
-	})
+	s.mux.HandleFunc("/", sandboxkit.NotFound(writeOneError))
 }
 
 // handle registers h behind the fault injection, the token check and, for
 // bank-level endpoints, the partner-bank-id check.
-func (s *Sandbox) handle(pattern string, authenticated, perBank bool, h handler) {
-	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		d, ok := s.faults.Begin(w, r, faultError)
-		if !ok {
-			return
-		}
+func (s *Server) handle(pattern string, authenticated, perBank bool, h handler) {
+	serve := func(w http.ResponseWriter, r *http.Request, d sandboxkit.Draw) {
 		c := &call{faults: d}
-		if authenticated {
-			if msg := s.authorize(r, d.ExpireToken); msg != "" {
-				writeError(w, http.StatusUnauthorized, msg)
-				return
-			}
-		}
 		if perBank {
 			c.bank = r.Header.Get(headerPartnerBank)
 			if c.bank == "" {
@@ -548,7 +516,14 @@ func (s *Sandbox) handle(pattern string, authenticated, perBank bool, h handler)
 			}
 		}
 		h(w, r, c)
-	})
+	}
+	if !authenticated {
+		s.mux.HandleFunc(pattern, s.guard.Open(serve))
+		return
+	}
+	s.mux.HandleFunc(pattern, s.guard.Authorized(func(w http.ResponseWriter, r *http.Request, _ struct{}, d sandboxkit.Draw) {
+		serve(w, r, d)
+	}))
 }
 
 // faultError writes an injected fault in the documented error body, with
@@ -560,29 +535,8 @@ func faultError(w http.ResponseWriter, status int, message string) {
 	writeError(w, status, message)
 }
 
-func (s *Sandbox) authorize(r *http.Request, expireNow bool) string {
-	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok {
-		return "missing bearer token"
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	expiry, known := s.tokens[token]
-	switch {
-	case !known:
-		return "invalid access token"
-	case !s.opts.Now().Before(expiry):
-		return "access token expired"
-	case expireNow:
-		s.tokens[token] = time.Time{}
-		s.faults.TokenExpired()
-		return "access token expired"
-	}
-	return ""
-}
-
-func (s *Sandbox) login(w http.ResponseWriter, r *http.Request, c *call) {
-	var l Login
+func (s *Server) login(w http.ResponseWriter, r *http.Request, c *call) {
+	var l loginBody
 	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&l); err != nil {
 		writeError(w, http.StatusBadRequest, "name is required", "password is required")
 		return
@@ -603,25 +557,16 @@ func (s *Sandbox) login(w http.ResponseWriter, r *http.Request, c *call) {
 		writeError(w, http.StatusUnauthorized, "invalid credentials")
 		return
 	}
-	token := randomHex(32)
-	now := s.opts.Now()
-	exp := now.Add(s.opts.TokenTTL)
-	s.mu.Lock()
-	for t, e := range s.tokens {
-		if !now.Before(e) {
-			delete(s.tokens, t)
-		}
-	}
-	s.tokens[token] = exp
-	s.mu.Unlock()
+	token := sandboxkit.RandomHex(32)
+	exp := s.tokens.Issue(token, struct{}{}, s.opts.TokenTTL)
 	valid := exp.Unix()
 	if s.opts.ValidUntilMillis {
 		valid = exp.UnixMilli()
 	}
-	s.reply(w, c, http.StatusOK, Token{AccessToken: token, ValidUntil: json.Number(strconv.FormatInt(valid, 10))})
+	s.faults.Reply(w, c.faults, http.StatusOK, tokenBody{AccessToken: token, ValidUntil: json.Number(strconv.FormatInt(valid, 10))})
 }
 
-func (s *Sandbox) listBanks(w http.ResponseWriter, r *http.Request, c *call) {
+func (s *Server) listBanks(w http.ResponseWriter, r *http.Request, c *call) {
 	q := r.URL.Query()
 	page, err1 := intParam(q.Get(paramPage), 1)
 	limit, err2 := intParam(q.Get(paramLimit), 10)
@@ -630,15 +575,13 @@ func (s *Sandbox) listBanks(w http.ResponseWriter, r *http.Request, c *call) {
 		return
 	}
 	s.mu.Lock()
-	banks := s.banks
-	from := min((page-1)*limit, len(banks))
-	out := append([]PartnerBank{}, banks[from:min(from+limit, len(banks))]...)
+	out := append([]partnerBank{}, sandboxkit.PageOf(s.banks, page, limit)...)
 	s.mu.Unlock()
-	s.reply(w, c, http.StatusOK, out)
+	s.faults.Reply(w, c.faults, http.StatusOK, out)
 }
 
-func (s *Sandbox) createBank(w http.ResponseWriter, r *http.Request, c *call) {
-	var b PartnerBank
+func (s *Server) createBank(w http.ResponseWriter, r *http.Request, c *call) {
+	var b partnerBank
 	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&b); err != nil || b.Name == "" {
 		writeError(w, http.StatusBadRequest, "name is required")
 		return
@@ -648,13 +591,13 @@ func (s *Sandbox) createBank(w http.ResponseWriter, r *http.Request, c *call) {
 	b.ID = objectID(s.opts.Seed, "bank/created/"+strconv.Itoa(s.created))
 	s.banks = append(s.banks, b)
 	s.mu.Unlock()
-	s.reply(w, c, http.StatusCreated, b)
+	s.faults.Reply(w, c.faults, http.StatusCreated, b)
 }
 
 // createProcess starts a process: the bad demo SSN ends in authError, any
 // other follows the good path from now.
-func (s *Sandbox) createProcess(w http.ResponseWriter, r *http.Request, c *call) {
-	var np NewProcess
+func (s *Server) createProcess(w http.ResponseWriter, r *http.Request, c *call) {
+	var np newProcess
 	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&np); err != nil {
 		writeError(w, http.StatusBadRequest, "invalid body")
 		return
@@ -681,7 +624,7 @@ func (s *Sandbox) createProcess(w http.ResponseWriter, r *http.Request, c *call)
 		psuType: "private", ssn: np.SocialSecurityNumber, companyID: np.CompanyID, first: np.FirstName, last: np.LastName,
 		createdAt: s.opts.Now().UTC(), path: goodPath}
 	if np.CompanyID != "" {
-		p.psuType = "business" // the response's value, not the request's enum (doc.go 7)
+		p.psuType = "business" // the response's value, not the request's enum (fimento doc, 7)
 	}
 	if np.SocialSecurityNumber == BadSSN {
 		p.path = authErrorPath
@@ -691,10 +634,10 @@ func (s *Sandbox) createProcess(w http.ResponseWriter, r *http.Request, c *call)
 	s.notified[key] = s.state(p, s.opts.Now())
 	proc := s.render(p, s.opts.Now())
 	s.mu.Unlock()
-	s.reply(w, c, http.StatusCreated, proc)
+	s.faults.Reply(w, c.faults, http.StatusCreated, proc)
 }
 
-func (s *Sandbox) knownBank(id string) bool {
+func (s *Server) knownBank(id string) bool {
 	for _, b := range s.banks {
 		if b.ID == id {
 			return true
@@ -705,7 +648,7 @@ func (s *Sandbox) knownBank(id string) bool {
 
 // processOf finds the path's process in the request's partner bank or
 // answers 404.
-func (s *Sandbox) processOf(w http.ResponseWriter, r *http.Request, c *call) (*sbProcess, bool) {
+func (s *Server) processOf(w http.ResponseWriter, r *http.Request, c *call) (*sbProcess, bool) {
 	p := s.processes[c.bank+"/"+r.PathValue("processID")]
 	if p == nil || p.deleted {
 		writeError(w, http.StatusNotFound, "process not found")
@@ -714,25 +657,25 @@ func (s *Sandbox) processOf(w http.ResponseWriter, r *http.Request, c *call) (*s
 	return p, true
 }
 
-func (s *Sandbox) getProcess(w http.ResponseWriter, r *http.Request, c *call) {
+func (s *Server) getProcess(w http.ResponseWriter, r *http.Request, c *call) {
 	s.mu.Lock()
 	p, ok := s.processOf(w, r, c)
-	var proc Process
+	var proc processDoc
 	if ok {
 		proc = s.render(p, s.opts.Now())
 	}
 	s.mu.Unlock()
 	if ok {
-		body := mustJSON(proc)
+		body := sandboxkit.MustJSON(proc)
 		if s.opts.ExtraFields {
 			body = withMembers(body, "customerSegment", "retail",
 				"kyc", map[string]any{"level": 2, "ssn": p.ssn, "checkedName": p.first + " " + p.last})
 		}
-		s.replyBody(w, c, http.StatusOK, body)
+		s.faults.WriteBodyStatus(w, c.faults, http.StatusOK, body)
 	}
 }
 
-func (s *Sandbox) deleteProcess(w http.ResponseWriter, r *http.Request, c *call) {
+func (s *Server) deleteProcess(w http.ResponseWriter, r *http.Request, c *call) {
 	s.mu.Lock()
 	p, ok := s.processOf(w, r, c)
 	if ok {
@@ -744,21 +687,21 @@ func (s *Sandbox) deleteProcess(w http.ResponseWriter, r *http.Request, c *call)
 	}
 }
 
-func (s *Sandbox) consentLink(w http.ResponseWriter, r *http.Request, c *call) {
+func (s *Server) consentLink(w http.ResponseWriter, r *http.Request, c *call) {
 	s.mu.Lock()
 	p, ok := s.processOf(w, r, c)
 	s.mu.Unlock()
 	if ok {
-		s.reply(w, c, http.StatusCreated, map[string]string{"consent-link": "https://consent.sandbox.fimento.invalid/" + p.id + "/" + randomHex(8)})
+		s.faults.Reply(w, c.faults, http.StatusCreated, map[string]string{"consent-link": "https://consent.sandbox.fimento.invalid/" + p.id + "/" + sandboxkit.RandomHex(8)})
 	}
 }
 
 // testConsent approves or revokes a consent flow. The docs list a status
-// (approved|revoked) but show the body {"isApproved": true} (doc.go 18):
+// (approved|revoked) but show the body {"isApproved": true} (fimento package doc, 18):
 // the status in the path decides; a body, if sent, must agree.
-func (s *Sandbox) testConsent(w http.ResponseWriter, r *http.Request, c *call) {
-	status := Consent(r.PathValue("status"))
-	if status != ConsentApproved && status != ConsentRevoked {
+func (s *Server) testConsent(w http.ResponseWriter, r *http.Request, c *call) {
+	status := consentState(r.PathValue("status"))
+	if status != consentApproved && status != consentRevoked {
 		writeError(w, http.StatusBadRequest, "status must be one of the following values: approved, revoked")
 		return
 	}
@@ -769,7 +712,7 @@ func (s *Sandbox) testConsent(w http.ResponseWriter, r *http.Request, c *call) {
 		writeError(w, http.StatusBadRequest, "invalid body")
 		return
 	}
-	if body.IsApproved != nil && *body.IsApproved != (status == ConsentApproved) {
+	if body.IsApproved != nil && *body.IsApproved != (status == consentApproved) {
 		writeError(w, http.StatusBadRequest, "status and isApproved disagree")
 		return
 	}
@@ -780,22 +723,22 @@ func (s *Sandbox) testConsent(w http.ResponseWriter, r *http.Request, c *call) {
 		return
 	}
 	now := s.opts.Now()
-	if status == ConsentRevoked {
+	if status == consentRevoked {
 		if p.revokedAt.IsZero() {
 			p.revokedAt = now.UTC()
 		}
 	} else {
 		code := s.render(p, now).ConsentFlowStatus.Current.Code
-		if p.path[len(p.path)-1].code != StatusCompleted || !p.revokedAt.IsZero() {
+		if p.path[len(p.path)-1].code != statusCompleted || !p.revokedAt.IsZero() {
 			writeError(w, http.StatusConflict, "the consent flow cannot be approved in status "+code)
 			return
 		}
 		p.completedNow = true
 	}
-	writeJSON(w, http.StatusOK, map[string]bool{"isApproved": status == ConsentApproved})
+	sandboxkit.WriteJSON(w, http.StatusOK, map[string]bool{"isApproved": status == consentApproved})
 }
 
-func (s *Sandbox) transactions(w http.ResponseWriter, r *http.Request, c *call) {
+func (s *Server) transactions(w http.ResponseWriter, r *http.Request, c *call) {
 	page, err := intParam(r.URL.Query().Get(paramPage), 0)
 	if err != nil || page < 1 {
 		writeError(w, http.StatusBadRequest, "page must be a number >= 1")
@@ -810,8 +753,7 @@ func (s *Sandbox) transactions(w http.ResponseWriter, r *http.Request, c *call) 
 	}
 	var items [][]byte
 	if ok {
-		from := min((page-1)*s.opts.PageSize, len(p.txns))
-		for _, t := range p.txns[from:min(from+s.opts.PageSize, len(p.txns))] {
+		for _, t := range sandboxkit.PageOf(p.txns, page, s.opts.PageSize) {
 			items = append(items, s.encodeTxn(p, t))
 		}
 	}
@@ -821,30 +763,30 @@ func (s *Sandbox) transactions(w http.ResponseWriter, r *http.Request, c *call) 
 		if s.opts.ExtraFields {
 			tail = `,"nextPage":` + strconv.Itoa(page+1) + "}"
 		}
-		s.replyBody(w, c, http.StatusOK, listJSON(`{"transactions":`, items, tail))
+		s.faults.WriteBodyStatus(w, c.faults, http.StatusOK, sandboxkit.ListJSON(`{"transactions":`, items, tail))
 	}
 }
 
 // encodeTxn encodes one transaction; a malformed one has an amount that is
-// no number. Dates are local midnight-thirty in Sweden (doc.go 12).
-func (s *Sandbox) encodeTxn(p *sbProcess, t sbTxn) []byte {
+// no number. Dates are local midnight-thirty in Sweden (fimento package doc, 12).
+func (s *Server) encodeTxn(p *sbProcess, t sbTxn) []byte {
 	acc := p.accounts[t.account]
-	tx := Transaction{ID: t.id, Amount: json.Number(fixed2(t.amount)), Date: t.day.Format("2006-01-02") + "T00:30:00+01:00",
+	tx := transaction{ID: t.id, Amount: json.Number(fixed2(t.amount)), Date: t.day.Format("2006-01-02") + "T00:30:00+01:00",
 		Description: t.text, AccountID: objectID(s.opts.Seed, "account/"+p.id+"/"+acc.number), Category: t.category,
 		CBankID: objectID(s.opts.Seed, "cbank/"+acc.bank)}
 	if s.faults.Malform("tx/" + t.id) {
-		return mustJSON(struct {
-			Transaction
+		return sandboxkit.MustJSON(struct {
+			transaction
 			Amount string `json:"amount"`
 		}{tx, "abc"})
 	}
 	if s.opts.ExtraFields {
-		return withMembers(mustJSON(tx), "merchantLogo", "https://logos.fimento.invalid/"+t.category+".png")
+		return withMembers(sandboxkit.MustJSON(tx), "merchantLogo", "https://logos.fimento.invalid/"+t.category+".png")
 	}
-	return mustJSON(tx)
+	return sandboxkit.MustJSON(tx)
 }
 
-func (s *Sandbox) insights(w http.ResponseWriter, r *http.Request, c *call) {
+func (s *Server) insights(w http.ResponseWriter, r *http.Request, c *call) {
 	s.mu.Lock()
 	p, ok := s.processOf(w, r, c)
 	if ok && !s.hasData(p, s.opts.Now()) {
@@ -861,7 +803,7 @@ func (s *Sandbox) insights(w http.ResponseWriter, r *http.Request, c *call) {
 	}
 	s.mu.Unlock()
 	if ok {
-		s.replyBody(w, c, http.StatusOK, body)
+		s.faults.WriteBodyStatus(w, c.faults, http.StatusOK, body)
 	}
 }
 
@@ -875,8 +817,8 @@ func extraInsights(doc []byte, p *sbProcess) []byte {
 	for i, a := range accounts {
 		accounts[i] = withMembers(a, "accountLogo", "https://logos.fimento.invalid/account"+strconv.Itoa(i)+".png")
 	}
-	m["accountsInfo"] = mustJSON(accounts)
-	return withMembers(mustJSON(m), "riskScore", json.Number("0.125"),
+	m["accountsInfo"] = sandboxkit.MustJSON(accounts)
+	return withMembers(sandboxkit.MustJSON(m), "riskScore", json.Number("0.125"),
 		"merchantSummary", map[string]any{"topMerchant": "ICA Maxi", "note": "prepared for " + p.first + " " + p.last,
 			"contact": map[string]string{"firstName": p.first, "lastName": p.last}})
 }
@@ -886,14 +828,14 @@ func extraInsights(doc []byte, p *sbProcess) []byte {
 func withMembers(obj []byte, kv ...any) []byte {
 	out := bytes.TrimSuffix(bytes.Clone(obj), []byte("}"))
 	for i := 0; i+1 < len(kv); i += 2 {
-		out = append(append(append(out, ','), mustJSON(kv[i])...), ':')
-		out = append(out, mustJSON(kv[i+1])...)
+		out = append(append(append(out, ','), sandboxkit.MustJSON(kv[i])...), ':')
+		out = append(out, sandboxkit.MustJSON(kv[i+1])...)
 	}
 	return append(out, '}')
 }
 
-func (s *Sandbox) addWebhook(w http.ResponseWriter, r *http.Request, c *call) {
-	var body WebhookURL
+func (s *Server) addWebhook(w http.ResponseWriter, r *http.Request, c *call) {
+	var body webhookURL
 	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&body); err != nil || body.WebhookURL == "" {
 		writeError(w, http.StatusBadRequest, "webhookUrl is required")
 		return
@@ -911,40 +853,17 @@ func (s *Sandbox) addWebhook(w http.ResponseWriter, r *http.Request, c *call) {
 		s.webhooks = append(s.webhooks, body.WebhookURL)
 	}
 	s.mu.Unlock()
-	writeJSON(w, http.StatusCreated, body)
-}
-
-// reply writes v as JSON; the Truncated fault cuts the body in half while
-// Content-Length still announces all of it.
-func (s *Sandbox) reply(w http.ResponseWriter, c *call, status int, v any) {
-	s.replyBody(w, c, status, mustJSON(v))
-}
-
-func (s *Sandbox) replyBody(w http.ResponseWriter, c *call, status int, body []byte) {
-	s.faults.WriteBodyStatus(w, c.faults, status, body)
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	w.Write(mustJSON(v))
+	sandboxkit.WriteJSON(w, http.StatusCreated, body)
 }
 
 // writeError writes the documented error body.
 func writeError(w http.ResponseWriter, status int, messages ...string) {
-	writeJSON(w, status, APIError{Message: messages, Error: http.StatusText(status), StatusCode: status})
+	sandboxkit.WriteJSON(w, status, apiError{Message: messages, Error: http.StatusText(status), StatusCode: status})
 }
 
-// listJSON joins encoded items into head[item,item,...]tail.
-func listJSON(head string, items [][]byte, tail string) []byte {
-	b := append([]byte(head), '[')
-	for i, it := range items {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, it...)
-	}
-	return append(append(b, ']'), tail...)
+// writeOneError is writeError with one message, a sandboxkit.ErrorWriter.
+func writeOneError(w http.ResponseWriter, status int, message string) {
+	writeError(w, status, message)
 }
 
 func intParam(s string, def int) (int, error) {
@@ -956,21 +875,4 @@ func intParam(s string, def int) (int, error) {
 		return 0, fmt.Errorf("%q is not a number >= 1", s)
 	}
 	return n, nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return hex.EncodeToString(b)
 }
