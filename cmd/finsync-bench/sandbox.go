@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/finsync/finsync/extract/fino"
+	finosb "github.com/finsync/finsync/extract/fino/sandbox"
 	"github.com/finsync/finsync/extract/sandboxkit"
 )
 
@@ -53,7 +53,7 @@ func serveSandbox(args []string) error {
 		return err
 	}
 	today := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -1)
-	opts := fino.SandboxOptions{UsersPerTenant: sz.users, TransactionsPerUser: sz.txPerUser, Months: sz.months,
+	opts := finosb.Options{UsersPerTenant: sz.users, TransactionsPerUser: sz.txPerUser, Months: sz.months,
 		Today: today, Seed: 1, Faults: sandboxkit.Knobs{Latency: sz.latency}}
 	if synced != "" {
 		t, err := time.Parse(time.RFC3339, synced)
@@ -62,7 +62,7 @@ func serveSandbox(args []string) error {
 		}
 		opts.SyncedAt = func() time.Time { return t }
 	}
-	sb := fino.NewSandbox(opts)
+	sb := finosb.New(opts)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err

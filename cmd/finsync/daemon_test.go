@@ -21,7 +21,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	fgsb "github.com/finsync/finsync/extract/fingoal/sandbox"
-	"github.com/finsync/finsync/extract/fino"
+	finosb "github.com/finsync/finsync/extract/fino/sandbox"
 	"github.com/finsync/finsync/load/clickhouse"
 	"github.com/finsync/finsync/load/clickhouse/chtest"
 )
@@ -295,7 +295,7 @@ func checkNotBlank(t *testing.T, b []byte) {
 // the tag update fetched from /users/tags/{guid}, although neither stream's
 // schedule fires during the test. The runs they start submit nothing.
 func TestDaemonActsOnFinGoalWebhooks(t *testing.T) {
-	fs := fino.NewSandbox(fino.SandboxOptions{UsersPerTenant: 2, Months: 2, Seed: 5, Today: time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -1)}) // recent: FinGoal tags the last 90 days
+	fs := finosb.New(finosb.Options{UsersPerTenant: 2, Months: 2, Seed: 5, Today: time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -1)}) // recent: FinGoal tags the last 90 days
 	fsrv := httptest.NewServer(fs)
 	defer fsrv.Close()
 	defer fs.Close()

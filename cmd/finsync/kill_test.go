@@ -19,7 +19,7 @@ import (
 	"github.com/finsync/finsync/extract/finapi"
 	finapisb "github.com/finsync/finsync/extract/finapi/sandbox"
 	fgsb "github.com/finsync/finsync/extract/fingoal/sandbox"
-	"github.com/finsync/finsync/extract/fino"
+	finosb "github.com/finsync/finsync/extract/fino/sandbox"
 	"github.com/finsync/finsync/load/clickhouse"
 	"github.com/finsync/finsync/load/clickhouse/chtest"
 )
@@ -109,7 +109,7 @@ func TestKilledBetweenJobCreationAndCollection(t *testing.T) {
 // A backfill killed with SIGKILL after some windows resumes after the last
 // window it checkpointed, and the range ends up loaded exactly once.
 func TestBackfillResumesAfterAKill(t *testing.T) {
-	sb := fino.NewSandbox(fino.SandboxOptions{UsersPerTenant: 3, Months: 8, Seed: 9, Faults: fino.Faults{Latency: 30 * time.Millisecond}})
+	sb := finosb.New(finosb.Options{UsersPerTenant: 3, Months: 8, Seed: 9, Faults: finosb.Faults{Latency: 30 * time.Millisecond}})
 	srv := httptest.NewServer(sb)
 	defer srv.Close()
 	defer sb.Close()
@@ -191,7 +191,7 @@ func TestBackfillResumesAfterAKill(t *testing.T) {
 // and before collecting them: the restart submits nothing again (FinGoal
 // received every transaction exactly once) and collects the batches.
 func TestKilledBetweenEnrichmentSubmissionAndCollection(t *testing.T) {
-	fs := fino.NewSandbox(fino.SandboxOptions{UsersPerTenant: 3, Months: 3, Seed: 11})
+	fs := finosb.New(finosb.Options{UsersPerTenant: 3, Months: 3, Seed: 11})
 	fsrv := httptest.NewServer(fs)
 	defer fsrv.Close()
 	defer fs.Close()
@@ -273,7 +273,7 @@ func TestKilledBetweenEnrichmentSubmissionAndCollection(t *testing.T) {
 // each time: the warehouse ends equal to the ledger, nothing lost, nothing
 // twice.
 func TestKilledAtSeveralPointsOfARun(t *testing.T) {
-	sb := fino.NewSandbox(fino.SandboxOptions{UsersPerTenant: 3, Months: 6, Seed: 13, Faults: fino.Faults{Latency: 25 * time.Millisecond}})
+	sb := finosb.New(finosb.Options{UsersPerTenant: 3, Months: 6, Seed: 13, Faults: finosb.Faults{Latency: 25 * time.Millisecond}})
 	// The pages of categorizations the sandbox has answered.
 	var pages atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -13,7 +13,7 @@ import (
 	fimentosb "github.com/finsync/finsync/extract/fimento/sandbox"
 	finapisb "github.com/finsync/finsync/extract/finapi/sandbox"
 	fgsb "github.com/finsync/finsync/extract/fingoal/sandbox"
-	"github.com/finsync/finsync/extract/fino"
+	finosb "github.com/finsync/finsync/extract/fino/sandbox"
 	"github.com/finsync/finsync/extract/sandboxkit"
 )
 
@@ -45,7 +45,7 @@ func (o *sandboxOptions) withEnv(lookup func(string) (string, bool)) {
 // at the root (its paths start with /api/), finAPI under /finapi, Fimento
 // under /fimento, FinGoal under /fingoal (its own paths start with /v3).
 type sandbox struct {
-	fino    *fino.Sandbox
+	fino    *finosb.Server
 	finapi  *finapisb.Server
 	fimento *fimentosb.Server
 	fingoal *fgsb.Server
@@ -76,7 +76,7 @@ func startSandbox(addr string, o sandboxOptions) (*sandbox, error) {
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
 	today := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -1)
-	f := fino.NewSandbox(fino.SandboxOptions{UsersPerTenant: o.users, CompaniesPerTenant: o.companies, LifeEvents: true, Months: o.months, Seed: o.seed,
+	f := finosb.New(finosb.Options{UsersPerTenant: o.users, CompaniesPerTenant: o.companies, LifeEvents: true, Months: o.months, Seed: o.seed,
 		Today: today, Faults: knobs})
 	fa := finapisb.New(finapisb.Options{Tenants: finapiMandators, UsersPerTenant: 4 * o.users, Seed: o.seed,
 		Today: time.Now().UTC().Truncate(24 * time.Hour), Faults: knobs})

@@ -18,7 +18,7 @@ import (
 
 	"github.com/finsync/finsync/extract"
 	finapisb "github.com/finsync/finsync/extract/finapi/sandbox"
-	"github.com/finsync/finsync/extract/fino"
+	finosb "github.com/finsync/finsync/extract/fino/sandbox"
 	"github.com/finsync/finsync/load/clickhouse"
 	"github.com/finsync/finsync/load/clickhouse/chtest"
 )
@@ -92,8 +92,8 @@ func TestSIGTERMMidRun(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tenants := []string{"sandbox-client", "sandbox-client-b"}
-			fs := fino.NewSandbox(fino.SandboxOptions{Tenants: tenants, UsersPerTenant: 3, Months: 6, Seed: 21,
-				Faults: fino.Faults{Latency: tc.latency}})
+			fs := finosb.New(finosb.Options{Tenants: tenants, UsersPerTenant: 3, Months: 6, Seed: 21,
+				Faults: finosb.Faults{Latency: tc.latency}})
 			fsrv := httptest.NewServer(fs)
 			defer fsrv.Close()
 			defer fs.Close()
