@@ -61,7 +61,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func newFimentoWorld(t *testing.T, faults fimentosb.Faults) *fimentoWorld {
+func newFimentoWorld(t *testing.T, faults sandboxkit.Knobs) *fimentoWorld {
 	t.Helper()
 	return newFimentoWorldWith(t, fimentosb.Options{Faults: faults})
 }
@@ -143,7 +143,7 @@ func (w *fimentoWorld) snapshot(t *testing.T) []string {
 }
 
 func TestFimentoCompletedProcessesLoadTheLedger(t *testing.T) {
-	w := newFimentoWorld(t, fimentosb.Faults{})
+	w := newFimentoWorld(t, sandboxkit.Knobs{})
 	for _, run := range w.runAll(t) {
 		if run.Status != clickhouse.RunSuccess || run.Rejects != 0 {
 			t.Errorf("%s/%s: %s, %d rejects, %s", run.Stream, run.Tenant, run.Status, run.Rejects, run.Error)
@@ -281,7 +281,7 @@ func personalDataFree(t *testing.T, w *fimentoWorld) int {
 }
 
 func TestFimentoNoPersonalDataLands(t *testing.T) {
-	w := newFimentoWorld(t, fimentosb.Faults{Seed: 5, Malformed: 0.05})
+	w := newFimentoWorld(t, sandboxkit.Knobs{Seed: 5, Malformed: 0.05})
 	w.runAll(t)
 	if got := w.query(t, `SELECT toString(count()) FROM etl_rejects`); got[0] == "0" {
 		t.Fatal("no rejects: the scan would not cover raw reject payloads")
@@ -369,7 +369,7 @@ func (f *fingoalOver) webhook(t *testing.T, body string) {
 // person's tags and savings recommendations, rejects, the ledger), records
 // that it did, and the process is never extracted again.
 func TestFimentoRevocationDeletesTheSubject(t *testing.T) {
-	w := newFimentoWorld(t, fimentosb.Faults{})
+	w := newFimentoWorld(t, sandboxkit.Knobs{})
 	w.runAll(t)
 	bank := fimentoBanks[0]
 	victim := w.completedProcesses(t)[bank][0]
@@ -527,7 +527,7 @@ func held(s extract.Stream, reached chan<- string, release <-chan struct{}) extr
 // subject before another run found it revoked loads its rows after their
 // deletion. Those rows do not survive the run that loaded them.
 func TestRevocationRacingOtherRunsLeavesNothing(t *testing.T) {
-	w := newFimentoWorld(t, fimentosb.Faults{})
+	w := newFimentoWorld(t, sandboxkit.Knobs{})
 	w.runAll(t)
 	bank := fimentoBanks[0]
 	victim, other := w.completedProcesses(t)[bank][0], w.completedProcesses(t)[bank][1]
@@ -603,20 +603,20 @@ func TestRevocationRacingOtherRunsLeavesNothing(t *testing.T) {
 }
 
 func TestFimentoFaultsGiveTheCleanWarehouse(t *testing.T) {
-	clean := newFimentoWorld(t, fimentosb.Faults{})
+	clean := newFimentoWorld(t, sandboxkit.Knobs{})
 	clean.runAll(t)
 	cleanSnap := strings.Join(clean.snapshot(t), "\n")
-	all := fimentosb.Faults{Seed: 3, RateLimit: 0.1, ServerError: 0.1, TokenExpiry: 0.05, Truncated: 0.1, Latency: time.Millisecond}
+	all := sandboxkit.Knobs{Seed: 3, RateLimit: 0.1, ServerError: 0.1, TokenExpiry: 0.05, Truncated: 0.1, Latency: time.Millisecond}
 	tests := []struct {
 		name     string
-		faults   fimentosb.Faults
-		injected func(fimentosb.FaultCounts) int64
+		faults   sandboxkit.Knobs
+		injected func(sandboxkit.Counts) int64
 	}{
-		{"429 with Retry-After", fimentosb.Faults{Seed: 1, RateLimit: 0.2}, func(c fimentosb.FaultCounts) int64 { return c.RateLimited }},
-		{"5xx", fimentosb.Faults{Seed: 1, ServerError: 0.2}, func(c fimentosb.FaultCounts) int64 { return c.ServerErrors }},
-		{"token expiry", fimentosb.Faults{Seed: 1, TokenExpiry: 0.1}, func(c fimentosb.FaultCounts) int64 { return c.TokensExpired }},
-		{"malformed JSON bodies", fimentosb.Faults{Seed: 1, Truncated: 0.15}, func(c fimentosb.FaultCounts) int64 { return c.Truncated }},
-		{"everything at once", all, func(c fimentosb.FaultCounts) int64 {
+		{"429 with Retry-After", sandboxkit.Knobs{Seed: 1, RateLimit: 0.2}, func(c sandboxkit.Counts) int64 { return c.RateLimited }},
+		{"5xx", sandboxkit.Knobs{Seed: 1, ServerError: 0.2}, func(c sandboxkit.Counts) int64 { return c.ServerErrors }},
+		{"token expiry", sandboxkit.Knobs{Seed: 1, TokenExpiry: 0.1}, func(c sandboxkit.Counts) int64 { return c.TokensExpired }},
+		{"malformed JSON bodies", sandboxkit.Knobs{Seed: 1, Truncated: 0.15}, func(c sandboxkit.Counts) int64 { return c.Truncated }},
+		{"everything at once", all, func(c sandboxkit.Counts) int64 {
 			return c.RateLimited * c.ServerErrors * c.TokensExpired * c.Truncated
 		}},
 	}

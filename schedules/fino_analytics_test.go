@@ -17,6 +17,7 @@ import (
 	"github.com/finsync/finsync/extract"
 	"github.com/finsync/finsync/extract/fino"
 	finosb "github.com/finsync/finsync/extract/fino/sandbox"
+	"github.com/finsync/finsync/extract/sandboxkit"
 	"github.com/finsync/finsync/load/clickhouse"
 	"github.com/finsync/finsync/load/clickhouse/chtest"
 	"github.com/finsync/finsync/schedules"
@@ -359,7 +360,7 @@ func TestAnalyticsOtherPathOfAnEndpoint(t *testing.T) {
 // TestAnalyticsBadMonthsAreRejectedAlone: months served with a string
 // amount become etl_rejects rows with their raw text; their siblings load.
 func TestAnalyticsBadMonthsAreRejectedAlone(t *testing.T) {
-	w := newAnalyticsWorld(t, finosb.Options{Faults: finosb.Faults{Seed: 5, Malformed: 0.2}}, fino.Scopes{})
+	w := newAnalyticsWorld(t, finosb.Options{Faults: sandboxkit.Knobs{Seed: 5, Malformed: 0.2}}, fino.Scopes{})
 	var rejects uint64
 	for name, run := range w.run(t, func(s extract.Stream) bool { return strings.HasPrefix(s.Name, "fino.analytics.person_") }) {
 		if run.Status != clickhouse.RunSuccess {

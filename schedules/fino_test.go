@@ -18,6 +18,7 @@ import (
 	"github.com/finsync/finsync/extract"
 	"github.com/finsync/finsync/extract/fino"
 	finosb "github.com/finsync/finsync/extract/fino/sandbox"
+	"github.com/finsync/finsync/extract/sandboxkit"
 	"github.com/finsync/finsync/load/clickhouse"
 	"github.com/finsync/finsync/load/clickhouse/chtest"
 	"github.com/finsync/finsync/schedules"
@@ -36,7 +37,7 @@ type finoWorld struct {
 	url     string // the sandbox's
 }
 
-func newFinoWorld(t *testing.T, faults finosb.Faults) *finoWorld {
+func newFinoWorld(t *testing.T, faults sandboxkit.Knobs) *finoWorld {
 	t.Helper()
 	return newFinoWorldWith(t, finosb.Options{Faults: faults})
 }
@@ -121,7 +122,7 @@ func (w *finoWorld) snapshot(t *testing.T) []string {
 }
 
 func TestFinoStreamsLoadTheSandboxLedger(t *testing.T) {
-	w := newFinoWorld(t, finosb.Faults{})
+	w := newFinoWorld(t, sandboxkit.Knobs{})
 	for _, run := range w.runAll(t) {
 		if run.Status != clickhouse.RunSuccess || run.Rejects != 0 {
 			t.Errorf("%s/%s: %s, %d rejects, %s", run.Stream, run.Tenant, run.Status, run.Rejects, run.Error)
@@ -173,25 +174,25 @@ func TestFinoStreamsLoadTheSandboxLedger(t *testing.T) {
 }
 
 func TestFinoFaultsChangeNothingButRejects(t *testing.T) {
-	clean := newFinoWorld(t, finosb.Faults{})
+	clean := newFinoWorld(t, sandboxkit.Knobs{})
 	clean.runAll(t)
 	cleanSnap := strings.Join(clean.snapshot(t), "\n")
-	all := finosb.Faults{Seed: 3, RateLimit: 0.1, ServerError: 0.05, TokenExpiry: 0.02, Truncated: 0.05,
+	all := sandboxkit.Knobs{Seed: 3, RateLimit: 0.1, ServerError: 0.05, TokenExpiry: 0.02, Truncated: 0.05,
 		Duplicate: 0.1, Malformed: 0.01, Latency: time.Millisecond}
 	tests := []struct {
 		name     string
-		faults   finosb.Faults
+		faults   sandboxkit.Knobs
 		retries  bool // the knob makes the client retry
-		injected func(finosb.FaultCounts) int64
+		injected func(sandboxkit.Counts) int64
 	}{
-		{"429 with Retry-After", finosb.Faults{Seed: 1, RateLimit: 0.2}, true, func(c finosb.FaultCounts) int64 { return c.RateLimited }},
-		{"5xx", finosb.Faults{Seed: 1, ServerError: 0.2}, true, func(c finosb.FaultCounts) int64 { return c.ServerErrors }},
-		{"token expiry", finosb.Faults{Seed: 1, TokenExpiry: 0.05}, false, func(c finosb.FaultCounts) int64 { return c.TokensExpired }},
-		{"truncated bodies", finosb.Faults{Seed: 1, Truncated: 0.1}, true, func(c finosb.FaultCounts) int64 { return c.Truncated }},
-		{"duplicate records", finosb.Faults{Seed: 1, Duplicate: 0.3}, false, func(c finosb.FaultCounts) int64 { return c.Duplicated }},
-		{"latency", finosb.Faults{Seed: 1, Latency: 5 * time.Millisecond}, false, nil},
-		{"malformed records", finosb.Faults{Seed: 1, Malformed: 0.01}, false, func(c finosb.FaultCounts) int64 { return c.Malformed }},
-		{"everything at once", all, true, func(c finosb.FaultCounts) int64 { return c.RateLimited * c.Truncated * c.Duplicated * c.Malformed }},
+		{"429 with Retry-After", sandboxkit.Knobs{Seed: 1, RateLimit: 0.2}, true, func(c sandboxkit.Counts) int64 { return c.RateLimited }},
+		{"5xx", sandboxkit.Knobs{Seed: 1, ServerError: 0.2}, true, func(c sandboxkit.Counts) int64 { return c.ServerErrors }},
+		{"token expiry", sandboxkit.Knobs{Seed: 1, TokenExpiry: 0.05}, false, func(c sandboxkit.Counts) int64 { return c.TokensExpired }},
+		{"truncated bodies", sandboxkit.Knobs{Seed: 1, Truncated: 0.1}, true, func(c sandboxkit.Counts) int64 { return c.Truncated }},
+		{"duplicate records", sandboxkit.Knobs{Seed: 1, Duplicate: 0.3}, false, func(c sandboxkit.Counts) int64 { return c.Duplicated }},
+		{"latency", sandboxkit.Knobs{Seed: 1, Latency: 5 * time.Millisecond}, false, nil},
+		{"malformed records", sandboxkit.Knobs{Seed: 1, Malformed: 0.01}, false, func(c sandboxkit.Counts) int64 { return c.Malformed }},
+		{"everything at once", all, true, func(c sandboxkit.Counts) int64 { return c.RateLimited * c.Truncated * c.Duplicated * c.Malformed }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -243,7 +244,7 @@ func TestFinoFaultsChangeNothingButRejects(t *testing.T) {
 }
 
 func TestFinoSecondRunReadsOnlyTheLookback(t *testing.T) {
-	w := newFinoWorld(t, finosb.Faults{})
+	w := newFinoWorld(t, sandboxkit.Knobs{})
 	stream := w.streams[0] // fino.transactions
 	tenant := finoTenants[0]
 	start := time.Now()
@@ -437,7 +438,7 @@ func sandboxCall(t *testing.T, base, method, path string) *http.Response {
 // A registry entry finoOS does not know (a deleted user) is skipped and
 // marked in the registry; the others load, and the run succeeds.
 func TestFinoUnknownUserIsSkipped(t *testing.T) {
-	w := newFinoWorld(t, finosb.Faults{})
+	w := newFinoWorld(t, sandboxkit.Knobs{})
 	tenant := finoTenants[0]
 	if err := w.state.AddSubjects(context.Background(), []clickhouse.Subject{{Provider: "fino", Tenant: tenant, Kind: "user",
 		ID: "deleted-user", Source: clickhouse.SourceInsert, FirstSeen: time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)}}); err != nil {

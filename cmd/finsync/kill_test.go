@@ -20,6 +20,7 @@ import (
 	finapisb "github.com/finsync/finsync/extract/finapi/sandbox"
 	fgsb "github.com/finsync/finsync/extract/fingoal/sandbox"
 	finosb "github.com/finsync/finsync/extract/fino/sandbox"
+	"github.com/finsync/finsync/extract/sandboxkit"
 	"github.com/finsync/finsync/load/clickhouse"
 	"github.com/finsync/finsync/load/clickhouse/chtest"
 )
@@ -109,7 +110,7 @@ func TestKilledBetweenJobCreationAndCollection(t *testing.T) {
 // A backfill killed with SIGKILL after some windows resumes after the last
 // window it checkpointed, and the range ends up loaded exactly once.
 func TestBackfillResumesAfterAKill(t *testing.T) {
-	sb := finosb.New(finosb.Options{UsersPerTenant: 3, Months: 8, Seed: 9, Faults: finosb.Faults{Latency: 30 * time.Millisecond}})
+	sb := finosb.New(finosb.Options{UsersPerTenant: 3, Months: 8, Seed: 9, Faults: sandboxkit.Knobs{Latency: 30 * time.Millisecond}})
 	srv := httptest.NewServer(sb)
 	defer srv.Close()
 	defer sb.Close()
@@ -273,7 +274,7 @@ func TestKilledBetweenEnrichmentSubmissionAndCollection(t *testing.T) {
 // each time: the warehouse ends equal to the ledger, nothing lost, nothing
 // twice.
 func TestKilledAtSeveralPointsOfARun(t *testing.T) {
-	sb := finosb.New(finosb.Options{UsersPerTenant: 3, Months: 6, Seed: 13, Faults: finosb.Faults{Latency: 25 * time.Millisecond}})
+	sb := finosb.New(finosb.Options{UsersPerTenant: 3, Months: 6, Seed: 13, Faults: sandboxkit.Knobs{Latency: 25 * time.Millisecond}})
 	// The pages of categorizations the sandbox has answered.
 	var pages atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

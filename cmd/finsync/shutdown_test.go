@@ -19,6 +19,7 @@ import (
 	"github.com/finsync/finsync/extract"
 	finapisb "github.com/finsync/finsync/extract/finapi/sandbox"
 	finosb "github.com/finsync/finsync/extract/fino/sandbox"
+	"github.com/finsync/finsync/extract/sandboxkit"
 	"github.com/finsync/finsync/load/clickhouse"
 	"github.com/finsync/finsync/load/clickhouse/chtest"
 )
@@ -93,7 +94,7 @@ func TestSIGTERMMidRun(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tenants := []string{"sandbox-client", "sandbox-client-b"}
 			fs := finosb.New(finosb.Options{Tenants: tenants, UsersPerTenant: 3, Months: 6, Seed: 21,
-				Faults: finosb.Faults{Latency: tc.latency}})
+				Faults: sandboxkit.Knobs{Latency: tc.latency}})
 			fsrv := httptest.NewServer(fs)
 			defer fsrv.Close()
 			defer fs.Close()

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	fimentosb "github.com/finsync/finsync/extract/fimento/sandbox"
+	"github.com/finsync/finsync/extract/sandboxkit"
 
 	"github.com/finsync/finsync/extract"
 )
@@ -160,7 +161,7 @@ func TestTestConsentEndpoint(t *testing.T) {
 }
 
 func TestFaultKnobs(t *testing.T) {
-	sb, api := startSandbox(t, fimentosb.Options{Faults: fimentosb.Faults{Seed: 1, RateLimit: 0.2, ServerError: 0.2, TokenExpiry: 0.1, Truncated: 0.2}})
+	sb, api := startSandbox(t, fimentosb.Options{Faults: sandboxkit.Knobs{Seed: 1, RateLimit: 0.2, ServerError: 0.2, TokenExpiry: 0.1, Truncated: 0.2}})
 	bank := sb.PartnerBanks()[0]
 	for range 20 {
 		var p Process

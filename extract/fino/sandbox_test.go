@@ -15,6 +15,7 @@ import (
 	"time"
 
 	finosb "github.com/finsync/finsync/extract/fino/sandbox"
+	"github.com/finsync/finsync/extract/sandboxkit"
 )
 
 // startSandbox serves a sandbox until the test ends.
@@ -681,33 +682,33 @@ func TestFaultKnobs(t *testing.T) {
 	page2 := url.Values{paramPage: {"2"}, paramSize: {"5"}, paramIncludeTransaction: {"true"}}
 	tests := []struct {
 		name     string
-		faults   finosb.Faults
+		faults   sandboxkit.Knobs
 		observed func(resp *http.Response, body []byte, readErr error, elapsed time.Duration) bool
-		count    func(finosb.FaultCounts) int64
+		count    func(sandboxkit.Counts) int64
 	}{
-		{"rate limit", finosb.Faults{RateLimit: 0.5, RetryAfter: 7}, func(resp *http.Response, _ []byte, _ error, _ time.Duration) bool {
+		{"rate limit", sandboxkit.Knobs{RateLimit: 0.5, RetryAfter: 7}, func(resp *http.Response, _ []byte, _ error, _ time.Duration) bool {
 			return resp.StatusCode == http.StatusTooManyRequests && resp.Header.Get("Retry-After") == "7"
-		}, func(f finosb.FaultCounts) int64 { return f.RateLimited }},
-		{"server error", finosb.Faults{ServerError: 0.5}, func(resp *http.Response, _ []byte, _ error, _ time.Duration) bool {
+		}, func(f sandboxkit.Counts) int64 { return f.RateLimited }},
+		{"server error", sandboxkit.Knobs{ServerError: 0.5}, func(resp *http.Response, _ []byte, _ error, _ time.Duration) bool {
 			return resp.StatusCode == 500 || resp.StatusCode == 503
-		}, func(f finosb.FaultCounts) int64 { return f.ServerErrors }},
-		{"truncated", finosb.Faults{Truncated: 0.5}, func(resp *http.Response, body []byte, readErr error, _ time.Duration) bool {
+		}, func(f sandboxkit.Counts) int64 { return f.ServerErrors }},
+		{"truncated", sandboxkit.Knobs{Truncated: 0.5}, func(resp *http.Response, body []byte, readErr error, _ time.Duration) bool {
 			return resp.StatusCode == http.StatusOK && (readErr != nil || !json.Valid(body))
-		}, func(f finosb.FaultCounts) int64 { return f.Truncated }},
-		{"latency", finosb.Faults{Latency: 80 * time.Millisecond}, func(resp *http.Response, _ []byte, _ error, elapsed time.Duration) bool {
+		}, func(f sandboxkit.Counts) int64 { return f.Truncated }},
+		{"latency", sandboxkit.Knobs{Latency: 80 * time.Millisecond}, func(resp *http.Response, _ []byte, _ error, elapsed time.Duration) bool {
 			return resp.StatusCode == http.StatusOK && elapsed >= 80*time.Millisecond
 		}, nil},
-		{"token expiry", finosb.Faults{TokenExpiry: 1}, func(resp *http.Response, _ []byte, _ error, _ time.Duration) bool {
+		{"token expiry", sandboxkit.Knobs{TokenExpiry: 1}, func(resp *http.Response, _ []byte, _ error, _ time.Duration) bool {
 			return resp.StatusCode == http.StatusUnauthorized
-		}, func(f finosb.FaultCounts) int64 { return f.TokensExpired }},
-		{"duplicate", finosb.Faults{Duplicate: 1}, func(resp *http.Response, body []byte, _ error, _ time.Duration) bool {
+		}, func(f sandboxkit.Counts) int64 { return f.TokensExpired }},
+		{"duplicate", sandboxkit.Knobs{Duplicate: 1}, func(resp *http.Response, body []byte, _ error, _ time.Duration) bool {
 			p, _, err := DecodeCategorizationPage(body)
 			return err == nil && len(p.Categorizations) == 6 // page 2 of size 5 starts with page 1's last
-		}, func(f finosb.FaultCounts) int64 { return f.Duplicated }},
-		{"malformed", finosb.Faults{Malformed: 1}, func(resp *http.Response, body []byte, _ error, _ time.Duration) bool {
+		}, func(f sandboxkit.Counts) int64 { return f.Duplicated }},
+		{"malformed", sandboxkit.Knobs{Malformed: 1}, func(resp *http.Response, body []byte, _ error, _ time.Duration) bool {
 			p, rejects, err := DecodeCategorizationPage(body)
 			return err == nil && len(p.Categorizations) == 0 && len(rejects) == 5
-		}, func(f finosb.FaultCounts) int64 { return f.Malformed }},
+		}, func(f sandboxkit.Counts) int64 { return f.Malformed }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -733,7 +734,7 @@ func TestFaultKnobs(t *testing.T) {
 // retries like the extractor must: it ends with exactly the fault-free data,
 // and the deliberately malformed records as its only rejects.
 func TestFaultsLoseNothing(t *testing.T) {
-	faults := finosb.Faults{Seed: 99, RateLimit: 0.15, ServerError: 0.15, TokenExpiry: 0.05, Truncated: 0.15, Duplicate: 0.3, Malformed: 0.03}
+	faults := sandboxkit.Knobs{Seed: 99, RateLimit: 0.15, ServerError: 0.15, TokenExpiry: 0.05, Truncated: 0.15, Duplicate: 0.3, Malformed: 0.03}
 	s, srv := startSandbox(t, finosb.Options{Seed: 4, Months: 8, UsersPerTenant: 2, Faults: faults})
 	c := newClient(t, srv, "")
 	for _, id := range s.Users("sandbox-client") {
@@ -811,7 +812,7 @@ func TestDeterministic(t *testing.T) {
 		}
 		return out
 	}
-	opts := finosb.Options{Seed: 77, Months: 4, Faults: finosb.Faults{Malformed: 0.1}}
+	opts := finosb.Options{Seed: 77, Months: 4, Faults: sandboxkit.Knobs{Malformed: 0.1}}
 	a, b := fetchAll(opts), fetchAll(opts)
 	for i := range a {
 		if !bytes.Equal(a[i], b[i]) {
@@ -825,7 +826,7 @@ func TestDeterministic(t *testing.T) {
 }
 
 func TestConcurrentPaging(t *testing.T) {
-	s, srv := startSandbox(t, finosb.Options{Seed: 6, Months: 6, UsersPerTenant: 4, Faults: finosb.Faults{Duplicate: 0.2, Truncated: 0.1}})
+	s, srv := startSandbox(t, finosb.Options{Seed: 6, Months: 6, UsersPerTenant: 4, Faults: sandboxkit.Knobs{Duplicate: 0.2, Truncated: 0.1}})
 	ledgers := map[string]finosb.Ledger{}
 	for _, id := range s.Users("sandbox-client") {
 		ledgers[id], _ = s.Ledger("sandbox-client", id)

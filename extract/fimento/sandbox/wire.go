@@ -228,27 +228,26 @@ type insightsBody struct {
 	ComputationAutomation json.RawMessage `json:"computationAutomation,omitempty"`
 }
 
-// graphDayDoc is one day of the transaction graph.
-type graphDayDoc struct {
-	Date string  `json:"date"` // YYYY-MM-DD or RFC 3339 (fimento package doc, 13)
-	Info dayInfo `json:"info"`
-}
-
-// dayInfo is a day's end balance and flows.
-type dayInfo struct {
-	Balance              json.Number `json:"balance"`
-	NegativeSum          json.Number `json:"negativeSum"`
-	PositiveSum          json.Number `json:"positiveSum"`
-	NegativeTransactions []graphTxn  `json:"negativeTransactions,omitempty"`
-	PositiveTransactions []graphTxn  `json:"positiveTransactions,omitempty"`
-}
-
-// graphTxn is a transaction as the graph lists it.
-type graphTxn struct {
-	Description string      `json:"description"`
-	Amount      json.Number `json:"amount"`
-	Category    string      `json:"category"`
-}
+// The transaction graph: one day each, with the day's end balance and
+// flows, listing the day's transactions.
+type (
+	graphDayDoc struct {
+		Date string  `json:"date"` // YYYY-MM-DD or RFC 3339 (fimento package doc, 13)
+		Info dayInfo `json:"info"`
+	}
+	dayInfo struct {
+		Balance              json.Number `json:"balance"`
+		NegativeSum          json.Number `json:"negativeSum"`
+		PositiveSum          json.Number `json:"positiveSum"`
+		NegativeTransactions []graphTxn  `json:"negativeTransactions,omitempty"`
+		PositiveTransactions []graphTxn  `json:"positiveTransactions,omitempty"`
+	}
+	graphTxn struct {
+		Description string      `json:"description"`
+		Amount      json.Number `json:"amount"`
+		Category    string      `json:"category"`
+	}
+)
 
 // accountInfo is one account of accountsInfo; it has no id (fimento
 // package doc, 15).

@@ -93,9 +93,7 @@ func New(opts Options) *Server {
 	}
 	opts.UsersPerTenant = sandboxkit.OrPositive(opts.UsersPerTenant, 20)
 	opts.Months = sandboxkit.OrPositive(opts.Months, 14)
-	if opts.Today.IsZero() {
-		opts.Today = time.Date(2026, 2, 23, 0, 0, 0, 0, time.UTC)
-	}
+	opts.Today = sandboxkit.OrToday(opts.Today)
 	if opts.ReadyPolls == 0 {
 		opts.ReadyPolls = 1
 	}

@@ -110,7 +110,7 @@ func result(seg string, req createRequest, accounts []LedgerAccount, created tim
 					continue
 				}
 				b := breakdown(g, sums, first)
-				total += cents(b.Total)
+				total += cents(*b.Total)
 				groups = append(groups, b)
 			}
 			if len(groups) > 0 {
@@ -147,9 +147,9 @@ func breakdown(group string, sums []int64, first time.Time) breakdownOf {
 	for _, s := range sums {
 		sq += (float64(s) - mean) * (float64(s) - mean)
 	}
-	return breakdownOf{LabelGroup: group, Total: *money(total), Average: *money(int64(math.Round(mean))),
-		Min: *money(sorted[0]), Max: *money(sorted[len(sorted)-1]), Median: *money(int64(math.Round(median))),
-		StdDev: *money(int64(math.Round(math.Sqrt(sq / n)))), Monthly: monthly}
+	return breakdownOf{LabelGroup: group, Total: money(total), Average: money(int64(math.Round(mean))),
+		Min: money(sorted[0]), Max: money(sorted[len(sorted)-1]), Median: money(int64(math.Round(median))),
+		StdDev: money(int64(math.Round(math.Sqrt(sq / n)))), Monthly: monthly}
 }
 
 func orChecking(t string) string {

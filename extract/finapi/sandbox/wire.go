@@ -93,12 +93,12 @@ type insurance struct {
 // months of the period.
 type breakdownOf struct {
 	LabelGroup string        `json:"labelGroup"`
-	Total      json.Number   `json:"total"`
-	Average    json.Number   `json:"average"`
-	Min        json.Number   `json:"min"`
-	Max        json.Number   `json:"max"`
-	Median     json.Number   `json:"median"`
-	StdDev     json.Number   `json:"stdDev"`
+	Total      *json.Number  `json:"total"`
+	Average    *json.Number  `json:"average"`
+	Min        *json.Number  `json:"min"`
+	Max        *json.Number  `json:"max"`
+	Median     *json.Number  `json:"median"`
+	StdDev     *json.Number  `json:"stdDev"`
 	Monthly    []monthAmount `json:"monthly"`
 }
 

@@ -107,12 +107,8 @@ func New(opts Options) *Server {
 	if opts.ClientID == "" {
 		opts.ClientID, opts.ClientSecret = "sandbox-client", "sandbox-secret"
 	}
-	if opts.TokenTTL <= 0 {
-		opts.TokenTTL = tokenLifetime * time.Second
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
+	opts.TokenTTL = sandboxkit.OrPositive(opts.TokenTTL, tokenLifetime*time.Second)
+	opts.Now = sandboxkit.OrNow(opts.Now)
 	s := &Server{opts: opts, mux: http.NewServeMux(), faults: sandboxkit.NewInjector(opts.Faults), run: sandboxkit.NewRunner(),
 		hooks: sandboxkit.Delivery{Client: &http.Client{Timeout: 10 * time.Second}, Attempts: 3,
 			Delay: func(attempt int) time.Duration { return time.Duration(attempt) * 200 * time.Millisecond }},
@@ -183,14 +179,12 @@ func (s *Server) Injected() sandboxkit.Counts { return s.faults.Counts() }
 // Finish enriches batch id now and sends its webhook.
 func (s *Server) Finish(id string) error {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	b, ok := s.batches[id]
-	if ok {
-		s.finish(b)
-	}
-	s.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("fingoal sandbox: no batch %q", id)
 	}
+	s.finish(b)
 	return nil
 }
 

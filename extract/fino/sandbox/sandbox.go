@@ -1,7 +1,7 @@
 package sandbox
 
 import (
-	"crypto/subtle"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -95,18 +95,13 @@ type Options struct {
 	WebhookAttempts   int    // default 3
 	WebhookRetryDelay time.Duration
 
-	Faults Faults
+	// Faults are the fault knobs. Here an expired token stays refused (401
+	// now and later); Malformed corrupts transactions, contracts, daily
+	// balances and person analytics months; Duplicate repeats the last
+	// categorization of the page before.
+	Faults sandboxkit.Knobs
 	Logger *slog.Logger // default: discard
 }
-
-// Faults are the sandbox's fault knobs. Here an expired token stays
-// refused (401 now and later); Malformed corrupts transactions, contracts,
-// daily balances and person analytics months; Duplicate repeats the last
-// categorization of the page before.
-type Faults = sandboxkit.Knobs
-
-// FaultCounts are the faults injected so far.
-type FaultCounts = sandboxkit.Counts
 
 // Server is a fake finoOS API over deterministic synthetic data. It is an
 // http.Handler to mount at the root; all paths start with /api/.
@@ -187,45 +182,23 @@ func New(opts Options) *Server {
 }
 
 func withDefaults(o Options) Options {
-	if o.ClientID == "" {
-		o.ClientID = "sandbox-client"
-	}
-	if o.ClientSecret == "" {
-		o.ClientSecret = "sandbox-secret"
-	}
+	o.ClientID = cmp.Or(o.ClientID, "sandbox-client")
+	o.ClientSecret = cmp.Or(o.ClientSecret, "sandbox-secret")
 	if len(o.Tenants) == 0 {
 		o.Tenants = []string{o.ClientID}
 	}
-	if o.UsersPerTenant <= 0 {
-		o.UsersPerTenant = 3
-	}
-	if o.AccountsPerUser <= 0 {
-		o.AccountsPerUser = 3
-	}
-	if o.Months <= 0 {
-		o.Months = 12
-	}
-	if o.Today.IsZero() {
-		o.Today = time.Date(2026, 2, 23, 0, 0, 0, 0, time.UTC)
-	}
-	if o.TokenTTL <= 0 {
-		o.TokenTTL = 300 * time.Second
-	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
+	o.UsersPerTenant = sandboxkit.OrPositive(o.UsersPerTenant, 3)
+	o.AccountsPerUser = sandboxkit.OrPositive(o.AccountsPerUser, 3)
+	o.Months = sandboxkit.OrPositive(o.Months, 12)
+	o.Today = sandboxkit.OrToday(o.Today)
+	o.TokenTTL = sandboxkit.OrPositive(o.TokenTTL, 300*time.Second)
+	o.Now = sandboxkit.OrNow(o.Now)
 	if o.SyncedAt == nil {
 		o.SyncedAt = o.Now
 	}
-	if o.WebhookAttempts <= 0 {
-		o.WebhookAttempts = 3
-	}
-	if o.WebhookRetryDelay <= 0 {
-		o.WebhookRetryDelay = time.Second
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
+	o.WebhookAttempts = sandboxkit.OrPositive(o.WebhookAttempts, 3)
+	o.WebhookRetryDelay = sandboxkit.OrPositive(o.WebhookRetryDelay, time.Second)
+	o.Logger = sandboxkit.OrDiscard(o.Logger)
 	return o
 }
 
@@ -253,7 +226,7 @@ func (s *Server) Users(tenantID string) []string {
 }
 
 // Injected counts the faults injected so far.
-func (s *Server) Injected() FaultCounts { return s.faults.Counts() }
+func (s *Server) Injected() sandboxkit.Counts { return s.faults.Counts() }
 
 // Ledger is the truth about one user's data, computed by the same generator
 // the endpoints serve from, for tests to compare with what landed.
@@ -386,8 +359,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, c *call) {
 		return
 	}
 	id, secret := r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
-	if subtle.ConstantTimeCompare([]byte(id), []byte(s.opts.ClientID)) != 1 ||
-		subtle.ConstantTimeCompare([]byte(secret), []byte(s.opts.ClientSecret)) != 1 {
+	if !sandboxkit.SameCredentials(id, secret, s.opts.ClientID, s.opts.ClientSecret) {
 		writeError(w, http.StatusUnauthorized, "invalid client credentials")
 		return
 	}

@@ -491,41 +491,24 @@ const (
 
 // bankAccount is a bank account with every documented field.
 type bankAccount struct {
-	AccountID      string            `json:"accountId"`
-	AccountNumber  string            `json:"accountNumber,omitempty"`
-	Balance        json.Number       `json:"balance,omitempty"`
-	BankCode       string            `json:"bankCode,omitempty"`
-	BankName       string            `json:"bankName,omitempty"`
-	BIC            string            `json:"bic,omitempty"`
-	Overdraft      *overdraft        `json:"overdraft,omitempty"`
-	Currency       string            `json:"currency,omitempty"`
-	IBAN           string            `json:"iban,omitempty"`
-	Icon           string            `json:"icon,omitempty"`
-	Name           string            `json:"name,omitempty"`
-	Owner          string            `json:"owner,omitempty"`
-	Type           accountType       `json:"type"`
-	Transactions   []transaction     `json:"transactions,omitempty"`
-	Securities     []security        `json:"securities,omitempty"`
-	StandingOrders []json.RawMessage `json:"standingOrders,omitempty"` // schema undocumented
+	AccountID     string      `json:"accountId"`
+	AccountNumber string      `json:"accountNumber,omitempty"`
+	Balance       json.Number `json:"balance,omitempty"`
+	BankCode      string      `json:"bankCode,omitempty"`
+	BankName      string      `json:"bankName,omitempty"`
+	BIC           string      `json:"bic,omitempty"`
+	Overdraft     *overdraft  `json:"overdraft,omitempty"`
+	Currency      string      `json:"currency,omitempty"`
+	IBAN          string      `json:"iban,omitempty"`
+	Name          string      `json:"name,omitempty"`
+	Owner         string      `json:"owner,omitempty"`
+	Type          accountType `json:"type"`
 }
 
 // overdraft is the agreed overdraft of an account.
 type overdraft struct {
 	Amount    json.Number `json:"amount,omitempty"`
 	Available bool        `json:"available"`
-}
-
-// security is a position of a DEPOT account.
-type security struct {
-	Name                   string      `json:"name,omitempty"`
-	ISIN                   string      `json:"isin,omitempty"`
-	WKN                    string      `json:"wkn,omitempty"`
-	Currency               string      `json:"currency,omitempty"`
-	Quantity               json.Number `json:"quantity,omitempty"`
-	Amount                 json.Number `json:"amount,omitempty"`
-	AmountOriginalCurrency json.Number `json:"amountOriginalCurrency,omitempty"`
-	Price                  json.Number `json:"price,omitempty"`
-	PurchasePrice          json.Number `json:"purchasePrice,omitempty"`
 }
 
 // accountDetection is the response of the account-detection module.
