@@ -2,12 +2,9 @@ package sandboxkit
 
 import (
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
-	"log/slog"
 	"net/http"
-	"time"
 )
 
 // Reply writes v as a JSON body with status through WriteBodyStatus, so
@@ -69,46 +66,4 @@ func RandomHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-// OrPositive is v, or def when v is not positive: an option's default.
-func OrPositive[T ~int | ~int64 | ~float64](v, def T) T {
-	if v <= 0 {
-		return def
-	}
-	return v
-}
-
-// OrNow is now, or time.Now when now is nil: an option's default clock.
-func OrNow(now func() time.Time) func() time.Time {
-	if now == nil {
-		return time.Now
-	}
-	return now
-}
-
-// OrDiscard is l, or a logger that discards everything when l is nil.
-func OrDiscard(l *slog.Logger) *slog.Logger {
-	if l == nil {
-		return slog.New(slog.DiscardHandler)
-	}
-	return l
-}
-
-// DefaultToday is the last day with data of a sandbox not told otherwise.
-var DefaultToday = time.Date(2026, 2, 23, 0, 0, 0, 0, time.UTC)
-
-// OrToday is day, or DefaultToday when day is zero.
-func OrToday(day time.Time) time.Time {
-	if day.IsZero() {
-		return DefaultToday
-	}
-	return day
-}
-
-// SameCredentials compares presented credentials with the expected ones
-// in constant time.
-func SameCredentials(id, secret, wantID, wantSecret string) bool {
-	return subtle.ConstantTimeCompare([]byte(id), []byte(wantID)) == 1 &&
-		subtle.ConstantTimeCompare([]byte(secret), []byte(wantSecret)) == 1
 }
