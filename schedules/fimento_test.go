@@ -17,9 +17,11 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/finsync/finsync/extract"
-	"github.com/finsync/finsync/extract/faults"
 	"github.com/finsync/finsync/extract/fimento"
+	fimentosb "github.com/finsync/finsync/extract/fimento/sandbox"
 	"github.com/finsync/finsync/extract/fingoal"
+	fgsb "github.com/finsync/finsync/extract/fingoal/sandbox"
+	"github.com/finsync/finsync/extract/sandboxkit"
 	"github.com/finsync/finsync/load/clickhouse"
 	"github.com/finsync/finsync/load/clickhouse/chtest"
 	"github.com/finsync/finsync/schedules"
@@ -31,7 +33,7 @@ var fimentoBanks = []string{"605c6c479691950d359bb0e9", "605c6c479691950d359bb0e
 // fimentoWorld is a Fimento sandbox, a private database and a runner wired
 // together, with the run's log captured.
 type fimentoWorld struct {
-	sandbox *fimento.Sandbox
+	sandbox *fimentosb.Server
 	db      *clickhouse.DB
 	state   *clickhouse.State
 	runner  *schedules.Runner
@@ -59,17 +61,17 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func newFimentoWorld(t *testing.T, faults fimento.Faults) *fimentoWorld {
+func newFimentoWorld(t *testing.T, faults sandboxkit.Knobs) *fimentoWorld {
 	t.Helper()
-	return newFimentoWorldWith(t, fimento.SandboxOptions{Faults: faults})
+	return newFimentoWorldWith(t, fimentosb.Options{Faults: faults})
 }
 
 // newFimentoWorldWith is newFimentoWorld with more sandbox options (banks,
 // months, seed and page size are the world's).
-func newFimentoWorldWith(t *testing.T, opts fimento.SandboxOptions) *fimentoWorld {
+func newFimentoWorldWith(t *testing.T, opts fimentosb.Options) *fimentoWorld {
 	t.Helper()
 	opts.PartnerBanks, opts.Months, opts.Seed, opts.PageSize = fimentoBanks, 3, 11, 20
-	sb := fimento.NewSandbox(opts)
+	sb := fimentosb.New(opts)
 	srv := httptest.NewServer(sb)
 	t.Cleanup(func() { srv.Close(); sb.Close() })
 	db := chtest.NewDB(t)
@@ -141,7 +143,7 @@ func (w *fimentoWorld) snapshot(t *testing.T) []string {
 }
 
 func TestFimentoCompletedProcessesLoadTheLedger(t *testing.T) {
-	w := newFimentoWorld(t, fimento.Faults{})
+	w := newFimentoWorld(t, sandboxkit.Knobs{})
 	for _, run := range w.runAll(t) {
 		if run.Status != clickhouse.RunSuccess || run.Rejects != 0 {
 			t.Errorf("%s/%s: %s, %d rejects, %s", run.Stream, run.Tenant, run.Status, run.Rejects, run.Error)
@@ -182,7 +184,8 @@ func TestFimentoCompletedProcessesLoadTheLedger(t *testing.T) {
 			}
 			gotAcc := w.query(t, `SELECT concat(account_id, ' ', account_type, ' ', toString(balance)) FROM accounts FINAL WHERE tenant = ? AND user_id = ? ORDER BY account_id`, bank, p)
 			var wantAcc []string
-			for id, b := range l.Accounts {
+			for acc, b := range l.Accounts {
+				id := fimento.AccountID(acc.Bank, acc.Number)
 				kind := "checking"
 				if strings.Contains(strings.Join(gotAcc, " "), id+" savings") {
 					kind = "savings"
@@ -206,7 +209,7 @@ func TestFimentoCompletedProcessesLoadTheLedger(t *testing.T) {
 	}
 	// The keyed person reference joins the good SSN's processes across banks.
 	refs := w.query(t, `SELECT DISTINCT value_text FROM insights FINAL WHERE metric = 'person_ref'`)
-	if len(refs) != 1 || !strings.HasPrefix(refs[0], "hmac-sha256:") || refs[0] != fimento.PersonRef([]byte("test-hash-key"), fimento.GoodSSN) {
+	if len(refs) != 1 || !strings.HasPrefix(refs[0], "hmac-sha256:") || refs[0] != fimento.PersonRef([]byte("test-hash-key"), fimentosb.GoodSSN) {
 		t.Errorf("person refs: %v", refs)
 	}
 	// Processes in other states loaded nothing and say why.
@@ -278,7 +281,7 @@ func personalDataFree(t *testing.T, w *fimentoWorld) int {
 }
 
 func TestFimentoNoPersonalDataLands(t *testing.T) {
-	w := newFimentoWorld(t, fimento.Faults{Seed: 5, Malformed: 0.05})
+	w := newFimentoWorld(t, sandboxkit.Knobs{Seed: 5, Malformed: 0.05})
 	w.runAll(t)
 	if got := w.query(t, `SELECT toString(count()) FROM etl_rejects`); got[0] == "0" {
 		t.Fatal("no rejects: the scan would not cover raw reject payloads")
@@ -304,7 +307,7 @@ func TestFimentoNoPersonalDataLands(t *testing.T) {
 // loaded, into the same database through the same runner; its webhook
 // receiver lands what webhooks carry.
 type fingoalOver struct {
-	sandbox *fingoal.Sandbox
+	sandbox *fgsb.Server
 	api     *fingoal.API
 	tenant  string
 	idKey   []byte
@@ -312,9 +315,9 @@ type fingoalOver struct {
 	secret  string
 }
 
-func newFingoalOver(t *testing.T, state *clickhouse.State, loader *clickhouse.Loader, knobs faults.Knobs) *fingoalOver {
+func newFingoalOver(t *testing.T, state *clickhouse.State, loader *clickhouse.Loader, knobs sandboxkit.Knobs) *fingoalOver {
 	t.Helper()
-	sb := fingoal.NewSandbox(fingoal.SandboxOptions{Faults: knobs})
+	sb := fgsb.New(fgsb.Options{Faults: knobs})
 	srv := httptest.NewServer(sb)
 	t.Cleanup(func() { srv.Close(); sb.Close() })
 	id, secret := sb.Credentials()
@@ -366,7 +369,7 @@ func (f *fingoalOver) webhook(t *testing.T, body string) {
 // person's tags and savings recommendations, rejects, the ledger), records
 // that it did, and the process is never extracted again.
 func TestFimentoRevocationDeletesTheSubject(t *testing.T) {
-	w := newFimentoWorld(t, fimento.Faults{})
+	w := newFimentoWorld(t, sandboxkit.Knobs{})
 	w.runAll(t)
 	bank := fimentoBanks[0]
 	victim := w.completedProcesses(t)[bank][0]
@@ -374,7 +377,7 @@ func TestFimentoRevocationDeletesTheSubject(t *testing.T) {
 
 	// FinGoal enriches what Fimento loaded (some items come back malformed:
 	// rejects keyed batch/transaction), tags the users, and recommends.
-	fg := newFingoalOver(t, w.state, w.runner.Loader, faults.Knobs{Seed: 4, Malformed: 0.1})
+	fg := newFingoalOver(t, w.state, w.runner.Loader, sandboxkit.Knobs{Seed: 4, Malformed: 0.1})
 	fg.run(t, w.runner, fingoal.StreamEnrichment)
 	fg.run(t, w.runner, fingoal.StreamUserTags)
 	uid := fingoal.Opaque(fg.idKey, "user", "fimento", bank, victim)
@@ -524,11 +527,11 @@ func held(s extract.Stream, reached chan<- string, release <-chan struct{}) extr
 // subject before another run found it revoked loads its rows after their
 // deletion. Those rows do not survive the run that loaded them.
 func TestRevocationRacingOtherRunsLeavesNothing(t *testing.T) {
-	w := newFimentoWorld(t, fimento.Faults{})
+	w := newFimentoWorld(t, sandboxkit.Knobs{})
 	w.runAll(t)
 	bank := fimentoBanks[0]
 	victim, other := w.completedProcesses(t)[bank][0], w.completedProcesses(t)[bank][1]
-	fg := newFingoalOver(t, w.state, w.runner.Loader, faults.Knobs{Seed: 4, Malformed: 0.1})
+	fg := newFingoalOver(t, w.state, w.runner.Loader, sandboxkit.Knobs{Seed: 4, Malformed: 0.1})
 	uid := fingoal.Opaque(fg.idKey, "user", "fimento", bank, victim)
 	rows := func(id string) string {
 		return w.query(t, `SELECT toString(count()) FROM (SELECT user_id FROM transactions UNION ALL SELECT user_id FROM account_balances
@@ -600,20 +603,20 @@ func TestRevocationRacingOtherRunsLeavesNothing(t *testing.T) {
 }
 
 func TestFimentoFaultsGiveTheCleanWarehouse(t *testing.T) {
-	clean := newFimentoWorld(t, fimento.Faults{})
+	clean := newFimentoWorld(t, sandboxkit.Knobs{})
 	clean.runAll(t)
 	cleanSnap := strings.Join(clean.snapshot(t), "\n")
-	all := fimento.Faults{Seed: 3, RateLimit: 0.1, ServerError: 0.1, TokenExpiry: 0.05, Truncated: 0.1, Latency: time.Millisecond}
+	all := sandboxkit.Knobs{Seed: 3, RateLimit: 0.1, ServerError: 0.1, TokenExpiry: 0.05, Truncated: 0.1, Latency: time.Millisecond}
 	tests := []struct {
 		name     string
-		faults   fimento.Faults
-		injected func(fimento.FaultCounts) int64
+		faults   sandboxkit.Knobs
+		injected func(sandboxkit.Counts) int64
 	}{
-		{"429 with Retry-After", fimento.Faults{Seed: 1, RateLimit: 0.2}, func(c fimento.FaultCounts) int64 { return c.RateLimited }},
-		{"5xx", fimento.Faults{Seed: 1, ServerError: 0.2}, func(c fimento.FaultCounts) int64 { return c.ServerErrors }},
-		{"token expiry", fimento.Faults{Seed: 1, TokenExpiry: 0.1}, func(c fimento.FaultCounts) int64 { return c.TokensExpired }},
-		{"malformed JSON bodies", fimento.Faults{Seed: 1, Truncated: 0.15}, func(c fimento.FaultCounts) int64 { return c.Truncated }},
-		{"everything at once", all, func(c fimento.FaultCounts) int64 {
+		{"429 with Retry-After", sandboxkit.Knobs{Seed: 1, RateLimit: 0.2}, func(c sandboxkit.Counts) int64 { return c.RateLimited }},
+		{"5xx", sandboxkit.Knobs{Seed: 1, ServerError: 0.2}, func(c sandboxkit.Counts) int64 { return c.ServerErrors }},
+		{"token expiry", sandboxkit.Knobs{Seed: 1, TokenExpiry: 0.1}, func(c sandboxkit.Counts) int64 { return c.TokensExpired }},
+		{"malformed JSON bodies", sandboxkit.Knobs{Seed: 1, Truncated: 0.15}, func(c sandboxkit.Counts) int64 { return c.Truncated }},
+		{"everything at once", all, func(c sandboxkit.Counts) int64 {
 			return c.RateLimited * c.ServerErrors * c.TokensExpired * c.Truncated
 		}},
 	}
@@ -646,7 +649,7 @@ func TestFimentoWebhookBringsAProcess(t *testing.T) {
 	receiver := httptest.NewServer(fimento.WebhookHandler([]string{bank}, extract.Hooks{Subject: schedules.RecordSubject(state)}, nil))
 	defer receiver.Close()
 	clock := &fakeClock{t: time.Date(2026, 2, 24, 6, 0, 0, 0, time.UTC)}
-	sb := fimento.NewSandbox(fimento.SandboxOptions{PartnerBanks: []string{bank}, Seed: 2, Now: clock.Now, Step: time.Minute, WebhookPoll: time.Hour})
+	sb := fimentosb.New(fimentosb.Options{PartnerBanks: []string{bank}, Seed: 2, Now: clock.Now, Step: time.Minute, WebhookPoll: time.Hour})
 	srv := httptest.NewServer(sb)
 	defer func() { srv.Close(); sb.Close() }()
 	api := fimento.NewAPI(fimento.Config{BaseURL: srv.URL, Name: "sandbox-user", Password: "sandbox-password", HashKey: []byte("k"), Now: clock.Now})
@@ -704,7 +707,7 @@ func (c *fakeClock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.
 // the insights document's as insights rows of their own, all without the
 // customer's identifiers.
 func TestFimentoUnknownFieldsLandInRaw(t *testing.T) {
-	w := newFimentoWorldWith(t, fimento.SandboxOptions{ExtraFields: true})
+	w := newFimentoWorldWith(t, fimentosb.Options{ExtraFields: true})
 	for _, run := range w.runAll(t) {
 		if run.Status != clickhouse.RunSuccess || run.Rejects != 0 {
 			t.Fatalf("%s/%s: %s, %d rejects, %s", run.Stream, run.Tenant, run.Status, run.Rejects, run.Error)

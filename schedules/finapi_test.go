@@ -13,8 +13,9 @@ import (
 	"time"
 
 	"github.com/finsync/finsync/extract"
-	"github.com/finsync/finsync/extract/faults"
 	"github.com/finsync/finsync/extract/finapi"
+	finapisb "github.com/finsync/finsync/extract/finapi/sandbox"
+	"github.com/finsync/finsync/extract/sandboxkit"
 	"github.com/finsync/finsync/load/clickhouse"
 	"github.com/finsync/finsync/load/clickhouse/chtest"
 	"github.com/finsync/finsync/schedules"
@@ -24,7 +25,7 @@ var finapiTenants = []string{"mandator-a", "mandator-b"}
 
 // finapiWorld is a finAPI sandbox, a private database and a runner.
 type finapiWorld struct {
-	sandbox *finapi.Sandbox
+	sandbox *finapisb.Server
 	db      *clickhouse.DB
 	state   *clickhouse.State
 	runner  *schedules.Runner
@@ -33,10 +34,10 @@ type finapiWorld struct {
 	now     time.Time
 }
 
-func newFinapiWorld(t *testing.T, sopts finapi.SandboxOptions, cfg finapi.Config) *finapiWorld {
+func newFinapiWorld(t *testing.T, sopts finapisb.Options, cfg finapi.Config) *finapiWorld {
 	t.Helper()
 	sopts.Tenants, sopts.UsersPerTenant, sopts.Seed = finapiTenants, 24, 3
-	sb := finapi.NewSandbox(sopts)
+	sb := finapisb.New(sopts)
 	srv := httptest.NewServer(sb)
 	t.Cleanup(func() { srv.Close(); sb.Close() })
 	db := chtest.NewDB(t)
@@ -50,7 +51,7 @@ func newFinapiWorld(t *testing.T, sopts finapi.SandboxOptions, cfg finapi.Config
 		cfg.PollInitial, cfg.PollMax = 5*time.Millisecond, 20*time.Millisecond
 	}
 	for _, tenant := range finapiTenants {
-		id, secret := finapi.Credentials(tenant)
+		id, secret := finapisb.Credentials(tenant)
 		cfg.Tenants = append(cfg.Tenants, finapi.Tenant{Name: tenant, ClientID: id, ClientSecret: secret})
 	}
 	w := &finapiWorld{sandbox: sb, db: db, state: state, streams: map[string]extract.Stream{}, now: sb.Today().Add(9 * time.Hour)}
@@ -84,7 +85,7 @@ func (w *finapiWorld) members(t *testing.T, seg finapi.Segment, tenant string) [
 
 // eodBalances is an account's end-of-day balance for every day of the
 // ledger through day last.
-func eodBalances(a finapi.LedgerAccount, last time.Time) map[string]int64 {
+func eodBalances(a finapisb.LedgerAccount, last time.Time) map[string]int64 {
 	out := map[string]int64{}
 	if len(a.Transactions) == 0 {
 		return out
@@ -117,9 +118,9 @@ func monthsBefore(day time.Time, n int) []time.Time {
 	return out
 }
 
-func expectedMembers(seg finapi.Segment, p finapi.Params, ledger []finapi.LedgerAccount, created time.Time) []string {
+func expectedMembers(seg finapi.Segment, p finapi.Params, ledger []finapisb.LedgerAccount, created time.Time) []string {
 	var out []string
-	add := func(a finapi.LedgerAccount, amount int64) {
+	add := func(a finapisb.LedgerAccount, amount int64) {
 		out = append(out, a.UserID+"/"+a.AccountID+" "+fixed4(amount))
 	}
 	threshold := func(s string) int64 {
@@ -195,7 +196,7 @@ func expectedMembers(seg finapi.Segment, p finapi.Params, ledger []finapi.Ledger
 }
 
 func TestFinapiSegmentsMatchTheLedger(t *testing.T) {
-	w := newFinapiWorld(t, finapi.SandboxOptions{}, finapi.Config{})
+	w := newFinapiWorld(t, finapisb.Options{}, finapi.Config{})
 	p := finapi.DefaultParams()
 	for _, seg := range finapi.Segments() {
 		for _, tenant := range finapiTenants {
@@ -217,7 +218,7 @@ func TestFinapiSegmentsMatchTheLedger(t *testing.T) {
 	// Type-specific metrics, spot-checked against the ledger.
 	tenant := finapiTenants[0]
 	ledger := w.sandbox.Ledger(tenant)
-	byAccount := map[string]finapi.LedgerAccount{}
+	byAccount := map[string]finapisb.LedgerAccount{}
 	for _, a := range ledger {
 		byAccount[a.AccountID] = a
 	}
@@ -287,7 +288,7 @@ func TestFinapiSegmentsMatchTheLedger(t *testing.T) {
 }
 
 func TestFinapiJobSurvivesARestartAndLoadsOnce(t *testing.T) {
-	w := newFinapiWorld(t, finapi.SandboxOptions{ReadyPolls: -1}, finapi.Config{PollTimeout: 200 * time.Millisecond})
+	w := newFinapiWorld(t, finapisb.Options{ReadyPolls: -1}, finapi.Config{PollTimeout: 200 * time.Millisecond})
 	tenant := finapiTenants[0]
 	run, err := w.run(t, finapi.HighBalance, tenant)
 	if run.Status != clickhouse.RunPartial || err == nil || !strings.Contains(run.Error, "not ready") {
@@ -327,7 +328,7 @@ func TestFinapiJobSurvivesARestartAndLoadsOnce(t *testing.T) {
 }
 
 func TestFinapiLostAndExpiredJobs(t *testing.T) {
-	w := newFinapiWorld(t, finapi.SandboxOptions{ReadyPolls: -1}, finapi.Config{PollTimeout: 100 * time.Millisecond})
+	w := newFinapiWorld(t, finapisb.Options{ReadyPolls: -1}, finapi.Config{PollTimeout: 100 * time.Millisecond})
 	tenant := finapiTenants[1]
 	w.run(t, finapi.LowBalance, tenant)
 	ids := w.sandbox.JobIDs()
@@ -365,7 +366,7 @@ func TestFinapiLostAndExpiredJobs(t *testing.T) {
 func TestFinapiCallbackWakesThePoll(t *testing.T) {
 	mux := httptest.NewServer(nil)
 	defer mux.Close()
-	w := newFinapiWorld(t, finapi.SandboxOptions{ReadyPolls: -1, ReadyAfter: 300 * time.Millisecond},
+	w := newFinapiWorld(t, finapisb.Options{ReadyPolls: -1, ReadyAfter: 300 * time.Millisecond},
 		finapi.Config{CallbackURL: mux.URL, PollInitial: time.Minute, PollMax: time.Minute, PollTimeout: 2 * time.Minute})
 	var started []string
 	mux.Config.Handler = finapi.CallbackHandler(w.api, extract.Hooks{JobStatus: schedules.JobStatus(w.state), Trigger: func(_ context.Context, stream, tenant string) { started = append(started, stream) }})
@@ -391,7 +392,7 @@ func TestFinapiCallbackCollectsOnlyActiveJobs(t *testing.T) {
 	hook := httptest.NewServer(nil)
 	defer hook.Close()
 	// Jobs become ready only when the test says; a run waits 200 ms for them.
-	w := newFinapiWorld(t, finapi.SandboxOptions{ReadyPolls: -1},
+	w := newFinapiWorld(t, finapisb.Options{ReadyPolls: -1},
 		finapi.Config{CallbackURL: hook.URL, PollTimeout: 200 * time.Millisecond})
 	stream := w.streams[finapi.HighBalance.Stream]
 	d := &schedules.Daemon{Runner: w.runner, Jobs: []schedules.Job{{Stream: stream, Tenants: finapiTenants, Schedule: yearly(t, stream.Name)}}}
@@ -468,9 +469,9 @@ func TestFinapiCallbackCollectsOnlyActiveJobs(t *testing.T) {
 }
 
 func TestFinapiFaultsLoseNothing(t *testing.T) {
-	clean := newFinapiWorld(t, finapi.SandboxOptions{}, finapi.Config{})
-	knobs := faults.Knobs{Seed: 11, RateLimit: 0.15, ServerError: 0.15, TokenExpiry: 0.1, Truncated: 0.15, Malformed: 0.1}
-	faulty := newFinapiWorld(t, finapi.SandboxOptions{Faults: knobs}, finapi.Config{})
+	clean := newFinapiWorld(t, finapisb.Options{}, finapi.Config{})
+	knobs := sandboxkit.Knobs{Seed: 11, RateLimit: 0.15, ServerError: 0.15, TokenExpiry: 0.1, Truncated: 0.15, Malformed: 0.1}
+	faulty := newFinapiWorld(t, finapisb.Options{Faults: knobs}, finapi.Config{})
 	tenant := finapiTenants[0]
 	var malformed []string
 	for _, seg := range finapi.Segments() {
@@ -530,11 +531,11 @@ func TestExpiredSegmentMembersLeaveTheViewAndTheTable(t *testing.T) {
 	loader := clickhouse.NewLoader(db, clickhouse.LoaderOptions{})
 	state := clickhouse.NewState(db, loader)
 	for _, age := range []int{14, 15, 40} {
-		sb := finapi.NewSandbox(finapi.SandboxOptions{Tenants: []string{fmt.Sprint("m", age)}, UsersPerTenant: 10, Seed: 3, Today: today.AddDate(0, 0, -age)})
+		sb := finapisb.New(finapisb.Options{Tenants: []string{fmt.Sprint("m", age)}, UsersPerTenant: 10, Seed: 3, Today: today.AddDate(0, 0, -age)})
 		srv := httptest.NewServer(sb)
 		defer srv.Close()
 		defer sb.Close()
-		id, secret := finapi.Credentials(fmt.Sprint("m", age))
+		id, secret := finapisb.Credentials(fmt.Sprint("m", age))
 		api := finapi.NewAPI(finapi.Config{BaseURL: srv.URL, Params: finapi.DefaultParams(), PollInitial: time.Millisecond,
 			Tenants: []finapi.Tenant{{Name: fmt.Sprint("m", age), ClientID: id, ClientSecret: secret}},
 			Now:     func() time.Time { return today.AddDate(0, 0, -age) }})
@@ -634,31 +635,31 @@ func TestFinapiPagingReadsEveryUser(t *testing.T) {
 	seg, tenant := finapi.IncomeSpending, finapiTenants[0]
 	tests := []struct {
 		name     string
-		sandbox  finapi.SandboxOptions
+		sandbox  finapisb.Options
 		maxPages int
 		status   string
 		users    func(all []string) []string // the users whose rows land
 		errText  func(all []string) string   // in etl_runs.error; "" for none
 		check    string                      // the run's Inconsistent
 	}{
-		{name: "capped size", sandbox: finapi.SandboxOptions{MaxPageSize: 3}, status: clickhouse.RunSuccess},
-		{name: "capped size, no totalPages", sandbox: finapi.SandboxOptions{MaxPageSize: 3, OmitTotalPages: true},
+		{name: "capped size", sandbox: finapisb.Options{MaxPageSize: 3}, status: clickhouse.RunSuccess},
+		{name: "capped size, no totalPages", sandbox: finapisb.Options{MaxPageSize: 3, OmitTotalPages: true},
 			status: clickhouse.RunSuccess},
-		{name: "capped size, no totals", sandbox: finapi.SandboxOptions{MaxPageSize: 3, OmitTotalPages: true, OmitTotalElements: true},
+		{name: "capped size, no totals", sandbox: finapisb.Options{MaxPageSize: 3, OmitTotalPages: true, OmitTotalElements: true},
 			status: clickhouse.RunSuccess},
-		{name: "no totals, full pages", sandbox: finapi.SandboxOptions{OmitTotalPages: true, OmitTotalElements: true},
+		{name: "no totals, full pages", sandbox: finapisb.Options{OmitTotalPages: true, OmitTotalElements: true},
 			status: clickhouse.RunSuccess},
-		{name: "fewer users than announced", sandbox: finapi.SandboxOptions{MaxPageSize: 3, OmitTotalPages: true, MissingUsers: 2},
+		{name: "fewer users than announced", sandbox: finapisb.Options{MaxPageSize: 3, OmitTotalPages: true, MissingUsers: 2},
 			status: clickhouse.RunPartial, check: "total_elements",
 			users: func(all []string) []string { return all[:len(all)-2] },
 			errText: func(all []string) string {
 				return fmt.Sprintf("received %d users, finAPI announced totalElements %d", len(all)-2, len(all))
 			}},
-		{name: "the same page whatever the number", sandbox: finapi.SandboxOptions{IgnorePageNumber: true, OmitTotalPages: true, OmitTotalElements: true},
+		{name: "the same page whatever the number", sandbox: finapisb.Options{IgnorePageNumber: true, OmitTotalPages: true, OmitTotalElements: true},
 			status:  clickhouse.RunFailed,
 			users:   func(all []string) []string { return all[:7] },
 			errText: func([]string) string { return "page 1 repeats page 0" }},
-		{name: "more pages than allowed", sandbox: finapi.SandboxOptions{MaxPageSize: 3, OmitTotalPages: true, OmitTotalElements: true}, maxPages: 2,
+		{name: "more pages than allowed", sandbox: finapisb.Options{MaxPageSize: 3, OmitTotalPages: true, OmitTotalElements: true}, maxPages: 2,
 			status:  clickhouse.RunFailed,
 			users:   func(all []string) []string { return all[:6] },
 			errText: func([]string) string { return "stopped after 2 pages and 6 users" }},
@@ -775,7 +776,7 @@ func TestFinapiResultDatesMustMatchTheJob(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			w := newFinapiWorld(t, finapi.SandboxOptions{ReadyPolls: -1, CreationDateShift: tc.shift},
+			w := newFinapiWorld(t, finapisb.Options{ReadyPolls: -1, CreationDateShift: tc.shift},
 				finapi.Config{PollTimeout: 100 * time.Millisecond})
 			// The first run creates the job, which is not ready in time.
 			if run, _ := w.run(t, seg, tenant); run.Status != clickhouse.RunPartial {
@@ -850,7 +851,7 @@ func TestFinapiUnknownUserFieldsKeptInRaw(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			w := newFinapiWorld(t, finapi.SandboxOptions{ExtraUserFields: tc.extra}, finapi.Config{})
+			w := newFinapiWorld(t, finapisb.Options{ExtraUserFields: tc.extra}, finapi.Config{})
 			if run, err := w.run(t, seg, tenant); err != nil || run.Status != clickhouse.RunSuccess || run.Rejects != 0 {
 				t.Fatalf("run: %s %q, %d rejects", run.Status, run.Error, run.Rejects)
 			}

@@ -14,8 +14,9 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/finsync/finsync/extract"
-	"github.com/finsync/finsync/extract/faults"
 	"github.com/finsync/finsync/extract/fingoal"
+	fgsb "github.com/finsync/finsync/extract/fingoal/sandbox"
+	"github.com/finsync/finsync/extract/sandboxkit"
 	"github.com/finsync/finsync/load/clickhouse"
 	"github.com/finsync/finsync/load/clickhouse/chtest"
 	"github.com/finsync/finsync/schedules"
@@ -25,7 +26,7 @@ import (
 // fingoalWorld is a FinGoal sandbox (its webhooks going to the receiver), a
 // private database holding other providers' transactions, and a runner.
 type fingoalWorld struct {
-	sandbox *fingoal.Sandbox
+	sandbox *fgsb.Server
 	srv     *httptest.Server
 	db      *clickhouse.DB
 	loader  *clickhouse.Loader
@@ -37,7 +38,7 @@ type fingoalWorld struct {
 	seq     int
 }
 
-func newFingoalWorld(t *testing.T, sopts fingoal.SandboxOptions, cfg fingoal.Config) *fingoalWorld {
+func newFingoalWorld(t *testing.T, sopts fgsb.Options, cfg fingoal.Config) *fingoalWorld {
 	t.Helper()
 	db := chtest.NewDB(t)
 	loader := clickhouse.NewLoader(db, clickhouse.LoaderOptions{})
@@ -47,7 +48,7 @@ func newFingoalWorld(t *testing.T, sopts fingoal.SandboxOptions, cfg fingoal.Con
 	t.Cleanup(hook.Close)
 	// Bodies spelled unlike JSON.stringify: the receiver verifies its form.
 	sopts.WebhookURL, sopts.RespellWebhooks = hook.URL, true
-	w.sandbox = fingoal.NewSandbox(sopts)
+	w.sandbox = fgsb.New(sopts)
 	w.srv = httptest.NewServer(w.sandbox)
 	t.Cleanup(func() { w.srv.Close(); w.sandbox.Close() })
 	id, secret := w.sandbox.Credentials()
@@ -153,7 +154,7 @@ func (w *fingoalWorld) checkExactlyOnce(t *testing.T, eligible int) map[string]i
 // collects the recorded batches and sends nothing twice; later rows go to
 // /cleanup/streaming; enriched fields join back to the original rows.
 func TestFingoalEnrichmentExactlyOnceAcrossAKill(t *testing.T) {
-	w := newFingoalWorld(t, fingoal.SandboxOptions{ResultDelay: -1}, fingoal.Config{BatchSize: 40, SyncTags: true, PollTimeout: time.Minute})
+	w := newFingoalWorld(t, fgsb.Options{ResultDelay: -1}, fingoal.Config{BatchSize: 40, SyncTags: true, PollTimeout: time.Minute})
 	today := time.Now().UTC().Truncate(24 * time.Hour)
 	// Users of 25, 60 (alone more than a batch), 12 and 30 transactions, two providers.
 	w.addTransactions(t, "fino", "client-a", "u-1", 25, today)
@@ -233,7 +234,7 @@ func TestFingoalEnrichmentExactlyOnceAcrossAKill(t *testing.T) {
 	enriched, failed := 0, 0
 	for _, row := range rows {
 		f := strings.Split(row, "|")
-		e, reason := fingoal.Enrich(fingoal.Transaction{OriginalDescription: f[1]})
+		e, reason := fgsb.Enrich(fgsb.Transaction{OriginalDescription: f[1]})
 		switch {
 		case reason != "":
 			failed++
@@ -325,7 +326,7 @@ func TestFingoalEnrichmentExactlyOnceAcrossAKill(t *testing.T) {
 func TestFingoalUserTagsDropTagsNoLongerReturned(t *testing.T) {
 	// The sandbox's clock stands still: its twice-daily tagging does not run.
 	now := time.Now().UTC().Truncate(12 * time.Hour).Add(6 * time.Hour)
-	w := newFingoalWorld(t, fingoal.SandboxOptions{Now: func() time.Time { return now }}, fingoal.Config{})
+	w := newFingoalWorld(t, fgsb.Options{Now: func() time.Time { return now }}, fingoal.Config{})
 	today := now.Truncate(24 * time.Hour)
 	w.addTransactions(t, "fino", "client-a", "u-1", 5, today)
 	w.addTransactions(t, "fino", "client-a", "u-2", 5, today)
@@ -385,8 +386,8 @@ func waitFor(t *testing.T, ok func() bool) {
 // recovered through its enrichment webhook), and what stays pending is
 // exactly what FinGoal never received, reported by the run.
 func TestFingoalEnrichmentUnderFaults(t *testing.T) {
-	knobs := faults.Knobs{Seed: 6, RateLimit: 0.1, ServerError: 0.1, TokenExpiry: 0.1, Truncated: 0.1, Malformed: 0.05}
-	w := newFingoalWorld(t, fingoal.SandboxOptions{Faults: knobs}, fingoal.Config{BatchSize: 30})
+	knobs := sandboxkit.Knobs{Seed: 6, RateLimit: 0.1, ServerError: 0.1, TokenExpiry: 0.1, Truncated: 0.1, Malformed: 0.05}
+	w := newFingoalWorld(t, fgsb.Options{Faults: knobs}, fingoal.Config{BatchSize: 30})
 	today := time.Now().UTC().Truncate(24 * time.Hour)
 	total := 0
 	for u := range 8 {
@@ -518,7 +519,7 @@ func number(t *testing.T, s string) float64 {
 // transaction's and a finsight's own, and those of the batch result and
 // the finsights list that wrap them, under "_wrapper".
 func TestFingoalUnknownFieldsLandInRaw(t *testing.T) {
-	w := newFingoalWorld(t, fingoal.SandboxOptions{ExtraFields: true}, fingoal.Config{BatchSize: 40})
+	w := newFingoalWorld(t, fgsb.Options{ExtraFields: true}, fingoal.Config{BatchSize: 40})
 	w.addTransactions(t, "fino", "client-a", "u-1", 30, time.Now().UTC().Truncate(24*time.Hour))
 	for _, stream := range []string{fingoal.StreamEnrichment, fingoal.StreamFinsights} {
 		if run, err := w.run(t, context.Background(), stream); err != nil || run.Status != clickhouse.RunSuccess {

@@ -16,6 +16,8 @@ import (
 
 	"github.com/finsync/finsync/extract"
 	"github.com/finsync/finsync/extract/fino"
+	finosb "github.com/finsync/finsync/extract/fino/sandbox"
+	"github.com/finsync/finsync/extract/sandboxkit"
 	"github.com/finsync/finsync/load/clickhouse"
 	"github.com/finsync/finsync/load/clickhouse/chtest"
 	"github.com/finsync/finsync/schedules"
@@ -34,11 +36,11 @@ type analyticsWorld struct {
 
 const analyticsTenant = "sandbox-client"
 
-func newAnalyticsWorld(t *testing.T, opts fino.SandboxOptions, scopes fino.Scopes) *analyticsWorld {
+func newAnalyticsWorld(t *testing.T, opts finosb.Options, scopes fino.Scopes) *analyticsWorld {
 	t.Helper()
 	opts.Tenants, opts.UsersPerTenant, opts.CompaniesPerTenant, opts.Months, opts.Seed, opts.LifeEvents =
 		[]string{analyticsTenant}, 3, 2, 4, 11, true
-	sb := fino.NewSandbox(opts)
+	sb := finosb.New(opts)
 	w := &analyticsWorld{hits: map[string]int{}}
 	server := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		w.mu.Lock()
@@ -139,7 +141,7 @@ func sameSet(t *testing.T, what string, got, want map[string]string) {
 // insights against the same figure computed independently by SQL over the
 // transactions and balances the sandbox served through the other streams.
 func TestAnalyticsModulesMatchTheLedger(t *testing.T) {
-	w := newAnalyticsWorld(t, fino.SandboxOptions{}, fino.Scopes{})
+	w := newAnalyticsWorld(t, finosb.Options{}, fino.Scopes{})
 	for name, run := range w.run(t, nil) {
 		if run.Status != clickhouse.RunSuccess || run.Rejects != 0 {
 			t.Errorf("%s: %s, %d rejects, %s", name, run.Status, run.Rejects, run.Error)
@@ -295,7 +297,7 @@ func TestAnalyticsMissingScopeIsOneNote(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := newAnalyticsWorld(t, fino.SandboxOptions{DeniedScopes: []string{"person-adult-check", "person-risk-backDebit"}}, scopes)
+	w := newAnalyticsWorld(t, finosb.Options{DeniedScopes: []string{"person-adult-check", "person-risk-backDebit"}}, scopes)
 	before := w.api.Stats().Requests
 	runs := w.run(t, func(s extract.Stream) bool {
 		return strings.HasPrefix(s.Name, "fino.analytics.company_") && s.Name != "fino.analytics.company_cash_transactions"
@@ -331,7 +333,7 @@ func TestAnalyticsMissingScopeIsOneNote(t *testing.T) {
 // /cashflow (the Quick Start's) and the data lands the same; the path that
 // answered is kept, so later users are asked it directly.
 func TestAnalyticsOtherPathOfAnEndpoint(t *testing.T) {
-	w := newAnalyticsWorld(t, fino.SandboxOptions{UnservedPaths: []string{"/analysis/company/cash-transactions"}}, fino.Scopes{})
+	w := newAnalyticsWorld(t, finosb.Options{UnservedPaths: []string{"/analysis/company/cash-transactions"}}, fino.Scopes{})
 	runs := w.run(t, func(s extract.Stream) bool { return s.Name == "fino.analytics.company_cash_transactions" })
 	if run := runs["fino.analytics.company_cash_transactions"]; run.Status != clickhouse.RunSuccess || run.Rejects != 0 {
 		t.Fatalf("run: %s, %d rejects, %s", run.Status, run.Rejects, run.Error)
@@ -358,7 +360,7 @@ func TestAnalyticsOtherPathOfAnEndpoint(t *testing.T) {
 // TestAnalyticsBadMonthsAreRejectedAlone: months served with a string
 // amount become etl_rejects rows with their raw text; their siblings load.
 func TestAnalyticsBadMonthsAreRejectedAlone(t *testing.T) {
-	w := newAnalyticsWorld(t, fino.SandboxOptions{Faults: fino.Faults{Seed: 5, Malformed: 0.2}}, fino.Scopes{})
+	w := newAnalyticsWorld(t, finosb.Options{Faults: sandboxkit.Knobs{Seed: 5, Malformed: 0.2}}, fino.Scopes{})
 	var rejects uint64
 	for name, run := range w.run(t, func(s extract.Stream) bool { return strings.HasPrefix(s.Name, "fino.analytics.person_") }) {
 		if run.Status != clickhouse.RunSuccess {
@@ -387,7 +389,7 @@ func TestAnalyticsBadMonthsAreRejectedAlone(t *testing.T) {
 // account detection and its accountsOverview, the contract list, a person
 // income document) under "_wrapper" in each of its rows.
 func TestFinoUnknownFieldsLandInRaw(t *testing.T) {
-	w := newAnalyticsWorld(t, fino.SandboxOptions{ExtraFields: true}, fino.Scopes{})
+	w := newAnalyticsWorld(t, finosb.Options{ExtraFields: true}, fino.Scopes{})
 	streams := []string{"fino.transactions", "fino.accounts", "fino.contracts", "fino.analytics.person_income", "fino.analytics.company_staff"}
 	for name, run := range w.run(t, func(s extract.Stream) bool { return slices.Contains(streams, s.Name) }) {
 		if run.Status != clickhouse.RunSuccess || run.Rejects != 0 {

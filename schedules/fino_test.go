@@ -17,6 +17,8 @@ import (
 
 	"github.com/finsync/finsync/extract"
 	"github.com/finsync/finsync/extract/fino"
+	finosb "github.com/finsync/finsync/extract/fino/sandbox"
+	"github.com/finsync/finsync/extract/sandboxkit"
 	"github.com/finsync/finsync/load/clickhouse"
 	"github.com/finsync/finsync/load/clickhouse/chtest"
 	"github.com/finsync/finsync/schedules"
@@ -26,7 +28,7 @@ var finoTenants = []string{"sandbox-client", "sandbox-client-b"}
 
 // finoWorld is a sandbox, a private database and a runner wired together.
 type finoWorld struct {
-	sandbox *fino.Sandbox
+	sandbox *finosb.Server
 	db      *clickhouse.DB
 	state   *clickhouse.State
 	runner  *schedules.Runner
@@ -35,17 +37,17 @@ type finoWorld struct {
 	url     string // the sandbox's
 }
 
-func newFinoWorld(t *testing.T, faults fino.Faults) *finoWorld {
+func newFinoWorld(t *testing.T, faults sandboxkit.Knobs) *finoWorld {
 	t.Helper()
-	return newFinoWorldWith(t, fino.SandboxOptions{Faults: faults})
+	return newFinoWorldWith(t, finosb.Options{Faults: faults})
 }
 
 // newFinoWorldWith is newFinoWorld with more sandbox options (tenants,
 // users, months and seed are the world's).
-func newFinoWorldWith(t *testing.T, opts fino.SandboxOptions) *finoWorld {
+func newFinoWorldWith(t *testing.T, opts finosb.Options) *finoWorld {
 	t.Helper()
 	opts.Tenants, opts.UsersPerTenant, opts.Months, opts.Seed = finoTenants, 3, 4, 7
-	sb := fino.NewSandbox(opts)
+	sb := finosb.New(opts)
 	srv := httptest.NewServer(sb)
 	t.Cleanup(func() { srv.Close(); sb.Close() })
 	db := chtest.NewDB(t)
@@ -120,7 +122,7 @@ func (w *finoWorld) snapshot(t *testing.T) []string {
 }
 
 func TestFinoStreamsLoadTheSandboxLedger(t *testing.T) {
-	w := newFinoWorld(t, fino.Faults{})
+	w := newFinoWorld(t, sandboxkit.Knobs{})
 	for _, run := range w.runAll(t) {
 		if run.Status != clickhouse.RunSuccess || run.Rejects != 0 {
 			t.Errorf("%s/%s: %s, %d rejects, %s", run.Stream, run.Tenant, run.Status, run.Rejects, run.Error)
@@ -172,25 +174,25 @@ func TestFinoStreamsLoadTheSandboxLedger(t *testing.T) {
 }
 
 func TestFinoFaultsChangeNothingButRejects(t *testing.T) {
-	clean := newFinoWorld(t, fino.Faults{})
+	clean := newFinoWorld(t, sandboxkit.Knobs{})
 	clean.runAll(t)
 	cleanSnap := strings.Join(clean.snapshot(t), "\n")
-	all := fino.Faults{Seed: 3, RateLimit: 0.1, ServerError: 0.05, TokenExpiry: 0.02, Truncated: 0.05,
+	all := sandboxkit.Knobs{Seed: 3, RateLimit: 0.1, ServerError: 0.05, TokenExpiry: 0.02, Truncated: 0.05,
 		Duplicate: 0.1, Malformed: 0.01, Latency: time.Millisecond}
 	tests := []struct {
 		name     string
-		faults   fino.Faults
+		faults   sandboxkit.Knobs
 		retries  bool // the knob makes the client retry
-		injected func(fino.FaultCounts) int64
+		injected func(sandboxkit.Counts) int64
 	}{
-		{"429 with Retry-After", fino.Faults{Seed: 1, RateLimit: 0.2}, true, func(c fino.FaultCounts) int64 { return c.RateLimited }},
-		{"5xx", fino.Faults{Seed: 1, ServerError: 0.2}, true, func(c fino.FaultCounts) int64 { return c.ServerErrors }},
-		{"token expiry", fino.Faults{Seed: 1, TokenExpiry: 0.05}, false, func(c fino.FaultCounts) int64 { return c.TokensExpired }},
-		{"truncated bodies", fino.Faults{Seed: 1, Truncated: 0.1}, true, func(c fino.FaultCounts) int64 { return c.Truncated }},
-		{"duplicate records", fino.Faults{Seed: 1, Duplicate: 0.3}, false, func(c fino.FaultCounts) int64 { return c.Duplicated }},
-		{"latency", fino.Faults{Seed: 1, Latency: 5 * time.Millisecond}, false, nil},
-		{"malformed records", fino.Faults{Seed: 1, Malformed: 0.01}, false, func(c fino.FaultCounts) int64 { return c.Malformed }},
-		{"everything at once", all, true, func(c fino.FaultCounts) int64 { return c.RateLimited * c.Truncated * c.Duplicated * c.Malformed }},
+		{"429 with Retry-After", sandboxkit.Knobs{Seed: 1, RateLimit: 0.2}, true, func(c sandboxkit.Counts) int64 { return c.RateLimited }},
+		{"5xx", sandboxkit.Knobs{Seed: 1, ServerError: 0.2}, true, func(c sandboxkit.Counts) int64 { return c.ServerErrors }},
+		{"token expiry", sandboxkit.Knobs{Seed: 1, TokenExpiry: 0.05}, false, func(c sandboxkit.Counts) int64 { return c.TokensExpired }},
+		{"truncated bodies", sandboxkit.Knobs{Seed: 1, Truncated: 0.1}, true, func(c sandboxkit.Counts) int64 { return c.Truncated }},
+		{"duplicate records", sandboxkit.Knobs{Seed: 1, Duplicate: 0.3}, false, func(c sandboxkit.Counts) int64 { return c.Duplicated }},
+		{"latency", sandboxkit.Knobs{Seed: 1, Latency: 5 * time.Millisecond}, false, nil},
+		{"malformed records", sandboxkit.Knobs{Seed: 1, Malformed: 0.01}, false, func(c sandboxkit.Counts) int64 { return c.Malformed }},
+		{"everything at once", all, true, func(c sandboxkit.Counts) int64 { return c.RateLimited * c.Truncated * c.Duplicated * c.Malformed }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -242,7 +244,7 @@ func TestFinoFaultsChangeNothingButRejects(t *testing.T) {
 }
 
 func TestFinoSecondRunReadsOnlyTheLookback(t *testing.T) {
-	w := newFinoWorld(t, fino.Faults{})
+	w := newFinoWorld(t, sandboxkit.Knobs{})
 	stream := w.streams[0] // fino.transactions
 	tenant := finoTenants[0]
 	start := time.Now()
@@ -304,7 +306,7 @@ func TestFinoSecondRunReadsOnlyTheLookback(t *testing.T) {
 // status; a cursor of before that rule reads everybody.
 func TestFinoRunSkipsUsersNotSyncedSince(t *testing.T) {
 	var synced atomic.Int64 // lastSynchronization of every login, Unix seconds
-	w := newFinoWorldWith(t, fino.SandboxOptions{SyncedAt: func() time.Time { return time.Unix(synced.Load(), 0) }})
+	w := newFinoWorldWith(t, finosb.Options{SyncedAt: func() time.Time { return time.Unix(synced.Load(), 0) }})
 	ctx := context.Background()
 	for _, s := range w.streams {
 		if s.Name != "fino.transactions" && s.Name != "fino.account_history" {
@@ -364,7 +366,7 @@ func TestFinoWebhookBringsANewUser(t *testing.T) {
 	receiver := httptest.NewServer(fino.WebhookHandler("hook-secret", extract.Hooks{Subject: schedules.RecordSubject(state)}, nil))
 	defer receiver.Close()
 	const tenant = "sandbox-client"
-	sb := fino.NewSandbox(fino.SandboxOptions{UsersPerTenant: 2, Months: 2, Seed: 9,
+	sb := finosb.New(finosb.Options{UsersPerTenant: 2, Months: 2, Seed: 9,
 		AnalysisDuration: 10 * time.Millisecond, WebhookURL: receiver.URL, WebhookSecret: "hook-secret"})
 	srv := httptest.NewServer(sb)
 	defer func() { srv.Close(); sb.Close() }()
@@ -436,7 +438,7 @@ func sandboxCall(t *testing.T, base, method, path string) *http.Response {
 // A registry entry finoOS does not know (a deleted user) is skipped and
 // marked in the registry; the others load, and the run succeeds.
 func TestFinoUnknownUserIsSkipped(t *testing.T) {
-	w := newFinoWorld(t, fino.Faults{})
+	w := newFinoWorld(t, sandboxkit.Knobs{})
 	tenant := finoTenants[0]
 	if err := w.state.AddSubjects(context.Background(), []extract.Subject{{Provider: "fino", Tenant: tenant, Kind: "user",
 		ID: "deleted-user", Source: clickhouse.SourceInsert, FirstSeen: time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)}}); err != nil {
@@ -473,7 +475,7 @@ func TestFinoLocalTimestampsLandOnTheLedgersDays(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			w := newFinoWorldWith(t, fino.SandboxOptions{LocalTimestamps: loc})
+			w := newFinoWorldWith(t, finosb.Options{LocalTimestamps: loc})
 			stream := w.streams[0] // fino.transactions
 			for _, tenant := range finoTenants {
 				run, err := w.runner.Run(context.Background(), stream, tenant)

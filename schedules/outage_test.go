@@ -15,6 +15,8 @@ import (
 
 	"github.com/finsync/finsync/extract"
 	"github.com/finsync/finsync/extract/fino"
+	finosb "github.com/finsync/finsync/extract/fino/sandbox"
+	"github.com/finsync/finsync/extract/sandboxkit"
 	"github.com/finsync/finsync/load/clickhouse"
 	finsql "github.com/finsync/finsync/sql"
 
@@ -64,7 +66,7 @@ func TestClickHouseStoppedMidLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	sb := fino.NewSandbox(fino.SandboxOptions{UsersPerTenant: 4, Months: 12, Seed: 5, Faults: fino.Faults{Latency: 15 * time.Millisecond}})
+	sb := finosb.New(finosb.Options{UsersPerTenant: 4, Months: 12, Seed: 5, Faults: sandboxkit.Knobs{Latency: 15 * time.Millisecond}})
 	srv := httptest.NewServer(sb)
 	defer srv.Close()
 	defer sb.Close()

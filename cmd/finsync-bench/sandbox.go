@@ -15,8 +15,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/finsync/finsync/extract/faults"
-	"github.com/finsync/finsync/extract/fino"
+	finosb "github.com/finsync/finsync/extract/fino/sandbox"
+	"github.com/finsync/finsync/extract/sandboxkit"
 )
 
 // The provider runs in a process of its own, as a real one would: its
@@ -53,8 +53,8 @@ func serveSandbox(args []string) error {
 		return err
 	}
 	today := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -1)
-	opts := fino.SandboxOptions{UsersPerTenant: sz.users, TransactionsPerUser: sz.txPerUser, Months: sz.months,
-		Today: today, Seed: 1, Faults: faults.Knobs{Latency: sz.latency}}
+	opts := finosb.Options{UsersPerTenant: sz.users, TransactionsPerUser: sz.txPerUser, Months: sz.months,
+		Today: today, Seed: 1, Faults: sandboxkit.Knobs{Latency: sz.latency}}
 	if synced != "" {
 		t, err := time.Parse(time.RFC3339, synced)
 		if err != nil {
@@ -62,7 +62,7 @@ func serveSandbox(args []string) error {
 		}
 		opts.SyncedAt = func() time.Time { return t }
 	}
-	sb := fino.NewSandbox(opts)
+	sb := finosb.New(opts)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err

@@ -15,7 +15,7 @@ import (
 	"github.com/sethvargo/go-envconfig"
 
 	"github.com/finsync/finsync/extract"
-	"github.com/finsync/finsync/extract/faults"
+	"github.com/finsync/finsync/extract/sandboxkit"
 	"github.com/finsync/finsync/load/clickhouse"
 	"github.com/finsync/finsync/schedules"
 )
@@ -60,7 +60,7 @@ type Config struct {
 	// warns about it.
 	InsecureSkipVerify bool `env:"FINSYNC_INSECURE_SKIP_VERIFY, default=false"`
 	// SandboxFaults is the fault matrix of the sandboxes `finsync demo` and
-	// `finsync sandbox` start (faults.Parse); unset: no faults.
+	// `finsync sandbox` start (sandboxkit.Parse); unset: no faults.
 	SandboxFaults string `env:"FINSYNC_SANDBOX_FAULTS"`
 	// Schedules is the path of the schedules file; unset: the built-in one
 	// (schedules/default.yaml).
@@ -122,7 +122,7 @@ func (c Config) Validate() []error {
 	if c.ClickHouse.InsertMaxBytes < 1<<20 {
 		bad("FINSYNC_INSERT_MAX_BYTES=%d: want at least 1048576", c.ClickHouse.InsertMaxBytes)
 	}
-	if _, err := faults.Parse(c.SandboxFaults); err != nil {
+	if _, err := sandboxkit.Parse(c.SandboxFaults); err != nil {
 		bad("FINSYNC_SANDBOX_FAULTS: %v", err)
 	}
 	if c.Schedules != "" {

@@ -20,8 +20,8 @@ import (
 
 	"github.com/prometheus/common/expfmt"
 
-	"github.com/finsync/finsync/extract/fingoal"
-	"github.com/finsync/finsync/extract/fino"
+	fgsb "github.com/finsync/finsync/extract/fingoal/sandbox"
+	finosb "github.com/finsync/finsync/extract/fino/sandbox"
 	"github.com/finsync/finsync/load/clickhouse"
 	"github.com/finsync/finsync/load/clickhouse/chtest"
 )
@@ -295,14 +295,14 @@ func checkNotBlank(t *testing.T, b []byte) {
 // the tag update fetched from /users/tags/{guid}, although neither stream's
 // schedule fires during the test. The runs they start submit nothing.
 func TestDaemonActsOnFinGoalWebhooks(t *testing.T) {
-	fs := fino.NewSandbox(fino.SandboxOptions{UsersPerTenant: 2, Months: 2, Seed: 5, Today: time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -1)}) // recent: FinGoal tags the last 90 days
+	fs := finosb.New(finosb.Options{UsersPerTenant: 2, Months: 2, Seed: 5, Today: time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -1)}) // recent: FinGoal tags the last 90 days
 	fsrv := httptest.NewServer(fs)
 	defer fsrv.Close()
 	defer fs.Close()
 	addr := freeAddr(t)
 	// Batches are enriched only when the test says; webhooks go to the
 	// daemon, spelled unlike JSON.stringify, which FinGoal signs.
-	gs := fingoal.NewSandbox(fingoal.SandboxOptions{ResultDelay: -1, WebhookURL: "http://" + addr + "/webhooks/fingoal", RespellWebhooks: true})
+	gs := fgsb.New(fgsb.Options{ResultDelay: -1, WebhookURL: "http://" + addr + "/webhooks/fingoal", RespellWebhooks: true})
 	gsrv := httptest.NewServer(gs)
 	defer gsrv.Close()
 	defer gs.Close()

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/finsync/finsync/extract/faults"
 	"github.com/finsync/finsync/extract/finapi"
+	"github.com/finsync/finsync/extract/sandboxkit"
 	"github.com/finsync/finsync/load/clickhouse"
 	"github.com/finsync/finsync/load/clickhouse/chtest"
 )
@@ -64,7 +64,7 @@ func TestFaultMatrixLosesNothing(t *testing.T) {
 		db              *clickhouse.DB
 		runs            int
 	}
-	var injected faults.Counts
+	var injected sandboxkit.Counts
 	load := func(matrix string) warehouse {
 		sb, err := startSandbox("127.0.0.1:0", sandboxOptions{users: 2, companies: 1, months: 3, seed: 1, faults: matrix})
 		if err != nil {
@@ -107,7 +107,7 @@ func TestFaultMatrixLosesNothing(t *testing.T) {
 				run(t, env, "once", "-stream", u[0])
 			}
 		}
-		for _, c := range []faults.Counts{sb.fino.Injected(), sb.finapi.Injected(), sb.fimento.Injected(), sb.fingoal.Injected()} {
+		for _, c := range []sandboxkit.Counts{sb.fino.Injected(), sb.finapi.Injected(), sb.fimento.Injected(), sb.fingoal.Injected()} {
 			injected.RateLimited += c.RateLimited
 			injected.ServerErrors += c.ServerErrors
 			injected.TokensExpired += c.TokensExpired
@@ -157,7 +157,7 @@ func TestFaultMatrixLosesNothing(t *testing.T) {
 		return w
 	}
 	clean := load("")
-	injected = faults.Counts{}
+	injected = sandboxkit.Counts{}
 	faulty := load(faultMatrix)
 	if len(clean.rejects) != 0 {
 		t.Fatalf("the fault-free demo has rejects: %v", clean.rejects)

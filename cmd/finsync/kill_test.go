@@ -17,8 +17,10 @@ import (
 
 	"github.com/finsync/finsync/extract"
 	"github.com/finsync/finsync/extract/finapi"
-	"github.com/finsync/finsync/extract/fingoal"
-	"github.com/finsync/finsync/extract/fino"
+	finapisb "github.com/finsync/finsync/extract/finapi/sandbox"
+	fgsb "github.com/finsync/finsync/extract/fingoal/sandbox"
+	finosb "github.com/finsync/finsync/extract/fino/sandbox"
+	"github.com/finsync/finsync/extract/sandboxkit"
 	"github.com/finsync/finsync/load/clickhouse"
 	"github.com/finsync/finsync/load/clickhouse/chtest"
 )
@@ -41,13 +43,13 @@ func TestMain(m *testing.M) {
 // per job) and the members land once.
 func TestKilledBetweenJobCreationAndCollection(t *testing.T) {
 	// Created today, so the members are current (once removes expired ones).
-	sb := finapi.NewSandbox(finapi.SandboxOptions{UsersPerTenant: 12, Seed: 5, ReadyPolls: -1, Today: time.Now().UTC().Truncate(24 * time.Hour)})
+	sb := finapisb.New(finapisb.Options{UsersPerTenant: 12, Seed: 5, ReadyPolls: -1, Today: time.Now().UTC().Truncate(24 * time.Hour)})
 	srv := httptest.NewServer(sb)
 	defer srv.Close()
 	defer sb.Close()
 	opts := chtest.Options(t)
 	t.Cleanup(func() { chtest.DropDatabase(t, opts) })
-	id, secret := finapi.Credentials("mandator")
+	id, secret := finapisb.Credentials("mandator")
 	env := map[string]string{
 		"FINSYNC_CLICKHOUSE_ADDR": opts.Addr, "FINSYNC_CLICKHOUSE_DATABASE": opts.Database, "FINSYNC_LOG_LEVEL": "warn",
 		"FINSYNC_FINAPI_BASE_URL": srv.URL, "FINSYNC_FINAPI_MANDATORS": "mandator:" + id + ":" + secret,
@@ -108,7 +110,7 @@ func TestKilledBetweenJobCreationAndCollection(t *testing.T) {
 // A backfill killed with SIGKILL after some windows resumes after the last
 // window it checkpointed, and the range ends up loaded exactly once.
 func TestBackfillResumesAfterAKill(t *testing.T) {
-	sb := fino.NewSandbox(fino.SandboxOptions{UsersPerTenant: 3, Months: 8, Seed: 9, Faults: fino.Faults{Latency: 30 * time.Millisecond}})
+	sb := finosb.New(finosb.Options{UsersPerTenant: 3, Months: 8, Seed: 9, Faults: sandboxkit.Knobs{Latency: 30 * time.Millisecond}})
 	srv := httptest.NewServer(sb)
 	defer srv.Close()
 	defer sb.Close()
@@ -190,11 +192,11 @@ func TestBackfillResumesAfterAKill(t *testing.T) {
 // and before collecting them: the restart submits nothing again (FinGoal
 // received every transaction exactly once) and collects the batches.
 func TestKilledBetweenEnrichmentSubmissionAndCollection(t *testing.T) {
-	fs := fino.NewSandbox(fino.SandboxOptions{UsersPerTenant: 3, Months: 3, Seed: 11})
+	fs := finosb.New(finosb.Options{UsersPerTenant: 3, Months: 3, Seed: 11})
 	fsrv := httptest.NewServer(fs)
 	defer fsrv.Close()
 	defer fs.Close()
-	gs := fingoal.NewSandbox(fingoal.SandboxOptions{ResultDelay: -1}) // batches finish only when the test says
+	gs := fgsb.New(fgsb.Options{ResultDelay: -1}) // batches finish only when the test says
 	gsrv := httptest.NewServer(gs)
 	defer gsrv.Close()
 	defer gs.Close()
@@ -272,7 +274,7 @@ func TestKilledBetweenEnrichmentSubmissionAndCollection(t *testing.T) {
 // each time: the warehouse ends equal to the ledger, nothing lost, nothing
 // twice.
 func TestKilledAtSeveralPointsOfARun(t *testing.T) {
-	sb := fino.NewSandbox(fino.SandboxOptions{UsersPerTenant: 3, Months: 6, Seed: 13, Faults: fino.Faults{Latency: 25 * time.Millisecond}})
+	sb := finosb.New(finosb.Options{UsersPerTenant: 3, Months: 6, Seed: 13, Faults: sandboxkit.Knobs{Latency: 25 * time.Millisecond}})
 	// The pages of categorizations the sandbox has answered.
 	var pages atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -10,11 +10,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/finsync/finsync/extract/faults"
-	"github.com/finsync/finsync/extract/fimento"
-	"github.com/finsync/finsync/extract/finapi"
-	"github.com/finsync/finsync/extract/fingoal"
-	"github.com/finsync/finsync/extract/fino"
+	fimentosb "github.com/finsync/finsync/extract/fimento/sandbox"
+	finapisb "github.com/finsync/finsync/extract/finapi/sandbox"
+	fgsb "github.com/finsync/finsync/extract/fingoal/sandbox"
+	finosb "github.com/finsync/finsync/extract/fino/sandbox"
+	"github.com/finsync/finsync/extract/sandboxkit"
 )
 
 // sandboxOptions size the synthetic data of the sandboxes and set their
@@ -22,7 +22,7 @@ import (
 type sandboxOptions struct {
 	users, companies, months int
 	seed                     int64
-	faults                   string // a fault matrix, see faults.Parse
+	faults                   string // a fault matrix, see sandboxkit.Parse
 }
 
 func (o *sandboxOptions) define(fs *flag.FlagSet) {
@@ -45,10 +45,10 @@ func (o *sandboxOptions) withEnv(lookup func(string) (string, bool)) {
 // at the root (its paths start with /api/), finAPI under /finapi, Fimento
 // under /fimento, FinGoal under /fingoal (its own paths start with /v3).
 type sandbox struct {
-	fino    *fino.Sandbox
-	finapi  *finapi.Sandbox
-	fimento *fimento.Sandbox
-	fingoal *fingoal.Sandbox
+	fino    *finosb.Server
+	finapi  *finapisb.Server
+	fimento *fimentosb.Server
+	fingoal *fgsb.Server
 	server  *http.Server
 	url     string
 }
@@ -67,7 +67,7 @@ const fimentoHashKey = "sandbox-hash-key-not-a-secret"
 const fingoalIDKey = "sandbox-id-key-not-a-secret"
 
 func startSandbox(addr string, o sandboxOptions) (*sandbox, error) {
-	knobs, err := faults.Parse(o.faults)
+	knobs, err := sandboxkit.Parse(o.faults)
 	if err != nil {
 		return nil, err
 	}
@@ -76,15 +76,15 @@ func startSandbox(addr string, o sandboxOptions) (*sandbox, error) {
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
 	today := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -1)
-	f := fino.NewSandbox(fino.SandboxOptions{UsersPerTenant: o.users, CompaniesPerTenant: o.companies, LifeEvents: true, Months: o.months, Seed: o.seed,
+	f := finosb.New(finosb.Options{UsersPerTenant: o.users, CompaniesPerTenant: o.companies, LifeEvents: true, Months: o.months, Seed: o.seed,
 		Today: today, Faults: knobs})
-	fa := finapi.NewSandbox(finapi.SandboxOptions{Tenants: finapiMandators, UsersPerTenant: 4 * o.users, Seed: o.seed,
+	fa := finapisb.New(finapisb.Options{Tenants: finapiMandators, UsersPerTenant: 4 * o.users, Seed: o.seed,
 		Today: time.Now().UTC().Truncate(24 * time.Hour), Faults: knobs})
 	// Two partner banks, and at least one process of each scenario per bank.
-	fm := fimento.NewSandbox(fimento.SandboxOptions{PartnerBanks: []string{"605c6c479691950d359bb0e9", "605c6c479691950d359bb0ea"},
+	fm := fimentosb.New(fimentosb.Options{PartnerBanks: []string{"605c6c479691950d359bb0e9", "605c6c479691950d359bb0ea"},
 		ProcessesPerBank: max(o.users, 5), Months: min(o.months, 24), Seed: o.seed, Today: today, Faults: knobs})
 	// Batches are enriched a moment after their submission, as FinGoal's are.
-	fg := fingoal.NewSandbox(fingoal.SandboxOptions{ResultDelay: 300 * time.Millisecond, Faults: knobs})
+	fg := fgsb.New(fgsb.Options{ResultDelay: 300 * time.Millisecond, Faults: knobs})
 	mux := http.NewServeMux()
 	mux.Handle("/", f)
 	mux.Handle("/finapi/", http.StripPrefix("/finapi", fa))
@@ -110,7 +110,7 @@ func (sb *sandbox) fingoalURL() string { return sb.url + "/fingoal/v3" }
 func (sb *sandbox) finapiMandators() string {
 	var m []string
 	for _, t := range finapiMandators {
-		id, secret := finapi.Credentials(t)
+		id, secret := finapisb.Credentials(t)
 		m = append(m, t+":"+id+":"+secret)
 	}
 	return strings.Join(m, ",")

@@ -17,8 +17,9 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/finsync/finsync/extract"
-	"github.com/finsync/finsync/extract/finapi"
-	"github.com/finsync/finsync/extract/fino"
+	finapisb "github.com/finsync/finsync/extract/finapi/sandbox"
+	finosb "github.com/finsync/finsync/extract/fino/sandbox"
+	"github.com/finsync/finsync/extract/sandboxkit"
 	"github.com/finsync/finsync/load/clickhouse"
 	"github.com/finsync/finsync/load/clickhouse/chtest"
 )
@@ -92,12 +93,12 @@ func TestSIGTERMMidRun(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tenants := []string{"sandbox-client", "sandbox-client-b"}
-			fs := fino.NewSandbox(fino.SandboxOptions{Tenants: tenants, UsersPerTenant: 3, Months: 6, Seed: 21,
-				Faults: fino.Faults{Latency: tc.latency}})
+			fs := finosb.New(finosb.Options{Tenants: tenants, UsersPerTenant: 3, Months: 6, Seed: 21,
+				Faults: sandboxkit.Knobs{Latency: tc.latency}})
 			fsrv := httptest.NewServer(fs)
 			defer fsrv.Close()
 			defer fs.Close()
-			fa := finapi.NewSandbox(finapi.SandboxOptions{Tenants: []string{"mandator-a", "mandator-b"}, UsersPerTenant: 4, Seed: 2})
+			fa := finapisb.New(finapisb.Options{Tenants: []string{"mandator-a", "mandator-b"}, UsersPerTenant: 4, Seed: 2})
 			fasrv := httptest.NewServer(fa)
 			defer fasrv.Close()
 			defer fa.Close()
@@ -110,7 +111,7 @@ func TestSIGTERMMidRun(t *testing.T) {
 				}
 			}
 			for _, m := range []string{"mandator-a", "mandator-b"} {
-				id, secret := finapi.Credentials(m)
+				id, secret := finapisb.Credentials(m)
 				mandators = append(mandators, m+":"+id+":"+secret)
 			}
 			schedFile := filepath.Join(t.TempDir(), "schedules.yaml")

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/finsync/finsync/extract/fino"
+	finosb "github.com/finsync/finsync/extract/fino/sandbox"
 	"github.com/finsync/finsync/load/clickhouse/chtest"
 )
 
@@ -13,7 +13,7 @@ import (
 // self-signed certificate is refused, and only FINSYNC_INSECURE_SKIP_VERIFY
 // (which every command warns about) lets finsync talk to it.
 func TestCertificatesAreVerifiedByDefault(t *testing.T) {
-	sb := fino.NewSandbox(fino.SandboxOptions{UsersPerTenant: 1, Months: 1})
+	sb := finosb.New(finosb.Options{UsersPerTenant: 1, Months: 1})
 	srv := httptest.NewTLSServer(sb)
 	defer srv.Close()
 	defer sb.Close()

@@ -7,14 +7,15 @@
 // insight values).
 //
 // The package holds the API types (api.go), the streams (streams.go), the
-// transforms (transform.go), personal-data handling (pii.go), the webhook
-// receiver (webhook.go) and a sandbox (sandbox.go, sandbox_data.go): a fake
-// Fimento over deterministic synthetic processes with fault knobs.
+// transforms (transform.go), personal-data handling (pii.go) and the
+// webhook receiver (webhook.go). Its sandbox, a fake Fimento over
+// deterministic synthetic processes with fault knobs, is package
+// fimento/sandbox.
 //
 // # Assumptions where the docs are silent
 //
 // The sandbox and the extractor share these; a real API difference is fixed
-// here and in DefaultPaths.
+// here and in DefaultPaths, and in the sandbox's.
 //
 //  1. Paths: the docs give only POST /process/:processId/consent and .../consent-link. The others
 //     are DefaultPaths: POST /auth/login, GET|POST /partner-bank, POST /process,

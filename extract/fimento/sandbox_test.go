@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	fimentosb "github.com/finsync/finsync/extract/fimento/sandbox"
+	"github.com/finsync/finsync/extract/sandboxkit"
+
 	"github.com/finsync/finsync/extract"
 )
 
@@ -22,9 +25,9 @@ type clock struct {
 func (c *clock) Now() time.Time          { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *clock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
-func startSandbox(t *testing.T, opts SandboxOptions) (*Sandbox, *API) {
+func startSandbox(t *testing.T, opts fimentosb.Options) (*fimentosb.Server, *API) {
 	t.Helper()
-	sb := NewSandbox(opts)
+	sb := fimentosb.New(opts)
 	srv := httptest.NewServer(sb)
 	t.Cleanup(func() { srv.Close(); sb.Close() })
 	return sb, NewAPI(Config{BaseURL: srv.URL, Name: "sandbox-user", Password: "sandbox-password", HashKey: []byte("k"), Now: opts.Now})
@@ -34,11 +37,13 @@ func startSandbox(t *testing.T, opts SandboxOptions) (*Sandbox, *API) {
 // bank-level codes sit between consentLinkOpened and the consent answer.
 func TestStatusSequence(t *testing.T) {
 	c := &clock{t: time.Date(2026, 2, 24, 6, 0, 0, 0, time.UTC)}
-	sb, api := startSandbox(t, SandboxOptions{Now: c.Now, Step: time.Minute, WebhookPoll: time.Hour})
+	sb, api := startSandbox(t, fimentosb.Options{Now: c.Now, Step: time.Minute, WebhookPoll: time.Hour})
 	bank := sb.PartnerBanks()[0]
-	slow := sb.Processes(bank)[scenarioSlow]
+	slow := sb.Processes(bank)[fimentosb.ScenarioSlow]
+	want := []string{StatusCreated, StatusConsentLinkOpened, BankAddedNotCompletedAuth, BankAddedCompletedAuth, BankFetchingTransactions,
+		BankFetchingTransactionsDone, StatusCustomerApproved, StatusCategorisationStarted, StatusCategorisationDone, StatusInsightsStarted, StatusCompleted}
 	var seen []string
-	for range len(goodPath) + 2 {
+	for range len(want) + 2 { // the good path and two steps more
 		var p Process
 		if err := api.getDoc(context.Background(), api.clients.Get(bank), pathOf(api.cfg.Paths.Process, slow), &p); err != nil {
 			t.Fatal(err)
@@ -52,8 +57,6 @@ func TestStatusSequence(t *testing.T) {
 		}
 		c.Advance(time.Minute)
 	}
-	want := []string{StatusCreated, StatusConsentLinkOpened, BankAddedNotCompletedAuth, BankAddedCompletedAuth, BankFetchingTransactions,
-		BankFetchingTransactionsDone, StatusCustomerApproved, StatusCategorisationStarted, StatusCategorisationDone, StatusInsightsStarted, StatusCompleted}
 	if strings.Join(seen, ",") != strings.Join(want, ",") {
 		t.Fatalf("sequence:\n%v\nwant\n%v", seen, want)
 	}
@@ -67,9 +70,9 @@ func TestStatusSequence(t *testing.T) {
 
 // Paging: every transaction exactly once, then an empty page.
 func TestPagingCoversTheLedger(t *testing.T) {
-	sb, api := startSandbox(t, SandboxOptions{PageSize: 7, Months: 2})
+	sb, api := startSandbox(t, fimentosb.Options{PageSize: 7, Months: 2})
 	bank := sb.PartnerBanks()[0]
-	p := sb.Processes(bank)[scenarioGood]
+	p := sb.Processes(bank)[fimentosb.ScenarioGood]
 	l, err := sb.Ledger(bank, p)
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +101,7 @@ func TestPagingCoversTheLedger(t *testing.T) {
 func TestLoginAndTokens(t *testing.T) {
 	for _, ms := range []bool{false, true} {
 		c := &clock{t: time.Now()}
-		sb, api := startSandbox(t, SandboxOptions{Now: c.Now, ValidUntilMillis: ms, TokenTTL: time.Hour})
+		sb, api := startSandbox(t, fimentosb.Options{Now: c.Now, ValidUntilMillis: ms, TokenTTL: time.Hour})
 		bank := sb.PartnerBanks()[0]
 		var p Process
 		for range 3 {
@@ -117,7 +120,7 @@ func TestLoginAndTokens(t *testing.T) {
 			t.Errorf("ms=%v: a 401 instead of a timely login: %+v", ms, s)
 		}
 	}
-	_, api := startSandbox(t, SandboxOptions{Password: "other"})
+	_, api := startSandbox(t, fimentosb.Options{Password: "other"})
 	err := api.getDoc(context.Background(), api.clients.Get("605c6c479691950d359bb0e9"), "/process/x", &Process{})
 	var perm *extract.Permanent
 	if !errors.As(err, &perm) || strings.Contains(err.Error(), "sandbox-password") {
@@ -127,16 +130,16 @@ func TestLoginAndTokens(t *testing.T) {
 
 func TestTestConsentEndpoint(t *testing.T) {
 	c := &clock{t: time.Now()}
-	sb, api := startSandbox(t, SandboxOptions{Now: c.Now, WebhookPoll: time.Hour})
+	sb, api := startSandbox(t, fimentosb.Options{Now: c.Now, WebhookPoll: time.Hour})
 	bank := sb.PartnerBanks()[0]
-	slow := sb.Processes(bank)[scenarioSlow]
+	slow := sb.Processes(bank)[fimentosb.ScenarioSlow]
 	if err := api.SetTestConsent(context.Background(), bank, slow, ConsentApproved); err != nil {
 		t.Fatal(err)
 	}
 	if got := sb.Status(bank, slow); got != StatusCompleted {
 		t.Fatalf("approved: %s", got)
 	}
-	if err := api.SetTestConsent(context.Background(), bank, sb.Processes(bank)[scenarioAuthError], ConsentApproved); err == nil {
+	if err := api.SetTestConsent(context.Background(), bank, sb.Processes(bank)[fimentosb.ScenarioAuthError], ConsentApproved); err == nil {
 		t.Error("an authError process was approved")
 	}
 	// The docs' body mismatch: a body that disagrees with the status is refused.
@@ -158,7 +161,7 @@ func TestTestConsentEndpoint(t *testing.T) {
 }
 
 func TestFaultKnobs(t *testing.T) {
-	sb, api := startSandbox(t, SandboxOptions{Faults: Faults{Seed: 1, RateLimit: 0.2, ServerError: 0.2, TokenExpiry: 0.1, Truncated: 0.2}})
+	sb, api := startSandbox(t, fimentosb.Options{Faults: sandboxkit.Knobs{Seed: 1, RateLimit: 0.2, ServerError: 0.2, TokenExpiry: 0.1, Truncated: 0.2}})
 	bank := sb.PartnerBanks()[0]
 	for range 20 {
 		var p Process

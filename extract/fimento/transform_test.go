@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	fimentosb "github.com/finsync/finsync/extract/fimento/sandbox"
+
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/memory"
 
@@ -43,7 +45,7 @@ const (
 )
 
 // goldenProcess is a completed process of the customer "Astrid Lindqvist".
-var goldenProcess = Process{ID: "p-1", Market: "SE", SocialSecurityNumber: GoodSSN, FirstName: "Astrid", LastName: "Lindqvist",
+var goldenProcess = Process{ID: "p-1", Market: "SE", SocialSecurityNumber: fimentosb.GoodSSN, FirstName: "Astrid", LastName: "Lindqvist",
 	Consent: ConsentApproved, PSUType: "business", DataCollectionType: "transaction-categorisation",
 	ConsentFlowStatus: ConsentFlowStatus{StatusHistory: StatusHistory{Current: Status{Code: StatusCompleted}}}}
 
@@ -124,7 +126,7 @@ func TestGolden(t *testing.T) {
 			defer rec.Release()
 			var got bytes.Buffer
 			transformtest.PrintRecord(&got, rec)
-			for _, pii := range []string{"Astrid", "Lindqvist", GoodSSN, "950309-6316"} {
+			for _, pii := range []string{"Astrid", "Lindqvist", fimentosb.GoodSSN, "950309-6316"} {
 				if strings.Contains(got.String(), pii) {
 					t.Errorf("%s rows hold %q", name, pii)
 				}
@@ -233,7 +235,7 @@ func TestScrubAndRedact(t *testing.T) {
 	if _, err := scrub([]byte(`{"a":1} {}`)); err == nil {
 		t.Error("two documents scrubbed")
 	}
-	r := newRedactor(GoodSSN, "", "Åsa Astrid", "Lindqvist")
+	r := newRedactor(fimentosb.GoodSSN, "", "Åsa Astrid", "Lindqvist")
 	for in, want := range map[string]string{
 		"Swish Astrid Lindqvist":       "Swish [redacted] [redacted]",
 		"ASTRID,astrid":                "[redacted],[redacted]",
@@ -246,10 +248,10 @@ func TestScrubAndRedact(t *testing.T) {
 			t.Errorf("redact %q: %q, want %q", in, got, want)
 		}
 	}
-	if a, b := PersonRef([]byte("k"), "19950309-6316"), PersonRef([]byte("k"), GoodSSN); a != b || len(a) != len("hmac-sha256:")+32 {
+	if a, b := PersonRef([]byte("k"), "19950309-6316"), PersonRef([]byte("k"), fimentosb.GoodSSN); a != b || len(a) != len("hmac-sha256:")+32 {
 		t.Errorf("PersonRef not normalized: %s %s", a, b)
 	}
-	if PersonRef([]byte("k"), GoodSSN) == PersonRef([]byte("other"), GoodSSN) {
+	if PersonRef([]byte("k"), fimentosb.GoodSSN) == PersonRef([]byte("other"), fimentosb.GoodSSN) {
 		t.Error("PersonRef ignores the key")
 	}
 }
@@ -258,7 +260,7 @@ func TestScrubAndRedact(t *testing.T) {
 // expression cannot match, whatever (?i) takes as equal: a redactor without
 // it (every value "found") gives the same text.
 func TestRedactorSearchSkipsOnlyWhatCannotMatch(t *testing.T) {
-	r := newRedactor(GoodSSN, "556677-8899", "Kasper Åsa", "Lindqvist")
+	r := newRedactor(fimentosb.GoodSSN, "556677-8899", "Kasper Åsa", "Lindqvist")
 	all := &redactor{res: r.res, words: make([]string, len(r.words))}
 	long := strings.Repeat("x", 1<<20)
 	for _, in := range []string{

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	fimentosb "github.com/finsync/finsync/extract/fimento/sandbox"
+
 	"github.com/finsync/finsync/extract"
 )
 
@@ -65,7 +67,7 @@ func TestWebhookFromSandbox(t *testing.T) {
 	}}, nil))
 	defer receiver.Close()
 	c := &clock{t: testLineage().ExtractedAt}
-	sb, api := startSandbox(t, SandboxOptions{Now: c.Now, WebhookPoll: 1 << 62})
+	sb, api := startSandbox(t, fimentosb.Options{Now: c.Now, WebhookPoll: 1 << 62})
 	if err := api.AddWebhook(context.Background(), receiver.URL); err != nil {
 		t.Fatal(err)
 	}

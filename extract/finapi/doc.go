@@ -15,14 +15,15 @@
 // current_segment_members hides expired rows (load/clickhouse
 // DeleteExpiredSegments removes them).
 //
-// The sandbox (NewSandbox) serves the same endpoints over a synthetic
-// ledger and computes each segment by its documented definition, so tests
-// compare what lands with an independent computation over the ledger.
+// The sandbox (package finapi/sandbox) serves the same endpoints over a
+// synthetic ledger and computes each segment by its documented definition,
+// so tests compare what lands with an independent computation over the
+// ledger.
 //
 // # Assumptions where the docs are silent
 //
 // The sandbox and the extractor share every one of these; a real API that
-// differs is a fix in one place.
+// differs is a fix in both.
 //
 //  1. Auth: OAuth client credentials per mandator, POST form
 //     grant_type=client_credentials, client_id, client_secret to the token

@@ -45,7 +45,8 @@
 //
 // # Assumptions where the docs are silent
 //
-// The sandbox and the extractor share every one of these.
+// The sandbox (package fingoal/sandbox) and the extractor share every one
+// of these.
 //
 //  1. Base URL ends in /v3 (dev: https://findmoney-dev.fingoal.com/v3; the
 //     production host is not documented). Auth: POST /authentication with

@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 )
 
-// The analytics modules' response types, shared by the sandbox and the
-// extractor. Where the docs give field tables (company modules) the names
+// The analytics modules' response types (the sandbox, package
+// fino/sandbox, has its own copies). Where the docs give field tables (company modules) the names
 // are theirs; where they give none (person income, spending, risk, household
 // budget, living situation, cockpits) the shapes are assumptions 38–46 of
 // the package doc. Amounts and counts are json.Number: a missing optional
@@ -27,7 +27,7 @@ type BadElement struct {
 	Err error
 }
 
-// ListOf builds a List for encoding (the sandbox).
+// ListOf builds a List for encoding.
 func ListOf[T any](items ...T) List[T] { return List[T]{Items: items} }
 
 // UnmarshalJSON decodes each element on its own.
@@ -64,7 +64,7 @@ func (l List[T]) MarshalJSON() ([]byte, error) {
 // check since/until (assumption 37): both decode into From/To.
 type Timespan struct {
 	From, To string // YYYY-MM-DD or RFC 3339; only the day is kept
-	// SinceUntil makes the sandbox encode the adult check's spelling.
+	// SinceUntil encodes the adult check's spelling.
 	SinceUntil bool `json:"-"`
 }
 

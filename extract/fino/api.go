@@ -7,8 +7,9 @@ import (
 	"time"
 )
 
-// Paths, parameters and headers shared by the sandbox and the extractor.
-// Those the docs do not name are assumptions of the package doc.
+// Paths, parameters and headers (the sandbox, package fino/sandbox, has
+// its own copies). Those the docs do not name are assumptions of the
+// package doc.
 const (
 	pathAuth  = "/api/auth"
 	pathUsers = "/api/users"

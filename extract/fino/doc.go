@@ -6,16 +6,17 @@
 // analyses. Auth is OAuth2 client credentials (POST /api/auth, tokens of
 // about 300 s); completion is signalled by webhook or by polling.
 //
-// The package holds the API types (api.go) and a sandbox (sandbox.go,
-// sandbox_data.go): a fake finoOS over deterministic synthetic data with
-// fault knobs, for tests, the demo and benchmarks. Amounts are decoded as
+// The package holds the API types (api.go). Its sandbox, a fake finoOS
+// over deterministic synthetic data with fault knobs for tests, the demo
+// and benchmarks, is package fino/sandbox. Amounts are decoded as
 // json.Number so the provider's decimal text reaches the warehouse without
 // float rounding.
 //
 // # Assumptions where the docs are silent
 //
 // The sandbox and the extractor share these; a real API difference is fixed
-// here and in the constants of api.go. Sources are the docs' page names.
+// here and in the constants of api.go, and in the sandbox's. Sources are
+// the docs' page names.
 //
 //  1. Paths: base URL without /api (e.g. https://os.test.fino.cloud) plus
 //     /api/...; Quick Start calls .../api the base yet lists /api/auth and curls .../api/auth.

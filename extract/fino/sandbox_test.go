@@ -13,12 +13,15 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	finosb "github.com/finsync/finsync/extract/fino/sandbox"
+	"github.com/finsync/finsync/extract/sandboxkit"
 )
 
 // startSandbox serves a sandbox until the test ends.
-func startSandbox(t *testing.T, opts SandboxOptions) (*Sandbox, *httptest.Server) {
+func startSandbox(t *testing.T, opts finosb.Options) (*finosb.Server, *httptest.Server) {
 	t.Helper()
-	s := NewSandbox(opts)
+	s := finosb.New(opts)
 	srv := httptest.NewServer(s)
 	t.Cleanup(func() {
 		srv.Close()
@@ -194,7 +197,7 @@ func day(ts Timestamp) string {
 }
 
 func TestAuth(t *testing.T) {
-	_, srv := startSandbox(t, SandboxOptions{})
+	_, srv := startSandbox(t, finosb.Options{})
 	tests := []struct {
 		name, id, secret, grant string
 		status                  int
@@ -231,7 +234,7 @@ func TestAuth(t *testing.T) {
 		})
 	}
 
-	s, srv := startSandbox(t, SandboxOptions{})
+	s, srv := startSandbox(t, finosb.Options{})
 	user := userPath(s.Users("sandbox-client")[0], suffixContracts)
 	for name, auth := range map[string]string{"no header": "", "unknown token": "Bearer abc", "basic": "Basic eDp5"} {
 		req, _ := http.NewRequest(http.MethodGet, srv.URL+user, nil)
@@ -270,7 +273,7 @@ func (f *fakeClock) Advance(d time.Duration) {
 
 func TestTokenExpiry(t *testing.T) {
 	clock := &fakeClock{now: time.Date(2026, 2, 23, 12, 0, 0, 0, time.UTC)}
-	s, srv := startSandbox(t, SandboxOptions{TokenTTL: 60 * time.Second, Now: clock.Now})
+	s, srv := startSandbox(t, finosb.Options{TokenTTL: 60 * time.Second, Now: clock.Now})
 	c := newClient(t, srv, "")
 	path := userPath(s.Users("sandbox-client")[0], suffixAccountDetect)
 
@@ -292,7 +295,7 @@ func TestTokenExpiry(t *testing.T) {
 }
 
 func TestTenants(t *testing.T) {
-	s, srv := startSandbox(t, SandboxOptions{ClientID: "acme", ClientSecret: "pw", Tenants: []string{"acme", "acme-app"}})
+	s, srv := startSandbox(t, finosb.Options{ClientID: "acme", ClientSecret: "pw", Tenants: []string{"acme", "acme-app"}})
 	defaultUser := s.Users("acme")[0]
 	appUser := s.Users("acme-app")[0]
 
@@ -336,7 +339,7 @@ func TestTenants(t *testing.T) {
 }
 
 func TestCreateAndDeleteUser(t *testing.T) {
-	s, srv := startSandbox(t, SandboxOptions{})
+	s, srv := startSandbox(t, finosb.Options{})
 	c := newClient(t, srv, "sandbox-client-new")
 
 	resp, body, err := c.do(http.MethodPost, pathUsers, nil, nil, strings.NewReader(`{"type":"company","automaticAnalysis":"suspended","customUserID":"crm-7"}`))
@@ -373,34 +376,15 @@ func TestCreateAndDeleteUser(t *testing.T) {
 	}
 }
 
-func TestMonthCountMatchesGeneration(t *testing.T) {
-	for _, opts := range []SandboxOptions{
-		{Seed: 1, Months: 14, AccountsPerUser: 1},
-		{Seed: 2, Months: 30, AccountsPerUser: 5},
-		{Seed: 3, Months: 6, TransactionsPerUser: 2000},
-		{Seed: 4, Months: 3, TransactionsPerUser: 10, Today: time.Date(2025, 1, 31, 0, 0, 0, 0, time.UTC)},
-	} {
-		d := newDataset(withDefaults(opts))
-		for u := range 5 {
-			p := d.profile("t", User{UserID: strconv.Itoa(u)})
-			for m := range d.months {
-				if got, want := d.monthCount(p, m), len(d.month(p, m)); got != want {
-					t.Fatalf("%+v user %d month %d: counted %d, generated %d", opts, u, m, got, want)
-				}
-			}
-		}
-	}
-}
-
 func TestPagingCoversLedger(t *testing.T) {
 	tests := []struct {
 		name string
-		opts SandboxOptions
+		opts finosb.Options
 		size int
 	}{
-		{"natural", SandboxOptions{Seed: 42, Months: 14, UsersPerTenant: 3, AccountsPerUser: 4}, 37},
-		{"one account", SandboxOptions{Seed: 5, Months: 3, UsersPerTenant: 2, AccountsPerUser: 1}, 1000},
-		{"benchmark size", SandboxOptions{Seed: 9, Months: 6, UsersPerTenant: 1, TransactionsPerUser: 3000}, 1000},
+		{"natural", finosb.Options{Seed: 42, Months: 14, UsersPerTenant: 3, AccountsPerUser: 4}, 37},
+		{"one account", finosb.Options{Seed: 5, Months: 3, UsersPerTenant: 2, AccountsPerUser: 1}, 1000},
+		{"benchmark size", finosb.Options{Seed: 9, Months: 6, UsersPerTenant: 1, TransactionsPerUser: 3000}, 1000},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -441,7 +425,7 @@ func TestPagingCoversLedger(t *testing.T) {
 }
 
 func TestDateFilter(t *testing.T) {
-	s, srv := startSandbox(t, SandboxOptions{Seed: 3, Months: 5})
+	s, srv := startSandbox(t, finosb.Options{Seed: 3, Months: 5})
 	c := newClient(t, srv, "")
 	id := s.Users("sandbox-client")[1]
 	ledger, _ := s.Ledger("sandbox-client", id)
@@ -471,7 +455,7 @@ func TestDateFilter(t *testing.T) {
 }
 
 func TestBalancesFollowTransactions(t *testing.T) {
-	opts := SandboxOptions{Seed: 11, Months: 26, UsersPerTenant: 8}
+	opts := finosb.Options{Seed: 11, Months: 26, UsersPerTenant: 8}
 	s, srv := startSandbox(t, opts)
 	c := newClient(t, srv, "")
 	overdrawn := 0
@@ -495,8 +479,8 @@ func TestBalancesFollowTransactions(t *testing.T) {
 		}
 		for _, h := range history.Histories {
 			days := h.DailyBalances
-			if len(days) != historyDays || days[0].Date != "2026-02-23" {
-				t.Fatalf("history of %d days starting %s, want %d newest first from 2026-02-23", len(days), days[0].Date, historyDays)
+			if len(days) != finosb.HistoryDays || days[0].Date != "2026-02-23" {
+				t.Fatalf("history of %d days starting %s, want %d newest first from 2026-02-23", len(days), days[0].Date, finosb.HistoryDays)
 			}
 			if days[0].Balance.String() != current[h.Account.AccountID] {
 				t.Fatalf("today's balance %s, account detection says %s", days[0].Balance, current[h.Account.AccountID])
@@ -528,7 +512,7 @@ func TestBalancesFollowTransactions(t *testing.T) {
 }
 
 func TestContractsReferToTransactions(t *testing.T) {
-	s, srv := startSandbox(t, SandboxOptions{Seed: 8, Months: 26, UsersPerTenant: 4})
+	s, srv := startSandbox(t, finosb.Options{Seed: 8, Months: 26, UsersPerTenant: 4})
 	c := newClient(t, srv, "")
 	months := map[string]int{"MONTHLY": 1, "QUARTERLY": 3, "HALF_YEARLY": 6, "YEARLY": 12}
 	days := map[string]int{"MONTHLY": 30, "QUARTERLY": 90, "HALF_YEARLY": 180, "YEARLY": 365}
@@ -583,7 +567,7 @@ func TestContractsReferToTransactions(t *testing.T) {
 }
 
 func TestCorrelation(t *testing.T) {
-	s, srv := startSandbox(t, SandboxOptions{AnalysisPolls: 2})
+	s, srv := startSandbox(t, finosb.Options{AnalysisPolls: 2})
 	c := newClient(t, srv, "")
 	id := s.Users("sandbox-client")[0]
 	resp, _, err := c.do(http.MethodPost, userPath(id, suffixTriggerAnalysis), nil, nil, nil)
@@ -614,7 +598,7 @@ func TestCorrelation(t *testing.T) {
 		t.Errorf("no id: %d", status)
 	}
 
-	never, srv2 := startSandbox(t, SandboxOptions{AnalysisDuration: -1})
+	never, srv2 := startSandbox(t, finosb.Options{AnalysisDuration: -1})
 	c2 := newClient(t, srv2, "")
 	id2 := never.Users("sandbox-client")[0]
 	resp, _, _ = c2.do(http.MethodPost, userPath(id2, suffixTriggerAnalysis), nil, nil, nil)
@@ -647,7 +631,7 @@ func TestWebhook(t *testing.T) {
 	}))
 	defer receiver.Close()
 
-	s, srv := startSandbox(t, SandboxOptions{
+	s, srv := startSandbox(t, finosb.Options{
 		Tenants:           []string{"sandbox-client-app"},
 		AnalysisDuration:  200 * time.Millisecond,
 		WebhookURL:        receiver.URL,
@@ -698,37 +682,37 @@ func TestFaultKnobs(t *testing.T) {
 	page2 := url.Values{paramPage: {"2"}, paramSize: {"5"}, paramIncludeTransaction: {"true"}}
 	tests := []struct {
 		name     string
-		faults   Faults
+		faults   sandboxkit.Knobs
 		observed func(resp *http.Response, body []byte, readErr error, elapsed time.Duration) bool
-		count    func(FaultCounts) int64
+		count    func(sandboxkit.Counts) int64
 	}{
-		{"rate limit", Faults{RateLimit: 0.5, RetryAfter: 7}, func(resp *http.Response, _ []byte, _ error, _ time.Duration) bool {
+		{"rate limit", sandboxkit.Knobs{RateLimit: 0.5, RetryAfter: 7}, func(resp *http.Response, _ []byte, _ error, _ time.Duration) bool {
 			return resp.StatusCode == http.StatusTooManyRequests && resp.Header.Get("Retry-After") == "7"
-		}, func(f FaultCounts) int64 { return f.RateLimited }},
-		{"server error", Faults{ServerError: 0.5}, func(resp *http.Response, _ []byte, _ error, _ time.Duration) bool {
+		}, func(f sandboxkit.Counts) int64 { return f.RateLimited }},
+		{"server error", sandboxkit.Knobs{ServerError: 0.5}, func(resp *http.Response, _ []byte, _ error, _ time.Duration) bool {
 			return resp.StatusCode == 500 || resp.StatusCode == 503
-		}, func(f FaultCounts) int64 { return f.ServerErrors }},
-		{"truncated", Faults{Truncated: 0.5}, func(resp *http.Response, body []byte, readErr error, _ time.Duration) bool {
+		}, func(f sandboxkit.Counts) int64 { return f.ServerErrors }},
+		{"truncated", sandboxkit.Knobs{Truncated: 0.5}, func(resp *http.Response, body []byte, readErr error, _ time.Duration) bool {
 			return resp.StatusCode == http.StatusOK && (readErr != nil || !json.Valid(body))
-		}, func(f FaultCounts) int64 { return f.Truncated }},
-		{"latency", Faults{Latency: 80 * time.Millisecond}, func(resp *http.Response, _ []byte, _ error, elapsed time.Duration) bool {
+		}, func(f sandboxkit.Counts) int64 { return f.Truncated }},
+		{"latency", sandboxkit.Knobs{Latency: 80 * time.Millisecond}, func(resp *http.Response, _ []byte, _ error, elapsed time.Duration) bool {
 			return resp.StatusCode == http.StatusOK && elapsed >= 80*time.Millisecond
 		}, nil},
-		{"token expiry", Faults{TokenExpiry: 1}, func(resp *http.Response, _ []byte, _ error, _ time.Duration) bool {
+		{"token expiry", sandboxkit.Knobs{TokenExpiry: 1}, func(resp *http.Response, _ []byte, _ error, _ time.Duration) bool {
 			return resp.StatusCode == http.StatusUnauthorized
-		}, func(f FaultCounts) int64 { return f.TokensExpired }},
-		{"duplicate", Faults{Duplicate: 1}, func(resp *http.Response, body []byte, _ error, _ time.Duration) bool {
+		}, func(f sandboxkit.Counts) int64 { return f.TokensExpired }},
+		{"duplicate", sandboxkit.Knobs{Duplicate: 1}, func(resp *http.Response, body []byte, _ error, _ time.Duration) bool {
 			p, _, err := DecodeCategorizationPage(body)
 			return err == nil && len(p.Categorizations) == 6 // page 2 of size 5 starts with page 1's last
-		}, func(f FaultCounts) int64 { return f.Duplicated }},
-		{"malformed", Faults{Malformed: 1}, func(resp *http.Response, body []byte, _ error, _ time.Duration) bool {
+		}, func(f sandboxkit.Counts) int64 { return f.Duplicated }},
+		{"malformed", sandboxkit.Knobs{Malformed: 1}, func(resp *http.Response, body []byte, _ error, _ time.Duration) bool {
 			p, rejects, err := DecodeCategorizationPage(body)
 			return err == nil && len(p.Categorizations) == 0 && len(rejects) == 5
-		}, func(f FaultCounts) int64 { return f.Malformed }},
+		}, func(f sandboxkit.Counts) int64 { return f.Malformed }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s, srv := startSandbox(t, SandboxOptions{Faults: tc.faults})
+			s, srv := startSandbox(t, finosb.Options{Faults: tc.faults})
 			c := newClient(t, srv, "")
 			path := userPath(s.Users("sandbox-client")[0], suffixCategorization)
 			for range 30 {
@@ -750,8 +734,8 @@ func TestFaultKnobs(t *testing.T) {
 // retries like the extractor must: it ends with exactly the fault-free data,
 // and the deliberately malformed records as its only rejects.
 func TestFaultsLoseNothing(t *testing.T) {
-	faults := Faults{Seed: 99, RateLimit: 0.15, ServerError: 0.15, TokenExpiry: 0.05, Truncated: 0.15, Duplicate: 0.3, Malformed: 0.03}
-	s, srv := startSandbox(t, SandboxOptions{Seed: 4, Months: 8, UsersPerTenant: 2, Faults: faults})
+	faults := sandboxkit.Knobs{Seed: 99, RateLimit: 0.15, ServerError: 0.15, TokenExpiry: 0.05, Truncated: 0.15, Duplicate: 0.3, Malformed: 0.03}
+	s, srv := startSandbox(t, finosb.Options{Seed: 4, Months: 8, UsersPerTenant: 2, Faults: faults})
 	c := newClient(t, srv, "")
 	for _, id := range s.Users("sandbox-client") {
 		ledger, _ := s.Ledger("sandbox-client", id)
@@ -813,7 +797,7 @@ func TestFaultsLoseNothing(t *testing.T) {
 }
 
 func TestDeterministic(t *testing.T) {
-	fetchAll := func(opts SandboxOptions) [][]byte {
+	fetchAll := func(opts finosb.Options) [][]byte {
 		s, srv := startSandbox(t, opts)
 		c := newClient(t, srv, "")
 		var out [][]byte
@@ -828,7 +812,7 @@ func TestDeterministic(t *testing.T) {
 		}
 		return out
 	}
-	opts := SandboxOptions{Seed: 77, Months: 4, Faults: Faults{Malformed: 0.1}}
+	opts := finosb.Options{Seed: 77, Months: 4, Faults: sandboxkit.Knobs{Malformed: 0.1}}
 	a, b := fetchAll(opts), fetchAll(opts)
 	for i := range a {
 		if !bytes.Equal(a[i], b[i]) {
@@ -842,8 +826,8 @@ func TestDeterministic(t *testing.T) {
 }
 
 func TestConcurrentPaging(t *testing.T) {
-	s, srv := startSandbox(t, SandboxOptions{Seed: 6, Months: 6, UsersPerTenant: 4, Faults: Faults{Duplicate: 0.2, Truncated: 0.1}})
-	ledgers := map[string]Ledger{}
+	s, srv := startSandbox(t, finosb.Options{Seed: 6, Months: 6, UsersPerTenant: 4, Faults: sandboxkit.Knobs{Duplicate: 0.2, Truncated: 0.1}})
+	ledgers := map[string]finosb.Ledger{}
 	for _, id := range s.Users("sandbox-client") {
 		ledgers[id], _ = s.Ledger("sandbox-client", id)
 	}
@@ -861,40 +845,11 @@ func TestConcurrentPaging(t *testing.T) {
 }
 
 func TestUnknownEndpoint(t *testing.T) {
-	_, srv := startSandbox(t, SandboxOptions{})
+	_, srv := startSandbox(t, finosb.Options{})
 	c := newClient(t, srv, "")
 	status, body := c.get("/api/nothing", nil)
 	var e APIError
 	if json.Unmarshal(body, &e); status != http.StatusNotFound || e.Type != "not_found" {
 		t.Fatalf("%d %s", status, body)
 	}
-}
-
-// BenchmarkCategorizationPage serves 1000-item pages of a user with 100,000
-// transactions: the cost a large extraction benchmark pays per page.
-func BenchmarkCategorizationPage(b *testing.B) {
-	s := NewSandbox(SandboxOptions{Months: 24, UsersPerTenant: 1, TransactionsPerUser: 100_000})
-	defer s.Close()
-	srv := httptest.NewServer(s)
-	defer srv.Close()
-	_, body, err := authenticate(srv.URL, "sandbox-client", "sandbox-secret")
-	if err != nil {
-		b.Fatal(err)
-	}
-	var tok Token
-	json.Unmarshal(body, &tok)
-	path := userPath(s.Users("sandbox-client")[0], suffixCategorization)
-	b.ReportAllocs()
-	page := 0
-	for b.Loop() {
-		page = page%100 + 1
-		req := httptest.NewRequest(http.MethodGet, path+"?size=1000&includeTransaction=true&page="+strconv.Itoa(page), nil)
-		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
-		w := httptest.NewRecorder()
-		s.ServeHTTP(w, req)
-		if w.Code != http.StatusOK {
-			b.Fatal(w.Code, w.Body.String())
-		}
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1000, "ns/item")
 }

@@ -3,12 +3,13 @@ package fino
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"math/big"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	finosb "github.com/finsync/finsync/extract/fino/sandbox"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
@@ -602,15 +603,21 @@ func TestNoLeaks(t *testing.T) {
 	rec.Release()
 }
 
-// sandboxUsers generates the sandbox's synthetic users without serving
-// them: the data the extractor meets in tests and the demo.
-func sandboxUsers(opts SandboxOptions, users int) (dataset, []*profile) {
-	d := newDataset(withDefaults(opts))
-	var ps []*profile
-	for i := range users {
-		ps = append(ps, d.profile("sandbox-client", User{UserID: fmt.Sprintf("user-%d", i)}))
+// sandboxRecords are the records of the sandbox's synthetic users,
+// generated without serving them: the data the extractor meets in tests
+// and the demo.
+func sandboxRecords(t testing.TB, users int, withTransaction bool, locale string) []finosb.Records {
+	s := finosb.New(finosb.Options{UsersPerTenant: users})
+	defer s.Close()
+	var out []finosb.Records
+	for _, id := range s.Users("sandbox-client") {
+		r, err := s.Records("sandbox-client", id, withTransaction, locale)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, r)
 	}
-	return d, ps
+	return out
 }
 
 // TestSandboxCategories: every tag and contract category the sandbox
@@ -620,25 +627,22 @@ func sandboxUsers(opts SandboxOptions, users int) (dataset, []*profile) {
 func TestSandboxCategories(t *testing.T) {
 	cats := newCategories()
 	broad := map[string]bool{"spending": true, "living": true}
-	d, users := sandboxUsers(SandboxOptions{}, 20)
 	seen := map[string]bool{}
-	for _, p := range users {
-		d.walk(p, func(txns []txn) {
-			for i := range txns {
-				c := p.categorization(&txns[i], false, "")
-				if got := cats.forTags(c.DescriptiveTag, c.Tags); got == categoryOther {
-					t.Errorf("tags %v resolve to other", c.Tags)
-				}
-				for _, tag := range c.Tags {
-					if _, ok := cats.tags[tag]; !ok && !broad[tag] && !seen[tag] {
-						t.Errorf("sandbox tag %q is not in categories.csv", tag)
-					}
-					seen[tag] = true
-				}
+	for _, r := range sandboxRecords(t, 20, false, "") {
+		for _, raw := range r.Categorizations {
+			c := mustDecode[Categorization](t, string(raw))
+			if got := cats.forTags(c.DescriptiveTag, c.Tags); got == categoryOther {
+				t.Errorf("tags %v resolve to other", c.Tags)
 			}
-		})
-		for _, c := range d.contracts(p) {
-			if cats.forContract(c.Category) == categoryOther {
+			for _, tag := range c.Tags {
+				if _, ok := cats.tags[tag]; !ok && !broad[tag] && !seen[tag] {
+					t.Errorf("sandbox tag %q is not in categories.csv", tag)
+				}
+				seen[tag] = true
+			}
+		}
+		for _, raw := range r.Contracts {
+			if c := mustDecode[Contract](t, string(raw)); cats.forContract(c.Category) == categoryOther {
 				t.Errorf("contract category %q is not in categories.csv", c.Category)
 			}
 		}
@@ -689,7 +693,6 @@ func TestParseCategories(t *testing.T) {
 // receives it (JSON, decoded) and checks nothing is rejected and the
 // amounts add up exactly.
 func TestSandboxEndToEnd(t *testing.T) {
-	d, users := sandboxUsers(SandboxOptions{}, 3)
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	lin := testLineage()
@@ -704,42 +707,35 @@ func TestSandboxEndToEnd(t *testing.T) {
 
 	var wantCents int64
 	n := 0
-	for _, p := range users {
-		d.walk(p, func(txns []txn) {
-			for i := range txns {
-				raw := mustJSON(p.categorization(&txns[i], true, "de"))
-				if rej, ok := tb.Add("u", "corr", mustDecode[Categorization](t, string(raw)), raw); !ok {
-					t.Fatalf("rejected: %+v", rej)
-				}
-				wantCents += txns[i].amount
-				n++
+	for _, r := range sandboxRecords(t, 3, true, "de") {
+		for _, raw := range r.Categorizations {
+			if rej, ok := tb.Add("u", "corr", mustDecode[Categorization](t, string(raw)), raw); !ok {
+				t.Fatalf("rejected: %+v", rej)
 			}
-		})
-		det := d.detection(p)
+			n++
+		}
+		wantCents += cents(t, r.AmountSum)
 		for _, view := range []struct {
-			accounts []DetectedAccount
+			accounts [][]byte
 			credit   bool
-		}{{det.AccountsOverview.AccountsView, false}, {det.AccountsOverview.CreditsView, true}} {
-			for _, a := range view.accounts {
-				raw := mustJSON(a)
+		}{{r.Accounts, false}, {r.Credits, true}} {
+			for _, raw := range view.accounts {
 				if rej, ok := ab.Add("u", mustDecode[DetectedAccount](t, string(raw)), view.credit, raw); !ok {
 					t.Fatalf("rejected: %+v", rej)
 				}
-				if bytes.Contains(ab.scratch, []byte(p.owner)) {
+				if bytes.Contains(ab.scratch, []byte(r.Owner)) {
 					t.Fatalf("account raw keeps the owner: %s", ab.scratch)
 				}
 			}
 		}
-		for i, days := range d.balances(p) {
-			for _, db := range days {
-				b := DailyBalance{Date: db.day.Format(time.DateOnly), Balance: amountJSON(db.balance)}
-				if rej, ok := bb.Add("u", p.accounts[i].id, b, "EUR"); !ok {
+		for _, acc := range r.Balances {
+			for _, raw := range acc.Days {
+				if rej, ok := bb.Add("u", acc.AccountID, mustDecode[DailyBalance](t, string(raw)), "EUR"); !ok {
 					t.Fatalf("rejected: %+v", rej)
 				}
 			}
 		}
-		for _, c := range d.contracts(p) {
-			raw := mustJSON(c)
+		for _, raw := range r.Contracts {
 			if rej, ok := cb.Add("u", mustDecode[Contract](t, string(raw)), raw); !ok {
 				t.Fatalf("rejected: %+v", rej)
 			}
@@ -770,19 +766,15 @@ func TestSandboxEndToEnd(t *testing.T) {
 // BenchmarkTransactionsBuilder measures Add per categorization (one op =
 // one record), handing on a record every 8192 rows as a stream would.
 func BenchmarkTransactionsBuilder(b *testing.B) {
-	d, users := sandboxUsers(SandboxOptions{}, 4)
 	type item struct {
 		c   Categorization
 		raw []byte
 	}
 	var items []item
-	for _, p := range users {
-		d.walk(p, func(txns []txn) {
-			for i := range txns {
-				raw := mustJSON(p.categorization(&txns[i], true, "de"))
-				items = append(items, item{mustDecode[Categorization](b, string(raw)), raw})
-			}
-		})
+	for _, r := range sandboxRecords(b, 4, true, "de") {
+		for _, raw := range r.Categorizations {
+			items = append(items, item{mustDecode[Categorization](b, string(raw)), raw})
+		}
 	}
 	rawBytes := 0
 	for _, it := range items {
@@ -806,13 +798,7 @@ func BenchmarkTransactionsBuilder(b *testing.B) {
 
 // BenchmarkScrubJSON measures scrubbing one categorization's raw JSON.
 func BenchmarkScrubJSON(b *testing.B) {
-	d, users := sandboxUsers(SandboxOptions{}, 1)
-	var raw []byte
-	d.walk(users[0], func(txns []txn) {
-		if raw == nil {
-			raw = mustJSON(users[0].categorization(&txns[0], true, "de"))
-		}
-	})
+	raw := sandboxRecords(b, 1, true, "de")[0].Categorizations[0]
 	tb := NewTransactionsBuilder(memory.NewGoAllocator(), testLineage())
 	defer tb.Release()
 	var dst []byte

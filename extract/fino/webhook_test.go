@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	finosb "github.com/finsync/finsync/extract/fino/sandbox"
+
 	"github.com/finsync/finsync/extract"
 )
 
@@ -249,7 +251,7 @@ func TestWebhookFromSandbox(t *testing.T) {
 	receiver := httptest.NewServer(h)
 	defer receiver.Close()
 
-	s, srv := startSandbox(t, SandboxOptions{
+	s, srv := startSandbox(t, finosb.Options{
 		Tenants:           []string{"sandbox-client-app"},
 		AnalysisDuration:  50 * time.Millisecond,
 		WebhookURL:        receiver.URL,

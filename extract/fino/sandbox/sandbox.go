@@ -1,11 +1,7 @@
-package fino
+package sandbox
 
 import (
-	"bytes"
-	"context"
-	"crypto/rand"
-	"crypto/subtle"
-	"encoding/hex"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,11 +14,11 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/finsync/finsync/extract/faults"
+	"github.com/finsync/finsync/extract/sandboxkit"
 )
 
-// SandboxOptions configure a Sandbox. Zero fields take the defaults named.
-type SandboxOptions struct {
+// Options configure a Server. Zero fields take the defaults named.
+type Options struct {
 	ClientID     string // default "sandbox-client"
 	ClientSecret string // default "sandbox-secret"
 
@@ -77,7 +73,7 @@ type SandboxOptions struct {
 	// accountsOverview's "summary"; the contract list's "generatedAt"; a
 	// person income, spending or risk document's "modelVersion"; a
 	// categorization page's "pageToken"). The extractor keeps them in raw,
-	// scrubbed as any raw (assumption 50).
+	// scrubbed as any raw (the fino package's assumption 50).
 	ExtraFields bool
 
 	// SyncedAt is every bank login's lastSynchronization in the
@@ -99,80 +95,73 @@ type SandboxOptions struct {
 	WebhookAttempts   int    // default 3
 	WebhookRetryDelay time.Duration
 
-	Faults Faults
+	// Faults are the fault knobs. Here an expired token stays refused (401
+	// now and later); Malformed corrupts transactions, contracts, daily
+	// balances and person analytics months; Duplicate repeats the last
+	// categorization of the page before.
+	Faults sandboxkit.Knobs
 	Logger *slog.Logger // default: discard
 }
 
-// Faults are the sandbox's fault knobs. Here an expired token stays
-// refused (401 now and later); Malformed corrupts transactions, contracts,
-// daily balances and person analytics months; Duplicate repeats the last
-// categorization of the page before.
-type Faults = faults.Knobs
-
-// FaultCounts are the faults injected so far.
-type FaultCounts = faults.Counts
-
-// Sandbox is a fake finoOS API over deterministic synthetic data. It is an
+// Server is a fake finoOS API over deterministic synthetic data. It is an
 // http.Handler to mount at the root; all paths start with /api/.
-type Sandbox struct {
-	opts   SandboxOptions
-	data   dataset
-	mux    *http.ServeMux
-	log    *slog.Logger
-	client *http.Client // delivers webhooks
+type Server struct {
+	opts  Options
+	data  dataset
+	mux   *http.ServeMux
+	log   *slog.Logger
+	hooks sandboxkit.Delivery
+	run   *sandboxkit.Runner // ends with Close; stops analyses and webhook retries
 
-	ctx    context.Context // ends with Close; stops analyses and webhook retries
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-
-	faults *faults.Injector
+	faults *sandboxkit.Injector
+	tokens *sandboxkit.Tokens[struct{}]
+	guard  *sandboxkit.Guard[struct{}]
 
 	mu          sync.Mutex
-	tokens      map[string]time.Time // access token → expiry
 	tenants     map[string]*tenant
 	analyses    map[string]*analysis // by correlation id
 	analysisSeq int
 }
 
 type tenant struct {
-	users   map[string]*User
+	users   map[string]*user
 	order   []string // user ids in creation order
 	created int      // users created over the API
 }
 
 type analysis struct {
 	id, tenant   string
-	user         User
+	user         user
 	started      time.Time
 	done         bool
 	notFoundPoll int // polls answered 404
 }
 
-// NewSandbox builds a sandbox with its synthetic users. It panics on a
+// New builds a sandbox with its synthetic users. It panics on a
 // tenant name the TenantID rules would refuse, a programming error.
-func NewSandbox(opts SandboxOptions) *Sandbox {
+func New(opts Options) *Server {
 	opts = withDefaults(opts)
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &Sandbox{
+	s := &Server{
 		opts:     opts,
 		data:     newDataset(opts),
 		mux:      http.NewServeMux(),
 		log:      opts.Logger,
-		client:   &http.Client{Timeout: 10 * time.Second},
-		ctx:      ctx,
-		cancel:   cancel,
-		faults:   faults.New(opts.Faults),
-		tokens:   map[string]time.Time{},
+		run:      sandboxkit.NewRunner(),
+		faults:   sandboxkit.NewInjector(opts.Faults),
 		tenants:  map[string]*tenant{},
 		analyses: map[string]*analysis{},
 	}
+	s.hooks = sandboxkit.Delivery{Client: &http.Client{Timeout: 10 * time.Second}, Attempts: opts.WebhookAttempts,
+		Delay: func(int) time.Duration { return opts.WebhookRetryDelay }}
+	s.tokens = sandboxkit.NewTokens[struct{}](opts.Now, s.faults)
+	s.guard = &sandboxkit.Guard[struct{}]{Faults: s.faults, Tokens: s.tokens, Error: writeError}
 	for _, name := range opts.Tenants {
 		if !validTenant(opts.ClientID, name) {
 			panic(fmt.Sprintf("fino sandbox: tenant %q must be %q or start with %q", name, opts.ClientID, opts.ClientID+"-"))
 		}
 		t := s.tenant(name)
 		for i := range opts.UsersPerTenant {
-			t.add(&User{
+			t.add(&user{
 				UserID:            uuidFor(s.data.seed, "user/"+name+"/"+strconv.Itoa(i)),
 				Type:              "person",
 				AutomaticAnalysis: "active",
@@ -180,7 +169,7 @@ func NewSandbox(opts SandboxOptions) *Sandbox {
 			})
 		}
 		for i := range opts.CompaniesPerTenant {
-			t.add(&User{
+			t.add(&user{
 				UserID:            uuidFor(s.data.seed, "company/"+name+"/"+strconv.Itoa(i)),
 				Type:              companyUser,
 				AutomaticAnalysis: "active",
@@ -192,60 +181,35 @@ func NewSandbox(opts SandboxOptions) *Sandbox {
 	return s
 }
 
-func withDefaults(o SandboxOptions) SandboxOptions {
-	if o.ClientID == "" {
-		o.ClientID = "sandbox-client"
-	}
-	if o.ClientSecret == "" {
-		o.ClientSecret = "sandbox-secret"
-	}
+func withDefaults(o Options) Options {
+	o.ClientID = cmp.Or(o.ClientID, "sandbox-client")
+	o.ClientSecret = cmp.Or(o.ClientSecret, "sandbox-secret")
 	if len(o.Tenants) == 0 {
 		o.Tenants = []string{o.ClientID}
 	}
-	if o.UsersPerTenant <= 0 {
-		o.UsersPerTenant = 3
-	}
-	if o.AccountsPerUser <= 0 {
-		o.AccountsPerUser = 3
-	}
-	if o.Months <= 0 {
-		o.Months = 12
-	}
-	if o.Today.IsZero() {
-		o.Today = time.Date(2026, 2, 23, 0, 0, 0, 0, time.UTC)
-	}
-	if o.TokenTTL <= 0 {
-		o.TokenTTL = 300 * time.Second
-	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
+	o.UsersPerTenant = sandboxkit.OrPositive(o.UsersPerTenant, 3)
+	o.AccountsPerUser = sandboxkit.OrPositive(o.AccountsPerUser, 3)
+	o.Months = sandboxkit.OrPositive(o.Months, 12)
+	o.Today = sandboxkit.OrToday(o.Today)
+	o.TokenTTL = sandboxkit.OrPositive(o.TokenTTL, 300*time.Second)
+	o.Now = sandboxkit.OrNow(o.Now)
 	if o.SyncedAt == nil {
 		o.SyncedAt = o.Now
 	}
-	if o.WebhookAttempts <= 0 {
-		o.WebhookAttempts = 3
-	}
-	if o.WebhookRetryDelay <= 0 {
-		o.WebhookRetryDelay = time.Second
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
+	o.WebhookAttempts = sandboxkit.OrPositive(o.WebhookAttempts, 3)
+	o.WebhookRetryDelay = sandboxkit.OrPositive(o.WebhookRetryDelay, time.Second)
+	o.Logger = sandboxkit.OrDiscard(o.Logger)
 	return o
 }
 
 // ServeHTTP serves the finoOS API.
-func (s *Sandbox) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
 // Close stops pending analyses and webhook deliveries and waits for them.
-func (s *Sandbox) Close() {
-	s.cancel()
-	s.wg.Wait()
-}
+func (s *Server) Close() { s.run.Close() }
 
 // Users lists the users of a tenant (synthetic and created, not deleted).
-func (s *Sandbox) Users(tenantID string) []string {
+func (s *Server) Users(tenantID string) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t := s.tenants[tenantID]
@@ -262,7 +226,7 @@ func (s *Sandbox) Users(tenantID string) []string {
 }
 
 // Injected counts the faults injected so far.
-func (s *Sandbox) Injected() FaultCounts { return s.faults.Counts() }
+func (s *Server) Injected() sandboxkit.Counts { return s.faults.Counts() }
 
 // Ledger is the truth about one user's data, computed by the same generator
 // the endpoints serve from, for tests to compare with what landed.
@@ -287,7 +251,7 @@ type DayTotal struct {
 }
 
 // Ledger computes the truth about a user; an error means no such user.
-func (s *Sandbox) Ledger(tenantID, userID string) (Ledger, error) {
+func (s *Server) Ledger(tenantID, userID string) (Ledger, error) {
 	u, ok := s.lookup(tenantID, userID)
 	if !ok {
 		return Ledger{}, fmt.Errorf("fino sandbox: no user %q in tenant %q", userID, tenantID)
@@ -338,12 +302,12 @@ func (s *Sandbox) Ledger(tenantID, userID string) (Ledger, error) {
 // call is what the middleware learned about a request.
 type call struct {
 	tenant string
-	faults faults.Draw
+	faults sandboxkit.Draw
 }
 
 type handler func(w http.ResponseWriter, r *http.Request, c *call)
 
-func (s *Sandbox) routes() {
+func (s *Server) routes() {
 	user := pathUsers + "/{userID}"
 	s.handle("POST "+pathAuth, false, s.authenticate)
 	s.handle("POST "+pathUsers, true, s.createUser)
@@ -357,64 +321,35 @@ func (s *Sandbox) routes() {
 	s.handle("GET "+user+suffixContracts, true, s.contracts)
 	s.handle("GET "+pathSyncStatus, true, s.syncStatus)
 	s.analyticsRoutes(user)
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
-	})
+	s.mux.HandleFunc("/", sandboxkit.NotFound(writeError))
 }
 
 // handle registers h behind the fault injection, and for authenticated
 // endpoints behind the token and TenantID checks.
-func (s *Sandbox) handle(pattern string, authenticated bool, h handler) {
-	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		d, ok := s.faults.Begin(w, r, writeError)
-		if !ok {
+func (s *Server) handle(pattern string, authenticated bool, h handler) {
+	if !authenticated {
+		s.mux.HandleFunc(pattern, s.guard.Open(func(w http.ResponseWriter, r *http.Request, d sandboxkit.Draw) {
+			h(w, r, &call{faults: d})
+		}))
+		return
+	}
+	s.mux.HandleFunc(pattern, s.guard.Authorized(func(w http.ResponseWriter, r *http.Request, _ struct{}, d sandboxkit.Draw) {
+		c := &call{faults: d, tenant: r.Header.Get(headerTenant)}
+		if c.tenant == "" {
+			c.tenant = s.opts.ClientID
+		} else if !validTenant(s.opts.ClientID, c.tenant) {
+			writeError(w, http.StatusForbidden, "forbidden. No access to this resource")
 			return
 		}
-		c := &call{faults: d}
-		if authenticated {
-			if msg := s.authorize(r, d.ExpireToken); msg != "" {
-				writeError(w, http.StatusUnauthorized, msg)
-				return
-			}
-			c.tenant = r.Header.Get(headerTenant)
-			if c.tenant == "" {
-				c.tenant = s.opts.ClientID
-			} else if !validTenant(s.opts.ClientID, c.tenant) {
-				writeError(w, http.StatusForbidden, "forbidden. No access to this resource")
-				return
-			}
-		}
 		h(w, r, c)
-	})
-}
-
-// authorize checks the bearer token and returns why it is refused, if it is.
-func (s *Sandbox) authorize(r *http.Request, expireNow bool) string {
-	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok {
-		return "missing bearer token"
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	expiry, known := s.tokens[token]
-	switch {
-	case !known:
-		return "invalid access token"
-	case !s.opts.Now().Before(expiry):
-		return "access token expired"
-	case expireNow:
-		s.tokens[token] = time.Time{}
-		s.faults.TokenExpired()
-		return "access token expired"
-	}
-	return ""
+	}))
 }
 
 func validTenant(clientID, tenantID string) bool {
 	return tenantID == clientID || (strings.HasPrefix(tenantID, clientID+"-") && len(tenantID) > len(clientID)+1)
 }
 
-func (s *Sandbox) authenticate(w http.ResponseWriter, r *http.Request, c *call) {
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, c *call) {
 	if err := r.ParseForm(); err != nil {
 		writeError(w, http.StatusBadRequest, "form body expected")
 		return
@@ -424,22 +359,13 @@ func (s *Sandbox) authenticate(w http.ResponseWriter, r *http.Request, c *call) 
 		return
 	}
 	id, secret := r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
-	if subtle.ConstantTimeCompare([]byte(id), []byte(s.opts.ClientID)) != 1 ||
-		subtle.ConstantTimeCompare([]byte(secret), []byte(s.opts.ClientSecret)) != 1 {
+	if !sandboxkit.SameCredentials(id, secret, s.opts.ClientID, s.opts.ClientSecret) {
 		writeError(w, http.StatusUnauthorized, "invalid client credentials")
 		return
 	}
-	token, session := randomHex(32), randomHex(16)
-	now := s.opts.Now()
-	s.mu.Lock()
-	for t, expiry := range s.tokens { // forget expired tokens so a long demo does not grow
-		if !now.Before(expiry) {
-			delete(s.tokens, t)
-		}
-	}
-	s.tokens[token] = now.Add(s.opts.TokenTTL)
-	s.mu.Unlock()
-	s.reply(w, c, http.StatusOK, Token{
+	token, session := sandboxkit.RandomHex(32), sandboxkit.RandomHex(16)
+	s.tokens.Issue(token, struct{}{}, s.opts.TokenTTL)
+	s.faults.Reply(w, c.faults, http.StatusOK, tokenBody{
 		AccessToken:  token,
 		ExpiresIn:    int(s.opts.TokenTTL / time.Second),
 		TokenType:    "Bearer",
@@ -448,8 +374,8 @@ func (s *Sandbox) authenticate(w http.ResponseWriter, r *http.Request, c *call) 
 	})
 }
 
-func (s *Sandbox) createUser(w http.ResponseWriter, r *http.Request, c *call) {
-	var u User
+func (s *Server) createUser(w http.ResponseWriter, r *http.Request, c *call) {
+	var u user
 	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&u); err != nil && !errors.Is(err, io.EOF) {
 		writeError(w, http.StatusBadRequest, "invalid user: "+err.Error())
 		return
@@ -471,16 +397,16 @@ func (s *Sandbox) createUser(w http.ResponseWriter, r *http.Request, c *call) {
 	u.UserID = uuidFor(s.data.seed, "created/"+c.tenant+"/"+strconv.Itoa(t.created))
 	t.add(&u)
 	s.mu.Unlock()
-	s.reply(w, c, http.StatusCreated, u)
+	s.faults.Reply(w, c.faults, http.StatusCreated, u)
 }
 
-func (s *Sandbox) getUser(w http.ResponseWriter, r *http.Request, c *call) {
+func (s *Server) getUser(w http.ResponseWriter, r *http.Request, c *call) {
 	if u, ok := s.userOf(w, r, c); ok {
-		s.reply(w, c, http.StatusOK, u)
+		s.faults.Reply(w, c.faults, http.StatusOK, u)
 	}
 }
 
-func (s *Sandbox) deleteUser(w http.ResponseWriter, r *http.Request, c *call) {
+func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request, c *call) {
 	u, ok := s.userOf(w, r, c)
 	if !ok {
 		return
@@ -491,7 +417,7 @@ func (s *Sandbox) deleteUser(w http.ResponseWriter, r *http.Request, c *call) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (s *Sandbox) triggerAnalysis(w http.ResponseWriter, r *http.Request, c *call) {
+func (s *Server) triggerAnalysis(w http.ResponseWriter, r *http.Request, c *call) {
 	u, ok := s.userOf(w, r, c)
 	if !ok {
 		return
@@ -510,20 +436,18 @@ func (s *Sandbox) triggerAnalysis(w http.ResponseWriter, r *http.Request, c *cal
 	switch d := s.opts.AnalysisDuration; {
 	case d == 0:
 		s.complete(a)
-		s.wg.Go(func() { s.deliverWebhook(a) })
+		s.run.Go(func() { s.deliverWebhook(a) })
 	case d > 0:
-		s.wg.Go(func() {
-			if sleep(s.ctx, d) {
-				s.complete(a)
-				s.deliverWebhook(a)
-			}
+		s.run.After(d, func() {
+			s.complete(a)
+			s.deliverWebhook(a)
 		})
 	}
 	w.Header().Set(headerCorrelationID, a.id)
 	w.WriteHeader(http.StatusAccepted)
 }
 
-func (s *Sandbox) complete(a *analysis) {
+func (s *Server) complete(a *analysis) {
 	s.mu.Lock()
 	a.done = true
 	s.mu.Unlock()
@@ -531,11 +455,11 @@ func (s *Sandbox) complete(a *analysis) {
 
 // deliverWebhook posts the analysis-completed event, retrying a reply above
 // 299 (or no reply) a few times with the same X-Request-Id.
-func (s *Sandbox) deliverWebhook(a *analysis) {
+func (s *Server) deliverWebhook(a *analysis) {
 	if s.opts.WebhookURL == "" {
 		return
 	}
-	body, err := json.Marshal(WebhookPayload{
+	body, err := json.Marshal(webhookPayload{
 		WebhookID:            uuidFor(s.data.seed, "webhook/"+a.tenant),
 		UserID:               a.user.UserID,
 		CustomUserID:         a.user.CustomUserID,
@@ -550,33 +474,15 @@ func (s *Sandbox) deliverWebhook(a *analysis) {
 		s.log.Error("fino sandbox: webhook payload", "err", err)
 		return
 	}
-	requestID := uuidFor(s.data.seed, "request/"+a.id)
-	for attempt := 1; attempt <= s.opts.WebhookAttempts; attempt++ {
-		if attempt > 1 && !sleep(s.ctx, s.opts.WebhookRetryDelay) {
-			return
-		}
-		req, err := http.NewRequestWithContext(s.ctx, http.MethodPost, s.opts.WebhookURL, bytes.NewReader(body))
-		if err != nil {
-			s.log.Error("fino sandbox: webhook request", "err", err)
-			return
-		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set(headerRequestID, requestID)
-		req.Header.Set(headerWebhookTenant, a.tenant)
-		resp, err := s.client.Do(req)
-		if err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode <= 299 {
-				return
-			}
-			err = fmt.Errorf("status %d", resp.StatusCode)
-		}
+	dl := s.hooks
+	dl.Header = map[string]string{headerRequestID: uuidFor(s.data.seed, "request/"+a.id), headerWebhookTenant: a.tenant}
+	dl.Failed = func(attempt int, err error) {
 		s.log.Warn("fino sandbox: webhook delivery failed", "attempt", attempt, "correlationID", a.id, "err", err)
 	}
+	dl.Post(s.run.Context(), s.opts.WebhookURL, body)
 }
 
-func (s *Sandbox) correlation(w http.ResponseWriter, r *http.Request, c *call) {
+func (s *Server) correlation(w http.ResponseWriter, r *http.Request, c *call) {
 	u, ok := s.userOf(w, r, c)
 	if !ok {
 		return
@@ -603,23 +509,23 @@ func (s *Sandbox) correlation(w http.ResponseWriter, r *http.Request, c *call) {
 	case running:
 		writeError(w, http.StatusNotFound, "analysis in progress")
 	default:
-		s.reply(w, c, http.StatusOK, CorrelationStatus{CorrelationID: id, UserID: u.UserID, Status: "COMPLETED"})
+		s.faults.Reply(w, c.faults, http.StatusOK, correlationStatus{CorrelationID: id, UserID: u.UserID, Status: "COMPLETED"})
 	}
 }
 
-func (s *Sandbox) categorizations(w http.ResponseWriter, r *http.Request, c *call) {
+func (s *Server) categorizations(w http.ResponseWriter, r *http.Request, c *call) {
 	u, ok := s.userOf(w, r, c)
 	if !ok {
 		return
 	}
 	q := r.URL.Query()
 	page, err1 := intParam(q.Get(paramPage), 1, 1, 1<<30)
-	size, err2 := intParam(q.Get(paramSize), DefaultPageSize, 1, MaxPageSize)
+	size, err2 := intParam(q.Get(paramSize), defaultPageSize, 1, maxPageSize)
 	from, to, err3 := dateRange(q.Get(paramFrom), q.Get(paramTo))
 	withTx, err4 := boolParam(q.Get(paramIncludeTransaction))
 	locale := q.Get(paramLocale)
 	if err := errors.Join(err1, err2, err3, err4); err != nil || (locale != "" && locale != "de" && locale != "en") {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("bad query (page ≥ 1, size 1..%d, from/to YYYY-MM-DD, includeTransaction bool, locale de|en): %v", MaxPageSize, err))
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("bad query (page ≥ 1, size 1..%d, from/to YYYY-MM-DD, includeTransaction bool, locale de|en): %v", maxPageSize, err))
 		return
 	}
 	p := s.data.profile(c.tenant, u)
@@ -643,12 +549,12 @@ func (s *Sandbox) categorizations(w http.ResponseWriter, r *http.Request, c *cal
 		body = fmt.Appendf(body, `,"pageToken":"p%d"`, page+1)
 	}
 	body = append(body, '}')
-	s.replyBody(w, c, http.StatusOK, body)
+	s.faults.WriteBodyStatus(w, c.faults, http.StatusOK, body)
 }
 
 // appendCategorizationOf appends one item; a malformed one stays valid
 // JSON but has a non-numeric amount or no transactionId.
-func (s *Sandbox) appendCategorizationOf(b []byte, p *profile, t *txn, withTx bool, locale string) []byte {
+func (s *Server) appendCategorizationOf(b []byte, p *profile, t *txn, withTx bool, locale string) []byte {
 	c := p.categorization(t, withTx, locale)
 	switch {
 	case s.faults.Malform("transaction/" + t.id):
@@ -656,15 +562,15 @@ func (s *Sandbox) appendCategorizationOf(b []byte, p *profile, t *txn, withTx bo
 	case s.opts.ExtraFields:
 		// Fields of the outer structs shadow the embedded ones of the same name.
 		type extraTx struct {
-			*Transaction
+			*transaction
 			MerchantLogo string `json:"merchantLogo"`
 		}
 		var tx *extraTx
 		if c.Transaction != nil {
 			tx = &extraTx{c.Transaction, "https://logos.fino.invalid/" + t.kind.tags[0] + ".png"}
 		}
-		return append(b, mustJSON(struct {
-			Categorization
+		return append(b, sandboxkit.MustJSON(struct {
+			categorization
 			Transaction  *extraTx `json:"transaction,omitempty"`
 			CategoryIcon string   `json:"categoryIcon"`
 		}{c, tx, "icon-" + t.kind.tags[0]})...)
@@ -673,45 +579,45 @@ func (s *Sandbox) appendCategorizationOf(b []byte, p *profile, t *txn, withTx bo
 }
 
 // malformedCategorization is c with a non-numeric amount or no transactionId.
-func (s *Sandbox) malformedCategorization(c Categorization, t *txn) []byte {
+func (s *Server) malformedCategorization(c categorization, t *txn) []byte {
 	// Fields of the outer struct shadow the embedded ones of the same name.
 	if c.Transaction != nil && hashString(t.id)%2 == 0 {
 		type badAmount struct {
-			*Transaction
+			*transaction
 			Amount string `json:"amount"`
 		}
-		return mustJSON(struct {
-			Categorization
+		return sandboxkit.MustJSON(struct {
+			categorization
 			Transaction badAmount `json:"transaction"`
 		}{c, badAmount{c.Transaction, "abc"}})
 	}
-	return mustJSON(struct {
-		Categorization
+	return sandboxkit.MustJSON(struct {
+		categorization
 		TransactionID *string `json:"transactionId,omitempty"` // nil: the id is dropped
-	}{Categorization: c})
+	}{categorization: c})
 }
 
 // syncStatus pages the tenant's bank logins: one per user, status OK.
-func (s *Sandbox) syncStatus(w http.ResponseWriter, r *http.Request, c *call) {
+func (s *Server) syncStatus(w http.ResponseWriter, r *http.Request, c *call) {
 	q := r.URL.Query()
 	page, err1 := intParam(q.Get(paramPage), 1, 1, 1<<30)
-	size, err2 := intParam(q.Get(paramSize), DefaultPageSize, 1, MaxPageSize)
+	size, err2 := intParam(q.Get(paramSize), defaultPageSize, 1, maxPageSize)
 	if err := errors.Join(err1, err2); err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("bad query (page ≥ 1, size 1..%d): %v", MaxPageSize, err))
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("bad query (page ≥ 1, size 1..%d): %v", maxPageSize, err))
 		return
 	}
 	users := s.Users(c.tenant)
 	synced := inZone(s.opts.SyncedAt().UTC().Truncate(time.Second), s.opts.LocalTimestamps)
-	resp := SyncStatusPage{SynchronizationStatuses: []SyncStatus{}, Page: page, Size: size,
+	resp := syncStatusPage{SynchronizationStatuses: []syncStatus{}, Page: page, Size: size,
 		TotalPages: (len(users) + size - 1) / size, TotalElements: len(users)}
-	for _, u := range users[min(len(users), (page-1)*size):min(len(users), page*size)] {
+	for _, u := range sandboxkit.PageOf(users, page, size) {
 		resp.SynchronizationStatuses = append(resp.SynchronizationStatuses,
-			SyncStatus{BankLoginID: "login-" + u, UserID: u, Status: "OK", Active: true, LastSynchronization: synced})
+			syncStatus{BankLoginID: "login-" + u, UserID: u, Status: "OK", Active: true, LastSynchronization: synced})
 	}
-	s.reply(w, c, http.StatusOK, resp)
+	s.faults.Reply(w, c.faults, http.StatusOK, resp)
 }
 
-func (s *Sandbox) accountDetection(w http.ResponseWriter, r *http.Request, c *call) {
+func (s *Server) accountDetection(w http.ResponseWriter, r *http.Request, c *call) {
 	u, ok := s.userOf(w, r, c)
 	if !ok {
 		return
@@ -719,29 +625,29 @@ func (s *Sandbox) accountDetection(w http.ResponseWriter, r *http.Request, c *ca
 	p := s.data.profile(c.tenant, u)
 	d := s.data.detection(p)
 	if !s.opts.ExtraFields {
-		s.reply(w, c, http.StatusOK, d)
+		s.faults.Reply(w, c.faults, http.StatusOK, d)
 		return
 	}
 	type extraAccount struct {
-		DetectedAccount
+		detectedAccount
 		AccountLogo string `json:"accountLogo"`
 	}
-	view := func(accounts []DetectedAccount) [][]byte {
+	view := func(accounts []detectedAccount) [][]byte {
 		items := make([][]byte, len(accounts))
 		for i, a := range accounts {
-			items[i] = mustJSON(extraAccount{a, "https://logos.fino.invalid/" + strings.ToLower(string(a.Type)) + ".png"})
+			items[i] = sandboxkit.MustJSON(extraAccount{a, "https://logos.fino.invalid/" + strings.ToLower(string(a.Type)) + ".png"})
 		}
 		return items
 	}
 	o := d.AccountsOverview
-	body := listJSON(`{"accountsOverview":{"accountsView":`, view(o.AccountsView), "")
-	body = append(body, listJSON(`,"creditsView":`, view(o.CreditsView),
+	body := sandboxkit.ListJSON(`{"accountsOverview":{"accountsView":`, view(o.AccountsView), "")
+	body = append(body, sandboxkit.ListJSON(`,"creditsView":`, view(o.CreditsView),
 		fmt.Sprintf(`,"summary":{"accounts":%d}},"detectedAt":%q,"owner":%q}`,
 			len(o.AccountsView)+len(o.CreditsView), localMidnight(s.data.today, s.data.zone).Format(time.RFC3339), p.owner))...)
-	s.replyBody(w, c, http.StatusOK, body)
+	s.faults.WriteBodyStatus(w, c.faults, http.StatusOK, body)
 }
 
-func (s *Sandbox) accountHistory(w http.ResponseWriter, r *http.Request, c *call) {
+func (s *Server) accountHistory(w http.ResponseWriter, r *http.Request, c *call) {
 	u, ok := s.userOf(w, r, c)
 	if !ok {
 		return
@@ -763,21 +669,21 @@ func (s *Sandbox) accountHistory(w http.ResponseWriter, r *http.Request, c *call
 			}
 			date := b.day.Format(time.DateOnly)
 			if s.faults.Malform("balance/" + id + "/" + date) {
-				balances = append(balances, mustJSON(struct {
+				balances = append(balances, sandboxkit.MustJSON(struct {
 					Date    string `json:"date"`
 					Balance string `json:"balance"` // a string where a number belongs
 				}{date, "abc"}))
 				continue
 			}
-			balances = append(balances, mustJSON(DailyBalance{Date: date, Balance: amountJSON(b.balance)}))
+			balances = append(balances, sandboxkit.MustJSON(dailyBalance{Date: date, Balance: amountJSON(b.balance)}))
 		}
-		head := `{"account":` + string(mustJSON(AccountRef{AccountID: id})) + `,"dailyBalances":`
-		histories = append(histories, listJSON(head, balances, "}"))
+		head := `{"account":` + string(sandboxkit.MustJSON(accountRef{AccountID: id})) + `,"dailyBalances":`
+		histories = append(histories, sandboxkit.ListJSON(head, balances, "}"))
 	}
-	s.replyBody(w, c, http.StatusOK, listJSON(`{"histories":`, histories, "}"))
+	s.faults.WriteBodyStatus(w, c.faults, http.StatusOK, sandboxkit.ListJSON(`{"histories":`, histories, "}"))
 }
 
-func (s *Sandbox) contracts(w http.ResponseWriter, r *http.Request, c *call) {
+func (s *Server) contracts(w http.ResponseWriter, r *http.Request, c *call) {
 	u, ok := s.userOf(w, r, c)
 	if !ok {
 		return
@@ -785,56 +691,56 @@ func (s *Sandbox) contracts(w http.ResponseWriter, r *http.Request, c *call) {
 	var items [][]byte
 	for _, ct := range s.data.contracts(s.data.profile(c.tenant, u)) {
 		if s.faults.Malform("contract/" + ct.ContractID) {
-			items = append(items, mustJSON(struct {
+			items = append(items, sandboxkit.MustJSON(struct {
 				Contract
 				Amount string `json:"amount"` // shadows the number
 			}{ct, "abc"}))
 			continue
 		}
 		if s.opts.ExtraFields {
-			items = append(items, mustJSON(struct {
+			items = append(items, sandboxkit.MustJSON(struct {
 				Contract
 				ContractLogo string `json:"contractLogo"`
 			}{ct, "https://logos.fino.invalid/" + strings.ToLower(ct.Category) + ".png"}))
 			continue
 		}
-		items = append(items, mustJSON(ct))
+		items = append(items, sandboxkit.MustJSON(ct))
 	}
 	tail := "}"
 	if s.opts.ExtraFields {
 		tail = fmt.Sprintf(`,"generatedAt":%q}`, localMidnight(s.data.today, s.data.zone).Format(time.RFC3339))
 	}
-	s.replyBody(w, c, http.StatusOK, listJSON(`{"contracts":`, items, tail))
+	s.faults.WriteBodyStatus(w, c.faults, http.StatusOK, sandboxkit.ListJSON(`{"contracts":`, items, tail))
 }
 
 // tenant returns a tenant's state, creating it: finoOS creates a tenant on
 // the first request that names it. s.mu must be held.
-func (s *Sandbox) tenant(name string) *tenant {
+func (s *Server) tenant(name string) *tenant {
 	t := s.tenants[name]
 	if t == nil {
-		t = &tenant{users: map[string]*User{}}
+		t = &tenant{users: map[string]*user{}}
 		s.tenants[name] = t
 	}
 	return t
 }
 
-func (t *tenant) add(u *User) {
+func (t *tenant) add(u *user) {
 	t.users[u.UserID] = u
 	t.order = append(t.order, u.UserID)
 }
 
-func (s *Sandbox) lookup(tenantID, userID string) (User, bool) {
+func (s *Server) lookup(tenantID, userID string) (user, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if t := s.tenants[tenantID]; t != nil && t.users[userID] != nil {
 		return *t.users[userID], true
 	}
-	return User{}, false
+	return user{}, false
 }
 
 // userOf finds the path's user in the request's tenant or answers 404:
 // a user is invisible outside the tenant that created it.
-func (s *Sandbox) userOf(w http.ResponseWriter, r *http.Request, c *call) (User, bool) {
+func (s *Server) userOf(w http.ResponseWriter, r *http.Request, c *call) (user, bool) {
 	u, ok := s.lookup(c.tenant, r.PathValue("userID"))
 	if !ok {
 		writeError(w, http.StatusNotFound, "user not found")
@@ -842,48 +748,11 @@ func (s *Sandbox) userOf(w http.ResponseWriter, r *http.Request, c *call) (User,
 	return u, ok
 }
 
-// reply writes v as JSON; the Truncated fault cuts the body in half while
-// Content-Length still announces all of it, as a dropped connection would.
-func (s *Sandbox) reply(w http.ResponseWriter, c *call, status int, v any) {
-	s.replyBody(w, c, status, mustJSON(v))
-}
-
-func (s *Sandbox) replyBody(w http.ResponseWriter, c *call, status int, body []byte) {
-	s.faults.WriteBodyStatus(w, c.faults, status, body)
-}
-
+// writeError writes finoOS's error body: the status as a snake-case type
+// and the message.
 func writeError(w http.ResponseWriter, status int, message string) {
 	kind := strings.ReplaceAll(strings.ToLower(http.StatusText(status)), " ", "_")
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	w.Write(mustJSON(APIError{Type: kind, Message: message}))
-}
-
-// mustJSON encodes values whose types cannot fail to encode.
-func mustJSON(v any) []byte {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic("fino sandbox: " + err.Error())
-	}
-	return b
-}
-
-// listJSON joins encoded items into head[item,item,...]tail. Building the
-// list by hand spares encoding/json re-compacting every json.RawMessage.
-func listJSON(head string, items [][]byte, tail string) []byte {
-	n := len(head) + len(tail) + len(items) + 2
-	for _, it := range items {
-		n += len(it)
-	}
-	b := make([]byte, 0, n)
-	b = append(append(b, head...), '[')
-	for i, it := range items {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, it...)
-	}
-	return append(append(b, ']'), tail...)
+	sandboxkit.WriteJSON(w, status, apiError{Type: kind, Message: message})
 }
 
 func intParam(s string, def, lo, hi int) (int, error) {
@@ -923,27 +792,10 @@ func dateRange(fromText, toText string) (from, to time.Time, err error) {
 	return from, to, nil
 }
 
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
 // appendCategorization appends c as json.Marshal encodes it (a test holds
 // the two equal), without reflection: serving pages must not cost the
 // machine more than reading them, or benchmarks measure the sandbox.
-func appendCategorization(b []byte, c *Categorization) []byte {
+func appendCategorization(b []byte, c *categorization) []byte {
 	b = append(b, `{"accountId":`...)
 	b = appendJSONString(b, c.AccountID)
 	b = append(b, `,"transactionId":`...)
@@ -1013,7 +865,7 @@ func appendCategorization(b []byte, c *Categorization) []byte {
 }
 
 // appendTimestamp appends t as Timestamp.MarshalJSON does.
-func appendTimestamp(b []byte, t Timestamp) []byte {
+func appendTimestamp(b []byte, t timestamp) []byte {
 	if t.Text != "" {
 		return appendJSONString(b, t.Text)
 	}

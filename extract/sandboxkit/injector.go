@@ -1,9 +1,4 @@
-// Package faults injects into a provider sandbox the failures real
-// providers show and finsync must survive: rate limits with Retry-After, server errors, latency, tokens expiring
-// early, truncated bodies, duplicated and malformed records. Every sandbox
-// draws from one Injector, so a client that sends the same requests in the
-// same order meets the same faults.
-package faults
+package sandboxkit
 
 import (
 	"cmp"
@@ -54,8 +49,8 @@ type Injector struct {
 	rateLimited, serverErrors, expired, malformed, truncated, duplicated, slowed atomic.Int64
 }
 
-// New returns an Injector for k.
-func New(k Knobs) *Injector {
+// NewInjector returns an Injector for k.
+func NewInjector(k Knobs) *Injector {
 	return &Injector{knobs: k, draws: rand.New(rand.NewPCG(k.Seed, 0x5eed))}
 }
 
@@ -80,7 +75,7 @@ func (in *Injector) Begin(w http.ResponseWriter, r *http.Request, writeError fun
 		in.slowed.Add(1)
 		delay += cmp.Or(in.knobs.SlowDelay, 300*time.Millisecond)
 	}
-	if delay > 0 && !sleep(r.Context(), delay) {
+	if delay > 0 && !Sleep(r.Context(), delay) {
 		return d, false
 	}
 	switch {
@@ -185,7 +180,8 @@ func (in *Injector) Counts() Counts {
 	}
 }
 
-func sleep(ctx context.Context, d time.Duration) bool {
+// Sleep waits d or until ctx ends; it reports whether d passed.
+func Sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

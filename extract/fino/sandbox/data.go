@@ -1,4 +1,4 @@
-package fino
+package sandbox
 
 import (
 	"encoding/binary"
@@ -17,8 +17,8 @@ import (
 // and each month's transactions from a stream seeded by (seed, user, month),
 // so any page can be produced on demand and every answer is reproducible.
 
-// historyDays is how far back account history reaches ("the past 2 years").
-const historyDays = 730
+// HistoryDays is how far back account history reaches ("the past 2 years").
+const HistoryDays = 730
 
 // dataset is the shape of the synthetic data; it never changes after start.
 type dataset struct {
@@ -30,13 +30,13 @@ type dataset struct {
 	today       time.Time // last day with data
 	historyFrom time.Time // first day of account history
 	lifeEvents  bool
-	zone        *time.Location // SandboxOptions.LocalTimestamps; nil: Unix seconds, UTC
+	zone        *time.Location // Options.LocalTimestamps; nil: Unix seconds, UTC
 }
 
-func newDataset(o SandboxOptions) dataset {
+func newDataset(o Options) dataset {
 	today := time.Date(o.Today.Year(), o.Today.Month(), o.Today.Day(), 0, 0, 0, 0, time.UTC)
 	start := time.Date(today.Year(), today.Month()-time.Month(o.Months-1), 1, 0, 0, 0, 0, time.UTC)
-	historyFrom := today.AddDate(0, 0, -(historyDays - 1))
+	historyFrom := today.AddDate(0, 0, -(HistoryDays - 1))
 	if historyFrom.Before(start) {
 		historyFrom = start
 	}
@@ -134,13 +134,13 @@ type profile struct {
 	spend    []int          // accounts that take everyday spending
 	card     int            // index of the credit-card account, -1 if none
 	everyday int            // everyday transactions in a full month
-	zone     *time.Location // SandboxOptions.LocalTimestamps
+	zone     *time.Location // Options.LocalTimestamps
 }
 
 type account struct {
 	id, number, iban, name string
 	bank                   bank
-	typ                    AccountType
+	typ                    accountType
 	opening                int64 // balance before the first day with data, in cents
 	overdraft              int64 // agreed overdraft in cents, 0 if none
 }
@@ -177,7 +177,7 @@ type txn struct {
 	spec    int // index into profile.specs, -1 for everyday spending and card settlements
 }
 
-func (d *dataset) profile(tenant string, u User) *profile {
+func (d *dataset) profile(tenant string, u user) *profile {
 	if u.Type == companyUser {
 		return d.companyProfile(tenant, u.UserID)
 	}
@@ -190,10 +190,10 @@ func (d *dataset) profile(tenant string, u User) *profile {
 	for i := range d.accounts {
 		a := newAccount(r, i, tight)
 		switch a.typ {
-		case AccountKreditKarte:
+		case accountKreditKarte:
 			p.card = i
 			p.spend = append(p.spend, i)
-		case AccountGiro:
+		case accountGiro:
 			p.spend = append(p.spend, i)
 		}
 		p.accounts = append(p.accounts, a)
@@ -274,7 +274,7 @@ func (d *dataset) profile(tenant string, u User) *profile {
 	}
 	for i, a := range p.accounts {
 		switch {
-		case a.typ == AccountTagesgeld:
+		case a.typ == accountTagesgeld:
 			amount := euros(r, 50, 400)
 			if tight {
 				amount = euros(r, 10, 50)
@@ -283,12 +283,12 @@ func (d *dataset) profile(tenant string, u User) *profile {
 			add(kSavings, i, PaymentPartner{Name: p.owner, IBAN: p.accounts[0].iban}, amount, 1, 0, 2, "Sparrate %s")
 			interest := add(kInterest, i, PaymentPartner{Name: a.bank.name}, euros(r, 1, 25), 3, 2, 28, "Zinsen %s")
 			interest.variable = true
-		case a.typ == AccountGiro && i > 0:
+		case a.typ == accountGiro && i > 0:
 			amount := euros(r, 100, 300)
 			add(kTransfer, 0, PaymentPartner{Name: p.owner, IBAN: a.iban}, -amount, 1, 0, 3, "Umbuchung Haushalt %s")
 			add(kTransfer, i, PaymentPartner{Name: p.owner, IBAN: p.accounts[0].iban}, amount, 1, 0, 3, "Umbuchung Haushalt %s")
 		}
-		if a.typ == AccountGiro {
+		if a.typ == accountGiro {
 			add(kFees, i, PaymentPartner{Name: a.bank.name}, -euros(r, 3, 9)-90, 1, 0, 28, "Kontofuehrung %s")
 		}
 	}
@@ -299,17 +299,17 @@ func (d *dataset) profile(tenant string, u User) *profile {
 }
 
 func newAccount(r *rand.Rand, i int, tight bool) account {
-	typ := AccountGiro
+	typ := accountGiro
 	switch i {
 	case 1:
-		typ = AccountKreditKarte
+		typ = accountKreditKarte
 	case 2:
-		typ = AccountTagesgeld
+		typ = accountTagesgeld
 	}
 	b := pick(r, banks)
 	a := account{id: newUUID(r), typ: typ, bank: b, number: fmt.Sprintf("%010d", r.Int64N(1e10))}
 	switch typ {
-	case AccountGiro:
+	case accountGiro:
 		a.iban, a.name = iban(b.code, a.number), "Girokonto"
 		if i > 0 {
 			a.name = "Gemeinschaftskonto"
@@ -319,9 +319,9 @@ func newAccount(r *rand.Rand, i int, tight bool) account {
 			a.opening = euros(r, -300, 200)
 		}
 		a.overdraft = int64(1+r.IntN(6)) * 50000
-	case AccountKreditKarte:
+	case accountKreditKarte:
 		a.number, a.name = fmt.Sprintf("4%03d********%04d", r.IntN(1000), r.IntN(10000)), "Kreditkarte"
-	case AccountTagesgeld:
+	case accountTagesgeld:
 		a.iban, a.name = iban(b.code, a.number), "Tagesgeldkonto"
 		a.opening = euros(r, 1000, 20000)
 	}
@@ -590,7 +590,7 @@ func (d *dataset) contracts(p *profile) []Contract {
 // detection lists the user's connected accounts with today's balance and
 // payment statistics, plus a credit card found through its billings when the
 // user connected none.
-func (d *dataset) detection(p *profile) AccountDetection {
+func (d *dataset) detection(p *profile) accountDetection {
 	amounts := make([][]int64, len(p.accounts))
 	balance := make([]int64, len(p.accounts))
 	for i, a := range p.accounts {
@@ -608,25 +608,25 @@ func (d *dataset) detection(p *profile) AccountDetection {
 			}
 		}
 	})
-	period := &AnalysisPeriod{Since: localMidnight(d.start, d.zone), Until: localMidnight(d.today, d.zone)}
-	var out AccountDetection
+	period := &analysisPeriod{Since: localMidnight(d.start, d.zone), Until: localMidnight(d.today, d.zone)}
+	var out accountDetection
 	view := &out.AccountsOverview
-	view.AccountsView, view.CreditsView = []DetectedAccount{}, []DetectedAccount{}
+	view.AccountsView, view.CreditsView = []detectedAccount{}, []detectedAccount{}
 	for i, a := range p.accounts {
-		acc := DetectedAccount{
-			Account: Account{
+		acc := detectedAccount{
+			bankAccount: bankAccount{
 				AccountID: a.id, AccountNumber: a.number, Balance: amountJSON(balance[i]),
 				BankCode: a.bank.code, BankName: a.bank.name, BIC: a.bank.bic,
-				Overdraft: &Overdraft{Available: a.overdraft > 0}, Currency: "EUR",
+				Overdraft: &overdraft{Available: a.overdraft > 0}, Currency: "EUR",
 				IBAN: a.iban, Name: a.name, Owner: p.owner, Type: a.typ,
 			},
-			AdditionalAnalysesInfo: &AdditionalAnalysesInfo{IsUserAdded: true, AnalysisPeriod: period, Analysis: stats(amounts[i])},
+			AdditionalAnalysesInfo: &additionalAnalysesInfo{IsUserAdded: true, AnalysisPeriod: period, Analysis: stats(amounts[i])},
 		}
 		if a.overdraft > 0 {
 			acc.Overdraft.Amount = amountJSON(a.overdraft)
 		}
 		// Where the docs' example puts creditorId differs between the views.
-		if a.typ == AccountKreditKarte {
+		if a.typ == accountKreditKarte {
 			view.CreditsView = append(view.CreditsView, acc)
 		} else {
 			acc.AdditionalAnalysesInfo.CreditorID = new(string)
@@ -640,17 +640,17 @@ func (d *dataset) detection(p *profile) AccountDetection {
 			spent[i], ids[i] = t.amount, t.id
 		}
 		analysis := stats(spent)
-		analysis.Spending = &SpendingStats{Median: analysis.MedianSpending, Average: analysis.AverageSpending, TransactionIDs: ids}
-		view.CreditsView = append(view.CreditsView, DetectedAccount{
-			Account:                Account{Type: AccountKreditKarte},
-			AdditionalAnalysesInfo: &AdditionalAnalysesInfo{IsUserAdded: false, AnalysisPeriod: period, Analysis: analysis},
+		analysis.Spending = &spendingStats{Median: analysis.MedianSpending, Average: analysis.AverageSpending, TransactionIDs: ids}
+		view.CreditsView = append(view.CreditsView, detectedAccount{
+			bankAccount:            bankAccount{Type: accountKreditKarte},
+			AdditionalAnalysesInfo: &additionalAnalysesInfo{IsUserAdded: false, AnalysisPeriod: period, Analysis: analysis},
 			CreditorID:             p.specs[billing].partner.CreditorID,
 		})
 	}
 	return out
 }
 
-func stats(amounts []int64) *AccountStats {
+func stats(amounts []int64) *accountStats {
 	var earning, spending []int64
 	for _, a := range amounts {
 		if a > 0 {
@@ -659,7 +659,7 @@ func stats(amounts []int64) *AccountStats {
 			spending = append(spending, a)
 		}
 	}
-	return &AccountStats{
+	return &accountStats{
 		Median: amountJSON(median(amounts)), Average: amountJSON(average(amounts)),
 		MedianEarning: amountJSON(median(earning)), MedianSpending: amountJSON(median(spending)),
 		AverageEarning: amountJSON(average(earning)), AverageSpending: amountJSON(average(spending)),
@@ -668,12 +668,12 @@ func stats(amounts []int64) *AccountStats {
 
 // transaction is t's raw transaction; its dates are Unix seconds, or the
 // booking day's midnight in zone as RFC 3339 text.
-func (t *txn) transaction(zone *time.Location) *Transaction {
-	day := Timestamp{Unix: t.day.Unix()}
+func (t *txn) transaction(zone *time.Location) *transaction {
+	day := timestamp{Unix: t.day.Unix()}
 	if zone != nil {
-		day = Timestamp{Text: localMidnight(t.day, zone).Format(time.RFC3339)}
+		day = timestamp{Text: localMidnight(t.day, zone).Format(time.RFC3339)}
 	}
-	return &Transaction{
+	return &transaction{
 		TransactionID:        t.id,
 		Amount:               amountJSON(t.amount),
 		Currency:             "EUR",
@@ -690,8 +690,8 @@ func (t *txn) transaction(zone *time.Location) *Transaction {
 	}
 }
 
-func (p *profile) categorization(t *txn, withTransaction bool, locale string) Categorization {
-	c := Categorization{
+func (p *profile) categorization(t *txn, withTransaction bool, locale string) categorization {
+	c := categorization{
 		AccountID:      p.accounts[t.account].id,
 		TransactionID:  t.id,
 		CreationDate:   inZone(t.created, p.zone),

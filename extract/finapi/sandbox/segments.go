@@ -1,4 +1,4 @@
-package finapi
+package sandbox
 
 import (
 	"encoding/json"
@@ -9,30 +9,30 @@ import (
 )
 
 // result computes a segment over the ledger on the job's creation day, by
-// each segment's documented definition and assumptions 8–12. It returns
-// the members (sorted by user id) and durationInMonth (nil when the type
-// has no period).
-func result(seg Segment, req CreateRequest, accounts []LedgerAccount, created time.Time) ([]User, *int) {
-	byUser := map[string][]Account{}
+// each segment's documented definition and the finapi package's
+// assumptions 8–12. It returns the members (sorted by user id) and
+// durationInMonth (nil when the type has no period).
+func result(seg string, req createRequest, accounts []LedgerAccount, created time.Time) ([]member, *int) {
+	byUser := map[string][]memberAccount{}
 	var duration *int
 	months := func(n int) { duration = &n }
 	switch seg {
-	case HighBalance:
+	case highBalance:
 		threshold := cents(req.Threshold)
 		for _, a := range accounts {
 			if b := a.Balance(created); a.Type == req.AccountType && b > threshold {
-				byUser[a.UserID] = append(byUser[a.UserID], Account{AccountID: a.AccountID, Amount: money(b)})
+				byUser[a.UserID] = append(byUser[a.UserID], memberAccount{AccountID: a.AccountID, Amount: money(b)})
 			}
 		}
-	case LowBalance:
+	case lowBalance:
 		threshold := cents(req.Threshold)
-		first, _ := CompleteMonths(created, req.NumberOfMonths)
+		first, _ := completeMonths(created, req.NumberOfMonths)
 		months(req.NumberOfMonths)
 		for _, a := range accounts {
 			if a.Type != orChecking(req.AccountType) {
 				continue
 			}
-			var mins []MonthAmount
+			var mins []monthAmount
 			lowest, every := int64(math.MaxInt64), true
 			for m := range req.NumberOfMonths {
 				start := first.AddDate(0, m, 0)
@@ -42,13 +42,13 @@ func result(seg Segment, req CreateRequest, accounts []LedgerAccount, created ti
 				}
 				every = every && low < threshold
 				lowest = min(lowest, low)
-				mins = append(mins, MonthAmount{Month: start.Format("2006-01"), Amount: *money(low)})
+				mins = append(mins, monthAmount{Month: start.Format("2006-01"), Amount: *money(low)})
 			}
 			if every {
-				byUser[a.UserID] = append(byUser[a.UserID], Account{AccountID: a.AccountID, Amount: money(lowest), MonthlyMinimum: mins})
+				byUser[a.UserID] = append(byUser[a.UserID], memberAccount{AccountID: a.AccountID, Amount: money(lowest), MonthlyMinimum: mins})
 			}
 		}
-	case IncomeSpending:
+	case incomeSpending:
 		from, _ := time.Parse(time.DateOnly, req.DateFrom)
 		to, _ := time.Parse(time.DateOnly, req.DateTo)
 		months((to.Year()-from.Year())*12 + int(to.Month()-from.Month()) + 1)
@@ -65,17 +65,17 @@ func result(seg Segment, req CreateRequest, accounts []LedgerAccount, created ti
 			}
 			if in+out > 0 {
 				inCount, outCount := int(in), int(out)
-				byUser[a.UserID] = append(byUser[a.UserID], Account{AccountID: a.AccountID, Amount: money(inSum + outSum),
+				byUser[a.UserID] = append(byUser[a.UserID], memberAccount{AccountID: a.AccountID, Amount: money(inSum + outSum),
 					IncomingCount: &inCount, OutgoingCount: &outCount, IncomingAmount: money(inSum), OutgoingAmount: money(outSum)})
 			}
 		}
-	case InsuranceSpending:
-		first, last := CompleteMonths(created, 12)
+	case insuranceSpending:
+		first, last := completeMonths(created, 12)
 		months(12)
 		for _, a := range accounts {
 			var total int64
 			seen := map[string]bool{}
-			var list []Insurance
+			var list []insurance
 			for _, t := range a.Transactions {
 				if t.Label != "INSURANCES" || t.Day.Before(first) || t.Day.After(last) {
 					continue
@@ -83,18 +83,18 @@ func result(seg Segment, req CreateRequest, accounts []LedgerAccount, created ti
 				total += t.Amount
 				if k := t.InsuranceProvider + "/" + t.InsuranceType; !seen[k] {
 					seen[k] = true
-					list = append(list, Insurance{Provider: t.InsuranceProvider, InsuranceType: t.InsuranceType, Amount: *money(t.Amount), Frequency: t.Frequency})
+					list = append(list, insurance{Provider: t.InsuranceProvider, InsuranceType: t.InsuranceType, Amount: *money(t.Amount), Frequency: t.Frequency})
 				}
 			}
 			if len(list) > 0 {
-				byUser[a.UserID] = append(byUser[a.UserID], Account{AccountID: a.AccountID, Amount: money(total), Insurances: list})
+				byUser[a.UserID] = append(byUser[a.UserID], memberAccount{AccountID: a.AccountID, Amount: money(total), Insurances: list})
 			}
 		}
-	case FinancialBreakdown:
-		first, _ := CompleteMonths(created, req.NumberOfMonths)
+	case financialBreakdown:
+		first, _ := completeMonths(created, req.NumberOfMonths)
 		months(req.NumberOfMonths)
 		for _, a := range accounts {
-			var groups []Breakdown
+			var groups []breakdownOf
 			var total int64
 			for _, g := range req.LabelGroups {
 				sums := make([]int64, req.NumberOfMonths)
@@ -110,17 +110,17 @@ func result(seg Segment, req CreateRequest, accounts []LedgerAccount, created ti
 					continue
 				}
 				b := breakdown(g, sums, first)
-				total += cents(b.Total)
+				total += cents(*b.Total)
 				groups = append(groups, b)
 			}
 			if len(groups) > 0 {
-				byUser[a.UserID] = append(byUser[a.UserID], Account{AccountID: a.AccountID, Amount: money(total), Breakdowns: groups})
+				byUser[a.UserID] = append(byUser[a.UserID], memberAccount{AccountID: a.AccountID, Amount: money(total), Breakdowns: groups})
 			}
 		}
 	}
-	users := make([]User, 0, len(byUser))
+	users := make([]member, 0, len(byUser))
 	for id, accs := range byUser {
-		users = append(users, User{UserID: id, Accounts: accs})
+		users = append(users, member{UserID: id, Accounts: accs})
 	}
 	sort.Slice(users, func(i, j int) bool { return users[i].UserID < users[j].UserID })
 	return users, duration
@@ -128,12 +128,12 @@ func result(seg Segment, req CreateRequest, accounts []LedgerAccount, created ti
 
 // breakdown is the statistics of monthly sums (cents), rounded to cents
 // half away from zero; the standard deviation is the population one.
-func breakdown(group string, sums []int64, first time.Time) Breakdown {
+func breakdown(group string, sums []int64, first time.Time) breakdownOf {
 	var total int64
-	monthly := make([]MonthAmount, len(sums))
+	monthly := make([]monthAmount, len(sums))
 	for i, s := range sums {
 		total += s
-		monthly[i] = MonthAmount{Month: first.AddDate(0, i, 0).Format("2006-01"), Amount: *money(s)}
+		monthly[i] = monthAmount{Month: first.AddDate(0, i, 0).Format("2006-01"), Amount: *money(s)}
 	}
 	sorted := append([]int64(nil), sums...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
@@ -147,9 +147,9 @@ func breakdown(group string, sums []int64, first time.Time) Breakdown {
 	for _, s := range sums {
 		sq += (float64(s) - mean) * (float64(s) - mean)
 	}
-	return Breakdown{LabelGroup: group, Total: *money(total), Average: *money(int64(math.Round(mean))),
-		Min: *money(sorted[0]), Max: *money(sorted[len(sorted)-1]), Median: *money(int64(math.Round(median))),
-		StdDev: *money(int64(math.Round(math.Sqrt(sq / n)))), Monthly: monthly}
+	return breakdownOf{LabelGroup: group, Total: money(total), Average: money(int64(math.Round(mean))),
+		Min: money(sorted[0]), Max: money(sorted[len(sorted)-1]), Median: money(int64(math.Round(median))),
+		StdDev: money(int64(math.Round(math.Sqrt(sq / n)))), Monthly: monthly}
 }
 
 func orChecking(t string) string {

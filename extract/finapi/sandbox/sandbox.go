@@ -1,23 +1,23 @@
-package finapi
+package sandbox
 
 import (
 	"bytes"
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/finsync/finsync/extract/faults"
+	"github.com/shopspring/decimal"
+
+	"github.com/finsync/finsync/extract/sandboxkit"
 )
 
-// SandboxOptions configure a Sandbox. Zero fields take the defaults named.
-type SandboxOptions struct {
+// Options configure a Server. Zero fields take the defaults named.
+type Options struct {
 	// Tenants are the mandators; each has the credentials
 	// <name>-client / <name>-secret. Default: one, "mandator".
 	Tenants        []string
@@ -33,7 +33,7 @@ type SandboxOptions struct {
 	// its callbackURL; 0: never on its own.
 	ReadyAfter time.Duration
 	TokenTTL   time.Duration // default 3600s
-	Faults     faults.Knobs
+	Faults     sandboxkit.Knobs
 
 	// Paging as a real server may do it. MaxPageSize caps the users per
 	// page whatever size asks (the answer's size says so); 0: no cap.
@@ -56,83 +56,72 @@ type SandboxOptions struct {
 	ExtraUserFields map[string]any
 }
 
-// Sandbox is a fake finAPI Data Intelligence API (token endpoint and the
+// Server is a fake finAPI Data Intelligence API (token endpoint and the
 // two segment endpoints) over a deterministic synthetic ledger. It is an
 // http.Handler; its paths are /oauth/token and /segments/....
-type Sandbox struct {
-	opts   SandboxOptions
-	mux    *http.ServeMux
-	faults *faults.Injector
-	client *http.Client // delivers callbacks
-
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+type Server struct {
+	opts      Options
+	mux       *http.ServeMux
+	faults    *sandboxkit.Injector
+	tokens    *sandboxkit.Tokens[string] // access token → mandator
+	guard     *sandboxkit.Guard[string]
+	run       *sandboxkit.Runner
+	callbacks sandboxkit.Delivery
 
 	mu      sync.Mutex
 	today   time.Time
 	ledgers map[string][]LedgerAccount // by mandator
-	tokens  map[string]string          // access token → mandator
-	jobs    map[string]*sandboxJob
+	jobs    map[string]*job
 	created map[string]int // jobs created per segment type
 }
 
-type sandboxJob struct {
+type job struct {
 	id, tenant string
-	seg        Segment
-	req        CreateRequest
+	seg        string // segment type
+	req        createRequest
 	created    time.Time
 	polls      int
 	ready      bool
-	users      []User // computed when the job becomes ready
+	users      []member // computed when the job becomes ready
 	duration   *int
 }
 
-// NewSandbox builds a sandbox with its synthetic ledgers.
-func NewSandbox(opts SandboxOptions) *Sandbox {
+// New builds a sandbox with its synthetic ledgers.
+func New(opts Options) *Server {
 	if len(opts.Tenants) == 0 {
 		opts.Tenants = []string{"mandator"}
 	}
-	if opts.UsersPerTenant <= 0 {
-		opts.UsersPerTenant = 20
-	}
-	if opts.Months <= 0 {
-		opts.Months = 14
-	}
-	if opts.Today.IsZero() {
-		opts.Today = time.Date(2026, 2, 23, 0, 0, 0, 0, time.UTC)
-	}
+	opts.UsersPerTenant = sandboxkit.OrPositive(opts.UsersPerTenant, 20)
+	opts.Months = sandboxkit.OrPositive(opts.Months, 14)
+	opts.Today = sandboxkit.OrToday(opts.Today)
 	if opts.ReadyPolls == 0 {
 		opts.ReadyPolls = 1
 	}
-	if opts.TokenTTL <= 0 {
-		opts.TokenTTL = time.Hour
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &Sandbox{opts: opts, mux: http.NewServeMux(), faults: faults.New(opts.Faults),
-		client: &http.Client{Timeout: 10 * time.Second}, ctx: ctx, cancel: cancel,
-		today: opts.Today, ledgers: map[string][]LedgerAccount{}, tokens: map[string]string{},
-		jobs: map[string]*sandboxJob{}, created: map[string]int{}}
+	opts.TokenTTL = sandboxkit.OrPositive(opts.TokenTTL, time.Hour)
+	s := &Server{opts: opts, mux: http.NewServeMux(), faults: sandboxkit.NewInjector(opts.Faults), run: sandboxkit.NewRunner(),
+		callbacks: sandboxkit.Delivery{Client: &http.Client{Timeout: 10 * time.Second}, Attempts: 3,
+			Delay: func(attempt int) time.Duration { return time.Duration(attempt) * 200 * time.Millisecond }},
+		today: opts.Today, ledgers: map[string][]LedgerAccount{}, jobs: map[string]*job{}, created: map[string]int{}}
+	// Tokens do not expire here but by the TokenExpiry fault; every refusal
+	// reads the same.
+	s.tokens = sandboxkit.NewTokens[string](time.Now, s.faults)
+	s.guard = &sandboxkit.Guard[string]{Faults: s.faults, Tokens: s.tokens, Error: writeError, BareTokens: true,
+		Refusal: func(sandboxkit.TokenStatus) string { return "invalid or expired access token" }}
 	for _, t := range opts.Tenants {
 		s.ledgers[t] = ledger(opts.Seed, t, opts.UsersPerTenant, opts.Months, opts.Today)
 	}
-	s.mux.HandleFunc("POST "+pathToken, s.token)
-	s.mux.HandleFunc("POST "+pathSegments+"{segmentType}", s.authorized(s.createJob))
-	s.mux.HandleFunc("GET "+pathSegments+"{segmentType}/{jobID}", s.authorized(s.getJob))
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
-	})
+	s.mux.HandleFunc("POST "+pathToken, s.guard.Open(s.token))
+	s.mux.HandleFunc("POST "+pathSegments+"{segmentType}", s.guard.Authorized(s.createJob))
+	s.mux.HandleFunc("GET "+pathSegments+"{segmentType}/{jobID}", s.guard.Authorized(s.getJob))
+	s.mux.HandleFunc("/", sandboxkit.NotFound(writeError))
 	return s
 }
 
 // ServeHTTP serves the API.
-func (s *Sandbox) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
 // Close stops pending callbacks and waits for them.
-func (s *Sandbox) Close() {
-	s.cancel()
-	s.wg.Wait()
-}
+func (s *Server) Close() { s.run.Close() }
 
 // Credentials are a mandator's client id and secret.
 func Credentials(tenant string) (clientID, secret string) {
@@ -140,10 +129,10 @@ func Credentials(tenant string) (clientID, secret string) {
 }
 
 // Ledger is a mandator's synthetic accounts.
-func (s *Sandbox) Ledger(tenant string) []LedgerAccount { return s.ledgers[tenant] }
+func (s *Server) Ledger(tenant string) []LedgerAccount { return s.ledgers[tenant] }
 
 // Today is the day new jobs are created on.
-func (s *Sandbox) Today() time.Time {
+func (s *Server) Today() time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.today
@@ -151,14 +140,14 @@ func (s *Sandbox) Today() time.Time {
 
 // SetToday moves the sandbox's calendar (to expire jobs). The ledger does
 // not grow: segments are computed as of the creation day.
-func (s *Sandbox) SetToday(d time.Time) {
+func (s *Server) SetToday(d time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.today = d
 }
 
 // JobsCreated counts the jobs created for a segment type ("" for all).
-func (s *Sandbox) JobsCreated(segmentType string) int {
+func (s *Server) JobsCreated(segmentType string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if segmentType != "" {
@@ -172,7 +161,7 @@ func (s *Sandbox) JobsCreated(segmentType string) int {
 }
 
 // JobIDs lists the ids of the jobs created so far.
-func (s *Sandbox) JobIDs() []string {
+func (s *Server) JobIDs() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var ids []string
@@ -183,7 +172,7 @@ func (s *Sandbox) JobIDs() []string {
 }
 
 // MakeReady finishes a job now and calls its callbackURL.
-func (s *Sandbox) MakeReady(jobID string) error {
+func (s *Server) MakeReady(jobID string) error {
 	s.mu.Lock()
 	j, ok := s.jobs[jobID]
 	if ok {
@@ -198,17 +187,17 @@ func (s *Sandbox) MakeReady(jobID string) error {
 }
 
 // Forget drops a job, as finAPI does after 14 days: its GET answers 400.
-func (s *Sandbox) Forget(jobID string) {
+func (s *Server) Forget(jobID string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.jobs, jobID)
 }
 
 // Injected counts the faults injected so far.
-func (s *Sandbox) Injected() faults.Counts { return s.faults.Counts() }
+func (s *Server) Injected() sandboxkit.Counts { return s.faults.Counts() }
 
 // Malformed lists the users of a finished job the Malformed knob corrupts.
-func (s *Sandbox) Malformed(jobID string) []string {
+func (s *Server) Malformed(jobID string) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var ids []string
@@ -222,11 +211,7 @@ func (s *Sandbox) Malformed(jobID string) []string {
 	return ids
 }
 
-func (s *Sandbox) token(w http.ResponseWriter, r *http.Request) {
-	d, ok := s.faults.Begin(w, r, writeError)
-	if !ok {
-		return
-	}
+func (s *Server) token(w http.ResponseWriter, r *http.Request, d sandboxkit.Draw) {
 	if err := r.ParseForm(); err != nil || r.PostForm.Get("grant_type") != "client_credentials" {
 		writeError(w, http.StatusBadRequest, "grant_type must be client_credentials")
 		return
@@ -242,46 +227,18 @@ func (s *Sandbox) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tok := randomID()
-	s.mu.Lock()
-	s.tokens[tok] = tenant
-	s.mu.Unlock()
-	body, _ := json.Marshal(map[string]any{"access_token": tok, "token_type": "bearer",
+	s.tokens.Issue(tok, tenant, 0)
+	s.faults.Reply(w, d, http.StatusOK, map[string]any{"access_token": tok, "token_type": "bearer",
 		"expires_in": int(s.opts.TokenTTL / time.Second), "scope": "all"})
-	s.faults.WriteBody(w, d, body)
 }
 
-type authorizedHandler func(w http.ResponseWriter, r *http.Request, tenant string, d faults.Draw)
-
-// authorized puts h behind the faults and the bearer token check.
-func (s *Sandbox) authorized(h authorizedHandler) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		d, ok := s.faults.Begin(w, r, writeError)
-		if !ok {
-			return
-		}
-		tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		s.mu.Lock()
-		tenant, known := s.tokens[tok]
-		if known && d.ExpireToken {
-			delete(s.tokens, tok)
-			s.faults.TokenExpired()
-		}
-		s.mu.Unlock()
-		if !known || d.ExpireToken {
-			writeError(w, http.StatusUnauthorized, "invalid or expired access token")
-			return
-		}
-		h(w, r, tenant, d)
-	}
-}
-
-func (s *Sandbox) createJob(w http.ResponseWriter, r *http.Request, tenant string, d faults.Draw) {
-	seg, ok := segmentOf(r.PathValue("segmentType"))
-	if !ok {
+func (s *Server) createJob(w http.ResponseWriter, r *http.Request, tenant string, d sandboxkit.Draw) {
+	seg := r.PathValue("segmentType")
+	if !slices.Contains(segmentTypes, seg) {
 		writeError(w, http.StatusNotFound, "unknown segment type "+r.PathValue("segmentType"))
 		return
 	}
-	var req CreateRequest
+	var req createRequest
 	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
 		writeError(w, http.StatusBadRequest, "body: "+err.Error())
 		return
@@ -291,48 +248,67 @@ func (s *Sandbox) createJob(w http.ResponseWriter, r *http.Request, tenant strin
 		return
 	}
 	s.mu.Lock()
-	j := &sandboxJob{id: randomID(), tenant: tenant, seg: seg, req: req, created: s.today}
+	j := &job{id: randomID(), tenant: tenant, seg: seg, req: req, created: s.today}
 	s.jobs[j.id] = j
-	s.created[seg.Type]++
+	s.created[seg]++
 	s.mu.Unlock()
 	if s.opts.ReadyAfter > 0 {
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			select {
-			case <-time.After(s.opts.ReadyAfter):
-				s.MakeReady(j.id)
-			case <-s.ctx.Done():
-			}
-		}()
+		s.run.After(s.opts.ReadyAfter, func() { s.MakeReady(j.id) })
 	}
-	body, _ := json.Marshal(CreateResponse{JobID: j.id})
-	s.faults.WriteBody(w, d, body)
+	s.faults.Reply(w, d, http.StatusOK, createResponse{JobID: j.id})
 }
 
-func validRequest(seg Segment, r CreateRequest) string {
-	var p Params = DefaultParams()
+// validRequest is what finAPI answers 400 about a job request, one line a
+// problem; "" when there is none.
+func validRequest(seg string, r createRequest) string {
+	var problems []string
+	bad := func(name, format string, args ...any) {
+		problems = append(problems, name+": "+fmt.Sprintf(format, args...))
+	}
+	accountType := func(name, v string) {
+		if !slices.Contains(accountTypes, v) {
+			bad(name, "unknown account type %q (one of %s)", v, strings.Join(accountTypes, ", "))
+		}
+	}
+	threshold := func(name string, v json.Number) {
+		if _, err := decimal.NewFromString(v.String()); err != nil {
+			bad(name, "threshold %q is not a number", v.String())
+		}
+	}
+	months := func(name string, v, most int) {
+		if v < 1 || v > most {
+			bad(name, "months %d is outside 1..%d", v, most)
+		}
+	}
 	switch seg {
-	case HighBalance:
-		p.HighBalance.AccountType, p.HighBalance.Threshold = r.AccountType, r.Threshold.String()
-	case LowBalance:
-		p.LowBalance.AccountType, p.LowBalance.Threshold, p.LowBalance.Months = orChecking(r.AccountType), r.Threshold.String(), r.NumberOfMonths
-	case IncomeSpending:
+	case highBalance:
+		accountType("high_balance.account_type", r.AccountType)
+		threshold("high_balance.threshold", r.Threshold)
+	case lowBalance:
+		accountType("low_balance.account_type", orChecking(r.AccountType))
+		threshold("low_balance.threshold", r.Threshold)
+		months("low_balance.months", r.NumberOfMonths, 24)
+	case incomeSpending:
 		from, err1 := time.Parse(time.DateOnly, r.DateFrom)
 		to, err2 := time.Parse(time.DateOnly, r.DateTo)
 		if err1 != nil || err2 != nil || to.Before(from) {
 			return "dateFrom and dateTo must be dates, dateFrom first"
 		}
-	case FinancialBreakdown:
-		p.FinancialBreakdown.LabelGroups, p.FinancialBreakdown.Months = r.LabelGroups, r.NumberOfMonths
+	case financialBreakdown:
+		months("financial_breakdown.months", r.NumberOfMonths, maxBreakdownMonths)
+		if len(r.LabelGroups) == 0 {
+			bad("financial_breakdown.label_groups", "at least one label group is needed")
+		}
+		for _, g := range r.LabelGroups {
+			if !slices.Contains(labelGroups, g) {
+				bad("financial_breakdown.label_groups", "unknown label group %q (one of %s)", g, strings.Join(labelGroups, ", "))
+			}
+		}
 	}
-	if err := p.check(); err != nil {
-		return err.Error()
-	}
-	return ""
+	return strings.Join(problems, "\n")
 }
 
-func (s *Sandbox) getJob(w http.ResponseWriter, r *http.Request, tenant string, d faults.Draw) {
+func (s *Server) getJob(w http.ResponseWriter, r *http.Request, tenant string, d sandboxkit.Draw) {
 	number, err1 := strconv.Atoi(orDefault(r.URL.Query().Get("number"), "0"))
 	size, err2 := strconv.Atoi(orDefault(r.URL.Query().Get("size"), "20"))
 	if err1 != nil || err2 != nil || number < 0 || size < 1 || size > 1000 {
@@ -341,10 +317,10 @@ func (s *Sandbox) getJob(w http.ResponseWriter, r *http.Request, tenant string, 
 	}
 	s.mu.Lock()
 	j, ok := s.jobs[r.PathValue("jobID")]
-	if ok && (j.tenant != tenant || j.seg.Type != r.PathValue("segmentType")) {
+	if ok && (j.tenant != tenant || j.seg != r.PathValue("segmentType")) {
 		ok = false
 	}
-	if ok && !s.today.Before(j.created.Add(Lifetime)) {
+	if ok && !s.today.Before(j.created.Add(jobLifetime)) {
 		delete(s.jobs, j.id) // expired: finAPI deleted it
 		ok = false
 	}
@@ -368,7 +344,7 @@ func (s *Sandbox) getJob(w http.ResponseWriter, r *http.Request, tenant string, 
 }
 
 // finish computes a job's result; s.mu is held.
-func (s *Sandbox) finish(j *sandboxJob) {
+func (s *Server) finish(j *job) {
 	if !j.ready {
 		j.ready = true
 		j.users, j.duration = result(j.seg, j.req, s.ledgers[j.tenant], j.created)
@@ -377,7 +353,7 @@ func (s *Sandbox) finish(j *sandboxJob) {
 
 // page encodes one result page, corrupting the users Malformed picks;
 // s.mu is held.
-func (s *Sandbox) page(j *sandboxJob, number, size int) []byte {
+func (s *Server) page(j *job, number, size int) []byte {
 	total := len(j.users)
 	served := j.users[:total-min(total, max(s.opts.MissingUsers, 0))]
 	if s.opts.MaxPageSize > 0 {
@@ -425,48 +401,17 @@ func (s *Sandbox) page(j *sandboxJob, number, size int) []byte {
 
 // callback posts {"jobId", "segmentType"} to the job's callbackURL, a few
 // times until it gets a 2xx.
-func (s *Sandbox) callback(j *sandboxJob) {
+func (s *Server) callback(j *job) {
 	if j.req.CallbackURL == "" {
 		return
 	}
-	body, _ := json.Marshal(Callback{JobID: j.id, SegmentType: j.seg.Type})
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		for attempt := range 3 {
-			req, err := http.NewRequestWithContext(s.ctx, http.MethodPost, j.req.CallbackURL, bytes.NewReader(body))
-			if err != nil {
-				return
-			}
-			req.Header.Set("Content-Type", "application/json")
-			if resp, err := s.client.Do(req); err == nil {
-				resp.Body.Close()
-				if resp.StatusCode/100 == 2 {
-					return
-				}
-			}
-			select {
-			case <-time.After(time.Duration(attempt+1) * 200 * time.Millisecond):
-			case <-s.ctx.Done():
-				return
-			}
-		}
-	}()
+	body := sandboxkit.MustJSON(callbackBody{JobID: j.id, SegmentType: j.seg})
+	s.run.Go(func() { s.callbacks.Post(s.run.Context(), j.req.CallbackURL, body) })
 }
 
-func segmentOf(t string) (Segment, bool) {
-	for _, s := range Segments() {
-		if s.Type == t {
-			return s, true
-		}
-	}
-	return Segment{}, false
-}
-
+// writeError writes finAPI's error body.
 func writeError(w http.ResponseWriter, status int, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(map[string]any{"errors": []map[string]string{{"message": msg, "code": http.StatusText(status)}}})
+	sandboxkit.EncodeJSON(w, status, map[string]any{"errors": []map[string]string{{"message": msg, "code": http.StatusText(status)}}})
 }
 
 func orDefault(s, def string) string {
@@ -477,7 +422,5 @@ func orDefault(s, def string) string {
 }
 
 func randomID() string {
-	b := make([]byte, 12)
-	rand.Read(b)
-	return hex.EncodeToString(b[:4]) + "-" + hex.EncodeToString(b[4:8]) + "-" + hex.EncodeToString(b[8:])
+	return sandboxkit.RandomHex(4) + "-" + sandboxkit.RandomHex(4) + "-" + sandboxkit.RandomHex(4)
 }

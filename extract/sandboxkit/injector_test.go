@@ -1,4 +1,4 @@
-package faults
+package sandboxkit
 
 import (
 	"net/http"
@@ -12,7 +12,7 @@ import (
 // WriteBodyStatus truncates with the status given; Malform counts, Malformed
 // does not, and both agree with each other every time.
 func TestInjector(t *testing.T) {
-	in := New(Knobs{Seed: 1, RateLimit: 0.2, ServerError: 0.2, TokenExpiry: 0.3, Truncated: 0.3, Duplicate: 0.3, Malformed: 0.5})
+	in := NewInjector(Knobs{Seed: 1, RateLimit: 0.2, ServerError: 0.2, TokenExpiry: 0.3, Truncated: 0.3, Duplicate: 0.3, Malformed: 0.5})
 	writeError := func(w http.ResponseWriter, status int, msg string) { http.Error(w, msg, status) }
 	var answered, expire, truncate, duplicate int64
 	for range 200 {
@@ -57,7 +57,7 @@ func TestInjector(t *testing.T) {
 
 	var malformed int64
 	for _, key := range []string{"a", "b", "c", "d", "e", "f", "g", "h"} {
-		if in.Malformed(key) != in.Malform(key) || in.Malformed(key) != New(in.knobs).Malformed(key) {
+		if in.Malformed(key) != in.Malform(key) || in.Malformed(key) != NewInjector(in.knobs).Malformed(key) {
 			t.Fatalf("Malformed(%q) is not a property of the key", key)
 		}
 		if in.Malformed(key) {

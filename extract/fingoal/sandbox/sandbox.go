@@ -1,8 +1,7 @@
-package fingoal
+package sandbox
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -18,11 +17,11 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
-	"github.com/finsync/finsync/extract/faults"
+	"github.com/finsync/finsync/extract/sandboxkit"
 )
 
-// SandboxOptions configure a Sandbox. Zero fields take the defaults named.
-type SandboxOptions struct {
+// Options configure a Server. Zero fields take the defaults named.
+type Options struct {
 	ClientID, ClientSecret string // default sandbox-client / sandbox-secret
 	// ResultDelay is how long after its submission a batch is enriched
 	// (GET /cleanup/{id} answers 404 until then); negative: only when
@@ -34,7 +33,7 @@ type SandboxOptions struct {
 	// the bytes sent, which are indented); "" sends none.
 	WebhookURL string
 	Now        func() time.Time // the sandbox's clock; default time.Now
-	Faults     faults.Knobs
+	Faults     sandboxkit.Knobs
 	// RespellWebhooks sends webhook bodies spelled unlike JSON.stringify,
 	// as a sender with another JSON encoder might: fractions with a
 	// trailing zero or in exponent form (12.40 as 12.400 or 1240e-2),
@@ -48,29 +47,27 @@ type SandboxOptions struct {
 	// "merchant_logo") and beside the records in their wrapper (a batch
 	// result's "processed_at" and "batch_summary", a finsights list's and
 	// webhook's "generated_at" and "model"). The extractor must keep all
-	// of them in raw (assumption 13).
+	// of them in raw (the fingoal package's assumption 13).
 	ExtraFields bool
 }
 
-// Sandbox is a fake FinGoal Insights API 3.1.2 under /v3: authentication,
+// Server is a fake FinGoal Insights API 3.1.2 under /v3: authentication,
 // the three cleanup endpoints, batch results, users and their tags, tag
 // updates, finsights, and signed webhooks. Enrichment is deterministic
 // (merchant and category from keywords of the description); tags are
 // computed from the last 90 days of enriched transactions twice a day (at
 // 00:00 and 12:00 UTC) or on /users/{id}/sync.
-type Sandbox struct {
-	opts   SandboxOptions
+type Server struct {
+	opts   Options
 	mux    *http.ServeMux
-	faults *faults.Injector
-	client *http.Client
-
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	faults *sandboxkit.Injector
+	tokens *sandboxkit.Tokens[struct{}]
+	guard  *sandboxkit.Guard[struct{}]
+	run    *sandboxkit.Runner
+	hooks  sandboxkit.Delivery
 
 	mu        sync.Mutex
-	tokens    map[string]bool
-	batches   map[string]*sandboxBatch
+	batches   map[string]*batch
 	order     []string
 	received  map[string]int // transactionid → times accepted by /cleanup or /cleanup/streaming
 	syncCalls int
@@ -82,7 +79,7 @@ type Sandbox struct {
 	webhooks  int
 }
 
-type sandboxBatch struct {
+type batch struct {
 	id      string
 	txs     []Transaction
 	created time.Time
@@ -96,7 +93,7 @@ type enrichedAt struct {
 }
 
 type tagUpdate struct {
-	u  TagUpdate
+	u  userTags
 	at time.Time
 }
 
@@ -105,50 +102,50 @@ type finsightAt struct {
 	at time.Time
 }
 
-// NewSandbox returns a sandbox; Close stops its webhooks.
-func NewSandbox(opts SandboxOptions) *Sandbox {
+// New returns a sandbox; Close stops its webhooks.
+func New(opts Options) *Server {
 	if opts.ClientID == "" {
 		opts.ClientID, opts.ClientSecret = "sandbox-client", "sandbox-secret"
 	}
-	if opts.TokenTTL <= 0 {
-		opts.TokenTTL = TokenLifetime * time.Second
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &Sandbox{opts: opts, mux: http.NewServeMux(), faults: faults.New(opts.Faults), client: &http.Client{Timeout: 10 * time.Second},
-		ctx: ctx, cancel: cancel, tokens: map[string]bool{}, batches: map[string]*sandboxBatch{}, received: map[string]int{},
+	opts.TokenTTL = sandboxkit.OrPositive(opts.TokenTTL, tokenLifetime*time.Second)
+	opts.Now = sandboxkit.OrNow(opts.Now)
+	s := &Server{opts: opts, mux: http.NewServeMux(), faults: sandboxkit.NewInjector(opts.Faults), run: sandboxkit.NewRunner(),
+		hooks: sandboxkit.Delivery{Client: &http.Client{Timeout: 10 * time.Second}, Attempts: 3,
+			Delay: func(attempt int) time.Duration { return time.Duration(attempt) * 200 * time.Millisecond }},
+		batches: map[string]*batch{}, received: map[string]int{},
 		enriched: map[string][]enrichedAt{}, tags: map[string][]string{}, updates: map[string]tagUpdate{}}
-	s.mux.HandleFunc("POST /v3"+pathAuth, s.auth)
-	s.mux.HandleFunc("POST /v3"+pathCleanup, s.authorized(s.submit))
-	s.mux.HandleFunc("POST /v3"+pathStreaming, s.authorized(s.submit))
-	s.mux.HandleFunc("POST /v3"+pathSync, s.authorized(s.sync))
-	s.mux.HandleFunc("GET /v3"+pathCleanup+"/{id}", s.authorized(s.result))
-	s.mux.HandleFunc("GET /v3/users/{uid}", s.authorized(s.user))
-	s.mux.HandleFunc("GET /v3/users/{a}/{b}", s.authorized(s.userSub))
-	s.mux.HandleFunc("GET /v3"+pathFinsights, s.authorized(s.listFinsights))
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
-	})
+	// Tokens do not expire here but by the TokenExpiry fault (or
+	// ExpireTokens); every refusal reads the same.
+	s.tokens = sandboxkit.NewTokens[struct{}](opts.Now, s.faults)
+	s.guard = &sandboxkit.Guard[struct{}]{Faults: s.faults, Tokens: s.tokens, Error: writeError, BareTokens: true,
+		Refusal: func(sandboxkit.TokenStatus) string { return "Unauthorized" }}
+	authorized := func(h sandboxkit.Handler) http.HandlerFunc {
+		return s.guard.Authorized(func(w http.ResponseWriter, r *http.Request, _ struct{}, d sandboxkit.Draw) { h(w, r, d) })
+	}
+	s.mux.HandleFunc("POST /v3"+pathAuth, s.guard.Open(s.auth))
+	s.mux.HandleFunc("POST /v3"+pathCleanup, authorized(s.submit))
+	s.mux.HandleFunc("POST /v3"+pathStreaming, authorized(s.submit))
+	s.mux.HandleFunc("POST /v3"+pathSync, authorized(s.sync))
+	s.mux.HandleFunc("GET /v3"+pathCleanup+"/{id}", authorized(s.result))
+	s.mux.HandleFunc("GET /v3/users/{uid}", authorized(s.user))
+	s.mux.HandleFunc("GET /v3/users/{a}/{b}", authorized(s.userSub))
+	s.mux.HandleFunc("GET /v3"+pathFinsights, authorized(s.listFinsights))
+	s.mux.HandleFunc("/", sandboxkit.NotFound(writeError))
 	return s
 }
 
 // ServeHTTP serves the API.
-func (s *Sandbox) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
 // Close stops pending webhooks and timers and waits for them.
-func (s *Sandbox) Close() {
-	s.cancel()
-	s.wg.Wait()
-}
+func (s *Server) Close() { s.run.Close() }
 
 // Credentials are the sandbox's client id and secret.
-func (s *Sandbox) Credentials() (id, secret string) { return s.opts.ClientID, s.opts.ClientSecret }
+func (s *Server) Credentials() (id, secret string) { return s.opts.ClientID, s.opts.ClientSecret }
 
 // Received counts, per transactionid, how often /cleanup or
 // /cleanup/streaming accepted it.
-func (s *Sandbox) Received() map[string]int {
+func (s *Server) Received() map[string]int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make(map[string]int, len(s.received))
@@ -159,40 +156,42 @@ func (s *Sandbox) Received() map[string]int {
 }
 
 // Batches lists the batch_request_ids created, oldest first.
-func (s *Sandbox) Batches() []string {
+func (s *Server) Batches() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]string{}, s.order...)
 }
 
 // Webhooks counts the webhooks delivered with a 2xx.
-func (s *Sandbox) Webhooks() int {
+func (s *Server) Webhooks() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.webhooks
 }
 
+// ExpireTokens ends every token issued so far, as FinGoal may end a token
+// early: the next call with one gets 401.
+func (s *Server) ExpireTokens() { s.tokens.ExpireAll() }
+
 // Injected counts the faults injected so far.
-func (s *Sandbox) Injected() faults.Counts { return s.faults.Counts() }
+func (s *Server) Injected() sandboxkit.Counts { return s.faults.Counts() }
 
 // Finish enriches batch id now and sends its webhook.
-func (s *Sandbox) Finish(id string) error {
+func (s *Server) Finish(id string) error {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	b, ok := s.batches[id]
-	if ok {
-		s.finish(b)
-	}
-	s.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("fingoal sandbox: no batch %q", id)
 	}
+	s.finish(b)
 	return nil
 }
 
 // Tag runs FinGoal's tagging now, as its twice-daily run does, for every
 // user with enriched transactions: changed tags become tag updates (a guid
 // kept 24 hours), each announced by the tag-status and user-tags webhooks.
-func (s *Sandbox) Tag() {
+func (s *Server) Tag() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.opts.Now()
@@ -209,7 +208,7 @@ func (s *Sandbox) Tag() {
 // SetTags replaces the tags FinGoal serves for a user, announcing nothing
 // (as when its tagging changes them and the webhooks are lost), and counts
 // as this half day's tagging run, which then does not overwrite them.
-func (s *Sandbox) SetTags(uid string, tags []string) {
+func (s *Server) SetTags(uid string, tags []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.tags[uid] = append([]string{}, tags...)
@@ -218,12 +217,8 @@ func (s *Sandbox) SetTags(uid string, tags []string) {
 	}
 }
 
-func (s *Sandbox) auth(w http.ResponseWriter, r *http.Request) {
-	d, ok := s.faults.Begin(w, r, writeError)
-	if !ok {
-		return
-	}
-	var req AuthRequest
+func (s *Server) auth(w http.ResponseWriter, r *http.Request, d sandboxkit.Draw) {
+	var req authRequest
 	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
 		writeError(w, http.StatusBadRequest, "body must be JSON {client_id, client_secret}")
 		return
@@ -233,36 +228,9 @@ func (s *Sandbox) auth(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tok := "eyJ" + newID()
-	s.mu.Lock()
-	s.tokens[tok] = true
-	s.mu.Unlock()
-	body, _ := json.Marshal(AuthResponse{AccessToken: tok, Scope: "read:transactions write:transactions read:users read:finsights",
+	s.tokens.Issue(tok, struct{}{}, 0)
+	s.faults.Reply(w, d, http.StatusOK, authResponse{AccessToken: tok, Scope: "read:transactions write:transactions read:users read:finsights",
 		ExpiresIn: int(s.opts.TokenTTL / time.Second), TokenType: "Bearer"})
-	s.faults.WriteBody(w, d, body)
-}
-
-type sandboxHandler func(w http.ResponseWriter, r *http.Request, d faults.Draw)
-
-func (s *Sandbox) authorized(h sandboxHandler) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		d, ok := s.faults.Begin(w, r, writeError)
-		if !ok {
-			return
-		}
-		tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		s.mu.Lock()
-		known := s.tokens[tok]
-		if known && d.ExpireToken {
-			delete(s.tokens, tok)
-			s.faults.TokenExpired()
-		}
-		s.mu.Unlock()
-		if !known || d.ExpireToken {
-			writeError(w, http.StatusUnauthorized, "Unauthorized")
-			return
-		}
-		h(w, r, d)
-	}
 }
 
 var day = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}$`)
@@ -297,31 +265,31 @@ func validate(txs []Transaction) []map[string]any {
 }
 
 func decodeCleanup(w http.ResponseWriter, r *http.Request) ([]Transaction, bool) {
-	var req CleanupRequest
+	var req cleanupRequest
 	dec := json.NewDecoder(r.Body)
 	dec.UseNumber()
 	if err := dec.Decode(&req); err != nil || req.Transactions == nil {
-		writeJSON(w, http.StatusBadRequest, []map[string]any{{"field": "transactions", "message": "must be an array"}})
+		sandboxkit.EncodeJSON(w, http.StatusBadRequest, []map[string]any{{"field": "transactions", "message": "must be an array"}})
 		return nil, false
 	}
 	if errs := validate(req.Transactions); len(errs) > 0 {
-		writeJSON(w, http.StatusBadRequest, errs)
+		sandboxkit.EncodeJSON(w, http.StatusBadRequest, errs)
 		return nil, false
 	}
 	return req.Transactions, true
 }
 
-func (s *Sandbox) submit(w http.ResponseWriter, r *http.Request, d faults.Draw) {
+func (s *Server) submit(w http.ResponseWriter, r *http.Request, d sandboxkit.Draw) {
 	txs, ok := decodeCleanup(w, r)
 	if !ok {
 		return
 	}
-	if len(txs) > BatchSize {
-		writeJSON(w, http.StatusBadRequest, []map[string]any{{"field": "transactions", "message": fmt.Sprintf("at most %d transactions per request", BatchSize)}})
+	if len(txs) > batchSize {
+		sandboxkit.EncodeJSON(w, http.StatusBadRequest, []map[string]any{{"field": "transactions", "message": fmt.Sprintf("at most %d transactions per request", batchSize)}})
 		return
 	}
 	now := s.opts.Now()
-	b := &sandboxBatch{id: newID(), txs: txs, created: now}
+	b := &batch{id: newID(), txs: txs, created: now}
 	s.mu.Lock()
 	s.batches[b.id] = b
 	s.order = append(s.order, b.id)
@@ -333,17 +301,9 @@ func (s *Sandbox) submit(w http.ResponseWriter, r *http.Request, d faults.Draw) 
 	}
 	s.mu.Unlock()
 	if s.opts.ResultDelay > 0 {
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			select {
-			case <-time.After(s.opts.ResultDelay):
-				s.Finish(b.id)
-			case <-s.ctx.Done():
-			}
-		}()
+		s.run.After(s.opts.ResultDelay, func() { s.Finish(b.id) })
 	}
-	var resp CleanupStatus
+	var resp cleanupStatus
 	resp.Status.TransactionsReceived, resp.Status.TransactionsValidated, resp.Status.Processing = true, true, true
 	resp.Status.NumTransactionsProcessed, resp.Status.BatchRequestID = len(txs), b.id
 	body, _ := json.Marshal(resp)
@@ -352,7 +312,7 @@ func (s *Sandbox) submit(w http.ResponseWriter, r *http.Request, d faults.Draw) 
 
 // sync is the test endpoint: at most 4 users, 16 transactions per user
 // (128 for a single user), enriched at once.
-func (s *Sandbox) sync(w http.ResponseWriter, r *http.Request, d faults.Draw) {
+func (s *Server) sync(w http.ResponseWriter, r *http.Request, d sandboxkit.Draw) {
 	txs, ok := decodeCleanup(w, r)
 	if !ok {
 		return
@@ -361,17 +321,17 @@ func (s *Sandbox) sync(w http.ResponseWriter, r *http.Request, d faults.Draw) {
 	for _, t := range txs {
 		perUser[t.UID]++
 	}
-	limit := SyncMaxPerUser
+	limit := syncMaxPerUser
 	if len(perUser) == 1 {
-		limit = SyncMaxSingleUser
+		limit = syncMaxSingleUser
 	}
-	if len(perUser) > SyncMaxUsers {
-		writeJSON(w, http.StatusBadRequest, []map[string]any{{"field": "uid", "message": fmt.Sprintf("at most %d users per request", SyncMaxUsers)}})
+	if len(perUser) > syncMaxUsers {
+		sandboxkit.EncodeJSON(w, http.StatusBadRequest, []map[string]any{{"field": "uid", "message": fmt.Sprintf("at most %d users per request", syncMaxUsers)}})
 		return
 	}
 	for uid, n := range perUser {
 		if n > limit {
-			writeJSON(w, http.StatusBadRequest, []map[string]any{{"field": "transactions", "message": fmt.Sprintf("user %s: %d transactions, at most %d", uid, n, limit)}})
+			sandboxkit.EncodeJSON(w, http.StatusBadRequest, []map[string]any{{"field": "transactions", "message": fmt.Sprintf("user %s: %d transactions, at most %d", uid, n, limit)}})
 			return
 		}
 	}
@@ -383,7 +343,7 @@ func (s *Sandbox) sync(w http.ResponseWriter, r *http.Request, d faults.Draw) {
 	s.faults.WriteBody(w, d, body)
 }
 
-func (s *Sandbox) result(w http.ResponseWriter, r *http.Request, d faults.Draw) {
+func (s *Server) result(w http.ResponseWriter, r *http.Request, d sandboxkit.Draw) {
 	s.mu.Lock()
 	b, ok := s.batches[r.PathValue("id")]
 	ready := ok && b.ready
@@ -400,7 +360,7 @@ func (s *Sandbox) result(w http.ResponseWriter, r *http.Request, d faults.Draw) 
 }
 
 // finish enriches a batch and queues its webhooks; s.mu is held.
-func (s *Sandbox) finish(b *sandboxBatch) {
+func (s *Server) finish(b *batch) {
 	if b.ready {
 		return
 	}
@@ -422,7 +382,7 @@ func (s *Sandbox) finish(b *sandboxBatch) {
 	result := map[string]any{"enrichedTransactions": items, "failedTransactions": failed}
 	b.body, _ = json.Marshal(s.extra(result, "processed_at", now.UTC().Format(time.RFC3339),
 		"batch_summary", map[string]int{"enriched": len(enriched), "failed": len(failed)}))
-	s.webhook(EnrichmentWebhook{BatchRequestID: b.id})
+	s.webhook(enrichmentWebhook{BatchRequestID: b.id})
 	var recs []map[string]any
 	for _, e := range enriched {
 		if f := finsightFor(s.opts.ClientID, e, now); f != nil {
@@ -437,7 +397,7 @@ func (s *Sandbox) finish(b *sandboxBatch) {
 }
 
 // extra adds the members key, value, ... to m when ExtraFields is on.
-func (s *Sandbox) extra(m map[string]any, kv ...any) map[string]any {
+func (s *Server) extra(m map[string]any, kv ...any) map[string]any {
 	if s.opts.ExtraFields {
 		for i := 0; i+1 < len(kv); i += 2 {
 			m[kv[i].(string)] = kv[i+1]
@@ -527,12 +487,12 @@ func Enrich(t Transaction) (Enriched, string) {
 }
 
 // enrich enriches txs at now and keeps the results for tagging; s.mu is held.
-func (s *Sandbox) enrich(batch string, txs []Transaction, now time.Time) ([]Enriched, []Failed) {
-	enriched, failed := []Enriched{}, []Failed{}
+func (s *Server) enrich(batch string, txs []Transaction, now time.Time) ([]Enriched, []failure) {
+	enriched, failed := []Enriched{}, []failure{}
 	for _, t := range txs {
 		e, reason := Enrich(t)
 		if reason != "" {
-			failed = append(failed, Failed{UID: t.UID, TransactionID: t.TransactionID, Reason: reason})
+			failed = append(failed, failure{UID: t.UID, TransactionID: t.TransactionID, Reason: reason})
 			continue
 		}
 		enriched = append(enriched, e)
@@ -581,7 +541,7 @@ func finsightFor(clientID string, e Enriched, now time.Time) map[string]any {
 
 // tagsOf computes a user's tags at time at from the transactions enriched
 // before it and dated within the 90 days before it; s.mu is held.
-func (s *Sandbox) tagsOf(uid string, at time.Time) []string {
+func (s *Server) tagsOf(uid string, at time.Time) []string {
 	from := at.AddDate(0, 0, -90).Format(time.DateOnly)
 	counts := map[string]int{}
 	for _, x := range s.enriched[uid] {
@@ -605,10 +565,10 @@ func (s *Sandbox) tagsOf(uid string, at time.Time) []string {
 
 // retag publishes a user's tags at time at: if they changed, a tag update
 // (guid, kept 24 h) and the two tag webhooks; s.mu is held.
-func (s *Sandbox) retag(uid string, at time.Time) {
+func (s *Server) retag(uid string, at time.Time) {
 	now := s.tagsOf(uid, at)
 	old := s.tags[uid]
-	var u TagUpdate
+	var u userTags
 	u.UID = uid
 	for _, t := range now {
 		if !contains(old, t) {
@@ -626,12 +586,12 @@ func (s *Sandbox) retag(uid string, at time.Time) {
 	}
 	guid := newID()
 	s.updates[guid] = tagUpdate{u: u, at: at}
-	s.webhook(TagStatusWebhook{GUID: guid})
-	s.webhook(UserTagsWebhook{UserTags: u})
+	s.webhook(tagStatusWebhook{GUID: guid})
+	s.webhook(userTagsWebhook{UserTags: u})
 }
 
 // schedule runs the twice-daily tagging when a run is due; s.mu is held.
-func (s *Sandbox) schedule(now time.Time) {
+func (s *Server) schedule(now time.Time) {
 	due := now.UTC().Truncate(12 * time.Hour)
 	if !due.After(s.tagged) {
 		return
@@ -647,23 +607,23 @@ func (s *Sandbox) schedule(now time.Time) {
 	}
 }
 
-func (s *Sandbox) user(w http.ResponseWriter, r *http.Request, d faults.Draw) {
+func (s *Server) user(w http.ResponseWriter, r *http.Request, d sandboxkit.Draw) {
 	s.serveUser(w, r.PathValue("uid"), false, d)
 }
 
-func (s *Sandbox) userSub(w http.ResponseWriter, r *http.Request, d faults.Draw) {
+func (s *Server) userSub(w http.ResponseWriter, r *http.Request, d sandboxkit.Draw) {
 	a, b := r.PathValue("a"), r.PathValue("b")
 	switch {
 	case a == "tags":
 		s.mu.Lock()
 		u, ok := s.updates[b]
-		ok = ok && s.opts.Now().Sub(u.at) < TagUpdateLifetime
+		ok = ok && s.opts.Now().Sub(u.at) < tagUpdateLifetime
 		s.mu.Unlock()
 		if !ok {
 			writeError(w, http.StatusNotFound, "User ID could not be found")
 			return
 		}
-		body, _ := json.Marshal(TagsResponse{UserTags: u.u})
+		body, _ := json.Marshal(tagsResponse{UserTags: u.u})
 		s.faults.WriteBody(w, d, body)
 	case b == "sync":
 		s.serveUser(w, a, true, d)
@@ -672,7 +632,7 @@ func (s *Sandbox) userSub(w http.ResponseWriter, r *http.Request, d faults.Draw)
 	}
 }
 
-func (s *Sandbox) serveUser(w http.ResponseWriter, uid string, sync bool, d faults.Draw) {
+func (s *Server) serveUser(w http.ResponseWriter, uid string, sync bool, d sandboxkit.Draw) {
 	now := s.opts.Now()
 	s.mu.Lock()
 	_, known := s.enriched[uid]
@@ -688,13 +648,13 @@ func (s *Sandbox) serveUser(w http.ResponseWriter, uid string, sync bool, d faul
 		writeError(w, http.StatusNotFound, "User ID could not be found")
 		return
 	}
-	var resp UserResponse
+	var resp userResponse
 	resp.User.UID, resp.User.Tags, resp.Transactions = uid, tags, []json.RawMessage{}
 	body, _ := json.Marshal(resp)
 	s.faults.WriteBody(w, d, body)
 }
 
-func (s *Sandbox) listFinsights(w http.ResponseWriter, r *http.Request, d faults.Draw) {
+func (s *Server) listFinsights(w http.ResponseWriter, r *http.Request, d sandboxkit.Draw) {
 	from, err1 := strconv.ParseInt(r.URL.Query().Get("startAt"), 10, 64)
 	to, err2 := strconv.ParseInt(r.URL.Query().Get("endAt"), 10, 64)
 	if err1 != nil || err2 != nil || to < from {
@@ -716,7 +676,7 @@ func (s *Sandbox) listFinsights(w http.ResponseWriter, r *http.Request, d faults
 // webhook sends payload indented (and respelled with RespellWebhooks),
 // signed as FinGoal signs, over JSON.stringify(JSON.parse(body)); s.mu may
 // be held (delivery is asynchronous).
-func (s *Sandbox) webhook(payload any) {
+func (s *Server) webhook(payload any) {
 	if s.opts.WebhookURL == "" {
 		return
 	}
@@ -730,37 +690,19 @@ func (s *Sandbox) webhook(payload any) {
 	}
 	var sent bytes.Buffer
 	json.Indent(&sent, body, "", "  ")
-	signed, err := Canonical(sent.Bytes())
+	signed, err := canonical(sent.Bytes())
 	if err != nil {
 		panic("fingoal sandbox: a webhook body is not JSON: " + err.Error())
 	}
-	sig := Sign(s.opts.ClientSecret, signed)
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		for attempt := range 3 {
-			req, err := http.NewRequestWithContext(s.ctx, http.MethodPost, s.opts.WebhookURL, bytes.NewReader(sent.Bytes()))
-			if err != nil {
-				return
-			}
-			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set(SignatureHeader, sig)
-			if resp, err := s.client.Do(req); err == nil {
-				resp.Body.Close()
-				if resp.StatusCode/100 == 2 {
-					s.mu.Lock()
-					s.webhooks++
-					s.mu.Unlock()
-					return
-				}
-			}
-			select {
-			case <-time.After(time.Duration(attempt+1) * 200 * time.Millisecond):
-			case <-s.ctx.Done():
-				return
-			}
+	dl := s.hooks
+	dl.Header = map[string]string{signatureHeader: sign(s.opts.ClientSecret, signed)}
+	s.run.Go(func() {
+		if dl.Post(s.run.Context(), s.opts.WebhookURL, sent.Bytes()) {
+			s.mu.Lock()
+			s.webhooks++
+			s.mu.Unlock()
 		}
-	}()
+	})
 }
 
 // respell rewrites compact JSON without changing what JSON.parse makes of
@@ -840,12 +782,7 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
-}
-
+// writeError writes FinGoal's error body.
 func writeError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, map[string]string{"message": msg})
+	sandboxkit.EncodeJSON(w, status, map[string]string{"message": msg})
 }

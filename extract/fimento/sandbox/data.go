@@ -1,4 +1,4 @@
-package fimento
+package sandbox
 
 import (
 	"crypto/sha256"
@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/finsync/finsync/extract/sandboxkit"
 )
 
 // The sandbox's synthetic world: processes that move through the documented
@@ -40,29 +42,30 @@ type step struct {
 }
 
 var (
-	bankSteps = []step{{true, BankAddedNotCompletedAuth}, {true, BankAddedCompletedAuth},
-		{true, BankFetchingTransactions}, {true, BankFetchingTransactionsDone}}
+	bankSteps = []step{{true, bankAddedNotCompletedAuth}, {true, bankAddedCompletedAuth},
+		{true, bankFetchingTransactions}, {true, bankFetchingTransactionsDone}}
 	// goodPath is the documented sequence up to completed.
-	goodPath = append(append([]step{{false, StatusCreated}, {false, StatusConsentLinkOpened}}, bankSteps...),
-		step{false, StatusCustomerApproved}, step{false, StatusCategorisationStarted},
-		step{false, StatusCategorisationDone}, step{false, StatusInsightsStarted}, step{false, StatusCompleted})
+	goodPath = append(append([]step{{false, statusCreated}, {false, statusConsentLinkOpened}}, bankSteps...),
+		step{false, statusCustomerApproved}, step{false, statusCategorisationStarted},
+		step{false, statusCategorisationDone}, step{false, statusInsightsStarted}, step{false, statusCompleted})
 	// authErrorPath fails at the bank's authentication.
-	authErrorPath = []step{{false, StatusCreated}, {false, StatusConsentLinkOpened}, {true, BankAddedNotCompletedAuth}, {false, StatusAuthError}}
+	authErrorPath = []step{{false, statusCreated}, {false, statusConsentLinkOpened}, {true, bankAddedNotCompletedAuth}, {false, statusAuthError}}
 	// deniedPath is denied after fetching started (the docs: "anytime after").
-	deniedPath = append(append([]step{{false, StatusCreated}, {false, StatusConsentLinkOpened}}, bankSteps[:3]...),
-		step{false, StatusCustomerDenied})
+	deniedPath = append(append([]step{{false, statusCreated}, {false, statusConsentLinkOpened}}, bankSteps[:3]...),
+		step{false, statusCustomerDenied})
 )
 
 // authErrorMessage is the sandbox's bank error (no personal data).
 const authErrorMessage = "The customer denied sharing consent at the bank"
 
-// Scenarios of the sandbox processes, by index in their partner bank.
+// Scenarios of the sandbox processes, by index in their partner bank (see
+// Processes); an index past ScenarioBusiness is good again.
 const (
-	scenarioGood      = iota // GoodSSN, completed long ago
-	scenarioAuthError        // BadSSN, stops at authError
-	scenarioDenied           // BadSSN, customerDeniedConsent
-	scenarioSlow             // GoodSSN, created at the sandbox's start: one status per Step
-	scenarioBusiness         // a company (companyId, psuType business), completed
+	ScenarioGood      = iota // GoodSSN, completed long ago
+	ScenarioAuthError        // BadSSN, stops at authError
+	ScenarioDenied           // BadSSN, customerDeniedConsent
+	ScenarioSlow             // GoodSSN, created at the sandbox's start: one status per Step
+	ScenarioBusiness         // a company (companyId, psuType business), completed
 )
 
 // sbAccount is one account of a process.
@@ -116,7 +119,7 @@ var merchants = []struct {
 // first: months of data up to today. Like a real bank's, its free text names
 // the customer: the accounts carry the customer's name, and a monthly Swish
 // transfer's text holds the name and the personal (or company) number, so a
-// test of the redaction has something to find (doc.go 20).
+// test of the redaction has something to find (fimento package doc, 20).
 func ledgerOf(seed int64, p *sbProcess, months int, today time.Time) ([]sbAccount, []sbTxn) {
 	r := mrand.New(mrand.NewPCG(uint64(seed), hashOf("ledger", p.id)))
 	banks := []string{"Swedbank", "Nordea", "Handelsbanken", "SEB"}
@@ -188,17 +191,21 @@ func twoDigits(n int64) string {
 type Ledger struct {
 	Transactions int
 	AmountSum    string
-	Days         map[string]string // booking day → sum of that day's amounts
-	Balances     map[string]string // day → end-of-day balance over all accounts (the graph's)
-	Accounts     map[string]string // AccountID(bank, number) → final balance
-	Categories   map[string]string // Fimento category → sum
+	Days         map[string]string  // booking day → sum of that day's amounts
+	Balances     map[string]string  // day → end-of-day balance over all accounts (the graph's)
+	Accounts     map[Account]string // final balance of each account
+	Categories   map[string]string  // Fimento category → sum
 	// MalformedTransactions are the ids the Malformed fault always corrupts.
 	MalformedTransactions []string
 }
 
+// Account names an account as accountsInfo does, without an id: its bank
+// and its number.
+type Account struct{ Bank, Number string }
+
 // ledger computes a Ledger from a process's generated data.
-func (s *Sandbox) ledger(p *sbProcess) Ledger {
-	l := Ledger{Days: map[string]string{}, Balances: map[string]string{}, Accounts: map[string]string{}, Categories: map[string]string{}}
+func (s *Server) ledger(p *sbProcess) Ledger {
+	l := Ledger{Days: map[string]string{}, Balances: map[string]string{}, Accounts: map[Account]string{}, Categories: map[string]string{}}
 	var sum int64
 	days, cats := map[string]int64{}, map[string]int64{}
 	for _, t := range p.txns {
@@ -228,7 +235,7 @@ func (s *Sandbox) ledger(p *sbProcess) Ledger {
 		final[t.account] += t.amount
 	}
 	for i, a := range p.accounts {
-		l.Accounts[AccountID(a.bank, a.number)] = fixed2(final[i])
+		l.Accounts[Account{a.bank, a.number}] = fixed2(final[i])
 	}
 	return l
 }
@@ -242,7 +249,7 @@ type graphDay struct {
 }
 
 // graphOf is the transaction graph: every day from the first transaction's
-// to today, with the user-level end-of-day balance (doc.go 13).
+// to today, with the user-level end-of-day balance (fimento package doc, 13).
 func graphOf(p *sbProcess) []graphDay {
 	if len(p.txns) == 0 {
 		return nil
@@ -274,17 +281,17 @@ func graphOf(p *sbProcess) []graphDay {
 
 // insightsDoc renders the insights object of a completed process.
 func insightsDoc(p *sbProcess) []byte {
-	graphTx := func(ts []sbTxn) []GraphTxn {
-		out := make([]GraphTxn, len(ts))
+	graphTx := func(ts []sbTxn) []graphTxn {
+		out := make([]graphTxn, len(ts))
 		for i, t := range ts {
-			out[i] = GraphTxn{Description: t.text, Amount: json.Number(fixed2(t.amount)), Category: t.category}
+			out[i] = graphTxn{Description: t.text, Amount: json.Number(fixed2(t.amount)), Category: t.category}
 		}
 		return out
 	}
 	graph := graphOf(p)
-	days := make([]GraphDay, len(graph))
+	days := make([]graphDayDoc, len(graph))
 	for i, g := range graph {
-		days[i] = GraphDay{Date: g.day.Format(time.DateOnly), Info: DayInfo{Balance: json.Number(fixed2(g.balance)),
+		days[i] = graphDayDoc{Date: g.day.Format(time.DateOnly), Info: dayInfo{Balance: json.Number(fixed2(g.balance)),
 			NegativeSum: json.Number(fixed2(g.neg)), PositiveSum: json.Number(fixed2(g.pos)),
 			NegativeTransactions: graphTx(g.negTx), PositiveTransactions: graphTx(g.posTxs)}}
 	}
@@ -309,10 +316,10 @@ func insightsDoc(p *sbProcess) []byte {
 		}
 	}
 	var total int64
-	accounts := make([]AccountInfo, len(p.accounts))
+	accounts := make([]accountInfo, len(p.accounts))
 	for i, a := range p.accounts {
 		total += final[i]
-		accounts[i] = AccountInfo{AccountNumber: a.number, Name: a.name, Balance: json.Number(fixed2(final[i])), Type: a.typ, Bank: a.bank}
+		accounts[i] = accountInfo{AccountNumber: a.number, Name: a.name, Balance: json.Number(fixed2(final[i])), Type: a.typ, Bank: a.bank}
 	}
 	names := make([]string, 0, len(cats))
 	for c := range cats {
@@ -324,31 +331,23 @@ func insightsDoc(p *sbProcess) []byte {
 		categorisation[c] = map[string]any{"sum": json.Number(fixed2(cats[c].sum)), "count": cats[c].count}
 	}
 	months := int64(len(graph)/30) + 1
-	in := Insights{
+	in := insightsBody{
 		TransactionGraph:     days,
 		AccountsInfo:         accounts,
-		TotalBalance:         mustJSON(map[string]any{"amount": json.Number(fixed2(total)), "currency": currencyOf(p.market)}),
-		FetchedAtInterval:    &Interval{Min: p.txns[0].day, Max: p.today.Add(23 * time.Hour)},
-		Categorisation:       mustJSON(categorisation),
+		TotalBalance:         sandboxkit.MustJSON(map[string]any{"amount": json.Number(fixed2(total)), "currency": currencyOf(p.market)}),
+		FetchedAtInterval:    &interval{Min: p.txns[0].day, Max: p.today.Add(23 * time.Hour)},
+		Categorisation:       sandboxkit.MustJSON(categorisation),
 		SocialSecurityNumber: p.ssn,
 		CompanyID:            p.companyID,
 		FirstName:            p.first,
 		LastName:             p.last,
 		ProcessID:            p.id,
-		ComputationAutomation: mustJSON(map[string]any{
+		ComputationAutomation: sandboxkit.MustJSON(map[string]any{
 			"averageMonthlyIncome":   json.Number(fixed2(income / months)),
 			"averageMonthlyExpenses": json.Number(fixed2(expenses / months)),
 			"kalpSurplus":            json.Number(fixed2((income + expenses) / months)),
 			"approved":               true,
 		}),
 	}
-	return mustJSON(in)
-}
-
-func mustJSON(v any) []byte {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic("fimento sandbox: " + err.Error())
-	}
-	return b
+	return sandboxkit.MustJSON(in)
 }

@@ -1,4 +1,4 @@
-package finapi
+package sandbox
 
 import (
 	"fmt"

@@ -1,4 +1,4 @@
-package fino
+package sandbox
 
 import (
 	"cmp"
@@ -10,13 +10,15 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/finsync/finsync/extract/sandboxkit"
 )
 
 // The sandbox's analytics endpoints. Every module is computed from the
 // ledger the same sandbox serves through categorization and account
 // history: the salary module's month is the sum of that month's salary
 // transactions, liquidity's end-of-month balance is the account history's
-// balance on the month's last day, and so on (assumptions 38–46).
+// balance on the month's last day, and so on (the fino package's assumptions 38–46).
 
 // Kinds only the analytics ledgers book.
 var (
@@ -145,8 +147,8 @@ func (d *dataset) view(p *profile) *ledgerView {
 	return v
 }
 
-func (v *ledgerView) span(sinceUntil bool) *Timespan {
-	return &Timespan{From: v.d.start.Format(time.DateOnly), To: v.d.today.Format(time.DateOnly), SinceUntil: sinceUntil}
+func (v *ledgerView) span(sinceUntil bool) *timespan {
+	return &timespan{From: v.d.start.Format(time.DateOnly), To: v.d.today.Format(time.DateOnly), SinceUntil: sinceUntil}
 }
 
 // tally is what a set of transactions adds up to.
@@ -162,8 +164,8 @@ func (t *tally) add(x *txn) {
 	t.ids = append(t.ids, x.id)
 }
 
-func (t tally) toSum() *Sum {
-	return &Sum{Sum: amountJSON(t.sum), Count: json.Number(strconv.Itoa(t.count)), TransactionIDs: t.ids}
+func (t tally) toSum() *sum {
+	return &sum{Sum: amountJSON(t.sum), Count: json.Number(strconv.Itoa(t.count)), TransactionIDs: t.ids}
 }
 
 // monthly tallies the matching transactions per month (all months).
@@ -210,7 +212,7 @@ func ofKind(ks ...*kind) func(*txn) bool {
 
 // The person modules' matchers: which ledger transactions each counts.
 func (v *ledgerView) personMatchers() map[string]func(*txn) bool {
-	notCard := func(t *txn) bool { return v.p.accounts[t.account].typ != AccountKreditKarte }
+	notCard := func(t *txn) bool { return v.p.accounts[t.account].typ != accountKreditKarte }
 	other := ofKind(kBroadcastFee, kStreaming, kMobile, kGym, kGroceries, kRestaurant, kOnlineShopping, kFuel, kDrugstore, kCash, kFees)
 	return map[string]func(*txn) bool{
 		"person-income-salary":             ofKind(kSalary),
@@ -237,36 +239,36 @@ func (v *ledgerView) personMatchers() map[string]func(*txn) bool {
 }
 
 // personModule computes one income, spending or risk module.
-func (v *ledgerView) personModule(match func(*txn) bool) PersonModule {
+func (v *ledgerView) personModule(match func(*txn) bool) personModule {
 	by, total := v.monthly(match)
-	m := PersonModule{Available: total.count > 0}
+	m := personModule{Available: total.count > 0}
 	if !m.Available {
 		return m
 	}
 	m.Average, m.Median = amountJSON(v.completeAverage(by)), amountJSON(median(v.completeSums(by)))
 	for _, month := range v.months {
 		t := by[month]
-		m.MonthlyOverview.Items = append(m.MonthlyOverview.Items, MonthlyAmount{Month: month, Amount: amountJSON(t.sum),
+		m.MonthlyOverview.Items = append(m.MonthlyOverview.Items, monthlyAmount{Month: month, Amount: amountJSON(t.sum),
 			Count: json.Number(strconv.Itoa(t.count)), TransactionIDs: t.ids})
 	}
 	return m
 }
 
 // overdraft: days whose end-of-day balance of a current account is below 0.
-func (v *ledgerView) overdraft() OverdraftModule {
-	var m OverdraftModule
-	byMonth := map[string]*OverdraftMonth{}
+func (v *ledgerView) overdraft() overdraftModule {
+	var m overdraftModule
+	byMonth := map[string]*overdraftMonth{}
 	for _, month := range v.months {
-		byMonth[month] = &OverdraftMonth{Month: month}
+		byMonth[month] = &overdraftMonth{Month: month}
 	}
 	for i, daily := range v.balances {
-		if v.p.accounts[i].typ != AccountGiro {
+		if v.p.accounts[i].typ != accountGiro {
 			continue
 		}
 		for _, b := range daily {
 			if b.balance < 0 {
 				mo := byMonth[b.day.Format("2006-01")]
-				mo.Items.Items = append(mo.Items.Items, DayAmount{Date: b.day.Format(time.DateOnly), Amount: amountJSON(b.balance)})
+				mo.Items.Items = append(mo.Items.Items, dayAmount{Date: b.day.Format(time.DateOnly), Amount: amountJSON(b.balance)})
 			}
 		}
 	}
@@ -280,7 +282,7 @@ func (v *ledgerView) overdraft() OverdraftModule {
 
 // householdBudget: complete-month averages of the income and spending
 // modules, grouped as Household Budget lists them.
-func (v *ledgerView) householdBudget() HouseholdBudget {
+func (v *ledgerView) householdBudget() householdBudget {
 	pm := v.personMatchers()
 	any := func(names ...string) func(*txn) bool {
 		return func(t *txn) bool {
@@ -299,7 +301,7 @@ func (v *ledgerView) householdBudget() HouseholdBudget {
 		"otherRecurring":    func(t *txn) bool { return pm["person-spending-other"](t) && t.spec >= 0 },
 		"otherNonRecurring": func(t *txn) bool { return pm["person-spending-other"](t) && t.spec < 0 },
 	}
-	h := HouseholdBudget{ObservedTimespan: v.span(false), Income: map[string]json.Number{}, Spending: map[string]json.Number{}}
+	h := householdBudget{ObservedTimespan: v.span(false), Income: map[string]json.Number{}, Spending: map[string]json.Number{}}
 	var in, out []func(*txn) bool
 	for k, f := range income {
 		h.Income[k] = amountJSON(v.perCompleteMonth(f))
@@ -318,7 +320,7 @@ func (v *ledgerView) householdBudget() HouseholdBudget {
 }
 
 // adultCheck derives indicators from the ledger's bookings.
-func (v *ledgerView) adultCheck() AdultCheck {
+func (v *ledgerView) adultCheck() adultCheck {
 	type rule struct {
 		name, strength string
 		match          func(*txn) bool
@@ -336,7 +338,7 @@ func (v *ledgerView) adultCheck() AdultCheck {
 		{"LOW_RENT", "MEDIUM", func(t *txn) bool { return t.kind == kRent && t.amount > -45000 }},
 		{"STREAMING_SUBSCRIPTION", "MEDIUM", ofKind(kStreaming)},
 	}
-	a := AdultCheck{Decision: "UNKNOWN", ObservedTimespan: v.span(true)}
+	a := adultCheck{Decision: "UNKNOWN", ObservedTimespan: v.span(true)}
 	// STABLE_FULL_TIME_INCOME: salary of at least 1,680 € in 3 consecutive months.
 	salary, _ := v.monthly(ofKind(kSalary))
 	run, best := 0, 0
@@ -351,12 +353,12 @@ func (v *ledgerView) adultCheck() AdultCheck {
 		best = max(best, run)
 	}
 	if best >= 3 {
-		a.Indicators.Items = append(a.Indicators.Items, Indicator{Indicator: "STABLE_FULL_TIME_INCOME", Strength: "VERY_STRONG", TransactionIDs: ids})
+		a.Indicators.Items = append(a.Indicators.Items, indicator{Indicator: "STABLE_FULL_TIME_INCOME", Strength: "VERY_STRONG", TransactionIDs: ids})
 	}
 	for _, r := range rules {
 		_, t := v.monthly(r.match)
 		if t.count > 0 {
-			a.Indicators.Items = append(a.Indicators.Items, Indicator{Indicator: r.name, Strength: r.strength, TransactionIDs: t.ids})
+			a.Indicators.Items = append(a.Indicators.Items, indicator{Indicator: r.name, Strength: r.strength, TransactionIDs: t.ids})
 		}
 	}
 	for _, ind := range a.Indicators.Items {
@@ -367,16 +369,16 @@ func (v *ledgerView) adultCheck() AdultCheck {
 	return a
 }
 
-func (v *ledgerView) livingSituation() LivingSituation {
-	part := func(match func(*txn) bool, amount bool) *LivingPart {
+func (v *ledgerView) livingSituation() livingSituation {
+	part := func(match func(*txn) bool, amount bool) *livingPart {
 		by, total := v.monthly(match)
-		p := &LivingPart{Detected: boolPtr(total.count > 0), TransactionIDs: total.ids}
+		p := &livingPart{Detected: boolPtr(total.count > 0), TransactionIDs: total.ids}
 		if amount && total.count > 0 {
 			p.MonthlyAmount = amountJSON(v.completeAverage(by))
 		}
 		return p
 	}
-	return LivingSituation{
+	return livingSituation{
 		ObservedTimespan: v.span(false),
 		Children:         part(ofKind(kChildBenefit), true),
 		MotorVehicle:     part(ofKind(kInsuranceCar, kFuel), true),
@@ -386,8 +388,8 @@ func (v *ledgerView) livingSituation() LivingSituation {
 }
 
 // flow tallies incomings and outgoings of the matching transactions.
-func flowOf(in, out tally) FlowOverview {
-	return FlowOverview{Incomings: in.toSum(), Outgoings: out.toSum(), TotalTransactionAmount: amountJSON(in.sum + out.sum),
+func flowOf(in, out tally) flowOverview {
+	return flowOverview{Incomings: in.toSum(), Outgoings: out.toSum(), TotalTransactionAmount: amountJSON(in.sum + out.sum),
 		TotalTransactionCount: json.Number(strconv.Itoa(in.count + out.count))}
 }
 
@@ -398,27 +400,27 @@ func (v *ledgerView) newestFirst() []string {
 	return out
 }
 
-func (v *ledgerView) cash() CashTransactions {
+func (v *ledgerView) cash() cashTransactions {
 	ins, inTotal := v.monthly(ofKind(kCashDeposit))
 	outs, outTotal := v.monthly(ofKind(kCash))
-	c := CashTransactions{ObservedTimespan: v.span(false)}
+	c := cashTransactions{ObservedTimespan: v.span(false)}
 	f := flowOf(inTotal, outTotal)
 	c.Overview = &f
 	for _, m := range v.newestFirst() {
-		c.MonthlyOverview.Items = append(c.MonthlyOverview.Items, FlowMonth{Month: m, FlowOverview: flowOf(*ins[m], *outs[m])})
+		c.MonthlyOverview.Items = append(c.MonthlyOverview.Items, flowMonth{Month: m, flowOverview: flowOf(*ins[m], *outs[m])})
 	}
 	return c
 }
 
-func (v *ledgerView) accountInfo(i int) AccountInfo {
+func (v *ledgerView) accountInfo(i int) accountInfo {
 	a := v.p.accounts[i]
-	return AccountInfo{AccountID: a.id, IBAN: a.iban, Type: a.typ, Currency: "EUR"}
+	return accountInfo{AccountID: a.id, IBAN: a.iban, Type: a.typ, Currency: "EUR"}
 }
 
 // liquidity: per account and month the flows and the balances of the
 // account history's days in that month.
-func (v *ledgerView) liquidity() Liquidity {
-	l := Liquidity{ObservedTimespan: v.span(false)}
+func (v *ledgerView) liquidity() liquidity {
+	l := liquidity{ObservedTimespan: v.span(false)}
 	var allIn, allOut tally
 	for i := range v.p.accounts {
 		onAcc := func(in bool) func(*txn) bool {
@@ -429,11 +431,11 @@ func (v *ledgerView) liquidity() Liquidity {
 		allIn.sum, allIn.count, allOut.sum, allOut.count = allIn.sum+inTotal.sum, allIn.count+inTotal.count, allOut.sum+outTotal.sum, allOut.count+outTotal.count
 		inTotal.ids, outTotal.ids = nil, nil // liquidity lists no transactions
 		f := flowOf(inTotal, outTotal)
-		acc := AccountLiquidity{Account: v.accountInfo(i), Overview: &f}
+		acc := accountLiquidity{Account: v.accountInfo(i), Overview: &f}
 		for _, m := range v.newestFirst() {
 			in, out := *ins[m], *outs[m]
 			in.ids, out.ids = nil, nil
-			mo := LiquidityMonth{FlowMonth: FlowMonth{Month: m, FlowOverview: flowOf(in, out)}}
+			mo := liquidityMonth{flowMonth: flowMonth{Month: m, flowOverview: flowOf(in, out)}}
 			first := true
 			var end, lo, hi int64
 			for _, b := range v.balances[i] {
@@ -469,8 +471,8 @@ func countryOf(t *txn) string {
 	return t.partner.IBAN[:2]
 }
 
-func (v *ledgerView) foreign() ForeignPayments {
-	f := ForeignPayments{ObservedTimespan: v.span(false)}
+func (v *ledgerView) foreign() foreignPayments {
+	f := foreignPayments{ObservedTimespan: v.span(false)}
 	byCode := map[string]*[2]tally{}
 	var in, out tally
 	for i := range v.txns {
@@ -493,15 +495,15 @@ func (v *ledgerView) foreign() ForeignPayments {
 	o := flowOf(in, out)
 	f.Overview = &o
 	for _, code := range sortedKeys(byCode) {
-		f.ByState.Items = append(f.ByState.Items, StatePayments{Code: code, Incomings: byCode[code][0].toSum(), Outgoings: byCode[code][1].toSum()})
+		f.ByState.Items = append(f.ByState.Items, statePayments{Code: code, Incomings: byCode[code][0].toSum(), Outgoings: byCode[code][1].toSum()})
 	}
 	return f
 }
 
 // companyRisk: per account and month returned debits, garnishments and the
 // days the end-of-day balance was below the agreed overdraft.
-func (v *ledgerView) companyRisk() CompanyRisk {
-	r := CompanyRisk{ObservedTimespan: v.span(false)}
+func (v *ledgerView) companyRisk() companyRisk {
+	r := companyRisk{ObservedTimespan: v.span(false)}
 	for i, a := range v.p.accounts {
 		back, _ := v.monthly(func(t *txn) bool { return t.account == i && t.kind == kBackDebit })
 		garn, _ := v.monthly(func(t *txn) bool { return t.account == i && t.kind == kGarnishment })
@@ -511,11 +513,11 @@ func (v *ledgerView) companyRisk() CompanyRisk {
 				days[b.day.Format("2006-01")]++
 			}
 		}
-		acc := AccountRisk{Account: v.accountInfo(i)}
+		acc := accountRisk{Account: v.accountInfo(i)}
 		for _, m := range v.newestFirst() {
-			acc.MonthlyOverview.Items = append(acc.MonthlyOverview.Items, RiskMonth{Month: m,
-				BackDebit:     &Sum{Count: json.Number(strconv.Itoa(back[m].count)), TransactionIDs: back[m].ids},
-				Garnishment:   &Sum{Count: json.Number(strconv.Itoa(garn[m].count)), TransactionIDs: garn[m].ids},
+			acc.MonthlyOverview.Items = append(acc.MonthlyOverview.Items, riskMonth{Month: m,
+				BackDebit:     &sum{Count: json.Number(strconv.Itoa(back[m].count)), TransactionIDs: back[m].ids},
+				Garnishment:   &sum{Count: json.Number(strconv.Itoa(garn[m].count)), TransactionIDs: garn[m].ids},
 				OverdraftDays: json.Number(strconv.Itoa(days[m]))})
 		}
 		r.AccountRisks.Items = append(r.AccountRisks.Items, acc)
@@ -525,9 +527,9 @@ func (v *ledgerView) companyRisk() CompanyRisk {
 
 // breakdown: a category breakdown of the matching transactions, all of
 // them recurring (they come from the profile's schedules).
-func (v *ledgerView) breakdown(match func(*txn) bool) CategoryBreakdown {
+func (v *ledgerView) breakdown(match func(*txn) bool) categoryBreakdown {
 	by, total := v.monthly(match)
-	c := CategoryBreakdown{Available: boolPtr(total.count > 0), ObservedTimespan: v.span(false), ContractSummary: []json.RawMessage{}}
+	c := categoryBreakdown{Available: boolPtr(total.count > 0), ObservedTimespan: v.span(false), ContractSummary: []json.RawMessage{}}
 	if total.count == 0 {
 		return c
 	}
@@ -537,14 +539,14 @@ func (v *ledgerView) breakdown(match func(*txn) bool) CategoryBreakdown {
 	c.Median, c.Average = amountJSON(median(v.completeSums(by))), amountJSON(v.completeAverage(by))
 	for _, m := range v.newestFirst() {
 		t := by[m]
-		c.MonthlyOverview.Items = append(c.MonthlyOverview.Items, BreakdownMonth{Month: m, Amount: amountJSON(t.sum),
+		c.MonthlyOverview.Items = append(c.MonthlyOverview.Items, breakdownMonth{Month: m, Amount: amountJSON(t.sum),
 			RecurringAmount: amountJSON(t.sum), NonRecurringAmount: "0", RecurringTransactionIDs: t.ids})
 	}
 	return c
 }
 
-func (v *ledgerView) staff() Staff {
-	var s Staff
+func (v *ledgerView) staff() staff {
+	var s staff
 	s.ObservedTimespan = v.span(false)
 	pay, ss := v.perCompleteMonth(ofKind(kPayroll)), v.perCompleteMonth(ofKind(kSocialInsurance))
 	s.Salary.TotalMonthly, s.Salary.TotalMonthlyExpenses, s.Salary.TotalMonthlyAdditionalWageCosts = amountJSON(pay+ss), amountJSON(pay), amountJSON(ss)
@@ -563,8 +565,8 @@ func (v *ledgerView) staff() Staff {
 
 // customerSupplier ranks the partners of revenue (customers) and supplier
 // payments (suppliers) by amount and by occurrences.
-func (v *ledgerView) customerSupplier() CustomerSupplier {
-	rank := func(k *kind) PartnerList {
+func (v *ledgerView) customerSupplier() customerSupplier {
+	rank := func(k *kind) partnerList {
 		type acc struct {
 			p      PaymentPartner
 			total  tally
@@ -604,29 +606,29 @@ func (v *ledgerView) customerSupplier() CustomerSupplier {
 		byCount := slices.SortedFunc(slices.Values(list), func(a, b *acc) int {
 			return cmp.Or(cmp.Compare(b.total.count, a.total.count), strings.Compare(a.p.IBAN, b.p.IBAN))
 		})
-		var out PartnerList
+		var out partnerList
 		for _, a := range byRevenue {
 			rr, or := slices.Index(byRevenue, a)+1, slices.Index(byCount, a)+1
-			var p Partner
+			var p partner
 			p.PaymentPartner, p.Total = a.p, *a.total.toSum()
 			p.Ranking.Rank = json.Number(strconv.FormatFloat(float64(rr+or)/2, 'f', -1, 64))
 			p.Ranking.RevenueRank, p.Ranking.OccurrenceRank = json.Number(strconv.Itoa(rr)), json.Number(strconv.Itoa(or))
 			p.Ranking.RevenueScore = amountJSON(roundDiv(abs(a.total.sum)*10000, max(1, abs(grand.sum))))
 			p.Ranking.OccurrenceScore = amountJSON(roundDiv(int64(a.total.count)*10000, int64(max(1, grand.count))))
 			for _, m := range sortedKeys(a.months) {
-				p.MonthlyOverview.Items = append(p.MonthlyOverview.Items, SumMonth{Month: m, Sum: *a.months[m].toSum()})
+				p.MonthlyOverview.Items = append(p.MonthlyOverview.Items, sumMonth{Month: m, sum: *a.months[m].toSum()})
 			}
-			p.PaymentTimespan = &Timespan{From: a.first.Format(time.DateOnly), To: a.last.Format(time.DateOnly)}
+			p.PaymentTimespan = &timespan{From: a.first.Format(time.DateOnly), To: a.last.Format(time.DateOnly)}
 			out.PartnerList.Items = append(out.PartnerList.Items, p)
 		}
 		return out
 	}
-	return CustomerSupplier{Customers: rank(kRevenue), Suppliers: rank(kSupplier), ObservedTimespan: v.span(false)}
+	return customerSupplier{Customers: rank(kRevenue), Suppliers: rank(kSupplier), ObservedTimespan: v.span(false)}
 }
 
 // topCategories: per descriptive tag the amounts per month and day, the
 // largest totals first.
-func (v *ledgerView) topCategories() TopCategories {
+func (v *ledgerView) topCategories() topCategories {
 	type cat struct {
 		total int64
 		days  map[string]*tally
@@ -650,20 +652,20 @@ func (v *ledgerView) topCategories() TopCategories {
 	slices.SortStableFunc(names, func(a, b string) int {
 		return cmp.Compare(max(by[b].total, -by[b].total), max(by[a].total, -by[a].total))
 	})
-	out := TopCategories{ObservedTimespan: v.span(false)}
+	out := topCategories{ObservedTimespan: v.span(false)}
 	for _, name := range names {
 		c := by[name]
-		tc := TopCategory{Category: name, PaymentType: "spending"}
+		tc := topCategory{Category: name, PaymentType: "spending"}
 		if c.total > 0 {
 			tc.PaymentType = "earning"
 		}
 		for _, m := range v.months {
-			mo := TopCategoryMonth{Month: m}
+			mo := topCategoryMonth{Month: m}
 			var sum int64
 			for _, d := range sortedKeys(c.days) {
 				if strings.HasPrefix(d, m) {
 					sum += c.days[d].sum
-					mo.DailyOverview.Items = append(mo.DailyOverview.Items, DayAmount{Date: d, Amount: amountJSON(c.days[d].sum), TransactionIDs: c.days[d].ids})
+					mo.DailyOverview.Items = append(mo.DailyOverview.Items, dayAmount{Date: d, Amount: amountJSON(c.days[d].sum), TransactionIDs: c.days[d].ids})
 				}
 			}
 			if len(mo.DailyOverview.Items) > 0 {
@@ -677,31 +679,31 @@ func (v *ledgerView) topCategories() TopCategories {
 }
 
 // cockpit combines a few modules, as a tenant might configure it.
-func (v *ledgerView) cockpit(typ, id string) Cockpit {
-	c := Cockpit{CockpitID: id, Type: typ, CreatedAt: localMidnight(v.d.today, v.d.zone).Format(time.RFC3339), ObservedTimespan: v.span(false), Sections: map[string]json.RawMessage{}}
+func (v *ledgerView) cockpit(typ, id string) cockpit {
+	c := cockpit{CockpitID: id, Type: typ, CreatedAt: localMidnight(v.d.today, v.d.zone).Format(time.RFC3339), ObservedTimespan: v.span(false), Sections: map[string]json.RawMessage{}}
 	if typ == personUser {
 		h := v.householdBudget()
 		h.ObservedTimespan = nil
 		a := v.adultCheck()
-		c.Sections["householdBudget"] = mustJSON(h)
-		c.Sections["adultCheck"] = mustJSON(struct {
+		c.Sections["householdBudget"] = sandboxkit.MustJSON(h)
+		c.Sections["adultCheck"] = sandboxkit.MustJSON(struct {
 			Decision string `json:"decision"`
 		}{a.Decision})
-		c.Sections["livingSituation"] = mustJSON(v.livingSituation())
+		c.Sections["livingSituation"] = sandboxkit.MustJSON(v.livingSituation())
 		return c
 	}
 	l := v.liquidity()
 	st := v.staff()
 	st.Sources.TransactionIDs, st.ObservedTimespan = nil, nil
-	c.Sections["liquidity"] = mustJSON(struct {
-		Overview *FlowOverview `json:"overview"`
+	c.Sections["liquidity"] = sandboxkit.MustJSON(struct {
+		Overview *flowOverview `json:"overview"`
 	}{l.Overview})
-	c.Sections["staff"] = mustJSON(st)
+	c.Sections["staff"] = sandboxkit.MustJSON(st)
 	return c
 }
 
 // moduleDoc builds the document of an endpoint for the modules granted.
-func (v *ledgerView) moduleDoc(stream, userID string, granted []Module) any {
+func (v *ledgerView) moduleDoc(stream, userID string, granted []module) any {
 	switch stream {
 	case "person_income", "person_spending", "person_risk":
 		doc := map[string]any{"observedTimespan": v.span(false)}
@@ -751,10 +753,10 @@ func (v *ledgerView) moduleDoc(stream, userID string, granted []Module) any {
 }
 
 // analyticsRoutes serves every path of every module (aliases included).
-func (s *Sandbox) analyticsRoutes(user string) {
-	streams := map[string][]Module{}
-	for _, m := range Modules() {
-		streams[m.Stream] = append(streams[m.Stream], m)
+func (s *Server) analyticsRoutes(user string) {
+	streams := map[string][]module{}
+	for _, m := range modules() {
+		streams[m.Endpoint] = append(streams[m.Endpoint], m)
 	}
 	for stream, mods := range streams {
 		for _, path := range mods[0].Paths {
@@ -769,12 +771,12 @@ func (s *Sandbox) analyticsRoutes(user string) {
 	}
 }
 
-func (s *Sandbox) analytics(w http.ResponseWriter, r *http.Request, c *call, stream string, mods []Module) {
+func (s *Server) analytics(w http.ResponseWriter, r *http.Request, c *call, stream string, mods []module) {
 	u, ok := s.userOf(w, r, c)
 	if !ok {
 		return
 	}
-	var granted []Module
+	var granted []module
 	for _, m := range mods {
 		if !slices.ContainsFunc(s.opts.DeniedScopes, func(e string) bool { return scopeMatches(e, m) }) {
 			granted = append(granted, m)
@@ -789,11 +791,11 @@ func (s *Sandbox) analytics(w http.ResponseWriter, r *http.Request, c *call, str
 		return
 	}
 	v := s.data.view(s.data.profile(c.tenant, u))
-	body := mustJSON(v.moduleDoc(stream, u.UserID, granted))
+	body := sandboxkit.MustJSON(v.moduleDoc(stream, u.UserID, granted))
 	if s.opts.ExtraFields {
 		body = extraModuleFields(body, mods[0].Key != "")
 	}
-	s.replyBody(w, c, http.StatusOK, s.malformModule(stream, u.UserID, body))
+	s.faults.WriteBodyStatus(w, c.faults, http.StatusOK, s.malformModule(stream, u.UserID, body))
 }
 
 // extraModuleFields adds ExtraFields' members to an analytics document:
@@ -811,18 +813,18 @@ func extraModuleFields(body []byte, keyed bool) []byte {
 				continue
 			}
 			m["trend"] = json.RawMessage(`"stable"`)
-			doc[key] = mustJSON(m)
+			doc[key] = sandboxkit.MustJSON(m)
 		}
 	}
 	doc["modelVersion"] = json.RawMessage(`"2026.2"`)
-	return mustJSON(doc)
+	return sandboxkit.MustJSON(doc)
 }
 
 // malformModule applies the Malformed fault to an analytics document: a
 // chosen month of a person module gets a string amount, which the
 // extractor must reject alone. Only person income, spending and risk have
 // such months, so the damage is easy to count.
-func (s *Sandbox) malformModule(stream, userID string, body []byte) []byte {
+func (s *Server) malformModule(stream, userID string, body []byte) []byte {
 	if s.opts.Faults.Malformed <= 0 || !strings.HasPrefix(stream, "person_") {
 		return body
 	}
@@ -843,11 +845,11 @@ func (s *Sandbox) malformModule(stream, userID string, body []byte) []byte {
 				changed = true
 			}
 		}
-		m["monthlyOverview"] = mustJSON(months)
-		doc[key] = mustJSON(m)
+		m["monthlyOverview"] = sandboxkit.MustJSON(months)
+		doc[key] = sandboxkit.MustJSON(m)
 	}
 	if !changed {
 		return body
 	}
-	return mustJSON(doc)
+	return sandboxkit.MustJSON(doc)
 }
