@@ -10,6 +10,8 @@ package extract
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"time"
 
@@ -272,6 +274,14 @@ type Reject struct {
 	Key    string // the provider's id of the record, or "" if unknown
 	Reason string
 	Raw    []byte
+}
+
+// RawKey is the Key of a rejected record without an id of its own: a
+// digest of its payload, the same every run, so that such rejects do not
+// collapse into one etl_rejects row (its key is stream, run and key).
+func RawKey(raw []byte) string {
+	sum := sha256.Sum256(raw)
+	return "raw-" + hex.EncodeToString(sum[:8])
 }
 
 // RejectKey digs the string field (the record's id) out of a record that

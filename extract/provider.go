@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/memory"
 	"github.com/sethvargo/go-envconfig"
 
+	"github.com/finsync/finsync/extract/sandboxkit"
 	"github.com/finsync/finsync/transform"
 )
 
@@ -34,6 +36,8 @@ type Setup struct {
 	// Params returns a stream's params from the schedules file (nil: none
 	// known yet).
 	Params func(stream string) map[string]string
+	// Memory allocates the streams' records (nil: the default).
+	Memory memory.Allocator
 }
 
 // Provider is one data provider as configured: everything finsync needs to
@@ -84,19 +88,22 @@ type Hooks struct {
 type SandboxOptions struct {
 	Users, Companies, Months int // per tenant; months of history
 	Seed                     int64
-	Faults                   string // a fault matrix (faults.Parse), already validated
-	// Today is the last day of the synthetic history.
-	Today time.Time
+	Faults                   sandboxkit.Knobs
+	Today                    time.Time // the day the demo runs (UTC midnight)
 }
 
 // Sandbox is a running fake of one provider.
 type Sandbox interface {
 	http.Handler
 	// Env are the FINSYNC_<PROVIDER>_* settings that point finsync at the
-	// fake served at baseURL.
+	// fake served at baseURL (its fixed fake credentials included).
 	Env(baseURL string) []string
-	// Summary says what the fake holds, for the demo ("with 10 users").
-	Summary() string
+	// Describe says where the fake is and what it holds, for a person.
+	Describe(baseURL string) string
+	// Sensitive are the values that must never reach logs or ClickHouse in
+	// clear: the credentials Env hands out, and personal identifiers of its
+	// synthetic data.
+	Sensitive() []string
 	Close()
 }
 

@@ -5,9 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"path/filepath"
+	"strings"
 
-	"github.com/finsync/finsync/extract"
 	"github.com/finsync/finsync/load/clickhouse"
 )
 
@@ -30,38 +31,38 @@ func runDemo(ctx context.Context, a *app, args []string) error {
 	fmt.Fprintf(a.stdout, "finsync demo: ClickHouse %s at %s, database %s (%d migration(s) applied now)\n",
 		res.Version, c.ClickHouse.Addr, c.ClickHouse.Database, len(res.Applied))
 	// Providers not configured get the in-process sandboxes.
-	if c.Fino.BaseURL == "" || c.Finapi.BaseURL == "" || c.Fimento.BaseURL == "" || c.Fingoal.BaseURL == "" {
+	var fakes []string
+	for _, p := range providers(c, slog.New(slog.DiscardHandler), nil) {
+		if !p.Configured {
+			fakes = append(fakes, p.Name)
+		}
+	}
+	if len(fakes) > 0 {
 		o.withEnv(a.lookup)
 		sb, err := startSandbox("127.0.0.1:0", o)
 		if err != nil {
 			return err
 		}
 		defer sb.close()
-		if c.Fino.BaseURL == "" {
-			c.Fino.BaseURL, c.Fino.ClientID, c.Fino.ClientSecret = sb.url, "sandbox-client", "sandbox-secret"
-			c.Fino.Users = sb.fino.Users(c.Fino.ClientID)
-			fmt.Fprintf(a.stdout, "finoOS sandbox on %s with %d users\n", sb.url, len(c.Fino.Users))
-		}
-		if c.Finapi.BaseURL == "" {
-			c.Finapi.BaseURL, c.Finapi.Mandators = sb.url+"/finapi", extract.Secret(sb.finapiMandators())
-			fmt.Fprintf(a.stdout, "finAPI sandbox on %s/finapi with %d mandators\n", sb.url, len(finapiMandators))
-		}
-		if c.Fimento.BaseURL == "" {
-			c.Fimento.BaseURL, c.Fimento.Name, c.Fimento.Password = sb.url+fimentoPrefix, "sandbox-user", "sandbox-password"
-			c.Fimento.HashKey, c.Fimento.PartnerBanks, c.Fimento.Processes = fimentoHashKey, sb.fimento.PartnerBanks(), sb.fimentoProcesses()
-			fmt.Fprintf(a.stdout, "Fimento sandbox on %s%s with %d processes (completed, authError, denied consent, in progress)\n",
-				sb.url, fimentoPrefix, len(c.Fimento.Processes))
-		}
-		if c.Fingoal.BaseURL == "" {
-			id, secret := sb.fingoal.Credentials()
-			c.Fingoal.BaseURL, c.Fingoal.ClientID, c.Fingoal.ClientSecret = sb.fingoalURL(), id, extract.Secret(secret)
-			if c.Fingoal.IDKey == "" {
-				c.Fingoal.IDKey = fingoalIDKey
+		env := map[string]string{}
+		for _, name := range fakes {
+			for _, kv := range sb.fakes[name].Env(sb.baseURL(name)) {
+				k, v, _ := strings.Cut(kv, "=")
+				env[k] = v
 			}
-			// A manual tag refresh, so the demo shows tags at once instead of
-			// after FinGoal's next twice-daily tagging run.
-			c.Fingoal.SyncTags = true
-			fmt.Fprintf(a.stdout, "FinGoal sandbox on %s (enriches what fino loaded)\n", sb.fingoalURL())
+			fmt.Fprintln(a.stdout, sb.fakes[name].Describe(sb.baseURL(name)))
+		}
+		// The fakes' settings over the environment's (and its NAME_FILEs).
+		if c, err = LoadConfig(ctx, func(k string) (string, bool) {
+			if v, ok := env[k]; ok {
+				return v, true
+			}
+			if _, ok := env[strings.TrimSuffix(k, "_FILE")]; ok {
+				return "", false
+			}
+			return a.lookup(k)
+		}); err != nil {
+			return err
 		}
 	}
 	log := a.logger(c)

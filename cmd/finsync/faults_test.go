@@ -107,7 +107,7 @@ func TestFaultMatrixLosesNothing(t *testing.T) {
 				run(t, env, "once", "-stream", u[0])
 			}
 		}
-		for _, c := range []sandboxkit.Counts{sb.fino.Injected(), sb.finapi.Injected(), sb.fimento.Injected(), sb.fingoal.Injected()} {
+		for _, c := range []sandboxkit.Counts{sb.fino().Injected(), sb.finapi().Injected(), sb.fimento().Injected(), sb.fingoal().Injected()} {
 			injected.RateLimited += c.RateLimited
 			injected.ServerErrors += c.ServerErrors
 			injected.TokensExpired += c.TokensExpired

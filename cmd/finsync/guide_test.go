@@ -66,8 +66,8 @@ func TestQueryGuide(t *testing.T) {
 	var wantHigh, want10 []string
 	for _, tenant := range finapiMandators {
 		users, accounts, amount := map[string]bool{}, 0, decimal.Zero
-		for _, a := range sb.finapi.Ledger(tenant) {
-			if b := a.Balance(sb.finapi.Today()); a.Type == "checking" && b > 500000 {
+		for _, a := range sb.finapi().Ledger(tenant) {
+			if b := a.Balance(sb.finapi().Today()); a.Type == "checking" && b > 500000 {
 				wantHigh = append(wantHigh, tenant+" "+a.UserID)
 				users[a.UserID] = true
 				accounts++
@@ -106,8 +106,8 @@ func TestQueryGuide(t *testing.T) {
 	// assumption 29); a Fimento process's are in its market's currency.
 	thisMonth := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, 1-time.Now().UTC().Day())
 	var wantOverdrawn, wantTotals []string
-	for _, u := range sb.fino.Users("sandbox-client") {
-		l, err := sb.fino.Ledger("sandbox-client", u)
+	for _, u := range sb.fino().Users("sandbox-client") {
+		l, err := sb.fino().Ledger("sandbox-client", u)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -141,12 +141,12 @@ func TestQueryGuide(t *testing.T) {
 			wantTotals = append(wantTotals, strings.Join([]string{"fino", u, "EUR", itoa(len(l.Balances)), money(total)}, " | "))
 		}
 	}
-	for _, bank := range sb.fimento.PartnerBanks() {
-		for _, p := range sb.fimento.Processes(bank) {
-			if sb.fimento.Status(bank, p) != fimento.StatusCompleted {
+	for _, bank := range sb.fimento().PartnerBanks() {
+		for _, p := range sb.fimento().Processes(bank) {
+			if sb.fimento().Status(bank, p) != fimento.StatusCompleted {
 				continue
 			}
-			l, err := sb.fimento.Ledger(bank, p)
+			l, err := sb.fimento().Ledger(bank, p)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -230,19 +230,19 @@ func TestQueryGuide(t *testing.T) {
 	// ...and the cash flow view's net per user, month and currency is the
 	// ledgers' (finoOS's and Fimento's day totals).
 	wantNet := map[string]decimal.Decimal{}
-	for _, u := range sb.fino.Users("sandbox-client") {
-		l, _ := sb.fino.Ledger("sandbox-client", u)
+	for _, u := range sb.fino().Users("sandbox-client") {
+		l, _ := sb.fino().Ledger("sandbox-client", u)
 		for day, d := range l.Days {
 			k := "fino " + u + " " + day[:7] + " " + userCurrency["fino/sandbox-client/"+u]
 			wantNet[k] = wantNet[k].Add(decimal.RequireFromString(d.AmountSum))
 		}
 	}
-	for _, bank := range sb.fimento.PartnerBanks() {
-		for _, p := range sb.fimento.Processes(bank) {
-			if sb.fimento.Status(bank, p) != fimento.StatusCompleted {
+	for _, bank := range sb.fimento().PartnerBanks() {
+		for _, p := range sb.fimento().Processes(bank) {
+			if sb.fimento().Status(bank, p) != fimento.StatusCompleted {
 				continue
 			}
-			l, err := sb.fimento.Ledger(bank, p)
+			l, err := sb.fimento().Ledger(bank, p)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -299,8 +299,8 @@ func TestQueryGuide(t *testing.T) {
 	// 05: the ledger's active contracts, and the insurance ones among them
 	// (the contract categories categories.csv maps to insurance).
 	var wantActive, want05 []string
-	for _, u := range sb.fino.Users("sandbox-client") {
-		l, _ := sb.fino.Ledger("sandbox-client", u)
+	for _, u := range sb.fino().Users("sandbox-client") {
+		l, _ := sb.fino().Ledger("sandbox-client", u)
 		for _, c := range l.Contracts {
 			if !c.IsActive {
 				continue
@@ -486,16 +486,16 @@ func TestQueryGuide(t *testing.T) {
 		return decimal.RequireFromString(days[last])
 	}
 	wantLast := map[string]decimal.Decimal{}
-	for _, u := range sb.fino.Users("sandbox-client") {
-		l, _ := sb.fino.Ledger("sandbox-client", u)
+	for _, u := range sb.fino().Users("sandbox-client") {
+		l, _ := sb.fino().Ledger("sandbox-client", u)
 		for _, days := range l.Balances {
 			wantLast["EUR"] = wantLast["EUR"].Add(lastOn(days, lastDay["EUR"]))
 		}
 	}
-	for _, bank := range sb.fimento.PartnerBanks() {
-		for _, p := range sb.fimento.Processes(bank) {
-			if sb.fimento.Status(bank, p) == fimento.StatusCompleted {
-				l, _ := sb.fimento.Ledger(bank, p)
+	for _, bank := range sb.fimento().PartnerBanks() {
+		for _, p := range sb.fimento().Processes(bank) {
+			if sb.fimento().Status(bank, p) == fimento.StatusCompleted {
+				l, _ := sb.fimento().Ledger(bank, p)
 				c := fimentoCurrency[p]
 				wantLast[c] = wantLast[c].Add(lastOn(l.Balances, lastDay[c]))
 			}

@@ -190,9 +190,9 @@ func loadDemo(t, owner *testing.T, l demoLoad) demoResult {
 		}
 	}
 	res.db = db
-	res.finapiJobs = sb.finapi.JobsCreated("")
-	res.fingoalBatches = len(sb.fingoal.Batches())
-	for _, n := range sb.fingoal.Received() {
+	res.finapiJobs = sb.finapi().JobsCreated("")
+	res.fingoalBatches = len(sb.fingoal().Batches())
+	for _, n := range sb.fingoal().Received() {
 		res.fingoalReceived += n
 	}
 	return res

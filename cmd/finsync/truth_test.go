@@ -77,15 +77,15 @@ func finoTruth(t *testing.T, sb *sandbox) []truthTx {
 	t.Helper()
 	const tenant = "sandbox-client"
 	token := truthToken(t, func() (*http.Response, error) {
-		return http.PostForm(sb.url+"/api/auth", url.Values{"grant_type": {"client_credentials"},
+		return http.PostForm(sb.baseURL("fino")+"/api/auth", url.Values{"grant_type": {"client_credentials"},
 			"client_id": {tenant}, "client_secret": {"sandbox-secret"}})
 	})
 	var out []truthTx
-	for _, u := range sb.fino.Users(tenant) {
+	for _, u := range sb.fino().Users(tenant) {
 		var user struct {
 			Type string `json:"type"`
 		}
-		truthGet(t, sb.url+"/api/users/"+u, token, nil, &user)
+		truthGet(t, sb.baseURL("fino")+"/api/users/"+u, token, nil, &user)
 		for page, pages := 1, 1; page <= pages; page++ {
 			var p struct {
 				Categorizations []struct {
@@ -125,16 +125,16 @@ func finoOwners(t *testing.T, sb *sandbox) []string {
 	t.Helper()
 	const tenant = "sandbox-client"
 	token := truthToken(t, func() (*http.Response, error) {
-		return http.PostForm(sb.url+"/api/auth", url.Values{"grant_type": {"client_credentials"},
+		return http.PostForm(sb.baseURL("fino")+"/api/auth", url.Values{"grant_type": {"client_credentials"},
 			"client_id": {tenant}, "client_secret": {"sandbox-secret"}})
 	})
 	seen := map[string]bool{}
 	var out []string
-	for _, u := range sb.fino.Users(tenant) {
+	for _, u := range sb.fino().Users(tenant) {
 		var user struct {
 			Type string `json:"type"`
 		}
-		if truthGet(t, sb.url+"/api/users/"+u, token, nil, &user); user.Type != "person" {
+		if truthGet(t, sb.baseURL("fino")+"/api/users/"+u, token, nil, &user); user.Type != "person" {
 			continue
 		}
 		var d struct {
@@ -144,7 +144,7 @@ func finoOwners(t *testing.T, sb *sandbox) []string {
 				}
 			} `json:"accountsOverview"`
 		}
-		truthGet(t, sb.url+"/api/users/"+u+"/account-detection", token, nil, &d)
+		truthGet(t, sb.baseURL("fino")+"/api/users/"+u+"/account-detection", token, nil, &d)
 		for _, a := range append(d.AccountsOverview.AccountsView, d.AccountsOverview.CreditsView...) {
 			if a.Owner != "" && !seen[a.Owner] {
 				seen[a.Owner] = true
@@ -158,13 +158,13 @@ func finoOwners(t *testing.T, sb *sandbox) []string {
 // fimentoTruth is every transaction of the sandbox's completed processes.
 func fimentoTruth(t *testing.T, sb *sandbox) []truthTx {
 	t.Helper()
-	base := sb.url + fimentoPrefix
+	base := sb.baseURL("fimento")
 	token := fimentoToken(t, sb)
 	currencies := fimentoCurrencies(t, sb)
 	var out []truthTx
-	for _, bank := range sb.fimento.PartnerBanks() {
-		for _, p := range sb.fimento.Processes(bank) {
-			if sb.fimento.Status(bank, p) != fimento.StatusCompleted {
+	for _, bank := range sb.fimento().PartnerBanks() {
+		for _, p := range sb.fimento().Processes(bank) {
+			if sb.fimento().Status(bank, p) != fimento.StatusCompleted {
 				continue
 			}
 			for page := 1; ; page++ {
@@ -195,7 +195,7 @@ func fimentoTruth(t *testing.T, sb *sandbox) []truthTx {
 func fimentoToken(t *testing.T, sb *sandbox) string {
 	t.Helper()
 	return truthToken(t, func() (*http.Response, error) {
-		return http.Post(sb.url+fimentoPrefix+"/auth/login", "application/json", strings.NewReader(`{"name":"sandbox-user","password":"sandbox-password"}`))
+		return http.Post(sb.baseURL("fimento")+"/auth/login", "application/json", strings.NewReader(`{"name":"sandbox-user","password":"sandbox-password"}`))
 	})
 }
 
@@ -205,15 +205,15 @@ func fimentoCurrencies(t *testing.T, sb *sandbox) map[string]string {
 	t.Helper()
 	token := fimentoToken(t, sb)
 	out := map[string]string{}
-	for _, bank := range sb.fimento.PartnerBanks() {
-		for _, p := range sb.fimento.Processes(bank) {
-			if sb.fimento.Status(bank, p) != fimento.StatusCompleted {
+	for _, bank := range sb.fimento().PartnerBanks() {
+		for _, p := range sb.fimento().Processes(bank) {
+			if sb.fimento().Status(bank, p) != fimento.StatusCompleted {
 				continue
 			}
 			var proc struct {
 				Market string `json:"market"`
 			}
-			truthGet(t, sb.url+fimentoPrefix+"/process/"+p, token, map[string]string{"partner-bank-id": bank}, &proc)
+			truthGet(t, sb.baseURL("fimento")+"/process/"+p, token, map[string]string{"partner-bank-id": bank}, &proc)
 			switch proc.Market {
 			case "SE":
 				out[p] = "SEK"
@@ -236,7 +236,7 @@ type truthFinsight struct {
 // fingoalTruth is every finsight the FinGoal sandbox has made.
 func fingoalTruth(t *testing.T, sb *sandbox) []truthFinsight {
 	t.Helper()
-	id, secret := sb.fingoal.Credentials()
+	id, secret := sb.fingoal().Credentials()
 	body, _ := json.Marshal(map[string]string{"client_id": id, "client_secret": secret})
 	token := truthToken(t, func() (*http.Response, error) {
 		return http.Post(sb.fingoalURL()+"/authentication", "application/json", bytes.NewReader(body))

@@ -2,11 +2,13 @@ package fimento
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
 
 	"github.com/finsync/finsync/extract"
+	"github.com/finsync/finsync/extract/fimento/sandbox"
 )
 
 // Settings are Fimento's FINSYNC_FIMENTO_* variables.
@@ -68,8 +70,8 @@ func (f *Settings) process(p string) (extract.Subject, bool) {
 func (f *Settings) Provider(s extract.Setup) extract.Provider {
 	paths, _ := ParsePaths(f.Paths) // Validate reported errors
 	api := NewAPI(Config{BaseURL: f.BaseURL, Name: f.Name, Password: f.Password.Value(), HashKey: []byte(f.HashKey.Value()),
-		Paths: paths, RateLimit: f.RateLimit, Logger: s.Logger, HTTP: s.Client(provider)})
-	p := extract.Provider{Name: provider, Configured: f.BaseURL != "", Streams: Streams(api), Tenants: f.PartnerBanks,
+		Paths: paths, RateLimit: f.RateLimit, Logger: s.Logger, HTTP: s.Client(provider), Memory: s.Memory})
+	p := extract.Provider{Name: provider, Sandbox: newFake, Configured: f.BaseURL != "", Streams: Streams(api), Tenants: f.PartnerBanks,
 		Webhook: func(h extract.Hooks) http.Handler { return WebhookHandler(f.PartnerBanks, h, s.Logger) }}
 	if f.WebhookURL != "" {
 		p.Start = func(ctx context.Context) error { return api.AddWebhook(ctx, f.WebhookURL) }
@@ -80,4 +82,45 @@ func (f *Settings) Provider(s extract.Setup) extract.Provider {
 		}
 	}
 	return p
+}
+
+// Fake is Fimento's sandbox as the demo, `finsync sandbox` and the
+// conformance tests run it.
+type Fake struct{ *sandbox.Server }
+
+func newFake(o extract.SandboxOptions) extract.Sandbox {
+	// Two partner banks, and at least one process of each scenario per
+	// bank; the data ends yesterday.
+	return Fake{sandbox.New(sandbox.Options{PartnerBanks: []string{"605c6c479691950d359bb0e9", "605c6c479691950d359bb0ea"},
+		ProcessesPerBank: max(o.Users, 5), Months: min(o.Months, 24), Seed: o.Seed, Today: o.Today.AddDate(0, 0, -1), Faults: o.Faults})}
+}
+
+// The sandbox's API user (its defaults), and the fake hash key its
+// settings use.
+const sandboxUser, sandboxPassword, sandboxHashKey = "sandbox-user", "sandbox-password", "sandbox-hash-key-not-a-secret"
+
+// processes are the sandbox's processes as bank/processId.
+func (f Fake) processes() []string {
+	var out []string
+	for _, bank := range f.PartnerBanks() {
+		for _, p := range f.Processes(bank) {
+			out = append(out, bank+"/"+p)
+		}
+	}
+	return out
+}
+
+func (f Fake) Env(baseURL string) []string {
+	return []string{"FINSYNC_FIMENTO_BASE_URL=" + baseURL, "FINSYNC_FIMENTO_NAME=" + sandboxUser,
+		"FINSYNC_FIMENTO_PASSWORD=" + sandboxPassword, "FINSYNC_FIMENTO_HASH_KEY=" + sandboxHashKey,
+		"FINSYNC_FIMENTO_PARTNER_BANKS=" + strings.Join(f.PartnerBanks(), ","),
+		"FINSYNC_FIMENTO_PROCESSES=" + strings.Join(f.processes(), ",")}
+}
+
+func (f Fake) Describe(baseURL string) string {
+	return fmt.Sprintf("Fimento sandbox on %s with %d processes (completed, authError, denied consent, in progress)", baseURL, len(f.processes()))
+}
+
+func (f Fake) Sensitive() []string {
+	return append([]string{sandboxPassword, sandboxHashKey}, f.PersonalData()...)
 }

@@ -36,9 +36,11 @@ type Config struct {
 	// MaxPages bounds the transaction pages of one process, against a
 	// server that never answers an empty page; default 10,000.
 	MaxPages int
-	HTTP     *http.Client
-	Logger   *slog.Logger
-	Now      func() time.Time // the clock valid_until is compared with; default time.Now
+	// Memory allocates the records (nil: the default); tests check it ends at zero.
+	Memory memory.Allocator
+	HTTP   *http.Client
+	Logger *slog.Logger
+	Now    func() time.Time // the clock valid_until is compared with; default time.Now
 }
 
 // API is a Fimento client shared by the streams: one token (it belongs to
@@ -69,7 +71,7 @@ func NewAPI(cfg Config) *API {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	a := &API{cfg: cfg, mem: memory.DefaultAllocator}
+	a := &API{cfg: cfg, mem: cmp.Or[memory.Allocator](cfg.Memory, memory.DefaultAllocator)}
 	shared := extract.ClientOptions{BaseURL: cfg.BaseURL, HTTP: cfg.HTTP, Logger: cfg.Logger,
 		Limiter: rate.NewLimiter(rate.Limit(cfg.RateLimit), 4)}
 	authClient := extract.NewClient(shared)

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/finsync/finsync/extract"
+	"github.com/finsync/finsync/extract/finapi/sandbox"
 )
 
 // Settings are finAPI's FINSYNC_FINAPI_* variables.
@@ -67,11 +68,45 @@ func (f *Settings) Provider(s extract.Setup) extract.Provider {
 		}
 	}
 	api := NewAPI(Config{BaseURL: f.BaseURL, TokenURL: f.TokenURL, Tenants: mandators, Params: params,
-		CallbackURL: f.CallbackURL, RateLimit: f.RateLimit, Logger: s.Logger, HTTP: s.Client(provider)})
-	p := extract.Provider{Name: provider, Configured: f.BaseURL != "", Streams: Streams(api),
+		CallbackURL: f.CallbackURL, RateLimit: f.RateLimit, Logger: s.Logger, HTTP: s.Client(provider), Memory: s.Memory})
+	p := extract.Provider{Name: provider, Sandbox: newFake, Configured: f.BaseURL != "", Streams: Streams(api),
 		Webhook: func(h extract.Hooks) http.Handler { return CallbackHandler(api, h) }}
 	for _, m := range mandators {
 		p.Tenants = append(p.Tenants, m.Name)
 	}
 	return p
+}
+
+// Fake is finAPI's sandbox as the demo, `finsync sandbox` and the
+// conformance tests run it.
+type Fake struct{ *sandbox.Server }
+
+// sandboxMandators are the sandbox's tenants.
+var sandboxMandators = []string{"mandator-a", "mandator-b"}
+
+func newFake(o extract.SandboxOptions) extract.Sandbox {
+	return Fake{sandbox.New(sandbox.Options{Tenants: sandboxMandators, UsersPerTenant: 4 * o.Users, Seed: o.Seed,
+		Today: o.Today, Faults: o.Faults})}
+}
+
+func (f Fake) Env(baseURL string) []string {
+	var m []string
+	for _, t := range sandboxMandators {
+		id, secret := sandbox.Credentials(t)
+		m = append(m, t+":"+id+":"+secret)
+	}
+	return []string{"FINSYNC_FINAPI_BASE_URL=" + baseURL, "FINSYNC_FINAPI_MANDATORS=" + strings.Join(m, ",")}
+}
+
+func (f Fake) Describe(baseURL string) string {
+	return fmt.Sprintf("finAPI sandbox on %s with %d mandators", baseURL, len(sandboxMandators))
+}
+
+func (f Fake) Sensitive() []string {
+	var out []string
+	for _, t := range sandboxMandators {
+		_, secret := sandbox.Credentials(t)
+		out = append(out, secret)
+	}
+	return out
 }

@@ -42,9 +42,11 @@ type Config struct {
 	// how long one run polls before it ends as partial (the next run
 	// resumes the same job). Defaults 1s, 30s, 10m.
 	PollInitial, PollMax, PollTimeout time.Duration
-	HTTP                              *http.Client
-	Logger                            *slog.Logger
-	Now                               func() time.Time // default time.Now
+	// Memory allocates the records (nil: the default); tests check it ends at zero.
+	Memory memory.Allocator
+	HTTP   *http.Client
+	Logger *slog.Logger
+	Now    func() time.Time // default time.Now
 }
 
 // Tenant is one mandator and its credentials.
@@ -89,7 +91,7 @@ func NewAPI(cfg Config) *API {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	a := &API{cfg: cfg, mem: memory.DefaultAllocator}
+	a := &API{cfg: cfg, mem: cmp.Or[memory.Allocator](cfg.Memory, memory.DefaultAllocator)}
 	// The token endpoint may live on another host (finAPI's Access API), so
 	// it gets a client of its own.
 	tokens := extract.NewClient(extract.ClientOptions{BaseURL: cfg.TokenURL, HTTP: cfg.HTTP, Logger: cfg.Logger})

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/finsync/finsync/extract"
+	"github.com/finsync/finsync/extract/fingoal/sandbox"
 )
 
 // Settings are FinGoal's FINSYNC_FINGOAL_* variables.
@@ -57,13 +58,43 @@ func (f *Settings) Provider(s extract.Setup) extract.Provider {
 	}
 	api := NewAPI(Config{BaseURL: f.BaseURL, ClientID: f.ClientID, ClientSecret: f.ClientSecret.Value(), Tenants: tenants,
 		IDKey: f.IDKey.Value(), AccountType: f.AccountType, SyncTags: f.SyncTags, RateLimit: f.RateLimit,
-		PollTimeout: f.PollTimeout, Logger: s.Logger, HTTP: s.Client(provider)})
+		PollTimeout: f.PollTimeout, Logger: s.Logger, HTTP: s.Client(provider), Memory: s.Memory})
 	secret := f.WebhookSecret
 	if secret == "" {
 		secret = f.ClientSecret
 	}
-	return extract.Provider{Name: provider, Configured: f.BaseURL != "", Streams: Streams(api), Tenants: tenants,
+	return extract.Provider{Name: provider, Sandbox: newFake, Configured: f.BaseURL != "", Streams: Streams(api), Tenants: tenants,
 		Webhook: func(h extract.Hooks) http.Handler {
 			return WebhookHandler(WebhookConfig{Secret: secret.Value(), API: api, Hooks: h, Logger: s.Logger})
 		}}
+}
+
+// Fake is FinGoal's sandbox as the demo, `finsync sandbox` and the
+// conformance tests run it.
+type Fake struct{ *sandbox.Server }
+
+func newFake(o extract.SandboxOptions) extract.Sandbox {
+	// Batches are enriched a moment after their submission, as FinGoal's are.
+	return Fake{sandbox.New(sandbox.Options{ResultDelay: 300 * time.Millisecond, Faults: o.Faults})}
+}
+
+// sandboxIDKey keys the opaque ids the sandbox settings send FinGoal (a
+// fake one; a real one is a secret).
+const sandboxIDKey = "sandbox-id-key-not-a-secret"
+
+func (f Fake) Env(baseURL string) []string {
+	id, secret := f.Credentials()
+	// A manual tag refresh, so the demo shows tags at once instead of
+	// after FinGoal's next twice-daily tagging run.
+	return []string{"FINSYNC_FINGOAL_BASE_URL=" + baseURL + "/v3", "FINSYNC_FINGOAL_CLIENT_ID=" + id,
+		"FINSYNC_FINGOAL_CLIENT_SECRET=" + secret, "FINSYNC_FINGOAL_ID_KEY=" + sandboxIDKey, "FINSYNC_FINGOAL_SYNC_TAGS=true"}
+}
+
+func (f Fake) Describe(baseURL string) string {
+	return fmt.Sprintf("FinGoal sandbox on %s/v3 (enriches what fino loaded)", baseURL)
+}
+
+func (f Fake) Sensitive() []string {
+	_, secret := f.Credentials()
+	return []string{secret, sandboxIDKey}
 }

@@ -53,9 +53,11 @@ type Config struct {
 	// long one run waits for all its batches before leaving the rest to the
 	// next run or the webhook. Defaults 1s, 30s and Settings'.
 	PollInitial, PollMax, PollTimeout time.Duration
-	HTTP                              *http.Client
-	Logger                            *slog.Logger
-	Now                               func() time.Time
+	// Memory allocates the records (nil: the default); tests check it ends at zero.
+	Memory memory.Allocator
+	HTTP   *http.Client
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // API is a FinGoal client shared by the three streams: one token for the
@@ -100,7 +102,7 @@ func NewAPI(cfg Config) *API {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	a := &API{cfg: cfg, mem: memory.DefaultAllocator}
+	a := &API{cfg: cfg, mem: cmp.Or[memory.Allocator](cfg.Memory, memory.DefaultAllocator)}
 	shared := extract.ClientOptions{BaseURL: cfg.BaseURL, HTTP: cfg.HTTP, Logger: cfg.Logger,
 		Limiter: rate.NewLimiter(rate.Limit(cfg.RateLimit), 2)}
 	authClient := extract.NewClient(shared)

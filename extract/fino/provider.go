@@ -1,11 +1,13 @@
 package fino
 
 import (
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
 
 	"github.com/finsync/finsync/extract"
+	"github.com/finsync/finsync/extract/fino/sandbox"
 )
 
 // Settings are fino's FINSYNC_FINO_* variables.
@@ -91,8 +93,8 @@ func (f *Settings) user(u string) (extract.Subject, bool) {
 func (f *Settings) Provider(s extract.Setup) extract.Provider {
 	scopes, _ := ParseScopes(f.Scopes) // Validate reported errors; all modules on
 	api := NewAPI(Config{BaseURL: f.BaseURL, ClientID: f.ClientID, ClientSecret: f.ClientSecret.Value(), RateLimit: f.RateLimit,
-		Concurrency: f.Concurrency, PageSize: f.PageSize, Scopes: scopes, Logger: s.Logger, HTTP: s.Client(provider)})
-	p := extract.Provider{Name: provider, Configured: f.BaseURL != "", Streams: append(Streams(api), AnalyticsStreams(api)...),
+		Concurrency: f.Concurrency, PageSize: f.PageSize, Scopes: scopes, Logger: s.Logger, HTTP: s.Client(provider), Memory: s.Memory})
+	p := extract.Provider{Name: provider, Sandbox: newFake, Configured: f.BaseURL != "", Streams: append(Streams(api), AnalyticsStreams(api)...),
 		Tenants: f.tenants(), Webhook: func(h extract.Hooks) http.Handler {
 			return WebhookHandler(f.WebhookSecret.Value(), h, s.Logger)
 		}}
@@ -103,3 +105,27 @@ func (f *Settings) Provider(s extract.Setup) extract.Provider {
 	}
 	return p
 }
+
+// Fake is finoOS's sandbox as the demo, `finsync sandbox` and the
+// conformance tests run it.
+type Fake struct{ *sandbox.Server }
+
+func newFake(o extract.SandboxOptions) extract.Sandbox {
+	// finoOS analyses complete days: the data ends yesterday.
+	return Fake{sandbox.New(sandbox.Options{UsersPerTenant: o.Users, CompaniesPerTenant: o.Companies, LifeEvents: true,
+		Months: o.Months, Seed: o.Seed, Today: o.Today.AddDate(0, 0, -1), Faults: o.Faults})}
+}
+
+// The sandbox's client credentials (its defaults).
+const sandboxClient, sandboxSecret = "sandbox-client", "sandbox-secret"
+
+func (f Fake) Env(baseURL string) []string {
+	return []string{"FINSYNC_FINO_BASE_URL=" + baseURL, "FINSYNC_FINO_CLIENT_ID=" + sandboxClient,
+		"FINSYNC_FINO_CLIENT_SECRET=" + sandboxSecret, "FINSYNC_FINO_USERS=" + strings.Join(f.Users(sandboxClient), ",")}
+}
+
+func (f Fake) Describe(baseURL string) string {
+	return fmt.Sprintf("finoOS sandbox on %s with %d users", baseURL, len(f.Users(sandboxClient)))
+}
+
+func (f Fake) Sensitive() []string { return []string{sandboxSecret} }

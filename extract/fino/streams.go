@@ -44,6 +44,8 @@ type Config struct {
 	Concurrency int
 	// Scopes are the analytics modules enabled per tenant; zero: all.
 	Scopes Scopes
+	// Memory allocates the records (nil: the default); tests check it ends at zero.
+	Memory memory.Allocator
 	HTTP   *http.Client
 	Logger *slog.Logger
 }
@@ -82,7 +84,7 @@ func NewAPI(cfg Config) *API {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	a := &API{cfg: cfg, mem: memory.DefaultAllocator, types: map[string]string{}, paths: map[string]int{}}
+	a := &API{cfg: cfg, mem: cmp.Or[memory.Allocator](cfg.Memory, memory.DefaultAllocator), types: map[string]string{}, paths: map[string]int{}}
 	authClient := extract.NewClient(extract.ClientOptions{BaseURL: cfg.BaseURL, HTTP: cfg.HTTP, Logger: cfg.Logger})
 	a.auth = extract.NewTokenCache(func(ctx context.Context) (extract.Token, error) {
 		form := url.Values{"client_id": {cfg.ClientID}, "client_secret": {cfg.ClientSecret}, "grant_type": {"client_credentials"}}

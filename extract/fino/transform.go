@@ -177,11 +177,15 @@ func (r *rowBuilder) NewRecord() arrow.Record {
 // Release frees the builder's memory.
 func (r *rowBuilder) Release() { r.rb.Release() }
 
-// reject builds the Reject of a record bound for this table, its raw
+// reject builds the Reject of a record bound for this table (keyed by its
+// payload when it has no id: extract.RawKey), its raw
 // payload scrubbed by rules (nil: kept as is) and copied, since the caller
 // may reuse its buffer. Raw that cannot be scrubbed is dropped: an unscanned
 // payload may hold exactly what scrubbing removes.
 func (r *rowBuilder) reject(key, reason string, raw []byte, rules []scrubRule) extract.Reject {
+	if key == "" {
+		key = extract.RawKey(raw)
+	}
 	rej := extract.Reject{Table: r.table.Name, Key: key, Reason: reason}
 	switch {
 	case len(raw) == 0:
