@@ -1,11 +1,17 @@
 // Package extract holds what every provider extractor shares: the stream
 // contract below (Stream, what one run asks for in a Request, the Output
 // it hands records to, and the optional parts a stream declares it needs),
-// the nouns streams and the warehouse share (Subject, Job), and the
+// the nouns streams and the warehouse share (Subject, Job), the provider
+// contract (provider.go: a provider's Settings from its FINSYNC_<P>_*
+// variables build one Provider value: streams, tenants, subjects, webhook
+// receiver on the shared Hooks, start-up work and sandbox), and the
 // provider HTTP client (token cache, rate limit, retries with backoff,
 // async-job polling, paging, streaming JSON).
 //
-// An extractor knows its provider's API and nothing of ClickHouse.
+// Each provider is one package below: extract/<p> (API, streams,
+// transforms, settings, webhook receiver) with its fake in
+// extract/<p>/sandbox, built on extract/sandboxkit. An extractor knows its
+// provider's API and nothing of ClickHouse.
 package extract
 
 import (

@@ -99,7 +99,7 @@ func finoTruth(t *testing.T, sb *sandbox) []truthTx {
 				} `json:"categorizations"`
 				TotalPages int `json:"totalPages"`
 			}
-			truthGet(t, fmt.Sprintf("%s/api/users/%s/categorization?page=%d&size=1000&includeTransaction=true", sb.url, u, page), token, nil, &p)
+			truthGet(t, fmt.Sprintf("%s/api/users/%s/categorization?page=%d&size=1000&includeTransaction=true", sb.baseURL("fino"), u, page), token, nil, &p)
 			pages = p.TotalPages
 			for _, c := range p.Categorizations {
 				currency := c.Transaction.Currency
