@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"github.com/finsync/finsync/extract/fingoal/stringify"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -93,7 +94,7 @@ var canonicalCases = []struct{ in, want string }{
 
 func TestCanonical(t *testing.T) {
 	for _, c := range canonicalCases {
-		got, err := Canonical([]byte(c.in))
+		got, err := stringify.Canonical([]byte(c.in))
 		if c.want == "" {
 			if err == nil {
 				t.Errorf("%q: %q, want an error", c.in, got)
@@ -109,11 +110,11 @@ func TestCanonical(t *testing.T) {
 func TestCanonicalBoundsDepth(t *testing.T) {
 	for open, close := range map[string]string{"[": "]", `{"a":`: "}"} {
 		nest := func(n int) []byte { return []byte(strings.Repeat(open, n) + "1" + strings.Repeat(close, n)) }
-		if _, err := Canonical(nest(MaxCanonicalDepth)); err != nil {
-			t.Errorf("%s × %d: %v", open, MaxCanonicalDepth, err)
+		if _, err := stringify.Canonical(nest(stringify.MaxCanonicalDepth)); err != nil {
+			t.Errorf("%s × %d: %v", open, stringify.MaxCanonicalDepth, err)
 		}
-		if _, err := Canonical(nest(MaxCanonicalDepth + 1)); !errors.Is(err, ErrTooDeep) {
-			t.Errorf("%s × %d: %v, want ErrTooDeep", open, MaxCanonicalDepth+1, err)
+		if _, err := stringify.Canonical(nest(stringify.MaxCanonicalDepth + 1)); !errors.Is(err, stringify.ErrTooDeep) {
+			t.Errorf("%s × %d: %v, want stringify.ErrTooDeep", open, stringify.MaxCanonicalDepth+1, err)
 		}
 	}
 }
@@ -164,7 +165,7 @@ process.stdout.write(out.join('\n') + '\n');`
 	}
 	same, refused, deep, failed := 0, 0, 0, 0
 	for i, in := range inputs {
-		got, err := Canonical(in)
+		got, err := stringify.Canonical(in)
 		ans := answers[i]
 		b64, ok := strings.CutPrefix(ans, "ok ")
 		var want []byte
@@ -178,7 +179,7 @@ process.stdout.write(out.join('\n') + '\n');`
 		case !ok && err != nil:
 			refused++
 			continue
-		case ok && errors.Is(err, ErrTooDeep):
+		case ok && errors.Is(err, stringify.ErrTooDeep):
 			deep++ // beyond the documented limit
 			continue
 		}
@@ -189,7 +190,7 @@ process.stdout.write(out.join('\n') + '\n');`
 	if failed > 0 {
 		t.Errorf("%d of %d inputs differ from node", failed, len(inputs))
 	}
-	t.Logf("%d inputs compared with node's JSON.stringify(JSON.parse(x)): %d identical outputs, %d refused by both, %d deeper than MaxCanonicalDepth (node took them), %d differ",
+	t.Logf("%d inputs compared with node's JSON.stringify(JSON.parse(x)): %d identical outputs, %d refused by both, %d deeper than stringify.MaxCanonicalDepth (node took them), %d differ",
 		len(inputs), same, refused, deep, failed)
 }
 
@@ -373,7 +374,7 @@ func genString(r *rand.Rand, b []byte) []byte {
 }
 
 // FuzzCanonical: Canonical never panics; it takes exactly the JSON
-// encoding/json takes (but for nesting beyond MaxCanonicalDepth); its
+// encoding/json takes (but for nesting beyond stringify.MaxCanonicalDepth); its
 // output is valid JSON and valid UTF-8, and canonical itself.
 func FuzzCanonical(f *testing.F) {
 	for _, c := range canonicalCases {
@@ -383,9 +384,9 @@ func FuzzCanonical(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
-		out, err := Canonical(in)
+		out, err := stringify.Canonical(in)
 		if err != nil {
-			if !errors.Is(err, ErrTooDeep) && json.Valid(in) {
+			if !errors.Is(err, stringify.ErrTooDeep) && json.Valid(in) {
 				t.Fatalf("%q refused: %v", in, err)
 			}
 			return
@@ -396,7 +397,7 @@ func FuzzCanonical(f *testing.F) {
 		if !json.Valid(out) || !utf8.Valid(out) {
 			t.Fatalf("%q gave %q, not valid JSON in UTF-8", in, out)
 		}
-		if again, err := Canonical(out); err != nil || !bytes.Equal(again, out) {
+		if again, err := stringify.Canonical(out); err != nil || !bytes.Equal(again, out) {
 			t.Fatalf("%q gave %q, then %q %v", in, out, again, err)
 		}
 	})

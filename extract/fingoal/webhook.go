@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"github.com/finsync/finsync/extract/fingoal/stringify"
 	"io"
 	"log/slog"
 	"net/http"
@@ -39,7 +40,7 @@ func Sign(secret string, body []byte) string {
 // 10, \u00e9 for é, a repeated key); so exactly two messages are accepted:
 //
 //  1. the raw body as received, byte for byte;
-//  2. Canonical(body): JSON.stringify(JSON.parse(body)) computed as
+//  2. stringify.Canonical(body): JSON.stringify(JSON.parse(body)) computed as
 //     JavaScript does (see Canonical), when the body is JSON.
 //
 // sig is hex, either case; the comparison is hmac.Equal (constant time).
@@ -57,7 +58,7 @@ func Verify(secret string, body []byte, sig string) bool {
 	if hmac.Equal(got, mac(body)) {
 		return true
 	}
-	c, err := Canonical(body)
+	c, err := stringify.Canonical(body)
 	return err == nil && hmac.Equal(got, mac(c))
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/finsync/finsync/extract/fingoal/stringify"
 	"math"
 	"net/http"
 	"regexp"
@@ -29,7 +30,7 @@ type Options struct {
 	ResultDelay time.Duration
 	TokenTTL    time.Duration // default 86,400 s
 	// WebhookURL receives every webhook, signed with the client secret
-	// over JSON.stringify(JSON.parse(body)) as FinGoal signs (Canonical of
+	// over JSON.stringify(JSON.parse(body)) as FinGoal signs (stringify.Canonical of
 	// the bytes sent, which are indented); "" sends none.
 	WebhookURL string
 	Now        func() time.Time // the sandbox's clock; default time.Now
@@ -38,7 +39,7 @@ type Options struct {
 	// as a sender with another JSON encoder might: fractions with a
 	// trailing zero or in exponent form (12.40 as 12.400 or 1240e-2),
 	// exponents as E+, and "/", "-" and non-ASCII escaped (\/, \u002D,
-	// \u00E9). The signature stays over Canonical of the body, so a
+	// \u00E9). The signature stays over stringify.Canonical of the body, so a
 	// receiver must verify that form. Integers stay as they are: the
 	// receiver decodes retries into a Go int, which takes no 0.0 or 0e0.
 	RespellWebhooks bool
@@ -690,7 +691,7 @@ func (s *Server) webhook(payload any) {
 	}
 	var sent bytes.Buffer
 	json.Indent(&sent, body, "", "  ")
-	signed, err := canonical(sent.Bytes())
+	signed, err := stringify.Canonical(sent.Bytes())
 	if err != nil {
 		panic("fingoal sandbox: a webhook body is not JSON: " + err.Error())
 	}

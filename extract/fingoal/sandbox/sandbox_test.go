@@ -3,6 +3,7 @@ package sandbox
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/finsync/finsync/extract/fingoal/stringify"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -113,8 +114,8 @@ func TestRespell(t *testing.T) {
 		`{"a":12.40,"b":[0.05,-3.5,1e+21,7],"c":"x-y/z é 😀\n"}`: `{"a":12.400,"b":[5e-2,-3.50,1E+21,7],"c":"x\u002Dy\/z \u00E9 \uD83D\uDE00\n"}`,
 	} {
 		got := respell([]byte(in))
-		c1, err1 := canonical([]byte(in))
-		c2, err2 := canonical(got)
+		c1, err1 := stringify.Canonical([]byte(in))
+		c2, err2 := stringify.Canonical(got)
 		if string(got) != want || err1 != nil || err2 != nil || !bytes.Equal(c1, c2) {
 			t.Errorf("respell(%s) = %s, want %s; canonical %s %v, %s %v", in, got, want, c1, err1, c2, err2)
 		}

@@ -1,4 +1,8 @@
-package fingoal
+// Package stringify computes what JavaScript's
+// JSON.stringify(JSON.parse(body)) gives, byte for byte: FinGoal signs its
+// webhooks over that form, so the receiver (extract/fingoal) verifies with
+// it and the sandbox (extract/fingoal/sandbox) signs with it.
+package stringify
 
 import (
 	"cmp"
