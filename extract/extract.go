@@ -19,6 +19,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -300,4 +303,19 @@ func RejectKey(raw []byte, field string) string {
 	var id string
 	json.Unmarshal(m[field], &id)
 	return id
+}
+
+// SkipGone turns err, when it is the provider's 404 for subject s (it no
+// longer knows it), into a skip of s saying why, so one stale registry
+// entry does not fail the run for everybody. Any other error comes back
+// naming the subject; nil stays nil.
+func SkipGone(ctx context.Context, reg Registry, s Subject, err error, why string) error {
+	var herr *HTTPError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &herr) && herr.Status == http.StatusNotFound:
+		return reg.Skip(ctx, s, why)
+	}
+	return fmt.Errorf("%s %s: %w", s.Kind, s.ID, err)
 }

@@ -215,7 +215,7 @@ func (a *API) runTransactions(ctx context.Context, req extract.Request, out extr
 			firstOfLast = first
 			return n > 0, nil
 		})
-		if err := dataGone(ctx, req.Registry, s, err); err != nil {
+		if err := extract.SkipGone(ctx, req.Registry, s, err, dataGone); err != nil {
 			return "", err
 		}
 	}
@@ -242,7 +242,7 @@ func (a *API) runInsights(ctx context.Context, req extract.Request, out extract.
 		}
 		var doc json.RawMessage
 		err = a.getDoc(ctx, c, pathOf(a.cfg.Paths.Insights, s.ID), &doc)
-		if err := dataGone(ctx, req.Registry, s, err); err != nil {
+		if err := extract.SkipGone(ctx, req.Registry, s, err, dataGone); err != nil {
 			return "", err
 		}
 		if doc == nil {
@@ -305,19 +305,11 @@ func (a *API) addInsights(out extract.Output, p *Process, doc []byte, bal *Balan
 	return nil
 }
 
-// dataGone turns a 404 on a completed process's data (revoked or deleted
-// between the two calls) into a skip: the next run reads the process again
-// and forgets it. Other errors come back naming the process.
-func dataGone(ctx context.Context, reg extract.Registry, s extract.Subject, err error) error {
-	var herr *extract.HTTPError
-	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &herr) && herr.Status == http.StatusNotFound:
-		return reg.Skip(ctx, s, "the completed process's data is gone (404); the next run reads the process again")
-	}
-	return fmt.Errorf("process %s: %w", s.ID, err)
-}
+
+// dataGone is why a completed process is skipped when its data answers 404
+// (revoked or deleted between the two calls): the next run reads the
+// process again and forgets it.
+const dataGone = "the completed process's data is gone (404); the next run reads the process again"
 
 // badDocument is a 2xx body that is JSON of the wrong shape: asking again
 // will not help.

@@ -244,7 +244,7 @@ func (a *API) runAnalytics(mods []Module) func(context.Context, extract.Request,
 				}
 				break
 			}
-			if err := skipGone(ctx, req.Registry, s, err); err != nil {
+			if err := extract.SkipGone(ctx, req.Registry, s, err, unknownUser); err != nil {
 				return "", err
 			}
 			if doc == nil {

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -123,6 +122,9 @@ func Streams(a *API) []extract.Stream {
 
 // provider is the provider column of every row and the registry's name.
 const provider = "fino"
+
+// unknownUser is why a user finoOS answers 404 for is skipped.
+const unknownUser = "finoOS does not know this user (deleted, or created in another tenant)"
 
 // span is the days a run reads: up to the last day its window [From, To)
 // touches, from the cursor day minus a lookback — or, on a first run and for
@@ -308,7 +310,7 @@ func (a *API) runTransactions(ctx context.Context, req extract.Request, out extr
 				total, _ := strconv.Atoi(string(scalars["totalPages"]))
 				return page < total, nil
 			})
-			return skipGone(ctx, req.Registry, s, err)
+			return extract.SkipGone(ctx, req.Registry, s, err, unknownUser)
 		})
 	if err != nil {
 		return "", err
@@ -324,7 +326,7 @@ func (a *API) runAccounts(ctx context.Context, req extract.Request, out extract.
 		func(ctx context.Context, b *AccountsBuilder, s extract.Subject, flush func() error, out extract.Output) error {
 			doc, err := c.Document(ctx, http.MethodGet, apiUserPath(s.ID, suffixAccountDetect), nil, nil, nil)
 			if err != nil {
-				return skipGone(ctx, req.Registry, s, err)
+				return extract.SkipGone(ctx, req.Registry, s, err, unknownUser)
 			}
 			views, wrapper, err := wrapped(doc, b.scrub, "accountsOverview.accountsView", "accountsOverview.creditsView")
 			if err != nil {
@@ -423,7 +425,7 @@ func (a *API) runHistory(ctx context.Context, req extract.Request, out extract.O
 				}
 				return flush()
 			})
-			return skipGone(ctx, req.Registry, s, err)
+			return extract.SkipGone(ctx, req.Registry, s, err, unknownUser)
 		})
 	if err != nil {
 		return "", err
@@ -438,7 +440,7 @@ func (a *API) runContracts(ctx context.Context, req extract.Request, out extract
 		func(ctx context.Context, b *ContractsBuilder, s extract.Subject, flush func() error, out extract.Output) error {
 			doc, err := c.Document(ctx, http.MethodGet, apiUserPath(s.ID, suffixContracts), nil, nil, nil)
 			if err != nil {
-				return skipGone(ctx, req.Registry, s, err)
+				return extract.SkipGone(ctx, req.Registry, s, err, unknownUser)
 			}
 			lists, wrapper, err := wrapped(doc, nil, "contracts")
 			if err != nil {
@@ -453,18 +455,4 @@ func (a *API) runContracts(ctx context.Context, req extract.Request, out extract
 			}
 			return flush()
 		})
-}
-
-// skipGone turns a user finoOS does not know (404: deleted, or created in
-// another tenant) into a skipped subject, so one stale registry entry does
-// not fail the run for everybody. Other errors come back naming the user.
-func skipGone(ctx context.Context, reg extract.Registry, s extract.Subject, err error) error {
-	var herr *extract.HTTPError
-	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &herr) && herr.Status == http.StatusNotFound:
-		return reg.Skip(ctx, s, "finoOS does not know this user (deleted, or created in another tenant)")
-	}
-	return fmt.Errorf("user %s: %w", s.ID, err)
 }
