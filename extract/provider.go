@@ -61,6 +61,9 @@ type Provider struct {
 	// Sandbox starts the provider's fake server (the demo, `finsync
 	// sandbox`, tests).
 	Sandbox func(o SandboxOptions) Sandbox
+	// Schedules are its streams' built-in schedules: a layer of the
+	// schedules file (schedules.Layer), from extract/<name>/schedules.yaml.
+	Schedules []byte
 }
 
 // Hooks are what a webhook receiver may do with what a provider tells it.

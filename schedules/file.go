@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -87,82 +88,131 @@ func (ss *Schedules) Find(stream string) (Schedule, bool) {
 // none.
 type ParamsCheck func(params map[string]string) []error
 
-// Parse reads a schedules file. known maps every stream name to the check
-// of its parameters. Every problem is reported, each as "file:line: ...".
+// Layer is one schedules file. Layers overlay each other in order: a
+// stream keeps what earlier layers said unless a later one says otherwise,
+// key by key (params too), and so do defaults and concurrency. The
+// built-in schedules are schedules/default.yaml and each provider's own
+// file; an operator's file is the last layer.
+type Layer struct {
+	Name string
+	Data []byte
+}
+
+// Parse reads one schedules file. known maps every stream name to the
+// check of its parameters. Every problem is reported, each as
+// "file:line: ...".
 func Parse(file string, data []byte, known map[string]ParamsCheck) (*Schedules, error) {
-	ss := &Schedules{File: file, PerProvider: map[string]int{}}
+	return ParseLayers([]Layer{{file, data}}, known)
+}
+
+// ParseLayers reads layers, each overlaying the ones before (Layer); the
+// result's File names the last.
+func ParseLayers(layers []Layer, known map[string]ParamsCheck) (*Schedules, error) {
+	ss := &Schedules{PerProvider: map[string]int{}}
 	var errs []error
-	bad := func(line int, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s:%d: %s", file, line, fmt.Sprintf(format, args...)))
-	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, yamlError(file, err)
-	}
-	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
-		return nil, fmt.Errorf("%s:1: want a mapping with defaults, concurrency and streams", file)
-	}
 	defaults := Schedule{Window: 24 * time.Hour, Timeout: DefaultTimeout, Jitter: time.Minute, Enabled: true}
-	var streams *yaml.Node
-	for key, val := range pairs(doc.Content[0]) {
-		switch key.Value {
-		case "defaults":
-			readEntry(val, &defaults, bad, false)
-		case "concurrency":
-			for k, v := range pairs(val) {
-				n, err := strconv.Atoi(v.Value)
-				if err != nil || n < 0 {
-					bad(v.Line, "concurrency %s: %q is not a count", k.Value, v.Value)
+	type entry struct {
+		node *yaml.Node
+		line int
+		bad  func(line int, format string, args ...any)
+	}
+	entries := map[string][]entry{}
+	var order []string // streams as first met
+	for _, l := range layers {
+		ss.File = l.Name
+		bad := func(line int, format string, args ...any) {
+			errs = append(errs, fmt.Errorf("%s:%d: %s", l.Name, line, fmt.Sprintf(format, args...)))
+		}
+		var doc yaml.Node
+		if err := yaml.Unmarshal(l.Data, &doc); err != nil {
+			errs = append(errs, yamlError(l.Name, err))
+			continue
+		}
+		if len(doc.Content) == 0 {
+			continue // an empty file changes nothing
+		}
+		if doc.Content[0].Kind != yaml.MappingNode {
+			bad(1, "want a mapping with defaults, concurrency and streams")
+			continue
+		}
+		seen := map[string]bool{}
+		for key, val := range pairs(doc.Content[0]) {
+			switch key.Value {
+			case "defaults":
+				readEntry(val, &defaults, bad, false)
+			case "concurrency":
+				for k, v := range pairs(val) {
+					n, err := strconv.Atoi(v.Value)
+					if err != nil || n < 0 {
+						bad(v.Line, "concurrency %s: %q is not a count", k.Value, v.Value)
+						continue
+					}
+					switch {
+					case k.Value == "global":
+						ss.Global = n
+					case strings.HasPrefix(k.Value, "provider."):
+						ss.PerProvider[strings.TrimPrefix(k.Value, "provider.")] = n
+					default:
+						bad(k.Line, "concurrency: unknown key %q (global, provider.<name>)", k.Value)
+					}
+				}
+			case "streams":
+				if val.Kind != yaml.MappingNode {
+					bad(val.Line, "streams: want a mapping of stream names to their settings")
 					continue
 				}
-				switch {
-				case k.Value == "global":
-					ss.Global = n
-				case strings.HasPrefix(k.Value, "provider."):
-					ss.PerProvider[strings.TrimPrefix(k.Value, "provider.")] = n
-				default:
-					bad(k.Line, "concurrency: unknown key %q (global, provider.<name>)", k.Value)
+				for k, v := range pairs(val) {
+					_, ok := known[k.Value]
+					switch {
+					case !ok:
+						bad(k.Line, "unknown stream %q (see finsync streams)", k.Value)
+						continue
+					case seen[k.Value]:
+						bad(k.Line, "stream %q is listed twice", k.Value)
+						continue
+					}
+					seen[k.Value] = true
+					if entries[k.Value] == nil {
+						order = append(order, k.Value)
+					}
+					entries[k.Value] = append(entries[k.Value], entry{v, k.Line, bad})
 				}
+			default:
+				bad(key.Line, "unknown key %q (defaults, concurrency, streams)", key.Value)
 			}
-		case "streams":
-			streams = val
-		default:
-			bad(key.Line, "unknown key %q (defaults, concurrency, streams)", key.Value)
 		}
 	}
-	if streams == nil || streams.Kind != yaml.MappingNode {
-		bad(doc.Content[0].Line, "no streams mapping")
-		return nil, errors.Join(errs...)
-	}
-	seen := map[string]bool{}
-	for key, val := range pairs(streams) {
+	for _, name := range order {
+		es := entries[name]
 		s := defaults
-		s.Stream, s.Line, s.Tenants, s.Params = key.Value, key.Line, slices.Clone(defaults.Tenants), nil
-		s.specLine, s.paramsLine, s.paramLines = 0, 0, nil
-		check, ok := known[s.Stream]
-		switch {
-		case !ok:
-			bad(key.Line, "unknown stream %q (see finsync streams)", s.Stream)
-			continue
-		case seen[s.Stream]:
-			bad(key.Line, "stream %q is listed twice", s.Stream)
-			continue
+		s.Stream, s.Tenants, s.Params = name, slices.Clone(defaults.Tenants), nil
+		specBad, paramsBad := es[0].bad, es[0].bad
+		for _, e := range es {
+			s.Line = e.line
+			before := s.specLine
+			params := s.paramsLine
+			readEntry(e.node, &s, e.bad, true)
+			if s.specLine != before || s.Spec == "" {
+				specBad = e.bad
+			}
+			if s.paramsLine != params {
+				paramsBad = e.bad
+			}
 		}
-		seen[s.Stream] = true
-		readEntry(val, &s, bad, true)
+		check := known[name]
 		if s.Spec == "" {
-			bad(key.Line, "%s: no schedule", s.Stream)
+			es[len(es)-1].bad(s.Line, "%s: no schedule", s.Stream)
 		} else if c, err := cron.ParseStandard(s.Spec); err != nil {
-			bad(s.specLine, "%s: schedule %q: %v", s.Stream, s.Spec, err)
+			specBad(s.specLine, "%s: schedule %q: %v", s.Stream, s.Spec, err)
 		} else {
 			s.cron = c
 		}
 		switch {
 		case check == nil && len(s.Params) > 0:
-			bad(s.paramsLine, "%s takes no params", s.Stream)
+			paramsBad(s.paramsLine, "%s takes no params", s.Stream)
 		case check != nil:
 			for _, err := range check(s.Params) {
-				bad(s.paramLine(err), "%s: %v", s.Stream, err)
+				paramsBad(s.paramLine(err), "%s: %v", s.Stream, err)
 			}
 		}
 		ss.Streams = append(ss.Streams, s)
@@ -219,7 +269,11 @@ func readEntry(n *yaml.Node, s *Schedule, bad func(int, string, ...any), stream 
 			if !stream {
 				bad(k.Line, "params belong to a stream, not to defaults")
 			}
-			s.Params, s.paramsLine, s.paramLines = map[string]string{}, k.Line, map[string]int{}
+			// A later layer's params override an earlier one's key by key.
+			s.Params, s.paramsLine, s.paramLines = maps.Clone(s.Params), k.Line, map[string]int{}
+			if s.Params == nil {
+				s.Params = map[string]string{}
+			}
 			for pk, pv := range pairs(v) {
 				s.paramLines[pk.Value] = pk.Line
 				if pv.Kind == yaml.SequenceNode {

@@ -187,25 +187,27 @@ func (c Config) loaderOptions(log *slog.Logger) clickhouse.LoaderOptions {
 		SpillDir: c.ClickHouse.SpillDir, Logger: log}
 }
 
-// loadSchedules reads the schedules file (FINSYNC_SCHEDULES, or the one
-// built in) and checks it against the streams finsync has.
+// loadSchedules reads the built-in schedules (schedules/default.yaml and
+// each provider's), overlaid by FINSYNC_SCHEDULES if set, and checks them
+// against the streams finsync has.
 func loadSchedules(c Config) (*schedules.Schedules, error) {
-	name, data := "schedules/default.yaml (built in)", schedules.DefaultFile
-	if c.Schedules != "" {
-		var err error
-		if data, err = os.ReadFile(c.Schedules); err != nil {
-			return nil, fmt.Errorf("FINSYNC_SCHEDULES: %w", err)
-		}
-		name = c.Schedules
-	}
+	layers := []schedules.Layer{{Name: "schedules/default.yaml (built in)", Data: schedules.DefaultFile}}
 	known := map[string]schedules.ParamsCheck{}
 	c.sched = nil
 	for _, p := range providers(c, slog.New(slog.DiscardHandler), nil) {
+		layers = append(layers, schedules.Layer{Name: "extract/" + p.Name + "/schedules.yaml (built in)", Data: p.Schedules})
 		for _, s := range p.Streams {
 			known[s.Name] = s.CheckParams
 		}
 	}
-	return schedules.Parse(name, data, known)
+	if c.Schedules != "" {
+		data, err := os.ReadFile(c.Schedules)
+		if err != nil {
+			return nil, fmt.Errorf("FINSYNC_SCHEDULES: %w", err)
+		}
+		layers = append(layers, schedules.Layer{Name: c.Schedules, Data: data})
+	}
+	return schedules.ParseLayers(layers, known)
 }
 
 // shard is FINSYNC_SHARD parsed (Validate reported a bad one).

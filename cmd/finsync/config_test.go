@@ -10,6 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/finsync/finsync/schedules"
 )
 
 func lookupFrom(env map[string]string) func(string) (string, bool) {
@@ -117,7 +120,9 @@ func TestSchedulesFileProblems(t *testing.T) {
 		{"params where none are taken", "streams:\n  fino.contracts:\n    schedule: \"@daily\"\n    params: {x: 1}\n",
 			[]string{"bad.yaml:4: fino.contracts takes no params"}},
 		{"typos and bad values", "defaults:\n  timeout: soon\nstreams:\n  fino.accounts:\n    shedule: \"@daily\"\n    enabled: maybe\n",
-			[]string{`bad.yaml:2: timeout: "soon" is not a duration`, `bad.yaml:5: unknown setting "shedule"`, `bad.yaml:6: enabled: "maybe" is not true or false`, "bad.yaml:4: fino.accounts: no schedule"}},
+			[]string{`bad.yaml:2: timeout: "soon" is not a duration`, `bad.yaml:5: unknown setting "shedule"`, `bad.yaml:6: enabled: "maybe" is not true or false`}},
+		{"a stream no layer schedules", "streams:\n  fino.accounts:\n    schedule: \"\"\n",
+			[]string{"bad.yaml:2: fino.accounts: no schedule"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -147,6 +152,44 @@ func TestSchedulesFileProblems(t *testing.T) {
 				t.Errorf("schedules/default.yaml has no entry for %s", s.Name)
 			}
 		}
+	}
+}
+
+// An operator's schedules file overlays the built-in schedules: a stream it
+// does not name keeps its own, enabled: false turns one off, params change
+// key by key, and the last word on concurrency is the file's.
+func TestSchedulesFileOverlays(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "mine.yaml")
+	file := "concurrency:\n  provider.fino: 5\nstreams:\n  fino.transactions:\n    schedule: \"@hourly\"\n" +
+		"  fino.contracts:\n    enabled: false\n  finapi.segments.low_balance:\n    params: {months: 6}\n"
+	if err := os.WriteFile(path, []byte(file), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := LoadConfig(context.Background(), lookupFrom(map[string]string{"FINSYNC_SCHEDULES": path}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	find := func(stream string) schedules.Schedule {
+		s, ok := c.sched.Find(stream)
+		if !ok {
+			t.Fatalf("%s has no schedule", stream)
+		}
+		return s
+	}
+	if s := find("fino.transactions"); s.Spec != "@hourly" || !s.Enabled {
+		t.Errorf("the file's schedule: %+v", s)
+	}
+	if s := find("fino.accounts"); s.Spec != "15 */6 * * *" || !s.Enabled || s.Window != 30*24*time.Hour {
+		t.Errorf("a stream the file does not name keeps its built-in schedule: %+v", s)
+	}
+	if s := find("fino.contracts"); s.Enabled || s.Spec != "45 5 * * *" {
+		t.Errorf("enabled: false: %+v", s)
+	}
+	if p := find("finapi.segments.low_balance").Params; p["months"] != "6" || p["threshold"] != "0" || p["account_type"] != "checking" {
+		t.Errorf("params overlaid key by key: %v", p)
+	}
+	if c.sched.PerProvider["fino"] != 5 || c.sched.PerProvider["finapi"] != 2 || c.sched.Global != 4 || c.sched.File != path {
+		t.Errorf("concurrency %d %v, file %s", c.sched.Global, c.sched.PerProvider, c.sched.File)
 	}
 }
 

@@ -2,6 +2,7 @@ package fimento
 
 import (
 	"context"
+	_ "embed"
 	"fmt"
 	"net/http"
 	"slices"
@@ -10,6 +11,11 @@ import (
 	"github.com/finsync/finsync/extract"
 	"github.com/finsync/finsync/extract/fimento/sandbox"
 )
+
+// schedulesFile are the streams' built-in schedules.
+//
+//go:embed schedules.yaml
+var schedulesFile []byte
 
 // Settings are Fimento's FINSYNC_FIMENTO_* variables.
 type Settings struct {
@@ -71,7 +77,7 @@ func (f *Settings) Provider(s extract.Setup) extract.Provider {
 	paths, _ := ParsePaths(f.Paths) // Validate reported errors
 	api := NewAPI(Config{BaseURL: f.BaseURL, Name: f.Name, Password: f.Password.Value(), HashKey: []byte(f.HashKey.Value()),
 		Paths: paths, RateLimit: f.RateLimit, Logger: s.Logger, HTTP: s.Client(provider), Memory: s.Memory})
-	p := extract.Provider{Name: provider, Sandbox: newFake, Configured: f.BaseURL != "", Streams: Streams(api), Tenants: f.PartnerBanks,
+	p := extract.Provider{Name: provider, Sandbox: newFake, Schedules: schedulesFile, Configured: f.BaseURL != "", Streams: Streams(api), Tenants: f.PartnerBanks,
 		Webhook: func(h extract.Hooks) http.Handler { return WebhookHandler(f.PartnerBanks, h, s.Logger) }}
 	if f.WebhookURL != "" {
 		p.Start = func(ctx context.Context) error { return api.AddWebhook(ctx, f.WebhookURL) }

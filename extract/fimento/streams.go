@@ -305,7 +305,6 @@ func (a *API) addInsights(out extract.Output, p *Process, doc []byte, bal *Balan
 	return nil
 }
 
-
 // dataGone is why a completed process is skipped when its data answers 404
 // (revoked or deleted between the two calls): the next run reads the
 // process again and forgets it.

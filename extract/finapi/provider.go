@@ -1,6 +1,7 @@
 package finapi
 
 import (
+	_ "embed"
 	"fmt"
 	"net/http"
 	"strings"
@@ -8,6 +9,11 @@ import (
 	"github.com/finsync/finsync/extract"
 	"github.com/finsync/finsync/extract/finapi/sandbox"
 )
+
+// schedulesFile are the streams' built-in schedules.
+//
+//go:embed schedules.yaml
+var schedulesFile []byte
 
 // Settings are finAPI's FINSYNC_FINAPI_* variables.
 type Settings struct {
@@ -69,7 +75,7 @@ func (f *Settings) Provider(s extract.Setup) extract.Provider {
 	}
 	api := NewAPI(Config{BaseURL: f.BaseURL, TokenURL: f.TokenURL, Tenants: mandators, Params: params,
 		CallbackURL: f.CallbackURL, RateLimit: f.RateLimit, Logger: s.Logger, HTTP: s.Client(provider), Memory: s.Memory})
-	p := extract.Provider{Name: provider, Sandbox: newFake, Configured: f.BaseURL != "", Streams: Streams(api),
+	p := extract.Provider{Name: provider, Sandbox: newFake, Schedules: schedulesFile, Configured: f.BaseURL != "", Streams: Streams(api),
 		Webhook: func(h extract.Hooks) http.Handler { return CallbackHandler(api, h) }}
 	for _, m := range mandators {
 		p.Tenants = append(p.Tenants, m.Name)

@@ -1,6 +1,7 @@
 package fingoal
 
 import (
+	_ "embed"
 	"fmt"
 	"net/http"
 	"time"
@@ -8,6 +9,11 @@ import (
 	"github.com/finsync/finsync/extract"
 	"github.com/finsync/finsync/extract/fingoal/sandbox"
 )
+
+// schedulesFile are the streams' built-in schedules.
+//
+//go:embed schedules.yaml
+var schedulesFile []byte
 
 // Settings are FinGoal's FINSYNC_FINGOAL_* variables.
 type Settings struct {
@@ -63,7 +69,7 @@ func (f *Settings) Provider(s extract.Setup) extract.Provider {
 	if secret == "" {
 		secret = f.ClientSecret
 	}
-	return extract.Provider{Name: provider, Sandbox: newFake, Configured: f.BaseURL != "", Streams: Streams(api), Tenants: tenants,
+	return extract.Provider{Name: provider, Sandbox: newFake, Schedules: schedulesFile, Configured: f.BaseURL != "", Streams: Streams(api), Tenants: tenants,
 		Webhook: func(h extract.Hooks) http.Handler {
 			return WebhookHandler(WebhookConfig{Secret: secret.Value(), API: api, Hooks: h, Logger: s.Logger})
 		}}

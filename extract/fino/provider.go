@@ -1,6 +1,7 @@
 package fino
 
 import (
+	_ "embed"
 	"fmt"
 	"net/http"
 	"slices"
@@ -9,6 +10,11 @@ import (
 	"github.com/finsync/finsync/extract"
 	"github.com/finsync/finsync/extract/fino/sandbox"
 )
+
+// schedulesFile are the streams' built-in schedules.
+//
+//go:embed schedules.yaml
+var schedulesFile []byte
 
 // Settings are fino's FINSYNC_FINO_* variables.
 type Settings struct {
@@ -94,7 +100,7 @@ func (f *Settings) Provider(s extract.Setup) extract.Provider {
 	scopes, _ := ParseScopes(f.Scopes) // Validate reported errors; all modules on
 	api := NewAPI(Config{BaseURL: f.BaseURL, ClientID: f.ClientID, ClientSecret: f.ClientSecret.Value(), RateLimit: f.RateLimit,
 		Concurrency: f.Concurrency, PageSize: f.PageSize, Scopes: scopes, Logger: s.Logger, HTTP: s.Client(provider), Memory: s.Memory})
-	p := extract.Provider{Name: provider, Sandbox: newFake, Configured: f.BaseURL != "", Streams: append(Streams(api), AnalyticsStreams(api)...),
+	p := extract.Provider{Name: provider, Sandbox: newFake, Schedules: schedulesFile, Configured: f.BaseURL != "", Streams: append(Streams(api), AnalyticsStreams(api)...),
 		Tenants: f.tenants(), Webhook: func(h extract.Hooks) http.Handler {
 			return WebhookHandler(f.WebhookSecret.Value(), h, s.Logger)
 		}}
