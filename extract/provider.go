@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -154,6 +156,23 @@ func (p *Problems) Required(set bool, name, why string) {
 		why = ": " + why
 	}
 	p.Add("%s is required with %s%s", p.Var(name), p.Var("BASE_URL"), why)
+}
+
+// Entries records, in one problem, the entries of list variable name that
+// ok refuses, and what it wants instead.
+func (p *Problems) Entries(name string, entries []string, ok func(string) bool, want string) {
+	var bad []string
+	for _, e := range entries {
+		if !ok(e) {
+			bad = append(bad, strconv.Quote(e))
+		}
+	}
+	if len(bad) > 5 {
+		bad = append(bad[:5], fmt.Sprintf("and %d more", len(bad)-5))
+	}
+	if len(bad) > 0 {
+		p.Add("%s: %s: %s", p.Var(name), strings.Join(bad, ", "), want)
+	}
 }
 
 // RateLimit records a rate limit that is not positive.

@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -73,24 +75,157 @@ type Config struct {
 }
 
 // LoadConfig reads the configuration through lookup (os.LookupEnv in the
-// binary) and validates it, reporting every problem at once.
+// binary) and validates it, reporting every problem at once, each naming
+// its variable; a value that does not parse is reported alone (the
+// variable then counts as unset), not with the problems it would cause.
 func LoadConfig(ctx context.Context, lookup func(string) (string, bool)) (Config, error) {
+	files := &fileLookuper{lookup: lookup, unset: map[string]bool{}}
 	var c Config
-	files := &fileLookuper{lookup: lookup}
-	err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: &c, Lookuper: files})
-	problems := append([]error{}, files.errs...)
-	if err != nil {
-		problems = append(problems, err)
+	var problems []error
+	for {
+		c, files.errs, files.last = Config{}, nil, ""
+		err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: &c, Lookuper: files})
+		if err == nil {
+			break
+		}
+		if files.last == "" || files.unset[files.last] {
+			problems = append(problems, err) // not a value's fault: report it as it is
+			break
+		}
+		v, _ := lookup(files.last)
+		problems = append(problems, fmt.Errorf("%s=%q: %s", files.last, v, wantOf(err)))
+		files.unset[files.last] = true
 	}
+	problems = append(problems, files.errs...)
 	problems = append(problems, c.Validate()...)
-	var err2 error
-	if c.sched, err2 = loadSchedules(c); err2 != nil {
-		problems = append(problems, err2)
+	var err error
+	if c.sched, err = loadSchedules(c); err != nil {
+		problems = append(problems, err)
+	} else {
+		problems = append(problems, c.checkScheduleTenants()...)
 	}
+	// A variable whose file could not be read is not also "required".
+	problems = slices.DeleteFunc(problems, func(p error) bool {
+		for name := range files.unreadable {
+			if strings.HasPrefix(p.Error(), name+" ") {
+				return true
+			}
+		}
+		return false
+	})
 	if len(problems) > 0 {
 		return c, fmt.Errorf("invalid configuration:\n%w", errors.Join(problems...))
 	}
 	return c, nil
+}
+
+// envNames are the variables finsync reads: the env tags of Config, with
+// the prefixes of the structs that hold them, and FINSYNC_CPUPROFILE.
+func envNames() map[string]bool {
+	names := map[string]bool{"FINSYNC_CPUPROFILE": true}
+	var walk func(t reflect.Type, prefix string)
+	walk = func(t reflect.Type, prefix string) {
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			tag, ok := f.Tag.Lookup("env")
+			name, opts, _ := strings.Cut(tag, ",")
+			switch {
+			case f.Type.Kind() == reflect.Struct && (!ok || strings.TrimSpace(name) == ""):
+				_, p, _ := strings.Cut(opts, "prefix=")
+				p, _, _ = strings.Cut(p, ",")
+				walk(f.Type, prefix+strings.TrimSpace(p))
+			case ok:
+				names[prefix+strings.TrimSpace(name)] = true
+			}
+		}
+	}
+	walk(reflect.TypeOf(Config{}), "")
+	return names
+}
+
+// unknownVariables are the FINSYNC_* names in environ that finsync does
+// not read (NAME_FILE counts as NAME), each with the closest it does.
+func unknownVariables(environ []string) []error {
+	known := envNames()
+	var problems []error
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		base := strings.TrimSuffix(name, "_FILE")
+		if !strings.HasPrefix(name, "FINSYNC_") || known[name] || known[base] {
+			continue
+		}
+		best, dist := "", 4 // suggest only what is a few edits away
+		for k := range known {
+			if d := editDistance(base, k); d < dist || d == dist && k < best {
+				best, dist = k, d
+			}
+		}
+		if best != "" {
+			problems = append(problems, fmt.Errorf("%s is not a finsync variable: did you mean %s?", name, best+strings.TrimPrefix(name, base)))
+		} else {
+			problems = append(problems, fmt.Errorf("%s is not a finsync variable (README: Configuration)", name))
+		}
+	}
+	slices.SortFunc(problems, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	return problems
+}
+
+// editDistance is the Levenshtein distance of a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}
+
+// wantOf says what a value envconfig could not decode should be.
+func wantOf(err error) string {
+	switch msg := err.Error(); {
+	case strings.Contains(msg, "ParseBool"):
+		return "want true or false"
+	case strings.Contains(msg, "ParseFloat"):
+		return "want a number"
+	case strings.Contains(msg, "ParseInt"), strings.Contains(msg, "ParseUint"):
+		return "want a whole number"
+	case strings.Contains(msg, "time: "):
+		return "want a duration (like 30s, 2m, 1h)"
+	default:
+		_, last, _ := strings.Cut(msg, ": ")
+		return last
+	}
+}
+
+// checkScheduleTenants reports schedules naming a tenant their provider is
+// not configured with.
+func (c Config) checkScheduleTenants() []error {
+	var problems []error
+	for _, p := range providers(c, slog.New(slog.DiscardHandler), nil) {
+		for _, s := range p.Streams {
+			sched, ok := c.sched.Find(s.Name)
+			if !ok || !p.Configured {
+				continue
+			}
+			for _, t := range sched.Tenants {
+				if !slices.Contains(p.Tenants, t) {
+					problems = append(problems, fmt.Errorf("%s:%d: %s: tenant %q is not one of %s's configured tenants %v", c.sched.File, sched.Line, s.Name, t, p.Name, p.Tenants))
+				}
+			}
+		}
+	}
+	return problems
 }
 
 var (
@@ -133,6 +268,9 @@ func (c Config) Validate() []error {
 	for _, p := range c.ProviderSettings.list() {
 		problems = append(problems, p.Validate()...)
 	}
+	if _, port, err := net.SplitHostPort(c.HTTPAddr); err != nil || port == "" {
+		bad("FINSYNC_HTTP_ADDR=%q: want host:port (127.0.0.1:8080, or :8080 for every interface)", c.HTTPAddr)
+	}
 	if _, ok := logLevels[c.LogLevel]; !ok {
 		bad("FINSYNC_LOG_LEVEL=%q: want debug, info, warn or error", c.LogLevel)
 	}
@@ -161,24 +299,39 @@ func (c Config) clickhouseOptions() clickhouse.Options {
 type fileLookuper struct {
 	lookup func(string) (string, bool)
 	errs   []error
+	// last is the last variable found: the one envconfig failed on, when
+	// it fails to decode a value. unset are variables read as unset (their
+	// value did not decode); unreadable those whose file could not be read.
+	last       string
+	unset      map[string]bool
+	unreadable map[string]bool
 }
 
 func (l *fileLookuper) Lookup(key string) (string, bool) {
+	if l.unset[key] {
+		return "", false
+	}
 	v, ok := l.lookup(key)
 	path, fromFile := l.lookup(key + "_FILE")
 	switch {
 	case ok && fromFile:
 		l.errs = append(l.errs, fmt.Errorf("%s and %s_FILE are both set: use one", key, key))
-		return v, true
-	case !fromFile:
-		return v, ok
+	case fromFile:
+		b, err := os.ReadFile(path)
+		if err != nil {
+			l.errs = append(l.errs, fmt.Errorf("%s_FILE: %w", key, err))
+			if l.unreadable == nil {
+				l.unreadable = map[string]bool{}
+			}
+			l.unreadable[key] = true
+			return "", false
+		}
+		v, ok = strings.TrimRight(string(b), "\r\n"), true
 	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		l.errs = append(l.errs, fmt.Errorf("%s_FILE: %w", key, err))
-		return "", false
+	if ok {
+		l.last = key
 	}
-	return strings.TrimRight(string(b), "\r\n"), true
+	return v, ok
 }
 
 // loaderOptions are the loader's settings from the configuration.

@@ -70,7 +70,7 @@ func TestConfigReportsEveryProblem(t *testing.T) {
 		{"fimento processes, paths, webhook", map[string]string{"FINSYNC_FIMENTO_BASE_URL": "https://api.example", "FINSYNC_FIMENTO_NAME": "n",
 			"FINSYNC_FIMENTO_PASSWORD": "p", "FINSYNC_FIMENTO_HASH_KEY": "short", "FINSYNC_FIMENTO_PARTNER_BANKS": "b1,b2",
 			"FINSYNC_FIMENTO_PROCESSES": "b3/p,p", "FINSYNC_FIMENTO_PATHS": "process=/p", "FINSYNC_FIMENTO_WEBHOOK_URL": "ftp://x?token=s3cret"},
-			[]string{"at least 16 characters", `"b3/p"`, `FINSYNC_FIMENTO_PROCESSES: "p"`, "FINSYNC_FIMENTO_PATHS", "FINSYNC_FIMENTO_WEBHOOK_URL"}},
+			[]string{"at least 16 characters", `"b3/p"`, `FINSYNC_FIMENTO_PROCESSES: "b3/p", "p": want bank/processId`, "FINSYNC_FIMENTO_PATHS", "FINSYNC_FIMENTO_WEBHOOK_URL"}},
 		{"fingoal without an id key", map[string]string{"FINSYNC_FINGOAL_BASE_URL": "https://findmoney-dev.fingoal.com/v3",
 			"FINSYNC_FINGOAL_CLIENT_ID": "client-1", "FINSYNC_FINGOAL_CLIENT_SECRET": "s"},
 			[]string{"FINSYNC_FINGOAL_ID_KEY is required with FINSYNC_FINGOAL_BASE_URL: a secret of at least 16 characters"}},
@@ -190,6 +190,54 @@ func TestSchedulesFileOverlays(t *testing.T) {
 	}
 	if c.sched.PerProvider["fino"] != 5 || c.sched.PerProvider["finapi"] != 2 || c.sched.Global != 4 || c.sched.File != path {
 		t.Errorf("concurrency %d %v, file %s", c.sched.Global, c.sched.PerProvider, c.sched.File)
+	}
+}
+
+// Each mistake is reported once, by its variable, with what it wants, and
+// not with the problems it would cause further on.
+func TestConfigSaysWhatIsWrong(t *testing.T) {
+	fino := map[string]string{"FINSYNC_FINO_BASE_URL": "https://os.fino.cloud", "FINSYNC_FINO_CLIENT_ID": "c", "FINSYNC_FINO_CLIENT_SECRET": "s"}
+	var users []string
+	for i := range 10 {
+		users = append(users, fmt.Sprintf("other/u%d", i))
+	}
+	sched := filepath.Join(t.TempDir(), "s.yaml")
+	os.WriteFile(sched, []byte("streams:\n  fino.accounts:\n    tenants: [c, nope]\n"), 0o644)
+	tests := []struct {
+		name string
+		env  map[string]string
+		want []string // the whole list of problems
+	}{
+		{"a number that is not", with(fino, "FINSYNC_FINO_RATE_LIMIT", "fast"), []string{`FINSYNC_FINO_RATE_LIMIT="fast": want a number`}},
+		{"a boolean that is not", with(map[string]string{}, "FINSYNC_CLICKHOUSE_TLS", "yes"), []string{`FINSYNC_CLICKHOUSE_TLS="yes": want true or false`}},
+		{"a duration that is not", with(map[string]string{}, "FINSYNC_SHUTDOWN_GRACE", "30"), []string{`FINSYNC_SHUTDOWN_GRACE="30": want a duration (like 30s, 2m, 1h)`}},
+		{"two at once", with(fino, "FINSYNC_FINO_CONCURRENCY", "many", "FINSYNC_CLICKHOUSE_TLS", "yes"),
+			[]string{`FINSYNC_CLICKHOUSE_TLS="yes": want true or false`, `FINSYNC_FINO_CONCURRENCY="many": want a whole number`}},
+		{"a secret file missing", with(fino, "FINSYNC_FINO_CLIENT_SECRET", "", "FINSYNC_FINO_CLIENT_SECRET_FILE", "/nonexistent/secret"),
+			[]string{"FINSYNC_FINO_CLIENT_SECRET_FILE: open /nonexistent/secret: no such file or directory"}},
+		{"ten bad entries", with(fino, "FINSYNC_FINO_USERS", strings.Join(users, ",")),
+			[]string{`FINSYNC_FINO_USERS: "other/u0", "other/u1", "other/u2", "other/u3", "other/u4", and 5 more: want user or tenant/user with a tenant of FINSYNC_FINO_TENANTS`}},
+		{"the base URL with /api", with(fino, "FINSYNC_FINO_BASE_URL", "https://os.fino.cloud/api"),
+			[]string{`FINSYNC_FINO_BASE_URL="https://os.fino.cloud/api": leave out /api: finsync adds /api/... itself`}},
+		{"a port for an address", with(map[string]string{}, "FINSYNC_HTTP_ADDR", "8080"),
+			[]string{`FINSYNC_HTTP_ADDR="8080": want host:port (127.0.0.1:8080, or :8080 for every interface)`}},
+		{"a schedule's tenant not configured", with(fino, "FINSYNC_SCHEDULES", sched),
+			[]string{sched + `:2: fino.accounts: tenant "nope" is not one of fino's configured tenants [c]`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			delete(tc.env, "")
+			for k, v := range tc.env {
+				if v == "" {
+					delete(tc.env, k)
+				}
+			}
+			_, err := LoadConfig(context.Background(), lookupFrom(tc.env))
+			want := "invalid configuration:\n" + strings.Join(tc.want, "\n")
+			if err == nil || err.Error() != want {
+				t.Errorf("got\n%v\nwant\n%s", err, want)
+			}
+		})
 	}
 }
 

@@ -12,7 +12,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,30 +21,6 @@ import (
 
 	"github.com/finsync/finsync/schedules"
 )
-
-// finsyncEnv are the variables finsync reads: the env tags of Config, with
-// the prefixes of the structs that hold them.
-func finsyncEnv() map[string]bool {
-	names := map[string]bool{}
-	var walk func(t reflect.Type, prefix string)
-	walk = func(t reflect.Type, prefix string) {
-		for i := 0; i < t.NumField(); i++ {
-			f := t.Field(i)
-			tag, ok := f.Tag.Lookup("env")
-			name, opts, _ := strings.Cut(tag, ",")
-			switch {
-			case f.Type.Kind() == reflect.Struct && (!ok || strings.TrimSpace(name) == ""):
-				_, p, _ := strings.Cut(opts, "prefix=")
-				p, _, _ = strings.Cut(p, ",")
-				walk(f.Type, prefix+strings.TrimSpace(p))
-			case ok:
-				names[prefix+strings.TrimSpace(name)] = true
-			}
-		}
-	}
-	walk(reflect.TypeOf(Config{}), "")
-	return names
-}
 
 // checkEnv reports a FINSYNC_* name finsync does not read (NAME_FILE counts
 // as NAME).
@@ -66,7 +41,7 @@ func TestDockerfile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	known := finsyncEnv()
+	known := envNames()
 	var froms []string
 	var user string
 	for _, line := range strings.Split(string(b), "\n") {
@@ -111,7 +86,7 @@ func TestComposeFile(t *testing.T) {
 		}
 	}
 	decodeYAML(t, "../../deploy/compose.yaml", &c)
-	known := finsyncEnv()
+	known := envNames()
 	fs, sb, ch := c.Services["finsync"], c.Services["sandbox"], c.Services["clickhouse"]
 	if !strings.HasPrefix(ch.Image, "clickhouse/clickhouse-server:") {
 		t.Errorf("clickhouse image %q", ch.Image)
@@ -172,7 +147,7 @@ func TestKubernetesManifests(t *testing.T) {
 		}
 		docs[o.Kind+"/"+o.Metadata.Name] = o
 	}
-	known := finsyncEnv()
+	known := envNames()
 	sts, ok := docs["StatefulSet/finsync"]
 	if !ok {
 		t.Fatalf("no StatefulSet finsync in %v", slices.Collect(maps.Keys(docs)))

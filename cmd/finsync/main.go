@@ -60,6 +60,9 @@ func commands() []command {
 type app struct {
 	stdout, stderr io.Writer
 	lookup         func(string) (string, bool)
+	// environ lists the environment (os.Environ), for the names finsync
+	// does not know; nil: not checked.
+	environ func() []string
 	// trace, if set, sees every statement sent to ClickHouse (tests).
 	trace func(query string, args []any, external []*ext.Table)
 }
@@ -67,7 +70,7 @@ type app struct {
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	a := &app{stdout: os.Stdout, stderr: os.Stderr, lookup: os.LookupEnv}
+	a := &app{stdout: os.Stdout, stderr: os.Stderr, lookup: os.LookupEnv, environ: os.Environ}
 	stopProfile := cpuProfile(os.Getenv("FINSYNC_CPUPROFILE"))
 	code := a.main(ctx, os.Args[1:])
 	stopProfile()
@@ -185,7 +188,17 @@ func (a *app) dbOptions(c Config) clickhouse.Options {
 }
 
 // config loads and validates the configuration.
-func (a *app) config(ctx context.Context) (Config, error) { return LoadConfig(ctx, a.lookup) }
+// config loads the configuration; FINSYNC_* names it does not know are
+// warned about (validate refuses them).
+func (a *app) config(ctx context.Context) (Config, error) {
+	c, err := LoadConfig(ctx, a.lookup)
+	if err == nil && a.environ != nil {
+		for _, p := range unknownVariables(a.environ()) {
+			fmt.Fprintln(a.stderr, "WARNING: "+p.Error())
+		}
+	}
+	return c, err
+}
 
 func (a *app) logger(c Config) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: logLevels[c.LogLevel]}
@@ -229,14 +242,30 @@ func runValidate(ctx context.Context, a *app, args []string) error {
 	if err := a.flags("validate", summaryOf("validate"), args, nil); err != nil {
 		return err
 	}
-	c, err := a.config(ctx)
+	c, err := LoadConfig(ctx, a.lookup) // unknown names are refused here, not warned about
+	var problems []error
+	if a.environ != nil {
+		problems = unknownVariables(a.environ())
+	}
 	if err != nil {
-		return err
+		return errors.Join(append([]error{err}, problems...)...)
 	}
 	if c.InsecureSkipVerify {
 		fmt.Fprintln(a.stderr, "WARNING: "+insecureWarning)
 	}
-	fmt.Fprintln(a.stdout, "configuration ok")
+	var configured []string
+	for _, p := range providers(c, slog.New(slog.DiscardHandler), nil) {
+		if p.Configured {
+			configured = append(configured, p.Name)
+		}
+	}
+	if len(configured) == 0 {
+		problems = append(problems, errors.New("no provider is configured: set FINSYNC_<PROVIDER>_BASE_URL and its credentials (README: Configuration); `finsync demo` runs every provider against its sandbox"))
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("invalid configuration:\n%w", errors.Join(problems...))
+	}
+	fmt.Fprintf(a.stdout, "configuration ok: %s configured, schedules from %s\n", strings.Join(configured, ", "), c.sched.File)
 	return nil
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"maps"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -20,9 +21,24 @@ func run(t *testing.T, env map[string]string, args ...string) (code int, stdout,
 		args = append(append([]string{}, args...), "-report", filepath.Join(t.TempDir(), "report.html"))
 	}
 	var out, errs bytes.Buffer
-	a := &app{stdout: &out, stderr: &errs, lookup: lookupFrom(env)}
+	a := &app{stdout: &out, stderr: &errs, lookup: lookupFrom(env), environ: func() []string {
+		var kv []string
+		for k, v := range env {
+			kv = append(kv, k+"="+v)
+		}
+		return kv
+	}}
 	code = a.main(context.Background(), args)
 	return code, out.String(), errs.String()
+}
+
+// with is env plus the pairs kv.
+func with(env map[string]string, kv ...string) map[string]string {
+	out := maps.Clone(env)
+	for i := 0; i+1 < len(kv); i += 2 {
+		out[kv[i]] = kv[i+1]
+	}
+	return out
 }
 
 func TestCLI(t *testing.T) {
@@ -43,7 +59,11 @@ func TestCLI(t *testing.T) {
 		{"help of a command", env, []string{"migrate", "-h"}, 0, "", "Usage: finsync migrate", ""},
 		{"stray argument", env, []string{"version", "now"}, 2, "", `unexpected argument "now"`, ""},
 		{"version", env, []string{"version"}, 0, "finsync dev", "", ""},
-		{"validate ok", env, []string{"validate"}, 0, "configuration ok", "", ""},
+		{"validate ok", with(env, "FINSYNC_FINO_BASE_URL", "https://os.fino.cloud", "FINSYNC_FINO_CLIENT_ID", "c", "FINSYNC_FINO_CLIENT_SECRET", "s"),
+			[]string{"validate"}, 0, "configuration ok: fino configured", "", ""},
+		{"validate with no provider", env, []string{"validate"}, 1, "", "no provider is configured", ""},
+		{"validate a misspelled variable", with(env, "FINSYNC_FINO_BASE_URL", "https://os.fino.cloud", "FINSYNC_FINO_CLIENT_ID", "c", "FINSYNC_FINO_CLIENT_SECRET", "s", "FINSYNC_FINO_RATELIMIT", "3"),
+			[]string{"validate"}, 1, "", "FINSYNC_FINO_RATELIMIT is not a finsync variable: did you mean FINSYNC_FINO_RATE_LIMIT?", ""},
 		{"validate bad", map[string]string{"FINSYNC_CLICKHOUSE_ADDR": "x", "FINSYNC_CLICKHOUSE_PASSWORD": "s3cret"}, []string{"validate"}, 1, "", "FINSYNC_CLICKHOUSE_ADDR", "s3cret"},
 		{"migrate", env, []string{"migrate"}, 0, "8 migration(s) applied, schema matches the 12 tables", "", ""},
 		{"migrate again", env, []string{"migrate"}, 0, "0 migration(s) applied", "", ""},

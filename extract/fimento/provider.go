@@ -46,11 +46,8 @@ func (f *Settings) Validate() []error {
 	p.Required(f.Password != "", "PASSWORD", "")
 	p.Required(len(f.HashKey) >= 16, "HASH_KEY", "at least 16 characters (it keys the hash that stands for a person)")
 	p.Required(len(f.PartnerBanks) > 0, "PARTNER_BANKS", "the partner-bank-id values to sync")
-	for _, proc := range f.Processes {
-		if _, ok := f.process(proc); !ok {
-			p.Add("FINSYNC_FIMENTO_PROCESSES: %q: want bank/processId with a bank of FINSYNC_FIMENTO_PARTNER_BANKS (or processId with one partner bank)", proc)
-		}
-	}
+	p.Entries("PROCESSES", f.Processes, func(proc string) bool { _, ok := f.process(proc); return ok },
+		"want bank/processId with a bank of FINSYNC_FIMENTO_PARTNER_BANKS (or processId with one partner bank)")
 	p.URL("WEBHOOK_URL", f.WebhookURL)
 	if _, err := ParsePaths(f.Paths); err != nil {
 		p.Add("FINSYNC_FIMENTO_PATHS: %v", err)

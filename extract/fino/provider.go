@@ -47,17 +47,14 @@ func (f *Settings) Validate() []error {
 	p.URL("BASE_URL", f.BaseURL)
 	p.Required(f.ClientID != "", "CLIENT_ID", "")
 	p.Required(f.ClientSecret != "", "CLIENT_SECRET", "")
-	for _, t := range f.Tenants {
-		// finoOS: a TenantID must be the client id or start with "<client-id>-".
-		if t != f.ClientID && !strings.HasPrefix(t, f.ClientID+"-") {
-			p.Add("FINSYNC_FINO_TENANTS: %q must be %q or start with %q", t, f.ClientID, f.ClientID+"-")
-		}
+	if strings.HasSuffix(strings.TrimRight(f.BaseURL, "/"), "/api") {
+		p.Add("FINSYNC_FINO_BASE_URL=%q: leave out /api: finsync adds /api/... itself", f.BaseURL)
 	}
-	for _, u := range f.Users {
-		if s, ok := f.user(u); !ok || s.ID == "" {
-			p.Add("FINSYNC_FINO_USERS: %q: want user or tenant/user with a tenant of FINSYNC_FINO_TENANTS", u)
-		}
-	}
+	// finoOS: a TenantID must be the client id or start with "<client-id>-".
+	p.Entries("TENANTS", f.Tenants, func(t string) bool { return t == f.ClientID || strings.HasPrefix(t, f.ClientID+"-") },
+		fmt.Sprintf("want %q or a name starting with %q", f.ClientID, f.ClientID+"-"))
+	p.Entries("USERS", f.Users, func(u string) bool { s, ok := f.user(u); return ok && s.ID != "" },
+		"want user or tenant/user with a tenant of FINSYNC_FINO_TENANTS")
 	p.RateLimit(f.RateLimit)
 	if f.Concurrency < 1 || f.Concurrency > 256 {
 		p.Add("FINSYNC_FINO_CONCURRENCY=%d: want users read at once, 1..256", f.Concurrency)
