@@ -17,8 +17,8 @@ import (
 	"github.com/finsync/finsync/extract"
 	"github.com/finsync/finsync/extract/fingoal"
 	"github.com/finsync/finsync/load/clickhouse"
-	"github.com/finsync/finsync/load/clickhouse/chtest"
 	"github.com/finsync/finsync/schedules"
+	"github.com/finsync/finsync/schedules/schedulestest"
 	"github.com/finsync/finsync/transform"
 )
 
@@ -107,10 +107,8 @@ func newDaemon(t *testing.T, streams ...extract.Stream) (*schedules.Daemon, *cli
 // configure called before the daemon starts.
 func newDaemonWith(t *testing.T, configure func(*schedules.Daemon), tenants []string, streams ...extract.Stream) (*schedules.Daemon, *clickhouse.State, *clickhouse.DB) {
 	t.Helper()
-	db := chtest.NewDB(t)
-	loader := clickhouse.NewLoader(db, clickhouse.LoaderOptions{})
-	state := clickhouse.NewState(db, loader)
-	d := &schedules.Daemon{Runner: &schedules.Runner{Loader: loader, State: state}, Metrics: schedules.NewMetrics()}
+	w := schedulestest.NewWorld(t, time.Time{})
+	d := &schedules.Daemon{Runner: w.Runner, Metrics: schedules.NewMetrics()}
 	for _, s := range streams {
 		d.Jobs = append(d.Jobs, schedules.Job{Stream: s, Tenants: tenants,
 			Schedule: schedules.Schedule{Stream: s.Name, Timeout: time.Minute}}) // not enabled: ticks come from the test
@@ -118,7 +116,7 @@ func newDaemonWith(t *testing.T, configure func(*schedules.Daemon), tenants []st
 	configure(d)
 	d.Start()
 	t.Cleanup(func() { d.Stop(time.Minute) })
-	return d, state, db
+	return d, w.State, w.DB
 }
 
 func TestOverlappingTicksAreSkipped(t *testing.T) {
@@ -172,7 +170,7 @@ func TestTriggeredRunsStartOrWaitForTheRunningOne(t *testing.T) {
 		t.Error("a trigger started a stream the schedule disables")
 	}
 	d.Stop(time.Minute)
-	d = &schedules.Daemon{Runner: d.Runner, Jobs: []schedules.Job{{Stream: s, Tenants: []string{"t1"}, Schedule: yearly(t, s.Name)}}}
+	d = &schedules.Daemon{Runner: d.Runner, Jobs: []schedules.Job{{Stream: s, Tenants: []string{"t1"}, Schedule: schedulestest.Yearly(t, s.Name)}}}
 	d.Start()
 	count := func() int { mu.Lock(); defer mu.Unlock(); return len(seen) }
 	if d.Trigger("nope", "") || d.Trigger("hooked", "other-tenant") {
@@ -260,18 +258,6 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
-}
-
-// yearly is an enabled schedule of stream that does not fire during a test.
-func yearly(t *testing.T, stream string) schedules.Schedule {
-	t.Helper()
-	ss, err := schedules.Parse("t.yaml", []byte("defaults:\n  jitter: 0s\n  timeout: 1m\nstreams:\n  "+stream+":\n    schedule: \"@yearly\"\n"),
-		map[string]schedules.ParamsCheck{stream: nil})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, _ := ss.Find(stream)
-	return s
 }
 
 func TestAPanickingStreamDoesNotStopTheOthers(t *testing.T) {

@@ -21,6 +21,7 @@ import (
 	finsql "github.com/finsync/finsync/sql"
 
 	"github.com/finsync/finsync/schedules"
+	"github.com/finsync/finsync/schedules/schedulestest"
 )
 
 // privateServer runs a ClickHouse server of the test's own (the deploy
@@ -71,7 +72,7 @@ func TestClickHouseStoppedMidLoad(t *testing.T) {
 	defer srv.Close()
 	defer sb.Close()
 	// Small inserts and records, so that loading goes on while extracting.
-	logs := &syncBuffer{}
+	logs := &schedulestest.SyncBuffer{}
 	log := slog.New(schedules.RunHandler(slog.NewJSONHandler(logs, nil)))
 	loader := clickhouse.NewLoader(db, clickhouse.LoaderOptions{MaxRows: 200, MaxAttempts: 3, BackoffBase: 200 * time.Millisecond, BackoffMax: time.Second, Logger: log})
 	state := clickhouse.NewState(db, loader)

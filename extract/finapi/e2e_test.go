@@ -1,4 +1,4 @@
-package schedules_test
+package finapi_test
 
 import (
 	"context"
@@ -17,21 +17,19 @@ import (
 	finapisb "github.com/finsync/finsync/extract/finapi/sandbox"
 	"github.com/finsync/finsync/extract/sandboxkit"
 	"github.com/finsync/finsync/load/clickhouse"
-	"github.com/finsync/finsync/load/clickhouse/chtest"
 	"github.com/finsync/finsync/schedules"
+	"github.com/finsync/finsync/schedules/schedulestest"
 )
 
 var finapiTenants = []string{"mandator-a", "mandator-b"}
 
-// finapiWorld is a finAPI sandbox, a private database and a runner.
+// finapiWorld is a finAPI sandbox and its client in a schedulestest.World,
+// whose clock starts at 09:00 of the sandbox's today.
 type finapiWorld struct {
+	*schedulestest.World
 	sandbox *finapisb.Server
-	db      *clickhouse.DB
-	state   *clickhouse.State
-	runner  *schedules.Runner
 	api     *finapi.API
 	streams map[string]extract.Stream
-	now     time.Time
 }
 
 func newFinapiWorld(t *testing.T, sopts finapisb.Options, cfg finapi.Config) *finapiWorld {
@@ -40,9 +38,7 @@ func newFinapiWorld(t *testing.T, sopts finapisb.Options, cfg finapi.Config) *fi
 	sb := finapisb.New(sopts)
 	srv := httptest.NewServer(sb)
 	t.Cleanup(func() { srv.Close(); sb.Close() })
-	db := chtest.NewDB(t)
-	loader := clickhouse.NewLoader(db, clickhouse.LoaderOptions{})
-	state := clickhouse.NewState(db, loader)
+	w := &finapiWorld{World: schedulestest.NewWorld(t, sb.Today().Add(9*time.Hour)), sandbox: sb, streams: map[string]extract.Stream{}}
 	cfg.BaseURL, cfg.RateLimit, cfg.PageSize = srv.URL, 1000, 7 // small pages: paging happens
 	if cfg.Params.HighBalance.AccountType == "" {
 		cfg.Params = finapi.DefaultParams()
@@ -54,10 +50,8 @@ func newFinapiWorld(t *testing.T, sopts finapisb.Options, cfg finapi.Config) *fi
 		id, secret := finapisb.Credentials(tenant)
 		cfg.Tenants = append(cfg.Tenants, finapi.Tenant{Name: tenant, ClientID: id, ClientSecret: secret})
 	}
-	w := &finapiWorld{sandbox: sb, db: db, state: state, streams: map[string]extract.Stream{}, now: sb.Today().Add(9 * time.Hour)}
-	cfg.Now = func() time.Time { return w.now }
+	cfg.Now = w.Now
 	w.api = finapi.NewAPI(cfg)
-	w.runner = &schedules.Runner{Loader: loader, State: state, Now: func() time.Time { return w.now }}
 	for _, s := range finapi.Streams(w.api) {
 		w.streams[s.Name] = s
 	}
@@ -66,17 +60,12 @@ func newFinapiWorld(t *testing.T, sopts finapisb.Options, cfg finapi.Config) *fi
 
 func (w *finapiWorld) run(t *testing.T, seg finapi.Segment, tenant string) (clickhouse.Run, error) {
 	t.Helper()
-	return w.runner.Run(context.Background(), w.streams[seg.Stream], tenant)
-}
-
-func (w *finapiWorld) query(t *testing.T, q string, args ...any) []string {
-	t.Helper()
-	return (&finoWorld{db: w.db}).query(t, q, args...)
+	return w.Runner.Run(context.Background(), w.streams[seg.Stream], tenant)
 }
 
 // members reads "user/account amount" of one segment type per tenant.
 func (w *finapiWorld) members(t *testing.T, seg finapi.Segment, tenant string) []string {
-	return w.query(t, `SELECT concat(user_id, '/', account_id, ' ', toString(amount)) FROM segment_members FINAL
+	return w.Query(t, `SELECT concat(user_id, '/', account_id, ' ', toString(amount)) FROM segment_members FINAL
 		WHERE tenant = ? AND segment_type = ? ORDER BY user_id, account_id`, tenant, seg.Type)
 }
 
@@ -223,7 +212,7 @@ func TestFinapiSegmentsMatchTheLedger(t *testing.T) {
 		byAccount[a.AccountID] = a
 	}
 	months := monthsBefore(w.sandbox.Today(), 12)
-	rows := w.query(t, `SELECT concat(account_id, '\t', metrics, '\t', toString(duration_in_month), '\t', toString(expires_on), '\t', toString(creation_date))
+	rows := w.Query(t, `SELECT concat(account_id, '\t', metrics, '\t', toString(duration_in_month), '\t', toString(expires_on), '\t', toString(creation_date))
 		FROM segment_members FINAL WHERE tenant = ? AND segment_type = 'financialBreakdown'`, tenant)
 	for _, row := range rows {
 		f := strings.Split(row, "\t")
@@ -255,7 +244,7 @@ func TestFinapiSegmentsMatchTheLedger(t *testing.T) {
 			}
 		}
 	}
-	counts := w.query(t, `SELECT concat(account_id, ' ', toString(visitParamExtractUInt(metrics, 'incomingCount')), ' ', toString(visitParamExtractUInt(metrics, 'outgoingCount')))
+	counts := w.Query(t, `SELECT concat(account_id, ' ', toString(visitParamExtractUInt(metrics, 'incomingCount')), ' ', toString(visitParamExtractUInt(metrics, 'outgoingCount')))
 		FROM segment_members FINAL WHERE tenant = ? AND segment_type = 'incomeSpendingSummary'`, tenant)
 	last := monthsBefore(w.sandbox.Today(), 1)[0]
 	for _, c := range counts {
@@ -276,7 +265,7 @@ func TestFinapiSegmentsMatchTheLedger(t *testing.T) {
 			t.Errorf("income/spending %s: %d in %d out, ledger %d in %d out", id, in, out, wantIn, wantOut)
 		}
 	}
-	ins := w.query(t, `SELECT metrics FROM segment_members FINAL WHERE tenant = ? AND segment_type = 'insuranceSpending' LIMIT 1`, tenant)
+	ins := w.Query(t, `SELECT metrics FROM segment_members FINAL WHERE tenant = ? AND segment_type = 'insuranceSpending' LIMIT 1`, tenant)
 	if len(ins) != 1 || !strings.Contains(ins[0], `"frequency"`) || !strings.Contains(ins[0], `"provider"`) {
 		t.Errorf("insurance metrics: %v", ins)
 	}
@@ -294,7 +283,7 @@ func TestFinapiJobSurvivesARestartAndLoadsOnce(t *testing.T) {
 	if run.Status != clickhouse.RunPartial || err == nil || !strings.Contains(run.Error, "not ready") {
 		t.Fatalf("first run: %s %q %v", run.Status, run.Error, err)
 	}
-	jobs, err := w.state.Jobs(context.Background(), finapi.HighBalance.Stream, tenant, extract.JobActive)
+	jobs, err := w.State.Jobs(context.Background(), finapi.HighBalance.Stream, tenant, extract.JobActive)
 	if err != nil || len(jobs) != 1 || !strings.Contains(jobs[0].Params, `"threshold":5000`) {
 		t.Fatalf("active jobs after the first run: %+v %v", jobs, err)
 	}
@@ -313,11 +302,11 @@ func TestFinapiJobSurvivesARestartAndLoadsOnce(t *testing.T) {
 		t.Errorf("%d jobs created, want 1", n)
 	}
 	want := expectedMembers(finapi.HighBalance, finapi.DefaultParams(), w.sandbox.Ledger(tenant), w.sandbox.Today())
-	raw := w.query(t, `SELECT toString(count()) FROM segment_members WHERE job_id = ?`, jobs[0].ID)
+	raw := w.Query(t, `SELECT toString(count()) FROM segment_members WHERE job_id = ?`, jobs[0].ID)
 	if raw[0] != fmt.Sprint(len(want)) || run.Rows["segment_members"] != uint64(len(want)) {
 		t.Errorf("rows without FINAL %v, run rows %v, want %d", raw, run.Rows, len(want))
 	}
-	done, _ := w.state.Jobs(context.Background(), finapi.HighBalance.Stream, tenant, extract.JobDone)
+	done, _ := w.State.Jobs(context.Background(), finapi.HighBalance.Stream, tenant, extract.JobDone)
 	if len(done) != 1 || done[0].ID != jobs[0].ID {
 		t.Errorf("done jobs: %+v", done)
 	}
@@ -341,7 +330,7 @@ func TestFinapiLostAndExpiredJobs(t *testing.T) {
 	if err == nil || run.Status != clickhouse.RunPartial || !strings.Contains(run.Error, "next run creates a new one") {
 		t.Fatalf("run on a lost job: %s %q", run.Status, run.Error)
 	}
-	lost, _ := w.state.Jobs(context.Background(), finapi.LowBalance.Stream, tenant, extract.JobLost)
+	lost, _ := w.State.Jobs(context.Background(), finapi.LowBalance.Stream, tenant, extract.JobLost)
 	if len(lost) != 1 || lost[0].ID != ids[0] {
 		t.Fatalf("lost jobs %+v", lost)
 	}
@@ -351,13 +340,13 @@ func TestFinapiLostAndExpiredJobs(t *testing.T) {
 	}
 	// Fifteen days later the pending job is past finAPI's lifetime: it is
 	// marked expired without a request, and the run after creates a new one.
-	w.now = w.now.AddDate(0, 0, 15)
+	w.SetNow(w.Now().AddDate(0, 0, 15))
 	w.sandbox.SetToday(w.sandbox.Today().AddDate(0, 0, 15))
 	if run, _ := w.run(t, finapi.LowBalance, tenant); run.Status != clickhouse.RunSuccess {
 		t.Fatalf("run over an expired job: %s %s", run.Status, run.Error)
 	}
-	expired, _ := w.state.Jobs(context.Background(), finapi.LowBalance.Stream, tenant, extract.JobExpired)
-	active, _ := w.state.Jobs(context.Background(), finapi.LowBalance.Stream, tenant, extract.JobActive)
+	expired, _ := w.State.Jobs(context.Background(), finapi.LowBalance.Stream, tenant, extract.JobExpired)
+	active, _ := w.State.Jobs(context.Background(), finapi.LowBalance.Stream, tenant, extract.JobActive)
 	if len(expired) != 1 || len(active) != 0 {
 		t.Fatalf("expired %+v, active %+v", expired, active)
 	}
@@ -369,7 +358,7 @@ func TestFinapiCallbackWakesThePoll(t *testing.T) {
 	w := newFinapiWorld(t, finapisb.Options{ReadyPolls: -1, ReadyAfter: 300 * time.Millisecond},
 		finapi.Config{CallbackURL: mux.URL, PollInitial: time.Minute, PollMax: time.Minute, PollTimeout: 2 * time.Minute})
 	var started []string
-	mux.Config.Handler = finapi.CallbackHandler(w.api, extract.Hooks{JobStatus: schedules.JobStatus(w.state), Trigger: func(_ context.Context, stream, tenant string) { started = append(started, stream) }})
+	mux.Config.Handler = finapi.CallbackHandler(w.api, extract.Hooks{JobStatus: schedules.JobStatus(w.State), Trigger: func(_ context.Context, stream, tenant string) { started = append(started, stream) }})
 	begin := time.Now()
 	run, err := w.run(t, finapi.InsuranceSpending, finapiTenants[0])
 	if err != nil || run.Status != clickhouse.RunSuccess || run.Rows["segment_members"] == 0 {
@@ -395,15 +384,15 @@ func TestFinapiCallbackCollectsOnlyActiveJobs(t *testing.T) {
 	w := newFinapiWorld(t, finapisb.Options{ReadyPolls: -1},
 		finapi.Config{CallbackURL: hook.URL, PollTimeout: 200 * time.Millisecond})
 	stream := w.streams[finapi.HighBalance.Stream]
-	d := &schedules.Daemon{Runner: w.runner, Jobs: []schedules.Job{{Stream: stream, Tenants: finapiTenants, Schedule: yearly(t, stream.Name)}}}
+	d := &schedules.Daemon{Runner: w.Runner, Jobs: []schedules.Job{{Stream: stream, Tenants: finapiTenants, Schedule: schedulestest.Yearly(t, stream.Name)}}}
 	d.Start()
 	defer d.Stop(time.Minute)
-	hook.Config.Handler = finapi.CallbackHandler(w.api, extract.Hooks{JobStatus: schedules.JobStatus(w.state),
+	hook.Config.Handler = finapi.CallbackHandler(w.api, extract.Hooks{JobStatus: schedules.JobStatus(w.State),
 		Trigger: func(_ context.Context, stream, tenant string) { d.Trigger(stream, tenant) }})
 	tenant := finapiTenants[0]
 	runs := func() int {
 		n := 0
-		fmt.Sscan(w.query(t, "SELECT toString(count()) FROM etl_runs FINAL WHERE stream = ? AND status != 'running'", stream.Name)[0], &n)
+		fmt.Sscan(w.Query(t, "SELECT toString(count()) FROM etl_runs FINAL WHERE stream = ? AND status != 'running'", stream.Name)[0], &n)
 		return n
 	}
 	callback := func(job string) {
@@ -434,7 +423,7 @@ func TestFinapiCallbackCollectsOnlyActiveJobs(t *testing.T) {
 	if run, _ := w.run(t, finapi.HighBalance, tenant); run.Status != clickhouse.RunPartial {
 		t.Fatalf("first run: %s %s", run.Status, run.Error)
 	}
-	active, _ := w.state.Jobs(context.Background(), stream.Name, tenant, extract.JobActive)
+	active, _ := w.State.Jobs(context.Background(), stream.Name, tenant, extract.JobActive)
 	if len(active) != 1 || w.sandbox.JobsCreated("highBalance") != 1 {
 		t.Fatalf("active jobs %+v, %d created", active, w.sandbox.JobsCreated("highBalance"))
 	}
@@ -454,7 +443,7 @@ func TestFinapiCallbackCollectsOnlyActiveJobs(t *testing.T) {
 		t.Fatal(err)
 	}
 	settle(3)
-	if st, _ := w.state.JobStatus(context.Background(), stream.Name, tenant, active[0].ID); st != extract.JobDone {
+	if st, _ := w.State.JobStatus(context.Background(), stream.Name, tenant, active[0].ID); st != extract.JobDone {
 		t.Fatalf("job after its callback: %q", st)
 	}
 	if len(w.members(t, finapi.HighBalance, tenant)) == 0 {
@@ -501,10 +490,10 @@ func TestFinapiFaultsLoseNothing(t *testing.T) {
 	}
 	// Every member but the malformed users landed; those are in etl_rejects.
 	q := `SELECT concat(segment_type, ' ', user_id, '/', account_id, ' ', toString(amount), ' ', metrics) FROM segment_members FINAL WHERE NOT has(?, user_id) ORDER BY 1`
-	if got, want := faulty.query(t, q, malformed), clean.query(t, q, malformed); strings.Join(got, "\n") != strings.Join(want, "\n") || len(want) == 0 {
+	if got, want := faulty.Query(t, q, malformed), clean.Query(t, q, malformed); strings.Join(got, "\n") != strings.Join(want, "\n") || len(want) == 0 {
 		t.Errorf("faulty run differs from the clean one:\ngot  %d rows\nwant %d rows", len(got), len(want))
 	}
-	rejected := faulty.query(t, `SELECT DISTINCT splitByChar('/', record_key)[2] FROM etl_rejects WHERE reason LIKE 'user does not match%'`)
+	rejected := faulty.Query(t, `SELECT DISTINCT splitByChar('/', record_key)[2] FROM etl_rejects WHERE reason LIKE 'user does not match%'`)
 	sort.Strings(rejected)
 	sort.Strings(malformed)
 	if strings.Join(rejected, ",") != strings.Join(dedupe(malformed), ",") {
@@ -527,9 +516,7 @@ func TestExpiredSegmentMembersLeaveTheViewAndTheTable(t *testing.T) {
 	// expires today (still current), the second yesterday.
 	today := time.Now().UTC().Truncate(24 * time.Hour)
 	var counts []string
-	db := chtest.NewDB(t)
-	loader := clickhouse.NewLoader(db, clickhouse.LoaderOptions{})
-	state := clickhouse.NewState(db, loader)
+	w := schedulestest.NewWorld(t, time.Time{})
 	for _, age := range []int{14, 15, 40} {
 		sb := finapisb.New(finapisb.Options{Tenants: []string{fmt.Sprint("m", age)}, UsersPerTenant: 10, Seed: 3, Today: today.AddDate(0, 0, -age)})
 		srv := httptest.NewServer(sb)
@@ -539,17 +526,16 @@ func TestExpiredSegmentMembersLeaveTheViewAndTheTable(t *testing.T) {
 		api := finapi.NewAPI(finapi.Config{BaseURL: srv.URL, Params: finapi.DefaultParams(), PollInitial: time.Millisecond,
 			Tenants: []finapi.Tenant{{Name: fmt.Sprint("m", age), ClientID: id, ClientSecret: secret}},
 			Now:     func() time.Time { return today.AddDate(0, 0, -age) }})
-		runner := &schedules.Runner{Loader: loader, State: state, Now: func() time.Time { return today.AddDate(0, 0, -age) }}
-		if _, err := runner.Run(context.Background(), finapi.Streams(api)[0], fmt.Sprint("m", age)); err != nil {
+		w.SetNow(today.AddDate(0, 0, -age))
+		if _, err := w.Runner.Run(context.Background(), finapi.Streams(api)[0], fmt.Sprint("m", age)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	w := &finapiWorld{db: db}
-	counts = w.query(t, `SELECT concat(tenant, ' ', toString(count())) FROM current_segment_members GROUP BY tenant ORDER BY tenant`)
-	if strings.Join(counts, ",") != "m14 "+w.query(t, `SELECT toString(count()) FROM segment_members FINAL WHERE tenant = 'm14'`)[0] {
+	counts = w.Query(t, `SELECT concat(tenant, ' ', toString(count())) FROM current_segment_members GROUP BY tenant ORDER BY tenant`)
+	if strings.Join(counts, ",") != "m14 "+w.Query(t, `SELECT toString(count()) FROM segment_members FINAL WHERE tenant = 'm14'`)[0] {
 		t.Fatalf("current members per tenant: %v (want only m14's)", counts)
 	}
-	ex, err := db.DeleteExpiredSegments(context.Background(), today)
+	ex, err := w.DB.DeleteExpiredSegments(context.Background(), today)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -559,7 +545,7 @@ func TestExpiredSegmentMembersLeaveTheViewAndTheTable(t *testing.T) {
 	// Mutations run in the background on 18.16: wait for them.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		left := w.query(t, `SELECT toString(count()) FROM segment_members WHERE expires_on < toDate(?)`, today.Format(time.DateOnly))
+		left := w.Query(t, `SELECT toString(count()) FROM segment_members WHERE expires_on < toDate(?)`, today.Format(time.DateOnly))
 		if left[0] == "0" {
 			break
 		}
@@ -568,7 +554,7 @@ func TestExpiredSegmentMembersLeaveTheViewAndTheTable(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if got := w.query(t, `SELECT DISTINCT tenant FROM segment_members`); strings.Join(got, ",") != "m14" {
+	if got := w.Query(t, `SELECT DISTINCT tenant FROM segment_members`); strings.Join(got, ",") != "m14" {
 		t.Errorf("tenants left: %v", got)
 	}
 }
@@ -576,7 +562,7 @@ func TestExpiredSegmentMembersLeaveTheViewAndTheTable(t *testing.T) {
 // recorded is a run's status and error as etl_runs holds them.
 func (w *finapiWorld) recorded(t *testing.T, run clickhouse.Run) (status, errText string) {
 	t.Helper()
-	row := w.query(t, `SELECT concat(status, '\t', error) FROM etl_runs FINAL WHERE run_id = ?`, run.ID)
+	row := w.Query(t, `SELECT concat(status, '\t', error) FROM etl_runs FINAL WHERE run_id = ?`, run.ID)
 	if len(row) != 1 {
 		t.Fatalf("run %s: %d rows in etl_runs", run.ID, len(row))
 	}
@@ -587,7 +573,7 @@ func (w *finapiWorld) recorded(t *testing.T, run clickhouse.Run) (status, errTex
 // jobsIn are the ids of the stream's jobs for tenant with status.
 func (w *finapiWorld) jobsIn(t *testing.T, seg finapi.Segment, tenant, status string) []string {
 	t.Helper()
-	jobs, err := w.state.Jobs(context.Background(), seg.Stream, tenant, status)
+	jobs, err := w.State.Jobs(context.Background(), seg.Stream, tenant, status)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -712,8 +698,8 @@ func TestFinapiPagingReadsEveryUser(t *testing.T) {
 // the run as etl_runs holds it.
 func (w *finapiWorld) daemonRun(t *testing.T, m *schedules.Metrics, seg finapi.Segment, tenant string) clickhouse.Run {
 	t.Helper()
-	w.now = w.now.Add(time.Minute)
-	d := &schedules.Daemon{Runner: w.runner, Metrics: m, Jobs: []schedules.Job{{Stream: w.streams[seg.Stream], Tenants: []string{tenant},
+	w.SetNow(w.Now().Add(time.Minute))
+	d := &schedules.Daemon{Runner: w.Runner, Metrics: m, Jobs: []schedules.Job{{Stream: w.streams[seg.Stream], Tenants: []string{tenant},
 		Schedule: schedules.Schedule{Stream: seg.Stream, Timeout: time.Minute}}}}
 	d.Start()
 	if !d.Tick(seg.Stream, tenant) {
@@ -722,11 +708,11 @@ func (w *finapiWorld) daemonRun(t *testing.T, m *schedules.Metrics, seg finapi.S
 	// Stop starts nothing more: let the run end first.
 	var run clickhouse.Run
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		runs, err := w.state.RecentRuns(context.Background(), 1)
+		runs, err := w.State.RecentRuns(context.Background(), 1)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r := runs[seg.Stream]; len(r) == 1 && r[0].StartedAt.Equal(w.now) && r[0].Status != clickhouse.RunRunning {
+		if r := runs[seg.Stream]; len(r) == 1 && r[0].StartedAt.Equal(w.Now()) && r[0].Status != clickhouse.RunRunning {
 			run = r[0]
 			break
 		}
@@ -786,9 +772,9 @@ func TestFinapiResultDatesMustMatchTheJob(t *testing.T) {
 			if len(active) != 1 {
 				t.Fatalf("active jobs %v", active)
 			}
-			created := w.now.Format(time.DateOnly)
+			created := w.Now().Format(time.DateOnly)
 			creationDate := w.sandbox.Today().Add(tc.shift).Format(time.DateOnly)
-			w.now = w.now.Add(tc.age)
+			w.SetNow(w.Now().Add(tc.age))
 			if err := w.sandbox.MakeReady(active[0]); err != nil {
 				t.Fatal(err)
 			}
@@ -859,7 +845,7 @@ func TestFinapiUnknownUserFieldsKeptInRaw(t *testing.T) {
 			if len(usersOf(want)) == len(want) {
 				t.Fatal("no user has two accounts in the segment; the test data is too thin")
 			}
-			rows := w.query(t, `SELECT concat(user_id, '\t', account_id, '\t', metrics, '\t', raw) FROM segment_members FINAL
+			rows := w.Query(t, `SELECT concat(user_id, '\t', account_id, '\t', metrics, '\t', raw) FROM segment_members FINAL
 				WHERE tenant = ? AND segment_type = ?`, tenant, seg.Type)
 			if len(rows) != len(want) {
 				t.Fatalf("%d rows, want %d", len(rows), len(want))

@@ -1,4 +1,4 @@
-package schedules_test
+package fino_test
 
 import (
 	"context"
@@ -20,18 +20,20 @@ import (
 	finosb "github.com/finsync/finsync/extract/fino/sandbox"
 	"github.com/finsync/finsync/extract/sandboxkit"
 	"github.com/finsync/finsync/load/clickhouse"
-	"github.com/finsync/finsync/load/clickhouse/chtest"
 	"github.com/finsync/finsync/schedules"
+	"github.com/finsync/finsync/schedules/schedulestest"
 )
 
 var finoTenants = []string{"sandbox-client", "sandbox-client-b"}
 
-// finoWorld is a sandbox, a private database and a runner wired together.
+// finoNow is when the runs happen: the day after the sandbox's last day of
+// data, 2026-02-23.
+var finoNow = time.Date(2026, 2, 24, 6, 0, 0, 0, time.UTC)
+
+// finoWorld is a sandbox and its client in a schedulestest.World.
 type finoWorld struct {
+	*schedulestest.World
 	sandbox *finosb.Server
-	db      *clickhouse.DB
-	state   *clickhouse.State
-	runner  *schedules.Runner
 	streams []extract.Stream
 	api     *fino.API
 	url     string // the sandbox's
@@ -50,9 +52,7 @@ func newFinoWorldWith(t *testing.T, opts finosb.Options) *finoWorld {
 	sb := finosb.New(opts)
 	srv := httptest.NewServer(sb)
 	t.Cleanup(func() { srv.Close(); sb.Close() })
-	db := chtest.NewDB(t)
-	loader := clickhouse.NewLoader(db, clickhouse.LoaderOptions{})
-	state := clickhouse.NewState(db, loader)
+	w := &finoWorld{World: schedulestest.NewWorld(t, finoNow), sandbox: sb, url: srv.URL}
 	var subs []extract.Subject
 	for _, tenant := range finoTenants {
 		for _, u := range sb.Users(tenant) {
@@ -60,48 +60,16 @@ func newFinoWorldWith(t *testing.T, opts finosb.Options) *finoWorld {
 				FirstSeen: time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)})
 		}
 	}
-	if err := state.AddSubjects(context.Background(), subs); err != nil {
-		t.Fatal(err)
-	}
+	w.AddSubjects(t, subs...)
 	// Small pages, so that paging (and the faults that hit pages) happens.
-	api := fino.NewAPI(fino.Config{BaseURL: srv.URL, ClientID: "sandbox-client", ClientSecret: "sandbox-secret", RateLimit: 1000, PageSize: 40})
-	// The sandbox's last day of data is 2026-02-23; runs happen the day after.
-	now := func() time.Time { return time.Date(2026, 2, 24, 6, 0, 0, 0, time.UTC) }
-	return &finoWorld{sandbox: sb, db: db, state: state, api: api, streams: fino.Streams(api), url: srv.URL,
-		runner: &schedules.Runner{Loader: loader, State: state, Now: now}}
+	w.api = fino.NewAPI(fino.Config{BaseURL: srv.URL, ClientID: "sandbox-client", ClientSecret: "sandbox-secret", RateLimit: 1000, PageSize: 40})
+	w.streams = fino.Streams(w.api)
+	return w
 }
 
 func (w *finoWorld) runAll(t *testing.T) []clickhouse.Run {
 	t.Helper()
-	var runs []clickhouse.Run
-	for _, s := range w.streams {
-		for _, tenant := range finoTenants {
-			run, err := w.runner.Run(context.Background(), s, tenant)
-			if err != nil {
-				t.Fatalf("%s/%s: %v", s.Name, tenant, err)
-			}
-			runs = append(runs, run)
-		}
-	}
-	return runs
-}
-
-func (w *finoWorld) query(t *testing.T, q string, args ...any) []string {
-	t.Helper()
-	rows, err := w.db.Conn().Query(context.Background(), q, args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, s)
-	}
-	return out
+	return w.RunAll(t, w.streams, finoTenants)
 }
 
 // snapshot is what a BI user sees per table: FINAL counts and amount sums
@@ -115,7 +83,7 @@ func (w *finoWorld) snapshot(t *testing.T) []string {
 		`SELECT concat('ct ', tenant, ' ', user_id, ' ', toString(count()), ' ', toString(sum(amount))) FROM contracts FINAL GROUP BY tenant, user_id`,
 		`SELECT concat('acc ', tenant, ' ', user_id, ' ', toString(count())) FROM accounts FINAL GROUP BY tenant, user_id`,
 	} {
-		out = append(out, w.query(t, q)...)
+		out = append(out, w.Query(t, q)...)
 	}
 	sort.Strings(out)
 	return out
@@ -134,7 +102,7 @@ func TestFinoStreamsLoadTheSandboxLedger(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := w.query(t, `SELECT concat(toString(count()), ' ', toString(sum(amount))) FROM transactions FINAL WHERE tenant = ? AND user_id = ?`, tenant, user)
+			got := w.Query(t, `SELECT concat(toString(count()), ' ', toString(sum(amount))) FROM transactions FINAL WHERE tenant = ? AND user_id = ?`, tenant, user)
 			want := fmt.Sprintf("%d %s", l.Transactions, decimal.RequireFromString(l.AmountSum).StringFixed(4))
 			if len(got) != 1 || got[0] != want {
 				t.Errorf("%s/%s transactions: got %v, ledger %s", tenant, user, got, want)
@@ -147,7 +115,7 @@ func TestFinoStreamsLoadTheSandboxLedger(t *testing.T) {
 				}
 				sort.Strings(dates)
 				for _, d := range []string{dates[0], dates[len(dates)/2], dates[len(dates)-1]} {
-					got := w.query(t, `SELECT toString(balance) FROM account_balances FINAL WHERE tenant = ? AND account_id = ? AND balance_date = toDate(?)`, tenant, acc, d)
+					got := w.Query(t, `SELECT toString(balance) FROM account_balances FINAL WHERE tenant = ? AND account_id = ? AND balance_date = toDate(?)`, tenant, acc, d)
 					want := decimal.RequireFromString(days[d]).StringFixed(4)
 					if len(got) != 1 || got[0] != want {
 						t.Errorf("%s balance on %s: got %v, ledger %s", acc, d, got, want)
@@ -159,16 +127,16 @@ func TestFinoStreamsLoadTheSandboxLedger(t *testing.T) {
 				wantContracts = append(wantContracts, c.ContractID+" "+c.Interval+" "+decimal.RequireFromString(c.Amount.String()).StringFixed(4))
 			}
 			sort.Strings(wantContracts)
-			gotContracts := w.query(t, "SELECT concat(contract_id, ' ', `interval`, ' ', toString(amount)) FROM contracts FINAL WHERE tenant = ? AND user_id = ? ORDER BY contract_id", tenant, user)
+			gotContracts := w.Query(t, "SELECT concat(contract_id, ' ', `interval`, ' ', toString(amount)) FROM contracts FINAL WHERE tenant = ? AND user_id = ? ORDER BY contract_id", tenant, user)
 			if strings.Join(gotContracts, "\n") != strings.Join(wantContracts, "\n") {
 				t.Errorf("%s/%s contracts:\ngot  %v\nwant %v", tenant, user, gotContracts, wantContracts)
 			}
 		}
 	}
-	if n := w.query(t, `SELECT toString(count()) FROM accounts FINAL WHERE account_type = 'checking'`); len(n) != 1 || n[0] == "0" {
+	if n := w.Query(t, `SELECT toString(count()) FROM accounts FINAL WHERE account_type = 'checking'`); len(n) != 1 || n[0] == "0" {
 		t.Errorf("no checking accounts: %v", n)
 	}
-	if n := w.query(t, `SELECT toString(countIf(tenant = 'sandbox-client-b')) FROM transactions FINAL`); len(n) != 1 || n[0] == "0" {
+	if n := w.Query(t, `SELECT toString(countIf(tenant = 'sandbox-client-b')) FROM transactions FINAL`); len(n) != 1 || n[0] == "0" {
 		t.Errorf("second tenant missing: %v", n)
 	}
 }
@@ -209,7 +177,7 @@ func TestFinoFaultsChangeNothingButRejects(t *testing.T) {
 				t.Fatalf("no retries recorded (injected %+v)", injected)
 			}
 			// The run rows in the warehouse record the retries.
-			if got := w.query(t, `SELECT toString(sum(retries)) FROM etl_runs FINAL`); got[0] != fmt.Sprint(retries) {
+			if got := w.Query(t, `SELECT toString(sum(retries)) FROM etl_runs FINAL`); got[0] != fmt.Sprint(retries) {
 				t.Errorf("etl_runs records %v retries, the runs %d", got, retries)
 			}
 			// Every malformed record is a reject with its reason and raw
@@ -222,7 +190,7 @@ func TestFinoFaultsChangeNothingButRejects(t *testing.T) {
 					malformedTx += len(l.MalformedTransactions)
 				}
 			}
-			if got := w.query(t, `SELECT toString(count()) FROM etl_rejects FINAL WHERE raw != '' AND reason != ''`); got[0] != fmt.Sprint(malformed) {
+			if got := w.Query(t, `SELECT toString(count()) FROM etl_rejects FINAL WHERE raw != '' AND reason != ''`); got[0] != fmt.Sprint(malformed) {
 				t.Fatalf("etl_rejects holds %v rows, want the %d malformed records", got, malformed)
 			}
 			if malformed == 0 {
@@ -233,8 +201,8 @@ func TestFinoFaultsChangeNothingButRejects(t *testing.T) {
 				return
 			}
 			// Otherwise it lacks exactly the rejected records.
-			cleanTx := mustAtoi(t, clean.query(t, `SELECT toString(count()) FROM transactions FINAL`)[0])
-			gotTx := mustAtoi(t, w.query(t, `SELECT toString(count()) FROM transactions FINAL`)[0])
+			cleanTx := mustAtoi(t, clean.Query(t, `SELECT toString(count()) FROM transactions FINAL`)[0])
+			gotTx := mustAtoi(t, w.Query(t, `SELECT toString(count()) FROM transactions FINAL`)[0])
 			if gotTx != cleanTx-malformedTx {
 				t.Errorf("transactions: %d, fault-free %d, malformed %d", gotTx, cleanTx, malformedTx)
 			}
@@ -248,7 +216,7 @@ func TestFinoSecondRunReadsOnlyTheLookback(t *testing.T) {
 	stream := w.streams[0] // fino.transactions
 	tenant := finoTenants[0]
 	start := time.Now()
-	first, err := w.runner.Run(context.Background(), stream, tenant)
+	first, err := w.Runner.Run(context.Background(), stream, tenant)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,7 +224,7 @@ func TestFinoSecondRunReadsOnlyTheLookback(t *testing.T) {
 	before := w.snapshot(t)
 	requests := w.api.Stats().Requests
 	start = time.Now()
-	second, err := w.runner.Run(context.Background(), stream, tenant)
+	second, err := w.Runner.Run(context.Background(), stream, tenant)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,7 +238,7 @@ func TestFinoSecondRunReadsOnlyTheLookback(t *testing.T) {
 		t.Fatalf("second run loaded %d rows, first %d: the cursor did not narrow the window", secondRows, firstRows)
 	}
 	t.Logf("first run: %d rows in %v; second run: %d rows, %d requests in %v", firstRows, firstTook, secondRows, secondRequests, secondTook)
-	cursor, _ := w.state.Cursor(context.Background(), stream.Name, tenant)
+	cursor, _ := w.State.Cursor(context.Background(), stream.Name, tenant)
 	if want := "2026-02-24 synced-before 2026-02-24T06:00:00Z"; cursor != want {
 		t.Errorf("cursor %q, want %q", cursor, want)
 	}
@@ -283,11 +251,11 @@ func TestFinoSecondRunReadsOnlyTheLookback(t *testing.T) {
 	resp := sandboxCall(t, w.url, http.MethodPost, "/api/users")
 	json.NewDecoder(resp.Body).Decode(&created)
 	resp.Body.Close()
-	if err := w.state.AddSubjects(context.Background(), []extract.Subject{{Provider: "fino", Tenant: tenant, Kind: "user",
+	if err := w.State.AddSubjects(context.Background(), []extract.Subject{{Provider: "fino", Tenant: tenant, Kind: "user",
 		ID: created.UserID, Source: "webhook", FirstSeen: time.Date(2026, 2, 24, 10, 0, 0, 0, time.UTC)}}); err != nil {
 		t.Fatal(err)
 	}
-	third, err := w.runner.Run(context.Background(), stream, tenant)
+	third, err := w.Runner.Run(context.Background(), stream, tenant)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,7 +263,7 @@ func TestFinoSecondRunReadsOnlyTheLookback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := w.query(t, `SELECT toString(count()) FROM transactions FINAL WHERE user_id = ?`, created.UserID)
+	got := w.Query(t, `SELECT toString(count()) FROM transactions FINAL WHERE user_id = ?`, created.UserID)
 	if got[0] != fmt.Sprint(l.Transactions) || third.Rows["transactions"] < uint64(l.Transactions) {
 		t.Fatalf("new user: %v rows in the warehouse, ledger %d, run loaded %d", got, l.Transactions, third.Rows["transactions"])
 	}
@@ -318,7 +286,7 @@ func TestFinoRunSkipsUsersNotSyncedSince(t *testing.T) {
 				t.Helper()
 				synced.Store(syncedAt.Unix())
 				before := w.api.Stats().Requests
-				r, err := w.runner.Run(ctx, s, tenant)
+				r, err := w.Runner.Run(ctx, s, tenant)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -338,7 +306,7 @@ func TestFinoRunSkipsUsersNotSyncedSince(t *testing.T) {
 			if rows, requests := run(time.Date(2026, 2, 24, 5, 1, 0, 0, time.UTC)); requests != 1+3 || s.Name == "fino.transactions" && rows == 0 {
 				t.Fatalf("synced within the margin: %d rows, %d requests; want every user read (1 status + 3 users)", rows, requests)
 			}
-			if err := w.state.SetCursor(ctx, s.Name, tenant, "2026-02-24"); err != nil {
+			if err := w.State.SetCursor(ctx, s.Name, tenant, "2026-02-24"); err != nil {
 				t.Fatal(err)
 			}
 			if rows, requests := run(time.Date(2026, 2, 24, 4, 0, 0, 0, time.UTC)); requests != 3 || s.Name == "fino.transactions" && rows == 0 {
@@ -360,10 +328,8 @@ func mustAtoi(t *testing.T, s string) int {
 // registry, and the next run extracts it with the analysis's correlation id
 // as the rows' source job.
 func TestFinoWebhookBringsANewUser(t *testing.T) {
-	db := chtest.NewDB(t)
-	loader := clickhouse.NewLoader(db, clickhouse.LoaderOptions{})
-	state := clickhouse.NewState(db, loader)
-	receiver := httptest.NewServer(fino.WebhookHandler("hook-secret", extract.Hooks{Subject: schedules.RecordSubject(state)}, nil))
+	w := schedulestest.NewWorld(t, finoNow)
+	receiver := httptest.NewServer(fino.WebhookHandler("hook-secret", extract.Hooks{Subject: schedules.RecordSubject(w.State)}, nil))
 	defer receiver.Close()
 	const tenant = "sandbox-client"
 	sb := finosb.New(finosb.Options{UsersPerTenant: 2, Months: 2, Seed: 9,
@@ -383,7 +349,7 @@ func TestFinoWebhookBringsANewUser(t *testing.T) {
 	var subs []extract.Subject
 	var err error
 	for deadline := time.Now().Add(10 * time.Second); len(subs) == 0 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if subs, err = state.Subjects(context.Background(), "fino", tenant, "user"); err != nil {
+		if subs, err = w.State.Subjects(context.Background(), "fino", tenant, "user"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -392,20 +358,11 @@ func TestFinoWebhookBringsANewUser(t *testing.T) {
 	}
 
 	api := fino.NewAPI(fino.Config{BaseURL: srv.URL, ClientID: "sandbox-client", ClientSecret: "sandbox-secret"})
-	runner := &schedules.Runner{Loader: loader, State: state, Now: func() time.Time { return time.Date(2026, 2, 24, 6, 0, 0, 0, time.UTC) }}
-	if _, err := runner.Run(context.Background(), fino.Streams(api)[0], tenant); err != nil {
-		t.Fatal(err)
-	}
-	got := query(t, db, `SELECT concat(user_id, ' ', source_job_id, ' ', toString(count() > 0)) FROM transactions FINAL GROUP BY user_id, source_job_id`)
+	w.Run(t, fino.Streams(api)[0], tenant)
+	got := w.Query(t, `SELECT concat(user_id, ' ', source_job_id, ' ', toString(count() > 0)) FROM transactions FINAL GROUP BY user_id, source_job_id`)
 	if len(got) != 1 || got[0] != user+" "+correlation+" 1" {
 		t.Fatalf("transactions by user and job: %v", got)
 	}
-}
-
-func query(t *testing.T, db *clickhouse.DB, q string) []string {
-	t.Helper()
-	w := &finoWorld{db: db}
-	return w.query(t, q)
 }
 
 // sandboxCall calls the finoOS sandbox's API as an app would, with a token
@@ -440,11 +397,11 @@ func sandboxCall(t *testing.T, base, method, path string) *http.Response {
 func TestFinoUnknownUserIsSkipped(t *testing.T) {
 	w := newFinoWorld(t, sandboxkit.Knobs{})
 	tenant := finoTenants[0]
-	if err := w.state.AddSubjects(context.Background(), []extract.Subject{{Provider: "fino", Tenant: tenant, Kind: "user",
+	if err := w.State.AddSubjects(context.Background(), []extract.Subject{{Provider: "fino", Tenant: tenant, Kind: "user",
 		ID: "deleted-user", Source: clickhouse.SourceInsert, FirstSeen: time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)}}); err != nil {
 		t.Fatal(err)
 	}
-	run, err := w.runner.Run(context.Background(), w.streams[0], tenant)
+	run, err := w.Runner.Run(context.Background(), w.streams[0], tenant)
 	if err != nil || run.Status != clickhouse.RunSuccess || !strings.Contains(run.Error, "skipped 1 subject") {
 		t.Fatalf("run %s (%s): %v", run.Status, run.Error, err)
 	}
@@ -453,10 +410,10 @@ func TestFinoUnknownUserIsSkipped(t *testing.T) {
 		l, _ := w.sandbox.Ledger(tenant, u)
 		want += l.Transactions
 	}
-	if got := w.query(t, `SELECT toString(count()) FROM transactions FINAL`); got[0] != fmt.Sprint(want) {
+	if got := w.Query(t, `SELECT toString(count()) FROM transactions FINAL`); got[0] != fmt.Sprint(want) {
 		t.Errorf("%v transactions, want the other users' %d", got, want)
 	}
-	subs, _ := w.state.Subjects(context.Background(), "fino", tenant, "user")
+	subs, _ := w.State.Subjects(context.Background(), "fino", tenant, "user")
 	for _, s := range subs {
 		if (s.ID == "deleted-user") != (s.Status == "skipped") {
 			t.Errorf("subject %s has status %q (%s)", s.ID, s.Status, s.StatusDetail)
@@ -478,13 +435,13 @@ func TestFinoLocalTimestampsLandOnTheLedgersDays(t *testing.T) {
 			w := newFinoWorldWith(t, finosb.Options{LocalTimestamps: loc})
 			stream := w.streams[0] // fino.transactions
 			for _, tenant := range finoTenants {
-				run, err := w.runner.Run(context.Background(), stream, tenant)
+				run, err := w.Runner.Run(context.Background(), stream, tenant)
 				if err != nil || run.Status != clickhouse.RunSuccess || run.Rejects != 0 {
 					t.Fatalf("%s: %s, %d rejects, %s, %v", tenant, run.Status, run.Rejects, run.Error, err)
 				}
 			}
 			days := func() []string {
-				return w.query(t, `SELECT concat(tenant, ' ', user_id, ' ', toString(booking_date), ' ', toString(count()), ' ', toString(sum(amount)))
+				return w.Query(t, `SELECT concat(tenant, ' ', user_id, ' ', toString(booking_date), ' ', toString(count()), ' ', toString(sum(amount)))
 					FROM transactions FINAL GROUP BY tenant, user_id, booking_date ORDER BY tenant, user_id, booking_date`)
 			}
 			var want []string
@@ -504,14 +461,14 @@ func TestFinoLocalTimestampsLandOnTheLedgersDays(t *testing.T) {
 			if strings.Join(got, "\n") != strings.Join(want, "\n") {
 				t.Fatalf("booking days differ from the ledger's (%d days, ledger %d); first of each:\n%s\n%s", len(got), len(want), first(got), first(want))
 			}
-			if n := w.query(t, `SELECT toString(countIf(value_date != booking_date)) FROM transactions FINAL`); n[0] != "0" {
+			if n := w.Query(t, `SELECT toString(countIf(value_date != booking_date)) FROM transactions FINAL`); n[0] != "0" {
 				t.Errorf("%s rows with a value date other than the booking day (the sandbox books both on one day)", n[0])
 			}
-			cursor, _ := w.state.Cursor(context.Background(), stream.Name, finoTenants[0])
+			cursor, _ := w.State.Cursor(context.Background(), stream.Name, finoTenants[0])
 			if want := "2026-02-24 synced-before 2026-02-24T06:00:00Z"; cursor != want {
 				t.Errorf("cursor %q, want %q", cursor, want)
 			}
-			if _, err := w.runner.Run(context.Background(), stream, finoTenants[0]); err != nil {
+			if _, err := w.Runner.Run(context.Background(), stream, finoTenants[0]); err != nil {
 				t.Fatal(err)
 			}
 			if again := days(); strings.Join(again, "\n") != strings.Join(got, "\n") {

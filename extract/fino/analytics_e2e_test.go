@@ -1,4 +1,4 @@
-package schedules_test
+package fino_test
 
 import (
 	"context"
@@ -19,16 +19,18 @@ import (
 	finosb "github.com/finsync/finsync/extract/fino/sandbox"
 	"github.com/finsync/finsync/extract/sandboxkit"
 	"github.com/finsync/finsync/load/clickhouse"
-	"github.com/finsync/finsync/load/clickhouse/chtest"
-	"github.com/finsync/finsync/schedules"
+	"github.com/finsync/finsync/schedules/schedulestest"
 )
 
 // analyticsWorld is one tenant with persons (with life events) and
 // companies, every fino stream, and a real ClickHouse.
 type analyticsWorld struct {
-	*finoWorld
-	persons, companies []string
+	*schedulestest.World
+	sandbox            *finosb.Server
+	api                *fino.API
+	url                string           // the sandbox's
 	streams            []extract.Stream // fino.Streams then AnalyticsStreams
+	persons, companies []string
 
 	mu   sync.Mutex
 	hits map[string]int // requests the sandbox got, by URL path
@@ -41,7 +43,7 @@ func newAnalyticsWorld(t *testing.T, opts finosb.Options, scopes fino.Scopes) *a
 	opts.Tenants, opts.UsersPerTenant, opts.CompaniesPerTenant, opts.Months, opts.Seed, opts.LifeEvents =
 		[]string{analyticsTenant}, 3, 2, 4, 11, true
 	sb := finosb.New(opts)
-	w := &analyticsWorld{hits: map[string]int{}}
+	w := &analyticsWorld{sandbox: sb, hits: map[string]int{}}
 	server := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		w.mu.Lock()
 		w.hits[r.URL.Path]++
@@ -49,10 +51,8 @@ func newAnalyticsWorld(t *testing.T, opts finosb.Options, scopes fino.Scopes) *a
 		sb.ServeHTTP(rw, r)
 	}))
 	t.Cleanup(func() { server.Close(); sb.Close() })
-	srv := server.URL
-	db := chtest.NewDB(t)
-	loader := clickhouse.NewLoader(db, clickhouse.LoaderOptions{})
-	state := clickhouse.NewState(db, loader)
+	w.url = server.URL
+	w.World = schedulestest.NewWorld(t, finoNow)
 	var subs []extract.Subject
 	for _, u := range sb.Users(analyticsTenant) {
 		subs = append(subs, extract.Subject{Provider: "fino", Tenant: analyticsTenant, Kind: "user", ID: u, Source: "config",
@@ -60,14 +60,9 @@ func newAnalyticsWorld(t *testing.T, opts finosb.Options, scopes fino.Scopes) *a
 	}
 	users := sb.Users(analyticsTenant)
 	w.persons, w.companies = users[:3], users[3:]
-	if err := state.AddSubjects(context.Background(), subs); err != nil {
-		t.Fatal(err)
-	}
-	api := fino.NewAPI(fino.Config{BaseURL: srv, ClientID: "sandbox-client", ClientSecret: "sandbox-secret", RateLimit: 1000, Scopes: scopes})
-	now := func() time.Time { return time.Date(2026, 2, 24, 6, 0, 0, 0, time.UTC) }
-	w.finoWorld = &finoWorld{sandbox: sb, db: db, state: state, api: api, url: srv,
-		runner: &schedules.Runner{Loader: loader, State: state, Now: now}}
-	w.streams = append(fino.Streams(api), fino.AnalyticsStreams(api)...)
+	w.AddSubjects(t, subs...)
+	w.api = fino.NewAPI(fino.Config{BaseURL: w.url, ClientID: "sandbox-client", ClientSecret: "sandbox-secret", RateLimit: 1000, Scopes: scopes})
+	w.streams = append(fino.Streams(w.api), fino.AnalyticsStreams(w.api)...)
 	return w
 }
 
@@ -78,11 +73,7 @@ func (w *analyticsWorld) run(t *testing.T, only func(extract.Stream) bool) map[s
 		if only != nil && !only(s) {
 			continue
 		}
-		run, err := w.runner.Run(context.Background(), s, analyticsTenant)
-		if err != nil {
-			t.Fatalf("%s: %v", s.Name, err)
-		}
-		runs[s.Name] = run
+		runs[s.Name] = w.Run(t, s, analyticsTenant)
 	}
 	return runs
 }
@@ -91,7 +82,7 @@ func (w *analyticsWorld) run(t *testing.T, only func(extract.Stream) bool) map[s
 // values normalized so 12.500000 and 12.5000 compare equal.
 func (w *analyticsWorld) pairs(t *testing.T, q string, args ...any) map[string]string {
 	t.Helper()
-	rows, err := w.db.Conn().Query(context.Background(), q, args...)
+	rows, err := w.DB.Conn().Query(context.Background(), q, args...)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, q)
 	}
@@ -274,16 +265,16 @@ func TestAnalyticsModulesMatchTheLedger(t *testing.T) {
 			WHERE has(?, user_id) GROUP BY user_id, provider_category, `+month, w.companies))
 
 	// The BI questions of the issue, each one WHERE module AND metric.
-	if got := w.query(t, `SELECT toString(count()) FROM insights FINAL WHERE module = 'person-income-salary' AND metric = 'salary.amount'`); got[0] != "12" {
+	if got := w.Query(t, `SELECT toString(count()) FROM insights FINAL WHERE module = 'person-income-salary' AND metric = 'salary.amount'`); got[0] != "12" {
 		t.Errorf("monthly salary per user: %v rows, want 3 users × 4 months", got)
 	}
-	if got := w.query(t, `SELECT toString(uniqExact(user_id)) FROM insights FINAL WHERE module = 'person-risk-gambling'
+	if got := w.Query(t, `SELECT toString(uniqExact(user_id)) FROM insights FINAL WHERE module = 'person-risk-gambling'
 		AND metric = 'gambling.count' AND period >= '2025-12' AND value > 0`); got[0] != "3" {
 		t.Errorf("users gambling in the last 3 months: %v", got)
 	}
 	// Every module of the table landed something.
 	for _, m := range fino.Modules() {
-		if got := w.query(t, `SELECT toString(count()) FROM insights FINAL WHERE module = ?`, m.Name); got[0] == "0" {
+		if got := w.Query(t, `SELECT toString(count()) FROM insights FINAL WHERE module = ?`, m.Name); got[0] == "0" {
 			t.Errorf("module %s: no insights", m.Name)
 		}
 	}
@@ -310,7 +301,7 @@ func TestAnalyticsMissingScopeIsOneNote(t *testing.T) {
 	if adult.Status != clickhouse.RunSuccess || adult.Rejects != 1 {
 		t.Fatalf("adult check run: %s, %d rejects, %s", adult.Status, adult.Rejects, adult.Error)
 	}
-	got := w.query(t, `SELECT concat(stream, ' | ', reason) FROM etl_rejects FINAL WHERE target_table = 'insights'`)
+	got := w.Query(t, `SELECT concat(stream, ' | ', reason) FROM etl_rejects FINAL WHERE target_table = 'insights'`)
 	if len(got) != 1 || !strings.Contains(got[0], "fino.analytics.person_adult_check") || !strings.Contains(got[0], "403") {
 		t.Errorf("etl_rejects: %v, want one 403 note for the adult check", got)
 	}
@@ -321,7 +312,7 @@ func TestAnalyticsMissingScopeIsOneNote(t *testing.T) {
 		{"person-risk-gambling", "gambling.count", "12"},   // 3 persons × 4 months
 		{"company-cash", "incomings.sum", "10"},            // 2 companies × (overview + 4 months)
 	} {
-		got := w.query(t, `SELECT toString(count()) FROM insights FINAL WHERE module = ? AND metric = ?`, c.module, c.metric)
+		got := w.Query(t, `SELECT toString(count()) FROM insights FINAL WHERE module = ? AND metric = ?`, c.module, c.metric)
 		if got[0] != c.want {
 			t.Errorf("%s %s: %s rows, want %s", c.module, c.metric, got[0], c.want)
 		}
@@ -338,7 +329,7 @@ func TestAnalyticsOtherPathOfAnEndpoint(t *testing.T) {
 	if run := runs["fino.analytics.company_cash_transactions"]; run.Status != clickhouse.RunSuccess || run.Rejects != 0 {
 		t.Fatalf("run: %s, %d rejects, %s", run.Status, run.Rejects, run.Error)
 	}
-	if got := w.query(t, `SELECT toString(count()) FROM insights FINAL WHERE module = 'company-cash' AND metric = 'incomings.sum'`); got[0] != "10" {
+	if got := w.Query(t, `SELECT toString(count()) FROM insights FINAL WHERE module = 'company-cash' AND metric = 'incomings.sum'`); got[0] != "10" {
 		t.Errorf("company-cash incomings.sum: %s rows, want 2 companies × (overview + 4 months)", got[0])
 	}
 	w.mu.Lock()
@@ -372,13 +363,13 @@ func TestAnalyticsBadMonthsAreRejectedAlone(t *testing.T) {
 	if injected == 0 || rejects != uint64(injected) {
 		t.Fatalf("%d rejects for %d malformed months", rejects, injected)
 	}
-	got := w.query(t, `SELECT toString(count()) FROM etl_rejects FINAL WHERE target_table = 'insights' AND reason LIKE '%not a month%' AND raw LIKE '%"amount":"abc"%'`)
+	got := w.Query(t, `SELECT toString(count()) FROM etl_rejects FINAL WHERE target_table = 'insights' AND reason LIKE '%not a month%' AND raw LIKE '%"amount":"abc"%'`)
 	if got[0] != fmt.Sprint(injected) {
 		t.Errorf("etl_rejects with the bad months: %v, want %d", got, injected)
 	}
 	// Salary months that were not damaged all landed: 12 minus the bad ones.
-	bad := w.query(t, `SELECT toString(count()) FROM etl_rejects FINAL WHERE reason LIKE 'person-income-salary:%'`)
-	good := w.query(t, `SELECT toString(count()) FROM insights FINAL WHERE module = 'person-income-salary' AND metric = 'salary.amount'`)
+	bad := w.Query(t, `SELECT toString(count()) FROM etl_rejects FINAL WHERE reason LIKE 'person-income-salary:%'`)
+	good := w.Query(t, `SELECT toString(count()) FROM insights FINAL WHERE module = 'person-income-salary' AND metric = 'salary.amount'`)
 	if mustAtoi(t, bad[0])+mustAtoi(t, good[0]) != 12 {
 		t.Errorf("salary months: %s rejected + %s loaded, want 12", bad[0], good[0])
 	}
@@ -396,40 +387,40 @@ func TestFinoUnknownFieldsLandInRaw(t *testing.T) {
 			t.Fatalf("%s: %s, %d rejects, %s", name, run.Status, run.Rejects, run.Error)
 		}
 	}
-	absent := equals(nil)
+	absent := schedulestest.Equals(nil)
 	for _, tc := range []struct {
 		what, query string
-		checks      []rawCheck
+		checks      []schedulestest.RawCheck
 	}{
-		{"transactions", `SELECT raw FROM transactions FINAL`, []rawCheck{
-			{[]string{"transaction", "merchantLogo"}, isString},
-			{[]string{"categoryIcon"}, isString},
-			{[]string{"transaction", "paymentPartner", "name"}, absent}, // scrubbed as before
+		{"transactions", `SELECT raw FROM transactions FINAL`, []schedulestest.RawCheck{
+			{Path: []string{"transaction", "merchantLogo"}, OK: schedulestest.IsString},
+			{Path: []string{"categoryIcon"}, OK: schedulestest.IsString},
+			{Path: []string{"transaction", "paymentPartner", "name"}, OK: absent}, // scrubbed as before
 		}},
-		{"accounts", `SELECT raw FROM accounts FINAL`, []rawCheck{
-			{[]string{"accountLogo"}, isString},
-			{[]string{"owner"}, absent},
-			{[]string{"_wrapper", "detectedAt"}, isString},
-			{[]string{"_wrapper", "accountsOverview", "summary", "accounts"}, func(v any) bool { n, _ := v.(float64); return n > 0 }},
-			{[]string{"_wrapper", "accountsOverview", "accountsView"}, absent}, // the records are not repeated
-			{[]string{"_wrapper", "owner"}, absent},                            // a person's name, scrubbed like an account's
+		{"accounts", `SELECT raw FROM accounts FINAL`, []schedulestest.RawCheck{
+			{Path: []string{"accountLogo"}, OK: schedulestest.IsString},
+			{Path: []string{"owner"}, OK: absent},
+			{Path: []string{"_wrapper", "detectedAt"}, OK: schedulestest.IsString},
+			{Path: []string{"_wrapper", "accountsOverview", "summary", "accounts"}, OK: func(v any) bool { n, _ := v.(float64); return n > 0 }},
+			{Path: []string{"_wrapper", "accountsOverview", "accountsView"}, OK: absent}, // the records are not repeated
+			{Path: []string{"_wrapper", "owner"}, OK: absent},                            // a person's name, scrubbed like an account's
 		}},
-		{"contracts", `SELECT raw FROM contracts FINAL`, []rawCheck{
-			{[]string{"contractLogo"}, isString},
-			{[]string{"_wrapper", "generatedAt"}, isString},
-			{[]string{"_wrapper", "contracts"}, absent},
+		{"contracts", `SELECT raw FROM contracts FINAL`, []schedulestest.RawCheck{
+			{Path: []string{"contractLogo"}, OK: schedulestest.IsString},
+			{Path: []string{"_wrapper", "generatedAt"}, OK: schedulestest.IsString},
+			{Path: []string{"_wrapper", "contracts"}, OK: absent},
 		}},
-		{"person income", `SELECT raw FROM insights FINAL WHERE module = 'person-income-salary' AND metric = 'salary.average'`, []rawCheck{
-			{[]string{"trend"}, equals("stable")},
-			{[]string{"_wrapper", "modelVersion"}, equals("2026.2")},
-			{[]string{"_wrapper", "salary"}, absent},
-			{[]string{"_wrapper", "observedTimespan"}, absent},
+		{"person income", `SELECT raw FROM insights FINAL WHERE module = 'person-income-salary' AND metric = 'salary.average'`, []schedulestest.RawCheck{
+			{Path: []string{"trend"}, OK: schedulestest.Equals("stable")},
+			{Path: []string{"_wrapper", "modelVersion"}, OK: schedulestest.Equals("2026.2")},
+			{Path: []string{"_wrapper", "salary"}, OK: absent},
+			{Path: []string{"_wrapper", "observedTimespan"}, OK: absent},
 		}},
-		{"company staff", `SELECT raw FROM insights FINAL WHERE module = 'company-staff' AND metric = 'salary.totalMonthly'`, []rawCheck{
-			{[]string{"modelVersion"}, equals("2026.2")}, // the whole document is the raw
+		{"company staff", `SELECT raw FROM insights FINAL WHERE module = 'company-staff' AND metric = 'salary.totalMonthly'`, []schedulestest.RawCheck{
+			{Path: []string{"modelVersion"}, OK: schedulestest.Equals("2026.2")}, // the whole document is the raw
 		}},
 	} {
-		t.Run(tc.what, func(t *testing.T) { checkRaws(t, tc.what, w.query(t, tc.query), tc.checks...) })
+		t.Run(tc.what, func(t *testing.T) { schedulestest.CheckRaws(t, tc.what, w.Query(t, tc.query), tc.checks...) })
 	}
 	// The account holder, whom the detection now names beside the accounts
 	// too, is in no raw payload of theirs.
@@ -444,7 +435,7 @@ func TestFinoUnknownFieldsLandInRaw(t *testing.T) {
 			t.Fatalf("no owner beside %s's accounts: %v", u, err)
 		}
 		for _, table := range []string{"transactions", "accounts", "contracts", "insights"} {
-			n := w.query(t, "SELECT toString(count()) FROM "+table+" WHERE user_id = ? AND position(raw, ?) > 0", u, d.Owner)
+			n := w.Query(t, "SELECT toString(count()) FROM "+table+" WHERE user_id = ? AND position(raw, ?) > 0", u, d.Owner)
 			if n[0] != "0" {
 				t.Errorf("%s holds %q in %s raw payloads", table, d.Owner, n[0])
 			}

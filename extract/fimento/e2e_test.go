@@ -1,7 +1,6 @@
-package schedules_test
+package fimento_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -23,42 +22,21 @@ import (
 	fgsb "github.com/finsync/finsync/extract/fingoal/sandbox"
 	"github.com/finsync/finsync/extract/sandboxkit"
 	"github.com/finsync/finsync/load/clickhouse"
-	"github.com/finsync/finsync/load/clickhouse/chtest"
 	"github.com/finsync/finsync/schedules"
+	"github.com/finsync/finsync/schedules/schedulestest"
 	"github.com/finsync/finsync/transform"
 )
 
 var fimentoBanks = []string{"605c6c479691950d359bb0e9", "605c6c479691950d359bb0ea"}
 
-// fimentoWorld is a Fimento sandbox, a private database and a runner wired
-// together, with the run's log captured.
+// fimentoWorld is a Fimento sandbox and its client in a
+// schedulestest.World on the wall clock, with the run's log captured.
 type fimentoWorld struct {
+	*schedulestest.World
 	sandbox *fimentosb.Server
-	db      *clickhouse.DB
-	state   *clickhouse.State
-	runner  *schedules.Runner
 	streams []extract.Stream
 	api     *fimento.API
-	logs    *syncBuffer
-	url     string
-}
-
-// syncBuffer is a bytes.Buffer for concurrent log writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs    *schedulestest.SyncBuffer
 }
 
 func newFimentoWorld(t *testing.T, faults sandboxkit.Knobs) *fimentoWorld {
@@ -74,44 +52,25 @@ func newFimentoWorldWith(t *testing.T, opts fimentosb.Options) *fimentoWorld {
 	sb := fimentosb.New(opts)
 	srv := httptest.NewServer(sb)
 	t.Cleanup(func() { srv.Close(); sb.Close() })
-	db := chtest.NewDB(t)
-	logs := &syncBuffer{}
+	logs := &schedulestest.SyncBuffer{}
 	log := slog.New(schedules.RunHandler(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
-	loader := clickhouse.NewLoader(db, clickhouse.LoaderOptions{Logger: log})
-	state := clickhouse.NewState(db, loader)
+	w := &fimentoWorld{World: schedulestest.NewLoggedWorld(t, time.Time{}, log), sandbox: sb, logs: logs}
 	var subs []extract.Subject
 	for _, bank := range fimentoBanks {
 		for _, p := range sb.Processes(bank) {
 			subs = append(subs, extract.Subject{Provider: "fimento", Tenant: bank, Kind: "process", ID: p, Source: clickhouse.SourceConfig})
 		}
 	}
-	if err := state.AddSubjects(context.Background(), subs); err != nil {
-		t.Fatal(err)
-	}
-	api := fimento.NewAPI(fimento.Config{BaseURL: srv.URL, Name: "sandbox-user", Password: "sandbox-password",
+	w.AddSubjects(t, subs...)
+	w.api = fimento.NewAPI(fimento.Config{BaseURL: srv.URL, Name: "sandbox-user", Password: "sandbox-password",
 		HashKey: []byte("test-hash-key"), RateLimit: 1000, Logger: log})
-	return &fimentoWorld{sandbox: sb, db: db, state: state, api: api, streams: fimento.Streams(api), logs: logs, url: srv.URL,
-		runner: &schedules.Runner{Loader: loader, State: state, Log: log}}
+	w.streams = fimento.Streams(w.api)
+	return w
 }
 
 func (w *fimentoWorld) runAll(t *testing.T) []clickhouse.Run {
 	t.Helper()
-	var runs []clickhouse.Run
-	for _, s := range w.streams {
-		for _, bank := range fimentoBanks {
-			run, err := w.runner.Run(context.Background(), s, bank)
-			if err != nil {
-				t.Fatalf("%s/%s: %v", s.Name, bank, err)
-			}
-			runs = append(runs, run)
-		}
-	}
-	return runs
-}
-
-func (w *fimentoWorld) query(t *testing.T, q string, args ...any) []string {
-	t.Helper()
-	return (&finoWorld{db: w.db}).query(t, q, args...)
+	return w.RunAll(t, w.streams, fimentoBanks)
 }
 
 // completedProcesses are the processes with data, by bank.
@@ -136,7 +95,7 @@ func (w *fimentoWorld) snapshot(t *testing.T) []string {
 		`SELECT concat('acc ', tenant, ' ', user_id, ' ', toString(count()), ' ', toString(sum(assumeNotNull(balance)))) FROM accounts FINAL GROUP BY tenant, user_id`,
 		`SELECT concat('ins ', tenant, ' ', user_id, ' ', toString(count()), ' ', toString(sum(ifNull(value, toDecimal128(0, 6))))) FROM insights FINAL GROUP BY tenant, user_id`,
 	} {
-		out = append(out, w.query(t, q)...)
+		out = append(out, w.Query(t, q)...)
 	}
 	sort.Strings(out)
 	return out
@@ -158,13 +117,13 @@ func TestFimentoCompletedProcessesLoadTheLedger(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := w.query(t, `SELECT concat(toString(count()), ' ', toString(sum(amount))) FROM transactions FINAL WHERE tenant = ? AND user_id = ?`, bank, p)
+			got := w.Query(t, `SELECT concat(toString(count()), ' ', toString(sum(amount))) FROM transactions FINAL WHERE tenant = ? AND user_id = ?`, bank, p)
 			want := fmt.Sprintf("%d %s", l.Transactions, decimal.RequireFromString(l.AmountSum).StringFixed(4))
 			if len(got) != 1 || got[0] != want {
 				t.Errorf("%s/%s transactions: got %v, ledger %s", bank, p, got, want)
 			}
 			// Every booking day's sum: the dates are read as written, in Swedish time.
-			gotDays := w.query(t, `SELECT concat(toString(booking_date), ' ', toString(sum(amount))) FROM transactions FINAL WHERE tenant = ? AND user_id = ? GROUP BY booking_date ORDER BY booking_date`, bank, p)
+			gotDays := w.Query(t, `SELECT concat(toString(booking_date), ' ', toString(sum(amount))) FROM transactions FINAL WHERE tenant = ? AND user_id = ? GROUP BY booking_date ORDER BY booking_date`, bank, p)
 			var wantDays []string
 			for d, sum := range l.Days {
 				wantDays = append(wantDays, d+" "+decimal.RequireFromString(sum).StringFixed(4))
@@ -173,7 +132,7 @@ func TestFimentoCompletedProcessesLoadTheLedger(t *testing.T) {
 			if strings.Join(gotDays, "\n") != strings.Join(wantDays, "\n") {
 				t.Errorf("%s/%s: daily sums differ from the ledger", bank, p)
 			}
-			gotBal := w.query(t, `SELECT concat(toString(balance_date), ' ', toString(balance)) FROM account_balances FINAL WHERE tenant = ? AND user_id = ? AND account_id = '*' AND granularity = 'day' ORDER BY balance_date`, bank, p)
+			gotBal := w.Query(t, `SELECT concat(toString(balance_date), ' ', toString(balance)) FROM account_balances FINAL WHERE tenant = ? AND user_id = ? AND account_id = '*' AND granularity = 'day' ORDER BY balance_date`, bank, p)
 			var wantBal []string
 			for d, b := range l.Balances {
 				wantBal = append(wantBal, d+" "+decimal.RequireFromString(b).StringFixed(4))
@@ -182,7 +141,7 @@ func TestFimentoCompletedProcessesLoadTheLedger(t *testing.T) {
 			if len(gotBal) == 0 || strings.Join(gotBal, "\n") != strings.Join(wantBal, "\n") {
 				t.Errorf("%s/%s: %d daily balances, ledger %d, or they differ", bank, p, len(gotBal), len(wantBal))
 			}
-			gotAcc := w.query(t, `SELECT concat(account_id, ' ', account_type, ' ', toString(balance)) FROM accounts FINAL WHERE tenant = ? AND user_id = ? ORDER BY account_id`, bank, p)
+			gotAcc := w.Query(t, `SELECT concat(account_id, ' ', account_type, ' ', toString(balance)) FROM accounts FINAL WHERE tenant = ? AND user_id = ? ORDER BY account_id`, bank, p)
 			var wantAcc []string
 			for acc, b := range l.Accounts {
 				id := fimento.AccountID(acc.Bank, acc.Number)
@@ -197,7 +156,7 @@ func TestFimentoCompletedProcessesLoadTheLedger(t *testing.T) {
 				t.Errorf("%s/%s accounts:\ngot  %v\nwant %v", bank, p, gotAcc, wantAcc)
 			}
 			for cat, sum := range l.Categories {
-				got := w.query(t, `SELECT toString(value) FROM insights FINAL WHERE tenant = ? AND user_id = ? AND module = 'fimento-insights' AND metric = ?`, bank, p, "categorisation."+cat+".sum")
+				got := w.Query(t, `SELECT toString(value) FROM insights FINAL WHERE tenant = ? AND user_id = ? AND module = 'fimento-insights' AND metric = ?`, bank, p, "categorisation."+cat+".sum")
 				if want := decimal.RequireFromString(sum).StringFixed(6); len(got) != 1 || got[0] != want {
 					t.Errorf("%s/%s insight categorisation.%s.sum: %v, ledger %s", bank, p, cat, got, want)
 				}
@@ -208,19 +167,19 @@ func TestFimentoCompletedProcessesLoadTheLedger(t *testing.T) {
 		t.Fatalf("only %d completed processes", n)
 	}
 	// The keyed person reference joins the good SSN's processes across banks.
-	refs := w.query(t, `SELECT DISTINCT value_text FROM insights FINAL WHERE metric = 'person_ref'`)
+	refs := w.Query(t, `SELECT DISTINCT value_text FROM insights FINAL WHERE metric = 'person_ref'`)
 	if len(refs) != 1 || !strings.HasPrefix(refs[0], "hmac-sha256:") || refs[0] != fimento.PersonRef([]byte("test-hash-key"), fimentosb.GoodSSN) {
 		t.Errorf("person refs: %v", refs)
 	}
 	// Processes in other states loaded nothing and say why.
 	for _, bank := range fimentoBanks {
-		subs, err := w.state.Subjects(context.Background(), "fimento", bank, "process")
+		subs, err := w.State.Subjects(context.Background(), "fimento", bank, "process")
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, s := range subs {
 			status := w.sandbox.Status(bank, s.ID)
-			rows := w.query(t, `SELECT toString(count()) FROM transactions FINAL WHERE user_id = ?`, s.ID)
+			rows := w.Query(t, `SELECT toString(count()) FROM transactions FINAL WHERE user_id = ?`, s.ID)
 			switch status {
 			case fimento.StatusCompleted:
 				if s.Status != "" || rows[0] == "0" {
@@ -240,7 +199,7 @@ func TestFimentoCompletedProcessesLoadTheLedger(t *testing.T) {
 			}
 		}
 	}
-	runs := w.query(t, `SELECT error FROM etl_runs FINAL WHERE stream = 'fimento.transactions'`)
+	runs := w.Query(t, `SELECT error FROM etl_runs FINAL WHERE stream = 'fimento.transactions'`)
 	if len(runs) != 2 || !strings.Contains(runs[0], "skipped 2 subject(s)") || !strings.Contains(runs[0], "deleted the rows of 1 subject(s)") {
 		t.Errorf("etl_runs errors: %q", runs)
 	}
@@ -251,18 +210,18 @@ func TestFimentoCompletedProcessesLoadTheLedger(t *testing.T) {
 func personalDataFree(t *testing.T, w *fimentoWorld) int {
 	t.Helper()
 	pii := w.sandbox.PersonalData()
-	cols := w.query(t, `SELECT concat(table, '.', name) FROM system.columns WHERE database = ? AND (type = 'String' OR type = 'Array(String)' OR type = 'Nullable(String)')`, w.db.Database())
+	cols := w.Query(t, `SELECT concat(table, '.', name) FROM system.columns WHERE database = ? AND (type = 'String' OR type = 'Array(String)' OR type = 'Nullable(String)')`, w.DB.Database())
 	if len(cols) < 50 {
 		t.Fatalf("only %d string columns found", len(cols))
 	}
 	for _, c := range cols {
 		table, col, _ := strings.Cut(c, ".")
 		expr := "`" + col + "`"
-		if strings.HasPrefix(w.query(t, `SELECT type FROM system.columns WHERE database = ? AND table = ? AND name = ?`, w.db.Database(), table, col)[0], "Array") {
+		if strings.HasPrefix(w.Query(t, `SELECT type FROM system.columns WHERE database = ? AND table = ? AND name = ?`, w.DB.Database(), table, col)[0], "Array") {
 			expr = "arrayStringConcat(" + expr + ", ' ')"
 		}
 		for _, v := range pii {
-			got := w.query(t, "SELECT toString(count()) FROM `"+table+"` WHERE positionCaseInsensitiveUTF8("+expr+", ?) > 0", v)
+			got := w.Query(t, "SELECT toString(count()) FROM `"+table+"` WHERE positionCaseInsensitiveUTF8("+expr+", ?) > 0", v)
 			if got[0] != "0" {
 				t.Errorf("%s holds %q in %s rows", c, v, got[0])
 			}
@@ -283,13 +242,13 @@ func personalDataFree(t *testing.T, w *fimentoWorld) int {
 func TestFimentoNoPersonalDataLands(t *testing.T) {
 	w := newFimentoWorld(t, sandboxkit.Knobs{Seed: 5, Malformed: 0.05})
 	w.runAll(t)
-	if got := w.query(t, `SELECT toString(count()) FROM etl_rejects`); got[0] == "0" {
+	if got := w.Query(t, `SELECT toString(count()) FROM etl_rejects`); got[0] == "0" {
 		t.Fatal("no rejects: the scan would not cover raw reject payloads")
 	}
 	// The sandbox's free text names its customers ("Swish från <first>
 	// <last> <ssn>", "Astrids sparkonto"): what landed of it is redacted.
-	swish := w.query(t, `SELECT DISTINCT description FROM transactions WHERE startsWith(description, 'Swish från') ORDER BY description`)
-	named := w.query(t, `SELECT DISTINCT name FROM accounts WHERE position(name, '[redacted]') > 0 ORDER BY name`)
+	swish := w.Query(t, `SELECT DISTINCT description FROM transactions WHERE startsWith(description, 'Swish från') ORDER BY description`)
+	named := w.Query(t, `SELECT DISTINCT name FROM accounts WHERE position(name, '[redacted]') > 0 ORDER BY name`)
 	if len(swish) == 0 || len(named) == 0 {
 		t.Fatalf("no free text naming a customer landed (descriptions %v, account names %v): the scan would prove nothing", swish, named)
 	}
@@ -303,7 +262,7 @@ func TestFimentoNoPersonalDataLands(t *testing.T) {
 	t.Logf("%d string columns scanned for %d personal values; %d bytes of logs", cols, len(w.sandbox.PersonalData()), len(w.logs.String()))
 }
 
-// fingoalOver is a FinGoal sandbox and client enriching what the world
+// fingoalOver is a FinGoal sandbox and client enriching what a world
 // loaded, into the same database through the same runner; its webhook
 // receiver lands what webhooks carry.
 type fingoalOver struct {
@@ -315,7 +274,7 @@ type fingoalOver struct {
 	secret  string
 }
 
-func newFingoalOver(t *testing.T, state *clickhouse.State, loader *clickhouse.Loader, knobs sandboxkit.Knobs) *fingoalOver {
+func newFingoalOver(t *testing.T, w *schedulestest.World, knobs sandboxkit.Knobs) *fingoalOver {
 	t.Helper()
 	sb := fgsb.New(fgsb.Options{Faults: knobs})
 	srv := httptest.NewServer(sb)
@@ -324,10 +283,10 @@ func newFingoalOver(t *testing.T, state *clickhouse.State, loader *clickhouse.Lo
 	f := &fingoalOver{sandbox: sb, tenant: id, idKey: []byte("fimento-test-id-key-0123"), secret: secret}
 	f.api = fingoal.NewAPI(fingoal.Config{BaseURL: srv.URL + "/v3", ClientID: id, ClientSecret: secret, IDKey: string(f.idKey),
 		RateLimit: 1000, SyncTags: true, PollInitial: 5 * time.Millisecond, PollMax: 20 * time.Millisecond, PollTimeout: 10 * time.Second})
-	f.hook = fingoal.WebhookHandler(fingoal.WebhookConfig{Secret: secret, API: f.api, Hooks: extract.Hooks{Subject: schedules.RecordSubject(state),
-		Job: schedules.RecordJob(state), Version: state.Version,
+	f.hook = fingoal.WebhookHandler(fingoal.WebhookConfig{Secret: secret, API: f.api, Hooks: extract.Hooks{Subject: schedules.RecordSubject(w.State),
+		Job: schedules.RecordJob(w.State), Version: w.State.Version,
 		Insert: func(ctx context.Context, tb transform.Table, rec arrow.Record) error {
-			b := loader.NewBatch(ctx, tb)
+			b := w.Loader.NewBatch(ctx, tb)
 			if err := b.Append(rec); err != nil {
 				return err
 			}
@@ -377,9 +336,9 @@ func TestFimentoRevocationDeletesTheSubject(t *testing.T) {
 
 	// FinGoal enriches what Fimento loaded (some items come back malformed:
 	// rejects keyed batch/transaction), tags the users, and recommends.
-	fg := newFingoalOver(t, w.state, w.runner.Loader, sandboxkit.Knobs{Seed: 4, Malformed: 0.1})
-	fg.run(t, w.runner, fingoal.StreamEnrichment)
-	fg.run(t, w.runner, fingoal.StreamUserTags)
+	fg := newFingoalOver(t, w.World, sandboxkit.Knobs{Seed: 4, Malformed: 0.1})
+	fg.run(t, w.Runner, fingoal.StreamEnrichment)
+	fg.run(t, w.Runner, fingoal.StreamUserTags)
 	uid := fingoal.Opaque(fg.idKey, "user", "fimento", bank, victim)
 	fg.webhook(t, `{"finsights":[{"finsight_id":"fs-1","uniqueId":"c:t","user_id":"`+uid+`","transaction_id":"t","recommendation":"Save","amountFound":1.5}]}`)
 	fg.webhook(t, `{"userTags":{"uid":"`+uid+`","created":["saver_user"],"deleted":[]}}`)
@@ -387,17 +346,17 @@ func TestFimentoRevocationDeletesTheSubject(t *testing.T) {
 	count := func(p string) string {
 		var parts []string
 		for _, table := range []string{"transactions", "account_balances", "accounts", "insights"} {
-			parts = append(parts, w.query(t, "SELECT toString(count()) FROM "+table+" FINAL WHERE user_id = ?", p)[0])
+			parts = append(parts, w.Query(t, "SELECT toString(count()) FROM "+table+" FINAL WHERE user_id = ?", p)[0])
 		}
 		return strings.Join(parts, "/")
 	}
 	copies := func() string {
 		return strings.Join([]string{
-			w.query(t, "SELECT toString(count()) FROM transactions FINAL WHERE provider = 'fingoal' AND user_id = ?", uid)[0],
-			w.query(t, "SELECT toString(count()) FROM user_tags FINAL WHERE user_id = ?", uid)[0],
-			w.query(t, "SELECT toString(count()) FROM insights FINAL WHERE provider = 'fingoal' AND user_id = ?", uid)[0],
-			w.query(t, "SELECT toString(count()) FROM enrichment_submissions FINAL WHERE source_provider = 'fimento' AND user_id = ?", victim)[0],
-			w.query(t, `SELECT toString(count()) FROM etl_rejects WHERE provider = 'fingoal' AND (position(raw, ?) > 0 OR record_key IN
+			w.Query(t, "SELECT toString(count()) FROM transactions FINAL WHERE provider = 'fingoal' AND user_id = ?", uid)[0],
+			w.Query(t, "SELECT toString(count()) FROM user_tags FINAL WHERE user_id = ?", uid)[0],
+			w.Query(t, "SELECT toString(count()) FROM insights FINAL WHERE provider = 'fingoal' AND user_id = ?", uid)[0],
+			w.Query(t, "SELECT toString(count()) FROM enrichment_submissions FINAL WHERE source_provider = 'fimento' AND user_id = ?", victim)[0],
+			w.Query(t, `SELECT toString(count()) FROM etl_rejects WHERE provider = 'fingoal' AND (position(raw, ?) > 0 OR record_key IN
 				(SELECT concat(batch_request_id, '/', enrich_transaction_id) FROM enrichment_submissions WHERE user_id = ?))`, uid, victim)[0],
 		}, "/")
 	}
@@ -408,13 +367,13 @@ func TestFimentoRevocationDeletesTheSubject(t *testing.T) {
 	if strings.Contains(copiesBefore, "/0") || strings.HasPrefix(copiesBefore, "0/") {
 		t.Fatalf("FinGoal's copies of the victim before (enriched/tags/finsights/ledger/rejects): %s", copiesBefore)
 	}
-	otherCopies := w.query(t, "SELECT toString(count()) FROM transactions FINAL WHERE provider = 'fingoal' AND user_id = ?",
+	otherCopies := w.Query(t, "SELECT toString(count()) FROM transactions FINAL WHERE provider = 'fingoal' AND user_id = ?",
 		fingoal.Opaque(fg.idKey, "user", "fimento", bank, other))[0]
 	if err := w.api.SetTestConsent(context.Background(), bank, victim, fimento.ConsentRevoked); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	run, err := w.runner.Run(context.Background(), w.streams[1], bank) // fimento.insights finds it first
+	run, err := w.Runner.Run(context.Background(), w.streams[1], bank) // fimento.insights finds it first
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -428,7 +387,7 @@ func TestFimentoRevocationDeletesTheSubject(t *testing.T) {
 	if got := copies(); got != "0/0/0/0/0" {
 		t.Fatalf("FinGoal's copies of the victim after the run (enriched/tags/finsights/ledger/rejects): %s, before %s", got, copiesBefore)
 	}
-	if got := w.query(t, "SELECT toString(count()) FROM transactions FINAL WHERE provider = 'fingoal' AND user_id = ?",
+	if got := w.Query(t, "SELECT toString(count()) FROM transactions FINAL WHERE provider = 'fingoal' AND user_id = ?",
 		fingoal.Opaque(fg.idKey, "user", "fimento", bank, other))[0]; got != otherCopies || got == "0" {
 		t.Fatalf("another process's FinGoal copies: %s, before %s", got, otherCopies)
 	}
@@ -436,18 +395,18 @@ func TestFimentoRevocationDeletesTheSubject(t *testing.T) {
 	// FinGoal uid, in any String column of any table, except the registry
 	// (which keeps it revoked, so it is never read again) and etl_runs
 	// (which records the deletion).
-	for _, c := range w.query(t, `SELECT concat(table, '.', name, '.', type) FROM system.columns WHERE database = ? AND type LIKE '%String%'
-		AND table NOT IN ('subjects', 'etl_runs', 'schema_migrations') AND NOT startsWith(table, 'v_') AND table NOT IN ('transactions_enriched', 'current_segment_members', 'latest_segment_members')`, w.db.Database()) {
+	for _, c := range w.Query(t, `SELECT concat(table, '.', name, '.', type) FROM system.columns WHERE database = ? AND type LIKE '%String%'
+		AND table NOT IN ('subjects', 'etl_runs', 'schema_migrations') AND NOT startsWith(table, 'v_') AND table NOT IN ('transactions_enriched', 'current_segment_members', 'latest_segment_members')`, w.DB.Database()) {
 		parts := strings.SplitN(c, ".", 3)
 		expr := "`" + parts[1] + "`"
 		if strings.HasPrefix(parts[2], "Array") {
 			expr = "arrayStringConcat(" + expr + ", ' ')"
 		}
-		if n := w.query(t, "SELECT toString(count()) FROM `"+parts[0]+"` WHERE position("+expr+", ?) > 0 OR position("+expr+", ?) > 0", victim, uid)[0]; n != "0" {
+		if n := w.Query(t, "SELECT toString(count()) FROM `"+parts[0]+"` WHERE position("+expr+", ?) > 0 OR position("+expr+", ?) > 0", victim, uid)[0]; n != "0" {
 			t.Errorf("%s.%s still holds the victim in %s rows", parts[0], parts[1], n)
 		}
 	}
-	copySubs, _ := w.state.Subjects(context.Background(), "fingoal", fg.tenant, "user")
+	copySubs, _ := w.State.Subjects(context.Background(), "fingoal", fg.tenant, "user")
 	for _, s := range copySubs {
 		if s.ID == uid && (s.Status != extract.SubjectRevoked || !strings.Contains(s.StatusDetail, victim)) {
 			t.Errorf("the victim's FinGoal user in the registry: %q %q", s.Status, s.StatusDetail)
@@ -455,15 +414,15 @@ func TestFimentoRevocationDeletesTheSubject(t *testing.T) {
 	}
 	// Later FinGoal runs neither read the copy again nor send anything anew.
 	received := len(fg.sandbox.Received())
-	fg.run(t, w.runner, fingoal.StreamEnrichment)
-	fg.run(t, w.runner, fingoal.StreamUserTags)
+	fg.run(t, w.Runner, fingoal.StreamEnrichment)
+	fg.run(t, w.Runner, fingoal.StreamUserTags)
 	if got := copies(); got != "0/0/0/0/0" || len(fg.sandbox.Received()) != received {
 		t.Fatalf("after later FinGoal runs: copies %s, FinGoal received %d transactions (before %d)", got, len(fg.sandbox.Received()), received)
 	}
 	if !strings.Contains(run.Error, "deleted the rows of 2 subject(s)") && !strings.Contains(run.Error, "deleted the rows of 1 subject(s)") {
 		t.Errorf("run error %q does not record the deletion", run.Error)
 	}
-	subs, _ := w.state.Subjects(context.Background(), "fimento", bank, "process")
+	subs, _ := w.State.Subjects(context.Background(), "fimento", bank, "process")
 	for _, s := range subs {
 		if s.ID == victim && (s.Status != extract.SubjectRevoked || !strings.Contains(s.StatusDetail, "rows deleted from")) {
 			t.Errorf("victim in the registry: %q %q", s.Status, s.StatusDetail)
@@ -483,12 +442,12 @@ func TestFimentoRevocationDeletesTheSubject(t *testing.T) {
 	}
 	// Registering it again (config, webhook) keeps it revoked, and no run
 	// asks Fimento for it again.
-	if err := w.state.AddSubjects(context.Background(), []extract.Subject{{Provider: "fimento", Tenant: bank, Kind: "process", ID: victim, Source: clickhouse.SourceWebhook}}); err != nil {
+	if err := w.State.AddSubjects(context.Background(), []extract.Subject{{Provider: "fimento", Tenant: bank, Kind: "process", ID: victim, Source: clickhouse.SourceWebhook}}); err != nil {
 		t.Fatal(err)
 	}
 	requests := w.api.Stats().Requests
 	for _, s := range w.streams {
-		if _, err := w.runner.Run(context.Background(), s, bank); err != nil {
+		if _, err := w.Runner.Run(context.Background(), s, bank); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -501,7 +460,7 @@ func TestFimentoRevocationDeletesTheSubject(t *testing.T) {
 	if err := w.api.DeleteProcess(context.Background(), bank, other); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.runner.Run(context.Background(), w.streams[0], bank); err != nil {
+	if _, err := w.Runner.Run(context.Background(), w.streams[0], bank); err != nil {
 		t.Fatal(err)
 	}
 	if got := count(other); got != "0/0/0/0" {
@@ -531,16 +490,16 @@ func TestRevocationRacingOtherRunsLeavesNothing(t *testing.T) {
 	w.runAll(t)
 	bank := fimentoBanks[0]
 	victim, other := w.completedProcesses(t)[bank][0], w.completedProcesses(t)[bank][1]
-	fg := newFingoalOver(t, w.state, w.runner.Loader, sandboxkit.Knobs{Seed: 4, Malformed: 0.1})
+	fg := newFingoalOver(t, w.World, sandboxkit.Knobs{Seed: 4, Malformed: 0.1})
 	uid := fingoal.Opaque(fg.idKey, "user", "fimento", bank, victim)
 	rows := func(id string) string {
-		return w.query(t, `SELECT toString(count()) FROM (SELECT user_id FROM transactions UNION ALL SELECT user_id FROM account_balances
+		return w.Query(t, `SELECT toString(count()) FROM (SELECT user_id FROM transactions UNION ALL SELECT user_id FROM account_balances
 			UNION ALL SELECT user_id FROM accounts UNION ALL SELECT user_id FROM insights UNION ALL SELECT user_id FROM user_tags
 			UNION ALL SELECT user_id FROM enrichment_submissions UNION ALL SELECT splitByChar('/', record_key)[1] AS user_id FROM etl_rejects)
 			WHERE user_id = ?`, id)[0]
 	}
 	kept := func() string {
-		return w.query(t, "SELECT toString(count()) FROM transactions FINAL WHERE provider = 'fimento' AND user_id = ?", other)[0]
+		return w.Query(t, "SELECT toString(count()) FROM transactions FINAL WHERE provider = 'fimento' AND user_id = ?", other)[0]
 	}
 	otherBefore := kept()
 
@@ -555,11 +514,11 @@ func TestRevocationRacingOtherRunsLeavesNothing(t *testing.T) {
 	}
 	runs := make(chan clickhouse.Run, 2)
 	go func() {
-		run, _ := w.runner.Run(context.Background(), held(w.streams[0], reached, release), bank)
+		run, _ := w.Runner.Run(context.Background(), held(w.streams[0], reached, release), bank)
 		runs <- run
 	}()
 	go func() {
-		run, _ := w.runner.Run(context.Background(), held(fgEnrichment, reached, release), fg.tenant)
+		run, _ := w.Runner.Run(context.Background(), held(fgEnrichment, reached, release), fg.tenant)
 		runs <- run
 	}()
 	for range 2 {
@@ -569,7 +528,7 @@ func TestRevocationRacingOtherRunsLeavesNothing(t *testing.T) {
 			t.Fatal("the held runs did not get to their loads")
 		}
 	}
-	if got := w.query(t, "SELECT toString(count()) FROM enrichment_submissions FINAL WHERE user_id = ? AND status = 'submitted'", victim)[0]; got == "0" {
+	if got := w.Query(t, "SELECT toString(count()) FROM enrichment_submissions FINAL WHERE user_id = ? AND status = 'submitted'", victim)[0]; got == "0" {
 		t.Fatal("the enrichment committed no ledger row of the victim")
 	}
 	// Meanwhile the customer revokes, and fimento.insights deletes the
@@ -577,7 +536,7 @@ func TestRevocationRacingOtherRunsLeavesNothing(t *testing.T) {
 	if err := w.api.SetTestConsent(context.Background(), bank, victim, fimento.ConsentRevoked); err != nil {
 		t.Fatal(err)
 	}
-	if run, err := w.runner.Run(context.Background(), w.streams[1], bank); err != nil || !strings.Contains(run.Error, "deleted the rows of 1 subject(s)") {
+	if run, err := w.Runner.Run(context.Background(), w.streams[1], bank); err != nil || !strings.Contains(run.Error, "deleted the rows of 1 subject(s)") {
 		t.Fatalf("the revoking run: %v %q", err, run.Error)
 	}
 	close(release)
@@ -642,11 +601,9 @@ func TestFimentoFaultsGiveTheCleanWarehouse(t *testing.T) {
 // registering the daemon's URL at start-up goes through the documented
 // endpoint.
 func TestFimentoWebhookBringsAProcess(t *testing.T) {
-	db := chtest.NewDB(t)
-	loader := clickhouse.NewLoader(db, clickhouse.LoaderOptions{})
-	state := clickhouse.NewState(db, loader)
+	w := schedulestest.NewWorld(t, time.Time{})
 	bank := fimentoBanks[0]
-	receiver := httptest.NewServer(fimento.WebhookHandler([]string{bank}, extract.Hooks{Subject: schedules.RecordSubject(state)}, nil))
+	receiver := httptest.NewServer(fimento.WebhookHandler([]string{bank}, extract.Hooks{Subject: schedules.RecordSubject(w.State)}, nil))
 	defer receiver.Close()
 	clock := &fakeClock{t: time.Date(2026, 2, 24, 6, 0, 0, 0, time.UTC)}
 	sb := fimentosb.New(fimentosb.Options{PartnerBanks: []string{bank}, Seed: 2, Now: clock.Now, Step: time.Minute, WebhookPoll: time.Hour})
@@ -662,30 +619,29 @@ func TestFimentoWebhookBringsAProcess(t *testing.T) {
 	}
 	clock.Advance(90 * time.Second) // one step on: consentLinkOpened
 	sb.Tick()
-	subs, err := state.Subjects(context.Background(), "fimento", bank, "process")
+	subs, err := w.State.Subjects(context.Background(), "fimento", bank, "process")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(subs) != 1 || subs[0].ID != slow || subs[0].Source != clickhouse.SourceWebhook {
 		t.Fatalf("registry after the webhook: %+v", subs)
 	}
-	runner := &schedules.Runner{Loader: loader, State: state}
-	if _, err := runner.Run(context.Background(), fimento.Streams(api)[0], bank); err != nil {
+	if _, err := w.Runner.Run(context.Background(), fimento.Streams(api)[0], bank); err != nil {
 		t.Fatal(err)
 	}
-	if got := query(t, db, `SELECT toString(count()) FROM transactions`); got[0] != "0" {
+	if got := w.Query(t, `SELECT toString(count()) FROM transactions`); got[0] != "0" {
 		t.Fatalf("a process in consentLinkOpened loaded %s rows", got[0])
 	}
 	clock.Advance(20 * time.Minute) // completed by now
 	sb.Tick()
-	if _, err := runner.Run(context.Background(), fimento.Streams(api)[0], bank); err != nil {
+	if _, err := w.Runner.Run(context.Background(), fimento.Streams(api)[0], bank); err != nil {
 		t.Fatal(err)
 	}
 	l, err := sb.Ledger(bank, slow)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := query(t, db, `SELECT toString(count()) FROM transactions FINAL`); got[0] != fmt.Sprint(l.Transactions) {
+	if got := w.Query(t, `SELECT toString(count()) FROM transactions FINAL`); got[0] != fmt.Sprint(l.Transactions) {
 		t.Fatalf("completed slow process: %s rows, ledger %d", got[0], l.Transactions)
 	}
 	if sb.WebhooksSent() < 2 {
@@ -717,32 +673,32 @@ func TestFimentoUnknownFieldsLandInRaw(t *testing.T) {
 	for _, ps := range w.completedProcesses(t) {
 		completed += len(ps)
 	}
-	absent := equals(nil)
+	absent := schedulestest.Equals(nil)
 	for _, tc := range []struct {
 		what, query string
-		checks      []rawCheck
+		checks      []schedulestest.RawCheck
 	}{
-		{"transactions", `SELECT raw FROM transactions FINAL`, []rawCheck{{[]string{"merchantLogo"}, isString}}},
-		{"accounts", `SELECT raw FROM accounts FINAL`, []rawCheck{{[]string{"accountLogo"}, isString}}},
+		{"transactions", `SELECT raw FROM transactions FINAL`, []schedulestest.RawCheck{{Path: []string{"merchantLogo"}, OK: schedulestest.IsString}}},
+		{"accounts", `SELECT raw FROM accounts FINAL`, []schedulestest.RawCheck{{Path: []string{"accountLogo"}, OK: schedulestest.IsString}}},
 		{"insights.riskScore", `SELECT raw FROM insights FINAL WHERE metric = 'insights.riskScore' AND toString(value) = '0.125000'`,
-			[]rawCheck{{nil, equals(0.125)}}},
-		{"insights.merchantSummary", `SELECT raw FROM insights FINAL WHERE metric = 'insights.merchantSummary'`, []rawCheck{
-			{[]string{"topMerchant"}, equals("ICA Maxi")},
-			{[]string{"contact", "firstName"}, absent},
-			{[]string{"contact", "lastName"}, absent},
+			[]schedulestest.RawCheck{{Path: nil, OK: schedulestest.Equals(0.125)}}},
+		{"insights.merchantSummary", `SELECT raw FROM insights FINAL WHERE metric = 'insights.merchantSummary'`, []schedulestest.RawCheck{
+			{Path: []string{"topMerchant"}, OK: schedulestest.Equals("ICA Maxi")},
+			{Path: []string{"contact", "firstName"}, OK: absent},
+			{Path: []string{"contact", "lastName"}, OK: absent},
 		}},
 		{"insights.merchantSummary.topMerchant", `SELECT concat('"', value_text, '"') FROM insights FINAL WHERE metric = 'insights.merchantSummary.topMerchant'`,
-			[]rawCheck{{nil, equals("ICA Maxi")}}},
+			[]schedulestest.RawCheck{{Path: nil, OK: schedulestest.Equals("ICA Maxi")}}},
 		{"process.customerSegment", `SELECT raw FROM insights FINAL WHERE metric = 'process.customerSegment' AND value_text = 'retail'`,
-			[]rawCheck{{nil, equals("retail")}}},
-		{"process.kyc", `SELECT raw FROM insights FINAL WHERE metric = 'process.kyc'`, []rawCheck{
-			{[]string{"level"}, equals(2.0)},
-			{[]string{"ssn"}, absent},
+			[]schedulestest.RawCheck{{Path: nil, OK: schedulestest.Equals("retail")}}},
+		{"process.kyc", `SELECT raw FROM insights FINAL WHERE metric = 'process.kyc'`, []schedulestest.RawCheck{
+			{Path: []string{"level"}, OK: schedulestest.Equals(2.0)},
+			{Path: []string{"ssn"}, OK: absent},
 		}},
 	} {
 		t.Run(tc.what, func(t *testing.T) {
-			raws := w.query(t, tc.query)
-			checkRaws(t, tc.what, raws, tc.checks...)
+			raws := w.Query(t, tc.query)
+			schedulestest.CheckRaws(t, tc.what, raws, tc.checks...)
 			if strings.Contains(tc.what, ".") && len(raws) != completed {
 				t.Errorf("%d rows, want one per completed process (%d)", len(raws), completed)
 			}

@@ -1,4 +1,4 @@
-package schedules_test
+package fingoal_test
 
 import (
 	"context"
@@ -18,20 +18,18 @@ import (
 	fgsb "github.com/finsync/finsync/extract/fingoal/sandbox"
 	"github.com/finsync/finsync/extract/sandboxkit"
 	"github.com/finsync/finsync/load/clickhouse"
-	"github.com/finsync/finsync/load/clickhouse/chtest"
 	"github.com/finsync/finsync/schedules"
+	"github.com/finsync/finsync/schedules/schedulestest"
 	"github.com/finsync/finsync/transform"
 )
 
-// fingoalWorld is a FinGoal sandbox (its webhooks going to the receiver), a
-// private database holding other providers' transactions, and a runner.
+// fingoalWorld is a FinGoal sandbox (its webhooks going to the receiver)
+// and its client in a schedulestest.World on the wall clock, whose
+// database holds other providers' transactions.
 type fingoalWorld struct {
+	*schedulestest.World
 	sandbox *fgsb.Server
 	srv     *httptest.Server
-	db      *clickhouse.DB
-	loader  *clickhouse.Loader
-	state   *clickhouse.State
-	runner  *schedules.Runner
 	cfg     fingoal.Config
 	api     *fingoal.API
 	tenant  string
@@ -40,10 +38,7 @@ type fingoalWorld struct {
 
 func newFingoalWorld(t *testing.T, sopts fgsb.Options, cfg fingoal.Config) *fingoalWorld {
 	t.Helper()
-	db := chtest.NewDB(t)
-	loader := clickhouse.NewLoader(db, clickhouse.LoaderOptions{})
-	state := clickhouse.NewState(db, loader)
-	w := &fingoalWorld{db: db, loader: loader, state: state, runner: &schedules.Runner{Loader: loader, State: state}}
+	w := &fingoalWorld{World: schedulestest.NewWorld(t, time.Time{})}
 	hook := httptest.NewServer(nil)
 	t.Cleanup(hook.Close)
 	// Bodies spelled unlike JSON.stringify: the receiver verifies its form.
@@ -63,9 +58,9 @@ func newFingoalWorld(t *testing.T, sopts fgsb.Options, cfg fingoal.Config) *fing
 	w.cfg, w.tenant = cfg, id
 	w.restart()
 	hook.Config.Handler = fingoal.WebhookHandler(fingoal.WebhookConfig{Secret: secret, API: w.api, Hooks: extract.Hooks{
-		Subject: schedules.RecordSubject(state), Job: schedules.RecordJob(state), JobStatus: schedules.JobStatus(state), Version: state.Version,
+		Subject: schedules.RecordSubject(w.State), Job: schedules.RecordJob(w.State), JobStatus: schedules.JobStatus(w.State), Version: w.State.Version,
 		Insert: func(ctx context.Context, tb transform.Table, rec arrow.Record) error {
-			b := loader.NewBatch(ctx, tb)
+			b := w.Loader.NewBatch(ctx, tb)
 			if err := b.Append(rec); err != nil {
 				return err
 			}
@@ -88,12 +83,7 @@ func (w *fingoalWorld) stream(name string) extract.Stream {
 
 func (w *fingoalWorld) run(t *testing.T, ctx context.Context, name string) (clickhouse.Run, error) {
 	t.Helper()
-	return w.runner.Run(ctx, w.stream(name), w.tenant)
-}
-
-func (w *fingoalWorld) query(t *testing.T, q string, args ...any) []string {
-	t.Helper()
-	return (&finoWorld{db: w.db}).query(t, q, args...)
+	return w.Runner.Run(ctx, w.stream(name), w.tenant)
 }
 
 var fingoalDescriptions = []string{"REWE Markt GmbH %s", "Target T0064 %s", "Trattoria Da Mario %s", "LOHN/GEHALT %s",
@@ -126,7 +116,7 @@ func (w *fingoalWorld) addTransactions(t *testing.T, prov, tenant, user string, 
 	}
 	rec := rw.Record()
 	defer rec.Release()
-	b := w.loader.NewBatch(context.Background(), transform.Transactions)
+	b := w.Loader.NewBatch(context.Background(), transform.Transactions)
 	if err := b.Append(rec); err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +159,7 @@ func TestFingoalEnrichmentExactlyOnceAcrossAKill(t *testing.T) {
 	// Kill once every batch is recorded and the run is waiting for results.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		jobs, _ := w.state.Jobs(context.Background(), fingoal.StreamEnrichment, w.tenant, extract.JobActive)
+		jobs, _ := w.State.Jobs(context.Background(), fingoal.StreamEnrichment, w.tenant, extract.JobActive)
 		if len(w.sandbox.Received()) == first && len(jobs) == len(w.sandbox.Batches()) {
 			break
 		}
@@ -188,7 +178,7 @@ func TestFingoalEnrichmentExactlyOnceAcrossAKill(t *testing.T) {
 	if len(batches) != 4 {
 		t.Errorf("%d batches, want 4", len(batches))
 	}
-	if n := w.query(t, "SELECT toString(count()) FROM transactions FINAL WHERE provider = 'fingoal'"); n[0] != "0" {
+	if n := w.Query(t, "SELECT toString(count()) FROM transactions FINAL WHERE provider = 'fingoal'"); n[0] != "0" {
 		t.Fatalf("enriched rows before any batch was ready: %v", n)
 	}
 
@@ -214,7 +204,7 @@ func TestFingoalEnrichmentExactlyOnceAcrossAKill(t *testing.T) {
 		t.Fatalf("third run: %s %v", run.Status, err)
 	}
 	w.checkExactlyOnce(t, first+7)
-	if got := w.query(t, "SELECT DISTINCT endpoint FROM enrichment_submissions FINAL WHERE source_tenant = 'client-a' AND user_id = 'u-4'"); strings.Join(got, ",") != "/cleanup/streaming" {
+	if got := w.Query(t, "SELECT DISTINCT endpoint FROM enrichment_submissions FINAL WHERE source_tenant = 'client-a' AND user_id = 'u-4'"); strings.Join(got, ",") != "/cleanup/streaming" {
 		t.Errorf("increment went to %v", got)
 	}
 	for _, id := range w.sandbox.Batches()[len(batches):] {
@@ -226,7 +216,7 @@ func TestFingoalEnrichmentExactlyOnceAcrossAKill(t *testing.T) {
 	w.checkExactlyOnce(t, first+7)
 
 	// Every original row joins to its enrichment through the view.
-	rows := w.query(t, `SELECT concat(provider, '/', tenant, '/', user_id, '/', transaction_id, '|', description, '|', enrichment_status, '|',
+	rows := w.Query(t, `SELECT concat(provider, '/', tenant, '/', user_id, '/', transaction_id, '|', description, '|', enrichment_status, '|',
 		fingoal_merchant, '|', fingoal_provider_category, '|', arrayStringConcat(fingoal_tags, ','), '|', toString(amount)) FROM transactions_enriched`)
 	if len(rows) != first+7 {
 		t.Fatalf("%d rows in the view, want %d", len(rows), first+7)
@@ -250,16 +240,16 @@ func TestFingoalEnrichmentExactlyOnceAcrossAKill(t *testing.T) {
 	}
 	// Amounts come back with their sign, and in their currency: FinGoal is
 	// sent none, the ledger keeps it for the copies (across the kill too).
-	if bad := w.query(t, `SELECT toString(count()) FROM (SELECT fingoal_transaction_id, amount, currency FROM transactions_enriched WHERE enrichment_status = 'enriched')
+	if bad := w.Query(t, `SELECT toString(count()) FROM (SELECT fingoal_transaction_id, amount, currency FROM transactions_enriched WHERE enrichment_status = 'enriched')
 		ANY INNER JOIN (SELECT transaction_id AS fingoal_transaction_id, amount AS fg_amount, currency AS fg_currency FROM transactions FINAL WHERE provider = 'fingoal') USING (fingoal_transaction_id)
 		WHERE amount != fg_amount OR currency != fg_currency`); bad[0] != "0" {
 		t.Errorf("%s enriched amounts or currencies differ from the originals", bad[0])
 	}
-	if got := w.query(t, `SELECT concat(currency, ' ', toString(count())) FROM transactions FINAL WHERE provider = 'fingoal' GROUP BY currency ORDER BY currency`); len(got) != 2 ||
+	if got := w.Query(t, `SELECT concat(currency, ' ', toString(count())) FROM transactions FINAL WHERE provider = 'fingoal' GROUP BY currency ORDER BY currency`); len(got) != 2 ||
 		!strings.HasPrefix(got[0], "EUR ") || !strings.HasPrefix(got[1], "SEK ") {
 		t.Errorf("FinGoal's copies per currency: %v, want EUR (fino) and SEK (fimento) only", got)
 	}
-	reasons := w.query(t, "SELECT reason FROM etl_rejects FINAL WHERE stream = 'fingoal.enrichment'")
+	reasons := w.Query(t, "SELECT reason FROM etl_rejects FINAL WHERE stream = 'fingoal.enrichment'")
 	if failed == 0 || len(reasons) != failed || !strings.Contains(reasons[0], "original_description is empty") {
 		t.Errorf("%d failed, rejects %v", failed, reasons)
 	}
@@ -279,22 +269,22 @@ func TestFingoalEnrichmentExactlyOnceAcrossAKill(t *testing.T) {
 	}
 	// A tag's row says its latest state: current from a read, created or
 	// deleted from an update.
-	users := w.query(t, "SELECT toString(uniqExact(user_id)) FROM user_tags FINAL")
+	users := w.Query(t, "SELECT toString(uniqExact(user_id)) FROM user_tags FINAL")
 	if users[0] != "5" { // u-1 of fino and of fimento are different users
 		t.Errorf("tags of %s users, want 5", users[0])
 	}
 	// The tag-status webhooks recorded guids; the next run fetches them.
 	waitFor(t, func() bool {
-		jobs, _ := w.state.Jobs(context.Background(), fingoal.StreamUserTags, w.tenant, extract.JobActive)
+		jobs, _ := w.State.Jobs(context.Background(), fingoal.StreamUserTags, w.tenant, extract.JobActive)
 		return len(jobs) == 5
 	})
 	if run, err = w.run(t, context.Background(), fingoal.StreamUserTags); err != nil {
 		t.Fatal(err)
 	}
-	if got := w.query(t, "SELECT toString(count()) FROM user_tags FINAL WHERE guid != ''"); got[0] == "0" {
+	if got := w.Query(t, "SELECT toString(count()) FROM user_tags FINAL WHERE guid != ''"); got[0] == "0" {
 		t.Errorf("no tag updates landed")
 	}
-	if got := w.query(t, "SELECT toString(count()) FROM etl_state FINAL WHERE stream = 'fingoal.user_tags' AND status = 'done'"); got[0] != "5" {
+	if got := w.Query(t, "SELECT toString(count()) FROM etl_state FINAL WHERE stream = 'fingoal.user_tags' AND status = 'done'"); got[0] != "5" {
 		t.Errorf("%s tag updates done, want 5", got[0])
 	}
 
@@ -302,7 +292,7 @@ func TestFingoalEnrichmentExactlyOnceAcrossAKill(t *testing.T) {
 	if run, err = w.run(t, context.Background(), fingoal.StreamFinsights); err != nil || run.Rejects != 0 {
 		t.Fatalf("finsights: %+v %v", run, err)
 	}
-	got := w.query(t, `SELECT concat(insight_id, ' ', toString(value), ' ', if(position(raw, '"amountFound":"') > 0, 'string', 'number'))
+	got := w.Query(t, `SELECT concat(insight_id, ' ', toString(value), ' ', if(position(raw, '"amountFound":"') > 0, 'string', 'number'))
 		FROM insights FINAL WHERE module = 'finsight' AND metric = 'amount_found' ORDER BY insight_id`)
 	kinds := map[string]int{}
 	for _, g := range got {
@@ -336,7 +326,7 @@ func TestFingoalUserTagsDropTagsNoLongerReturned(t *testing.T) {
 	key := []byte(w.cfg.IDKey)
 	u1, u2 := fingoal.Opaque(key, "user", "fino", "client-a", "u-1"), fingoal.Opaque(key, "user", "fino", "client-a", "u-2")
 	current := func() string {
-		return strings.Join(w.query(t, `SELECT concat(user_id, ':', arrayStringConcat(groupArray(tag), ',')) FROM
+		return strings.Join(w.Query(t, `SELECT concat(user_id, ':', arrayStringConcat(groupArray(tag), ',')) FROM
 			(SELECT user_id, tag FROM v_user_tags_current ORDER BY user_id, tag) GROUP BY user_id ORDER BY user_id`), " ")
 	}
 	w.sandbox.SetTags(u1, []string{"dining_user", "fuel_user", "groceries_user"})
@@ -357,7 +347,7 @@ func TestFingoalUserTagsDropTagsNoLongerReturned(t *testing.T) {
 	if got := current(); got != "u-1:dining_user,groceries_user,housing_user" {
 		t.Errorf("tags after the second read: %q, want the read's", got)
 	}
-	deleted := w.query(t, "SELECT concat(user_id, ' ', tag) FROM user_tags FINAL WHERE state = 'deleted' ORDER BY tag")
+	deleted := w.Query(t, "SELECT concat(user_id, ' ', tag) FROM user_tags FINAL WHERE state = 'deleted' ORDER BY tag")
 	if strings.Join(deleted, ",") != u1+" fuel_user,"+u2+" income_user" || run.Rows["user_tags"] != 5 {
 		t.Errorf("deleted rows %v; %d user_tags rows loaded (3 current, 2 deleted)", deleted, run.Rows["user_tags"])
 	}
@@ -398,13 +388,13 @@ func TestFingoalEnrichmentUnderFaults(t *testing.T) {
 	// made is known to etl_state (its webhook was handled) and none is left
 	// to collect.
 	settled := func() bool {
-		sent := w.query(t, "SELECT toString(count()) FROM enrichment_submissions FINAL")
-		jobs, _ := w.state.Jobs(context.Background(), fingoal.StreamEnrichment, w.tenant, extract.JobActive)
+		sent := w.Query(t, "SELECT toString(count()) FROM enrichment_submissions FINAL")
+		jobs, _ := w.State.Jobs(context.Background(), fingoal.StreamEnrichment, w.tenant, extract.JobActive)
 		if sent[0] != fmt.Sprint(total) || len(jobs) > 0 {
 			return false
 		}
 		for _, b := range w.sandbox.Batches() {
-			if st, _ := w.state.JobStatus(context.Background(), fingoal.StreamEnrichment, w.tenant, b); st != extract.JobDone {
+			if st, _ := w.State.JobStatus(context.Background(), fingoal.StreamEnrichment, w.tenant, b); st != extract.JobDone {
 				return false
 			}
 		}
@@ -427,7 +417,7 @@ func TestFingoalEnrichmentUnderFaults(t *testing.T) {
 		}
 	}
 	ledger := map[string]string{}
-	for _, row := range w.query(t, "SELECT concat(enrich_transaction_id, ' ', status) FROM enrichment_submissions FINAL") {
+	for _, row := range w.Query(t, "SELECT concat(enrich_transaction_id, ' ', status) FROM enrichment_submissions FINAL") {
 		f := strings.Fields(row)
 		ledger[f[0]] = f[1]
 	}
@@ -435,11 +425,11 @@ func TestFingoalEnrichmentUnderFaults(t *testing.T) {
 		t.Errorf("%d transactions in the ledger, want %d", len(ledger), total)
 	}
 	enriched := map[string]bool{}
-	for _, id := range w.query(t, "SELECT transaction_id FROM transactions FINAL WHERE provider = 'fingoal'") {
+	for _, id := range w.Query(t, "SELECT transaction_id FROM transactions FINAL WHERE provider = 'fingoal'") {
 		enriched[id] = true
 	}
 	failed := map[string]bool{}
-	for _, key := range w.query(t, "SELECT record_key FROM etl_rejects FINAL WHERE stream = 'fingoal.enrichment' AND target_table = 'transactions'") {
+	for _, key := range w.Query(t, "SELECT record_key FROM etl_rejects FINAL WHERE stream = 'fingoal.enrichment' AND target_table = 'transactions'") {
 		if f := strings.Split(key, "/"); len(f) == 3 {
 			failed[f[2]] = true // uid/batch/transactionid: FinGoal failed it, or its item came back malformed
 		}
@@ -469,10 +459,10 @@ func TestFingoalEnrichmentUnderFaults(t *testing.T) {
 			t.Errorf("FinGoal got %s, which the ledger does not know", id)
 		}
 	}
-	recovered = len(w.query(t, "SELECT transaction_id FROM enrichment_submissions FINAL WHERE startsWith(reason, 'recovered')"))
+	recovered = len(w.Query(t, "SELECT transaction_id FROM enrichment_submissions FINAL WHERE startsWith(reason, 'recovered')"))
 	// Every ledger row (recovered ones rewritten) and every copy keeps its
 	// source's currency.
-	if got := w.query(t, `SELECT concat(table, ' ', currency, ' ', toString(n)) FROM (
+	if got := w.Query(t, `SELECT concat(table, ' ', currency, ' ', toString(n)) FROM (
 		SELECT 'ledger' AS table, currency, count() AS n FROM enrichment_submissions FINAL GROUP BY currency UNION ALL
 		SELECT 'copies' AS table, currency, count() AS n FROM transactions FINAL WHERE provider = 'fingoal' GROUP BY currency) ORDER BY table DESC`); len(got) != 2 ||
 		got[0] != fmt.Sprintf("ledger EUR %d", total) || got[1] != fmt.Sprintf("copies EUR %d", nEnriched) {
@@ -529,20 +519,20 @@ func TestFingoalUnknownFieldsLandInRaw(t *testing.T) {
 	positive := func(v any) bool { n, _ := v.(float64); return n > 0 }
 	for _, tc := range []struct {
 		what, query string
-		checks      []rawCheck
+		checks      []schedulestest.RawCheck
 	}{
-		{"enriched transactions", `SELECT raw FROM transactions FINAL WHERE provider = 'fingoal'`, []rawCheck{
-			{[]string{"merchant_logo"}, isString},
-			{[]string{"_wrapper", "processed_at"}, isString},
-			{[]string{"_wrapper", "batch_summary", "enriched"}, positive},
-			{[]string{"_wrapper", "enrichedTransactions"}, equals(nil)}, // the records are not repeated
+		{"enriched transactions", `SELECT raw FROM transactions FINAL WHERE provider = 'fingoal'`, []schedulestest.RawCheck{
+			{Path: []string{"merchant_logo"}, OK: schedulestest.IsString},
+			{Path: []string{"_wrapper", "processed_at"}, OK: schedulestest.IsString},
+			{Path: []string{"_wrapper", "batch_summary", "enriched"}, OK: positive},
+			{Path: []string{"_wrapper", "enrichedTransactions"}, OK: schedulestest.Equals(nil)}, // the records are not repeated
 		}},
-		{"finsights", `SELECT raw FROM insights FINAL WHERE module = 'finsight'`, []rawCheck{
-			{[]string{"merchant_logo"}, isString},
-			{[]string{"_wrapper", "generated_at"}, isString},
-			{[]string{"_wrapper", "model"}, equals("finsights-2")},
+		{"finsights", `SELECT raw FROM insights FINAL WHERE module = 'finsight'`, []schedulestest.RawCheck{
+			{Path: []string{"merchant_logo"}, OK: schedulestest.IsString},
+			{Path: []string{"_wrapper", "generated_at"}, OK: schedulestest.IsString},
+			{Path: []string{"_wrapper", "model"}, OK: schedulestest.Equals("finsights-2")},
 		}},
 	} {
-		t.Run(tc.what, func(t *testing.T) { checkRaws(t, tc.what, w.query(t, tc.query), tc.checks...) })
+		t.Run(tc.what, func(t *testing.T) { schedulestest.CheckRaws(t, tc.what, w.Query(t, tc.query), tc.checks...) })
 	}
 }
