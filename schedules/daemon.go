@@ -169,7 +169,7 @@ func (d *Daemon) Trigger(stream, tenant string) bool {
 	lock := d.busy[stream]
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.stopping {
+	if d.stopping || lock == nil { // lock is nil before Start
 		return false
 	}
 	if !lock.TryLock() {

@@ -85,12 +85,13 @@ func runDaemon(ctx context.Context, a *app, args []string) error {
 		return fmt.Errorf("FINSYNC_HTTP_ADDR: %w", err)
 	}
 	srv := &http.Server{Handler: daemonMux(c, ps, d, loader, state, db, metrics), ReadHeaderTimeout: 10 * time.Second}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
 	// Runs a killed predecessor left `running` are marked abandoned now,
-	// not at each stream's first tick.
+	// not at each stream's first tick; the daemon starts before it serves,
+	// so a webhook's trigger always finds it running.
 	d.AbandonStale(ctx)
 	d.Start()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
 	log.Info("finsync daemon started", "http", "http://"+ln.Addr().String(), "streams", len(d.Jobs), "schedules", c.sched.File)
 	fmt.Fprintf(a.stdout, "finsync daemon: %d streams scheduled, status page and metrics on http://%s\n", len(d.Jobs), ln.Addr())
 

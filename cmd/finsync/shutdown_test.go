@@ -162,7 +162,7 @@ streams:
 				}
 			}
 			if code := d.finapiCallback(t, "mandator-a"); code != http.StatusNoContent {
-				t.Fatalf("finAPI callback: %d", code)
+				t.Fatalf("finAPI callback: %d\n%s", code, d.stderr.String())
 			}
 			// SIGTERM once the first tenant's run is going (and the
 			// control's run started).

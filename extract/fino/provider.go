@@ -98,9 +98,12 @@ func (f *Settings) Provider(s extract.Setup) extract.Provider {
 	api := NewAPI(Config{BaseURL: f.BaseURL, ClientID: f.ClientID, ClientSecret: f.ClientSecret.Value(), RateLimit: f.RateLimit,
 		Concurrency: f.Concurrency, PageSize: f.PageSize, Scopes: scopes, Logger: s.Logger, HTTP: s.Client(provider), Memory: s.Memory})
 	p := extract.Provider{Name: provider, Sandbox: newFake, Schedules: schedulesFile, Configured: f.BaseURL != "", Streams: append(Streams(api), AnalyticsStreams(api)...),
-		Tenants: f.tenants(), Webhook: func(h extract.Hooks) http.Handler {
-			return WebhookHandler(f.WebhookSecret.Value(), h, s.Logger)
-		}}
+		Tenants: f.tenants()}
+	// finoOS echoes the secret in every webhook: without one there is no
+	// receiver (every webhook would be refused).
+	if f.WebhookSecret != "" {
+		p.Webhook = func(h extract.Hooks) http.Handler { return WebhookHandler(f.WebhookSecret.Value(), h, s.Logger) }
+	}
 	for _, u := range f.Users {
 		if sub, ok := f.user(u); ok && sub.ID != "" {
 			p.Subjects = append(p.Subjects, sub)
