@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -24,25 +23,8 @@ import (
 	finosb "github.com/finsync/finsync/extract/fino/sandbox"
 	"github.com/finsync/finsync/load/clickhouse"
 	"github.com/finsync/finsync/load/clickhouse/chtest"
+	"github.com/finsync/finsync/schedules/schedulestest"
 )
-
-// syncBuffer collects a child's output while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestDaemon runs `finsync run` as a real process against the sandboxes:
 // schedules fire, webhooks are received, /metrics parses and carries the
@@ -93,7 +75,7 @@ streams:
 		"FINSYNC_HTTP_ADDR="+addr, "FINSYNC_SCHEDULES="+schedFile, "FINSYNC_FINO_WEBHOOK_SECRET="+webhookSecret,
 		"FINSYNC_LOG_LEVEL=debug", "FINSYNC_SHUTDOWN_GRACE=20s")
 	child.Env = append(child.Env, sb.env()...)
-	var stdout, stderr syncBuffer
+	var stdout, stderr schedulestest.SyncBuffer
 	child.Stdout, child.Stderr = &stdout, &stderr
 	if err := child.Start(); err != nil {
 		t.Fatal(err)
@@ -220,7 +202,7 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func waitFor(t *testing.T, limit time.Duration, log *syncBuffer, cond func() bool) {
+func waitFor(t *testing.T, limit time.Duration, log *schedulestest.SyncBuffer, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for !cond() {
@@ -349,7 +331,7 @@ func TestDaemonActsOnFinGoalWebhooks(t *testing.T) {
 	for k, v := range env {
 		child.Env = append(child.Env, k+"="+v)
 	}
-	var stdout, stderr syncBuffer
+	var stdout, stderr schedulestest.SyncBuffer
 	child.Stdout, child.Stderr = &stdout, &stderr
 	if err := child.Start(); err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/finsync/finsync/schedules/schedulestest"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -28,7 +29,7 @@ import (
 type daemonProcess struct {
 	cmd    *exec.Cmd
 	base   string
-	stderr *syncBuffer
+	stderr *schedulestest.SyncBuffer
 	done   chan error
 }
 
@@ -40,7 +41,7 @@ func startDaemon(t *testing.T, env map[string]string) *daemonProcess {
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	p := &daemonProcess{cmd: cmd, base: "http://" + addr, stderr: &syncBuffer{}, done: make(chan error, 1)}
+	p := &daemonProcess{cmd: cmd, base: "http://" + addr, stderr: &schedulestest.SyncBuffer{}, done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = p.stderr, p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
