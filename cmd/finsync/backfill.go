@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -49,6 +50,8 @@ func runBackfill(ctx context.Context, a *app, args []string) error {
 		return fmt.Errorf("%s is not configured: set FINSYNC_%s_BASE_URL and its credentials", p.Name, strings.ToUpper(p.Name))
 	case !s.Backfill:
 		return fmt.Errorf("%s reads snapshots, not windows: it has nothing to backfill (run it with finsync once)", stream)
+	case tenant != "" && !slices.Contains(p.Tenants, tenant):
+		return fmt.Errorf("%s has no tenant %q; its tenants: %s", p.Name, tenant, strings.Join(p.Tenants, ", "))
 	}
 	if window <= 0 {
 		sched, _ := c.schedule(stream)

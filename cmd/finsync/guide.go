@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strings"
 
 	"github.com/finsync/finsync/load/clickhouse"
@@ -47,6 +48,18 @@ func runGuide(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
+	qs, err := guideQueries()
+	if err != nil {
+		return err
+	}
+	var names []string
+	for _, q := range qs {
+		names = append(names, q.name)
+	}
+	qs = slices.DeleteFunc(qs, func(q guideQuery) bool { return !strings.Contains(q.name, only) })
+	if len(qs) == 0 {
+		return fmt.Errorf("no question's name contains %q; the questions: %s", only, strings.Join(names, ", "))
+	}
 	c, err := a.config(ctx)
 	if err != nil {
 		return err
@@ -56,14 +69,7 @@ func runGuide(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	defer db.Close()
-	qs, err := guideQueries()
-	if err != nil {
-		return err
-	}
 	for _, q := range qs {
-		if !strings.Contains(q.name, only) {
-			continue
-		}
 		fmt.Fprintf(a.stdout, "\n%s (sql/guide/%s.sql)\n", q.question, q.name)
 		if err := printQuery(ctx, db, a.stdout, fmt.Sprintf("SELECT * FROM (%s) LIMIT %d", q.query, rows)); err != nil {
 			return fmt.Errorf("%s: %w", q.name, err)

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -41,6 +42,9 @@ func runOnce(ctx context.Context, a *app, args []string) error {
 	}
 	if !p.Configured {
 		return fmt.Errorf("%s is not configured: set FINSYNC_%s_BASE_URL and its credentials", p.Name, strings.ToUpper(p.Name))
+	}
+	if tenant != "" && !slices.Contains(p.Tenants, tenant) {
+		return fmt.Errorf("%s has no tenant %q; its tenants: %s", p.Name, tenant, strings.Join(p.Tenants, ", "))
 	}
 	runs, err := syncStreams(ctx, c, db, log, p, []extract.Stream{s}, tenant)
 	printRuns(a, runs)
