@@ -269,7 +269,7 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 		c.retries.Add(1)
 		c.log.LogAttrs(ctx, slog.LevelWarn, "extract: retrying",
 			slog.String("method", method), slog.String("path", path),
-			slog.Int("attempt", attempt), slog.Duration("wait", wait), slog.String("error", failure.Error()))
+			slog.Int("attempt", attempt), slog.String("wait", wait.String()), slog.String("err", failure.Error()))
 		if err := sleep(ctx, wait); err != nil {
 			return nil, fmt.Errorf("%s %s: %w", method, path, err)
 		}

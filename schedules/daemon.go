@@ -357,7 +357,7 @@ func (d *Daemon) Stop(grace time.Duration) bool {
 		d.cancel()
 		return true
 	case <-timer.C:
-		d.Log.Warn("grace period over: cancelling the runs still going", "grace", grace)
+		d.Log.Warn("grace period over: cancelling the runs still going", "grace", grace.String())
 		d.cancel()
 		<-done
 		return false

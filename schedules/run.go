@@ -287,8 +287,12 @@ func (run *runBook) finish(ctx context.Context, cursor, next string, err error) 
 	run.stopBeat() // before the final row, which must be the newest
 	// The run row must land even when ctx ended the run.
 	recordErr := run.r.State.RecordRun(context.WithoutCancel(ctx), *row)
-	log.InfoContext(ctx, "run finished", "status", row.Status,
-		"rows", row.Rows, "rejects", row.Rejects, "retries", row.Retries, "error", row.Error)
+	attrs := []any{"status", row.Status, "rows", row.Rows, "rejects", row.Rejects, "retries", row.Retries,
+		"seconds", row.FinishedAt.Sub(row.StartedAt).Round(time.Millisecond).Seconds()}
+	if row.Error != "" {
+		attrs = append(attrs, "err", row.Error)
+	}
+	log.InfoContext(ctx, "run finished", attrs...)
 	if row.Status == clickhouse.RunFailed || row.Status == clickhouse.RunPartial {
 		return *row, errors.Join(fmt.Errorf("%s %s: %s", s.Name, row.Status, row.Error), recordErr)
 	}

@@ -26,9 +26,6 @@ func runDaemon(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	defer db.Close()
-	if c.LogFormat == "auto" {
-		c.LogFormat = "json" // the daemon's logs go to a collector
-	}
 	log := a.logger(c)
 	metrics := schedules.NewMetrics()
 	ps := providers(c, log, metrics)

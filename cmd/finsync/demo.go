@@ -64,6 +64,7 @@ func runDemo(ctx context.Context, a *app, args []string) error {
 		}); err != nil {
 			return err
 		}
+		c = a.demoLogLevel(c)
 	}
 	log := a.logger(c)
 	var runs []clickhouse.Run

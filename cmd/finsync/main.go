@@ -200,6 +200,16 @@ func (a *app) config(ctx context.Context) (Config, error) {
 	return c, err
 }
 
+// demoLogLevel is c with warn as the log level unless FINSYNC_LOG_LEVEL is
+// set: the demo's summary says what each run did, and a line per run would
+// bury it; warnings and errors still show.
+func (a *app) demoLogLevel(c Config) Config {
+	if _, set := a.lookup("FINSYNC_LOG_LEVEL"); !set {
+		c.LogLevel = "warn"
+	}
+	return c
+}
+
 func (a *app) logger(c Config) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: logLevels[c.LogLevel]}
 	// Lines logged within a run carry its stream, tenant and run id.
@@ -360,6 +370,9 @@ func (a *app) migrated(ctx context.Context, name string, args []string) (Config,
 	c, err := a.config(ctx)
 	if err != nil {
 		return c, nil, res, err
+	}
+	if name == "demo" {
+		c = a.demoLogLevel(c)
 	}
 	res, err = clickhouse.Migrate(ctx, a.dbOptions(c), finsql.Files, a.logger(c))
 	if err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"maps"
 	"path/filepath"
 	"regexp"
@@ -105,5 +106,52 @@ func TestCLI(t *testing.T) {
 		if !regexp.MustCompile(fact).MatchString(stdout) {
 			t.Errorf("demo shows no fact matching %s:\n%s", fact, stdout)
 		}
+	}
+}
+
+// Logs carry what an operator reads them for: a run's duration in seconds,
+// an error only when there is one; the demo's own output is not buried
+// under a line per run.
+func TestLogsSayWhatHappened(t *testing.T) {
+	sb, err := startSandbox("127.0.0.1:0", sandboxOptions{users: 1, months: 1, seed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.close()
+	opts := chtest.Options(t)
+	t.Cleanup(func() { chtest.DropDatabase(t, opts) })
+	env := map[string]string{"FINSYNC_CLICKHOUSE_ADDR": opts.Addr, "FINSYNC_CLICKHOUSE_DATABASE": opts.Database, "FINSYNC_LOG_FORMAT": "json"}
+	for _, kv := range sb.env() {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	code, stdout, stderr := run(t, env, "once", "-stream", "fino.accounts")
+	if code != 0 {
+		t.Fatalf("once: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	finished := 0
+	for _, line := range strings.Split(stderr, "\n") {
+		var l map[string]any
+		if json.Unmarshal([]byte(line), &l) != nil || l["msg"] != "run finished" {
+			continue
+		}
+		finished++
+		if _, ok := l["seconds"].(float64); !ok || l["status"] != "success" {
+			t.Errorf("run finished without its seconds: %s", line)
+		}
+		if _, ok := l["err"]; ok {
+			t.Errorf("a successful run logs an error key: %s", line)
+		}
+		if _, ok := l["error"]; ok {
+			t.Errorf("errors are logged as err, not error: %s", line)
+		}
+	}
+	if finished == 0 {
+		t.Errorf("no run finished line:\n%s", stderr)
+	}
+	delete(env, "FINSYNC_LOG_FORMAT")
+	code, stdout, stderr = run(t, env, "demo", "-users", "1", "-months", "1")
+	if code != 0 || strings.Contains(stderr, "INFO") || strings.Contains(stderr, `"level":"INFO"`) || !strings.Contains(stdout, "this sync's runs") {
+		t.Errorf("demo: exit %d, INFO lines in its logs or no summary:\n%s\n%s", code, stderr, stdout)
 	}
 }

@@ -331,7 +331,7 @@ func (b *Batch) stream(recs <-chan arrow.Record) (rows, retries int64, err error
 		}
 		wait := backoff(opts.BackoffBase, opts.BackoffMax, attempt)
 		opts.Logger.WarnContext(b.ctx, "insert failed, retrying", "table", b.table.Name,
-			"attempt", attempt, "wait", wait, "err", err)
+			"attempt", attempt, "wait", wait.String(), "err", err)
 		retries++
 		t := time.NewTimer(wait)
 		select {
