@@ -95,9 +95,15 @@ func (m *Metrics) observeRun(r clickhouse.Run) {
 // SeedLastSuccess sets finsync_last_success_timestamp_seconds from the run
 // history (State.LastSuccess) at start-up, so that a restarted daemon does
 // not look as if no stream ever succeeded. A run observed later wins.
-func (m *Metrics) SeedLastSuccess(last map[string]time.Time) {
-	for stream, at := range last {
-		m.lastSuccess.WithLabelValues(stream).Set(float64(at.Unix()))
+func (m *Metrics) SeedLastSuccess(last map[string]map[string]time.Time) {
+	for stream, tenants := range last {
+		var latest time.Time
+		for _, at := range tenants {
+			if at.After(latest) {
+				latest = at
+			}
+		}
+		m.lastSuccess.WithLabelValues(stream).Set(float64(latest.Unix()))
 	}
 }
 

@@ -52,6 +52,7 @@ func commands() []command {
 		{"demo", "sync every stream from the sandboxes into ClickHouse and print a summary (make demo)", runDemo},
 		{"report", "write an HTML report of the warehouse (charts and tables, one self-contained file)", runReport},
 		{"guide", "answer the analysts' usual questions with the query guide (sql/guide) on the warehouse", runGuide},
+		{"fresh", "exit 0 when the named streams succeeded within a bound, 1 when not (for reporting jobs; -wait polls)", runFresh},
 		{"version", "print the version", runVersion},
 	}
 }
@@ -187,7 +188,6 @@ func (a *app) dbOptions(c Config) clickhouse.Options {
 	return o
 }
 
-// config loads and validates the configuration.
 // config loads the configuration; FINSYNC_* names it does not know are
 // warned about (validate refuses them).
 func (a *app) config(ctx context.Context) (Config, error) {

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/finsync/finsync/load/clickhouse/chtest"
 )
@@ -153,5 +154,86 @@ func TestLogsSayWhatHappened(t *testing.T) {
 	code, stdout, stderr = run(t, env, "demo", "-users", "1", "-months", "1")
 	if code != 0 || strings.Contains(stderr, "INFO") || strings.Contains(stderr, `"level":"INFO"`) || !strings.Contains(stdout, "this sync's runs") {
 		t.Errorf("demo: exit %d, INFO lines in its logs or no summary:\n%s\n%s", code, stderr, stdout)
+	}
+}
+
+// fresh answers a reporting job: 1 until every tenant's run of the streams
+// succeeded within the bound, 0 then; -wait polls until it does.
+func TestFresh(t *testing.T) {
+	sb, err := startSandbox("127.0.0.1:0", sandboxOptions{users: 1, months: 1, seed: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.close()
+	opts := chtest.Options(t)
+	t.Cleanup(func() { chtest.DropDatabase(t, opts) })
+	env := map[string]string{"FINSYNC_CLICKHOUSE_ADDR": opts.Addr, "FINSYNC_CLICKHOUSE_DATABASE": opts.Database, "FINSYNC_LOG_LEVEL": "warn"}
+	for _, kv := range sb.env() {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	if code, _, stderr := run(t, env, "migrate"); code != 0 {
+		t.Fatal(stderr)
+	}
+	type answer struct {
+		Fresh   bool `json:"fresh"`
+		Streams []struct {
+			Stream, Tenant string
+			LastSuccess    *time.Time `json:"last_success"`
+			Fresh          bool
+		} `json:"streams"`
+	}
+	ask := func(args ...string) (int, answer, string) {
+		code, stdout, stderr := run(t, env, append([]string{"fresh", "-o", "json"}, args...)...)
+		var a answer
+		if err := json.Unmarshal([]byte(stdout), &a); err != nil && stdout != "" {
+			t.Fatalf("fresh %v: exit %d, not JSON: %v\n%s\n%s", args, code, err, stdout, stderr)
+		}
+		return code, a, stderr
+	}
+	if code, a, _ := ask("-streams", "fino.accounts,fimento.insights"); code != 1 || a.Fresh || len(a.Streams) != 3 || a.Streams[0].LastSuccess != nil {
+		t.Errorf("before any run: exit %d, %+v (want 1, fino's tenant and Fimento's two banks, never)", code, a)
+	}
+	// A reporting job waiting for the data while the sync runs.
+	waited := make(chan int, 1)
+	go func() {
+		code, _, _ := run(t, env, "fresh", "-streams", "fino.accounts", "-wait", "2m")
+		waited <- code
+	}()
+	code, stdout, stderr := run(t, env, "once", "-stream", "fino.accounts", "-o", "json")
+	var runs []runJSON
+	if err := json.Unmarshal([]byte(stdout), &runs); code != 0 || err != nil || len(runs) != 1 || runs[0].Status != "success" || runs[0].Rows["accounts"] == 0 {
+		t.Fatalf("once -o json: exit %d, %v, %+v\n%s\n%s", code, err, runs, stdout, stderr)
+	}
+	select {
+	case code := <-waited:
+		if code != 0 {
+			t.Errorf("fresh -wait ended %d after the run succeeded", code)
+		}
+	case <-time.After(90 * time.Second):
+		t.Error("fresh -wait did not see the run")
+	}
+	if code, a, _ := ask("-streams", "fino.accounts"); code != 0 || !a.Fresh || a.Streams[0].LastSuccess == nil || !a.Streams[0].Fresh {
+		t.Errorf("after the run: exit %d, %+v", code, a)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	if code, a, _ := ask("-streams", "fino.accounts", "-within", "1s"); code != 1 || a.Fresh {
+		t.Errorf("older than the bound: exit %d, %+v", code, a)
+	}
+	if code, _, stderr := ask("-streams", "fino.acounts"); code != 1 || !strings.Contains(stderr, `no stream "fino.acounts"`) {
+		t.Errorf("an unknown stream: exit %d, %s", code, stderr)
+	}
+	if code, _, _ := ask(); code != 2 {
+		t.Errorf("without -streams: exit %d, want 2", code)
+	}
+	code, stdout, _ = run(t, env, "streams", "-o", "json")
+	var list []streamJSON
+	if err := json.Unmarshal([]byte(stdout), &list); code != 0 || err != nil || len(list) < 30 {
+		t.Fatalf("streams -o json: exit %d, %v, %d streams", code, err, len(list))
+	}
+	for _, s := range list {
+		if s.Stream == "fino.accounts" && (s.Schedule != "15 */6 * * *" || s.LastStatus != "success" || s.NextRun == nil || !s.Configured) {
+			t.Errorf("streams -o json: %+v", s)
+		}
 	}
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -18,13 +20,18 @@ import (
 
 // runOnce is `finsync once`: one stream, once, for its tenants (or one).
 func runOnce(ctx context.Context, a *app, args []string) error {
-	var stream, tenant string
+	var stream, tenant, output string
 	err := a.flags("once", summaryOf("once"), args, func(fs *flag.FlagSet) {
 		fs.StringVar(&stream, "stream", "", "the stream to run (see finsync streams)")
 		fs.StringVar(&tenant, "tenant", "", "run for this tenant only (default: every configured tenant)")
+		fs.StringVar(&output, "o", "text", "output: text or json")
 	})
 	if err != nil {
 		return err
+	}
+	if output != "text" && output != "json" {
+		fmt.Fprintln(a.stderr, "finsync once: -o is text or json")
+		return errUsage
 	}
 	if stream == "" {
 		fmt.Fprintln(a.stderr, "finsync once: -stream is required")
@@ -47,6 +54,12 @@ func runOnce(ctx context.Context, a *app, args []string) error {
 		return fmt.Errorf("%s has no tenant %q; its tenants: %s", p.Name, tenant, strings.Join(p.Tenants, ", "))
 	}
 	runs, err := syncStreams(ctx, c, db, log, p, []extract.Stream{s}, tenant)
+	if output == "json" {
+		if jerr := printRunsJSON(a, runs); jerr != nil {
+			return errors.Join(err, jerr)
+		}
+		return err
+	}
 	printRuns(a, runs)
 	return err
 }
@@ -96,6 +109,30 @@ func abandonStale(ctx context.Context, c Config, runner *schedules.Runner, strea
 	if _, err := runner.AbandonStale(ctx, stream, timeout); err != nil {
 		runner.Log.Warn("looking for abandoned runs", "stream", stream, "err", err)
 	}
+}
+
+// runJSON is a run as `once -o json` prints it.
+type runJSON struct {
+	Stream  string            `json:"stream"`
+	Tenant  string            `json:"tenant"`
+	Status  string            `json:"status"`
+	Rows    map[string]uint64 `json:"rows"`
+	Rejects uint64            `json:"rejects"`
+	Retries uint64            `json:"retries"`
+	Seconds float64           `json:"seconds"`
+	Error   string            `json:"error,omitempty"`
+}
+
+func printRunsJSON(a *app, runs []clickhouse.Run) error {
+	out := []runJSON{}
+	for _, r := range runs {
+		j := runJSON{Stream: r.Stream, Tenant: r.Tenant, Status: r.Status, Rows: r.Rows, Rejects: r.Rejects, Retries: r.Retries, Error: r.Error}
+		if !r.FinishedAt.IsZero() {
+			j.Seconds = r.FinishedAt.Sub(r.StartedAt).Seconds()
+		}
+		out = append(out, j)
+	}
+	return json.NewEncoder(a.stdout).Encode(out)
 }
 
 func printRuns(a *app, runs []clickhouse.Run) {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"flag"
 	"fmt"
 	"sort"
 	"strings"
@@ -13,8 +15,15 @@ import (
 
 // runStreams is `finsync streams`: every provider's streams, with their last runs and cursors when ClickHouse answers.
 func runStreams(ctx context.Context, a *app, args []string) error {
-	if err := a.flags("streams", summaryOf("streams"), args, nil); err != nil {
+	var output string
+	if err := a.flags("streams", summaryOf("streams"), args, func(fs *flag.FlagSet) {
+		fs.StringVar(&output, "o", "text", "output: text or json")
+	}); err != nil {
 		return err
+	}
+	if output != "text" && output != "json" {
+		fmt.Fprintln(a.stderr, "finsync streams: -o is text or json")
+		return errUsage
 	}
 	c, err := a.config(ctx)
 	if err != nil {
@@ -33,41 +42,71 @@ func runStreams(ctx context.Context, a *app, args []string) error {
 		fmt.Fprintf(a.stderr, "finsync streams: no last runs or cursors: %v\n", err)
 	}
 	now := time.Now()
-	w := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "stream\tprovider\tper\ttables\tconfigured\tschedule\tenabled\tlast run\tcursor\tnext run")
+	var list []streamJSON
 	for _, p := range providers(c, a.logger(c), nil) {
 		for _, s := range p.Streams {
-			var tables []string
-			for _, t := range s.Tables {
-				tables = append(tables, t.Name)
-			}
-			per := "tenant"
+			r := streamJSON{Stream: s.Name, Provider: p.Name, Per: "tenant", Configured: p.Configured, Cursors: cursors[s.Name]}
 			if s.SubjectKind != "" {
-				per = s.SubjectKind
+				r.Per = s.SubjectKind
 			}
-			spec, enabled, next := "-", false, "-"
+			for _, t := range s.Tables {
+				r.Tables = append(r.Tables, t.Name)
+			}
 			if sched, ok := c.schedule(s.Name); ok {
-				spec, enabled = sched.Spec, sched.Enabled
-				if enabled {
-					next = sched.Next(now).UTC().Format("2006-01-02 15:04")
+				r.Schedule, r.Enabled = sched.Spec, sched.Enabled
+				if r.Enabled {
+					next := sched.Next(now).UTC()
+					r.NextRun = &next
 				}
 			}
-			last := "never"
-			if r := runs[s.Name]; len(r) > 0 {
-				last = r[0].Status + " " + r[0].StartedAt.UTC().Format("2006-01-02 15:04")
+			if runs := runs[s.Name]; len(runs) > 0 {
+				r.LastStatus, r.LastRun = runs[0].Status, &runs[0].StartedAt
 			}
-			var cs []string
-			for tenant, cur := range cursors[s.Name] {
-				cs = append(cs, tenant+"="+cur)
-			}
-			sort.Strings(cs)
-			cursor := strings.Join(cs, " ")
-			if cursor == "" {
-				cursor = "-"
-			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%v\t%s\t%v\t%s\t%s\t%s\n", s.Name, p.Name, per, strings.Join(tables, ","), p.Configured,
-				spec, enabled, last, cursor, next)
+			list = append(list, r)
 		}
 	}
+	if output == "json" {
+		return json.NewEncoder(a.stdout).Encode(list)
+	}
+	w := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "stream\tprovider\tper\ttables\tconfigured\tschedule (UTC)\tenabled\tlast run (UTC)\tcursor\tnext run (UTC)")
+	for _, r := range list {
+		last, next, spec := "never", "-", r.Schedule
+		if r.LastRun != nil {
+			last = r.LastStatus + " " + r.LastRun.UTC().Format("2006-01-02 15:04")
+		}
+		if r.NextRun != nil {
+			next = r.NextRun.Format("2006-01-02 15:04")
+		}
+		if spec == "" {
+			spec = "-"
+		}
+		var cs []string
+		for tenant, cur := range r.Cursors {
+			cs = append(cs, tenant+"="+cur)
+		}
+		sort.Strings(cs)
+		cursor := strings.Join(cs, " ")
+		if cursor == "" {
+			cursor = "-"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%v\t%s\t%v\t%s\t%s\t%s\n", r.Stream, r.Provider, r.Per, strings.Join(r.Tables, ","), r.Configured,
+			spec, r.Enabled, last, cursor, next)
+	}
 	return w.Flush()
+}
+
+// streamJSON is a stream as `streams -o json` prints it.
+type streamJSON struct {
+	Stream     string            `json:"stream"`
+	Provider   string            `json:"provider"`
+	Per        string            `json:"per"` // tenant, or the kind of subject it iterates
+	Tables     []string          `json:"tables"`
+	Configured bool              `json:"configured"`
+	Schedule   string            `json:"schedule"` // cron, UTC unless CRON_TZ=
+	Enabled    bool              `json:"enabled"`
+	LastStatus string            `json:"last_status,omitempty"`
+	LastRun    *time.Time        `json:"last_run"`
+	Cursors    map[string]string `json:"cursors"` // per tenant
+	NextRun    *time.Time        `json:"next_run"`
 }

@@ -327,22 +327,26 @@ func (s *State) RecentRuns(ctx context.Context, n int) (map[string][]Run, error)
 	return out, rows.Err()
 }
 
-// LastSuccess returns when each stream's last successful run finished.
-func (s *State) LastSuccess(ctx context.Context) (map[string]time.Time, error) {
-	rows, err := s.db.conn.Query(ctx, "SELECT stream, max(assumeNotNull(finished_at)) FROM "+s.db.table(transform.EtlRuns.Name)+
-		" FINAL WHERE status = ? AND finished_at IS NOT NULL GROUP BY stream", RunSuccess)
+// LastSuccess returns when each stream last succeeded, per tenant (a
+// shard's runs under their tenant too).
+func (s *State) LastSuccess(ctx context.Context) (map[string]map[string]time.Time, error) {
+	rows, err := s.db.conn.Query(ctx, "SELECT stream, tenant, max(assumeNotNull(finished_at)) FROM "+s.db.table(transform.EtlRuns.Name)+
+		" FINAL WHERE status = ? AND finished_at IS NOT NULL GROUP BY stream, tenant", RunSuccess)
 	if err != nil {
 		return nil, fmt.Errorf("reading the last successful runs: %w", err)
 	}
 	defer rows.Close()
-	out := map[string]time.Time{}
+	out := map[string]map[string]time.Time{}
 	for rows.Next() {
-		var stream string
+		var stream, tenant string
 		var at time.Time
-		if err := rows.Scan(&stream, &at); err != nil {
+		if err := rows.Scan(&stream, &tenant, &at); err != nil {
 			return nil, err
 		}
-		out[stream] = at
+		if out[stream] == nil {
+			out[stream] = map[string]time.Time{}
+		}
+		out[stream][tenant] = at
 	}
 	return out, rows.Err()
 }
