@@ -71,6 +71,10 @@ func TestDockerfile(t *testing.T) {
 	if !strings.Contains(string(b), "CGO_ENABLED=0") || !strings.Contains(string(b), "./cmd/finsync") {
 		t.Error("the build is not a static build of ./cmd/finsync")
 	}
+	// docker run -p 8080:8080 reaches the daemon, and docker knows its health.
+	if !strings.Contains(string(b), "ENV FINSYNC_HTTP_ADDR=0.0.0.0:8080") || !strings.Contains(string(b), `HEALTHCHECK --interval=30s --timeout=10s CMD ["/finsync", "healthcheck"]`) {
+		t.Error("the image does not listen on every interface or has no HEALTHCHECK running finsync healthcheck")
+	}
 }
 
 // The compose file runs ClickHouse, the sandbox and finsync, and points
@@ -82,12 +86,34 @@ func TestComposeFile(t *testing.T) {
 			Image       string
 			Command     []string
 			Environment map[string]string
+			EnvFile     []string       `yaml:"env_file"`
 			DependsOn   map[string]any `yaml:"depends_on"`
+			Restart     string
 		}
 	}
 	decodeYAML(t, "../../deploy/compose.yaml", &c)
 	known := envNames()
 	fs, sb, ch := c.Services["finsync"], c.Services["sandbox"], c.Services["clickhouse"]
+	for name, svc := range c.Services {
+		if svc.Restart != "unless-stopped" {
+			t.Errorf("compose.yaml: %s restarts %q, want unless-stopped", name, svc.Restart)
+		}
+	}
+	// The sandboxes' settings come from one file.
+	if !slices.Equal(fs.EnvFile, []string{"sandbox.env"}) {
+		t.Fatalf("finsync's env_file %v, want [sandbox.env]", fs.EnvFile)
+	}
+	envFile, err := os.ReadFile("../../deploy/sandbox.env")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := maps.Clone(fs.Environment)
+	for _, line := range strings.Split(string(envFile), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(line, "#") {
+			env[k] = v
+		}
+	}
+	fs.Environment = env
 	if !strings.HasPrefix(ch.Image, "clickhouse/clickhouse-server:") {
 		t.Errorf("clickhouse image %q", ch.Image)
 	}
@@ -112,7 +138,7 @@ func TestComposeFile(t *testing.T) {
 		k, v, _ := strings.Cut(kv, "=")
 		v = strings.ReplaceAll(v, s.url, "http://sandbox:18080")
 		if fs.Environment[k] != v {
-			t.Errorf("compose.yaml: %s=%q, the sandbox says %q", k, fs.Environment[k], v)
+			t.Errorf("sandbox.env: %s=%q, the sandbox says %q", k, fs.Environment[k], v)
 		}
 	}
 	cfg, err := LoadConfig(context.Background(), lookupFrom(fs.Environment))

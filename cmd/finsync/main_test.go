@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"maps"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -235,5 +239,27 @@ func TestFresh(t *testing.T) {
 		if s.Stream == "fino.accounts" && (s.Schedule != "15 */6 * * *" || s.LastStatus != "success" || s.NextRun == nil || !s.Configured) {
 			t.Errorf("streams -o json: %+v", s)
 		}
+	}
+}
+
+// healthcheck is the image's HEALTHCHECK: 0 when the daemon's /healthz
+// answers 200 (asked on loopback when it listens on every interface), 1
+// when nothing answers.
+func TestHealthcheck(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/healthz" {
+			http.NotFound(w, r)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	}))
+	defer srv.Close()
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	if code, stdout, stderr := run(t, map[string]string{"FINSYNC_HTTP_ADDR": "0.0.0.0:" + port}, "healthcheck"); code != 0 || stdout != "ok\n" {
+		t.Errorf("a healthy daemon: exit %d, %q %q", code, stdout, stderr)
+	}
+	srv.Close()
+	if code, _, stderr := run(t, map[string]string{"FINSYNC_HTTP_ADDR": "127.0.0.1:" + port}, "healthcheck"); code != 1 || !strings.Contains(stderr, "does not answer") {
+		t.Errorf("no daemon: exit %d, %q", code, stderr)
 	}
 }
