@@ -59,7 +59,7 @@ func runFresh(ctx context.Context, a *app, args []string) error {
 		p, _, ok := findStream(ps, name)
 		switch {
 		case !ok:
-			return fmt.Errorf("no stream %q (run finsync streams)", name)
+			return unknownStream(ps, name)
 		case !p.Configured:
 			return fmt.Errorf("%s is not configured: set FINSYNC_%s_BASE_URL and its credentials", p.Name, strings.ToUpper(p.Name))
 		}

@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -99,12 +100,19 @@ func cpuProfile(path string) (stop func()) {
 // main runs the command named by args and returns the exit code: 0 ok,
 // 1 the command failed, 2 the command line was wrong.
 func (a *app) main(ctx context.Context, args []string) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help" {
-		a.usage()
-		if len(args) == 0 {
-			return 2
-		}
+	switch {
+	case len(args) == 0:
+		a.usage(a.stderr)
+		return 2
+	case slices.Contains([]string{"-h", "-help", "--help", "help"}, args[0]):
+		a.usage(a.stdout) // asked for: the answer, not a complaint
 		return 0
+	case args[0] == "-version" || args[0] == "--version":
+		args[0] = "version"
+	}
+	var names []string
+	for _, c := range commands() {
+		names = append(names, c.name)
 	}
 	for _, c := range commands() {
 		if c.name != args[0] {
@@ -122,18 +130,37 @@ func (a *app) main(ctx context.Context, args []string) int {
 		fmt.Fprintf(a.stderr, "finsync %s: %v\n", c.name, err)
 		return 1
 	}
-	fmt.Fprintf(a.stderr, "finsync: unknown command %q (run finsync -h)\n", args[0])
+	fmt.Fprintf(a.stderr, "finsync: unknown command %q%s (run finsync -h)\n", args[0], didYouMean(args[0], names))
 	return 2
 }
 
-func (a *app) usage() {
-	fmt.Fprintln(a.stderr, "finsync keeps a ClickHouse warehouse in sync with financial-data providers.\n\nUsage: finsync <command> [flags]\n\nCommands:")
-	w := tabwriter.NewWriter(a.stderr, 0, 0, 2, ' ', 0)
+// didYouMean is ", did you mean X?" for the name closest to s, when a few
+// edits away, else "".
+func didYouMean(s string, names []string) string {
+	best, dist := "", 4
+	for _, n := range names {
+		if d := editDistance(s, n); d < dist {
+			best, dist = n, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(", did you mean %s?", best)
+}
+
+func (a *app) usage(out io.Writer) {
+	fmt.Fprintln(out, "finsync keeps a ClickHouse warehouse in sync with financial-data providers.\n\nUsage: finsync <command> [flags]\n\nCommands:")
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %s\t%s\n", c.name, c.summary)
 	}
 	w.Flush()
-	fmt.Fprintln(a.stderr, "\nConfiguration comes from FINSYNC_* environment variables (see README); run finsync <command> -h for its flags.")
+	fmt.Fprintln(out, "\nExamples:\n  finsync demo                       the sandboxes, one full sync and a summary\n"+
+		"  finsync validate                   check the FINSYNC_* settings\n"+
+		"  finsync once -stream fino.accounts one stream, once\n"+
+		"  finsync fresh -streams fino.transactions -within 6h -wait 30m\n"+
+		"\nConfiguration comes from FINSYNC_* environment variables (README: Configuration; finsync validate\nchecks them); finsync <command> -h shows a command's flags. finsync --version prints the version.")
 }
 
 // errUsage marks a wrong command line; the flag package already said why.
@@ -143,12 +170,20 @@ var errUsage = errors.New("usage")
 func (a *app) flags(name, summary string, args []string, define func(*flag.FlagSet)) error {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(a.stderr)
+	// Help asked for goes to stdout; after a wrong flag, to stderr.
+	asked := slices.ContainsFunc(args, func(s string) bool { return s == "-h" || s == "-help" || s == "--help" })
 	fs.Usage = func() {
-		fmt.Fprintf(a.stderr, "Usage: finsync %s [flags]\n\n%s\n", name, summary)
+		out := a.stderr
+		if asked {
+			out = a.stdout
+			fs.SetOutput(out)
+		}
+		fmt.Fprintf(out, "Usage: finsync %s [flags]\n\n%s\n", name, summary)
 		if hasFlags(fs) {
-			fmt.Fprintln(a.stderr, "\nFlags:")
+			fmt.Fprintln(out, "\nFlags:")
 			fs.PrintDefaults()
 		}
+		fmt.Fprintln(out, "\nEnvironment: the FINSYNC_* settings (README: Configuration).")
 	}
 	if define != nil {
 		define(fs)

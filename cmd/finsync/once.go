@@ -43,9 +43,10 @@ func runOnce(ctx context.Context, a *app, args []string) error {
 	}
 	defer db.Close()
 	log := a.logger(c)
-	p, s, ok := findStream(providers(c, log, nil), stream)
+	ps := providers(c, log, nil)
+	p, s, ok := findStream(ps, stream)
 	if !ok {
-		return fmt.Errorf("no stream %q (run finsync streams)", stream)
+		return unknownStream(ps, stream)
 	}
 	if !p.Configured {
 		return fmt.Errorf("%s is not configured: set FINSYNC_%s_BASE_URL and its credentials", p.Name, strings.ToUpper(p.Name))

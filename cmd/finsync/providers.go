@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"reflect"
@@ -105,6 +106,17 @@ func maintain(ctx context.Context, db *clickhouse.DB, log *slog.Logger, streams 
 		return err
 	}
 	return nil
+}
+
+// unknownStream is the error for a stream name no provider has.
+func unknownStream(ps []extract.Provider, name string) error {
+	var names []string
+	for _, p := range ps {
+		for _, s := range p.Streams {
+			names = append(names, s.Name)
+		}
+	}
+	return fmt.Errorf("no stream %q%s (run finsync streams)", name, didYouMean(name, names))
 }
 
 func findStream(ps []extract.Provider, name string) (extract.Provider, extract.Stream, bool) {
