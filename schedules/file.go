@@ -228,7 +228,7 @@ func readEntry(n *yaml.Node, s *Schedule, bad func(int, string, ...any), stream 
 		return
 	}
 	duration := func(v *yaml.Node, key string, dst *time.Duration) {
-		d, err := parseDuration(v.Value)
+		d, err := ParseDuration(v.Value)
 		if err != nil || d < 0 {
 			bad(v.Line, "%s: %q is not a duration (like 90s, 30m, 24h, 7d)", key, v.Value)
 			return
@@ -336,8 +336,9 @@ func pairs(n *yaml.Node) func(yield func(k, v *yaml.Node) bool) {
 	}
 }
 
-// parseDuration is time.ParseDuration plus whole days ("7d").
-func parseDuration(s string) (time.Duration, error) {
+// ParseDuration is time.ParseDuration plus whole days ("7d"), as the
+// schedules file and `finsync backfill -window` take durations.
+func ParseDuration(s string) (time.Duration, error) {
 	if d, ok := strings.CutSuffix(s, "d"); ok {
 		n, err := strconv.Atoi(d)
 		return time.Duration(n) * 24 * time.Hour, err

@@ -25,7 +25,11 @@ func runBackfill(ctx context.Context, a *app, args []string) error {
 		fs.StringVar(&from, "from", "", "first day, YYYY-MM-DD")
 		fs.StringVar(&to, "to", "", "last day, YYYY-MM-DD (included)")
 		fs.StringVar(&tenant, "tenant", "", "backfill this tenant only (default: every configured tenant)")
-		fs.DurationVar(&window, "window", 0, "window size (default: the stream's window in the schedules file)")
+		fs.Func("window", "window size, e.g. 7d or 168h (default: the stream's window in the schedules file)", func(v string) error {
+			d, err := schedules.ParseDuration(v)
+			window = d
+			return err
+		})
 	})
 	if err != nil {
 		return err
@@ -41,7 +45,8 @@ func runBackfill(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	defer db.Close()
-	log := a.logger(c)
+	logs := &barLogs{out: a.stderr}
+	log := newLogger(logs, isTerminal(a.stderr), c)
 	ps := providers(c, log, nil)
 	p, s, ok := findStream(ps, stream)
 	switch {
@@ -72,7 +77,9 @@ func runBackfill(ctx context.Context, a *app, args []string) error {
 	}
 	runner := &schedules.Runner{Loader: loader, State: state, Log: log, Shard: c.shard()}
 	abandonStale(ctx, c, runner, stream)
-	key := fmt.Sprintf("backfill:%s..%s/%s", from, to, window)
+	// The checkpoint is per first day only: extending -to or changing
+	// -window carries on after what is loaded instead of starting over.
+	key := "backfill:" + from
 	if sh := c.shard(); !sh.All() {
 		key += "@" + sh.String() // each shard backfills its own subjects
 	}
@@ -89,7 +96,12 @@ func runBackfill(ctx context.Context, a *app, args []string) error {
 		for start < len(windows) && windows[start].To.Format(time.DateOnly) <= done {
 			start++
 		}
+		if start == len(windows) {
+			fmt.Fprintf(a.stdout, "%s %s: %s..%s is loaded already: nothing to do\n", stream, t, from, to)
+			continue
+		}
 		bar := newProgress(a.stdout, isTerminal(a.stdout), stream+" "+t, len(windows), start)
+		logs.bar = bar
 		for _, w := range windows[start:] {
 			run, err := runner.RunWindow(ctx, s, t, w)
 			if err == nil {
@@ -106,8 +118,26 @@ func runBackfill(ctx context.Context, a *app, args []string) error {
 			bar.window(w, rows)
 		}
 		bar.stop()
+		logs.bar = nil
 	}
 	return nil
+}
+
+// barLogs writes log lines above a progress bar drawn on the terminal
+// (clear the bar's line, write, draw the bar again) instead of onto it.
+type barLogs struct {
+	out io.Writer
+	bar *progress // nil or not drawn on a terminal: written as they come
+}
+
+func (l *barLogs) Write(p []byte) (int, error) {
+	if l.bar == nil || !l.bar.tty {
+		return l.out.Write(p)
+	}
+	fmt.Fprint(l.bar.out, "\r\033[K")
+	n, err := l.out.Write(p)
+	l.bar.draw("")
+	return n, err
 }
 
 // split cuts [from, to) into windows of size d, the last one shorter.

@@ -246,12 +246,15 @@ func (a *app) demoLogLevel(c Config) Config {
 	return c
 }
 
-func (a *app) logger(c Config) *slog.Logger {
+func (a *app) logger(c Config) *slog.Logger { return newLogger(a.stderr, isTerminal(a.stderr), c) }
+
+// newLogger logs to w as c says; tty says whether w ends on a terminal.
+func newLogger(w io.Writer, tty bool, c Config) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: logLevels[c.LogLevel]}
 	// Lines logged within a run carry its stream, tenant and run id.
-	var h slog.Handler = slog.NewTextHandler(a.stderr, opts)
-	if c.LogFormat == "json" || (c.LogFormat == "auto" && !isTerminal(a.stderr)) {
-		h = slog.NewJSONHandler(a.stderr, opts)
+	var h slog.Handler = slog.NewTextHandler(w, opts)
+	if c.LogFormat == "json" || (c.LogFormat == "auto" && !tty) {
+		h = slog.NewJSONHandler(w, opts)
 	}
 	log := slog.New(schedules.RunHandler(h))
 	if c.InsecureSkipVerify {

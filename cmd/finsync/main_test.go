@@ -269,3 +269,51 @@ func TestHealthcheck(t *testing.T) {
 		t.Errorf("no daemon: exit %d, %q", code, stderr)
 	}
 }
+
+// A backfill carries on: run again it has nothing to do, extended it loads
+// only what is new, and -window takes days like the schedules file.
+func TestBackfillCarriesOn(t *testing.T) {
+	sb, err := startSandbox("127.0.0.1:0", sandboxOptions{users: 1, months: 3, seed: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.close()
+	opts := chtest.Options(t)
+	t.Cleanup(func() { chtest.DropDatabase(t, opts) })
+	env := map[string]string{"FINSYNC_CLICKHOUSE_ADDR": opts.Addr, "FINSYNC_CLICKHOUSE_DATABASE": opts.Database, "FINSYNC_LOG_LEVEL": "warn"}
+	for _, kv := range sb.env() {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	day := func(d int) string { return time.Now().UTC().AddDate(0, 0, d).Format(time.DateOnly) }
+	backfill := func(to string) string {
+		code, stdout, stderr := run(t, env, "backfill", "-stream", "fino.transactions", "-from", day(-40), "-to", to, "-window", "7d")
+		if code != 0 {
+			t.Fatalf("backfill to %s: exit %d\n%s\n%s", to, code, stdout, stderr)
+		}
+		return stdout
+	}
+	if out := backfill(day(-27)); !strings.Contains(out, "window 2/2") {
+		t.Errorf("the first backfill, two weeks in windows of 7d:\n%s", out)
+	}
+	if out := backfill(day(-27)); !strings.Contains(out, "is loaded already: nothing to do") || strings.Contains(out, "window 1/") {
+		t.Errorf("the same backfill again:\n%s", out)
+	}
+	if out := backfill(day(-20)); !strings.Contains(out, "resuming after 2 of 3 windows") || strings.Contains(out, "window 1/3") || !strings.Contains(out, "window 3/3") {
+		t.Errorf("the backfill extended by a week:\n%s", out)
+	}
+}
+
+// On a terminal, log lines go above the progress bar, which is drawn again
+// below them, instead of onto its line.
+func TestBackfillLogsAboveTheBar(t *testing.T) {
+	var term bytes.Buffer
+	bar := newProgress(&term, true, "fino.transactions t", 4, 0)
+	logs := &barLogs{out: &term, bar: bar}
+	fmt.Fprintln(logs, "level=WARN msg=retrying")
+	got := term.String()
+	i := strings.Index(got, "level=WARN")
+	if i < 0 || !strings.HasSuffix(got[:i], "\r\033[K") || !strings.Contains(got[i:], "\n\rfino.transactions t [") {
+		t.Errorf("the log line is not above the bar: %q", got)
+	}
+}
