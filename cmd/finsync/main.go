@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/signal"
 	"reflect"
@@ -288,7 +289,10 @@ func runVersion(ctx context.Context, a *app, args []string) error {
 const insecureWarning = "FINSYNC_INSECURE_SKIP_VERIFY is set: TLS certificates of the providers and ClickHouse are NOT verified; use it for local testing only"
 
 func runValidate(ctx context.Context, a *app, args []string) error {
-	if err := a.flags("validate", summaryOf("validate"), args, nil); err != nil {
+	var showSchedules bool
+	if err := a.flags("validate", summaryOf("validate"), args, func(fs *flag.FlagSet) {
+		fs.BoolVar(&showSchedules, "schedules", false, "also print the effective schedules: the built-in ones with FINSYNC_SCHEDULES over them")
+	}); err != nil {
 		return err
 	}
 	c, err := LoadConfig(ctx, a.lookup) // unknown names are refused here, not warned about
@@ -315,7 +319,34 @@ func runValidate(ctx context.Context, a *app, args []string) error {
 		return fmt.Errorf("invalid configuration:\n%w", errors.Join(problems...))
 	}
 	fmt.Fprintf(a.stdout, "configuration ok: %s configured, schedules from %s\n", strings.Join(configured, ", "), c.sched.File)
+	if showSchedules {
+		printSchedules(a.stdout, c.sched)
+	}
 	return nil
+}
+
+// printSchedules prints the effective schedules as a schedules file would
+// hold them (cron in UTC unless CRON_TZ=).
+func printSchedules(out io.Writer, ss *schedules.Schedules) {
+	fmt.Fprintf(out, "\nconcurrency:\n  global: %d\n", ss.Global)
+	for _, p := range slices.Sorted(maps.Keys(ss.PerProvider)) {
+		fmt.Fprintf(out, "  provider.%s: %d\n", p, ss.PerProvider[p])
+	}
+	fmt.Fprintln(out, "streams:")
+	for _, s := range ss.Streams {
+		fmt.Fprintf(out, "  %s:\n    schedule: %q\n    enabled: %v\n    window: %s\n    lookback: %s\n    timeout: %s\n    jitter: %s\n",
+			s.Stream, s.Spec, s.Enabled, s.Window, s.Lookback, s.Timeout, s.Jitter)
+		if len(s.Tenants) > 0 {
+			fmt.Fprintf(out, "    tenants: [%s]\n", strings.Join(s.Tenants, ", "))
+		}
+		if len(s.Params) > 0 {
+			var kv []string
+			for _, k := range slices.Sorted(maps.Keys(s.Params)) {
+				kv = append(kv, k+": "+s.Params[k])
+			}
+			fmt.Fprintf(out, "    params: {%s}\n", strings.Join(kv, ", "))
+		}
+	}
 }
 
 func runMigrate(ctx context.Context, a *app, args []string) error {
