@@ -2,6 +2,7 @@ package schedules
 
 import (
 	"net/http"
+	"runtime"
 	"strconv"
 	"time"
 
@@ -29,6 +30,7 @@ type Metrics struct {
 	webhookCalls *prometheus.CounterVec
 	stalled      *prometheus.GaugeVec
 	inconsistent *prometheus.CounterVec
+	buildInfo    *prometheus.GaugeVec
 }
 
 // NewMetrics registers the metrics.
@@ -63,10 +65,28 @@ func NewMetrics() *Metrics {
 	m.inconsistent = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "finsync_inconsistent_results_total",
 		Help: "Runs that ended on a provider answer contradicting itself or what finsync recorded (finAPI: result_date, " +
 			"total_elements), by stream, tenant and check; see etl_runs.error."}, []string{"stream", "tenant", "check"})
+	m.buildInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "finsync_build_info",
+		Help: "1, labelled with finsync's version and the Go version it was built with."}, []string{"version", "goversion"})
 	m.reg.MustRegister(m.runs, m.rows, m.rejects, m.retries, m.skipped, m.running, m.lastSuccess, m.nextRun,
-		m.runDuration, m.requests, m.webhookCalls, m.stalled, m.inconsistent,
+		m.runDuration, m.requests, m.webhookCalls, m.stalled, m.inconsistent, m.buildInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// Start sets finsync_build_info and puts every stream's counters at zero,
+// so that rate() and increase() see a stream's first failure as one (a
+// series that appears at 1 has no increase).
+func (m *Metrics) Start(version string, streams []string) {
+	m.buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
+	for _, s := range streams {
+		for _, status := range []string{clickhouse.RunSuccess, clickhouse.RunPartial, clickhouse.RunFailed, clickhouse.RunAbandoned} {
+			m.runs.WithLabelValues(s, status)
+		}
+		m.rejects.WithLabelValues(s)
+		m.retries.WithLabelValues(s)
+		m.skipped.WithLabelValues(s)
+		m.running.WithLabelValues(s)
+	}
 }
 
 // Handler serves the metrics in the Prometheus text format.

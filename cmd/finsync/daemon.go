@@ -85,6 +85,11 @@ func runDaemon(ctx context.Context, a *app, args []string) error {
 	// Runs a killed predecessor left `running` are marked abandoned now,
 	// not at each stream's first tick; the daemon starts before it serves,
 	// so a webhook's trigger always finds it running.
+	var names []string
+	for _, j := range d.Jobs {
+		names = append(names, j.Stream.Name)
+	}
+	metrics.Start(version, names)
 	d.AbandonStale(ctx)
 	d.Start()
 	served := make(chan error, 1)

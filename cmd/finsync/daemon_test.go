@@ -91,10 +91,18 @@ streams:
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
+	// Counters are there at zero from the start; wait until they count.
+	waitFor(t, 60*time.Second, &stderr, func() bool { code, _ := get("/healthz"); return code == 200 })
+	_, m := get("/metrics")
+	for _, zero := range []string{`finsync_runs_total{status="failed",stream="fino.transactions"} 0`, `finsync_build_info{goversion="go`} {
+		if !strings.Contains(m, zero) {
+			t.Errorf("/metrics at start-up lacks %s", zero)
+		}
+	}
 	waitFor(t, 60*time.Second, &stderr, func() bool {
 		_, m := get("/metrics")
-		return strings.Contains(m, `finsync_runs_total{status="success",stream="fino.transactions"}`) &&
-			strings.Contains(m, `finsync_runs_total{status="success",stream="finapi.segments.high_balance"}`)
+		return !strings.Contains(m, `finsync_runs_total{status="success",stream="fino.transactions"} 0`) &&
+			!strings.Contains(m, `finsync_runs_total{status="success",stream="finapi.segments.high_balance"} 0`)
 	})
 
 	if code, body := get("/healthz"); code != 200 {
