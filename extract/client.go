@@ -267,7 +267,9 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 			return nil, &RetryAfter{Wait: suggested, Err: fmt.Errorf("wait outlasts the context deadline: %w", failure)}
 		}
 		c.retries.Add(1)
-		c.log.LogAttrs(ctx, slog.LevelWarn, "extract: retrying",
+		// Debug: a storm of these would bury everything else; the run's
+		// last line counts them (retries).
+		c.log.LogAttrs(ctx, slog.LevelDebug, "extract: retrying",
 			slog.String("method", method), slog.String("path", path),
 			slog.Int("attempt", attempt), slog.String("wait", wait.String()), slog.String("err", failure.Error()))
 		if err := sleep(ctx, wait); err != nil {

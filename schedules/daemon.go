@@ -270,7 +270,9 @@ func (d *Daemon) runOne(job *Job, tenant string, triggered bool) {
 	if d.Metrics != nil && !run.FinishedAt.IsZero() {
 		d.Metrics.observeRun(run)
 	}
-	if err != nil {
+	// A run the runner finished was logged by it, once; this is for one
+	// that never got that far.
+	if err != nil && run.FinishedAt.IsZero() {
 		d.Log.Error("run failed", "stream", job.Stream.Name, "tenant", tenant, "run", run.ID, "err", err)
 	}
 }

@@ -2,7 +2,9 @@ package schedules_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -517,5 +519,26 @@ func TestConcurrencyLimits(t *testing.T) {
 		if r := recent[s]; len(r) != 1 || r[0].Status != clickhouse.RunSuccess {
 			t.Errorf("%s: %+v, want one successful run", s, r)
 		}
+	}
+}
+
+// A failed run is logged once, at ERROR, by the runner's last line (with
+// its error); the daemon does not say it again.
+func TestAFailedRunIsLoggedOnce(t *testing.T) {
+	var logs schedulestest.SyncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	d, _, _ := newDaemonWith(t, func(d *schedules.Daemon) { d.Log, d.Runner.Log = log, log }, []string{"t1"},
+		testStream("broken", func(context.Context) error { return errors.New("the provider is down") }))
+	if !d.Tick("broken", "") {
+		t.Fatal("the tick did not start")
+	}
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(logs.String(), "run finished"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no run finished:\n%s", logs.String())
+		}
+	}
+	d.Stop(time.Minute)
+	if n := strings.Count(logs.String(), "level=ERROR"); n != 1 || !strings.Contains(logs.String(), `level=ERROR msg="run finished" status=failed`) {
+		t.Errorf("%d ERROR lines, want the run's last line only:\n%s", n, logs.String())
 	}
 }

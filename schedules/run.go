@@ -292,7 +292,16 @@ func (run *runBook) finish(ctx context.Context, cursor, next string, err error) 
 	if row.Error != "" {
 		attrs = append(attrs, "err", row.Error)
 	}
-	log.InfoContext(ctx, "run finished", attrs...)
+	// One line per run, at the level its outcome deserves; the retries it
+	// took are counted here, each was logged at debug.
+	level := slog.LevelInfo
+	switch row.Status {
+	case clickhouse.RunFailed:
+		level = slog.LevelError
+	case clickhouse.RunPartial:
+		level = slog.LevelWarn
+	}
+	log.Log(ctx, level, "run finished", attrs...)
 	if row.Status == clickhouse.RunFailed || row.Status == clickhouse.RunPartial {
 		return *row, errors.Join(fmt.Errorf("%s %s: %s", s.Name, row.Status, row.Error), recordErr)
 	}
