@@ -1,6 +1,8 @@
 package extract
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"sync"
 )
@@ -11,6 +13,8 @@ import (
 // Stats can speak for the provider as a whole. Safe for concurrent use.
 type Clients struct {
 	make func(tenant string) *Client
+	// auth, if set, is each tenant's token cache (NewTenantClients).
+	auth func(tenant string) (*TokenCache, bool)
 
 	mu       sync.Mutex
 	byTenant map[string]*Client
@@ -34,6 +38,20 @@ func (cs *Clients) Get(tenant string) *Client {
 		}
 	}
 	return c
+}
+
+// Authenticate gets the tenant's token, from the cache or the provider:
+// whether its credentials work (`finsync validate -connect`).
+func (cs *Clients) Authenticate(ctx context.Context, tenant string) error {
+	if cs.auth == nil {
+		return nil
+	}
+	tc, ok := cs.auth(tenant)
+	if !ok {
+		return fmt.Errorf("no credentials for tenant %q", tenant)
+	}
+	_, err := tc.Get(ctx)
+	return err
 }
 
 // Stats adds up what the tenants' clients did.
@@ -68,7 +86,7 @@ type TenantOptions struct {
 // NewTenantClients returns a provider's Clients made as o says, so that
 // the providers differ only in what o holds.
 func NewTenantClients(o TenantOptions) *Clients {
-	return NewClients(func(tenant string) *Client {
+	cs := NewClients(func(tenant string) *Client {
 		auth, ok := o.Auth(tenant)
 		if !ok {
 			return nil
@@ -84,4 +102,6 @@ func NewTenantClients(o TenantOptions) *Clients {
 		}
 		return NewClient(opts)
 	})
+	cs.auth = o.Auth
+	return cs
 }

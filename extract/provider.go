@@ -57,6 +57,9 @@ type Provider struct {
 	// Webhook, if set, builds the provider's receiver, which the daemon
 	// mounts at /webhooks/<Name>.
 	Webhook func(h Hooks) http.Handler
+	// Check, if set, authenticates for tenant with the provider: whether
+	// the settings reach it (`finsync validate -connect`).
+	Check func(ctx context.Context, tenant string) error
 	// Start, if set, runs when the daemon starts (registering its webhook
 	// URL with the provider).
 	Start func(ctx context.Context) error

@@ -360,7 +360,11 @@ func loadSchedules(c Config) (*schedules.Schedules, error) {
 		}
 		layers = append(layers, schedules.Layer{Name: c.Schedules, Data: data})
 	}
-	return schedules.ParseLayers(layers, known)
+	ss, err := schedules.ParseLayers(layers, known)
+	if ss != nil && c.Schedules == "" {
+		ss.File = "the built-in schedules"
+	}
+	return ss, err
 }
 
 // shard is FINSYNC_SHARD parsed (Validate reported a bad one).

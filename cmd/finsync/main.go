@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"net/http"
 	"os"
 	"os/signal"
 	"reflect"
@@ -289,9 +290,10 @@ func runVersion(ctx context.Context, a *app, args []string) error {
 const insecureWarning = "FINSYNC_INSECURE_SKIP_VERIFY is set: TLS certificates of the providers and ClickHouse are NOT verified; use it for local testing only"
 
 func runValidate(ctx context.Context, a *app, args []string) error {
-	var showSchedules bool
+	var showSchedules, connect bool
 	if err := a.flags("validate", summaryOf("validate"), args, func(fs *flag.FlagSet) {
 		fs.BoolVar(&showSchedules, "schedules", false, "also print the effective schedules: the built-in ones with FINSYNC_SCHEDULES over them")
+		fs.BoolVar(&connect, "connect", false, "also reach ClickHouse and authenticate with every configured provider and tenant")
 	}); err != nil {
 		return err
 	}
@@ -322,7 +324,66 @@ func runValidate(ctx context.Context, a *app, args []string) error {
 	if showSchedules {
 		printSchedules(a.stdout, c.sched)
 	}
+	if connect {
+		return a.connect(ctx, c)
+	}
 	return nil
+}
+
+// connect reaches ClickHouse and authenticates with every configured
+// provider and tenant, a line each, saying what to fix.
+func (a *app) connect(ctx context.Context, c Config) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	failed := 0
+	line := func(what string, err error, fix string) {
+		if err == nil {
+			fmt.Fprintf(a.stdout, "%s: ok%s\n", what, fix)
+			return
+		}
+		failed++
+		fmt.Fprintf(a.stdout, "%s: %v%s\n", what, err, fix)
+	}
+	opts := a.dbOptions(c)
+	opts.Database = "system" // reachable before finsync migrate creates the database
+	what := "ClickHouse at " + c.ClickHouse.Addr
+	if db, err := clickhouse.Open(ctx, opts); err != nil {
+		fix := " (check FINSYNC_CLICKHOUSE_ADDR, _USER, _PASSWORD, _TLS)"
+		if httpAnswers(ctx, c.ClickHouse.Addr) {
+			fix = " (that is ClickHouse's HTTP port: finsync speaks the native protocol, port 9000 or 9440 with TLS)"
+		}
+		line(what, err, fix)
+	} else {
+		line(what, nil, fmt.Sprintf(" (ClickHouse %s)", db.Version()))
+		db.Close()
+	}
+	for _, p := range providers(c, slog.New(slog.DiscardHandler), nil) {
+		if !p.Configured || p.Check == nil {
+			continue
+		}
+		for _, t := range p.Tenants {
+			line(fmt.Sprintf("%s tenant %s", p.Name, t), p.Check(ctx, t), "")
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of the connections failed", failed)
+	}
+	return nil
+}
+
+// httpAnswers says whether addr speaks HTTP (ClickHouse's HTTP port where
+// the native one was meant).
+func httpAnswers(ctx context.Context, addr string) bool {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/ping", nil)
+	if err != nil {
+		return false
+	}
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return true
 }
 
 // printSchedules prints the effective schedules as a schedules file would

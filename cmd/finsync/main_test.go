@@ -319,3 +319,34 @@ func TestBackfillLogsAboveTheBar(t *testing.T) {
 		t.Errorf("the log line is not above the bar: %q", got)
 	}
 }
+
+// validate -connect reaches ClickHouse and authenticates with every
+// configured provider and tenant, a line each; what fails says what to fix.
+func TestValidateConnect(t *testing.T) {
+	sb, err := startSandbox("127.0.0.1:0", sandboxOptions{users: 1, months: 1, seed: 6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.close()
+	opts := chtest.Options(t)
+	env := map[string]string{"FINSYNC_CLICKHOUSE_ADDR": opts.Addr, "FINSYNC_CLICKHOUSE_DATABASE": opts.Database}
+	for _, kv := range sb.env() {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	code, stdout, stderr := run(t, env, "validate", "-connect")
+	for _, want := range []string{"ClickHouse at " + opts.Addr + ": ok (ClickHouse ", "fino tenant sandbox-client: ok", "finapi tenant mandator-b: ok",
+		"fimento tenant 605c6c479691950d359bb0ea: ok", "fingoal tenant sandbox-client: ok"} {
+		if code != 0 || !strings.Contains(stdout, want) {
+			t.Errorf("exit %d, no %q:\n%s\n%s", code, want, stdout, stderr)
+		}
+	}
+	// A wrong secret, and ClickHouse's HTTP port where its native one belongs.
+	httpPort := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "Ok.") }))
+	defer httpPort.Close()
+	code, stdout, _ = run(t, with(env, "FINSYNC_FINO_CLIENT_SECRET", "wrong", "FINSYNC_CLICKHOUSE_ADDR", httpPort.Listener.Addr().String()), "validate", "-connect")
+	if code != 1 || !strings.Contains(stdout, "that is ClickHouse's HTTP port") || !strings.Contains(stdout, "fino tenant sandbox-client: finoOS auth") ||
+		!strings.Contains(stdout, "fimento tenant 605c6c479691950d359bb0ea: ok") {
+		t.Errorf("exit %d:\n%s", code, stdout)
+	}
+}

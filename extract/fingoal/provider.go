@@ -69,7 +69,7 @@ func (f *Settings) Provider(s extract.Setup) extract.Provider {
 	if secret == "" {
 		secret = f.ClientSecret
 	}
-	return extract.Provider{Name: provider, Sandbox: newFake, Schedules: schedulesFile, Configured: f.BaseURL != "", Streams: Streams(api), Tenants: tenants,
+	return extract.Provider{Name: provider, Sandbox: newFake, Schedules: schedulesFile, Check: api.clients.Authenticate, Configured: f.BaseURL != "", Streams: Streams(api), Tenants: tenants,
 		Webhook: func(h extract.Hooks) http.Handler {
 			return WebhookHandler(WebhookConfig{Secret: secret.Value(), API: api, Hooks: h, Logger: s.Logger})
 		}}
