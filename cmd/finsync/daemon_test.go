@@ -161,6 +161,9 @@ streams:
 			t.Errorf("status page has no row for %s", s)
 		}
 	}
+	if !strings.Contains(dom, `id="summary"`) || !strings.Contains(dom, `<th>rejects</th>`) || !strings.Contains(dom, `data-health="`) {
+		t.Errorf("status page lacks its summary, the health or the rejects column:\n%.3000s", dom)
+	}
 	if !strings.Contains(dom, `data-status="abandoned">1 abandoned`) {
 		t.Errorf("status page does not count the abandoned run:\n%.4000s", dom)
 	}
