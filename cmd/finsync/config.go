@@ -54,6 +54,10 @@ type Config struct {
 	// HTTPAddr is where the daemon serves webhooks, metrics, health and
 	// its status page.
 	HTTPAddr string `env:"FINSYNC_HTTP_ADDR, default=127.0.0.1:8080"`
+	// WebhookAddr, if set, serves the webhook receivers there instead:
+	// the address that faces the providers, while the status page and
+	// /metrics stay on HTTPAddr.
+	WebhookAddr string `env:"FINSYNC_WEBHOOK_ADDR"`
 	// ShutdownGrace is how long the daemon lets running runs finish on
 	// SIGTERM before it cancels them.
 	ShutdownGrace time.Duration `env:"FINSYNC_SHUTDOWN_GRACE, default=30s"`
@@ -270,6 +274,9 @@ func (c Config) Validate() []error {
 	}
 	if _, port, err := net.SplitHostPort(c.HTTPAddr); err != nil || port == "" {
 		bad("FINSYNC_HTTP_ADDR=%q: want host:port (127.0.0.1:8080, or :8080 for every interface)", c.HTTPAddr)
+	}
+	if _, port, err := net.SplitHostPort(c.WebhookAddr); c.WebhookAddr != "" && (err != nil || port == "") {
+		bad("FINSYNC_WEBHOOK_ADDR=%q: want host:port (e.g. :8443)", c.WebhookAddr)
 	}
 	if _, ok := logLevels[c.LogLevel]; !ok {
 		bad("FINSYNC_LOG_LEVEL=%q: want debug, info, warn or error", c.LogLevel)

@@ -82,6 +82,16 @@ func runDaemon(ctx context.Context, a *app, args []string) error {
 		return fmt.Errorf("FINSYNC_HTTP_ADDR: %w", err)
 	}
 	srv := &http.Server{Handler: daemonMux(c, ps, d, loader, state, db, metrics), ReadHeaderTimeout: 10 * time.Second}
+	// The webhooks on a listener of their own, if asked: the one that faces
+	// the providers, while the status page and /metrics stay inside.
+	var hookLn net.Listener
+	hookSrv := &http.Server{Handler: webhookMux(ps, d, loader, state, metrics), ReadHeaderTimeout: 10 * time.Second}
+	if c.WebhookAddr != "" {
+		if hookLn, err = net.Listen("tcp", c.WebhookAddr); err != nil {
+			ln.Close()
+			return fmt.Errorf("FINSYNC_WEBHOOK_ADDR: %w", err)
+		}
+	}
 	// Runs a killed predecessor left `running` are marked abandoned now,
 	// not at each stream's first tick; the daemon starts before it serves,
 	// so a webhook's trigger always finds it running.
@@ -92,8 +102,12 @@ func runDaemon(ctx context.Context, a *app, args []string) error {
 	metrics.Start(version, names)
 	d.AbandonStale(ctx)
 	d.Start()
-	served := make(chan error, 1)
+	served := make(chan error, 2)
 	go func() { served <- srv.Serve(ln) }()
+	if hookLn != nil {
+		go func() { served <- hookSrv.Serve(hookLn) }()
+		log.Info("webhooks served apart", "http", "http://"+hookLn.Addr().String())
+	}
 	log.Info("finsync daemon started", "http", "http://"+ln.Addr().String(), "streams", len(d.Jobs), "schedules", c.sched.File)
 	fmt.Fprintf(a.stdout, "finsync daemon: %d streams scheduled, status page and metrics on http://%s\n", len(d.Jobs), ln.Addr())
 
@@ -113,13 +127,16 @@ func runDaemon(ctx context.Context, a *app, args []string) error {
 	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	srv.Shutdown(shutdown)
+	if hookLn != nil {
+		hookSrv.Shutdown(shutdown)
+	}
 	log.Info("finsync daemon stopped", "runs_finished_in_grace", finished)
 	return nil
 }
 
-// daemonMux serves the webhooks, /metrics, /healthz, /readyz and the
-// status page.
-func daemonMux(c Config, ps []extract.Provider, d *schedules.Daemon, loader *clickhouse.Loader, state *clickhouse.State, db *clickhouse.DB, m *schedules.Metrics) *http.ServeMux {
+// webhookMux serves the configured providers' webhook receivers at
+// /webhooks/<provider>.
+func webhookMux(ps []extract.Provider, d *schedules.Daemon, loader *clickhouse.Loader, state *clickhouse.State, m *schedules.Metrics) *http.ServeMux {
 	mux := http.NewServeMux()
 	hooks := extract.Hooks{
 		Subject: schedules.RecordSubject(state),
@@ -137,6 +154,16 @@ func daemonMux(c Config, ps []extract.Provider, d *schedules.Daemon, loader *cli
 		if p.Configured && p.Webhook != nil {
 			mux.Handle("/webhooks/"+p.Name, m.Webhook(p.Name, p.Webhook(hooks)))
 		}
+	}
+	return mux
+}
+
+// daemonMux serves /metrics, /healthz, /readyz, the status page and, unless
+// FINSYNC_WEBHOOK_ADDR puts them apart, the webhooks.
+func daemonMux(c Config, ps []extract.Provider, d *schedules.Daemon, loader *clickhouse.Loader, state *clickhouse.State, db *clickhouse.DB, m *schedules.Metrics) *http.ServeMux {
+	mux := http.NewServeMux()
+	if c.WebhookAddr == "" {
+		mux.Handle("/webhooks/", webhookMux(ps, d, loader, state, m))
 	}
 	mux.Handle("GET /metrics", m.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })

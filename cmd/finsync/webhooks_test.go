@@ -14,6 +14,7 @@ import (
 	"github.com/finsync/finsync/extract"
 	"github.com/finsync/finsync/extract/fingoal"
 	"github.com/finsync/finsync/extract/hostile"
+	"github.com/finsync/finsync/schedules"
 	"github.com/finsync/finsync/transform"
 )
 
@@ -121,4 +122,32 @@ func FuzzWebhooks(f *testing.F) {
 			}
 		}
 	})
+}
+
+// With FINSYNC_WEBHOOK_ADDR the receivers are served there only: the
+// status page and /metrics are not on the address that faces the providers.
+func TestWebhooksApart(t *testing.T) {
+	env := map[string]string{"FINSYNC_FINO_BASE_URL": "http://127.0.0.1:1", "FINSYNC_FINO_CLIENT_ID": "c", "FINSYNC_FINO_CLIENT_SECRET": "s",
+		"FINSYNC_FINO_WEBHOOK_SECRET": "whsec"}
+	routes := func(mux *http.ServeMux, method, path string) bool {
+		_, pattern := mux.Handler(httptest.NewRequest(method, path, nil))
+		return pattern != "" && pattern != "GET /{$}"
+	}
+	for _, apart := range []bool{false, true} {
+		if apart {
+			env["FINSYNC_WEBHOOK_ADDR"] = "127.0.0.1:0"
+		}
+		c, err := LoadConfig(context.Background(), lookupFrom(env))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps := providers(c, slog.New(slog.DiscardHandler), nil)
+		m := schedules.NewMetrics()
+		ops, hooks := daemonMux(c, ps, &schedules.Daemon{}, nil, nil, nil, m), webhookMux(ps, &schedules.Daemon{}, nil, nil, m)
+		if routes(ops, "POST", "/webhooks/fino") == apart || !routes(hooks, "POST", "/webhooks/fino") ||
+			routes(hooks, "GET", "/metrics") || !routes(ops, "GET", "/metrics") {
+			t.Errorf("apart %v: the main listener serves the webhook: %v, the webhook listener: %v, /metrics there: %v",
+				apart, routes(ops, "POST", "/webhooks/fino"), routes(hooks, "POST", "/webhooks/fino"), routes(hooks, "GET", "/metrics"))
+		}
+	}
 }
