@@ -36,6 +36,10 @@ type Daemon struct {
 	Log         *slog.Logger
 	// AfterRuns, if set, runs after each tick's runs of a stream (retention).
 	AfterRuns func(ctx context.Context, stream extract.Stream)
+	// LastStarts are when each stream's latest run started (etl_runs): Start
+	// runs a stream whose schedule says catchup at once when a tick fell
+	// between then and now, missed while no daemon ran.
+	LastStarts map[string]time.Time
 
 	cron   *cron.Cron
 	global chan struct{}
@@ -82,6 +86,13 @@ func (d *Daemon) Start() {
 		d.setNext(j.Stream.Name, j.Schedule.Next(time.Now()))
 	}
 	d.cron.Start()
+	for _, j := range d.Jobs {
+		last, ok := d.LastStarts[j.Stream.Name]
+		if ok && j.Schedule.Enabled && j.Schedule.Catchup && j.Schedule.Next(last).Before(time.Now()) {
+			d.Log.Info("catching up a run missed while no daemon ran", "stream", j.Stream.Name, "last_started", last)
+			d.Tick(j.Stream.Name, "")
+		}
+	}
 }
 
 // jittered is what the cron runs: the schedule shifted by the stream's

@@ -542,3 +542,52 @@ func TestAFailedRunIsLoggedOnce(t *testing.T) {
 		t.Errorf("%d ERROR lines, want the run's last line only:\n%s", n, logs.String())
 	}
 }
+
+// At start, a stream whose tick fell while no daemon ran runs at once, when
+// its schedule says catchup; one whose last run is after its last due
+// time, or that says catchup: false, waits for its next tick.
+func TestMissedTicksAreCaughtUp(t *testing.T) {
+	ss, err := schedules.Parse("t.yaml", []byte("defaults:\n  jitter: 0s\nstreams:\n  t.missed:\n    schedule: \"0 * * * *\"\n"+
+		"  t.recent:\n    schedule: \"0 * * * *\"\n  t.billed:\n    schedule: \"0 * * * *\"\n    catchup: false\n"),
+		map[string]schedules.ParamsCheck{"t.missed": nil, "t.recent": nil, "t.billed": nil})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	ran := map[string]int{}
+	w := schedulestest.NewWorld(t, time.Time{})
+	d := &schedules.Daemon{Runner: w.Runner, LastStarts: map[string]time.Time{}}
+	for _, name := range []string{"t.missed", "t.recent", "t.billed"} {
+		sched, _ := ss.Find(name)
+		d.Jobs = append(d.Jobs, schedules.Job{Schedule: sched, Tenants: []string{"t1"}, Stream: testStream(name, func(context.Context) error {
+			mu.Lock()
+			defer mu.Unlock()
+			ran[name]++
+			return nil
+		})})
+		next := sched.Next(time.Now())
+		d.LastStarts[name] = next.Add(-90 * time.Minute) // an hourly tick fell since
+		if name == "t.recent" {
+			d.LastStarts[name] = next.Add(-30 * time.Minute) // after the last due time
+		}
+	}
+	d.Start()
+	defer d.Stop(time.Minute)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		mu.Lock()
+		n := ran["t.missed"]
+		mu.Unlock()
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the missed tick was not caught up")
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	if ran["t.recent"] != 0 || ran["t.billed"] != 0 {
+		t.Errorf("caught up what it should not: %v", ran)
+	}
+}

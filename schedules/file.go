@@ -46,7 +46,11 @@ type Schedule struct {
 	Tenants  []string      // empty: every configured tenant
 	Enabled  bool
 	Params   map[string]string // stream parameters (e.g. finAPI thresholds)
-	Line     int               // where it is in the file
+	// Catchup runs the stream at the daemon's start when a tick was missed
+	// while no daemon ran (its last run started before its last due time);
+	// off for snapshots billed per job.
+	Catchup bool
+	Line    int // where it is in the file
 
 	cron cron.Schedule
 	// Where the stream's schedule and params are, for the messages about
@@ -110,7 +114,7 @@ func Parse(file string, data []byte, known map[string]ParamsCheck) (*Schedules, 
 func ParseLayers(layers []Layer, known map[string]ParamsCheck) (*Schedules, error) {
 	ss := &Schedules{PerProvider: map[string]int{}}
 	var errs []error
-	defaults := Schedule{Window: 24 * time.Hour, Timeout: DefaultTimeout, Jitter: time.Minute, Enabled: true}
+	defaults := Schedule{Window: 24 * time.Hour, Timeout: DefaultTimeout, Jitter: time.Minute, Enabled: true, Catchup: true}
 	type entry struct {
 		node *yaml.Node
 		line int
@@ -250,12 +254,16 @@ func readEntry(n *yaml.Node, s *Schedule, bad func(int, string, ...any), stream 
 			duration(v, k.Value, &s.Timeout)
 		case "jitter":
 			duration(v, k.Value, &s.Jitter)
-		case "enabled":
+		case "enabled", "catchup":
 			b, err := strconv.ParseBool(v.Value)
 			if err != nil {
-				bad(v.Line, "enabled: %q is not true or false", v.Value)
+				bad(v.Line, "%s: %q is not true or false", k.Value, v.Value)
 			}
-			s.Enabled = b
+			if k.Value == "enabled" {
+				s.Enabled = b
+			} else {
+				s.Catchup = b
+			}
 		case "tenants":
 			s.Tenants = nil
 			if v.Kind != yaml.SequenceNode {
@@ -287,7 +295,7 @@ func readEntry(n *yaml.Node, s *Schedule, bad func(int, string, ...any), stream 
 				s.Params[pk.Value] = pv.Value
 			}
 		default:
-			bad(k.Line, "unknown setting %q (schedule, window, lookback, timeout, jitter, enabled, tenants, params)", k.Value)
+			bad(k.Line, "unknown setting %q (schedule, window, lookback, timeout, jitter, enabled, catchup, tenants, params)", k.Value)
 		}
 	}
 	if s.Window <= 0 {

@@ -101,6 +101,16 @@ func runDaemon(ctx context.Context, a *app, args []string) error {
 	}
 	metrics.Start(version, names)
 	d.AbandonStale(ctx)
+	if recent, err := state.RecentRuns(ctx, 1); err != nil {
+		log.Warn("runs missed while no daemon ran are not caught up", "err", err)
+	} else {
+		d.LastStarts = map[string]time.Time{}
+		for stream, runs := range recent {
+			if len(runs) > 0 {
+				d.LastStarts[stream] = runs[0].StartedAt
+			}
+		}
+	}
 	d.Start()
 	served := make(chan error, 2)
 	go func() { served <- srv.Serve(ln) }()

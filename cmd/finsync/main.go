@@ -395,8 +395,8 @@ func printSchedules(out io.Writer, ss *schedules.Schedules) {
 	}
 	fmt.Fprintln(out, "streams:")
 	for _, s := range ss.Streams {
-		fmt.Fprintf(out, "  %s:\n    schedule: %q\n    enabled: %v\n    window: %s\n    lookback: %s\n    timeout: %s\n    jitter: %s\n",
-			s.Stream, s.Spec, s.Enabled, s.Window, s.Lookback, s.Timeout, s.Jitter)
+		fmt.Fprintf(out, "  %s:\n    schedule: %q\n    enabled: %v\n    catchup: %v\n    window: %s\n    lookback: %s\n    timeout: %s\n    jitter: %s\n",
+			s.Stream, s.Spec, s.Enabled, s.Catchup, s.Window, s.Lookback, s.Timeout, s.Jitter)
 		if len(s.Tenants) > 0 {
 			fmt.Fprintf(out, "    tenants: [%s]\n", strings.Join(s.Tenants, ", "))
 		}

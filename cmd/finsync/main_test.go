@@ -73,7 +73,7 @@ func TestCLI(t *testing.T) {
 			[]string{"validate"}, 0, "configuration ok: fino configured", "", ""},
 		{"validate with no provider", env, []string{"validate"}, 1, "", "no provider is configured", ""},
 		{"validate prints the effective schedules", with(env, "FINSYNC_FINO_BASE_URL", "https://os.fino.cloud", "FINSYNC_FINO_CLIENT_ID", "c", "FINSYNC_FINO_CLIENT_SECRET", "s"),
-			[]string{"validate", "-schedules"}, 0, "  finapi.segments.low_balance:\n    schedule: \"10 4 * * *\"\n    enabled: true\n    window: 720h0m0s\n    lookback: 0s\n    timeout: 30m0s\n    jitter: 2m0s\n    params: {account_type: checking, months: 3, threshold: 0}", "", ""},
+			[]string{"validate", "-schedules"}, 0, "  finapi.segments.low_balance:\n    schedule: \"10 4 * * *\"\n    enabled: true\n    catchup: false\n    window: 720h0m0s\n    lookback: 0s\n    timeout: 30m0s\n    jitter: 2m0s\n    params: {account_type: checking, months: 3, threshold: 0}", "", ""},
 		{"validate a misspelled variable", with(env, "FINSYNC_FINO_BASE_URL", "https://os.fino.cloud", "FINSYNC_FINO_CLIENT_ID", "c", "FINSYNC_FINO_CLIENT_SECRET", "s", "FINSYNC_FINO_RATELIMIT", "3"),
 			[]string{"validate"}, 1, "", "FINSYNC_FINO_RATELIMIT is not a finsync variable: did you mean FINSYNC_FINO_RATE_LIMIT?", ""},
 		{"validate bad", map[string]string{"FINSYNC_CLICKHOUSE_ADDR": "x", "FINSYNC_CLICKHOUSE_PASSWORD": "s3cret"}, []string{"validate"}, 1, "", "FINSYNC_CLICKHOUSE_ADDR", "s3cret"},
