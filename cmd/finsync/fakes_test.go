@@ -1,6 +1,8 @@
 package main
 
 import (
+	"strings"
+
 	"github.com/finsync/finsync/extract/fimento"
 	fimentosb "github.com/finsync/finsync/extract/fimento/sandbox"
 	"github.com/finsync/finsync/extract/finapi"
@@ -26,3 +28,12 @@ var finapiMandators = []string{"mandator-a", "mandator-b"}
 
 // fingoalIDKey keys the opaque ids the sandbox settings send FinGoal.
 const fingoalIDKey = "sandbox-id-key-not-a-secret"
+
+// into adds the sandbox's settings (sb.env) to env and returns it.
+func (sb *sandbox) into(env map[string]string) map[string]string {
+	for _, kv := range sb.env() {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	return env
+}

@@ -77,10 +77,7 @@ func TestFaultMatrixLosesNothing(t *testing.T) {
 		// repeat records (dup) and more bodies can be cut off.
 		env := map[string]string{"FINSYNC_CLICKHOUSE_ADDR": opts.Addr, "FINSYNC_CLICKHOUSE_DATABASE": opts.Database, "FINSYNC_LOG_LEVEL": "warn",
 			"FINSYNC_FINO_PAGE_SIZE": "40"}
-		for _, kv := range sb.env() {
-			k, v, _ := strings.Cut(kv, "=")
-			env[k] = v
-		}
+		sb.into(env)
 		code, stdout, stderr := run(t, env, "demo")
 		if code != 0 && matrix == "" {
 			t.Fatalf("demo: exit %d\n%s\n%s", code, stdout, stderr)

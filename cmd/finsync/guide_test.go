@@ -37,10 +37,7 @@ func TestQueryGuide(t *testing.T) {
 	opts := chtest.Options(t)
 	t.Cleanup(func() { chtest.DropDatabase(t, opts) })
 	env := map[string]string{"FINSYNC_CLICKHOUSE_ADDR": opts.Addr, "FINSYNC_CLICKHOUSE_DATABASE": opts.Database, "FINSYNC_LOG_LEVEL": "warn"}
-	for _, kv := range sb.env() {
-		k, v, _ := strings.Cut(kv, "=")
-		env[k] = v
-	}
+	sb.into(env)
 	if code, stdout, stderr := run(t, env, "demo"); code != 0 {
 		t.Fatalf("demo: exit %d\n%s\n%s", code, stdout, stderr)
 	}

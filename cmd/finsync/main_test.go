@@ -134,10 +134,7 @@ func TestLogsSayWhatHappened(t *testing.T) {
 	opts := chtest.Options(t)
 	t.Cleanup(func() { chtest.DropDatabase(t, opts) })
 	env := map[string]string{"FINSYNC_CLICKHOUSE_ADDR": opts.Addr, "FINSYNC_CLICKHOUSE_DATABASE": opts.Database, "FINSYNC_LOG_FORMAT": "json"}
-	for _, kv := range sb.env() {
-		k, v, _ := strings.Cut(kv, "=")
-		env[k] = v
-	}
+	sb.into(env)
 	code, stdout, stderr := run(t, env, "once", "-stream", "fino.accounts")
 	if code != 0 {
 		t.Fatalf("once: exit %d\n%s\n%s", code, stdout, stderr)
@@ -180,10 +177,7 @@ func TestFresh(t *testing.T) {
 	opts := chtest.Options(t)
 	t.Cleanup(func() { chtest.DropDatabase(t, opts) })
 	env := map[string]string{"FINSYNC_CLICKHOUSE_ADDR": opts.Addr, "FINSYNC_CLICKHOUSE_DATABASE": opts.Database, "FINSYNC_LOG_LEVEL": "warn"}
-	for _, kv := range sb.env() {
-		k, v, _ := strings.Cut(kv, "=")
-		env[k] = v
-	}
+	sb.into(env)
 	if code, _, stderr := run(t, env, "migrate"); code != 0 {
 		t.Fatal(stderr)
 	}
@@ -283,10 +277,7 @@ func TestBackfillCarriesOn(t *testing.T) {
 	opts := chtest.Options(t)
 	t.Cleanup(func() { chtest.DropDatabase(t, opts) })
 	env := map[string]string{"FINSYNC_CLICKHOUSE_ADDR": opts.Addr, "FINSYNC_CLICKHOUSE_DATABASE": opts.Database, "FINSYNC_LOG_LEVEL": "warn"}
-	for _, kv := range sb.env() {
-		k, v, _ := strings.Cut(kv, "=")
-		env[k] = v
-	}
+	sb.into(env)
 	day := func(d int) string { return time.Now().UTC().AddDate(0, 0, d).Format(time.DateOnly) }
 	backfill := func(to string) string {
 		code, stdout, stderr := run(t, env, "backfill", "-stream", "fino.transactions", "-from", day(-40), "-to", to, "-window", "7d")
@@ -330,10 +321,7 @@ func TestValidateConnect(t *testing.T) {
 	defer sb.close()
 	opts := chtest.Options(t)
 	env := map[string]string{"FINSYNC_CLICKHOUSE_ADDR": opts.Addr, "FINSYNC_CLICKHOUSE_DATABASE": opts.Database}
-	for _, kv := range sb.env() {
-		k, v, _ := strings.Cut(kv, "=")
-		env[k] = v
-	}
+	sb.into(env)
 	code, stdout, stderr := run(t, env, "validate", "-connect")
 	for _, want := range []string{"ClickHouse at " + opts.Addr + ": ok (ClickHouse ", "fino tenant sandbox-client: ok", "finapi tenant mandator-b: ok",
 		"fimento tenant 605c6c479691950d359bb0ea: ok", "fingoal tenant sandbox-client: ok"} {

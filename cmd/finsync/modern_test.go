@@ -64,10 +64,7 @@ func TestEveryStatementOnModernClickHouse(t *testing.T) {
 	}
 	defer sb.close()
 	env := map[string]string{"FINSYNC_CLICKHOUSE_ADDR": opts.Addr, "FINSYNC_CLICKHOUSE_DATABASE": scenario, "FINSYNC_LOG_LEVEL": "warn"}
-	for _, kv := range sb.env() {
-		k, v, _ := strings.Cut(kv, "=")
-		env[k] = v
-	}
+	sb.into(env)
 	traced := func(phase string, args ...string) {
 		t.Helper()
 		rec.phase(phase)

@@ -24,10 +24,7 @@ func TestNoSecretOrPersonalDataLands(t *testing.T) {
 	opts := chtest.Options(t)
 	t.Cleanup(func() { chtest.DropDatabase(t, opts) })
 	env := map[string]string{}
-	for _, kv := range sb.env() {
-		k, v, _ := strings.Cut(kv, "=")
-		env[k] = v
-	}
+	sb.into(env)
 	// After the sandbox's settings: these distinctive secrets replace its own.
 	for k, v := range map[string]string{"FINSYNC_CLICKHOUSE_ADDR": opts.Addr, "FINSYNC_CLICKHOUSE_DATABASE": opts.Database,
 		"FINSYNC_LOG_LEVEL": "debug", "FINSYNC_LOG_FORMAT": "json",
