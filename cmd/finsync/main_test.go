@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/finsync/finsync/load/clickhouse"
 	"github.com/finsync/finsync/load/clickhouse/chtest"
 )
 
@@ -126,15 +127,7 @@ func TestCLI(t *testing.T) {
 // an error only when there is one; the demo's own output is not buried
 // under a line per run.
 func TestLogsSayWhatHappened(t *testing.T) {
-	sb, err := startSandbox("127.0.0.1:0", sandboxOptions{users: 1, months: 1, seed: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sb.close()
-	opts := chtest.Options(t)
-	t.Cleanup(func() { chtest.DropDatabase(t, opts) })
-	env := map[string]string{"FINSYNC_CLICKHOUSE_ADDR": opts.Addr, "FINSYNC_CLICKHOUSE_DATABASE": opts.Database, "FINSYNC_LOG_FORMAT": "json"}
-	sb.into(env)
+	_, _, env := sandboxed(t, sandboxOptions{users: 1, months: 1, seed: 3}, map[string]string{"FINSYNC_LOG_FORMAT": "json"})
 	code, stdout, stderr := run(t, env, "once", "-stream", "fino.accounts")
 	if code != 0 {
 		t.Fatalf("once: exit %d\n%s\n%s", code, stdout, stderr)
@@ -169,15 +162,7 @@ func TestLogsSayWhatHappened(t *testing.T) {
 // fresh answers a reporting job: 1 until every tenant's run of the streams
 // succeeded within the bound, 0 then; -wait polls until it does.
 func TestFresh(t *testing.T) {
-	sb, err := startSandbox("127.0.0.1:0", sandboxOptions{users: 1, months: 1, seed: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sb.close()
-	opts := chtest.Options(t)
-	t.Cleanup(func() { chtest.DropDatabase(t, opts) })
-	env := map[string]string{"FINSYNC_CLICKHOUSE_ADDR": opts.Addr, "FINSYNC_CLICKHOUSE_DATABASE": opts.Database, "FINSYNC_LOG_LEVEL": "warn"}
-	sb.into(env)
+	_, _, env := sandboxed(t, sandboxOptions{users: 1, months: 1, seed: 4}, map[string]string{"FINSYNC_LOG_LEVEL": "warn"})
 	if code, _, stderr := run(t, env, "migrate"); code != 0 {
 		t.Fatal(stderr)
 	}
@@ -269,15 +254,7 @@ func TestHealthcheck(t *testing.T) {
 // A backfill carries on: run again it has nothing to do, extended it loads
 // only what is new, and -window takes days like the schedules file.
 func TestBackfillCarriesOn(t *testing.T) {
-	sb, err := startSandbox("127.0.0.1:0", sandboxOptions{users: 1, months: 3, seed: 5})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sb.close()
-	opts := chtest.Options(t)
-	t.Cleanup(func() { chtest.DropDatabase(t, opts) })
-	env := map[string]string{"FINSYNC_CLICKHOUSE_ADDR": opts.Addr, "FINSYNC_CLICKHOUSE_DATABASE": opts.Database, "FINSYNC_LOG_LEVEL": "warn"}
-	sb.into(env)
+	_, _, env := sandboxed(t, sandboxOptions{users: 1, months: 3, seed: 5}, map[string]string{"FINSYNC_LOG_LEVEL": "warn"})
 	day := func(d int) string { return time.Now().UTC().AddDate(0, 0, d).Format(time.DateOnly) }
 	backfill := func(to string) string {
 		code, stdout, stderr := run(t, env, "backfill", "-stream", "fino.transactions", "-from", day(-40), "-to", to, "-window", "7d")
@@ -314,14 +291,7 @@ func TestBackfillLogsAboveTheBar(t *testing.T) {
 // validate -connect reaches ClickHouse and authenticates with every
 // configured provider and tenant, a line each; what fails says what to fix.
 func TestValidateConnect(t *testing.T) {
-	sb, err := startSandbox("127.0.0.1:0", sandboxOptions{users: 1, months: 1, seed: 6})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sb.close()
-	opts := chtest.Options(t)
-	env := map[string]string{"FINSYNC_CLICKHOUSE_ADDR": opts.Addr, "FINSYNC_CLICKHOUSE_DATABASE": opts.Database}
-	sb.into(env)
+	_, opts, env := sandboxed(t, sandboxOptions{users: 1, months: 1, seed: 6}, map[string]string{})
 	code, stdout, stderr := run(t, env, "validate", "-connect")
 	for _, want := range []string{"ClickHouse at " + opts.Addr + ": ok (ClickHouse ", "fino tenant sandbox-client: ok", "finapi tenant mandator-b: ok",
 		"fimento tenant 605c6c479691950d359bb0ea: ok", "fingoal tenant sandbox-client: ok"} {
@@ -337,4 +307,20 @@ func TestValidateConnect(t *testing.T) {
 		!strings.Contains(stdout, "fimento tenant 605c6c479691950d359bb0ea: ok") {
 		t.Errorf("exit %d:\n%s", code, stdout)
 	}
+}
+
+// sandboxed starts the sandboxes with o and gives a test a private
+// database and the environment pointing finsync at both, plus extra.
+func sandboxed(t *testing.T, o sandboxOptions, extra map[string]string) (*sandbox, clickhouse.Options, map[string]string) {
+	t.Helper()
+	sb, err := startSandbox("127.0.0.1:0", o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sb.close)
+	opts := chtest.Options(t)
+	t.Cleanup(func() { chtest.DropDatabase(t, opts) })
+	env := sb.into(map[string]string{"FINSYNC_CLICKHOUSE_ADDR": opts.Addr, "FINSYNC_CLICKHOUSE_DATABASE": opts.Database})
+	maps.Copy(env, extra)
+	return sb, opts, env
 }
