@@ -53,10 +53,10 @@ func NewMetrics() *Metrics {
 	m.nextRun = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "finsync_next_run_timestamp_seconds",
 		Help: "When the stream runs next (Unix time)."}, []string{"stream"})
 	m.runDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "finsync_run_duration_seconds",
-		Help: "Run duration, by stream.", Buckets: prometheus.ExponentialBuckets(0.1, 3, 10)}, []string{"stream"})
+		Help: "Run duration, by stream.", Buckets: []float64{0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 1800, 3600}}, []string{"stream"})
 	m.requests = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "finsync_provider_request_duration_seconds",
 		Help:    "Provider HTTP requests (every attempt), by provider and status code (0: no answer).",
-		Buckets: prometheus.ExponentialBuckets(0.01, 3, 9)}, []string{"provider", "code"})
+		Buckets: []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}}, []string{"provider", "code"})
 	m.webhookCalls = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "finsync_webhook_requests_total",
 		Help: "Webhook and callback requests received, by provider and status code."}, []string{"provider", "code"})
 	m.stalled = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "finsync_stalled_records",

@@ -123,6 +123,12 @@ streams:
 			t.Errorf("/metrics lacks %s", name)
 		}
 	}
+	// Histogram bounds a person reads: seconds, minutes, an hour.
+	for _, bound := range []string{`finsync_run_duration_seconds_bucket{stream="fino.transactions",le="60"}`, `finsync_provider_request_duration_seconds_bucket{code="200",provider="finapi",le="0.5"}`} {
+		if !strings.Contains(metrics, bound) {
+			t.Errorf("/metrics has no %s:\n%s", bound, grepLines(metrics, "_bucket"))
+		}
+	}
 	if !strings.Contains(metrics, `finsync_runs_total{status="abandoned",stream="fino.accounts"} 1`) {
 		t.Errorf("/metrics does not count the run found abandoned at start-up")
 	}
@@ -388,4 +394,15 @@ func TestDaemonActsOnFinGoalWebhooks(t *testing.T) {
 		t.Errorf("the daemon's logs show no triggered run:\n%.3000s", logs)
 	}
 	t.Logf("%d batches collected and %d tag updates fetched on FinGoal's webhooks", len(batches), count(tagJobs))
+}
+
+// grepLines are the lines of s containing sub, at most 10.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) && len(out) < 10 {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
