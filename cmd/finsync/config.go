@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"reflect"
@@ -158,13 +159,9 @@ func unknownVariables(environ []string) []error {
 		if !strings.HasPrefix(name, "FINSYNC_") || known[name] || known[base] {
 			continue
 		}
-		best, dist := "", 4 // suggest only what is a few edits away
-		for k := range known {
-			if d := editDistance(base, k); d < dist || d == dist && k < best {
-				best, dist = k, d
-			}
-		}
-		if best != "" {
+		names := slices.Collect(maps.Keys(known))
+		slices.Sort(names) // the same suggestion every time among equals
+		if best := closest(base, names); best != "" {
 			problems = append(problems, fmt.Errorf("%s is not a finsync variable: did you mean %s?", name, best+strings.TrimPrefix(name, base)))
 		} else {
 			problems = append(problems, fmt.Errorf("%s is not a finsync variable (README: Configuration)", name))

@@ -136,19 +136,23 @@ func (a *app) main(ctx context.Context, args []string) int {
 	return 2
 }
 
-// didYouMean is ", did you mean X?" for the name closest to s, when a few
-// edits away, else "".
+// didYouMean is ", did you mean X?" for the closest of names to s, or "".
 func didYouMean(s string, names []string) string {
+	if best := closest(s, names); best != "" {
+		return fmt.Sprintf(", did you mean %s?", best)
+	}
+	return ""
+}
+
+// closest is the first of names nearest to s, when a few edits away, else "".
+func closest(s string, names []string) string {
 	best, dist := "", 4
 	for _, n := range names {
 		if d := editDistance(s, n); d < dist {
 			best, dist = n, d
 		}
 	}
-	if best == "" {
-		return ""
-	}
-	return fmt.Sprintf(", did you mean %s?", best)
+	return best
 }
 
 func (a *app) usage(out io.Writer) {
