@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/shopspring/decimal"
 
 	"github.com/finsync/finsync/extract"
@@ -24,7 +23,6 @@ import (
 	"github.com/finsync/finsync/load/clickhouse"
 	"github.com/finsync/finsync/schedules"
 	"github.com/finsync/finsync/schedules/schedulestest"
-	"github.com/finsync/finsync/transform"
 )
 
 var fimentoBanks = []string{"605c6c479691950d359bb0e9", "605c6c479691950d359bb0ea"}
@@ -285,13 +283,7 @@ func newFingoalOver(t *testing.T, w *schedulestest.World, knobs sandboxkit.Knobs
 		RateLimit: 1000, SyncTags: true, PollInitial: 5 * time.Millisecond, PollMax: 20 * time.Millisecond, PollTimeout: 10 * time.Second})
 	f.hook = fingoal.WebhookHandler(fingoal.WebhookConfig{Secret: secret, API: f.api, Hooks: extract.Hooks{Subject: schedules.RecordSubject(w.State),
 		Job: schedules.RecordJob(w.State), Version: w.State.Version,
-		Insert: func(ctx context.Context, tb transform.Table, rec arrow.Record) error {
-			b := w.Loader.NewBatch(ctx, tb)
-			if err := b.Append(rec); err != nil {
-				return err
-			}
-			return b.Send()
-		}}})
+		Insert: w.Loader.Insert}})
 	return f
 }
 

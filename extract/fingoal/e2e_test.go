@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/memory"
 	"github.com/shopspring/decimal"
 
@@ -59,13 +58,7 @@ func newFingoalWorld(t *testing.T, sopts fgsb.Options, cfg fingoal.Config) *fing
 	w.restart()
 	hook.Config.Handler = fingoal.WebhookHandler(fingoal.WebhookConfig{Secret: secret, API: w.api, Hooks: extract.Hooks{
 		Subject: schedules.RecordSubject(w.State), Job: schedules.RecordJob(w.State), JobStatus: schedules.JobStatus(w.State), Version: w.State.Version,
-		Insert: func(ctx context.Context, tb transform.Table, rec arrow.Record) error {
-			b := w.Loader.NewBatch(ctx, tb)
-			if err := b.Append(rec); err != nil {
-				return err
-			}
-			return b.Send()
-		}}})
+		Insert: w.Loader.Insert}})
 	return w
 }
 
