@@ -1,9 +1,11 @@
 package extract
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"time"
 )
 
@@ -76,6 +78,18 @@ func IsRetryable(err error) bool {
 	}
 	var ra *RetryAfter
 	return errors.As(err, &ra)
+}
+
+// Unanswered reports whether err says the provider never gave a usable
+// answer: a 429 or 5xx, or no HTTP answer at all (connection refused,
+// reset, timed out). A context's own end is not that.
+func Unanswered(err error) bool {
+	var herr *HTTPError
+	if errors.As(err, &herr) {
+		return retryableStatus(herr.Status)
+	}
+	var uerr *url.Error
+	return errors.As(err, &uerr) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
 }
 
 // retryableStatus lists the answers that mean "not now" rather than "no".

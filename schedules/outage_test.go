@@ -2,9 +2,12 @@ package schedules_test
 
 import (
 	"context"
+
 	"fmt"
+	"github.com/apache/arrow/go/v17/arrow"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -19,6 +22,7 @@ import (
 	"github.com/finsync/finsync/extract/sandboxkit"
 	"github.com/finsync/finsync/load/clickhouse"
 	finsql "github.com/finsync/finsync/sql"
+	"github.com/finsync/finsync/transform"
 
 	"github.com/finsync/finsync/schedules"
 	"github.com/finsync/finsync/schedules/schedulestest"
@@ -154,3 +158,55 @@ func TestClickHouseStoppedMidLoad(t *testing.T) {
 		t.Errorf("after the next run: %d rows, the ledger has %d", landed, want)
 	}
 }
+
+// A provider that answers nothing usable ends the run failed, not partial:
+// partial says some of it came through and the next run resumes from
+// there. A retryable end after rows were loaded, or one the provider
+// answered (a job not ready in time), stays partial.
+func TestAProviderOutageIsAFailedRun(t *testing.T) {
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "maintenance", http.StatusServiceUnavailable)
+	}))
+	defer down.Close()
+	refused := httptest.NewServer(http.NotFoundHandler())
+	refused.Close() // nothing listens there any more
+	get := func(base string) func(ctx context.Context) error {
+		c := extract.NewClient(extract.ClientOptions{BaseURL: base, MaxAttempts: 2, BackoffBase: time.Millisecond})
+		return func(ctx context.Context) error { return c.GetJSON(ctx, "/data", nil, nil, &struct{}{}) }
+	}
+	tests := []struct {
+		name   string
+		rows   bool // the stream hands over a row before it fails
+		err    func(ctx context.Context) error
+		status string
+	}{
+		{"every answer a 503", false, get(down.URL), clickhouse.RunFailed},
+		{"connection refused", false, get(refused.URL), clickhouse.RunFailed},
+		{"a 503 after a page was read", true, get(down.URL), clickhouse.RunPartial},
+		{"a job not ready in time", false, func(context.Context) error {
+			return &extract.RetryAfter{Err: fmt.Errorf("not ready: %w", extract.ErrPollDeadline)}
+		}, clickhouse.RunPartial},
+	}
+	w := schedulestest.NewWorld(t, time.Time{})
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := providerStream("test", "outage", func(ctx context.Context, _ string) error { return tc.err(ctx) })
+			if !tc.rows {
+				inner := s.Run
+				s.Run = func(ctx context.Context, req extract.Request, _ extract.Output) (string, error) {
+					return inner(ctx, req, nothing{})
+				}
+			}
+			run, err := w.Runner.Run(context.Background(), s, "t1")
+			if run.Status != tc.status || err == nil {
+				t.Errorf("status %s (err %v), want %s", run.Status, err, tc.status)
+			}
+		})
+	}
+}
+
+// nothing is an extract.Output that drops what it is handed.
+type nothing struct{}
+
+func (nothing) Records(transform.Table, arrow.Record) error { return nil }
+func (nothing) Reject(extract.Reject) error                 { return nil }

@@ -270,7 +270,9 @@ func (run *runBook) finish(ctx context.Context, cursor, next string, err error) 
 				row.Status, row.Error = clickhouse.RunFailed, cerr.Error()
 			}
 		}
-	case extract.IsRetryable(err):
+	case extract.IsRetryable(err) && !(nothingCameThrough(row, cursor, next) && extract.Unanswered(err)):
+		// Partial: some of it came through, the next run resumes. A run
+		// the provider answered nothing usable to is an outage: failed.
 		row.Status, row.Error = clickhouse.RunPartial, err.Error()
 	default:
 		row.Status, row.Error = clickhouse.RunFailed, err.Error()
@@ -306,6 +308,16 @@ func (run *runBook) finish(ctx context.Context, cursor, next string, err error) 
 		return *row, errors.Join(fmt.Errorf("%s %s: %s", s.Name, row.Status, row.Error), recordErr)
 	}
 	return *row, recordErr
+}
+
+// nothingCameThrough says the run loaded no row, rejected no record and
+// did not move its cursor.
+func nothingCameThrough(row *clickhouse.Run, cursor, next string) bool {
+	var rows uint64
+	for _, n := range row.Rows {
+		rows += n
+	}
+	return rows == 0 && row.Rejects == 0 && next == cursor
 }
 
 // release frees what the run held for the stream.
