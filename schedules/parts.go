@@ -33,6 +33,7 @@ type sink struct {
 	rejects uint64
 	// rejected builds etl_rejects rows; they are few, so row by row.
 	rejected *transform.RowWriter
+	progress func(records int64) // Runner.Progress
 }
 
 func newSink(ctx context.Context, l *clickhouse.Loader, stream string, lin transform.Lineage) *sink {
@@ -50,7 +51,12 @@ func (s *sink) batch(t transform.Table) *clickhouse.Batch {
 	return b
 }
 
-func (s *sink) Records(t transform.Table, rec arrow.Record) error { return s.batch(t).Append(rec) }
+func (s *sink) Records(t transform.Table, rec arrow.Record) error {
+	if s.progress != nil {
+		s.progress(rec.NumRows())
+	}
+	return s.batch(t).Append(rec)
+}
 
 func (s *sink) Reject(r extract.Reject) error {
 	key := r.Key

@@ -30,6 +30,10 @@ type Runner struct {
 	// Shard is this process's part of the work (FINSYNC_SHARD); the zero
 	// Shard does all of it.
 	Shard Shard
+	// Progress, if set, is told the records a stream hands over as it
+	// hands them, before they are loaded: a backfill's bar moves within a
+	// window. Runs call it from their own goroutines.
+	Progress func(records int64)
 }
 
 // RunOtherShard is the status of a run the Runner did not do because its
@@ -171,6 +175,7 @@ func (r *Runner) begin(ctx context.Context, s extract.Stream, tenant string, o r
 	}
 	run.lineage = transform.Lineage{Provider: s.Provider, Tenant: tenant, RunID: run.row.ID, ExtractedAt: start, Version: r.State.Version()}
 	run.out = newSink(ctx, r.Loader, s.Name, run.lineage)
+	run.out.progress = r.Progress
 	run.reg = &subjectLog{stream: s.Name, known: known}
 	run.jobs = &jobLog{state: r.State, stream: s.Name, tenant: tenant}
 	if s.Reads != nil {

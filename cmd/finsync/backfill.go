@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/finsync/finsync/extract"
@@ -76,6 +77,8 @@ func runBackfill(ctx context.Context, a *app, args []string) error {
 		}
 	}
 	runner := &schedules.Runner{Loader: loader, State: state, Log: log, Shard: c.shard()}
+	var bar *progress
+	runner.Progress = func(n int64) { bar.read(n) } // set before each tenant's first window
 	abandonStale(ctx, c, runner, stream)
 	// The checkpoint is per first day only: extending -to or changing
 	// -window carries on after what is loaded instead of starting over.
@@ -100,7 +103,7 @@ func runBackfill(ctx context.Context, a *app, args []string) error {
 			fmt.Fprintf(a.stdout, "%s %s: %s..%s is loaded already: nothing to do\n", stream, t, from, to)
 			continue
 		}
-		bar := newProgress(a.stdout, isTerminal(a.stdout), stream+" "+t, len(windows), start)
+		bar = newProgress(a.stdout, isTerminal(a.stdout), stream+" "+t, len(windows), start)
 		logs.bar = bar
 		for _, w := range windows[start:] {
 			run, err := runner.RunWindow(ctx, s, t, w)
@@ -131,12 +134,15 @@ type barLogs struct {
 }
 
 func (l *barLogs) Write(p []byte) (int, error) {
-	if l.bar == nil || !l.bar.tty {
+	bar := l.bar
+	if bar == nil || !bar.tty {
 		return l.out.Write(p)
 	}
-	fmt.Fprint(l.bar.out, "\r\033[K")
+	bar.mu.Lock()
+	defer bar.mu.Unlock()
+	fmt.Fprint(bar.out, "\r\033[K")
 	n, err := l.out.Write(p)
-	l.bar.draw("")
+	bar.draw("")
 	return n, err
 }
 
@@ -161,15 +167,20 @@ func windowText(w extract.Window) string {
 }
 
 // progress shows a backfill's progress: a bar redrawn in place on a
-// terminal, one line per window otherwise (logs, CI).
+// terminal, moving with the records read inside a window too; one line per
+// window otherwise (logs, CI). Records are counted from the run's
+// goroutines, log lines written from any: mu guards the rest.
 type progress struct {
 	out         io.Writer
 	tty         bool
 	name        string
-	total, done int
-	skipped     int // windows done by an earlier, interrupted backfill
-	rows        uint64
 	start       time.Time
+	mu          sync.Mutex
+	total, done int
+	skipped     int    // windows done by an earlier, interrupted backfill
+	rows        uint64 // loaded by the windows done
+	reading     int64  // records read so far in the window in flight
+	drawn       time.Time
 }
 
 func newProgress(out io.Writer, tty bool, name string, total, done int) *progress {
@@ -183,9 +194,24 @@ func newProgress(out io.Writer, tty bool, name string, total, done int) *progres
 	return p
 }
 
+// read counts records of the window in flight (Runner.Progress); the bar
+// is redrawn for a window's first records, then at most ten times a second.
+func (p *progress) read(records int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	first := p.reading == 0
+	p.reading += records
+	if p.tty && (first || time.Since(p.drawn) >= 100*time.Millisecond) {
+		p.draw("")
+	}
+}
+
 func (p *progress) window(w extract.Window, rows uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.done++
 	p.rows += rows
+	p.reading = 0
 	if p.tty {
 		p.draw("")
 		return
@@ -205,15 +231,27 @@ func (p *progress) rate() string {
 	return fmt.Sprintf(" (total %d rows, %.0f rows/s, ETA %s)", p.rows, float64(p.rows)/elapsed.Seconds(), eta)
 }
 
+// draw writes the bar over the current line; the caller holds mu. The
+// window in flight fills its share of the bar as its records come, up to
+// half of it: how many a window holds is not known before it ends.
 func (p *progress) draw(suffix string) {
 	const width = 30
-	filled := width * p.done / max(p.total, 1)
-	fmt.Fprintf(p.out, "\r%s [%s%s] %d/%d windows%s%s\033[K", p.name, strings.Repeat("█", filled), strings.Repeat("·", width-filled),
-		p.done, p.total, p.rate(), suffix)
+	cells := float64(p.done)
+	inFlight := ""
+	if p.reading > 0 && p.done < p.total {
+		cells += 0.5 * float64(p.reading) / float64(p.reading+1000)
+		inFlight = fmt.Sprintf(", window %d: %d records read", p.done+1, p.reading)
+	}
+	filled := min(width, int(width*cells/float64(max(p.total, 1))))
+	fmt.Fprintf(p.out, "\r%s [%s%s] %d/%d windows%s%s%s\033[K", p.name, strings.Repeat("█", filled), strings.Repeat("·", width-filled),
+		p.done, p.total, inFlight, p.rate(), suffix)
+	p.drawn = time.Now()
 }
 
 func (p *progress) stop() {
 	if p.tty {
+		p.mu.Lock()
+		defer p.mu.Unlock()
 		p.draw("\n")
 	}
 }
