@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -17,12 +18,12 @@ import (
 func runStreams(ctx context.Context, a *app, args []string) error {
 	var output string
 	if err := a.flags("streams", summaryOf("streams"), args, func(fs *flag.FlagSet) {
-		fs.StringVar(&output, "o", "text", "output: text or json")
+		fs.StringVar(&output, "o", "text", "output: text (fits a terminal), wide (every column) or json")
 	}); err != nil {
 		return err
 	}
-	if output != "text" && output != "json" {
-		fmt.Fprintln(a.stderr, "finsync streams: -o is text or json")
+	if output != "text" && output != "wide" && output != "json" {
+		fmt.Fprintln(a.stderr, "finsync streams: -o is text, wide or json")
 		return errUsage
 	}
 	c, err := a.config(ctx)
@@ -68,8 +69,44 @@ func runStreams(ctx context.Context, a *app, args []string) error {
 	if output == "json" {
 		return json.NewEncoder(a.stdout).Encode(list)
 	}
-	w := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "stream\tprovider\tper\ttables\tconfigured\tschedule (UTC)\tenabled\tlast run (UTC)\tcursor\tnext run (UTC)")
+	if output == "wide" {
+		return streamsWide(a.stdout, list)
+	}
+	return streamsText(a.stdout, list)
+}
+
+// streamsText fits a terminal: each stream's schedule, runs and cursor
+// (cut); the rest is -o wide's.
+func streamsText(out io.Writer, list []streamJSON) error {
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "STREAM\tSCHEDULE (UTC)\tLAST RUN (UTC)\tNEXT RUN (UTC)\tCURSOR")
+	for _, r := range list {
+		spec, last, next := r.Schedule, "never", "-"
+		switch {
+		case !r.Configured:
+			spec = "not configured"
+		case !r.Enabled || spec == "":
+			spec = "off"
+		}
+		if r.LastRun != nil {
+			last = r.LastStatus + " " + r.LastRun.UTC().Format("01-02 15:04")
+		}
+		if r.NextRun != nil && r.Configured {
+			next = r.NextRun.Format("01-02 15:04")
+		}
+		cursor := cursorsText(r.Cursors)
+		if n := []rune(cursor); len(n) > 20 {
+			cursor = string(n[:19]) + "…"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", r.Stream, spec, last, next, cursor)
+	}
+	return w.Flush()
+}
+
+// streamsWide is every column of every stream.
+func streamsWide(out io.Writer, list []streamJSON) error {
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "STREAM\tPROVIDER\tPER\tTABLES\tCONFIGURED\tSCHEDULE (UTC)\tENABLED\tLAST RUN (UTC)\tCURSOR\tNEXT RUN (UTC)")
 	for _, r := range list {
 		last, next, spec := "never", "-", r.Schedule
 		if r.LastRun != nil {
@@ -81,19 +118,23 @@ func runStreams(ctx context.Context, a *app, args []string) error {
 		if spec == "" {
 			spec = "-"
 		}
-		var cs []string
-		for tenant, cur := range r.Cursors {
-			cs = append(cs, tenant+"="+cur)
-		}
-		sort.Strings(cs)
-		cursor := strings.Join(cs, " ")
-		if cursor == "" {
-			cursor = "-"
-		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%v\t%s\t%v\t%s\t%s\t%s\n", r.Stream, r.Provider, r.Per, strings.Join(r.Tables, ","), r.Configured,
-			spec, r.Enabled, last, cursor, next)
+			spec, r.Enabled, last, cursorsText(r.Cursors), next)
 	}
 	return w.Flush()
+}
+
+// cursorsText is a stream's cursors, tenant=cursor, sorted; "-" for none.
+func cursorsText(cursors map[string]string) string {
+	var cs []string
+	for tenant, cur := range cursors {
+		cs = append(cs, tenant+"="+cur)
+	}
+	sort.Strings(cs)
+	if len(cs) == 0 {
+		return "-"
+	}
+	return strings.Join(cs, " ")
 }
 
 // streamJSON is a stream as `streams -o json` prints it.
