@@ -59,6 +59,9 @@ type Config struct {
 	// the address that faces the providers, while the status page and
 	// /metrics stay on HTTPAddr.
 	WebhookAddr string `env:"FINSYNC_WEBHOOK_ADDR"`
+	// RunToken, if set, turns on the status page's "run now" buttons: a
+	// POST /run must carry it. Unset: no button, and /run refuses.
+	RunToken extract.Secret `env:"FINSYNC_RUN_TOKEN"`
 	// ShutdownGrace is how long the daemon lets running runs finish on
 	// SIGTERM before it cancels them.
 	ShutdownGrace time.Duration `env:"FINSYNC_SHUTDOWN_GRACE, default=30s"`
@@ -275,6 +278,10 @@ func (c Config) Validate() []error {
 	if _, port, err := net.SplitHostPort(c.WebhookAddr); c.WebhookAddr != "" && (err != nil || port == "") {
 		bad("FINSYNC_WEBHOOK_ADDR=%q: want host:port (e.g. :8443)", c.WebhookAddr)
 	}
+	if n := len(c.RunToken.Value()); n > 0 && n < minRunToken {
+		// Never the value: it is a secret.
+		bad("FINSYNC_RUN_TOKEN: %d characters, want at least %d (e.g. openssl rand -hex 16)", n, minRunToken)
+	}
 	if _, ok := logLevels[c.LogLevel]; !ok {
 		bad("FINSYNC_LOG_LEVEL=%q: want debug, info, warn or error", c.LogLevel)
 	}
@@ -283,6 +290,10 @@ func (c Config) Validate() []error {
 	}
 	return problems
 }
+
+// minRunToken is the shortest FINSYNC_RUN_TOKEN accepted: anyone who can
+// reach the status page may try to guess it.
+const minRunToken = 16
 
 var logLevels = map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}
 

@@ -265,3 +265,20 @@ func TestSecretFromFileIsNeverPrinted(t *testing.T) {
 		}
 	}
 }
+
+// FINSYNC_RUN_TOKEN is read like every secret (or from its _FILE), a short
+// one is refused, and the refusal does not print it.
+func TestRunToken(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(path, []byte("tok-0123456789abcdef\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := LoadConfig(context.Background(), lookupFrom(map[string]string{"FINSYNC_RUN_TOKEN_FILE": path}))
+	if err != nil || c.RunToken.Value() != "tok-0123456789abcdef" || strings.Contains(fmt.Sprintf("%+v", c), "tok-0123") {
+		t.Errorf("token from its file: %v, printed %+v", err, c)
+	}
+	_, err = LoadConfig(context.Background(), lookupFrom(map[string]string{"FINSYNC_RUN_TOKEN": "letmein"}))
+	if err == nil || !strings.Contains(err.Error(), "FINSYNC_RUN_TOKEN: 7 characters, want at least 16") || strings.Contains(err.Error(), "letmein") {
+		t.Errorf("a short token: %v", err)
+	}
+}

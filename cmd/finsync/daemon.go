@@ -56,17 +56,7 @@ func runDaemon(ctx context.Context, a *app, args []string) error {
 				log.Error("provider start-up failed; its webhooks may not arrive", "provider", p.Name, "err", err)
 			}
 		}
-		for _, s := range p.Streams {
-			sched, ok := c.sched.Find(s.Name)
-			if !ok {
-				continue
-			}
-			tenants := sched.Tenants
-			if len(tenants) == 0 {
-				tenants = p.Tenants
-			}
-			d.Jobs = append(d.Jobs, schedules.Job{Stream: s, Schedule: sched, Tenants: tenants})
-		}
+		d.Jobs = append(d.Jobs, providerJobs(c, p)...)
 	}
 	d.AfterRuns = func(ctx context.Context, s extract.Stream) {
 		// Warehouse maintenance is shard 0's, when replicas split the work.
@@ -144,6 +134,24 @@ func runDaemon(ctx context.Context, a *app, args []string) error {
 	return nil
 }
 
+// providerJobs are the daemon's jobs of p's streams: those the schedules
+// name, for the tenants they name or else all of p's.
+func providerJobs(c Config, p extract.Provider) []schedules.Job {
+	var jobs []schedules.Job
+	for _, s := range p.Streams {
+		sched, ok := c.sched.Find(s.Name)
+		if !ok {
+			continue
+		}
+		tenants := sched.Tenants
+		if len(tenants) == 0 {
+			tenants = p.Tenants
+		}
+		jobs = append(jobs, schedules.Job{Stream: s, Schedule: sched, Tenants: tenants})
+	}
+	return jobs
+}
+
 // webhookMux serves the configured providers' webhook receivers at
 // /webhooks/<provider>.
 func webhookMux(ps []extract.Provider, d *schedules.Daemon, loader *clickhouse.Loader, state *clickhouse.State, m *schedules.Metrics) *http.ServeMux {
@@ -168,7 +176,8 @@ func webhookMux(ps []extract.Provider, d *schedules.Daemon, loader *clickhouse.L
 	return mux
 }
 
-// daemonMux serves /metrics, /healthz, /readyz, the status page and, unless
+// daemonMux serves /metrics, /healthz, /readyz, the status page and its
+// POST /run (never on the webhooks' listener) and, unless
 // FINSYNC_WEBHOOK_ADDR puts them apart, the webhooks.
 func daemonMux(c Config, ps []extract.Provider, d *schedules.Daemon, loader *clickhouse.Loader, state *clickhouse.State, db *clickhouse.DB, m *schedules.Metrics) *http.ServeMux {
 	mux := http.NewServeMux()
@@ -193,5 +202,6 @@ func daemonMux(c Config, ps []extract.Provider, d *schedules.Daemon, loader *cli
 		}
 	})
 	mux.Handle("GET /{$}", statusPage(c, d, state))
+	mux.Handle("/run", runNow(c, d))
 	return mux
 }

@@ -96,7 +96,7 @@ func runDemo(ctx context.Context, a *app, args []string) error {
 	if err := printExamples(ctx, db, a.stdout); err != nil {
 		return err
 	}
-	if err := writeReport(ctx, db, report); err != nil {
+	if err := writeReport(ctx, db, report, c.sched); err != nil {
 		return err
 	}
 	fmt.Fprintf(a.stdout, "\nthe report (charts and tables): %s\nthe analysts' questions answered: bin/finsync guide\n", report)

@@ -102,6 +102,8 @@ func TestEveryStatementOnModernClickHouse(t *testing.T) {
 	noErr(t, err)
 	_, err = state.RunCounts(ctx, time.Now().Add(-24*time.Hour)) // the status page
 	noErr(t, err)
+	_, err = state.LastRuns(ctx) // the status page's tenant lines
+	noErr(t, err)
 	_, err = db.Pending(ctx, finsql.Files)
 	noErr(t, err)
 	_, err = state.JobStatus(ctx, "fingoal.enrichment", "default", "no-such-batch")

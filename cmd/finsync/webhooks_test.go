@@ -144,6 +144,9 @@ func TestWebhooksApart(t *testing.T) {
 		ps := providers(c, slog.New(slog.DiscardHandler), nil)
 		m := schedules.NewMetrics()
 		ops, hooks := daemonMux(c, ps, &schedules.Daemon{}, nil, nil, nil, m), webhookMux(ps, &schedules.Daemon{}, nil, nil, m)
+		if routes(hooks, "POST", "/run") || !routes(ops, "POST", "/run") {
+			t.Errorf("apart %v: run now on the webhook listener: %v, on the main one: %v", apart, routes(hooks, "POST", "/run"), routes(ops, "POST", "/run"))
+		}
 		if routes(ops, "POST", "/webhooks/fino") == apart || !routes(hooks, "POST", "/webhooks/fino") ||
 			routes(hooks, "GET", "/metrics") || !routes(ops, "GET", "/metrics") {
 			t.Errorf("apart %v: the main listener serves the webhook: %v, the webhook listener: %v, /metrics there: %v",

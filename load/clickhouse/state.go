@@ -298,22 +298,54 @@ func (s *State) RunCounts(ctx context.Context, since time.Time) (map[string]map[
 	return out, rows.Err()
 }
 
+// runColumns are the columns scanRuns reads, in its order.
+const runColumns = "stream, run_id, tenant, status, started_at, finished_at, rows_tables, rows_counts, rejects, retries, error"
+
 // RecentRuns returns the last n runs of every stream, newest first.
 func (s *State) RecentRuns(ctx context.Context, n int) (map[string][]Run, error) {
-	rows, err := s.db.conn.Query(ctx, "SELECT stream, run_id, tenant, status, started_at, finished_at, rows_tables, rows_counts, rejects, retries, error FROM "+
-		s.db.table(transform.EtlRuns.Name)+" FINAL ORDER BY stream, started_at DESC, run_id DESC LIMIT ? BY stream", n)
+	out := map[string][]Run{}
+	err := s.scanRuns(ctx, "SELECT "+runColumns+" FROM "+s.db.table(transform.EtlRuns.Name)+
+		" FINAL ORDER BY stream, started_at DESC, run_id DESC LIMIT ? BY stream", []any{n}, func(r Run) {
+		out[r.Stream] = append(out[r.Stream], r)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("reading recent runs: %w", err)
 	}
+	return out, nil
+}
+
+// LastRuns returns the last run of every stream for each of its tenants
+// (stream → tenant → run): a stream runs once per tenant, and the last run
+// of one tenant says nothing about the others.
+func (s *State) LastRuns(ctx context.Context) (map[string]map[string]Run, error) {
+	out := map[string]map[string]Run{}
+	err := s.scanRuns(ctx, "SELECT "+runColumns+" FROM "+s.db.table(transform.EtlRuns.Name)+
+		" FINAL ORDER BY stream, tenant, started_at DESC, run_id DESC LIMIT 1 BY stream, tenant", nil, func(r Run) {
+		if out[r.Stream] == nil {
+			out[r.Stream] = map[string]Run{}
+		}
+		out[r.Stream][r.Tenant] = r
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading the last runs: %w", err)
+	}
+	return out, nil
+}
+
+// scanRuns hands each row of query (selecting runColumns) to fn.
+func (s *State) scanRuns(ctx context.Context, query string, args []any, fn func(Run)) error {
+	rows, err := s.db.conn.Query(ctx, query, args...)
+	if err != nil {
+		return err
+	}
 	defer rows.Close()
-	out := map[string][]Run{}
 	for rows.Next() {
 		var r Run
 		var finished *time.Time
 		var tables []string
 		var counts []uint64
 		if err := rows.Scan(&r.Stream, &r.ID, &r.Tenant, &r.Status, &r.StartedAt, &finished, &tables, &counts, &r.Rejects, &r.Retries, &r.Error); err != nil {
-			return nil, err
+			return err
 		}
 		if finished != nil {
 			r.FinishedAt = *finished
@@ -322,9 +354,9 @@ func (s *State) RecentRuns(ctx context.Context, n int) (map[string][]Run, error)
 		for i, t := range tables {
 			r.Rows[t] = counts[i]
 		}
-		out[r.Stream] = append(out[r.Stream], r)
+		fn(r)
 	}
-	return out, rows.Err()
+	return rows.Err()
 }
 
 // LastSuccess returns when each stream last succeeded, per tenant (a
