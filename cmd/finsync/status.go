@@ -16,6 +16,7 @@ import (
 // statusRow is one stream on the status page.
 type statusRow struct {
 	Stream, Schedule string
+	Tenants          string // the tenants' own schedules (per_tenant)
 	Enabled          bool
 	// Health is failing (its last run failed or was abandoned), stale (no
 	// success for two of its periods and a timeout), notes (its last run
@@ -80,9 +81,10 @@ func statusPage(c Config, d *schedules.Daemon, state *clickhouse.State) http.Han
 		now := time.Now()
 		next := d.Next()
 		var rows []statusRow
-		for _, j := range d.Jobs {
-			row := statusRow{Stream: j.Stream.Name, Schedule: j.Schedule.Spec, Enabled: j.Schedule.Enabled, Next: "—"}
-			if t, ok := next[j.Stream.Name]; ok && j.Schedule.Enabled {
+		for _, j := range d.Current() {
+			row := statusRow{Stream: j.Stream.Name, Schedule: j.Schedule.Spec, Enabled: j.Schedule.Enabled, Next: "—",
+				Tenants: overridesText(j.Schedule)}
+			if t, ok := next[j.Stream.Name]; ok {
 				row.Next = t.UTC().Format("2006-01-02 15:04 MST")
 			}
 			var cs []string
@@ -207,7 +209,7 @@ th{background:#f4f4f4}.success{color:#1a7f37;fill:#2da44e}.partial{color:#9a6700
 {{range .Rows}}<tr class="stream" data-stream="{{.Stream}}" data-health="{{.Health}}">
 <td>{{.Stream}}</td>
 <td><span class="{{.Health}}">{{.Health}}</span>{{with .LastSuccess}}<div class="muted">last success {{.}}</div>{{end}}</td>
-<td><code>{{.Schedule}}</code>{{if not .Enabled}} <span class="muted">(disabled)</span>{{end}}</td>
+<td><code>{{.Schedule}}</code>{{if not .Enabled}} <span class="muted">(disabled)</span>{{end}}{{if .Tenants}}<br><span class="muted">{{.Tenants}}</span>{{end}}</td>
 <td>{{with .Last}}<span class="{{.Status}}">{{.Status}}</span> {{.StartedAt.UTC.Format "01-02 15:04"}}{{if .Error}}<div class="err">{{.Error}}</div>{{end}}{{else}}<span class="muted">never</span>{{end}}</td>
 <td>{{if .Last}}{{.LastRows}}{{end}}</td>
 <td>{{with .Last}}{{.Rejects}}{{end}}</td>
