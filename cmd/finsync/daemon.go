@@ -107,6 +107,11 @@ func runDaemon(ctx context.Context, a *app, args []string) error {
 			}
 		}
 	}
+	// SIGHUP reads the schedules file again; caught from before the daemon
+	// answers, so that a SIGHUP never finds the default action (exit).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	d.Start()
 	served := make(chan error, 2)
 	go func() { served <- srv.Serve(ln) }()
@@ -117,10 +122,6 @@ func runDaemon(ctx context.Context, a *app, args []string) error {
 	log.Info("finsync daemon started", "http", "http://"+ln.Addr().String(), "streams", len(d.Jobs), "schedules", c.sched.File)
 	fmt.Fprintf(a.stdout, "finsync daemon: %d streams scheduled, status page and metrics on http://%s\n", len(d.Jobs), ln.Addr())
 
-	// SIGHUP reads the schedules file again.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 wait:
 	for {
 		select {
