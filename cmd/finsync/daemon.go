@@ -193,6 +193,9 @@ func reloadSchedules(c Config, ps []extract.Provider, d *schedules.Daemon, log *
 		log.Error("schedules not reloaded", "err", err)
 		return c
 	}
+	if d.Metrics != nil {
+		d.Metrics.Start(version, ch.Added) // their counters start at zero too
+	}
 	log.Info("schedules reloaded", "file", next.sched.File, "added", len(ch.Added), "removed", len(ch.Removed), "changed", len(ch.Changed),
 		"streams_added", ch.Added, "streams_removed", ch.Removed, "streams_changed", ch.Changed)
 	if next.sched.Global != c.sched.Global || !maps.Equal(next.sched.PerProvider, c.sched.PerProvider) {

@@ -80,7 +80,7 @@ func TestCLI(t *testing.T) {
 		{"validate prints the effective schedules", with(env, "FINSYNC_FINO_BASE_URL", "https://os.fino.cloud", "FINSYNC_FINO_CLIENT_ID", "c", "FINSYNC_FINO_CLIENT_SECRET", "s"),
 			[]string{"validate", "-schedules"}, 0, "  finapi.segments.low_balance:\n    schedule: \"10 4 * * *\"\n    enabled: true\n    catchup: false\n    window: 720h0m0s\n    lookback: 0s\n    timeout: 30m0s\n    jitter: 2m0s\n    params: {account_type: checking, months: 3, threshold: 0}", "", ""},
 		{"validate prints the tenants' own schedules", with(fino, "FINSYNC_SCHEDULES", perTenant), []string{"validate", "-schedules"}, 0,
-			"    timeout: 30m0s\n    jitter: 2m0s\n    per_tenant:\n      c:\n        schedule: \"*/15 * * * *\"\n        lookback: 1h0m0s\n  fino.contracts:", "", ""},
+			"    timeout: 30m0s\n    jitter: 2m0s\n    per_tenant:\n      c:\n        schedule: \"*/15 * * * *\"\n        lookback: 1h0m0s\n  fino.analytics.cockpit_company:", "", ""},
 		{"streams shows the tenants' own schedules", with(fino, "FINSYNC_SCHEDULES", perTenant), []string{"streams"}, 0,
 			`15 */6 * * * (c: schedule "*/15 * * * *", lookback 1h0m0s)`, "", ""},
 		{"validate a misspelled variable", with(env, "FINSYNC_FINO_BASE_URL", "https://os.fino.cloud", "FINSYNC_FINO_CLIENT_ID", "c", "FINSYNC_FINO_CLIENT_SECRET", "s", "FINSYNC_FINO_RATELIMIT", "3"),
