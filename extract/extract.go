@@ -79,6 +79,10 @@ type Request struct {
 	// Lookback is how far before its cursor the run re-reads (late
 	// bookings); 0: the provider's default.
 	Lookback time.Duration
+	// Params are the stream's params for this tenant from the schedules
+	// file, as the daemon has them now (a tenant's override, a reload);
+	// nil: the ones the provider was built with (Setup.Params).
+	Params map[string]string
 	// Triggered says a provider's webhook or callback started the run, not
 	// the schedule (the data it announced is ready): the run collects what
 	// is pending (Jobs) and starts nothing new at the provider (no job

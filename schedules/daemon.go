@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"slices"
 	"sync"
 	"time"
@@ -16,6 +17,9 @@ import (
 )
 
 // Job is one scheduled stream: what to run, when, and for which tenants.
+// A tenant the schedules file overrides (Schedule.PerTenant) runs on its
+// own schedule, with its own timeout, lookback and params; tenants on the
+// same cron spec share a tick, and runs of the stream still never overlap.
 type Job struct {
 	Stream   extract.Stream
 	Schedule Schedule
@@ -28,7 +32,10 @@ type Job struct {
 // global and per-provider limits cap the runs in flight, and one stream's
 // failure or panic never stops the others.
 type Daemon struct {
-	Runner      *Runner
+	Runner *Runner
+	// Jobs are what Start schedules; after Start only under mu, and Reload
+	// replaces the slice (never its elements: a run in flight keeps the job
+	// it started with).
 	Jobs        []Job
 	Global      int            // runs in flight at once; 0 = unlimited
 	PerProvider map[string]int // per provider; 0 or absent = unlimited
@@ -44,15 +51,22 @@ type Daemon struct {
 	cron   *cron.Cron
 	global chan struct{}
 	per    map[string]chan struct{}
-	busy   map[string]*sync.Mutex // one per stream: no overlap
-	next   map[string]time.Time
-	runCtx context.Context // ends when the grace period of Stop is over
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	// busy has one lock per stream, under mu: no overlap. A stream's lock
+	// is never replaced or removed, so a reload cannot let a run of it
+	// start while one is going.
+	busy map[string]*sync.Mutex
+	next map[string]time.Time
+	// reload serializes Reload; it guards entries (each stream's cron
+	// entries), which Start writes before any Reload.
+	reload  sync.Mutex
+	entries map[string][]cron.EntryID
+	runCtx  context.Context // ends when the grace period of Stop is over
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
 	// stop is closed when Stop begins: from then on no run starts (Tick,
 	// Trigger, the tenant loop and the wait for a concurrency slot check it).
 	stop chan struct{}
-	mu   sync.Mutex // guards next, queued, stopping, and each busy lock's release
+	mu   sync.Mutex // guards Jobs (after Start), busy, next, queued, stopping, and each busy lock's release
 	// queued are the triggered runs asked for while the stream was busy:
 	// stream → tenants; they start when its run ends.
 	queued   map[string]map[string]bool
@@ -77,21 +91,162 @@ func (d *Daemon) Start() {
 		}
 	}
 	d.cron = cron.New(cron.WithLocation(time.UTC))
+	d.entries = map[string][]cron.EntryID{}
 	for _, j := range d.Jobs {
 		d.busy[j.Stream.Name] = &sync.Mutex{}
-		if !j.Schedule.Enabled {
-			continue
-		}
-		d.cron.Schedule(jittered{j.Schedule}, cron.FuncJob(func() { d.Tick(j.Stream.Name, "") }))
-		d.setNext(j.Stream.Name, j.Schedule.Next(time.Now()))
+		d.schedule(j)
 	}
 	d.cron.Start()
+	now := time.Now()
 	for _, j := range d.Jobs {
 		last, ok := d.LastStarts[j.Stream.Name]
-		if ok && j.Schedule.Enabled && j.Schedule.Catchup && j.Schedule.Next(last).Before(time.Now()) {
-			d.Log.Info("catching up a run missed while no daemon ran", "stream", j.Stream.Name, "last_started", last)
-			d.Tick(j.Stream.Name, "")
+		if !ok {
+			continue
 		}
+		// The tenants whose schedule had a tick since the stream's last
+		// start, in one run of the stream (a second would be skipped).
+		catchup := map[string]bool{}
+		for _, g := range groups(j) {
+			if g.sched.Catchup && g.sched.Next(last).Before(now) {
+				for _, t := range g.tenants {
+					catchup[t] = true
+				}
+			}
+		}
+		if len(catchup) > 0 {
+			d.Log.Info("catching up a run missed while no daemon ran", "stream", j.Stream.Name, "last_started", last)
+			d.tick(j.Stream.Name, func(t string) bool { return catchup[t] }, true)
+		}
+	}
+}
+
+// Changes are what a Reload changed: the streams added, removed, and
+// changed (schedule, tenants or any setting).
+type Changes struct {
+	Added, Removed, Changed []string
+}
+
+// Reload replaces the jobs with jobs (a schedules file read again): the
+// cron entries of the streams added, removed or changed are swapped, with
+// their next runs; the others keep theirs. Runs in flight go on with the
+// job they started with, and a stream's busy lock stays, so a changed
+// stream's next run still waits for its previous one. Concurrency limits
+// are Start's. It fails once Stop began.
+func (d *Daemon) Reload(jobs []Job) (Changes, error) {
+	d.reload.Lock()
+	defer d.reload.Unlock()
+	var ch Changes
+	d.mu.Lock()
+	if d.stopping || d.cron == nil {
+		d.mu.Unlock()
+		return ch, errStopping
+	}
+	old := map[string]Job{}
+	for _, j := range d.Jobs {
+		old[j.Stream.Name] = j
+	}
+	// A new slice: runs in flight hold pointers into the old one.
+	d.Jobs = slices.Clone(jobs)
+	for _, j := range jobs {
+		if d.busy[j.Stream.Name] == nil {
+			d.busy[j.Stream.Name] = &sync.Mutex{}
+		}
+	}
+	d.mu.Unlock()
+	for _, j := range jobs {
+		o, ok := old[j.Stream.Name]
+		delete(old, j.Stream.Name)
+		switch {
+		case !ok:
+			ch.Added = append(ch.Added, j.Stream.Name)
+		case !sameJob(o, j):
+			ch.Changed = append(ch.Changed, j.Stream.Name)
+			d.unschedule(j.Stream.Name)
+		default:
+			continue
+		}
+		d.schedule(j)
+	}
+	for name := range old {
+		ch.Removed = append(ch.Removed, name)
+		d.unschedule(name)
+	}
+	slices.Sort(ch.Removed)
+	return ch, nil
+}
+
+// sameJob says whether a and b run the same way: where their settings are
+// in the file does not matter.
+func sameJob(a, b Job) bool {
+	norm := func(s Schedule) Schedule {
+		s.File, s.Line, s.specLine, s.paramsLine, s.paramLines, s.cron = "", 0, 0, 0, nil, nil
+		return s
+	}
+	sa, sb := norm(a.Schedule), norm(b.Schedule)
+	sa.PerTenant, sb.PerTenant = nil, nil
+	if !slices.Equal(a.Tenants, b.Tenants) || !reflect.DeepEqual(sa, sb) || len(a.Schedule.PerTenant) != len(b.Schedule.PerTenant) {
+		return false
+	}
+	for t, s := range a.Schedule.PerTenant {
+		o, ok := b.Schedule.PerTenant[t]
+		if !ok || !reflect.DeepEqual(norm(s), norm(o)) {
+			return false
+		}
+	}
+	return true
+}
+
+// group is the tenants of a job that run on one cron spec, and the
+// schedule of the first of them (for the times: the spec, the stream's
+// jitter).
+type group struct {
+	sched   Schedule
+	tenants []string
+}
+
+// groups are job's enabled tenants by their cron spec.
+func groups(j Job) []group {
+	var out []group
+	for _, t := range j.Tenants {
+		s := j.Schedule.For(t)
+		if !s.Enabled {
+			continue
+		}
+		i := slices.IndexFunc(out, func(g group) bool { return g.sched.Spec == s.Spec })
+		if i < 0 {
+			out = append(out, group{sched: s})
+			i = len(out) - 1
+		}
+		out[i].tenants = append(out[i].tenants, t)
+	}
+	return out
+}
+
+// schedule adds j's cron entries, one per group of its tenants, and its
+// next run (the reload lock, or Start).
+func (d *Daemon) schedule(j Job) {
+	for _, g := range groups(j) {
+		in := map[string]bool{}
+		for _, t := range g.tenants {
+			in[t] = true
+		}
+		id := d.cron.Schedule(jittered{g.sched}, cron.FuncJob(func() { d.tick(j.Stream.Name, func(t string) bool { return in[t] }, true) }))
+		d.entries[j.Stream.Name] = append(d.entries[j.Stream.Name], id)
+	}
+	d.refreshNext(j)
+}
+
+// unschedule removes stream's cron entries and next run (the reload lock).
+func (d *Daemon) unschedule(stream string) {
+	for _, id := range d.entries[stream] {
+		d.cron.Remove(id)
+	}
+	delete(d.entries, stream)
+	d.mu.Lock()
+	delete(d.next, stream)
+	d.mu.Unlock()
+	if d.Metrics != nil {
+		d.Metrics.nextRun.DeleteLabelValues(stream)
 	}
 }
 
@@ -101,12 +256,24 @@ type jittered struct{ s Schedule }
 
 func (j jittered) Next(t time.Time) time.Time { return j.s.Next(t) }
 
-func (d *Daemon) setNext(stream string, t time.Time) {
+// refreshNext sets when j runs next: the earliest of its groups' next
+// ticks, if it has any.
+func (d *Daemon) refreshNext(j Job) {
+	var next time.Time
+	now := time.Now()
+	for _, g := range groups(j) {
+		if t := g.sched.Next(now); next.IsZero() || t.Before(next) {
+			next = t
+		}
+	}
+	if next.IsZero() {
+		return
+	}
 	d.mu.Lock()
-	d.next[stream] = t
+	d.next[j.Stream.Name] = next
 	d.mu.Unlock()
 	if d.Metrics != nil {
-		d.Metrics.nextRun.WithLabelValues(stream).Set(float64(t.Unix()))
+		d.Metrics.nextRun.WithLabelValues(j.Stream.Name).Set(float64(next.Unix()))
 	}
 }
 
@@ -121,7 +288,20 @@ func (d *Daemon) Next() map[string]time.Time {
 	return out
 }
 
+// Current are the jobs as scheduled now (Start's, or the last Reload's).
+func (d *Daemon) Current() []Job {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.Jobs
+}
+
 func (d *Daemon) job(stream string) *Job {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.jobLocked(stream)
+}
+
+func (d *Daemon) jobLocked(stream string) *Job {
 	for i := range d.Jobs {
 		if d.Jobs[i].Stream.Name == stream {
 			return &d.Jobs[i]
@@ -130,19 +310,30 @@ func (d *Daemon) job(stream string) *Job {
 	return nil
 }
 
-// Tick runs a stream now for its tenants (or only tenant, if not ""), in
-// the background, unless its previous run is still going: then the tick is
-// skipped and counted. The schedule calls it. Once Stop began it starts
-// nothing. It reports whether the runs started.
+// Tick runs a stream now for its tenants (or only tenant, if not ""),
+// whatever their schedules say, in the background, unless its previous run
+// is still going: then the tick is skipped and counted. Once Stop began it
+// starts nothing. It reports whether the runs started.
 func (d *Daemon) Tick(stream, tenant string) bool {
+	return d.tick(stream, func(t string) bool { return tenant == "" || t == tenant }, false)
+}
+
+// tick is Tick for the tenants wanted; the schedule calls it (scheduled)
+// with a group's tenants, and runs only those still enabled (a reload may
+// have disabled one since).
+func (d *Daemon) tick(stream string, want func(string) bool, scheduled bool) bool {
 	job := d.job(stream)
 	if job == nil || d.Stopping() {
 		return false
 	}
-	if job.Schedule.Enabled {
-		d.setNext(stream, job.Schedule.Next(time.Now()))
+	if scheduled {
+		in := want
+		want = func(t string) bool { return in(t) && job.Schedule.For(t).Enabled }
 	}
+	d.refreshNext(*job)
+	d.mu.Lock()
 	lock := d.busy[stream]
+	d.mu.Unlock()
 	if !lock.TryLock() {
 		d.Log.Warn("tick skipped: the previous run is still going", "stream", stream)
 		if d.Metrics != nil {
@@ -158,7 +349,7 @@ func (d *Daemon) Tick(stream, tenant string) bool {
 	}
 	d.wg.Add(1)
 	d.mu.Unlock()
-	go d.runTenants(job, lock, func(t string) bool { return tenant == "" || t == tenant }, false)
+	go d.runTenants(job, lock, want, false)
 	return true
 }
 
@@ -170,17 +361,18 @@ func (d *Daemon) Tick(stream, tenant string) bool {
 // stream's previous run is still going, the trigger waits and its run
 // starts as soon as that one ends (triggers meanwhile make one run per
 // tenant): an announcement is never lost because a run was busy. It reports
-// whether the stream (enabled) and tenant are the daemon's.
+// whether the stream and tenant are the daemon's, and enabled (a tenant's
+// own schedule may disable it).
 func (d *Daemon) Trigger(stream, tenant string) bool {
-	job := d.job(stream)
-	if job == nil || !job.Schedule.Enabled || (tenant != "" && !slices.Contains(job.Tenants, tenant)) || d.Stopping() {
-		return false
-	}
-	want := func(t string) bool { return tenant == "" || t == tenant }
-	lock := d.busy[stream]
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.stopping || lock == nil { // lock is nil before Start
+	job := d.jobLocked(stream)
+	if job == nil {
+		return false
+	}
+	want := func(t string) bool { return (tenant == "" || t == tenant) && job.Schedule.For(t).Enabled }
+	lock := d.busy[stream]
+	if !slices.ContainsFunc(job.Tenants, want) || d.stopping || lock == nil { // lock is nil before Start
 		return false
 	}
 	if !lock.TryLock() {
@@ -232,6 +424,9 @@ func (d *Daemon) runTenants(job *Job, lock *sync.Mutex, want func(string) bool, 
 			d.mu.Unlock()
 			return
 		}
+		if j := d.jobLocked(job.Stream.Name); j != nil {
+			job = j // as a reload left it
+		}
 		d.mu.Unlock()
 		want, triggered = func(t string) bool { return q[t] }, true
 	}
@@ -247,8 +442,14 @@ func (d *Daemon) AbandonStale(ctx context.Context) {
 	}
 }
 
+// abandon marks abandoned job's runs left running past the longest of its
+// tenants' timeouts.
 func (d *Daemon) abandon(ctx context.Context, job *Job) {
-	runs, err := d.Runner.AbandonStale(ctx, job.Stream.Name, job.Schedule.Timeout)
+	timeout := job.Schedule.Timeout
+	for _, t := range job.Schedule.PerTenant {
+		timeout = max(timeout, t.Timeout)
+	}
+	runs, err := d.Runner.AbandonStale(ctx, job.Stream.Name, timeout)
 	if err != nil && d.Log != nil {
 		d.Log.Warn("looking for abandoned runs", "stream", job.Stream.Name, "err", err)
 	}
@@ -271,13 +472,14 @@ func (d *Daemon) runOne(job *Job, tenant string, triggered bool) {
 		return // stopping
 	}
 	defer release()
-	ctx, cancel := context.WithTimeout(d.runCtx, job.Schedule.Timeout)
+	sched := job.Schedule.For(tenant)
+	ctx, cancel := context.WithTimeout(d.runCtx, sched.Timeout)
 	defer cancel()
 	if d.Metrics != nil {
 		d.Metrics.running.WithLabelValues(job.Stream.Name).Inc()
 		defer d.Metrics.running.WithLabelValues(job.Stream.Name).Dec()
 	}
-	run, err := d.safeRun(ctx, job.Stream, tenant, job.Schedule.Lookback, triggered)
+	run, err := d.safeRun(ctx, job.Stream, tenant, sched, triggered)
 	if d.Metrics != nil && !run.FinishedAt.IsZero() {
 		d.Metrics.observeRun(run)
 	}
@@ -290,16 +492,13 @@ func (d *Daemon) runOne(job *Job, tenant string, triggered bool) {
 
 // safeRun keeps a panic outside the stream (the runner catches the
 // stream's own) from taking the daemon down.
-func (d *Daemon) safeRun(ctx context.Context, s extract.Stream, tenant string, lookback time.Duration, triggered bool) (run clickhouse.Run, err error) {
+func (d *Daemon) safeRun(ctx context.Context, s extract.Stream, tenant string, sched Schedule, triggered bool) (run clickhouse.Run, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("panic running %s: %v", s.Name, p)
 		}
 	}()
-	if triggered {
-		return d.Runner.RunTriggered(ctx, s, tenant, lookback)
-	}
-	return d.Runner.RunLookback(ctx, s, tenant, lookback)
+	return d.Runner.RunScheduled(ctx, s, tenant, sched, triggered)
 }
 
 // acquire takes the provider's slot first and only then a global one, so

@@ -50,7 +50,13 @@ type Schedule struct {
 	// while no daemon ran (its last run started before its last due time);
 	// off for snapshots billed per job.
 	Catchup bool
-	Line    int // where it is in the file
+	// PerTenant are the effective schedules of the tenants the file
+	// overrides (per_tenant): the stream's with what the override names.
+	PerTenant map[string]Schedule
+	// File and Line are where it is: the last layer naming the stream (or,
+	// for a tenant's, the tenant's override).
+	File string
+	Line int
 
 	cron cron.Schedule
 	// Where the stream's schedule and params are, for the messages about
@@ -76,6 +82,14 @@ func (s Schedule) Delay() time.Duration {
 	h := fnv.New64a()
 	h.Write([]byte(s.Stream))
 	return time.Duration(h.Sum64() % uint64(s.Jitter))
+}
+
+// For is tenant's schedule: its override (PerTenant), else the stream's.
+func (s Schedule) For(tenant string) Schedule {
+	if t, ok := s.PerTenant[tenant]; ok {
+		return t
+	}
+	return s
 }
 
 // Find returns the schedule of a stream.
@@ -118,6 +132,7 @@ func ParseLayers(layers []Layer, known map[string]ParamsCheck) (*Schedules, erro
 	type entry struct {
 		node *yaml.Node
 		line int
+		file string
 		bad  func(line int, format string, args ...any)
 	}
 	entries := map[string][]entry{}
@@ -143,7 +158,7 @@ func ParseLayers(layers []Layer, known map[string]ParamsCheck) (*Schedules, erro
 		for key, val := range pairs(doc.Content[0]) {
 			switch key.Value {
 			case "defaults":
-				readEntry(val, &defaults, bad, false)
+				readEntry(val, &defaults, bad, levelDefaults)
 			case "concurrency":
 				for k, v := range pairs(val) {
 					n, err := strconv.Atoi(v.Value)
@@ -179,7 +194,7 @@ func ParseLayers(layers []Layer, known map[string]ParamsCheck) (*Schedules, erro
 					if entries[k.Value] == nil {
 						order = append(order, k.Value)
 					}
-					entries[k.Value] = append(entries[k.Value], entry{v, k.Line, bad})
+					entries[k.Value] = append(entries[k.Value], entry{v, k.Line, l.Name, bad})
 				}
 			default:
 				bad(key.Line, "unknown key %q (defaults, concurrency, streams)", key.Value)
@@ -191,16 +206,34 @@ func ParseLayers(layers []Layer, known map[string]ParamsCheck) (*Schedules, erro
 		s := defaults
 		s.Stream, s.Tenants, s.Params = name, slices.Clone(defaults.Tenants), nil
 		specBad, paramsBad := es[0].bad, es[0].bad
+		// The tenants' overrides, each over all layers, in the order met.
+		overrides := map[string][]entry{}
+		var tenants []string
 		for _, e := range es {
-			s.Line = e.line
+			s.Line, s.File = e.line, e.file
 			before := s.specLine
 			params := s.paramsLine
-			readEntry(e.node, &s, e.bad, true)
+			readEntry(e.node, &s, e.bad, levelStream)
 			if s.specLine != before || s.Spec == "" {
 				specBad = e.bad
 			}
 			if s.paramsLine != params {
 				paramsBad = e.bad
+			}
+			for k, v := range pairs(e.node) {
+				if k.Value != "per_tenant" {
+					continue
+				}
+				if v.Kind != yaml.MappingNode {
+					e.bad(v.Line, "per_tenant: want a mapping of tenant names to their settings")
+					continue
+				}
+				for tk, tv := range pairs(v) {
+					if overrides[tk.Value] == nil {
+						tenants = append(tenants, tk.Value)
+					}
+					overrides[tk.Value] = append(overrides[tk.Value], entry{tv, tk.Line, e.file, e.bad})
+				}
 			}
 		}
 		check := known[name]
@@ -211,13 +244,46 @@ func ParseLayers(layers []Layer, known map[string]ParamsCheck) (*Schedules, erro
 		} else {
 			s.cron = c
 		}
-		switch {
-		case check == nil && len(s.Params) > 0:
-			paramsBad(s.paramsLine, "%s takes no params", s.Stream)
-		case check != nil:
-			for _, err := range check(s.Params) {
-				paramsBad(s.paramLine(err), "%s: %v", s.Stream, err)
+		checkParams(s, check, paramsBad)
+		// A tenant's override starts from the stream's effective settings
+		// (every layer's) and changes only what it names.
+		for _, tenant := range tenants {
+			t := s
+			t.Params, t.PerTenant = maps.Clone(s.Params), nil
+			var specBad, paramsBad, lastBad func(int, string, ...any)
+			specLine, paramsLine := t.specLine, t.paramsLine
+			for _, e := range overrides[tenant] {
+				t.File, t.Line, lastBad = e.file, e.line, e.bad
+				t.specLine, t.paramsLine = 0, 0
+				readEntry(e.node, &t, e.bad, levelTenant)
+				if t.specLine != 0 {
+					specBad, specLine = e.bad, t.specLine
+				}
+				if t.paramsLine != 0 {
+					paramsBad, paramsLine = e.bad, t.paramsLine
+				}
 			}
+			t.specLine, t.paramsLine = specLine, paramsLine
+			if len(s.Tenants) > 0 && !slices.Contains(s.Tenants, tenant) {
+				lastBad(t.Line, "%s: per_tenant %q is not one of the stream's tenants %v", s.Stream, tenant, s.Tenants)
+			}
+			what := s.Stream + " for " + tenant
+			if specBad != nil {
+				if c, err := cron.ParseStandard(t.Spec); err != nil {
+					specBad(t.specLine, "%s: schedule %q: %v", what, t.Spec, err)
+				} else {
+					t.cron = c
+				}
+			}
+			if paramsBad != nil {
+				t.Stream = what // for the messages
+				checkParams(t, check, paramsBad)
+				t.Stream = s.Stream
+			}
+			if s.PerTenant == nil {
+				s.PerTenant = map[string]Schedule{}
+			}
+			s.PerTenant[tenant] = t
 		}
 		ss.Streams = append(ss.Streams, s)
 	}
@@ -225,8 +291,38 @@ func ParseLayers(layers []Layer, known map[string]ParamsCheck) (*Schedules, erro
 	return ss, errors.Join(errs...)
 }
 
-// readEntry reads the keys of one stream (or the defaults) into s.
-func readEntry(n *yaml.Node, s *Schedule, bad func(int, string, ...any), stream bool) {
+// checkParams reports the problems of s's params, each at its line.
+func checkParams(s Schedule, check ParamsCheck, bad func(int, string, ...any)) {
+	switch {
+	case check == nil && len(s.Params) > 0:
+		bad(s.paramsLine, "%s takes no params", s.Stream)
+	case check != nil:
+		for _, err := range check(s.Params) {
+			bad(s.paramLine(err), "%s: %v", s.Stream, err)
+		}
+	}
+}
+
+// level is what readEntry reads: the defaults, a stream or a tenant's
+// override of one.
+type level int
+
+const (
+	levelDefaults level = iota
+	levelStream
+	levelTenant
+)
+
+// tenantKeys are the settings a tenant's override may change; the others
+// are the stream's.
+var tenantKeys = []string{"schedule", "enabled", "timeout", "lookback", "params"}
+
+// streamKeys are the settings only a stream has.
+var streamKeys = []string{"window", "jitter", "catchup", "tenants", "per_tenant"}
+
+// readEntry reads the keys of one stream, its defaults or a tenant's
+// override into s.
+func readEntry(n *yaml.Node, s *Schedule, bad func(int, string, ...any), lvl level) {
 	if n.Kind != yaml.MappingNode {
 		bad(n.Line, "want a mapping of settings")
 		return
@@ -240,9 +336,17 @@ func readEntry(n *yaml.Node, s *Schedule, bad func(int, string, ...any), stream 
 		*dst = d
 	}
 	for k, v := range pairs(n) {
+		if lvl == levelTenant && slices.Contains(streamKeys, k.Value) {
+			bad(k.Line, "%s belongs to the stream, not to a tenant (a tenant may change %s)", k.Value, strings.Join(tenantKeys, ", "))
+			continue
+		}
 		switch k.Value {
+		case "per_tenant":
+			if lvl != levelStream {
+				bad(k.Line, "per_tenant belongs to a stream")
+			} // ParseLayers reads it
 		case "schedule":
-			if !stream {
+			if lvl == levelDefaults {
 				bad(k.Line, "schedule belongs to a stream, not to defaults")
 			}
 			s.Spec, s.specLine = v.Value, v.Line
@@ -274,7 +378,7 @@ func readEntry(n *yaml.Node, s *Schedule, bad func(int, string, ...any), stream 
 				s.Tenants = append(s.Tenants, t.Value)
 			}
 		case "params":
-			if !stream {
+			if lvl == levelDefaults {
 				bad(k.Line, "params belong to a stream, not to defaults")
 			}
 			// A later layer's params override an earlier one's key by key.
@@ -295,7 +399,7 @@ func readEntry(n *yaml.Node, s *Schedule, bad func(int, string, ...any), stream 
 				s.Params[pk.Value] = pv.Value
 			}
 		default:
-			bad(k.Line, "unknown setting %q (schedule, window, lookback, timeout, jitter, enabled, catchup, tenants, params)", k.Value)
+			bad(k.Line, "unknown setting %q (schedule, window, lookback, timeout, jitter, enabled, catchup, tenants, params, per_tenant)", k.Value)
 		}
 	}
 	if s.Window <= 0 {

@@ -55,16 +55,13 @@ func (r *Runner) Run(ctx context.Context, s extract.Stream, tenant string) (clic
 	return r.run(ctx, s, tenant, runOptions{})
 }
 
-// RunLookback is Run with the schedule's lookback (0: the provider's).
-func (r *Runner) RunLookback(ctx context.Context, s extract.Stream, tenant string, lookback time.Duration) (clickhouse.Run, error) {
-	return r.run(ctx, s, tenant, runOptions{lookback: lookback})
-}
-
-// RunTriggered is RunLookback for a run a provider's webhook or callback
-// asked for (extract.Request.Triggered): it collects what is pending and
-// starts nothing new at the provider.
-func (r *Runner) RunTriggered(ctx context.Context, s extract.Stream, tenant string, lookback time.Duration) (clickhouse.Run, error) {
-	return r.run(ctx, s, tenant, runOptions{lookback: lookback, triggered: true})
+// RunScheduled is Run as tenant's schedule says (sched is the stream's
+// For the tenant): its lookback (0: the provider's) and params. A
+// triggered run (a provider's webhook or callback asked for it,
+// extract.Request.Triggered) collects what is pending and starts nothing
+// new at the provider.
+func (r *Runner) RunScheduled(ctx context.Context, s extract.Stream, tenant string, sched Schedule, triggered bool) (clickhouse.Run, error) {
+	return r.run(ctx, s, tenant, runOptions{lookback: sched.Lookback, params: sched.Params, triggered: triggered})
 }
 
 // RunWindow runs stream s once for tenant over window w (a backfill): the
@@ -78,6 +75,7 @@ func (r *Runner) RunWindow(ctx context.Context, s extract.Stream, tenant string,
 type runOptions struct {
 	window    extract.Window // set: a backfill window
 	lookback  time.Duration
+	params    map[string]string // the schedule's, for Request.Params
 	triggered bool
 }
 
@@ -190,7 +188,7 @@ func (r *Runner) begin(ctx context.Context, s extract.Stream, tenant string, o r
 func (run *runBook) request(ctx context.Context) (extract.Request, error) {
 	s, o := run.stream, run.opts
 	req := extract.Request{Tenant: run.tenant, Window: extract.Window{From: run.row.WindowFrom, To: run.row.WindowTo},
-		Lookback: o.lookback, Triggered: o.triggered, Lineage: run.lineage}
+		Lookback: o.lookback, Params: o.params, Triggered: o.triggered, Lineage: run.lineage}
 	var err error
 	if !run.backfill {
 		req.Cursor, err = run.cursor(ctx)

@@ -213,7 +213,7 @@ func wantOf(err error) string {
 }
 
 // checkScheduleTenants reports schedules naming a tenant their provider is
-// not configured with.
+// not configured with (in tenants or per_tenant).
 func (c Config) checkScheduleTenants() []error {
 	var problems []error
 	for _, p := range providers(c, slog.New(slog.DiscardHandler), nil) {
@@ -222,10 +222,16 @@ func (c Config) checkScheduleTenants() []error {
 			if !ok || !p.Configured {
 				continue
 			}
-			for _, t := range sched.Tenants {
+			bad := func(where schedules.Schedule, t string) {
 				if !slices.Contains(p.Tenants, t) {
-					problems = append(problems, fmt.Errorf("%s:%d: %s: tenant %q is not one of %s's configured tenants %v", c.sched.File, sched.Line, s.Name, t, p.Name, p.Tenants))
+					problems = append(problems, fmt.Errorf("%s:%d: %s: tenant %q is not one of %s's configured tenants %v", where.File, where.Line, s.Name, t, p.Name, p.Tenants))
 				}
+			}
+			for _, t := range sched.Tenants {
+				bad(sched, t)
+			}
+			for _, t := range slices.Sorted(maps.Keys(sched.PerTenant)) {
+				bad(sched.PerTenant[t], t)
 			}
 		}
 	}

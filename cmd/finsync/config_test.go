@@ -203,6 +203,8 @@ func TestConfigSaysWhatIsWrong(t *testing.T) {
 	}
 	sched := filepath.Join(t.TempDir(), "s.yaml")
 	os.WriteFile(sched, []byte("streams:\n  fino.accounts:\n    tenants: [c, nope]\n"), 0o644)
+	perTenant := filepath.Join(t.TempDir(), "t.yaml")
+	os.WriteFile(perTenant, []byte("streams:\n  fino.accounts:\n    schedule: \"@daily\"\n    per_tenant:\n      c: {enabled: false}\n      nope: {enabled: false}\n"), 0o644)
 	tests := []struct {
 		name string
 		env  map[string]string
@@ -223,6 +225,8 @@ func TestConfigSaysWhatIsWrong(t *testing.T) {
 			[]string{`FINSYNC_HTTP_ADDR="8080": want host:port (127.0.0.1:8080, or :8080 for every interface)`}},
 		{"a schedule's tenant not configured", with(fino, "FINSYNC_SCHEDULES", sched),
 			[]string{sched + `:2: fino.accounts: tenant "nope" is not one of fino's configured tenants [c]`}},
+		{"a tenant's own schedule for a tenant not configured", with(fino, "FINSYNC_SCHEDULES", perTenant),
+			[]string{perTenant + `:6: fino.accounts: tenant "nope" is not one of fino's configured tenants [c]`}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

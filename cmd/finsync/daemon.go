@@ -2,10 +2,16 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
+	"maps"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/finsync/finsync/extract"
@@ -56,8 +62,8 @@ func runDaemon(ctx context.Context, a *app, args []string) error {
 				log.Error("provider start-up failed; its webhooks may not arrive", "provider", p.Name, "err", err)
 			}
 		}
-		d.Jobs = append(d.Jobs, providerJobs(c, p)...)
 	}
+	d.Jobs = scheduledJobs(c, ps)
 	d.AfterRuns = func(ctx context.Context, s extract.Stream) {
 		// Warehouse maintenance is shard 0's, when replicas split the work.
 		if c.shard().Index == 0 {
@@ -101,6 +107,11 @@ func runDaemon(ctx context.Context, a *app, args []string) error {
 			}
 		}
 	}
+	// SIGHUP reads the schedules file again; caught from before the daemon
+	// answers, so that a SIGHUP never finds the default action (exit).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	d.Start()
 	served := make(chan error, 2)
 	go func() { served <- srv.Serve(ln) }()
@@ -111,11 +122,17 @@ func runDaemon(ctx context.Context, a *app, args []string) error {
 	log.Info("finsync daemon started", "http", "http://"+ln.Addr().String(), "streams", len(d.Jobs), "schedules", c.sched.File)
 	fmt.Fprintf(a.stdout, "finsync daemon: %d streams scheduled, status page and metrics on http://%s\n", len(d.Jobs), ln.Addr())
 
-	select {
-	case <-ctx.Done():
-	case err := <-served:
-		d.Stop(c.ShutdownGrace)
-		return fmt.Errorf("http server: %w", err)
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			break wait
+		case <-hup:
+			c = reloadSchedules(c, ps, d, log)
+		case err := <-served:
+			d.Stop(c.ShutdownGrace)
+			return fmt.Errorf("http server: %w", err)
+		}
 	}
 	// From here on no run starts: not on a schedule, not for a stream's
 	// remaining tenants, not from a webhook (its trigger is a no-op once
@@ -134,22 +151,58 @@ func runDaemon(ctx context.Context, a *app, args []string) error {
 	return nil
 }
 
-// providerJobs are the daemon's jobs of p's streams: those the schedules
-// name, for the tenants they name or else all of p's.
-func providerJobs(c Config, p extract.Provider) []schedules.Job {
+// scheduledJobs are the configured providers' streams with a schedule, each
+// for its schedule's tenants or else every tenant of its provider.
+func scheduledJobs(c Config, ps []extract.Provider) []schedules.Job {
 	var jobs []schedules.Job
-	for _, s := range p.Streams {
-		sched, ok := c.sched.Find(s.Name)
-		if !ok {
+	for _, p := range ps {
+		if !p.Configured {
 			continue
 		}
-		tenants := sched.Tenants
-		if len(tenants) == 0 {
-			tenants = p.Tenants
+		for _, s := range p.Streams {
+			sched, ok := c.sched.Find(s.Name)
+			if !ok {
+				continue
+			}
+			tenants := sched.Tenants
+			if len(tenants) == 0 {
+				tenants = p.Tenants
+			}
+			jobs = append(jobs, schedules.Job{Stream: s, Schedule: sched, Tenants: tenants})
 		}
-		jobs = append(jobs, schedules.Job{Stream: s, Schedule: sched, Tenants: tenants})
 	}
 	return jobs
+}
+
+// reloadSchedules reads the schedules file (every layer) again, with the
+// checks of the start, and swaps the daemon's schedules for it; a file with
+// problems is reported and the old schedules stay. It returns c with the
+// schedules in force.
+func reloadSchedules(c Config, ps []extract.Provider, d *schedules.Daemon, log *slog.Logger) Config {
+	next := c
+	var err error
+	if next.sched, err = loadSchedules(c); err == nil {
+		err = errors.Join(next.checkScheduleTenants()...)
+	}
+	if err != nil {
+		log.Error("schedules not reloaded: the file has problems; the old schedules stay", "file", c.Schedules, "err", err)
+		return c
+	}
+	ch, err := d.Reload(scheduledJobs(next, ps))
+	if err != nil {
+		log.Error("schedules not reloaded", "err", err)
+		return c
+	}
+	if d.Metrics != nil {
+		d.Metrics.Start(version, ch.Added) // their counters start at zero too
+	}
+	log.Info("schedules reloaded", "file", next.sched.File, "added", len(ch.Added), "removed", len(ch.Removed), "changed", len(ch.Changed),
+		"streams_added", ch.Added, "streams_removed", ch.Removed, "streams_changed", ch.Changed)
+	if next.sched.Global != c.sched.Global || !maps.Equal(next.sched.PerProvider, c.sched.PerProvider) {
+		log.Warn("concurrency limits change at the next start, not on reload", "global", c.sched.Global, "per_provider", c.sched.PerProvider)
+		next.sched.Global, next.sched.PerProvider = c.sched.Global, c.sched.PerProvider
+	}
+	return next
 }
 
 // webhookMux serves the configured providers' webhook receivers at

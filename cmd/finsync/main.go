@@ -411,6 +411,15 @@ func printSchedules(out io.Writer, ss *schedules.Schedules) {
 			}
 			fmt.Fprintf(out, "    params: {%s}\n", strings.Join(kv, ", "))
 		}
+		if ovs := tenantOverrides(s); len(ovs) > 0 {
+			fmt.Fprintln(out, "    per_tenant:")
+			for _, o := range ovs {
+				fmt.Fprintf(out, "      %s:\n", o.Tenant)
+				for _, kv := range o.Settings {
+					fmt.Fprintf(out, "        %s: %s\n", kv[0], kv[1])
+				}
+			}
+		}
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -52,6 +53,9 @@ func TestCLI(t *testing.T) {
 	opts := chtest.Options(t)
 	env := map[string]string{"FINSYNC_CLICKHOUSE_ADDR": opts.Addr, "FINSYNC_CLICKHOUSE_DATABASE": opts.Database, "FINSYNC_LOG_LEVEL": "warn"}
 	t.Cleanup(func() { chtest.DropDatabase(t, opts) })
+	fino := with(env, "FINSYNC_FINO_BASE_URL", "https://os.fino.cloud", "FINSYNC_FINO_CLIENT_ID", "c", "FINSYNC_FINO_CLIENT_SECRET", "s")
+	perTenant := filepath.Join(t.TempDir(), "tenants.yaml")
+	os.WriteFile(perTenant, []byte("streams:\n  fino.accounts:\n    per_tenant:\n      c: {schedule: \"*/15 * * * *\", lookback: 1h}\n"), 0o644)
 	tests := []struct {
 		name       string
 		env        map[string]string
@@ -75,6 +79,10 @@ func TestCLI(t *testing.T) {
 		{"validate with no provider", env, []string{"validate"}, 1, "", "no provider is configured", ""},
 		{"validate prints the effective schedules", with(env, "FINSYNC_FINO_BASE_URL", "https://os.fino.cloud", "FINSYNC_FINO_CLIENT_ID", "c", "FINSYNC_FINO_CLIENT_SECRET", "s"),
 			[]string{"validate", "-schedules"}, 0, "  finapi.segments.low_balance:\n    schedule: \"10 4 * * *\"\n    enabled: true\n    catchup: false\n    window: 720h0m0s\n    lookback: 0s\n    timeout: 30m0s\n    jitter: 2m0s\n    params: {account_type: checking, months: 3, threshold: 0}", "", ""},
+		{"validate prints the tenants' own schedules", with(fino, "FINSYNC_SCHEDULES", perTenant), []string{"validate", "-schedules"}, 0,
+			"    timeout: 30m0s\n    jitter: 2m0s\n    per_tenant:\n      c:\n        schedule: \"*/15 * * * *\"\n        lookback: 1h0m0s\n  fino.analytics.cockpit_company:", "", ""},
+		{"streams shows the tenants' own schedules", with(fino, "FINSYNC_SCHEDULES", perTenant), []string{"streams"}, 0,
+			`15 */6 * * * (c: schedule "*/15 * * * *", lookback 1h0m0s)`, "", ""},
 		{"validate a misspelled variable", with(env, "FINSYNC_FINO_BASE_URL", "https://os.fino.cloud", "FINSYNC_FINO_CLIENT_ID", "c", "FINSYNC_FINO_CLIENT_SECRET", "s", "FINSYNC_FINO_RATELIMIT", "3"),
 			[]string{"validate"}, 1, "", "FINSYNC_FINO_RATELIMIT is not a finsync variable: did you mean FINSYNC_FINO_RATE_LIMIT?", ""},
 		{"validate bad", map[string]string{"FINSYNC_CLICKHOUSE_ADDR": "x", "FINSYNC_CLICKHOUSE_PASSWORD": "s3cret"}, []string{"validate"}, 1, "", "FINSYNC_CLICKHOUSE_ADDR", "s3cret"},

@@ -22,6 +22,7 @@ import (
 // statusRow is one stream on the status page, with a line per tenant.
 type statusRow struct {
 	Stream, Schedule string
+	Overrides        string // the tenants' own schedules (per_tenant)
 	Enabled          bool
 	// Health is the worst of its tenants' (tenantLine.Health): one tenant
 	// failing alone makes the stream failing.
@@ -108,9 +109,10 @@ func statusPage(c Config, d *schedules.Daemon, state *clickhouse.State) http.Han
 		now := time.Now()
 		next := d.Next()
 		var rows []statusRow
-		for _, j := range d.Jobs {
-			row := statusRow{Stream: j.Stream.Name, Schedule: j.Schedule.Spec, Enabled: j.Schedule.Enabled, Next: "—"}
-			if t, ok := next[j.Stream.Name]; ok && j.Schedule.Enabled {
+		for _, j := range d.Current() {
+			row := statusRow{Stream: j.Stream.Name, Schedule: j.Schedule.Spec, Enabled: j.Schedule.Enabled, Next: "—",
+				Overrides: overridesText(j.Schedule)}
+			if t, ok := next[j.Stream.Name]; ok {
 				row.Next = t.UTC().Format("2006-01-02 15:04 MST")
 			}
 			// The configured tenants, then any other that ran (a tenant
@@ -308,14 +310,14 @@ button.run:hover{background:#eaeef2}code{font-size:12px}[title]{cursor:help}butt
 {{with .Notice}}<p id="notice" class="notice">{{.}}</p>{{end}}
 <p id="summary" class="summary">{{with index .Summary "failing"}}<span class="failing">{{.}} failing</span> · {{end}}{{with index .Summary "stale"}}<span class="stale">{{.}} stale</span> · {{end}}{{with index .Summary "notes"}}<span class="notes">{{.}} with notes</span> · {{end}}{{with index .Summary "unknown"}}<span class="unknown">{{.}} unknown</span> · {{end}}<span class="ok">{{index .Summary "ok"}} ok</span></p>
 <p class="muted">database {{.Database}} · schedules {{.Schedules}} · {{.Now}} · times in UTC · refreshes every 30 s · <a href="/metrics">metrics</a></p>
-{{if .RunNow}}<form id="run-now" method="post" action="/run"><label>run token <input type="password" name="token" autocomplete="current-password" required size="24"></label> <span class="muted">then press a stream's or a tenant's <b>run now</b>: it starts the run a provider's webhook would (it collects what is pending and creates no new job at the provider)</span></form>
+{{if .RunNow}}<form id="run-now" method="post" action="/run"><label>run token <input type="password" name="token" autocomplete="current-password" required size="24"></label> <span class="muted">then press a stream's or a tenant's <b>run now</b>: it starts the run its schedule would, at once (for finAPI segments: a new, billed job)</span></form>
 {{else}}<p id="run-now-off" class="muted">run now is off: set FINSYNC_RUN_TOKEN (or FINSYNC_RUN_TOKEN_FILE) to have a <b>run now</b> button per stream and tenant.</p>
 {{end}}<table id="streams"><thead><tr><th>stream</th><th>health</th><th>schedule</th><th>tenant</th><th>last run</th><th>rows</th><th>rejects</th><th>duration</th><th>cursor</th><th>next run</th><th>last 24 h</th><th>last runs</th></tr></thead>
 {{range $r := .Rows}}<tbody class="stream" data-stream="{{$r.Stream}}" data-health="{{$r.Health}}">
 {{range $i, $t := $r.Tenants}}<tr class="tenant" data-tenant="{{$t.Tenant}}" data-health="{{$t.Health}}">
 {{if not $i}}<td rowspan="{{len $r.Tenants}}"><b>{{$r.Stream}}</b>{{if and $.RunNow $r.Enabled}}<div><button class="run" form="run-now" formaction="/run?stream={{$r.Stream}}" title="run {{$r.Stream}} now for every tenant">run now</button></div>{{end}}</td>
 <td rowspan="{{len $r.Tenants}}"><span class="{{$r.Health}}">{{$r.Health}}</span></td>
-<td rowspan="{{len $r.Tenants}}"><code>{{$r.Schedule}}</code>{{if not $r.Enabled}} <span class="muted">(disabled)</span>{{end}}</td>
+<td rowspan="{{len $r.Tenants}}"><code>{{$r.Schedule}}</code>{{if not $r.Enabled}} <span class="muted">(disabled)</span>{{end}}{{with $r.Overrides}}<br><span class="muted">{{.}}</span>{{end}}</td>
 {{end}}<td class="t">{{with $t.Tenant}}<span class="{{$t.Health}}" title="{{$t.Health}}"><span class="dot"></span></span>{{.}}{{if and $.RunNow $r.Enabled}} <button class="run" form="run-now" formaction="/run?stream={{$r.Stream}}&amp;tenant={{.}}" title="run {{$r.Stream}} now for {{.}}">run now</button>{{end}}{{else}}<span class="muted">—</span>{{end}}{{with $t.LastSuccess}}<div class="muted last-success">last success {{.}}</div>{{end}}</td>
 <td class="t">{{with $t.Last}}<span class="{{.Status}}">{{.Status}}</span> {{.StartedAt.UTC.Format "01-02 15:04"}}{{if .Error}}<div class="err">{{.Error}}</div>{{end}}{{else}}<span class="muted">never</span>{{end}}</td>
 <td class="t">{{if $t.Last}}{{$t.Rows}}{{end}}</td>
@@ -332,16 +334,18 @@ button.run:hover{background:#eaeef2}code{font-size:12px}[title]{cursor:help}butt
 
 // jobOf is d's job of stream, nil if it has none.
 func jobOf(d *schedules.Daemon, stream string) *schedules.Job {
-	for i := range d.Jobs {
-		if d.Jobs[i].Stream.Name == stream {
-			return &d.Jobs[i]
+	jobs := d.Current()
+	for i := range jobs {
+		if jobs[i].Stream.Name == stream {
+			return &jobs[i]
 		}
 	}
 	return nil
 }
 
-// runNow is POST /run, the status page's "run now": it starts a triggered
-// run (Daemon.Trigger) of the form's stream for its tenant ("" = each) and
+// runNow is POST /run, the status page's "run now": it starts the run a
+// schedule's tick would (Daemon.Tick) of the form's stream for its tenant
+// ("" = each), unless the stream's last run is still going, and
 // sends the browser back to the page. It is off unless FINSYNC_RUN_TOKEN
 // is set, and then wants that token in the form's body; a cross-site
 // request is refused whatever it carries, so that another page open in the
@@ -374,7 +378,7 @@ func runNow(c Config, d *schedules.Daemon) http.Handler {
 		job := jobOf(d, stream)
 		if job == nil {
 			var names []string
-			for _, j := range d.Jobs {
+			for _, j := range d.Current() {
 				names = append(names, j.Stream.Name)
 			}
 			http.Error(w, fmt.Sprintf("no stream %q in this daemon; its streams: %s", stream, strings.Join(names, ", ")), http.StatusNotFound)
@@ -388,8 +392,12 @@ func runNow(c Config, d *schedules.Daemon) http.Handler {
 			http.Error(w, stream+" is disabled in the schedules (enabled: false): run now starts enabled streams only", http.StatusConflict)
 			return
 		}
-		if !d.Trigger(stream, tenant) {
+		if d.Stopping() {
 			http.Error(w, "not started: the daemon is stopping", http.StatusServiceUnavailable)
+			return
+		}
+		if !d.Tick(stream, tenant) {
+			http.Error(w, "not started: a run of "+stream+" is still going; press run now again once it ended", http.StatusConflict)
 			return
 		}
 		if d.Log != nil {

@@ -133,10 +133,10 @@ streams:
 		if err := state.AddSubjects(ctx, configSubjects(p)); err != nil {
 			t.Fatal(err)
 		}
-		for _, j := range providerJobs(c, p) {
-			if j.Stream.Name == "fino.accounts" || j.Stream.Name == "finapi.segments.high_balance" || j.Stream.Name == "fino.contracts" {
-				d.Jobs = append(d.Jobs, j)
-			}
+	}
+	for _, j := range scheduledJobs(c, ps) {
+		if j.Stream.Name == "fino.accounts" || j.Stream.Name == "finapi.segments.high_balance" || j.Stream.Name == "fino.contracts" {
+			d.Jobs = append(d.Jobs, j)
 		}
 	}
 	now := time.Now().UTC()

@@ -6,12 +6,16 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/finsync/finsync/load/clickhouse"
+	"github.com/finsync/finsync/schedules"
 )
 
 // runStreams is `finsync streams`: every provider's streams, with their last runs and cursors when ClickHouse answers.
@@ -59,6 +63,19 @@ func runStreams(ctx context.Context, a *app, args []string) error {
 					next := sched.Next(now).UTC()
 					r.NextRun = &next
 				}
+				for _, o := range tenantOverrides(sched) {
+					ts := sched.PerTenant[o.Tenant]
+					tj := tenantJSON{Schedule: ts.Spec, Enabled: ts.Enabled, Params: ts.Params}
+					if ts.Enabled {
+						next := ts.Next(now).UTC()
+						tj.NextRun = &next
+					}
+					if r.PerTenant == nil {
+						r.PerTenant = map[string]tenantJSON{}
+					}
+					r.PerTenant[o.Tenant] = tj
+				}
+				r.overrides = overridesText(sched)
 			}
 			if runs := runs[s.Name]; len(runs) > 0 {
 				r.LastStatus, r.LastRun = runs[0].Status, &runs[0].StartedAt
@@ -118,6 +135,9 @@ func streamsWide(out io.Writer, list []streamJSON) error {
 		if spec == "" {
 			spec = "-"
 		}
+		if r.overrides != "" {
+			spec += " (" + r.overrides + ")"
+		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%v\t%s\t%v\t%s\t%s\t%s\n", r.Stream, r.Provider, r.Per, strings.Join(r.Tables, ","), r.Configured,
 			spec, r.Enabled, last, cursorsText(r.Cursors), next)
 	}
@@ -150,4 +170,74 @@ type streamJSON struct {
 	LastRun    *time.Time        `json:"last_run"`
 	Cursors    map[string]string `json:"cursors"` // per tenant
 	NextRun    *time.Time        `json:"next_run"`
+	// PerTenant are the tenants whose schedule differs (per_tenant).
+	PerTenant map[string]tenantJSON `json:"per_tenant,omitempty"`
+	overrides string                // PerTenant for the text output
+}
+
+// tenantJSON is one tenant's own schedule in `streams -o json`.
+type tenantJSON struct {
+	Schedule string            `json:"schedule"`
+	Enabled  bool              `json:"enabled"`
+	Params   map[string]string `json:"params,omitempty"`
+	NextRun  *time.Time        `json:"next_run"`
+}
+
+// tenantOverride is what one tenant's schedule changes of its stream's
+// (per_tenant), each setting as the schedules file writes it.
+type tenantOverride struct {
+	Tenant   string
+	Settings [][2]string // key, value
+}
+
+// tenantOverrides are s's per-tenant differences, by tenant; a tenant
+// named with nothing different is left out.
+func tenantOverrides(s schedules.Schedule) []tenantOverride {
+	var out []tenantOverride
+	for _, t := range slices.Sorted(maps.Keys(s.PerTenant)) {
+		ts := s.PerTenant[t]
+		var kv [][2]string
+		if ts.Spec != s.Spec {
+			kv = append(kv, [2]string{"schedule", strconv.Quote(ts.Spec)})
+		}
+		if ts.Enabled != s.Enabled {
+			kv = append(kv, [2]string{"enabled", strconv.FormatBool(ts.Enabled)})
+		}
+		if ts.Timeout != s.Timeout {
+			kv = append(kv, [2]string{"timeout", ts.Timeout.String()})
+		}
+		if ts.Lookback != s.Lookback {
+			kv = append(kv, [2]string{"lookback", ts.Lookback.String()})
+		}
+		if !maps.Equal(ts.Params, s.Params) {
+			kv = append(kv, [2]string{"params", paramsText(ts.Params)})
+		}
+		if len(kv) > 0 {
+			out = append(out, tenantOverride{t, kv})
+		}
+	}
+	return out
+}
+
+// paramsText is params as a flow mapping: {k: v, ...}.
+func paramsText(params map[string]string) string {
+	var kv []string
+	for _, k := range slices.Sorted(maps.Keys(params)) {
+		kv = append(kv, k+": "+params[k])
+	}
+	return "{" + strings.Join(kv, ", ") + "}"
+}
+
+// overridesText is tenantOverrides on one line: "acme: schedule "*/15 * *
+// * *"; slow: enabled false".
+func overridesText(s schedules.Schedule) string {
+	var ts []string
+	for _, o := range tenantOverrides(s) {
+		var kv []string
+		for _, p := range o.Settings {
+			kv = append(kv, p[0]+" "+p[1])
+		}
+		ts = append(ts, o.Tenant+": "+strings.Join(kv, ", "))
+	}
+	return strings.Join(ts, "; ")
 }

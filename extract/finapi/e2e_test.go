@@ -884,3 +884,51 @@ func TestFinapiUnknownUserFieldsKeptInRaw(t *testing.T) {
 		})
 	}
 }
+
+// A tenant's own params in the schedules file (per_tenant) reach the job
+// the daemon creates for it: its segment is the ledger's under its
+// threshold, the other mandator's under the stream's.
+func TestFinapiTenantParamsReachTheJob(t *testing.T) {
+	w := newFinapiWorld(t, finapisb.Options{}, finapi.Config{})
+	s := w.streams[finapi.HighBalance.Stream]
+	ss, err := schedules.Parse("t.yaml", []byte("streams:\n  "+s.Name+":\n    schedule: \"@yearly\"\n    params: {account_type: checking, threshold: 5000}\n"+
+		"    per_tenant:\n      mandator-b: {params: {threshold: 200}}\n"), map[string]schedules.ParamsCheck{s.Name: s.CheckParams})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sched, _ := ss.Find(s.Name)
+	d := &schedules.Daemon{Runner: w.Runner, Jobs: []schedules.Job{{Stream: s, Schedule: sched, Tenants: finapiTenants}}}
+	d.Start()
+	if !d.Tick(s.Name, "") {
+		t.Fatal("the tick did not start")
+	}
+	defer d.Stop(time.Minute)
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		done := w.Query(t, "SELECT concat(tenant, ' ', status) FROM etl_runs FINAL WHERE stream = ? AND status != 'running' ORDER BY tenant", s.Name)
+		if len(done) == 2 {
+			if done[0] != "mandator-a success" || done[1] != "mandator-b success" {
+				t.Fatalf("runs: %v", done)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the runs did not finish in 60 s: %v", done)
+		}
+	}
+	for tenant, threshold := range map[string]string{"mandator-a": "5000", "mandator-b": "200"} {
+		p := finapi.DefaultParams()
+		p.HighBalance.Threshold = threshold
+		want := expectedMembers(finapi.HighBalance, p, w.sandbox.Ledger(tenant), w.sandbox.Today())
+		if got := w.members(t, finapi.HighBalance, tenant); len(want) == 0 || strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("%s members (threshold %s):\ngot  %v\nwant %v", tenant, threshold, got, want)
+		}
+		jobs, err := w.State.Jobs(context.Background(), s.Name, tenant, extract.JobDone)
+		if err != nil || len(jobs) != 1 || !strings.Contains(jobs[0].Params, `"threshold":`+threshold) {
+			t.Errorf("%s: jobs %+v %v, want threshold %s", tenant, jobs, err, threshold)
+		}
+	}
+	p := finapi.DefaultParams()
+	if len(expectedMembers(finapi.HighBalance, p, w.sandbox.Ledger("mandator-b"), w.sandbox.Today())) == len(w.members(t, finapi.HighBalance, "mandator-b")) {
+		t.Error("the thresholds give the same segment: the test proves nothing")
+	}
+}

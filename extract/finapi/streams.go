@@ -175,7 +175,7 @@ func (a *API) run(ctx context.Context, seg Segment, req extract.Request, out ext
 		return req.Cursor, nil
 	}
 	if len(jobs) == 0 {
-		j, err := a.create(ctx, c, seg, req.Tenant, now)
+		j, err := a.create(ctx, c, seg, req.Tenant, req.Params, now)
 		if err != nil {
 			return req.Cursor, err
 		}
@@ -216,9 +216,15 @@ func (a *API) run(ctx context.Context, seg Segment, req extract.Request, out ext
 // create posts a new job. The POST is not repeated on an ambiguous failure
 // (the client's rule for non-idempotent calls): a second job would be
 // billed again.
-func (a *API) create(ctx context.Context, c *extract.Client, seg Segment, tenant string, now time.Time) (extract.Job, error) {
-	body := a.cfg.Params.Request(seg, now, "")
-	params, err := json.Marshal(body)
+func (a *API) create(ctx context.Context, c *extract.Client, seg Segment, tenant string, params map[string]string, now time.Time) (extract.Job, error) {
+	p := a.cfg.Params
+	if params != nil {
+		// The schedules file's check reported the problems.
+		p = DefaultParams()
+		p.Apply(seg, params)
+	}
+	body := p.Request(seg, now, "")
+	recorded, err := json.Marshal(body)
 	if err != nil {
 		return extract.Job{}, err
 	}
@@ -233,7 +239,7 @@ func (a *API) create(ctx context.Context, c *extract.Client, seg Segment, tenant
 		return extract.Job{}, &extract.Permanent{Err: fmt.Errorf("creating a %s job: no jobId in the answer", seg.Type)}
 	}
 	a.cfg.Logger.InfoContext(ctx, "finAPI segment job created", "segment", seg.Type, "job", resp.JobID)
-	return extract.Job{ID: resp.JobID, Params: string(params), Status: extract.JobActive, CreatedAt: now.Truncate(time.Second)}, nil
+	return extract.Job{ID: resp.JobID, Params: string(recorded), Status: extract.JobActive, CreatedAt: now.Truncate(time.Second)}, nil
 }
 
 // collect polls job j until its first page is ready, then loads every page.
