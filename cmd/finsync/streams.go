@@ -105,6 +105,9 @@ func streamsText(out io.Writer, list []streamJSON) error {
 		case !r.Enabled || spec == "":
 			spec = "off"
 		}
+		if r.overrides != "" && r.Configured {
+			spec += " (" + r.overrides + ")"
+		}
 		if r.LastRun != nil {
 			last = r.LastStatus + " " + r.LastRun.UTC().Format("01-02 15:04")
 		}
