@@ -34,6 +34,9 @@ type ClientOptions struct {
 	// Limiter, when set, replaces RateLimit and Burst: clients that share
 	// one (a provider's tenants) share its rate.
 	Limiter *rate.Limiter
+	// RateWaited, if set, is told each time a call waited on the rate
+	// limiter, and how long (the daemon's finsync_rate_limit_wait_seconds_total).
+	RateWaited func(time.Duration)
 
 	MaxAttempts int           // per call, retries included; default 6
 	BackoffBase time.Duration // default 200ms
@@ -54,6 +57,7 @@ type Client struct {
 	auth        *TokenCache
 	header      http.Header
 	limiter     *rate.Limiter // nil: unlimited
+	rateWaited  func(time.Duration)
 	maxAttempts int
 	backoffBase time.Duration
 	backoffMax  time.Duration
@@ -77,6 +81,7 @@ func NewClient(opts ClientOptions) *Client {
 		http:        opts.HTTP,
 		auth:        opts.Auth,
 		header:      opts.Header.Clone(),
+		rateWaited:  opts.RateWaited,
 		maxAttempts: opts.MaxAttempts,
 		backoffBase: opts.BackoffBase,
 		backoffMax:  opts.BackoffMax,
@@ -320,7 +325,12 @@ func (c *Client) wait(ctx context.Context) error {
 		r.Cancel()
 		return &RetryAfter{Wait: d, Err: errors.New("extract: rate limit wait outlasts the context deadline")}
 	}
-	if err := sleep(ctx, d); err != nil {
+	start := time.Now()
+	err := sleep(ctx, d)
+	if c.rateWaited != nil {
+		c.rateWaited(time.Since(start))
+	}
+	if err != nil {
 		r.Cancel()
 		return err
 	}

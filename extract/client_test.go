@@ -531,7 +531,9 @@ func TestClientRateLimit(t *testing.T) {
 	srv := &scripted{replies: []reply{{status: 200}}}
 	ts := httptest.NewServer(srv)
 	defer ts.Close()
-	c := NewClient(ClientOptions{BaseURL: ts.URL, RateLimit: 20, Burst: 1})
+	var waited atomic.Int64 // what RateWaited was told, in ns
+	c := NewClient(ClientOptions{BaseURL: ts.URL, RateLimit: 20, Burst: 1,
+		RateWaited: func(d time.Duration) { waited.Add(int64(d)) }})
 
 	const n = 10
 	start := time.Now()
@@ -551,6 +553,10 @@ func TestClientRateLimit(t *testing.T) {
 	// Only a loose lower bound: a loaded machine may be slower, never faster.
 	if d := time.Since(start); d < 400*time.Millisecond {
 		t.Fatalf("%d requests took %s, want at least ~450ms at 20/s", n, d)
+	}
+	// The last of them alone waited ~450 ms for the limiter.
+	if w := time.Duration(waited.Load()); w < 400*time.Millisecond {
+		t.Fatalf("RateWaited was told of %s of waiting, want at least ~450ms", w)
 	}
 	if got := len(srv.requests()); got != n {
 		t.Fatalf("server saw %d requests, want %d", got, n)

@@ -35,6 +35,9 @@ type Setup struct {
 	// HTTP returns the HTTP client of the named provider (nil: the
 	// client's default); the daemon's counts the provider's requests.
 	HTTP func(provider string) *http.Client
+	// RateWaited, if set, returns what the named provider's clients tell
+	// of their waits on its rate limiter (ClientOptions.RateWaited).
+	RateWaited func(provider string) func(time.Duration)
 	// Params returns a stream's params from the schedules file (nil: none
 	// known yet).
 	Params func(stream string) map[string]string
@@ -194,6 +197,14 @@ func (s Setup) Client(provider string) *http.Client {
 		return nil
 	}
 	return s.HTTP(provider)
+}
+
+// Waited is s.RateWaited's func for provider, or nil.
+func (s Setup) Waited(provider string) func(time.Duration) {
+	if s.RateWaited == nil {
+		return nil
+	}
+	return s.RateWaited(provider)
 }
 
 // Defaults is a Settings struct T as an empty environment gives it: every

@@ -57,8 +57,8 @@ func TestRunsLeftRunningPastTheTimeoutAreAbandoned(t *testing.T) {
 	}
 	rec := httptest.NewRecorder()
 	d.Metrics.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
-	if m := rec.Body.String(); !strings.Contains(m, `finsync_runs_total{status="abandoned",stream="dies"} 1`) ||
-		strings.Contains(m, `finsync_runs_total{status="abandoned",stream="slow"}`) {
+	if m := rec.Body.String(); !strings.Contains(m, `finsync_runs_total{status="abandoned",stream="dies",tenant="t1"} 1`) ||
+		strings.Contains(m, `finsync_runs_total{status="abandoned",stream="slow"`) {
 		t.Errorf("/metrics:\n%s", grepLines(m, "finsync_runs_total"))
 	}
 	// Marking again finds nothing; a real end recorded after the mark wins.

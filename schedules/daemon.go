@@ -453,8 +453,10 @@ func (d *Daemon) abandon(ctx context.Context, job *Job) {
 	if err != nil && d.Log != nil {
 		d.Log.Warn("looking for abandoned runs", "stream", job.Stream.Name, "err", err)
 	}
-	if d.Metrics != nil && len(runs) > 0 {
-		d.Metrics.runs.WithLabelValues(job.Stream.Name, clickhouse.RunAbandoned).Add(float64(len(runs)))
+	if d.Metrics != nil {
+		for _, r := range runs {
+			d.Metrics.runs.WithLabelValues(job.Stream.Name, r.Tenant, clickhouse.RunAbandoned).Inc()
+		}
 	}
 }
 

@@ -252,6 +252,62 @@ func TestStalledRecordsAreReported(t *testing.T) {
 	}
 }
 
+// A tenant can fail alone (its credentials, its data): runs, rejects,
+// retries, durations and the last success are per tenant, at zero from
+// Start for every tenant of every job, and a restart seeds the last
+// success of the tenants still configured only.
+func TestMetricsArePerTenant(t *testing.T) {
+	d, state, _ := newDaemonWith(t, func(d *schedules.Daemon) {
+		d.Metrics.Start("test", d.Jobs)
+	}, []string{"t1", "t2"}, providerStream("test", "mixed", func(ctx context.Context, tenant string) error {
+		if tenant == "t2" {
+			return errors.New("t2's credentials were revoked")
+		}
+		return nil
+	}))
+	scrape := func() string {
+		rec := httptest.NewRecorder()
+		d.Metrics.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+		return rec.Body.String()
+	}
+	for _, zero := range []string{`finsync_runs_total{status="failed",stream="mixed",tenant="t1"} 0`,
+		`finsync_runs_total{status="success",stream="mixed",tenant="t2"} 0`, `finsync_rejects_total{stream="mixed",tenant="t2"} 0`,
+		`finsync_rate_limit_wait_seconds_total{provider="test"} 0`, `finsync_clickhouse_insert_retries_total{table="accounts"} 0`} {
+		if m := scrape(); !strings.Contains(m, zero) {
+			t.Errorf("/metrics at start-up lacks %s:\n%s", zero, m)
+		}
+	}
+	d.Tick("mixed", "")
+	waitFinished(t, state, 2, "mixed")
+	// The runs are recorded before they are counted.
+	var m string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if m = scrape(); strings.Contains(m, `finsync_runs_total{status="failed",stream="mixed",tenant="t2"} 1`) &&
+			strings.Contains(m, `finsync_runs_total{status="success",stream="mixed",tenant="t1"} 1`) {
+			break
+		}
+	}
+	for _, want := range []string{`finsync_runs_total{status="failed",stream="mixed",tenant="t2"} 1`,
+		`finsync_runs_total{status="success",stream="mixed",tenant="t1"} 1`, `finsync_runs_total{status="failed",stream="mixed",tenant="t1"} 0`,
+		`finsync_last_success_timestamp_seconds{stream="mixed",tenant="t1"}`, `finsync_run_duration_seconds_count{stream="mixed",tenant="t2"} 1`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %s:\n%s", want, grepLines(m, "mixed"))
+		}
+	}
+	if strings.Contains(m, `finsync_last_success_timestamp_seconds{stream="mixed",tenant="t2"}`) {
+		t.Errorf("t2 never succeeded, yet:\n%s", grepLines(m, "finsync_last_success"))
+	}
+
+	restarted := schedules.NewMetrics()
+	at := time.Unix(1_700_000_000, 0)
+	restarted.SeedLastSuccess(map[string]map[string]time.Time{"mixed": {"t2": at, "gone": at}, "removed-stream": {"t1": at}}, d.Jobs)
+	rec := httptest.NewRecorder()
+	restarted.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if got := grepLines(rec.Body.String(), "finsync_last_success_timestamp_seconds{"); got != `finsync_last_success_timestamp_seconds{stream="mixed",tenant="t2"} 1.7e+09` {
+		t.Errorf("seeded: %s", got)
+	}
+}
+
 func grepLines(s, sub string) string {
 	var out []string
 	for _, l := range strings.Split(s, "\n") {

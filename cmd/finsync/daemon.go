@@ -35,17 +35,12 @@ func runDaemon(ctx context.Context, a *app, args []string) error {
 	log := a.logger(c)
 	metrics := schedules.NewMetrics()
 	ps := providers(c, log, metrics)
-	loader := clickhouse.NewLoader(db, c.loaderOptions(log))
+	lopts := c.loaderOptions(log)
+	lopts.Observe = metrics.Inserted
+	loader := clickhouse.NewLoader(db, lopts)
 	state := clickhouse.NewState(db, loader)
 	d := &schedules.Daemon{Runner: &schedules.Runner{Loader: loader, State: state, Log: log, Shard: c.shard()},
 		Global: c.sched.Global, PerProvider: c.sched.PerProvider, Metrics: metrics, Log: log}
-	// A restart keeps the streams' last success: freshness alerts on
-	// finsync_last_success_timestamp_seconds do not fire because of it.
-	if last, err := state.LastSuccess(ctx); err != nil {
-		log.Warn("the last successful runs are unknown until the next ones", "err", err)
-	} else {
-		metrics.SeedLastSuccess(last)
-	}
 	for _, p := range ps {
 		if !p.Configured {
 			continue
@@ -91,11 +86,14 @@ func runDaemon(ctx context.Context, a *app, args []string) error {
 	// Runs a killed predecessor left `running` are marked abandoned now,
 	// not at each stream's first tick; the daemon starts before it serves,
 	// so a webhook's trigger always finds it running.
-	var names []string
-	for _, j := range d.Jobs {
-		names = append(names, j.Stream.Name)
+	metrics.Start(version, d.Jobs)
+	// A restart keeps the streams' last success: freshness alerts on
+	// finsync_last_success_timestamp_seconds do not fire because of it.
+	if last, err := state.LastSuccess(ctx); err != nil {
+		log.Warn("the last successful runs are unknown until the next ones", "err", err)
+	} else {
+		metrics.SeedLastSuccess(last, d.Jobs)
 	}
-	metrics.Start(version, names)
 	d.AbandonStale(ctx)
 	if recent, err := state.RecentRuns(ctx, 1); err != nil {
 		log.Warn("runs missed while no daemon ran are not caught up", "err", err)
@@ -188,13 +186,16 @@ func reloadSchedules(c Config, ps []extract.Provider, d *schedules.Daemon, log *
 		log.Error("schedules not reloaded: the file has problems; the old schedules stay", "file", c.Schedules, "err", err)
 		return c
 	}
-	ch, err := d.Reload(scheduledJobs(next, ps))
+	jobs := scheduledJobs(next, ps)
+	ch, err := d.Reload(jobs)
 	if err != nil {
 		log.Error("schedules not reloaded", "err", err)
 		return c
 	}
 	if d.Metrics != nil {
-		d.Metrics.Start(version, ch.Added) // their counters start at zero too
+		// Streams and tenants added start at zero too; the others keep
+		// their counts.
+		d.Metrics.Start(version, jobs)
 	}
 	log.Info("schedules reloaded", "file", next.sched.File, "added", len(ch.Added), "removed", len(ch.Removed), "changed", len(ch.Changed),
 		"streams_added", ch.Added, "streams_removed", ch.Removed, "streams_changed", ch.Changed)

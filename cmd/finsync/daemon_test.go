@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -73,7 +74,8 @@ streams:
 	child := exec.Command(os.Args[0], "-test.run=^$")
 	child.Env = append(os.Environ(), "FINSYNC_TEST_ARGS=run", "FINSYNC_CLICKHOUSE_ADDR="+opts.Addr, "FINSYNC_CLICKHOUSE_DATABASE="+opts.Database,
 		"FINSYNC_HTTP_ADDR="+addr, "FINSYNC_SCHEDULES="+schedFile, "FINSYNC_FINO_WEBHOOK_SECRET="+webhookSecret,
-		"FINSYNC_LOG_LEVEL=debug", "FINSYNC_SHUTDOWN_GRACE=20s")
+		"FINSYNC_LOG_LEVEL=debug", "FINSYNC_SHUTDOWN_GRACE=20s",
+		"FINSYNC_FINAPI_RATE_LIMIT=2") // low enough that finAPI's calls wait on it
 	child.Env = append(child.Env, sb.env()...)
 	var stdout, stderr schedulestest.SyncBuffer
 	child.Stdout, child.Stderr = &stdout, &stderr
@@ -94,15 +96,17 @@ streams:
 	// Counters are there at zero from the start; wait until they count.
 	waitFor(t, 60*time.Second, &stderr, func() bool { code, _ := get("/healthz"); return code == 200 })
 	_, m := get("/metrics")
-	for _, zero := range []string{`finsync_runs_total{status="failed",stream="fino.transactions"} 0`, `finsync_build_info{goversion="go`} {
+	for _, zero := range []string{`finsync_runs_total{status="failed",stream="fino.transactions",tenant="sandbox-client"} 0`, `finsync_build_info{goversion="go`} {
 		if !strings.Contains(m, zero) {
 			t.Errorf("/metrics at start-up lacks %s", zero)
 		}
 	}
 	waitFor(t, 60*time.Second, &stderr, func() bool {
 		_, m := get("/metrics")
-		return !strings.Contains(m, `finsync_runs_total{status="success",stream="fino.transactions"} 0`) &&
-			!strings.Contains(m, `finsync_runs_total{status="success",stream="finapi.segments.high_balance"} 0`)
+		fino, _ := seriesSum(t, m, "finsync_runs_total", map[string]string{"stream": "fino.transactions", "status": "success"})
+		finapi, _ := seriesSum(t, m, "finsync_runs_total", map[string]string{"stream": "finapi.segments.high_balance", "status": "success"})
+		waited, _ := seriesSum(t, m, "finsync_rate_limit_wait_seconds_total", map[string]string{"provider": "finapi"})
+		return fino > 0 && finapi > 0 && waited > 0
 	})
 
 	if code, body := get("/healthz"); code != 200 {
@@ -118,18 +122,20 @@ streams:
 	}
 	for _, name := range []string{"finsync_runs_total", "finsync_rows_loaded_total", "finsync_rejects_total", "finsync_retries_total",
 		"finsync_provider_request_duration_seconds", "finsync_last_success_timestamp_seconds", "finsync_next_run_timestamp_seconds",
-		"finsync_run_duration_seconds"} {
+		"finsync_run_duration_seconds", "finsync_rate_limit_wait_seconds_total", "finsync_clickhouse_insert_duration_seconds",
+		"finsync_clickhouse_insert_bytes_total", "finsync_clickhouse_insert_retries_total"} {
 		if families[name] == nil || len(families[name].Metric) == 0 {
 			t.Errorf("/metrics lacks %s", name)
 		}
 	}
 	// Histogram bounds a person reads: seconds, minutes, an hour.
-	for _, bound := range []string{`finsync_run_duration_seconds_bucket{stream="fino.transactions",le="60"}`, `finsync_provider_request_duration_seconds_bucket{code="200",provider="finapi",le="0.5"}`} {
+	for _, bound := range []string{`finsync_run_duration_seconds_bucket{stream="fino.transactions",tenant="sandbox-client",le="60"}`,
+		`finsync_provider_request_duration_seconds_bucket{code="200",provider="finapi",le="0.5"}`, `finsync_clickhouse_insert_duration_seconds_bucket{table="transactions",le="0.01"}`} {
 		if !strings.Contains(metrics, bound) {
 			t.Errorf("/metrics has no %s:\n%s", bound, grepLines(metrics, "_bucket"))
 		}
 	}
-	if !strings.Contains(metrics, `finsync_runs_total{status="abandoned",stream="fino.accounts"} 1`) {
+	if !strings.Contains(metrics, `finsync_runs_total{status="abandoned",stream="fino.accounts",tenant="sandbox-client"} 1`) {
 		t.Errorf("/metrics does not count the run found abandoned at start-up")
 	}
 	var status, reason string
@@ -140,6 +146,46 @@ streams:
 	if !strings.Contains(metrics, `finsync_provider_request_duration_seconds_count{code="200",provider="fino"}`) ||
 		!strings.Contains(metrics, `finsync_rows_loaded_total{stream="fino.transactions",table="transactions"}`) {
 		t.Errorf("/metrics lacks per-provider requests or rows per table")
+	}
+	// The runs' INSERTs into transactions were timed and their bytes
+	// counted; finAPI's calls waited on its rate limit of 2 per second.
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+	}{
+		{"finsync_clickhouse_insert_duration_seconds", map[string]string{"table": "transactions"}},
+		{"finsync_clickhouse_insert_duration_seconds", map[string]string{"table": "etl_runs"}},
+		{"finsync_clickhouse_insert_bytes_total", map[string]string{"table": "transactions"}},
+		{"finsync_rate_limit_wait_seconds_total", map[string]string{"provider": "finapi"}},
+	} {
+		if sum, _ := seriesSum(t, metrics, c.name, c.labels); sum <= 0 {
+			t.Errorf("%s%v is %v, want > 0:\n%s", c.name, c.labels, sum, grepLines(metrics, c.name))
+		}
+	}
+	if _, n := seriesSum(t, metrics, "finsync_clickhouse_insert_retries_total", map[string]string{"table": "transactions"}); n != 1 {
+		t.Errorf("/metrics has no finsync_clickhouse_insert_retries_total for transactions")
+	}
+	// The dashboard's daemon panels ask for series /metrics has, by
+	// labels they carry.
+	dash := readGrafana(t)
+	if len(dash.Prometheus) < 3 {
+		t.Errorf("the dashboard has %d daemon panels, want 3", len(dash.Prometheus))
+	}
+	for title, expr := range dash.Prometheus {
+		for _, name := range regexp.MustCompile(`finsync_\w+`).FindAllString(expr, -1) {
+			name = strings.TrimSuffix(name, "_bucket")
+			labels := familyLabels(t, metrics, name)
+			if labels == nil {
+				t.Errorf("grafana panel %q: /metrics has no %s", title, name)
+			}
+			for _, by := range regexp.MustCompile(`by \(([^)]*)\)`).FindAllStringSubmatch(expr, -1) {
+				for _, l := range strings.Split(by[1], ",") {
+					if l = strings.TrimSpace(l); l != "le" && !labels[l] {
+						t.Errorf("grafana panel %q: %s has no label %s", title, name, l)
+					}
+				}
+			}
+		}
 	}
 
 	// The finoOS webhook brings a new user into the registry; a wrong
@@ -217,6 +263,52 @@ func freeAddr(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// seriesSum adds up the samples of the metric family name in the
+// Prometheus text m whose labels include want (a histogram's: its count),
+// and counts them.
+func seriesSum(t *testing.T, m, name string, want map[string]string) (sum float64, n int) {
+	t.Helper()
+	families, err := (&expfmt.TextParser{}).TextToMetricFamilies(strings.NewReader(m))
+	if err != nil {
+		t.Fatalf("/metrics does not parse: %v", err)
+	}
+next:
+	for _, s := range families[name].GetMetric() {
+		labels := map[string]string{}
+		for _, l := range s.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		for k, v := range want {
+			if labels[k] != v {
+				continue next
+			}
+		}
+		sum += s.GetCounter().GetValue() + s.GetGauge().GetValue() + float64(s.GetHistogram().GetSampleCount())
+		n++
+	}
+	return sum, n
+}
+
+// familyLabels are the label names of family name's series in m; nil if
+// it has none.
+func familyLabels(t *testing.T, m, name string) map[string]bool {
+	t.Helper()
+	families, err := (&expfmt.TextParser{}).TextToMetricFamilies(strings.NewReader(m))
+	if err != nil {
+		t.Fatalf("/metrics does not parse: %v", err)
+	}
+	var out map[string]bool
+	for _, s := range families[name].GetMetric() {
+		if out == nil {
+			out = map[string]bool{}
+		}
+		for _, l := range s.GetLabel() {
+			out[l.GetName()] = true
+		}
+	}
+	return out
 }
 
 func waitFor(t *testing.T, limit time.Duration, log *schedulestest.SyncBuffer, cond func() bool) {

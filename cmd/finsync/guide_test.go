@@ -566,10 +566,15 @@ type grafanaDashboard struct {
 	Templating struct {
 		List []struct{ Name, Type, Query string }
 	}
-	Panels []struct {
-		Title, Type, TimeFrom string
-		Targets               []struct{ RawSQL string }
-	}
+	Panels []grafanaPanel // the ClickHouse panels
+	// Prometheus are the PromQL expressions of the daemon panels, by
+	// panel title.
+	Prometheus map[string]string
+}
+
+type grafanaPanel struct {
+	Title, Type, TimeFrom string
+	Targets               []struct{ RawSQL, Expr string }
 }
 
 func readGrafana(t *testing.T) grafanaDashboard {
@@ -581,6 +586,15 @@ func readGrafana(t *testing.T) grafanaDashboard {
 	var d grafanaDashboard
 	if err := json.Unmarshal(b, &d); err != nil || len(d.Panels) < 6 {
 		t.Fatalf("deploy/grafana/finsync.json: %d panels, %v", len(d.Panels), err)
+	}
+	all := d.Panels
+	d.Panels, d.Prometheus = nil, map[string]string{}
+	for _, p := range all {
+		if len(p.Targets) == 1 && p.Targets[0].Expr != "" {
+			d.Prometheus[p.Title] = p.Targets[0].Expr
+		} else {
+			d.Panels = append(d.Panels, p)
+		}
 	}
 	return d
 }

@@ -43,7 +43,7 @@ func (ps *ProviderSettings) list() []extract.Settings {
 }
 
 // providers builds the configured providers. m, if not nil, counts their
-// HTTP requests.
+// HTTP requests and their waits on the rate limits.
 func providers(c Config, log *slog.Logger, m *schedules.Metrics) []extract.Provider {
 	setup := extract.Setup{Logger: log, HTTP: func(name string) *http.Client {
 		if m == nil && !c.InsecureSkipVerify {
@@ -61,6 +61,9 @@ func providers(c Config, log *slog.Logger, m *schedules.Metrics) []extract.Provi
 		s, _ := c.schedule(stream)
 		return s.Params
 	}}
+	if m != nil {
+		setup.RateWaited = m.RateWaited
+	}
 	var ps []extract.Provider
 	for _, s := range c.ProviderSettings.list() {
 		p := s.Provider(setup)

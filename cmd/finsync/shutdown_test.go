@@ -267,8 +267,8 @@ streams:
 			var got float64
 			if f := families["finsync_last_success_timestamp_seconds"]; f != nil {
 				for _, m := range f.Metric {
-					if m.GetLabel()[0].GetValue() == "fino.transactions" {
-						got = m.GetGauge().GetValue()
+					if m.GetLabel()[0].GetValue() == "fino.transactions" { // labels: stream, tenant
+						got = max(got, m.GetGauge().GetValue())
 					}
 				}
 			}

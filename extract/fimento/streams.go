@@ -39,8 +39,10 @@ type Config struct {
 	// Memory allocates the records (nil: the default); tests check it ends at zero.
 	Memory memory.Allocator
 	HTTP   *http.Client
-	Logger *slog.Logger
-	Now    func() time.Time // the clock valid_until is compared with; default time.Now
+	// RateWaited, if set, is told of each wait on the rate limit.
+	RateWaited func(time.Duration)
+	Logger     *slog.Logger
+	Now        func() time.Time // the clock valid_until is compared with; default time.Now
 }
 
 // API is a Fimento client shared by the streams: one token (it belongs to
@@ -73,7 +75,7 @@ func NewAPI(cfg Config) *API {
 	}
 	a := &API{cfg: cfg, mem: cmp.Or[memory.Allocator](cfg.Memory, memory.DefaultAllocator)}
 	shared := extract.ClientOptions{BaseURL: cfg.BaseURL, HTTP: cfg.HTTP, Logger: cfg.Logger,
-		Limiter: rate.NewLimiter(rate.Limit(cfg.RateLimit), 4)}
+		Limiter: rate.NewLimiter(rate.Limit(cfg.RateLimit), 4), RateWaited: cfg.RateWaited}
 	authClient := extract.NewClient(shared)
 	a.auth = extract.NewTokenCache(func(ctx context.Context) (extract.Token, error) {
 		var t Token

@@ -45,8 +45,10 @@ type Config struct {
 	// Memory allocates the records (nil: the default); tests check it ends at zero.
 	Memory memory.Allocator
 	HTTP   *http.Client
-	Logger *slog.Logger
-	Now    func() time.Time // default time.Now
+	// RateWaited, if set, is told of each wait on the rate limit.
+	RateWaited func(time.Duration)
+	Logger     *slog.Logger
+	Now        func() time.Time // default time.Now
 }
 
 // Tenant is one mandator and its credentials.
@@ -119,7 +121,7 @@ func NewAPI(cfg Config) *API {
 	// Mandators differ by their token alone: no tenant header.
 	a.clients = extract.NewTenantClients(extract.TenantOptions{
 		Client: extract.ClientOptions{BaseURL: cfg.BaseURL, HTTP: cfg.HTTP, Logger: cfg.Logger,
-			Limiter: rate.NewLimiter(rate.Limit(cfg.RateLimit), 2)},
+			Limiter: rate.NewLimiter(rate.Limit(cfg.RateLimit), 2), RateWaited: cfg.RateWaited},
 		Auth: func(tenant string) (*extract.TokenCache, bool) {
 			auth, ok := auths[tenant]
 			return auth, ok

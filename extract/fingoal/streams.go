@@ -56,8 +56,10 @@ type Config struct {
 	// Memory allocates the records (nil: the default); tests check it ends at zero.
 	Memory memory.Allocator
 	HTTP   *http.Client
-	Logger *slog.Logger
-	Now    func() time.Time
+	// RateWaited, if set, is told of each wait on the rate limit.
+	RateWaited func(time.Duration)
+	Logger     *slog.Logger
+	Now        func() time.Time
 }
 
 // API is a FinGoal client shared by the three streams: one token for the
@@ -104,7 +106,7 @@ func NewAPI(cfg Config) *API {
 	}
 	a := &API{cfg: cfg, mem: cmp.Or[memory.Allocator](cfg.Memory, memory.DefaultAllocator)}
 	shared := extract.ClientOptions{BaseURL: cfg.BaseURL, HTTP: cfg.HTTP, Logger: cfg.Logger,
-		Limiter: rate.NewLimiter(rate.Limit(cfg.RateLimit), 2)}
+		Limiter: rate.NewLimiter(rate.Limit(cfg.RateLimit), 2), RateWaited: cfg.RateWaited}
 	authClient := extract.NewClient(shared)
 	// One token for the client: FinGoal's lasts 86,400 s and is renewed only
 	// near its expiry (TokenCache), or once after a 401 (Client).

@@ -46,7 +46,9 @@ type Config struct {
 	// Memory allocates the records (nil: the default); tests check it ends at zero.
 	Memory memory.Allocator
 	HTTP   *http.Client
-	Logger *slog.Logger
+	// RateWaited, if set, is told of each wait on the rate limit.
+	RateWaited func(time.Duration)
+	Logger     *slog.Logger
 }
 
 // API is a finoOS client shared by the streams: one token (finoOS tokens
@@ -97,7 +99,7 @@ func NewAPI(cfg Config) *API {
 	// rate limit.
 	a.clients = extract.NewTenantClients(extract.TenantOptions{
 		Client: extract.ClientOptions{BaseURL: cfg.BaseURL, HTTP: cfg.HTTP, Logger: cfg.Logger,
-			Limiter: rate.NewLimiter(rate.Limit(cfg.RateLimit), 4)},
+			Limiter: rate.NewLimiter(rate.Limit(cfg.RateLimit), 4), RateWaited: cfg.RateWaited},
 		Header: headerTenant,
 		Auth:   func(string) (*extract.TokenCache, bool) { return a.auth, true }})
 	return a

@@ -53,6 +53,24 @@ type LoaderOptions struct {
 	BackoffBase time.Duration
 	BackoffMax  time.Duration
 	Logger      *slog.Logger
+	// Observe, if set, is told of each INSERT once it ended (the daemon's
+	// metrics), from the goroutine that ran it.
+	Observe func(Inserted)
+}
+
+// Inserted is what one INSERT did.
+type Inserted struct {
+	Table string
+	// Duration is the time the INSERT took with ClickHouse over all its
+	// attempts, backoffs included: opening it, converting and sending its
+	// blocks, the server's accepting it. The time a batch's INSERT waits
+	// for the records it is fed is not in it.
+	Duration time.Duration
+	// Rows and Bytes (Arrow bytes, as MaxBytes counts them) are what
+	// ClickHouse accepted: 0 for an INSERT that failed.
+	Rows, Bytes int64
+	Retries     int64
+	Err         error
 }
 
 func (o LoaderOptions) withDefaults() LoaderOptions {
@@ -129,8 +147,9 @@ type insert struct {
 }
 
 type insertResult struct {
-	rows, retries int64
-	err           error
+	rows, bytes, retries int64
+	busy                 time.Duration // Inserted.Duration
+	err                  error
 }
 
 // NewBatch starts a batch for table t.
@@ -237,11 +256,14 @@ func (b *Batch) start() error {
 	in := &insert{recs: make(chan arrow.Record, 1), done: make(chan insertResult, 1)}
 	b.open = in
 	go func() {
-		rows, retries, err := b.stream(in.recs)
-		if err != nil {
-			rows = 0
+		res := b.stream(in.recs)
+		if res.err != nil {
+			res.rows, res.bytes = 0, 0
 		}
-		in.done <- insertResult{rows: rows, retries: retries, err: err}
+		if o := b.loader.opts.Observe; o != nil {
+			o(Inserted{Table: b.table.Name, Duration: res.busy, Rows: res.rows, Bytes: res.bytes, Retries: res.retries, Err: res.err})
+		}
+		in.done <- res
 		// A permanent failure ends the INSERT before its input does.
 		for rec := range in.recs {
 			rec.Release()
@@ -286,7 +308,7 @@ func (b *Batch) collect(in *insert, res insertResult) {
 // keeps it for a replay; after a transient error it goes on keeping what
 // comes, then sends it all again, up to MaxAttempts times, as long as
 // everything was kept. A permanent error returns at once.
-func (b *Batch) stream(recs <-chan arrow.Record) (rows, retries int64, err error) {
+func (b *Batch) stream(recs <-chan arrow.Record) (res insertResult) {
 	opts := b.loader.opts
 	kept := newReplay(b.table, opts.RetainBytes, opts.SpillDir)
 	defer kept.release()
@@ -294,10 +316,13 @@ func (b *Batch) stream(recs <-chan arrow.Record) (rows, retries int64, err error
 	// reference.
 	take := func(rec arrow.Record) error {
 		defer rec.Release()
-		rows += rec.NumRows()
+		res.rows += rec.NumRows()
+		res.bytes += recordBytes(rec)
 		return kept.keep(rec)
 	}
-	err = b.send(func(put func(arrow.Record) error) error {
+	var err error
+	defer func() { res.err = err }()
+	err = b.send(&res.busy, func(put func(arrow.Record) error) error {
 		for rec := range recs {
 			rec.Retain()
 			if err := take(rec); err != nil {
@@ -313,42 +338,51 @@ func (b *Batch) stream(recs <-chan arrow.Record) (rows, retries int64, err error
 		return nil
 	})
 	if err != nil && !transient(err) {
-		return rows, retries, err
+		return res
 	}
 	// After a transient error (even before the INSERT began), the rest of
 	// the input is only kept, for the retries.
 	for rec := range recs {
-		if err := take(rec); err != nil {
-			return rows, retries, err
+		if terr := take(rec); terr != nil {
+			err = terr
+			return res
 		}
 	}
 	for attempt := 1; err != nil; attempt++ {
 		if attempt >= opts.MaxAttempts || !transient(err) || b.ctx.Err() != nil {
-			return rows, retries, err
+			return res
 		}
 		if !kept.replayable() {
-			return rows, retries, fmt.Errorf("%w (not retried: the INSERT outgrew the %d bytes kept for retries; set a spill directory to retry large INSERTs)", err, opts.RetainBytes)
+			err = fmt.Errorf("%w (not retried: the INSERT outgrew the %d bytes kept for retries; set a spill directory to retry large INSERTs)", err, opts.RetainBytes)
+			return res
 		}
 		wait := backoff(opts.BackoffBase, opts.BackoffMax, attempt)
 		opts.Logger.WarnContext(b.ctx, "insert failed, retrying", "table", b.table.Name,
 			"attempt", attempt, "wait", wait.String(), "err", err)
-		retries++
+		res.retries++
+		started := time.Now()
 		t := time.NewTimer(wait)
 		select {
 		case <-b.ctx.Done():
 			t.Stop()
-			return rows, retries, fmt.Errorf("%w (after: %v)", b.ctx.Err(), err)
+			err = fmt.Errorf("%w (after: %v)", b.ctx.Err(), err)
+			return res
 		case <-t.C:
 		}
-		err = b.send(kept.each)
+		res.busy += time.Since(started)
+		err = b.send(&res.busy, kept.each)
 	}
-	return rows, retries, nil
+	return res
 }
 
 // send runs one INSERT fed by feed, which calls put with each record;
-// blocks of BlockBytes are flushed to the server as they fill.
-func (b *Batch) send(feed func(put func(arrow.Record) error) error) error {
+// blocks of BlockBytes are flushed to the server as they fill. It adds
+// the time it spent, apart from waiting on feed, to busy.
+func (b *Batch) send(busy *time.Duration, feed func(put func(arrow.Record) error) error) error {
+	timed := func(start time.Time) { *busy += time.Since(start) }
+	start := time.Now()
 	batch, err := b.loader.db.conn.PrepareBatch(b.ctx, b.query)
+	timed(start)
 	if err != nil {
 		return err
 	}
@@ -356,6 +390,7 @@ func (b *Batch) send(feed func(put func(arrow.Record) error) error) error {
 	fields := b.table.Schema.Fields()
 	var pending int64
 	err = feed(func(rec arrow.Record) error {
+		defer timed(time.Now())
 		size := recordBytes(rec)
 		if pending > 0 && pending+size > b.loader.opts.BlockBytes {
 			if err := batch.Flush(); err != nil {
@@ -378,6 +413,7 @@ func (b *Batch) send(feed func(put func(arrow.Record) error) error) error {
 	if err != nil {
 		return err
 	}
+	defer timed(time.Now())
 	return batch.Send()
 }
 

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -400,8 +401,14 @@ func TestInsertRetriesAfterConnectionCut(t *testing.T) {
 			db := chtest.NewDB(t)
 			viaProxy, proxy := openCutProxy(t, db, tc.cutAfter)
 			spillDir := t.TempDir()
+			var mu sync.Mutex
+			var seen []clickhouse.Inserted
 			loader := clickhouse.NewLoader(viaProxy, clickhouse.LoaderOptions{BackoffBase: 10 * time.Millisecond, BlockBytes: 64 << 10,
-				RetainBytes: tc.retain, SpillDir: spillDir})
+				RetainBytes: tc.retain, SpillDir: spillDir, Observe: func(in clickhouse.Inserted) {
+					mu.Lock()
+					defer mu.Unlock()
+					seen = append(seen, in)
+				}})
 			b := loader.NewBatch(context.Background(), transform.Transactions)
 			for i := range 4 {
 				rec := transactions(t, memory.DefaultAllocator, i*2500, 2500, 1)
@@ -421,6 +428,12 @@ func TestInsertRetriesAfterConnectionCut(t *testing.T) {
 			}
 			if left, _ := os.ReadDir(spillDir); len(left) > 0 {
 				t.Fatalf("spill files left behind: %v", left)
+			}
+			// The observer (the daemon's insert metrics) heard of the INSERT,
+			// its retry, its rows and bytes, and the time it took.
+			if len(seen) != 1 || seen[0].Table != "transactions" || seen[0].Err != nil || seen[0].Rows != 10000 ||
+				seen[0].Retries != b.Retries() || seen[0].Bytes < 10000 || seen[0].Duration <= 0 {
+				t.Fatalf("observed %+v, want one INSERT of 10000 rows into transactions, %d retries, bytes and a duration", seen, b.Retries())
 			}
 		})
 	}
