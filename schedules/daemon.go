@@ -1,6 +1,7 @@
 package schedules
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -47,6 +48,10 @@ type Daemon struct {
 	// runs a stream whose schedule says catchup at once when a tick fell
 	// between then and now, missed while no daemon ran.
 	LastStarts map[string]time.Time
+	// SplitEvery is how often a replica whose Runner has a Shard records
+	// itself and checks the split with the others' records (Shard.Beat,
+	// Shard.Check): default a minute; a shard silent for three is missing.
+	SplitEvery time.Duration
 
 	cron   *cron.Cron
 	global chan struct{}
@@ -70,7 +75,8 @@ type Daemon struct {
 	// queued are the triggered runs asked for while the stream was busy:
 	// stream → tenants; they start when its run ends.
 	queued   map[string]map[string]bool
-	stopping bool // under mu; wg.Add happens only while it is false
+	stopping bool     // under mu; wg.Add happens only while it is false
+	split    []string // under mu: what is wrong with the replicas' split
 }
 
 // Start schedules every enabled job; runs happen until Stop.
@@ -97,6 +103,9 @@ func (d *Daemon) Start() {
 		d.schedule(j)
 	}
 	d.cron.Start()
+	if !d.Runner.Shard.All() && d.Runner.State != nil {
+		go d.watchSplit()
+	}
 	now := time.Now()
 	for _, j := range d.Jobs {
 		last, ok := d.LastStarts[j.Stream.Name]
@@ -118,6 +127,59 @@ func (d *Daemon) Start() {
 			d.tick(j.Stream.Name, func(t string) bool { return catchup[t] }, true)
 		}
 	}
+}
+
+// watchSplit records this replica's shard and checks the replicas' split
+// now and every SplitEvery, until Stop; what is wrong is logged when it
+// changes and kept for SplitProblems.
+func (d *Daemon) watchSplit() {
+	every := cmp.Or(d.SplitEvery, time.Minute)
+	started := time.Now()
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		ctx, cancel := context.WithTimeout(d.runCtx, every)
+		sh, state := d.Runner.Shard, d.Runner.State
+		err := sh.Beat(ctx, state, time.Now())
+		var problems []string
+		if err == nil {
+			problems, err = sh.Check(ctx, state, started, time.Now(), 3*every)
+		}
+		cancel()
+		if err != nil {
+			d.Log.Warn("the replicas' split of the work is not checked", "err", err)
+		} else {
+			d.setSplit(problems)
+		}
+		select {
+		case <-d.stop:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func (d *Daemon) setSplit(problems []string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if slices.Equal(d.split, problems) {
+		return
+	}
+	for _, p := range problems {
+		d.Log.Error("the replicas do not split the work right", "shard", d.Runner.Shard.String(), "problem", p)
+	}
+	if len(problems) == 0 {
+		d.Log.Info("the replicas split the work right again", "shard", d.Runner.Shard.String())
+	}
+	d.split = problems
+}
+
+// SplitProblems are what is wrong with the replicas' split of the work
+// (FINSYNC_SHARD), as last checked; none when the work is not split.
+func (d *Daemon) SplitProblems() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.split
 }
 
 // Changes are what a Reload changed: the streams added, removed, and

@@ -1,11 +1,15 @@
 package schedules
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/finsync/finsync/load/clickhouse"
 )
 
 // Shard is this process's part of the work when n daemon replicas (or
@@ -61,3 +65,50 @@ func (s Shard) OwnsSubject(provider, tenant, id string) bool { return s.Owns(pro
 // OwnsTenant reports whether the tenant-level work of stream for tenant is
 // this shard's.
 func (s Shard) OwnsTenant(stream, tenant string) bool { return s.Owns("stream", stream, tenant) }
+
+// ReplicasStream is the etl_state stream under which each sharded daemon
+// records that it is alive (Shard.Beat), so that the replicas can check
+// that together they cover every shard (Shard.Check).
+const ReplicasStream = "finsync.replicas"
+
+// Beat records in etl_state that a daemon runs shard s now, and with which
+// count.
+func (s Shard) Beat(ctx context.Context, state *clickhouse.State, now time.Time) error {
+	return state.SetCheckpoint(ctx, ReplicasStream, "", "shard:"+strconv.Itoa(s.Index),
+		strconv.Itoa(s.Count)+" "+strconv.FormatInt(now.UnixMilli(), 10))
+}
+
+// Check reads the other replicas' beats and says what is wrong with the
+// split: a shard of s.Count no daemon ran within stale (its subjects are
+// not synced: fewer replicas than the count), a replica counting
+// differently, or a live shard s.Count (more replicas than the count). A
+// shard is missing only once this daemon has run for stale since started:
+// replicas starting together have not all beaten yet.
+// FINSYNC_SHARD's count is written by hand beside the replica count (a
+// Kubernetes pod learns its index, not how many pods there are): this is
+// the check that the two agree.
+func (s Shard) Check(ctx context.Context, state *clickhouse.State, started, now time.Time, stale time.Duration) ([]string, error) {
+	var problems []string
+	for k := 0; k <= s.Count; k++ {
+		if k == s.Index {
+			continue
+		}
+		v, err := state.Checkpoint(ctx, ReplicasStream, "", "shard:"+strconv.Itoa(k))
+		if err != nil {
+			return nil, err
+		}
+		n, at := 0, int64(0)
+		fmt.Sscanf(v, "%d %d", &n, &at)
+		alive := v != "" && now.Sub(time.UnixMilli(at)) <= stale
+		switch {
+		case k == s.Count && alive:
+			problems = append(problems, fmt.Sprintf("a daemon runs shard %d/%d while this one counts %d shards: there are more replicas than FINSYNC_SHARD's count", k, n, s.Count))
+		case k == s.Count, !alive && now.Sub(started) <= stale:
+		case !alive:
+			problems = append(problems, fmt.Sprintf("no daemon has run shard %d/%d for %s: its subjects and streams are not synced; FINSYNC_SHARD's count must be the number of replicas", k, s.Count, stale))
+		case n != s.Count:
+			problems = append(problems, fmt.Sprintf("shard %d runs with FINSYNC_SHARD %d/%d, this one with %s: every replica must have the same count", k, k, n, s))
+		}
+	}
+	return problems, nil
+}

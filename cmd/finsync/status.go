@@ -192,7 +192,7 @@ func statusPage(c Config, d *schedules.Daemon, state *clickhouse.State) http.Han
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}
 		if err := statusTemplate.Execute(w, map[string]any{"Rows": rows, "Now": now.UTC().Format(time.RFC1123),
-			"Database": c.ClickHouse.Database, "Schedules": c.sched.File, "Outage": outage, "Summary": summary,
+			"Database": c.ClickHouse.Database, "Schedules": c.sched.File, "Outage": outage, "Split": d.SplitProblems(), "Summary": summary,
 			"RunNow": c.RunToken != "", "Notice": notice}); err != nil {
 			fmt.Fprintf(w, "<p>rendering failed: %s</p>", template.HTMLEscapeString(err.Error()))
 		}
@@ -307,6 +307,7 @@ button.run:hover{background:#eaeef2}code{font-size:12px}[title]{cursor:help}butt
 </style></head><body>
 <h1>finsync</h1>
 {{with .Outage}}<p id="outage" class="banner">{{.}}</p>{{end}}
+{{range .Split}}<p class="banner split">replicas: {{.}}</p>{{end}}
 {{with .Notice}}<p id="notice" class="notice">{{.}}</p>{{end}}
 <p id="summary" class="summary">{{with index .Summary "failing"}}<span class="failing">{{.}} failing</span> · {{end}}{{with index .Summary "stale"}}<span class="stale">{{.}} stale</span> · {{end}}{{with index .Summary "notes"}}<span class="notes">{{.}} with notes</span> · {{end}}{{with index .Summary "unknown"}}<span class="unknown">{{.}} unknown</span> · {{end}}<span class="ok">{{index .Summary "ok"}} ok</span></p>
 <p class="muted">database {{.Database}} · schedules {{.Schedules}} · {{.Now}} · times in UTC · refreshes every 30 s · <a href="/metrics">metrics</a></p>

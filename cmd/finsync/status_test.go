@@ -314,3 +314,64 @@ func TestCursorText(t *testing.T) {
 		}
 	}
 }
+
+// Sharded replicas check their split: one counting differently is logged
+// and shown on the status page until it is fixed.
+func TestStatusPageShowsAWrongSplit(t *testing.T) {
+	ctx := context.Background()
+	db := chtest.NewDB(t)
+	state := clickhouse.NewState(db, clickhouse.NewLoader(db, clickhouse.LoaderOptions{}))
+	other := schedules.Shard{Index: 1, Count: 3} // scaled up, and only this one told
+	if err := other.Beat(ctx, state, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	var logs schedulestest.SyncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	d := &schedules.Daemon{Runner: &schedules.Runner{State: state, Shard: schedules.Shard{Index: 0, Count: 2}, Log: log},
+		Log: log, SplitEvery: 100 * time.Millisecond}
+	d.Start()
+	defer d.Stop(time.Second)
+	c, err := LoadConfig(ctx, lookupFrom(map[string]string{"FINSYNC_SHARD": "0/2"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(statusPage(c, d, state))
+	defer srv.Close()
+	page := func() string {
+		resp, err := http.Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	const wrong = "shard 1 runs with FINSYNC_SHARD 1/3, this one with 0/2"
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(page(), wrong); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the status page does not show the wrong split:\n%s\nlogs:\n%s", page(), logs.String())
+		}
+	}
+	// Fixed: the other replica counts 2 and keeps beating.
+	fixed := schedules.Shard{Index: 1, Count: 2}
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			fixed.Beat(ctx, state, time.Now())
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
+	for deadline := time.Now().Add(10 * time.Second); strings.Contains(page(), "replicas:"); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the status page still shows a wrong split:\n%s", page())
+		}
+	}
+	if n := strings.Count(logs.String(), "level=ERROR"); n != 1 || !strings.Contains(logs.String(), "the replicas split the work right again") {
+		t.Errorf("%d ERROR lines, want the wrong split's once, then that it is right again:\n%s", n, logs.String())
+	}
+}
