@@ -333,3 +333,22 @@ func sandboxed(t *testing.T, o sandboxOptions, extra map[string]string) (*sandbo
 	maps.Copy(env, extra)
 	return sb, opts, env
 }
+
+// once runs a stream as the daemon would for each tenant: a tenant's own
+// params (per_tenant) reach the job finAPI is asked for.
+func TestOnceUsesTheTenantsOwnParams(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "schedules.yaml")
+	if err := os.WriteFile(file, []byte("streams:\n  finapi.segments.high_balance:\n    params: {threshold: 4321}\n"+
+		"    per_tenant:\n      mandator-b: {params: {threshold: 123}}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, opts, env := sandboxed(t, sandboxOptions{users: 2, months: 2, seed: 5}, map[string]string{"FINSYNC_SCHEDULES": file})
+	if code, stdout, stderr := run(t, env, "once", "-stream", "finapi.segments.high_balance"); code != 0 {
+		t.Fatalf("once: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	jobs := queryStringsOf(t, opts, `SELECT tenant, value FROM etl_state FINAL
+		WHERE stream = 'finapi.segments.high_balance' AND startsWith(key, 'job:') ORDER BY tenant`)
+	if len(jobs) != 2 || !strings.Contains(jobs[0][1], `"threshold":4321`) || !strings.Contains(jobs[1][1], `"threshold":123`) {
+		t.Errorf("the jobs' params: %v", jobs)
+	}
+}

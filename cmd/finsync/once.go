@@ -80,11 +80,20 @@ func syncStreams(ctx context.Context, c Config, db *clickhouse.DB, log *slog.Log
 	var firstErr error
 	for _, s := range streams {
 		abandonStale(ctx, c, runner, s.Name)
+		sched, scheduled := c.schedule(s.Name)
 		for _, t := range p.Tenants {
 			if only != "" && t != only {
 				continue
 			}
-			run, err := runner.Run(ctx, s, t)
+			// As the daemon would run it for t: its lookback and params
+			// (per_tenant included), whatever its cron says.
+			var run clickhouse.Run
+			var err error
+			if scheduled {
+				run, err = runner.RunScheduled(ctx, s, t, sched.For(t), false)
+			} else {
+				run, err = runner.Run(ctx, s, t)
+			}
 			runs = append(runs, run)
 			if err != nil && firstErr == nil {
 				firstErr = err
