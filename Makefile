@@ -5,6 +5,16 @@ CH       := deploy/clickhouse/local.sh
 # Packages whose concurrency matters get the race detector in `make test`.
 RACE_PKGS := ./extract/... ./load/... ./transform/... ./schedules/...
 
+# Beside another ClickHouse or finsync on these ports, give the private
+# server its own: FINSYNC_CH_TCP_PORT=19100 FINSYNC_CH_HTTP_PORT=18200 make demo
+# (finsync and the tests then talk to it).
+ifdef FINSYNC_CH_TCP_PORT
+export FINSYNC_CLICKHOUSE_ADDR ?= 127.0.0.1:$(FINSYNC_CH_TCP_PORT)
+endif
+ifdef FINSYNC_CH_HTTP_PORT
+export FINSYNC_CLICKHOUSE_HTTP_ADDR ?= 127.0.0.1:$(FINSYNC_CH_HTTP_PORT)
+endif
+
 .PHONY: all build clickhouse clickhouse-stop chdb demo test test-long test-cluster fuzz vet bench clean
 
 all: build

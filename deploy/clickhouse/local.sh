@@ -6,13 +6,16 @@
 #   deploy/clickhouse/local.sh stop     stop it (waits for the process to exit)
 #   deploy/clickhouse/local.sh status   exit 0 and print the version when it answers, exit 1 otherwise
 #
-# FINSYNC_CH_HOME overrides the data folder; FINSYNC_CH_TCP_PORT / FINSYNC_CH_HTTP_PORT the ports.
+# FINSYNC_CH_TCP_PORT / FINSYNC_CH_HTTP_PORT set the ports (a server on other
+# ports has its own data, .finsync/clickhouse-<tcp port>/); FINSYNC_CH_HOME the data folder.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
-home=${FINSYNC_CH_HOME:-$repo/.finsync/clickhouse}
 tcp_port=${FINSYNC_CH_TCP_PORT:-19000}
 http_port=${FINSYNC_CH_HTTP_PORT:-18123}
+default_home=$repo/.finsync/clickhouse
+[ "$tcp_port" = 19000 ] || default_home=$default_home-$tcp_port
+home=${FINSYNC_CH_HOME:-$default_home}
 pidfile=$home/clickhouse-server.pid
 
 log() { printf 'clickhouse: %s\n' "$*" >&2; }
