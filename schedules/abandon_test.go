@@ -75,8 +75,16 @@ func TestRunsLeftRunningPastTheTimeoutAreAbandoned(t *testing.T) {
 			t.Errorf("the run's real end did not replace the mark: %+v", r)
 		}
 	}
+	// The tick's own run of "dies" has the same 300 ms timeout: on a busy
+	// machine it may fail; the dead run's real end counts as a success.
+	wantSuccess := uint64(1)
+	for _, r := range runs["dies"] {
+		if r.ID != "dead-run" && r.Status == clickhouse.RunSuccess {
+			wantSuccess++
+		}
+	}
 	counts, err := state.RunCounts(ctx, time.Now().Add(-2*time.Hour))
-	if err != nil || counts["dies"][clickhouse.RunSuccess] != 2 || counts["slow"][clickhouse.RunRunning] != 1 {
+	if err != nil || counts["dies"][clickhouse.RunSuccess] != wantSuccess || counts["slow"][clickhouse.RunRunning] != 1 {
 		t.Errorf("run counts: %v %v", counts, err)
 	}
 }
