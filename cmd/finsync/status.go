@@ -185,7 +185,7 @@ func statusPage(c Config, d *schedules.Daemon, state *clickhouse.State) http.Han
 			if t := r.URL.Query().Get("tenant"); t != "" {
 				who = "tenant " + t
 			}
-			notice = fmt.Sprintf("Run now: %s for %s started (or queued behind its running run); its lines update when it ends.", stream, who)
+			notice = fmt.Sprintf("Run now: %s for %s started; its lines update when it ends.", stream, who)
 		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		if outage != "" {
