@@ -48,8 +48,9 @@ type Subject struct {
 	// CorrelationID is the provider's job handle that made the subject
 	// known (finoOS correlation id, FinGoal batch_request_id), if any.
 	CorrelationID string
-	// Status is the registry's status of the subject ("" = active,
-	// "skipped", SubjectRevoked) and StatusDetail says why. A stream never
+	// Status is the registry's status of the subject ("" or SubjectActive,
+	// "skipped", SubjectQuarantined, SubjectRevoked) and StatusDetail says
+	// why. A stream never
 	// extracts a revoked subject.
 	Status       string
 	StatusDetail string
@@ -66,6 +67,18 @@ type Subject struct {
 // (config, webhook) keeps the status; only an entry that sets another
 // status explicitly (an operator's INSERT) reactivates it.
 const SubjectRevoked = "revoked"
+
+// SubjectQuarantined is the status of a subject the provider answered for
+// as if it did not know it (Registry.Gone): nothing is deleted yet, the
+// subject is still read, and its rows go only if a run at least the
+// runner's grace later gets the same answer. SubjectActive is the status
+// that lifts a quarantine or a revocation explicitly (an answer with the
+// subject's data, `finsync reactivate`); "" is active too, but keeps a
+// revoked or quarantined entry as it is.
+const (
+	SubjectQuarantined = "quarantined"
+	SubjectActive      = "active"
+)
 
 // Request is what one run of a stream asks an extractor for. Its last
 // fields are the optional parts of the contract (see Stream): the runner
@@ -125,6 +138,14 @@ type Registry interface {
 	// runner deletes every row of that subject from the warehouse, records
 	// that it did, and marks it SubjectRevoked so no run extracts it again.
 	Forget(ctx context.Context, s Subject, reason string) error
+	// Gone says the provider answered as if it did not know the subject
+	// (a 404), which one glitch can also say (a load balancer, a
+	// maintenance page, a wrong path). The runner quarantines the subject
+	// and deletes nothing; only the same answer on a run at least its
+	// grace period later deletes its rows, as Forget does. A run in which
+	// every subject (two or more) is gone fails instead: that is a wrong
+	// base URL or path, not mass deletion.
+	Gone(ctx context.Context, s Subject, reason string) error
 }
 
 // JobLog keeps the states of an async stream's jobs (etl_state).

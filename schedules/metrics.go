@@ -33,6 +33,7 @@ type Metrics struct {
 	insertRetry  *prometheus.CounterVec
 	webhookCalls *prometheus.CounterVec
 	stalled      *prometheus.GaugeVec
+	quarantined  *prometheus.GaugeVec
 	inconsistent *prometheus.CounterVec
 	buildInfo    *prometheus.GaugeVec
 }
@@ -78,13 +79,16 @@ func NewMetrics() *Metrics {
 	m.stalled = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "finsync_stalled_records",
 		Help: "Records the last run of a stream left waiting on an outcome no run can learn (FinGoal transactions " +
 			"pending: the answer to their submission was lost), by stream and tenant; see etl_runs.error."}, []string{"stream", "tenant"})
+	m.quarantined = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "finsync_subjects_quarantined",
+		Help: "Subjects in quarantine after the last run of a per-subject stream: the provider answered for them as if it did not know " +
+			"them; their rows are deleted only if it still does after the grace period (subjects.status_detail), by stream and tenant."}, []string{"stream", "tenant"})
 	m.inconsistent = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "finsync_inconsistent_results_total",
 		Help: "Runs that ended on a provider answer contradicting itself or what finsync recorded (finAPI: result_date, " +
 			"total_elements), by stream, tenant and check; see etl_runs.error."}, []string{"stream", "tenant", "check"})
 	m.buildInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "finsync_build_info",
 		Help: "1, labelled with finsync's version and the Go version it was built with."}, []string{"version", "goversion"})
 	m.reg.MustRegister(m.runs, m.rows, m.rejects, m.retries, m.skipped, m.running, m.lastSuccess, m.nextRun,
-		m.runDuration, m.requests, m.rateWait, m.insertTime, m.insertBytes, m.insertRetry, m.webhookCalls, m.stalled, m.inconsistent, m.buildInfo,
+		m.runDuration, m.requests, m.rateWait, m.insertTime, m.insertBytes, m.insertRetry, m.webhookCalls, m.stalled, m.quarantined, m.inconsistent, m.buildInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -127,6 +131,9 @@ func (m *Metrics) observeRun(r clickhouse.Run) {
 	m.runDuration.WithLabelValues(r.Stream, r.Tenant).Observe(r.FinishedAt.Sub(r.StartedAt).Seconds())
 	if r.Status == clickhouse.RunSuccess {
 		m.lastSuccess.WithLabelValues(r.Stream, r.Tenant).Set(float64(r.FinishedAt.Unix()))
+	}
+	if r.Quarantined >= 0 && r.Status != clickhouse.RunAbandoned {
+		m.quarantined.WithLabelValues(r.Stream, r.Tenant).Set(float64(r.Quarantined))
 	}
 	if r.Stalled >= 0 {
 		m.stalled.WithLabelValues(r.Stream, r.Tenant).Set(float64(r.Stalled))

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/memory"
@@ -108,10 +110,18 @@ func (s *sink) release() { s.rejected.Release() }
 type subjectLog struct {
 	stream string
 	known  map[string]extract.Subject // the registry's entries, by id
+	asked  int                        // subjects the run hands the stream
+	grace  time.Duration              // Runner.QuarantineGrace
+	now    func() time.Time
 
 	mu        sync.Mutex
 	skipped   []extract.Subject // registry entries with their new status
 	forgotten []extract.Subject // subjects whose rows are to be deleted, status revoked
+	// Gone: the subjects quarantined by this run, those whose quarantine
+	// it confirmed (to be forgotten, unless every subject is gone), and
+	// the ids of all of them.
+	quarantined, confirmed []extract.Subject
+	gone                   map[string]bool
 }
 
 // entry is s's registry entry with its new status, and why.
@@ -142,6 +152,94 @@ func (l *subjectLog) Forget(_ context.Context, s extract.Subject, reason string)
 	defer l.mu.Unlock()
 	l.forgotten = append(l.forgotten, row)
 	return nil
+}
+
+// Gone quarantines a subject the provider did not know this time, or
+// confirms the quarantine of one it did not know a grace period ago too.
+func (l *subjectLog) Gone(_ context.Context, s extract.Subject, reason string) error {
+	now := l.now().UTC()
+	old := l.known[s.ID]
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.gone == nil {
+		l.gone = map[string]bool{}
+	}
+	l.gone[s.ID] = true
+	if old.Status == extract.SubjectQuarantined {
+		if since, ok := quarantinedSince(old.StatusDetail); ok {
+			if now.Sub(since) >= l.grace {
+				l.confirmed = append(l.confirmed, l.entry(s, extract.SubjectRevoked,
+					fmt.Sprintf("%s; the same answer since %s, past the quarantine of %s", reason, since.Format(time.RFC3339), l.grace)))
+			}
+			return nil // still within its grace: as it was
+		}
+	}
+	row := l.entry(s, extract.SubjectQuarantined, reason)
+	row.StatusDetail = quarantinePrefix + now.Format(time.RFC3339) + ": " + row.StatusDetail
+	l.quarantined = append(l.quarantined, row)
+	return nil
+}
+
+const quarantinePrefix = "since "
+
+// quarantinedSince reads when a quarantine began from its status detail.
+func quarantinedSince(detail string) (time.Time, bool) {
+	ts, _, ok := strings.Cut(strings.TrimPrefix(detail, quarantinePrefix), ": ")
+	if !ok || !strings.HasPrefix(detail, quarantinePrefix) {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(time.RFC3339, ts)
+	return t, err == nil
+}
+
+// settleGone decides what the Gone subjects come to, once the stream ended
+// without error: when every subject of the run (two or more) was gone it
+// is the configuration, not the provider's deletions: nothing is
+// quarantined or deleted and the run fails; otherwise the confirmed ones
+// are forgotten, and the quarantined subjects that answered again are
+// lifted. It returns the quarantines lifted, and the run's error.
+func (l *subjectLog) settleGone() ([]extract.Subject, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.gone) >= 2 && len(l.gone) == l.asked {
+		n := len(l.gone)
+		l.quarantined, l.confirmed, l.gone = nil, nil, nil
+		return nil, &extract.Permanent{Err: fmt.Errorf("every one of the run's %d subjects answered as unknown (404): a wrong base URL or "+
+			"endpoint path, not %d deletions; nothing was quarantined or deleted", n, n)}
+	}
+	l.forgotten = append(l.forgotten, l.confirmed...)
+	var lifted []extract.Subject
+	for id, old := range l.known {
+		if old.Status == extract.SubjectQuarantined && !l.gone[id] {
+			old.Status, old.StatusDetail = extract.SubjectActive, l.stream+": answered again at "+l.now().UTC().Format(time.RFC3339)+"; quarantine lifted"
+			lifted = append(lifted, old)
+		}
+	}
+	return lifted, nil
+}
+
+// stillQuarantined counts the run's subjects in quarantine once it ended
+// and settleGone ran: those it found so and that were gone again but not
+// confirmed, and those it quarantined.
+func (l *subjectLog) stillQuarantined() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	confirmed := map[string]bool{}
+	for _, c := range l.confirmed {
+		confirmed[c.ID] = true
+	}
+	var n int64
+	for id, old := range l.known {
+		if old.Status == extract.SubjectQuarantined && l.gone[id] && !confirmed[id] {
+			n++
+		}
+	}
+	for _, q := range l.quarantined {
+		if l.known[q.ID].Status != extract.SubjectQuarantined {
+			n++
+		}
+	}
+	return n
 }
 
 // jobLog is the runner's extract.JobLog, for an async stream.

@@ -5,6 +5,7 @@
 package schedules
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -12,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -30,6 +32,10 @@ type Runner struct {
 	// Shard is this process's part of the work (FINSYNC_SHARD); the zero
 	// Shard does all of it.
 	Shard Shard
+	// QuarantineGrace is how long a subject the provider did not know
+	// (extract.Registry.Gone) stays quarantined before the same answer
+	// deletes its rows; 0 means 24 hours.
+	QuarantineGrace time.Duration
 	// Progress, if set, is told the records a stream hands over as it
 	// hands them, before they are loaded: a backfill's bar moves within a
 	// window. Runs call it from their own goroutines.
@@ -174,7 +180,12 @@ func (r *Runner) begin(ctx context.Context, s extract.Stream, tenant string, o r
 	run.lineage = transform.Lineage{Provider: s.Provider, Tenant: tenant, RunID: run.row.ID, ExtractedAt: start, Version: r.State.Version()}
 	run.out = newSink(ctx, r.Loader, s.Name, run.lineage)
 	run.out.progress = r.Progress
-	run.reg = &subjectLog{stream: s.Name, known: known}
+	run.reg = &subjectLog{stream: s.Name, known: known, grace: cmp.Or(r.QuarantineGrace, 24*time.Hour), now: run.now}
+	for _, sub := range run.subjects {
+		if sub.Status != extract.SubjectRevoked { // a stream never asks for those
+			run.reg.asked++
+		}
+	}
 	run.jobs = &jobLog{state: r.State, stream: s.Name, tenant: tenant}
 	if s.Reads != nil {
 		run.ledger = newLedger(r.Loader, r.State, s, tenant)
@@ -224,6 +235,16 @@ func (run *runBook) finish(ctx context.Context, cursor, next string, err error) 
 	// Load what was extracted, even when extraction stopped early: it is
 	// valid, and loading it twice later is harmless.
 	sendErr := run.out.send()
+	// What the subjects the provider did not know come to; nothing when
+	// the stream stopped early (it may not have asked every subject).
+	var lifted []extract.Subject
+	row.Quarantined = -1
+	if err == nil && s.SubjectKind != "" {
+		lifted, err = run.reg.settleGone()
+		if err == nil {
+			row.Quarantined = run.reg.stillQuarantined()
+		}
+	}
 	// The provider deleted these subjects' data: so does the warehouse, even
 	// when extraction stopped early, and whatever the run's context says.
 	if ferr := run.forget(context.WithoutCancel(ctx)); ferr != nil {
@@ -267,6 +288,13 @@ func (run *runBook) finish(ctx context.Context, cursor, next string, err error) 
 			notes = append(notes, fmt.Sprintf("skipped %d subject(s), see subjects.status_detail; first: %s %s",
 				len(skipped), skipped[0].ID, skipped[0].StatusDetail))
 		}
+		if q := run.reg.quarantined; len(q) > 0 {
+			notes = append(notes, fmt.Sprintf("quarantined %d subject(s) the provider answered for as unknown: their rows stay, and go only if "+
+				"it still does not know them %s from now (finsync reactivate lifts it); first: %s %s", len(q), run.reg.grace, q[0].ID, q[0].StatusDetail))
+		}
+		if len(lifted) > 0 {
+			notes = append(notes, fmt.Sprintf("lifted the quarantine of %d subject(s) that answered again", len(lifted)))
+		}
 		row.Error = strings.Join(notes, "; ")
 		if next != cursor && !run.backfill {
 			if cerr := run.setCursor(ctx, next); cerr != nil {
@@ -283,10 +311,13 @@ func (run *runBook) finish(ctx context.Context, cursor, next string, err error) 
 	if stalled > 0 {
 		row.Error = strings.TrimPrefix(row.Error+"; "+stalledWhy, "; ")
 	}
-	if len(skipped) > 0 {
-		if serr := run.r.State.AddSubjects(context.WithoutCancel(ctx), skipped); serr != nil {
-			log.WarnContext(ctx, "recording skipped subjects", "err", serr)
+	if rows := slices.Concat(skipped, run.reg.quarantined, lifted); len(rows) > 0 {
+		if serr := run.r.State.AddSubjects(context.WithoutCancel(ctx), rows); serr != nil {
+			log.WarnContext(ctx, "recording skipped and quarantined subjects", "err", serr)
 		}
+	}
+	for _, q := range run.reg.quarantined {
+		log.WarnContext(ctx, "subject quarantined: the provider answered as if it did not know it", "subject", q.ID, "detail", q.StatusDetail)
 	}
 	row.FinishedAt = run.now().UTC()
 	run.stopBeat() // before the final row, which must be the newest

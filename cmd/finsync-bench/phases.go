@@ -309,6 +309,7 @@ func (o *countingOutput) Records(t transform.Table, rec arrow.Record) error {
 func (o *countingOutput) Reject(extract.Reject) error                           { o.rejects++; return nil }
 func (o *countingOutput) Skip(context.Context, extract.Subject, string) error   { return nil }
 func (o *countingOutput) Forget(context.Context, extract.Subject, string) error { return nil }
+func (o *countingOutput) Gone(context.Context, extract.Subject, string) error   { return nil }
 
 // page is one categorization page as the sandbox served it.
 type page struct {

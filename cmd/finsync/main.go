@@ -56,6 +56,7 @@ func commands() []command {
 		{"report", "write an HTML report of the warehouse (charts and tables, one self-contained file)", runReport},
 		{"guide", "answer the analysts' usual questions with the query guide (sql/guide) on the warehouse", runGuide},
 		{"fresh", "exit 0 when the named streams succeeded within a bound, 1 when not (for reporting jobs; -wait polls)", runFresh},
+		{"reactivate", "lift a subject's quarantine or revocation (finsync quarantines a subject its provider answered 404 for)", runReactivate},
 		{"healthcheck", "exit 0 when the daemon at FINSYNC_HTTP_ADDR answers /healthz (the image's HEALTHCHECK)", runHealthcheck},
 		{"version", "print the version", runVersion},
 	}

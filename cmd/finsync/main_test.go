@@ -352,3 +352,34 @@ func TestOnceUsesTheTenantsOwnParams(t *testing.T) {
 		t.Errorf("the jobs' params: %v", jobs)
 	}
 }
+
+// A process Fimento answered 404 for is quarantined, not deleted;
+// finsync reactivate lifts it, and says what it was.
+func TestReactivateLiftsAQuarantine(t *testing.T) {
+	sb, opts, env := sandboxed(t, sandboxOptions{users: 2, months: 1, seed: 6}, nil)
+	if code, stdout, stderr := run(t, env, "once", "-stream", "fimento.transactions"); code != 0 {
+		t.Fatalf("once: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	bank := env["FINSYNC_FIMENTO_PARTNER_BANKS"]
+	bank, _, _ = strings.Cut(bank, ",")
+	victim := sb.fimento().Processes(bank)[0]
+	sb.fimento().Hide(bank, victim, true)
+	code, stdout, stderr := run(t, env, "once", "-stream", "fimento.transactions", "-tenant", bank)
+	status := func() string {
+		rows := queryStringsOf(t, opts, "SELECT status FROM subjects FINAL WHERE provider = 'fimento' AND subject_id = '"+victim+"'")
+		if len(rows) != 1 {
+			return fmt.Sprint(rows)
+		}
+		return rows[0][0]
+	}
+	if code != 0 || status() != "quarantined" || !strings.Contains(stdout, "quarantined 1 subject(s)") {
+		t.Fatalf("once with one process hidden: exit %d, status %s\n%s\n%s", code, status(), stdout, stderr)
+	}
+	code, stdout, stderr = run(t, env, "reactivate", "-provider", "fimento", "-tenant", bank, "-subject", victim)
+	if code != 0 || status() != "active" || !strings.Contains(stdout, "reactivated (was quarantined: since ") {
+		t.Fatalf("reactivate: exit %d, status %s\n%s\n%s", code, status(), stdout, stderr)
+	}
+	if code, _, stderr := run(t, env, "reactivate", "-provider", "fimento", "-tenant", bank, "-subject", "nope"); code != 1 || !strings.Contains(stderr, `no fimento subject "nope"`) {
+		t.Errorf("reactivate of an unknown subject: exit %d\n%s", code, stderr)
+	}
+}

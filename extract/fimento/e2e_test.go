@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"sort"
@@ -35,6 +36,7 @@ type fimentoWorld struct {
 	streams []extract.Stream
 	api     *fimento.API
 	logs    *schedulestest.SyncBuffer
+	base    string // the sandbox's URL
 }
 
 func newFimentoWorld(t *testing.T, faults sandboxkit.Knobs) *fimentoWorld {
@@ -52,7 +54,7 @@ func newFimentoWorldWith(t *testing.T, opts fimentosb.Options) *fimentoWorld {
 	t.Cleanup(func() { srv.Close(); sb.Close() })
 	logs := &schedulestest.SyncBuffer{}
 	log := slog.New(schedules.RunHandler(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
-	w := &fimentoWorld{World: schedulestest.NewLoggedWorld(t, time.Time{}, log), sandbox: sb, logs: logs}
+	w := &fimentoWorld{World: schedulestest.NewLoggedWorld(t, time.Time{}, log), sandbox: sb, logs: logs, base: srv.URL}
 	var subs []extract.Subject
 	for _, bank := range fimentoBanks {
 		for _, p := range sb.Processes(bank) {
@@ -448,15 +450,104 @@ func TestFimentoRevocationDeletesTheSubject(t *testing.T) {
 	}
 	t.Logf("deletion run took %v; later runs made %d requests", took, w.api.Stats().Requests-requests)
 
-	// A process deleted at Fimento (404) goes the same way.
+	// A process Fimento no longer knows (404) goes the same way, but only
+	// once a later run, past the quarantine's grace, gets the same answer:
+	// one 404 may be a glitch.
+	otherBefore = count(other)
 	if err := w.api.DeleteProcess(context.Background(), bank, other); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.Runner.Run(context.Background(), w.streams[0], bank); err != nil {
-		t.Fatal(err)
+	status := func() (string, string) {
+		subs, _ := w.State.Subjects(context.Background(), "fimento", bank, "process")
+		for _, s := range subs {
+			if s.ID == other {
+				return s.Status, s.StatusDetail
+			}
+		}
+		return "", ""
 	}
-	if got := count(other); got != "0/0/0/0" {
-		t.Fatalf("deleted process's rows: %s", got)
+	now := time.Now().UTC()
+	for _, step := range []struct {
+		at     time.Time
+		status string
+		rows   string
+	}{
+		{now, extract.SubjectQuarantined, otherBefore},
+		{now.Add(23 * time.Hour), extract.SubjectQuarantined, otherBefore},
+		{now.Add(25 * time.Hour), extract.SubjectRevoked, "0/0/0/0"},
+	} {
+		w.SetNow(step.at)
+		run, err := w.Runner.Run(context.Background(), w.streams[0], bank)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st, detail := status(); st != step.status || count(other) != step.rows {
+			t.Fatalf("%s after the 404: registry %q %q, rows %s (before %s); run: %s", step.at.Sub(now), st, detail, count(other), otherBefore, run.Error)
+		}
+	}
+	w.SetNow(time.Time{})
+}
+
+// One 404 deletes nothing: the subject is quarantined, an answer lifts the
+// quarantine, finsync reactivate-style entries too; and a path that
+// answers 404 for every process is a configuration error, not mass
+// deletion.
+func TestFimentoOneNotFoundDeletesNothing(t *testing.T) {
+	w := newFimentoWorld(t, sandboxkit.Knobs{})
+	w.runAll(t)
+	bank := fimentoBanks[0]
+	procs := w.completedProcesses(t)[bank]
+	rows := func() string {
+		return w.Query(t, "SELECT toString(count()) FROM transactions FINAL WHERE provider = 'fimento'")[0]
+	}
+	before := rows()
+	statuses := func() map[string]string {
+		subs, _ := w.State.Subjects(context.Background(), "fimento", bank, "process")
+		m := map[string]string{}
+		for _, s := range subs {
+			m[s.ID] = s.Status
+		}
+		return m
+	}
+	statusesBefore := statuses()
+	// Every process answers 404 (a wrong path, a maintenance page): the
+	// run fails and nothing is quarantined or deleted.
+	paths := fimento.DefaultPaths()
+	paths.Process = "/no-such-path/{processId}"
+	broken := fimento.NewAPI(fimento.Config{BaseURL: w.base, Name: "sandbox-user", Password: "sandbox-password",
+		HashKey: []byte("test-hash-key"), RateLimit: 1000, Paths: paths})
+	run, err := w.Runner.Run(context.Background(), fimento.Streams(broken)[0], bank)
+	if err == nil || run.Status != "failed" || !strings.Contains(run.Error, "deletions; nothing was quarantined or deleted") {
+		t.Fatalf("a path answering 404 for all: %s %q %v", run.Status, run.Error, err)
+	}
+	if got := statuses(); !maps.Equal(got, statusesBefore) {
+		t.Errorf("the registry after a configuration error: %v, before %v", got, statusesBefore)
+	}
+	if rows() != before {
+		t.Errorf("rows %s, before %s", rows(), before)
+	}
+
+	// One process answers 404: quarantined, its rows stay; once it answers
+	// again the quarantine is lifted.
+	victim := procs[0]
+	status := func() (string, string) {
+		subs, _ := w.State.Subjects(context.Background(), "fimento", bank, "process")
+		for _, s := range subs {
+			if s.ID == victim {
+				return s.Status, s.StatusDetail
+			}
+		}
+		return "", ""
+	}
+	w.sandbox.Hide(bank, victim, true)
+	run, err = w.Runner.Run(context.Background(), w.streams[0], bank)
+	if st, detail := status(); err != nil || st != extract.SubjectQuarantined || !strings.Contains(run.Error, "quarantined 1 subject(s)") || rows() != before {
+		t.Fatalf("one 404: registry %q %q, rows %s (before %s); run %q %v", st, detail, rows(), before, run.Error, err)
+	}
+	w.sandbox.Hide(bank, victim, false)
+	run, err = w.Runner.Run(context.Background(), w.streams[0], bank)
+	if st, detail := status(); err != nil || st != extract.SubjectActive || !strings.Contains(run.Error, "lifted the quarantine of 1 subject(s)") {
+		t.Fatalf("answering again: registry %q %q; run %q %v", st, detail, run.Error, err)
 	}
 }
 

@@ -145,7 +145,9 @@ func (a *API) completed(ctx context.Context, c *extract.Client, reg extract.Regi
 	var bad *badDocument
 	switch {
 	case errors.As(err, &herr) && herr.Status == http.StatusNotFound:
-		return nil, false, reg.Forget(ctx, s, "Fimento does not know the process (404: deleted, and with it the customer's data)")
+		// Deleted, and with it the customer's data, or a glitch that
+		// says the same: the runner quarantines first.
+		return nil, false, reg.Gone(ctx, s, "Fimento does not know the process (404: deleted, and with it the customer's data)")
 	case errors.As(err, &bad):
 		return nil, false, reg.Skip(ctx, s, "the process does not decode: "+bad.Error())
 	case err != nil:

@@ -176,6 +176,10 @@ type Run struct {
 	// learn (extract.Ledger.Stalled), -1 when its stream reports none; not a
 	// column: the run's Error says so.
 	Stalled int64
+	// Quarantined are the run's subjects in quarantine when it ended
+	// (extract.Registry.Gone), -1 when not known (not a per-subject stream,
+	// or the run stopped early); not a column: the subjects table says so.
+	Quarantined int64
 	// Inconsistent is the Check of the extract.Inconsistent the run ended
 	// with, "" if none; not a column: the run's Error says so.
 	Inconsistent string

@@ -31,9 +31,9 @@ func keyOf(s extract.Subject) subjectKey { return subjectKey{s.Provider, s.Tenan
 // now. updated_at is now and every row gets a fresh _version, so these rows
 // replace the registry's older ones. An empty CorrelationID keeps the one
 // already recorded (an event without a correlation id does not erase the
-// last analysis's), and an empty Status keeps extract.SubjectRevoked; every
-// other column takes the new value. When subs holds one key twice the last
-// one wins. Provider, Kind, ID and Source must not be empty; Tenant may be.
+// last analysis's), and an empty Status keeps extract.SubjectRevoked and
+// extract.SubjectQuarantined; every other column takes the new value. When
+// subs holds one key twice the last one wins. Provider, Kind, ID and Source must not be empty; Tenant may be.
 // Nothing is written when one subject is invalid.
 func (s *State) AddSubjects(ctx context.Context, subs []extract.Subject) error {
 	if len(subs) == 0 {
@@ -76,9 +76,9 @@ func (s *State) AddSubjects(ctx context.Context, subs []extract.Subject) error {
 			if corr == "" {
 				corr = old.CorrelationID
 			}
-			// A subject whose data was deleted stays so when config or a
-			// webhook registers it again.
-			if status == "" && old.Status == extract.SubjectRevoked {
+			// A subject whose data was deleted, or is quarantined, stays
+			// so when config or a webhook registers it again.
+			if status == "" && (old.Status == extract.SubjectRevoked || old.Status == extract.SubjectQuarantined) {
 				status, detail = old.Status, old.StatusDetail
 			}
 		}

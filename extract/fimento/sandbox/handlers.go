@@ -191,7 +191,7 @@ func (s *Server) knownBank(id string) bool {
 // answers 404.
 func (s *Server) processOf(w http.ResponseWriter, r *http.Request, c *call) (*sbProcess, bool) {
 	p := s.processes[c.bank+"/"+r.PathValue("processID")]
-	if p == nil || p.deleted {
+	if p == nil || p.deleted || p.hidden {
 		writeError(w, http.StatusNotFound, "process not found")
 		return nil, false
 	}

@@ -95,6 +95,7 @@ type sbProcess struct {
 	completedNow                bool      // approved by the test endpoint: the whole good path at once
 	revokedAt                   time.Time // consent revoked by the test endpoint or knob
 	deleted                     bool
+	hidden                      bool // answers 404 with its data intact (Hide)
 	accounts                    []sbAccount
 	txns                        []sbTxn
 	today                       time.Time
@@ -289,6 +290,20 @@ func (s *Server) Delete(bank, id string) bool {
 		return false
 	}
 	p.deleted = true
+	return true
+}
+
+// Hide makes a process answer 404 while hidden, its data intact: what a
+// load balancer, a maintenance page or an API version change can say of a
+// process that exists. It reports whether the process exists.
+func (s *Server) Hide(bank, id string, hidden bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.processes[bank+"/"+id]
+	if p == nil {
+		return false
+	}
+	p.hidden = hidden
 	return true
 }
 
