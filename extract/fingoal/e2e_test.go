@@ -484,6 +484,31 @@ func TestFingoalEnrichmentUnderFaults(t *testing.T) {
 	if nPending == 0 || recovered == 0 {
 		t.Errorf("the seed no longer makes both kinds of lost answers (%d pending, %d recovered): choose another", nPending, recovered)
 	}
+
+	// The operator's policy, FINSYNC_FINGOAL_RELEASE_PENDING_AFTER: what
+	// waited that long is sent again. These never reached FinGoal (a 5xx
+	// before it took them): once released, each is received once and
+	// none stays pending.
+	w.cfg.ReleasePendingAfter = time.Nanosecond
+	w.restart()
+	stillPending := func() string {
+		return w.Query(t, "SELECT toString(count()) FROM enrichment_submissions FINAL WHERE status = 'pending'")[0]
+	}
+	for i := 0; i < 30 && (stillPending() != "0" || !settled()); i++ {
+		w.run(t, context.Background(), fingoal.StreamEnrichment)
+		time.Sleep(1100 * time.Millisecond) // submitted_at has whole seconds
+	}
+	if stillPending() != "0" || !settled() {
+		t.Fatalf("%s transactions still pending after 30 runs releasing them", stillPending())
+	}
+	for id, n := range w.sandbox.Received() {
+		if n != 1 {
+			t.Errorf("transaction %s received %d times", id, n)
+		}
+	}
+	if got := len(w.sandbox.Received()); got != total {
+		t.Errorf("FinGoal received %d transactions, want all %d", got, total)
+	}
 }
 
 // number reads a decimal as ClickHouse prints it: compared as a number,

@@ -31,6 +31,9 @@ type Settings struct {
 	SyncTags    bool           `env:"SYNC_TAGS, default=false"`
 	RateLimit   float64        `env:"RATE_LIMIT, default=5"`
 	PollTimeout time.Duration  `env:"POLL_TIMEOUT, default=2m"`
+	// ReleasePendingAfter sends pending transactions again once they have
+	// waited this long for FinGoal's lost answer; 0: never.
+	ReleasePendingAfter time.Duration `env:"RELEASE_PENDING_AFTER, default=0s"`
 }
 
 // Validate lists every problem with the settings.
@@ -39,6 +42,9 @@ func (f *Settings) Validate() []error {
 	p.RateLimit(f.RateLimit)
 	if f.PollTimeout <= 0 {
 		p.Add("FINSYNC_FINGOAL_POLL_TIMEOUT=%s: want a positive duration", f.PollTimeout)
+	}
+	if f.ReleasePendingAfter < 0 {
+		p.Add("FINSYNC_FINGOAL_RELEASE_PENDING_AFTER=%s: want a duration, 0 for never", f.ReleasePendingAfter)
 	}
 	if f.AccountType == "" {
 		p.Add("FINSYNC_FINGOAL_ACCOUNT_TYPE must not be empty (FinGoal requires accountType)")
@@ -64,7 +70,7 @@ func (f *Settings) Provider(s extract.Setup) extract.Provider {
 	}
 	api := NewAPI(Config{BaseURL: f.BaseURL, ClientID: f.ClientID, ClientSecret: f.ClientSecret.Value(), Tenants: tenants,
 		IDKey: f.IDKey.Value(), AccountType: f.AccountType, SyncTags: f.SyncTags, RateLimit: f.RateLimit,
-		PollTimeout: f.PollTimeout, Logger: s.Logger, HTTP: s.Client(provider), RateWaited: s.Waited(provider), Memory: s.Memory})
+		PollTimeout: f.PollTimeout, ReleasePendingAfter: f.ReleasePendingAfter, Logger: s.Logger, HTTP: s.Client(provider), RateWaited: s.Waited(provider), Memory: s.Memory})
 	secret := f.WebhookSecret
 	if secret == "" {
 		secret = f.ClientSecret

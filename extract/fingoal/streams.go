@@ -53,6 +53,9 @@ type Config struct {
 	// long one run waits for all its batches before leaving the rest to the
 	// next run or the webhook. Defaults 1s, 30s and Settings'.
 	PollInitial, PollMax, PollTimeout time.Duration
+	// ReleasePendingAfter marks transactions pending for longer unsent, so
+	// the run sends them again (see releasePending); 0: never.
+	ReleasePendingAfter time.Duration
 	// Memory allocates the records (nil: the default); tests check it ends at zero.
 	Memory memory.Allocator
 	HTTP   *http.Client
@@ -236,6 +239,9 @@ func (a *API) runEnrichment(ctx context.Context, req extract.Request, out extrac
 		// The enrichment webhook's run collects; only the schedule submits.
 		return a.collectOnly(ctx, c, req, out, s.now)
 	}
+	if err := a.releasePending(ctx, req, s.now); err != nil {
+		return req.Cursor, err
+	}
 	var group []source
 	err = req.Ledger.Unsent(ctx, func(row []string) error {
 		src, err := a.toSource(row)
@@ -317,6 +323,48 @@ func (a *API) reportPending(ctx context.Context, req extract.Request) {
 		a.cfg.Logger.Warn("FinGoal transactions pending: the answer to their submission was lost", "tenant", req.Tenant, "transactions", n, "since", oldest)
 	}
 	req.Ledger.Stalled(ctx, n, why)
+}
+
+// releasePending marks unsent the transactions pending for longer than
+// ReleasePendingAfter, so that this run sends them again: the operator's
+// policy when FinGoal's answer to their submission never came (no webhook
+// named their batch). FinGoal may have had them: a resend may enrich, and
+// bill, them twice; the reason column says so.
+func (a *API) releasePending(ctx context.Context, req extract.Request, now time.Time) error {
+	after := a.cfg.ReleasePendingAfter
+	if after <= 0 || req.Own == nil {
+		return nil
+	}
+	// The run's version: above what came before, below the run's own
+	// ledger writes (Version+1 on), which may send them now.
+	w := NewSubmissionsWriter(a.mem, req.Lineage)
+	defer w.Release()
+	reason := fmt.Sprintf("released: pending for over %s (FINSYNC_FINGOAL_RELEASE_PENDING_AFTER) without FinGoal's answer; sent again, "+
+		"which FinGoal may enrich and bill twice", after)
+	err := req.Own.Lookup(ctx, extract.Lookup{Table: transform.EnrichmentSubmissions,
+		Columns: []string{"source_provider", "source_tenant", "user_id", "transaction_id", "uid", "enrich_transaction_id", "submission_id", "endpoint", "submitted_at", "currency"},
+		Where:   map[string][]string{"status": {StatusPending}}}, func(row []string) error {
+		at, err := time.ParseInLocation(time.DateTime, row[8], time.UTC)
+		if err != nil || now.Sub(at) < after {
+			return nil
+		}
+		return w.AddSubmission(Submission{SourceProvider: row[0], SourceTenant: row[1], UserID: row[2], TransactionID: row[3], Currency: row[9], UID: row[4],
+			EnrichTransactionID: row[5], SubmissionID: row[6], Endpoint: row[7], SubmittedAt: at, Status: StatusUnsent, Reason: reason})
+	})
+	if err != nil {
+		return fmt.Errorf("reading the pending transactions: %w", err)
+	}
+	n := w.Len()
+	if n == 0 {
+		return nil
+	}
+	rec := w.Record()
+	defer rec.Release()
+	if err := req.Ledger.Commit(ctx, rec); err != nil {
+		return fmt.Errorf("releasing %d pending transactions: %w", n, err)
+	}
+	a.cfg.Logger.Warn("FinGoal transactions released: pending too long, sent again", "tenant", req.Tenant, "transactions", n, "after", after)
+	return nil
 }
 
 // submitter packs users' transactions into batches and submits them.
