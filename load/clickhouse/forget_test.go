@@ -141,3 +141,30 @@ func TestRevokedWithRows(t *testing.T) {
 		t.Errorf("without the ledger: %s %v", ids(got), err)
 	}
 }
+
+// A subject without rows (a forged webhook's id, a process that never
+// loaded) is deleted with SELECTs only: no mutation, which 18.16 would run
+// over every part of every table.
+func TestDeletingASubjectWithoutRowsMutatesNothing(t *testing.T) {
+	db := chtest.NewDB(t)
+	ctx := context.Background()
+	if err := db.Conn().Exec(ctx, `INSERT INTO transactions (provider, tenant, user_id, transaction_id, booking_date, amount)
+		SELECT 'p', 't', 'real', 'x', toDate('2026-01-01'), toDecimal64(1, 4)`); err != nil {
+		t.Fatal(err)
+	}
+	mutations := func() uint64 {
+		var n uint64
+		if err := db.Conn().QueryRow(ctx, "SELECT count() FROM system.mutations WHERE database = ?", db.Database()).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	st := clickhouse.NewState(db, nil)
+	del, err := st.DeleteSubjectRows(ctx, "p", "t", "forged-id")
+	if err != nil || len(del.Tables) != 0 || mutations() != 0 {
+		t.Fatalf("deleting a subject without rows: tables %v, %v, %d mutations", del.Tables, err, mutations())
+	}
+	if del, err := st.DeleteSubjectRows(ctx, "p", "t", "real"); err != nil || len(del.Tables) != 1 || mutations() == 0 {
+		t.Fatalf("deleting a subject with rows: tables %v, %v, %d mutations", del.Tables, err, mutations())
+	}
+}
