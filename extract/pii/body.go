@@ -41,7 +41,7 @@ func ScrubBody(b []byte) []byte {
 	s = bearer.ReplaceAllStringFunc(s, func(m string) string {
 		// A word ("Basic authentication required") is the message.
 		tok := bearer.FindStringSubmatch(m)[1]
-		if len(tok) < 12 && strings.IndexFunc(tok, func(r rune) bool { return !unicode.IsLetter(r) }) < 0 {
+		if word(tok) {
 			return m
 		}
 		return m[:len(m)-len(tok)] + Redacted
@@ -49,4 +49,14 @@ func ScrubBody(b []byte) []byte {
 	s = jwt.ReplaceAllString(s, Redacted)
 	s = Replace(s, Numbers(s))
 	return []byte(s)
+}
+
+// word: letters in one case, the first maybe capital. A token (base64, a
+// JWT) mixes cases or has digits.
+func word(s string) bool {
+	if s == "" || strings.IndexFunc(s, func(r rune) bool { return !unicode.IsLetter(r) }) >= 0 {
+		return false
+	}
+	rest := s[1:]
+	return rest == strings.ToLower(rest) || s == strings.ToUpper(s)
 }
