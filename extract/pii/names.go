@@ -1,6 +1,7 @@
 package pii
 
 import (
+	"bytes"
 	"sort"
 	"strings"
 	"unicode/utf8"
@@ -117,31 +118,101 @@ func Replace(s string, spans []Span) string {
 	return b.String()
 }
 
-// SameName tells whether a counterparty's name names the holder: folded,
-// every word of one is a word of the other ("MUELLER ANNA" and "Anna
-// Müller", "Anna Müller" and "Anna und Ben Müller"), with an initial
-// standing for a word ("A. MUELLER"). At least two words must agree, one of
-// them in full: a lone surname may be anyone of the family name.
-func SameName(counterparty, holder string) bool {
-	c, h := nameWords(counterparty), nameWords(holder)
-	if len(c) < 2 || len(h) < 2 {
-		return false
-	}
-	return covers(h, c) || covers(c, h)
+// SameName tells whether a counterparty's name names the holder (see
+// Holders).
+func SameName(counterparty, holder string) bool { return NewHolders(holder).Named(counterparty) }
+
+// Holders are the names a user's accounts are held in, to tell a
+// counterparty that is one of them. Folded, every word of the
+// counterparty's name is a word of the holder's or the other way round
+// ("MUELLER ANNA" and "Anna Müller", "Anna Müller" and "Anna und Ben
+// Müller"), an initial standing for a word ("A. MUELLER"). At least two
+// words must agree, one of them in full: a lone surname may be anyone of
+// the family. Named reuses buffers: a Holders is for one goroutine.
+type Holders struct {
+	names [][][]byte // each holder's folded words
+	buf   []byte
+	words [][]byte
 }
 
-// covers: every word of part is in whole (an initial of part matches a
-// word it begins), and at least one of them in full.
-func covers(whole, part []string) bool {
+// NewHolders returns the Holders of names; empty ones are left out.
+func NewHolders(names ...string) *Holders {
+	h := &Holders{}
+	for _, n := range names {
+		if w := h.split(n); len(w) >= 2 {
+			own := make([][]byte, len(w))
+			for i, x := range w {
+				own[i] = append([]byte(nil), x...)
+			}
+			h.names = append(h.names, own)
+		}
+	}
+	return h
+}
+
+// Empty tells that h names nobody.
+func (h *Holders) Empty() bool { return h == nil || len(h.names) == 0 }
+
+// Named tells whether counterparty is one of the holders.
+func (h *Holders) Named(counterparty string) bool {
+	if h.Empty() || counterparty == "" {
+		return false
+	}
+	c := h.split(counterparty)
+	if len(c) < 2 {
+		return false
+	}
+	for _, n := range h.names {
+		if covers(n, c) || covers(c, n) {
+			return true
+		}
+	}
+	return false
+}
+
+// split folds s into h.buf and returns its words (in h.words, valid until
+// the next call), without the joining words of joint accounts and
+// salutations; at most maxWords.
+func (h *Holders) split(s string) [][]byte {
+	h.buf = foldAppend(h.buf[:0], s, nil)
+	h.words = h.words[:0]
+	for i := 0; i < len(h.buf) && len(h.words) < maxWords; {
+		r, n := utf8.DecodeRune(h.buf[i:])
+		if !isWordRune(r) {
+			i += n
+			continue
+		}
+		j := i
+		for j < len(h.buf) {
+			r, n := utf8.DecodeRune(h.buf[j:])
+			if !isWordRune(r) {
+				break
+			}
+			j += n
+		}
+		if !nameNoise[string(h.buf[i:j])] {
+			h.words = append(h.words, h.buf[i:j])
+		}
+		i = j
+	}
+	return h.words
+}
+
+// maxWords bounds the words of a name compared.
+const maxWords = 16
+
+// covers: every word of part is in whole (an initial matches a word it
+// begins), and at least one of them in full.
+func covers(whole, part [][]byte) bool {
 	full := false
-	used := make([]bool, len(whole))
+	var used [maxWords]bool
 	for _, p := range part {
 		found := false
 		for i, w := range whole {
 			if used[i] {
 				continue
 			}
-			if p == w || len(p) == 1 && strings.HasPrefix(w, p) || len(w) == 1 && strings.HasPrefix(p, w) {
+			if bytes.Equal(p, w) || len(p) == 1 && bytes.HasPrefix(w, p) || len(w) == 1 && bytes.HasPrefix(p, w) {
 				used[i], found = true, true
 				full = full || len(p) > 1 && len(w) > 1
 				break
@@ -152,18 +223,6 @@ func covers(whole, part []string) bool {
 		}
 	}
 	return full
-}
-
-// nameWords are the folded words of a name, without the joining words of
-// joint accounts and salutations.
-func nameWords(s string) []string {
-	var out []string
-	for _, w := range strings.FieldsFunc(Fold(s), func(r rune) bool { return !isWordRune(r) }) {
-		if !nameNoise[w] {
-			out = append(out, w)
-		}
-	}
-	return out
 }
 
 var nameNoise = map[string]bool{

@@ -27,41 +27,64 @@ func Fold(s string) string {
 // folded is Fold with, for each byte of the result, the byte range of s it
 // comes from: start[i], end[i].
 func folded(s string) (string, []int, []int) {
-	out := make([]byte, 0, len(s))
 	start := make([]int, 0, len(s))
 	end := make([]int, 0, len(s))
+	out := foldAppend(make([]byte, 0, len(s)), s, func(merged bool, from, to, n int) {
+		if merged {
+			end[len(end)-1] = to
+			return
+		}
+		for range n {
+			start, end = append(start, from), append(end, to)
+		}
+	})
+	return string(out), start, end
+}
+
+// foldAppend appends Fold(s) to dst. track, if not nil, is told of each
+// rune appended (n bytes, from s[from:to]) or merged into the one before.
+func foldAppend(dst []byte, s string, track func(merged bool, from, to, n int)) []byte {
+	emit := func(c rune, from, to int) {
+		k := len(dst)
+		// The second letter of a transliteration ("ae", "oe", "ue",
+		// "aa") merges into the first.
+		if k > 0 && (c == 'e' && (dst[k-1] == 'a' || dst[k-1] == 'o' || dst[k-1] == 'u') || c == 'a' && dst[k-1] == 'a') {
+			if track != nil {
+				track(true, from, to, 0)
+			}
+			return
+		}
+		dst = utf8.AppendRune(dst, c)
+		if track != nil {
+			track(false, from, to, len(dst)-k)
+		}
+	}
 	for i, r := range s {
 		n := i + utf8.RuneLen(r)
 		if r == utf8.RuneError {
 			n = i + 1
 		}
-		for _, c := range foldRune(r) {
-			k := len(out)
-			// The second letter of a transliteration ("ae", "oe", "ue",
-			// "aa") merges into the first.
-			if k > 0 && (c == 'e' && (out[k-1] == 'a' || out[k-1] == 'o' || out[k-1] == 'u') || c == 'a' && out[k-1] == 'a') {
-				end[k-1] = n
-				continue
-			}
-			out = utf8.AppendRune(out, c)
-			for len(start) < len(out) {
-				start = append(start, i)
-				end = append(end, n)
-			}
+		c, t := foldRune(r)
+		if t == "" {
+			emit(c, i, n)
+			continue
+		}
+		for _, c := range t {
+			emit(c, i, n)
 		}
 	}
-	return string(out), start, end
+	return dst
 }
 
-// foldRune is r's folded spelling: the least rune of its case orbit
-// lowercased (so the Kelvin sign is k and ſ is s), then the letter
-// without its marks.
-func foldRune(r rune) []rune {
+// foldRune is r's folded spelling, a rune or a transliteration: the least
+// rune of its case orbit lowercased (so the Kelvin sign is k and ſ is s),
+// then the letter without its marks.
+func foldRune(r rune) (rune, string) {
 	if r < utf8.RuneSelf {
 		if 'A' <= r && r <= 'Z' {
 			r += 'a' - 'A'
 		}
-		return []rune{r}
+		return r, ""
 	}
 	least := r
 	for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
@@ -69,9 +92,9 @@ func foldRune(r rune) []rune {
 	}
 	r = unicode.ToLower(least)
 	if t, ok := translit[r]; ok {
-		return []rune(t)
+		return 0, t
 	}
-	return []rune{r}
+	return r, ""
 }
 
 // translit covers the Latin letters of the names banks print; others keep
