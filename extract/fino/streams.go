@@ -60,10 +60,10 @@ type API struct {
 	clients *extract.Clients
 	mem     memory.Allocator
 
-	mu    sync.Mutex
+	mu      sync.Mutex
 	types   map[string]string   // "tenant/user" → person or company
 	holders map[string][]string // "tenant/user" → its accounts' owners (holdersOf)
-	paths map[string]int    // analytics stream → index of the path that answers
+	paths   map[string]int      // analytics stream → index of the path that answers
 }
 
 // NewAPI returns a client for cfg.
