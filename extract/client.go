@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/finsync/finsync/extract/pii"
 )
 
 // ClientOptions configures a Client. Zero values mean the defaults noted.
@@ -376,7 +378,9 @@ func (c *Client) httpError(resp *http.Response, method, u string, cfg callConfig
 	}
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, errBodyMax))
 	if !cfg.sensitive && len(b) > 0 {
-		e.Body = b
+		// Scrubbed here, before anything (Error, a reject's raw, a status
+		// message) can carry an echoed credential or a customer's number.
+		e.Body = pii.ScrubBody(b)
 	}
 	drainClose(resp.Body)
 	return e

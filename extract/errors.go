@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/finsync/finsync/extract/pii"
 )
 
 // RetryAfter says the call may succeed if repeated after Wait. The run
@@ -49,7 +51,7 @@ func (e *Inconsistent) Unwrap() error { return e.Err }
 // HTTPError is a response with a status the caller did not accept.
 type HTTPError struct {
 	Status int
-	Body   []byte // first 4 KiB; nil for calls made with Sensitive
+	Body   []byte // first 4 KiB, scrubbed (pii.ScrubBody); nil for calls made with Sensitive
 	Method string
 	URL    string // without credentials
 }
@@ -59,8 +61,9 @@ const errBodyMax = 4 << 10
 func (e *HTTPError) Error() string {
 	msg := fmt.Sprintf("%s %s: %d %s", e.Method, e.URL, e.Status, http.StatusText(e.Status))
 	if len(e.Body) > 0 {
-		// Enough of the provider's error message to act on, not a page of HTML.
-		b := e.Body
+		// Enough of the provider's error message to act on, not a page of
+		// HTML; scrubbed again for an HTTPError built elsewhere.
+		b := pii.ScrubBody(e.Body)
 		if len(b) > 256 {
 			b = b[:256]
 		}

@@ -789,3 +789,22 @@ func TestFimentoUnknownFieldsLandInRaw(t *testing.T) {
 	}
 	personalDataFree(t, w)
 }
+
+// Banks print the customer folded, transliterated, upper-case, the number
+// spaced or dashed ("AKERLUND MARTA 19950309 6316"): none of those forms
+// lands either (the sandbox lists them among its personal data).
+func TestFimentoBankSpellingsAreRedacted(t *testing.T) {
+	w := newFimentoWorldWith(t, fimentosb.Options{BankSpellings: true})
+	w.runAll(t)
+	texts := w.Query(t, `SELECT DISTINCT description FROM transactions WHERE match(description, '^(?i)(swish|insattning)') ORDER BY description`)
+	if len(texts) < 4 {
+		t.Fatalf("want the Swish texts in four spellings, got %q", texts)
+	}
+	for _, d := range texts {
+		if !strings.Contains(d, "[redacted]") || strings.Count(d, "[redacted]") < 2 {
+			t.Errorf("description %q keeps an identifier", d)
+		}
+	}
+	t.Logf("redacted: %q", texts)
+	personalDataFree(t, w)
+}

@@ -8,7 +8,9 @@ package fimento
 //   - a redactor replaces the process's own identifiers wherever they occur
 //     inside text finsync keeps (transaction descriptions, account names,
 //     raw payloads, status messages), since a bank's transaction text can
-//     name its customer ("Swish from Astrid Lindqvist");
+//     name its customer ("Swish from Astrid Lindqvist"), in the spellings
+//     banks print ("LINDQVIST ASTRID", "AAKERLUND", "19950309 6316"), and
+//     any other Swedish personal or organisation number (package pii);
 //   - PersonRef is a keyed hash of the identifier, the only form in which a
 //     person can be joined across processes.
 
@@ -19,10 +21,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"regexp"
 	"strings"
-	"unicode"
-	"unicode/utf8"
+
+	"github.com/finsync/finsync/extract/pii"
 )
 
 // piiKeys are the members scrub removes, matched case-insensitively (as
@@ -98,90 +99,35 @@ func scrubValue(v any, depth int) (any, error) {
 }
 
 // Redacted replaces a person's identifier inside kept text.
-const Redacted = "[redacted]"
+const Redacted = pii.Redacted
 
 // redactor replaces one process's identifiers in text: the names as whole
-// words and the social security number and company id in their usual
-// written forms, all case-insensitively. A nil redactor changes nothing.
+// words in any spelling a bank may print (pii.Fold: "BERGSTROEM",
+// "Aakerlund", "ASTRIDS"), and its social security number and company id
+// whatever their separators. Any other Swedish personal or organisation
+// number (checksum valid) is replaced as well, even by a nil redactor: a
+// bank's text may name a payer's or payee's.
 type redactor struct {
-	res   []*regexp.Regexp
-	words []string // res[i]'s value, folded: a text without it cannot match res[i]
+	words pii.Words
+	own   []string // the ids' digits (pii.OwnDigits)
 }
 
 // newRedactor builds the redactor of a person; empty or one-letter values
 // are ignored (they would redact everything).
 func newRedactor(ssn, companyID, firstName, lastName string) *redactor {
 	r := &redactor{}
-	// Boundaries are letters and digits of any script: \b knows only
-	// ASCII and would miss "Åsa". One expression per value, so adjacent
-	// values ("Astrid Lindqvist") do not compete for the space between.
-	add := func(value, suffix string) {
-		r.res = append(r.res, regexp.MustCompile(`(?i)(^|[^\p{L}\p{N}])(`+regexp.QuoteMeta(value)+suffix+`)($|[^\p{L}\p{N}])`))
-		r.words = append(r.words, fold(value))
-	}
-	for _, name := range []string{firstName, lastName} {
-		for _, w := range strings.Fields(name) {
-			if len([]rune(w)) >= 2 {
-				add(w, "s?") // "s?": the Swedish genitive, "Astrids konto"
-			}
-		}
-	}
+	r.words.AddName(firstName)
+	r.words.AddName(lastName)
 	for _, id := range []string{ssn, companyID} {
-		for _, form := range idForms(id) {
-			add(form, "")
+		if id = strings.TrimSpace(id); len(id) >= 6 {
+			r.words.AddLiteral(id) // as given: a Finnish id ends in a letter
+			r.own = append(r.own, pii.OwnDigits(id)...)
 		}
 	}
-	if len(r.res) == 0 {
+	if r.words.Empty() && len(r.own) == 0 {
 		return nil
 	}
 	return r
-}
-
-// fold maps every rune to the smallest of the runes (?i) takes as equal to
-// it (its unicode.SimpleFold orbit: k, K and the Kelvin sign all become K),
-// so a text matches a value case-insensitively only if fold(text) contains
-// fold(value). The check is a byte search, where the expressions cost
-// seconds on a megabyte of text.
-func fold(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < utf8.RuneSelf {
-			if 'a' <= r && r <= 'z' {
-				return r - 'a' + 'A'
-			}
-			return r
-		}
-		least := r
-		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
-			least = min(least, f)
-		}
-		return least
-	}, s)
-}
-
-// idForms are the ways a Swedish or Finnish personal or company number is
-// written: as given, digits only, with and without the century, with the
-// separator before the last four characters.
-func idForms(id string) []string {
-	id = strings.TrimSpace(id)
-	if len(id) < 6 {
-		return nil
-	}
-	forms := []string{id}
-	var digits strings.Builder
-	for _, r := range id {
-		if r >= '0' && r <= '9' {
-			digits.WriteRune(r)
-		}
-	}
-	d := digits.String()
-	if len(d) >= 10 {
-		forms = append(forms, d, d[:len(d)-4]+"-"+d[len(d)-4:])
-		if len(d) == 12 {
-			short := d[2:]
-			forms = append(forms, short, short[:6]+"-"+short[6:], short[:6]+"+"+short[6:])
-		}
-	}
-	return forms
 }
 
 // join is a redactor of both r's and o's values.
@@ -192,46 +138,70 @@ func (r *redactor) join(o *redactor) *redactor {
 	case o == nil:
 		return r
 	}
-	return &redactor{
-		res:   append(append([]*regexp.Regexp{}, r.res...), o.res...),
-		words: append(append([]string{}, r.words...), o.words...),
-	}
+	j := &redactor{own: append(append([]string{}, r.own...), o.own...)}
+	j.words.Join(&r.words)
+	j.words.Join(&o.words)
+	return j
 }
 
-// text returns s with the person's identifiers replaced.
+// text returns s with the person's identifiers, and any personal or
+// organisation number, replaced.
 func (r *redactor) text(s string) string {
-	if r == nil || s == "" {
+	if s == "" {
 		return s
 	}
-	folded := fold(s)
-	for i, re := range r.res {
-		if !strings.Contains(folded, r.words[i]) {
-			continue
-		}
-		// A match consumes its boundary characters, so two occurrences
-		// sharing one ("X X") need a second pass.
-		before := s
-		for range 3 {
-			next := re.ReplaceAllString(s, "${1}"+Redacted+"${3}")
-			if next == s {
-				break
-			}
-			s = next
-		}
-		if s != before {
-			folded = fold(s)
-		}
+	var spans []pii.Span
+	var own []string
+	if r != nil {
+		spans = r.words.Find(s)
+		own = r.own
 	}
-	return s
+	return pii.Replace(s, append(spans, pii.Numbers(s, own...)...))
 }
 
-// bytes is text for a JSON document: the replacement holds no character
-// JSON escapes, so the document stays valid.
+// bytes is text for a JSON document, applied to its strings (keys too) and
+// to numbers that are an id, which become the string Redacted: the
+// document stays valid JSON. Anything else goes through text.
 func (r *redactor) bytes(b []byte) []byte {
-	if r == nil {
-		return b
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var v any
+	if dec.Decode(&v) != nil || dec.More() {
+		return []byte(r.text(string(b)))
 	}
-	return []byte(r.text(string(b)))
+	v = r.value(v, 0)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if enc.Encode(v) != nil {
+		return []byte(r.text(string(b)))
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n")
+}
+
+func (r *redactor) value(v any, depth int) any {
+	if depth > maxScrubDepth {
+		return Redacted
+	}
+	switch x := v.(type) {
+	case string:
+		return r.text(x)
+	case json.Number:
+		if t := r.text(string(x)); t != string(x) {
+			return t
+		}
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[r.text(k)] = r.value(e, depth+1)
+		}
+		return out
+	case []any:
+		for i, e := range x {
+			x[i] = r.value(e, depth+1)
+		}
+	}
+	return v
 }
 
 // PersonRef is the keyed hash that stands for a person (or company)

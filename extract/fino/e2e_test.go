@@ -7,7 +7,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -484,3 +486,63 @@ func first(rows []string) string {
 	}
 	return rows[0]
 }
+
+// finoOS does not always tag a transfer between the user's own accounts
+// internal_transfer, and banks print the holder's name their own way
+// ("SCHROEDER, JUERGEN" for Jürgen Schröder): such a partner still lands
+// as OwnAccount, compared with the holders of the user's accounts, while
+// other counterparties keep their names.
+func TestFinoBankSpelledOwnersLandAsOwnAccount(t *testing.T) {
+	w := newFinoWorldWith(t, finosb.Options{BankSpelledOwners: true})
+	stream := w.streams[0] // fino.transactions alone: the holders are read for it
+	for _, tenant := range finoTenants {
+		run, err := w.Runner.Run(context.Background(), stream, tenant)
+		if err != nil || run.Status != clickhouse.RunSuccess || run.Rejects != 0 {
+			t.Fatalf("%s: %s, %d rejects, %s, %v", tenant, run.Status, run.Rejects, run.Error, err)
+		}
+	}
+	var spellings int
+	for _, tenant := range finoTenants {
+		for _, user := range w.sandbox.Users(tenant) {
+			rec, err := w.sandbox.Records(tenant, user, true, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			own := map[string]int{} // the holder as the bank spelled it → transactions
+			var total int
+			for _, raw := range rec.Categorizations {
+				var c fino.Categorization
+				if err := json.Unmarshal(raw, &c); err != nil {
+					t.Fatal(err)
+				}
+				if slices.Contains(c.Tags, "internal_transfer") {
+					t.Fatalf("the knob left a tag: %s", raw)
+				}
+				if p := c.Transaction.PaymentPartner; p != nil && slices.Contains(ownTags, c.DescriptiveTag) {
+					own[p.Name]++
+					total++
+				}
+			}
+			if len(own) < 2 || own[rec.Owner] == total {
+				t.Fatalf("%s/%s: the sandbox spelled its owner %q only as %v", tenant, user, rec.Owner, own)
+			}
+			spellings += len(own)
+			for name := range own {
+				if n := w.Query(t, `SELECT toString(count()) FROM transactions FINAL WHERE tenant = ? AND user_id = ? AND counterparty_name = ?`,
+					tenant, user, name); n[0] != "0" {
+					t.Errorf("%s/%s: %s rows name the holder %q", tenant, user, n[0], name)
+				}
+			}
+			got := w.Query(t, `SELECT concat(toString(countIf(counterparty_name = ?)), ' ', toString(countIf(counterparty_name NOT IN ('', ?))))
+				FROM transactions FINAL WHERE tenant = ? AND user_id = ?`, fino.OwnAccount, fino.OwnAccount, tenant, user)
+			if own, others, _ := strings.Cut(got[0], " "); own != strconv.Itoa(total) || others == "0" {
+				t.Errorf("%s/%s: %s own-account rows, want %d; %s named counterparties (want some)", tenant, user, own, total, others)
+			}
+		}
+	}
+	t.Logf("%d spellings of the holders, none in counterparty_name", spellings)
+}
+
+// ownTags are the sandbox's own-account transfers once their
+// internal_transfer tag is gone.
+var ownTags = []string{"savings_transfer", "credit_card_settlement", "transfer"}

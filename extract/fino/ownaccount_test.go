@@ -2,6 +2,7 @@ package fino
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -46,6 +47,41 @@ func TestOwnAccountTransfersNameNoOwner(t *testing.T) {
 		}
 		if i < 2 && (!json.Valid([]byte(raws.Value(i))) || strings.Contains(raws.Value(i), "Lena Mueller")) {
 			t.Errorf("row %d: raw %s", i, raws.Value(i))
+		}
+	}
+}
+
+// Untagged, a transfer whose partner is one of the user's account holders
+// in a bank's spelling is OwnAccount too; for that user only, and a lone
+// surname or a namesake's business stays.
+func TestHolderNamedPartnerIsOwnAccount(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.DefaultAllocator)
+	defer mem.AssertSize(t, 0)
+	b := NewTransactionsBuilder(mem, testLineage())
+	defer b.Release()
+	b.SetHolders("u1", []string{"Lena Müller", "Jürgen Schröder"})
+	cases := []struct{ user, partner, want string }{
+		{"u1", "MUELLER, LENA", OwnAccount},
+		{"u1", "L. MULLER", OwnAccount},
+		{"u1", "Schroeder Juergen", OwnAccount},
+		{"u1", "Baeckerei Mueller", "Baeckerei Mueller"},
+		{"u1", "Mueller", "Mueller"},
+		{"u1", "Paul Weber", "Paul Weber"},
+		{"u2", "MUELLER, LENA", "MUELLER, LENA"}, // another user's partner
+	}
+	for i, c := range cases {
+		raw := fmt.Sprintf(`{"accountId":"a1","transactionId":"t%d","descriptiveTag":"transfer","tags":[],
+		  "transaction":{"transactionId":"t%d","amount":-50,"bookingDate":1769040000,"paymentPartner":{"name":%q}}}`, i, i, c.partner)
+		if rej, ok := b.AddJSON(c.user, "", []byte(raw)); !ok {
+			t.Fatalf("rejected: %s", rej.Reason)
+		}
+	}
+	rec := b.NewRecord()
+	defer rec.Release()
+	names := rec.Column(rec.Schema().FieldIndices("counterparty_name")[0]).(*array.String)
+	for i, c := range cases {
+		if names.Value(i) != c.want {
+			t.Errorf("%s %q: counterparty_name %q, want %q", c.user, c.partner, names.Value(i), c.want)
 		}
 	}
 }

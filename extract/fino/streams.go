@@ -60,9 +60,10 @@ type API struct {
 	clients *extract.Clients
 	mem     memory.Allocator
 
-	mu    sync.Mutex
-	types map[string]string // "tenant/user" → person or company
-	paths map[string]int    // analytics stream → index of the path that answers
+	mu      sync.Mutex
+	types   map[string]string   // "tenant/user" → person or company
+	holders map[string][]string // "tenant/user" → its accounts' owners (holdersOf)
+	paths   map[string]int      // analytics stream → index of the path that answers
 }
 
 // NewAPI returns a client for cfg.
@@ -85,7 +86,7 @@ func NewAPI(cfg Config) *API {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	a := &API{cfg: cfg, mem: cmp.Or[memory.Allocator](cfg.Memory, memory.DefaultAllocator), types: map[string]string{}, paths: map[string]int{}}
+	a := &API{cfg: cfg, mem: cmp.Or[memory.Allocator](cfg.Memory, memory.DefaultAllocator), types: map[string]string{}, holders: map[string][]string{}, paths: map[string]int{}}
 	authClient := extract.NewClient(extract.ClientOptions{BaseURL: cfg.BaseURL, HTTP: cfg.HTTP, Logger: cfg.Logger})
 	a.auth = extract.NewTokenCache(func(ctx context.Context) (extract.Token, error) {
 		form := url.Values{"client_id": {cfg.ClientID}, "client_secret": {cfg.ClientSecret}, "grant_type": {"client_credentials"}}
@@ -300,9 +301,14 @@ func (a *API) runTransactions(ctx context.Context, req extract.Request, out extr
 	subjects := a.toRead(ctx, c, sp, req.Subjects)
 	err = fan(ctx, a, subjects, out, transform.Transactions, func() *TransactionsBuilder { return NewTransactionsBuilder(a.mem, req.Lineage) },
 		func(ctx context.Context, b *TransactionsBuilder, s extract.Subject, flush func() error, out extract.Output) error {
+			holders, err := a.holdersOf(ctx, c, req.Tenant, s.ID)
+			if err != nil {
+				return extract.SkipGone(ctx, req.Registry, s, err, unknownUser)
+			}
+			b.SetHolders(s.ID, holders)
 			q := url.Values{paramSize: {strconv.Itoa(a.cfg.PageSize)}, paramIncludeTransaction: {"true"},
 				paramFrom: {sp.from(s).Format(time.DateOnly)}, paramTo: {sp.to.Format(time.DateOnly)}}
-			err := extract.Pages(ctx, 1, func(ctx context.Context, page int) (bool, error) {
+			err = extract.Pages(ctx, 1, func(ctx context.Context, page int) (bool, error) {
 				q.Set(paramPage, strconv.Itoa(page))
 				scalars, err := c.GetElements(ctx, apiUserPath(s.ID, suffixCategorization), q, []string{"categorizations"},
 					b.elements(s.ID, s.CorrelationID, out.Reject, flush))
@@ -334,6 +340,7 @@ func (a *API) runAccounts(ctx context.Context, req extract.Request, out extract.
 			if err != nil {
 				return fmt.Errorf("user %s: account detection: %w", s.ID, err)
 			}
+			a.setHolders(req.Tenant, s.ID, owners(doc))
 			for i, view := range views {
 				for _, raw := range view {
 					if rej, ok := b.AddJSON(s.ID, extract.WithWrapper(raw, wrapper), i == 1); !ok {
@@ -345,6 +352,55 @@ func (a *API) runAccounts(ctx context.Context, req extract.Request, out extract.
 			}
 			return flush()
 		})
+}
+
+// holdersOf is the names user's accounts are held in, which fino.transactions
+// compares its counterparties with (OwnAccount): as the accounts stream
+// last read them, else read from account detection once.
+func (a *API) holdersOf(ctx context.Context, c *extract.Client, tenant, user string) ([]string, error) {
+	a.mu.Lock()
+	h, ok := a.holders[tenant+"/"+user]
+	a.mu.Unlock()
+	if ok {
+		return h, nil
+	}
+	doc, err := c.Document(ctx, http.MethodGet, apiUserPath(user, suffixAccountDetect), nil, nil, nil)
+	if err != nil {
+		return nil, fmt.Errorf("user %s: account detection, for its holders' names: %w", user, err)
+	}
+	h = owners(doc)
+	a.setHolders(tenant, user, h)
+	return h, nil
+}
+
+func (a *API) setHolders(tenant, user string, names []string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.holders[tenant+"/"+user] = names
+}
+
+// owners are the distinct owners of an account-detection document's
+// accounts (and one named around them); a document that does not decode
+// names nobody.
+func owners(doc []byte) []string {
+	type acc struct {
+		Owner string `json:"owner"`
+	}
+	var d struct {
+		Owner            string `json:"owner"`
+		AccountsOverview struct {
+			AccountsView []acc `json:"accountsView"`
+			CreditsView  []acc `json:"creditsView"`
+		} `json:"accountsOverview"`
+	}
+	_ = json.Unmarshal(doc, &d)
+	var names []string
+	for _, o := range append(append([]acc{{d.Owner}}, d.AccountsOverview.AccountsView...), d.AccountsOverview.CreditsView...) {
+		if o.Owner != "" && !slices.Contains(names, o.Owner) {
+			names = append(names, o.Owner)
+		}
+	}
+	return names
 }
 
 // wrapped splits a user's document into its record lists, at the dotted

@@ -12,8 +12,9 @@ package fino
 //     transaction.differentCreditor/differentDebitor. They can be private
 //     persons; the counterparty's name is in counterparty_name already,
 //     except on transfers between the user's own accounts (tag
-//     internal_transfer): their partner is the account holder, and
-//     counterparty_name says OwnAccount instead.
+//     internal_transfer, or a partner named as one of the user's account
+//     holders): their partner is the account holder, and counterparty_name
+//     says OwnAccount instead.
 //   - accounts.raw drops owner (the account holder, a person), transactions
 //     (loaded through the transactions stream) and standingOrders (schema
 //     undocumented; standing orders name payees, often persons).
@@ -41,6 +42,7 @@ import (
 	"github.com/apache/arrow/go/v17/arrow/memory"
 
 	"github.com/finsync/finsync/extract"
+	"github.com/finsync/finsync/extract/pii"
 	"github.com/finsync/finsync/transform"
 )
 
@@ -218,6 +220,9 @@ type TransactionsBuilder struct {
 	rowBuilder
 	cats  categories
 	scrub []scrubRule
+	// holders are the names holderUser's accounts are held in (SetHolders).
+	holderUser string
+	holders    *pii.Holders
 
 	transactionID, accountID                      *array.StringBuilder
 	bookingDate, valueDate                        *array.Date32Builder
@@ -342,7 +347,7 @@ func (b *TransactionsBuilder) add(userID, correlationID string, c Categorization
 	if t.PaymentPartner != nil {
 		p = *t.PaymentPartner
 	}
-	if ownAccount(c) {
+	if ownAccount(c) || userID == b.holderUser && b.holders.Named(p.Name) {
 		p.Name = OwnAccount
 	}
 	appendString(b.cpName, p.Name)
@@ -370,8 +375,18 @@ func (b *TransactionsBuilder) add(userID, correlationID string, c Categorization
 
 // OwnAccount is counterparty_name of a transfer between the user's own
 // accounts: its partner is the account holder, a person's name that must
-// not land in clear.
+// not land in clear. finoOS does not always tag such a transfer
+// internal_transfer, so a partner named as one of the user's account
+// holders (SetHolders; in any spelling: "MUELLER ANNA" for Anna Müller)
+// is one too.
 const OwnAccount = "(own account)"
+
+// SetHolders tells the builder the names userID's accounts are held in
+// (their owner), until the next call: a transaction of userID whose
+// partner has one of these names gets counterparty_name OwnAccount.
+func (b *TransactionsBuilder) SetHolders(userID string, names []string) {
+	b.holderUser, b.holders = userID, pii.NewHolders(names...)
+}
 
 // ownAccount tells a transfer between the user's own accounts: finoOS tags
 // it internal_transfer (descriptiveTag or tags[]; categories.csv).

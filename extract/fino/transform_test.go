@@ -699,6 +699,7 @@ func TestSandboxEndToEnd(t *testing.T) {
 	lin := testLineage()
 	tb := NewTransactionsBuilder(mem, lin)
 	defer tb.Release()
+	tb.SetHolders("u", []string{"Anna Müller", "Ben Müller"}) // every partner compared
 	ab := NewAccountsBuilder(mem, lin)
 	defer ab.Release()
 	bb := NewBalancesBuilder(mem, lin)

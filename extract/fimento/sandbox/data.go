@@ -120,7 +120,10 @@ var merchants = []struct {
 // the customer: the accounts carry the customer's name, and a monthly Swish
 // transfer's text holds the name and the personal (or company) number, so a
 // test of the redaction has something to find (fimento package doc, 20).
-func ledgerOf(seed int64, p *sbProcess, months int, today time.Time) ([]sbAccount, []sbTxn) {
+//
+// With spell (Options.BankSpellings) the Swish text of each month spells
+// the name and number another way (bankSpellings), recorded in p.spellings.
+func ledgerOf(seed int64, p *sbProcess, months int, today time.Time, spell bool) ([]sbAccount, []sbTxn) {
 	r := mrand.New(mrand.NewPCG(uint64(seed), hashOf("ledger", p.id)))
 	banks := []string{"Swedbank", "Nordea", "Handelsbanken", "SEB"}
 	bank := banks[r.IntN(len(banks))]
@@ -138,6 +141,10 @@ func ledgerOf(seed int64, p *sbProcess, months int, today time.Time) ([]sbAccoun
 		number = p.companyID
 	}
 	swish := strings.Join(strings.Fields("Swish från "+full+" "+number), " ")
+	var spelled []string
+	if spell {
+		spelled, p.spellings = bankSpellings(p.first, p.last, number)
+	}
 	salary := 2_800_000 + r.Int64N(1_500_000)
 	rent := 700_000 + r.Int64N(600_000)
 	var txns []sbTxn
@@ -158,7 +165,11 @@ func ledgerOf(seed int64, p *sbProcess, months int, today time.Time) ([]sbAccoun
 		case 5:
 			add(0, day, -10_900, "SPOTIFY AB", "subscriptions")
 		case 12:
-			add(0, day, 50_000, swish, "transfers")
+			text := swish
+			if len(spelled) > 0 {
+				text = spelled[int(day.Month())%len(spelled)]
+			}
+			add(0, day, 50_000, text, "transfers")
 		}
 		for _, m := range merchants {
 			if r.Float64() < m.p {
@@ -167,6 +178,43 @@ func ledgerOf(seed int64, p *sbProcess, months int, today time.Time) ([]sbAccoun
 		}
 	}
 	return accounts, txns
+}
+
+// bankSpellings are Swish texts naming the customer as banks print it, and
+// the forms of the name and number they use beyond the given ones.
+func bankSpellings(first, last, number string) (texts, forms []string) {
+	translit := strings.NewReplacer("å", "aa", "ä", "ae", "ö", "oe", "Å", "Aa", "Ä", "Ae", "Ö", "Oe")
+	ascii := strings.NewReplacer("å", "a", "ä", "a", "ö", "o", "Å", "A", "Ä", "A", "Ö", "O")
+	up := func(s string) string { return strings.ToUpper(ascii.Replace(s)) }
+	initial := ""
+	if first != "" {
+		initial = string([]rune(first)[0]) + ". "
+	}
+	n := number
+	var spaced, dashed, dotted string
+	switch len(n) {
+	case 12: // YYYYMMDDNNNN
+		spaced, dashed, dotted = n[:8]+" "+n[8:], n[:4]+"-"+n[4:6]+"-"+n[6:8]+"-"+n[8:], n[2:8]+"."+n[8:]
+	case 10: // an organisation number
+		spaced, dashed, dotted = n[:3]+" "+n[3:6]+" "+n[6:], n[:3]+"-"+n[3:6]+"-"+n[6:], n[:6]+"."+n[6:]
+	default:
+		spaced, dashed, dotted = n, n, n
+	}
+	texts = []string{
+		"SWISH " + up(last+" "+first) + " " + spaced,
+		"Swish från " + translit.Replace(first+" "+last) + " " + dashed,
+		"INSATTNING " + up(initial+last) + " " + dotted,
+		"Swish " + strings.ToUpper(translit.Replace(last+", "+first)) + " " + spaced,
+	}
+	for _, f := range []string{up(first), up(last), translit.Replace(first), translit.Replace(last), spaced, dashed, dotted} {
+		if f != "" && !strings.EqualFold(f, first) && !strings.EqualFold(f, last) && f != number {
+			forms = append(forms, f)
+		}
+	}
+	for i := range texts {
+		texts[i] = strings.Join(strings.Fields(texts[i]), " ")
+	}
+	return texts, forms
 }
 
 // fixed2 prints öre as a decimal with two places.

@@ -53,6 +53,14 @@ type Options struct {
 	// text, which must not land (fimento package doc, 20, 22).
 	ExtraFields bool
 
+	// BankSpellings makes the monthly Swish text name the customer as
+	// Swedish banks print it, a different form each month: upper-case and
+	// folded to ASCII, transliterated, surname first or with an initial
+	// ("AKERLUND MARTA", "Maerta Aakerlund", "M. AAKERLUND"), the number
+	// spaced, dashed or dotted ("19950309 6316", "1995-03-09-6316",
+	// "556 987 6543"). PersonalData lists those forms too.
+	BankSpellings bool
+
 	// Faults are the fault knobs. Here an expired token stays refused (401
 	// now and later), Malformed transactions have a non-numeric amount, and
 	// Duplicate is not used.
@@ -98,6 +106,7 @@ type sbProcess struct {
 	hidden                      bool // answers 404 with its data intact (Hide)
 	accounts                    []sbAccount
 	txns                        []sbTxn
+	spellings                   []string // the identifiers' other forms the ledger prints (BankSpellings)
 	today                       time.Time
 }
 
@@ -184,7 +193,7 @@ func bankIndex(s *Server, bank string) int {
 func (s *Server) addProcess(p *sbProcess) {
 	if p.path[len(p.path)-1].code == statusCompleted {
 		p.today = s.opts.Today
-		p.accounts, p.txns = ledgerOf(s.opts.Seed, p, s.opts.Months, p.today)
+		p.accounts, p.txns = ledgerOf(s.opts.Seed, p, s.opts.Months, p.today, s.opts.BankSpellings)
 	}
 	key := p.bank + "/" + p.id
 	s.processes[key] = p
@@ -230,7 +239,7 @@ func (s *Server) PersonalData() []string {
 	var out []string
 	for _, key := range s.order {
 		p := s.processes[key]
-		for _, v := range []string{p.ssn, p.companyID, p.first, p.last} {
+		for _, v := range append([]string{p.ssn, p.companyID, p.first, p.last}, p.spellings...) {
 			if v != "" && !seen[v] {
 				seen[v] = true
 				out = append(out, v)

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -30,6 +31,7 @@ type dataset struct {
 	today       time.Time // last day with data
 	historyFrom time.Time // first day of account history
 	lifeEvents  bool
+	bankSpelled bool           // Options.BankSpelledOwners
 	zone        *time.Location // Options.LocalTimestamps; nil: Unix seconds, UTC
 }
 
@@ -49,6 +51,7 @@ func newDataset(o Options) dataset {
 		today:       today,
 		historyFrom: historyFrom,
 		lifeEvents:  o.LifeEvents,
+		bankSpelled: o.BankSpelledOwners,
 		zone:        o.LocalTimestamps,
 	}
 }
@@ -135,6 +138,9 @@ type profile struct {
 	card     int            // index of the credit-card account, -1 if none
 	everyday int            // everyday transactions in a full month
 	zone     *time.Location // Options.LocalTimestamps
+	// bankSpelled: own transfers untagged, their partner spelled as a bank
+	// prints the owner (Options.BankSpelledOwners).
+	bankSpelled bool
 }
 
 type account struct {
@@ -185,6 +191,11 @@ func (d *dataset) profile(tenant string, u user) *profile {
 	r := rand.New(rand.NewPCG(d.seed, h))
 	p := &profile{hash: h, card: -1, zone: d.zone}
 	p.owner = pick(r, firstNames) + " " + pick(r, lastNames)
+	if d.bankSpelled {
+		// From h, not r: the rest of the ledger draws as without the knob.
+		p.bankSpelled = true
+		p.owner = spelledFirst[h%uint64(len(spelledFirst))] + " " + spelledLast[h/7%uint64(len(spelledLast))]
+	}
 	tight := r.IntN(4) == 0 // lives close to (and often in) the overdraft
 
 	for i := range d.accounts {
@@ -698,6 +709,14 @@ func (p *profile) categorization(t *txn, withTransaction bool, locale string) ca
 		DescriptiveTag: t.kind.tags[0],
 		Tags:           t.kind.tags,
 	}
+	own := slices.Contains(t.kind.tags, "internal_transfer")
+	if p.bankSpelled && own {
+		c.Tags = slices.DeleteFunc(slices.Clone(t.kind.tags), func(s string) bool { return s == "internal_transfer" })
+		c.DescriptiveTag = "transfer"
+		if len(c.Tags) > 0 {
+			c.DescriptiveTag = c.Tags[0]
+		}
+	}
 	switch locale {
 	case "de":
 		c.LocalizedTag = t.kind.de
@@ -706,8 +725,39 @@ func (p *profile) categorization(t *txn, withTransaction bool, locale string) ca
 	}
 	if withTransaction {
 		c.Transaction = t.transaction(p.zone)
+		if p.bankSpelled && own && t.partner != nil && t.partner.Name == p.owner {
+			partner := *t.partner
+			partner.Name = bankSpelling(p.owner, t.id)
+			c.Transaction.PaymentPartner = &partner
+		}
 	}
 	return c
+}
+
+// Names of Options.BankSpelledOwners.
+var (
+	spelledFirst = []string{"Jürgen", "Märta", "Björn", "Søren", "Åsa", "Jörg", "Ærlig"}
+	spelledLast  = []string{"Schröder", "Åkerlund", "Bergström", "Kjærgaard", "Müller", "Weiß", "Sæther", "Öberg"}
+)
+
+// bankSpelling is owner as a bank may print its customer, the form chosen
+// by the transaction's id: upper-case, transliterated or folded to ASCII,
+// surname first or with an initial.
+func bankSpelling(owner, id string) string {
+	first, last, _ := strings.Cut(owner, " ")
+	translit := strings.NewReplacer("ä", "ae", "ö", "oe", "ü", "ue", "ß", "ss", "å", "aa", "æ", "ae", "ø", "oe",
+		"Ä", "Ae", "Ö", "Oe", "Ü", "Ue", "Å", "Aa", "Æ", "Ae", "Ø", "Oe")
+	ascii := strings.NewReplacer("ä", "a", "ö", "o", "ü", "u", "ß", "ss", "å", "a", "æ", "ae", "ø", "o",
+		"Ä", "A", "Ö", "O", "Ü", "U", "Å", "A", "Æ", "Ae", "Ø", "O")
+	switch hashString(id) % 4 {
+	case 0:
+		return strings.ToUpper(translit.Replace(last + ", " + first))
+	case 1:
+		return strings.ToUpper(ascii.Replace(last + " " + first))
+	case 2:
+		return string([]rune(first)[0]) + ". " + strings.ToUpper(ascii.Replace(last))
+	}
+	return translit.Replace(first + " " + last)
 }
 
 // inZone is the instant t in zone; t itself when zone is nil.

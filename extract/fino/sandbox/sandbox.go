@@ -76,6 +76,15 @@ type Options struct {
 	// scrubbed as any raw (the fino package's assumption 50).
 	ExtraFields bool
 
+	// BankSpelledOwners makes persons' accounts held in names with umlauts
+	// and Nordic letters ("Jürgen Schröder", "Märta Åkerlund") and their
+	// transfers between their own accounts come as some banks send them:
+	// without the internal_transfer tag, the partner named as the bank
+	// prints its customer, upper-case, transliterated or folded to ASCII,
+	// surname first or with an initial ("SCHROEDER, JUERGEN", "AKERLUND
+	// MARTA", "J. SCHRODER"). Off by default: it changes the ledgers.
+	BankSpelledOwners bool
+
 	// SyncedAt is every bank login's lastSynchronization in the
 	// synchronization status; default Now: every user looks freshly synced,
 	// so incremental runs read everybody.
