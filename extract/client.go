@@ -505,8 +505,10 @@ func sleep(ctx context.Context, d time.Duration) error {
 }
 
 // GetJSON gets path and decodes the whole body into v; meant for small
-// answers (stream large ones with Do and EachElement). A status let
-// through by Expect comes back as a plain *HTTPError, not decoded.
+// answers, at most 64 MiB (stream large ones with GetElements). A body cut
+// off is fetched again, as Document does; so is that of a PostJSON or
+// PostForm marked Idempotent. A status let through by Expect comes back as
+// a plain *HTTPError, not decoded.
 func (c *Client) GetJSON(ctx context.Context, path string, query url.Values, header http.Header, v any, opts ...CallOption) error {
 	return c.doJSON(ctx, http.MethodGet, path, query, header, nil, v, opts)
 }
@@ -537,6 +539,21 @@ func (c *Client) PostForm(ctx context.Context, path string, header http.Header, 
 }
 
 func (c *Client) doJSON(ctx context.Context, method, path string, query url.Values, header http.Header, body []byte, out any, opts []CallOption) error {
+	var cfg callConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if out != nil && (cfg.idempotent || idempotent(method, c.header, header)) {
+		// A request that may be repeated is, when its body is cut off.
+		doc, err := c.Document(ctx, method, path, query, header, body, opts...)
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(doc, out); err != nil {
+			return &Permanent{Err: fmt.Errorf("%s %s: decode: %w", method, path, err)}
+		}
+		return nil
+	}
 	resp, err := c.Do(ctx, method, path, query, header, body, opts...)
 	if err != nil {
 		return err

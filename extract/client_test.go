@@ -773,3 +773,45 @@ func TestClientRedirects(t *testing.T) {
 		}
 	}
 }
+
+// A small JSON answer cut off in transit (Content-Length announcing all of
+// it, as the sandboxes' Truncated fault serves it) is fetched again by
+// GetJSON and by an Idempotent POST; a POST that may not be repeated is not.
+func TestClientJSONCallsRefetchCutOffBodies(t *testing.T) {
+	const whole = `{"id":"u1","type":"person"}`
+	var calls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(len(whole)))
+		if calls.Add(1) == 1 {
+			io.WriteString(w, whole[:len(whole)/2])
+			return
+		}
+		io.WriteString(w, whole)
+	}))
+	defer srv.Close()
+	for _, tc := range []struct {
+		name    string
+		call    func(c *Client, v any) error
+		repeats bool
+	}{
+		{"GetJSON", func(c *Client, v any) error { return c.GetJSON(context.Background(), "/u", nil, nil, v) }, true},
+		{"PostJSON, idempotent", func(c *Client, v any) error {
+			return c.PostJSON(context.Background(), "/u", nil, map[string]string{}, v, Idempotent())
+		}, true},
+		{"PostForm, idempotent", func(c *Client, v any) error {
+			return c.PostForm(context.Background(), "/u", nil, url.Values{}, v, Sensitive(), Idempotent())
+		}, true},
+		{"PostJSON", func(c *Client, v any) error { return c.PostJSON(context.Background(), "/u", nil, map[string]string{}, v) }, false},
+	} {
+		calls.Store(0)
+		c := NewClient(fastOptions(srv.URL))
+		var u struct{ ID, Type string }
+		err := tc.call(c, &u)
+		switch {
+		case tc.repeats && (err != nil || u.Type != "person" || calls.Load() != 2 || c.Stats().Retries != 1):
+			t.Errorf("%s: %+v, %v after %d requests", tc.name, u, err, calls.Load())
+		case !tc.repeats && (err == nil || calls.Load() != 1):
+			t.Errorf("%s: %v after %d requests, want an error after one", tc.name, err, calls.Load())
+		}
+	}
+}
