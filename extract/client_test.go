@@ -801,7 +801,9 @@ func TestClientJSONCallsRefetchCutOffBodies(t *testing.T) {
 		{"PostForm, idempotent", func(c *Client, v any) error {
 			return c.PostForm(context.Background(), "/u", nil, url.Values{}, v, Sensitive(), Idempotent())
 		}, true},
-		{"PostJSON", func(c *Client, v any) error { return c.PostJSON(context.Background(), "/u", nil, map[string]string{}, v) }, false},
+		{"PostJSON", func(c *Client, v any) error {
+			return c.PostJSON(context.Background(), "/u", nil, map[string]string{}, v)
+		}, false},
 	} {
 		calls.Store(0)
 		c := NewClient(fastOptions(srv.URL))
