@@ -26,10 +26,12 @@ import (
 
 // ClientOptions configures a Client. Zero values mean the defaults noted.
 type ClientOptions struct {
-	BaseURL string       // joined with each call's path
-	HTTP    *http.Client // default: 60 s to response headers, no overall timeout
-	Auth    *TokenCache  // nil: no Authorization header
-	Header  http.Header  // sent with every call (e.g. finoOS TenantID)
+	BaseURL string // joined with each call's path
+	// HTTP sends the requests (default: 60 s to response headers, no
+	// overall timeout). Its CheckRedirect is replaced: see Do.
+	HTTP   *http.Client
+	Auth   *TokenCache // nil: no Authorization header
+	Header http.Header // sent with every call (e.g. finoOS TenantID)
 
 	RateLimit float64 // requests per second; 0: unlimited
 	Burst     int     // default 1
@@ -55,7 +57,8 @@ type ClientOptions struct {
 // extractors never sleep or loop themselves. Safe for concurrent use.
 type Client struct {
 	base        string
-	http        *http.Client
+	http        *http.Client // follows same-origin redirects only
+	noRedirect  *http.Client // for Sensitive calls: follows none
 	auth        *TokenCache
 	header      http.Header
 	limiter     *rate.Limiter // nil: unlimited
@@ -92,6 +95,9 @@ func NewClient(opts ClientOptions) *Client {
 	if c.http == nil {
 		c.http = defaultHTTPClient()
 	}
+	// Copies, so that the caller's client keeps its own policy; they share
+	// its transport and connections.
+	c.http, c.noRedirect = withRedirects(c.http, false), withRedirects(c.http, true)
 	switch {
 	case opts.Limiter != nil:
 		c.limiter = opts.Limiter
@@ -182,8 +188,14 @@ func Sensitive() CallOption {
 // with RetryAfter rather than risk doing it twice; 429, 503 and failures to
 // connect mean it was not processed and are retried for every method.
 //
+// Redirects: a Sensitive call (credentials in its body) follows none, and
+// any call follows one only to the same scheme, host and port: a provider's
+// redirect must not hand a secret, a token or a tenant header to another
+// host (net/http would re-POST the body on a 307 or 308). A refused
+// redirect is Permanent and names both ends.
+//
 // Errors: *Permanent (other 4xx, a second 401, an unusable URL or TLS
-// certificate), *RetryAfter (retryable failures outlasting MaxAttempts or
+// certificate, a refused redirect), *RetryAfter (retryable failures outlasting MaxAttempts or
 // the context deadline), the context's error when it ends, or the token
 // fetch's error.
 func (c *Client) Do(ctx context.Context, method, path string, query url.Values, header http.Header, body []byte, opts ...CallOption) (*http.Response, error) {
@@ -214,7 +226,7 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 			}
 			tok = t.Value
 		}
-		resp, err := c.send(ctx, method, u, header, body, tok)
+		resp, err := c.send(ctx, method, u, header, body, tok, cfg.sensitive)
 		switch {
 		case err != nil:
 			if ctx.Err() != nil {
@@ -286,7 +298,7 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 }
 
 // send makes one attempt with the token tok ("" for none).
-func (c *Client) send(ctx context.Context, method, u string, header http.Header, body []byte, tok string) (*http.Response, error) {
+func (c *Client) send(ctx context.Context, method, u string, header http.Header, body []byte, tok string, sensitive bool) (*http.Response, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -309,7 +321,50 @@ func (c *Client) send(ctx context.Context, method, u string, header http.Header,
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}
 	c.requests.Add(1)
+	if sensitive {
+		return c.noRedirect.Do(req)
+	}
 	return c.http.Do(req)
+}
+
+// withRedirects is a copy of hc that follows no redirect (none) or only
+// same-origin ones, at most 10 as net/http's default.
+func withRedirects(hc *http.Client, none bool) *http.Client {
+	cp := *hc
+	cp.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		from, to := via[len(via)-1].URL, req.URL
+		refuse := func(why string) error {
+			return &Permanent{Err: fmt.Errorf("redirect refused, %s: %d from %s to %s",
+				why, req.Response.StatusCode, shownURL(from), shownURL(to))}
+		}
+		switch {
+		case none:
+			return refuse("a request carrying credentials follows none")
+		case origin(to) != origin(via[0].URL):
+			return refuse("to another scheme, host or port")
+		case len(via) >= 10:
+			return refuse("after 10 redirects")
+		}
+		return nil
+	}
+	return &cp
+}
+
+// origin is u's scheme://host:port, the port made explicit.
+func origin(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	return strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Hostname()) + ":" + port
+}
+
+// shownURL is u for an error message: no password, no query (it may hold
+// a token).
+func shownURL(u *url.URL) string {
+	c := *u
+	c.RawQuery, c.ForceQuery = "", false
+	return c.Redacted()
 }
 
 // wait takes a token from the rate limiter, giving up with RetryAfter when
@@ -454,8 +509,10 @@ func sleep(ctx context.Context, d time.Duration) error {
 }
 
 // GetJSON gets path and decodes the whole body into v; meant for small
-// answers (stream large ones with Do and EachElement). A status let
-// through by Expect comes back as a plain *HTTPError, not decoded.
+// answers, at most 64 MiB (stream large ones with GetElements). A body cut
+// off is fetched again, as Document does; so is that of a PostJSON or
+// PostForm marked Idempotent. A status let through by Expect comes back as
+// a plain *HTTPError, not decoded.
 func (c *Client) GetJSON(ctx context.Context, path string, query url.Values, header http.Header, v any, opts ...CallOption) error {
 	return c.doJSON(ctx, http.MethodGet, path, query, header, nil, v, opts)
 }
@@ -486,6 +543,21 @@ func (c *Client) PostForm(ctx context.Context, path string, header http.Header, 
 }
 
 func (c *Client) doJSON(ctx context.Context, method, path string, query url.Values, header http.Header, body []byte, out any, opts []CallOption) error {
+	var cfg callConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if out != nil && (cfg.idempotent || idempotent(method, c.header, header)) {
+		// A request that may be repeated is, when its body is cut off.
+		doc, err := c.Document(ctx, method, path, query, header, body, opts...)
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(doc, out); err != nil {
+			return &Permanent{Err: fmt.Errorf("%s %s: decode: %w", method, path, err)}
+		}
+		return nil
+	}
 	resp, err := c.Do(ctx, method, path, query, header, body, opts...)
 	if err != nil {
 		return err

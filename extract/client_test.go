@@ -708,3 +708,112 @@ func TestResponseBodiesAreCapped(t *testing.T) {
 		t.Errorf("a body of exactly MaxBody: %v", err)
 	}
 }
+
+// TestClientRedirects: a credentials request follows no redirect, any
+// request follows only same-origin ones, and whatever is refused never
+// reaches the other host.
+func TestClientRedirects(t *testing.T) {
+	attacker := &scripted{replies: []reply{{status: 200, body: `{"access_token":"stolen"}`}}}
+	evil := httptest.NewServer(attacker)
+	defer evil.Close()
+	home := http.NewServeMux()
+	home.HandleFunc("/data", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, `{"ok":true}`) })
+	var redirect func(r *http.Request) string // where /start sends to
+	var status int
+	home.HandleFunc("/start", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, redirect(r), status) })
+	srv := httptest.NewServer(home)
+	defer srv.Close()
+	tlsSrv := httptest.NewTLSServer(home)
+	defer tlsSrv.Close()
+
+	cases := []struct {
+		name      string
+		base      string
+		sensitive bool
+		to        func(r *http.Request) string
+		refused   string // "" if followed
+	}{
+		{"token to another host", srv.URL, true, func(*http.Request) string { return evil.URL + "/token" }, "carrying credentials"},
+		{"token on the same host", srv.URL, true, func(*http.Request) string { return "/data" }, "carrying credentials"},
+		{"data to another host", srv.URL, false, func(*http.Request) string { return evil.URL + "/data" }, "another scheme, host or port"},
+		{"data on the same host", srv.URL, false, func(*http.Request) string { return "/data" }, ""},
+		{"data from https to http", tlsSrv.URL, false, func(r *http.Request) string { return "http://" + r.Host + "/data" }, "another scheme, host or port"},
+	}
+	for _, tc := range cases {
+		for _, code := range []int{http.StatusTemporaryRedirect, http.StatusPermanentRedirect, http.StatusFound} {
+			t.Run(tc.name+"/"+strconv.Itoa(code), func(t *testing.T) {
+				redirect, status = tc.to, code
+				opts := fastOptions(tc.base)
+				opts.HTTP = tlsSrv.Client()
+				opts.Header = http.Header{"TenantID": {"tenant-7"}}
+				opts.Auth = NewTokenCache(func(context.Context) (Token, error) { return Token{Value: "bearer-1"}, nil }, nil)
+				c := NewClient(opts)
+				var out map[string]any
+				var err error
+				if tc.sensitive {
+					err = NewClient(fastOptions(tc.base)).PostForm(context.Background(), "/start", nil, url.Values{"client_secret": {"s3cret"}}, &out, Sensitive(), Idempotent())
+				} else {
+					err = c.GetJSON(context.Background(), "/start", nil, nil, &out)
+				}
+				if tc.refused == "" {
+					if err != nil || out["ok"] != true {
+						t.Fatalf("a same-host redirect of a GET: %v, %v", out, err)
+					}
+					return
+				}
+				var perm *Permanent
+				if !errors.As(err, &perm) || !strings.Contains(err.Error(), "redirect refused") ||
+					!strings.Contains(err.Error(), tc.refused) || !strings.Contains(err.Error(), "from "+tc.base+"/start to ") {
+					t.Fatalf("got %v, want a Permanent error naming the redirect from %s/start", err, tc.base)
+				}
+				if got := attacker.requests(); len(got) > 0 {
+					t.Fatalf("the other host got %d requests: %s %s %v", len(got), got[0].Method, got[0].URL, got[0].Header)
+				}
+			})
+		}
+	}
+}
+
+// A small JSON answer cut off in transit (Content-Length announcing all of
+// it, as the sandboxes' Truncated fault serves it) is fetched again by
+// GetJSON and by an Idempotent POST; a POST that may not be repeated is not.
+func TestClientJSONCallsRefetchCutOffBodies(t *testing.T) {
+	const whole = `{"id":"u1","type":"person"}`
+	var calls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(len(whole)))
+		if calls.Add(1) == 1 {
+			io.WriteString(w, whole[:len(whole)/2])
+			return
+		}
+		io.WriteString(w, whole)
+	}))
+	defer srv.Close()
+	for _, tc := range []struct {
+		name    string
+		call    func(c *Client, v any) error
+		repeats bool
+	}{
+		{"GetJSON", func(c *Client, v any) error { return c.GetJSON(context.Background(), "/u", nil, nil, v) }, true},
+		{"PostJSON, idempotent", func(c *Client, v any) error {
+			return c.PostJSON(context.Background(), "/u", nil, map[string]string{}, v, Idempotent())
+		}, true},
+		{"PostForm, idempotent", func(c *Client, v any) error {
+			return c.PostForm(context.Background(), "/u", nil, url.Values{}, v, Sensitive(), Idempotent())
+		}, true},
+		{"PostJSON", func(c *Client, v any) error {
+			return c.PostJSON(context.Background(), "/u", nil, map[string]string{}, v)
+		}, false},
+	} {
+		calls.Store(0)
+		c := NewClient(fastOptions(srv.URL))
+		var u struct{ ID, Type string }
+		err := tc.call(c, &u)
+		switch {
+		case tc.repeats && (err != nil || u.Type != "person" || calls.Load() != 2 || c.Stats().Retries != 1):
+			t.Errorf("%s: %+v, %v after %d requests", tc.name, u, err, calls.Load())
+		case !tc.repeats && (err == nil || calls.Load() != 1):
+			t.Errorf("%s: %v after %d requests, want an error after one", tc.name, err, calls.Load())
+		}
+	}
+}

@@ -22,3 +22,31 @@ func Pages(ctx context.Context, start int, fetch func(ctx context.Context, page 
 		}
 	}
 }
+
+// Page is what one page said of the paging: how many elements it held and
+// the totals it announced (0: not sent), at Size elements a page.
+type Page struct {
+	Elements, TotalPages, TotalElements, Size int
+}
+
+// MorePages says whether to read the page after the read-th (counting
+// from 1), so that paging ends whatever the totals claim: at the first
+// empty page, at totalPages, and at the pages totalElements fills (one
+// more allowed for an element added meanwhile). contradiction, when not
+// empty, says totalPages announced more than totalElements fills, for the
+// caller to record: a provider claiming a billion pages over empty ones
+// would otherwise be paged until the run's timeout.
+func MorePages(read int, p Page) (more bool, contradiction string) {
+	if p.Elements == 0 {
+		return false, ""
+	}
+	last := p.TotalPages
+	if p.TotalElements > 0 && p.Size > 0 {
+		if fill := (p.TotalElements+p.Size-1)/p.Size + 1; last > fill {
+			contradiction = fmt.Sprintf("totalPages %d contradicts totalElements %d at %d a page: paging stops at page %d at the latest",
+				p.TotalPages, p.TotalElements, p.Size, fill)
+			last = fill
+		}
+	}
+	return read < last, contradiction
+}

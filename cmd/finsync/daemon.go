@@ -72,11 +72,11 @@ func runDaemon(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return fmt.Errorf("FINSYNC_HTTP_ADDR: %w", err)
 	}
-	srv := &http.Server{Handler: daemonMux(c, ps, d, loader, state, db, metrics), ReadHeaderTimeout: 10 * time.Second}
+	srv := newServer(daemonMux(c, ps, d, loader, state, db, metrics), daemonTimeouts())
 	// The webhooks on a listener of their own, if asked: the one that faces
 	// the providers, while the status page and /metrics stay inside.
 	var hookLn net.Listener
-	hookSrv := &http.Server{Handler: webhookMux(ps, d, loader, state, metrics), ReadHeaderTimeout: 10 * time.Second}
+	hookSrv := newServer(webhookMux(ps, d, loader, state, metrics), daemonTimeouts())
 	if c.WebhookAddr != "" {
 		if hookLn, err = net.Listen("tcp", c.WebhookAddr); err != nil {
 			ln.Close()
@@ -208,6 +208,26 @@ func reloadSchedules(c Config, ps []extract.Provider, d *schedules.Daemon, log *
 
 // webhookMux serves the configured providers' webhook receivers at
 // /webhooks/<provider>.
+// serverTimeouts bound what one client may hold of the daemon's HTTP
+// servers, which face the providers' webhooks.
+type serverTimeouts struct {
+	Header, Read, Write, Idle time.Duration
+}
+
+// daemonTimeouts: a whole request (a webhook's body, at most 1 MiB) in 30 s,
+// a response (the status page's queries, a webhook's insert) in 60 s, an
+// idle keep-alive connection closed after 120 s.
+func daemonTimeouts() serverTimeouts {
+	return serverTimeouts{Header: 10 * time.Second, Read: 30 * time.Second, Write: 60 * time.Second, Idle: 120 * time.Second}
+}
+
+// newServer serves h within t: without ReadTimeout a body trickled a byte
+// at a time held its connection and goroutine forever.
+func newServer(h http.Handler, t serverTimeouts) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: t.Header, ReadTimeout: t.Read, WriteTimeout: t.Write,
+		IdleTimeout: t.Idle, MaxHeaderBytes: 64 << 10}
+}
+
 func webhookMux(ps []extract.Provider, d *schedules.Daemon, loader *clickhouse.Loader, state *clickhouse.State, m *schedules.Metrics) *http.ServeMux {
 	mux := http.NewServeMux()
 	hooks := extract.Hooks{

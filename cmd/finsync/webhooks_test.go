@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
 
@@ -152,5 +155,65 @@ func TestWebhooksApart(t *testing.T) {
 			t.Errorf("apart %v: the main listener serves the webhook: %v, the webhook listener: %v, /metrics there: %v",
 				apart, routes(ops, "POST", "/webhooks/fino"), routes(hooks, "POST", "/webhooks/fino"), routes(hooks, "GET", "/metrics"))
 		}
+	}
+}
+
+// The daemon's servers cut off a client that trickles a webhook's body,
+// or its headers, or keeps an idle connection: none holds a connection
+// past the timeouts (here shortened; daemonTimeouts are the real ones).
+func TestServerCutsSlowClients(t *testing.T) {
+	if d := daemonTimeouts(); d.Header <= 0 || d.Read <= 0 || d.Write <= 0 || d.Idle <= 0 || d.Read > time.Minute {
+		t.Fatalf("the daemon's timeouts %+v: want each set, a request read within a minute", d)
+	}
+	receivers, recorded := webhookReceivers(t)
+	mux := http.NewServeMux()
+	for name, h := range receivers {
+		mux.Handle("/webhooks/"+name, h)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := newServer(mux, serverTimeouts{Header: 300 * time.Millisecond, Read: 300 * time.Millisecond, Write: 2 * time.Second, Idle: 300 * time.Millisecond})
+	go srv.Serve(ln)
+	defer srv.Close()
+
+	const held = 4 * time.Second // what "forever" is here
+	for name := range receivers {
+		for _, tc := range []struct {
+			what    string
+			head    string // sent at once
+			trickle bool   // then a byte every 50 ms
+		}{
+			{"a trickled body", "POST /webhooks/" + name + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n", true},
+			{"trickled headers", "POST /webhooks/" + name + " HTTP/1.1\r\n", true},
+			{"an idle connection", "GET /webhooks/" + name + " HTTP/1.1\r\nHost: x\r\n\r\n", false},
+		} {
+			conn, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			io.WriteString(conn, tc.head)
+			if tc.trickle {
+				go func() {
+					for time.Since(start) < held {
+						if _, err := conn.Write([]byte("x")); err != nil {
+							return
+						}
+						time.Sleep(50 * time.Millisecond)
+					}
+				}()
+			}
+			conn.SetReadDeadline(start.Add(held))
+			_, err = io.ReadAll(conn) // until the server closes
+			if d := time.Since(start); err != nil || d > 2*time.Second {
+				t.Errorf("%s webhook, %s: the connection was held %s (%v)", name, tc.what, d.Round(time.Millisecond), err)
+			}
+			conn.Close()
+		}
+	}
+	if *recorded != 0 {
+		t.Errorf("%d trickled webhooks recorded", *recorded)
 	}
 }

@@ -35,7 +35,10 @@ import (
 //   - a context cancelled while the run talks to the provider stops it
 //     with the context's error, promptly;
 //   - every Arrow buffer a run allocated is released (a checked allocator
-//     ends at zero).
+//     ends at zero);
+//   - a redirect of the token request (307, 308, 302), or of a data
+//     request to another host, is refused with a Permanent error naming it,
+//     and the other host receives nothing: no secret, token or tenant.
 //
 // The sandbox's settings (extract.Sandbox.Env) are read into settings
 // through prefix, the provider's variable prefix (FINSYNC_FINO_).
@@ -45,8 +48,14 @@ func Conformance(t *testing.T, settings extract.Settings, prefix string) {
 	defer fake.Close()
 	var armed atomic.Pointer[context.CancelFunc] // cancels a run at its next request
 	var requests atomic.Int64
+	var redirect atomic.Pointer[redirecting] // sends requests elsewhere
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		requests.Add(1)
+		if rd := redirect.Load(); rd != nil && rd.token == (r.Header.Get("Authorization") == "") {
+			rd.sent.Add(1)
+			http.Redirect(w, r, rd.to+r.URL.Path, rd.status)
+			return
+		}
 		if cancel := armed.Swap(nil); cancel != nil {
 			(*cancel)()
 			// Answer only once the client gave up: an answer racing the
@@ -118,6 +127,56 @@ func Conformance(t *testing.T, settings extract.Settings, prefix string) {
 		})
 	}
 	mem.AssertSize(t, 0)
+
+	t.Run("redirects", func(t *testing.T) {
+		var got atomic.Int64
+		attacker := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			got.Add(1)
+			w.Write([]byte(`{"access_token":"stolen","expires_in":3600}`))
+		}))
+		defer attacker.Close()
+		defer redirect.Store(nil)
+		for _, token := range []bool{true, false} {
+			for _, status := range []int{http.StatusTemporaryRedirect, http.StatusPermanentRedirect, http.StatusFound} {
+				rd := &redirecting{token: token, status: status, to: attacker.URL}
+				redirect.Store(rd)
+				p := settings.Provider(extract.Setup{}) // a token cache of its own
+				tenant := p.Tenants[0]
+				check := func(what string, err error) {
+					var perm *extract.Permanent
+					if !errors.As(err, &perm) || !strings.Contains(err.Error(), "redirect refused") || !strings.Contains(err.Error(), "to "+attacker.URL) {
+						t.Errorf("%s, %d to another host: %v, want a Permanent error naming the redirect", what, status, err)
+					}
+				}
+				if token {
+					check("the token request", p.Check(context.Background(), tenant))
+				}
+				// Every stream whose requests were redirected fails.
+				for _, s := range p.Streams {
+					w := &world{t: t, s: s, tenant: tenant, subjects: p.Subjects, jobs: map[string]extract.Job{}}
+					before := rd.sent.Load()
+					if _, err := w.run(context.Background(), extract.Window{To: time.Now().UTC()}); rd.sent.Load() > before {
+						check(s.Name, err)
+					}
+				}
+				if rd.sent.Load() == 0 {
+					t.Errorf("token request %v, %d: no request was redirected", token, status)
+				}
+				if n := got.Load(); n > 0 {
+					t.Fatalf("token request %v, %d: the other host received %d requests", token, status, n)
+				}
+			}
+		}
+	})
+}
+
+// redirecting: the requests carrying no Authorization (token) or those
+// carrying one are answered status, Location to plus their path.
+type redirecting struct {
+	token  bool
+	status int
+	to     string
+	sent   atomic.Int64 // redirects answered
 }
 
 // world is what the runner hands one run of a stream, held in memory.

@@ -39,6 +39,9 @@
 //     default 100) into {"categorizations":[...],"page","size","totalPages","totalElements"}
 //     (Categorization shows one item, no list): the Spring-style page most Java APIs return.
 //     Decoders also take a bare JSON array as one page holding everything.
+//     Paging (here and in 49) ends at totalPages, at the first empty page, and at the pages
+//     totalElements fills plus one (extract.MorePages); a totalPages beyond that is recorded as
+//     one reject per user (categorization) or a warning (synchronization status).
 //  11. Categorization is ordered by booking date, then account, the same on every call, so page
 //     numbers address the same records throughout a run (the docs state no order).
 //  12. includeTransaction=true adds the raw "transaction", locale=de|en adds "localizedTag"

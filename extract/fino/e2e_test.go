@@ -546,3 +546,42 @@ func TestFinoBankSpelledOwnersLandAsOwnAccount(t *testing.T) {
 // ownTags are the sandbox's own-account transfers once their
 // internal_transfer tag is gone.
 var ownTags = []string{"savings_transfer", "credit_card_settlement", "transfer"}
+
+// A finoOS announcing a billion pages over empty ones: the run ends at the
+// first empty page (within the pages totalElements fills) with every row,
+// and records the contradiction as one reject per user.
+func TestFinoHostileTotalPagesEndPromptly(t *testing.T) {
+	clean := newFinoWorld(t, sandboxkit.Knobs{})
+	hostile := newFinoWorldWith(t, finosb.Options{TotalPages: 1_000_000_000})
+	for _, w := range []*finoWorld{clean, hostile} {
+		for _, tenant := range finoTenants {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			start := time.Now()
+			run, err := w.Runner.Run(ctx, w.streams[0], tenant) // fino.transactions
+			cancel()
+			if d := time.Since(start); err != nil || run.Status != clickhouse.RunSuccess || d > 15*time.Second {
+				t.Fatalf("%s/%s: %s after %s (%v %s)", w.streams[0].Name, tenant, run.Status, d.Round(time.Millisecond), err, run.Error)
+			}
+		}
+	}
+	q := `SELECT concat(tenant, ' ', user_id, ' ', toString(count()), ' ', toString(sum(amount))) FROM transactions FINAL GROUP BY tenant, user_id ORDER BY tenant, user_id`
+	if got, want := hostile.Query(t, q), clean.Query(t, q); len(want) == 0 || strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("transactions:\ngot  %v\nwant %v", got, want)
+	}
+	var users []string
+	for _, tenant := range finoTenants {
+		for _, u := range hostile.sandbox.Users(tenant) {
+			if l, _ := hostile.sandbox.Ledger(tenant, u); l.Transactions > 0 {
+				users = append(users, "user/"+u)
+			}
+		}
+	}
+	sort.Strings(users)
+	rejects := `SELECT record_key FROM etl_rejects FINAL WHERE position(reason, 'totalPages 1000000000 contradicts totalElements') > 0 ORDER BY record_key`
+	if got := hostile.Query(t, rejects); strings.Join(got, " ") != strings.Join(users, " ") {
+		t.Errorf("rejects naming the contradiction: %v, want one per user with transactions %v", got, users)
+	}
+	if got := clean.Query(t, `SELECT toString(count()) FROM etl_rejects`); got[0] != "0" {
+		t.Errorf("the honest sandbox's run rejected %s", got[0])
+	}
+}

@@ -229,7 +229,12 @@ func (a *API) lastSyncs(ctx context.Context, c *extract.Client) (map[string]time
 				last[st.UserID] = st.LastSynchronization
 			}
 		}
-		return page < p.TotalPages, nil
+		more, why := extract.MorePages(page, extract.Page{Elements: len(p.SynchronizationStatuses),
+			TotalPages: p.TotalPages, TotalElements: p.TotalElements, Size: cmp.Or(p.Size, MaxPageSize)})
+		if why != "" && page == 1 {
+			a.cfg.Logger.WarnContext(ctx, "finoOS synchronization status: "+why)
+		}
+		return more, nil
 	})
 	return last, err
 }
@@ -308,15 +313,24 @@ func (a *API) runTransactions(ctx context.Context, req extract.Request, out extr
 			b.SetHolders(s.ID, holders)
 			q := url.Values{paramSize: {strconv.Itoa(a.cfg.PageSize)}, paramIncludeTransaction: {"true"},
 				paramFrom: {sp.from(s).Format(time.DateOnly)}, paramTo: {sp.to.Format(time.DateOnly)}}
+			recorded := false
 			err = extract.Pages(ctx, 1, func(ctx context.Context, page int) (bool, error) {
 				q.Set(paramPage, strconv.Itoa(page))
+				n, each := 0, b.elements(s.ID, s.CorrelationID, out.Reject, flush)
 				scalars, err := c.GetElements(ctx, apiUserPath(s.ID, suffixCategorization), q, []string{"categorizations"},
-					b.elements(s.ID, s.CorrelationID, out.Reject, flush))
+					func(raw json.RawMessage) error { n++; return each(raw) })
 				if err != nil {
 					return false, err
 				}
-				total, _ := strconv.Atoi(string(scalars["totalPages"]))
-				return page < total, nil
+				num := func(k string) int { v, _ := strconv.Atoi(string(scalars[k])); return v }
+				more, why := extract.MorePages(page, extract.Page{Elements: n, TotalPages: num("totalPages"),
+					TotalElements: num("totalElements"), Size: cmp.Or(num("size"), a.cfg.PageSize)})
+				if why != "" && !recorded {
+					// Once per user: the rows are all read, the totals are wrong.
+					recorded = true
+					return more, out.Reject(extract.Reject{Table: transform.Transactions.Name, Key: "user/" + s.ID, Reason: "finoOS paging: " + why})
+				}
+				return more, nil
 			})
 			return extract.SkipGone(ctx, req.Registry, s, err, unknownUser)
 		})

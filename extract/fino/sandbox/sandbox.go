@@ -85,6 +85,11 @@ type Options struct {
 	// MARTA", "J. SCHRODER"). Off by default: it changes the ledgers.
 	BankSpelledOwners bool
 
+	// TotalPages, when set, is the totalPages every paged answer announces
+	// (categorizations, synchronization status), as a hostile or broken
+	// finoOS might: pages past the data come back empty.
+	TotalPages int
+
 	// SyncedAt is every bank login's lastSynchronization in the
 	// synchronization status; default Now: every user looks freshly synced,
 	// so incremental runs read everybody.
@@ -553,7 +558,7 @@ func (s *Server) categorizations(w http.ResponseWriter, r *http.Request, c *call
 		}
 		body = s.appendCategorizationOf(body, p, &txns[i], withTx, locale)
 	}
-	body = fmt.Appendf(body, `],"page":%d,"size":%d,"totalPages":%d,"totalElements":%d`, page, size, (total+size-1)/size, total)
+	body = fmt.Appendf(body, `],"page":%d,"size":%d,"totalPages":%d,"totalElements":%d`, page, size, cmp.Or(s.opts.TotalPages, (total+size-1)/size), total)
 	if s.opts.ExtraFields {
 		body = fmt.Appendf(body, `,"pageToken":"p%d"`, page+1)
 	}
@@ -618,7 +623,7 @@ func (s *Server) syncStatus(w http.ResponseWriter, r *http.Request, c *call) {
 	users := s.Users(c.tenant)
 	synced := inZone(s.opts.SyncedAt().UTC().Truncate(time.Second), s.opts.LocalTimestamps)
 	resp := syncStatusPage{SynchronizationStatuses: []syncStatus{}, Page: page, Size: size,
-		TotalPages: (len(users) + size - 1) / size, TotalElements: len(users)}
+		TotalPages: cmp.Or(s.opts.TotalPages, (len(users)+size-1)/size), TotalElements: len(users)}
 	for _, u := range sandboxkit.PageOf(users, page, size) {
 		resp.SynchronizationStatuses = append(resp.SynchronizationStatuses,
 			syncStatus{BankLoginID: "login-" + u, UserID: u, Status: "OK", Active: true, LastSynchronization: synced})
