@@ -104,7 +104,11 @@ type lease struct {
 func (r *Runner) acquire(ctx context.Context, stream, tenant string, ttl time.Duration) (*lease, error) {
 	owner := r.Owner
 	if owner.ID == "" {
-		owner = NewOwner()
+		// Every Runner of this process alike (a run's lease left behind
+		// when ClickHouse was down is its own to take again).
+		owner.Host, _ = os.Hostname()
+		owner.PID = os.Getpid()
+		owner.ID = fmt.Sprintf("%s.%d", owner.Host, owner.PID)
 	}
 	now := time.Now() // wall clock: other processes compare their own
 	l := &lease{state: r.State, ttl: ttl, mine: clickhouse.Lease{Stream: stream, Tenant: tenant, ID: owner.ID,

@@ -35,7 +35,8 @@ type Runner struct {
 	// window. Runs call it from their own goroutines.
 	Progress func(records int64)
 	// Owner is this process in the leases its runs hold (NewOwner, once
-	// per process); the zero Owner is a new one for each run.
+	// per process); the zero Owner is this host and pid, which all the
+	// process's Runners share.
 	Owner Owner
 }
 
