@@ -103,6 +103,9 @@ func (d *Daemon) Start() {
 		d.schedule(j)
 	}
 	d.cron.Start()
+	if d.Runner.Owner.ID == "" {
+		d.Runner.Owner = NewOwner() // the replicas tell themselves apart by it
+	}
 	if !d.Runner.Shard.All() && d.Runner.State != nil {
 		go d.watchSplit()
 	}
@@ -139,11 +142,12 @@ func (d *Daemon) watchSplit() {
 	defer tick.Stop()
 	for {
 		ctx, cancel := context.WithTimeout(d.runCtx, every)
-		sh, state := d.Runner.Shard, d.Runner.State
-		err := sh.Beat(ctx, state, time.Now())
-		var problems []string
+		sh, state, owner := d.Runner.Shard, d.Runner.State, d.Runner.Owner
+		// Check first: it finds another replica's beat of this shard
+		// before this one's covers it.
+		problems, err := sh.Check(ctx, state, owner, started, time.Now(), 3*every)
 		if err == nil {
-			problems, err = sh.Check(ctx, state, started, time.Now(), 3*every)
+			err = sh.Beat(ctx, state, owner, time.Now())
 		}
 		cancel()
 		if err != nil {
@@ -544,6 +548,15 @@ func (d *Daemon) runOne(job *Job, tenant string, triggered bool) {
 		defer d.Metrics.running.WithLabelValues(job.Stream.Name).Dec()
 	}
 	run, err := d.safeRun(ctx, job.Stream, tenant, sched, triggered)
+	// Another process (a daemon, a `finsync once`) runs it: not a failure,
+	// a tick this daemon skips.
+	if busy := (*Busy)(nil); errors.As(err, &busy) {
+		d.Log.Warn("tick skipped: another process runs the stream for the tenant", "stream", job.Stream.Name, "tenant", tenant, "err", err)
+		if d.Metrics != nil {
+			d.Metrics.skipped.WithLabelValues(job.Stream.Name).Inc()
+		}
+		return
+	}
 	if d.Metrics != nil && !run.FinishedAt.IsZero() {
 		d.Metrics.observeRun(run)
 	}

@@ -52,7 +52,7 @@ func NewMetrics() *Metrics {
 	m.retries = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "finsync_retries_total",
 		Help: "Provider and ClickHouse retries, by stream and tenant."}, []string{"stream", "tenant"})
 	m.skipped = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "finsync_ticks_skipped_total",
-		Help: "Schedule ticks skipped because the stream's previous run was still going."}, []string{"stream"})
+		Help: "Schedule ticks (or a tenant's run of one) skipped because the stream's previous run was still going, here or in another process."}, []string{"stream"})
 	m.running = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "finsync_runs_in_flight",
 		Help: "Runs in flight, by stream."}, []string{"stream"})
 	m.lastSuccess = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "finsync_last_success_timestamp_seconds",

@@ -12,7 +12,7 @@ import (
 
 // Replicas record their shard in ClickHouse, and each finds what is wrong
 // with the split: a shard no one runs, a replica counting differently, one
-// more replica than the count.
+// more replica than the count, another replica with its own shard.
 func TestReplicasCheckTheirSplit(t *testing.T) {
 	ctx := context.Background()
 	now := time.Now().Truncate(time.Second)
@@ -35,24 +35,33 @@ func TestReplicasCheckTheirSplit(t *testing.T) {
 			[]string{"shard 1 runs with FINSYNC_SHARD 1/3, this one with 0/2"}},
 		{"a third replica", map[string]time.Time{"1/2": justNow, "2/3": justNow}, "0/2", longAgo,
 			[]string{"a daemon runs shard 2/3 while this one counts 2 shards"}},
+		{"two replicas run 0/2", map[string]time.Time{"0/2": justNow, "1/2": justNow}, "0/2", longAgo,
+			[]string{"two replicas run shard 0/2 (this one and host other-host pid 7)"}},
+		{"its predecessor's beat, before a restart", map[string]time.Time{"0/2": now.Add(-2 * time.Minute), "1/2": justNow}, "0/2", now.Add(-90 * time.Second), nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			w := schedulestest.NewWorld(t, time.Time{})
+			other := schedules.Owner{Host: "other-host", PID: 7, ID: "other"}
 			for spec, at := range tc.beats {
 				sh, err := schedules.ParseShard(spec)
 				if err != nil {
 					t.Fatal(err)
 				}
-				if err := sh.Beat(ctx, w.State, at); err != nil {
+				if err := sh.Beat(ctx, w.State, other, at); err != nil {
 					t.Fatal(err)
 				}
 			}
+			// This replica beat a minute ago; what it finds now, before its
+			// next beat, is the other replicas' since.
 			self, _ := schedules.ParseShard(tc.self)
-			if err := self.Beat(ctx, w.State, now); err != nil {
-				t.Fatal(err)
+			me := schedules.NewOwner()
+			if _, ok := tc.beats[tc.self]; !ok {
+				if err := self.Beat(ctx, w.State, me, justNow); err != nil {
+					t.Fatal(err)
+				}
 			}
-			got, err := self.Check(ctx, w.State, tc.started, now, stale)
+			got, err := self.Check(ctx, w.State, me, tc.started, now, stale)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -40,6 +40,10 @@ type Runner struct {
 	// hands them, before they are loaded: a backfill's bar moves within a
 	// window. Runs call it from their own goroutines.
 	Progress func(records int64)
+	// Owner is this process in the leases its runs hold (NewOwner, once
+	// per process); the zero Owner is this host and pid, which all the
+	// process's Runners share.
+	Owner Owner
 }
 
 // RunOtherShard is the status of a run the Runner did not do because its
@@ -87,7 +91,7 @@ type runOptions struct {
 
 func (r *Runner) run(ctx context.Context, s extract.Stream, tenant string, o runOptions) (clickhouse.Run, error) {
 	ctx, run, err := r.begin(ctx, s, tenant, o)
-	if err != nil || run.row.Status == RunOtherShard {
+	if err != nil || run.row.Status == RunOtherShard || run.row.Status == RunNotStarted {
 		return run.row, err
 	}
 	defer run.release()
@@ -118,6 +122,7 @@ type runBook struct {
 	// work that is not per subject (its async jobs).
 	ownsTenant bool
 	row        clickhouse.Run // the etl_runs row
+	lease      *lease         // held from begin to the end of finish
 	stopBeat   func()
 	before     extract.ClientStats // the provider client's counters at the start
 	lineage    transform.Lineage
@@ -134,8 +139,10 @@ type runBook struct {
 
 // begin starts a run of s for tenant: it reads the subjects of a
 // per-subject stream, leaves another shard's work alone (a row of status
-// RunOtherShard, not recorded), records the running row and keeps it
-// beating. The context it returns carries the run's id for the log.
+// RunOtherShard, not recorded), takes the lease of s for tenant (or
+// returns a row of status RunNotStarted, not recorded, and a *Busy
+// error), records the running row and keeps both beating. The context it
+// returns carries the run's id for the log.
 func (r *Runner) begin(ctx context.Context, s extract.Stream, tenant string, o runOptions) (context.Context, *runBook, error) {
 	run := &runBook{r: r, stream: s, tenant: tenant, opts: o, log: r.Log, now: r.Now}
 	if run.now == nil {
@@ -166,12 +173,18 @@ func (r *Runner) begin(ctx context.Context, s extract.Stream, tenant string, o r
 			Error: "another shard's work (this is shard " + r.Shard.String() + ")"}
 		return ctx, run, nil
 	}
+	var err error
+	run.lease, err = r.acquire(ctx, s.Name, tenant, leaseBeats*beatEvery(ctx))
+	if err != nil {
+		run.row = clickhouse.Run{Stream: s.Name, Tenant: tenant, Status: RunNotStarted, StartedAt: started, Error: err.Error()}
+		return ctx, run, err
+	}
 	run.row = clickhouse.Run{Stream: s.Name, ID: newRunID(start), Tenant: tenant, Status: clickhouse.RunRunning,
 		StartedAt: started, WindowFrom: window.From, WindowTo: window.To}
 	// Every log line of the run, the extractors' included, carries its id.
 	ctx = WithRun(ctx, s.Name, tenant, run.row.ID)
 	if err := r.State.RecordRun(ctx, run.row); err != nil {
-		return ctx, run, err
+		return ctx, run, errors.Join(err, run.lease.release(ctx))
 	}
 	run.stopBeat = run.heartbeat(ctx)
 	if s.Stats != nil {
@@ -323,6 +336,10 @@ func (run *runBook) finish(ctx context.Context, cursor, next string, err error) 
 	run.stopBeat() // before the final row, which must be the newest
 	// The run row must land even when ctx ended the run.
 	recordErr := run.r.State.RecordRun(context.WithoutCancel(ctx), *row)
+	// Only now: a run taking over must find this one's final row.
+	if err := run.lease.release(ctx); err != nil {
+		log.WarnContext(ctx, "lease not released", "err", err)
+	}
 	attrs := []any{"status", row.Status, "rows", row.Rows, "rejects", row.Rejects, "retries", row.Retries,
 		"seconds", row.FinishedAt.Sub(row.StartedAt).Round(time.Millisecond).Seconds()}
 	if row.Error != "" {
@@ -357,16 +374,23 @@ func nothingCameThrough(row *clickhouse.Run, cursor, next string) bool {
 // release frees what the run held for the stream.
 func (run *runBook) release() { run.out.release() }
 
-// heartbeat rewrites the running run's row every minute, or four times
-// within ctx's deadline if that is sooner, until the returned stop is
-// called: AbandonRuns takes a row silent for longer than the stream's
-// timeout for a dead process's, and a live run is never that silent.
-func (run *runBook) heartbeat(ctx context.Context) (stop func()) {
-	beat := run.row // the running row as begin recorded it
+// beatEvery is how often a run beats: every minute, or four times within
+// ctx's deadline if that is sooner.
+func beatEvery(ctx context.Context) time.Duration {
 	every := time.Minute
 	if deadline, ok := ctx.Deadline(); ok {
 		every = max(min(every, time.Until(deadline)/4), 10*time.Millisecond)
 	}
+	return every
+}
+
+// heartbeat rewrites the running run's row and renews its lease every
+// beatEvery until the returned stop is called: AbandonRuns takes a row
+// silent for longer than the stream's timeout for a dead process's, and a
+// live run is never that silent; its lease lasts leaseBeats beats.
+func (run *runBook) heartbeat(ctx context.Context) (stop func()) {
+	beat := run.row // the running row as begin recorded it
+	every := beatEvery(ctx)
 	done, stopped := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(stopped)
@@ -379,7 +403,11 @@ func (run *runBook) heartbeat(ctx context.Context) (stop func()) {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				if err := run.r.State.RecordRun(ctx, beat); err != nil && ctx.Err() == nil {
+				err := run.r.State.RecordRun(ctx, beat)
+				if err == nil {
+					err = run.lease.renew(ctx)
+				}
+				if err != nil && ctx.Err() == nil {
 					run.log.WarnContext(ctx, "heartbeat not recorded", "err", err)
 				}
 			}

@@ -71,35 +71,66 @@ func (s Shard) OwnsTenant(stream, tenant string) bool { return s.Owns("stream", 
 // that together they cover every shard (Shard.Check).
 const ReplicasStream = "finsync.replicas"
 
-// Beat records in etl_state that a daemon runs shard s now, and with which
-// count.
-func (s Shard) Beat(ctx context.Context, state *clickhouse.State, now time.Time) error {
+// Beat records in etl_state that owner, a daemon, runs shard s now, and
+// with which count: "<count> <unix millis> <owner id> <pid> <host>".
+func (s Shard) Beat(ctx context.Context, state *clickhouse.State, owner Owner, now time.Time) error {
 	return state.SetCheckpoint(ctx, ReplicasStream, "", "shard:"+strconv.Itoa(s.Index),
-		strconv.Itoa(s.Count)+" "+strconv.FormatInt(now.UnixMilli(), 10))
+		fmt.Sprintf("%d %d %s %d %s", s.Count, now.UnixMilli(), owner.ID, owner.PID, owner.Host))
 }
 
-// Check reads the other replicas' beats and says what is wrong with the
-// split: a shard of s.Count no daemon ran within stale (its subjects are
-// not synced: fewer replicas than the count), a replica counting
-// differently, or a live shard s.Count (more replicas than the count). A
-// shard is missing only once this daemon has run for stale since started:
-// replicas starting together have not all beaten yet.
+// beat is a replica's record as Beat wrote it.
+type beat struct {
+	count int
+	at    time.Time
+	owner Owner
+}
+
+func parseBeat(v string) beat {
+	var b beat
+	var ms int64
+	f := strings.SplitN(v, " ", 5)
+	if len(f) >= 2 {
+		b.count, _ = strconv.Atoi(f[0])
+		ms, _ = strconv.ParseInt(f[1], 10, 64)
+		b.at = time.UnixMilli(ms)
+	}
+	if len(f) == 5 {
+		b.owner.ID, b.owner.Host = f[2], f[4]
+		b.owner.PID, _ = strconv.Atoi(f[3])
+	}
+	return b
+}
+
+// Check reads the replicas' beats and says what is wrong with the split:
+// another daemon (not owner) that beat shard s since this one started (two
+// replicas with the same FINSYNC_SHARD), a shard of s.Count no daemon ran
+// within stale (its subjects are not synced: fewer replicas than the
+// count), a replica counting differently, or a live shard s.Count (more
+// replicas than the count). A shard is missing only once this daemon has
+// run for stale since started: replicas starting together have not all
+// beaten yet. Call it before owner's Beat: a beat of s found then is the
+// last one, this daemon's own unless another replica beat since.
 // FINSYNC_SHARD's count is written by hand beside the replica count (a
 // Kubernetes pod learns its index, not how many pods there are): this is
 // the check that the two agree.
-func (s Shard) Check(ctx context.Context, state *clickhouse.State, started, now time.Time, stale time.Duration) ([]string, error) {
+func (s Shard) Check(ctx context.Context, state *clickhouse.State, owner Owner, started, now time.Time, stale time.Duration) ([]string, error) {
 	var problems []string
 	for k := 0; k <= s.Count; k++ {
-		if k == s.Index {
-			continue
-		}
 		v, err := state.Checkpoint(ctx, ReplicasStream, "", "shard:"+strconv.Itoa(k))
 		if err != nil {
 			return nil, err
 		}
-		n, at := 0, int64(0)
-		fmt.Sscanf(v, "%d %d", &n, &at)
-		alive := v != "" && now.Sub(time.UnixMilli(at)) <= stale
+		b := parseBeat(v)
+		n := b.count
+		alive := v != "" && now.Sub(b.at) <= stale
+		if k == s.Index {
+			// A beat from before this daemon started is its predecessor's
+			// (a restart), not a twin's.
+			if alive && b.owner.ID != owner.ID && !b.at.Before(started) {
+				problems = append(problems, fmt.Sprintf("two replicas run shard %s (this one and %s): each FINSYNC_SHARD index must be on one replica", s, b.owner))
+			}
+			continue
+		}
 		switch {
 		case k == s.Count && alive:
 			problems = append(problems, fmt.Sprintf("a daemon runs shard %d/%d while this one counts %d shards: there are more replicas than FINSYNC_SHARD's count", k, n, s.Count))

@@ -240,7 +240,7 @@ var (
 	EtlState = stateTable("etl_state",
 		col("stream", tString),
 		col("tenant", tString),
-		col("key", tString), // "cursor", or "job:<id>" for a pending async job
+		col("key", tString), // "cursor", "job:<id>" for a pending async job, "lease:<owner id>@<shard>" for a process's claim to run the stream
 		col("value", tString),
 		col("status", tString), // active, done, lost
 		col("created_at", tTime),

@@ -76,7 +76,7 @@ func runBackfill(ctx context.Context, a *app, args []string) error {
 			return err
 		}
 	}
-	runner := &schedules.Runner{Loader: loader, State: state, Log: log, Shard: c.shard()}
+	runner := &schedules.Runner{Loader: loader, State: state, Log: log, Shard: c.shard(), Owner: schedules.NewOwner()}
 	var bar *progress
 	runner.Progress = func(n int64) { bar.read(n) } // set before each tenant's first window
 	abandonStale(ctx, c, runner, stream)

@@ -39,7 +39,7 @@ func runDaemon(ctx context.Context, a *app, args []string) error {
 	lopts.Observe = metrics.Inserted
 	loader := clickhouse.NewLoader(db, lopts)
 	state := clickhouse.NewState(db, loader)
-	d := &schedules.Daemon{Runner: &schedules.Runner{Loader: loader, State: state, Log: log, Shard: c.shard()},
+	d := &schedules.Daemon{Runner: &schedules.Runner{Loader: loader, State: state, Log: log, Shard: c.shard(), Owner: schedules.NewOwner()},
 		Global: c.sched.Global, PerProvider: c.sched.PerProvider, Metrics: metrics, Log: log}
 	for _, p := range ps {
 		if !p.Configured {

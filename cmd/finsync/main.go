@@ -101,7 +101,9 @@ func cpuProfile(path string) (stop func()) {
 }
 
 // main runs the command named by args and returns the exit code: 0 ok,
-// 1 the command failed, 2 the command line was wrong.
+// 1 the command failed, 2 the command line was wrong, 3 a run did not
+// start because another process runs its stream for the tenant
+// (schedules.Busy).
 func (a *app) main(ctx context.Context, args []string) int {
 	switch {
 	case len(args) == 0:
@@ -131,6 +133,9 @@ func (a *app) main(ctx context.Context, args []string) int {
 			return 2
 		}
 		fmt.Fprintf(a.stderr, "finsync %s: %v\n", c.name, err)
+		if busy := (*schedules.Busy)(nil); errors.As(err, &busy) {
+			return 3
+		}
 		return 1
 	}
 	fmt.Fprintf(a.stderr, "finsync: unknown command %q%s (run finsync -h)\n", args[0], didYouMean(args[0], names))

@@ -75,7 +75,7 @@ func syncStreams(ctx context.Context, c Config, db *clickhouse.DB, log *slog.Log
 			return nil, err
 		}
 	}
-	runner := &schedules.Runner{Loader: loader, State: state, Log: log, Shard: c.shard()}
+	runner := &schedules.Runner{Loader: loader, State: state, Log: log, Shard: c.shard(), Owner: schedules.NewOwner()}
 	var runs []clickhouse.Run
 	var firstErr error
 	for _, s := range streams {

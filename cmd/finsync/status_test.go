@@ -322,7 +322,7 @@ func TestStatusPageShowsAWrongSplit(t *testing.T) {
 	db := chtest.NewDB(t)
 	state := clickhouse.NewState(db, clickhouse.NewLoader(db, clickhouse.LoaderOptions{}))
 	other := schedules.Shard{Index: 1, Count: 3} // scaled up, and only this one told
-	if err := other.Beat(ctx, state, time.Now()); err != nil {
+	if err := other.Beat(ctx, state, schedules.NewOwner(), time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	var logs schedulestest.SyncBuffer
@@ -353,12 +353,12 @@ func TestStatusPageShowsAWrongSplit(t *testing.T) {
 		}
 	}
 	// Fixed: the other replica counts 2 and keeps beating.
-	fixed := schedules.Shard{Index: 1, Count: 2}
+	fixed, twin := schedules.Shard{Index: 1, Count: 2}, schedules.NewOwner()
 	stop := make(chan struct{})
 	defer close(stop)
 	go func() {
 		for {
-			fixed.Beat(ctx, state, time.Now())
+			fixed.Beat(ctx, state, twin, time.Now())
 			select {
 			case <-stop:
 				return

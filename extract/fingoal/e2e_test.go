@@ -2,6 +2,7 @@ package fingoal_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http/httptest"
 	"strconv"
@@ -552,5 +553,47 @@ func TestFingoalUnknownFieldsLandInRaw(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.what, func(t *testing.T) { schedulestest.CheckRaws(t, tc.what, w.Query(t, tc.query), tc.checks...) })
+	}
+}
+
+// Two processes (two daemons, or `finsync once` during the daemon's run)
+// start the enrichment at once on one database: one runs it, the other
+// is told who does and sends nothing, so FinGoal receives (and bills) each
+// transaction once.
+func TestFingoalEnrichmentOfTwoProcessesRacing(t *testing.T) {
+	w := newFingoalWorld(t, fgsb.Options{}, fingoal.Config{BatchSize: 40})
+	today := time.Now().UTC().Truncate(24 * time.Hour)
+	const users, each = 8, 50
+	for i := range users {
+		w.addTransactions(t, "fino", "client-a", fmt.Sprintf("u-%d", i), each, today)
+	}
+	// Each process its own client and owner.
+	runners := []*schedules.Runner{w.Runner, {Loader: w.Loader, State: w.State}}
+	runners[0].Owner, runners[1].Owner = schedules.NewOwner(), schedules.NewOwner()
+	streams := []extract.Stream{w.stream(fingoal.StreamEnrichment), fingoal.Streams(fingoal.NewAPI(w.cfg))[0]}
+	if streams[1].Name != fingoal.StreamEnrichment {
+		t.Fatalf("the stream is %s", streams[1].Name)
+	}
+	start := make(chan struct{})
+	errs := make(chan error, 2)
+	for i := range runners {
+		go func() {
+			<-start
+			_, err := runners[i].Run(context.Background(), streams[i], w.tenant)
+			errs <- err
+		}()
+	}
+	close(start)
+	var refused []error
+	for range runners {
+		if err := <-errs; err != nil {
+			refused = append(refused, err)
+		}
+	}
+	w.checkExactlyOnce(t, users*each)
+	var busy *schedules.Busy
+	if len(refused) != 1 || !errors.As(refused[0], &busy) ||
+		!strings.Contains(refused[0].Error(), fingoal.StreamEnrichment+"/"+w.tenant+" is being run by host ") || !strings.HasSuffix(refused[0].Error(), "; not started") {
+		t.Errorf("want one run refused with who runs it, got %v", refused)
 	}
 }
