@@ -110,7 +110,10 @@ func (r *Runner) acquire(ctx context.Context, stream, tenant string, ttl time.Du
 		owner.PID = os.Getpid()
 		owner.ID = fmt.Sprintf("%s.%d", owner.Host, owner.PID)
 	}
-	now := time.Now() // wall clock: other processes compare their own
+	// Wall clock (other processes compare their own), in the milliseconds
+	// a claim is stored with: the rivals' claims are compared with this one
+	// as read back, and two claimants must order the pair alike.
+	now := time.Now().Truncate(time.Millisecond)
 	l := &lease{state: r.State, ttl: ttl, mine: clickhouse.Lease{Stream: stream, Tenant: tenant, ID: owner.ID,
 		Shard: r.Shard.String(), Host: owner.Host, PID: owner.PID, Claimed: now, Until: now.Add(ttl)}}
 	if err := r.State.PutLease(ctx, l.mine); err != nil {

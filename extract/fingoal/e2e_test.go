@@ -591,9 +591,12 @@ func TestFingoalEnrichmentOfTwoProcessesRacing(t *testing.T) {
 		}
 	}
 	w.checkExactlyOnce(t, users*each)
+	// One run is refused, or (a claim that lost the race by its time but
+	// was read first) waits until the other's run ended and then finds
+	// nothing left to send: either way each transaction went once.
 	var busy *schedules.Busy
-	if len(refused) != 1 || !errors.As(refused[0], &busy) ||
-		!strings.Contains(refused[0].Error(), fingoal.StreamEnrichment+"/"+w.tenant+" is being run by host ") || !strings.HasSuffix(refused[0].Error(), "; not started") {
-		t.Errorf("want one run refused with who runs it, got %v", refused)
+	if len(refused) > 1 || len(refused) == 1 && (!errors.As(refused[0], &busy) ||
+		!strings.Contains(refused[0].Error(), fingoal.StreamEnrichment+"/"+w.tenant+" is being run by host ") || !strings.HasSuffix(refused[0].Error(), "; not started")) {
+		t.Errorf("want at most one run refused, with who runs it, got %v", refused)
 	}
 }

@@ -335,33 +335,14 @@ func (a *API) releasePending(ctx context.Context, req extract.Request, now time.
 	if after <= 0 || req.Own == nil {
 		return nil
 	}
-	// The run's version: above what came before, below the run's own
-	// ledger writes (Version+1 on), which may send them now.
-	w := NewSubmissionsWriter(a.mem, req.Lineage)
-	defer w.Release()
 	reason := fmt.Sprintf("released: pending for over %s (FINSYNC_FINGOAL_RELEASE_PENDING_AFTER) without FinGoal's answer; sent again, "+
 		"which FinGoal may enrich and bill twice", after)
-	err := req.Own.Lookup(ctx, extract.Lookup{Table: transform.EnrichmentSubmissions,
-		Columns: []string{"source_provider", "source_tenant", "user_id", "transaction_id", "uid", "enrich_transaction_id", "submission_id", "endpoint", "submitted_at", "currency"},
-		Where:   map[string][]string{"status": {StatusPending}}}, func(row []string) error {
-		at, err := time.ParseInLocation(time.DateTime, row[8], time.UTC)
-		if err != nil || now.Sub(at) < after {
-			return nil
-		}
-		return w.AddSubmission(Submission{SourceProvider: row[0], SourceTenant: row[1], UserID: row[2], TransactionID: row[3], Currency: row[9], UID: row[4],
-			EnrichTransactionID: row[5], SubmissionID: row[6], Endpoint: row[7], SubmittedAt: at, Status: StatusUnsent, Reason: reason})
+	n, err := a.rewritePending(ctx, req, nil, func(sub Submission) (Submission, bool) {
+		sub.Status, sub.Reason = StatusUnsent, reason
+		return sub, now.Sub(sub.SubmittedAt) >= after
 	})
-	if err != nil {
-		return fmt.Errorf("reading the pending transactions: %w", err)
-	}
-	n := w.Len()
-	if n == 0 {
-		return nil
-	}
-	rec := w.Record()
-	defer rec.Release()
-	if err := req.Ledger.Commit(ctx, rec); err != nil {
-		return fmt.Errorf("releasing %d pending transactions: %w", n, err)
+	if err != nil || n == 0 {
+		return err
 	}
 	a.cfg.Logger.Warn("FinGoal transactions released: pending too long, sent again", "tenant", req.Tenant, "transactions", n, "after", after)
 	return nil
@@ -685,35 +666,66 @@ func (a *API) recoverPending(ctx context.Context, req extract.Request, batchID s
 			ids = append(ids, id)
 		}
 	}
-	w := NewSubmissionsWriter(a.mem, req.Lineage)
-	defer w.Release()
-	for len(ids) > 0 {
-		chunk := ids[:min(len(ids), ledgerChunk)]
-		ids = ids[len(chunk):]
-		err := req.Own.Lookup(ctx, extract.Lookup{Table: transform.EnrichmentSubmissions,
-			Columns: []string{"source_provider", "source_tenant", "user_id", "transaction_id", "uid", "enrich_transaction_id", "submission_id", "endpoint", "submitted_at", "currency"},
-			Where:   map[string][]string{"status": {StatusPending}, "enrich_transaction_id": chunk}}, func(row []string) error {
-			at, _ := time.ParseInLocation(time.DateTime, row[8], time.UTC)
-			return w.AddSubmission(Submission{SourceProvider: row[0], SourceTenant: row[1], UserID: row[2], TransactionID: row[3], Currency: row[9], UID: row[4],
-				EnrichTransactionID: row[5], SubmissionID: row[6], Endpoint: row[7], SubmittedAt: at, BatchRequestID: batchID,
-				Status: StatusSubmitted, Reason: "recovered: FinGoal's answer to the submission was lost, its enrichment webhook named the batch"})
-		})
-		if err != nil {
-			return fmt.Errorf("reading the pending transactions of batch %s: %w", batchID, err)
-		}
-	}
-	n := w.Len()
-	if n == 0 {
+	if len(ids) == 0 {
 		return nil
 	}
-	rec := w.Record()
-	defer rec.Release()
-	if err := req.Ledger.Commit(ctx, rec); err != nil {
-		return fmt.Errorf("recording the recovered transactions of batch %s: %w", batchID, err)
+	n, err := a.rewritePending(ctx, req, ids, func(sub Submission) (Submission, bool) {
+		sub.BatchRequestID, sub.Status = batchID, StatusSubmitted
+		sub.Reason = "recovered: FinGoal's answer to the submission was lost, its enrichment webhook named the batch"
+		return sub, true
+	})
+	if err != nil || n == 0 {
+		return err
 	}
 	a.cfg.Logger.Info("FinGoal transactions recovered: their submission's answer was lost, the webhook named their batch",
 		"tenant", req.Tenant, "batch_request_id", batchID, "transactions", n)
 	return nil
+}
+
+// rewritePending writes again, as change makes them, the tenant's pending
+// ledger rows (of the transactions ids, or all of them when ids is nil)
+// that change keeps, in one commit, and returns how many.
+func (a *API) rewritePending(ctx context.Context, req extract.Request, ids []string, change func(Submission) (Submission, bool)) (int, error) {
+	// The run's version: above what came before, below the submitter's
+	// ledger writes (Version+1 on), which may send released rows now.
+	w := NewSubmissionsWriter(a.mem, req.Lineage)
+	defer w.Release()
+	read := func(where map[string][]string) error {
+		where["status"] = []string{StatusPending}
+		return req.Own.Lookup(ctx, extract.Lookup{Table: transform.EnrichmentSubmissions,
+			Columns: []string{"source_provider", "source_tenant", "user_id", "transaction_id", "uid", "enrich_transaction_id", "submission_id", "endpoint", "submitted_at", "currency"},
+			Where:   where}, func(row []string) error {
+			at, _ := time.ParseInLocation(time.DateTime, row[8], time.UTC)
+			sub, keep := change(Submission{SourceProvider: row[0], SourceTenant: row[1], UserID: row[2], TransactionID: row[3], Currency: row[9], UID: row[4],
+				EnrichTransactionID: row[5], SubmissionID: row[6], Endpoint: row[7], SubmittedAt: at})
+			if !keep {
+				return nil
+			}
+			return w.AddSubmission(sub)
+		})
+	}
+	if ids == nil {
+		if err := read(map[string][]string{}); err != nil {
+			return 0, fmt.Errorf("reading the pending transactions: %w", err)
+		}
+	}
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), ledgerChunk)]
+		ids = ids[len(chunk):]
+		if err := read(map[string][]string{"enrich_transaction_id": chunk}); err != nil {
+			return 0, fmt.Errorf("reading the pending transactions: %w", err)
+		}
+	}
+	n := w.Len()
+	if n == 0 {
+		return 0, nil
+	}
+	rec := w.Record()
+	defer rec.Release()
+	if err := req.Ledger.Commit(ctx, rec); err != nil {
+		return 0, fmt.Errorf("rewriting %d pending transactions: %w", n, err)
+	}
+	return n, nil
 }
 
 // Ready says FinGoal's webhook reported batch id enriched: a run polling it
