@@ -686,13 +686,28 @@ func TestFimentoFaultsGiveTheCleanWarehouse(t *testing.T) {
 func TestFimentoWebhookBringsAProcess(t *testing.T) {
 	w := schedulestest.NewWorld(t, time.Time{})
 	bank := fimentoBanks[0]
-	receiver := httptest.NewServer(fimento.WebhookHandler([]string{bank}, extract.Hooks{Subject: schedules.RecordSubject(w.State)}, nil))
-	defer receiver.Close()
 	clock := &fakeClock{t: time.Date(2026, 2, 24, 6, 0, 0, 0, time.UTC)}
 	sb := fimentosb.New(fimentosb.Options{PartnerBanks: []string{bank}, Seed: 2, Now: clock.Now, Step: time.Minute, WebhookPoll: time.Hour})
 	srv := httptest.NewServer(sb)
 	defer func() { srv.Close(); sb.Close() }()
 	api := fimento.NewAPI(fimento.Config{BaseURL: srv.URL, Name: "sandbox-user", Password: "sandbox-password", HashKey: []byte("k"), Now: clock.Now})
+	receiver := httptest.NewServer(fimento.WebhookHandler([]string{bank}, extract.Hooks{Subject: schedules.RecordSubject(w.State)}, api.Known, nil))
+	defer receiver.Close()
+	// Fimento signs nothing: a forged id is checked (one GET), answered
+	// like any other, and records nothing.
+	for _, forged := range []string{"aaaaaaaaaaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbbbbbbbbbb"} {
+		resp, err := http.Post(receiver.URL, "application/json", strings.NewReader(`{"_id":"`+forged+`","partnerBank":"`+bank+`"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("a forged id: %s", resp.Status)
+		}
+	}
+	if subs, _ := w.State.Subjects(context.Background(), "fimento", bank, "process"); len(subs) != 0 {
+		t.Fatalf("forged ids recorded: %+v", subs)
+	}
 	if err := api.AddWebhook(context.Background(), receiver.URL); err != nil {
 		t.Fatal(err)
 	}

@@ -75,7 +75,7 @@ func (f *Settings) Provider(s extract.Setup) extract.Provider {
 	api := NewAPI(Config{BaseURL: f.BaseURL, Name: f.Name, Password: f.Password.Value(), HashKey: []byte(f.HashKey.Value()),
 		Paths: paths, RateLimit: f.RateLimit, Logger: s.Logger, HTTP: s.Client(provider), RateWaited: s.Waited(provider), Memory: s.Memory})
 	p := extract.Provider{Name: provider, Sandbox: newFake, Schedules: schedulesFile, Check: api.clients.Authenticate, Configured: f.BaseURL != "", Streams: Streams(api), Tenants: f.PartnerBanks,
-		Webhook: func(h extract.Hooks) http.Handler { return WebhookHandler(f.PartnerBanks, h, s.Logger) }}
+		Webhook: func(h extract.Hooks) http.Handler { return WebhookHandler(f.PartnerBanks, h, api.Known, s.Logger) }}
 	if f.WebhookURL != "" {
 		p.Start = func(ctx context.Context) error { return api.AddWebhook(ctx, f.WebhookURL) }
 	}

@@ -370,6 +370,23 @@ func (a *API) SetTestConsent(ctx context.Context, bank, processID string, c Cons
 	return a.clients.Get(bank).PostJSON(ctx, path, nil, body, nil, extract.Idempotent())
 }
 
+// Known says whether Fimento knows process id of bank. The webhook
+// receiver asks before it writes anything: Fimento signs nothing, so a
+// forged id costs this GET and nothing else. An error (Fimento does not
+// answer) is no "no": the receiver then records the id, and runs decide.
+func (a *API) Known(ctx context.Context, bank, id string) (bool, error) {
+	resp, err := a.clients.Get(bank).Do(ctx, http.MethodGet, pathOf(a.cfg.Paths.Process, id), nil, nil, nil)
+	var herr *extract.HTTPError
+	switch {
+	case errors.As(err, &herr) && herr.Status == http.StatusNotFound:
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	resp.Body.Close()
+	return true, nil
+}
+
 // DeleteProcess deletes a process with its data at Fimento.
 func (a *API) DeleteProcess(ctx context.Context, bank, processID string) error {
 	resp, err := a.clients.Get(bank).Do(ctx, http.MethodDelete, pathOf(a.cfg.Paths.Process, processID), nil, nil, nil)

@@ -1,6 +1,7 @@
 package fimento
 
 import (
+	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -31,9 +32,10 @@ type WebhookPayload struct {
 // WebhookHandler receives Fimento's process-updated webhooks. h.Subject is
 // called with the process as a subject (Provider "fimento", Kind "process",
 // Tenant its partner bank) before the handler answers 2xx; the daemon
-// passes schedules.RecordSubject. Only partner banks in banks are taken:
-// Fimento signs nothing, so the receiver accepts nothing it would not
-// extract anyway, and a forged id costs one GET that answers 404.
+// passes schedules.RecordSubject. Only partner banks in banks are taken,
+// and, when known is set (API.Known), only processes Fimento knows:
+// Fimento signs nothing, so a forged id costs one GET that answers 404, is
+// answered 204 like any other and records nothing.
 //
 // The process id is _id, or processId; the partner bank is partnerBank, or
 // the partner-bank-id header. Answers: 204 once h.Subject returned nil; 503
@@ -42,7 +44,7 @@ type WebhookPayload struct {
 // the limit, 400 for malformed JSON or a missing or odd id, 403 for a
 // partner bank not configured. The body is never logged: it holds the
 // customer's social security number and name.
-func WebhookHandler(banks []string, h extract.Hooks, log *slog.Logger) http.Handler {
+func WebhookHandler(banks []string, h extract.Hooks, known func(ctx context.Context, bank, id string) (bool, error), log *slog.Logger) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -80,6 +82,18 @@ func WebhookHandler(banks []string, h extract.Hooks, log *slog.Logger) http.Hand
 			return
 		}
 		l = l.With("partner_bank", bank, "process_id", id)
+		if known != nil {
+			ok, err := known(r.Context(), bank, id)
+			if err == nil && !ok {
+				// 2xx: the sender learns nothing of which ids exist.
+				l.Warn("fimento webhook ignored: Fimento does not know the process")
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+			if err != nil {
+				l.Warn("fimento webhook: the process could not be checked; recorded, its run checks it", "err", err)
+			}
+		}
 		if err := h.Subject(r.Context(), extract.Subject{Provider: provider, Tenant: bank, Kind: SubjectKind, ID: id}); err != nil {
 			l.Error("fimento webhook: recording the process failed", "err", err)
 			http.Error(w, "recording failed, retry later", http.StatusServiceUnavailable)

@@ -23,7 +23,7 @@ func TestWebhookHandler(t *testing.T) {
 		got = append(got, s)
 		return nil
 	}
-	h := WebhookHandler([]string{"bank-1"}, extract.Hooks{Subject: record}, nil)
+	h := WebhookHandler([]string{"bank-1"}, extract.Hooks{Subject: record}, nil, nil)
 	tests := []struct {
 		name, method, body string
 		header             string
@@ -64,7 +64,7 @@ func TestWebhookFromSandbox(t *testing.T) {
 	receiver := httptest.NewServer(WebhookHandler([]string{"605c6c479691950d359bb0e9"}, extract.Hooks{Subject: func(_ context.Context, s extract.Subject) error {
 		recorded <- s
 		return nil
-	}}, nil))
+	}}, nil, nil))
 	defer receiver.Close()
 	c := &clock{t: testLineage().ExtractedAt}
 	sb, api := startSandbox(t, fimentosb.Options{Now: c.Now, WebhookPoll: 1 << 62})
