@@ -2,6 +2,8 @@ package extract
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 
@@ -19,14 +21,23 @@ import (
 // a time, so a full loader blocks them all (backpressure); the parts of
 // the Request (Registry, ...) are safe for concurrent use themselves.
 //
-// The first error stops the other workers and is returned; records handed
-// to out before it stay handed (the runner loads them, the cursor stays).
+// A subject whose read ends retryable (its provider's faults outlasted the
+// retries: extract.RetryAfter) does not stop the others: the rest are
+// read, and Fan returns a RetryAfter naming how many were not, so the run
+// loads what it read and ends partial, its cursor unmoved. Once failures
+// reach failLimit of them the provider is taken for down and the others
+// stop too. Any other error (the loader's, a context's, a Permanent)
+// stops the workers at once and is returned; records handed to out before
+// it stay handed (the runner loads them, the cursor stays).
 func Fan[W any](ctx context.Context, subjects []Subject, n int, out Output,
 	start func() W, each func(ctx context.Context, w W, s Subject, out Output) error, finish func(w W, out Output) error) error {
 	n = max(1, min(n, len(subjects)))
 	shared := &lockedOutput{out: out}
 	g, ctx := errgroup.WithContext(ctx)
 	var next atomic.Int64
+	var mu sync.Mutex
+	var failed []error // retryable, per subject
+	limit := failLimit(len(subjects))
 	for range n {
 		g.Go(func() (err error) {
 			w := start()
@@ -40,14 +51,43 @@ func Fan[W any](ctx context.Context, subjects []Subject, n int, out Output,
 				if i >= len(subjects) || ctx.Err() != nil {
 					return ctx.Err()
 				}
-				if err := each(ctx, w, subjects[i], shared); err != nil {
+				err := each(ctx, w, subjects[i], shared)
+				if err == nil {
+					continue
+				}
+				if !IsRetryable(err) || ctx.Err() != nil {
 					return err
+				}
+				mu.Lock()
+				failed = append(failed, err)
+				down := len(failed) >= limit
+				mu.Unlock()
+				if down {
+					return errProviderDown
 				}
 			}
 		})
 	}
-	return g.Wait()
+	err := g.Wait()
+	if err != nil && err != errProviderDown {
+		return err
+	}
+	if len(failed) == 0 {
+		return nil
+	}
+	why := fmt.Sprintf("%d of %d subjects not read this run (the next run reads them again)", len(failed), len(subjects))
+	if err == errProviderDown {
+		why = fmt.Sprintf("%d of %d subjects failed: the provider is taken for down, the rest wait for the next run", len(failed), len(subjects))
+	}
+	return &RetryAfter{Err: fmt.Errorf("%s; first: %w", why, failed[0])}
 }
+
+// errProviderDown stops Fan's workers once too many subjects failed.
+var errProviderDown = errors.New("too many subjects failed")
+
+// failLimit is how many retryable subject failures Fan takes before it
+// stops: a tenth of the subjects, at least 3.
+func failLimit(subjects int) int { return max(3, subjects/10) }
 
 // lockedOutput serializes the calls of Fan's workers.
 type lockedOutput struct {
