@@ -336,7 +336,9 @@ func openCutProxy(t *testing.T, db *clickhouse.DB, cutAfter int64) (*clickhouse.
 	t.Cleanup(func() { ln.Close() })
 	proxy := &cutProxy{ln: ln, target: db.Addr(), cutAfter: cutAfter}
 	go proxy.serve()
-	viaProxy, err := clickhouse.Open(context.Background(), clickhouse.Options{Addr: ln.Addr().String(), Database: db.Database()})
+	// The cluster too: a Distributed INSERT must be synchronous, as in
+	// production (Open sets insert_distributed_sync for a cluster).
+	viaProxy, err := clickhouse.Open(context.Background(), clickhouse.Options{Addr: ln.Addr().String(), Database: db.Database(), Cluster: db.Cluster()})
 	if err != nil {
 		t.Fatal(err)
 	}
