@@ -854,7 +854,7 @@ func sqlLiterals(t *testing.T) []codeSQL {
 // has no cluster, so they run here as text, with a cluster name bound;
 // the coverage of the code's SQL counts them as sent.
 var clusterReads = []string{
-	"SELECT shard_num, host_name, port, is_local FROM system.clusters WHERE cluster = ? ORDER BY shard_num, replica_num",
+	"SELECT shard_num, host_name, port FROM system.clusters WHERE cluster = ? ORDER BY shard_num, replica_num",
 }
 
 func noErr(t *testing.T, err error) {

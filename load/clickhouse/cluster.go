@@ -344,67 +344,21 @@ func quoteString(s string) string {
 // run on this node for a table replicated whole, and for a sharded table
 // on its local table on one replica of each shard (this node for its own
 // shard); a column change of a sharded table then reaches its Distributed
-// table ON CLUSTER (not replicated, so no shard lock and no race).
+// table on every node, one by one: ON CLUSTER refuses a table that is not
+// replicated on a cluster whose shards replicate internally (code 371).
 func (db *DB) Alter(ctx context.Context, table, rest string, args ...any) error {
 	if db.cluster == "" || !Sharded(table) {
 		return db.Exec(ctx, "ALTER TABLE "+db.table(table)+" "+rest, args...)
 	}
-	if err := db.onEachShard(ctx, "ALTER TABLE "+db.table(table+localSuffix)+" "+rest, args...); err != nil {
-		return err
-	}
-	if toks := lex(rest); len(toks) > 1 && strings.EqualFold(toks[1].text, "COLUMN") {
-		return db.Exec(ctx, "ALTER TABLE "+db.table(table)+" ON CLUSTER "+quoteIdent(db.cluster)+" "+rest, args...)
-	}
-	return nil
-}
-
-// onEachShard runs query on one replica of each shard of the cluster
-// (system.clusters): this node for its own shard, else the first replica
-// that answers, with this connection's credentials.
-func (db *DB) onEachShard(ctx context.Context, query string, args ...any) error {
-	rows, err := db.conn.Query(ctx, "SELECT shard_num, host_name, port, is_local FROM system.clusters WHERE cluster = ? ORDER BY shard_num, replica_num", db.cluster)
+	shards, err := db.shards(ctx)
 	if err != nil {
-		return fmt.Errorf("reading the nodes of cluster %s: %w", db.cluster, err)
-	}
-	type replica struct {
-		addr  string
-		local bool
-	}
-	shards := map[uint32][]replica{}
-	var order []uint32
-	for rows.Next() {
-		var shard uint32
-		var host string
-		var port uint16
-		var local uint8
-		if err := rows.Scan(&shard, &host, &port, &local); err != nil {
-			rows.Close()
-			return err
-		}
-		if shards[shard] == nil {
-			order = append(order, shard)
-		}
-		r := replica{net.JoinHostPort(host, strconv.Itoa(int(port))), local == 1}
-		if r.local { // this node first
-			shards[shard] = append([]replica{r}, shards[shard]...)
-		} else {
-			shards[shard] = append(shards[shard], r)
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return err
 	}
-	if len(order) == 0 {
-		return fmt.Errorf("cluster %s is not in system.clusters of %s", db.cluster, db.addr)
-	}
-	for _, shard := range order {
+	local := "ALTER TABLE " + db.table(table+localSuffix) + " " + rest
+	for _, replicas := range shards {
 		var errs []error
-		for _, r := range shards[shard] {
-			err := db.Exec(ctx, query, args...)
-			if !r.local {
-				err = db.execAt(ctx, r.addr, query, args...)
-			}
+		for _, r := range replicas {
+			err := db.execOn(ctx, r, local, args...)
 			if err == nil {
 				errs = nil
 				break
@@ -412,10 +366,74 @@ func (db *DB) onEachShard(ctx context.Context, query string, args ...any) error 
 			errs = append(errs, fmt.Errorf("%s: %w", r.addr, err))
 		}
 		if errs != nil {
-			return fmt.Errorf("shard %d: %w", shard, errors.Join(errs...))
+			return fmt.Errorf("shard of %s: %w", replicas[0].addr, errors.Join(errs...))
+		}
+	}
+	if toks := lex(rest); len(toks) > 1 && strings.EqualFold(toks[1].text, "COLUMN") {
+		for _, replicas := range shards {
+			for _, r := range replicas {
+				if err := db.execOn(ctx, r, "ALTER TABLE "+db.table(table)+" "+rest, args...); err != nil {
+					return fmt.Errorf("%s: %w", r.addr, err)
+				}
+			}
 		}
 	}
 	return nil
+}
+
+// replica is one node of the cluster.
+type replica struct {
+	addr  string
+	local bool
+}
+
+// shards are the cluster's nodes (system.clusters) by shard, in shard
+// order, this node first within its shard.
+func (db *DB) shards(ctx context.Context) ([][]replica, error) {
+	rows, err := db.conn.Query(ctx, "SELECT shard_num, host_name, port FROM system.clusters WHERE cluster = ? ORDER BY shard_num, replica_num", db.cluster)
+	if err != nil {
+		return nil, fmt.Errorf("reading the nodes of cluster %s: %w", db.cluster, err)
+	}
+	defer rows.Close()
+	var out [][]replica
+	last := uint32(0)
+	for rows.Next() {
+		var shard uint32
+		var host string
+		var port uint16
+		if err := rows.Scan(&shard, &host, &port); err != nil {
+			return nil, err
+		}
+		if len(out) == 0 || shard != last {
+			out = append(out, nil)
+			last = shard
+		}
+		// This node by its address: is_local says only that the host is
+		// this machine's (every node of a one-machine cluster).
+		addr := net.JoinHostPort(host, strconv.Itoa(int(port)))
+		r := replica{addr, addr == db.addr}
+		if r.local { // this node first
+			out[len(out)-1] = append([]replica{r}, out[len(out)-1]...)
+		} else {
+			out[len(out)-1] = append(out[len(out)-1], r)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("cluster %s is not in system.clusters of %s", db.cluster, db.addr)
+	}
+	return out, nil
+}
+
+// execOn runs query on node r: through this connection when it is this
+// node.
+func (db *DB) execOn(ctx context.Context, r replica, query string, args ...any) error {
+	if r.local {
+		return db.Exec(ctx, query, args...)
+	}
+	return db.execAt(ctx, r.addr, query, args...)
 }
 
 // execAt runs query on the node at addr, in this database.
