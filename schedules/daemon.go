@@ -102,10 +102,10 @@ func (d *Daemon) Start() {
 		d.busy[j.Stream.Name] = &sync.Mutex{}
 		d.schedule(j)
 	}
-	d.cron.Start()
 	if d.Runner.Owner.ID == "" {
 		d.Runner.Owner = NewOwner() // the replicas tell themselves apart by it
 	}
+	d.cron.Start() // after every field a run reads is set
 	if !d.Runner.Shard.All() && d.Runner.State != nil {
 		go d.watchSplit()
 	}
