@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"net"
 	"os"
 	"reflect"
@@ -59,6 +60,8 @@ type Config struct {
 	// the address that faces the providers, while the status page and
 	// /metrics stay on HTTPAddr.
 	WebhookAddr string `env:"FINSYNC_WEBHOOK_ADDR"`
+	// WebhookRate caps each provider's webhooks per second (0: no cap).
+	WebhookRate float64 `env:"FINSYNC_WEBHOOK_RATE, default=20"`
 	// RunToken, if set, turns on the status page's "run now" buttons: a
 	// POST /run must carry it. Unset: no button, and /run refuses.
 	RunToken extract.Secret `env:"FINSYNC_RUN_TOKEN"`
@@ -283,6 +286,9 @@ func (c Config) Validate() []error {
 	}
 	if _, port, err := net.SplitHostPort(c.WebhookAddr); c.WebhookAddr != "" && (err != nil || port == "") {
 		bad("FINSYNC_WEBHOOK_ADDR=%q: want host:port (e.g. :8443)", c.WebhookAddr)
+	}
+	if c.WebhookRate < 0 || math.IsNaN(c.WebhookRate) || math.IsInf(c.WebhookRate, 0) {
+		bad("FINSYNC_WEBHOOK_RATE=%v: want webhooks a second per provider, 0 for no cap", c.WebhookRate)
 	}
 	if n := len(c.RunToken.Value()); n > 0 && n < minRunToken {
 		// Never the value: it is a secret.

@@ -7,12 +7,16 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/finsync/finsync/extract"
 	"github.com/finsync/finsync/load/clickhouse"
@@ -76,7 +80,7 @@ func runDaemon(ctx context.Context, a *app, args []string) error {
 	// The webhooks on a listener of their own, if asked: the one that faces
 	// the providers, while the status page and /metrics stay inside.
 	var hookLn net.Listener
-	hookSrv := newServer(webhookMux(ps, d, loader, state, metrics), daemonTimeouts())
+	hookSrv := newServer(webhookMux(ps, c.WebhookRate, d, loader, state, metrics), daemonTimeouts())
 	if c.WebhookAddr != "" {
 		if hookLn, err = net.Listen("tcp", c.WebhookAddr); err != nil {
 			ln.Close()
@@ -206,8 +210,6 @@ func reloadSchedules(c Config, ps []extract.Provider, d *schedules.Daemon, log *
 	return next
 }
 
-// webhookMux serves the configured providers' webhook receivers at
-// /webhooks/<provider>.
 // serverTimeouts bound what one client may hold of the daemon's HTTP
 // servers, which face the providers' webhooks.
 type serverTimeouts struct {
@@ -228,7 +230,9 @@ func newServer(h http.Handler, t serverTimeouts) *http.Server {
 		IdleTimeout: t.Idle, MaxHeaderBytes: 64 << 10}
 }
 
-func webhookMux(ps []extract.Provider, d *schedules.Daemon, loader *clickhouse.Loader, state *clickhouse.State, m *schedules.Metrics) *http.ServeMux {
+// webhookMux serves the configured providers' webhook receivers at
+// /webhooks/<provider>, each at most rate requests a second (0: unlimited).
+func webhookMux(ps []extract.Provider, rate float64, d *schedules.Daemon, loader *clickhouse.Loader, state *clickhouse.State, m *schedules.Metrics) *http.ServeMux {
 	mux := http.NewServeMux()
 	hooks := extract.Hooks{
 		Subject: schedules.RecordSubject(state),
@@ -244,10 +248,31 @@ func webhookMux(ps []extract.Provider, d *schedules.Daemon, loader *clickhouse.L
 	}
 	for _, p := range ps {
 		if p.Configured && p.Webhook != nil {
-			mux.Handle("/webhooks/"+p.Name, m.Webhook(p.Name, p.Webhook(hooks)))
+			mux.Handle("/webhooks/"+p.Name, m.Webhook(p.Name, limitRate(rate, p.Webhook(hooks))))
 		}
 	}
 	return mux
+}
+
+// limitRate answers 429 past perSecond requests a second (a burst of ten
+// seconds' worth passes): whoever floods a receiver, forged or not, costs
+// the provider's API and ClickHouse no more than that. Each provider
+// retries a webhook or is polled by the schedules, so one refused is late,
+// not lost.
+func limitRate(perSecond float64, h http.Handler) http.Handler {
+	if perSecond <= 0 {
+		return h
+	}
+	lim := rate.NewLimiter(rate.Limit(perSecond), max(1, int(10*perSecond)))
+	retry := strconv.Itoa(max(1, int(math.Ceil(1/perSecond))))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !lim.Allow() {
+			w.Header().Set("Retry-After", retry)
+			http.Error(w, "too many webhooks: try again later", http.StatusTooManyRequests)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // daemonMux serves /metrics, /healthz, /readyz, the status page and its
@@ -256,7 +281,7 @@ func webhookMux(ps []extract.Provider, d *schedules.Daemon, loader *clickhouse.L
 func daemonMux(c Config, ps []extract.Provider, d *schedules.Daemon, loader *clickhouse.Loader, state *clickhouse.State, db *clickhouse.DB, m *schedules.Metrics) *http.ServeMux {
 	mux := http.NewServeMux()
 	if c.WebhookAddr == "" {
-		mux.Handle("/webhooks/", webhookMux(ps, d, loader, state, m))
+		mux.Handle("/webhooks/", webhookMux(ps, c.WebhookRate, d, loader, state, m))
 	}
 	mux.Handle("GET /metrics", m.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -127,6 +128,54 @@ func FuzzWebhooks(f *testing.F) {
 	})
 }
 
+// A flood at one provider's receiver is answered 429 with Retry-After past
+// FINSYNC_WEBHOOK_RATE's burst (ten seconds' worth): the receiver, and the
+// provider GETs and INSERTs behind it, see no more than that; the refused
+// ones are counted; another provider's receiver is not slowed by it.
+func TestWebhooksRateLimited(t *testing.T) {
+	env := map[string]string{"FINSYNC_FINO_BASE_URL": "http://127.0.0.1:1", "FINSYNC_FINO_CLIENT_ID": "c",
+		"FINSYNC_FINO_CLIENT_SECRET": "s", "FINSYNC_FINO_WEBHOOK_SECRET": "whsec",
+		"FINSYNC_FINAPI_BASE_URL": "http://127.0.0.1:1", "FINSYNC_FINAPI_MANDATORS": "m:id:secret"}
+	for _, tc := range []struct {
+		rate       string
+		wantPassed int // of 100 at once
+	}{{"", 100}, {"0.5", 5}, {"2", 20}, {"0", 100}} {
+		env["FINSYNC_WEBHOOK_RATE"] = tc.rate
+		c, err := LoadConfig(context.Background(), lookupFrom(env))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := schedules.NewMetrics()
+		mux := webhookMux(providers(c, slog.New(slog.DiscardHandler), nil), c.WebhookRate, &schedules.Daemon{}, nil, nil, m)
+		passed, refused := 0, 0
+		for range 100 {
+			rec := httptest.NewRecorder()
+			// Unsigned: the receiver refuses it (401), after the limiter.
+			mux.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/webhooks/fino", strings.NewReader(`{}`)))
+			switch rec.Code {
+			case http.StatusTooManyRequests:
+				refused++
+				if rec.Header().Get("Retry-After") == "" {
+					t.Errorf("rate %q: a 429 without Retry-After", tc.rate)
+				}
+			default:
+				passed++
+			}
+		}
+		if passed != tc.wantPassed || passed+refused != 100 {
+			t.Errorf("FINSYNC_WEBHOOK_RATE=%q: %d of 100 reached the receiver, %d refused; want %d to reach it", tc.rate, passed, refused, tc.wantPassed)
+		}
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/webhooks/finapi?tenant=m", strings.NewReader(`{}`)))
+		if rec.Code == http.StatusTooManyRequests {
+			t.Errorf("rate %q: finapi's receiver refused its first webhook after fino's flood", tc.rate)
+		}
+		if refused > 0 && !strings.Contains(scrape(t, m), `finsync_webhook_requests_total{code="429",provider="fino"} `+strconv.Itoa(refused)) {
+			t.Errorf("rate %q: the %d refused webhooks are not counted:\n%s", tc.rate, refused, scrape(t, m))
+		}
+	}
+}
+
 // With FINSYNC_WEBHOOK_ADDR the receivers are served there only: the
 // status page and /metrics are not on the address that faces the providers.
 func TestWebhooksApart(t *testing.T) {
@@ -146,7 +195,7 @@ func TestWebhooksApart(t *testing.T) {
 		}
 		ps := providers(c, slog.New(slog.DiscardHandler), nil)
 		m := schedules.NewMetrics()
-		ops, hooks := daemonMux(c, ps, &schedules.Daemon{}, nil, nil, nil, m), webhookMux(ps, &schedules.Daemon{}, nil, nil, m)
+		ops, hooks := daemonMux(c, ps, &schedules.Daemon{}, nil, nil, nil, m), webhookMux(ps, c.WebhookRate, &schedules.Daemon{}, nil, nil, m)
 		if routes(hooks, "POST", "/run") || !routes(ops, "POST", "/run") {
 			t.Errorf("apart %v: run now on the webhook listener: %v, on the main one: %v", apart, routes(hooks, "POST", "/run"), routes(ops, "POST", "/run"))
 		}
@@ -216,4 +265,12 @@ func TestServerCutsSlowClients(t *testing.T) {
 	if *recorded != 0 {
 		t.Errorf("%d trickled webhooks recorded", *recorded)
 	}
+}
+
+// scrape is what m serves at /metrics.
+func scrape(t *testing.T, m *schedules.Metrics) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	return rec.Body.String()
 }
