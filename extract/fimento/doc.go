@@ -39,7 +39,10 @@
 //     the consent answer, which may come any time after fetchingTransactionsStarted); authError may
 //     end the process at any point. consentFlowStatus.current is the process's state.
 //  9. The customer's data is gone when consentFlowStatus.current is customerDeniedConsent, or consent
-//     (either one) is "revoked", or the process answers 404. finsync then deletes every row of the
+//     (either one) is "revoked", or the process answers 404 twice a grace period apart (one 404 can be a
+//     load balancer or maintenance page: the first quarantines the process, rows kept, see
+//     schedules.Runner.QuarantineGrace; a 404 for every process of a run is a configuration error that
+//     touches nothing). finsync then deletes every row of the
 //     process (extract.Registry.Forget), and FinGoal's copies of them (through the enrichment ledger), marks it
 //     revoked and never asks Fimento for it again. A process that
 //     denied once and later completes a new consent flow stays revoked in finsync: an operator
