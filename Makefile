@@ -56,6 +56,7 @@ TEST_TIMEOUT ?= 30m
 test: clickhouse chdb vet
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -race $(RACE_PKGS)
+	$(MAKE) --no-print-directory test-cluster-load
 	$(MAKE) --no-print-directory fuzz
 
 fuzz:
@@ -82,6 +83,17 @@ vet:
 # mid-load, compared with the single server. About 7 minutes, so not part
 # of `make test`. The cluster is stopped afterwards.
 CLUSTER := deploy/clickhouse/cluster.sh
+# The loader's tests in cluster mode, part of `make test` so that a loader
+# change cannot break cluster mode unseen (a resent INSERT through a
+# Distributed table, migrations ON CLUSTER): about 3 minutes, the cluster
+# started and stopped around them.
+CLUSTER_LOAD_TESTS := ^(TestCluster.*|TestInsert.*|TestBatch.*|TestLoadingTwiceIsIdempotent|TestLargeInsertStreamsBlocksIntoOnePart|TestRoundTripEveryTable|TestMigrateTwiceChangesNothing|TestSchemaMatchesServer|TestDeleteSubjectRows|TestRevokedWithRows)$$
+test-cluster-load:
+	$(CLUSTER) start
+	@rc=0; \
+	FINSYNC_CLICKHOUSE_ADDR=127.0.0.1:19101 FINSYNC_CLICKHOUSE_CLUSTER=finsync $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -run '$(CLUSTER_LOAD_TESTS)' ./load/clickhouse || rc=1; \
+	$(CLUSTER) stop; exit $$rc
+
 test-cluster: clickhouse
 	$(CLUSTER) start
 	@rc=0; \
