@@ -51,10 +51,10 @@ func TestReconcileSchedules(t *testing.T) {
 		t.Errorf("reconcile off, yet %q", a.Reconcile)
 	}
 	for op, want := range map[string]string{
-		"streams:\n  s.a:\n    reconcile: \"61 3 * * 0\"\n":                  `op.yaml:3: s.a: reconcile "61 3 * * 0": end of range (61) above maximum (59): 61`,
-		"streams:\n  s.a:\n    reconcile_lookback: a while\n":                `op.yaml:3: reconcile_lookback: "a while" is not a duration`,
+		"streams:\n  s.a:\n    reconcile: \"61 3 * * 0\"\n":                        `op.yaml:3: s.a: reconcile "61 3 * * 0": end of range (61) above maximum (59): 61`,
+		"streams:\n  s.a:\n    reconcile_lookback: a while\n":                      `op.yaml:3: reconcile_lookback: "a while" is not a duration`,
 		"streams:\n  s.a:\n    per_tenant:\n      acme: {reconcile: \"@daily\"}\n": `op.yaml:4: reconcile belongs to the stream, not to a tenant`,
-		"defaults:\n  reconcile: \"@daily\"\n":                                  `op.yaml:2: reconcile belongs to a stream, not to defaults`,
+		"defaults:\n  reconcile: \"@daily\"\n":                                     `op.yaml:2: reconcile belongs to a stream, not to defaults`,
 	} {
 		if _, err := parse(op); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: error\n%v\ndoes not contain %q", op, err, want)
