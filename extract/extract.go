@@ -102,6 +102,15 @@ type Request struct {
 	// created, no submission, no full read of the subjects), so a webhook
 	// can never cause work that is billed or costs the provider's rate.
 	Triggered bool
+	// Reconcile says the run is a reconciliation (the schedules file's
+	// reconcile), not an incremental run: it skips no subject for lack of
+	// news and reads at least ReconcileLookback before the window's end (0:
+	// the provider's default) besides what an incremental run would, so it
+	// loads what those missed. Its cursor is one a normal run would leave
+	// (never behind the one it started from). A stream that is not
+	// incremental ignores it.
+	Reconcile         bool
+	ReconcileLookback time.Duration
 	// Lineage goes on every row the run produces.
 	Lineage transform.Lineage
 
@@ -268,6 +277,11 @@ type Stream struct {
 	// is set, whatever its cursor: `finsync backfill` can split a range
 	// into windows. Snapshot streams (segments, analytics) cannot.
 	Backfill bool
+	// Reconciles says the stream honours Request.Reconcile: it is
+	// incremental (a cursor, a lookback, subjects skipped for lack of news),
+	// so late data can pass it by and a reconciliation can find it. Only
+	// such a stream may have a reconcile schedule.
+	Reconciles bool
 	// Stats, if set, reports the provider client's counters; the runner
 	// records the retries a run caused.
 	Stats func() ClientStats

@@ -127,7 +127,7 @@ func (d *Daemon) Start() {
 		}
 		if len(catchup) > 0 {
 			d.Log.Info("catching up a run missed while no daemon ran", "stream", j.Stream.Name, "last_started", last)
-			d.tick(j.Stream.Name, func(t string) bool { return catchup[t] }, true)
+			d.tick(j.Stream.Name, func(t string) bool { return catchup[t] }, true, runScheduled)
 		}
 	}
 }
@@ -246,6 +246,7 @@ func (d *Daemon) Reload(jobs []Job) (Changes, error) {
 func sameJob(a, b Job) bool {
 	norm := func(s Schedule) Schedule {
 		s.File, s.Line, s.specLine, s.paramsLine, s.paramLines, s.cron = "", 0, 0, 0, nil, nil
+		s.reconcile, s.reconcileLine, s.reconcileAt = nil, 0, ""
 		return s
 	}
 	sa, sb := norm(a.Schedule), norm(b.Schedule)
@@ -296,7 +297,13 @@ func (d *Daemon) schedule(j Job) {
 		for _, t := range g.tenants {
 			in[t] = true
 		}
-		id := d.cron.Schedule(jittered{g.sched}, cron.FuncJob(func() { d.tick(j.Stream.Name, func(t string) bool { return in[t] }, true) }))
+		id := d.cron.Schedule(jittered{g.sched}, cron.FuncJob(func() { d.tick(j.Stream.Name, func(t string) bool { return in[t] }, true, runScheduled) }))
+		d.entries[j.Stream.Name] = append(d.entries[j.Stream.Name], id)
+	}
+	// The reconciliation, for every enabled tenant: a tick of its own.
+	if !j.Schedule.NextReconcile(time.Now()).IsZero() {
+		all := func(string) bool { return true }
+		id := d.cron.Schedule(reconciling{j.Schedule}, cron.FuncJob(func() { d.tick(j.Stream.Name, all, true, runReconcile) }))
 		d.entries[j.Stream.Name] = append(d.entries[j.Stream.Name], id)
 	}
 	d.refreshNext(j)
@@ -321,6 +328,21 @@ func (d *Daemon) unschedule(stream string) {
 type jittered struct{ s Schedule }
 
 func (j jittered) Next(t time.Time) time.Time { return j.s.Next(t) }
+
+// reconciling is what the cron runs for the stream's reconciliation.
+type reconciling struct{ s Schedule }
+
+func (r reconciling) Next(t time.Time) time.Time { return r.s.NextReconcile(t) }
+
+// runKind is what starts a run: its schedule (or a Tick), a provider's
+// webhook (extract.Request.Triggered), or the reconcile schedule.
+type runKind int
+
+const (
+	runScheduled runKind = iota
+	runTriggered
+	runReconcile
+)
 
 // refreshNext sets when j runs next: the earliest of its groups' next
 // ticks, if it has any.
@@ -381,13 +403,13 @@ func (d *Daemon) jobLocked(stream string) *Job {
 // is still going: then the tick is skipped and counted. Once Stop began it
 // starts nothing. It reports whether the runs started.
 func (d *Daemon) Tick(stream, tenant string) bool {
-	return d.tick(stream, func(t string) bool { return tenant == "" || t == tenant }, false)
+	return d.tick(stream, func(t string) bool { return tenant == "" || t == tenant }, false, runScheduled)
 }
 
-// tick is Tick for the tenants wanted; the schedule calls it (scheduled)
-// with a group's tenants, and runs only those still enabled (a reload may
-// have disabled one since).
-func (d *Daemon) tick(stream string, want func(string) bool, scheduled bool) bool {
+// tick is Tick for the tenants wanted, runs of kind; the schedule calls it
+// (scheduled) with a group's tenants, and runs only those still enabled (a
+// reload may have disabled one since).
+func (d *Daemon) tick(stream string, want func(string) bool, scheduled bool, kind runKind) bool {
 	job := d.job(stream)
 	if job == nil || d.Stopping() {
 		return false
@@ -401,7 +423,7 @@ func (d *Daemon) tick(stream string, want func(string) bool, scheduled bool) boo
 	lock := d.busy[stream]
 	d.mu.Unlock()
 	if !lock.TryLock() {
-		d.Log.Warn("tick skipped: the previous run is still going", "stream", stream)
+		d.Log.Warn("tick skipped: the previous run is still going", "stream", stream, "reconcile", kind == runReconcile)
 		if d.Metrics != nil {
 			d.Metrics.skipped.WithLabelValues(stream).Inc()
 		}
@@ -415,7 +437,7 @@ func (d *Daemon) tick(stream string, want func(string) bool, scheduled bool) boo
 	}
 	d.wg.Add(1)
 	d.mu.Unlock()
-	go d.runTenants(job, lock, want, false)
+	go d.runTenants(job, lock, want, kind)
 	return true
 }
 
@@ -456,14 +478,14 @@ func (d *Daemon) Trigger(stream, tenant string) bool {
 		return true
 	}
 	d.wg.Add(1)
-	go d.runTenants(job, lock, want, true)
+	go d.runTenants(job, lock, want, runTriggered)
 	return true
 }
 
 // runTenants runs job for the tenants wanted, then the triggered runs
 // queued meanwhile, and releases the stream's lock (holding d.mu, so that a
 // trigger either sees the lock taken and queues, or takes it itself).
-func (d *Daemon) runTenants(job *Job, lock *sync.Mutex, want func(string) bool, triggered bool) {
+func (d *Daemon) runTenants(job *Job, lock *sync.Mutex, want func(string) bool, kind runKind) {
 	defer d.wg.Done()
 	for {
 		// The lock is free: no run of this stream is going here, so one
@@ -477,7 +499,7 @@ func (d *Daemon) runTenants(job *Job, lock *sync.Mutex, want func(string) bool, 
 				d.Log.Info("stopping: the stream's remaining tenants do not start", "stream", job.Stream.Name, "tenant", t)
 				break
 			}
-			d.runOne(job, t, triggered)
+			d.runOne(job, t, kind)
 		}
 		if d.AfterRuns != nil && !d.Stopping() {
 			d.AfterRuns(d.runCtx, job.Stream)
@@ -494,7 +516,7 @@ func (d *Daemon) runTenants(job *Job, lock *sync.Mutex, want func(string) bool, 
 			job = j // as a reload left it
 		}
 		d.mu.Unlock()
-		want, triggered = func(t string) bool { return q[t] }, true
+		want, kind = func(t string) bool { return q[t] }, runTriggered
 	}
 }
 
@@ -534,7 +556,7 @@ func (d *Daemon) Stopping() bool {
 }
 
 // runOne runs job for one tenant within the concurrency limits.
-func (d *Daemon) runOne(job *Job, tenant string, triggered bool) {
+func (d *Daemon) runOne(job *Job, tenant string, kind runKind) {
 	release, err := d.acquire(job.Stream.Provider)
 	if err != nil {
 		return // stopping
@@ -547,7 +569,7 @@ func (d *Daemon) runOne(job *Job, tenant string, triggered bool) {
 		d.Metrics.running.WithLabelValues(job.Stream.Name).Inc()
 		defer d.Metrics.running.WithLabelValues(job.Stream.Name).Dec()
 	}
-	run, err := d.safeRun(ctx, job.Stream, tenant, sched, triggered)
+	run, err := d.safeRun(ctx, job.Stream, tenant, sched, kind)
 	// Another process (a daemon, a `finsync once`) runs it: not a failure,
 	// a tick this daemon skips.
 	if busy := (*Busy)(nil); errors.As(err, &busy) {
@@ -569,13 +591,16 @@ func (d *Daemon) runOne(job *Job, tenant string, triggered bool) {
 
 // safeRun keeps a panic outside the stream (the runner catches the
 // stream's own) from taking the daemon down.
-func (d *Daemon) safeRun(ctx context.Context, s extract.Stream, tenant string, sched Schedule, triggered bool) (run clickhouse.Run, err error) {
+func (d *Daemon) safeRun(ctx context.Context, s extract.Stream, tenant string, sched Schedule, kind runKind) (run clickhouse.Run, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("panic running %s: %v", s.Name, p)
 		}
 	}()
-	return d.Runner.RunScheduled(ctx, s, tenant, sched, triggered)
+	if kind == runReconcile {
+		return d.Runner.RunReconcile(ctx, s, tenant, sched)
+	}
+	return d.Runner.RunScheduled(ctx, s, tenant, sched, kind == runTriggered)
 }
 
 // acquire takes the provider's slot first and only then a global one, so

@@ -282,8 +282,10 @@ func TestMetricsArePerTenant(t *testing.T) {
 	// The runs are recorded before they are counted.
 	var m string
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		// observeRun counts the run before its duration: wait for both.
 		if m = scrape(); strings.Contains(m, `finsync_runs_total{status="failed",stream="mixed",tenant="t2"} 1`) &&
-			strings.Contains(m, `finsync_runs_total{status="success",stream="mixed",tenant="t1"} 1`) {
+			strings.Contains(m, `finsync_runs_total{status="success",stream="mixed",tenant="t1"} 1`) &&
+			strings.Contains(m, `finsync_run_duration_seconds_count{stream="mixed",tenant="t2"} 1`) {
 			break
 		}
 	}

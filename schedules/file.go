@@ -50,6 +50,14 @@ type Schedule struct {
 	// while no daemon ran (its last run started before its last due time);
 	// off for snapshots billed per job.
 	Catchup bool
+	// Reconcile is the cron spec of the stream's reconciliation runs ("":
+	// none): the stream's run without its incremental shortcuts
+	// (extract.Request.Reconcile), to find late data those missed. Only a
+	// stream that honours it (extract.Stream.Reconciles) may have one.
+	// ReconcileLookback is how far back such a run reads (0: the
+	// provider's default).
+	Reconcile         string
+	ReconcileLookback time.Duration
 	// PerTenant are the effective schedules of the tenants the file
 	// overrides (per_tenant): the stream's with what the override names.
 	PerTenant map[string]Schedule
@@ -58,11 +66,15 @@ type Schedule struct {
 	File string
 	Line int
 
-	cron cron.Schedule
+	cron      cron.Schedule
+	reconcile cron.Schedule
 	// Where the stream's schedule and params are, for the messages about
-	// them (0: not in the file).
+	// them (0: not in the file); reconcileAt is "file:line" of its
+	// reconcile.
 	specLine, paramsLine int
 	paramLines           map[string]int
+	reconcileLine        int
+	reconcileAt          string
 }
 
 // Next is the first start after t, jitter included: the spec's times
@@ -72,6 +84,16 @@ type Schedule struct {
 func (s Schedule) Next(t time.Time) time.Time {
 	delay := s.Delay()
 	return s.cron.Next(t.Add(-delay)).Add(delay)
+}
+
+// NextReconcile is the first reconciliation after t (the zero time when
+// the stream has none), shifted by Delay as Next is.
+func (s Schedule) NextReconcile(t time.Time) time.Time {
+	if s.reconcile == nil {
+		return time.Time{}
+	}
+	delay := s.Delay()
+	return s.reconcile.Next(t.Add(-delay)).Add(delay)
 }
 
 // Delay is the stream's stable start delay within its Jitter.
@@ -205,17 +227,20 @@ func ParseLayers(layers []Layer, known map[string]ParamsCheck) (*Schedules, erro
 		es := entries[name]
 		s := defaults
 		s.Stream, s.Tenants, s.Params = name, slices.Clone(defaults.Tenants), nil
-		specBad, paramsBad := es[0].bad, es[0].bad
+		specBad, paramsBad, reconcileBad := es[0].bad, es[0].bad, es[0].bad
 		// The tenants' overrides, each over all layers, in the order met.
 		overrides := map[string][]entry{}
 		var tenants []string
 		for _, e := range es {
 			s.Line, s.File = e.line, e.file
 			before := s.specLine
-			params := s.paramsLine
+			params, reconcile := s.paramsLine, s.reconcileLine
 			readEntry(e.node, &s, e.bad, levelStream)
 			if s.specLine != before || s.Spec == "" {
 				specBad = e.bad
+			}
+			if s.reconcileLine != reconcile {
+				reconcileBad, s.reconcileAt = e.bad, fmt.Sprintf("%s:%d", e.file, s.reconcileLine)
 			}
 			if s.paramsLine != params {
 				paramsBad = e.bad
@@ -243,6 +268,13 @@ func ParseLayers(layers []Layer, known map[string]ParamsCheck) (*Schedules, erro
 			specBad(s.specLine, "%s: schedule %q: %v", s.Stream, s.Spec, err)
 		} else {
 			s.cron = c
+		}
+		if s.Reconcile != "" {
+			if c, err := cron.ParseStandard(s.Reconcile); err != nil {
+				reconcileBad(s.reconcileLine, "%s: reconcile %q: %v", s.Stream, s.Reconcile, err)
+			} else {
+				s.reconcile = c
+			}
 		}
 		checkParams(s, check, paramsBad)
 		// A tenant's override starts from the stream's effective settings
@@ -291,6 +323,20 @@ func ParseLayers(layers []Layer, known map[string]ParamsCheck) (*Schedules, erro
 	return ss, errors.Join(errs...)
 }
 
+// CheckReconcile reports every stream with a reconcile that cannot
+// reconcile (a snapshot reads everything every run: nothing to find), at
+// the reconcile's file:line; reconciles says which streams can
+// (extract.Stream.Reconciles).
+func (ss *Schedules) CheckReconcile(reconciles func(stream string) bool) error {
+	var errs []error
+	for _, s := range ss.Streams {
+		if s.Reconcile != "" && !reconciles(s.Stream) {
+			errs = append(errs, fmt.Errorf("%s: %s: reconcile: the stream is not incremental (it reads everything each run): nothing to reconcile", s.reconcileAt, s.Stream))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // checkParams reports the problems of s's params, each at its line.
 func checkParams(s Schedule, check ParamsCheck, bad func(int, string, ...any)) {
 	switch {
@@ -318,7 +364,7 @@ const (
 var tenantKeys = []string{"schedule", "enabled", "timeout", "lookback", "params"}
 
 // streamKeys are the settings only a stream has.
-var streamKeys = []string{"window", "jitter", "catchup", "tenants", "per_tenant"}
+var streamKeys = []string{"window", "jitter", "catchup", "tenants", "per_tenant", "reconcile", "reconcile_lookback"}
 
 // readEntry reads the keys of one stream, its defaults or a tenant's
 // override into s.
@@ -350,6 +396,17 @@ func readEntry(n *yaml.Node, s *Schedule, bad func(int, string, ...any), lvl lev
 				bad(k.Line, "schedule belongs to a stream, not to defaults")
 			}
 			s.Spec, s.specLine = v.Value, v.Line
+		case "reconcile":
+			if lvl == levelDefaults {
+				bad(k.Line, "reconcile belongs to a stream, not to defaults")
+			}
+			// "off" turns off a built-in reconciliation.
+			s.Reconcile, s.reconcileLine = v.Value, v.Line
+			if v.Value == "off" {
+				s.Reconcile = ""
+			}
+		case "reconcile_lookback":
+			duration(v, k.Value, &s.ReconcileLookback)
 		case "window":
 			duration(v, k.Value, &s.Window)
 		case "lookback":
@@ -399,7 +456,7 @@ func readEntry(n *yaml.Node, s *Schedule, bad func(int, string, ...any), lvl lev
 				s.Params[pk.Value] = pv.Value
 			}
 		default:
-			bad(k.Line, "unknown setting %q (schedule, window, lookback, timeout, jitter, enabled, catchup, tenants, params, per_tenant)", k.Value)
+			bad(k.Line, "unknown setting %q (schedule, window, lookback, timeout, jitter, enabled, catchup, tenants, params, per_tenant, reconcile, reconcile_lookback)", k.Value)
 		}
 	}
 	if s.Window <= 0 {

@@ -35,6 +35,7 @@ type Metrics struct {
 	stalled      *prometheus.GaugeVec
 	quarantined  *prometheus.GaugeVec
 	inconsistent *prometheus.CounterVec
+	missed       *prometheus.CounterVec
 	buildInfo    *prometheus.GaugeVec
 }
 
@@ -85,10 +86,13 @@ func NewMetrics() *Metrics {
 	m.inconsistent = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "finsync_inconsistent_results_total",
 		Help: "Runs that ended on a provider answer contradicting itself or what finsync recorded (finAPI: result_date, " +
 			"total_elements), by stream, tenant and check; see etl_runs.error."}, []string{"stream", "tenant", "check"})
+	m.missed = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "finsync_reconcile_missed_rows_total",
+		Help: "Rows reconciliation runs loaded whose natural key was not in the warehouse before: late data the stream's " +
+			"incremental runs had missed, by stream and tenant; see etl_runs.error."}, []string{"stream", "tenant"})
 	m.buildInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "finsync_build_info",
 		Help: "1, labelled with finsync's version and the Go version it was built with."}, []string{"version", "goversion"})
 	m.reg.MustRegister(m.runs, m.rows, m.rejects, m.retries, m.skipped, m.running, m.lastSuccess, m.nextRun,
-		m.runDuration, m.requests, m.rateWait, m.insertTime, m.insertBytes, m.insertRetry, m.webhookCalls, m.stalled, m.quarantined, m.inconsistent, m.buildInfo,
+		m.runDuration, m.requests, m.rateWait, m.insertTime, m.insertBytes, m.insertRetry, m.webhookCalls, m.stalled, m.quarantined, m.inconsistent, m.missed, m.buildInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -106,6 +110,9 @@ func (m *Metrics) Start(version string, jobs []Job) {
 			}
 			m.rejects.WithLabelValues(s, t)
 			m.retries.WithLabelValues(s, t)
+			if j.Schedule.Reconcile != "" {
+				m.missed.WithLabelValues(s, t)
+			}
 		}
 		m.skipped.WithLabelValues(s)
 		m.running.WithLabelValues(s)
@@ -140,6 +147,9 @@ func (m *Metrics) observeRun(r clickhouse.Run) {
 	}
 	if r.Inconsistent != "" {
 		m.inconsistent.WithLabelValues(r.Stream, r.Tenant, r.Inconsistent).Inc()
+	}
+	if r.Reconcile {
+		m.missed.WithLabelValues(r.Stream, r.Tenant).Add(float64(r.Missed))
 	}
 }
 

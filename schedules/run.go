@@ -74,6 +74,21 @@ func (r *Runner) RunScheduled(ctx context.Context, s extract.Stream, tenant stri
 	return r.run(ctx, s, tenant, runOptions{lookback: sched.Lookback, params: sched.Params, triggered: triggered})
 }
 
+// RunReconcile is RunScheduled as a reconciliation (the schedule's
+// reconcile): the stream skips nothing for lack of news and reads its
+// reconciliation window (extract.Request.Reconcile, the schedule's
+// reconcile_lookback), under the same lease as any run of it, and loads
+// idempotently. The run counts the rows it loaded whose natural key its
+// tables did not hold before, the rows incremental runs had missed
+// (Run.Missed): noted in etl_runs.error and logged at WARN when any.
+func (r *Runner) RunReconcile(ctx context.Context, s extract.Stream, tenant string, sched Schedule) (clickhouse.Run, error) {
+	if !s.Reconciles {
+		return clickhouse.Run{Stream: s.Name, Tenant: tenant}, fmt.Errorf("%s is not incremental (it reads everything each run): nothing to reconcile", s.Name)
+	}
+	return r.run(ctx, s, tenant, runOptions{lookback: sched.Lookback, params: sched.Params, reconcile: true,
+		reconcileLookback: sched.ReconcileLookback})
+}
+
 // RunWindow runs stream s once for tenant over window w (a backfill): the
 // stream reads [w.From, w.To) whatever its cursor, and the stream's cursor
 // is left alone (the backfill keeps its own checkpoint).
@@ -87,6 +102,9 @@ type runOptions struct {
 	lookback  time.Duration
 	params    map[string]string // the schedule's, for Request.Params
 	triggered bool
+	// reconcile: a reconciliation (RunReconcile) over reconcileLookback.
+	reconcile         bool
+	reconcileLookback time.Duration
 }
 
 func (r *Runner) run(ctx context.Context, s extract.Stream, tenant string, o runOptions) (clickhouse.Run, error) {
@@ -96,10 +114,14 @@ func (r *Runner) run(ctx context.Context, s extract.Stream, tenant string, o run
 	}
 	defer run.release()
 	req, err := run.request(ctx)
+	if err == nil && o.reconcile {
+		// Under the lease: no other run of the stream loads meanwhile.
+		run.keys, err = run.countKeys(ctx)
+	}
 	var next string
 	if err == nil {
 		run.log.InfoContext(ctx, "run started", "cursor", req.Cursor, "subjects", len(req.Subjects),
-			"window", windowText(req.Window, run.backfill), "triggered", req.Triggered)
+			"window", windowText(req.Window, run.backfill), "triggered", req.Triggered, "reconcile", req.Reconcile)
 		next, err = runStream(ctx, s, req, run.out)
 	}
 	return run.finish(ctx, req.Cursor, next, err)
@@ -135,6 +157,8 @@ type runBook struct {
 	reg    *subjectLog
 	jobs   *jobLog
 	ledger *ledger // nil without Reads
+	// keys are a reconciliation's natural keys per table before it loaded.
+	keys map[string]uint64
 }
 
 // begin starts a run of s for tenant: it reads the subjects of a
@@ -180,7 +204,10 @@ func (r *Runner) begin(ctx context.Context, s extract.Stream, tenant string, o r
 		return ctx, run, err
 	}
 	run.row = clickhouse.Run{Stream: s.Name, ID: newRunID(start), Tenant: tenant, Status: clickhouse.RunRunning,
-		StartedAt: started, WindowFrom: window.From, WindowTo: window.To}
+		StartedAt: started, WindowFrom: window.From, WindowTo: window.To, Reconcile: o.reconcile}
+	if o.reconcile {
+		run.row.ID += clickhouse.ReconcileSuffix
+	}
 	// Every log line of the run, the extractors' included, carries its id.
 	ctx = WithRun(ctx, s.Name, tenant, run.row.ID)
 	if err := r.State.RecordRun(ctx, run.row); err != nil {
@@ -212,7 +239,8 @@ func (r *Runner) begin(ctx context.Context, s extract.Stream, tenant string, o r
 func (run *runBook) request(ctx context.Context) (extract.Request, error) {
 	s, o := run.stream, run.opts
 	req := extract.Request{Tenant: run.tenant, Window: extract.Window{From: run.row.WindowFrom, To: run.row.WindowTo},
-		Lookback: o.lookback, Params: o.params, Triggered: o.triggered, Lineage: run.lineage}
+		Lookback: o.lookback, Params: o.params, Triggered: o.triggered, Lineage: run.lineage,
+		Reconcile: o.reconcile, ReconcileLookback: o.reconcileLookback}
 	var err error
 	if !run.backfill {
 		req.Cursor, err = run.cursor(ctx)
@@ -248,6 +276,22 @@ func (run *runBook) finish(ctx context.Context, cursor, next string, err error) 
 	// Load what was extracted, even when extraction stopped early: it is
 	// valid, and loading it twice later is harmless.
 	sendErr := run.out.send()
+	// What a reconciliation found: counted now that its rows are loaded,
+	// before this run deletes any subject's.
+	missedNote := ""
+	if run.keys != nil && sendErr == nil {
+		missed, tables, cerr := run.missed(ctx)
+		switch {
+		case cerr != nil:
+			missedNote = "reconciliation: the rows incremental runs had missed are not counted: " + cerr.Error()
+		default:
+			row.Missed = missed
+			missedNote = fmt.Sprintf("reconciliation: %d row(s) incremental runs had missed (natural keys new to %s)", missed, tables)
+			if missed > 0 {
+				log.WarnContext(ctx, "reconciliation loaded rows incremental runs had missed", "rows", missed, "tables", tables)
+			}
+		}
+	}
 	// What the subjects the provider did not know come to; nothing when
 	// the stream stopped early (it may not have asked every subject).
 	var lifted []extract.Subject
@@ -324,6 +368,9 @@ func (run *runBook) finish(ctx context.Context, cursor, next string, err error) 
 	if stalled > 0 {
 		row.Error = strings.TrimPrefix(row.Error+"; "+stalledWhy, "; ")
 	}
+	if missedNote != "" && row.Status != clickhouse.RunFailed {
+		row.Error = strings.TrimSuffix(missedNote+"; "+row.Error, "; ")
+	}
 	if rows := slices.Concat(skipped, run.reg.quarantined, lifted); len(rows) > 0 {
 		if serr := run.r.State.AddSubjects(context.WithoutCancel(ctx), rows); serr != nil {
 			log.WarnContext(ctx, "recording skipped and quarantined subjects", "err", serr)
@@ -359,6 +406,39 @@ func (run *runBook) finish(ctx context.Context, cursor, next string, err error) 
 		return *row, errors.Join(fmt.Errorf("%s %s: %s", s.Name, row.Status, row.Error), recordErr)
 	}
 	return *row, recordErr
+}
+
+// countKeys counts the natural keys of the stream's tables for its
+// provider and the run's tenant (State.Keys).
+func (run *runBook) countKeys(ctx context.Context) (map[string]uint64, error) {
+	keys := map[string]uint64{}
+	for _, t := range run.stream.Tables {
+		n, err := run.r.State.Keys(ctx, t.Name, run.stream.Provider, run.tenant)
+		if err != nil {
+			return nil, err
+		}
+		keys[t.Name] = n
+	}
+	return keys, nil
+}
+
+// missed are the natural keys the stream's tables gained since
+// countKeys (the lease kept other runs of the stream out; a subject's
+// rows deleted meanwhile make it count fewer), and those tables' names.
+func (run *runBook) missed(ctx context.Context) (uint64, string, error) {
+	after, err := run.countKeys(context.WithoutCancel(ctx))
+	if err != nil {
+		return 0, "", err
+	}
+	var n uint64
+	var tables []string
+	for _, t := range run.stream.Tables {
+		tables = append(tables, t.Name)
+		if a, b := after[t.Name], run.keys[t.Name]; a > b {
+			n += a - b
+		}
+	}
+	return n, strings.Join(tables, ", "), nil
 }
 
 // nothingCameThrough says the run loaded no row, rejected no record and

@@ -373,11 +373,13 @@ func (c Config) loaderOptions(log *slog.Logger) clickhouse.LoaderOptions {
 func loadSchedules(c Config) (*schedules.Schedules, error) {
 	layers := []schedules.Layer{{Name: "schedules/default.yaml (built in)", Data: schedules.DefaultFile}}
 	known := map[string]schedules.ParamsCheck{}
+	reconciles := map[string]bool{}
 	c.sched = nil
 	for _, p := range providers(c, slog.New(slog.DiscardHandler), nil) {
 		layers = append(layers, schedules.Layer{Name: "extract/" + p.Name + "/schedules.yaml (built in)", Data: p.Schedules})
 		for _, s := range p.Streams {
 			known[s.Name] = s.CheckParams
+			reconciles[s.Name] = s.Reconciles
 		}
 	}
 	if c.Schedules != "" {
@@ -388,6 +390,9 @@ func loadSchedules(c Config) (*schedules.Schedules, error) {
 		layers = append(layers, schedules.Layer{Name: c.Schedules, Data: data})
 	}
 	ss, err := schedules.ParseLayers(layers, known)
+	if ss != nil {
+		err = errors.Join(err, ss.CheckReconcile(func(stream string) bool { return reconciles[stream] }))
+	}
 	if ss != nil && c.Schedules == "" {
 		ss.File = "the built-in schedules"
 	}

@@ -123,6 +123,9 @@ func TestSchedulesFileProblems(t *testing.T) {
 			[]string{`bad.yaml:2: timeout: "soon" is not a duration`, `bad.yaml:5: unknown setting "shedule"`, `bad.yaml:6: enabled: "maybe" is not true or false`}},
 		{"a stream no layer schedules", "streams:\n  fino.accounts:\n    schedule: \"\"\n",
 			[]string{"bad.yaml:2: fino.accounts: no schedule"}},
+		{"a reconcile of a snapshot, a broken reconcile", "streams:\n  fino.accounts:\n    reconcile: \"@weekly\"\n  fino.transactions:\n    reconcile: \"0 3 * *\"\n",
+			[]string{"bad.yaml:3: fino.accounts: reconcile: the stream is not incremental (it reads everything each run): nothing to reconcile",
+				`bad.yaml:5: fino.transactions: reconcile "0 3 * *": expected exactly 5 fields, found 4: [0 3 * *]`}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -74,7 +74,7 @@ func runDemo(ctx context.Context, a *app, args []string) error {
 			continue
 		}
 		fmt.Fprintf(a.stdout, "syncing %s: %d streams\n", p.Name, len(p.Streams))
-		r, err := syncStreams(ctx, c, db, log, p, p.Streams, "")
+		r, err := syncStreams(ctx, c, db, log, p, p.Streams, "", false)
 		runs = append(runs, r...)
 		if err != nil && firstErr == nil {
 			firstErr = err

@@ -407,6 +407,9 @@ func printSchedules(out io.Writer, ss *schedules.Schedules) {
 	for _, s := range ss.Streams {
 		fmt.Fprintf(out, "  %s:\n    schedule: %q\n    enabled: %v\n    catchup: %v\n    window: %s\n    lookback: %s\n    timeout: %s\n    jitter: %s\n",
 			s.Stream, s.Spec, s.Enabled, s.Catchup, s.Window, s.Lookback, s.Timeout, s.Jitter)
+		if s.Reconcile != "" {
+			fmt.Fprintf(out, "    reconcile: %q\n    reconcile_lookback: %s\n", s.Reconcile, s.ReconcileLookback)
+		}
 		if len(s.Tenants) > 0 {
 			fmt.Fprintf(out, "    tenants: [%s]\n", strings.Join(s.Tenants, ", "))
 		}

@@ -33,7 +33,8 @@ import (
 // The list of statements is what finsync itself sent, recorded
 // (clickhouse.Options.Trace) while it did everything it does to a
 // warehouse on 18.16: migrate, the demo's sync of every provider twice
-// (so the second writes new versions of the same keys), the demo's
+// (so the second writes new versions of the same keys) and a
+// reconciliation of fino.transactions, the demo's
 // summary, examples and report, every guide question, streams and the
 // daemon's reads, a revocation with FinGoal copies and the expiry of
 // segments. The Grafana dashboard's queries are added from its file. Each
@@ -80,6 +81,8 @@ func TestEveryStatementOnModernClickHouse(t *testing.T) {
 	traced(phaseMigrate, "migrate")
 	traced(phaseReads, "demo")
 	traced(phaseReads, "demo")
+	// A reconciliation counts the natural keys before and after it loads.
+	traced(phaseReads, "once", "-stream", "fino.transactions", "-reconcile")
 	traced(phaseReads, "guide", "-rows", "1000")
 	traced(phaseReads, "streams")
 	traced(phaseReads, "report", "-o", filepath.Join(t.TempDir(), "report.html"))

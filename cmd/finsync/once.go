@@ -21,7 +21,9 @@ import (
 // runOnce is `finsync once`: one stream, once, for its tenants (or one).
 func runOnce(ctx context.Context, a *app, args []string) error {
 	var stream, tenant, output string
+	var reconcile bool
 	err := a.flags("once", summaryOf("once"), args, func(fs *flag.FlagSet) {
+		fs.BoolVar(&reconcile, "reconcile", false, "a reconciliation: read every subject over the stream's reconcile_lookback, not incrementally, and count the rows incremental runs had missed")
 		fs.StringVar(&stream, "stream", "", "the stream to run (see finsync streams)")
 		fs.StringVar(&tenant, "tenant", "", "run for this tenant only (default: every configured tenant)")
 		fs.StringVar(&output, "o", "text", "output: text or json")
@@ -54,7 +56,11 @@ func runOnce(ctx context.Context, a *app, args []string) error {
 	if tenant != "" && !slices.Contains(p.Tenants, tenant) {
 		return fmt.Errorf("%s has no tenant %q; its tenants: %s", p.Name, tenant, strings.Join(p.Tenants, ", "))
 	}
-	runs, err := syncStreams(ctx, c, db, log, p, []extract.Stream{s}, tenant)
+	if reconcile && !s.Reconciles {
+		fmt.Fprintf(a.stderr, "finsync once: %s is not incremental (it reads everything each run): nothing to reconcile\n", s.Name)
+		return errUsage
+	}
+	runs, err := syncStreams(ctx, c, db, log, p, []extract.Stream{s}, tenant, reconcile)
 	if output == "json" {
 		if jerr := printRunsJSON(a, runs); jerr != nil {
 			return errors.Join(err, jerr)
@@ -66,8 +72,9 @@ func runOnce(ctx context.Context, a *app, args []string) error {
 }
 
 // syncStreams registers p's configured subjects, then runs each stream for
-// each tenant (or the one given), one after the other.
-func syncStreams(ctx context.Context, c Config, db *clickhouse.DB, log *slog.Logger, p extract.Provider, streams []extract.Stream, only string) ([]clickhouse.Run, error) {
+// each tenant (or the one given), one after the other; reconcile: as
+// reconciliations (schedules.Runner.RunReconcile).
+func syncStreams(ctx context.Context, c Config, db *clickhouse.DB, log *slog.Logger, p extract.Provider, streams []extract.Stream, only string, reconcile bool) ([]clickhouse.Run, error) {
 	loader := clickhouse.NewLoader(db, c.loaderOptions(log))
 	state := clickhouse.NewState(db, loader)
 	if subs := configSubjects(p); len(subs) > 0 {
@@ -89,9 +96,13 @@ func syncStreams(ctx context.Context, c Config, db *clickhouse.DB, log *slog.Log
 			// (per_tenant included), whatever its cron says.
 			var run clickhouse.Run
 			var err error
-			if scheduled {
+			switch {
+			case reconcile:
+				// sched is the zero Schedule when not scheduled: the provider's defaults.
+				run, err = runner.RunReconcile(ctx, s, t, sched.For(t))
+			case scheduled:
 				run, err = runner.RunScheduled(ctx, s, t, sched.For(t), false)
-			} else {
+			default:
 				run, err = runner.Run(ctx, s, t)
 			}
 			runs = append(runs, run)
@@ -131,6 +142,8 @@ type runJSON struct {
 	Retries uint64            `json:"retries"`
 	Seconds float64           `json:"seconds"`
 	Error   string            `json:"error,omitempty"`
+	// Missed is set for a reconciliation: the rows incremental runs had missed.
+	Missed *uint64 `json:"missed,omitempty"`
 }
 
 func printRunsJSON(a *app, runs []clickhouse.Run) error {
@@ -139,6 +152,9 @@ func printRunsJSON(a *app, runs []clickhouse.Run) error {
 		j := runJSON{Stream: r.Stream, Tenant: r.Tenant, Status: r.Status, Rows: r.Rows, Rejects: r.Rejects, Retries: r.Retries, Error: r.Error}
 		if !r.FinishedAt.IsZero() {
 			j.Seconds = r.FinishedAt.Sub(r.StartedAt).Seconds()
+		}
+		if r.Reconcile {
+			j.Missed = &r.Missed
 		}
 		out = append(out, j)
 	}

@@ -23,6 +23,7 @@ import (
 type statusRow struct {
 	Stream, Schedule string
 	Overrides        string // the tenants' own schedules (per_tenant)
+	Reconcile        string // its reconciliation's cron and lookback, "" without
 	Enabled          bool
 	// Health is the worst of its tenants' (tenantLine.Health): one tenant
 	// failing alone makes the stream failing.
@@ -112,6 +113,9 @@ func statusPage(c Config, d *schedules.Daemon, state *clickhouse.State) http.Han
 		for _, j := range d.Current() {
 			row := statusRow{Stream: j.Stream.Name, Schedule: j.Schedule.Spec, Enabled: j.Schedule.Enabled, Next: "—",
 				Overrides: overridesText(j.Schedule)}
+			if r := j.Schedule.Reconcile; r != "" {
+				row.Reconcile = r + ", " + reconcileWindow(j.Schedule.ReconcileLookback)
+			}
 			if t, ok := next[j.Stream.Name]; ok {
 				row.Next = t.UTC().Format("2006-01-02 15:04 MST")
 			}
@@ -271,6 +275,17 @@ func health(s schedules.Schedule, last *clickhouse.Run, success, now time.Time, 
 	return "ok"
 }
 
+// reconcileWindow says how far back a reconciliation reads.
+func reconcileWindow(d time.Duration) string {
+	switch {
+	case d == 0:
+		return "the provider's default window"
+	case d%(24*time.Hour) == 0:
+		return fmt.Sprintf("last %d days", d/(24*time.Hour))
+	}
+	return "last " + d.String()
+}
+
 // bars draws the rows of the last runs, scaled to the largest.
 func bars(history []clickhouse.Run) []bar {
 	var most uint64 = 1
@@ -318,7 +333,7 @@ button.run:hover{background:#eaeef2}code{font-size:12px}[title]{cursor:help}butt
 {{range $i, $t := $r.Tenants}}<tr class="tenant" data-tenant="{{$t.Tenant}}" data-health="{{$t.Health}}">
 {{if not $i}}<td rowspan="{{len $r.Tenants}}"><b>{{$r.Stream}}</b>{{if and $.RunNow $r.Enabled}}<div><button class="run" form="run-now" formaction="/run?stream={{$r.Stream}}" title="run {{$r.Stream}} now for every tenant">run now</button></div>{{end}}</td>
 <td rowspan="{{len $r.Tenants}}"><span class="{{$r.Health}}">{{$r.Health}}</span></td>
-<td rowspan="{{len $r.Tenants}}"><code>{{$r.Schedule}}</code>{{if not $r.Enabled}} <span class="muted">(disabled)</span>{{end}}{{with $r.Overrides}}<br><span class="muted">{{.}}</span>{{end}}</td>
+<td rowspan="{{len $r.Tenants}}"><code>{{$r.Schedule}}</code>{{if not $r.Enabled}} <span class="muted">(disabled)</span>{{end}}{{with $r.Overrides}}<br><span class="muted">{{.}}</span>{{end}}{{with $r.Reconcile}}<br><span class="muted reconcile">reconcile <code>{{.}}</code></span>{{end}}</td>
 {{end}}<td class="t">{{with $t.Tenant}}<span class="{{$t.Health}}" title="{{$t.Health}}"><span class="dot"></span></span>{{.}}{{if and $.RunNow $r.Enabled}} <button class="run" form="run-now" formaction="/run?stream={{$r.Stream}}&amp;tenant={{.}}" title="run {{$r.Stream}} now for {{.}}">run now</button>{{end}}{{else}}<span class="muted">—</span>{{end}}{{with $t.LastSuccess}}<div class="muted last-success">last success {{.}}</div>{{end}}</td>
 <td class="t">{{with $t.Last}}<span class="{{.Status}}">{{.Status}}</span> {{.StartedAt.UTC.Format "01-02 15:04"}}{{if .Error}}<div class="err">{{.Error}}</div>{{end}}{{else}}<span class="muted">never</span>{{end}}</td>
 <td class="t">{{if $t.Last}}{{$t.Rows}}{{end}}</td>

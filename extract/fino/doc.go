@@ -172,7 +172,16 @@
 //     been completed ... check the lastSynchronization"), and the hour covers the analysis after a
 //     sync and clock skew. Users with no login in the list (uploaded data), users never read, old
 //     cursors without START, and a tenant whose status cannot be read (403, 404, errors) are read
-//     as before. A re-analysis without a new sync is not seen until the user syncs again.
+//     as before. A re-analysis without a new sync is not seen until the user syncs again, and what
+//     it categorized with a booking day before the cursor less the lookback (20) not even then:
+//     incremental runs miss it for good. So this is not assumed to be rare: a reconciliation
+//     (the schedules file's reconcile, weekly for fino.transactions and fino.account_history;
+//     `finsync once -reconcile`) reads every user, skipping none, from the earlier of the cursor
+//     less the lookback and reconcile_lookback (default 35 days) before its window's end, and
+//     reports the rows whose natural key was new as missed (finsync_reconcile_missed_rows_total,
+//     etl_runs.error). Late data shows there as a count, and lands if it is at most
+//     reconcile_lookback less the time to the next reconciliation late (four weeks by default);
+//     what comes later than that is still lost (a backfill of its days loads it).
 //  50. Fields finsync does not read are kept in raw. A record's own stay in its raw, which is the
 //     record as received less what 35 drops (a categorization with its raw transaction, an account,
 //     a contract, an analytics element). Members of the object around a user's records — beside

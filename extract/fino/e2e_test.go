@@ -585,3 +585,133 @@ func TestFinoHostileTotalPagesEndPromptly(t *testing.T) {
 		t.Errorf("the honest sandbox's run rejected %s", got[0])
 	}
 }
+
+// Transactions finoOS categorizes late, without a new sync of the user,
+// pass the incremental runs by: the user is skipped while nobody synced
+// (assumption 49), and once the user syncs their booking days are behind
+// the lookback. A reconciliation reads every user's last 35 days and
+// loads them, counting exactly those rows as missed; a second finds none;
+// neither moves the cursor back.
+func TestFinoReconciliationFindsLateCategorizations(t *testing.T) {
+	var synced atomic.Int64 // every login's lastSynchronization, Unix seconds
+	var categorized atomic.Bool
+	lateFrom, lateTo := time.Date(2026, 2, 2, 0, 0, 0, 0, time.UTC), time.Date(2026, 2, 10, 0, 0, 0, 0, time.UTC)
+	var lateUser atomic.Value
+	lateUser.Store("")
+	w := newFinoWorldWith(t, finosb.Options{
+		SyncedAt: func() time.Time { return time.Unix(synced.Load(), 0) },
+		CategorizedAt: func(tenant, user string, booked time.Time) time.Time {
+			if user == lateUser.Load() && !booked.Before(lateFrom) && !booked.After(lateTo) && !categorized.Load() {
+				return time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC) // not yet
+			}
+			return time.Time{}
+		}})
+	ctx := context.Background()
+	stream, tenant := w.streams[0], finoTenants[0] // fino.transactions
+	user := w.sandbox.Users(tenant)[0]
+	lateUser.Store(user)
+	l, err := w.sandbox.Ledger(tenant, user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	late := 0
+	for day, dt := range l.Days {
+		if d, _ := time.Parse(time.DateOnly, day); !d.Before(lateFrom) && !d.After(lateTo) {
+			late += dt.Transactions
+		}
+	}
+	if late == 0 {
+		t.Fatal("the sandbox user has no transactions on the late days")
+	}
+	landed := func() (all, lateDays int) {
+		t.Helper()
+		all = mustAtoi(t, w.Query(t, `SELECT toString(count()) FROM transactions FINAL WHERE tenant = ? AND user_id = ?`, tenant, user)[0])
+		lateDays = mustAtoi(t, w.Query(t, `SELECT toString(count()) FROM transactions FINAL WHERE tenant = ? AND user_id = ? AND booking_date BETWEEN ? AND ?`,
+			tenant, user, lateFrom.Format(time.DateOnly), lateTo.Format(time.DateOnly))[0])
+		return all, lateDays
+	}
+	cursor := func() string {
+		t.Helper()
+		c, err := w.State.Cursor(ctx, stream.Name, tenant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	at := func(now, syncedAt time.Time) {
+		w.SetNow(now)
+		synced.Store(syncedAt.Unix())
+	}
+
+	// The first run reads everything finoOS has categorized by then.
+	at(finoNow, finoNow.Add(-30*time.Minute))
+	w.Run(t, stream, tenant)
+	if all, lateDays := landed(); all != l.Transactions-late || lateDays != 0 {
+		t.Fatalf("first run: %d rows of the user, %d on the late days; want %d and 0", all, lateDays, l.Transactions-late)
+	}
+	// finoOS categorizes the late days; nobody syncs: the next run skips
+	// everybody. The user then syncs, and the run after reads from the
+	// cursor less the lookback: past the late days.
+	categorized.Store(true)
+	at(time.Date(2026, 3, 3, 6, 0, 0, 0, time.UTC), finoNow.Add(-30*time.Minute))
+	w.Run(t, stream, tenant)
+	at(time.Date(2026, 3, 3, 12, 0, 0, 0, time.UTC), time.Date(2026, 3, 3, 11, 0, 0, 0, time.UTC))
+	w.Run(t, stream, tenant)
+	if _, lateDays := landed(); lateDays != 0 {
+		t.Fatalf("the incremental runs found %d late rows: the scenario does not test reconciliation", lateDays)
+	}
+	incremental := cursor()
+
+	sched := reconcileSchedule(t, stream.Name)
+	at(time.Date(2026, 3, 8, 3, 0, 0, 0, time.UTC), time.Date(2026, 3, 3, 11, 0, 0, 0, time.UTC))
+	run, err := w.Runner.RunReconcile(ctx, stream, tenant, sched)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if all, lateDays := landed(); all != l.Transactions || lateDays != late {
+		t.Fatalf("after the reconciliation: %d rows of the user (ledger %d), %d on the late days (want %d)", all, l.Transactions, lateDays, late)
+	}
+	note := fmt.Sprintf("reconciliation: %d row(s) incremental runs had missed (natural keys new to transactions)", late)
+	if !run.Reconcile || run.Missed != uint64(late) || run.Error != note || !strings.HasSuffix(run.ID, clickhouse.ReconcileSuffix) {
+		t.Fatalf("reconciliation: %s missed %d (want %d), %q", run.ID, run.Missed, late, run.Error)
+	}
+	recorded := w.Query(t, `SELECT error FROM etl_runs FINAL WHERE run_id = ?`, run.ID)
+	if len(recorded) != 1 || recorded[0] != note {
+		t.Errorf("etl_runs: %q, want %q", recorded, note)
+	}
+	reconciled := cursor()
+	if reconciled < incremental || !strings.HasPrefix(reconciled, "2026-03-08 ") {
+		t.Errorf("cursor %q after the reconciliation, %q before", reconciled, incremental)
+	}
+
+	// A second one, on a clock set back before the cursor: nothing more to
+	// find, and the cursor stays.
+	at(time.Date(2026, 3, 5, 3, 0, 0, 0, time.UTC), time.Date(2026, 3, 3, 11, 0, 0, 0, time.UTC))
+	again, err := w.Runner.RunReconcile(ctx, stream, tenant, sched)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Missed != 0 || again.Rows["transactions"] == 0 || !strings.HasPrefix(again.Error, "reconciliation: 0 row(s)") {
+		t.Errorf("second reconciliation: missed %d of %d rows, %q", again.Missed, again.Rows["transactions"], again.Error)
+	}
+	if c := cursor(); c != reconciled {
+		t.Errorf("cursor %q after the second reconciliation, %q before", c, reconciled)
+	}
+	t.Logf("%d late rows of %d: missed by the incremental runs, found by the reconciliation (%d rows loaded); the second loaded %d, missed 0",
+		late, l.Transactions, run.Rows["transactions"], again.Rows["transactions"])
+	if all, _ := landed(); all != l.Transactions {
+		t.Errorf("%d rows of the user after reloading, ledger %d", all, l.Transactions)
+	}
+}
+
+// reconcileSchedule is stream's schedule with a reconciliation over 35 days.
+func reconcileSchedule(t *testing.T, stream string) schedules.Schedule {
+	t.Helper()
+	ss, err := schedules.Parse("t.yaml", []byte("defaults:\n  jitter: 0s\nstreams:\n  "+stream+":\n    schedule: \"@yearly\"\n"+
+		"    reconcile: \"0 3 * * 0\"\n    reconcile_lookback: 35d\n"), map[string]schedules.ParamsCheck{stream: nil})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := ss.Find(stream)
+	return s
+}

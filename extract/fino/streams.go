@@ -112,11 +112,11 @@ func (a *API) Stats() extract.ClientStats { return a.clients.Stats() }
 // Streams are finoOS's streams, all per user of the subjects registry.
 func Streams(a *API) []extract.Stream {
 	return []extract.Stream{
-		{Name: "fino.transactions", Provider: provider, SubjectKind: "user", Stats: a.Stats, Backfill: true,
+		{Name: "fino.transactions", Provider: provider, SubjectKind: "user", Stats: a.Stats, Backfill: true, Reconciles: true,
 			Tables: []transform.Table{transform.Transactions}, Run: a.runTransactions},
 		{Name: "fino.accounts", Provider: provider, SubjectKind: "user", Stats: a.Stats,
 			Tables: []transform.Table{transform.Accounts}, Run: a.runAccounts},
-		{Name: "fino.account_history", Provider: provider, SubjectKind: "user", Stats: a.Stats, Backfill: true,
+		{Name: "fino.account_history", Provider: provider, SubjectKind: "user", Stats: a.Stats, Backfill: true, Reconciles: true,
 			Tables: []transform.Table{transform.AccountBalances}, Run: a.runHistory},
 		{Name: "fino.contracts", Provider: provider, SubjectKind: "user", Stats: a.Stats,
 			Tables: []transform.Table{transform.Contracts}, Run: a.runContracts},
@@ -137,10 +137,17 @@ type span struct {
 	first, resume, to time.Time
 	cursor            time.Time // zero on a first run
 	// since is when the run that wrote the cursor started (zero for a
-	// cursor of before assumption 49, and in a backfill): users not synced
-	// since need not be read again.
+	// cursor of before assumption 49, in a backfill and in a
+	// reconciliation): users not synced since need not be read again.
 	since time.Time
+	// keep is the cursor a reconciliation leaves when the one it started
+	// from is ahead of its window (a clock set back): never behind it.
+	keep string
 }
+
+// reconcileDays is how far back a reconciliation reads when its schedule
+// names no reconcile_lookback (assumption 49).
+const reconcileDays = 35
 
 // cursorSep joins a cursor's day and the start of the run that wrote it.
 const cursorSep = " synced-before "
@@ -165,11 +172,34 @@ func (a *API) span(req extract.Request, lookback int) (span, error) {
 		return sp, fmt.Errorf("cursor %q: %w", req.Cursor, err)
 	}
 	sp.cursor, sp.resume = c, c.AddDate(0, 0, -lookback)
+	if req.Reconcile {
+		// Every subject, from far enough back to find what incremental
+		// runs skipped (assumption 49) or what came after their lookback.
+		days := reconcileDays
+		if req.ReconcileLookback > 0 {
+			days = int(req.ReconcileLookback.Round(24*time.Hour) / (24 * time.Hour))
+		}
+		sp.since = time.Time{}
+		sp.resume = minTime(sp.resume, to.AddDate(0, 0, -days))
+		if c.After(to) {
+			sp.keep = req.Cursor
+		}
+	}
 	return sp, nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // next is the cursor a run over sp that started at started leaves.
 func (sp span) next(started time.Time) string {
+	if sp.keep != "" {
+		return sp.keep
+	}
 	return sp.to.Format(time.DateOnly) + cursorSep + started.UTC().Format(time.RFC3339)
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -183,7 +184,16 @@ type Run struct {
 	// Inconsistent is the Check of the extract.Inconsistent the run ended
 	// with, "" if none; not a column: the run's Error says so.
 	Inconsistent string
+	// Reconcile says the run was a reconciliation (its ID ends in
+	// ReconcileSuffix), and Missed are the rows it loaded whose natural key
+	// was not in the warehouse before; not a column: the run's Error says so.
+	Reconcile bool
+	Missed    uint64
 }
+
+// ReconcileSuffix ends the ID of a reconciliation run: etl_runs and the
+// rows' run_id tell such runs apart by it.
+const ReconcileSuffix = "-reconcile"
 
 // RecordRun writes the run's current row; call it when the run starts and
 // again when it ends (the newer row replaces the older).
@@ -354,6 +364,7 @@ func (s *State) scanRuns(ctx context.Context, query string, args []any, fn func(
 		if finished != nil {
 			r.FinishedAt = *finished
 		}
+		r.Reconcile = strings.HasSuffix(r.ID, ReconcileSuffix)
 		r.Rows = make(map[string]uint64, len(tables))
 		for i, t := range tables {
 			r.Rows[t] = counts[i]
