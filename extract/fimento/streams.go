@@ -209,6 +209,9 @@ func (a *API) runTransactions(ctx context.Context, req extract.Request, out extr
 						return out.Reject(rej)
 					}
 					return a.flush(out, transform.Transactions, &b.builder, false)
+				}, func(t extract.TooLarge) error {
+					n++
+					return out.Reject(b.reject(person, extract.RejectKey(t.Raw, "_id"), t.Reason, t.Raw))
 				})
 			if err != nil {
 				return false, err

@@ -318,7 +318,8 @@ func (a *API) runTransactions(ctx context.Context, req extract.Request, out extr
 				q.Set(paramPage, strconv.Itoa(page))
 				n, each := 0, b.elements(s.ID, s.CorrelationID, out.Reject, flush)
 				scalars, err := c.GetElements(ctx, apiUserPath(s.ID, suffixCategorization), q, []string{"categorizations"},
-					func(raw json.RawMessage) error { n++; return each(raw) })
+					func(raw json.RawMessage) error { n++; return each(raw) },
+					func(t extract.TooLarge) error { n++; return out.Reject(b.TooLarge(t)) })
 				if err != nil {
 					return false, err
 				}
@@ -496,6 +497,8 @@ func (a *API) runHistory(ctx context.Context, req extract.Request, out extract.O
 					}
 				}
 				return flush()
+			}, func(t extract.TooLarge) error {
+				return out.Reject(extract.Reject{Table: transform.AccountBalances.Name, Reason: t.Reason, Raw: t.Raw})
 			})
 			return extract.SkipGone(ctx, req.Registry, s, err, unknownUser)
 		})
