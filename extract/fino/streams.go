@@ -45,6 +45,8 @@ type Config struct {
 	Scopes Scopes
 	// Memory allocates the records (nil: the default); tests check it ends at zero.
 	Memory memory.Allocator
+	// Limits bound the elements of streamed pages (zero: extract's defaults).
+	Limits extract.Limits
 	HTTP   *http.Client
 	// RateWaited, if set, is told of each wait on the rate limit.
 	RateWaited func(time.Duration)
@@ -100,7 +102,7 @@ func NewAPI(cfg Config) *API {
 	// rate limit.
 	a.clients = extract.NewTenantClients(extract.TenantOptions{
 		Client: extract.ClientOptions{BaseURL: cfg.BaseURL, HTTP: cfg.HTTP, Logger: cfg.Logger,
-			Limiter: rate.NewLimiter(rate.Limit(cfg.RateLimit), 4), RateWaited: cfg.RateWaited},
+			Limiter: rate.NewLimiter(rate.Limit(cfg.RateLimit), 4), RateWaited: cfg.RateWaited, Limits: cfg.Limits},
 		Header: headerTenant,
 		Auth:   func(string) (*extract.TokenCache, bool) { return a.auth, true }})
 	return a
