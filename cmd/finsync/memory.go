@@ -78,4 +78,3 @@ func (c Config) checkMemory() []error {
 	}
 	return problems
 }
-
