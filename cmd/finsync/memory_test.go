@@ -129,3 +129,25 @@ func TestHostilePagesStayWithinTheMemoryBudget(t *testing.T) {
 		})
 	}
 }
+
+// Settings whose worst case does not fit the budget are refused, saying
+// how they add up; sizes take units.
+func TestMemoryBudgetIsChecked(t *testing.T) {
+	env := map[string]string{"FINSYNC_MEMORY_BUDGET": "512MiB"}
+	if _, err := LoadConfig(context.Background(), lookupFrom(env)); err == nil ||
+		!strings.Contains(err.Error(), "FINSYNC_MEMORY_BUDGET=512 MiB: these settings may need 832 MiB: 64 MiB base + 4 runs (concurrency.global)") {
+		t.Fatalf("err = %v", err)
+	}
+	env["FINSYNC_FINO_CONCURRENCY"], env["FINSYNC_MAX_RECORD_BYTES"] = "2", "512 KiB"
+	c, err := LoadConfig(context.Background(), lookupFrom(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Memory.Record != 512<<10 || c.limits().Field != 256<<10 {
+		t.Fatalf("limits %+v", c.limits())
+	}
+	env["FINSYNC_MAX_FIELD_BYTES"] = "1MiB"
+	if _, err := LoadConfig(context.Background(), lookupFrom(env)); err == nil || !strings.Contains(err.Error(), "FINSYNC_MAX_RECORD_BYTES=512 KiB: want at least FINSYNC_MAX_FIELD_BYTES (1 MiB)") {
+		t.Fatalf("err = %v", err)
+	}
+}
