@@ -2,6 +2,7 @@ package extract
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -50,6 +51,20 @@ type ClientOptions struct {
 	// MaxBody caps a response body; reading past it fails (a provider
 	// must not make finsync allocate without bound). Default 256 MiB.
 	MaxBody int64
+	// Limits bound what GetElements holds of one element and how many
+	// elements a response may have. Zero fields: DefaultLimits'.
+	Limits Limits
+}
+
+// DefaultLimits are the element limits of a client that sets none: 1 MiB
+// a record and 256 KiB a string, some hundred times the largest bank
+// transaction or daily-balance history the providers document (a purpose
+// is at most a few hundred characters; finoOS's largest element, an
+// account's two years of daily balances, is under 100 KiB); 100,000
+// elements a response, a hundred times the largest page asked for
+// (finoOS's 1,000).
+func DefaultLimits() Limits {
+	return Limits{Record: 1 << 20, Field: 256 << 10, Elements: 100_000}
 }
 
 // Client is the HTTP client every provider extractor uses. It owns rate
@@ -68,6 +83,7 @@ type Client struct {
 	backoffMax  time.Duration
 	log         *slog.Logger
 	maxBody     int64
+	limits      Limits
 
 	requests, retries, reauths atomic.Int64
 }
@@ -120,6 +136,9 @@ func NewClient(opts ClientOptions) *Client {
 	if c.maxBody <= 0 {
 		c.maxBody = 256 << 20
 	}
+	d := DefaultLimits()
+	c.limits = Limits{Record: cmp.Or(opts.Limits.Record, d.Record), Field: cmp.Or(opts.Limits.Field, d.Field),
+		Elements: cmp.Or(opts.Limits.Elements, d.Elements)}
 	return c
 }
 

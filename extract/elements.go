@@ -13,7 +13,14 @@ import (
 // parse is fetched again (see refetch). fn then sees the elements of the
 // broken attempt again: it must tolerate repeats, as idempotent loads do.
 // An error from fn ends the call at once and is returned as is.
-func (c *Client) GetElements(ctx context.Context, path string, query url.Values, arrayPath []string, fn func(raw json.RawMessage) error) (map[string]json.RawMessage, error) {
+//
+// Within the client's Limits (see Walk): an element too large to hold goes
+// to tooLarge instead of fn, its first bytes and the reason, for the
+// caller to reject as it rejects a record it cannot decode; the rest of
+// the page still goes to fn. A response with more elements than the limit
+// fails for good (Permanent) once fn saw that many.
+func (c *Client) GetElements(ctx context.Context, path string, query url.Values, arrayPath []string,
+	fn func(raw json.RawMessage) error, tooLarge func(TooLarge) error) (map[string]json.RawMessage, error) {
 	var scalars map[string]json.RawMessage
 	err := c.refetch(ctx, http.MethodGet, path, func() error {
 		resp, err := c.Do(ctx, http.MethodGet, path, query, nil, nil)
@@ -22,10 +29,14 @@ func (c *Client) GetElements(ctx context.Context, path string, query url.Values,
 		}
 		defer resp.Body.Close()
 		var fnErr error
-		scalars, err = EachElementScalars(resp.Body, arrayPath, func(raw json.RawMessage) error {
+		var large func(TooLarge) error // nil: an element too large fails the page
+		if tooLarge != nil {
+			large = func(t TooLarge) error { fnErr = tooLarge(t); return fnErr }
+		}
+		scalars, err = Walk(resp.Body, arrayPath, c.limits, func(raw json.RawMessage) error {
 			fnErr = fn(raw)
 			return fnErr
-		})
+		}, large)
 		switch {
 		case err == nil:
 			return nil

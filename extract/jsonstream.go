@@ -47,6 +47,61 @@ func EachElement(r io.Reader, path []string, fn func(raw json.RawMessage) error)
 	return w.run(path)
 }
 
+// Limits bound what the element walker holds of one response, so that
+// memory is set by configuration, never by what a provider sends. Zero
+// means no limit.
+type Limits struct {
+	// Record bounds one element's bytes as sent. A larger element is not
+	// buffered whole: the walker keeps its first bytes and skips the rest.
+	Record int64
+	// Field bounds one string of an element (its JSON text, quotes and
+	// escapes included).
+	Field int64
+	// Elements bounds the elements of one response: more fail the page
+	// (ErrTooManyElements), so an endless array stops early.
+	Elements int
+}
+
+// Settings named in the walker's messages (cmd/finsync reads them).
+const (
+	RecordSetting   = "FINSYNC_MAX_RECORD_BYTES"
+	FieldSetting    = "FINSYNC_MAX_FIELD_BYTES"
+	ElementsSetting = "FINSYNC_MAX_PAGE_ELEMENTS"
+)
+
+// ErrTooManyElements: a response holds more elements than Limits.Elements.
+var ErrTooManyElements = errors.New("more elements than the element limit")
+
+// ErrTooLarge: an element over the limits where no one takes it (Walk's
+// tooLarge is nil).
+var ErrTooLarge = errors.New("element over the size limits")
+
+// TooLarge is an element over Limits.Record or with a string over
+// Limits.Field. It is never handed to the element callback: Raw is its
+// first bytes (at most keptPrefix), cut back and closed into valid JSON so
+// that a provider's reject can scrub it; Reason says how large it was and
+// which limit it broke.
+type TooLarge struct {
+	Raw    json.RawMessage
+	Reason string
+}
+
+// keptPrefix is how much of an oversize element a reject keeps.
+const keptPrefix = 4 << 10
+
+// Walk is EachElementScalars within lim: an element over the limits goes
+// to tooLarge instead of fn (tooLarge nil: it fails the document), and the
+// walk goes on with the next; more than lim.Elements elements end the walk
+// with ErrTooManyElements after fn saw lim.Elements of them. Elements
+// within the limits are handed to fn exactly as EachElement does.
+func Walk(r io.Reader, path []string, lim Limits, fn func(raw json.RawMessage) error, tooLarge func(TooLarge) error) (map[string]json.RawMessage, error) {
+	s := newScanner(r)
+	s.lim = lim
+	w := walker{s: s, fn: fn, tooLarge: tooLarge, scalars: map[string]json.RawMessage{}}
+	err := w.run(path)
+	return w.scalars, err
+}
+
 // EachElementScalars is EachElement that also returns the scalar members
 // (string, number, bool, null) of the objects along path, seen before or
 // after the array, such as finAPI's "totalPages" and "totalElements".
@@ -60,10 +115,11 @@ func EachElementScalars(r io.Reader, path []string, fn func(raw json.RawMessage)
 }
 
 type walker struct {
-	s       *scanner
-	fn      func(json.RawMessage) error
-	scalars map[string]json.RawMessage // nil: not collected
-	found   bool
+	s        *scanner
+	fn       func(json.RawMessage) error
+	tooLarge func(TooLarge) error
+	scalars  map[string]json.RawMessage // nil: not collected
+	found    bool
 }
 
 func (w *walker) run(path []string) error {
@@ -170,15 +226,44 @@ func (w *walker) elements() error {
 		if _, err := s.peek(); err != nil {
 			return w.elementErr(i, off, err)
 		}
-		s.mark = s.pos
+		if n := s.lim.Elements; n > 0 && i >= n {
+			return fmt.Errorf("extract: json: element %d after byte offset %d: %w (%s=%d)", i, off, ErrTooManyElements, ElementsSetting, n)
+		}
+		start := s.offset()
+		s.markAt(s.lim.Record)
+		s.longest = 0
 		if err := s.skipValue(); err != nil {
+			if s.mark < 0 && w.tooLarge != nil {
+				// Cut off inside an element already too large: it is
+				// rejected before the body's error ends the page.
+				if rerr := w.tooLarge(s.tooLarge(s.offset()-start, true)); rerr != nil {
+					return rerr
+				}
+			}
 			return w.elementErr(i, off, err)
 		}
-		raw := append(json.RawMessage(nil), s.buf[s.mark:s.pos]...)
+		size := s.offset() - start
+		over := s.mark < 0 || s.lim.Record > 0 && size > s.lim.Record || s.lim.Field > 0 && s.longest > s.lim.Field
+		if over && s.mark >= 0 {
+			s.keepPrefix(s.pos)
+		}
+		var raw json.RawMessage
+		if !over {
+			raw = append(json.RawMessage(nil), s.buf[s.mark:s.pos]...)
+		}
 		s.mark = -1
 		off = s.offset()
-		if err := w.fn(raw); err != nil {
-			return err
+		switch {
+		case over && w.tooLarge == nil:
+			return fmt.Errorf("extract: json: element %d at byte offset %d: %w: %s", i, start, ErrTooLarge, s.tooLarge(size, false).Reason)
+		case over:
+			if err := w.tooLarge(s.tooLarge(size, false)); err != nil {
+				return err
+			}
+		default:
+			if err := w.fn(raw); err != nil {
+				return err
+			}
 		}
 		if c, err = s.peek(); err != nil {
 			return err
@@ -214,11 +299,13 @@ func (w *walker) skip(name string) error {
 	if w.scalars == nil || c == '{' || c == '[' {
 		return s.skipValue()
 	}
-	s.mark = s.pos
+	s.markAt(s.lim.Field)
 	if err := s.skipValue(); err != nil {
 		return err
 	}
-	w.scalars[name] = append(json.RawMessage(nil), s.buf[s.mark:s.pos]...)
+	if s.mark >= 0 && (s.lim.Field == 0 || int64(s.pos-s.mark) <= s.lim.Field) { // one over the field limit is not kept
+		w.scalars[name] = append(json.RawMessage(nil), s.buf[s.mark:s.pos]...)
+	}
 	s.mark = -1
 	return nil
 }
@@ -239,7 +326,8 @@ func (w *walker) shapeErr(name string, c byte, want string) error {
 
 // scanner reads a JSON document from r through a buffer. Bytes before pos
 // are consumed and dropped on refill, except from mark on (the element
-// being read), so the buffer grows only to the largest element.
+// being read), so the buffer grows only to the largest element — or to
+// keep, beyond which the mark is dropped and only a prefix kept.
 type scanner struct {
 	r    io.Reader
 	buf  []byte
@@ -247,6 +335,41 @@ type scanner struct {
 	base int64 // document offset of buf[0]
 	mark int   // -1, or the first byte to keep
 	err  error // the read error that ended the input (io.EOF at the end)
+
+	lim     Limits
+	keep    int64  // the most bytes kept from mark; 0: no limit
+	prefix  []byte // the first bytes of a value whose mark was dropped
+	longest int64  // the longest string since the element began
+}
+
+// markAt keeps what is read from here on, up to keep bytes (0: no limit).
+func (s *scanner) markAt(keep int64) {
+	s.mark, s.keep = s.pos, keep
+}
+
+// keepPrefix saves the first bytes from mark up to end.
+func (s *scanner) keepPrefix(end int) {
+	s.prefix = append(s.prefix[:0], s.buf[s.mark:s.mark+min(keptPrefix, end-s.mark)]...)
+}
+
+// tooLarge describes the element just skipped, of size bytes (cut: the
+// input ended inside it), from the prefix kept.
+func (s *scanner) tooLarge(size int64, cut bool) TooLarge {
+	plus := ""
+	if cut {
+		plus = "+"
+	}
+	var why []string
+	if s.lim.Record > 0 && size > s.lim.Record {
+		why = append(why, fmt.Sprintf("record of %d%s bytes is over the %s record limit (%s)", size, plus, Bytes(s.lim.Record), RecordSetting))
+	}
+	if s.lim.Field > 0 && s.longest > s.lim.Field {
+		why = append(why, fmt.Sprintf("a string of %d bytes is over the %s field limit (%s)", s.longest, Bytes(s.lim.Field), FieldSetting))
+	}
+	if len(why) == 0 { // cut off inside a string already over the record limit
+		why = append(why, fmt.Sprintf("record of %d%s bytes is over the %s record limit (%s)", size, plus, Bytes(s.lim.Record), RecordSetting))
+	}
+	return TooLarge{Raw: closeJSON(s.prefix), Reason: strings.Join(why, "; ")}
 }
 
 func newScanner(r io.Reader) *scanner {
@@ -259,6 +382,11 @@ func (s *scanner) offset() int64 { return s.base + int64(s.pos) }
 func (s *scanner) fill() bool {
 	if s.err != nil {
 		return false
+	}
+	if s.mark >= 0 && s.keep > 0 && int64(len(s.buf)-s.mark) >= s.keep {
+		// More than keep is wanted: keep a prefix, read on without the rest.
+		s.keepPrefix(len(s.buf))
+		s.mark = -1
 	}
 	keep := s.pos
 	if s.mark >= 0 {
@@ -371,8 +499,11 @@ func (s *scanner) key() (string, error) {
 	if c != '"' {
 		return "", s.syntax(c, "looking for beginning of object key string")
 	}
-	s.mark = s.pos
+	s.markAt(s.lim.Field)
 	plain, err := s.skipString()
+	if err == nil && s.mark < 0 {
+		err = s.wrap(fmt.Errorf("an object key is over the %s field limit (%s)", Bytes(s.lim.Field), FieldSetting))
+	}
 	if err != nil {
 		s.mark = -1
 		return "", err
@@ -398,6 +529,7 @@ func (s *scanner) key() (string, error) {
 // skipString consumes a string starting at its quote; plain reports that
 // it holds only ASCII without escapes (its bytes are its value).
 func (s *scanner) skipString() (plain bool, err error) {
+	start := s.offset()
 	s.pos++ // '"'
 	plain = true
 	for {
@@ -406,6 +538,7 @@ func (s *scanner) skipString() (plain bool, err error) {
 			s.pos++
 			switch {
 			case c == '"':
+				s.longest = max(s.longest, s.offset()-start)
 				return plain, nil
 			case c == '\\':
 				plain = false

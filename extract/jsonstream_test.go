@@ -352,6 +352,7 @@ func FuzzEachElement(f *testing.F) {
 			if len(path) == 1 {
 				checkScalars(t, top, path[0], scalars)
 			}
+			checkLimits(t, doc, path, want)
 		case "notfound":
 			if !errors.Is(err, ErrPathNotFound) {
 				t.Fatalf("%q at %q: err = %v, want ErrPathNotFound", doc, path, err)
@@ -403,4 +404,60 @@ func BenchmarkEachElement(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// checkLimits walks doc under small limits: the elements within them are
+// handed on exactly as without limits, in order; the others go to
+// tooLarge as valid JSON, and none is lost.
+func checkLimits(t *testing.T, doc []byte, path []string, want []json.RawMessage) {
+	t.Helper()
+	lim := Limits{Record: 64, Field: 16}
+	var got []json.RawMessage
+	large := 0
+	_, err := Walk(bytes.NewReader(doc), path, lim, func(raw json.RawMessage) error {
+		got = append(got, raw)
+		return nil
+	}, func(tl TooLarge) error {
+		if tl.Raw != nil && !json.Valid(tl.Raw) {
+			t.Fatalf("%q: too large element's raw %q is not JSON", doc, tl.Raw)
+		}
+		large++
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("%q under limits: %v", doc, err)
+	}
+	var within []json.RawMessage
+	for _, w := range want {
+		if len(w) <= 64 && longestString(w) <= 16 {
+			within = append(within, w)
+		}
+	}
+	if len(got) != len(within) || large != len(want)-len(within) {
+		t.Fatalf("%q under limits: %d kept and %d too large, want %d and %d", doc, len(got), large, len(within), len(want)-len(within))
+	}
+	for i := range got {
+		if !bytes.Equal(got[i], within[i]) {
+			t.Fatalf("%q under limits: element %d = %q, want %q", doc, i, got[i], within[i])
+		}
+	}
+}
+
+// longestString is the longest string's JSON text in raw, quotes included.
+func longestString(raw []byte) int {
+	longest, start, esc := 0, -1, false
+	for i, c := range raw {
+		switch {
+		case start < 0 && c == '"':
+			start = i
+		case start < 0:
+		case esc:
+			esc = false
+		case c == '\\':
+			esc = true
+		case c == '"':
+			longest, start = max(longest, i-start+1), -1
+		}
+	}
+	return longest
 }

@@ -43,6 +43,9 @@ type Setup struct {
 	Params func(stream string) map[string]string
 	// Memory allocates the streams' records (nil: the default).
 	Memory memory.Allocator
+	// Limits bound the elements of the pages the providers' clients stream
+	// (ClientOptions.Limits; zero fields: DefaultLimits').
+	Limits Limits
 }
 
 // Provider is one data provider as configured: everything finsync needs to

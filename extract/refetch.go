@@ -19,13 +19,13 @@ func (e *cutOff) Error() string { return "body cut off: " + e.err.Error() }
 func (e *cutOff) Unwrap() error { return e.err }
 
 // unreadable says what a failure to read or parse a body means: the end of
-// the context, a body no repeat will fix (past the size cap, or without the
-// array asked for), or else a cut-off worth fetching again.
+// the context, a body no repeat will fix (past the size cap, past the
+// element limits, or without the array asked for), or else a cut-off worth fetching again.
 func unreadable(ctx context.Context, method, path string, err error) error {
 	switch {
 	case ctx.Err() != nil:
 		return ctx.Err()
-	case errors.Is(err, ErrPathNotFound), errors.Is(err, ErrBodyTooLarge):
+	case errors.Is(err, ErrPathNotFound), errors.Is(err, ErrBodyTooLarge), errors.Is(err, ErrTooManyElements), errors.Is(err, ErrTooLarge):
 		return &Permanent{Err: fmt.Errorf("%s %s: %w", method, path, err)}
 	}
 	return &cutOff{err}

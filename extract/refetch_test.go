@@ -43,7 +43,7 @@ func TestRefetchCutOffBodies(t *testing.T) {
 		var requests atomic.Int32
 		var seen int
 		c := NewClient(fastOptions(cutServer(t, body, 2, &requests).URL))
-		scalars, err := c.GetElements(ctx, "/", nil, []string{"items"}, func(json.RawMessage) error { seen++; return nil })
+		scalars, err := c.GetElements(ctx, "/", nil, []string{"items"}, func(json.RawMessage) error { seen++; return nil }, nil)
 		// The cut attempt handed over what it read before it broke off.
 		if err != nil || string(scalars["total"]) != "2" || requests.Load() != 2 || seen < 2 || c.Stats().Retries != 1 {
 			t.Fatalf("%v, %v after %d requests, %d elements, %+v", scalars, err, requests.Load(), seen, c.Stats())
@@ -81,7 +81,7 @@ func TestRefetchCutOffBodies(t *testing.T) {
 		var requests atomic.Int32
 		c := NewClient(fastOptions(cutServer(t, body, 1, &requests).URL))
 		stop := errors.New("stop")
-		if _, err := c.GetElements(ctx, "/", nil, []string{"items"}, func(json.RawMessage) error { return stop }); err != stop || requests.Load() != 1 {
+		if _, err := c.GetElements(ctx, "/", nil, []string{"items"}, func(json.RawMessage) error { return stop }, nil); err != stop || requests.Load() != 1 {
 			t.Fatalf("%v after %d requests", err, requests.Load())
 		}
 	})

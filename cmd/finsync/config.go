@@ -47,6 +47,14 @@ type Config struct {
 		// kept in memory, so that large INSERTs are retried too.
 		SpillDir string `env:"FINSYNC_SPILL_DIR"`
 	}
+	// Memory is the process's budget and the limits on what one provider
+	// response may make it hold (memory.go).
+	Memory struct {
+		Budget   extract.ByteSize `env:"FINSYNC_MEMORY_BUDGET, default=1280MiB"`
+		Record   extract.ByteSize `env:"FINSYNC_MAX_RECORD_BYTES, default=1MiB"`
+		Field    extract.ByteSize `env:"FINSYNC_MAX_FIELD_BYTES, default=256KiB"`
+		Elements int              `env:"FINSYNC_MAX_PAGE_ELEMENTS, default=100000"`
+	}
 	// The providers' settings: FINSYNC_FINO_*, FINSYNC_FIMENTO_*, ...
 	ProviderSettings
 	// Shard ("i/n") makes this process one of n that split the work: it
@@ -114,6 +122,7 @@ func LoadConfig(ctx context.Context, lookup func(string) (string, bool)) (Config
 		problems = append(problems, err)
 	} else {
 		problems = append(problems, c.checkScheduleTenants()...)
+		problems = append(problems, c.checkMemory()...)
 	}
 	// A variable whose file could not be read is not also "required".
 	problems = slices.DeleteFunc(problems, func(p error) bool {

@@ -71,12 +71,15 @@ type app struct {
 	environ func() []string
 	// trace, if set, sees every statement sent to ClickHouse (tests).
 	trace func(query string, args []any, external []*ext.Table)
+	// setMemoryLimit applies FINSYNC_MEMORY_BUDGET (debug.SetMemoryLimit
+	// in the binary; nil in tests, whose commands share one process).
+	setMemoryLimit func(int64) int64
 }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	a := &app{stdout: os.Stdout, stderr: os.Stderr, lookup: os.LookupEnv, environ: os.Environ}
+	a := &app{stdout: os.Stdout, stderr: os.Stderr, lookup: os.LookupEnv, environ: os.Environ, setMemoryLimit: debug.SetMemoryLimit}
 	stopProfile := cpuProfile(os.Getenv("FINSYNC_CPUPROFILE"))
 	code := a.main(ctx, os.Args[1:])
 	stopProfile()
@@ -240,6 +243,9 @@ func (a *app) dbOptions(c Config) clickhouse.Options {
 // warned about (validate refuses them).
 func (a *app) config(ctx context.Context) (Config, error) {
 	c, err := LoadConfig(ctx, a.lookup)
+	if err == nil && a.setMemoryLimit != nil {
+		a.setMemoryLimit(int64(c.Memory.Budget))
+	}
 	if err == nil && a.environ != nil {
 		for _, p := range unknownVariables(a.environ()) {
 			fmt.Fprintln(a.stderr, "WARNING: "+p.Error())

@@ -60,7 +60,7 @@ func providers(c Config, log *slog.Logger, m *schedules.Metrics) []extract.Provi
 	}, Params: func(stream string) map[string]string {
 		s, _ := c.schedule(stream)
 		return s.Params
-	}}
+	}, Limits: c.limits()}
 	if m != nil {
 		setup.RateWaited = m.RateWaited
 	}

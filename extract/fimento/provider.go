@@ -73,7 +73,7 @@ func (f *Settings) process(p string) (extract.Subject, bool) {
 func (f *Settings) Provider(s extract.Setup) extract.Provider {
 	paths, _ := ParsePaths(f.Paths) // Validate reported errors
 	api := NewAPI(Config{BaseURL: f.BaseURL, Name: f.Name, Password: f.Password.Value(), HashKey: []byte(f.HashKey.Value()),
-		Paths: paths, RateLimit: f.RateLimit, Logger: s.Logger, HTTP: s.Client(provider), RateWaited: s.Waited(provider), Memory: s.Memory})
+		Paths: paths, RateLimit: f.RateLimit, Logger: s.Logger, HTTP: s.Client(provider), RateWaited: s.Waited(provider), Memory: s.Memory, Limits: s.Limits})
 	p := extract.Provider{Name: provider, Sandbox: newFake, Schedules: schedulesFile, Check: api.clients.Authenticate, Configured: f.BaseURL != "", Streams: Streams(api), Tenants: f.PartnerBanks,
 		Webhook: func(h extract.Hooks) http.Handler { return WebhookHandler(f.PartnerBanks, h, api.Known, s.Logger) }}
 	if f.WebhookURL != "" {

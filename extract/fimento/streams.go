@@ -38,6 +38,8 @@ type Config struct {
 	MaxPages int
 	// Memory allocates the records (nil: the default); tests check it ends at zero.
 	Memory memory.Allocator
+	// Limits bound the elements of streamed pages (zero: extract's defaults).
+	Limits extract.Limits
 	HTTP   *http.Client
 	// RateWaited, if set, is told of each wait on the rate limit.
 	RateWaited func(time.Duration)
@@ -75,7 +77,7 @@ func NewAPI(cfg Config) *API {
 	}
 	a := &API{cfg: cfg, mem: cmp.Or[memory.Allocator](cfg.Memory, memory.DefaultAllocator)}
 	shared := extract.ClientOptions{BaseURL: cfg.BaseURL, HTTP: cfg.HTTP, Logger: cfg.Logger,
-		Limiter: rate.NewLimiter(rate.Limit(cfg.RateLimit), 4), RateWaited: cfg.RateWaited}
+		Limiter: rate.NewLimiter(rate.Limit(cfg.RateLimit), 4), RateWaited: cfg.RateWaited, Limits: cfg.Limits}
 	authClient := extract.NewClient(shared)
 	a.auth = extract.NewTokenCache(func(ctx context.Context) (extract.Token, error) {
 		var t Token
@@ -119,9 +121,14 @@ func pathOf(p, processID string) string {
 	return strings.ReplaceAll(p, "{processId}", url.PathEscape(processID))
 }
 
+// recordBytes is the most text a builder collects before it hands its rows
+// on, whatever RecordRows says: with records up to the record limit, rows
+// alone would not bound memory.
+const recordBytes = 8 << 20
+
 // flusher hands a builder's rows on once it holds enough of them.
 func (a *API) flush(out extract.Output, t transform.Table, b *builder, force bool) error {
-	if b.Len() == 0 || (!force && b.Len() < a.cfg.RecordRows) {
+	if b.Len() == 0 || (!force && b.Len() < a.cfg.RecordRows && b.size < recordBytes) {
 		return nil
 	}
 	rec := b.NewRecord()
@@ -209,6 +216,9 @@ func (a *API) runTransactions(ctx context.Context, req extract.Request, out extr
 						return out.Reject(rej)
 					}
 					return a.flush(out, transform.Transactions, &b.builder, false)
+				}, func(t extract.TooLarge) error {
+					n++
+					return out.Reject(b.reject(person, extract.RejectKey(t.Raw, "_id"), t.Reason, t.Raw))
 				})
 			if err != nil {
 				return false, err

@@ -76,6 +76,7 @@ type builder struct {
 	table transform.Table
 	w     *transform.RowWriter
 	n     int
+	size  int // bytes of the text columns of the rows so far
 	lin   transform.Lineage
 }
 
@@ -87,7 +88,7 @@ func newBuilder(mem memory.Allocator, t transform.Table, lin transform.Lineage) 
 func (b *builder) Len() int { return b.n }
 
 // NewRecord returns the rows so far (the caller releases it).
-func (b *builder) NewRecord() arrow.Record { b.n = 0; return b.w.Record() }
+func (b *builder) NewRecord() arrow.Record { b.n, b.size = 0, 0; return b.w.Record() }
 
 // Release frees the builder.
 func (b *builder) Release() { b.w.Release() }
@@ -101,6 +102,11 @@ func (b *builder) add(jobID string, vals ...any) error {
 	row = append(row, jobID, b.lin.RunID, b.lin.ExtractedAt, b.lin.Version)
 	if err := b.w.Append(row...); err != nil {
 		return err
+	}
+	for _, v := range vals {
+		if s, ok := v.(string); ok {
+			b.size += len(s)
+		}
 	}
 	b.n++
 	return nil

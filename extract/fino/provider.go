@@ -96,7 +96,7 @@ func (f *Settings) user(u string) (extract.Subject, bool) {
 func (f *Settings) Provider(s extract.Setup) extract.Provider {
 	scopes, _ := ParseScopes(f.Scopes) // Validate reported errors; all modules on
 	api := NewAPI(Config{BaseURL: f.BaseURL, ClientID: f.ClientID, ClientSecret: f.ClientSecret.Value(), RateLimit: f.RateLimit,
-		Concurrency: f.Concurrency, PageSize: f.PageSize, Scopes: scopes, Logger: s.Logger, HTTP: s.Client(provider), RateWaited: s.Waited(provider), Memory: s.Memory})
+		Concurrency: f.Concurrency, PageSize: f.PageSize, Scopes: scopes, Logger: s.Logger, HTTP: s.Client(provider), RateWaited: s.Waited(provider), Memory: s.Memory, Limits: s.Limits})
 	p := extract.Provider{Name: provider, Sandbox: newFake, Schedules: schedulesFile, Check: api.clients.Authenticate, Configured: f.BaseURL != "", Streams: append(Streams(api), AnalyticsStreams(api)...),
 		Tenants: f.tenants()}
 	// finoOS echoes the secret in every webhook: without one there is no

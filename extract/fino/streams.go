@@ -45,6 +45,8 @@ type Config struct {
 	Scopes Scopes
 	// Memory allocates the records (nil: the default); tests check it ends at zero.
 	Memory memory.Allocator
+	// Limits bound the elements of streamed pages (zero: extract's defaults).
+	Limits extract.Limits
 	HTTP   *http.Client
 	// RateWaited, if set, is told of each wait on the rate limit.
 	RateWaited func(time.Duration)
@@ -100,7 +102,7 @@ func NewAPI(cfg Config) *API {
 	// rate limit.
 	a.clients = extract.NewTenantClients(extract.TenantOptions{
 		Client: extract.ClientOptions{BaseURL: cfg.BaseURL, HTTP: cfg.HTTP, Logger: cfg.Logger,
-			Limiter: rate.NewLimiter(rate.Limit(cfg.RateLimit), 4), RateWaited: cfg.RateWaited},
+			Limiter: rate.NewLimiter(rate.Limit(cfg.RateLimit), 4), RateWaited: cfg.RateWaited, Limits: cfg.Limits},
 		Header: headerTenant,
 		Auth:   func(string) (*extract.TokenCache, bool) { return a.auth, true }})
 	return a
@@ -348,7 +350,8 @@ func (a *API) runTransactions(ctx context.Context, req extract.Request, out extr
 				q.Set(paramPage, strconv.Itoa(page))
 				n, each := 0, b.elements(s.ID, s.CorrelationID, out.Reject, flush)
 				scalars, err := c.GetElements(ctx, apiUserPath(s.ID, suffixCategorization), q, []string{"categorizations"},
-					func(raw json.RawMessage) error { n++; return each(raw) })
+					func(raw json.RawMessage) error { n++; return each(raw) },
+					func(t extract.TooLarge) error { n++; return out.Reject(b.TooLarge(t)) })
 				if err != nil {
 					return false, err
 				}
@@ -526,6 +529,8 @@ func (a *API) runHistory(ctx context.Context, req extract.Request, out extract.O
 					}
 				}
 				return flush()
+			}, func(t extract.TooLarge) error {
+				return out.Reject(extract.Reject{Table: transform.AccountBalances.Name, Reason: t.Reason, Raw: t.Raw})
 			})
 			return extract.SkipGone(ctx, req.Registry, s, err, unknownUser)
 		})

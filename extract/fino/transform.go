@@ -1132,6 +1132,12 @@ func (b *TransactionsBuilder) AddJSON(userID, correlationID string, raw []byte) 
 	return b.add(userID, correlationID, c, raw, scrubbed)
 }
 
+// TooLarge is the reject of a categorization item too large to read
+// whole (extract.Walk): its first bytes, scrubbed like any reject.
+func (b *TransactionsBuilder) TooLarge(t extract.TooLarge) extract.Reject {
+	return b.reject(extract.RejectKey(t.Raw, "transactionId"), t.Reason, t.Raw, b.scrub)
+}
+
 // elements is the per-item callback of a categorization page: each item
 // becomes a row or goes to reject; flush runs after every row.
 func (b *TransactionsBuilder) elements(userID, correlationID string, reject func(extract.Reject) error, flush func() error) func(json.RawMessage) error {
@@ -1146,7 +1152,8 @@ func (b *TransactionsBuilder) elements(userID, correlationID string, reject func
 // DecodeCategorizations adds the items of one categorization page read
 // from r, as fino.transactions does (the benchmark decodes pages with it).
 func DecodeCategorizations(r io.Reader, b *TransactionsBuilder, userID, correlationID string, reject func(extract.Reject) error) error {
-	_, err := extract.EachElementScalars(r, []string{"categorizations"}, b.elements(userID, correlationID, reject, func() error { return nil }))
+	_, err := extract.Walk(r, []string{"categorizations"}, extract.DefaultLimits(), b.elements(userID, correlationID, reject, func() error { return nil }),
+		func(t extract.TooLarge) error { return reject(b.TooLarge(t)) })
 	return err
 }
 

@@ -1,9 +1,11 @@
 package sandboxkit
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"hash/fnv"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -32,6 +34,37 @@ type Knobs struct {
 	// 300ms): slow pages, on top of Latency.
 	Slow      float64
 	SlowDelay time.Duration
+
+	// Hostile pages (finsync issue 23 #1), what a broken or malicious
+	// provider could send to exhaust memory; only a sandbox that pages
+	// records applies them (fino's categorizations, on each user's first
+	// page). HugeField > 0 adds a record whose purpose is that many bytes;
+	// EndlessField ends the page with a record whose purpose never ends;
+	// EndlessArray adds records without end. The sandbox streams them
+	// without holding them, until the client hangs up.
+	HugeField    int64
+	EndlessField bool
+	EndlessArray bool
+}
+
+// Hostile says whether any hostile-page knob is set.
+func (k Knobs) Hostile() bool { return k.HugeField > 0 || k.EndlessField || k.EndlessArray }
+
+// WriteRepeat writes n bytes c to w (n < 0: until a write fails), in
+// chunks, without holding them.
+func WriteRepeat(w io.Writer, c byte, n int64) error {
+	chunk := bytes.Repeat([]byte{c}, 64<<10)
+	for n != 0 {
+		m := int64(len(chunk))
+		if n > 0 {
+			m = min(m, n)
+			n -= m
+		}
+		if _, err := w.Write(chunk[:m]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Counts are the faults injected so far.

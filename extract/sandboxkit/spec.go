@@ -11,8 +11,9 @@ import (
 //
 //	429:0.1,500:0.05,slow:0.05,expire:0.02,malformed:0.01,truncate:0.01,dup:0.05
 //
-// plus optional seed:N (default 1) and retry-after:N (seconds, default 1).
-// Every problem is reported at once.
+// plus optional seed:N (default 1) and retry-after:N (seconds, default 1),
+// and the hostile pages: huge-field:BYTES, endless-field:1, endless-array:1
+// (see Knobs). Every problem is reported at once.
 func Parse(spec string) (Knobs, error) {
 	k := Knobs{Seed: 1, RetryAfter: 1}
 	var problems []string
@@ -27,6 +28,24 @@ func Parse(spec string) (Knobs, error) {
 			continue
 		}
 		switch name {
+		case "huge-field":
+			n, err := strconv.ParseInt(value, 10, 64)
+			if err != nil || n < 0 {
+				problems = append(problems, fmt.Sprintf("%s: %q is not a number of bytes", name, value))
+			}
+			k.HugeField = n
+			continue
+		case "endless-field", "endless-array":
+			on, err := strconv.ParseBool(value)
+			if err != nil {
+				problems = append(problems, fmt.Sprintf("%s: %q is not 1 or 0", name, value))
+			}
+			if name == "endless-field" {
+				k.EndlessField = on
+			} else {
+				k.EndlessArray = on
+			}
+			continue
 		case "seed", "retry-after":
 			n, err := strconv.ParseUint(value, 10, 32)
 			if err != nil {
@@ -59,7 +78,7 @@ func Parse(spec string) (Knobs, error) {
 		case "dup":
 			k.Duplicate = p
 		default:
-			problems = append(problems, fmt.Sprintf("unknown fault %q (429, 500, slow, expire, malformed, truncate, dup, seed, retry-after)", name))
+			problems = append(problems, fmt.Sprintf("unknown fault %q (429, 500, slow, expire, malformed, truncate, dup, seed, retry-after, huge-field, endless-field, endless-array)", name))
 		}
 	}
 	if len(problems) > 0 {

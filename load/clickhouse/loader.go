@@ -58,6 +58,17 @@ type LoaderOptions struct {
 	Observe func(Inserted)
 }
 
+// Memory is the most a batch of these options holds, in bytes, whatever
+// MaxRows and MaxBytes say: per INSERT in flight what it keeps for a retry
+// (RetainBytes; beyond it a SpillDir's file or nothing), the block being
+// converted and the driver's two copies of it (BlockBytes each). The
+// records a caller appends are its own, held until converted: one waits
+// in the INSERT's channel.
+func (o LoaderOptions) Memory() int64 {
+	o = o.withDefaults()
+	return int64(o.InFlight) * (o.RetainBytes + 3*o.BlockBytes)
+}
+
 // Inserted is what one INSERT did.
 type Inserted struct {
 	Table string

@@ -1,6 +1,8 @@
 package sandbox
 
 import (
+	"bufio"
+	"bytes"
 	"cmp"
 	"encoding/json"
 	"errors"
@@ -564,6 +566,10 @@ func (s *Server) categorizations(w http.ResponseWriter, r *http.Request, c *call
 		total = len(all)
 		txns = all[min(offset, total):min(offset+size, total)]
 	}
+	if page == 1 && len(txns) > 0 && s.opts.Faults.Hostile() {
+		s.hostileCategorizations(w, p, txns, withTx, locale, size, total)
+		return
+	}
 	if c.faults.Duplicate && offset > 0 {
 		if prev, _ := s.data.txnRange(p, from, to, offset-1, 1); len(prev) == 1 {
 			txns = append(prev, txns...)
@@ -583,6 +589,71 @@ func (s *Server) categorizations(w http.ResponseWriter, r *http.Request, c *call
 	}
 	body = append(body, '}')
 	s.faults.WriteBodyStatus(w, c.faults, http.StatusOK, body)
+}
+
+// hostileCategorizations serves a first page with the hostile-page knobs
+// (sandboxkit.Knobs): the items, with a copy of one whose purpose is
+// HugeField bytes after the first, a copy whose purpose never ends after
+// the last, or copies without end after the last. It streams what it
+// sends and stops when the client hangs up.
+func (s *Server) hostileCategorizations(w http.ResponseWriter, p *profile, txns []txn, withTx bool, locale string, size, total int) {
+	k := s.opts.Faults
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	bw := bufio.NewWriterSize(w, 64<<10)
+	defer bw.Flush()
+	item := func(i int) []byte { return s.appendCategorizationOf(nil, p, &txns[i], withTx, locale) }
+	// huge writes a copy of item i, id suffixed, its purpose n bytes (n < 0: endless).
+	huge := func(i int, suffix string, n int64) error {
+		it := item(i)
+		id := []byte(`"transactionId":"` + txns[i].id + `"`)
+		it = bytes.Replace(it, id, []byte(`"transactionId":"`+txns[i].id+suffix+`"`), -1)
+		at := bytes.Index(it, []byte(`"purpose":"`))
+		if at < 0 {
+			it = append(it[:len(it)-1], `,"purpose":""}`...)
+			at = bytes.LastIndex(it, []byte(`"purpose":"`))
+		}
+		at += len(`"purpose":"`)
+		bw.Write(it[:at])
+		if err := sandboxkit.WriteRepeat(bw, 'x', n); err != nil {
+			return err
+		}
+		_, err := bw.Write(it[at:])
+		return err
+	}
+	bw.WriteString(`{"categorizations":[`)
+	for i := range txns {
+		if i > 0 {
+			bw.WriteByte(',')
+		}
+		if _, err := bw.Write(item(i)); err != nil {
+			return
+		}
+		if i == 0 && k.HugeField > 0 {
+			bw.WriteByte(',')
+			if huge(0, "-huge", k.HugeField) != nil {
+				return
+			}
+		}
+	}
+	last := len(txns) - 1
+	if k.EndlessField {
+		bw.WriteByte(',')
+		huge(last, "-endless", -1)
+		return
+	}
+	for n := 0; k.EndlessArray; n++ {
+		it := bytes.Replace(item(n%len(txns)), []byte(`"transactionId":"`+txns[n%len(txns)].id+`"`),
+			fmt.Appendf(nil, `"transactionId":"junk-%d"`, n), -1)
+		bw.WriteByte(',')
+		if _, err := bw.Write(it); err != nil {
+			return
+		}
+	}
+	if k.HugeField > 0 {
+		total++ // the copy
+	}
+	fmt.Fprintf(bw, `],"page":1,"size":%d,"totalPages":%d,"totalElements":%d}`, size, (total+size-1)/size, total)
 }
 
 // appendCategorizationOf appends one item; a malformed one stays valid

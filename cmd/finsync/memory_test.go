@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	finosb "github.com/finsync/finsync/extract/fino/sandbox"
+	"github.com/finsync/finsync/extract/sandboxkit"
+	"github.com/finsync/finsync/load/clickhouse"
+	"github.com/finsync/finsync/load/clickhouse/chtest"
+)
+
+// peakRSSLine starts the line a child process ends with (TestMain).
+const peakRSSLine = "peak RSS: "
+
+// A finoOS sending what would exhaust finsync's memory (issue 23 #1): a
+// 128 MiB purpose, a purpose that never ends, an array that never ends.
+// `finsync once` runs as a child process with a 256 MiB budget; its peak
+// RSS (VmHWM) stays under it, the page's other records load, the record
+// too large is in etl_rejects with its first bytes and the reason, and
+// the endless array loads at most FINSYNC_MAX_PAGE_ELEMENTS of its junk.
+func TestHostilePagesStayWithinTheMemoryBudget(t *testing.T) {
+	if testing.Short() {
+		t.Skip("streams hundreds of MiB")
+	}
+	const budget = 256 << 20
+	const maxElements = 1000
+	for _, c := range []struct {
+		name   string
+		faults sandboxkit.Knobs
+	}{
+		{"huge field", sandboxkit.Knobs{HugeField: 128 << 20}},
+		{"endless field", sandboxkit.Knobs{EndlessField: true}},
+		{"endless array", sandboxkit.Knobs{EndlessArray: true}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			sb := finosb.New(finosb.Options{UsersPerTenant: 2, Months: 2, Seed: 4, Faults: c.faults})
+			srv := httptest.NewServer(sb)
+			defer srv.Close()
+			defer sb.Close()
+			opts := chtest.Options(t)
+			t.Cleanup(func() { chtest.DropDatabase(t, opts) })
+			schedFile := filepath.Join(t.TempDir(), "schedules.yaml")
+			if err := os.WriteFile(schedFile, []byte("concurrency:\n  global: 1\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			users := sb.Users("sandbox-client")
+			child := exec.Command(os.Args[0], "-test.run=^$")
+			child.Env = append(os.Environ(), "FINSYNC_TEST_ARGS=once -stream fino.transactions",
+				"FINSYNC_CLICKHOUSE_ADDR="+opts.Addr, "FINSYNC_CLICKHOUSE_DATABASE="+opts.Database, "FINSYNC_LOG_LEVEL=warn",
+				"FINSYNC_SCHEDULES="+schedFile, "FINSYNC_FINO_BASE_URL="+srv.URL,
+				"FINSYNC_FINO_CLIENT_ID=sandbox-client", "FINSYNC_FINO_CLIENT_SECRET=sandbox-secret",
+				"FINSYNC_FINO_USERS="+strings.Join(users, ","), "FINSYNC_FINO_CONCURRENCY=1",
+				fmt.Sprintf("FINSYNC_MEMORY_BUDGET=%d", budget), fmt.Sprintf("FINSYNC_MAX_PAGE_ELEMENTS=%d", maxElements))
+			out, err := child.CombinedOutput()
+			m := regexp.MustCompile(peakRSSLine + `(\d+) kB`).FindSubmatch(out)
+			if m == nil {
+				t.Fatalf("no peak RSS (%v):\n%s", err, out)
+			}
+			peak, _ := strconv.ParseInt(string(m[1]), 10, 64)
+			t.Logf("peak RSS %d MiB (budget %d MiB); exit: %v", peak>>10, budget>>20, err)
+			if peak<<10 > budget {
+				t.Errorf("peak RSS %d MiB is over the %d MiB budget:\n%s", peak>>10, budget>>20, out)
+			}
+
+			db, err := clickhouse.Open(context.Background(), opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			count := func(query string, args ...any) (n uint64) {
+				t.Helper()
+				if err := db.Conn().QueryRow(context.Background(), query, args...).Scan(&n); err != nil {
+					t.Fatalf("%s: %v", query, err)
+				}
+				return n
+			}
+			real := count("SELECT count() FROM transactions FINAL WHERE NOT startsWith(transaction_id, 'junk-')")
+			// Junk rows loaded or rejected (a junk copy may not decode).
+			junk := count("SELECT count() FROM transactions WHERE startsWith(transaction_id, 'junk-')") +
+				count("SELECT count() FROM etl_rejects WHERE startsWith(record_key, 'junk-')")
+			t.Logf("%d transactions loaded, %d junk records loaded or rejected", real, junk)
+			switch c.name {
+			case "huge field":
+				want := 0
+				for _, u := range users {
+					l, err := sb.Ledger("sandbox-client", u)
+					if err != nil {
+						t.Fatal(err)
+					}
+					want += l.Transactions
+				}
+				if real != uint64(want) || err != nil {
+					t.Errorf("%d transactions loaded, want the ledgers' %d (exit: %v):\n%s", real, want, err, out)
+				}
+			case "endless array":
+				if junk == 0 || junk > maxElements {
+					t.Errorf("%d junk records loaded or rejected, want 1..%d (the element limit):\n%s", junk, maxElements, out)
+				}
+				fallthrough
+			default:
+				if real == 0 {
+					t.Errorf("no transaction of the page loaded:\n%s", out)
+				}
+			}
+			if c.name == "endless array" {
+				return // nothing too large: the page fails at the element limit
+			}
+			var reason, raw string
+			if err := db.Conn().QueryRow(context.Background(),
+				"SELECT reason, raw FROM etl_rejects WHERE target_table = 'transactions' AND (endsWith(record_key, '-huge') OR endsWith(record_key, '-endless'))").Scan(&reason, &raw); err != nil {
+				t.Fatalf("no reject of the record too large: %v\n%s", err, out)
+			}
+			t.Logf("reject: %s (raw %d bytes)", reason, len(raw))
+			if !regexp.MustCompile(`^record of \d+\+? bytes is over the 1 MiB record limit \(FINSYNC_MAX_RECORD_BYTES\)`).MatchString(reason) {
+				t.Errorf("reason %q", reason)
+			}
+			if len(raw) == 0 || len(raw) > 4<<10+16 || !strings.Contains(raw, `"purpose":"xxxx`) {
+				t.Errorf("raw of %d bytes: %.200s", len(raw), raw)
+			}
+		})
+	}
+}
+
+// Settings whose worst case does not fit the budget are refused, saying
+// how they add up; sizes take units.
+func TestMemoryBudgetIsChecked(t *testing.T) {
+	env := map[string]string{"FINSYNC_MEMORY_BUDGET": "512MiB"}
+	if _, err := LoadConfig(context.Background(), lookupFrom(env)); err == nil ||
+		!strings.Contains(err.Error(), "FINSYNC_MEMORY_BUDGET=512 MiB: these settings may need 832 MiB: 64 MiB base + 4 runs (concurrency.global)") {
+		t.Fatalf("err = %v", err)
+	}
+	env["FINSYNC_FINO_CONCURRENCY"], env["FINSYNC_MAX_RECORD_BYTES"] = "2", "512 KiB"
+	c, err := LoadConfig(context.Background(), lookupFrom(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Memory.Record != 512<<10 || c.limits().Field != 256<<10 {
+		t.Fatalf("limits %+v", c.limits())
+	}
+	env["FINSYNC_MAX_FIELD_BYTES"] = "1MiB"
+	if _, err := LoadConfig(context.Background(), lookupFrom(env)); err == nil || !strings.Contains(err.Error(), "FINSYNC_MAX_RECORD_BYTES=512 KiB: want at least FINSYNC_MAX_FIELD_BYTES (1 MiB)") {
+		t.Fatalf("err = %v", err)
+	}
+}
