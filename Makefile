@@ -15,7 +15,7 @@ ifdef FINSYNC_CH_HTTP_PORT
 export FINSYNC_CLICKHOUSE_HTTP_ADDR ?= 127.0.0.1:$(FINSYNC_CH_HTTP_PORT)
 endif
 
-.PHONY: all build clickhouse clickhouse-stop chdb demo test test-long test-cluster fuzz vet bench clean
+.PHONY: all build clickhouse clickhouse-stop chdb demo test test-long test-cluster test-soak fuzz vet bench clean
 
 all: build
 
@@ -100,6 +100,15 @@ test-cluster: clickhouse
 	FINSYNC_CLICKHOUSE_ADDR=127.0.0.1:19101 FINSYNC_CLICKHOUSE_CLUSTER=finsync $(GO) test -count=1 ./load/... && \
 	FINSYNC_CLICKHOUSE_CLUSTER=finsync $(GO) test -count=1 -v -run '^TestClusterDemo$$' ./cmd/finsync/ || rc=1; \
 	$(CLUSTER) stop; exit $$rc
+
+# The soak test (DEVELOPING.md, Soak test): bin/finsync run for SOAK_DURATION
+# on fast schedules against growing sandboxes under every fault, killed
+# twice, its ClickHouse restarted once (a private server on 19300/18300),
+# then compared with a clean load and its memory, goroutines and open files
+# checked for growth. Summary: .finsync/soak/summary.txt. Not part of `make test`.
+SOAK_DURATION ?= 15m
+test-soak: build
+	FINSYNC_SOAK=1 SOAK_DURATION=$(SOAK_DURATION) $(GO) test -count=1 -v -run '^TestSoak$$' -timeout 90m ./cmd/finsync/
 
 # The end-to-end benchmark against clickhouse-client on the same rows
 # (BENCH_ROWS, BENCH_ROWS_LARGE, BENCH_USERS to scale; see README Performance).

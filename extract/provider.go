@@ -104,6 +104,12 @@ type SandboxOptions struct {
 	Seed                     int64
 	Faults                   sandboxkit.Knobs
 	Today                    time.Time // the day the demo runs (UTC midnight)
+	// Grow books new transactions as time passes, one per user every Grow
+	// (finoOS only); 0: the data never changes. Now is the clock of that
+	// and of Fimento's processes (default time.Now): a test that stops it
+	// freezes the data.
+	Grow time.Duration
+	Now  func() time.Time
 }
 
 // Sandbox is a running fake of one provider.

@@ -55,15 +55,6 @@ type loadedRow struct{ group, value, txIDs string }
 // every stored reject has its raw payload and reason, and every run's
 // rejects are all stored. Each fault kind was really injected.
 func TestFaultMatrixLosesNothing(t *testing.T) {
-	type warehouse struct {
-		rows    map[string]loadedRow // key → row
-		rejects map[string]int       // table/provider → stored rejects
-		// rejectedMembers are the finAPI members (tenant|segment|user)
-		// some job rejected: the Malformed fault picks them by job.
-		rejectedMembers map[string]bool
-		db              *clickhouse.DB
-		runs            int
-	}
 	var injected sandboxkit.Counts
 	load := func(matrix string) warehouse {
 		sb, err := startSandbox("127.0.0.1:0", sandboxOptions{users: 2, companies: 1, months: 3, seed: 1, faults: matrix})
@@ -113,45 +104,7 @@ func TestFaultMatrixLosesNothing(t *testing.T) {
 			injected.Duplicated += c.Duplicated
 			injected.Slowed += c.Slowed
 		}
-		db, err := clickhouse.Open(context.Background(), opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		w := warehouse{rows: map[string]loadedRow{}, rejects: map[string]int{}, db: db}
-		for table, k := range naturalKeys {
-			txIDs := "''"
-			if table == "insights" {
-				txIDs = "arrayStringConcat(transaction_ids, ',')"
-			}
-			for _, row := range queryStrings(t, db, fmt.Sprintf("SELECT provider, concat(%s), %s, %s FROM %s FINAL",
-				strings.ReplaceAll(k.key, ", ", ", '|', "), k.value, txIDs, table)) {
-				w.rows[table+"|"+row[1]] = loadedRow{group: table + "/" + row[0], value: row[2], txIDs: row[3]}
-			}
-		}
-		for _, row := range queryStrings(t, db, "SELECT target_table, provider, toString(count()), toString(countIf(raw = '' OR reason = '')) FROM etl_rejects FINAL GROUP BY target_table, provider") {
-			var n int
-			fmt.Sscan(row[2], &n)
-			w.rejects[row[0]+"/"+row[1]] = n
-			if row[3] != "0" && row[0] != "segment_members" { // a lost finAPI job has no record
-				t.Errorf("%s rejects of %s/%s without raw payload or reason", row[3], row[0], row[1])
-			}
-		}
-		w.rejectedMembers = map[string]bool{}
-		for _, row := range queryStrings(t, db, `SELECT tenant, stream, substring(record_key, position(record_key, '/') + 1)
-			FROM etl_rejects FINAL WHERE target_table = 'segment_members' AND position(record_key, '/') > 0`) {
-			w.rejectedMembers[row[0]+"|"+row[1]+"|"+row[2]] = true
-		}
-		// Every reject a run reported is stored: none collapsed into another.
-		for _, row := range queryStrings(t, db, `SELECT stream, run_id, toString(rejects), toString(stored)
-			FROM (SELECT stream, run_id, rejects FROM etl_runs FINAL)
-			ANY LEFT JOIN (SELECT stream, run_id, count() AS stored FROM etl_rejects FINAL GROUP BY stream, run_id) USING (stream, run_id)`) {
-			w.runs++
-			if row[2] != row[3] {
-				t.Errorf("run %s of %s reported %s rejects, etl_rejects holds %s", row[1], row[0], row[2], row[3])
-			}
-		}
-		return w
+		return readWarehouse(t, opts)
 	}
 	clean := load("")
 	injected = sandboxkit.Counts{}
@@ -160,6 +113,104 @@ func TestFaultMatrixLosesNothing(t *testing.T) {
 		t.Fatalf("the fault-free demo has rejects: %v", clean.rejects)
 	}
 
+	res := compareLoads(t, clean, faulty)
+
+	// The faults did happen, every kind of them.
+	for kind, n := range map[string]int64{"429": injected.RateLimited, "500": injected.ServerErrors, "slow": injected.Slowed,
+		"expire": injected.TokensExpired, "malformed": injected.Malformed, "truncate": injected.Truncated, "dup": injected.Duplicated} {
+		if n == 0 {
+			t.Errorf("fault %s was never injected: the matrix proves nothing about it", kind)
+		}
+	}
+	var retries uint64
+	faulty.db.Conn().QueryRow(context.Background(), "SELECT sum(retries) FROM etl_runs FINAL").Scan(&retries)
+	if retries == 0 {
+		t.Errorf("no run recorded a retry")
+	}
+	t.Logf("fault matrix %s over %d runs: injected %+v; %d retries; %d rows compared; %d only with faults; "+
+		"missing exactly the rejected (and %d FinGoal submissions left pending by an ambiguous answer, reported by %d runs): %s",
+		faultMatrix, faulty.runs, injected, retries, res.compared, res.invented, res.pending, res.told, strings.Join(res.differ, ", "))
+}
+
+// warehouse is what a comparison of two loads needs of one database.
+type warehouse struct {
+	rows    map[string]loadedRow // key → row
+	rejects map[string]int       // table/provider → records rejected (each once, however many runs rejected it)
+	// rejectedMembers are the finAPI members (tenant|segment|user)
+	// some job rejected: the Malformed fault picks them by job.
+	rejectedMembers map[string]bool
+	// rejectedMonths are the finoOS analytics months (tenant|module|user|period)
+	// rejected: one month record holds several insight rows.
+	rejectedMonths map[string]bool
+	db             *clickhouse.DB
+	runs           int
+}
+
+// readWarehouse reads the data tables and rejects of the database of
+// opts, and checks that every stored reject has its payload and reason and
+// that every run (but a killed one) stored the rejects it reported.
+func readWarehouse(t *testing.T, opts clickhouse.Options) warehouse {
+	t.Helper()
+	db, err := clickhouse.Open(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	w := warehouse{rows: map[string]loadedRow{}, rejects: map[string]int{}, db: db}
+	for table, k := range naturalKeys {
+		txIDs := "''"
+		if table == "insights" {
+			txIDs = "arrayStringConcat(transaction_ids, ',')"
+		}
+		for _, row := range queryStrings(t, db, fmt.Sprintf("SELECT provider, concat(%s), %s, %s FROM %s FINAL",
+			strings.ReplaceAll(k.key, ", ", ", '|', "), k.value, txIDs, table)) {
+			w.rows[table+"|"+row[1]] = loadedRow{group: table + "/" + row[0], value: row[2], txIDs: row[3]}
+		}
+	}
+	for _, row := range queryStrings(t, db, "SELECT target_table, provider, toString(uniqExact(tenant, record_key)), toString(countIf(raw = '' OR reason = '')) FROM etl_rejects FINAL GROUP BY target_table, provider") {
+		var n int
+		fmt.Sscan(row[2], &n)
+		w.rejects[row[0]+"/"+row[1]] = n
+		if row[3] != "0" && row[0] != "segment_members" { // a lost finAPI job has no record
+			t.Errorf("%s rejects of %s/%s without raw payload or reason", row[3], row[0], row[1])
+		}
+	}
+	w.rejectedMembers = map[string]bool{}
+	for _, row := range queryStrings(t, db, `SELECT tenant, stream, substring(record_key, position(record_key, '/') + 1)
+		FROM etl_rejects FINAL WHERE target_table = 'segment_members' AND position(record_key, '/') > 0`) {
+		w.rejectedMembers[row[0]+"|"+row[1]+"|"+row[2]] = true
+	}
+	w.rejectedMonths = map[string]bool{}
+	for _, row := range queryStrings(t, db, `SELECT DISTINCT tenant, record_key FROM etl_rejects FINAL WHERE provider = 'fino' AND target_table = 'insights'`) {
+		if f := strings.Split(row[1], "/"); len(f) == 4 { // module/user/period/hash
+			w.rejectedMonths[row[0]+"|"+f[0]+"|"+f[1]+"|"+f[2]] = true
+		}
+	}
+	// Every reject a run reported is stored: none collapsed into another
+	// (a killed run reported none; a failed one's error names the INSERT
+	// of etl_rejects that failed, as when ClickHouse was down).
+	for _, row := range queryStrings(t, db, `SELECT stream, run_id, toString(rejects), toString(stored)
+		FROM (SELECT stream, run_id, rejects FROM etl_runs FINAL WHERE status IN ('success', 'partial'))
+		ANY LEFT JOIN (SELECT stream, run_id, count() AS stored FROM etl_rejects FINAL GROUP BY stream, run_id) USING (stream, run_id)`) {
+		w.runs++
+		if row[2] != row[3] {
+			t.Errorf("run %s of %s reported %s rejects, etl_rejects holds %s", row[1], row[0], row[2], row[3])
+		}
+	}
+	return w
+}
+
+// comparison is what compareLoads found.
+type comparison struct {
+	compared, invented, pending int
+	told                        uint64   // runs saying FinGoal submissions stay pending
+	differ                      []string // table/provider -missing, the missing all accounted for
+}
+
+// compareLoads checks that the faulty load is the clean one less exactly
+// what its rejects account for, and reports each difference as an error.
+func compareLoads(t *testing.T, clean, faulty warehouse) comparison {
+	t.Helper()
 	// Every row of the faulty load is the clean load's, with its values,
 	// except FinGoal submissions whose POST got an ambiguous answer (a 5xx
 	// or a cut-off body): FinGoal may have them, so they stay pending and
@@ -206,8 +257,28 @@ func TestFaultMatrixLosesNothing(t *testing.T) {
 	upstream := faulty.rejects["transactions/fino"] + faulty.rejects["transactions/fimento"]
 	want := map[string]int{}
 	for g, n := range faulty.rejects {
-		if g != "segment_members/finapi" {
+		if g != "segment_members/finapi" && g != "insights/fino" {
 			want[g] = n
+		}
+	}
+	// A finoOS analytics month rejected is missing all its insight rows.
+	months := map[string]bool{}
+	for k, c := range clean.rows {
+		if _, ok := faulty.rows[k]; ok || c.group != "insights/fino" {
+			continue
+		}
+		f := strings.Split(k, "|") // insights|fino|tenant|user|module|insight_id|metric|period
+		month := f[2] + "|" + f[4] + "|" + f[3] + "|" + f[7]
+		if faulty.rejectedMonths[month] {
+			want[c.group]++
+			months[month] = true
+		} else {
+			t.Errorf("%s is missing with faults and no rejected month explains it", k)
+		}
+	}
+	for month := range faulty.rejectedMonths {
+		if !months[month] {
+			t.Errorf("analytics month %s was rejected, yet all its rows are there", month)
 		}
 	}
 	// A finAPI member the Malformed fault corrupts is chosen by job (a
@@ -264,20 +335,5 @@ func TestFaultMatrixLosesNothing(t *testing.T) {
 		}
 	}
 	sort.Strings(differ)
-
-	// The faults did happen, every kind of them.
-	for kind, n := range map[string]int64{"429": injected.RateLimited, "500": injected.ServerErrors, "slow": injected.Slowed,
-		"expire": injected.TokensExpired, "malformed": injected.Malformed, "truncate": injected.Truncated, "dup": injected.Duplicated} {
-		if n == 0 {
-			t.Errorf("fault %s was never injected: the matrix proves nothing about it", kind)
-		}
-	}
-	var retries uint64
-	faulty.db.Conn().QueryRow(context.Background(), "SELECT sum(retries) FROM etl_runs FINAL").Scan(&retries)
-	if retries == 0 {
-		t.Errorf("no run recorded a retry")
-	}
-	t.Logf("fault matrix %s over %d runs: injected %+v; %d retries; %d rows compared; %d only with faults; "+
-		"missing exactly the rejected (and %d FinGoal submissions left pending by an ambiguous answer, reported by %d runs): %s",
-		faultMatrix, faulty.runs, injected, retries, len(clean.rows), len(invented), pending, told, strings.Join(differ, ", "))
+	return comparison{compared: len(clean.rows), invented: len(invented), pending: pending, told: told, differ: differ}
 }

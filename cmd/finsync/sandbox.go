@@ -20,6 +20,8 @@ type sandboxOptions struct {
 	users, companies, months int
 	seed                     int64
 	faults                   string // a fault matrix, see sandboxkit.Parse
+	grow                     time.Duration
+	now                      func() time.Time // the sandboxes' clock for grow (tests); nil: time.Now
 }
 
 func (o *sandboxOptions) define(fs *flag.FlagSet) {
@@ -27,6 +29,7 @@ func (o *sandboxOptions) define(fs *flag.FlagSet) {
 	fs.IntVar(&o.companies, "companies", 2, "synthetic company users per tenant")
 	fs.IntVar(&o.months, "months", 12, "months of transactions per user")
 	fs.Int64Var(&o.seed, "seed", 1, "seed of the synthetic data")
+	fs.DurationVar(&o.grow, "grow", 0, "every this long each finoOS user gets a new transaction, booked on the last day (0: the data never changes)")
 	fs.StringVar(&o.faults, "faults", "", `fault matrix of every sandbox, e.g. "429:0.1,500:0.05,slow:0.05,expire:0.02,malformed:0.01,truncate:0.01,dup:0.05" (default FINSYNC_SANDBOX_FAULTS)`)
 }
 
@@ -57,7 +60,7 @@ func startSandbox(addr string, o sandboxOptions) (*sandbox, error) {
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
 	opts := extract.SandboxOptions{Users: o.users, Companies: o.companies, Months: o.months, Seed: o.seed, Faults: knobs,
-		Today: time.Now().UTC().Truncate(24 * time.Hour)}
+		Today: time.Now().UTC().Truncate(24 * time.Hour), Grow: o.grow, Now: o.now}
 	sb := &sandbox{fakes: map[string]extract.Sandbox{}, url: "http://" + ln.Addr().String()}
 	mux := http.NewServeMux()
 	for _, p := range providers(Config{}, slog.New(slog.DiscardHandler), nil) {

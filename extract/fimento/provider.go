@@ -95,7 +95,7 @@ func newFake(o extract.SandboxOptions) extract.Sandbox {
 	// Two partner banks, and at least one process of each scenario per
 	// bank; the data ends yesterday.
 	return Fake{sandbox.New(sandbox.Options{PartnerBanks: []string{"605c6c479691950d359bb0e9", "605c6c479691950d359bb0ea"},
-		ProcessesPerBank: max(o.Users, 5), Months: min(o.Months, 24), Seed: o.Seed, Today: o.Today.AddDate(0, 0, -1), Faults: o.Faults})}
+		ProcessesPerBank: max(o.Users, 5), Months: min(o.Months, 24), Seed: o.Seed, Today: o.Today.AddDate(0, 0, -1), Faults: o.Faults, Now: o.Now})}
 }
 
 // The sandbox's API user (its defaults), and the fake hash key its

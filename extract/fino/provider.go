@@ -119,7 +119,8 @@ type Fake struct{ *sandbox.Server }
 func newFake(o extract.SandboxOptions) extract.Sandbox {
 	// finoOS analyses complete days: the data ends yesterday.
 	return Fake{sandbox.New(sandbox.Options{UsersPerTenant: o.Users, CompaniesPerTenant: o.Companies, LifeEvents: true,
-		Months: o.Months, Seed: o.Seed, Today: o.Today.AddDate(0, 0, -1), Faults: o.Faults})}
+		Months: o.Months, Seed: o.Seed, Today: o.Today.AddDate(0, 0, -1), Faults: o.Faults,
+		GrowEvery: o.Grow, Now: o.Now})}
 }
 
 // The sandbox's client credentials (its defaults).

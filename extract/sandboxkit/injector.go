@@ -74,7 +74,7 @@ type Counts struct {
 
 // Injector draws and applies faults. Safe for concurrent use.
 type Injector struct {
-	knobs Knobs
+	knobs atomic.Pointer[Knobs] // Set may change them while requests run
 
 	mu    sync.Mutex
 	draws *rand.Rand
@@ -84,8 +84,14 @@ type Injector struct {
 
 // NewInjector returns an Injector for k.
 func NewInjector(k Knobs) *Injector {
-	return &Injector{knobs: k, draws: rand.New(rand.NewPCG(k.Seed, 0x5eed))}
+	in := &Injector{draws: rand.New(rand.NewPCG(k.Seed, 0x5eed))}
+	in.knobs.Store(&k)
+	return in
 }
+
+// Set changes the knobs from the next request on (a soak test stops the
+// faults at its end); the sequence of draws goes on where it was.
+func (in *Injector) Set(k Knobs) { in.knobs.Store(&k) }
 
 // Draw is the faults one request meets.
 type Draw struct {
@@ -102,11 +108,12 @@ type Draw struct {
 // It returns false when it answered the request itself (or the client
 // left during the latency); writeError writes a provider-shaped error.
 func (in *Injector) Begin(w http.ResponseWriter, r *http.Request, writeError func(w http.ResponseWriter, status int, msg string)) (Draw, bool) {
-	d := in.draw()
-	delay := in.knobs.Latency
+	k := in.knobs.Load()
+	d := in.draw(k)
+	delay := k.Latency
 	if d.slow {
 		in.slowed.Add(1)
-		delay += cmp.Or(in.knobs.SlowDelay, 300*time.Millisecond)
+		delay += cmp.Or(k.SlowDelay, 300*time.Millisecond)
 	}
 	if delay > 0 && !Sleep(r.Context(), delay) {
 		return d, false
@@ -114,7 +121,7 @@ func (in *Injector) Begin(w http.ResponseWriter, r *http.Request, writeError fun
 	switch {
 	case d.rateLimit:
 		in.rateLimited.Add(1)
-		w.Header().Set("Retry-After", strconv.Itoa(in.knobs.RetryAfter))
+		w.Header().Set("Retry-After", strconv.Itoa(k.RetryAfter))
 		writeError(w, http.StatusTooManyRequests, "rate limit exceeded")
 		return d, false
 	case d.serverError:
@@ -127,8 +134,7 @@ func (in *Injector) Begin(w http.ResponseWriter, r *http.Request, writeError fun
 
 // draw draws every knob on every request, so the sequence of faults
 // depends only on the seed and the order of requests.
-func (in *Injector) draw() Draw {
-	k := &in.knobs
+func (in *Injector) draw(k *Knobs) Draw {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	r := in.draws
@@ -181,13 +187,14 @@ func (in *Injector) WriteBodyStatus(w http.ResponseWriter, d Draw, status int, b
 // key; it depends only on the seed and the key, so it is the same every
 // time.
 func (in *Injector) Malformed(key string) bool {
-	p := in.knobs.Malformed
+	k := in.knobs.Load()
+	p := k.Malformed
 	if p <= 0 {
 		return false
 	}
 	h := fnv.New64a()
 	h.Write([]byte(key))
-	return float64(rand.NewPCG(in.knobs.Seed, h.Sum64()).Uint64()>>11)/(1<<53) < p
+	return float64(rand.NewPCG(k.Seed, h.Sum64()).Uint64()>>11)/(1<<53) < p
 }
 
 // Malform is Malformed for a record about to be served: a true answer is

@@ -57,7 +57,7 @@ func TestInjector(t *testing.T) {
 
 	var malformed int64
 	for _, key := range []string{"a", "b", "c", "d", "e", "f", "g", "h"} {
-		if in.Malformed(key) != in.Malform(key) || in.Malformed(key) != NewInjector(in.knobs).Malformed(key) {
+		if in.Malformed(key) != in.Malform(key) || in.Malformed(key) != NewInjector(*in.knobs.Load()).Malformed(key) {
 			t.Fatalf("Malformed(%q) is not a property of the key", key)
 		}
 		if in.Malformed(key) {

@@ -319,6 +319,9 @@ func (s *Server) Hide(bank, id string, hidden bool) bool {
 // Injected counts the faults injected so far.
 func (s *Server) Injected() sandboxkit.Counts { return s.faults.Counts() }
 
+// SetFaults changes the fault knobs from the next request on.
+func (s *Server) SetFaults(k sandboxkit.Knobs) { s.faults.Set(k) }
+
 // WebhooksSent counts the process-updated webhooks delivered (2xx).
 func (s *Server) WebhooksSent() int64 { return s.webhooksSent.Load() }
 

@@ -196,6 +196,9 @@ func (s *Server) Forget(jobID string) {
 // Injected counts the faults injected so far.
 func (s *Server) Injected() sandboxkit.Counts { return s.faults.Counts() }
 
+// SetFaults changes the fault knobs from the next request on.
+func (s *Server) SetFaults(k sandboxkit.Knobs) { s.faults.Set(k) }
+
 // Malformed lists the users of a finished job the Malformed knob corrupts.
 func (s *Server) Malformed(jobID string) []string {
 	s.mu.Lock()

@@ -177,6 +177,9 @@ func (s *Server) ExpireTokens() { s.tokens.ExpireAll() }
 // Injected counts the faults injected so far.
 func (s *Server) Injected() sandboxkit.Counts { return s.faults.Counts() }
 
+// SetFaults changes the fault knobs from the next request on.
+func (s *Server) SetFaults(k sandboxkit.Knobs) { s.faults.Set(k) }
+
 // Finish enriches batch id now and sends its webhook.
 func (s *Server) Finish(id string) error {
 	s.mu.Lock()

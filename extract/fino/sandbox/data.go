@@ -33,6 +33,7 @@ type dataset struct {
 	lifeEvents  bool
 	bankSpelled bool           // Options.BankSpelledOwners
 	zone        *time.Location // Options.LocalTimestamps; nil: Unix seconds, UTC
+	grown       func() int     // transactions per user booked since start (Options.GrowEvery); nil: none
 }
 
 func newDataset(o Options) dataset {
@@ -387,7 +388,37 @@ func (d *dataset) monthCount(p *profile, m int) int {
 	if settle {
 		n += 2
 	}
-	return n
+	return n + d.grownIn(m)
+}
+
+// grownIn is how many transactions month m has grown by (the last month
+// only). Read again later it may be more, never less: paging a user whose
+// month grew between pages may see a record twice, never miss one.
+func (d *dataset) grownIn(m int) int {
+	if d.grown == nil || m != d.months-1 {
+		return 0
+	}
+	return d.grown()
+}
+
+// grownTxn is the k-th transaction booked after start: a purchase on Today
+// from a sequence of its own, so that it never changes.
+func (d *dataset) grownTxn(p *profile, k int) txn {
+	r := rand.New(rand.NewPCG(d.seed^0x67726f77, p.hash^(uint64(k+1)*0x9e3779b97f4a7c15)))
+	acc := 0
+	if len(p.spend) > 0 {
+		acc = p.spend[k%len(p.spend)]
+	}
+	sh := &shops[r.IntN(len(shops))]
+	if sh.kind == kCash && acc == p.card {
+		sh = &shops[0]
+	}
+	partner := &sh.partners[r.IntN(len(sh.partners))]
+	t := txn{account: acc, day: d.today, amount: -euros(r, sh.min, sh.max), kind: sh.kind, partner: partner,
+		purpose: partner.Name + " " + d.today.Format("02.01.2006"), spec: -1}
+	t.id = "T" + newUUID(r)
+	t.created = t.day.Add(18*time.Hour + time.Duration(r.IntN(3600))*time.Second).In(cet)
+	return t
 }
 
 // month generates month m's transactions sorted by day and account.
@@ -446,6 +477,9 @@ func (d *dataset) month(p *profile, m int) []txn {
 			purpose: "Kreditkartenabrechnung " + period, spec: -1})
 		book(txn{account: p.card, day: day, amount: -spent, kind: kCardSettlement,
 			partner: &PaymentPartner{Name: p.owner, IBAN: p.accounts[0].iban}, purpose: "Ausgleich " + period, spec: -1})
+	}
+	for k := range d.grownIn(m) {
+		out = append(out, d.grownTxn(p, k))
 	}
 	return sortByDayAndAccount(out, len(p.accounts))
 }

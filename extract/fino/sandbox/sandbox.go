@@ -109,7 +109,12 @@ type Options struct {
 	CategorizedAt func(tenant, user string, booked time.Time) time.Time
 
 	TokenTTL time.Duration    // default 300s
-	Now      func() time.Time // clock for token expiry; default time.Now
+	Now      func() time.Time // clock for token expiry and GrowEvery; default time.Now
+
+	// GrowEvery, when set, books every user one more transaction on Today
+	// each GrowEvery of Now after New (a soak test's data that keeps
+	// changing); the ones booked before never change. 0: the data is fixed.
+	GrowEvery time.Duration
 
 	// An analysis completes AnalysisDuration after it was triggered (negative:
 	// never, a job that never finishes). The correlation endpoint answers 404
@@ -180,6 +185,10 @@ func New(opts Options) *Server {
 	}
 	s.hooks = sandboxkit.Delivery{Client: &http.Client{Timeout: 10 * time.Second}, Attempts: opts.WebhookAttempts,
 		Delay: func(int) time.Duration { return opts.WebhookRetryDelay }}
+	if opts.GrowEvery > 0 {
+		start := opts.Now()
+		s.data.grown = func() int { return max(0, int(opts.Now().Sub(start)/opts.GrowEvery)) }
+	}
 	s.tokens = sandboxkit.NewTokens[struct{}](opts.Now, s.faults)
 	s.guard = &sandboxkit.Guard[struct{}]{Faults: s.faults, Tokens: s.tokens, Error: writeError}
 	for _, name := range opts.Tenants {
@@ -254,6 +263,9 @@ func (s *Server) Users(tenantID string) []string {
 
 // Injected counts the faults injected so far.
 func (s *Server) Injected() sandboxkit.Counts { return s.faults.Counts() }
+
+// SetFaults changes the fault knobs from the next request on.
+func (s *Server) SetFaults(k sandboxkit.Knobs) { s.faults.Set(k) }
 
 // Ledger is the truth about one user's data, computed by the same generator
 // the endpoints serve from, for tests to compare with what landed.

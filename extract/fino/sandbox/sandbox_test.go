@@ -31,6 +31,35 @@ func TestMonthCountMatchesGeneration(t *testing.T) {
 	}
 }
 
+// GrowEvery books one transaction per user per period of the clock on the
+// last day, counted as generated, and never changes those booked before.
+func TestGrowEveryAddsTransactions(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	s := New(Options{Seed: 1, Months: 2, GrowEvery: time.Minute, Now: func() time.Time { return now }})
+	user := s.Users("sandbox-client")[0]
+	u, _ := s.lookup("sandbox-client", user)
+	p := s.data.profile("sandbox-client", u)
+	last := s.data.months - 1
+	before := s.data.month(p, last)
+	now = now.Add(150 * time.Second)
+	after := s.data.month(p, last)
+	if len(after) != len(before)+2 || s.data.monthCount(p, last) != len(after) {
+		t.Fatalf("after 2.5 periods: %d transactions, %d before, counted %d", len(after), len(before), s.data.monthCount(p, last))
+	}
+	ids := map[string]bool{}
+	for _, tx := range after {
+		ids[tx.id] = true
+	}
+	for _, tx := range before {
+		if !ids[tx.id] {
+			t.Errorf("transaction %s of user %s is gone", tx.id, user)
+		}
+	}
+	if got := s.data.month(p, last); got[len(got)-1].id != after[len(after)-1].id {
+		t.Errorf("the last one changed: %s, then %s", after[len(after)-1].id, got[len(got)-1].id)
+	}
+}
+
 // The sandbox encodes categorizations as json.Marshal does, with Unix
 // seconds or local timestamps, strings json.Marshal escapes included.
 func TestCategorizationsEncodeAsJSONMarshal(t *testing.T) {
