@@ -35,12 +35,16 @@ type sink struct {
 	rejects uint64
 	// rejected builds etl_rejects rows; they are few, so row by row.
 	rejected *transform.RowWriter
-	progress func(records int64) // Runner.Progress
+	// rejectedKeys: a record met again (a page read again after a retry,
+	// a provider repeating a record) is one reject, as in etl_rejects,
+	// whose key is stream, run and key.
+	rejectedKeys map[string]bool
+	progress     func(records int64) // Runner.Progress
 }
 
 func newSink(ctx context.Context, l *clickhouse.Loader, stream string, lin transform.Lineage) *sink {
 	return &sink{ctx: ctx, loader: l, stream: stream, lineage: lin, batches: map[string]*clickhouse.Batch{},
-		rejected: transform.NewRowWriter(memory.DefaultAllocator, transform.EtlRejects)}
+		rejected: transform.NewRowWriter(memory.DefaultAllocator, transform.EtlRejects), rejectedKeys: map[string]bool{}}
 }
 
 func (s *sink) batch(t transform.Table) *clickhouse.Batch {
@@ -66,6 +70,10 @@ func (s *sink) Reject(r extract.Reject) error {
 		sum := sha256.Sum256(r.Raw)
 		key = "sha256:" + hex.EncodeToString(sum[:8])
 	}
+	if s.rejectedKeys[key] {
+		return nil
+	}
+	s.rejectedKeys[key] = true
 	s.rejects++
 	return s.rejected.Append(s.stream, s.lineage.RunID, key, s.lineage.Provider, s.lineage.Tenant,
 		r.Table, r.Reason, string(r.Raw), s.lineage.ExtractedAt, s.lineage.Version)
