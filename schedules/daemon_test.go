@@ -34,35 +34,7 @@ func testStream(name string, run func(ctx context.Context) error) extract.Stream
 func providerStream(provider, name string, run func(ctx context.Context, tenant string) error) extract.Stream {
 	return extract.Stream{Name: name, Provider: provider, Tables: []transform.Table{transform.Accounts},
 		Run: func(ctx context.Context, req extract.Request, out extract.Output) (string, error) {
-			w := transform.NewRowWriter(memory.DefaultAllocator, transform.Accounts)
-			defer w.Release()
-			vals := make([]any, len(transform.Accounts.Schema.Fields()))
-			for i, f := range transform.Accounts.Schema.Fields() {
-				switch f.Name {
-				case "provider":
-					vals[i] = "test"
-				case "tenant":
-					vals[i] = req.Tenant
-				case "account_id":
-					vals[i] = name
-				case "run_id":
-					vals[i] = req.Lineage.RunID
-				case "extracted_at":
-					vals[i] = req.Lineage.ExtractedAt
-				case "_version":
-					vals[i] = req.Lineage.Version
-				default:
-					if f.Type.ID() == arrow.STRING {
-						vals[i] = ""
-					}
-				}
-			}
-			if err := w.Append(vals...); err != nil {
-				return "", err
-			}
-			rec := w.Record()
-			defer rec.Release()
-			if err := out.Records(transform.Accounts, rec); err != nil {
+			if err := writeAccount(out, req, name); err != nil {
 				return "", err
 			}
 			if err := run(ctx, req.Tenant); err != nil {
@@ -70,6 +42,40 @@ func providerStream(provider, name string, run func(ctx context.Context, tenant 
 			}
 			return "done", nil
 		}}
+}
+
+// writeAccount hands out one accounts row of req's tenant and lineage,
+// account_id id, the rest empty.
+func writeAccount(out extract.Output, req extract.Request, id string) error {
+	w := transform.NewRowWriter(memory.DefaultAllocator, transform.Accounts)
+	defer w.Release()
+	vals := make([]any, len(transform.Accounts.Schema.Fields()))
+	for i, f := range transform.Accounts.Schema.Fields() {
+		switch f.Name {
+		case "provider":
+			vals[i] = "test"
+		case "tenant":
+			vals[i] = req.Tenant
+		case "account_id":
+			vals[i] = id
+		case "run_id":
+			vals[i] = req.Lineage.RunID
+		case "extracted_at":
+			vals[i] = req.Lineage.ExtractedAt
+		case "_version":
+			vals[i] = req.Lineage.Version
+		default:
+			if f.Type.ID() == arrow.STRING {
+				vals[i] = ""
+			}
+		}
+	}
+	if err := w.Append(vals...); err != nil {
+		return err
+	}
+	rec := w.Record()
+	defer rec.Release()
+	return out.Records(transform.Accounts, rec)
 }
 
 // waitFinished waits until each stream has n finished runs.

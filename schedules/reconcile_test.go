@@ -10,9 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/apache/arrow/go/v17/arrow"
-	"github.com/apache/arrow/go/v17/arrow/memory"
-
 	"github.com/finsync/finsync/extract"
 	"github.com/finsync/finsync/load/clickhouse"
 	"github.com/finsync/finsync/schedules"
@@ -87,35 +84,7 @@ func (k *keysStream) stream(name string) extract.Stream {
 				id = fmt.Sprintf("late-%d", len(k.reqs))
 			}
 			k.mu.Unlock()
-			w := transform.NewRowWriter(memory.DefaultAllocator, transform.Accounts)
-			defer w.Release()
-			vals := make([]any, len(transform.Accounts.Schema.Fields()))
-			for i, f := range transform.Accounts.Schema.Fields() {
-				switch f.Name {
-				case "provider":
-					vals[i] = "test"
-				case "tenant":
-					vals[i] = req.Tenant
-				case "account_id":
-					vals[i] = id
-				case "run_id":
-					vals[i] = req.Lineage.RunID
-				case "extracted_at":
-					vals[i] = req.Lineage.ExtractedAt
-				case "_version":
-					vals[i] = req.Lineage.Version
-				default:
-					if f.Type.ID() == arrow.STRING {
-						vals[i] = ""
-					}
-				}
-			}
-			if err := w.Append(vals...); err != nil {
-				return "", err
-			}
-			rec := w.Record()
-			defer rec.Release()
-			return "c", out.Records(transform.Accounts, rec)
+			return "c", writeAccount(out, req, id)
 		}}
 }
 
