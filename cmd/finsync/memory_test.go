@@ -54,7 +54,7 @@ func TestHostilePagesStayWithinTheMemoryBudget(t *testing.T) {
 			}
 			users := sb.Users("sandbox-client")
 			child := exec.Command(os.Args[0], "-test.run=^$")
-			child.Env = append(os.Environ(), "FINSYNC_TEST_ARGS=once -stream fino.transactions",
+			child.Env = append(os.Environ(), "FINSYNC_TEST_ARGS=once -stream fino.transactions", "FINSYNC_TEST_PEAK_RSS=1",
 				"FINSYNC_CLICKHOUSE_ADDR="+opts.Addr, "FINSYNC_CLICKHOUSE_DATABASE="+opts.Database, "FINSYNC_LOG_LEVEL=warn",
 				"FINSYNC_SCHEDULES="+schedFile, "FINSYNC_FINO_BASE_URL="+srv.URL,
 				"FINSYNC_FINO_CLIENT_ID=sandbox-client", "FINSYNC_FINO_CLIENT_SECRET=sandbox-secret",
