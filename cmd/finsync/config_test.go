@@ -226,6 +226,8 @@ func TestConfigSaysWhatIsWrong(t *testing.T) {
 			[]string{`FINSYNC_FINO_BASE_URL="https://os.fino.cloud/api": leave out /api: finsync adds /api/... itself`}},
 		{"a port for an address", with(map[string]string{}, "FINSYNC_HTTP_ADDR", "8080"),
 			[]string{`FINSYNC_HTTP_ADDR="8080": want host:port (127.0.0.1:8080, or :8080 for every interface)`}},
+		{"a negative webhook rate", with(fino, "FINSYNC_WEBHOOK_RATE", "-1"),
+			[]string{`FINSYNC_WEBHOOK_RATE=-1: want webhooks a second per provider, 0 for no cap`}},
 		{"a schedule's tenant not configured", with(fino, "FINSYNC_SCHEDULES", sched),
 			[]string{sched + `:2: fino.accounts: tenant "nope" is not one of fino's configured tenants [c]`}},
 		{"a tenant's own schedule for a tenant not configured", with(fino, "FINSYNC_SCHEDULES", perTenant),
