@@ -155,6 +155,13 @@ type Registry interface {
 	// every subject (two or more) is gone fails instead: that is a wrong
 	// base URL or path, not mass deletion.
 	Gone(ctx context.Context, s Subject, reason string) error
+	// Read says the run handed over every record of s it needs (Fan says
+	// it of each subject it read to the end). A run that ends early
+	// (partial, failed) leaves the subjects read for the next, which
+	// reads the others over the same window and then moves the cursor as
+	// the first would have: runs under faults converge instead of
+	// starting over.
+	Read(s Subject)
 }
 
 // JobLog keeps the states of an async stream's jobs (etl_state).

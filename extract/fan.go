@@ -29,7 +29,11 @@ import (
 // stop too. Any other error (the loader's, a context's, a Permanent)
 // stops the workers at once and is returned; records handed to out before
 // it stay handed (the runner loads them, the cursor stays).
-func Fan[W any](ctx context.Context, subjects []Subject, n int, out Output,
+//
+// Fan tells reg (if set) of every subject it read to the end
+// (Registry.Read), once the worker that read it handed on what it held
+// (finish returned): a run that ends early resumes with the others.
+func Fan[W any](ctx context.Context, subjects []Subject, reg Registry, n int, out Output,
 	start func() W, each func(ctx context.Context, w W, s Subject, out Output) error, finish func(w W, out Output) error) error {
 	n = max(1, min(n, len(subjects)))
 	shared := &lockedOutput{out: out}
@@ -41,9 +45,16 @@ func Fan[W any](ctx context.Context, subjects []Subject, n int, out Output,
 	for range n {
 		g.Go(func() (err error) {
 			w := start()
+			var read []Subject // their records may still be in w
 			defer func() {
-				if ferr := finish(w, shared); err == nil {
+				ferr := finish(w, shared)
+				if err == nil {
 					err = ferr
+				}
+				if ferr == nil && reg != nil {
+					for _, s := range read {
+						reg.Read(s)
+					}
 				}
 			}()
 			for {
@@ -53,6 +64,7 @@ func Fan[W any](ctx context.Context, subjects []Subject, n int, out Output,
 				}
 				err := each(ctx, w, subjects[i], shared)
 				if err == nil {
+					read = append(read, subjects[i])
 					continue
 				}
 				if !IsRetryable(err) || ctx.Err() != nil {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -47,7 +49,7 @@ func TestFanGoesOnPastASubjectsFaults(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var calls atomic.Int64
-			err := Fan(context.Background(), subjects, tc.workers, discard{}, func() int { return 0 },
+			err := Fan(context.Background(), subjects, nil, tc.workers, discard{}, func() int { return 0 },
 				func(_ context.Context, _ int, s Subject, _ Output) error { calls.Add(1); return tc.fail(s.ID) },
 				func(int, Output) error { return nil })
 			if calls.Load() != tc.calls || (err == nil) != (tc.err == "") || err != nil && !strings.Contains(err.Error(), tc.err) || IsRetryable(err) != tc.retry {
@@ -64,3 +66,56 @@ type discard struct{}
 
 func (discard) Records(transform.Table, arrow.Record) error { return nil }
 func (discard) Reject(Reject) error                         { return nil }
+
+// Fan tells the registry of each subject it read to the end once the
+// worker handed on what it held, and of no subject that failed.
+func TestFanTellsTheRegistryWhatItRead(t *testing.T) {
+	subjects := make([]Subject, 10)
+	for i := range subjects {
+		subjects[i] = Subject{ID: fmt.Sprint(i)}
+	}
+	reg := &readLog{}
+	err := Fan(context.Background(), subjects, reg, 3, discard{}, func() int { return 0 },
+		func(_ context.Context, _ int, s Subject, _ Output) error {
+			if s.ID == "4" {
+				return &RetryAfter{Err: errors.New("503")}
+			}
+			return nil
+		},
+		func(int, Output) error { return nil })
+	if !IsRetryable(err) {
+		t.Fatalf("err %v, want retryable", err)
+	}
+	if got := strings.Join(reg.sorted(), ","); got != "0,1,2,3,5,6,7,8,9" {
+		t.Errorf("read %s", got)
+	}
+
+	// A worker whose records were not handed on read nothing.
+	reg = &readLog{}
+	err = Fan(context.Background(), subjects, reg, 1, discard{}, func() int { return 0 },
+		func(context.Context, int, Subject, Output) error { return nil },
+		func(int, Output) error { return errors.New("loader refused") })
+	if err == nil || len(reg.ids) != 0 {
+		t.Errorf("err %v, read %v; want the finish's error and nothing read", err, reg.ids)
+	}
+}
+
+type readLog struct {
+	mu  sync.Mutex
+	ids []string
+}
+
+func (r *readLog) Skip(context.Context, Subject, string) error   { return nil }
+func (r *readLog) Forget(context.Context, Subject, string) error { return nil }
+func (r *readLog) Gone(context.Context, Subject, string) error   { return nil }
+func (r *readLog) Read(s Subject) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ids = append(r.ids, s.ID)
+}
+
+func (r *readLog) sorted() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Sorted(slices.Values(r.ids))
+}

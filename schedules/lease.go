@@ -53,6 +53,12 @@ const (
 	leaseBeats = 3
 	leasePoll  = 100 * time.Millisecond
 	leaseWait  = 2 * time.Second
+	// A claim's rows are deleted a day after its last write (it lapsed
+	// minutes after it; a day is far beyond any clock skew), once a stream
+	// has lapsedLeaseRows such claims: each start of a process leaves one
+	// per stream and tenant. Runner.AbandonStale does it.
+	lapsedLeaseAge  = 24 * time.Hour
+	lapsedLeaseRows = 100
 )
 
 // RunNotStarted is the status of a run the Runner did not start because

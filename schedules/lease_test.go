@@ -3,6 +3,7 @@ package schedules_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -154,5 +155,59 @@ func TestATickAnotherProcessRunsIsSkipped(t *testing.T) {
 	}
 	if runs, err := state.RecentRuns(context.Background(), 10); err != nil || len(runs["s"]) != 0 {
 		t.Errorf("runs recorded: %+v %v", runs, err)
+	}
+}
+
+// The rows of claims last written before the cut (the runner's: a day
+// ago) are deleted once a stream has enough of them (each process start
+// leaves one per stream and tenant); live claims, claims written after the
+// cut and other streams' rows stay.
+func TestLapsedLeasesAreDeleted(t *testing.T) {
+	ctx := context.Background()
+	w := schedulestest.NewWorld(t, time.Time{})
+	now := time.Now().Truncate(time.Millisecond)
+	claim := func(stream, id string, until time.Time) {
+		t.Helper()
+		if err := w.State.PutLease(ctx, clickhouse.Lease{Stream: stream, Tenant: "t1", ID: id, Host: "gone", PID: 1,
+			Claimed: until.Add(-3 * time.Minute), Until: until}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids := func(stream string) []string {
+		t.Helper()
+		leases, err := w.State.Leases(ctx, stream, "t1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, l := range leases {
+			out = append(out, l.ID)
+		}
+		return out
+	}
+	for i := range 100 {
+		claim("s", fmt.Sprintf("dead-%02d", i), now.Add(-48*time.Hour))
+	}
+	claim("other", "dead-other", now.Add(-48*time.Hour))
+	cut := time.Now()
+	claim("s", "alive", now.Add(time.Hour))
+	claim("s", "lapsed-after-the-cut", now.Add(-time.Minute))
+	if n, err := w.State.DeleteLapsedLeases(ctx, "s", cut, 101); err != nil || n != 0 || len(ids("s")) != 102 {
+		t.Fatalf("100 rows before the cut, 101 wanted: %d deleted (%v), %d claims left; want none deleted", n, err, len(ids("s")))
+	}
+	if n, err := w.State.DeleteLapsedLeases(ctx, "s", cut, 100); err != nil || n != 100 {
+		t.Fatalf("100 rows before the cut, 100 wanted: %d deleted (%v); want 100", n, err)
+	}
+	// 18.16 applies the mutation in the background.
+	for deadline := time.Now().Add(30 * time.Second); len(ids("s")) != 2; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("claims after the deletion: %d, want the two written after the cut", len(ids("s")))
+		}
+	}
+	if got := strings.Join(ids("s"), ","); got != "alive,lapsed-after-the-cut" && got != "lapsed-after-the-cut,alive" {
+		t.Errorf("claims kept: %s", got)
+	}
+	if got := ids("other"); len(got) != 1 {
+		t.Errorf("another stream's claims: %v", got)
 	}
 }

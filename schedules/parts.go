@@ -130,6 +130,7 @@ type subjectLog struct {
 	// the ids of all of them.
 	quarantined, confirmed []extract.Subject
 	gone                   map[string]bool
+	read                   []string // ids the stream read to the end (Read)
 }
 
 // entry is s's registry entry with its new status, and why.
@@ -188,6 +189,32 @@ func (l *subjectLog) Gone(_ context.Context, s extract.Subject, reason string) e
 	return nil
 }
 
+// Read notes a subject the stream read to the end.
+func (l *subjectLog) Read(s extract.Subject) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.read = append(l.read, s.ID)
+}
+
+// readIDs are the subjects read to the end that the stream said nothing
+// else of: one skipped, gone or forgotten is asked again by the run that
+// resumes this one, whose outcome then counts.
+func (l *subjectLog) readIDs() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	other := map[string]bool{}
+	for _, s := range slices.Concat(l.skipped, l.forgotten) {
+		other[s.ID] = true
+	}
+	var ids []string
+	for _, id := range l.read {
+		if !other[id] && !l.gone[id] {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
 const quarantinePrefix = "since "
 
 // quarantinedSince reads when a quarantine began from its status detail.
@@ -211,7 +238,7 @@ func (l *subjectLog) settleGone() ([]extract.Subject, error) {
 	defer l.mu.Unlock()
 	if len(l.gone) >= 2 && len(l.gone) == l.asked {
 		n := len(l.gone)
-		l.quarantined, l.confirmed, l.gone = nil, nil, nil
+		l.quarantined, l.confirmed, l.gone, l.read = nil, nil, nil, nil // nothing was read either
 		return nil, &extract.Permanent{Err: fmt.Errorf("every one of the run's %d subjects answered as unknown (404): a wrong base URL or "+
 			"endpoint path, not %d deletions; nothing was quarantined or deleted", n, n)}
 	}

@@ -120,11 +120,33 @@ func (r *Runner) run(ctx context.Context, s extract.Stream, tenant string, o run
 	}
 	var next string
 	if err == nil {
-		run.log.InfoContext(ctx, "run started", "cursor", req.Cursor, "subjects", len(req.Subjects),
-			"window", windowText(req.Window, run.backfill), "triggered", req.Triggered, "reconcile", req.Reconcile)
-		next, err = runStream(ctx, s, req, run.out)
+		attrs := []any{"cursor", req.Cursor, "subjects", len(req.Subjects),
+			"window", windowText(req.Window, run.backfill), "triggered", req.Triggered, "reconcile", req.Reconcile}
+		if run.resumed != nil {
+			attrs = append(attrs, "resumes_window_to", run.resumed.To, "subjects_loaded_before", len(run.resumed.Read))
+		}
+		run.log.InfoContext(ctx, "run started", attrs...)
+		xctx, cancel := extraction(ctx)
+		next, err = runStream(xctx, s, req, run.out)
+		cancel()
+		if err != nil && errors.Is(xctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
+			// Out of time, not failed: what was read loads, the next run
+			// resumes after it.
+			err = &extract.RetryAfter{Err: fmt.Errorf("the run's timeout came before the stream was read to the end: %w", err)}
+		}
 	}
 	return run.finish(ctx, req.Cursor, next, err)
+}
+
+// extraction is the part of ctx's time the stream gets: all but a tenth
+// (at most a minute), kept to load and record what it read, so a run that
+// runs out of time still loads it and the next resumes after it.
+func extraction(ctx context.Context) (context.Context, context.CancelFunc) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithDeadline(ctx, deadline.Add(-min(time.Until(deadline)/10, time.Minute)))
 }
 
 // runBook is one run's bookkeeping: its etl_runs row and heartbeat, the
@@ -159,6 +181,9 @@ type runBook struct {
 	ledger *ledger // nil without Reads
 	// keys are a reconciliation's natural keys per table before it loaded.
 	keys map[string]uint64
+	// resumed is the resume point of the unfinished run this one goes on
+	// with, nil if it starts afresh.
+	resumed *resumePoint
 }
 
 // begin starts a run of s for tenant: it reads the subjects of a
@@ -203,6 +228,14 @@ func (r *Runner) begin(ctx context.Context, s extract.Stream, tenant string, o r
 		run.row = clickhouse.Run{Stream: s.Name, Tenant: tenant, Status: RunNotStarted, StartedAt: started, Error: err.Error()}
 		return ctx, run, err
 	}
+	// Under the lease: the run an earlier one left unfinished goes on.
+	extractedAt := start
+	if run.resumes() && run.subjectsErr == nil {
+		var p *resumePoint
+		if p, run.subjectsErr = run.readResume(ctx); p != nil {
+			run.resume(p, &window, &extractedAt)
+		}
+	}
 	run.row = clickhouse.Run{Stream: s.Name, ID: newRunID(start), Tenant: tenant, Status: clickhouse.RunRunning,
 		StartedAt: started, WindowFrom: window.From, WindowTo: window.To, Reconcile: o.reconcile}
 	if o.reconcile {
@@ -217,7 +250,7 @@ func (r *Runner) begin(ctx context.Context, s extract.Stream, tenant string, o r
 	if s.Stats != nil {
 		run.before = s.Stats()
 	}
-	run.lineage = transform.Lineage{Provider: s.Provider, Tenant: tenant, RunID: run.row.ID, ExtractedAt: start, Version: r.State.Version()}
+	run.lineage = transform.Lineage{Provider: s.Provider, Tenant: tenant, RunID: run.row.ID, ExtractedAt: extractedAt, Version: r.State.Version()}
 	run.out = newSink(ctx, r.Loader, s.Name, run.lineage)
 	run.out.progress = r.Progress
 	run.reg = &subjectLog{stream: s.Name, known: known, grace: cmp.Or(r.QuarantineGrace, 24*time.Hour), now: run.now}
@@ -352,6 +385,10 @@ func (run *runBook) finish(ctx context.Context, cursor, next string, err error) 
 		if len(lifted) > 0 {
 			notes = append(notes, fmt.Sprintf("lifted the quarantine of %d subject(s) that answered again", len(lifted)))
 		}
+		if p := run.resumed; p != nil {
+			notes = append(notes, fmt.Sprintf("finished the window of an unfinished run (to %s): the %d subject(s) it had loaded were not read again",
+				p.To.UTC().Format(time.RFC3339), len(p.Read)))
+		}
 		row.Error = strings.Join(notes, "; ")
 		if next != cursor && !run.backfill {
 			if cerr := run.setCursor(ctx, next); cerr != nil {
@@ -364,6 +401,11 @@ func (run *runBook) finish(ctx context.Context, cursor, next string, err error) 
 		row.Status, row.Error = clickhouse.RunPartial, err.Error()
 	default:
 		row.Status, row.Error = clickhouse.RunFailed, err.Error()
+	}
+	if run.resumes() && sendErr == nil {
+		if rerr := run.leaveResume(context.WithoutCancel(ctx), cursor); rerr != nil {
+			log.WarnContext(ctx, "resume point not recorded: the next run reads every subject again", "err", rerr)
+		}
 	}
 	if stalled > 0 {
 		row.Error = strings.TrimPrefix(row.Error+"; "+stalledWhy, "; ")
@@ -516,7 +558,12 @@ func (r *Runner) AbandonStale(ctx context.Context, stream string, timeout time.D
 			r.Log.WarnContext(ctx, "run abandoned", "stream", stream, "tenant", run.Tenant, "run", run.ID, "started", run.StartedAt)
 		}
 	}
-	return runs, err
+	// The dead processes' leases go too, a day after they lapsed.
+	n, lerr := r.State.DeleteLapsedLeases(ctx, stream, time.Now().Add(-lapsedLeaseAge), lapsedLeaseRows)
+	if n > 0 && r.Log != nil {
+		r.Log.InfoContext(ctx, "lapsed leases deleted", "stream", stream, "rows", n)
+	}
+	return runs, errors.Join(err, lerr)
 }
 
 func windowText(w extract.Window, backfill bool) string {

@@ -310,6 +310,7 @@ func (o *countingOutput) Reject(extract.Reject) error                           
 func (o *countingOutput) Skip(context.Context, extract.Subject, string) error   { return nil }
 func (o *countingOutput) Forget(context.Context, extract.Subject, string) error { return nil }
 func (o *countingOutput) Gone(context.Context, extract.Subject, string) error   { return nil }
+func (o *countingOutput) Read(extract.Subject)                                  {}
 
 // page is one categorization page as the sandbox served it.
 type page struct {

@@ -270,6 +270,7 @@ type registry struct{}
 func (registry) Skip(context.Context, extract.Subject, string) error   { return nil }
 func (registry) Forget(context.Context, extract.Subject, string) error { return nil }
 func (registry) Gone(context.Context, extract.Subject, string) error   { return nil }
+func (registry) Read(extract.Subject)                                  {}
 
 // ledger is an empty warehouse: nothing is unsent.
 type ledger struct {

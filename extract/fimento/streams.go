@@ -191,49 +191,47 @@ func (a *API) runTransactions(ctx context.Context, req extract.Request, out extr
 	b := NewTransactionsBuilder(a.mem, req.Lineage)
 	defer b.Release()
 	c := a.clients.Get(req.Tenant)
-	for _, s := range req.Subjects {
-		p, ok, err := a.completed(ctx, c, req.Registry, s)
-		if err != nil {
-			return "", err
-		}
-		if !ok {
-			continue
-		}
-		person := NewPerson(p)
-		var firstOfLast string
-		err = extract.Pages(ctx, 1, func(ctx context.Context, page int) (bool, error) {
-			if page > a.cfg.MaxPages {
-				return false, &extract.Permanent{Err: fmt.Errorf("more than %d pages: the server seems to ignore page", a.cfg.MaxPages)}
+	return "", extract.Fan(ctx, req.Subjects, req.Registry, 1, out, func() *TransactionsBuilder { return b },
+		func(ctx context.Context, b *TransactionsBuilder, s extract.Subject, out extract.Output) error {
+			p, ok, err := a.completed(ctx, c, req.Registry, s)
+			if err != nil || !ok {
+				return err
 			}
-			n, first := 0, ""
-			_, err := c.GetElements(ctx, pathOf(a.cfg.Paths.Transactions, s.ID), url.Values{paramPage: {strconv.Itoa(page)}},
-				[]string{"transactions"}, func(raw json.RawMessage) error {
-					if n == 0 {
-						first = string(raw)
-					}
-					n++
-					if rej, ok := b.AddJSON(person, raw); !ok {
-						return out.Reject(rej)
-					}
-					return a.flush(out, transform.Transactions, &b.builder, false)
-				}, func(t extract.TooLarge) error {
-					n++
-					return out.Reject(b.reject(person, extract.RejectKey(t.Raw, "_id"), t.Reason, t.Raw))
-				})
-			if err != nil {
-				return false, err
-			}
-			if n > 0 && first == firstOfLast {
-				return false, &extract.Permanent{Err: errors.New("a page repeats the one before: the server seems to ignore page")}
-			}
-			firstOfLast = first
-			return n > 0, nil
+			person := NewPerson(p)
+			var firstOfLast string
+			err = extract.Pages(ctx, 1, func(ctx context.Context, page int) (bool, error) {
+				if page > a.cfg.MaxPages {
+					return false, &extract.Permanent{Err: fmt.Errorf("more than %d pages: the server seems to ignore page", a.cfg.MaxPages)}
+				}
+				n, first := 0, ""
+				_, err := c.GetElements(ctx, pathOf(a.cfg.Paths.Transactions, s.ID), url.Values{paramPage: {strconv.Itoa(page)}},
+					[]string{"transactions"}, func(raw json.RawMessage) error {
+						if n == 0 {
+							first = string(raw)
+						}
+						n++
+						if rej, ok := b.AddJSON(person, raw); !ok {
+							return out.Reject(rej)
+						}
+						return a.flush(out, transform.Transactions, &b.builder, false)
+					}, func(t extract.TooLarge) error {
+						n++
+						return out.Reject(b.reject(person, extract.RejectKey(t.Raw, "_id"), t.Reason, t.Raw))
+					})
+				if err != nil {
+					return false, err
+				}
+				if n > 0 && first == firstOfLast {
+					return false, &extract.Permanent{Err: errors.New("a page repeats the one before: the server seems to ignore page")}
+				}
+				firstOfLast = first
+				return n > 0, nil
+			})
+			return extract.SkipGone(ctx, req.Registry, s, err, dataGone)
+		},
+		func(b *TransactionsBuilder, out extract.Output) error {
+			return a.flush(out, transform.Transactions, &b.builder, true)
 		})
-		if err := extract.SkipGone(ctx, req.Registry, s, err, dataGone); err != nil {
-			return "", err
-		}
-	}
-	return "", a.flush(out, transform.Transactions, &b.builder, true)
 }
 
 // runInsights reads each completed process's insights: the transaction
@@ -245,44 +243,36 @@ func (a *API) runInsights(ctx context.Context, req extract.Request, out extract.
 	defer acc.Release()
 	ins := NewInsightsBuilder(a.mem, req.Lineage)
 	defer ins.Release()
-	c := a.clients.Get(req.Tenant)
-	for _, s := range req.Subjects {
-		p, ok, err := a.completed(ctx, c, req.Registry, s)
-		if err != nil {
-			return "", err
-		}
-		if !ok {
-			continue
-		}
-		var doc json.RawMessage
-		err = a.getDoc(ctx, c, pathOf(a.cfg.Paths.Insights, s.ID), &doc)
-		if err := extract.SkipGone(ctx, req.Registry, s, err, dataGone); err != nil {
-			return "", err
-		}
-		if doc == nil {
-			continue
-		}
-		if err := a.addInsights(out, p, doc, bal, acc, ins); err != nil {
-			return "", err
-		}
-		for _, f := range []struct {
-			t transform.Table
-			b *builder
-		}{{transform.AccountBalances, &bal.builder}, {transform.Accounts, &acc.builder}, {transform.Insights, &ins.builder}} {
-			if err := a.flush(out, f.t, f.b, false); err != nil {
-				return "", err
-			}
-		}
-	}
-	for _, f := range []struct {
+	builders := []struct {
 		t transform.Table
 		b *builder
-	}{{transform.AccountBalances, &bal.builder}, {transform.Accounts, &acc.builder}, {transform.Insights, &ins.builder}} {
-		if err := a.flush(out, f.t, f.b, true); err != nil {
-			return "", err
+	}{{transform.AccountBalances, &bal.builder}, {transform.Accounts, &acc.builder}, {transform.Insights, &ins.builder}}
+	flush := func(out extract.Output, force bool) error {
+		for _, f := range builders {
+			if err := a.flush(out, f.t, f.b, force); err != nil {
+				return err
+			}
 		}
+		return nil
 	}
-	return "", nil
+	c := a.clients.Get(req.Tenant)
+	return "", extract.Fan(ctx, req.Subjects, req.Registry, 1, out, func() struct{} { return struct{}{} },
+		func(ctx context.Context, _ struct{}, s extract.Subject, out extract.Output) error {
+			p, ok, err := a.completed(ctx, c, req.Registry, s)
+			if err != nil || !ok {
+				return err
+			}
+			var doc json.RawMessage
+			err = a.getDoc(ctx, c, pathOf(a.cfg.Paths.Insights, s.ID), &doc)
+			if err := extract.SkipGone(ctx, req.Registry, s, err, dataGone); err != nil || doc == nil {
+				return err
+			}
+			if err := a.addInsights(out, p, doc, bal, acc, ins); err != nil {
+				return err
+			}
+			return flush(out, false)
+		},
+		func(_ struct{}, out extract.Output) error { return flush(out, true) })
 }
 
 // addInsights converts one insights document; what does not convert is

@@ -797,42 +797,44 @@ func (a *API) runUserTags(ctx context.Context, req extract.Request, out extract.
 		}
 		return nil
 	}
-	for _, s := range subjects {
-		if s.Status == extract.SubjectRevoked {
-			continue // its source's data was deleted, and with it this copy
-		}
-		path := pathUsers + url.PathEscape(s.ID)
-		if a.cfg.SyncTags {
-			path += "/sync"
-		}
-		var u UserResponse
-		err := c.GetJSON(ctx, path, nil, nil, &u, extract.Expect(http.StatusNotFound))
-		var herr *extract.HTTPError
-		if errors.As(err, &herr) && herr.Status == http.StatusNotFound {
-			unknown++ // not enriched yet: tagging runs twice daily
-			continue
-		}
-		if err != nil {
-			return req.Cursor, fmt.Errorf("user %s: %w", s.ID, err)
-		}
-		for _, tag := range u.User.Tags {
-			if err := w.AddTag(s.ID, tag, TagCurrent, "", now); err != nil {
-				return req.Cursor, err
+	err = extract.Fan(ctx, subjects, req.Registry, 1, out, func() struct{} { return struct{}{} },
+		func(ctx context.Context, _ struct{}, s extract.Subject, _ extract.Output) error {
+			if s.Status == extract.SubjectRevoked {
+				return nil // its source's data was deleted, and with it this copy
 			}
-		}
-		read[s.ID] = append([]string{}, u.User.Tags...)
-		if len(read) >= tagsChunk {
-			if err := dropGone(); err != nil {
-				return req.Cursor, err
+			path := pathUsers + url.PathEscape(s.ID)
+			if a.cfg.SyncTags {
+				path += "/sync"
 			}
-		}
-		if w.Len() >= 10_000 {
-			if err := flush(); err != nil {
-				return req.Cursor, err
+			var u UserResponse
+			err := c.GetJSON(ctx, path, nil, nil, &u, extract.Expect(http.StatusNotFound))
+			var herr *extract.HTTPError
+			if errors.As(err, &herr) && herr.Status == http.StatusNotFound {
+				unknown++ // not enriched yet: tagging runs twice daily
+				return nil
 			}
-		}
-	}
-	if err := dropGone(); err != nil {
+			if err != nil {
+				return fmt.Errorf("user %s: %w", s.ID, err)
+			}
+			for _, tag := range u.User.Tags {
+				if err := w.AddTag(s.ID, tag, TagCurrent, "", now); err != nil {
+					return err
+				}
+			}
+			read[s.ID] = append([]string{}, u.User.Tags...)
+			if len(read) >= tagsChunk {
+				if err := dropGone(); err != nil {
+					return err
+				}
+			}
+			if w.Len() >= 10_000 {
+				return flush()
+			}
+			return nil
+		},
+		// One worker: flush and dropGone write to out alone.
+		func(struct{}, extract.Output) error { return errors.Join(dropGone(), flush()) })
+	if err != nil {
 		return req.Cursor, err
 	}
 	if unknown > 0 {

@@ -1,6 +1,7 @@
 package fino
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -221,50 +222,49 @@ func (a *API) runAnalytics(mods []Module) func(context.Context, extract.Request,
 		defer bal.Release()
 		c := a.clients.Get(req.Tenant)
 		first := enabled[0]
-		for _, s := range req.Subjects {
-			typ, err := a.userType(ctx, c, req.Tenant, s.ID)
-			if err == nil && typ != first.UserType {
-				continue // a person endpoint has nothing for a company, and the reverse
-			}
-			var doc []byte
-			if err == nil {
-				doc, err = a.getModule(ctx, c, s.ID, first)
-			}
-			var herr *extract.HTTPError
-			if errors.As(err, &herr) && herr.Status == http.StatusForbidden {
-				names := make([]string, len(enabled))
-				for i, m := range enabled {
-					names[i] = m.Name
+		err := extract.Fan(ctx, req.Subjects, req.Registry, 1, out, func() struct{} { return struct{}{} },
+			func(ctx context.Context, _ struct{}, s extract.Subject, out extract.Output) error {
+				typ, err := a.userType(ctx, c, req.Tenant, s.ID)
+				if err == nil && typ != first.UserType {
+					return nil // a person endpoint has nothing for a company, and the reverse
 				}
-				err = out.Reject(extract.Reject{Table: transform.Insights.Name, Key: "scope:" + strings.Join(names, ","),
-					Reason: fmt.Sprintf("finoOS refused %s with 403: the client lacks scope %s; skipped for the rest of this run",
-						first.Stream, strings.Join(names, ",")), Raw: herr.Body})
-				if err != nil {
-					return "", err
+				var doc []byte
+				if err == nil {
+					doc, err = a.getModule(ctx, c, s.ID, first)
 				}
-				break
-			}
-			if err := extract.SkipGone(ctx, req.Registry, s, err, unknownUser); err != nil {
-				return "", err
-			}
-			if doc == nil {
-				continue
-			}
-			for _, rej := range transformModules(ins, bal, s, enabled, doc) {
-				if err := out.Reject(rej); err != nil {
-					return "", err
+				var herr *extract.HTTPError
+				if errors.As(err, &herr) && herr.Status == http.StatusForbidden {
+					names := make([]string, len(enabled))
+					for i, m := range enabled {
+						names[i] = m.Name
+					}
+					err = out.Reject(extract.Reject{Table: transform.Insights.Name, Key: "scope:" + strings.Join(names, ","),
+						Reason: fmt.Sprintf("finoOS refused %s with 403: the client lacks scope %s; skipped for the rest of this run",
+							first.Stream, strings.Join(names, ",")), Raw: herr.Body})
+					return cmp.Or(err, errScopeRefused)
 				}
-			}
-			if err := a.flush(out, transform.Insights, ins, false); err != nil {
-				return "", err
-			}
+				if err := extract.SkipGone(ctx, req.Registry, s, err, unknownUser); err != nil || doc == nil {
+					return err
+				}
+				for _, rej := range transformModules(ins, bal, s, enabled, doc) {
+					if err := out.Reject(rej); err != nil {
+						return err
+					}
+				}
+				return a.flush(out, transform.Insights, ins, false)
+			},
+			func(_ struct{}, out extract.Output) error {
+				return errors.Join(a.flush(out, transform.Insights, ins, true), a.flush(out, transform.AccountBalances, bal, true))
+			})
+		if errors.Is(err, errScopeRefused) {
+			err = nil // recorded as one reject: the users asked before it loaded
 		}
-		if err := a.flush(out, transform.Insights, ins, true); err != nil {
-			return "", err
-		}
-		return "", a.flush(out, transform.AccountBalances, bal, true)
+		return "", err
 	}
 }
+
+// errScopeRefused stops an analytics run at the first 403.
+var errScopeRefused = errors.New("finoOS refused the scope")
 
 // userType asks finoOS for a user's type once per process (assumption 37):
 // it never changes, and every analytics stream needs it.

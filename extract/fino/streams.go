@@ -302,7 +302,7 @@ const workerBytes = 8 << 20
 // its own (newBuilder) that hands on its rows to t in records of
 // workerBytes/Concurrency (or RecordRows), so memory does not grow with
 // the workers.
-func fan[B flusher](ctx context.Context, a *API, subjects []extract.Subject, out extract.Output, t transform.Table,
+func fan[B flusher](ctx context.Context, a *API, subjects []extract.Subject, reg extract.Registry, out extract.Output, t transform.Table,
 	newBuilder func() B, each func(ctx context.Context, b B, s extract.Subject, flush func() error, out extract.Output) error) error {
 	limit := workerBytes / a.cfg.Concurrency
 	flushAt := func(b B, out extract.Output, force bool) error {
@@ -313,7 +313,7 @@ func fan[B flusher](ctx context.Context, a *API, subjects []extract.Subject, out
 		defer rec.Release()
 		return out.Records(t, rec)
 	}
-	return extract.Fan(ctx, subjects, a.cfg.Concurrency, out, newBuilder,
+	return extract.Fan(ctx, subjects, reg, a.cfg.Concurrency, out, newBuilder,
 		func(ctx context.Context, b B, s extract.Subject, out extract.Output) error {
 			return each(ctx, b, s, func() error { return flushAt(b, out, false) }, out)
 		},
@@ -336,7 +336,7 @@ func (a *API) runTransactions(ctx context.Context, req extract.Request, out extr
 	}
 	c := a.clients.Get(req.Tenant)
 	subjects := a.toRead(ctx, c, sp, req.Subjects)
-	err = fan(ctx, a, subjects, out, transform.Transactions, func() *TransactionsBuilder { return NewTransactionsBuilder(a.mem, req.Lineage) },
+	err = fan(ctx, a, subjects, req.Registry, out, transform.Transactions, func() *TransactionsBuilder { return NewTransactionsBuilder(a.mem, req.Lineage) },
 		func(ctx context.Context, b *TransactionsBuilder, s extract.Subject, flush func() error, out extract.Output) error {
 			holders, err := a.holdersOf(ctx, c, req.Tenant, s.ID)
 			if err != nil {
@@ -377,7 +377,7 @@ func (a *API) runTransactions(ctx context.Context, req extract.Request, out extr
 // the credit accounts found by analysis. It is a snapshot; no cursor.
 func (a *API) runAccounts(ctx context.Context, req extract.Request, out extract.Output) (string, error) {
 	c := a.clients.Get(req.Tenant)
-	return "", fan(ctx, a, req.Subjects, out, transform.Accounts, func() *AccountsBuilder { return NewAccountsBuilder(a.mem, req.Lineage) },
+	return "", fan(ctx, a, req.Subjects, req.Registry, out, transform.Accounts, func() *AccountsBuilder { return NewAccountsBuilder(a.mem, req.Lineage) },
 		func(ctx context.Context, b *AccountsBuilder, s extract.Subject, flush func() error, out extract.Output) error {
 			doc, err := c.Document(ctx, http.MethodGet, apiUserPath(s.ID, suffixAccountDetect), nil, nil, nil)
 			if err != nil {
@@ -413,7 +413,7 @@ func (a *API) holdersOf(ctx context.Context, c *extract.Client, tenant, user str
 	}
 	doc, err := c.Document(ctx, http.MethodGet, apiUserPath(user, suffixAccountDetect), nil, nil, nil)
 	if err != nil {
-		return nil, fmt.Errorf("user %s: account detection, for its holders' names: %w", user, err)
+		return nil, fmt.Errorf("account detection, for its holders' names: %w", err)
 	}
 	h = owners(doc)
 	a.setHolders(tenant, user, h)
@@ -509,7 +509,7 @@ func (a *API) runHistory(ctx context.Context, req extract.Request, out extract.O
 	}
 	c := a.clients.Get(req.Tenant)
 	subjects := a.toRead(ctx, c, sp, req.Subjects)
-	err = fan(ctx, a, subjects, out, transform.AccountBalances, func() *BalancesBuilder { return NewBalancesBuilder(a.mem, req.Lineage) },
+	err = fan(ctx, a, subjects, req.Registry, out, transform.AccountBalances, func() *BalancesBuilder { return NewBalancesBuilder(a.mem, req.Lineage) },
 		func(ctx context.Context, b *BalancesBuilder, s extract.Subject, flush func() error, out extract.Output) error {
 			q := url.Values{paramFrom: {sp.from(s).Format(time.DateOnly)}, paramTo: {sp.to.Format(time.DateOnly)}}
 			_, err := c.GetElements(ctx, apiUserPath(s.ID, suffixAccountHistory), q, []string{"histories"}, func(raw json.RawMessage) error {
@@ -543,7 +543,7 @@ func (a *API) runHistory(ctx context.Context, req extract.Request, out extract.O
 // runContracts reads each user's detected contracts: a snapshot, no cursor.
 func (a *API) runContracts(ctx context.Context, req extract.Request, out extract.Output) (string, error) {
 	c := a.clients.Get(req.Tenant)
-	return "", fan(ctx, a, req.Subjects, out, transform.Contracts, func() *ContractsBuilder { return NewContractsBuilder(a.mem, req.Lineage) },
+	return "", fan(ctx, a, req.Subjects, req.Registry, out, transform.Contracts, func() *ContractsBuilder { return NewContractsBuilder(a.mem, req.Lineage) },
 		func(ctx context.Context, b *ContractsBuilder, s extract.Subject, flush func() error, out extract.Output) error {
 			doc, err := c.Document(ctx, http.MethodGet, apiUserPath(s.ID, suffixContracts), nil, nil, nil)
 			if err != nil {

@@ -71,3 +71,31 @@ func (s *State) Leases(ctx context.Context, stream, tenant string) ([]Lease, err
 	}
 	return out, rows.Err()
 }
+
+// DeleteLapsedLeases deletes stream's lease rows last written before
+// `before` (a claim lapses minutes after its last write: pass a time well
+// past that), once at least atLeast claims are that old, and returns how
+// many claims it deleted. Every process claims under an id of its own, so each start
+// of a process leaves a row per stream and tenant it ran: without this
+// they would pile up for ever. A lapsed claim decides nothing, and the
+// older rows of a live claimant going too change nothing (its newest row
+// is its claim). Counting first keeps the mutation rare.
+func (s *State) DeleteLapsedLeases(ctx context.Context, stream string, before time.Time, atLeast uint64) (uint64, error) {
+	var n uint64
+	// Claims by their newest row, whatever the merges left.
+	err := s.db.conn.QueryRow(ctx, "SELECT count() FROM (SELECT key, max(_version) AS newest FROM "+s.db.table(transform.EtlState.Name)+
+		" WHERE stream = ? AND startsWith(key, ?) GROUP BY key) WHERE newest < ?", stream, leaseKeyPrefix, uint64(before.UnixNano())).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("counting the lapsed leases of %s: %w", stream, err)
+	}
+	if n == 0 || n < atLeast {
+		return 0, nil
+	}
+	// _version is the write's wall clock in ns (State.Version), and no time
+	// zone can change its meaning.
+	if err := s.db.Alter(ctx, transform.EtlState.Name, "DELETE WHERE stream = ? AND startsWith(key, ?) AND _version < ?",
+		stream, leaseKeyPrefix, uint64(before.UnixNano())); err != nil {
+		return 0, fmt.Errorf("deleting the lapsed leases of %s: %w", stream, err)
+	}
+	return n, nil
+}

@@ -57,6 +57,11 @@ func (s *Server) handle(pattern string, authenticated, perBank bool, h handler) 
 				return
 			}
 		}
+		if id := r.PathValue("processID"); id != "" && s.opts.ProcessDown != nil && s.opts.ProcessDown(c.bank, id) {
+			w.Header().Set("Retry-After", "0")
+			writeError(w, http.StatusServiceUnavailable, "Service unavailable")
+			return
+		}
 		h(w, r, c)
 	}
 	if !authenticated {

@@ -108,6 +108,12 @@ type Options struct {
 	// The zero time: categorized from the start. Ledger still counts them.
 	CategorizedAt func(tenant, user string, booked time.Time) time.Time
 
+	// UserDown, when set, makes finoOS answer 503 (Retry-After: 0, so
+	// tests do not wait) to every request about a user it names, as a
+	// finoOS whose storage for some users is out: unlike Faults, a fault
+	// that sticks to its users however often a run retries.
+	UserDown func(tenant, user string) bool
+
 	TokenTTL time.Duration    // default 300s
 	Now      func() time.Time // clock for token expiry and GrowEvery; default time.Now
 
@@ -378,6 +384,11 @@ func (s *Server) handle(pattern string, authenticated bool, h handler) {
 			c.tenant = s.opts.ClientID
 		} else if !validTenant(s.opts.ClientID, c.tenant) {
 			writeError(w, http.StatusForbidden, "forbidden. No access to this resource")
+			return
+		}
+		if user := r.PathValue("userID"); user != "" && s.opts.UserDown != nil && s.opts.UserDown(c.tenant, user) {
+			w.Header().Set("Retry-After", "0")
+			writeError(w, http.StatusServiceUnavailable, "service unavailable")
 			return
 		}
 		h(w, r, c)
