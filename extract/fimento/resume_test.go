@@ -3,42 +3,25 @@ package fimento_test
 import (
 	"fmt"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"testing"
 
 	"github.com/shopspring/decimal"
 
 	"github.com/finsync/finsync/extract"
 	fimentosb "github.com/finsync/finsync/extract/fimento/sandbox"
+	"github.com/finsync/finsync/extract/sandboxkit"
 	"github.com/finsync/finsync/load/clickhouse"
 )
 
 // One process Fimento cannot serve does not stop the others: the run loads
 // them and ends partial; the next run asks only for that process.
 func TestFimentoOneProcessDownDoesNotStopTheOthers(t *testing.T) {
-	var down atomic.Bool
-	var victim atomic.Value // string
-	var mu sync.Mutex
-	asked := map[string]int{} // requests about each process
-	w := newFimentoWorldWith(t, fimentosb.Options{ProcessDown: func(bank, process string) bool {
-		mu.Lock()
-		asked[process]++
-		mu.Unlock()
-		return down.Load() && process == victim.Load()
-	}})
+	outage := &sandboxkit.Outage{}
+	w := newFimentoWorldWith(t, fimentosb.Options{ProcessesDown: outage})
 	bank := fimentoBanks[0]
 	completed := w.completedProcesses(t)[bank]
 	if len(completed) < 2 {
 		t.Fatalf("%d completed processes; the test needs two", len(completed))
-	}
-	victim.Store(completed[0])
-	requests := func() map[string]int {
-		mu.Lock()
-		defer mu.Unlock()
-		got := asked
-		asked = map[string]int{}
-		return got
 	}
 	loaded := func(p string) string {
 		return fmt.Sprint(w.Query(t, `SELECT concat(toString(count()), ' ', toString(sum(amount))) FROM transactions FINAL WHERE tenant = ? AND user_id = ?`, bank, p))
@@ -52,7 +35,7 @@ func TestFimentoOneProcessDownDoesNotStopTheOthers(t *testing.T) {
 	}
 	stream := w.streams[slices.IndexFunc(w.streams, func(s extract.Stream) bool { return s.Name == "fimento.transactions" })]
 
-	down.Store(true)
+	outage.Set(completed[0], true)
 	first, err := w.Runner.Run(t.Context(), stream, bank)
 	if first.Status != clickhouse.RunPartial || err == nil {
 		t.Fatalf("first run: %s %q (%v), want partial", first.Status, first.Error, err)
@@ -62,14 +45,14 @@ func TestFimentoOneProcessDownDoesNotStopTheOthers(t *testing.T) {
 			t.Errorf("after the partial run, process %s: %s loaded, ledger %s", p, got, want)
 		}
 	}
-	requests()
+	outage.Asked()
 
-	down.Store(false)
+	outage.Set(completed[0], false)
 	second := w.Run(t, stream, bank)
 	if second.Status != clickhouse.RunSuccess {
 		t.Fatalf("second run: %s %q", second.Status, second.Error)
 	}
-	got := requests()
+	got := outage.Asked()
 	if got[completed[0]] == 0 {
 		t.Errorf("the second run asked nothing about %s, the process the first could not read", completed[0])
 	}

@@ -2,8 +2,6 @@ package fino_test
 
 import (
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,6 +9,7 @@ import (
 
 	"github.com/finsync/finsync/extract"
 	finosb "github.com/finsync/finsync/extract/fino/sandbox"
+	"github.com/finsync/finsync/extract/sandboxkit"
 	"github.com/finsync/finsync/load/clickhouse"
 )
 
@@ -20,27 +19,11 @@ import (
 // everybody from there. Before, every run read every user again and, with
 // a fault that sticks to a user, none ever succeeded.
 func TestFinoRunResumesAfterTheUsersItLoaded(t *testing.T) {
-	var down atomic.Bool
-	var victim atomic.Value // string
-	var mu sync.Mutex
-	asked := map[string]int{} // requests about each user
-	w := newFinoWorldWith(t, finosb.Options{UserDown: func(tenant, user string) bool {
-		mu.Lock()
-		asked[user]++
-		mu.Unlock()
-		return down.Load() && user == victim.Load()
-	}})
+	outage := &sandboxkit.Outage{}
+	w := newFinoWorldWith(t, finosb.Options{UsersDown: outage})
 	tenant := finoTenants[0]
 	users := w.sandbox.Users(tenant)
-	victim.Store(users[0])
 	stream := streamNamed(t, w.streams, "fino.transactions")
-	requests := func() map[string]int {
-		mu.Lock()
-		defer mu.Unlock()
-		got := asked
-		asked = map[string]int{}
-		return got
-	}
 	loaded := func(user string) string {
 		got := w.Query(t, `SELECT concat(toString(count()), ' ', toString(sum(amount))) FROM transactions FINAL WHERE tenant = ? AND user_id = ?`, tenant, user)
 		return fmt.Sprint(got)
@@ -53,7 +36,7 @@ func TestFinoRunResumesAfterTheUsersItLoaded(t *testing.T) {
 		return fmt.Sprintf("[%d %s]", l.Transactions, decimal.RequireFromString(l.AmountSum).StringFixed(4))
 	}
 
-	down.Store(true)
+	outage.Set(users[0], true)
 	first, err := w.Runner.Run(t.Context(), stream, tenant)
 	if err == nil {
 		t.Error("the partial run returned no error")
@@ -66,17 +49,17 @@ func TestFinoRunResumesAfterTheUsersItLoaded(t *testing.T) {
 			t.Errorf("after the partial run, user %s: %s loaded, ledger %s", u, got, want)
 		}
 	}
-	requests()
+	outage.Asked()
 
 	// Two hours later the user is back.
-	down.Store(false)
+	outage.Set(users[0], false)
 	w.SetNow(finoNow.Add(2 * time.Hour))
 	second := w.Run(t, stream, tenant)
 	if second.Status != clickhouse.RunSuccess || !second.WindowTo.Equal(first.WindowTo) {
 		t.Fatalf("second run: %s %q, window to %s; want success over the first's window (to %s)",
 			second.Status, second.Error, second.WindowTo, first.WindowTo)
 	}
-	got := requests()
+	got := outage.Asked()
 	if got[users[0]] == 0 {
 		t.Errorf("the second run asked nothing about %s, the user the first could not read", users[0])
 	}
@@ -104,7 +87,7 @@ func TestFinoRunResumesAfterTheUsersItLoaded(t *testing.T) {
 	if third.Status != clickhouse.RunSuccess || !third.WindowTo.Equal(finoNow.Add(4*time.Hour)) {
 		t.Fatalf("third run: %s %q, window to %s", third.Status, third.Error, third.WindowTo)
 	}
-	got = requests()
+	got = outage.Asked()
 	for _, u := range users {
 		if got[u] == 0 {
 			t.Errorf("the third run asked nothing about %s", u)

@@ -117,3 +117,24 @@ func TestDelivery(t *testing.T) {
 		t.Fatalf("one attempt: %d calls", calls.Load())
 	}
 }
+
+// An Outage holds its subjects down until they are set up again, and
+// counts the requests about each; a nil one is never down.
+func TestOutage(t *testing.T) {
+	var none *Outage
+	if none.Down("u1") {
+		t.Error("a nil Outage is down")
+	}
+	o := &Outage{}
+	o.Set("u1", true)
+	if !o.Down("u1") || !o.Down("u1") || o.Down("u2") {
+		t.Error("u1 should be down, u2 up")
+	}
+	if got := o.Asked(); got["u1"] != 2 || got["u2"] != 1 || len(o.Asked()) != 0 {
+		t.Errorf("asked %v, then not emptied", got)
+	}
+	o.Set("u1", false)
+	if o.Down("u1") {
+		t.Error("u1 set up again is still down")
+	}
+}

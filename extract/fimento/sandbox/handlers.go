@@ -57,7 +57,7 @@ func (s *Server) handle(pattern string, authenticated, perBank bool, h handler) 
 				return
 			}
 		}
-		if id := r.PathValue("processID"); id != "" && s.opts.ProcessDown != nil && s.opts.ProcessDown(c.bank, id) {
+		if id := r.PathValue("processID"); id != "" && s.opts.ProcessesDown.Down(id) {
 			w.Header().Set("Retry-After", "0")
 			writeError(w, http.StatusServiceUnavailable, "Service unavailable")
 			return

@@ -61,11 +61,10 @@ type Options struct {
 	// "556 987 6543"). PersonalData lists those forms too.
 	BankSpellings bool
 
-	// ProcessDown, when set, makes Fimento answer 503 (Retry-After: 0, so
-	// tests do not wait) to every request about a process it names, as a
-	// Fimento whose store for some customers is out: unlike Faults, a
-	// fault that sticks to its processes however often a run retries.
-	ProcessDown func(bank, process string) bool
+	// ProcessesDown, when set, makes Fimento answer 503 (Retry-After: 0,
+	// so tests do not wait) to every request about a process it has down,
+	// as a Fimento whose store for some customers is out.
+	ProcessesDown *sandboxkit.Outage
 
 	// Faults are the fault knobs. Here an expired token stays refused (401
 	// now and later), Malformed transactions have a non-numeric amount, and

@@ -108,11 +108,10 @@ type Options struct {
 	// The zero time: categorized from the start. Ledger still counts them.
 	CategorizedAt func(tenant, user string, booked time.Time) time.Time
 
-	// UserDown, when set, makes finoOS answer 503 (Retry-After: 0, so
-	// tests do not wait) to every request about a user it names, as a
-	// finoOS whose storage for some users is out: unlike Faults, a fault
-	// that sticks to its users however often a run retries.
-	UserDown func(tenant, user string) bool
+	// UsersDown, when set, makes finoOS answer 503 (Retry-After: 0, so
+	// tests do not wait) to every request about a user it has down, as a
+	// finoOS whose storage for some users is out.
+	UsersDown *sandboxkit.Outage
 
 	TokenTTL time.Duration    // default 300s
 	Now      func() time.Time // clock for token expiry and GrowEvery; default time.Now
@@ -386,7 +385,7 @@ func (s *Server) handle(pattern string, authenticated bool, h handler) {
 			writeError(w, http.StatusForbidden, "forbidden. No access to this resource")
 			return
 		}
-		if user := r.PathValue("userID"); user != "" && s.opts.UserDown != nil && s.opts.UserDown(c.tenant, user) {
+		if user := r.PathValue("userID"); user != "" && s.opts.UsersDown.Down(user) {
 			w.Header().Set("Retry-After", "0")
 			writeError(w, http.StatusServiceUnavailable, "service unavailable")
 			return
