@@ -1,10 +1,13 @@
 package extract
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/url"
+	"strings"
 )
 
 // GetElements GETs path and streams each element of the array at
@@ -49,4 +52,17 @@ func (c *Client) GetElements(ctx context.Context, path string, query url.Values,
 		return nil, err
 	}
 	return scalars, nil
+}
+
+// CheckRecord holds raw, one record of a document read whole (Document,
+// GetJSON), to the client's record and field limits as GetElements holds
+// a streamed element: ok, or the TooLarge (first bytes and reason) to
+// reject it with instead of loading it.
+func (c *Client) CheckRecord(raw json.RawMessage) (t TooLarge, ok bool) {
+	ok = true
+	one := io.MultiReader(strings.NewReader("["), bytes.NewReader(raw), strings.NewReader("]"))
+	// Only the limits can fail: raw came out of a parsed document.
+	Walk(one, nil, Limits{Record: c.limits.Record, Field: c.limits.Field}, func(json.RawMessage) error { return nil },
+		func(large TooLarge) error { t, ok = large, false; return nil })
+	return t, ok
 }

@@ -172,3 +172,30 @@ func FuzzCloseJSON(f *testing.F) {
 		}
 	})
 }
+
+// CheckRecord holds a record of a whole document to the limits as Walk
+// holds a streamed one.
+func TestCheckRecord(t *testing.T) {
+	c := NewClient(ClientOptions{BaseURL: "http://127.0.0.1:1", Limits: Limits{Record: 64 << 10, Field: 8 << 10}})
+	str := func(n int) string { return `{"id":"r1","note":"` + strings.Repeat("x", n) + `"}` }
+	tests := []struct {
+		name, raw string
+		reason    string // "" : within the limits
+	}{
+		{"small", `{"id":"r1","amount":1.5}`, ""},
+		{"a field at the limit", str(8<<10 - 2), ""},
+		{"a field over the limit", str(9 << 10), "FINSYNC_MAX_FIELD_BYTES"},
+		{"a record over the limit", `{"id":"r1","notes":[` + strings.Repeat(`"xxxxxxxx",`, 7000) + `"x"]}`, "FINSYNC_MAX_RECORD_BYTES"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			large, ok := c.CheckRecord(json.RawMessage(tc.raw))
+			if ok != (tc.reason == "") || !strings.Contains(large.Reason, tc.reason) {
+				t.Fatalf("ok %v, reason %q; want %q", ok, large.Reason, tc.reason)
+			}
+			if !ok && (len(large.Raw) > keptPrefix+8 || !json.Valid(large.Raw) || !strings.HasPrefix(string(large.Raw), `{"id":"r1"`)) {
+				t.Errorf("raw kept: %d bytes, valid %v", len(large.Raw), json.Valid(large.Raw))
+			}
+		})
+	}
+}

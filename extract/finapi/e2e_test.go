@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -930,5 +931,38 @@ func TestFinapiTenantParamsReachTheJob(t *testing.T) {
 	p := finapi.DefaultParams()
 	if len(expectedMembers(finapi.HighBalance, p, w.sandbox.Ledger("mandator-b"), w.sandbox.Today())) == len(w.members(t, finapi.HighBalance, "mandator-b")) {
 		t.Error("the thresholds give the same segment: the test proves nothing")
+	}
+}
+
+// A user over the field limit in a result page (read whole) is rejected
+// with its first bytes and the limit it broke; the page's other users
+// load. Before, the 300 KiB note landed in segment_members.raw.
+func TestFinapiUserOverTheLimitsIsRejected(t *testing.T) {
+	seg, tenant := finapi.IncomeSpending, finapiTenants[0]
+	w := newFinapiWorld(t, finapisb.Options{Faults: sandboxkit.Knobs{HugeField: 300 << 10}}, finapi.Config{})
+	run, err := w.run(t, seg, tenant)
+	if err != nil || run.Status != clickhouse.RunSuccess || run.Rejects != 1 {
+		t.Fatalf("run: %s %q, %d rejects (%v); want success with one reject", run.Status, run.Error, run.Rejects, err)
+	}
+	rej := w.Query(t, `SELECT concat(record_key, '\t', reason, '\t', toString(length(raw))) FROM etl_rejects FINAL WHERE stream = ?`, seg.Stream)
+	if len(rej) != 1 || !strings.Contains(rej[0], "FINSYNC_MAX_FIELD_BYTES") {
+		t.Fatalf("rejects %v, want one naming FINSYNC_MAX_FIELD_BYTES", rej)
+	}
+	f := strings.Split(rej[0], "\t")
+	if n, _ := strconv.Atoi(f[2]); n == 0 || n > 4<<10+16 || !strings.Contains(f[0], "/") {
+		t.Errorf("reject key %q, raw of %s bytes; want the job/user key and 4 KiB (closed into JSON)", f[0], f[2])
+	}
+	if n := w.Query(t, `SELECT toString(max(length(raw))) FROM segment_members`); n[0] == "0" || len(n[0]) > 5 {
+		t.Errorf("the longest raw loaded is %s bytes", n[0])
+	}
+	user := strings.TrimPrefix(f[0], f[0][:strings.Index(f[0], "/")+1])
+	want := 0
+	for _, m := range expectedMembers(seg, finapi.DefaultParams(), w.sandbox.Ledger(tenant), w.sandbox.Today()) {
+		if !strings.HasPrefix(m, user+"/") {
+			want++
+		}
+	}
+	if got := len(w.members(t, seg, tenant)); got != want || want == 0 {
+		t.Errorf("%d members loaded, want the %d of every other user", got, want)
 	}
 }

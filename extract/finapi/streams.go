@@ -300,7 +300,21 @@ func (a *API) collect(ctx context.Context, c *extract.Client, seg Segment, req e
 		}
 		users += len(pg.Users)
 		elements, pages = max(elements, pg.TotalElements), max(pages, pg.TotalPages)
-		for _, r := range w.AddPage(seg, j.ID, j.Params, pg) {
+		// A user over the record or field limits is rejected, its first
+		// bytes kept; the page's other users load.
+		within := pg
+		within.Users = nil
+		for _, raw := range pg.Users {
+			if t, ok := c.CheckRecord(raw); !ok {
+				r := extract.Reject{Table: transform.SegmentMembers.Name, Key: j.ID + "/" + extract.RejectKey(t.Raw, "userId"), Reason: t.Reason, Raw: t.Raw}
+				if err := out.Reject(r); err != nil {
+					return err
+				}
+				continue
+			}
+			within.Users = append(within.Users, raw)
+		}
+		for _, r := range w.AddPage(seg, j.ID, j.Params, within) {
 			if err := out.Reject(r); err != nil {
 				return err
 			}

@@ -303,6 +303,20 @@ func TestFingoalEnrichmentExactlyOnceAcrossAKill(t *testing.T) {
 		t.Errorf("no webhook was accepted")
 	}
 	t.Logf("%d finsights (%d amountFound strings, %d numbers)", len(got), kinds["string"], kinds["number"])
+
+	// A finsight over the field limit (the list is read whole) is rejected
+	// with its first bytes and the limit it broke; the others load again.
+	w.sandbox.SetFaults(sandboxkit.Knobs{HugeField: 300 << 10})
+	if run, err = w.run(t, context.Background(), fingoal.StreamFinsights); err != nil || run.Rejects != 1 || run.Rows["insights"] == 0 {
+		t.Fatalf("finsights with one over the field limit: %+v %v; want its reject and the others' rows", run, err)
+	}
+	rej := w.Query(t, `SELECT concat(record_key, ' ', toString(length(raw)), ' ', reason) FROM etl_rejects FINAL WHERE stream = ?`, fingoal.StreamFinsights)
+	if len(rej) != 1 || !strings.Contains(rej[0], "-huge ") || !strings.Contains(rej[0], "FINSYNC_MAX_FIELD_BYTES") {
+		t.Errorf("rejects %v, want the -huge finsight's naming FINSYNC_MAX_FIELD_BYTES", rej)
+	}
+	if n := w.Query(t, "SELECT toString(count()) FROM insights WHERE length(raw) > 100000"); n[0] != "0" {
+		t.Errorf("%s insights rows with a raw over 100 kB", n[0])
+	}
 }
 
 // A user's read is the whole truth about its tags: a tag FinGoal no longer

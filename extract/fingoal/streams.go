@@ -902,6 +902,14 @@ func (a *API) runFinsights(ctx context.Context, req extract.Request, out extract
 	w := NewFinsightsWriter(a.mem, req.Lineage)
 	defer w.Release()
 	for _, raw := range resp.Finsights {
+		// One over the record or field limits is rejected, its first bytes kept.
+		if t, ok := c.CheckRecord(raw); !ok {
+			key := extract.RejectKey(t.Raw, "user_id") + "/" + cmp.Or(extract.RejectKey(t.Raw, "finsight_id"), extract.RejectKey(t.Raw, "uniqueId"))
+			if err := out.Reject(extract.Reject{Table: transform.Insights.Name, Key: key, Reason: t.Reason, Raw: t.Raw}); err != nil {
+				return req.Cursor, err
+			}
+			continue
+		}
 		if rej, ok := w.AddFinsight(extract.WithWrapper(raw, resp.Extra)); !ok {
 			if err := out.Reject(rej); err != nil {
 				return req.Cursor, err

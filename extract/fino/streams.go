@@ -390,6 +390,12 @@ func (a *API) runAccounts(ctx context.Context, req extract.Request, out extract.
 			a.setHolders(req.Tenant, s.ID, owners(doc))
 			for i, view := range views {
 				for _, raw := range view {
+					if t, ok := c.CheckRecord(raw); !ok {
+						if err := out.Reject(b.reject(extract.RejectKey(t.Raw, "accountId"), t.Reason, t.Raw, b.scrub)); err != nil {
+							return err
+						}
+						continue
+					}
 					if rej, ok := b.AddJSON(s.ID, extract.WithWrapper(raw, wrapper), i == 1); !ok {
 						if err := out.Reject(rej); err != nil {
 							return err
@@ -554,6 +560,12 @@ func (a *API) runContracts(ctx context.Context, req extract.Request, out extract
 				return fmt.Errorf("user %s: contracts: %w", s.ID, err)
 			}
 			for _, raw := range lists[0] {
+				if t, ok := c.CheckRecord(raw); !ok {
+					if err := out.Reject(b.reject(extract.RejectKey(t.Raw, "contractId"), t.Reason, t.Raw, nil)); err != nil {
+						return err
+					}
+					continue
+				}
 				if rej, ok := b.AddJSON(s.ID, extract.WithWrapper(raw, wrapper)); !ok {
 					if err := out.Reject(rej); err != nil {
 						return err

@@ -93,6 +93,9 @@ func NewInjector(k Knobs) *Injector {
 // faults at its end); the sequence of draws goes on where it was.
 func (in *Injector) Set(k Knobs) { in.knobs.Store(&k) }
 
+// Knobs returns the knobs in force.
+func (in *Injector) Knobs() Knobs { return *in.knobs.Load() }
+
 // Draw is the faults one request meets.
 type Draw struct {
 	ExpireToken bool // the sandbox should refuse the token with 401 (and call TokenExpired)

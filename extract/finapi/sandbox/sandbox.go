@@ -33,7 +33,10 @@ type Options struct {
 	// its callbackURL; 0: never on its own.
 	ReadyAfter time.Duration
 	TokenTTL   time.Duration // default 3600s
-	Faults     sandboxkit.Knobs
+	// Faults are the fault knobs. Here HugeField gives the first user of a
+	// job's first page a "note" of that many bytes; the other hostile-page
+	// knobs are not used.
+	Faults sandboxkit.Knobs
 
 	// Paging as a real server may do it. MaxPageSize caps the users per
 	// page whatever size asks (the answer's size says so); 0: no cap.
@@ -388,6 +391,11 @@ func (s *Server) page(j *job, number, size int) []byte {
 		enc, _ := json.Marshal(u)
 		if extra != nil {
 			enc = append(enc[:len(enc)-1], extra...)
+		}
+		if n := s.faults.Knobs().HugeField; n > 0 && i == 0 {
+			// The first user of the first page carries a note of n bytes.
+			enc = append(enc[:len(enc)-1], `,"note":"`...)
+			enc = append(append(enc, bytes.Repeat([]byte{'x'}, int(n))...), `"}`...)
 		}
 		b.Write(enc)
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"github.com/finsync/finsync/extract/fingoal/stringify"
+	"maps"
 	"math"
 	"net/http"
 	"regexp"
@@ -34,7 +35,11 @@ type Options struct {
 	// the bytes sent, which are indented); "" sends none.
 	WebhookURL string
 	Now        func() time.Time // the sandbox's clock; default time.Now
-	Faults     sandboxkit.Knobs
+	// Faults are the fault knobs. Here HugeField adds to each finsights
+	// list a copy of its first finsight (finsight_id suffixed "-huge")
+	// with a "note" of that many bytes; the other hostile-page knobs are
+	// not used.
+	Faults sandboxkit.Knobs
 	// RespellWebhooks sends webhook bodies spelled unlike JSON.stringify,
 	// as a sender with another JSON encoder might: fractions with a
 	// trailing zero or in exponent form (12.40 as 12.400 or 1240e-2),
@@ -671,6 +676,12 @@ func (s *Server) listFinsights(w http.ResponseWriter, r *http.Request, d sandbox
 		if sec := f.at.Unix(); sec >= from && sec <= to {
 			list = append(list, f.f)
 		}
+	}
+	if n := s.faults.Knobs().HugeField; n > 0 && len(list) > 0 {
+		// A copy of the first with its own id and a note of n bytes.
+		huge := maps.Clone(list[0])
+		huge["finsight_id"], huge["note"] = fmt.Sprint(huge["finsight_id"], "-huge"), strings.Repeat("x", int(n))
+		list = append(list, huge)
 	}
 	body, _ := json.Marshal(s.extra(map[string]any{"finsights": list}, "generated_at", s.opts.Now().UTC().Format(time.RFC3339), "model", "finsights-2"))
 	s.mu.Unlock()
