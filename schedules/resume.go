@@ -74,7 +74,11 @@ func (run *runBook) readResume(ctx context.Context) (*resumePoint, error) {
 func (run *runBook) resume(p *resumePoint, window *extract.Window, start *time.Time) {
 	run.resumed = p
 	window.To, *start = p.To.UTC(), p.Started.UTC()
-	run.subjects = slices.DeleteFunc(run.subjects, func(s extract.Subject) bool { return slices.Contains(p.Read, s.ID) })
+	read := make(map[string]bool, len(p.Read))
+	for _, id := range p.Read {
+		read[id] = true
+	}
+	run.subjects = slices.DeleteFunc(run.subjects, func(s extract.Subject) bool { return read[s.ID] })
 }
 
 // leaveResume writes what the next run resumes from, once the run's rows
