@@ -521,12 +521,16 @@ func (d *Daemon) runTenants(job *Job, lock *sync.Mutex, want func(string) bool, 
 }
 
 // AbandonStale marks abandoned every job's runs left `running` past the
-// stream's timeout by a process that died (Runner.AbandonStale); the
-// daemon calls it at start-up, and for a stream each time it takes the
-// stream's lock.
+// stream's timeout by a process that died (Runner.AbandonStale), and
+// deletes the leases such processes left (Runner.DeleteLapsedLeases); the
+// daemon calls it at start-up, and abandon for a stream each time it takes
+// the stream's lock.
 func (d *Daemon) AbandonStale(ctx context.Context) {
 	for i := range d.Jobs {
 		d.abandon(ctx, &d.Jobs[i])
+		if err := d.Runner.DeleteLapsedLeases(ctx, d.Jobs[i].Stream.Name); err != nil && d.Log != nil {
+			d.Log.Warn("lapsed leases not deleted", "stream", d.Jobs[i].Stream.Name, "err", err)
+		}
 	}
 }
 

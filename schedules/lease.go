@@ -56,7 +56,7 @@ const (
 	// A claim's rows are deleted a day after its last write (it lapsed
 	// minutes after it; a day is far beyond any clock skew), once a stream
 	// has lapsedLeaseRows such claims: each start of a process leaves one
-	// per stream and tenant. Runner.AbandonStale does it.
+	// per stream and tenant. Runner.DeleteLapsedLeases does it, at start-up.
 	lapsedLeaseAge  = 24 * time.Hour
 	lapsedLeaseRows = 100
 )

@@ -275,7 +275,10 @@ func (run *runBook) request(ctx context.Context) (extract.Request, error) {
 		Lookback: o.lookback, Params: o.params, Triggered: o.triggered, Lineage: run.lineage,
 		Reconcile: o.reconcile, ReconcileLookback: o.reconcileLookback}
 	var err error
-	if !run.backfill {
+	switch {
+	case run.resumed != nil:
+		req.Cursor = run.resumed.Cursor // read under the lease by begin
+	case !run.backfill:
 		req.Cursor, err = run.cursor(ctx)
 	}
 	if err == nil {
@@ -558,12 +561,19 @@ func (r *Runner) AbandonStale(ctx context.Context, stream string, timeout time.D
 			r.Log.WarnContext(ctx, "run abandoned", "stream", stream, "tenant", run.Tenant, "run", run.ID, "started", run.StartedAt)
 		}
 	}
-	// The dead processes' leases go too, a day after they lapsed.
-	n, lerr := r.State.DeleteLapsedLeases(ctx, stream, time.Now().Add(-lapsedLeaseAge), lapsedLeaseRows)
+	return runs, err
+}
+
+// DeleteLapsedLeases deletes the lease rows of stream that dead processes
+// left a day or more ago, once there are lapsedLeaseRows of them: each
+// process start leaves one per stream and tenant, so a process calls it
+// once, at start-up, not per run.
+func (r *Runner) DeleteLapsedLeases(ctx context.Context, stream string) error {
+	n, err := r.State.DeleteLapsedLeases(ctx, stream, time.Now().Add(-lapsedLeaseAge), lapsedLeaseRows)
 	if n > 0 && r.Log != nil {
-		r.Log.InfoContext(ctx, "lapsed leases deleted", "stream", stream, "rows", n)
+		r.Log.InfoContext(ctx, "lapsed leases deleted", "stream", stream, "claims", n)
 	}
-	return runs, errors.Join(err, lerr)
+	return err
 }
 
 func windowText(w extract.Window, backfill bool) string {

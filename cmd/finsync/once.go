@@ -120,8 +120,9 @@ func syncStreams(ctx context.Context, c Config, db *clickhouse.DB, log *slog.Log
 }
 
 // abandonStale marks abandoned the runs of stream a dead process left
-// `running` past the stream's timeout, as the daemon does at start-up; a
-// failure only delays that to the next command.
+// `running` past the stream's timeout and deletes the leases such
+// processes left, as the daemon does at start-up; a failure only delays
+// that to the next command.
 func abandonStale(ctx context.Context, c Config, runner *schedules.Runner, stream string) {
 	timeout := schedules.DefaultTimeout
 	if sched, ok := c.schedule(stream); ok {
@@ -129,6 +130,9 @@ func abandonStale(ctx context.Context, c Config, runner *schedules.Runner, strea
 	}
 	if _, err := runner.AbandonStale(ctx, stream, timeout); err != nil {
 		runner.Log.Warn("looking for abandoned runs", "stream", stream, "err", err)
+	}
+	if err := runner.DeleteLapsedLeases(ctx, stream); err != nil {
+		runner.Log.Warn("lapsed leases not deleted", "stream", stream, "err", err)
 	}
 }
 
