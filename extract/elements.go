@@ -59,10 +59,22 @@ func (c *Client) GetElements(ctx context.Context, path string, query url.Values,
 // a streamed element: ok, or the TooLarge (first bytes and reason) to
 // reject it with instead of loading it.
 func (c *Client) CheckRecord(raw json.RawMessage) (t TooLarge, ok bool) {
+	return check(raw, Limits{Record: c.limits.Record, Field: c.limits.Field})
+}
+
+// CheckDocument holds doc, one subject's answer read whole and loaded as
+// one (a finoOS analytics module, Fimento's insights), to the client's
+// field limit; its size is the document limit's. ok, or the TooLarge to
+// reject it with.
+func (c *Client) CheckDocument(doc []byte) (t TooLarge, ok bool) {
+	return check(doc, Limits{Field: c.limits.Field})
+}
+
+func check(raw []byte, lim Limits) (t TooLarge, ok bool) {
 	ok = true
 	one := io.MultiReader(strings.NewReader("["), bytes.NewReader(raw), strings.NewReader("]"))
 	// Only the limits can fail: raw came out of a parsed document.
-	Walk(one, nil, Limits{Record: c.limits.Record, Field: c.limits.Field}, func(json.RawMessage) error { return nil },
+	Walk(one, nil, lim, func(json.RawMessage) error { return nil },
 		func(large TooLarge) error { t, ok = large, false; return nil })
 	return t, ok
 }

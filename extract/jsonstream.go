@@ -60,6 +60,13 @@ type Limits struct {
 	// Elements bounds the elements of one response: more fail the page
 	// (ErrTooManyElements), so an endless array stops early.
 	Elements int
+	// Document bounds one answer read whole (Client.Document, GetWhole,
+	// GetJSON): a longer one fails for good (ErrDocumentTooLarge).
+	Document int64
+	// Whole, one per process and shared by all its clients, lets only
+	// so many answers past their first 256 KiB be held at once (see
+	// Gate); nil: no bound.
+	Whole *Gate
 }
 
 // Settings named in the walker's messages (cmd/finsync reads them).

@@ -54,6 +54,7 @@ type Config struct {
 		Record   extract.ByteSize `env:"FINSYNC_MAX_RECORD_BYTES, default=1MiB"`
 		Field    extract.ByteSize `env:"FINSYNC_MAX_FIELD_BYTES, default=256KiB"`
 		Elements int              `env:"FINSYNC_MAX_PAGE_ELEMENTS, default=100000"`
+		Document extract.ByteSize `env:"FINSYNC_MAX_DOCUMENT_BYTES, default=16MiB"`
 	}
 	// The providers' settings: FINSYNC_FINO_*, FINSYNC_FIMENTO_*, ...
 	ProviderSettings

@@ -130,7 +130,7 @@ func TestSoak(t *testing.T) {
 
 	// Every stream on a fast schedule: the data streams every 20 s, the
 	// rest every 30 s.
-	sched := "defaults:\n  jitter: 5s\n  timeout: 2m\nconcurrency:\n  global: 6\n  provider.fino: 4\nstreams:\n"
+	sched := "defaults:\n  jitter: 5s\n  timeout: 2m\nconcurrency:\n  global: 5\n  provider.fino: 4\nstreams:\n"
 	var streams []string
 	for _, p := range providers(Config{}, slog.New(slog.DiscardHandler), nil) {
 		for _, s := range p.Streams {

@@ -823,3 +823,35 @@ func TestFimentoBankSpellingsAreRedacted(t *testing.T) {
 	t.Logf("redacted: %q", texts)
 	personalDataFree(t, w)
 }
+
+// An insights document is loaded as one: one with a string over the field
+// limit is rejected, its first bytes (scrubbed) and the limit it broke
+// kept; the process's other data loads.
+func TestFimentoInsightsOverTheFieldLimitAreRejected(t *testing.T) {
+	w := newFimentoWorld(t, sandboxkit.Knobs{HugeField: 300 << 10})
+	for _, run := range w.runAll(t) {
+		if run.Status != clickhouse.RunSuccess {
+			t.Fatalf("%s/%s: %s, %s", run.Stream, run.Tenant, run.Status, run.Error)
+		}
+	}
+	completed := 0
+	for _, ps := range w.completedProcesses(t) {
+		completed += len(ps)
+	}
+	rejects := w.Query(t, `SELECT concat(toString(length(raw)), ' ', reason) FROM etl_rejects FINAL WHERE target_table = 'insights'`)
+	if len(rejects) != completed || completed == 0 {
+		t.Fatalf("%d insights rejects, want one per completed process (%d)", len(rejects), completed)
+	}
+	for _, r := range rejects {
+		if n, _, _ := strings.Cut(r, " "); len(n) > 4 || !strings.Contains(r, "FINSYNC_MAX_FIELD_BYTES") {
+			t.Errorf("reject %.200s: want at most 4 KiB of raw and the field limit", r)
+		}
+	}
+	if n := w.Query(t, `SELECT toString(count()) FROM insights FINAL WHERE startsWith(metric, 'insights.')`); n[0] != "0" {
+		t.Errorf("%s rows from insights documents loaded", n[0])
+	}
+	if n := w.Query(t, `SELECT toString(count()) FROM transactions FINAL`); n[0] == "0" {
+		t.Error("no transaction loaded")
+	}
+	personalDataFree(t, w)
+}

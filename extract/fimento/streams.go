@@ -262,13 +262,17 @@ func (a *API) runInsights(ctx context.Context, req extract.Request, out extract.
 			if err != nil || !ok {
 				return err
 			}
-			var doc json.RawMessage
-			err = a.getDoc(ctx, c, pathOf(a.cfg.Paths.Insights, s.ID), &doc)
-			if err := extract.SkipGone(ctx, req.Registry, s, err, dataGone); err != nil || doc == nil {
+			// Added while the answer is held (Client.Document).
+			var loadErr error
+			err = c.Document(ctx, http.MethodGet, pathOf(a.cfg.Paths.Insights, s.ID), nil, nil, nil, func(doc []byte) error {
+				loadErr = a.addInsights(c, out, p, doc, bal, acc, ins)
+				return loadErr
+			})
+			switch {
+			case err != nil && err == loadErr:
 				return err
-			}
-			if err := a.addInsights(out, p, doc, bal, acc, ins); err != nil {
-				return err
+			case err != nil:
+				return extract.SkipGone(ctx, req.Registry, s, err, dataGone)
 			}
 			return flush(out, false)
 		},
@@ -277,7 +281,10 @@ func (a *API) runInsights(ctx context.Context, req extract.Request, out extract.
 
 // addInsights converts one insights document; what does not convert is
 // rejected, the rest added.
-func (a *API) addInsights(out extract.Output, p *Process, doc []byte, bal *BalancesBuilder, acc *AccountsBuilder, ins *InsightsBuilder) error {
+func (a *API) addInsights(c *extract.Client, out extract.Output, p *Process, doc []byte, bal *BalancesBuilder, acc *AccountsBuilder, ins *InsightsBuilder) error {
+	if t, ok := c.CheckDocument(doc); !ok {
+		return out.Reject(ins.reject(NewPerson(p), "insights", t.Reason, t.Raw))
+	}
 	var in Insights
 	var shape struct {
 		AccountsInfo []json.RawMessage `json:"accountsInfo"`
@@ -335,18 +342,16 @@ func fetchDoc(ctx context.Context, c *extract.Client, method, path string, body 
 	if body != nil {
 		header = http.Header{"Content-Type": {"application/json"}}
 	}
-	doc, err := c.Document(ctx, method, path, nil, header, body, opts...)
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(doc, v); err != nil {
-		var typ *json.UnmarshalTypeError
-		if errors.As(err, &typ) {
-			return &badDocument{fmt.Errorf("field %s: %s where %s belongs", typ.Field, typ.Value, typ.Type)}
+	return c.Document(ctx, method, path, nil, header, body, func(doc []byte) error {
+		if err := json.Unmarshal(doc, v); err != nil {
+			var typ *json.UnmarshalTypeError
+			if errors.As(err, &typ) {
+				return &badDocument{fmt.Errorf("field %s: %s where %s belongs", typ.Field, typ.Value, typ.Type)}
+			}
+			return &badDocument{errors.New("a value does not parse")}
 		}
-		return &badDocument{errors.New("a value does not parse")}
-	}
-	return nil
+		return nil
+	}, opts...)
 }
 
 // AddWebhook registers url with Fimento's add-webhook endpoint, to be

@@ -100,7 +100,9 @@ func TestBadUsersAreRejectedAlone(t *testing.T) {
 }
 
 // FuzzResultPage: any page either fails to decode or turns every user
-// into rows or rejects, without panicking.
+// into rows or rejects, without panicking; read as a page is read (users
+// walked, the other members decoded: resultPage), it holds what decoding
+// it whole would.
 func FuzzResultPage(f *testing.F) {
 	for _, g := range goldenPages {
 		f.Add(g.page)
@@ -110,8 +112,29 @@ func FuzzResultPage(f *testing.F) {
 		f.Add(string(h))
 	}
 	f.Fuzz(func(t *testing.T, page string) {
-		var pg ResultPage
-		if json.Unmarshal([]byte(page), &pg) != nil {
+		var whole extract.WholePage
+		var err error
+		whole.Scalars, err = extract.Walk(strings.NewReader(page), []string{"users"}, extract.DefaultLimits(),
+			func(raw json.RawMessage) error { whole.Elements = append(whole.Elements, raw); return nil },
+			func(t extract.TooLarge) error { whole.TooLarge = append(whole.TooLarge, t); return nil })
+		if err != nil && !errors.Is(err, extract.ErrPathNotFound) {
+			return
+		}
+		pg, err := resultPage(whole)
+		var plain ResultPage
+		folded := map[string]bool{} // keys alike but for case: encoding/json keeps the last in the document
+		plainKeys := true
+		for k := range whole.Scalars {
+			plainKeys = plainKeys && !folded[strings.ToLower(k)] && isASCII(k)
+			folded[strings.ToLower(k)] = true
+		}
+		if perr := json.Unmarshal([]byte(page), &plain); perr == nil && err == nil && len(whole.TooLarge) == 0 && plainKeys {
+			if pg.CreationDate != plain.CreationDate || pg.TotalPages != plain.TotalPages || pg.TotalElements != plain.TotalElements ||
+				len(pg.Users) != len(plain.Users) || (pg.DurationInMonth == nil) != (plain.DurationInMonth == nil) {
+				t.Fatalf("read as a page %+v, decoded whole %+v", pg, plain)
+			}
+		}
+		if err != nil {
 			return
 		}
 		mem := memory.NewCheckedAllocator(memory.DefaultAllocator)
@@ -276,4 +299,13 @@ func TestCallbackHandler(t *testing.T) {
 	if post("tenant=m", `{"jobId":"j2","segmentType":"highBalance"}`) != 204 || len(started) != 0 {
 		t.Errorf("unchecked callback started %v", started)
 	}
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }

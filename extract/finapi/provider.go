@@ -74,7 +74,7 @@ func (f *Settings) Provider(s extract.Setup) extract.Provider {
 		}
 	}
 	api := NewAPI(Config{BaseURL: f.BaseURL, TokenURL: f.TokenURL, Tenants: mandators, Params: params,
-		CallbackURL: f.CallbackURL, RateLimit: f.RateLimit, Logger: s.Logger, HTTP: s.Client(provider), RateWaited: s.Waited(provider), Memory: s.Memory})
+		CallbackURL: f.CallbackURL, RateLimit: f.RateLimit, Logger: s.Logger, HTTP: s.Client(provider), RateWaited: s.Waited(provider), Memory: s.Memory, Limits: s.Limits})
 	p := extract.Provider{Name: provider, Sandbox: newFake, Schedules: schedulesFile, Check: api.clients.Authenticate, Configured: f.BaseURL != "", Streams: Streams(api),
 		Webhook: func(h extract.Hooks) http.Handler { return CallbackHandler(api, h) }}
 	for _, m := range mandators {

@@ -45,6 +45,9 @@ type Config struct {
 	// Memory allocates the records (nil: the default); tests check it ends at zero.
 	Memory memory.Allocator
 	HTTP   *http.Client
+	// Limits bound what one answer may make the client hold (zero fields:
+	// extract.DefaultLimits').
+	Limits extract.Limits
 	// RateWaited, if set, is told of each wait on the rate limit.
 	RateWaited func(time.Duration)
 	Logger     *slog.Logger
@@ -96,7 +99,7 @@ func NewAPI(cfg Config) *API {
 	a := &API{cfg: cfg, mem: cmp.Or[memory.Allocator](cfg.Memory, memory.DefaultAllocator)}
 	// The token endpoint may live on another host (finAPI's Access API), so
 	// it gets a client of its own.
-	tokens := extract.NewClient(extract.ClientOptions{BaseURL: cfg.TokenURL, HTTP: cfg.HTTP, Logger: cfg.Logger})
+	tokens := extract.NewClient(extract.ClientOptions{BaseURL: cfg.TokenURL, HTTP: cfg.HTTP, Logger: cfg.Logger, Limits: cfg.Limits})
 	auths := map[string]*extract.TokenCache{}
 	for _, t := range cfg.Tenants {
 		auths[t.Name] = extract.NewTokenCache(func(ctx context.Context) (extract.Token, error) {
@@ -121,7 +124,7 @@ func NewAPI(cfg Config) *API {
 	// Mandators differ by their token alone: no tenant header.
 	a.clients = extract.NewTenantClients(extract.TenantOptions{
 		Client: extract.ClientOptions{BaseURL: cfg.BaseURL, HTTP: cfg.HTTP, Logger: cfg.Logger,
-			Limiter: rate.NewLimiter(rate.Limit(cfg.RateLimit), 2), RateWaited: cfg.RateWaited},
+			Limiter: rate.NewLimiter(rate.Limit(cfg.RateLimit), 2), RateWaited: cfg.RateWaited, Limits: cfg.Limits},
 		Auth: func(tenant string) (*extract.TokenCache, bool) {
 			auth, ok := auths[tenant]
 			return auth, ok
@@ -248,11 +251,62 @@ func (a *API) create(ctx context.Context, c *extract.Client, seg Segment, tenant
 func (a *API) collect(ctx context.Context, c *extract.Client, seg Segment, req extract.Request, j extract.Job, now time.Time, out extract.Output) error {
 	wake := a.wakes.Wait(j.ID)
 	defer a.wakes.Unwait(j.ID)
-	var first ResultPage
+	w := NewMembersWriter(a.mem, req.Lineage)
+	defer w.Release()
+	users := 0
+	var elements, pages int // the totals announced, 0 while none was
+	var previous [sha256.Size]byte
+	// load loads the n-th page read (from 0) while it is held (a.page),
+	// and says whether to read another.
+	load := func(n int, pg ResultPage, large []extract.TooLarge) (more bool, err error) {
+		number := a.cfg.FirstPage + n
+		if len(pg.Users)+len(large) == 0 {
+			return false, nil
+		}
+		// A server that ignores the page number would be read forever.
+		sum := usersSum(pg.Users, large)
+		if n > 0 && sum == previous {
+			return false, fmt.Errorf("page %d repeats page %d (the same %d users): finAPI seems to ignore the page number; stopped after %d users",
+				number, number-1, len(pg.Users)+len(large), users)
+		}
+		previous = sum
+		if err := checkDate(pg.CreationDate, j.CreatedAt, now); err != nil {
+			return false, fmt.Errorf("page %d: %w", number, err)
+		}
+		users += len(pg.Users) + len(large)
+		elements, pages = max(elements, pg.TotalElements), max(pages, pg.TotalPages)
+		// A user over the record or field limits is rejected, its first
+		// bytes kept; the page's other users load.
+		for _, t := range large {
+			r := extract.Reject{Table: transform.SegmentMembers.Name, Key: j.ID + "/" + extract.RejectKey(t.Raw, "userId"), Reason: t.Reason, Raw: t.Raw}
+			if err := out.Reject(r); err != nil {
+				return false, err
+			}
+		}
+		for _, r := range w.AddPage(seg, j.ID, j.Params, pg) {
+			if err := out.Reject(r); err != nil {
+				return false, err
+			}
+		}
+		if w.Len() > 0 {
+			rec := w.Record()
+			err := out.Records(transform.SegmentMembers, rec)
+			rec.Release()
+			if err != nil {
+				return false, err
+			}
+		}
+		return morePages(elements, pages, users, n+1), nil
+	}
+
+	var more bool
+	var loadErr error // load's, returned as is
 	err := extract.Poll(ctx, extract.PollOptions{Initial: a.cfg.PollInitial, Max: a.cfg.PollMax, Deadline: a.cfg.PollTimeout, Wake: wake},
 		func(ctx context.Context) (bool, error) {
-			var err error
-			first, err = a.page(ctx, c, seg, j.ID, a.cfg.FirstPage)
+			err := a.page(ctx, c, seg, j.ID, a.cfg.FirstPage, func(pg ResultPage, large []extract.TooLarge) error {
+				more, loadErr = load(0, pg, large)
+				return loadErr
+			})
 			var herr *extract.HTTPError
 			if errors.As(err, &herr) && herr.Status == http.StatusNotFound {
 				return false, nil // not ready yet
@@ -265,70 +319,24 @@ func (a *API) collect(ctx context.Context, c *extract.Client, seg Segment, req e
 	if err != nil {
 		return err
 	}
-
-	w := NewMembersWriter(a.mem, req.Lineage)
-	defer w.Release()
-	pg, users := first, 0
-	var elements, pages int // the totals announced, 0 while none was
-	var previous [sha256.Size]byte
 	// Not extract.Pages: the first page is the one the poll already read,
-	// and the guards below name their page themselves (Pages would prefix
-	// every error with it again).
-	for n := 0; ; n++ {
+	// and load names its page itself (Pages would prefix every error with
+	// it again).
+	for n := 1; more; n++ {
 		number := a.cfg.FirstPage + n
-		if n > 0 {
-			if n >= a.cfg.MaxPages {
-				return fmt.Errorf("stopped after %d pages and %d users, the most pages a job is read in: finAPI sent neither an empty page nor the users it announced",
-					n, users)
-			}
-			if pg, err = a.page(ctx, c, seg, j.ID, number); err != nil {
-				return fmt.Errorf("page %d: %w", number, err)
-			}
+		if n >= a.cfg.MaxPages {
+			return fmt.Errorf("stopped after %d pages and %d users, the most pages a job is read in: finAPI sent neither an empty page nor the users it announced",
+				n, users)
 		}
-		if len(pg.Users) == 0 {
-			break
-		}
-		// A server that ignores the page number would be read forever.
-		sum := usersSum(pg.Users)
-		if n > 0 && sum == previous {
-			return fmt.Errorf("page %d repeats page %d (the same %d users): finAPI seems to ignore the page number; stopped after %d users",
-				number, number-1, len(pg.Users), users)
-		}
-		previous = sum
-		if err := checkDate(pg.CreationDate, j.CreatedAt, now); err != nil {
+		err := a.page(ctx, c, seg, j.ID, number, func(pg ResultPage, large []extract.TooLarge) error {
+			more, loadErr = load(n, pg, large)
+			return loadErr
+		})
+		switch {
+		case err != nil && err == loadErr:
+			return err
+		case err != nil:
 			return fmt.Errorf("page %d: %w", number, err)
-		}
-		users += len(pg.Users)
-		elements, pages = max(elements, pg.TotalElements), max(pages, pg.TotalPages)
-		// A user over the record or field limits is rejected, its first
-		// bytes kept; the page's other users load.
-		within := pg
-		within.Users = nil
-		for _, raw := range pg.Users {
-			if t, ok := c.CheckRecord(raw); !ok {
-				r := extract.Reject{Table: transform.SegmentMembers.Name, Key: j.ID + "/" + extract.RejectKey(t.Raw, "userId"), Reason: t.Reason, Raw: t.Raw}
-				if err := out.Reject(r); err != nil {
-					return err
-				}
-				continue
-			}
-			within.Users = append(within.Users, raw)
-		}
-		for _, r := range w.AddPage(seg, j.ID, j.Params, within) {
-			if err := out.Reject(r); err != nil {
-				return err
-			}
-		}
-		if w.Len() > 0 {
-			rec := w.Record()
-			err := out.Records(transform.SegmentMembers, rec)
-			rec.Release()
-			if err != nil {
-				return err
-			}
-		}
-		if !morePages(elements, pages, users, n+1) {
-			break
 		}
 	}
 	if elements != 0 && users != elements {
@@ -377,36 +385,60 @@ func morePages(elements, pages, users, read int) bool {
 	return users < elements || read < pages
 }
 
-// usersSum identifies a page by its users.
-func usersSum(users []json.RawMessage) [sha256.Size]byte {
+// usersSum identifies a page by its users, those too large to load too.
+func usersSum(users []json.RawMessage, large []extract.TooLarge) [sha256.Size]byte {
 	h := sha256.New()
 	for _, u := range users {
 		h.Write(u)
 		h.Write([]byte{0})
+	}
+	for _, t := range large {
+		h.Write(t.Raw)
+		h.Write([]byte{1})
 	}
 	var sum [sha256.Size]byte
 	h.Sum(sum[:0])
 	return sum
 }
 
-// page fetches one result page. 404 (not ready) comes back as an
-// *extract.HTTPError, 400 as errLost. A body cut off in transit is fetched
-// again (Client.Document).
-func (a *API) page(ctx context.Context, c *extract.Client, seg Segment, jobID string, number int) (ResultPage, error) {
+// page fetches one result page and hands it to load, with the users over
+// the record or field limits apart. The page is held (Client.GetWhole)
+// until load returns: it may be loaded only once its creationDate was
+// checked, and that member may come after the users. 404 (not ready)
+// comes back as an *extract.HTTPError, 400 as errLost, load's error as is.
+// A body cut off in transit is fetched again.
+func (a *API) page(ctx context.Context, c *extract.Client, seg Segment, jobID string, number int, load func(ResultPage, []extract.TooLarge) error) error {
 	q := url.Values{"number": {strconv.Itoa(number)}, "size": {strconv.Itoa(a.cfg.PageSize)}}
 	path := pathSegments + seg.Type + "/" + url.PathEscape(jobID)
-	var pg ResultPage
-	doc, err := c.Document(ctx, http.MethodGet, path, q, nil, nil, extract.Expect(http.StatusNotFound, http.StatusBadRequest))
+	var loadErr error
+	err := c.GetWhole(ctx, path, q, []string{"users"}, func(w extract.WholePage) error {
+		pg, err := resultPage(w)
+		if err != nil {
+			// Whole JSON of the wrong shape: asking again will not help.
+			return &extract.Permanent{Err: fmt.Errorf("GET %s: decode: %w", path, err)}
+		}
+		loadErr = load(pg, w.TooLarge)
+		return loadErr
+	}, extract.Expect(http.StatusNotFound, http.StatusBadRequest))
 	var herr *extract.HTTPError
-	switch {
-	case errors.As(err, &herr) && herr.Status == http.StatusBadRequest:
-		return pg, errLost
-	case err != nil:
-		return pg, err
+	if err != loadErr && errors.As(err, &herr) && herr.Status == http.StatusBadRequest {
+		return errLost
 	}
-	if err := json.Unmarshal(doc, &pg); err != nil {
-		// Whole JSON of the wrong shape: asking again will not help.
-		return ResultPage{}, &extract.Permanent{Err: fmt.Errorf("GET %s: decode: %w", path, err)}
+	return err
+}
+
+// resultPage is the ResultPage of a page read as its users and scalars.
+// Member names match as encoding/json matches them, whatever their case.
+func resultPage(w extract.WholePage) (ResultPage, error) {
+	pg := ResultPage{Users: w.Elements}
+	fields := map[string]any{"creationdate": &pg.CreationDate, "durationinmonth": &pg.DurationInMonth,
+		"totalelements": &pg.TotalElements, "totalpages": &pg.TotalPages}
+	for key, raw := range w.Scalars {
+		if field, ok := fields[strings.ToLower(key)]; ok {
+			if err := json.Unmarshal(raw, field); err != nil {
+				return ResultPage{}, fmt.Errorf("%s: %w", key, err)
+			}
+		}
 	}
 	return pg, nil
 }

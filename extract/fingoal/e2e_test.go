@@ -570,6 +570,29 @@ func TestFingoalUnknownFieldsLandInRaw(t *testing.T) {
 	}
 }
 
+// An enriched transaction over the field limit (a batch's result is read
+// whole) is rejected with its first bytes and the limit it broke; the
+// batch's other transactions load.
+func TestFingoalEnrichedOverTheLimitsIsRejected(t *testing.T) {
+	w := newFingoalWorld(t, fgsb.Options{Faults: sandboxkit.Knobs{HugeField: 300 << 10}}, fingoal.Config{BatchSize: 40})
+	w.addTransactions(t, "fino", "client-a", "u-1", 30, time.Now().UTC().Truncate(24*time.Hour))
+	run, err := w.run(t, context.Background(), fingoal.StreamEnrichment)
+	if err != nil || run.Status != clickhouse.RunSuccess || run.Rejects != 1 {
+		t.Fatalf("%+v %v; want success with one reject", run, err)
+	}
+	rej := w.Query(t, `SELECT concat(record_key, ' ', toString(length(raw)), ' ', reason) FROM etl_rejects FINAL WHERE stream = ?`, fingoal.StreamEnrichment)
+	if len(rej) != 1 {
+		t.Fatalf("rejects %v, want one", rej)
+	}
+	if f := strings.Fields(rej[0]); !strings.Contains(rej[0], "FINSYNC_MAX_FIELD_BYTES") || number(t, f[1]) > 4<<10+16 ||
+		len(strings.Split(f[0], "/")) != 3 {
+		t.Errorf("rejects %v, want one of 4 KiB keyed uid/batch/transaction naming FINSYNC_MAX_FIELD_BYTES", rej)
+	}
+	if n := w.Query(t, "SELECT toString(count()) FROM transactions FINAL WHERE provider = 'fingoal'"); n[0] != "29" {
+		t.Errorf("%s enriched transactions loaded, want the other 29", n[0])
+	}
+}
+
 // Two processes (two daemons, or `finsync once` during the daemon's run)
 // start the enrichment at once on one database: one runs it, the other
 // is told who does and sends nothing, so FinGoal receives (and bills) each

@@ -70,7 +70,7 @@ func (f *Settings) Provider(s extract.Setup) extract.Provider {
 	}
 	api := NewAPI(Config{BaseURL: f.BaseURL, ClientID: f.ClientID, ClientSecret: f.ClientSecret.Value(), Tenants: tenants,
 		IDKey: f.IDKey.Value(), AccountType: f.AccountType, SyncTags: f.SyncTags, RateLimit: f.RateLimit,
-		PollTimeout: f.PollTimeout, ReleasePendingAfter: f.ReleasePendingAfter, Logger: s.Logger, HTTP: s.Client(provider), RateWaited: s.Waited(provider), Memory: s.Memory})
+		PollTimeout: f.PollTimeout, ReleasePendingAfter: f.ReleasePendingAfter, Logger: s.Logger, HTTP: s.Client(provider), RateWaited: s.Waited(provider), Memory: s.Memory, Limits: s.Limits})
 	secret := f.WebhookSecret
 	if secret == "" {
 		secret = f.ClientSecret

@@ -59,6 +59,9 @@ type Config struct {
 	// Memory allocates the records (nil: the default); tests check it ends at zero.
 	Memory memory.Allocator
 	HTTP   *http.Client
+	// Limits bound what one answer may make the client hold (zero fields:
+	// extract.DefaultLimits').
+	Limits extract.Limits
 	// RateWaited, if set, is told of each wait on the rate limit.
 	RateWaited func(time.Duration)
 	Logger     *slog.Logger
@@ -109,7 +112,7 @@ func NewAPI(cfg Config) *API {
 	}
 	a := &API{cfg: cfg, mem: cmp.Or[memory.Allocator](cfg.Memory, memory.DefaultAllocator)}
 	shared := extract.ClientOptions{BaseURL: cfg.BaseURL, HTTP: cfg.HTTP, Logger: cfg.Logger,
-		Limiter: rate.NewLimiter(rate.Limit(cfg.RateLimit), 2), RateWaited: cfg.RateWaited}
+		Limiter: rate.NewLimiter(rate.Limit(cfg.RateLimit), 2), RateWaited: cfg.RateWaited, Limits: cfg.Limits}
 	authClient := extract.NewClient(shared)
 	// One token for the client: FinGoal's lasts 86,400 s and is renewed only
 	// near its expiry (TokenCache), or once after a 401 (Client).
@@ -540,18 +543,27 @@ func (a *API) collectAll(ctx context.Context, c *extract.Client, req extract.Req
 }
 
 // collect polls GET /cleanup/{id} (404: nothing yet) until it answers or
-// wait ends, and hands the result over. It reports whether it did.
+// wait ends, and loads the result while it is held (Client.Document). It
+// reports whether it did.
 func (a *API) collect(ctx context.Context, c *extract.Client, req extract.Request, j extract.Job, out extract.Output, wait time.Duration) (bool, error) {
 	wake := a.wakes.Wait(j.ID)
 	defer a.wakes.Unwait(j.ID)
-	var res BatchResult
+	var loadErr error // loadBatch's, returned as is
 	err := extract.Poll(ctx, extract.PollOptions{Initial: a.cfg.PollInitial, Max: a.cfg.PollMax, Deadline: wait, Wake: wake},
 		func(ctx context.Context) (bool, error) {
-			res = BatchResult{}
-			err := c.GetJSON(ctx, pathCleanup+"/"+url.PathEscape(j.ID), nil, nil, &res, extract.Expect(http.StatusNotFound))
+			err := c.Document(ctx, http.MethodGet, pathCleanup+"/"+url.PathEscape(j.ID), nil, nil, nil, func(doc []byte) error {
+				var res BatchResult
+				if err := json.Unmarshal(doc, &res); err != nil {
+					return &extract.Permanent{Err: fmt.Errorf("GET %s/%s: decode: %w", pathCleanup, j.ID, err)}
+				}
+				loadErr = a.loadBatch(ctx, c, req, j, res, out)
+				return loadErr
+			}, extract.Expect(http.StatusNotFound))
 			var herr *extract.HTTPError
 			var perm *extract.Permanent
 			switch {
+			case err != nil && err == loadErr:
+				return false, err
 			case errors.As(err, &herr) && herr.Status == http.StatusNotFound:
 				return false, nil
 			case err != nil && ctx.Err() == nil && !errors.As(err, &perm) && !extract.IsRetryable(err):
@@ -562,25 +574,35 @@ func (a *API) collect(ctx context.Context, c *extract.Client, req extract.Reques
 	if errors.Is(err, extract.ErrPollDeadline) {
 		return false, nil
 	}
-	if err != nil {
-		return false, err
-	}
+	return err == nil, err
+}
+
+// loadBatch loads batch j's result res.
+func (a *API) loadBatch(ctx context.Context, c *extract.Client, req extract.Request, j extract.Job, res BatchResult, out extract.Output) error {
 	currency, err := a.currencies(ctx, req, j.ID, res.EnrichedTransactions)
 	if err != nil {
-		return false, err
+		return err
 	}
 	w := NewEnrichedWriter(a.mem, req.Lineage)
 	defer w.Release()
 	for _, raw := range res.EnrichedTransactions {
+		// One over the record or field limits is rejected, its first bytes kept.
+		if t, ok := c.CheckRecord(raw); !ok {
+			key := RejectKey(extract.RejectKey(raw, "uid"), j.ID, rejectKey("", raw))
+			if err := out.Reject(extract.Reject{Table: transform.Transactions.Name, Key: key, Reason: t.Reason, Raw: t.Raw}); err != nil {
+				return err
+			}
+			continue
+		}
 		if rej, ok := w.AddEnriched(j.ID, extract.WithWrapper(raw, res.Extra), currency); !ok {
 			if err := out.Reject(rej); err != nil {
-				return false, err
+				return err
 			}
 		}
 	}
 	for _, raw := range res.FailedTransactions {
 		if err := out.Reject(FailedReject(j.ID, raw)); err != nil {
-			return false, err
+			return err
 		}
 	}
 	var params struct {
@@ -590,7 +612,7 @@ func (a *API) collect(ctx context.Context, c *extract.Client, req extract.Reques
 	if got := len(res.EnrichedTransactions) + len(res.FailedTransactions); params.Transactions > 0 && got != params.Transactions {
 		if err := out.Reject(extract.Reject{Table: transform.Transactions.Name, Key: j.ID,
 			Reason: fmt.Sprintf("batch of %d transactions came back with %d", params.Transactions, got)}); err != nil {
-			return false, err
+			return err
 		}
 	}
 	if w.Len() > 0 {
@@ -598,15 +620,13 @@ func (a *API) collect(ctx context.Context, c *extract.Client, req extract.Reques
 		err := out.Records(transform.Transactions, rec)
 		rec.Release()
 		if err != nil {
-			return false, err
+			return err
 		}
 	}
 	if adopted(j) {
-		if err := a.recoverPending(ctx, req, j.ID, res); err != nil {
-			return false, err
-		}
+		return a.recoverPending(ctx, req, j.ID, res)
 	}
-	return true, nil
+	return nil
 }
 
 // ledgerChunk is how many transactionids one lookup in the ledger names.
@@ -895,10 +915,22 @@ func (a *API) runFinsights(ctx context.Context, req extract.Request, out extract
 		from = time.Unix(sec, 0).Add(-finsightsOverlap)
 	}
 	q := url.Values{"startAt": {strconv.FormatInt(from.Unix(), 10)}, "endAt": {strconv.FormatInt(to.Unix(), 10)}}
-	var resp FinsightsResponse
-	if err := c.GetJSON(ctx, pathFinsights, q, nil, &resp); err != nil {
+	// Loaded while the answer is held (Client.Document).
+	err = c.Document(ctx, http.MethodGet, pathFinsights, q, nil, nil, func(doc []byte) error {
+		var resp FinsightsResponse
+		if err := json.Unmarshal(doc, &resp); err != nil {
+			return &extract.Permanent{Err: fmt.Errorf("GET %s: decode: %w", pathFinsights, err)}
+		}
+		return a.loadFinsights(c, req, resp, out)
+	})
+	if err != nil {
 		return req.Cursor, err
 	}
+	return strconv.FormatInt(to.Unix(), 10), nil
+}
+
+// loadFinsights loads the recommendations of resp.
+func (a *API) loadFinsights(c *extract.Client, req extract.Request, resp FinsightsResponse, out extract.Output) error {
 	w := NewFinsightsWriter(a.mem, req.Lineage)
 	defer w.Release()
 	for _, raw := range resp.Finsights {
@@ -906,25 +938,22 @@ func (a *API) runFinsights(ctx context.Context, req extract.Request, out extract
 		if t, ok := c.CheckRecord(raw); !ok {
 			key := extract.RejectKey(t.Raw, "user_id") + "/" + cmp.Or(extract.RejectKey(t.Raw, "finsight_id"), extract.RejectKey(t.Raw, "uniqueId"))
 			if err := out.Reject(extract.Reject{Table: transform.Insights.Name, Key: key, Reason: t.Reason, Raw: t.Raw}); err != nil {
-				return req.Cursor, err
+				return err
 			}
 			continue
 		}
 		if rej, ok := w.AddFinsight(extract.WithWrapper(raw, resp.Extra)); !ok {
 			if err := out.Reject(rej); err != nil {
-				return req.Cursor, err
+				return err
 			}
 		}
 	}
-	if w.Len() > 0 {
-		rec := w.Record()
-		err := out.Records(transform.Insights, rec)
-		rec.Release()
-		if err != nil {
-			return req.Cursor, err
-		}
+	if w.Len() == 0 {
+		return nil
 	}
-	return strconv.FormatInt(to.Unix(), 10), nil
+	rec := w.Record()
+	defer rec.Release()
+	return out.Records(transform.Insights, rec)
 }
 
 func newID() string {

@@ -442,3 +442,24 @@ func TestFinoUnknownFieldsLandInRaw(t *testing.T) {
 		}
 	}
 }
+
+// An analytics document is loaded as one: one with a string over the field
+// limit is rejected for each of its modules, its first bytes and the limit
+// it broke kept, and the run goes on.
+func TestAnalyticsDocumentOverTheFieldLimitIsRejected(t *testing.T) {
+	w := newAnalyticsWorld(t, finosb.Options{Faults: sandboxkit.Knobs{HugeField: 300 << 10}}, fino.Scopes{})
+	for name, run := range w.run(t, func(s extract.Stream) bool { return s.Name == "fino.analytics.person_income" }) {
+		if run.Status != clickhouse.RunSuccess || run.Rejects == 0 {
+			t.Fatalf("%s: %s, %d rejects, %s; want success with the documents rejected", name, run.Status, run.Rejects, run.Error)
+		}
+	}
+	rejects := w.Query(t, `SELECT concat(toString(length(raw)), ' ', reason) FROM etl_rejects FINAL WHERE target_table = 'insights'`)
+	for _, r := range rejects {
+		if n, _, _ := strings.Cut(r, " "); mustAtoi(t, n) > 4<<10+16 || !strings.Contains(r, "FINSYNC_MAX_FIELD_BYTES") {
+			t.Errorf("reject %.200s: want 4 KiB of raw and the field limit", r)
+		}
+	}
+	if n := w.Query(t, `SELECT toString(count()) FROM insights FINAL WHERE module LIKE 'person-income%'`); n[0] != "0" || len(rejects) == 0 {
+		t.Errorf("%s person income rows loaded, %d rejects", n[0], len(rejects))
+	}
+}

@@ -228,9 +228,23 @@ func (a *API) runAnalytics(mods []Module) func(context.Context, extract.Request,
 				if err == nil && typ != first.UserType {
 					return nil // a person endpoint has nothing for a company, and the reverse
 				}
-				var doc []byte
+				var loadErr error
 				if err == nil {
-					doc, err = a.getModule(ctx, c, s.ID, first)
+					err = a.getModule(ctx, c, s.ID, first, func(doc []byte) error {
+						rejects := rejectModules(ins, bal, s, enabled, doc, c)
+						if rejects == nil {
+							rejects = transformModules(ins, bal, s, enabled, doc)
+						}
+						for _, rej := range rejects {
+							if loadErr = out.Reject(rej); loadErr != nil {
+								return loadErr
+							}
+						}
+						return nil
+					})
+				}
+				if err != nil && err == loadErr {
+					return err
 				}
 				var herr *extract.HTTPError
 				if errors.As(err, &herr) && herr.Status == http.StatusForbidden {
@@ -243,13 +257,8 @@ func (a *API) runAnalytics(mods []Module) func(context.Context, extract.Request,
 							first.Stream, strings.Join(names, ",")), Raw: herr.Body})
 					return cmp.Or(err, errScopeRefused)
 				}
-				if err := extract.SkipGone(ctx, req.Registry, s, err, unknownUser); err != nil || doc == nil {
-					return err
-				}
-				for _, rej := range transformModules(ins, bal, s, enabled, doc) {
-					if err := out.Reject(rej); err != nil {
-						return err
-					}
+				if err != nil {
+					return extract.SkipGone(ctx, req.Registry, s, err, unknownUser)
 				}
 				return a.flush(out, transform.Insights, ins, false)
 			},
@@ -287,18 +296,18 @@ func (a *API) userType(ctx context.Context, c *extract.Client, tenant, user stri
 	return t, nil
 }
 
-// getModule GETs m's endpoint for user, trying its other documented paths
-// when one answers 404 (the user exists: userType found it), and keeps the
-// path that answered. A body that breaks off is fetched again
-// (Client.Document).
-func (a *API) getModule(ctx context.Context, c *extract.Client, user string, m Module) ([]byte, error) {
+// getModule GETs m's endpoint for user and hands the answer to use while
+// it is held (Client.Document), trying its other documented paths when one
+// answers 404 (the user exists: userType found it), and keeps the path
+// that answered. A body that breaks off is fetched again. use's error is
+// returned as is.
+func (a *API) getModule(ctx context.Context, c *extract.Client, user string, m Module, use func(doc []byte) error) error {
 	a.mu.Lock()
 	start := a.paths[m.Stream]
 	a.mu.Unlock()
 	var err error
 	for i := start; i < len(m.Paths); i++ {
-		var body []byte
-		body, err = c.Document(ctx, http.MethodGet, apiUserPath(user, m.Paths[i]), nil, nil, nil)
+		err = c.Document(ctx, http.MethodGet, apiUserPath(user, m.Paths[i]), nil, nil, nil, use)
 		var herr *extract.HTTPError
 		if errors.As(err, &herr) && herr.Status == http.StatusNotFound && i+1 < len(m.Paths) {
 			continue
@@ -308,9 +317,9 @@ func (a *API) getModule(ctx context.Context, c *extract.Client, user string, m M
 			a.paths[m.Stream] = i
 			a.mu.Unlock()
 		}
-		return body, err
+		return err
 	}
-	return nil, err
+	return err
 }
 
 // moduleWrapper is what a document serving several modules (person income,
@@ -329,6 +338,22 @@ func moduleWrapper(doc []byte, stream string) []byte {
 }
 
 // transformModules hands each module its part of doc; a document that is
+// rejectModules rejects doc for each of mods when a string in it is over
+// the field limit, its first bytes kept; nil when it is within.
+func rejectModules(ins *InsightsBuilder, bal *BalancesBuilder, s extract.Subject, mods []Module, doc []byte, c *extract.Client) []extract.Reject {
+	t, ok := c.CheckDocument(doc)
+	if ok {
+		return nil
+	}
+	rejects := []extract.Reject{}
+	for _, m := range mods {
+		sink := newInsightSink(ins, bal, s.ID, s.CorrelationID, m, Timespan{})
+		sink.reject(t.Raw, t.Reason)
+		rejects = append(rejects, sink.rejects...)
+	}
+	return rejects
+}
+
 // no JSON object is one reject per module.
 func transformModules(ins *InsightsBuilder, bal *BalancesBuilder, s extract.Subject, mods []Module, doc []byte) []extract.Reject {
 	var members map[string]json.RawMessage

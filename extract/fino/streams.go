@@ -379,32 +379,45 @@ func (a *API) runAccounts(ctx context.Context, req extract.Request, out extract.
 	c := a.clients.Get(req.Tenant)
 	return "", fan(ctx, a, req.Subjects, req.Registry, out, transform.Accounts, func() *AccountsBuilder { return NewAccountsBuilder(a.mem, req.Lineage) },
 		func(ctx context.Context, b *AccountsBuilder, s extract.Subject, flush func() error, out extract.Output) error {
-			doc, err := c.Document(ctx, http.MethodGet, apiUserPath(s.ID, suffixAccountDetect), nil, nil, nil)
-			if err != nil {
+			var loadErr error
+			err := c.Document(ctx, http.MethodGet, apiUserPath(s.ID, suffixAccountDetect), nil, nil, nil, func(doc []byte) error {
+				loadErr = a.loadAccounts(c, b, req.Tenant, s.ID, doc, out)
+				return loadErr
+			})
+			switch {
+			case err != nil && err == loadErr:
+				return err
+			case err != nil:
 				return extract.SkipGone(ctx, req.Registry, s, err, unknownUser)
-			}
-			views, wrapper, err := wrapped(doc, b.scrub, "accountsOverview.accountsView", "accountsOverview.creditsView")
-			if err != nil {
-				return fmt.Errorf("user %s: account detection: %w", s.ID, err)
-			}
-			a.setHolders(req.Tenant, s.ID, owners(doc))
-			for i, view := range views {
-				for _, raw := range view {
-					if t, ok := c.CheckRecord(raw); !ok {
-						if err := out.Reject(b.reject(extract.RejectKey(t.Raw, "accountId"), t.Reason, t.Raw, b.scrub)); err != nil {
-							return err
-						}
-						continue
-					}
-					if rej, ok := b.AddJSON(s.ID, extract.WithWrapper(raw, wrapper), i == 1); !ok {
-						if err := out.Reject(rej); err != nil {
-							return err
-						}
-					}
-				}
 			}
 			return flush()
 		})
+}
+
+// loadAccounts adds user's account-detection document to b, and keeps
+// its holders' names.
+func (a *API) loadAccounts(c *extract.Client, b *AccountsBuilder, tenant, user string, doc []byte, out extract.Output) error {
+	views, wrapper, err := wrapped(doc, b.scrub, "accountsOverview.accountsView", "accountsOverview.creditsView")
+	if err != nil {
+		return fmt.Errorf("user %s: account detection: %w", user, err)
+	}
+	a.setHolders(tenant, user, owners(doc))
+	for i, view := range views {
+		for _, raw := range view {
+			if t, ok := c.CheckRecord(raw); !ok {
+				if err := out.Reject(b.reject(extract.RejectKey(t.Raw, "accountId"), t.Reason, t.Raw, b.scrub)); err != nil {
+					return err
+				}
+				continue
+			}
+			if rej, ok := b.AddJSON(user, extract.WithWrapper(raw, wrapper), i == 1); !ok {
+				if err := out.Reject(rej); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // holdersOf is the names user's accounts are held in, which fino.transactions
@@ -417,11 +430,13 @@ func (a *API) holdersOf(ctx context.Context, c *extract.Client, tenant, user str
 	if ok {
 		return h, nil
 	}
-	doc, err := c.Document(ctx, http.MethodGet, apiUserPath(user, suffixAccountDetect), nil, nil, nil)
+	err := c.Document(ctx, http.MethodGet, apiUserPath(user, suffixAccountDetect), nil, nil, nil, func(doc []byte) error {
+		h = owners(doc)
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("account detection, for its holders' names: %w", err)
 	}
-	h = owners(doc)
 	a.setHolders(tenant, user, h)
 	return h, nil
 }
@@ -546,31 +561,43 @@ func (a *API) runHistory(ctx context.Context, req extract.Request, out extract.O
 	return sp.next(req.Lineage.ExtractedAt), nil
 }
 
+// loadContracts adds user's contracts document to b.
+func loadContracts(c *extract.Client, b *ContractsBuilder, user string, doc []byte, out extract.Output) error {
+	lists, wrapper, err := wrapped(doc, nil, "contracts")
+	if err != nil {
+		return fmt.Errorf("user %s: contracts: %w", user, err)
+	}
+	for _, raw := range lists[0] {
+		if t, ok := c.CheckRecord(raw); !ok {
+			if err := out.Reject(b.reject(extract.RejectKey(t.Raw, "contractId"), t.Reason, t.Raw, nil)); err != nil {
+				return err
+			}
+			continue
+		}
+		if rej, ok := b.AddJSON(user, extract.WithWrapper(raw, wrapper)); !ok {
+			if err := out.Reject(rej); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // runContracts reads each user's detected contracts: a snapshot, no cursor.
 func (a *API) runContracts(ctx context.Context, req extract.Request, out extract.Output) (string, error) {
 	c := a.clients.Get(req.Tenant)
 	return "", fan(ctx, a, req.Subjects, req.Registry, out, transform.Contracts, func() *ContractsBuilder { return NewContractsBuilder(a.mem, req.Lineage) },
 		func(ctx context.Context, b *ContractsBuilder, s extract.Subject, flush func() error, out extract.Output) error {
-			doc, err := c.Document(ctx, http.MethodGet, apiUserPath(s.ID, suffixContracts), nil, nil, nil)
-			if err != nil {
+			var loadErr error
+			err := c.Document(ctx, http.MethodGet, apiUserPath(s.ID, suffixContracts), nil, nil, nil, func(doc []byte) error {
+				loadErr = loadContracts(c, b, s.ID, doc, out)
+				return loadErr
+			})
+			switch {
+			case err != nil && err == loadErr:
+				return err
+			case err != nil:
 				return extract.SkipGone(ctx, req.Registry, s, err, unknownUser)
-			}
-			lists, wrapper, err := wrapped(doc, nil, "contracts")
-			if err != nil {
-				return fmt.Errorf("user %s: contracts: %w", s.ID, err)
-			}
-			for _, raw := range lists[0] {
-				if t, ok := c.CheckRecord(raw); !ok {
-					if err := out.Reject(b.reject(extract.RejectKey(t.Raw, "contractId"), t.Reason, t.Raw, nil)); err != nil {
-						return err
-					}
-					continue
-				}
-				if rej, ok := b.AddJSON(s.ID, extract.WithWrapper(raw, wrapper)); !ok {
-					if err := out.Reject(rej); err != nil {
-						return err
-					}
-				}
 			}
 			return flush()
 		})

@@ -346,6 +346,9 @@ func (s *Server) insights(w http.ResponseWriter, r *http.Request, c *call) {
 		if s.opts.ExtraFields {
 			body = extraInsights(body, p)
 		}
+		if n := s.opts.Faults.HugeField; n > 0 {
+			body = withMembers(body, "note", strings.Repeat("x", int(n)))
+		}
 	}
 	s.mu.Unlock()
 	if ok {

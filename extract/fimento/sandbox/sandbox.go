@@ -67,8 +67,9 @@ type Options struct {
 	ProcessesDown *sandboxkit.Outage
 
 	// Faults are the fault knobs. Here an expired token stays refused (401
-	// now and later), Malformed transactions have a non-numeric amount, and
-	// Duplicate is not used.
+	// now and later), Malformed transactions have a non-numeric amount,
+	// Duplicate is not used, and HugeField gives every insights document a
+	// "note" of that many bytes; the other hostile-page knobs are not used.
 	Faults sandboxkit.Knobs
 	Logger *slog.Logger // default: discard
 }

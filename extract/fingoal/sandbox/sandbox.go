@@ -37,8 +37,9 @@ type Options struct {
 	Now        func() time.Time // the sandbox's clock; default time.Now
 	// Faults are the fault knobs. Here HugeField adds to each finsights
 	// list a copy of its first finsight (finsight_id suffixed "-huge")
-	// with a "note" of that many bytes; the other hostile-page knobs are
-	// not used.
+	// with a "note" of that many bytes, and gives the first enriched
+	// transaction of each batch enriched meanwhile such a note; the other
+	// hostile-page knobs are not used.
 	Faults sandboxkit.Knobs
 	// RespellWebhooks sends webhook bodies spelled unlike JSON.stringify,
 	// as a sender with another JSON encoder might: fractions with a
@@ -385,6 +386,10 @@ func (s *Server) finish(b *batch) {
 			var m map[string]any
 			json.Unmarshal(raw, &m)
 			raw, _ = json.Marshal(s.extra(m, "merchant_logo", logoOf(e.MerchantName)))
+		}
+		if n := s.faults.Knobs().HugeField; n > 0 && i == 0 {
+			raw = append(raw[:len(raw)-1], `,"note":"`...)
+			raw = append(append(raw, strings.Repeat("x", int(n))...), `"}`...)
 		}
 		items[i] = raw
 	}

@@ -795,6 +795,10 @@ func (s *Server) analytics(w http.ResponseWriter, r *http.Request, c *call, stre
 	if s.opts.ExtraFields {
 		body = extraModuleFields(body, mods[0].Key != "")
 	}
+	if n := s.opts.Faults.HugeField; n > 0 {
+		body = append(body[:len(body)-1], `,"note":"`...)
+		body = append(append(body, strings.Repeat("x", int(n))...), `"}`...)
+	}
 	s.faults.WriteBodyStatus(w, c.faults, http.StatusOK, s.malformModule(stream, u.UserID, body))
 }
 

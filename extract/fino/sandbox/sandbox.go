@@ -135,7 +135,8 @@ type Options struct {
 	// Faults are the fault knobs. Here an expired token stays refused (401
 	// now and later); Malformed corrupts transactions, contracts, daily
 	// balances and person analytics months; Duplicate repeats the last
-	// categorization of the page before.
+	// categorization of the page before; HugeField also gives every
+	// analytics document a "note" of that many bytes.
 	Faults sandboxkit.Knobs
 	Logger *slog.Logger // default: discard
 }
