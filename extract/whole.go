@@ -116,7 +116,8 @@ func readWhole(ctx context.Context, resp *http.Response, h *holding) ([]byte, er
 // be JSON, to use: for answers read as one document rather than streamed
 // (GetElements). The body is held within the client's Limits.Document and
 // Limits.Whole until use returns; use must not keep it, nor hold what it
-// decodes from it past its own return beyond what it hands on. A body that
+// decodes from it past its own return beyond what it hands on, nor read
+// another answer (it could wait for a slot held by one waiting for it). A body that
 // breaks off or is not JSON is fetched again (see refetch); one over the
 // document limit is Permanent (ErrDocumentTooLarge). A status let through
 // by Expect comes back as a plain *HTTPError, as GetJSON does. use's error

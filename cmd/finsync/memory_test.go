@@ -50,12 +50,8 @@ func TestHostilePagesStayWithinTheMemoryBudget(t *testing.T) {
 			defer sb.Close()
 			opts := chtest.Options(t)
 			t.Cleanup(func() { chtest.DropDatabase(t, opts) })
-			schedFile := filepath.Join(t.TempDir(), "schedules.yaml")
-			if err := os.WriteFile(schedFile, []byte("concurrency:\n  global: 1\n"), 0o644); err != nil {
-				t.Fatal(err)
-			}
 			users := sb.Users("sandbox-client")
-			out, err := onceWithin(t, budget, "fino.transactions", opts, "FINSYNC_SCHEDULES="+schedFile, "FINSYNC_FINO_BASE_URL="+srv.URL,
+			out, err := onceWithin(t, budget, "fino.transactions", opts, "FINSYNC_FINO_BASE_URL="+srv.URL,
 				"FINSYNC_FINO_CLIENT_ID=sandbox-client", "FINSYNC_FINO_CLIENT_SECRET=sandbox-secret",
 				"FINSYNC_FINO_USERS="+strings.Join(users, ","), "FINSYNC_FINO_CONCURRENCY=1",
 				fmt.Sprintf("FINSYNC_MAX_PAGE_ELEMENTS=%d", maxElements), "FINSYNC_MAX_DOCUMENT_BYTES=4MiB")
@@ -120,13 +116,17 @@ func TestHostilePagesStayWithinTheMemoryBudget(t *testing.T) {
 }
 
 // onceWithin runs `finsync once -stream stream` as a child process with
-// FINSYNC_MEMORY_BUDGET=budget, ClickHouse at opts and env, and fails t if
-// its peak RSS (VmHWM) went over the budget. It returns what the child
-// printed and how it ended.
+// FINSYNC_MEMORY_BUDGET=budget, one run at a time, ClickHouse at opts and
+// env, and fails t if its peak RSS (VmHWM) went over the budget. It
+// returns what the child printed and how it ended.
 func onceWithin(t *testing.T, budget int64, stream string, opts clickhouse.Options, env ...string) ([]byte, error) {
 	t.Helper()
+	schedFile := filepath.Join(t.TempDir(), "schedules.yaml")
+	if err := os.WriteFile(schedFile, []byte("concurrency:\n  global: 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	child := exec.Command(os.Args[0], "-test.run=^$")
-	child.Env = append(os.Environ(), "FINSYNC_TEST_ARGS=once -stream "+stream, "FINSYNC_TEST_PEAK_RSS=1",
+	child.Env = append(os.Environ(), "FINSYNC_TEST_ARGS=once -stream "+stream, "FINSYNC_TEST_PEAK_RSS=1", "FINSYNC_SCHEDULES="+schedFile,
 		"FINSYNC_CLICKHOUSE_ADDR="+opts.Addr, "FINSYNC_CLICKHOUSE_DATABASE="+opts.Database, "FINSYNC_LOG_LEVEL=warn",
 		fmt.Sprintf("FINSYNC_MEMORY_BUDGET=%d", budget))
 	child.Env = append(child.Env, env...)
@@ -177,12 +177,8 @@ func TestHostileDocumentsStayWithinTheMemoryBudget(t *testing.T) {
 			defer sb.Close()
 			opts := chtest.Options(t)
 			t.Cleanup(func() { chtest.DropDatabase(t, opts) })
-			schedFile := filepath.Join(t.TempDir(), "schedules.yaml")
-			if err := os.WriteFile(schedFile, []byte("concurrency:\n  global: 1\n"), 0o644); err != nil {
-				t.Fatal(err)
-			}
 			id, secret := finapisb.Credentials("mandator")
-			env := append([]string{"FINSYNC_SCHEDULES=" + schedFile, "FINSYNC_FINAPI_BASE_URL=" + srv.URL,
+			env := append([]string{"FINSYNC_FINAPI_BASE_URL=" + srv.URL,
 				"FINSYNC_FINAPI_MANDATORS=mandator:" + id + ":" + secret, "FINSYNC_FINO_CONCURRENCY=1",
 				"FINSYNC_MAX_DOCUMENT_BYTES=4MiB"}, c.env...)
 			out, err := onceWithin(t, c.budget, stream, opts, env...)
