@@ -22,9 +22,8 @@ import (
 // workers read at once, and the memory budget counts exactly that.
 
 // HeldFree is how much of an answer is held without a slot of the Gate.
-// Each worker may hold that much at once; it is well under what a worker
-// may hold of a streamed element (the record limit), so the budget's
-// per-worker share covers it.
+// Each worker may hold that much at once, or one streamed element: the
+// budget's per-worker share counts the larger.
 const HeldFree = 256 << 10
 
 // DocumentSetting names Limits.Document in messages (cmd/finsync reads it).
