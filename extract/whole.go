@@ -105,7 +105,9 @@ func (r heldReader) Read(p []byte) (int, error) {
 func readWhole(ctx context.Context, resp *http.Response, h *holding) ([]byte, error) {
 	var buf bytes.Buffer
 	if n := resp.ContentLength; n > 0 && (h.limit <= 0 || n <= h.limit) {
-		buf.Grow(int(n)) // one allocation where the server says the size
+		// One allocation where the server says the size; ReadFrom wants
+		// MinRead spare bytes to see the end without growing again.
+		buf.Grow(int(n) + bytes.MinRead)
 	}
 	_, err := buf.ReadFrom(heldReader{ctx, resp.Body, h})
 	return buf.Bytes(), err

@@ -165,7 +165,8 @@ func TestHostileDocumentsStayWithinTheMemoryBudget(t *testing.T) {
 		{"user with a huge field", 256 << 20, finapisb.Options{UsersPerTenant: 120, Faults: sandboxkit.Knobs{HugeField: 128 << 20}}, nil},
 		{"page over the document limit", 256 << 20, finapisb.Options{UsersPerTenant: 120, ExtraUserFields: map[string]any{"pad": pad}}, nil},
 		// About 14 MiB of users under the 16 MiB default, within the
-		// budget these settings need (64 MiB + 2 × 16 MiB × 6 + 116 MiB).
+		// budget these settings need (364 MiB: 64 MiB + 2 × 16 MiB × 6 + 96 MiB
+		// of loader + 12 MiB of one worker).
 		{"page near the default limit", 384 << 20, finapisb.Options{UsersPerTenant: 180, ExtraUserFields: map[string]any{"pad": pad}},
 			[]string{"FINSYNC_MAX_DOCUMENT_BYTES=16MiB"}},
 	} {

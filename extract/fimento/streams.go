@@ -263,16 +263,11 @@ func (a *API) runInsights(ctx context.Context, req extract.Request, out extract.
 				return err
 			}
 			// Added while the answer is held (Client.Document).
-			var loadErr error
 			err = c.Document(ctx, http.MethodGet, pathOf(a.cfg.Paths.Insights, s.ID), nil, nil, nil, func(doc []byte) error {
-				loadErr = a.addInsights(c, out, p, doc, bal, acc, ins)
-				return loadErr
+				return a.addInsights(c, out, p, doc, bal, acc, ins)
 			})
-			switch {
-			case err != nil && err == loadErr:
-				return err
-			case err != nil:
-				return extract.SkipGone(ctx, req.Registry, s, err, dataGone)
+			if err != nil {
+				return extract.SkipGone(ctx, req.Registry, s, err, dataGone) // names the process
 			}
 			return flush(out, false)
 		},

@@ -410,18 +410,16 @@ func usersSum(users []json.RawMessage, large []extract.TooLarge) [sha256.Size]by
 func (a *API) page(ctx context.Context, c *extract.Client, seg Segment, jobID string, number int, load func(ResultPage, []extract.TooLarge) error) error {
 	q := url.Values{"number": {strconv.Itoa(number)}, "size": {strconv.Itoa(a.cfg.PageSize)}}
 	path := pathSegments + seg.Type + "/" + url.PathEscape(jobID)
-	var loadErr error
 	err := c.GetWhole(ctx, path, q, []string{"users"}, func(w extract.WholePage) error {
 		pg, err := resultPage(w)
 		if err != nil {
 			// Whole JSON of the wrong shape: asking again will not help.
 			return &extract.Permanent{Err: fmt.Errorf("GET %s: decode: %w", path, err)}
 		}
-		loadErr = load(pg, w.TooLarge)
-		return loadErr
+		return load(pg, w.TooLarge)
 	}, extract.Expect(http.StatusNotFound, http.StatusBadRequest))
 	var herr *extract.HTTPError
-	if err != loadErr && errors.As(err, &herr) && herr.Status == http.StatusBadRequest {
+	if errors.As(err, &herr) && herr.Status == http.StatusBadRequest {
 		return errLost
 	}
 	return err

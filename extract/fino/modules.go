@@ -228,7 +228,6 @@ func (a *API) runAnalytics(mods []Module) func(context.Context, extract.Request,
 				if err == nil && typ != first.UserType {
 					return nil // a person endpoint has nothing for a company, and the reverse
 				}
-				var loadErr error
 				if err == nil {
 					err = a.getModule(ctx, c, s.ID, first, func(doc []byte) error {
 						rejects := rejectModules(ins, bal, s, enabled, doc, c)
@@ -236,15 +235,12 @@ func (a *API) runAnalytics(mods []Module) func(context.Context, extract.Request,
 							rejects = transformModules(ins, bal, s, enabled, doc)
 						}
 						for _, rej := range rejects {
-							if loadErr = out.Reject(rej); loadErr != nil {
-								return loadErr
+							if err := out.Reject(rej); err != nil {
+								return err
 							}
 						}
 						return nil
 					})
-				}
-				if err != nil && err == loadErr {
-					return err
 				}
 				var herr *extract.HTTPError
 				if errors.As(err, &herr) && herr.Status == http.StatusForbidden {

@@ -379,16 +379,11 @@ func (a *API) runAccounts(ctx context.Context, req extract.Request, out extract.
 	c := a.clients.Get(req.Tenant)
 	return "", fan(ctx, a, req.Subjects, req.Registry, out, transform.Accounts, func() *AccountsBuilder { return NewAccountsBuilder(a.mem, req.Lineage) },
 		func(ctx context.Context, b *AccountsBuilder, s extract.Subject, flush func() error, out extract.Output) error {
-			var loadErr error
 			err := c.Document(ctx, http.MethodGet, apiUserPath(s.ID, suffixAccountDetect), nil, nil, nil, func(doc []byte) error {
-				loadErr = a.loadAccounts(c, b, req.Tenant, s.ID, doc, out)
-				return loadErr
+				return a.loadAccounts(c, b, req.Tenant, s.ID, doc, out)
 			})
-			switch {
-			case err != nil && err == loadErr:
-				return err
-			case err != nil:
-				return extract.SkipGone(ctx, req.Registry, s, err, unknownUser)
+			if err != nil {
+				return extract.SkipGone(ctx, req.Registry, s, err, unknownUser) // names the user
 			}
 			return flush()
 		})
@@ -399,7 +394,7 @@ func (a *API) runAccounts(ctx context.Context, req extract.Request, out extract.
 func (a *API) loadAccounts(c *extract.Client, b *AccountsBuilder, tenant, user string, doc []byte, out extract.Output) error {
 	views, wrapper, err := wrapped(doc, b.scrub, "accountsOverview.accountsView", "accountsOverview.creditsView")
 	if err != nil {
-		return fmt.Errorf("user %s: account detection: %w", user, err)
+		return fmt.Errorf("account detection: %w", err)
 	}
 	a.setHolders(tenant, user, owners(doc))
 	for i, view := range views {
@@ -565,7 +560,7 @@ func (a *API) runHistory(ctx context.Context, req extract.Request, out extract.O
 func loadContracts(c *extract.Client, b *ContractsBuilder, user string, doc []byte, out extract.Output) error {
 	lists, wrapper, err := wrapped(doc, nil, "contracts")
 	if err != nil {
-		return fmt.Errorf("user %s: contracts: %w", user, err)
+		return fmt.Errorf("contracts: %w", err)
 	}
 	for _, raw := range lists[0] {
 		if t, ok := c.CheckRecord(raw); !ok {
@@ -588,16 +583,11 @@ func (a *API) runContracts(ctx context.Context, req extract.Request, out extract
 	c := a.clients.Get(req.Tenant)
 	return "", fan(ctx, a, req.Subjects, req.Registry, out, transform.Contracts, func() *ContractsBuilder { return NewContractsBuilder(a.mem, req.Lineage) },
 		func(ctx context.Context, b *ContractsBuilder, s extract.Subject, flush func() error, out extract.Output) error {
-			var loadErr error
 			err := c.Document(ctx, http.MethodGet, apiUserPath(s.ID, suffixContracts), nil, nil, nil, func(doc []byte) error {
-				loadErr = loadContracts(c, b, s.ID, doc, out)
-				return loadErr
+				return loadContracts(c, b, s.ID, doc, out)
 			})
-			switch {
-			case err != nil && err == loadErr:
-				return err
-			case err != nil:
-				return extract.SkipGone(ctx, req.Registry, s, err, unknownUser)
+			if err != nil {
+				return extract.SkipGone(ctx, req.Registry, s, err, unknownUser) // names the user
 			}
 			return flush()
 		})
